@@ -1,0 +1,318 @@
+//! Raw `clearance.yaml` to validated [`Bundle`]: every check a bundle must
+//! pass before it may decide anything, each failure a located [`Diagnostic`].
+//! Problems are collected, not returned at the first one, so an author sees
+//! them all in one `clearance check`.
+
+use std::collections::{BTreeMap, HashMap};
+
+use cedar_policy::Schema;
+use serde_saphyr::{Location, Spanned};
+
+use super::{
+    Action, Agent, Bundle, BundleErrors, BundleSource, CONFIG_FILE, Diagnostic, HardStop, Rollback,
+    Settings, raw::RawConfig,
+};
+use crate::{
+    duration::BundleDuration,
+    scope::{ActionEntity, AgentEntities, Scope, load_policies, schema_text},
+};
+
+pub(super) fn compile(source: &BundleSource) -> Result<Bundle, BundleErrors> {
+    let mut problems = Vec::new();
+    let raw = match serde_saphyr::from_str::<RawConfig>(&source.config.text) {
+        Ok(raw) => raw,
+        Err(error) => {
+            let mut diagnostic = Diagnostic::error("yaml", CONFIG_FILE, yaml_message(&error));
+            if let Some(location) = error.location() {
+                diagnostic = diagnostic.at(location.line(), location.column());
+            }
+            return Err(BundleErrors {
+                diagnostics: vec![diagnostic],
+            });
+        }
+    };
+    let mut config = Config { problems: &mut problems };
+    let settings = config.settings(&raw);
+    let rollbacks = config.rollbacks(&raw);
+    let agents = config.agents(&raw);
+    let actions = config.actions(&raw, &rollbacks);
+    let hard_stops = config.hard_stops(&raw, &agents);
+    let policy_owner = config.policy_owner(&raw);
+    config.unused_rollbacks(&rollbacks, &actions);
+
+    let schema = build_schema(&actions, &mut problems);
+    let policies = match &schema {
+        Some(schema) => load_policies(&source.policies, schema, &mut problems),
+        None => cedar_policy::PolicySet::new(),
+    };
+    if source.policies.is_empty() {
+        problems.push(Diagnostic::warning(
+            "no-policies",
+            "policies/",
+            "no Cedar policies: every request is out of scope (deny by default)",
+        ));
+    }
+    let (Some(schema), Some(settings)) = (schema, settings) else {
+        return Err(BundleErrors { diagnostics: problems });
+    };
+    if problems.iter().any(Diagnostic::is_error) {
+        return Err(BundleErrors { diagnostics: problems });
+    }
+    let scope = Scope::new(schema, policies).map_err(|e| internal(e, &mut problems))?;
+    Ok(Bundle {
+        revision: source.revision.clone().unwrap_or_else(|| source.content_revision()),
+        policy_owner,
+        agents,
+        actions,
+        rollbacks,
+        settings,
+        hard_stops,
+        scope,
+        warnings: problems,
+    })
+}
+
+fn internal(message: String, problems: &mut Vec<Diagnostic>) -> BundleErrors {
+    problems.push(Diagnostic::error("internal", CONFIG_FILE, message));
+    BundleErrors { diagnostics: std::mem::take(problems) }
+}
+
+/// serde-saphyr's message without the position it appends, which the
+/// diagnostic already carries in `file:line:column` form.
+fn yaml_message(error: &serde_saphyr::Error) -> String {
+    let text = error.to_string();
+    let first_line = text.lines().next().unwrap_or(&text);
+    match first_line.rfind(" at line ") {
+        Some(cut) => first_line.get(..cut).unwrap_or(first_line).to_owned(),
+        None => first_line.to_owned(),
+    }
+}
+
+struct Config<'a> {
+    problems: &'a mut Vec<Diagnostic>,
+}
+
+impl Config<'_> {
+    fn error_at(&mut self, code: &'static str, location: &Location, message: String) {
+        self.problems
+            .push(Diagnostic::error(code, CONFIG_FILE, message).at(location.line(), location.column()));
+    }
+
+    fn warning_at(&mut self, code: &'static str, location: &Location, message: String) {
+        self.problems
+            .push(Diagnostic::warning(code, CONFIG_FILE, message).at(location.line(), location.column()));
+    }
+
+    fn policy_owner(&mut self, raw: &RawConfig) -> String {
+        match &raw.policy_owner {
+            Some(owner) if !owner.value.trim().is_empty() => owner.value.clone(),
+            Some(owner) => {
+                self.error_at("missing-policy-owner", &owner.referenced, "policy_owner is empty".into());
+                String::new()
+            }
+            None => {
+                self.problems.push(Diagnostic::error(
+                    "missing-policy-owner",
+                    CONFIG_FILE,
+                    "policy_owner is missing: every decision's lineage names who owns the policy",
+                ));
+                String::new()
+            }
+        }
+    }
+
+    fn duration(&mut self, key: &str, raw: Option<&Spanned<String>>, default: &str) -> Option<BundleDuration> {
+        let Some(raw) = raw else {
+            return default.parse().ok();
+        };
+        match raw.value.parse() {
+            Ok(duration) => Some(duration),
+            Err(error) => {
+                self.error_at("invalid-duration", &raw.referenced, format!("{key}: {error}"));
+                None
+            }
+        }
+    }
+
+    fn fraction(&mut self, key: &str, raw: Option<&Spanned<f64>>, default: f64) -> Option<f64> {
+        let Some(raw) = raw else { return Some(default) };
+        if raw.value.is_finite() && (0.0..=1.0).contains(&raw.value) {
+            return Some(raw.value);
+        }
+        self.error_at("invalid-fraction", &raw.referenced, format!("{key} must be a number from 0 to 1, not {}", raw.value));
+        None
+    }
+
+    fn settings(&mut self, raw: &RawConfig) -> Option<Settings> {
+        let checks = &raw.checks;
+        let fresh_state_max_age = self.duration("checks.fresh_state.max_age", checks.fresh_state.max_age.as_ref(), "5m");
+        let simulation_min_survival = self.fraction("checks.simulation.min_survival", checks.simulation.min_survival.as_ref(), 0.95);
+        let simulation_max_age = self.duration("checks.simulation.max_age", checks.simulation.max_age.as_ref(), "24h");
+        let rollback_max_test_age = self.duration("checks.rollback.max_test_age", checks.rollback.max_test_age.as_ref(), "7d");
+        let min_confidence = self.fraction("autonomy.min_confidence", raw.autonomy.min_confidence.as_ref(), 0.8);
+        let approval_expire_after = self.duration("approvals.expire_after", raw.approvals.expire_after.as_ref(), "15m");
+        Some(Settings {
+            fresh_state_max_age: fresh_state_max_age?,
+            simulation_min_survival: simulation_min_survival?,
+            simulation_max_age: simulation_max_age?,
+            rollback_max_test_age: rollback_max_test_age?,
+            min_confidence: min_confidence?,
+            approval_expire_after: approval_expire_after?,
+        })
+    }
+
+    fn rollbacks(&mut self, raw: &RawConfig) -> BTreeMap<String, Rollback> {
+        let mut rollbacks = BTreeMap::new();
+        for (id, playbook) in &raw.rollbacks {
+            let cost = playbook.value.cost.as_deref().map(str::trim).unwrap_or_default();
+            if cost.is_empty() {
+                self.error_at(
+                    "rollback-without-cost",
+                    &playbook.referenced,
+                    format!("rollback playbook `{id}` has no cost: a tested rollback needs a known cost"),
+                );
+                continue;
+            }
+            rollbacks.insert(
+                id.clone(),
+                Rollback {
+                    id: id.clone(),
+                    description: playbook.value.description.clone().unwrap_or_default(),
+                    cost: cost.to_owned(),
+                },
+            );
+        }
+        rollbacks
+    }
+
+    fn agents(&mut self, raw: &RawConfig) -> HashMap<String, Agent> {
+        let mut agents = HashMap::new();
+        for (id, spanned) in &raw.agents {
+            let (agent, at) = (&spanned.value, &spanned.referenced);
+            if !is_identifier(id) {
+                self.error_at("invalid-name", at, format!("agent id `{id}` must be letters, digits, `_`, `-` or `.`"));
+                continue;
+            }
+            let owner = agent.owner.as_deref().map(str::trim).unwrap_or_default();
+            let scope = agent.credential_scope.as_deref().map(str::trim).unwrap_or_default();
+            if owner.is_empty() {
+                self.error_at("agent-without-owner", at, format!("agent `{id}` has no owner: lineage needs a human accountable for it"));
+            }
+            if scope.is_empty() {
+                self.error_at("agent-without-credential-scope", at, format!("agent `{id}` has no credential_scope: lineage needs the credential it executes with"));
+            }
+            let Some(phase) = agent.phase else {
+                self.error_at("agent-without-phase", at, format!("agent `{id}` has no phase: write its starting phase, usually `shadow`"));
+                continue;
+            };
+            if owner.is_empty() || scope.is_empty() {
+                continue;
+            }
+            match AgentEntities::new(id, owner, &agent.domains, scope) {
+                Ok(cedar) => {
+                    agents.insert(id.clone(), Agent {
+                        id: id.clone(),
+                        owner: owner.to_owned(),
+                        starting_phase: phase,
+                        credential_scope: scope.to_owned(),
+                        domains: agent.domains.clone(),
+                        cedar,
+                    });
+                }
+                Err(error) => self.error_at("internal", at, error),
+            }
+        }
+        agents
+    }
+
+    fn actions(&mut self, raw: &RawConfig, rollbacks: &BTreeMap<String, Rollback>) -> HashMap<String, Action> {
+        let mut actions = HashMap::new();
+        for (tool, verbs) in &raw.tools {
+            if !is_identifier(tool) {
+                self.problems.push(Diagnostic::error("invalid-name", CONFIG_FILE, format!("tool name `{tool}` must be letters, digits, `_`, `-` or `.`")));
+                continue;
+            }
+            for (verb, spanned) in verbs {
+                let (entry, at) = (&spanned.value, &spanned.referenced);
+                let name = format!("{tool}:{verb}");
+                if !is_identifier(verb) {
+                    self.error_at("invalid-name", at, format!("verb `{verb}` of tool `{tool}` must be letters, digits, `_`, `-` or `.`"));
+                    continue;
+                }
+                let rollback = entry.rollback.as_ref().map(|r| r.value.clone());
+                if let Some(reference) = &entry.rollback
+                    && !rollbacks.contains_key(&reference.value)
+                {
+                    let known = rollbacks.keys().map(String::as_str).collect::<Vec<_>>().join(", ");
+                    self.error_at(
+                        "unknown-rollback",
+                        &reference.referenced,
+                        format!("`{name}` names rollback playbook `{}`, which is not defined under rollbacks (defined: {})", reference.value, if known.is_empty() { "none" } else { &known }),
+                    );
+                }
+                if entry.impact.needs_evidence() && rollback.is_none() {
+                    self.warning_at(
+                        "no-rollback",
+                        at,
+                        format!("`{name}` is {} impact but has no rollback playbook: every execution of it will be denied", entry.impact),
+                    );
+                }
+                match ActionEntity::new(tool, verb, entry.impact) {
+                    Ok(cedar) => {
+                        actions.insert(name.clone(), Action { name, tool: tool.clone(), verb: verb.clone(), impact: entry.impact, rollback, cedar });
+                    }
+                    Err(error) => self.error_at("internal", at, error),
+                }
+            }
+        }
+        actions
+    }
+
+    fn hard_stops(&mut self, raw: &RawConfig, agents: &HashMap<String, Agent>) -> Vec<HardStop> {
+        let mut stops = Vec::new();
+        for spanned in &raw.hard_stops {
+            let (stop, at) = (&spanned.value, &spanned.referenced);
+            let agent = (stop.agent != "*").then(|| stop.agent.clone());
+            if let Some(id) = &agent
+                && !agents.contains_key(id)
+                && !raw.agents.contains_key(id)
+            {
+                self.error_at("unknown-agent", at, format!("hard stop names agent `{id}`, which is not defined under agents (use \"*\" for every agent)"));
+                continue;
+            }
+            let Some(per) = self.duration("hard_stops[].per", Some(&stop.per), "1h") else { continue };
+            stops.push(HardStop { agent, impact: stop.impact, max: stop.max, per });
+        }
+        stops
+    }
+
+    fn unused_rollbacks(&mut self, rollbacks: &BTreeMap<String, Rollback>, actions: &HashMap<String, Action>) {
+        for id in rollbacks.keys() {
+            if !actions.values().any(|a| a.rollback.as_deref() == Some(id)) {
+                self.problems.push(Diagnostic::warning("unused-rollback", CONFIG_FILE, format!("rollback playbook `{id}` is not used by any tool verb")));
+            }
+        }
+    }
+}
+
+fn build_schema(actions: &HashMap<String, Action>, problems: &mut Vec<Diagnostic>) -> Option<Schema> {
+    let mut sorted: Vec<&Action> = actions.values().collect();
+    sorted.sort_by(|a, b| a.name.cmp(&b.name));
+    let text = schema_text(sorted.iter().map(|a| (a.tool.as_str(), a.verb.as_str(), a.impact)));
+    match Schema::from_cedarschema_str(&text) {
+        Ok((schema, _warnings)) => Some(schema),
+        Err(error) => {
+            problems.push(Diagnostic::error("internal", CONFIG_FILE, format!("the generated Cedar schema did not parse: {error}")));
+            None
+        }
+    }
+}
+
+/// Names that can stand in a Cedar id and a `tool:verb` without quoting or
+/// ambiguity.
+fn is_identifier(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars.next().is_some_and(|c| c.is_ascii_alphanumeric())
+        && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
+}
+

@@ -1,0 +1,227 @@
+//! [`Bundle`]: the validated, immutable form of a policy bundle
+//! (`clearance.yaml` + `policies/*.cedar`), built once by [`Bundle::compile`]
+//! from the files' text and read by every decision.
+//!
+//! This module never reads files: the caller hands it a [`BundleSource`]. A
+//! bundle with any error is refused whole; there is no partially loaded
+//! bundle.
+
+mod compile;
+mod diagnostics;
+mod raw;
+
+use std::collections::{BTreeMap, HashMap};
+
+use sha2::{Digest, Sha256};
+
+pub use diagnostics::{BundleErrors, Diagnostic, Severity};
+
+use crate::{
+    duration::BundleDuration,
+    scope::{ActionEntity, AgentEntities, Scope},
+    vocabulary::{Impact, Phase},
+};
+
+/// The file every bundle has at its root.
+pub const CONFIG_FILE: &str = "clearance.yaml";
+
+/// One file of a bundle: its path relative to the bundle directory, and its text.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SourceFile {
+    /// e.g. `policies/scope.cedar`.
+    pub path: String,
+    /// The whole file.
+    pub text: String,
+}
+
+/// The text of a bundle, as read from disk by the caller.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BundleSource {
+    /// `clearance.yaml`.
+    pub config: SourceFile,
+    /// `policies/*.cedar`, in a stable order.
+    pub policies: Vec<SourceFile>,
+    /// The revision to stamp decisions with (e.g. `git:<commit>`); when
+    /// absent, a hash of the content.
+    pub revision: Option<String>,
+}
+
+impl BundleSource {
+    /// `sha256:<hex>` over every file's path and text: two sources with the
+    /// same revision decide identically.
+    pub fn content_revision(&self) -> String {
+        let mut hasher = Sha256::new();
+        for file in std::iter::once(&self.config).chain(&self.policies) {
+            for part in [file.path.as_bytes(), file.text.as_bytes()] {
+                hasher.update((part.len() as u64).to_be_bytes());
+                hasher.update(part);
+            }
+        }
+        let digest: [u8; 32] = hasher.finalize().into();
+        let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+        format!("sha256:{hex}")
+    }
+}
+
+/// A validated policy bundle.
+#[derive(Debug)]
+pub struct Bundle {
+    pub(crate) revision: String,
+    pub(crate) policy_owner: String,
+    pub(crate) agents: HashMap<String, Agent>,
+    pub(crate) actions: HashMap<String, Action>,
+    pub(crate) rollbacks: BTreeMap<String, Rollback>,
+    pub(crate) settings: Settings,
+    pub(crate) hard_stops: Vec<HardStop>,
+    pub(crate) scope: Scope,
+    pub(crate) warnings: Vec<Diagnostic>,
+}
+
+impl Bundle {
+    /// Validates `source` as a whole: the YAML, every reference in it, and
+    /// every Cedar policy against the schema generated from the inventory.
+    ///
+    /// # Errors
+    /// Every problem found, when at least one is an error.
+    pub fn compile(source: &BundleSource) -> Result<Bundle, BundleErrors> {
+        compile::compile(source)
+    }
+
+    /// The revision every decision made with this bundle is stamped with.
+    pub fn revision(&self) -> &str {
+        &self.revision
+    }
+
+    /// Who owns the policy: part of every decision's lineage.
+    pub fn policy_owner(&self) -> &str {
+        &self.policy_owner
+    }
+
+    /// The agent with this id.
+    pub fn agent(&self, id: &str) -> Option<&Agent> {
+        self.agents.get(id)
+    }
+
+    /// Every agent, in id order.
+    pub fn agents(&self) -> impl Iterator<Item = &Agent> {
+        let mut agents: Vec<&Agent> = self.agents.values().collect();
+        agents.sort_by(|a, b| a.id.cmp(&b.id));
+        agents.into_iter()
+    }
+
+    /// The inventory entry for `tool:verb`.
+    pub fn action(&self, name: &str) -> Option<&Action> {
+        self.actions.get(name)
+    }
+
+    /// The number of `tool:verb` actions in the inventory.
+    pub fn action_count(&self) -> usize {
+        self.actions.len()
+    }
+
+    /// The rollback playbook with this id.
+    pub fn rollback(&self, id: &str) -> Option<&Rollback> {
+        self.rollbacks.get(id)
+    }
+
+    /// The checks' thresholds and the other tunables.
+    pub fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
+    /// The hard stops, in bundle order.
+    pub fn hard_stops(&self) -> &[HardStop] {
+        &self.hard_stops
+    }
+
+    /// The Cedar schema and policies.
+    pub fn scope(&self) -> &Scope {
+        &self.scope
+    }
+
+    /// Problems that did not refuse the bundle.
+    pub fn warnings(&self) -> &[Diagnostic] {
+        &self.warnings
+    }
+}
+
+/// An agent as the bundle declares it.
+#[derive(Debug)]
+pub struct Agent {
+    /// Its id, the key under `agents:`.
+    pub id: String,
+    /// The human accountable for it.
+    pub owner: String,
+    /// The phase a new agent starts in; the store holds its current phase.
+    pub starting_phase: Phase,
+    /// The credential it executes with, e.g. `k8s:sa/incident-bot`.
+    pub credential_scope: String,
+    /// The domains it works in.
+    pub domains: Vec<String>,
+    pub(crate) cedar: AgentEntities,
+}
+
+/// One `tool:verb` of the inventory.
+#[derive(Debug)]
+pub struct Action {
+    /// `tool:verb`.
+    pub name: String,
+    /// The tool, e.g. `kubectl`.
+    pub tool: String,
+    /// The verb, e.g. `scale`.
+    pub verb: String,
+    /// How much it can hurt.
+    pub impact: Impact,
+    /// The playbook that undoes it.
+    pub rollback: Option<String>,
+    pub(crate) cedar: ActionEntity,
+}
+
+/// A rollback playbook.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Rollback {
+    /// Its id, the key under `rollbacks:`.
+    pub id: String,
+    /// What it does.
+    pub description: String,
+    /// What running it costs, e.g. `< 2 min, no data loss`.
+    pub cost: String,
+}
+
+/// Thresholds of the five checks and the other tunables, defaults filled in.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Settings {
+    /// `checks.fresh_state.max_age` (default 5m).
+    pub fresh_state_max_age: BundleDuration,
+    /// `checks.simulation.min_survival` (default 0.95).
+    pub simulation_min_survival: f64,
+    /// `checks.simulation.max_age` (default 24h).
+    pub simulation_max_age: BundleDuration,
+    /// `checks.rollback.max_test_age` (default 7d).
+    pub rollback_max_test_age: BundleDuration,
+    /// `autonomy.min_confidence` (default 0.8).
+    pub min_confidence: f64,
+    /// `approvals.expire_after` (default 15m).
+    pub approval_expire_after: BundleDuration,
+}
+
+/// At most `max` executions of `impact` or above per `per`, for one agent or
+/// each agent.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HardStop {
+    /// The agent it bounds; `None` for every agent (`"*"`), each counted alone.
+    pub agent: Option<String>,
+    /// The lowest impact class it counts.
+    pub impact: Impact,
+    /// How many executions the window allows.
+    pub max: u32,
+    /// The sliding window.
+    pub per: BundleDuration,
+}
+
+impl HardStop {
+    /// Whether this stop bounds `agent`.
+    pub fn applies_to(&self, agent: &str) -> bool {
+        self.agent.as_deref().is_none_or(|only| only == agent)
+    }
+}

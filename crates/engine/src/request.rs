@@ -1,0 +1,189 @@
+//! [`DecisionRequest`]: what an agent asks before it acts, and
+//! [`RequestHash`], the digest an approval is bound to.
+
+use std::fmt;
+
+use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::vocabulary::{Confidence, Level};
+
+/// One request from an agent, as the API and `clearance decide` accept it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DecisionRequest {
+    /// The agent asking, by its id in the bundle.
+    pub agent: String,
+    /// `tool:verb`, e.g. `kubectl:scale`.
+    pub action: String,
+    /// What the action touches.
+    pub resource: Resource,
+    /// The authority asked for; when absent, `observe` for a read and
+    /// `execute` for anything else.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub level: Option<Level>,
+    /// The plan this request belongs to; simulation reports are kept per plan.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub plan_id: Option<String>,
+    /// The state the plan was made on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub snapshot: Option<Snapshot>,
+    /// The agent's confidence in this request, 0 to 1.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub confidence: Option<Confidence>,
+    /// Why the agent wants this; recorded, never evaluated.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rationale: Option<String>,
+    /// The approval this request claims, when repeating a pending request.
+    #[serde(default, alias = "approval", skip_serializing_if = "Option::is_none")]
+    pub approval_id: Option<String>,
+}
+
+/// The object an action touches.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Resource {
+    /// e.g. `deployment`.
+    pub kind: String,
+    /// Empty for cluster-scoped objects.
+    #[serde(default)]
+    pub namespace: String,
+    /// e.g. `checkout-api`.
+    pub name: String,
+}
+
+impl Resource {
+    /// `kind/namespace/name`: the resource's id in Cedar and in kill-switch
+    /// targets.
+    pub fn path(&self) -> String {
+        format!("{}/{}/{}", self.kind, self.namespace, self.name)
+    }
+}
+
+/// The state a plan was made on.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Snapshot {
+    /// An opaque version, e.g. a Kubernetes `resourceVersion`.
+    pub version: String,
+    /// When the state was read.
+    pub observed_at: Timestamp,
+}
+
+/// SHA-256 over the fields that make two requests "the same request" for an
+/// approval: agent, action, resource, plan and snapshot version.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct RequestHash([u8; 32]);
+
+impl RequestHash {
+    /// The hash of `request`.
+    ///
+    /// Each field is written with its length first, so that no two different
+    /// requests encode to the same bytes (`"a:b" + "c"` vs `"a" + "b:c"`).
+    pub fn of(request: &DecisionRequest) -> RequestHash {
+        let mut hasher = Sha256::new();
+        hasher.update(b"clearance.request.v1");
+        let fields = [
+            Some(request.agent.as_str()),
+            Some(request.action.as_str()),
+            Some(request.resource.kind.as_str()),
+            Some(request.resource.namespace.as_str()),
+            Some(request.resource.name.as_str()),
+            request.plan_id.as_deref(),
+            request.snapshot.as_ref().map(|s| s.version.as_str()),
+        ];
+        for field in fields {
+            match field {
+                None => hasher.update([0u8]),
+                Some(text) => {
+                    hasher.update([1u8]);
+                    hasher.update((text.len() as u64).to_be_bytes());
+                    hasher.update(text.as_bytes());
+                }
+            }
+        }
+        RequestHash(hasher.finalize().into())
+    }
+}
+
+impl fmt::Display for RequestHash {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("sha256:")?;
+        self.0.iter().try_for_each(|byte| write!(f, "{byte:02x}"))
+    }
+}
+
+impl fmt::Debug for RequestHash {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
+}
+
+impl Serialize for RequestHash {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request() -> DecisionRequest {
+        serde_json::from_str(
+            r#"{"agent":"bot","action":"kubectl:scale",
+                "resource":{"kind":"deployment","namespace":"shop","name":"api"},
+                "plan_id":"p1","snapshot":{"version":"42","observed_at":"2026-11-21T12:00:00Z"}}"#,
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn hash_covers_every_bound_field() {
+        let base = RequestHash::of(&request());
+        let variants: [fn(&mut DecisionRequest); 7] = [
+            |r| r.agent.push('x'),
+            |r| r.action.push('x'),
+            |r| r.resource.kind.push('x'),
+            |r| r.resource.namespace.push('x'),
+            |r| r.resource.name.push('x'),
+            |r| r.plan_id = None,
+            |r| r.snapshot.as_mut().unwrap().version.push('x'),
+        ];
+        for change in variants {
+            let mut changed = request();
+            change(&mut changed);
+            assert_ne!(RequestHash::of(&changed), base);
+        }
+    }
+
+    #[test]
+    fn hash_ignores_fields_that_do_not_bind() {
+        let mut changed = request();
+        changed.rationale = Some("because".into());
+        changed.confidence = Confidence::new(0.5);
+        changed.snapshot.as_mut().unwrap().observed_at = "2026-11-21T12:01:00Z".parse().unwrap();
+        assert_eq!(RequestHash::of(&changed), RequestHash::of(&request()));
+    }
+
+    #[test]
+    fn field_boundaries_matter() {
+        let mut a = request();
+        let mut b = request();
+        a.resource.namespace = "ab".into();
+        a.resource.name = "c".into();
+        b.resource.namespace = "a".into();
+        b.resource.name = "bc".into();
+        assert_ne!(RequestHash::of(&a), RequestHash::of(&b));
+    }
+
+    #[test]
+    fn unknown_fields_are_refused() {
+        let error = serde_json::from_str::<DecisionRequest>(
+            r#"{"agent":"bot","action":"a:b","resource":{"kind":"k","name":"n"},"levle":"execute"}"#,
+        )
+        .unwrap_err();
+        assert!(error.to_string().contains("levle"), "{error}");
+    }
+}

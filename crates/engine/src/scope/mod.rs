@@ -1,0 +1,59 @@
+//! Scoped permission: the Cedar schema clearance defines from the tool
+//! inventory, the bundle's policies validated against it, and the question
+//! "does this agent's identity explicitly permit this action on this
+//! resource?" answered per request.
+//!
+//! What Cedar policies see:
+//! - principal `Agent::"<id>"` with `phase` (1..4), `owner`, `domains`,
+//!   `credential_scope`;
+//! - action `Action::"tool:verb"`, a member of `Action::"impact:<class>"` and
+//!   `Action::"tool:<tool>"`;
+//! - resource `Resource::"kind/namespace/name"` with `kind`, `namespace`,
+//!   `name`;
+//! - context `phase` (1..4), `impact` (name), `impact_rank` (0 read ..
+//!   4 critical), `level` (name) and, when the agent sent one,
+//!   `confidence` (a `decimal`).
+//!
+//! Deny by default and `forbid` beats `permit` are Cedar's own semantics;
+//! this module adds that an evaluation error anywhere counts as a denial.
+
+mod authorize;
+mod policies;
+mod schema;
+
+pub(crate) use authorize::{ActionEntity, AgentEntities, ScopeQuery};
+pub use authorize::ScopeVerdict;
+pub(crate) use policies::load_policies;
+pub use schema::schema_text;
+
+use cedar_policy::{EntityTypeName, PolicySet, Schema};
+
+/// The bundle's Cedar half: the generated schema and the validated policies.
+#[derive(Debug)]
+pub struct Scope {
+    schema: Schema,
+    policies: PolicySet,
+    authorizer: cedar_policy::Authorizer,
+    resource_type: EntityTypeName,
+}
+
+impl Scope {
+    pub(crate) fn new(schema: Schema, policies: PolicySet) -> Result<Scope, String> {
+        Ok(Scope {
+            schema,
+            policies,
+            authorizer: cedar_policy::Authorizer::new(),
+            resource_type: authorize::type_name("Resource")?,
+        })
+    }
+
+    /// The schema every policy was validated against.
+    pub fn schema(&self) -> &Schema {
+        &self.schema
+    }
+
+    /// The validated policies, with their clearance ids.
+    pub fn policies(&self) -> &PolicySet {
+        &self.policies
+    }
+}
