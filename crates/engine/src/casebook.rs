@@ -22,7 +22,7 @@ use jiff::Timestamp;
 use serde::Deserialize;
 
 use crate::{
-    bundle::{Bundle, Diagnostic, SourceFile},
+    bundle::{Bundle, Diagnostic, SourceFile, yaml_message},
     decision::{Decision, Evidence, Outcome},
     facts::Facts,
     request::DecisionRequest,
@@ -106,10 +106,7 @@ impl CaseResult {
 /// A located diagnostic when the YAML is malformed or a key is unknown.
 pub fn parse_casebook(file: &SourceFile) -> Result<Casebook, Diagnostic> {
     serde_saphyr::from_str(&file.text).map_err(|error| {
-        let message = error.to_string();
-        let first = message.lines().next().unwrap_or(&message);
-        let first = first.rfind(" at line ").and_then(|cut| first.get(..cut)).unwrap_or(first);
-        let diagnostic = Diagnostic::error("casebook", &file.path, first);
+        let diagnostic = Diagnostic::error("casebook", &file.path, yaml_message(&error));
         match error.location() {
             Some(at) => diagnostic.at(at.line(), at.column()),
             None => diagnostic,

@@ -18,6 +18,18 @@ use crate::{
 };
 
 pub(super) fn compile(source: &BundleSource) -> Result<Bundle, BundleErrors> {
+    let mut result = compile_unsorted(source);
+    let problems = match &mut result {
+        Ok(bundle) => &mut bundle.warnings,
+        Err(errors) => &mut errors.diagnostics,
+    };
+    // File order; within a file, unlocated problems (whole-file ones) last.
+    let key = |d: &Diagnostic| (d.file.clone(), d.line.is_none(), d.line, d.column);
+    problems.sort_by_key(key);
+    result
+}
+
+fn compile_unsorted(source: &BundleSource) -> Result<Bundle, BundleErrors> {
     let mut problems = Vec::new();
     let raw = match serde_saphyr::from_str::<RawConfig>(&source.config.text) {
         Ok(raw) => raw,
@@ -77,15 +89,22 @@ fn internal(message: String, problems: &mut Vec<Diagnostic>) -> BundleErrors {
     BundleErrors { diagnostics: std::mem::take(problems) }
 }
 
-/// serde-saphyr's message without the position it appends, which the
+/// serde-saphyr's message without the position it repeats around it
+/// (`error: line 4 column 5: …`, `… at line 4 column 5`), which the
 /// diagnostic already carries in `file:line:column` form.
-fn yaml_message(error: &serde_saphyr::Error) -> String {
+pub(crate) fn yaml_message(error: &serde_saphyr::Error) -> String {
     let text = error.to_string();
-    let first_line = text.lines().next().unwrap_or(&text);
-    match first_line.rfind(" at line ") {
-        Some(cut) => first_line.get(..cut).unwrap_or(first_line).to_owned(),
-        None => first_line.to_owned(),
+    let mut message = text.lines().next().unwrap_or(&text);
+    message = message.strip_prefix("error: ").unwrap_or(message);
+    if message.starts_with("line ")
+        && let Some((_, rest)) = message.split_once(": ")
+    {
+        message = rest;
     }
+    if let Some(cut) = message.rfind(" at line ") {
+        message = message.get(..cut).unwrap_or(message);
+    }
+    message.to_owned()
 }
 
 struct Config<'a> {
@@ -171,7 +190,7 @@ impl Config<'_> {
                     &playbook.referenced,
                     format!("rollback playbook `{id}` has no cost: a tested rollback needs a known cost"),
                 );
-                continue;
+                // Still recorded, so the verbs naming it do not report it as unknown.
             }
             rollbacks.insert(
                 id.clone(),

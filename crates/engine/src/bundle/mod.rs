@@ -14,6 +14,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use sha2::{Digest, Sha256};
 
+pub(crate) use compile::yaml_message;
 pub use diagnostics::{BundleErrors, Diagnostic, Severity};
 
 use crate::{

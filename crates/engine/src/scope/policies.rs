@@ -45,14 +45,16 @@ pub(crate) fn load_policies(
                 .annotation("id")
                 .map_or_else(|| format!("{}#{ordinal}", file_name(&file.path)), str::to_owned);
             if let Some(first) = origin.get(&id).and_then(|i| files.get(*i)) {
-                problems.push(
-                    Diagnostic::error(
-                        "duplicate-policy-id",
-                        &file.path,
-                        format!("policy id `{id}` is already used in {}", first.path),
-                    )
-                    .for_policy(&id),
-                );
+                let mut diagnostic = Diagnostic::error(
+                    "duplicate-policy-id",
+                    &file.path,
+                    format!("policy id `{id}` is already used in {}", first.path),
+                )
+                .for_policy(&id);
+                if let Some(offset) = file.text.find(&format!("\"{id}\"")) {
+                    diagnostic = diagnostic.at_offset(&file.text, offset);
+                }
+                problems.push(diagnostic);
                 continue;
             }
             if let Err(error) = set.add(policy.new_id(PolicyId::new(&id))) {
@@ -82,7 +84,8 @@ fn validate(
         let id = error.policy_id();
         let Some(file) = file_of(id) else { continue };
         problems.push(located(
-            Diagnostic::error("cedar-validation", &file.path, error.to_string()).for_policy(id.as_ref() as &str),
+            Diagnostic::error("cedar-validation", &file.path, without_policy_prefix(&error.to_string(), id))
+                .for_policy(id.as_ref() as &str),
             error.labels(),
             &file.text,
         ));
@@ -91,7 +94,8 @@ fn validate(
         let id = warning.policy_id();
         let Some(file) = file_of(id) else { continue };
         problems.push(located(
-            Diagnostic::warning("cedar-warning", &file.path, warning.to_string()).for_policy(id.as_ref() as &str),
+            Diagnostic::warning("cedar-warning", &file.path, without_policy_prefix(&warning.to_string(), id))
+                .for_policy(id.as_ref() as &str),
             warning.labels(),
             &file.text,
         ));
@@ -121,6 +125,13 @@ fn in_file_order(parsed: &PolicySet) -> Vec<&cedar_policy::Policy> {
         id.strip_prefix("policy").and_then(|n| n.parse::<usize>().ok()).unwrap_or(usize::MAX)
     });
     policies
+}
+
+/// Cedar starts its messages with "for policy `id`, ", which the diagnostic
+/// already says.
+fn without_policy_prefix(message: &str, id: &PolicyId) -> String {
+    let prefix = format!("for policy `{id}`, ");
+    message.strip_prefix(&prefix).unwrap_or(message).to_owned()
 }
 
 fn file_name(path: &str) -> &str {

@@ -1,0 +1,258 @@
+//! Approval binding (this exact request, unexpired, unused), kill switches,
+//! hard stops, levels, and the requests the engine must refuse outright.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+
+mod common;
+
+use clearance_engine::{
+    Impact, Level, Outcome, Phase, RequestHash,
+    facts::{Approval, ApprovalStatus, Execution, Identity, KillScope, KillSwitch},
+};
+use common::{at, bundle, facts, request};
+
+fn approval_for(req: &clearance_engine::DecisionRequest) -> Approval {
+    Approval {
+        id: "apr-1".into(),
+        request_hash: RequestHash::of(req).to_string(),
+        status: ApprovalStatus::Approved,
+        approvers: vec!["alice@example.com".into()],
+        expires_at: at(600),
+        used: false,
+    }
+}
+
+fn claimed(impact: Impact) -> clearance_engine::DecisionRequest {
+    let mut req = request(impact);
+    req.approval_id = Some("apr-1".into());
+    req
+}
+
+fn reason_codes(decision: &clearance_engine::Decision) -> Vec<&'static str> {
+    decision.reasons.iter().map(|r| r.code).collect()
+}
+
+#[test]
+fn a_bound_approval_allows_once_and_is_recorded() {
+    let bundle = bundle();
+    for impact in [Impact::Medium, Impact::High] {
+        let req = claimed(impact);
+        let mut f = facts(Phase::Remediate);
+        f.approval = Some(approval_for(&req));
+        let decision = bundle.decide(&req, &f);
+        assert_eq!(decision.outcome, Outcome::Allow, "{impact}: {:?}", decision.reasons);
+        assert_eq!(decision.approval_id.as_deref(), Some("apr-1"));
+        assert_eq!(decision.approval_chain, ["alice@example.com"]);
+    }
+}
+
+#[test]
+fn an_approval_for_a_different_request_does_not_count() {
+    let bundle = bundle();
+    let req = claimed(Impact::High);
+    let approval = approval_for(&req);
+    let changes: [fn(&mut clearance_engine::DecisionRequest); 5] = [
+        |r| r.resource.name = "other".into(),
+        |r| r.action = "tool:critical".into(),
+        |r| r.plan_id = Some("plan-2".into()),
+        |r| r.snapshot.as_mut().unwrap().version = "v2".into(),
+        |r| r.resource.kind = "statefulset".into(),
+    ];
+    for change in changes {
+        let mut mismatched = req.clone();
+        change(&mut mismatched);
+        let mut f = facts(Phase::Remediate);
+        f.approval = Some(approval.clone());
+        f.simulations[0].plan_id = mismatched.plan_id.clone().unwrap();
+        let decision = bundle.decide(&mismatched, &f);
+        assert_eq!(decision.outcome, Outcome::Deny, "{:?}", decision.reasons);
+        assert!(reason_codes(&decision).contains(&"approval_invalid"), "{:?}", decision.reasons);
+        assert!(decision.approval_id.is_none());
+    }
+}
+
+#[test]
+fn expired_used_unapproved_or_unknown_approvals_do_not_count() {
+    let bundle = bundle();
+    let req = claimed(Impact::High);
+    let variants: [(&str, fn(&mut Approval)); 7] = [
+        ("expired", |a| a.expires_at = at(-1)),
+        ("expires now", |a| a.expires_at = at(0)),
+        ("used", |a| a.used = true),
+        ("pending", |a| a.status = ApprovalStatus::Pending),
+        ("denied", |a| a.status = ApprovalStatus::Denied),
+        ("voided", |a| a.status = ApprovalStatus::Voided),
+        ("other id", |a| a.id = "apr-2".into()),
+    ];
+    for (what, change) in variants {
+        let mut approval = approval_for(&req);
+        change(&mut approval);
+        let mut f = facts(Phase::Remediate);
+        f.approval = Some(approval);
+        let decision = bundle.decide(&req, &f);
+        assert_eq!(decision.outcome, Outcome::Deny, "{what}");
+        assert_eq!(reason_codes(&decision), ["approval_invalid"], "{what}");
+    }
+    let mut f = facts(Phase::Remediate);
+    f.approval = None;
+    assert_eq!(bundle.decide(&req, &f).outcome, Outcome::Deny, "claimed but not stored");
+}
+
+#[test]
+fn an_approval_does_not_excuse_missing_evidence() {
+    let bundle = bundle();
+    let req = claimed(Impact::High);
+    let mut f = facts(Phase::Remediate);
+    f.approval = Some(approval_for(&req));
+    f.rollback_tests.clear();
+    let decision = bundle.decide(&req, &f);
+    assert_eq!(decision.outcome, Outcome::Deny);
+    assert_eq!(reason_codes(&decision), ["missing_evidence"]);
+}
+
+#[test]
+fn kill_switches_deny_what_they_cover_and_nothing_else() {
+    let bundle = bundle();
+    let cases = [
+        (KillScope::Global, None, true),
+        (KillScope::Agent, Some("bot"), true),
+        (KillScope::Agent, Some("other-bot"), false),
+        (KillScope::Tool, Some("tool"), true),
+        (KillScope::Tool, Some("kubectl"), false),
+        (KillScope::Resource, Some("deployment/inside/api"), true),
+        (KillScope::Resource, Some("*/inside/*"), true),
+        (KillScope::Resource, Some("*/elsewhere/*"), false),
+    ];
+    for (scope, target, covers) in cases {
+        let mut f = facts(Phase::Autonomous);
+        f.kill_switches.push(KillSwitch { id: Some("ks".into()), scope, target: target.map(Into::into), reason: Some("test".into()) });
+        for impact in [Impact::Read, Impact::Medium, Impact::Critical] {
+            let decision = bundle.decide(&request(impact), &f);
+            if covers {
+                assert_eq!(decision.outcome, Outcome::Deny, "{scope:?} {target:?} {impact}");
+                assert_eq!(reason_codes(&decision), ["kill_switch"]);
+            } else {
+                assert_ne!(decision.outcome, Outcome::Deny, "{scope:?} {target:?} {impact}");
+            }
+        }
+    }
+}
+
+#[test]
+fn hard_stops_count_executions_at_or_above_their_impact_in_the_window() {
+    let bundle = bundle();
+    let execution = |impact, offset| Execution { impact, at: at(offset) };
+    let mut f = facts(Phase::Autonomous);
+    f.recent_executions = vec![
+        execution(Impact::High, -600),
+        execution(Impact::Critical, -300),
+        execution(Impact::Medium, -200),
+        execution(Impact::High, -3_601),
+    ];
+    assert_eq!(bundle.decide(&request(Impact::High), &f).outcome, Outcome::Allow, "2 counted of max 3");
+    f.recent_executions.push(execution(Impact::High, -10));
+    let decision = bundle.decide(&request(Impact::Critical), &f);
+    assert_eq!(decision.outcome, Outcome::Deny);
+    assert_eq!(reason_codes(&decision), ["hard_stop"]);
+    assert_eq!(bundle.decide(&request(Impact::Medium), &f).outcome, Outcome::Allow, "medium is below the stop");
+    assert_eq!(bundle.decide(&request(Impact::Read), &f).outcome, Outcome::Allow, "reads are not executions");
+}
+
+#[test]
+fn simulation_is_allowed_in_every_phase_and_recommendation_from_assist() {
+    let bundle = bundle();
+    for phase in Phase::ALL {
+        let mut req = request(Impact::Critical);
+        req.level = Some(Level::Simulate);
+        assert_eq!(bundle.decide(&req, &facts(phase)).outcome, Outcome::Allow, "simulate in {phase}");
+        req.level = Some(Level::Recommend);
+        let expected = if phase == Phase::Shadow { Outcome::Shadow } else { Outcome::Allow };
+        assert_eq!(bundle.decide(&req, &facts(phase)).outcome, expected, "recommend in {phase}");
+    }
+}
+
+#[test]
+fn observe_cannot_carry_a_write() {
+    let bundle = bundle();
+    let mut req = request(Impact::Critical);
+    req.level = Some(Level::Observe);
+    let decision = bundle.decide(&req, &facts(Phase::Autonomous));
+    assert_eq!(decision.outcome, Outcome::Deny);
+    assert_eq!(reason_codes(&decision), ["level_mismatch"]);
+}
+
+#[test]
+fn the_level_defaults_to_observe_for_reads_and_execute_for_writes() {
+    let bundle = bundle();
+    let mut read = request(Impact::Read);
+    read.level = None;
+    assert_eq!(bundle.decide(&read, &facts(Phase::Shadow)).level, Level::Observe);
+    let mut write = request(Impact::Low);
+    write.level = None;
+    let decision = bundle.decide(&write, &facts(Phase::Shadow));
+    assert_eq!((decision.level, decision.outcome), (Level::Execute, Outcome::Shadow));
+}
+
+#[test]
+fn unknown_agents_actions_impersonation_and_a_missing_clock_are_denied() {
+    let bundle = bundle();
+    let mut unknown_agent = request(Impact::Read);
+    unknown_agent.agent = "ghost".into();
+    let decision = bundle.decide(&unknown_agent, &facts(Phase::Autonomous));
+    assert_eq!((decision.outcome, decision.phase), (Outcome::Deny, None));
+    assert_eq!(reason_codes(&decision), ["unknown_agent"]);
+
+    let mut unknown_action = request(Impact::Read);
+    unknown_action.action = "tool:exec".into();
+    let decision = bundle.decide(&unknown_action, &facts(Phase::Autonomous));
+    assert_eq!((decision.outcome, decision.impact), (Outcome::Deny, Impact::Critical));
+    assert_eq!(reason_codes(&decision)[0], "unknown_action");
+
+    let mut impostor = facts(Phase::Autonomous);
+    impostor.identity = Some(Identity { agent: "other".into(), credential_scope: "k8s:sa/bot".into() });
+    let decision = bundle.decide(&request(Impact::Read), &impostor);
+    assert_eq!(reason_codes(&decision), ["impersonation"]);
+
+    let mut no_clock = facts(Phase::Autonomous);
+    no_clock.now = None;
+    let decision = bundle.decide(&request(Impact::Read), &no_clock);
+    assert_eq!((decision.outcome, reason_codes(&decision)), (Outcome::Deny, vec!["no_clock"]));
+}
+
+#[test]
+fn the_bundle_phase_is_the_default_and_the_facts_phase_wins() {
+    let bundle = bundle();
+    let mut f = facts(Phase::Autonomous);
+    f.phase = None;
+    let decision = bundle.decide(&request(Impact::Low), &f);
+    assert_eq!((decision.phase, decision.outcome), (Some(Phase::Shadow), Outcome::Shadow));
+}
+
+#[test]
+fn forbid_beats_permit_and_errors_deny() {
+    let forbid = r#"@id("no-critical") forbid (principal, action in Action::"impact:critical", resource);"#;
+    let erroring = r#"@id("bad-decimal") permit (principal, action, resource) when { context.confidence.greaterThan(decimal("0.5")) };"#;
+    let bundle = common::bundle_with(common::CONFIG, &[("policies/a.cedar", common::POLICY), ("policies/b.cedar", forbid)]).unwrap();
+    let decision = bundle.decide(&request(Impact::Critical), &facts(Phase::Autonomous));
+    assert_eq!(decision.outcome, Outcome::Deny);
+    assert_eq!(decision.policy_ids, ["no-critical"]);
+    assert_eq!(bundle.decide(&request(Impact::High), &facts(Phase::Autonomous)).outcome, Outcome::Allow);
+
+    // `confidence` is optional, so strict validation refuses the unguarded read.
+    let refused = common::bundle_with(common::CONFIG, &[("policies/c.cedar", erroring)]).unwrap_err();
+    assert!(refused.to_string().contains("bad-decimal"), "{refused}");
+}
+
+#[test]
+fn a_forbid_that_fails_to_evaluate_denies_although_cedar_would_allow() {
+    // Cedar skips a policy whose evaluation errors, so on its own it would
+    // let the permit through. clearance treats any error as a denial.
+    let overflowing = r#"@id("overflows") forbid (principal, action, resource)
+        when { context.impact_rank * 9223372036854775807 > 9223372036854775806 };"#;
+    let bundle = common::bundle_with(common::CONFIG, &[("policies/a.cedar", common::POLICY), ("policies/b.cedar", overflowing)]).unwrap();
+    let decision = bundle.decide(&request(Impact::Critical), &facts(Phase::Autonomous));
+    assert_eq!(decision.outcome, Outcome::Deny);
+    assert_eq!(reason_codes(&decision)[0], "out_of_scope");
+    assert!(decision.reasons[0].message.contains("policy evaluation failed"), "{}", decision.reasons[0].message);
+    assert_eq!(bundle.decide(&request(Impact::Read), &facts(Phase::Autonomous)).outcome, Outcome::Allow, "rank 0 does not overflow");
+}

@@ -1,0 +1,142 @@
+//! Every kind of bundle error, with the message users see. The snapshots
+//! pin the text: a change to a message is a reviewed change.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+
+mod common;
+
+use common::{CONFIG, POLICY, bundle_with};
+
+/// The diagnostics of a refused bundle, one per line.
+fn refused(config: &str, policies: &[(&str, &str)]) -> String {
+    let errors = bundle_with(config, policies).expect_err("the bundle must be refused");
+    assert!(errors.error_count() > 0);
+    errors.to_string()
+}
+
+fn refused_config(config: &str) -> String {
+    refused(config, &[("policies/scope.cedar", POLICY)])
+}
+
+#[test]
+fn yaml_syntax_error() {
+    insta::assert_snapshot!(refused_config("policy_owner: a\ntools:\n  k:\n    get: { impact: read\n"));
+}
+
+#[test]
+fn unknown_key_is_an_error_not_a_silent_default() {
+    insta::assert_snapshot!(refused_config(&CONFIG.replace("    phase: shadow", "    phse: shadow")));
+}
+
+#[test]
+fn unknown_impact_class() {
+    insta::assert_snapshot!(refused_config(&CONFIG.replace("{ impact: low }", "{ impact: lowish }")));
+}
+
+#[test]
+fn unknown_phase() {
+    insta::assert_snapshot!(refused_config(&CONFIG.replace("phase: shadow", "phase: 7")));
+}
+
+#[test]
+fn unknown_rollback_playbook() {
+    insta::assert_snapshot!(refused_config(&CONFIG.replace("rollback: undo }", "rollback: undoo }")));
+}
+
+#[test]
+fn agent_without_credential_scope_or_owner() {
+    let config = CONFIG.replace("    credential_scope: k8s:sa/bot\n", "").replace("    owner: oncall@example.com\n", "");
+    insta::assert_snapshot!(refused_config(&config));
+}
+
+#[test]
+fn missing_policy_owner() {
+    insta::assert_snapshot!(refused_config(&CONFIG.replace("policy_owner: platform-team@example.com", "")));
+}
+
+#[test]
+fn bad_durations_and_fractions() {
+    let config = format!(
+        "{CONFIG}checks:\n  fresh_state: {{ max_age: 5 minutes }}\n  simulation: {{ min_survival: 1.5, max_age: 0h }}\nautonomy: {{ min_confidence: -0.1 }}\n"
+    );
+    insta::assert_snapshot!(refused_config(&config));
+}
+
+#[test]
+fn hard_stop_for_an_unknown_agent() {
+    insta::assert_snapshot!(refused_config(&CONFIG.replace(r#"agent: "*""#, "agent: ghost")));
+}
+
+#[test]
+fn rollback_without_cost() {
+    insta::assert_snapshot!(refused_config(&CONFIG.replace(r#", cost: "< 1 min""#, "")));
+}
+
+#[test]
+fn names_that_cannot_be_cedar_actions() {
+    insta::assert_snapshot!(refused_config(&CONFIG.replace("    low:      { impact: low }", "    \"lo w\":   { impact: low }")));
+}
+
+#[test]
+fn cedar_syntax_error_with_location() {
+    let broken = "@id(\"broken\")\npermit (principal, action, resource)\nwhen { principal.phase == };\n";
+    insta::assert_snapshot!(refused(CONFIG, &[("policies/broken.cedar", broken)]));
+}
+
+#[test]
+fn cedar_validation_error_names_the_policy_and_place() {
+    let typo = "@id(\"typo\")\npermit (principal, action == Action::\"tool:hgih\", resource)\nwhen { resource.nmespace == \"x\" };\n";
+    insta::assert_snapshot!(refused(CONFIG, &[("policies/typo.cedar", typo)]));
+}
+
+#[test]
+fn cedar_attribute_type_error() {
+    let wrong = "@id(\"wrong-type\")\npermit (principal, action, resource)\nwhen { principal.phase == \"4\" };\n";
+    insta::assert_snapshot!(refused(CONFIG, &[("policies/wrong.cedar", wrong)]));
+}
+
+#[test]
+fn duplicate_policy_ids_across_files() {
+    insta::assert_snapshot!(refused(CONFIG, &[("policies/a.cedar", POLICY), ("policies/b.cedar", POLICY)]));
+}
+
+#[test]
+fn templates_are_refused() {
+    let template = "@id(\"t\")\npermit (principal == ?principal, action, resource);\n";
+    insta::assert_snapshot!(refused(CONFIG, &[("policies/t.cedar", template)]));
+}
+
+#[test]
+fn every_error_is_reported_not_only_the_first() {
+    let config = CONFIG
+        .replace("rollback: undo }", "rollback: undoo }")
+        .replace("    credential_scope: k8s:sa/bot\n", "")
+        .replace(r#"agent: "*""#, "agent: ghost");
+    let errors = bundle_with(&config, &[("policies/scope.cedar", POLICY)]).unwrap_err();
+    assert_eq!(errors.error_count(), 4, "{errors}");
+}
+
+#[test]
+fn warnings_do_not_refuse_a_bundle() {
+    let config = CONFIG.replace("{ impact: high, rollback: undo }", "{ impact: high }");
+    let bundle = bundle_with(&config, &[]).expect("warnings only");
+    let codes: Vec<&str> = bundle.warnings().iter().map(|w| w.code).collect();
+    assert_eq!(codes, ["no-rollback", "no-policies"]);
+}
+
+#[test]
+fn the_revision_is_the_given_one_or_a_content_hash() {
+    let bundle = common::bundle();
+    assert_eq!(bundle.revision(), "test-revision");
+    let source = |policy: &str| clearance_engine::BundleSource {
+        config: clearance_engine::SourceFile { path: "clearance.yaml".into(), text: CONFIG.into() },
+        policies: vec![clearance_engine::SourceFile { path: "policies/a.cedar".into(), text: policy.into() }],
+        revision: None,
+    };
+    let first = clearance_engine::Bundle::compile(&source(POLICY)).unwrap();
+    let same = clearance_engine::Bundle::compile(&source(POLICY)).unwrap();
+    let changed = clearance_engine::Bundle::compile(&source(&format!("{POLICY}\n"))).unwrap();
+    assert!(first.revision().starts_with("sha256:"));
+    assert_eq!(first.revision(), same.revision());
+    assert_ne!(first.revision(), changed.revision());
+}
