@@ -5,10 +5,7 @@ use std::{
     path::{Path, PathBuf},
 };
 
-use clearance_engine::{
-    Bundle, BundleErrors, BundleSource, SourceFile,
-    bundle::CONFIG_FILE,
-};
+use clearance_engine::{Bundle, BundleErrors, BundleSource, SourceFile, bundle::CONFIG_FILE};
 
 use crate::revision::git_revision;
 
@@ -98,7 +95,10 @@ impl BundleDir {
         };
         let mut names = Vec::new();
         for entry in entries {
-            let entry = entry.map_err(|source| LoadError::Io { path: path.clone(), source })?;
+            let entry = entry.map_err(|source| LoadError::Io {
+                path: path.clone(),
+                source,
+            })?;
             let name = entry.file_name();
             let is_match = Path::new(&name).extension().is_some_and(|e| e == extension);
             if is_match && entry.file_type().is_ok_and(|t| t.is_file()) {

@@ -9,11 +9,26 @@ use std::{
 /// Every file of the example bundle: path relative to the bundle root, text.
 pub const EXAMPLE_FILES: &[(&str, &str)] = &[
     ("clearance.yaml", include_str!("../example/clearance.yaml")),
-    ("policies/scope.cedar", include_str!("../example/policies/scope.cedar")),
-    ("policies/guardrails.cedar", include_str!("../example/policies/guardrails.cedar")),
-    ("tests/phases.yaml", include_str!("../example/tests/phases.yaml")),
-    ("tests/evidence.yaml", include_str!("../example/tests/evidence.yaml")),
-    ("tests/approvals.yaml", include_str!("../example/tests/approvals.yaml")),
+    (
+        "policies/scope.cedar",
+        include_str!("../example/policies/scope.cedar"),
+    ),
+    (
+        "policies/guardrails.cedar",
+        include_str!("../example/policies/guardrails.cedar"),
+    ),
+    (
+        "tests/phases.yaml",
+        include_str!("../example/tests/phases.yaml"),
+    ),
+    (
+        "tests/evidence.yaml",
+        include_str!("../example/tests/evidence.yaml"),
+    ),
+    (
+        "tests/approvals.yaml",
+        include_str!("../example/tests/approvals.yaml"),
+    ),
 ];
 
 /// Why the example could not be written.
@@ -38,12 +53,18 @@ pub enum ScaffoldError {
 /// # Errors
 /// When a file exists or cannot be written.
 pub fn scaffold(root: &Path) -> Result<Vec<PathBuf>, ScaffoldError> {
-    let targets: Vec<PathBuf> = EXAMPLE_FILES.iter().map(|(path, _)| root.join(path)).collect();
+    let targets: Vec<PathBuf> = EXAMPLE_FILES
+        .iter()
+        .map(|(path, _)| root.join(path))
+        .collect();
     if let Some(existing) = targets.iter().find(|path| path.exists()) {
         return Err(ScaffoldError::Exists(existing.clone()));
     }
     for (target, (_, text)) in targets.iter().zip(EXAMPLE_FILES) {
-        let io_error = |source| ScaffoldError::Io { path: target.clone(), source };
+        let io_error = |source| ScaffoldError::Io {
+            path: target.clone(),
+            source,
+        };
         if let Some(parent) = target.parent() {
             fs::create_dir_all(parent).map_err(io_error)?;
         }

@@ -104,13 +104,13 @@ impl CaseResult {
 ///
 /// # Errors
 /// A located diagnostic when the YAML is malformed or a key is unknown.
-pub fn parse_casebook(file: &SourceFile) -> Result<Casebook, Diagnostic> {
+pub fn parse_casebook(file: &SourceFile) -> Result<Casebook, Box<Diagnostic>> {
     serde_saphyr::from_str(&file.text).map_err(|error| {
         let diagnostic = Diagnostic::error("casebook", &file.path, yaml_message(&error));
-        match error.location() {
+        Box::new(match error.location() {
             Some(at) => diagnostic.at(at.line(), at.column()),
             None => diagnostic,
-        }
+        })
     })
 }
 
@@ -145,7 +145,11 @@ fn compare(expect: &Expectation, decision: &Decision) -> Vec<Mismatch> {
         let expected = names(expected.iter().map(|e| e.name()));
         let actual = names(decision.missing_evidence.iter().map(|e| e.name()));
         if expected != actual {
-            mismatches.push(Mismatch { field: "missing_evidence", expected, actual });
+            mismatches.push(Mismatch {
+                field: "missing_evidence",
+                expected,
+                actual,
+            });
         }
     }
     if let Some(expected) = &expect.reasons {
@@ -162,7 +166,11 @@ fn compare(expect: &Expectation, decision: &Decision) -> Vec<Mismatch> {
         let expected = names(expected.iter().map(String::as_str));
         let actual = names(decision.policy_ids.iter().map(String::as_str));
         if expected != actual {
-            mismatches.push(Mismatch { field: "policy_ids", expected, actual });
+            mismatches.push(Mismatch {
+                field: "policy_ids",
+                expected,
+                actual,
+            });
         }
     }
     mismatches

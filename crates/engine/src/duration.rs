@@ -43,7 +43,9 @@ impl FromStr for BundleDuration {
         let error = || DurationError {
             input: input.to_owned(),
         };
-        let split = input.find(|c: char| !c.is_ascii_digit()).ok_or_else(error)?;
+        let split = input
+            .find(|c: char| !c.is_ascii_digit())
+            .ok_or_else(error)?;
         let (digits, unit) = input.split_at(split);
         let count: i64 = digits.parse().map_err(|_| error())?;
         let unit_seconds = match unit {
@@ -110,17 +112,35 @@ mod tests {
 
     #[test]
     fn the_documented_units_parse() {
-        let cases = [("30s", 30), ("5m", 300), ("24h", 86_400), ("7d", 604_800)];
-        for (text, seconds) in cases {
+        let cases = [
+            ("30s", 30, "30s"),
+            ("5m", 300, "5m"),
+            ("90m", 5_400, "90m"),
+            ("24h", 86_400, "1d"),
+            ("7d", 604_800, "7d"),
+        ];
+        for (text, seconds, shown) in cases {
             let parsed: BundleDuration = text.parse().unwrap();
             assert_eq!(parsed.seconds(), seconds, "{text}");
-            assert_eq!(parsed.to_string(), text);
+            assert_eq!(parsed.to_string(), shown);
+            assert_eq!(shown.parse::<BundleDuration>().unwrap(), parsed);
         }
     }
 
     #[test]
     fn anything_else_is_refused() {
-        for bad in ["", "5", "m", "5 m", "5min", "1.5h", "-5m", "0s", "5M", "99999999999999999999d"] {
+        for bad in [
+            "",
+            "5",
+            "m",
+            "5 m",
+            "5min",
+            "1.5h",
+            "-5m",
+            "0s",
+            "5M",
+            "99999999999999999999d",
+        ] {
             assert!(bad.parse::<BundleDuration>().is_err(), "{bad:?} parsed");
         }
     }

@@ -40,7 +40,12 @@ fn a_bound_approval_allows_once_and_is_recorded() {
         let mut f = facts(Phase::Remediate);
         f.approval = Some(approval_for(&req));
         let decision = bundle.decide(&req, &f);
-        assert_eq!(decision.outcome, Outcome::Allow, "{impact}: {:?}", decision.reasons);
+        assert_eq!(
+            decision.outcome,
+            Outcome::Allow,
+            "{impact}: {:?}",
+            decision.reasons
+        );
         assert_eq!(decision.approval_id.as_deref(), Some("apr-1"));
         assert_eq!(decision.approval_chain, ["alice@example.com"]);
     }
@@ -66,7 +71,11 @@ fn an_approval_for_a_different_request_does_not_count() {
         f.simulations[0].plan_id = mismatched.plan_id.clone().unwrap();
         let decision = bundle.decide(&mismatched, &f);
         assert_eq!(decision.outcome, Outcome::Deny, "{:?}", decision.reasons);
-        assert!(reason_codes(&decision).contains(&"approval_invalid"), "{:?}", decision.reasons);
+        assert!(
+            reason_codes(&decision).contains(&"approval_invalid"),
+            "{:?}",
+            decision.reasons
+        );
         assert!(decision.approval_id.is_none());
     }
 }
@@ -75,7 +84,8 @@ fn an_approval_for_a_different_request_does_not_count() {
 fn expired_used_unapproved_or_unknown_approvals_do_not_count() {
     let bundle = bundle();
     let req = claimed(Impact::High);
-    let variants: [(&str, fn(&mut Approval)); 7] = [
+    type Spoil = fn(&mut Approval);
+    let variants: [(&str, Spoil); 7] = [
         ("expired", |a| a.expires_at = at(-1)),
         ("expires now", |a| a.expires_at = at(0)),
         ("used", |a| a.used = true),
@@ -95,7 +105,11 @@ fn expired_used_unapproved_or_unknown_approvals_do_not_count() {
     }
     let mut f = facts(Phase::Remediate);
     f.approval = None;
-    assert_eq!(bundle.decide(&req, &f).outcome, Outcome::Deny, "claimed but not stored");
+    assert_eq!(
+        bundle.decide(&req, &f).outcome,
+        Outcome::Deny,
+        "claimed but not stored"
+    );
 }
 
 #[test]
@@ -125,14 +139,27 @@ fn kill_switches_deny_what_they_cover_and_nothing_else() {
     ];
     for (scope, target, covers) in cases {
         let mut f = facts(Phase::Autonomous);
-        f.kill_switches.push(KillSwitch { id: Some("ks".into()), scope, target: target.map(Into::into), reason: Some("test".into()) });
+        f.kill_switches.push(KillSwitch {
+            id: Some("ks".into()),
+            scope,
+            target: target.map(Into::into),
+            reason: Some("test".into()),
+        });
         for impact in [Impact::Read, Impact::Medium, Impact::Critical] {
             let decision = bundle.decide(&request(impact), &f);
             if covers {
-                assert_eq!(decision.outcome, Outcome::Deny, "{scope:?} {target:?} {impact}");
+                assert_eq!(
+                    decision.outcome,
+                    Outcome::Deny,
+                    "{scope:?} {target:?} {impact}"
+                );
                 assert_eq!(reason_codes(&decision), ["kill_switch"]);
             } else {
-                assert_ne!(decision.outcome, Outcome::Deny, "{scope:?} {target:?} {impact}");
+                assert_ne!(
+                    decision.outcome,
+                    Outcome::Deny,
+                    "{scope:?} {target:?} {impact}"
+                );
             }
         }
     }
@@ -141,7 +168,10 @@ fn kill_switches_deny_what_they_cover_and_nothing_else() {
 #[test]
 fn hard_stops_count_executions_at_or_above_their_impact_in_the_window() {
     let bundle = bundle();
-    let execution = |impact, offset| Execution { impact, at: at(offset) };
+    let execution = |impact, offset| Execution {
+        impact,
+        at: at(offset),
+    };
     let mut f = facts(Phase::Autonomous);
     f.recent_executions = vec![
         execution(Impact::High, -600),
@@ -149,13 +179,25 @@ fn hard_stops_count_executions_at_or_above_their_impact_in_the_window() {
         execution(Impact::Medium, -200),
         execution(Impact::High, -3_601),
     ];
-    assert_eq!(bundle.decide(&request(Impact::High), &f).outcome, Outcome::Allow, "2 counted of max 3");
+    assert_eq!(
+        bundle.decide(&request(Impact::High), &f).outcome,
+        Outcome::Allow,
+        "2 counted of max 3"
+    );
     f.recent_executions.push(execution(Impact::High, -10));
     let decision = bundle.decide(&request(Impact::Critical), &f);
     assert_eq!(decision.outcome, Outcome::Deny);
     assert_eq!(reason_codes(&decision), ["hard_stop"]);
-    assert_eq!(bundle.decide(&request(Impact::Medium), &f).outcome, Outcome::Allow, "medium is below the stop");
-    assert_eq!(bundle.decide(&request(Impact::Read), &f).outcome, Outcome::Allow, "reads are not executions");
+    assert_eq!(
+        bundle.decide(&request(Impact::Medium), &f).outcome,
+        Outcome::Allow,
+        "medium is below the stop"
+    );
+    assert_eq!(
+        bundle.decide(&request(Impact::Read), &f).outcome,
+        Outcome::Allow,
+        "reads are not executions"
+    );
 }
 
 #[test]
@@ -164,10 +206,22 @@ fn simulation_is_allowed_in_every_phase_and_recommendation_from_assist() {
     for phase in Phase::ALL {
         let mut req = request(Impact::Critical);
         req.level = Some(Level::Simulate);
-        assert_eq!(bundle.decide(&req, &facts(phase)).outcome, Outcome::Allow, "simulate in {phase}");
+        assert_eq!(
+            bundle.decide(&req, &facts(phase)).outcome,
+            Outcome::Allow,
+            "simulate in {phase}"
+        );
         req.level = Some(Level::Recommend);
-        let expected = if phase == Phase::Shadow { Outcome::Shadow } else { Outcome::Allow };
-        assert_eq!(bundle.decide(&req, &facts(phase)).outcome, expected, "recommend in {phase}");
+        let expected = if phase == Phase::Shadow {
+            Outcome::Shadow
+        } else {
+            Outcome::Allow
+        };
+        assert_eq!(
+            bundle.decide(&req, &facts(phase)).outcome,
+            expected,
+            "recommend in {phase}"
+        );
     }
 }
 
@@ -186,11 +240,17 @@ fn the_level_defaults_to_observe_for_reads_and_execute_for_writes() {
     let bundle = bundle();
     let mut read = request(Impact::Read);
     read.level = None;
-    assert_eq!(bundle.decide(&read, &facts(Phase::Shadow)).level, Level::Observe);
+    assert_eq!(
+        bundle.decide(&read, &facts(Phase::Shadow)).level,
+        Level::Observe
+    );
     let mut write = request(Impact::Low);
     write.level = None;
     let decision = bundle.decide(&write, &facts(Phase::Shadow));
-    assert_eq!((decision.level, decision.outcome), (Level::Execute, Outcome::Shadow));
+    assert_eq!(
+        (decision.level, decision.outcome),
+        (Level::Execute, Outcome::Shadow)
+    );
 }
 
 #[test]
@@ -205,18 +265,27 @@ fn unknown_agents_actions_impersonation_and_a_missing_clock_are_denied() {
     let mut unknown_action = request(Impact::Read);
     unknown_action.action = "tool:exec".into();
     let decision = bundle.decide(&unknown_action, &facts(Phase::Autonomous));
-    assert_eq!((decision.outcome, decision.impact), (Outcome::Deny, Impact::Critical));
+    assert_eq!(
+        (decision.outcome, decision.impact),
+        (Outcome::Deny, Impact::Critical)
+    );
     assert_eq!(reason_codes(&decision)[0], "unknown_action");
 
     let mut impostor = facts(Phase::Autonomous);
-    impostor.identity = Some(Identity { agent: "other".into(), credential_scope: "k8s:sa/bot".into() });
+    impostor.identity = Some(Identity {
+        agent: "other".into(),
+        credential_scope: "k8s:sa/bot".into(),
+    });
     let decision = bundle.decide(&request(Impact::Read), &impostor);
     assert_eq!(reason_codes(&decision), ["impersonation"]);
 
     let mut no_clock = facts(Phase::Autonomous);
     no_clock.now = None;
     let decision = bundle.decide(&request(Impact::Read), &no_clock);
-    assert_eq!((decision.outcome, reason_codes(&decision)), (Outcome::Deny, vec!["no_clock"]));
+    assert_eq!(
+        (decision.outcome, reason_codes(&decision)),
+        (Outcome::Deny, vec!["no_clock"])
+    );
 }
 
 #[test]
@@ -225,21 +294,38 @@ fn the_bundle_phase_is_the_default_and_the_facts_phase_wins() {
     let mut f = facts(Phase::Autonomous);
     f.phase = None;
     let decision = bundle.decide(&request(Impact::Low), &f);
-    assert_eq!((decision.phase, decision.outcome), (Some(Phase::Shadow), Outcome::Shadow));
+    assert_eq!(
+        (decision.phase, decision.outcome),
+        (Some(Phase::Shadow), Outcome::Shadow)
+    );
 }
 
 #[test]
 fn forbid_beats_permit_and_errors_deny() {
-    let forbid = r#"@id("no-critical") forbid (principal, action in Action::"impact:critical", resource);"#;
+    let forbid =
+        r#"@id("no-critical") forbid (principal, action in Action::"impact:critical", resource);"#;
     let erroring = r#"@id("bad-decimal") permit (principal, action, resource) when { context.confidence.greaterThan(decimal("0.5")) };"#;
-    let bundle = common::bundle_with(common::CONFIG, &[("policies/a.cedar", common::POLICY), ("policies/b.cedar", forbid)]).unwrap();
+    let bundle = common::bundle_with(
+        common::CONFIG,
+        &[
+            ("policies/a.cedar", common::POLICY),
+            ("policies/b.cedar", forbid),
+        ],
+    )
+    .unwrap();
     let decision = bundle.decide(&request(Impact::Critical), &facts(Phase::Autonomous));
     assert_eq!(decision.outcome, Outcome::Deny);
     assert_eq!(decision.policy_ids, ["no-critical"]);
-    assert_eq!(bundle.decide(&request(Impact::High), &facts(Phase::Autonomous)).outcome, Outcome::Allow);
+    assert_eq!(
+        bundle
+            .decide(&request(Impact::High), &facts(Phase::Autonomous))
+            .outcome,
+        Outcome::Allow
+    );
 
     // `confidence` is optional, so strict validation refuses the unguarded read.
-    let refused = common::bundle_with(common::CONFIG, &[("policies/c.cedar", erroring)]).unwrap_err();
+    let refused =
+        common::bundle_with(common::CONFIG, &[("policies/c.cedar", erroring)]).unwrap_err();
     assert!(refused.to_string().contains("bad-decimal"), "{refused}");
 }
 
@@ -249,10 +335,29 @@ fn a_forbid_that_fails_to_evaluate_denies_although_cedar_would_allow() {
     // let the permit through. clearance treats any error as a denial.
     let overflowing = r#"@id("overflows") forbid (principal, action, resource)
         when { context.impact_rank * 9223372036854775807 > 9223372036854775806 };"#;
-    let bundle = common::bundle_with(common::CONFIG, &[("policies/a.cedar", common::POLICY), ("policies/b.cedar", overflowing)]).unwrap();
+    let bundle = common::bundle_with(
+        common::CONFIG,
+        &[
+            ("policies/a.cedar", common::POLICY),
+            ("policies/b.cedar", overflowing),
+        ],
+    )
+    .unwrap();
     let decision = bundle.decide(&request(Impact::Critical), &facts(Phase::Autonomous));
     assert_eq!(decision.outcome, Outcome::Deny);
     assert_eq!(reason_codes(&decision)[0], "out_of_scope");
-    assert!(decision.reasons[0].message.contains("policy evaluation failed"), "{}", decision.reasons[0].message);
-    assert_eq!(bundle.decide(&request(Impact::Read), &facts(Phase::Autonomous)).outcome, Outcome::Allow, "rank 0 does not overflow");
+    assert!(
+        decision.reasons[0]
+            .message
+            .contains("policy evaluation failed"),
+        "{}",
+        decision.reasons[0].message
+    );
+    assert_eq!(
+        bundle
+            .decide(&request(Impact::Read), &facts(Phase::Autonomous))
+            .outcome,
+        Outcome::Allow,
+        "rank 0 does not overflow"
+    );
 }

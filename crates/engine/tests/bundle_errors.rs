@@ -20,17 +20,23 @@ fn refused_config(config: &str) -> String {
 
 #[test]
 fn yaml_syntax_error() {
-    insta::assert_snapshot!(refused_config("policy_owner: a\ntools:\n  k:\n    get: { impact: read\n"));
+    insta::assert_snapshot!(refused_config(
+        "policy_owner: a\ntools:\n  k:\n    get: { impact: read\n"
+    ));
 }
 
 #[test]
 fn unknown_key_is_an_error_not_a_silent_default() {
-    insta::assert_snapshot!(refused_config(&CONFIG.replace("    phase: shadow", "    phse: shadow")));
+    insta::assert_snapshot!(refused_config(
+        &CONFIG.replace("    phase: shadow", "    phse: shadow")
+    ));
 }
 
 #[test]
 fn unknown_impact_class() {
-    insta::assert_snapshot!(refused_config(&CONFIG.replace("{ impact: low }", "{ impact: lowish }")));
+    insta::assert_snapshot!(refused_config(
+        &CONFIG.replace("{ impact: low }", "{ impact: lowish }")
+    ));
 }
 
 #[test]
@@ -40,18 +46,24 @@ fn unknown_phase() {
 
 #[test]
 fn unknown_rollback_playbook() {
-    insta::assert_snapshot!(refused_config(&CONFIG.replace("rollback: undo }", "rollback: undoo }")));
+    insta::assert_snapshot!(refused_config(
+        &CONFIG.replace("rollback: undo }", "rollback: undoo }")
+    ));
 }
 
 #[test]
 fn agent_without_credential_scope_or_owner() {
-    let config = CONFIG.replace("    credential_scope: k8s:sa/bot\n", "").replace("    owner: oncall@example.com\n", "");
+    let config = CONFIG
+        .replace("    credential_scope: k8s:sa/bot\n", "")
+        .replace("    owner: oncall@example.com\n", "");
     insta::assert_snapshot!(refused_config(&config));
 }
 
 #[test]
 fn missing_policy_owner() {
-    insta::assert_snapshot!(refused_config(&CONFIG.replace("policy_owner: platform-team@example.com", "")));
+    insta::assert_snapshot!(refused_config(
+        &CONFIG.replace("policy_owner: platform-team@example.com", "")
+    ));
 }
 
 #[test]
@@ -64,7 +76,9 @@ fn bad_durations_and_fractions() {
 
 #[test]
 fn hard_stop_for_an_unknown_agent() {
-    insta::assert_snapshot!(refused_config(&CONFIG.replace(r#"agent: "*""#, "agent: ghost")));
+    insta::assert_snapshot!(refused_config(
+        &CONFIG.replace(r#"agent: "*""#, "agent: ghost")
+    ));
 }
 
 #[test]
@@ -74,12 +88,16 @@ fn rollback_without_cost() {
 
 #[test]
 fn names_that_cannot_be_cedar_actions() {
-    insta::assert_snapshot!(refused_config(&CONFIG.replace("    low:      { impact: low }", "    \"lo w\":   { impact: low }")));
+    insta::assert_snapshot!(refused_config(&CONFIG.replace(
+        "    low:      { impact: low }",
+        "    \"lo w\":   { impact: low }"
+    )));
 }
 
 #[test]
 fn cedar_syntax_error_with_location() {
-    let broken = "@id(\"broken\")\npermit (principal, action, resource)\nwhen { principal.phase == };\n";
+    let broken =
+        "@id(\"broken\")\npermit (principal, action, resource)\nwhen { principal.phase == };\n";
     insta::assert_snapshot!(refused(CONFIG, &[("policies/broken.cedar", broken)]));
 }
 
@@ -97,7 +115,10 @@ fn cedar_attribute_type_error() {
 
 #[test]
 fn duplicate_policy_ids_across_files() {
-    insta::assert_snapshot!(refused(CONFIG, &[("policies/a.cedar", POLICY), ("policies/b.cedar", POLICY)]));
+    insta::assert_snapshot!(refused(
+        CONFIG,
+        &[("policies/a.cedar", POLICY), ("policies/b.cedar", POLICY)]
+    ));
 }
 
 #[test]
@@ -129,8 +150,14 @@ fn the_revision_is_the_given_one_or_a_content_hash() {
     let bundle = common::bundle();
     assert_eq!(bundle.revision(), "test-revision");
     let source = |policy: &str| clearance_engine::BundleSource {
-        config: clearance_engine::SourceFile { path: "clearance.yaml".into(), text: CONFIG.into() },
-        policies: vec![clearance_engine::SourceFile { path: "policies/a.cedar".into(), text: policy.into() }],
+        config: clearance_engine::SourceFile {
+            path: "clearance.yaml".into(),
+            text: CONFIG.into(),
+        },
+        policies: vec![clearance_engine::SourceFile {
+            path: "policies/a.cedar".into(),
+            text: policy.into(),
+        }],
         revision: None,
     };
     let first = clearance_engine::Bundle::compile(&source(POLICY)).unwrap();
@@ -139,4 +166,24 @@ fn the_revision_is_the_given_one_or_a_content_hash() {
     assert!(first.revision().starts_with("sha256:"));
     assert_eq!(first.revision(), same.revision());
     assert_ne!(first.revision(), changed.revision());
+}
+
+#[test]
+fn regression_policy_errors_are_reported_beside_config_errors() {
+    // Cedar validation was once skipped whenever clearance.yaml had an
+    // error, so authors had to fix one file to learn about the other.
+    let config = CONFIG.replace("rollback: undo }", "rollback: undoo }");
+    let typo = "permit (principal, action == Action::\"tool:hgih\", resource);\n";
+    let errors = bundle_with(&config, &[("policies/typo.cedar", typo)]).unwrap_err();
+    let codes: Vec<&str> = errors
+        .diagnostics
+        .iter()
+        .filter(|d| d.is_error())
+        .map(|d| d.code)
+        .collect();
+    assert_eq!(
+        codes,
+        ["unknown-rollback", "unknown-rollback", "cedar-validation"],
+        "{errors}"
+    );
 }

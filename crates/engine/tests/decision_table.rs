@@ -28,12 +28,24 @@ fn every_phase_and_impact_in_scope_with_full_evidence() {
     for phase in Phase::ALL {
         for impact in Impact::ALL {
             let decision = bundle.decide(&request(impact), &facts(phase));
-            assert_eq!(decision.outcome, expected_in_scope(phase, impact), "{phase} × {impact}: {:?}", decision.reasons);
+            assert_eq!(
+                decision.outcome,
+                expected_in_scope(phase, impact),
+                "{phase} × {impact}: {:?}",
+                decision.reasons
+            );
             assert_eq!(decision.phase, Some(phase));
             assert_eq!(decision.impact, impact);
-            assert!(decision.missing_evidence.is_empty(), "{phase} × {impact}: {:?}", decision.missing_evidence);
+            assert!(
+                decision.missing_evidence.is_empty(),
+                "{phase} × {impact}: {:?}",
+                decision.missing_evidence
+            );
             assert_eq!(decision.policy_ids, ["inside-domains"]);
-            assert_eq!(decision.checks.len(), if impact.needs_evidence() { 5 } else { 0 });
+            assert_eq!(
+                decision.checks.len(),
+                if impact.needs_evidence() { 5 } else { 0 }
+            );
         }
     }
 }
@@ -70,21 +82,37 @@ fn high_impact_without_evidence_is_recorded_in_phases_one_and_two_and_denied_aft
                 Phase::Remediate | Phase::Autonomous => Outcome::Deny,
             };
             assert_eq!(decision.outcome, expected, "{phase} × {impact}");
-            assert_eq!(decision.missing_evidence, [Evidence::Simulation, Evidence::Rollback], "{phase} × {impact}");
-            assert!(decision.reasons.iter().any(|r| r.code == "missing_evidence"));
+            assert_eq!(
+                decision.missing_evidence,
+                [Evidence::Simulation, Evidence::Rollback],
+                "{phase} × {impact}"
+            );
+            assert!(
+                decision
+                    .reasons
+                    .iter()
+                    .any(|r| r.code == "missing_evidence")
+            );
         }
     }
 }
 
 /// Removes exactly one piece of evidence from an otherwise complete request.
-fn without(evidence: Evidence, req: &mut clearance_engine::DecisionRequest, facts: &mut clearance_engine::Facts) {
+fn without(
+    evidence: Evidence,
+    req: &mut clearance_engine::DecisionRequest,
+    facts: &mut clearance_engine::Facts,
+) {
     match evidence {
         Evidence::ScopedPermission => req.resource.namespace = "outside".into(),
         Evidence::FreshState => req.snapshot = None,
         Evidence::Simulation => facts.simulations.clear(),
         Evidence::Rollback => facts.rollback_tests.clear(),
         Evidence::Lineage => {
-            facts.identity = Some(Identity { agent: "bot".into(), credential_scope: "k8s:sa/cluster-admin".into() });
+            facts.identity = Some(Identity {
+                agent: "bot".into(),
+                credential_scope: "k8s:sa/cluster-admin".into(),
+            });
         }
     }
 }
@@ -97,9 +125,22 @@ fn each_piece_of_evidence_missing_alone_is_named_alone() {
             let (mut req, mut facts) = (request(impact), facts(Phase::Autonomous));
             without(evidence, &mut req, &mut facts);
             let decision = bundle.decide(&req, &facts);
-            assert_eq!(decision.outcome, Outcome::Deny, "{impact} without {evidence}");
-            assert_eq!(decision.missing_evidence, [evidence], "{impact} without {evidence}");
-            let failed: Vec<_> = decision.checks.iter().filter(|c| !c.passed).map(|c| c.check).collect();
+            assert_eq!(
+                decision.outcome,
+                Outcome::Deny,
+                "{impact} without {evidence}"
+            );
+            assert_eq!(
+                decision.missing_evidence,
+                [evidence],
+                "{impact} without {evidence}"
+            );
+            let failed: Vec<_> = decision
+                .checks
+                .iter()
+                .filter(|c| !c.passed)
+                .map(|c| c.check)
+                .collect();
             assert_eq!(failed, [evidence]);
         }
     }
@@ -115,9 +156,17 @@ fn all_five_missing_are_all_named() {
     let decision = bundle.decide(&req, &facts);
     assert_eq!(decision.outcome, Outcome::Deny);
     assert_eq!(decision.missing_evidence, Evidence::ALL);
-    let message = &decision.reasons.iter().find(|r| r.code == "missing_evidence").unwrap().message;
+    let message = &decision
+        .reasons
+        .iter()
+        .find(|r| r.code == "missing_evidence")
+        .unwrap()
+        .message;
     for evidence in Evidence::ALL {
-        assert!(message.contains(evidence.name()), "{evidence} not named in {message}");
+        assert!(
+            message.contains(evidence.name()),
+            "{evidence} not named in {message}"
+        );
     }
 }
 
@@ -141,7 +190,11 @@ fn stale_and_future_snapshots_are_not_fresh() {
         let mut req = request(Impact::High);
         req.snapshot.as_mut().unwrap().observed_at = common::at(offset);
         let decision = bundle.decide(&req, &facts(Phase::Autonomous));
-        assert_eq!(decision.missing_evidence, [Evidence::FreshState], "offset {offset}");
+        assert_eq!(
+            decision.missing_evidence,
+            [Evidence::FreshState],
+            "offset {offset}"
+        );
     }
 }
 
@@ -161,7 +214,11 @@ fn simulation_must_be_recent_and_survived() {
         f.simulations[0].survived = survived;
         f.simulations[0].produced_at = common::at(offset);
         let decision = bundle.decide(&request(Impact::High), &f);
-        assert_eq!(decision.missing_evidence.is_empty(), passes, "{survived}/{branches} at {offset}s");
+        assert_eq!(
+            decision.missing_evidence.is_empty(),
+            passes,
+            "{survived}/{branches} at {offset}s"
+        );
     }
 }
 
@@ -169,13 +226,29 @@ fn simulation_must_be_recent_and_survived() {
 fn only_the_latest_rollback_test_counts() {
     let bundle = bundle();
     let mut f = facts(Phase::Autonomous);
-    f.rollback_tests.push(clearance_engine::facts::RollbackTest { playbook: "undo".into(), passed: false, tested_at: common::at(-60) });
-    assert_eq!(bundle.decide(&request(Impact::High), &f).missing_evidence, [Evidence::Rollback]);
+    f.rollback_tests
+        .push(clearance_engine::facts::RollbackTest {
+            playbook: "undo".into(),
+            passed: false,
+            tested_at: common::at(-60),
+        });
+    assert_eq!(
+        bundle.decide(&request(Impact::High), &f).missing_evidence,
+        [Evidence::Rollback]
+    );
     f.rollback_tests[0].tested_at = common::at(-30);
-    assert!(bundle.decide(&request(Impact::High), &f).missing_evidence.is_empty());
+    assert!(
+        bundle
+            .decide(&request(Impact::High), &f)
+            .missing_evidence
+            .is_empty()
+    );
     f.rollback_tests.truncate(1);
     f.rollback_tests[0].tested_at = common::at(-8 * 86_400);
-    assert_eq!(bundle.decide(&request(Impact::High), &f).missing_evidence, [Evidence::Rollback]);
+    assert_eq!(
+        bundle.decide(&request(Impact::High), &f).missing_evidence,
+        [Evidence::Rollback]
+    );
 }
 
 #[test]
@@ -183,9 +256,18 @@ fn autonomy_escalates_below_the_confidence_threshold() {
     let bundle = bundle();
     let mut req = request(Impact::High);
     req.confidence = clearance_engine::Confidence::new(0.79);
-    assert_eq!(bundle.decide(&req, &facts(Phase::Autonomous)).outcome, Outcome::Pending);
+    assert_eq!(
+        bundle.decide(&req, &facts(Phase::Autonomous)).outcome,
+        Outcome::Pending
+    );
     req.confidence = None;
-    assert_eq!(bundle.decide(&req, &facts(Phase::Autonomous)).outcome, Outcome::Pending);
+    assert_eq!(
+        bundle.decide(&req, &facts(Phase::Autonomous)).outcome,
+        Outcome::Pending
+    );
     req.confidence = clearance_engine::Confidence::new(0.8);
-    assert_eq!(bundle.decide(&req, &facts(Phase::Autonomous)).outcome, Outcome::Allow);
+    assert_eq!(
+        bundle.decide(&req, &facts(Phase::Autonomous)).outcome,
+        Outcome::Allow
+    );
 }

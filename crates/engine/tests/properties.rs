@@ -10,7 +10,10 @@ mod common;
 
 use clearance_engine::{
     Bundle, Confidence, DecisionRequest, Facts, Impact, Level, Outcome, Phase, RequestHash,
-    facts::{Approval, ApprovalStatus, Execution, Identity, KillScope, KillSwitch, RollbackTest, SimulationReport},
+    facts::{
+        Approval, ApprovalStatus, Execution, Identity, KillScope, KillSwitch, RollbackTest,
+        SimulationReport,
+    },
 };
 use common::at;
 use proptest::{prelude::*, sample::select};
@@ -37,7 +40,10 @@ fn offset() -> impl Strategy<Value = i64> {
 
 /// Mostly `good`, sometimes anything `other` yields: each piece of evidence
 /// is usually present, so that worlds with all five are common.
-fn usually<T: std::fmt::Debug + Clone + 'static>(good: T, other: impl Strategy<Value = T> + 'static) -> BoxedStrategy<T> {
+fn usually<T: std::fmt::Debug + Clone + 'static>(
+    good: T,
+    other: impl Strategy<Value = T> + 'static,
+) -> BoxedStrategy<T> {
     prop_oneof![4 => Just(good), 1 => other].boxed()
 }
 
@@ -45,68 +51,175 @@ fn usually<T: std::fmt::Debug + Clone + 'static>(good: T, other: impl Strategy<V
 /// or out of scope, with or without each piece of evidence.
 fn request() -> impl Strategy<Value = DecisionRequest> {
     (
-        select(vec!["tool:read", "tool:low", "tool:medium", "tool:high", "tool:critical", "tool:exec", "kubectl:scale"]),
+        select(vec![
+            "tool:read",
+            "tool:low",
+            "tool:medium",
+            "tool:high",
+            "tool:critical",
+            "tool:exec",
+            "kubectl:scale",
+        ]),
         select(vec!["inside", "outside", "kube-system"]),
-        proptest::option::of(select(vec![Level::Observe, Level::Recommend, Level::Simulate, Level::Execute])),
-        usually(Some("plan-1"), proptest::option::of(select(vec!["plan-1", "plan-2"]))),
-        usually(Some(("v1", -60)), proptest::option::of((select(vec!["v1", "v2"]), offset()))),
+        proptest::option::of(select(vec![
+            Level::Observe,
+            Level::Recommend,
+            Level::Simulate,
+            Level::Execute,
+        ])),
+        usually(
+            Some("plan-1"),
+            proptest::option::of(select(vec!["plan-1", "plan-2"])),
+        ),
+        usually(
+            Some(("v1", -60)),
+            proptest::option::of((select(vec!["v1", "v2"]), offset())),
+        ),
         usually(Some(0.9), proptest::option::of(0.0f64..=1.0)),
         usually(None, proptest::option::of(select(vec!["apr-1", "apr-2"]))),
     )
-        .prop_map(|(action, namespace, level, plan, snapshot, confidence, approval)| {
-            let mut req = common::request(Impact::Read);
-            req.action = action.into();
-            req.resource.namespace = namespace.into();
-            req.level = level;
-            req.plan_id = plan.map(Into::into);
-            req.snapshot = snapshot.map(|(version, offset)| clearance_engine::Snapshot { version: version.into(), observed_at: at(offset) });
-            req.confidence = confidence.and_then(Confidence::new);
-            req.approval_id = approval.map(Into::into);
-            req
-        })
+        .prop_map(
+            |(action, namespace, level, plan, snapshot, confidence, approval)| {
+                let mut req = common::request(Impact::Read);
+                req.action = action.into();
+                req.resource.namespace = namespace.into();
+                req.level = level;
+                req.plan_id = plan.map(Into::into);
+                req.snapshot = snapshot.map(|(version, offset)| clearance_engine::Snapshot {
+                    version: version.into(),
+                    observed_at: at(offset),
+                });
+                req.confidence = confidence.and_then(Confidence::new);
+                req.approval_id = approval.map(Into::into);
+                req
+            },
+        )
 }
 
 fn facts_for(req: DecisionRequest) -> impl Strategy<Value = (DecisionRequest, Facts)> {
-    let good_simulation = SimulationReport { plan_id: "plan-1".into(), branches: 40, survived: 40, produced_at: at(-3_600) };
-    let good_test = RollbackTest { playbook: "undo".into(), passed: true, tested_at: at(-3_600) };
-    let simulation = (select(vec!["plan-1", "plan-2"]), 0u32..50, 0u32..50, offset())
-        .prop_map(|(plan, branches, survived, offset)| SimulationReport { plan_id: plan.into(), branches, survived, produced_at: at(offset) });
-    let rollback_test = (select(vec!["undo", "other"]), any::<bool>(), offset())
-        .prop_map(|(playbook, passed, offset)| RollbackTest { playbook: playbook.into(), passed, tested_at: at(offset) });
-    let switch = (select(vec![KillScope::Global, KillScope::Agent, KillScope::Tool, KillScope::Resource]), select(vec!["bot", "tool", "*/inside/*", "x"]))
-        .prop_map(|(scope, target)| KillSwitch { id: None, scope, target: Some(target.into()), reason: None });
-    let hash = RequestHash::of(&req).to_string();
-    let approval = (select(vec!["apr-1", "apr-2"]), any::<bool>(), select(vec![ApprovalStatus::Approved, ApprovalStatus::Pending, ApprovalStatus::Denied, ApprovalStatus::Voided]), offset(), any::<bool>(), proptest::collection::vec(Just("alice".to_owned()), 0..2))
-        .prop_map(move |(id, bound, status, expires, used, approvers)| Approval {
-            id: id.into(),
-            request_hash: if bound { hash.clone() } else { "sha256:other".into() },
-            status,
-            approvers,
-            expires_at: at(expires),
-            used,
+    let good_simulation = SimulationReport {
+        plan_id: "plan-1".into(),
+        branches: 40,
+        survived: 40,
+        produced_at: at(-3_600),
+    };
+    let good_test = RollbackTest {
+        playbook: "undo".into(),
+        passed: true,
+        tested_at: at(-3_600),
+    };
+    let simulation = (
+        select(vec!["plan-1", "plan-2"]),
+        0u32..50,
+        0u32..50,
+        offset(),
+    )
+        .prop_map(|(plan, branches, survived, offset)| SimulationReport {
+            plan_id: plan.into(),
+            branches,
+            survived,
+            produced_at: at(offset),
         });
+    let rollback_test = (select(vec!["undo", "other"]), any::<bool>(), offset()).prop_map(
+        |(playbook, passed, offset)| RollbackTest {
+            playbook: playbook.into(),
+            passed,
+            tested_at: at(offset),
+        },
+    );
+    let switch = (
+        select(vec![
+            KillScope::Global,
+            KillScope::Agent,
+            KillScope::Tool,
+            KillScope::Resource,
+        ]),
+        select(vec!["bot", "tool", "*/inside/*", "x"]),
+    )
+        .prop_map(|(scope, target)| KillSwitch {
+            id: None,
+            scope,
+            target: Some(target.into()),
+            reason: None,
+        });
+    let hash = RequestHash::of(&req).to_string();
+    let approval = (
+        select(vec!["apr-1", "apr-2"]),
+        any::<bool>(),
+        select(vec![
+            ApprovalStatus::Approved,
+            ApprovalStatus::Pending,
+            ApprovalStatus::Denied,
+            ApprovalStatus::Voided,
+        ]),
+        offset(),
+        any::<bool>(),
+        proptest::collection::vec(Just("alice".to_owned()), 0..2),
+    )
+        .prop_map(
+            move |(id, bound, status, expires, used, approvers)| Approval {
+                id: id.into(),
+                request_hash: if bound {
+                    hash.clone()
+                } else {
+                    "sha256:other".into()
+                },
+                status,
+                approvers,
+                expires_at: at(expires),
+                used,
+            },
+        );
     (
         proptest::option::of(phase()),
-        usually(vec![good_simulation], proptest::collection::vec(simulation, 0..3)),
-        usually(vec![good_test], proptest::collection::vec(rollback_test, 0..3)),
+        usually(
+            vec![good_simulation],
+            proptest::collection::vec(simulation, 0..3),
+        ),
+        usually(
+            vec![good_test],
+            proptest::collection::vec(rollback_test, 0..3),
+        ),
         usually(vec![], proptest::collection::vec(switch, 0..2)),
-        proptest::collection::vec((impact(), offset()).prop_map(|(impact, offset)| Execution { impact, at: at(offset) }), 0..5),
+        proptest::collection::vec(
+            (impact(), offset()).prop_map(|(impact, offset)| Execution {
+                impact,
+                at: at(offset),
+            }),
+            0..5,
+        ),
         proptest::option::of(approval),
-        usually(Some("k8s:sa/bot"), proptest::option::of(select(vec!["k8s:sa/bot", "k8s:sa/admin"]))),
+        usually(
+            Some("k8s:sa/bot"),
+            proptest::option::of(select(vec!["k8s:sa/bot", "k8s:sa/admin"])),
+        ),
     )
-        .prop_map(move |(phase, simulations, rollback_tests, kill_switches, recent_executions, approval, scope)| {
-            let facts = Facts {
-                now: Some(common::now()),
+        .prop_map(
+            move |(
                 phase,
-                identity: scope.map(|s| Identity { agent: "bot".into(), credential_scope: s.into() }),
-                kill_switches,
-                recent_executions,
                 simulations,
                 rollback_tests,
+                kill_switches,
+                recent_executions,
                 approval,
-            };
-            (req.clone(), facts)
-        })
+                scope,
+            )| {
+                let facts = Facts {
+                    now: Some(common::now()),
+                    phase,
+                    identity: scope.map(|s| Identity {
+                        agent: "bot".into(),
+                        credential_scope: s.into(),
+                    }),
+                    kill_switches,
+                    recent_executions,
+                    simulations,
+                    rollback_tests,
+                    approval,
+                };
+                (req.clone(), facts)
+            },
+        )
 }
 
 fn world() -> impl Strategy<Value = (DecisionRequest, Facts)> {
@@ -178,7 +291,16 @@ fn the_generated_worlds_reach_allowed_high_impact_executions() {
         let high_execution = decision.level == Level::Execute && decision.impact.needs_evidence();
         seen.insert((decision.outcome, high_execution));
     }
-    for outcome in [Outcome::Allow, Outcome::Deny, Outcome::Shadow, Outcome::Recommend, Outcome::Pending] {
-        assert!(seen.contains(&(outcome, true)), "no high-impact execution ended {outcome}: {seen:?}");
+    for outcome in [
+        Outcome::Allow,
+        Outcome::Deny,
+        Outcome::Shadow,
+        Outcome::Recommend,
+        Outcome::Pending,
+    ] {
+        assert!(
+            seen.contains(&(outcome, true)),
+            "no high-impact execution ended {outcome}: {seen:?}"
+        );
     }
 }

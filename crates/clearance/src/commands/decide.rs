@@ -8,7 +8,12 @@ use clearance_engine::{Decision, DecisionRequest, Facts, decision::CheckReport};
 use super::input::read_document;
 use crate::exit::Exit;
 
-pub fn run(dir: &Path, request: &Path, facts: Option<&Path>, explain: bool) -> anyhow::Result<Exit> {
+pub fn run(
+    dir: &Path,
+    request: &Path,
+    facts: Option<&Path>,
+    explain: bool,
+) -> anyhow::Result<Exit> {
     let bundle = match BundleDir::new(dir).load() {
         Ok(bundle) => bundle,
         Err(clearance_bundle::LoadError::Invalid(errors)) => {
@@ -36,8 +41,18 @@ pub fn run(dir: &Path, request: &Path, facts: Option<&Path>, explain: bool) -> a
 /// The decision for a human: outcome first, then why, then each check.
 fn explanation(decision: &Decision) -> String {
     let mut out = String::new();
-    let phase = decision.phase.map_or("unknown".to_owned(), |p| format!("{p} ({})", p.number()));
-    let _ = writeln!(out, "{}: {} {} asks to {} ({} impact)", decision.outcome.name().to_uppercase(), decision.agent, decision.level, decision.action, decision.impact);
+    let phase = decision
+        .phase
+        .map_or("unknown".to_owned(), |p| format!("{p} ({})", p.number()));
+    let _ = writeln!(
+        out,
+        "{}: {} {} asks to {} ({} impact)",
+        decision.outcome.name().to_uppercase(),
+        decision.agent,
+        decision.level,
+        decision.action,
+        decision.impact
+    );
     let _ = writeln!(out, "  phase:    {phase}");
     let _ = writeln!(out, "  revision: {}", decision.policy_revision);
     let _ = writeln!(out, "  request:  {}", decision.request_hash);
@@ -55,7 +70,11 @@ fn explanation(decision: &Decision) -> String {
         }
     }
     if let Some(approval) = &decision.approval_id {
-        let _ = writeln!(out, "approval: {approval} by {}", decision.approval_chain.join(", "));
+        let _ = writeln!(
+            out,
+            "approval: {approval} by {}",
+            decision.approval_chain.join(", ")
+        );
     }
     out
 }

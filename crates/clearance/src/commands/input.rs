@@ -10,10 +10,13 @@ use serde::de::DeserializeOwned;
 pub fn read_document<T: DeserializeOwned>(path: &Path, what: &str) -> anyhow::Result<T> {
     let text = if path == Path::new("-") {
         let mut text = String::new();
-        std::io::stdin().read_to_string(&mut text).context("cannot read standard input")?;
+        std::io::stdin()
+            .read_to_string(&mut text)
+            .context("cannot read standard input")?;
         text
     } else {
-        std::fs::read_to_string(path).with_context(|| format!("cannot read {what} file {}", path.display()))?
+        std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read {what} file {}", path.display()))?
     };
     let is_yaml = path.extension().is_some_and(|e| e == "yaml" || e == "yml");
     let parsed = if is_yaml {

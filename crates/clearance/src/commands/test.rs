@@ -42,10 +42,17 @@ pub fn run(dir: &Path, verbose: bool) -> anyhow::Result<Exit> {
         }
     }
     if files.is_empty() {
-        println!("no test files: add cases under {}/tests/*.yaml", dir.display());
+        println!(
+            "no test files: add cases under {}/tests/*.yaml",
+            dir.display()
+        );
     }
     println!("{passed} passed, {failed} failed");
-    Ok(if failed == 0 && !files.is_empty() { Exit::Ok } else { Exit::Failed })
+    Ok(if failed == 0 && !files.is_empty() {
+        Exit::Ok
+    } else {
+        Exit::Failed
+    })
 }
 
 fn print_failure(file: &str, result: &CaseResult) {

@@ -43,7 +43,9 @@ fn compile_unsorted(source: &BundleSource) -> Result<Bundle, BundleErrors> {
             });
         }
     };
-    let mut config = Config { problems: &mut problems };
+    let mut config = Config {
+        problems: &mut problems,
+    };
     let settings = config.settings(&raw);
     let rollbacks = config.rollbacks(&raw);
     let agents = config.agents(&raw);
@@ -65,14 +67,21 @@ fn compile_unsorted(source: &BundleSource) -> Result<Bundle, BundleErrors> {
         ));
     }
     let (Some(schema), Some(settings)) = (schema, settings) else {
-        return Err(BundleErrors { diagnostics: problems });
+        return Err(BundleErrors {
+            diagnostics: problems,
+        });
     };
     if problems.iter().any(Diagnostic::is_error) {
-        return Err(BundleErrors { diagnostics: problems });
+        return Err(BundleErrors {
+            diagnostics: problems,
+        });
     }
     let scope = Scope::new(schema, policies).map_err(|e| internal(e, &mut problems))?;
     Ok(Bundle {
-        revision: source.revision.clone().unwrap_or_else(|| source.content_revision()),
+        revision: source
+            .revision
+            .clone()
+            .unwrap_or_else(|| source.content_revision()),
         policy_owner,
         agents,
         actions,
@@ -86,7 +95,9 @@ fn compile_unsorted(source: &BundleSource) -> Result<Bundle, BundleErrors> {
 
 fn internal(message: String, problems: &mut Vec<Diagnostic>) -> BundleErrors {
     problems.push(Diagnostic::error("internal", CONFIG_FILE, message));
-    BundleErrors { diagnostics: std::mem::take(problems) }
+    BundleErrors {
+        diagnostics: std::mem::take(problems),
+    }
 }
 
 /// serde-saphyr's message without the position it repeats around it
@@ -113,20 +124,26 @@ struct Config<'a> {
 
 impl Config<'_> {
     fn error_at(&mut self, code: &'static str, location: &Location, message: String) {
-        self.problems
-            .push(Diagnostic::error(code, CONFIG_FILE, message).at(location.line(), location.column()));
+        self.problems.push(
+            Diagnostic::error(code, CONFIG_FILE, message).at(location.line(), location.column()),
+        );
     }
 
     fn warning_at(&mut self, code: &'static str, location: &Location, message: String) {
-        self.problems
-            .push(Diagnostic::warning(code, CONFIG_FILE, message).at(location.line(), location.column()));
+        self.problems.push(
+            Diagnostic::warning(code, CONFIG_FILE, message).at(location.line(), location.column()),
+        );
     }
 
     fn policy_owner(&mut self, raw: &RawConfig) -> String {
         match &raw.policy_owner {
             Some(owner) if !owner.value.trim().is_empty() => owner.value.clone(),
             Some(owner) => {
-                self.error_at("missing-policy-owner", &owner.referenced, "policy_owner is empty".into());
+                self.error_at(
+                    "missing-policy-owner",
+                    &owner.referenced,
+                    "policy_owner is empty".into(),
+                );
                 String::new()
             }
             None => {
@@ -140,14 +157,23 @@ impl Config<'_> {
         }
     }
 
-    fn duration(&mut self, key: &str, raw: Option<&Spanned<String>>, default: &str) -> Option<BundleDuration> {
+    fn duration(
+        &mut self,
+        key: &str,
+        raw: Option<&Spanned<String>>,
+        default: &str,
+    ) -> Option<BundleDuration> {
         let Some(raw) = raw else {
             return default.parse().ok();
         };
         match raw.value.parse() {
             Ok(duration) => Some(duration),
             Err(error) => {
-                self.error_at("invalid-duration", &raw.referenced, format!("{key}: {error}"));
+                self.error_at(
+                    "invalid-duration",
+                    &raw.referenced,
+                    format!("{key}: {error}"),
+                );
                 None
             }
         }
@@ -158,18 +184,46 @@ impl Config<'_> {
         if raw.value.is_finite() && (0.0..=1.0).contains(&raw.value) {
             return Some(raw.value);
         }
-        self.error_at("invalid-fraction", &raw.referenced, format!("{key} must be a number from 0 to 1, not {}", raw.value));
+        self.error_at(
+            "invalid-fraction",
+            &raw.referenced,
+            format!("{key} must be a number from 0 to 1, not {}", raw.value),
+        );
         None
     }
 
     fn settings(&mut self, raw: &RawConfig) -> Option<Settings> {
         let checks = &raw.checks;
-        let fresh_state_max_age = self.duration("checks.fresh_state.max_age", checks.fresh_state.max_age.as_ref(), "5m");
-        let simulation_min_survival = self.fraction("checks.simulation.min_survival", checks.simulation.min_survival.as_ref(), 0.95);
-        let simulation_max_age = self.duration("checks.simulation.max_age", checks.simulation.max_age.as_ref(), "24h");
-        let rollback_max_test_age = self.duration("checks.rollback.max_test_age", checks.rollback.max_test_age.as_ref(), "7d");
-        let min_confidence = self.fraction("autonomy.min_confidence", raw.autonomy.min_confidence.as_ref(), 0.8);
-        let approval_expire_after = self.duration("approvals.expire_after", raw.approvals.expire_after.as_ref(), "15m");
+        let fresh_state_max_age = self.duration(
+            "checks.fresh_state.max_age",
+            checks.fresh_state.max_age.as_ref(),
+            "5m",
+        );
+        let simulation_min_survival = self.fraction(
+            "checks.simulation.min_survival",
+            checks.simulation.min_survival.as_ref(),
+            0.95,
+        );
+        let simulation_max_age = self.duration(
+            "checks.simulation.max_age",
+            checks.simulation.max_age.as_ref(),
+            "24h",
+        );
+        let rollback_max_test_age = self.duration(
+            "checks.rollback.max_test_age",
+            checks.rollback.max_test_age.as_ref(),
+            "7d",
+        );
+        let min_confidence = self.fraction(
+            "autonomy.min_confidence",
+            raw.autonomy.min_confidence.as_ref(),
+            0.8,
+        );
+        let approval_expire_after = self.duration(
+            "approvals.expire_after",
+            raw.approvals.expire_after.as_ref(),
+            "15m",
+        );
         Some(Settings {
             fresh_state_max_age: fresh_state_max_age?,
             simulation_min_survival: simulation_min_survival?,
@@ -183,12 +237,19 @@ impl Config<'_> {
     fn rollbacks(&mut self, raw: &RawConfig) -> BTreeMap<String, Rollback> {
         let mut rollbacks = BTreeMap::new();
         for (id, playbook) in &raw.rollbacks {
-            let cost = playbook.value.cost.as_deref().map(str::trim).unwrap_or_default();
+            let cost = playbook
+                .value
+                .cost
+                .as_deref()
+                .map(str::trim)
+                .unwrap_or_default();
             if cost.is_empty() {
                 self.error_at(
                     "rollback-without-cost",
                     &playbook.referenced,
-                    format!("rollback playbook `{id}` has no cost: a tested rollback needs a known cost"),
+                    format!(
+                        "rollback playbook `{id}` has no cost: a tested rollback needs a known cost"
+                    ),
                 );
                 // Still recorded, so the verbs naming it do not report it as unknown.
             }
@@ -209,19 +270,37 @@ impl Config<'_> {
         for (id, spanned) in &raw.agents {
             let (agent, at) = (&spanned.value, &spanned.referenced);
             if !is_identifier(id) {
-                self.error_at("invalid-name", at, format!("agent id `{id}` must be letters, digits, `_`, `-` or `.`"));
+                self.error_at(
+                    "invalid-name",
+                    at,
+                    format!("agent id `{id}` must be letters, digits, `_`, `-` or `.`"),
+                );
                 continue;
             }
             let owner = agent.owner.as_deref().map(str::trim).unwrap_or_default();
-            let scope = agent.credential_scope.as_deref().map(str::trim).unwrap_or_default();
+            let scope = agent
+                .credential_scope
+                .as_deref()
+                .map(str::trim)
+                .unwrap_or_default();
             if owner.is_empty() {
-                self.error_at("agent-without-owner", at, format!("agent `{id}` has no owner: lineage needs a human accountable for it"));
+                self.error_at(
+                    "agent-without-owner",
+                    at,
+                    format!("agent `{id}` has no owner: lineage needs a human accountable for it"),
+                );
             }
             if scope.is_empty() {
                 self.error_at("agent-without-credential-scope", at, format!("agent `{id}` has no credential_scope: lineage needs the credential it executes with"));
             }
             let Some(phase) = agent.phase else {
-                self.error_at("agent-without-phase", at, format!("agent `{id}` has no phase: write its starting phase, usually `shadow`"));
+                self.error_at(
+                    "agent-without-phase",
+                    at,
+                    format!(
+                        "agent `{id}` has no phase: write its starting phase, usually `shadow`"
+                    ),
+                );
                 continue;
             };
             if owner.is_empty() || scope.is_empty() {
@@ -229,14 +308,17 @@ impl Config<'_> {
             }
             match AgentEntities::new(id, owner, &agent.domains, scope) {
                 Ok(cedar) => {
-                    agents.insert(id.clone(), Agent {
-                        id: id.clone(),
-                        owner: owner.to_owned(),
-                        starting_phase: phase,
-                        credential_scope: scope.to_owned(),
-                        domains: agent.domains.clone(),
-                        cedar,
-                    });
+                    agents.insert(
+                        id.clone(),
+                        Agent {
+                            id: id.clone(),
+                            owner: owner.to_owned(),
+                            starting_phase: phase,
+                            credential_scope: scope.to_owned(),
+                            domains: agent.domains.clone(),
+                            cedar,
+                        },
+                    );
                 }
                 Err(error) => self.error_at("internal", at, error),
             }
@@ -244,11 +326,19 @@ impl Config<'_> {
         agents
     }
 
-    fn actions(&mut self, raw: &RawConfig, rollbacks: &BTreeMap<String, Rollback>) -> HashMap<String, Action> {
+    fn actions(
+        &mut self,
+        raw: &RawConfig,
+        rollbacks: &BTreeMap<String, Rollback>,
+    ) -> HashMap<String, Action> {
         let mut actions = HashMap::new();
         for (tool, verbs) in &raw.tools {
             if !is_identifier(tool) {
-                self.problems.push(Diagnostic::error("invalid-name", CONFIG_FILE, format!("tool name `{tool}` must be letters, digits, `_`, `-` or `.`")));
+                self.problems.push(Diagnostic::error(
+                    "invalid-name",
+                    CONFIG_FILE,
+                    format!("tool name `{tool}` must be letters, digits, `_`, `-` or `.`"),
+                ));
                 continue;
             }
             for (verb, spanned) in verbs {
@@ -262,7 +352,11 @@ impl Config<'_> {
                 if let Some(reference) = &entry.rollback
                     && !rollbacks.contains_key(&reference.value)
                 {
-                    let known = rollbacks.keys().map(String::as_str).collect::<Vec<_>>().join(", ");
+                    let known = rollbacks
+                        .keys()
+                        .map(String::as_str)
+                        .collect::<Vec<_>>()
+                        .join(", ");
                     self.error_at(
                         "unknown-rollback",
                         &reference.referenced,
@@ -278,7 +372,17 @@ impl Config<'_> {
                 }
                 match ActionEntity::new(tool, verb, entry.impact) {
                     Ok(cedar) => {
-                        actions.insert(name.clone(), Action { name, tool: tool.clone(), verb: verb.clone(), impact: entry.impact, rollback, cedar });
+                        actions.insert(
+                            name.clone(),
+                            Action {
+                                name,
+                                tool: tool.clone(),
+                                verb: verb.clone(),
+                                impact: entry.impact,
+                                rollback,
+                                cedar,
+                            },
+                        );
                     }
                     Err(error) => self.error_at("internal", at, error),
                 }
@@ -299,29 +403,55 @@ impl Config<'_> {
                 self.error_at("unknown-agent", at, format!("hard stop names agent `{id}`, which is not defined under agents (use \"*\" for every agent)"));
                 continue;
             }
-            let Some(per) = self.duration("hard_stops[].per", Some(&stop.per), "1h") else { continue };
-            stops.push(HardStop { agent, impact: stop.impact, max: stop.max, per });
+            let Some(per) = self.duration("hard_stops[].per", Some(&stop.per), "1h") else {
+                continue;
+            };
+            stops.push(HardStop {
+                agent,
+                impact: stop.impact,
+                max: stop.max,
+                per,
+            });
         }
         stops
     }
 
-    fn unused_rollbacks(&mut self, rollbacks: &BTreeMap<String, Rollback>, actions: &HashMap<String, Action>) {
+    fn unused_rollbacks(
+        &mut self,
+        rollbacks: &BTreeMap<String, Rollback>,
+        actions: &HashMap<String, Action>,
+    ) {
         for id in rollbacks.keys() {
             if !actions.values().any(|a| a.rollback.as_deref() == Some(id)) {
-                self.problems.push(Diagnostic::warning("unused-rollback", CONFIG_FILE, format!("rollback playbook `{id}` is not used by any tool verb")));
+                self.problems.push(Diagnostic::warning(
+                    "unused-rollback",
+                    CONFIG_FILE,
+                    format!("rollback playbook `{id}` is not used by any tool verb"),
+                ));
             }
         }
     }
 }
 
-fn build_schema(actions: &HashMap<String, Action>, problems: &mut Vec<Diagnostic>) -> Option<Schema> {
+fn build_schema(
+    actions: &HashMap<String, Action>,
+    problems: &mut Vec<Diagnostic>,
+) -> Option<Schema> {
     let mut sorted: Vec<&Action> = actions.values().collect();
     sorted.sort_by(|a, b| a.name.cmp(&b.name));
-    let text = schema_text(sorted.iter().map(|a| (a.tool.as_str(), a.verb.as_str(), a.impact)));
+    let text = schema_text(
+        sorted
+            .iter()
+            .map(|a| (a.tool.as_str(), a.verb.as_str(), a.impact)),
+    );
     match Schema::from_cedarschema_str(&text) {
         Ok((schema, _warnings)) => Some(schema),
         Err(error) => {
-            problems.push(Diagnostic::error("internal", CONFIG_FILE, format!("the generated Cedar schema did not parse: {error}")));
+            problems.push(Diagnostic::error(
+                "internal",
+                CONFIG_FILE,
+                format!("the generated Cedar schema did not parse: {error}"),
+            ));
             None
         }
     }
@@ -334,4 +464,3 @@ fn is_identifier(name: &str) -> bool {
     chars.next().is_some_and(|c| c.is_ascii_alphanumeric())
         && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
 }
-

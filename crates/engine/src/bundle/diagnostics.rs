@@ -83,7 +83,11 @@ impl Diagnostic {
 
 /// 1-based line and column (in characters) of a byte offset into `text`.
 fn line_and_column(text: &str, offset: usize) -> (u64, u64) {
-    let before = text.get(..offset.min(text.len())).unwrap_or(text);
+    let mut end = offset.min(text.len());
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    let before = text.get(..end).unwrap_or_default();
     let line = before.matches('\n').count() + 1;
     let line_start = before.rfind('\n').map_or(0, |newline| newline + 1);
     let column = before.get(line_start..).map_or(0, |l| l.chars().count()) + 1;
@@ -147,13 +151,15 @@ mod tests {
         assert_eq!(line_and_column(text, 0), (1, 1));
         assert_eq!(line_and_column(text, 3), (2, 1));
         assert_eq!(line_and_column(text, 7), (2, 4));
-        assert_eq!(line_and_column(text, 9), (3, 1));
+        assert_eq!(line_and_column(text, 6), (2, 3), "inside é");
+        assert_eq!(line_and_column(text, 8), (3, 1));
         assert_eq!(line_and_column(text, 999), (3, 2));
     }
 
     #[test]
     fn display_has_the_compiler_shape() {
-        let d = Diagnostic::error("unknown-rollback", "clearance.yaml", "no such playbook").at(3, 7);
+        let d =
+            Diagnostic::error("unknown-rollback", "clearance.yaml", "no such playbook").at(3, 7);
         assert_eq!(
             d.to_string(),
             "clearance.yaml:3:7: error[unknown-rollback]: no such playbook"

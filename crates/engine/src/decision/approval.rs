@@ -36,7 +36,9 @@ pub(super) fn check_approval<'a>(
     };
     match approval.status {
         ApprovalStatus::Approved => {}
-        ApprovalStatus::Pending => return invalid(format!("approval `{claimed}` is still pending")),
+        ApprovalStatus::Pending => {
+            return invalid(format!("approval `{claimed}` is still pending"));
+        }
         ApprovalStatus::Denied => return invalid(format!("approval `{claimed}` was denied")),
         ApprovalStatus::Voided => {
             return invalid(format!("approval `{claimed}` was voided by a kill switch"));
@@ -55,7 +57,9 @@ pub(super) fn check_approval<'a>(
         ));
     }
     if approval.used {
-        return invalid(format!("approval `{claimed}` was already used: an approval executes once"));
+        return invalid(format!(
+            "approval `{claimed}` was already used: an approval executes once"
+        ));
     }
     if approval.approvers.is_empty() {
         return invalid(format!("approval `{claimed}` names no approver"));

@@ -167,8 +167,18 @@ pub(super) fn run_checks(subject: &Subject<'_>) -> Vec<CheckReport> {
     ]
 }
 
-fn report(check: Evidence, passed: bool, detail: impl Into<Cow<'static, str>>, inputs: CheckInputs) -> CheckReport {
-    CheckReport { check, passed, detail: detail.into(), inputs }
+fn report(
+    check: Evidence,
+    passed: bool,
+    detail: impl Into<Cow<'static, str>>,
+    inputs: CheckInputs,
+) -> CheckReport {
+    CheckReport {
+        check,
+        passed,
+        detail: detail.into(),
+        inputs,
+    }
 }
 
 fn scoped_permission(s: &Subject<'_>) -> CheckReport {
@@ -186,7 +196,12 @@ fn scoped_permission(s: &Subject<'_>) -> CheckReport {
         (false, Some(_)) if s.scope.policy_ids.is_empty() => "no policy permits it".into(),
         (false, Some(_)) => format!("forbidden by {}", s.scope.policy_ids.join(", ")).into(),
     };
-    report(Evidence::ScopedPermission, s.scope.permitted, detail, inputs)
+    report(
+        Evidence::ScopedPermission,
+        s.scope.permitted,
+        detail,
+        inputs,
+    )
 }
 
 fn fresh_state(s: &Subject<'_>) -> CheckReport {
@@ -200,28 +215,48 @@ fn fresh_state(s: &Subject<'_>) -> CheckReport {
         max_age,
     };
     let (passed, detail): (bool, Cow<'static, str>) = match age {
-        None => (false, "the request carries no snapshot {version, observed_at}".into()),
+        None => (
+            false,
+            "the request carries no snapshot {version, observed_at}".into(),
+        ),
         Some(age) if age < -CLOCK_SKEW => (false, "the snapshot is observed in the future".into()),
         Some(age) if age > max_age.as_signed() => (
             false,
-            format!("the snapshot is {} old, older than the maximum {max_age}", human_age(age)).into(),
+            format!(
+                "the snapshot is {} old, older than the maximum {max_age}",
+                human_age(age)
+            )
+            .into(),
         ),
-        Some(age) => (true, format!("the snapshot is {} old", human_age(age.abs())).into()),
+        Some(age) => (
+            true,
+            format!("the snapshot is {} old", human_age(age.abs())).into(),
+        ),
     };
     report(Evidence::FreshState, passed, detail, inputs)
 }
 
 /// The newest entry not from the future, as chosen by `at`.
-fn newest<'a, T>(items: impl Iterator<Item = &'a T>, now: Timestamp, at: impl Fn(&T) -> Timestamp) -> Option<&'a T> {
+fn newest<'a, T>(
+    items: impl Iterator<Item = &'a T>,
+    now: Timestamp,
+    at: impl Fn(&T) -> Timestamp,
+) -> Option<&'a T> {
     let latest_allowed = now.checked_add(CLOCK_SKEW).unwrap_or(now);
-    items.filter(|item| at(item) <= latest_allowed).max_by_key(|item| at(item))
+    items
+        .filter(|item| at(item) <= latest_allowed)
+        .max_by_key(|item| at(item))
 }
 
 fn simulation(s: &Subject<'_>) -> CheckReport {
     let settings = &s.bundle.settings;
     let plan_id = s.request.plan_id.as_deref();
     let found = plan_id.and_then(|plan| {
-        newest(s.facts.simulations.iter().filter(|r| r.plan_id == plan), s.now, |r| r.produced_at)
+        newest(
+            s.facts.simulations.iter().filter(|r| r.plan_id == plan),
+            s.now,
+            |r| r.produced_at,
+        )
     });
     let inputs = CheckInputs::Simulation {
         plan_id: plan_id.map(str::to_owned),
@@ -230,18 +265,49 @@ fn simulation(s: &Subject<'_>) -> CheckReport {
         max_age: settings.simulation_max_age,
     };
     let (passed, detail): (bool, Cow<'static, str>) = match (plan_id, found) {
-        (None, _) => (false, "the request names no plan_id, so no simulation can vouch for it".into()),
-        (Some(plan), None) => (false, format!("no simulation report for plan `{plan}`").into()),
+        (None, _) => (
+            false,
+            "the request names no plan_id, so no simulation can vouch for it".into(),
+        ),
+        (Some(plan), None) => (
+            false,
+            format!("no simulation report for plan `{plan}`").into(),
+        ),
         (Some(_), Some(report)) => {
             let age = s.now.duration_since(report.produced_at);
             if age > settings.simulation_max_age.as_signed() {
-                (false, format!("the simulation report is {} old, older than the maximum {}", human_age(age), settings.simulation_max_age).into())
+                (
+                    false,
+                    format!(
+                        "the simulation report is {} old, older than the maximum {}",
+                        human_age(age),
+                        settings.simulation_max_age
+                    )
+                    .into(),
+                )
             } else if report.branches == 0 {
                 (false, "the simulation report ran no branches".into())
             } else if report.survival() < settings.simulation_min_survival {
-                (false, format!("the plan survived {}/{} branches ({:.1}%), below the minimum {:.1}%", report.survived, report.branches, report.survival() * 100.0, settings.simulation_min_survival * 100.0).into())
+                (
+                    false,
+                    format!(
+                        "the plan survived {}/{} branches ({:.1}%), below the minimum {:.1}%",
+                        report.survived,
+                        report.branches,
+                        report.survival() * 100.0,
+                        settings.simulation_min_survival * 100.0
+                    )
+                    .into(),
+                )
             } else {
-                (true, format!("the plan survived {}/{} branches", report.survived, report.branches).into())
+                (
+                    true,
+                    format!(
+                        "the plan survived {}/{} branches",
+                        report.survived, report.branches
+                    )
+                    .into(),
+                )
             }
         }
     };
@@ -253,7 +319,11 @@ fn rollback(s: &Subject<'_>) -> CheckReport {
     let playbook = s.action.and_then(|a| a.rollback.as_deref());
     let known = playbook.and_then(|id| s.bundle.rollback(id));
     let last_test = playbook.and_then(|id| {
-        newest(s.facts.rollback_tests.iter().filter(|t| t.playbook == id), s.now, |t| t.tested_at)
+        newest(
+            s.facts.rollback_tests.iter().filter(|t| t.playbook == id),
+            s.now,
+            |t| t.tested_at,
+        )
     });
     let inputs = CheckInputs::Rollback {
         playbook: playbook.map(str::to_owned),
@@ -291,12 +361,33 @@ fn lineage(s: &Subject<'_>) -> CheckReport {
         authenticated_as: authenticated.cloned(),
         approval_chain,
     };
-    let (passed, detail): (bool, Cow<'static, str>) = if s.bundle.policy_owner.is_empty() || s.agent.owner.is_empty() {
-        (false, "the policy owner or the agent's owner is unknown".into())
-    } else if let Some(identity) = authenticated.filter(|i| i.credential_scope != s.agent.credential_scope) {
-        (false, format!("the request executes with credential scope `{}`, not the agent's declared `{}`", identity.credential_scope, s.agent.credential_scope).into())
+    let (passed, detail): (bool, Cow<'static, str>) = if s.bundle.policy_owner.is_empty()
+        || s.agent.owner.is_empty()
+    {
+        (
+            false,
+            "the policy owner or the agent's owner is unknown".into(),
+        )
+    } else if let Some(identity) =
+        authenticated.filter(|i| i.credential_scope != s.agent.credential_scope)
+    {
+        (
+            false,
+            format!(
+                "the request executes with credential scope `{}`, not the agent's declared `{}`",
+                identity.credential_scope, s.agent.credential_scope
+            )
+            .into(),
+        )
     } else {
-        (true, format!("policy owner {}, agent {} (owner {}), credential scope {}", s.bundle.policy_owner, s.agent.id, s.agent.owner, s.agent.credential_scope).into())
+        (
+            true,
+            format!(
+                "policy owner {}, agent {} (owner {}), credential scope {}",
+                s.bundle.policy_owner, s.agent.id, s.agent.owner, s.agent.credential_scope
+            )
+            .into(),
+        )
     };
     report(Evidence::Lineage, passed, detail, inputs)
 }

@@ -34,7 +34,9 @@ pub(super) fn exhausted_stop<'a>(
         .filter(|stop| stop.applies_to(agent) && impact >= stop.impact)
         .find_map(|stop| {
             // A window reaching before the representable past counts everything.
-            let since = now.checked_sub(stop.per.as_signed()).unwrap_or(Timestamp::MIN);
+            let since = now
+                .checked_sub(stop.per.as_signed())
+                .unwrap_or(Timestamp::MIN);
             let count = executions
                 .iter()
                 .filter(|e| e.impact >= stop.impact && e.at > since && e.at <= now)

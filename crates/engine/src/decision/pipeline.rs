@@ -42,7 +42,10 @@ impl Bundle {
             policy_revision: self.revision.clone(),
         };
         let Some(now) = facts.now else {
-            return decision.deny("no_clock", "the facts carry no `now`, and the engine has no clock of its own");
+            return decision.deny(
+                "no_clock",
+                "the facts carry no `now`, and the engine has no clock of its own",
+            );
         };
         let Some(agent) = self.agent(&request.agent) else {
             let message = format!("agent `{}` is not defined in the bundle", request.agent);
@@ -51,15 +54,25 @@ impl Bundle {
         let phase = facts.phase.unwrap_or(agent.starting_phase);
         decision.phase = Some(phase);
         if let Some(identity) = facts.identity.as_ref().filter(|i| i.agent != agent.id) {
-            let message = format!("authenticated as agent `{}`, asking as `{}`", identity.agent, agent.id);
+            let message = format!(
+                "authenticated as agent `{}`, asking as `{}`",
+                identity.agent, agent.id
+            );
             return decision.deny("impersonation", message);
         }
         let action = self.action(&request.action);
         let impact = action.map_or(Impact::Critical, |a| a.impact);
-        let level = request.level.unwrap_or(if impact.is_write() { Level::Execute } else { Level::Observe });
+        let level = request.level.unwrap_or(if impact.is_write() {
+            Level::Execute
+        } else {
+            Level::Observe
+        });
         (decision.impact, decision.level) = (impact, level);
 
-        let tool = request.action.split_once(':').map_or(request.action.as_str(), |(tool, _)| tool);
+        let tool = request
+            .action
+            .split_once(':')
+            .map_or(request.action.as_str(), |(tool, _)| tool);
         let kill_switch = covering_switch(&facts.kill_switches, &agent.id, tool, &request.resource);
         let scope = match action {
             Some(action) => self.scope.authorize(&ScopeQuery {
@@ -70,9 +83,16 @@ impl Bundle {
                 impact,
                 level,
             }),
-            None => ScopeVerdict::denied(format!("`{}` is not in the tool inventory", request.action)),
+            None => {
+                ScopeVerdict::denied(format!("`{}` is not in the tool inventory", request.action))
+            }
         };
-        let approval = check_approval(request.approval_id.as_deref(), facts.approval.as_ref(), &decision.request_hash, now);
+        let approval = check_approval(
+            request.approval_id.as_deref(),
+            facts.approval.as_ref(),
+            &decision.request_hash,
+            now,
+        );
         if level == Level::Execute && impact.needs_evidence() {
             decision.checks = run_checks(&Subject {
                 bundle: self,
@@ -85,9 +105,26 @@ impl Bundle {
                 approval: &approval,
                 kill_switch,
             });
-            decision.missing_evidence = decision.checks.iter().filter(|c| !c.passed).map(|c| c.check).collect();
+            decision.missing_evidence = decision
+                .checks
+                .iter()
+                .filter(|c| !c.passed)
+                .map(|c| c.check)
+                .collect();
         }
-        let step = Step { bundle: self, agent, action, request, facts, now, phase, impact, level, scope, approval };
+        let step = Step {
+            bundle: self,
+            agent,
+            action,
+            request,
+            facts,
+            now,
+            phase,
+            impact,
+            level,
+            scope,
+            approval,
+        };
         decision.policy_ids = step.scope.policy_ids.clone();
         decision.outcome = step.settle(&mut decision, kill_switch);
         decision
@@ -110,8 +147,17 @@ impl Decision {
             return;
         }
         let names: Vec<&str> = self.missing_evidence.iter().map(|e| e.name()).collect();
-        let details: Vec<&str> = self.checks.iter().filter(|c| !c.passed).map(|c| c.detail.as_ref()).collect();
-        let message = format!("missing evidence: {} ({})", names.join(", "), details.join("; "));
+        let details: Vec<&str> = self
+            .checks
+            .iter()
+            .filter(|c| !c.passed)
+            .map(|c| c.detail.as_ref())
+            .collect();
+        let message = format!(
+            "missing evidence: {} ({})",
+            names.join(", "),
+            details.join("; ")
+        );
         self.because("missing_evidence", message);
     }
 }
@@ -134,18 +180,38 @@ struct Step<'a> {
 impl Step<'_> {
     fn settle(&self, d: &mut Decision, kill_switch: Option<&crate::facts::KillSwitch>) -> Outcome {
         if self.action.is_none() {
-            d.because("unknown_action", format!("`{}` is not in the tool inventory: unknown actions are critical and denied", self.request.action));
+            d.because(
+                "unknown_action",
+                format!(
+                    "`{}` is not in the tool inventory: unknown actions are critical and denied",
+                    self.request.action
+                ),
+            );
             d.missing_evidence_reason();
             return Outcome::Deny;
         }
         if let Some(switch) = kill_switch {
             let id = switch.id.as_deref().unwrap_or("unnamed");
             let why = switch.reason.as_deref().unwrap_or("no reason given");
-            d.because("kill_switch", format!("kill switch `{id}` ({:?} scope) is tripped: {why}", switch.scope).to_lowercase());
+            d.because(
+                "kill_switch",
+                format!(
+                    "kill switch `{id}` ({:?} scope) is tripped: {why}",
+                    switch.scope
+                )
+                .to_lowercase(),
+            );
             return Outcome::Deny;
         }
-        if self.level == Level::Execute && self.impact.is_write()
-            && let Some((stop, count)) = exhausted_stop(&self.bundle.hard_stops, &self.agent.id, self.impact, &self.facts.recent_executions, self.now)
+        if self.level == Level::Execute
+            && self.impact.is_write()
+            && let Some((stop, count)) = exhausted_stop(
+                &self.bundle.hard_stops,
+                &self.agent.id,
+                self.impact,
+                &self.facts.recent_executions,
+                self.now,
+            )
         {
             d.because("hard_stop", format!("hard stop: {count} executions of {} impact or above in the last {}, the maximum is {}", stop.impact, stop.per, stop.max));
             return Outcome::Deny;
@@ -157,23 +223,41 @@ impl Step<'_> {
         }
         match self.level {
             Level::Observe if self.impact.is_write() => {
-                d.because("level_mismatch", format!("`{}` is a {} impact write, which `observe` cannot carry; ask at `execute`", self.request.action, self.impact));
+                d.because(
+                    "level_mismatch",
+                    format!(
+                        "`{}` is a {} impact write, which `observe` cannot carry; ask at `execute`",
+                        self.request.action, self.impact
+                    ),
+                );
                 Outcome::Deny
             }
             Level::Observe | Level::Execute if !self.impact.is_write() => {
-                d.because("read_in_scope", "a read inside the agent's scope, allowed in every phase");
+                d.because(
+                    "read_in_scope",
+                    "a read inside the agent's scope, allowed in every phase",
+                );
                 Outcome::Allow
             }
             Level::Simulate => {
-                d.because("simulation", "simulation never touches production and is allowed in every phase");
+                d.because(
+                    "simulation",
+                    "simulation never touches production and is allowed in every phase",
+                );
                 Outcome::Allow
             }
             Level::Recommend if self.phase == Phase::Shadow => {
-                d.because("shadow_phase", "the agent is in shadow: its recommendation is recorded and goes nowhere");
+                d.because(
+                    "shadow_phase",
+                    "the agent is in shadow: its recommendation is recorded and goes nowhere",
+                );
                 Outcome::Shadow
             }
             Level::Recommend => {
-                d.because("recommendation", "recommending is allowed from the assist phase on");
+                d.because(
+                    "recommendation",
+                    "recommending is allowed from the assist phase on",
+                );
                 Outcome::Allow
             }
             Level::Observe | Level::Execute => self.execute(d),
@@ -181,13 +265,24 @@ impl Step<'_> {
     }
 
     fn out_of_scope_message(&self) -> String {
-        let mut message = format!("`{}` on `{}` is outside agent `{}`'s scope", self.request.action, self.request.resource.path(), self.agent.id);
+        let mut message = format!(
+            "`{}` on `{}` is outside agent `{}`'s scope",
+            self.request.action,
+            self.request.resource.path(),
+            self.agent.id
+        );
         if !self.scope.errors.is_empty() {
-            message.push_str(&format!(": policy evaluation failed ({})", self.scope.errors.join("; ")));
+            message.push_str(&format!(
+                ": policy evaluation failed ({})",
+                self.scope.errors.join("; ")
+            ));
         } else if self.scope.policy_ids.is_empty() {
             message.push_str(": no policy permits it");
         } else {
-            message.push_str(&format!(": forbidden by {}", self.scope.policy_ids.join(", ")));
+            message.push_str(&format!(
+                ": forbidden by {}",
+                self.scope.policy_ids.join(", ")
+            ));
         }
         message
     }
@@ -196,7 +291,10 @@ impl Step<'_> {
     fn execute(&self, d: &mut Decision) -> Outcome {
         match self.phase {
             Phase::Shadow => {
-                d.because("shadow_phase", "the agent is in shadow: the request is recorded and not executed");
+                d.because(
+                    "shadow_phase",
+                    "the agent is in shadow: the request is recorded and not executed",
+                );
                 d.missing_evidence_reason();
                 return Outcome::Shadow;
             }
@@ -219,11 +317,17 @@ impl Step<'_> {
             ApprovalVerdict::Valid(approval) => {
                 d.approval_id = Some(approval.id.clone());
                 d.approval_chain = approval.approvers.clone();
-                d.because("approved", format!("approved by {}", approval.approvers.join(", ")));
+                d.because(
+                    "approved",
+                    format!("approved by {}", approval.approvers.join(", ")),
+                );
                 Outcome::Allow
             }
             ApprovalVerdict::NotClaimed if self.phase == Phase::Remediate => {
-                d.because("approval_required", "the agent is in remediate: an operator must approve this exact request");
+                d.because(
+                    "approval_required",
+                    "the agent is in remediate: an operator must approve this exact request",
+                );
                 Outcome::Pending
             }
             ApprovalVerdict::NotClaimed => self.autonomous(d),
@@ -234,7 +338,13 @@ impl Step<'_> {
         let threshold = self.bundle.settings.min_confidence;
         match self.request.confidence {
             Some(confidence) if confidence.get() >= threshold => {
-                d.because("autonomous", format!("autonomous, confidence {:.2} meets the minimum {threshold:.2}", confidence.get()));
+                d.because(
+                    "autonomous",
+                    format!(
+                        "autonomous, confidence {:.2} meets the minimum {threshold:.2}",
+                        confidence.get()
+                    ),
+                );
                 Outcome::Allow
             }
             Some(confidence) => {
@@ -242,7 +352,10 @@ impl Step<'_> {
                 Outcome::Pending
             }
             None => {
-                d.because("low_confidence", "the request carries no confidence: escalated to approval");
+                d.because(
+                    "low_confidence",
+                    "the request carries no confidence: escalated to approval",
+                );
                 Outcome::Pending
             }
         }

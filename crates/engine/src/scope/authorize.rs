@@ -65,12 +65,20 @@ impl AgentEntities {
         let uid = uid(&type_name("Agent")?, id);
         let entity = |phase: Phase| {
             let attrs = HashMap::from([
-                ("phase".to_owned(), RestrictedExpression::new_long(phase.number().into())),
-                ("owner".to_owned(), RestrictedExpression::new_string(owner.to_owned())),
+                (
+                    "phase".to_owned(),
+                    RestrictedExpression::new_long(phase.number().into()),
+                ),
+                (
+                    "owner".to_owned(),
+                    RestrictedExpression::new_string(owner.to_owned()),
+                ),
                 (
                     "domains".to_owned(),
                     RestrictedExpression::new_set(
-                        domains.iter().map(|d| RestrictedExpression::new_string(d.clone())),
+                        domains
+                            .iter()
+                            .map(|d| RestrictedExpression::new_string(d.clone())),
                     ),
                 ),
                 (
@@ -148,10 +156,22 @@ impl Scope {
         let resource = resource_entity(&self.resource_type, &query.request.resource)?;
         let resource_uid = resource.uid();
         let mut context = vec![
-            ("phase".to_owned(), RestrictedExpression::new_long(query.phase.number().into())),
-            ("impact".to_owned(), RestrictedExpression::new_string(query.impact.name().to_owned())),
-            ("impact_rank".to_owned(), RestrictedExpression::new_long(query.impact.rank())),
-            ("level".to_owned(), RestrictedExpression::new_string(query.level.name().to_owned())),
+            (
+                "phase".to_owned(),
+                RestrictedExpression::new_long(query.phase.number().into()),
+            ),
+            (
+                "impact".to_owned(),
+                RestrictedExpression::new_string(query.impact.name().to_owned()),
+            ),
+            (
+                "impact_rank".to_owned(),
+                RestrictedExpression::new_long(query.impact.rank()),
+            ),
+            (
+                "level".to_owned(),
+                RestrictedExpression::new_string(query.level.name().to_owned()),
+            ),
         ];
         if let Some(confidence) = query.request.confidence {
             context.push((
@@ -181,7 +201,9 @@ impl Scope {
     }
 
     fn evaluate(&self, request: &Request, entities: &Entities) -> ScopeVerdict {
-        let response = self.authorizer.is_authorized(request, &self.policies, entities);
+        let response = self
+            .authorizer
+            .is_authorized(request, &self.policies, entities);
         let errors: Vec<String> = response
             .diagnostics()
             .errors()
@@ -201,9 +223,18 @@ impl Scope {
 
 fn resource_entity(resource_type: &EntityTypeName, resource: &Resource) -> Result<Entity, String> {
     let attrs = HashMap::from([
-        ("kind".to_owned(), RestrictedExpression::new_string(resource.kind.clone())),
-        ("namespace".to_owned(), RestrictedExpression::new_string(resource.namespace.clone())),
-        ("name".to_owned(), RestrictedExpression::new_string(resource.name.clone())),
+        (
+            "kind".to_owned(),
+            RestrictedExpression::new_string(resource.kind.clone()),
+        ),
+        (
+            "namespace".to_owned(),
+            RestrictedExpression::new_string(resource.namespace.clone()),
+        ),
+        (
+            "name".to_owned(),
+            RestrictedExpression::new_string(resource.name.clone()),
+        ),
     ]);
     Entity::new(uid(resource_type, &resource.path()), attrs, HashSet::new())
         .map_err(|e| e.to_string())

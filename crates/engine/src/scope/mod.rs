@@ -21,8 +21,8 @@ mod authorize;
 mod policies;
 mod schema;
 
-pub(crate) use authorize::{ActionEntity, AgentEntities, ScopeQuery};
 pub use authorize::ScopeVerdict;
+pub(crate) use authorize::{ActionEntity, AgentEntities, ScopeQuery};
 pub(crate) use policies::load_policies;
 pub use schema::schema_text;
 

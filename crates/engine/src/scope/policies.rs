@@ -17,6 +17,7 @@ pub(crate) fn load_policies(
     schema: &Schema,
     problems: &mut Vec<Diagnostic>,
 ) -> PolicySet {
+    let errors_before = error_count(problems);
     let mut set = PolicySet::new();
     let mut origin: HashMap<String, usize> = HashMap::new();
     for (index, file) in files.iter().enumerate() {
@@ -41,9 +42,10 @@ pub(crate) fn load_policies(
             ));
         }
         for (ordinal, policy) in in_file_order(&parsed).into_iter().enumerate() {
-            let id = policy
-                .annotation("id")
-                .map_or_else(|| format!("{}#{ordinal}", file_name(&file.path)), str::to_owned);
+            let id = policy.annotation("id").map_or_else(
+                || format!("{}#{ordinal}", file_name(&file.path)),
+                str::to_owned,
+            );
             if let Some(first) = origin.get(&id).and_then(|i| files.get(*i)) {
                 let mut diagnostic = Diagnostic::error(
                     "duplicate-policy-id",
@@ -58,17 +60,26 @@ pub(crate) fn load_policies(
                 continue;
             }
             if let Err(error) = set.add(policy.new_id(PolicyId::new(&id))) {
-                problems.push(Diagnostic::error("cedar-policy", &file.path, error.to_string()).for_policy(&id));
+                problems.push(
+                    Diagnostic::error("cedar-policy", &file.path, error.to_string())
+                        .for_policy(&id),
+                );
                 continue;
             }
             origin.insert(id, index);
         }
     }
-    if problems.iter().any(Diagnostic::is_error) {
+    // Validating a set some of whose policies did not parse would report
+    // their absence as new errors; the config's own errors do not matter here.
+    if error_count(problems) > errors_before {
         return set;
     }
     validate(&set, schema, files, &origin, problems);
     set
+}
+
+fn error_count(problems: &[Diagnostic]) -> usize {
+    problems.iter().filter(|d| d.is_error()).count()
 }
 
 fn validate(
@@ -79,13 +90,21 @@ fn validate(
     problems: &mut Vec<Diagnostic>,
 ) {
     let result = Validator::new(schema.clone()).validate(set, ValidationMode::Strict);
-    let file_of = |id: &PolicyId| origin.get(AsRef::<str>::as_ref(id)).and_then(|i| files.get(*i));
+    let file_of = |id: &PolicyId| {
+        origin
+            .get(AsRef::<str>::as_ref(id))
+            .and_then(|i| files.get(*i))
+    };
     for error in result.validation_errors() {
         let id = error.policy_id();
         let Some(file) = file_of(id) else { continue };
         problems.push(located(
-            Diagnostic::error("cedar-validation", &file.path, without_policy_prefix(&error.to_string(), id))
-                .for_policy(id.as_ref() as &str),
+            Diagnostic::error(
+                "cedar-validation",
+                &file.path,
+                without_policy_prefix(&error.to_string(), id),
+            )
+            .for_policy(id.as_ref() as &str),
             error.labels(),
             &file.text,
         ));
@@ -94,8 +113,12 @@ fn validate(
         let id = warning.policy_id();
         let Some(file) = file_of(id) else { continue };
         problems.push(located(
-            Diagnostic::warning("cedar-warning", &file.path, without_policy_prefix(&warning.to_string(), id))
-                .for_policy(id.as_ref() as &str),
+            Diagnostic::warning(
+                "cedar-warning",
+                &file.path,
+                without_policy_prefix(&warning.to_string(), id),
+            )
+            .for_policy(id.as_ref() as &str),
             warning.labels(),
             &file.text,
         ));
@@ -122,7 +145,9 @@ fn in_file_order(parsed: &PolicySet) -> Vec<&cedar_policy::Policy> {
     let mut policies: Vec<_> = parsed.policies().collect();
     policies.sort_by_key(|policy| {
         let id: &str = policy.id().as_ref();
-        id.strip_prefix("policy").and_then(|n| n.parse::<usize>().ok()).unwrap_or(usize::MAX)
+        id.strip_prefix("policy")
+            .and_then(|n| n.parse::<usize>().ok())
+            .unwrap_or(usize::MAX)
     });
     policies
 }

@@ -2,10 +2,16 @@
 //! verb per impact class, requests, and facts carrying every piece of
 //! evidence, so a test removes exactly the piece it is about.
 
-#![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+#![allow(
+    dead_code,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing
+)]
 
 use clearance_engine::{
-    Bundle, BundleSource, DecisionRequest, Facts, Impact, Level, Phase, Resource, Snapshot, SourceFile,
+    Bundle, BundleSource, DecisionRequest, Facts, Impact, Level, Phase, Resource, Snapshot,
+    SourceFile,
     facts::{Identity, RollbackTest, SimulationReport},
 };
 use jiff::Timestamp;
@@ -37,12 +43,21 @@ permit (principal, action, resource)
 when { principal.domains.contains(resource.namespace) };
 "#;
 
-pub fn bundle_with(config: &str, policies: &[(&str, &str)]) -> Result<Bundle, clearance_engine::BundleErrors> {
+pub fn bundle_with(
+    config: &str,
+    policies: &[(&str, &str)],
+) -> Result<Bundle, clearance_engine::BundleErrors> {
     Bundle::compile(&BundleSource {
-        config: SourceFile { path: "clearance.yaml".into(), text: config.into() },
+        config: SourceFile {
+            path: "clearance.yaml".into(),
+            text: config.into(),
+        },
         policies: policies
             .iter()
-            .map(|(path, text)| SourceFile { path: (*path).into(), text: (*text).into() })
+            .map(|(path, text)| SourceFile {
+                path: (*path).into(),
+                text: (*text).into(),
+            })
             .collect(),
         revision: Some("test-revision".into()),
     })
@@ -57,7 +72,9 @@ pub fn now() -> Timestamp {
 }
 
 pub fn at(offset_seconds: i64) -> Timestamp {
-    now().checked_add(jiff::SignedDuration::from_secs(offset_seconds)).unwrap()
+    now()
+        .checked_add(jiff::SignedDuration::from_secs(offset_seconds))
+        .unwrap()
 }
 
 pub fn verb(impact: Impact) -> &'static str {
@@ -76,10 +93,21 @@ pub fn request(impact: Impact) -> DecisionRequest {
     DecisionRequest {
         agent: "bot".into(),
         action: verb(impact).into(),
-        resource: Resource { kind: "deployment".into(), namespace: "inside".into(), name: "api".into() },
-        level: Some(if impact == Impact::Read { Level::Observe } else { Level::Execute }),
+        resource: Resource {
+            kind: "deployment".into(),
+            namespace: "inside".into(),
+            name: "api".into(),
+        },
+        level: Some(if impact == Impact::Read {
+            Level::Observe
+        } else {
+            Level::Execute
+        }),
         plan_id: Some("plan-1".into()),
-        snapshot: Some(Snapshot { version: "v1".into(), observed_at: at(-60) }),
+        snapshot: Some(Snapshot {
+            version: "v1".into(),
+            observed_at: at(-60),
+        }),
         confidence: clearance_engine::Confidence::new(0.95),
         rationale: None,
         approval_id: None,
@@ -91,9 +119,21 @@ pub fn facts(phase: Phase) -> Facts {
     Facts {
         now: Some(now()),
         phase: Some(phase),
-        identity: Some(Identity { agent: "bot".into(), credential_scope: "k8s:sa/bot".into() }),
-        simulations: vec![SimulationReport { plan_id: "plan-1".into(), branches: 100, survived: 99, produced_at: at(-3_600) }],
-        rollback_tests: vec![RollbackTest { playbook: "undo".into(), passed: true, tested_at: at(-86_400) }],
+        identity: Some(Identity {
+            agent: "bot".into(),
+            credential_scope: "k8s:sa/bot".into(),
+        }),
+        simulations: vec![SimulationReport {
+            plan_id: "plan-1".into(),
+            branches: 100,
+            survived: 99,
+            produced_at: at(-3_600),
+        }],
+        rollback_tests: vec![RollbackTest {
+            playbook: "undo".into(),
+            passed: true,
+            tested_at: at(-86_400),
+        }],
         ..Facts::default()
     }
 }

@@ -1,0 +1,282 @@
+//! The real `clearance` binary, run in a temporary directory: what a
+//! policy author does from `init` to `decide`, and the exit codes CI reads.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+
+use std::{fs, path::Path, process::Command};
+
+struct Run {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+fn clearance(args: &[&str], dir: &Path) -> Run {
+    let output = Command::new(env!("CARGO_BIN_EXE_clearance"))
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("the binary runs");
+    Run {
+        code: output.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+    }
+}
+
+fn initialised() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let run = clearance(&["init", "policy"], dir.path());
+    assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
+    dir
+}
+
+#[test]
+fn init_writes_a_bundle_that_checks_and_whose_tests_pass() {
+    let dir = initialised();
+    let check = clearance(&["check", "policy"], dir.path());
+    assert_eq!(check.code, 0, "{}", check.stdout);
+    assert!(check.stdout.contains("is valid"), "{}", check.stdout);
+    let test = clearance(&["test", "policy"], dir.path());
+    assert_eq!(test.code, 0, "{}", test.stdout);
+    let summary = test.stdout.lines().last().unwrap();
+    assert!(summary.ends_with(" passed, 0 failed"), "{summary}");
+    let passed: usize = summary.split(' ').next().unwrap().parse().unwrap();
+    assert!(passed >= 20, "{summary}");
+}
+
+#[test]
+fn init_refuses_to_overwrite() {
+    let dir = initialised();
+    let again = clearance(&["init", "policy"], dir.path());
+    assert_eq!(again.code, 2);
+    assert!(again.stderr.contains("already exists"), "{}", again.stderr);
+}
+
+#[test]
+fn check_exits_one_and_locates_every_error() {
+    let dir = initialised();
+    let config = dir.path().join("policy/clearance.yaml");
+    let text = fs::read_to_string(&config)
+        .unwrap()
+        .replace("rollback: scale-back }", "rollback: scale-bak }");
+    fs::write(&config, text).unwrap();
+    fs::write(
+        dir.path().join("policy/policies/typo.cedar"),
+        "permit (principal, action == Action::\"kubectl:scael\", resource);\n",
+    )
+    .unwrap();
+    let check = clearance(&["check", "policy"], dir.path());
+    assert_eq!(check.code, 1, "{}", check.stdout);
+    assert!(
+        check
+            .stdout
+            .contains("clearance.yaml:16:48: error[unknown-rollback]"),
+        "{}",
+        check.stdout
+    );
+    assert!(
+        check
+            .stdout
+            .contains("policies/typo.cedar:1:30: error[cedar-validation]"),
+        "{}",
+        check.stdout
+    );
+    assert!(
+        check.stdout.contains("(policy `typo.cedar#0`)"),
+        "{}",
+        check.stdout
+    );
+
+    let json = clearance(&["check", "policy", "--format", "json"], dir.path());
+    assert_eq!(json.code, 1);
+    let document: serde_json::Value = serde_json::from_str(&json.stdout).unwrap();
+    assert_eq!(document["valid"], false);
+    let codes: Vec<&str> = document["diagnostics"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|d| d["code"].as_str())
+        .collect();
+    assert!(
+        codes.contains(&"unknown-rollback") && codes.contains(&"cedar-validation"),
+        "{codes:?}"
+    );
+}
+
+#[test]
+fn test_prints_a_diff_for_a_failing_case_and_exits_one() {
+    let dir = initialised();
+    let cases = dir.path().join("policy/tests/phases.yaml");
+    let text = fs::read_to_string(&cases).unwrap().replacen(
+        "expect: { outcome: shadow, reasons: [shadow_phase] }",
+        "expect: { outcome: allow }",
+        1,
+    );
+    fs::write(&cases, text).unwrap();
+    let test = clearance(&["test", "policy"], dir.path());
+    assert_eq!(test.code, 1, "{}", test.stdout);
+    assert!(
+        test.stdout
+            .contains("FAIL tests/phases.yaml: a shadow agent's restart is recorded, not executed"),
+        "{}",
+        test.stdout
+    );
+    assert!(
+        test.stdout
+            .contains("    - expected: allow\n    + actual:   shadow"),
+        "{}",
+        test.stdout
+    );
+    assert!(
+        test.stdout.trim_end().ends_with(" passed, 1 failed"),
+        "{}",
+        test.stdout
+    );
+}
+
+#[test]
+fn test_reports_a_malformed_case_file() {
+    let dir = initialised();
+    fs::write(
+        dir.path().join("policy/tests/broken.yaml"),
+        "cases:\n  - name: x\n    requset: {}\n",
+    )
+    .unwrap();
+    let test = clearance(&["test", "policy"], dir.path());
+    assert_eq!(test.code, 1);
+    assert!(
+        test.stdout
+            .contains("ERROR tests/broken.yaml:3:5: error[casebook]: unknown field `requset`"),
+        "{}",
+        test.stdout
+    );
+}
+
+fn write(dir: &Path, name: &str, text: &str) -> String {
+    fs::write(dir.join(name), text).unwrap();
+    name.to_owned()
+}
+
+#[test]
+fn decide_prints_the_decision_as_json_with_every_missing_piece() {
+    let dir = initialised();
+    let request = write(
+        dir.path(),
+        "req.json",
+        r#"{"agent":"incident-bot","action":"kubectl:scale","resource":{"kind":"deployment","namespace":"payments","name":"api"},"confidence":0.9}"#,
+    );
+    let facts = write(
+        dir.path(),
+        "facts.yaml",
+        "now: 2026-11-21T12:00:00Z\nphase: autonomous\n",
+    );
+    let run = clearance(
+        &["decide", "policy", "--request", &request, "--facts", &facts],
+        dir.path(),
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let decision: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+    assert_eq!(decision["outcome"], "deny");
+    assert_eq!(decision["phase"], "autonomous");
+    assert_eq!(decision["impact"], "high");
+    assert_eq!(
+        decision["missing_evidence"],
+        serde_json::json!(["fresh_state", "simulation", "rollback"])
+    );
+    assert_eq!(decision["checks"].as_array().unwrap().len(), 5);
+    assert!(
+        decision["policy_revision"]
+            .as_str()
+            .unwrap()
+            .starts_with("sha256:")
+    );
+    assert!(
+        decision["request_hash"]
+            .as_str()
+            .unwrap()
+            .starts_with("sha256:")
+    );
+}
+
+#[test]
+fn decide_explains_in_words() {
+    let dir = initialised();
+    let request = write(
+        dir.path(),
+        "req.yaml",
+        "agent: incident-bot\naction: kubectl:get\nresource: { kind: pod, namespace: search, name: web-0 }\n",
+    );
+    let run = clearance(
+        &["decide", "policy", "--request", &request, "--explain"],
+        dir.path(),
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(
+        run.stdout
+            .starts_with("ALLOW: incident-bot observe asks to kubectl:get (read impact)"),
+        "{}",
+        run.stdout
+    );
+    assert!(run.stdout.contains("[read_in_scope]"), "{}", run.stdout);
+}
+
+#[test]
+fn decide_names_the_bad_field_of_a_malformed_request() {
+    let dir = initialised();
+    let request = write(
+        dir.path(),
+        "req.json",
+        r#"{"agent":"incident-bot","action":"kubectl:get","resource":{"kind":"pod","name":"x"},"confidence":7}"#,
+    );
+    let run = clearance(&["decide", "policy", "--request", &request], dir.path());
+    assert_eq!(run.code, 2);
+    assert!(
+        run.stderr.contains("invalid request in req.json"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr
+            .contains("confidence 7 is not a number from 0 to 1"),
+        "{}",
+        run.stderr
+    );
+    assert!(run.stdout.is_empty(), "nothing decided: {}", run.stdout);
+}
+
+#[test]
+fn the_revision_is_the_git_commit_of_a_clean_checkout() {
+    let dir = initialised();
+    let git = |args: &[&str]| {
+        let status = Command::new("git")
+            .args(args)
+            .current_dir(dir.path().join("policy"))
+            .status();
+        status.is_ok_and(|s| s.success())
+    };
+    if !git(&["init", "-q"]) {
+        assert!(std::env::var("CI").is_err(), "git is required under CI");
+        eprintln!("skipped: git is not installed");
+        return;
+    }
+    assert!(git(&["add", "."]));
+    assert!(git(&[
+        "-c",
+        "user.name=t",
+        "-c",
+        "user.email=t@example.com",
+        "commit",
+        "-qm",
+        "bundle"
+    ]));
+    let check = clearance(&["check", "policy"], dir.path());
+    assert!(check.stdout.contains("(revision git:"), "{}", check.stdout);
+    fs::write(dir.path().join("policy/policies/extra.cedar"), "").unwrap();
+    let dirty = clearance(&["check", "policy"], dir.path());
+    assert!(
+        dirty.stdout.contains("(revision sha256:"),
+        "a dirty tree is not the commit: {}",
+        dirty.stdout
+    );
+}
