@@ -217,6 +217,12 @@ impl Confidence {
     pub fn get(self) -> f64 {
         self.0
     }
+
+    /// The value × 1000, rounded: what Cedar policies compare.
+    pub fn permille(self) -> i64 {
+        // Within 0..=1000 by construction, so the cast cannot truncate.
+        (self.0 * 1000.0).round() as i64
+    }
 }
 
 impl<'de> Deserialize<'de> for Confidence {

@@ -304,7 +304,7 @@ fn the_bundle_phase_is_the_default_and_the_facts_phase_wins() {
 fn forbid_beats_permit_and_errors_deny() {
     let forbid =
         r#"@id("no-critical") forbid (principal, action in Action::"impact:critical", resource);"#;
-    let erroring = r#"@id("bad-decimal") permit (principal, action, resource) when { context.confidence.greaterThan(decimal("0.5")) };"#;
+    let unguarded = r#"@id("unguarded-confidence") permit (principal, action, resource) when { context.confidence_permille > 500 };"#;
     let bundle = common::bundle_with(
         common::CONFIG,
         &[
@@ -323,10 +323,13 @@ fn forbid_beats_permit_and_errors_deny() {
         Outcome::Allow
     );
 
-    // `confidence` is optional, so strict validation refuses the unguarded read.
+    // `confidence_permille` is optional, so strict validation refuses the unguarded read.
     let refused =
-        common::bundle_with(common::CONFIG, &[("policies/c.cedar", erroring)]).unwrap_err();
-    assert!(refused.to_string().contains("bad-decimal"), "{refused}");
+        common::bundle_with(common::CONFIG, &[("policies/c.cedar", unguarded)]).unwrap_err();
+    assert!(
+        refused.to_string().contains("unguarded-confidence"),
+        "{refused}"
+    );
 }
 
 #[test]
@@ -360,4 +363,21 @@ fn a_forbid_that_fails_to_evaluate_denies_although_cedar_would_allow() {
         Outcome::Allow,
         "rank 0 does not overflow"
     );
+}
+
+#[test]
+fn policies_see_confidence_in_permille_when_the_agent_sends_one() {
+    let guarded = r#"@id("sure-enough") permit (principal, action, resource)
+        when { context has confidence_permille && context.confidence_permille >= 900 };"#;
+    let bundle = common::bundle_with(common::CONFIG, &[("policies/c.cedar", guarded)]).unwrap();
+    let mut req = request(Impact::Medium);
+    let outcome = |req: &clearance_engine::DecisionRequest| {
+        bundle.decide(req, &facts(Phase::Autonomous)).outcome
+    };
+    req.confidence = clearance_engine::Confidence::new(0.9);
+    assert_eq!(outcome(&req), Outcome::Allow);
+    req.confidence = clearance_engine::Confidence::new(0.8994);
+    assert_eq!(outcome(&req), Outcome::Deny, "0.8994 rounds to 899");
+    req.confidence = None;
+    assert_eq!(outcome(&req), Outcome::Deny, "absent is not high");
 }

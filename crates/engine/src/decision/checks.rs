@@ -361,17 +361,16 @@ fn lineage(s: &Subject<'_>) -> CheckReport {
         authenticated_as: authenticated.cloned(),
         approval_chain,
     };
-    let (passed, detail): (bool, Cow<'static, str>) = if s.bundle.policy_owner.is_empty()
-        || s.agent.owner.is_empty()
-    {
-        (
-            false,
-            "the policy owner or the agent's owner is unknown".into(),
-        )
-    } else if let Some(identity) =
-        authenticated.filter(|i| i.credential_scope != s.agent.credential_scope)
-    {
-        (
+    let (passed, detail): (bool, Cow<'static, str>) =
+        if s.bundle.policy_owner.is_empty() || s.agent.owner.is_empty() {
+            (
+                false,
+                "the policy owner or the agent's owner is unknown".into(),
+            )
+        } else if let Some(identity) =
+            authenticated.filter(|i| i.credential_scope != s.agent.credential_scope)
+        {
+            (
             false,
             format!(
                 "the request executes with credential scope `{}`, not the agent's declared `{}`",
@@ -379,15 +378,15 @@ fn lineage(s: &Subject<'_>) -> CheckReport {
             )
             .into(),
         )
-    } else {
-        (
-            true,
-            format!(
-                "policy owner {}, agent {} (owner {}), credential scope {}",
-                s.bundle.policy_owner, s.agent.id, s.agent.owner, s.agent.credential_scope
+        } else {
+            (
+                true,
+                format!(
+                    "policy owner {}, agent {} (owner {}), credential scope {}",
+                    s.bundle.policy_owner, s.agent.id, s.agent.owner, s.agent.credential_scope
+                )
+                .into(),
             )
-            .into(),
-        )
-    };
+        };
     report(Evidence::Lineage, passed, detail, inputs)
 }

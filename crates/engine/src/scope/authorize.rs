@@ -2,12 +2,24 @@
 //! request (agent entities per phase, action entities with their groups) is
 //! built once at bundle load, so a decision builds only the resource entity
 //! and the context.
+//!
+//! The entity store of a request is assembled with Cedar's core constructor
+//! and `TCComputation::AssumeAlreadyComputed`: the public constructor always
+//! recomputes the transitive closure, which costs ~2 µs per request for an
+//! action with two groups, and the closure here is known by construction —
+//! an action's ancestors are exactly its impact and tool groups, which have
+//! no parents of their own, and agents and resources have no parents.
 
 use std::collections::{HashMap, HashSet};
 
 use cedar_policy::{
     Context, Decision as CedarDecision, Entities, Entity, EntityId, EntityTypeName, EntityUid,
     Request, RestrictedExpression,
+};
+use cedar_policy_core::{
+    ast,
+    entities::{Entities as CoreEntities, NoEntitiesSchema, TCComputation},
+    extensions::Extensions,
 };
 
 use super::Scope;
@@ -52,7 +64,7 @@ fn uid(type_name: &EntityTypeName, id: &str) -> EntityUid {
 #[derive(Clone, Debug)]
 pub(crate) struct AgentEntities {
     uid: EntityUid,
-    by_phase: [Entity; 4],
+    by_phase: [ast::Entity; 4],
 }
 
 impl AgentEntities {
@@ -86,7 +98,9 @@ impl AgentEntities {
                     RestrictedExpression::new_string(credential_scope.to_owned()),
                 ),
             ]);
-            Entity::new(uid.clone(), attrs, HashSet::new()).map_err(|e| e.to_string())
+            Entity::new(uid.clone(), attrs, HashSet::new())
+                .map(|entity| entity.as_ref().clone())
+                .map_err(|e| e.to_string())
         };
         Ok(AgentEntities {
             by_phase: [
@@ -99,7 +113,7 @@ impl AgentEntities {
         })
     }
 
-    fn in_phase(&self, phase: Phase) -> &Entity {
+    fn in_phase(&self, phase: Phase) -> &ast::Entity {
         let [shadow, assist, remediate, autonomous] = &self.by_phase;
         match phase {
             Phase::Shadow => shadow,
@@ -114,7 +128,8 @@ impl AgentEntities {
 #[derive(Clone, Debug)]
 pub(crate) struct ActionEntity {
     uid: EntityUid,
-    entity: Entity,
+    /// With its ancestors (the two groups) already recorded: the closure.
+    entity: ast::Entity,
 }
 
 impl ActionEntity {
@@ -126,7 +141,7 @@ impl ActionEntity {
             self::uid(&action, &format!("tool:{tool}")),
         ]);
         Ok(ActionEntity {
-            entity: Entity::new_no_attrs(uid.clone(), groups),
+            entity: Entity::new_no_attrs(uid.clone(), groups).as_ref().clone(),
             uid,
         })
     }
@@ -153,8 +168,8 @@ impl Scope {
     }
 
     fn build(&self, query: &ScopeQuery<'_>) -> Result<(Request, Entities), String> {
-        let resource = resource_entity(&self.resource_type, &query.request.resource)?;
-        let resource_uid = resource.uid();
+        let resource_uid = uid(&self.resource_type, &query.request.resource.path());
+        let resource = resource_entity(resource_uid.clone(), &query.request.resource)?;
         let mut context = vec![
             (
                 "phase".to_owned(),
@@ -175,19 +190,22 @@ impl Scope {
         ];
         if let Some(confidence) = query.request.confidence {
             context.push((
-                "confidence".to_owned(),
-                RestrictedExpression::new_decimal(format!("{:.4}", confidence.get())),
+                "confidence_permille".to_owned(),
+                RestrictedExpression::new_long(confidence.permille()),
             ));
         }
         let context = Context::from_pairs(context).map_err(|e| e.to_string())?;
-        let entities = Entities::from_entities(
+        let entities = CoreEntities::from_entities(
             [
                 query.agent.in_phase(query.phase).clone(),
                 query.action.entity.clone(),
                 resource,
             ],
-            None,
+            None::<&NoEntitiesSchema>,
+            TCComputation::AssumeAlreadyComputed,
+            Extensions::all_available(),
         )
+        .map(Entities::from)
         .map_err(|e| e.to_string())?;
         let request = Request::new(
             query.agent.uid.clone(),
@@ -221,7 +239,7 @@ impl Scope {
     }
 }
 
-fn resource_entity(resource_type: &EntityTypeName, resource: &Resource) -> Result<Entity, String> {
+fn resource_entity(uid: EntityUid, resource: &Resource) -> Result<ast::Entity, String> {
     let attrs = HashMap::from([
         (
             "kind".to_owned(),
@@ -236,6 +254,7 @@ fn resource_entity(resource_type: &EntityTypeName, resource: &Resource) -> Resul
             RestrictedExpression::new_string(resource.name.clone()),
         ),
     ]);
-    Entity::new(uid(resource_type, &resource.path()), attrs, HashSet::new())
+    Entity::new(uid, attrs, HashSet::new())
+        .map(|entity| entity.as_ref().clone())
         .map_err(|e| e.to_string())
 }

@@ -12,7 +12,9 @@
 //!   `name`;
 //! - context `phase` (1..4), `impact` (name), `impact_rank` (0 read ..
 //!   4 critical), `level` (name) and, when the agent sent one,
-//!   `confidence` (a `decimal`).
+//!   `confidence_permille` (its confidence × 1000, rounded: 0..=1000). An
+//!   integer rather than a Cedar `decimal`: parsing a decimal costs more
+//!   per request than the whole rest of the context.
 //!
 //! Deny by default and `forbid` beats `permit` are Cedar's own semantics;
 //! this module adds that an evaluation error anywhere counts as a denial.

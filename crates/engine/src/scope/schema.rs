@@ -29,7 +29,7 @@ pub fn schema_text<'a>(actions: impl IntoIterator<Item = (&'a str, &'a str, Impa
         "  impact: String,\n",
         "  impact_rank: Long,\n",
         "  level: String,\n",
-        "  confidence?: decimal,\n",
+        "  confidence_permille?: Long,\n",
         "};\n",
     ));
     for impact in Impact::ALL {
