@@ -287,7 +287,7 @@ fn latency(_: &mut Criterion) {
     let (request, facts) = high_execution();
     let (cedar_request, entities) = bare_cedar_inputs();
     let authorizer = Authorizer::new();
-    let mut percentiles = |name: &str, call: &mut dyn FnMut()| {
+    let percentiles = |name: &str, call: &mut dyn FnMut()| {
         for _ in 0..20_000 {
             call();
         }
