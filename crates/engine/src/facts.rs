@@ -88,6 +88,18 @@ pub enum KillScope {
     Resource,
 }
 
+impl KillScope {
+    /// The scope as the API spells it.
+    pub fn name(self) -> &'static str {
+        match self {
+            KillScope::Global => "global",
+            KillScope::Agent => "agent",
+            KillScope::Tool => "tool",
+            KillScope::Resource => "resource",
+        }
+    }
+}
+
 impl KillSwitch {
     /// Whether this switch stops `agent` using `tool` on `resource`.
     ///

@@ -381,3 +381,20 @@ fn policies_see_confidence_in_permille_when_the_agent_sends_one() {
     req.confidence = None;
     assert_eq!(outcome(&req), Outcome::Deny, "absent is not high");
 }
+
+#[test]
+fn regression_a_kill_switch_reason_is_quoted_verbatim() {
+    // The message was once lower-cased whole, mangling the operator's text.
+    let mut f = facts(Phase::Autonomous);
+    f.kill_switches.push(KillSwitch {
+        id: Some("KS-7".into()),
+        scope: KillScope::Tool,
+        target: Some("tool".into()),
+        reason: Some("Paging storm on DB-01".into()),
+    });
+    let decision = bundle().decide(&request(Impact::Low), &f);
+    assert_eq!(
+        decision.reasons[0].message,
+        "kill switch `KS-7` (tool scope) is tripped: Paging storm on DB-01"
+    );
+}

@@ -15,6 +15,7 @@ use crate::{
     facts::{Facts, Identity, KillSwitch, RollbackTest, SimulationReport},
     request::DecisionRequest,
     scope::ScopeVerdict,
+    vocabulary::{Impact, Level, Phase},
 };
 
 /// How far in the future a timestamp may be before it is refused: clocks on
@@ -144,7 +145,8 @@ pub enum CheckInputs {
     },
 }
 
-/// Everything the checks read.
+/// One request with everything known about it: what the checks read and
+/// what the pipeline settles the outcome from.
 pub(super) struct Subject<'a> {
     pub bundle: &'a Bundle,
     pub agent: &'a Agent,
@@ -152,8 +154,11 @@ pub(super) struct Subject<'a> {
     pub request: &'a DecisionRequest,
     pub facts: &'a Facts,
     pub now: Timestamp,
-    pub scope: &'a ScopeVerdict,
-    pub approval: &'a ApprovalVerdict<'a>,
+    pub phase: Phase,
+    pub impact: Impact,
+    pub level: Level,
+    pub scope: ScopeVerdict,
+    pub approval: ApprovalVerdict<'a>,
     pub kill_switch: Option<&'a KillSwitch>,
 }
 
@@ -348,7 +353,7 @@ fn rollback(s: &Subject<'_>) -> CheckReport {
 }
 
 fn lineage(s: &Subject<'_>) -> CheckReport {
-    let approval_chain = match s.approval {
+    let approval_chain = match &s.approval {
         ApprovalVerdict::Valid(approval) => approval.approvers.clone(),
         _ => Vec::new(),
     };

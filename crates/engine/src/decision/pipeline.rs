@@ -5,8 +5,6 @@
 
 use std::borrow::Cow;
 
-use jiff::Timestamp;
-
 use super::{
     Decision, Outcome, Reason,
     approval::{ApprovalVerdict, check_approval},
@@ -14,7 +12,7 @@ use super::{
     guards::{covering_switch, exhausted_stop},
 };
 use crate::{
-    bundle::{Action, Agent, Bundle},
+    bundle::Bundle,
     facts::Facts,
     request::{DecisionRequest, RequestHash},
     scope::{ScopeQuery, ScopeVerdict},
@@ -93,26 +91,7 @@ impl Bundle {
             &decision.request_hash,
             now,
         );
-        if level == Level::Execute && impact.needs_evidence() {
-            decision.checks = run_checks(&Subject {
-                bundle: self,
-                agent,
-                action,
-                request,
-                facts,
-                now,
-                scope: &scope,
-                approval: &approval,
-                kill_switch,
-            });
-            decision.missing_evidence = decision
-                .checks
-                .iter()
-                .filter(|c| !c.passed)
-                .map(|c| c.check)
-                .collect();
-        }
-        let step = Step {
+        let subject = Subject {
             bundle: self,
             agent,
             action,
@@ -124,9 +103,19 @@ impl Bundle {
             level,
             scope,
             approval,
+            kill_switch,
         };
-        decision.policy_ids = step.scope.policy_ids.clone();
-        decision.outcome = step.settle(&mut decision, kill_switch);
+        if level == Level::Execute && impact.needs_evidence() {
+            decision.checks = run_checks(&subject);
+            decision.missing_evidence = decision
+                .checks
+                .iter()
+                .filter(|c| !c.passed)
+                .map(|c| c.check)
+                .collect();
+        }
+        decision.policy_ids = subject.scope.policy_ids.clone();
+        decision.outcome = subject.settle(&mut decision);
         decision
     }
 }
@@ -162,23 +151,8 @@ impl Decision {
     }
 }
 
-/// What the outcome is settled from, once every input is known.
-struct Step<'a> {
-    bundle: &'a Bundle,
-    agent: &'a Agent,
-    action: Option<&'a Action>,
-    request: &'a DecisionRequest,
-    facts: &'a Facts,
-    now: Timestamp,
-    phase: Phase,
-    impact: Impact,
-    level: Level,
-    scope: ScopeVerdict,
-    approval: ApprovalVerdict<'a>,
-}
-
-impl Step<'_> {
-    fn settle(&self, d: &mut Decision, kill_switch: Option<&crate::facts::KillSwitch>) -> Outcome {
+impl Subject<'_> {
+    fn settle(&self, d: &mut Decision) -> Outcome {
         if self.action.is_none() {
             d.because(
                 "unknown_action",
@@ -190,16 +164,15 @@ impl Step<'_> {
             d.missing_evidence_reason();
             return Outcome::Deny;
         }
-        if let Some(switch) = kill_switch {
+        if let Some(switch) = self.kill_switch {
             let id = switch.id.as_deref().unwrap_or("unnamed");
             let why = switch.reason.as_deref().unwrap_or("no reason given");
             d.because(
                 "kill_switch",
                 format!(
-                    "kill switch `{id}` ({:?} scope) is tripped: {why}",
-                    switch.scope
-                )
-                .to_lowercase(),
+                    "kill switch `{id}` ({} scope) is tripped: {why}",
+                    switch.scope.name()
+                ),
             );
             return Outcome::Deny;
         }

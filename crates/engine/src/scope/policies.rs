@@ -96,32 +96,34 @@ fn validate(
             .and_then(|i| files.get(*i))
     };
     for error in result.validation_errors() {
-        let id = error.policy_id();
-        let Some(file) = file_of(id) else { continue };
-        problems.push(located(
-            Diagnostic::error(
+        let (id, message) = (error.policy_id(), error.to_string());
+        if let Some(file) = file_of(id) {
+            let diagnostic = Diagnostic::error(
                 "cedar-validation",
                 &file.path,
-                without_policy_prefix(&error.to_string(), id),
-            )
-            .for_policy(id.as_ref() as &str),
-            error.labels(),
-            &file.text,
-        ));
+                without_policy_prefix(&message, id),
+            );
+            problems.push(located(
+                diagnostic.for_policy(id.as_ref()),
+                error.labels(),
+                &file.text,
+            ));
+        }
     }
     for warning in result.validation_warnings() {
-        let id = warning.policy_id();
-        let Some(file) = file_of(id) else { continue };
-        problems.push(located(
-            Diagnostic::warning(
+        let (id, message) = (warning.policy_id(), warning.to_string());
+        if let Some(file) = file_of(id) {
+            let diagnostic = Diagnostic::warning(
                 "cedar-warning",
                 &file.path,
-                without_policy_prefix(&warning.to_string(), id),
-            )
-            .for_policy(id.as_ref() as &str),
-            warning.labels(),
-            &file.text,
-        ));
+                without_policy_prefix(&message, id),
+            );
+            problems.push(located(
+                diagnostic.for_policy(id.as_ref()),
+                warning.labels(),
+                &file.text,
+            ));
+        }
     }
 }
 
