@@ -12,6 +12,7 @@ pub mod casebook;
 pub mod decision;
 pub mod duration;
 pub mod facts;
+pub mod ledger;
 pub mod request;
 pub mod scope;
 pub mod vocabulary;
