@@ -56,6 +56,9 @@ pub trait Store: Send + Sync + 'static {
         query: &AuditQuery,
     ) -> impl Future<Output = Result<Vec<LedgerRecord>, StoreError>> + Send;
 
+    /// Whether the database answers at all.
+    fn ping(&self) -> impl Future<Output = Result<(), StoreError>> + Send;
+
     /// Re-reads the whole ledger and checks its chain.
     fn verify(&self) -> impl Future<Output = Result<VerifyReport, StoreError>> + Send;
 }

@@ -171,3 +171,19 @@ fn stored_timestamps_sort_as_text() {
     assert_eq!(early, "2026-11-21T12:00:00.000000Z");
     assert!(early < later);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_writers_on_one_file_extend_one_chain() {
+    // `clearance token issue --db` beside a running server: the second
+    // writer must chain after the first, never fork from a stale head.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("clearance.db");
+    let server = SqliteStore::open(&path).await.unwrap();
+    let cli = SqliteStore::open(&path).await.unwrap();
+    for n in 0..20 {
+        let writer = if n % 3 == 0 { &cli } else { &server };
+        writer.append(entry(n)).await.unwrap();
+    }
+    let report = server.verify().await.unwrap();
+    assert_eq!((report.verified, report.first_break), (20, None));
+}

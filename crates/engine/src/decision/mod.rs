@@ -16,7 +16,7 @@ use std::borrow::Cow;
 
 use serde::Serialize;
 
-pub use checks::{CheckInputs, CheckReport, Evidence};
+pub use checks::{CLOCK_SKEW, CheckInputs, CheckReport, Evidence};
 
 use crate::{
     request::RequestHash,

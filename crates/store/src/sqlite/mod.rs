@@ -54,9 +54,8 @@ impl SqliteStore {
             .max_connections(4)
             .connect_with(options)
             .await?;
-        let (seq, head) = reads::ledger_head(&pool).await?;
         let (sender, receiver) = mpsc::channel(MAX_BATCH * 4);
-        tokio::spawn(writer::run(writer_connection, receiver, seq, head));
+        tokio::spawn(writer::run(writer_connection, receiver));
         Ok(SqliteStore {
             pool,
             writer: sender,
@@ -82,15 +81,6 @@ impl SqliteStore {
             pool,
             writer: sender,
         })
-    }
-
-    /// Whether the database answers a trivial write-free query.
-    ///
-    /// # Errors
-    /// When it does not.
-    pub async fn ping(&self) -> Result<(), StoreError> {
-        sqlx::query("SELECT 1").execute(&self.pool).await?;
-        Ok(())
     }
 }
 
@@ -121,6 +111,11 @@ impl crate::Store for SqliteStore {
         query: &crate::AuditQuery,
     ) -> Result<Vec<clearance_engine::ledger::LedgerRecord>, StoreError> {
         reads::audit(&self.pool, query).await
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
     }
 
     async fn verify(&self) -> Result<crate::VerifyReport, StoreError> {

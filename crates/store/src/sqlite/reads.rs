@@ -34,9 +34,11 @@ fn seq(value: i64) -> Result<u64, StoreError> {
         .map_err(|_| StoreError::Corrupt(format!("negative sequence number {value}")))
 }
 
-pub(super) async fn ledger_head(pool: &SqlitePool) -> Result<(u64, Digest32), StoreError> {
+pub(super) async fn ledger_head(
+    connection: &mut sqlx::SqliteConnection,
+) -> Result<(u64, Digest32), StoreError> {
     let row = sqlx::query("SELECT seq, hash FROM ledger ORDER BY seq DESC LIMIT 1")
-        .fetch_optional(pool)
+        .fetch_optional(connection)
         .await?;
     match row {
         None => Ok((0, Digest32::GENESIS)),

@@ -1,8 +1,12 @@
 //! The ledger writer: the only code that writes to the database. It takes
 //! every entry waiting (up to `MAX_BATCH`), chains their records, and
 //! writes records and effects in one transaction — one fsync for the lot.
-//! A failed batch is rolled back whole and every waiter told so; the head
-//! of the chain moves only when a batch commits.
+//! A failed batch is rolled back whole and every waiter told so.
+//!
+//! The head of the chain is read inside each batch's transaction, which
+//! takes the write lock first (`BEGIN IMMEDIATE`): another process
+//! appending to the same file (`clearance token issue` beside a running
+//! server) is then chained after, never forked from.
 
 use clearance_engine::ledger::{Digest32, LedgerRecord};
 use sqlx::{Connection, QueryBuilder, Sqlite, SqliteConnection, Transaction};
@@ -16,34 +20,26 @@ pub(super) struct Job {
     pub reply: oneshot::Sender<Result<Receipt, StoreError>>,
 }
 
-pub(super) async fn run(
-    mut connection: SqliteConnection,
-    mut jobs: mpsc::Receiver<Job>,
-    mut seq: u64,
-    mut head: Digest32,
-) {
+pub(super) async fn run(mut connection: SqliteConnection, mut jobs: mpsc::Receiver<Job>) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
     while jobs.recv_many(&mut batch, MAX_BATCH).await > 0 {
-        let records = chain(&batch, seq, head);
-        let result = write(&mut connection, &batch, &records).await;
-        if result.is_ok()
-            && let Some(last) = records.last()
-        {
-            (seq, head) = (last.seq, last.hash);
+        let result = write(&mut connection, &batch).await;
+        if let Err(error) = &result {
+            tracing::error!(%error, "ledger batch rolled back");
         }
-        for (job, record) in batch.drain(..).zip(&records) {
+        for (index, job) in batch.drain(..).enumerate() {
             let answer = match &result {
-                Ok(()) => Ok(Receipt {
-                    seq: record.seq,
-                    hash: record.hash,
-                }),
+                Ok(records) => records
+                    .get(index)
+                    .map(|r| Receipt {
+                        seq: r.seq,
+                        hash: r.hash,
+                    })
+                    .ok_or(StoreError::WriterGone),
                 Err(error) => Err(error.clone()),
             };
             // The waiter may have gone (client hung up); the record stands.
             let _ = job.reply.send(answer);
-        }
-        if let Err(error) = result {
-            tracing::error!(%error, "ledger batch rolled back");
         }
     }
 }
@@ -70,9 +66,11 @@ fn chain(batch: &[Job], mut seq: u64, mut head: Digest32) -> Vec<LedgerRecord> {
 async fn write(
     connection: &mut SqliteConnection,
     batch: &[Job],
-    records: &[LedgerRecord],
-) -> Result<(), StoreError> {
-    let mut tx = connection.begin().await?;
+) -> Result<Vec<LedgerRecord>, StoreError> {
+    let mut tx = connection.begin_with("BEGIN IMMEDIATE").await?;
+    let (seq, head) = super::reads::ledger_head(&mut *tx).await?;
+    let records = chain(batch, seq, head);
+    let records = records.as_slice();
     let mut ledger = QueryBuilder::<Sqlite>::new(
         "INSERT INTO ledger (seq, at, kind, payload, prev_hash, hash) ",
     );
@@ -97,7 +95,7 @@ async fn write(
     }
     insert_decisions(&mut tx, &decisions).await?;
     tx.commit().await?;
-    Ok(())
+    Ok(records.to_vec())
 }
 
 fn as_i64(value: u64) -> i64 {

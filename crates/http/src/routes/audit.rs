@@ -1,0 +1,79 @@
+//! `GET /v1/audit`, `GET /v1/audit/verify`.
+
+use axum::{
+    Json,
+    extract::{Query, rejection::QueryRejection},
+    http::StatusCode,
+};
+use clearance_engine::ledger::LedgerRecord;
+use clearance_store::{AuditQuery, Store};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::Shared;
+use crate::{ApiError, extract::Caller};
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct AuditParams {
+    #[serde(default)]
+    after: u64,
+    #[serde(default = "default_limit")]
+    limit: u32,
+    kind: Option<String>,
+    agent: Option<String>,
+}
+
+fn default_limit() -> u32 {
+    100
+}
+
+fn record(r: &LedgerRecord) -> Value {
+    let payload: Value =
+        serde_json::from_str(&r.payload).unwrap_or_else(|_| Value::String(r.payload.clone()));
+    json!({ "seq": r.seq, "at": r.at, "kind": r.kind, "payload": payload, "prev_hash": r.prev_hash.to_hex(), "hash": r.hash.to_hex() })
+}
+
+/// A page of ledger records, oldest first (operators). Page on with
+/// `after` = the last `seq` seen.
+#[utoipa::path(get, path = "/v1/audit", tag = "audit",
+    params(("after" = Option<u64>, Query), ("limit" = Option<u32>, Query, description = "1..1000, default 100"), ("kind" = Option<String>, Query), ("agent" = Option<String>, Query)),
+    responses((status = 200), (status = 403)), security(("bearer" = [])))]
+pub(crate) async fn page<S: Store>(
+    axum::extract::State(gateway): Shared<S>,
+    Caller(identity): Caller,
+    params: Result<Query<AuditParams>, QueryRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let Query(params) = params
+        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_query", e.body_text()))?;
+    let records = gateway
+        .audit(
+            &identity,
+            AuditQuery {
+                after: params.after,
+                limit: params.limit,
+                kind: params.kind,
+                agent: params.agent,
+            },
+        )
+        .await?;
+    let next_after = records.last().map(|r| r.seq);
+    Ok(Json(
+        json!({ "records": records.iter().map(record).collect::<Vec<_>>(), "next_after": next_after }),
+    ))
+}
+
+/// Re-read and re-hash the whole ledger (operators).
+#[utoipa::path(get, path = "/v1/audit/verify", tag = "audit", responses((status = 200, description = "`ok` false names the first bad record"), (status = 403)), security(("bearer" = [])))]
+pub(crate) async fn verify<S: Store>(
+    axum::extract::State(gateway): Shared<S>,
+    Caller(identity): Caller,
+) -> Result<Json<Value>, ApiError> {
+    let report = gateway.verify(&identity).await?;
+    Ok(Json(json!({
+        "ok": report.first_break.is_none(),
+        "verified": report.verified,
+        "head": report.head.to_hex(),
+        "first_break": report.first_break.map(|b| json!({ "seq": b.seq, "problem": b.problem })),
+    })))
+}

@@ -1,0 +1,42 @@
+//! `POST /v1/decisions`, `POST /v1/decisions/{id}/outcome`.
+
+use axum::{Json, extract::Path};
+use clearance_engine::DecisionRequest;
+use clearance_service::{DecisionAnswer, OutcomeReport};
+use clearance_store::Store;
+use serde_json::{Value, json};
+
+use super::Shared;
+use crate::{
+    ApiError,
+    extract::{Caller, JsonBody},
+};
+
+/// Decide a request, before the agent acts.
+#[utoipa::path(post, path = "/v1/decisions", tag = "decisions",
+    request_body(content = Value, description = "A decision request: agent, action (tool:verb), resource {kind, namespace, name}, and optional level, plan_id, snapshot {version, observed_at}, confidence, rationale, approval_id"),
+    responses((status = 200, description = "The decision, recorded in the ledger"), (status = 400), (status = 401), (status = 403), (status = 413), (status = 422), (status = 503, description = "Not recorded, so not decided")),
+    security(("bearer" = [])))]
+pub(crate) async fn decide<S: Store>(
+    axum::extract::State(gateway): Shared<S>,
+    Caller(identity): Caller,
+    JsonBody(request): JsonBody<DecisionRequest>,
+) -> Result<Json<DecisionAnswer>, ApiError> {
+    Ok(Json(gateway.decide(&identity, request).await?))
+}
+
+/// Report what happened when a decided action ran.
+#[utoipa::path(post, path = "/v1/decisions/{id}/outcome", tag = "decisions",
+    params(("id" = String, Path, description = "The decision id")),
+    request_body(content = Value, description = "outcome: succeeded|failed|rolled_back, and optional started_at, finished_at, recovered_at"),
+    responses((status = 200), (status = 403), (status = 404), (status = 409), (status = 422)),
+    security(("bearer" = [])))]
+pub(crate) async fn outcome<S: Store>(
+    axum::extract::State(gateway): Shared<S>,
+    Caller(identity): Caller,
+    Path(id): Path<String>,
+    JsonBody(report): JsonBody<OutcomeReport>,
+) -> Result<Json<Value>, ApiError> {
+    let seq = gateway.report_outcome(&identity, &id, report).await?;
+    Ok(Json(json!({ "decision_id": id, "ledger_seq": seq })))
+}

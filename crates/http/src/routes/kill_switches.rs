@@ -1,0 +1,50 @@
+//! `POST /v1/kill-switches`, `GET /v1/kill-switches`,
+//! `DELETE /v1/kill-switches/{id}`.
+
+use axum::{Json, extract::Path, http::StatusCode};
+use clearance_service::{KillSwitchInput, KillSwitchView};
+use clearance_store::Store;
+use serde_json::{Value, json};
+
+use super::Shared;
+use crate::{
+    ApiError,
+    extract::{Caller, JsonBody},
+};
+
+/// Trip a kill switch (operators); voids the pending approvals it covers.
+#[utoipa::path(post, path = "/v1/kill-switches", tag = "kill switches",
+    request_body(content = Value, description = "scope: global|agent|tool|resource, target, reason"),
+    responses((status = 201), (status = 403), (status = 422)), security(("bearer" = [])))]
+pub(crate) async fn trip<S: Store>(
+    axum::extract::State(gateway): Shared<S>,
+    Caller(identity): Caller,
+    JsonBody(input): JsonBody<KillSwitchInput>,
+) -> Result<(StatusCode, Json<KillSwitchView>), ApiError> {
+    Ok((
+        StatusCode::CREATED,
+        Json(gateway.trip(&identity, input).await?),
+    ))
+}
+
+/// The tripped switches (operators).
+#[utoipa::path(get, path = "/v1/kill-switches", tag = "kill switches", responses((status = 200), (status = 403)), security(("bearer" = [])))]
+pub(crate) async fn list<S: Store>(
+    axum::extract::State(gateway): Shared<S>,
+    Caller(identity): Caller,
+) -> Result<Json<Value>, ApiError> {
+    Ok(Json(
+        json!({ "kill_switches": gateway.kill_switches(&identity)? }),
+    ))
+}
+
+/// Reset a tripped switch (admins only: switches latch).
+#[utoipa::path(delete, path = "/v1/kill-switches/{id}", tag = "kill switches", params(("id" = String, Path)), responses((status = 204), (status = 403), (status = 404)), security(("bearer" = [])))]
+pub(crate) async fn reset<S: Store>(
+    axum::extract::State(gateway): Shared<S>,
+    Caller(identity): Caller,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    gateway.reset(&identity, &id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}

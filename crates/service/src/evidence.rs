@@ -1,0 +1,298 @@
+//! Evidence the checks consume — simulation reports and rollback tests,
+//! recorded by harnesses — and outcome reports, which say what happened
+//! when an allowed action ran (and give time to recovery).
+
+use clearance_engine::{
+    decision::CLOCK_SKEW,
+    facts::{RollbackTest, SimulationReport},
+};
+use clearance_store::{Effect, RollbackTestRow, Store};
+use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
+
+use crate::{Gateway, Identity, ServiceError, records::json};
+
+/// A simulation report as a harness sends it.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct SimulationInput {
+    /// The plan simulated.
+    pub plan_id: String,
+    /// Branches run.
+    pub branches: u32,
+    /// Branches survived.
+    pub survived: u32,
+    /// When the report was produced.
+    pub produced_at: Timestamp,
+}
+
+/// A rollback test as a harness sends it.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RollbackTestReport {
+    /// The playbook, by its id in the bundle.
+    pub playbook: String,
+    /// Whether the rollback worked.
+    pub passed: bool,
+    /// When it ran.
+    pub tested_at: Timestamp,
+    /// How long it took, in milliseconds.
+    #[serde(default)]
+    pub duration_ms: Option<u64>,
+}
+
+/// What happened when an allowed action ran.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReportedOutcome {
+    /// It worked.
+    Succeeded,
+    /// It failed.
+    Failed,
+    /// It was undone by its rollback.
+    RolledBack,
+}
+
+/// An outcome report.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct OutcomeReport {
+    /// What happened.
+    pub outcome: ReportedOutcome,
+    /// When the action started.
+    #[serde(default)]
+    pub started_at: Option<Timestamp>,
+    /// When it finished (or failed).
+    #[serde(default)]
+    pub finished_at: Option<Timestamp>,
+    /// For a failure: when service was restored.
+    #[serde(default)]
+    pub recovered_at: Option<Timestamp>,
+}
+
+#[derive(Serialize)]
+struct Recorded<'a, T: Serialize> {
+    recorded_by: &'a str,
+    #[serde(flatten)]
+    evidence: &'a T,
+}
+
+#[derive(Serialize)]
+struct OutcomeRecord<'a> {
+    decision_id: &'a str,
+    agent: &'a str,
+    action: &'a str,
+    decided: &'a str,
+    /// False when the decision was not `allow`: the action ran without leave.
+    sanctioned: bool,
+    reported_by: &'a str,
+    #[serde(flatten)]
+    report: &'a OutcomeReport,
+    time_to_recovery_seconds: Option<f64>,
+}
+
+impl<S: Store> Gateway<S> {
+    fn not_in_future(&self, field: &str, at: Timestamp) -> Result<(), ServiceError> {
+        let now = self.now();
+        if at > now.checked_add(CLOCK_SKEW).unwrap_or(now) {
+            return Err(ServiceError::invalid(
+                field,
+                format!("{at} is in the future (now is {now})"),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Records a simulation report.
+    ///
+    /// # Errors
+    /// `Forbidden` for agents and approvers; `Invalid` input; `Unavailable`.
+    pub async fn record_simulation(
+        &self,
+        identity: &Identity,
+        input: SimulationInput,
+    ) -> Result<u64, ServiceError> {
+        let recorder = identity.evidence_recorder("record simulations")?;
+        if input.plan_id.trim().is_empty() {
+            return Err(ServiceError::invalid("plan_id", "name the plan simulated"));
+        }
+        if input.branches == 0 {
+            return Err(ServiceError::invalid(
+                "branches",
+                "a simulation runs at least one branch",
+            ));
+        }
+        if input.survived > input.branches {
+            return Err(ServiceError::invalid(
+                "survived",
+                format!("{} survived of {} branches", input.survived, input.branches),
+            ));
+        }
+        self.not_in_future("produced_at", input.produced_at)?;
+        let report = SimulationReport {
+            plan_id: input.plan_id.clone(),
+            branches: input.branches,
+            survived: input.survived,
+            produced_at: input.produced_at,
+        };
+        let payload = json(&Recorded {
+            recorded_by: recorder,
+            evidence: &input,
+        })?;
+        let receipt = self
+            .append(
+                "simulation",
+                payload,
+                vec![Effect::Simulation(report.clone())],
+            )
+            .await?;
+        let mut state = self.state();
+        let newer = state
+            .simulations
+            .get(&report.plan_id)
+            .is_none_or(|known| known.produced_at <= report.produced_at);
+        if newer {
+            state.simulations.insert(report.plan_id.clone(), report);
+        }
+        Ok(receipt.seq)
+    }
+
+    /// Records a rollback test.
+    ///
+    /// # Errors
+    /// `Forbidden` for agents and approvers; `Invalid` input (an unknown
+    /// playbook); `Unavailable`.
+    pub async fn record_rollback_test(
+        &self,
+        identity: &Identity,
+        input: RollbackTestReport,
+    ) -> Result<u64, ServiceError> {
+        let recorder = identity.evidence_recorder("record rollback tests")?;
+        if self.bundle().rollback(&input.playbook).is_none() {
+            return Err(ServiceError::invalid(
+                "playbook",
+                format!(
+                    "`{}` is not a rollback playbook of the active bundle",
+                    input.playbook
+                ),
+            ));
+        }
+        self.not_in_future("tested_at", input.tested_at)?;
+        let test = RollbackTest {
+            playbook: input.playbook.clone(),
+            passed: input.passed,
+            tested_at: input.tested_at,
+        };
+        let duration_ms = input
+            .duration_ms
+            .map(|d| i64::try_from(d).unwrap_or(i64::MAX));
+        let payload = json(&Recorded {
+            recorded_by: recorder,
+            evidence: &input,
+        })?;
+        let receipt = self
+            .append(
+                "rollback_test",
+                payload,
+                vec![Effect::RollbackTest(RollbackTestRow {
+                    test: test.clone(),
+                    duration_ms,
+                })],
+            )
+            .await?;
+        let mut state = self.state();
+        let newer = state
+            .rollback_tests
+            .get(&test.playbook)
+            .is_none_or(|known| known.tested_at <= test.tested_at);
+        if newer {
+            state.rollback_tests.insert(test.playbook.clone(), test);
+        }
+        Ok(receipt.seq)
+    }
+
+    /// Records what happened when a decided action ran.
+    ///
+    /// # Errors
+    /// `Forbidden` for an agent reporting on another agent's decision, or an
+    /// approver; `NotFound`; `Conflict` when already reported; `Invalid`
+    /// times; `Unavailable`.
+    pub async fn report_outcome(
+        &self,
+        identity: &Identity,
+        decision_id: &str,
+        report: OutcomeReport,
+    ) -> Result<u64, ServiceError> {
+        let decision = self
+            .store
+            .find_decision(decision_id)
+            .await?
+            .ok_or_else(|| ServiceError::NotFound(format!("no decision `{decision_id}`")))?;
+        let reporter = match identity {
+            Identity::Agent { agent } if *agent == decision.agent => agent.as_str(),
+            Identity::Agent { agent } => {
+                return Err(ServiceError::Forbidden(format!(
+                    "agent `{agent}` cannot report on agent `{}`'s decision",
+                    decision.agent
+                )));
+            }
+            other => other.evidence_recorder("report outcomes")?,
+        };
+        if decision.reported.is_some() {
+            return Err(ServiceError::Conflict(format!(
+                "decision `{decision_id}` already has an outcome"
+            )));
+        }
+        for (field, at) in [
+            ("started_at", report.started_at),
+            ("finished_at", report.finished_at),
+            ("recovered_at", report.recovered_at),
+        ] {
+            if let Some(at) = at {
+                self.not_in_future(field, at)?;
+            }
+        }
+        let time_to_recovery = match (report.outcome, report.finished_at, report.recovered_at) {
+            (ReportedOutcome::Succeeded, _, Some(_)) => {
+                return Err(ServiceError::invalid(
+                    "recovered_at",
+                    "only a failed or rolled-back action recovers",
+                ));
+            }
+            (_, Some(finished), Some(recovered)) if recovered < finished => {
+                return Err(ServiceError::invalid(
+                    "recovered_at",
+                    "recovery cannot precede the failure",
+                ));
+            }
+            (_, Some(finished), Some(recovered)) => {
+                Some(recovered.duration_since(finished).as_secs_f64())
+            }
+            _ => None,
+        };
+        let outcome_name = match report.outcome {
+            ReportedOutcome::Succeeded => "succeeded",
+            ReportedOutcome::Failed => "failed",
+            ReportedOutcome::RolledBack => "rolled_back",
+        };
+        let payload = json(&OutcomeRecord {
+            decision_id,
+            agent: &decision.agent,
+            action: &decision.action,
+            decided: &decision.outcome,
+            sanctioned: decision.outcome == "allow",
+            reported_by: reporter,
+            report: &report,
+            time_to_recovery_seconds: time_to_recovery,
+        })?;
+        let effect = Effect::OutcomeReported {
+            decision_id: decision_id.to_owned(),
+            outcome: outcome_name.to_owned(),
+        };
+        let receipt = self.append("outcome", payload, vec![effect]).await?;
+        if let Some(seconds) = time_to_recovery {
+            self.metrics.recovery(seconds);
+        }
+        Ok(receipt.seq)
+    }
+}

@@ -1,0 +1,93 @@
+//! [`Metrics`]: the Prometheus series clearance exports, in a registry of
+//! its own (no process-global recorder, so several gateways can run in one
+//! test process).
+
+use prometheus_client::{
+    encoding::EncodeLabelSet,
+    metrics::{counter::Counter, family::Family, histogram::Histogram},
+    registry::Registry,
+};
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct DecisionLabels {
+    outcome: &'static str,
+    impact: &'static str,
+}
+
+/// The counters and histograms, and the registry that exports them.
+#[derive(Debug)]
+pub struct Metrics {
+    registry: Registry,
+    decisions: Family<DecisionLabels, Counter>,
+    unsafe_blocked: Counter,
+    time_to_recovery: Histogram,
+    ledger_failures: Counter,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        let mut registry = Registry::with_prefix("clearance");
+        let decisions = Family::<DecisionLabels, Counter>::default();
+        let unsafe_blocked = Counter::default();
+        // 1 s to ~9 h: recoveries are measured in seconds to hours.
+        let time_to_recovery = Histogram::new(
+            prometheus_client::metrics::histogram::exponential_buckets(1.0, 2.0, 16),
+        );
+        let ledger_failures = Counter::default();
+        registry.register(
+            "decisions",
+            "Decisions by outcome and impact class",
+            decisions.clone(),
+        );
+        registry.register("unsafe_actions_blocked", "Write executions denied before they ran (out of scope, kill switch, hard stop, missing evidence, invalid approval)", unsafe_blocked.clone());
+        registry.register(
+            "time_to_recovery_seconds",
+            "From a failed execution to recovery, as reported with outcomes",
+            time_to_recovery.clone(),
+        );
+        registry.register(
+            "ledger_append_failures",
+            "Ledger appends that failed; each refused what it carried",
+            ledger_failures.clone(),
+        );
+        Metrics {
+            registry,
+            decisions,
+            unsafe_blocked,
+            time_to_recovery,
+            ledger_failures,
+        }
+    }
+}
+
+impl Metrics {
+    pub(crate) fn decision(
+        &self,
+        outcome: &'static str,
+        impact: &'static str,
+        unsafe_blocked: bool,
+    ) {
+        self.decisions
+            .get_or_create(&DecisionLabels { outcome, impact })
+            .inc();
+        if unsafe_blocked {
+            self.unsafe_blocked.inc();
+        }
+    }
+
+    pub(crate) fn recovery(&self, seconds: f64) {
+        self.time_to_recovery.observe(seconds);
+    }
+
+    pub(crate) fn ledger_failure(&self) {
+        self.ledger_failures.inc();
+    }
+
+    /// The exposition text for `/metrics`.
+    pub fn render(&self) -> String {
+        let mut text = String::new();
+        // Writing into a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut text, &self.registry);
+        text
+    }
+}

@@ -1,0 +1,168 @@
+//! [`State`]: the in-memory mirror of what the store holds and decisions
+//! read — phases, open approvals, tripped kill switches, the newest
+//! evidence, recent executions. Changed only after the ledger holds the
+//! record that justifies the change, except for reservations that make
+//! later decisions stricter (a used approval, a counted execution), which
+//! are taken before the answer so that two concurrent requests cannot both
+//! spend the same approval or the last slot of a hard stop.
+
+use std::collections::{HashMap, VecDeque};
+
+use clearance_engine::{
+    Bundle, DecisionRequest, Facts, Impact, Phase,
+    facts::{
+        ApprovalStatus, Execution, Identity as EngineIdentity, RollbackTest, SimulationReport,
+    },
+};
+use clearance_store::{ApprovalRow, KillSwitchRow, StoredState};
+use jiff::Timestamp;
+
+use crate::ServiceError;
+
+/// An approval that can still count, with its request parsed.
+#[derive(Clone, Debug)]
+pub(crate) struct OpenApproval {
+    pub row: ApprovalRow,
+    pub request: DecisionRequest,
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct State {
+    pub phases: HashMap<String, Phase>,
+    pub approvals: HashMap<String, OpenApproval>,
+    pub kill_switches: Vec<KillSwitchRow>,
+    pub simulations: HashMap<String, SimulationReport>,
+    pub rollback_tests: HashMap<String, RollbackTest>,
+    pub executions: HashMap<String, VecDeque<Execution>>,
+}
+
+impl State {
+    pub(crate) fn from_stored(stored: StoredState) -> Result<State, ServiceError> {
+        let corrupt =
+            |what: String| ServiceError::Unavailable(format!("stored state does not load: {what}"));
+        let mut state = State::default();
+        for agent in stored.agents {
+            let phase = Phase::from_number(u64::from(agent.phase))
+                .ok_or_else(|| corrupt(format!("agent {} has phase {}", agent.id, agent.phase)))?;
+            state.phases.insert(agent.id, phase);
+        }
+        for row in stored.approvals {
+            let request = serde_json::from_str(&row.request)
+                .map_err(|e| corrupt(format!("approval {}: {e}", row.approval.id)))?;
+            state
+                .approvals
+                .insert(row.approval.id.clone(), OpenApproval { row, request });
+        }
+        state.kill_switches = stored.kill_switches;
+        state.simulations = stored
+            .simulations
+            .into_iter()
+            .map(|r| (r.plan_id.clone(), r))
+            .collect();
+        state.rollback_tests = stored
+            .rollback_tests
+            .into_iter()
+            .map(|r| (r.test.playbook.clone(), r.test))
+            .collect();
+        for (agent, impact, at) in stored.executions {
+            let impact: Impact = serde_json::from_value(serde_json::Value::String(impact.clone()))
+                .map_err(|_| corrupt(format!("impact {impact}")))?;
+            let at: Timestamp = at.parse().map_err(|_| corrupt(format!("timestamp {at}")))?;
+            state
+                .executions
+                .entry(agent)
+                .or_default()
+                .push_back(Execution { impact, at });
+        }
+        Ok(state)
+    }
+
+    /// The agent's current phase: stored, else the bundle's starting phase.
+    pub(crate) fn phase(&self, bundle: &Bundle, agent: &str) -> Option<Phase> {
+        self.phases
+            .get(agent)
+            .copied()
+            .or_else(|| bundle.agent(agent).map(|a| a.starting_phase))
+    }
+
+    /// The facts for one request: only what that request can use, cloned,
+    /// so the lock is held for microseconds.
+    pub(crate) fn facts(
+        &self,
+        bundle: &Bundle,
+        request: &DecisionRequest,
+        now: Timestamp,
+    ) -> Facts {
+        let agent = bundle.agent(&request.agent);
+        let playbook = bundle
+            .action(&request.action)
+            .and_then(|a| a.rollback.as_deref());
+        Facts {
+            now: Some(now),
+            phase: self.phase(bundle, &request.agent),
+            identity: agent.map(|a| EngineIdentity {
+                agent: a.id.clone(),
+                credential_scope: a.credential_scope.clone(),
+            }),
+            kill_switches: self
+                .kill_switches
+                .iter()
+                .map(|k| k.switch.clone())
+                .collect(),
+            recent_executions: self
+                .executions
+                .get(&request.agent)
+                .map(|e| e.iter().cloned().collect())
+                .unwrap_or_default(),
+            simulations: request
+                .plan_id
+                .as_ref()
+                .and_then(|plan| self.simulations.get(plan))
+                .cloned()
+                .into_iter()
+                .collect(),
+            rollback_tests: playbook
+                .and_then(|p| self.rollback_tests.get(p))
+                .cloned()
+                .into_iter()
+                .collect(),
+            approval: request
+                .approval_id
+                .as_ref()
+                .and_then(|id| self.approvals.get(id))
+                .map(|open| open.row.approval.clone()),
+        }
+    }
+
+    /// Forgets executions older than every hard-stop window.
+    pub(crate) fn prune_executions(&mut self, agent: &str, horizon: Timestamp) {
+        if let Some(executions) = self.executions.get_mut(agent) {
+            while executions.front().is_some_and(|e| e.at < horizon) {
+                executions.pop_front();
+            }
+        }
+    }
+
+    /// Pending approvals covered by a kill switch: tripping it voids them.
+    pub(crate) fn approvals_covered_by(
+        &self,
+        switch: &clearance_engine::facts::KillSwitch,
+    ) -> Vec<String> {
+        let mut ids: Vec<String> = self
+            .approvals
+            .values()
+            .filter(|open| open.row.approval.status != ApprovalStatus::Denied)
+            .filter(|open| {
+                let tool = open
+                    .request
+                    .action
+                    .split_once(':')
+                    .map_or(open.request.action.as_str(), |(t, _)| t);
+                switch.covers(&open.request.agent, tool, &open.request.resource)
+            })
+            .map(|open| open.row.approval.id.clone())
+            .collect();
+        ids.sort();
+        ids
+    }
+}
