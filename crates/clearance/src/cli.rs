@@ -57,6 +57,119 @@ pub enum Command {
         #[arg(long)]
         explain: bool,
     },
+    /// Run the gateway: HTTP API on loopback, SQLite store, ledger. With no
+    /// bundle, writes the example one; on a new database, prints bootstrap
+    /// tokens once. Reloads the bundle on SIGHUP or when its files change.
+    Serve {
+        /// The policy bundle.
+        #[arg(long, default_value = "clearance")]
+        bundle: PathBuf,
+        /// The database file.
+        #[arg(long, default_value = "clearance.db")]
+        db: PathBuf,
+        /// Where to listen.
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        listen: String,
+    },
+    /// Manage bearer tokens.
+    #[command(subcommand)]
+    Token(TokenCommand),
+    /// Trip a kill switch on the running gateway, or reset one (admins).
+    Kill {
+        /// What the switch covers.
+        #[arg(long, value_enum, required_unless_present = "reset")]
+        scope: Option<ScopeArg>,
+        /// Agent id, tool name or kind/namespace/name; none for global.
+        #[arg(long)]
+        target: Option<String>,
+        /// Why.
+        #[arg(long, required_unless_present = "reset")]
+        reason: Option<String>,
+        /// Reset the switch with this id instead.
+        #[arg(long, value_name = "ID", conflicts_with_all = ["scope", "target", "reason"])]
+        reset: Option<String>,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// Verify or export the ledger.
+    #[command(subcommand)]
+    Audit(AuditCommand),
+}
+
+/// Where the server is and who is asking, for commands that talk to it.
+#[derive(Debug, clap::Args)]
+pub struct Remote {
+    /// The gateway's address.
+    #[arg(
+        long,
+        env = "CLEARANCE_SERVER",
+        default_value = "http://127.0.0.1:8080"
+    )]
+    pub server: String,
+    /// An operator's bearer token.
+    #[arg(long, env = "CLEARANCE_TOKEN", hide_env_values = true)]
+    pub token: String,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Issue a bearer token; it is printed once and stored only as a hash.
+    Issue {
+        /// For this agent (the token can only ask as it).
+        #[arg(long, group = "who")]
+        agent: Option<String>,
+        /// For this harness (records simulations and rollback tests).
+        #[arg(long, group = "who")]
+        harness: Option<String>,
+        /// For this operator (a human); needs --role.
+        #[arg(long, group = "who", requires = "role")]
+        operator: Option<String>,
+        /// The operator's role.
+        #[arg(long, value_enum)]
+        role: Option<RoleArg>,
+        /// The database.
+        #[arg(long, default_value = "clearance.db")]
+        db: PathBuf,
+    },
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum RoleArg {
+    /// Approves and denies; trips kill switches.
+    Approver,
+    /// Also resets kill switches.
+    Admin,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// Re-hash the whole ledger; names the first bad record and exits 1.
+    Verify {
+        /// The database.
+        #[arg(long, default_value = "clearance.db")]
+        db: PathBuf,
+    },
+    /// Print ledger records as JSON lines.
+    Export {
+        /// The database.
+        #[arg(long, default_value = "clearance.db")]
+        db: PathBuf,
+        /// Only records after this sequence number.
+        #[arg(long, default_value_t = 0)]
+        after: u64,
+    },
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum ScopeArg {
+    /// Everything.
+    Global,
+    /// One agent.
+    Agent,
+    /// One tool.
+    Tool,
+    /// Resources matching kind/namespace/name (`*` for any part).
+    Resource,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]

@@ -37,16 +37,15 @@ impl Digest32 {
 
     /// 64 lowercase hex digits.
     pub fn to_hex(&self) -> String {
+        use std::fmt::Write as _;
         let mut text = String::with_capacity(64);
         for byte in self.0 {
-            text.push(char::from(HEX[usize::from(byte >> 4)]));
-            text.push(char::from(HEX[usize::from(byte & 0x0f)]));
+            // Writing to a String cannot fail.
+            let _ = write!(text, "{byte:02x}");
         }
         text
     }
 }
-
-const HEX: [u8; 16] = *b"0123456789abcdef";
 
 impl fmt::Display for Digest32 {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

@@ -3,6 +3,8 @@
 //! after any modification, deletion, reordering or insertion made directly
 //! in the file.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+
 use std::{path::Path, sync::Arc};
 
 use clearance_store::{AuditQuery, DecisionRow, Effect, Entry, SqliteStore, Store, timestamp_text};

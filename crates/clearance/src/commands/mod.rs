@@ -1,13 +1,18 @@
 //! One module per subcommand; `run` dispatches.
 
+mod audit;
 mod check;
 mod decide;
 mod init;
 mod input;
+mod kill;
+mod runtime;
+mod serve;
 mod test;
+mod token;
 
 use crate::{
-    cli::{Cli, Command},
+    cli::{AuditCommand, Cli, Command, TokenCommand},
     exit::Exit,
 };
 
@@ -22,5 +27,22 @@ pub fn run(cli: Cli) -> anyhow::Result<Exit> {
             facts,
             explain,
         } => decide::run(&dir, &request, facts.as_deref(), explain),
+        Command::Serve { bundle, db, listen } => serve::run(&bundle, &db, &listen),
+        Command::Token(TokenCommand::Issue {
+            agent,
+            harness,
+            operator,
+            role,
+            db,
+        }) => token::issue(agent, harness, operator, role, &db),
+        Command::Kill {
+            scope,
+            target,
+            reason,
+            reset,
+            remote,
+        } => kill::run(scope, target, reason, reset, &remote),
+        Command::Audit(AuditCommand::Verify { db }) => audit::verify(&db),
+        Command::Audit(AuditCommand::Export { db, after }) => audit::export(&db, after),
     }
 }

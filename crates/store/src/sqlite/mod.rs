@@ -52,10 +52,10 @@ impl SqliteStore {
             .await?;
         let pool = SqlitePoolOptions::new()
             .max_connections(4)
-            .connect_with(options)
+            .connect_with(options.clone())
             .await?;
         let (sender, receiver) = mpsc::channel(MAX_BATCH * 4);
-        tokio::spawn(writer::run(writer_connection, receiver));
+        tokio::spawn(writer::run(options, writer_connection, receiver));
         Ok(SqliteStore {
             pool,
             writer: sender,

@@ -9,7 +9,9 @@
 //! server) is then chained after, never forked from.
 
 use clearance_engine::ledger::{Digest32, LedgerRecord};
-use sqlx::{Connection, QueryBuilder, Sqlite, SqliteConnection, Transaction};
+use sqlx::{
+    Connection, QueryBuilder, Sqlite, SqliteConnection, Transaction, sqlite::SqliteConnectOptions,
+};
 use tokio::sync::{mpsc, oneshot};
 
 use super::MAX_BATCH;
@@ -20,12 +22,23 @@ pub(super) struct Job {
     pub reply: oneshot::Sender<Result<Receipt, StoreError>>,
 }
 
-pub(super) async fn run(mut connection: SqliteConnection, mut jobs: mpsc::Receiver<Job>) {
+pub(super) async fn run(
+    options: SqliteConnectOptions,
+    connection: SqliteConnection,
+    mut jobs: mpsc::Receiver<Job>,
+) {
+    let mut connection = Some(connection);
     let mut batch = Vec::with_capacity(MAX_BATCH);
     while jobs.recv_many(&mut batch, MAX_BATCH).await > 0 {
-        let result = write(&mut connection, &batch).await;
+        let result = match connection.as_mut() {
+            Some(open) => write(open, &batch).await,
+            None => reconnect(&options, &mut connection, &batch).await,
+        };
         if let Err(error) = &result {
             tracing::error!(%error, "ledger batch rolled back");
+            // A failed transaction can leave the connection mid-transaction;
+            // start the next batch on a fresh one rather than trust it.
+            connection = None;
         }
         for (index, job) in batch.drain(..).enumerate() {
             let answer = match &result {
@@ -42,6 +55,15 @@ pub(super) async fn run(mut connection: SqliteConnection, mut jobs: mpsc::Receiv
             let _ = job.reply.send(answer);
         }
     }
+}
+
+async fn reconnect(
+    options: &SqliteConnectOptions,
+    slot: &mut Option<SqliteConnection>,
+    batch: &[Job],
+) -> Result<Vec<LedgerRecord>, StoreError> {
+    let fresh = slot.insert(SqliteConnection::connect_with(options).await?);
+    write(fresh, batch).await
 }
 
 fn chain(batch: &[Job], mut seq: u64, mut head: Digest32) -> Vec<LedgerRecord> {
@@ -68,7 +90,7 @@ async fn write(
     batch: &[Job],
 ) -> Result<Vec<LedgerRecord>, StoreError> {
     let mut tx = connection.begin_with("BEGIN IMMEDIATE").await?;
-    let (seq, head) = super::reads::ledger_head(&mut *tx).await?;
+    let (seq, head) = super::reads::ledger_head(&mut tx).await?;
     let records = chain(batch, seq, head);
     let records = records.as_slice();
     let mut ledger = QueryBuilder::<Sqlite>::new(

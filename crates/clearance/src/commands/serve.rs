@@ -1,0 +1,159 @@
+//! `clearance serve`: the gateway.
+
+use std::{
+    path::{Path, PathBuf},
+    sync::Arc,
+    time::Duration,
+};
+
+use anyhow::Context as _;
+use clearance_bundle::{BundleDir, LoadError, scaffold};
+use clearance_service::{Gateway, Identity, Role};
+use clearance_store::SqliteStore;
+
+use super::runtime::{block_on, init_logging};
+use crate::exit::Exit;
+
+/// How often the bundle directory is checked for changes.
+const RELOAD_POLL: Duration = Duration::from_secs(2);
+
+pub fn run(bundle: &Path, db: &Path, listen: &str) -> anyhow::Result<Exit> {
+    init_logging();
+    block_on(serve(
+        bundle.to_path_buf(),
+        db.to_path_buf(),
+        listen.to_owned(),
+    ))
+}
+
+async fn serve(bundle_path: PathBuf, db: PathBuf, listen: String) -> anyhow::Result<Exit> {
+    if !bundle_path.join("clearance.yaml").exists() {
+        scaffold(&bundle_path)?;
+        eprintln!(
+            "no bundle at {0}: wrote the example bundle there (edit it; clearance reloads it when it changes)",
+            bundle_path.display()
+        );
+    }
+    let dir = BundleDir::new(&bundle_path);
+    let bundle = match dir.load() {
+        Ok(bundle) => bundle,
+        Err(LoadError::Invalid(errors)) => {
+            eprintln!("{errors}");
+            eprintln!(
+                "refusing to start: the bundle at {} is invalid",
+                bundle_path.display()
+            );
+            return Ok(Exit::Failed);
+        }
+        Err(other) => return Err(other.into()),
+    };
+    for warning in bundle.warnings() {
+        tracing::warn!("{warning}");
+    }
+    let fresh = !db.exists();
+    let store = SqliteStore::open(&db)
+        .await
+        .with_context(|| format!("cannot open {}", db.display()))?;
+    let agents: Vec<String> = bundle.agents().map(|a| a.id.clone()).collect();
+    let gateway = Arc::new(Gateway::start(store, bundle, Arc::new(jiff::Timestamp::now)).await?);
+    if fresh {
+        bootstrap(&gateway, &agents).await?;
+    }
+    let listener = tokio::net::TcpListener::bind(&listen)
+        .await
+        .with_context(|| format!("cannot listen on {listen}"))?;
+    let address = listener.local_addr()?;
+    eprintln!(
+        "clearance listening on http://{address} (bundle {}, revision {}, database {})",
+        bundle_path.display(),
+        gateway.bundle().revision(),
+        db.display()
+    );
+    tokio::spawn(reload_when_changed(gateway.clone(), dir));
+    axum::serve(listener, clearance_http::router(gateway))
+        .with_graceful_shutdown(shutdown())
+        .await?;
+    Ok(Exit::Ok)
+}
+
+/// A new database gets an admin and a token per agent, printed once.
+async fn bootstrap(gateway: &Gateway<SqliteStore>, agents: &[String]) -> anyhow::Result<()> {
+    let admin = gateway
+        .issue_token(&Identity::Operator {
+            name: "admin".into(),
+            role: Role::Admin,
+        })
+        .await?;
+    println!("bootstrap tokens (shown once; only their hashes are stored):");
+    println!("  operator admin (admin):  {admin}");
+    for agent in agents {
+        let token = gateway
+            .issue_token(&Identity::Agent {
+                agent: agent.clone(),
+            })
+            .await?;
+        println!("  agent {agent}:  {token}");
+    }
+    println!("issue more with `clearance token issue`.");
+    Ok(())
+}
+
+/// Reloads the bundle on SIGHUP or when its files change. A bundle that
+/// does not validate is refused and the last good one stays active.
+async fn reload_when_changed(gateway: Arc<Gateway<SqliteStore>>, dir: BundleDir) {
+    let mut hangup = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
+        Ok(signal) => Some(signal),
+        Err(error) => {
+            tracing::warn!(%error, "no SIGHUP handler; reloading on file change only");
+            None
+        }
+    };
+    let mut seen = dir.source().map(|s| s.content_revision()).ok();
+    loop {
+        let forced = tokio::select! {
+            _ = async { match hangup.as_mut() { Some(h) => { h.recv().await; } None => std::future::pending::<()>().await } } => true,
+            () = tokio::time::sleep(RELOAD_POLL) => false,
+        };
+        let source = match dir.source() {
+            Ok(source) => source,
+            Err(error) => {
+                tracing::error!(%error, "cannot read the bundle; keeping the active one");
+                continue;
+            }
+        };
+        let content = source.content_revision();
+        if !forced && seen.as_deref() == Some(content.as_str()) {
+            continue;
+        }
+        seen = Some(content);
+        match clearance_engine::Bundle::compile(&source) {
+            Ok(bundle) => {
+                let revision = bundle.revision().to_owned();
+                match gateway.activate(bundle).await {
+                    Ok(()) => tracing::info!(%revision, "bundle activated"),
+                    Err(error) => {
+                        tracing::error!(%error, "bundle not activated; keeping the active one")
+                    }
+                }
+            }
+            Err(errors) => tracing::error!("bundle refused; keeping the active one:\n{errors}"),
+        }
+    }
+}
+
+async fn shutdown() {
+    let interrupt = tokio::signal::ctrl_c();
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = interrupt => {},
+        () = terminate => {},
+    }
+    tracing::info!("shutting down");
+}

@@ -1,0 +1,386 @@
+//! `clearance serve` as a real process: a crash at any instant leaves a
+//! ledger that verifies and holds every decision whose `allow` reached a
+//! client; a database that cannot be written refuses decisions; a tampered
+//! file fails `clearance audit verify`, naming the first bad record.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+
+use std::{
+    collections::HashSet,
+    io::{BufRead, BufReader},
+    path::{Path, PathBuf},
+    process::{Child, Command, Stdio},
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::Duration,
+};
+
+use serde_json::{Value, json};
+
+struct Served {
+    child: Child,
+    base: String,
+    agent_token: Option<String>,
+    admin_token: Option<String>,
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn serve(dir: &Path) -> Served {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_clearance"))
+        .args([
+            "serve",
+            "--bundle",
+            "bundle",
+            "--db",
+            "clearance.db",
+            "--listen",
+            "127.0.0.1:0",
+        ])
+        .current_dir(dir)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = BufReader::new(child.stdout.take().unwrap());
+    let stderr = BufReader::new(child.stderr.take().unwrap());
+    let (sender, receiver) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in stderr.lines().map_while(Result::ok) {
+            if let Some(address) = line.split("listening on ").nth(1) {
+                let _ = sender.send(
+                    address
+                        .split_whitespace()
+                        .next()
+                        .unwrap_or_default()
+                        .trim_start_matches("http://")
+                        .to_owned(),
+                );
+            }
+        }
+    });
+    let base = receiver
+        .recv_timeout(Duration::from_secs(30))
+        .expect("the server reports its address");
+    let mut agent_token = None;
+    let mut admin_token = None;
+    // Tokens are printed before the address; on a restart there are none.
+    let lines: Vec<String> = stdout
+        .lines()
+        .map_while(Result::ok)
+        .take_while(|l| !l.starts_with("issue more"))
+        .collect();
+    for line in lines {
+        if line.contains("operator admin") {
+            admin_token = line.split_whitespace().last().map(str::to_owned);
+        } else if line.contains("agent incident-bot") {
+            agent_token = line.split_whitespace().last().map(str::to_owned);
+        }
+    }
+    Served {
+        child,
+        base,
+        agent_token,
+        admin_token,
+    }
+}
+
+fn restart(dir: &Path) -> Served {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_clearance"))
+        .args([
+            "serve",
+            "--bundle",
+            "bundle",
+            "--db",
+            "clearance.db",
+            "--listen",
+            "127.0.0.1:0",
+        ])
+        .current_dir(dir)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = BufReader::new(child.stderr.take().unwrap());
+    let mut base = String::new();
+    for line in stderr.lines().map_while(Result::ok) {
+        if let Some(address) = line.split("listening on ").nth(1) {
+            base = address
+                .split_whitespace()
+                .next()
+                .unwrap_or_default()
+                .trim_start_matches("http://")
+                .to_owned();
+            break;
+        }
+    }
+    assert!(!base.is_empty(), "the restarted server reports its address");
+    Served {
+        child,
+        base,
+        agent_token: None,
+        admin_token: None,
+    }
+}
+
+fn read_request() -> Value {
+    json!({ "agent": "incident-bot", "action": "kubectl:get", "resource": { "kind": "pod", "namespace": "payments", "name": "api-0" } })
+}
+
+fn clearance(args: &[&str], dir: &Path) -> (i32, String) {
+    let output = Command::new(env!("CARGO_BIN_EXE_clearance"))
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    (
+        output.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+    )
+}
+
+fn ledgered_decision_ids(dir: &Path) -> HashSet<String> {
+    let (code, export) = clearance(&["audit", "export", "--db", "clearance.db"], dir);
+    assert_eq!(code, 0);
+    export
+        .lines()
+        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+        .filter(|record| record["kind"] == "decision")
+        .filter_map(|record| record["payload"]["decision_id"].as_str().map(str::to_owned))
+        .collect()
+}
+
+#[test]
+fn sigkill_under_load_loses_no_allowed_decision_and_the_ledger_verifies() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = serve(dir.path());
+    let token = server.agent_token.clone().unwrap();
+    let allowed = Arc::new(Mutex::new(Vec::<String>::new()));
+    let stop = Arc::new(AtomicBool::new(false));
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let clients: Vec<_> = (0..16)
+        .map(|_| {
+            let (base, token, allowed, stop) = (
+                server.base.clone(),
+                token.clone(),
+                allowed.clone(),
+                stop.clone(),
+            );
+            runtime.spawn(async move {
+                let client = reqwest::Client::new();
+                while !stop.load(Ordering::Relaxed) {
+                    let Ok(response) = client
+                        .post(format!("http://{base}/v1/decisions"))
+                        .bearer_auth(&token)
+                        .json(&read_request())
+                        .send()
+                        .await
+                    else {
+                        break;
+                    };
+                    let Ok(answer) = response.json::<Value>().await else {
+                        break;
+                    };
+                    if answer["outcome"] == "allow" {
+                        allowed
+                            .lock()
+                            .unwrap()
+                            .push(answer["decision_id"].as_str().unwrap().to_owned());
+                    }
+                }
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(1_500));
+    let mut server = server;
+    server.child.kill().unwrap(); // SIGKILL: no shutdown, no flush.
+    server.child.wait().unwrap();
+    stop.store(true, Ordering::Relaxed);
+    for client in clients {
+        let _ = runtime.block_on(client);
+    }
+    let allowed = allowed.lock().unwrap().clone();
+    assert!(
+        allowed.len() > 50,
+        "the load ran: {} allowed",
+        allowed.len()
+    );
+
+    let (code, verify) = clearance(&["audit", "verify", "--db", "clearance.db"], dir.path());
+    assert_eq!(code, 0, "{verify}");
+    let ledgered = ledgered_decision_ids(dir.path());
+    let lost: Vec<_> = allowed
+        .iter()
+        .filter(|id| !ledgered.contains(*id))
+        .collect();
+    assert!(
+        lost.is_empty(),
+        "{} allowed decisions missing from the ledger, e.g. {:?}",
+        lost.len(),
+        lost.first()
+    );
+
+    let restarted = restart(dir.path());
+    let answer: Value = runtime
+        .block_on(async {
+            reqwest::Client::new()
+                .post(format!("http://{}/v1/decisions", restarted.base))
+                .bearer_auth(&token)
+                .json(&read_request())
+                .send()
+                .await?
+                .json()
+                .await
+        })
+        .unwrap();
+    assert_eq!(answer["outcome"], "allow", "{answer}");
+    drop(restarted);
+    let (code, verify) = clearance(&["audit", "verify", "--db", "clearance.db"], dir.path());
+    assert_eq!(code, 0, "the chain continues across the crash: {verify}");
+}
+
+/// Makes files immutable (even to open descriptors) for the life of the
+/// guard: the closest a test gets to a disk that stopped taking writes.
+struct Immutable(Vec<PathBuf>);
+
+impl Immutable {
+    fn set(paths: Vec<PathBuf>) -> Option<Immutable> {
+        for path in &paths {
+            let ok = Command::new("chattr")
+                .arg("+i")
+                .arg(path)
+                .status()
+                .is_ok_and(|s| s.success());
+            if !ok {
+                Immutable(paths.clone()).release();
+                return None;
+            }
+        }
+        Some(Immutable(paths))
+    }
+
+    fn release(&self) {
+        for path in &self.0 {
+            let _ = Command::new("chattr").arg("-i").arg(path).status();
+        }
+    }
+}
+
+impl Drop for Immutable {
+    fn drop(&mut self) {
+        self.release();
+    }
+}
+
+#[test]
+fn a_database_that_cannot_be_written_refuses_every_decision() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = serve(dir.path());
+    let token = server.agent_token.clone().unwrap();
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let client = reqwest::Client::new();
+    let decide = || {
+        let request = client
+            .post(format!("http://{}/v1/decisions", server.base))
+            .bearer_auth(&token)
+            .json(&read_request());
+        runtime.block_on(async {
+            let r = request.send().await.unwrap();
+            (r.status().as_u16(), r.json::<Value>().await.unwrap())
+        })
+    };
+    assert_eq!(decide().1["outcome"], "allow");
+
+    // The database and its write-ahead log: where records are written. Not
+    // the `-shm` index, which SQLite memory-maps: freezing it kills the
+    // process with SIGBUS, which proves nothing about the ledger.
+    let files: Vec<PathBuf> = ["clearance.db", "clearance.db-wal"]
+        .iter()
+        .map(|f| dir.path().join(f))
+        .filter(|p| p.exists())
+        .collect();
+    let Some(guard) = Immutable::set(files) else {
+        assert!(
+            std::env::var("CI").is_err(),
+            "chattr +i must work under CI (root, ext4)"
+        );
+        eprintln!("skipped: cannot make the database immutable here (needs root and chattr)");
+        return;
+    };
+    for _ in 0..5 {
+        let (status, body) = decide();
+        assert_eq!(status, 503, "{body}");
+        assert_eq!(body["error"]["code"], "unavailable", "{body}");
+        assert!(
+            body.get("outcome").is_none(),
+            "no decision without a record: {body}"
+        );
+    }
+    let health = runtime.block_on(async {
+        reqwest::get(format!("http://{}/healthz", server.base))
+            .await
+            .unwrap()
+            .status()
+            .as_u16()
+    });
+    assert_eq!(health, 503);
+    drop(guard);
+    let (status, body) = decide();
+    assert_eq!(
+        (status, body["outcome"].clone()),
+        (200, json!("allow")),
+        "writable again, working again"
+    );
+    let _ = server.admin_token;
+}
+
+#[test]
+fn audit_verify_names_the_first_tampered_record_and_exits_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = serve(dir.path());
+    let token = server.agent_token.clone().unwrap();
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    for _ in 0..10 {
+        runtime.block_on(async {
+            reqwest::Client::new()
+                .post(format!("http://{}/v1/decisions", server.base))
+                .bearer_auth(&token)
+                .json(&read_request())
+                .send()
+                .await
+                .unwrap()
+        });
+    }
+    drop(server);
+    let (code, intact) = clearance(&["audit", "verify", "--db", "clearance.db"], dir.path());
+    assert_eq!(code, 0, "{intact}");
+    assert!(intact.starts_with("ok: 13 records verified"), "{intact}");
+
+    runtime.block_on(async {
+        use sqlx::Connection as _;
+        let mut connection = sqlx::SqliteConnection::connect(&format!(
+            "sqlite:{}",
+            dir.path().join("clearance.db").display()
+        ))
+        .await
+        .unwrap();
+        sqlx::query(
+            "UPDATE ledger SET payload = replace(payload, '\"allow\"', '\"deny\"') WHERE seq = 7",
+        )
+        .execute(&mut connection)
+        .await
+        .unwrap();
+    });
+    let (code, broken) = clearance(&["audit", "verify", "--db", "clearance.db"], dir.path());
+    assert_eq!(code, 1, "{broken}");
+    assert!(broken.starts_with("BROKEN: record 7:"), "{broken}");
+}
