@@ -155,7 +155,8 @@ fn ledgered_decision_ids(dir: &Path) -> HashSet<String> {
         .lines()
         .filter_map(|line| serde_json::from_str::<Value>(line).ok())
         .filter(|record| record["kind"] == "decision")
-        .filter_map(|record| record["payload"]["decision_id"].as_str().map(str::to_owned))
+        .filter_map(|record| serde_json::from_str::<Value>(record["payload"].as_str()?).ok())
+        .filter_map(|payload| payload["decision_id"].as_str().map(str::to_owned))
         .collect()
 }
 
@@ -383,4 +384,53 @@ fn audit_verify_names_the_first_tampered_record_and_exits_one() {
     let (code, broken) = clearance(&["audit", "verify", "--db", "clearance.db"], dir.path());
     assert_eq!(code, 1, "{broken}");
     assert!(broken.starts_with("BROKEN: record 7:"), "{broken}");
+}
+
+#[test]
+fn an_independent_verifier_written_from_the_docs_accepts_the_export_and_catches_tampering() {
+    let python = Command::new("python3").arg("--version").output();
+    if python.is_err() {
+        assert!(std::env::var("CI").is_err(), "python3 is required under CI");
+        eprintln!("skipped: python3 is not installed");
+        return;
+    }
+    let verifier = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/verify_ledger.py");
+    let dir = tempfile::tempdir().unwrap();
+    let server = serve(dir.path());
+    let token = server.agent_token.clone().unwrap();
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    for _ in 0..5 {
+        runtime.block_on(async {
+            reqwest::Client::new()
+                .post(format!("http://{}/v1/decisions", server.base))
+                .bearer_auth(&token)
+                .json(&read_request())
+                .send()
+                .await
+                .unwrap()
+        });
+    }
+    drop(server);
+    let (code, export) = clearance(&["audit", "export", "--db", "clearance.db"], dir.path());
+    assert_eq!(code, 0);
+    std::fs::write(dir.path().join("ledger.jsonl"), &export).unwrap();
+    let run = |file: &str| {
+        let output = Command::new("python3")
+            .arg(&verifier)
+            .arg(file)
+            .current_dir(dir.path())
+            .output()
+            .unwrap();
+        (
+            output.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&output.stdout).into_owned(),
+        )
+    };
+    assert_eq!(run("ledger.jsonl"), (0, "ok: 8 records\n".to_owned()));
+    let tampered = export.replacen("incident-bot", "incident-bob", 1);
+    std::fs::write(dir.path().join("tampered.jsonl"), tampered).unwrap();
+    let (code, message) = run("tampered.jsonl");
+    assert_eq!(code, 1, "{message}");
+    // Record 3 is the agent's token issuance, the first to name it.
+    assert!(message.starts_with("BROKEN: record 3:"), "{message}");
 }

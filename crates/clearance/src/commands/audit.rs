@@ -1,11 +1,12 @@
 //! `clearance audit verify|export`: read the ledger straight from the
-//! database file, read-only, with no server needed.
+//! database file, read-only, with no server needed. The export's format is
+//! specified in `docs/ledger.md`.
 
 use std::{io::Write as _, path::Path};
 
 use anyhow::Context as _;
 use clearance_store::{AuditQuery, SqliteStore, Store};
-use serde_json::{Value, json};
+use serde_json::json;
 
 use super::runtime::block_on;
 use crate::exit::Exit;
@@ -57,9 +58,9 @@ pub fn export(db: &Path, after: u64) -> anyhow::Result<Exit> {
             let Some(last) = page.last() else { break };
             after = last.seq;
             for record in &page {
-                let payload: Value = serde_json::from_str(&record.payload)
-                    .unwrap_or_else(|_| Value::String(record.payload.clone()));
-                let line = json!({ "seq": record.seq, "at": record.at, "kind": record.kind, "payload": payload, "prev_hash": record.prev_hash.to_hex(), "hash": record.hash.to_hex() });
+                // The payload's exact stored text, as a string: re-encoding
+                // it would change the bytes its hash covers.
+                let line = json!({ "seq": record.seq, "at": record.at, "kind": record.kind, "payload": record.payload, "prev_hash": record.prev_hash.to_hex(), "hash": record.hash.to_hex() });
                 writeln!(out, "{line}")?;
             }
         }
