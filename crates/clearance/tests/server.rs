@@ -33,6 +33,8 @@ impl Drop for Served {
     }
 }
 
+/// Starts `clearance serve` in `dir` on a free port. A new database prints
+/// bootstrap tokens (before the address); a restarted one prints none.
 fn serve(dir: &Path) -> Served {
     let mut child = Command::new(env!("CARGO_BIN_EXE_clearance"))
         .args([
@@ -55,80 +57,44 @@ fn serve(dir: &Path) -> Served {
     let (sender, receiver) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         for line in stderr.lines().map_while(Result::ok) {
-            if let Some(address) = line.split("listening on ").nth(1) {
+            if let Some(address) = line.split("listening on http://").nth(1) {
                 let _ = sender.send(
                     address
                         .split_whitespace()
                         .next()
                         .unwrap_or_default()
-                        .trim_start_matches("http://")
                         .to_owned(),
                 );
             }
         }
     });
+    let (tokens_sender, tokens_receiver) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let (mut agent, mut admin) = (None, None);
+        for line in stdout
+            .lines()
+            .map_while(Result::ok)
+            .take_while(|l| !l.starts_with("issue more"))
+        {
+            if line.contains("operator admin") {
+                admin = line.split_whitespace().last().map(str::to_owned);
+            } else if line.contains("agent incident-bot") {
+                agent = line.split_whitespace().last().map(str::to_owned);
+            }
+        }
+        let _ = tokens_sender.send((agent, admin));
+    });
     let base = receiver
         .recv_timeout(Duration::from_secs(30))
         .expect("the server reports its address");
-    let mut agent_token = None;
-    let mut admin_token = None;
-    // Tokens are printed before the address; on a restart there are none.
-    let lines: Vec<String> = stdout
-        .lines()
-        .map_while(Result::ok)
-        .take_while(|l| !l.starts_with("issue more"))
-        .collect();
-    for line in lines {
-        if line.contains("operator admin") {
-            admin_token = line.split_whitespace().last().map(str::to_owned);
-        } else if line.contains("agent incident-bot") {
-            agent_token = line.split_whitespace().last().map(str::to_owned);
-        }
-    }
+    let (agent_token, admin_token) = tokens_receiver
+        .recv_timeout(Duration::from_millis(500))
+        .unwrap_or((None, None));
     Served {
         child,
         base,
         agent_token,
         admin_token,
-    }
-}
-
-fn restart(dir: &Path) -> Served {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_clearance"))
-        .args([
-            "serve",
-            "--bundle",
-            "bundle",
-            "--db",
-            "clearance.db",
-            "--listen",
-            "127.0.0.1:0",
-        ])
-        .current_dir(dir)
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stderr = BufReader::new(child.stderr.take().unwrap());
-    let mut base = String::new();
-    for line in stderr.lines().map_while(Result::ok) {
-        if let Some(address) = line.split("listening on ").nth(1) {
-            base = address
-                .split_whitespace()
-                .next()
-                .unwrap_or_default()
-                .trim_start_matches("http://")
-                .to_owned();
-            break;
-        }
-    }
-    assert!(!base.is_empty(), "the restarted server reports its address");
-    Served {
-        child,
-        base,
-        agent_token: None,
-        admin_token: None,
     }
 }
 
@@ -230,7 +196,11 @@ fn sigkill_under_load_loses_no_allowed_decision_and_the_ledger_verifies() {
         lost.first()
     );
 
-    let restarted = restart(dir.path());
+    let restarted = serve(dir.path());
+    assert!(
+        restarted.agent_token.is_none(),
+        "an existing database prints no tokens"
+    );
     let answer: Value = runtime
         .block_on(async {
             reqwest::Client::new()

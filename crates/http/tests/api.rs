@@ -383,144 +383,52 @@ async fn read_unauthenticated_delete(server: &Server, path: &str) -> (StatusCode
 async fn bad_input_is_refused_naming_the_field_and_nothing_is_written() {
     let server = Server::start().await;
     let token = server.token("autonomous-bot").await;
+    let ghost = server.token("ghost-bot").await;
     let before = server.ledger_len().await;
-    let send_raw = |body: String| {
-        let request = server
-            .client
-            .post(format!("{}/v1/decisions", server.base))
-            .bearer_auth(&token)
-            .header("content-type", "application/json")
-            .body(body);
-        async move { support::read(request.send().await.unwrap()).await }
-    };
-    let (status, body) = send_raw("{\"agent\": ".into()).await;
-    assert_eq!(
-        (status, body["error"]["code"].clone()),
-        (StatusCode::BAD_REQUEST, json!("invalid_json"))
-    );
-    let (status, body) = send_raw(
-        r#"{"agent":"autonomous-bot","resource":{"kind":"k","namespace":"payments","name":"n"}}"#
-            .into(),
-    )
-    .await;
-    assert_eq!(status, StatusCode::BAD_REQUEST);
-    assert!(
-        body["error"]["message"]
-            .as_str()
-            .unwrap()
-            .contains("missing field `action`"),
-        "{body}"
-    );
-    let (status, body) = send_raw(r#"{"agent":"autonomous-bot","action":"kubectl:get","resource":{"kind":7,"namespace":"payments","name":"n"}}"#.into()).await;
-    assert_eq!(status, StatusCode::BAD_REQUEST);
-    assert!(
-        body["error"]["message"]
-            .as_str()
-            .unwrap()
-            .starts_with("resource.kind:"),
-        "{body}"
-    );
-    let (status, body) = send_raw(r#"{"agent":"autonomous-bot","action":"kubectl:get","resource":{"kind":"k","namespace":"payments","name":"n"},"confidence":1.5}"#.into()).await;
-    assert_eq!(status, StatusCode::BAD_REQUEST);
-    assert!(
-        body["error"]["message"]
-            .as_str()
-            .unwrap()
-            .starts_with("confidence:"),
-        "{body}"
-    );
-    let (status, body) = send_raw(r#"{"agent":"autonomous-bot","action":"kubectl:get","resource":{"kind":"k","namespace":"payments","name":"n"},"levle":"execute"}"#.into()).await;
-    assert_eq!(status, StatusCode::BAD_REQUEST);
-    assert!(
-        body["error"]["message"].as_str().unwrap().contains("levle"),
-        "{body}"
-    );
-    let (status, body) = send_raw(format!(r#"{{"agent":"autonomous-bot","action":"kubectl:get","resource":{{"kind":"k","namespace":"payments","name":"{}"}}}}"#, "x".repeat(70_000))).await;
-    assert_eq!(
-        (status, body["error"]["code"].clone()),
-        (StatusCode::PAYLOAD_TOO_LARGE, json!("payload_too_large"))
-    );
+    let resource = r#""resource":{"kind":"k","namespace":"payments","name":"n"}"#;
     let mut future = scale(&server, "autonomous-bot");
     future["snapshot"]["observed_at"] = json!(server.ago(-3_600));
-    let (status, body) = server.post("/v1/decisions", Some(&token), &future).await;
+    let future = future.to_string();
+    let long_name = "x".repeat(70_000);
+    // (what, path, token, content type, body, status, error code, message must contain)
+    type Case<'a> = (&'a str, &'a str, &'a str, &'a str, String, StatusCode, &'a str, &'a str);
+    let cases: Vec<Case> = vec![
+        ("truncated JSON", "/v1/decisions", &token, "application/json", r#"{"agent": "#.into(), StatusCode::BAD_REQUEST, "invalid_json", "EOF"),
+        ("missing field", "/v1/decisions", &token, "application/json", format!(r#"{{"agent":"autonomous-bot",{resource}}}"#), StatusCode::BAD_REQUEST, "invalid_json", "missing field `action`"),
+        ("mistyped field", "/v1/decisions", &token, "application/json", r#"{"agent":"autonomous-bot","action":"kubectl:get","resource":{"kind":7,"namespace":"payments","name":"n"}}"#.into(), StatusCode::BAD_REQUEST, "invalid_json", "resource.kind:"),
+        ("confidence out of range", "/v1/decisions", &token, "application/json", format!(r#"{{"agent":"autonomous-bot","action":"kubectl:get",{resource},"confidence":1.5}}"#), StatusCode::BAD_REQUEST, "invalid_json", "confidence:"),
+        ("unknown field", "/v1/decisions", &token, "application/json", format!(r#"{{"agent":"autonomous-bot","action":"kubectl:get",{resource},"levle":"execute"}}"#), StatusCode::BAD_REQUEST, "invalid_json", "levle"),
+        ("oversized body", "/v1/decisions", &token, "application/json", format!(r#"{{"agent":"autonomous-bot","action":"kubectl:get","resource":{{"kind":"k","namespace":"payments","name":"{long_name}"}}}}"#), StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", ""),
+        ("not JSON", "/v1/decisions", &token, "application/x-www-form-urlencoded", "agent=x".into(), StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type", "application/json"),
+        ("snapshot from the future", "/v1/decisions", &token, "application/json", future, StatusCode::UNPROCESSABLE_ENTITY, "invalid_field", "snapshot.observed_at:"),
+        ("unknown agent", "/v1/decisions", &ghost, "application/json", format!(r#"{{"agent":"ghost-bot","action":"kubectl:get",{resource}}}"#), StatusCode::UNPROCESSABLE_ENTITY, "invalid_field", "agent:"),
+        ("more survived than run", "/v1/simulations", &server.harness, "application/json", json!({ "plan_id": "p", "branches": 10, "survived": 11, "produced_at": server.ago(1) }).to_string(), StatusCode::UNPROCESSABLE_ENTITY, "invalid_field", "survived:"),
+        ("unknown playbook", "/v1/rollback-tests", &server.harness, "application/json", json!({ "playbook": "nope", "passed": true, "tested_at": server.ago(1) }).to_string(), StatusCode::UNPROCESSABLE_ENTITY, "invalid_field", "playbook:"),
+        ("switch without target", "/v1/kill-switches", &server.admin, "application/json", json!({ "scope": "agent", "reason": "x" }).to_string(), StatusCode::UNPROCESSABLE_ENTITY, "invalid_field", "target:"),
+    ];
+    for (what, path, token, content_type, body, status, code, contains) in cases {
+        let request = server
+            .client
+            .post(format!("{}{path}", server.base))
+            .bearer_auth(token)
+            .header("content-type", content_type)
+            .body(body);
+        let (got, answer) = support::read(request.send().await.unwrap()).await;
+        assert_eq!(got, status, "{what}: {answer}");
+        assert_eq!(answer["error"]["code"], code, "{what}: {answer}");
+        assert!(
+            answer["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains(contains),
+            "{what}: {answer}"
+        );
+    }
     assert_eq!(
-        (status, body["error"]["code"].clone()),
-        (StatusCode::UNPROCESSABLE_ENTITY, json!("invalid_field"))
+        server.ledger_len().await,
+        before,
+        "a refused request writes nothing"
     );
-    assert!(
-        body["error"]["message"]
-            .as_str()
-            .unwrap()
-            .starts_with("snapshot.observed_at:"),
-        "{body}"
-    );
-    let ghost = server.token("ghost-bot").await;
-    let (status, body) = server
-        .post(
-            "/v1/decisions",
-            Some(&ghost),
-            &request("ghost-bot", "kubectl:get"),
-        )
-        .await;
-    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
-    assert!(
-        body["error"]["message"]
-            .as_str()
-            .unwrap()
-            .starts_with("agent:"),
-        "{body}"
-    );
-    let (status, _) = server
-        .client
-        .post(format!("{}/v1/decisions", server.base))
-        .bearer_auth(&token)
-        .body("agent=x")
-        .send()
-        .await
-        .map(|r| (r.status(), ()))
-        .unwrap();
-    assert_eq!(status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
-    let (status, body) = server.post("/v1/simulations", Some(&server.harness), &json!({ "plan_id": "p", "branches": 10, "survived": 11, "produced_at": server.ago(1) })).await;
-    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
-    assert!(
-        body["error"]["message"]
-            .as_str()
-            .unwrap()
-            .starts_with("survived:"),
-        "{body}"
-    );
-    let (status, body) = server
-        .post(
-            "/v1/rollback-tests",
-            Some(&server.harness),
-            &json!({ "playbook": "nope", "passed": true, "tested_at": server.ago(1) }),
-        )
-        .await;
-    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
-    assert!(
-        body["error"]["message"]
-            .as_str()
-            .unwrap()
-            .starts_with("playbook:"),
-        "{body}"
-    );
-    let (status, body) = server
-        .post(
-            "/v1/kill-switches",
-            Some(&server.admin),
-            &json!({ "scope": "agent", "reason": "x" }),
-        )
-        .await;
-    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
-    assert!(
-        body["error"]["message"]
-            .as_str()
-            .unwrap()
-            .starts_with("target:"),
-        "{body}"
-    );
-    // One record for the ghost's token; none for any refused request.
-    assert_eq!(server.ledger_len().await, before + 1);
 }
 
 #[tokio::test]

@@ -146,14 +146,12 @@ impl<S: Store> Gateway<S> {
                 vec![Effect::Simulation(report.clone())],
             )
             .await?;
-        let mut state = self.state();
-        let newer = state
-            .simulations
-            .get(&report.plan_id)
-            .is_none_or(|known| known.produced_at <= report.produced_at);
-        if newer {
-            state.simulations.insert(report.plan_id.clone(), report);
-        }
+        keep_newest(
+            &mut self.state().simulations,
+            report.plan_id.clone(),
+            report,
+            |r| r.produced_at,
+        );
         Ok(receipt.seq)
     }
 
@@ -200,14 +198,12 @@ impl<S: Store> Gateway<S> {
                 })],
             )
             .await?;
-        let mut state = self.state();
-        let newer = state
-            .rollback_tests
-            .get(&test.playbook)
-            .is_none_or(|known| known.tested_at <= test.tested_at);
-        if newer {
-            state.rollback_tests.insert(test.playbook.clone(), test);
-        }
+        keep_newest(
+            &mut self.state().rollback_tests,
+            test.playbook.clone(),
+            test,
+            |t| t.tested_at,
+        );
         Ok(receipt.seq)
     }
 
@@ -294,5 +290,21 @@ impl<S: Store> Gateway<S> {
             self.metrics.recovery(seconds);
         }
         Ok(receipt.seq)
+    }
+}
+
+/// Remembers `item` under `key` unless what is remembered there is newer:
+/// evidence can arrive out of order, and only the newest counts.
+fn keep_newest<T>(
+    known: &mut std::collections::HashMap<String, T>,
+    key: String,
+    item: T,
+    at: impl Fn(&T) -> Timestamp,
+) {
+    if known
+        .get(&key)
+        .is_none_or(|current| at(current) <= at(&item))
+    {
+        known.insert(key, item);
     }
 }

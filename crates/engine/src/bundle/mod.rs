@@ -58,9 +58,10 @@ impl BundleSource {
                 hasher.update(part);
             }
         }
-        let digest: [u8; 32] = hasher.finalize().into();
-        let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
-        format!("sha256:{hex}")
+        format!(
+            "sha256:{}",
+            crate::ledger::Digest32(hasher.finalize().into())
+        )
     }
 }
 
