@@ -411,15 +411,32 @@ fn an_invalid_bundle_at_start_up_is_refused_with_its_errors() {
     let (code, _) = clearance(&["init", "bundle"], dir.path());
     assert_eq!(code, 0);
     let config = dir.path().join("bundle/clearance.yaml");
-    std::fs::write(&config, std::fs::read_to_string(&config).unwrap().replace("rollback: scale-back }", "rollback: scale-bak }")).unwrap();
+    std::fs::write(
+        &config,
+        std::fs::read_to_string(&config)
+            .unwrap()
+            .replace("rollback: scale-back }", "rollback: scale-bak }"),
+    )
+    .unwrap();
     let output = Command::new(env!("CARGO_BIN_EXE_clearance"))
-        .args(["serve", "--bundle", "bundle", "--db", "clearance.db", "--listen", "127.0.0.1:0"])
+        .args([
+            "serve",
+            "--bundle",
+            "bundle",
+            "--db",
+            "clearance.db",
+            "--listen",
+            "127.0.0.1:0",
+        ])
         .current_dir(dir.path())
         .output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(1), "{stderr}");
-    assert!(stderr.contains("clearance.yaml:16:48: error[unknown-rollback]"), "{stderr}");
+    assert!(
+        stderr.contains("clearance.yaml:16:48: error[unknown-rollback]"),
+        "{stderr}"
+    );
     assert!(stderr.contains("refusing to start"), "{stderr}");
     assert!(!dir.path().join("clearance.db").exists(), "nothing written");
 }
@@ -433,7 +450,10 @@ fn a_changed_bundle_is_reloaded_and_an_invalid_one_refused() {
     let client = reqwest::Client::new();
     let restart = json!({ "agent": "incident-bot", "action": "kubectl:rollout-restart", "resource": { "kind": "deployment", "namespace": "payments", "name": "api" } });
     let outcome = || -> Value {
-        let request = client.post(format!("http://{}/v1/decisions", server.base)).bearer_auth(&token).json(&restart);
+        let request = client
+            .post(format!("http://{}/v1/decisions", server.base))
+            .bearer_auth(&token)
+            .json(&restart);
         runtime.block_on(async { request.send().await.unwrap().json::<Value>().await.unwrap() })
     };
     let until = |predicate: &dyn Fn(&Value) -> bool| {
@@ -451,13 +471,25 @@ fn a_changed_bundle_is_reloaded_and_an_invalid_one_refused() {
     let config = dir.path().join("bundle/clearance.yaml");
     let text = std::fs::read_to_string(&config).unwrap();
 
-    std::fs::write(&config, text.replace("    phase: shadow ", "    phase: remediate ")).unwrap();
+    std::fs::write(
+        &config,
+        text.replace("    phase: shadow ", "    phase: remediate "),
+    )
+    .unwrap();
     let reloaded = until(&|a| a["outcome"] == "pending");
     assert_ne!(reloaded["policy_revision"], first["policy_revision"]);
 
-    std::fs::write(&config, text.replace("    phase: shadow ", "    phase: autonomous ").replace("rollback: scale-back }", "rollback: nowhere }")).unwrap();
+    std::fs::write(
+        &config,
+        text.replace("    phase: shadow ", "    phase: autonomous ")
+            .replace("rollback: scale-back }", "rollback: nowhere }"),
+    )
+    .unwrap();
     std::thread::sleep(Duration::from_secs(3));
     let kept = outcome();
-    assert_eq!(kept["outcome"], "pending", "the invalid bundle was refused: {kept}");
+    assert_eq!(
+        kept["outcome"], "pending",
+        "the invalid bundle was refused: {kept}"
+    );
     assert_eq!(kept["policy_revision"], reloaded["policy_revision"]);
 }

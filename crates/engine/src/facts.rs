@@ -47,6 +47,7 @@ pub struct Facts {
 }
 
 /// The identity a request was authenticated as.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Identity {
@@ -57,6 +58,7 @@ pub struct Identity {
 }
 
 /// A tripped kill switch.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct KillSwitch {
@@ -75,6 +77,7 @@ pub struct KillSwitch {
 }
 
 /// What a kill switch covers.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum KillScope {
@@ -139,6 +142,7 @@ pub struct Execution {
 }
 
 /// The result of running a plan against adversarial branches.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SimulationReport {
@@ -149,6 +153,7 @@ pub struct SimulationReport {
     /// How many the plan survived.
     pub survived: u32,
     /// When the report was produced.
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
     pub produced_at: Timestamp,
 }
 
@@ -163,6 +168,7 @@ impl SimulationReport {
 }
 
 /// One test of a rollback playbook.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RollbackTest {
@@ -171,6 +177,7 @@ pub struct RollbackTest {
     /// Whether the rollback worked.
     pub passed: bool,
     /// When the test ran.
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
     pub tested_at: Timestamp,
 }
 
@@ -195,6 +202,7 @@ pub struct Approval {
 }
 
 /// Where an approval stands.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum ApprovalStatus {

@@ -10,6 +10,7 @@ use sha2::{Digest, Sha256};
 use crate::vocabulary::{Confidence, Level};
 
 /// One request from an agent, as the API and `clearance decide` accept it.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DecisionRequest {
@@ -41,6 +42,7 @@ pub struct DecisionRequest {
 }
 
 /// The object an action touches.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Resource {
@@ -62,12 +64,14 @@ impl Resource {
 }
 
 /// The state a plan was made on.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Snapshot {
     /// An opaque version, e.g. a Kubernetes `resourceVersion`.
     pub version: String,
     /// When the state was read.
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
     pub observed_at: Timestamp,
 }
 

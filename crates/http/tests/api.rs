@@ -391,7 +391,16 @@ async fn bad_input_is_refused_naming_the_field_and_nothing_is_written() {
     let future = future.to_string();
     let long_name = "x".repeat(70_000);
     // (what, path, token, content type, body, status, error code, message must contain)
-    type Case<'a> = (&'a str, &'a str, &'a str, &'a str, String, StatusCode, &'a str, &'a str);
+    type Case<'a> = (
+        &'a str,
+        &'a str,
+        &'a str,
+        &'a str,
+        String,
+        StatusCode,
+        &'a str,
+        &'a str,
+    );
     let cases: Vec<Case> = vec![
         ("truncated JSON", "/v1/decisions", &token, "application/json", r#"{"agent": "#.into(), StatusCode::BAD_REQUEST, "invalid_json", "EOF"),
         ("missing field", "/v1/decisions", &token, "application/json", format!(r#"{{"agent":"autonomous-bot",{resource}}}"#), StatusCode::BAD_REQUEST, "invalid_json", "missing field `action`"),

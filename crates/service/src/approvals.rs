@@ -14,6 +14,7 @@ use crate::{
 };
 
 /// An approval as operators see it.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, Serialize)]
 pub struct ApprovalView {
     /// Its id.
@@ -37,6 +38,7 @@ pub struct ApprovalView {
     /// When it was opened.
     pub created_at: String,
     /// When it stops counting.
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
     pub expires_at: Timestamp,
 }
 

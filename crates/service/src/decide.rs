@@ -20,6 +20,7 @@ use crate::{
 };
 
 /// The answer to an agent.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, Serialize)]
 pub struct DecisionAnswer {
     /// The decision's id, for outcome reports.

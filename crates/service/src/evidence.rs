@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 use crate::{Gateway, Identity, ServiceError, records::json};
 
 /// A simulation report as a harness sends it.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct SimulationInput {
@@ -23,10 +24,12 @@ pub struct SimulationInput {
     /// Branches survived.
     pub survived: u32,
     /// When the report was produced.
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
     pub produced_at: Timestamp,
 }
 
 /// A rollback test as a harness sends it.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct RollbackTestReport {
@@ -35,6 +38,7 @@ pub struct RollbackTestReport {
     /// Whether the rollback worked.
     pub passed: bool,
     /// When it ran.
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
     pub tested_at: Timestamp,
     /// How long it took, in milliseconds.
     #[serde(default)]
@@ -42,6 +46,7 @@ pub struct RollbackTestReport {
 }
 
 /// What happened when an allowed action ran.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ReportedOutcome {
@@ -54,6 +59,7 @@ pub enum ReportedOutcome {
 }
 
 /// An outcome report.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct OutcomeReport {
@@ -61,12 +67,15 @@ pub struct OutcomeReport {
     pub outcome: ReportedOutcome,
     /// When the action started.
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, format = DateTime))]
     pub started_at: Option<Timestamp>,
     /// When it finished (or failed).
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, format = DateTime))]
     pub finished_at: Option<Timestamp>,
     /// For a failure: when service was restored.
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, format = DateTime))]
     pub recovered_at: Option<Timestamp>,
 }
 

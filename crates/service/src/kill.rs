@@ -13,6 +13,7 @@ use crate::{
 };
 
 /// What an operator sends to trip a switch.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct KillSwitchInput {
@@ -27,6 +28,7 @@ pub struct KillSwitchInput {
 }
 
 /// A tripped switch.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, Serialize)]
 pub struct KillSwitchView {
     /// Its id, for the reset.

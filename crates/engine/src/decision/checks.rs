@@ -23,6 +23,7 @@ use crate::{
 pub const CLOCK_SKEW: SignedDuration = SignedDuration::from_secs(30);
 
 /// One of the five pieces of evidence.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Evidence {
@@ -68,6 +69,7 @@ impl std::fmt::Display for Evidence {
 }
 
 /// One check's result and the inputs it was decided on.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct CheckReport {
     /// Which piece of evidence.
@@ -81,6 +83,7 @@ pub struct CheckReport {
 }
 
 /// The inputs of each check.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, PartialEq, Serialize)]
 #[serde(untagged)]
 pub enum CheckInputs {
@@ -98,10 +101,12 @@ pub enum CheckInputs {
         /// The version the plan was made on.
         snapshot_version: Option<String>,
         /// When that state was read.
+        #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, format = DateTime))]
         observed_at: Option<Timestamp>,
         /// Its age at decision time.
         age_seconds: Option<i64>,
         /// The configured maximum.
+        #[cfg_attr(feature = "openapi", schema(value_type = String, example = "5m"))]
         max_age: BundleDuration,
     },
     /// Survival in simulation.
@@ -113,6 +118,7 @@ pub enum CheckInputs {
         /// The configured minimum survival rate.
         min_survival: f64,
         /// The configured maximum report age.
+        #[cfg_attr(feature = "openapi", schema(value_type = String, example = "5m"))]
         max_age: BundleDuration,
     },
     /// Tested rollback.
@@ -124,6 +130,7 @@ pub enum CheckInputs {
         /// Its newest test.
         last_test: Option<RollbackTest>,
         /// The configured maximum test age.
+        #[cfg_attr(feature = "openapi", schema(value_type = String, example = "5m"))]
         max_test_age: BundleDuration,
         /// The tripped kill switch covering it, if any.
         kill_switch: Option<KillSwitch>,

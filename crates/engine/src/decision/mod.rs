@@ -24,6 +24,7 @@ use crate::{
 };
 
 /// What a request becomes.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Outcome {
@@ -59,6 +60,7 @@ impl std::fmt::Display for Outcome {
 }
 
 /// Why the outcome is what it is: a stable code and a sentence for humans.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Reason {
     /// e.g. `out_of_scope`, `kill_switch`, `missing_evidence`.
@@ -77,6 +79,7 @@ impl Reason {
 }
 
 /// The engine's full answer to one request.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Decision {
     /// What the request becomes.
@@ -100,6 +103,7 @@ pub struct Decision {
     /// Each of the five checks, for high and critical executions.
     pub checks: Vec<CheckReport>,
     /// What an approval of this request must be bound to.
+    #[cfg_attr(feature = "openapi", schema(value_type = String, example = "sha256:4f1c…"))]
     pub request_hash: RequestHash,
     /// The approval this decision used, when one counted.
     pub approval_id: Option<String>,

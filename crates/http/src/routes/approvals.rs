@@ -18,7 +18,7 @@ pub(crate) async fn list<S: Store>(
 }
 
 /// Approve a pending request (operators only).
-#[utoipa::path(post, path = "/v1/approvals/{id}/approve", tag = "approvals", params(("id" = String, Path)), responses((status = 200), (status = 403), (status = 404), (status = 409)), security(("bearer" = [])))]
+#[utoipa::path(post, path = "/v1/approvals/{id}/approve", tag = "approvals", params(("id" = String, Path)), responses((status = 200, body = ApprovalView), (status = 403), (status = 404), (status = 409)), security(("bearer" = [])))]
 pub(crate) async fn approve<S: Store>(
     axum::extract::State(gateway): Shared<S>,
     Caller(identity): Caller,
@@ -28,7 +28,7 @@ pub(crate) async fn approve<S: Store>(
 }
 
 /// Deny a pending request (operators only).
-#[utoipa::path(post, path = "/v1/approvals/{id}/deny", tag = "approvals", params(("id" = String, Path)), responses((status = 200), (status = 403), (status = 404), (status = 409)), security(("bearer" = [])))]
+#[utoipa::path(post, path = "/v1/approvals/{id}/deny", tag = "approvals", params(("id" = String, Path)), responses((status = 200, body = ApprovalView), (status = 403), (status = 404), (status = 409)), security(("bearer" = [])))]
 pub(crate) async fn deny<S: Store>(
     axum::extract::State(gateway): Shared<S>,
     Caller(identity): Caller,

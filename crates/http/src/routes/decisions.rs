@@ -14,8 +14,8 @@ use crate::{
 
 /// Decide a request, before the agent acts.
 #[utoipa::path(post, path = "/v1/decisions", tag = "decisions",
-    request_body(content = Value, description = "A decision request: agent, action (tool:verb), resource {kind, namespace, name}, and optional level, plan_id, snapshot {version, observed_at}, confidence, rationale, approval_id"),
-    responses((status = 200, description = "The decision, recorded in the ledger"), (status = 400), (status = 401), (status = 403), (status = 413), (status = 422), (status = 503, description = "Not recorded, so not decided")),
+    request_body = DecisionRequest,
+    responses((status = 200, description = "The decision, recorded in the ledger before this answer", body = DecisionAnswer), (status = 400), (status = 401), (status = 403), (status = 413), (status = 422), (status = 503, description = "Not recorded, so not decided")),
     security(("bearer" = [])))]
 pub(crate) async fn decide<S: Store>(
     axum::extract::State(gateway): Shared<S>,
@@ -28,7 +28,7 @@ pub(crate) async fn decide<S: Store>(
 /// Report what happened when a decided action ran.
 #[utoipa::path(post, path = "/v1/decisions/{id}/outcome", tag = "decisions",
     params(("id" = String, Path, description = "The decision id")),
-    request_body(content = Value, description = "outcome: succeeded|failed|rolled_back, and optional started_at, finished_at, recovered_at"),
+    request_body = OutcomeReport,
     responses((status = 200), (status = 403), (status = 404), (status = 409), (status = 422)),
     security(("bearer" = [])))]
 pub(crate) async fn outcome<S: Store>(

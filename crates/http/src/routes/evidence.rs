@@ -13,7 +13,7 @@ use crate::{
 
 /// Record a simulation report (harness or admin).
 #[utoipa::path(post, path = "/v1/simulations", tag = "evidence",
-    request_body(content = Value, description = "plan_id, branches, survived, produced_at"),
+    request_body = SimulationInput,
     responses((status = 200), (status = 403), (status = 422)), security(("bearer" = [])))]
 pub(crate) async fn simulation<S: Store>(
     axum::extract::State(gateway): Shared<S>,
@@ -26,7 +26,7 @@ pub(crate) async fn simulation<S: Store>(
 
 /// Record a rollback playbook test (harness or admin).
 #[utoipa::path(post, path = "/v1/rollback-tests", tag = "evidence",
-    request_body(content = Value, description = "playbook, passed, tested_at, optional duration_ms"),
+    request_body = RollbackTestReport,
     responses((status = 200), (status = 403), (status = 422)), security(("bearer" = [])))]
 pub(crate) async fn rollback_test<S: Store>(
     axum::extract::State(gateway): Shared<S>,

@@ -14,8 +14,8 @@ use crate::{
 
 /// Trip a kill switch (operators); voids the pending approvals it covers.
 #[utoipa::path(post, path = "/v1/kill-switches", tag = "kill switches",
-    request_body(content = Value, description = "scope: global|agent|tool|resource, target, reason"),
-    responses((status = 201), (status = 403), (status = 422)), security(("bearer" = [])))]
+    request_body = KillSwitchInput,
+    responses((status = 201, body = KillSwitchView), (status = 403), (status = 422)), security(("bearer" = [])))]
 pub(crate) async fn trip<S: Store>(
     axum::extract::State(gateway): Shared<S>,
     Caller(identity): Caller,
