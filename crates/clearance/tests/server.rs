@@ -305,6 +305,17 @@ fn a_database_that_cannot_be_written_refuses_every_decision() {
     });
     assert_eq!(health, 503);
     drop(guard);
+    let health = runtime.block_on(async {
+        reqwest::get(format!("http://{}/healthz", server.base))
+            .await
+            .unwrap()
+            .status()
+            .as_u16()
+    });
+    assert_eq!(
+        health, 200,
+        "healthy again without waiting for traffic (a load balancer sends none to an unhealthy instance)"
+    );
     let (status, body) = decide();
     assert_eq!(
         (status, body["outcome"].clone()),

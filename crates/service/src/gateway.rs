@@ -98,6 +98,31 @@ impl<S: Store> Gateway<S> {
         self.healthy.load(Ordering::Relaxed)
     }
 
+    /// Checks the store. After a failed append, also probes whether it takes
+    /// writes again — so that an instance a load balancer took out of
+    /// rotation (and so sends no decisions) can come back.
+    ///
+    /// # Errors
+    /// Why the gateway cannot serve decisions now.
+    pub async fn check_health(&self) -> Result<(), String> {
+        self.store
+            .ping()
+            .await
+            .map_err(|e| format!("database: {e}"))?;
+        if self.healthy() {
+            return Ok(());
+        }
+        match self.store.probe_write().await {
+            Ok(()) => {
+                self.healthy.store(true, Ordering::Relaxed);
+                Ok(())
+            }
+            Err(error) => Err(format!(
+                "the database does not take writes ({error}): decisions are refused"
+            )),
+        }
+    }
+
     /// The Prometheus series.
     pub fn metrics(&self) -> &Metrics {
         &self.metrics

@@ -59,6 +59,10 @@ pub trait Store: Send + Sync + 'static {
     /// Whether the database answers at all.
     fn ping(&self) -> impl Future<Output = Result<(), StoreError>> + Send;
 
+    /// Whether the database takes a durable write right now (a heartbeat
+    /// row, not a ledger record).
+    fn probe_write(&self) -> impl Future<Output = Result<(), StoreError>> + Send;
+
     /// Re-reads the whole ledger and checks its chain.
     fn verify(&self) -> impl Future<Output = Result<VerifyReport, StoreError>> + Send;
 }

@@ -118,6 +118,15 @@ impl crate::Store for SqliteStore {
         Ok(())
     }
 
+    async fn probe_write(&self) -> Result<(), StoreError> {
+        let at = timestamp_text(jiff::Timestamp::now());
+        sqlx::query("UPDATE health_probe SET at = ? WHERE id = 1")
+            .bind(at)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
     async fn verify(&self) -> Result<crate::VerifyReport, StoreError> {
         reads::verify(&self.pool).await
     }
