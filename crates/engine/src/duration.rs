@@ -25,6 +25,18 @@ impl BundleDuration {
         (seconds > 0).then_some(BundleDuration { seconds })
     }
 
+    /// One second: the shortest duration.
+    pub const ONE_SECOND: BundleDuration = BundleDuration { seconds: 1 };
+
+    /// [`BundleDuration::from_seconds`], usable in constants.
+    pub const fn from_seconds_const(seconds: i64) -> Option<BundleDuration> {
+        if seconds > 0 {
+            Some(BundleDuration { seconds })
+        } else {
+            None
+        }
+    }
+
     /// The length in seconds.
     pub fn seconds(self) -> i64 {
         self.seconds

@@ -15,6 +15,7 @@ pub mod facts;
 pub mod ledger;
 pub mod request;
 pub mod scope;
+pub mod trust;
 pub mod vocabulary;
 
 pub use bundle::{Bundle, BundleErrors, BundleSource, Diagnostic, SourceFile};

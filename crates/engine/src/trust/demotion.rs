@@ -1,0 +1,172 @@
+//! Demotion: no human needed. Accuracy drifting below its floor or a
+//! rollback rate above its ceiling over a sliding window drops the agent one
+//! phase; an action outside its scope drops it to shadow (by default) and
+//! locks it until an investigation is recorded.
+
+use jiff::Timestamp;
+use serde::Serialize;
+
+use super::{Sample, Tally};
+use crate::{duration::BundleDuration, vocabulary::Phase};
+
+/// When an agent is demoted.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct DemotionSettings {
+    /// Diagnostic accuracy below this over the window drops one phase.
+    pub accuracy_below: f64,
+    /// The accuracy window.
+    pub accuracy_window: BundleDuration,
+    /// Diagnoses the window needs before it can demote: one bad day of three
+    /// samples must not.
+    pub accuracy_min_samples: u64,
+    /// A rollback rate above this over the window drops one phase.
+    pub rollback_above: f64,
+    /// The rollback window.
+    pub rollback_window: BundleDuration,
+    /// Remediations the window needs before it can demote.
+    pub rollback_min_samples: u64,
+    /// Where an out-of-scope action sends the agent.
+    pub out_of_scope_to: Phase,
+}
+
+impl Default for DemotionSettings {
+    fn default() -> Self {
+        let thirty_days = THIRTY_DAYS;
+        DemotionSettings {
+            accuracy_below: 0.92,
+            accuracy_window: thirty_days,
+            accuracy_min_samples: 20,
+            rollback_above: 0.02,
+            rollback_window: thirty_days,
+            rollback_min_samples: 20,
+            out_of_scope_to: Phase::Shadow,
+        }
+    }
+}
+
+const THIRTY_DAYS: BundleDuration = match BundleDuration::from_seconds_const(30 * 86_400) {
+    Some(d) => d,
+    None => BundleDuration::ONE_SECOND,
+};
+
+/// Why an agent was demoted.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DemotionRule {
+    /// Diagnostic accuracy below the floor over the window.
+    AccuracyDrift,
+    /// Rollback rate above the ceiling over the window.
+    RollbackRate,
+    /// An action outside the permitted scope.
+    OutOfScopeAction,
+}
+
+/// A demotion, with the numbers that tripped it.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Demotion {
+    /// The rule.
+    pub rule: DemotionRule,
+    /// From this phase.
+    pub from: Phase,
+    /// To this one (never higher).
+    pub to: Phase,
+    /// Whether the agent is locked until an investigation.
+    pub lock: bool,
+    /// The observed rate (absent for out-of-scope actions).
+    pub value: Option<f64>,
+    /// The threshold crossed.
+    pub threshold: Option<f64>,
+    /// The samples in the window.
+    pub samples: u64,
+    /// In words.
+    pub detail: String,
+}
+
+/// Whether the agent in `phase`, with `tally` (which already counts
+/// `latest`, when given), must be demoted at `now`. Evaluated on every new
+/// sample and on a timer, since windows slide.
+pub fn check_demotion(
+    phase: Phase,
+    tally: &Tally,
+    latest: Option<&Sample>,
+    settings: &DemotionSettings,
+    now: Timestamp,
+) -> Option<Demotion> {
+    if matches!(latest, Some(Sample::OutOfScopeAction)) {
+        let to = settings.out_of_scope_to.min(phase);
+        return Some(Demotion {
+            rule: DemotionRule::OutOfScopeAction,
+            from: phase,
+            to,
+            lock: true,
+            value: None,
+            threshold: None,
+            samples: tally.out_of_scope_actions,
+            detail: format!(
+                "an action outside the permitted scope: demoted to {to} and locked until an investigation is recorded"
+            ),
+        });
+    }
+    if phase == Phase::Shadow {
+        return None;
+    }
+    let (total, correct) = tally.accuracy_days.over(now, settings.accuracy_window);
+    if total >= settings.accuracy_min_samples.max(1) {
+        let accuracy = correct as f64 / total as f64;
+        if accuracy < settings.accuracy_below {
+            return Some(drop_one(
+                phase,
+                DemotionRule::AccuracyDrift,
+                accuracy,
+                settings.accuracy_below,
+                total,
+                format!(
+                    "diagnostic accuracy {:.1}% over the last {} ({correct}/{total}) is below {:.1}%",
+                    accuracy * 100.0,
+                    settings.accuracy_window,
+                    settings.accuracy_below * 100.0
+                ),
+            ));
+        }
+    }
+    let (total, rolled_back) = tally.rollback_days.over(now, settings.rollback_window);
+    if total >= settings.rollback_min_samples.max(1) {
+        let rate = rolled_back as f64 / total as f64;
+        if rate > settings.rollback_above {
+            return Some(drop_one(
+                phase,
+                DemotionRule::RollbackRate,
+                rate,
+                settings.rollback_above,
+                total,
+                format!(
+                    "rollback rate {:.1}% over the last {} ({rolled_back}/{total}) is above {:.1}%",
+                    rate * 100.0,
+                    settings.rollback_window,
+                    settings.rollback_above * 100.0
+                ),
+            ));
+        }
+    }
+    None
+}
+
+fn drop_one(
+    phase: Phase,
+    rule: DemotionRule,
+    value: f64,
+    threshold: f64,
+    samples: u64,
+    detail: String,
+) -> Demotion {
+    Demotion {
+        rule,
+        from: phase,
+        to: phase.demoted(),
+        lock: false,
+        value: Some(value),
+        threshold: Some(threshold),
+        samples,
+        detail,
+    }
+}
