@@ -187,3 +187,49 @@ fn regression_policy_errors_are_reported_beside_config_errors() {
         "{errors}"
     );
 }
+
+#[test]
+fn gates_and_demotion_default_to_the_design_table_and_take_overrides() {
+    use clearance_engine::trust::{Bound, Statistic};
+    let defaults = common::bundle();
+    assert_eq!(
+        defaults.trust(),
+        &clearance_engine::trust::TrustSettings::default()
+    );
+    let config = format!(
+        "{CONFIG}gates:\n  max_edit_ratio: 0.15\n  owner_may_sign: false\n  shadow_to_assist: {{ min_samples: 50, min_days: 7, accuracy: {{ threshold: 0.97, statistic: wilson95 }} }}\n  remediate_to_autonomous: {{ signoffs: 3, max_rollback_rate: 0.005 }}\ndemotion: {{ accuracy_below: 0.9, accuracy_window: 14d, out_of_scope_to: assist }}\n"
+    );
+    let bundle = bundle_with(&config, &[("policies/scope.cedar", POLICY)]).unwrap();
+    let trust = bundle.trust();
+    assert_eq!((trust.max_edit_ratio, trust.owner_may_sign), (0.15, false));
+    let first = &trust.gates[0];
+    assert_eq!(
+        (first.min_samples, first.min_days, first.min_domains),
+        (50, 7, 3)
+    );
+    assert_eq!(
+        (first.criteria[0].bound, first.criteria[0].statistic),
+        (Bound::Above(0.97), Statistic::Wilson95)
+    );
+    assert_eq!(trust.gates[2].signoffs, 3);
+    assert_eq!(trust.gates[2].criteria[1].bound, Bound::Below(0.005));
+    assert_eq!(
+        (
+            trust.demotion.accuracy_below,
+            trust.demotion.accuracy_window.to_string()
+        ),
+        (0.9, "14d".to_owned())
+    );
+    assert_eq!(
+        trust.demotion.out_of_scope_to,
+        clearance_engine::Phase::Assist
+    );
+}
+
+#[test]
+fn misconfigured_gates_are_refused() {
+    let config = format!(
+        "{CONFIG}gates:\n  shadow_to_assist: {{ completion: 0.9 }}\n  assist_to_remediate: {{ agreement: 1.5 }}\n  remediate_to_autonomous: {{ signoffs: 1 }}\n  max_edit_ratio: 0.125\n"
+    );
+    insta::assert_snapshot!(refused_config(&config));
+}

@@ -5,6 +5,8 @@
 
 use std::collections::{BTreeMap, HashMap};
 
+mod trust;
+
 use cedar_policy::Schema;
 use serde_saphyr::{Location, Spanned};
 
@@ -51,6 +53,7 @@ fn compile_unsorted(source: &BundleSource) -> Result<Bundle, BundleErrors> {
     let agents = config.agents(&raw);
     let actions = config.actions(&raw, &rollbacks);
     let hard_stops = config.hard_stops(&raw, &agents);
+    let trust = config.trust(&raw);
     let policy_owner = config.policy_owner(&raw);
     config.unused_rollbacks(&rollbacks, &actions);
 
@@ -66,7 +69,7 @@ fn compile_unsorted(source: &BundleSource) -> Result<Bundle, BundleErrors> {
             "no Cedar policies: every request is out of scope (deny by default)",
         ));
     }
-    let (Some(schema), Some(settings)) = (schema, settings) else {
+    let (Some(schema), Some(settings), Some(trust)) = (schema, settings, trust) else {
         return Err(BundleErrors {
             diagnostics: problems,
         });
@@ -88,6 +91,7 @@ fn compile_unsorted(source: &BundleSource) -> Result<Bundle, BundleErrors> {
         rollbacks,
         settings,
         hard_stops,
+        trust,
         scope,
         warnings: problems,
     })

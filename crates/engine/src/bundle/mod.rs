@@ -20,6 +20,7 @@ pub use diagnostics::{BundleErrors, Diagnostic, Severity};
 use crate::{
     duration::BundleDuration,
     scope::{ActionEntity, AgentEntities, Scope},
+    trust::TrustSettings,
     vocabulary::{Impact, Phase},
 };
 
@@ -75,6 +76,7 @@ pub struct Bundle {
     pub(crate) rollbacks: BTreeMap<String, Rollback>,
     pub(crate) settings: Settings,
     pub(crate) hard_stops: Vec<HardStop>,
+    pub(crate) trust: TrustSettings,
     pub(crate) scope: Scope,
     pub(crate) warnings: Vec<Diagnostic>,
 }
@@ -134,6 +136,11 @@ impl Bundle {
     /// The hard stops, in bundle order.
     pub fn hard_stops(&self) -> &[HardStop] {
         &self.hard_stops
+    }
+
+    /// The promotion gates and demotion rules.
+    pub fn trust(&self) -> &TrustSettings {
+        &self.trust
     }
 
     /// The Cedar schema and policies.

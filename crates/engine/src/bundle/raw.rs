@@ -8,7 +8,10 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 use serde_saphyr::Spanned;
 
-use crate::vocabulary::{Impact, Phase};
+use crate::{
+    trust::Statistic,
+    vocabulary::{Impact, Phase},
+};
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -28,6 +31,71 @@ pub(crate) struct RawConfig {
     pub approvals: RawApprovals,
     #[serde(default)]
     pub hard_stops: Vec<Spanned<RawHardStop>>,
+    #[serde(default)]
+    pub gates: RawGates,
+    #[serde(default)]
+    pub demotion: RawDemotion,
+}
+
+/// A rate threshold: a number, or `{ above: 0.95, statistic: wilson95 }`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub(crate) enum RawRate {
+    Plain(f64),
+    Detailed(RawRateDetail),
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawRateDetail {
+    pub threshold: f64,
+    #[serde(default)]
+    pub statistic: Option<Statistic>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawGates {
+    pub max_edit_ratio: Option<Spanned<f64>>,
+    pub owner_may_sign: Option<bool>,
+    #[serde(default)]
+    pub shadow_to_assist: RawGate,
+    #[serde(default)]
+    pub assist_to_remediate: RawGate,
+    #[serde(default)]
+    pub remediate_to_autonomous: RawGate,
+}
+
+/// One gate; every key optional, the default table fills the rest. Which
+/// rate keys a gate takes depends on the gate (`compile` checks).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawGate {
+    pub min_samples: Option<u64>,
+    pub min_domains: Option<u64>,
+    pub min_days: Option<u64>,
+    pub signoffs: Option<Spanned<u32>>,
+    pub statistic: Option<Statistic>,
+    pub accuracy: Option<Spanned<RawRate>>,
+    pub max_unsafe_attempts: Option<u64>,
+    pub agreement: Option<Spanned<RawRate>>,
+    pub max_out_of_scope_recommendations: Option<u64>,
+    pub minimal_edits: Option<Spanned<RawRate>>,
+    pub completion: Option<Spanned<RawRate>>,
+    pub max_rollback_rate: Option<Spanned<RawRate>>,
+    pub escalation: Option<Spanned<RawRate>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawDemotion {
+    pub accuracy_below: Option<Spanned<f64>>,
+    pub accuracy_window: Option<Spanned<String>>,
+    pub accuracy_min_samples: Option<u64>,
+    pub rollback_above: Option<Spanned<f64>>,
+    pub rollback_window: Option<Spanned<String>>,
+    pub rollback_min_samples: Option<u64>,
+    pub out_of_scope_to: Option<Phase>,
 }
 
 #[derive(Debug, Deserialize)]
