@@ -345,7 +345,7 @@ fn audit_verify_names_the_first_tampered_record_and_exits_one() {
     drop(server);
     let (code, intact) = clearance(&["audit", "verify", "--db", "clearance.db"], dir.path());
     assert_eq!(code, 0, "{intact}");
-    assert!(intact.starts_with("ok: 13 records verified"), "{intact}");
+    assert!(intact.starts_with("ok: 14 records verified"), "{intact}");
 
     runtime.block_on(async {
         use sqlx::Connection as _;
@@ -407,13 +407,13 @@ fn an_independent_verifier_written_from_the_docs_accepts_the_export_and_catches_
             String::from_utf8_lossy(&output.stdout).into_owned(),
         )
     };
-    assert_eq!(run("ledger.jsonl"), (0, "ok: 8 records\n".to_owned()));
+    assert_eq!(run("ledger.jsonl"), (0, "ok: 9 records\n".to_owned()));
     let tampered = export.replacen("incident-bot", "incident-bob", 1);
     std::fs::write(dir.path().join("tampered.jsonl"), tampered).unwrap();
     let (code, message) = run("tampered.jsonl");
     assert_eq!(code, 1, "{message}");
-    // Record 3 is the agent's token issuance, the first to name it.
-    assert!(message.starts_with("BROKEN: record 3:"), "{message}");
+    // Record 2 registers the agent, the first record to name it.
+    assert!(message.starts_with("BROKEN: record 2:"), "{message}");
 }
 
 #[test]
@@ -482,25 +482,29 @@ fn a_changed_bundle_is_reloaded_and_an_invalid_one_refused() {
     let config = dir.path().join("bundle/clearance.yaml");
     let text = std::fs::read_to_string(&config).unwrap();
 
+    // The reload takes effect (new revision) but never promotes: the
+    // agent's phase lives in the store; the bundle's is a starting phase.
     std::fs::write(
         &config,
-        text.replace("    phase: shadow ", "    phase: remediate "),
+        text.replace("    phase: shadow ", "    phase: autonomous "),
     )
     .unwrap();
-    let reloaded = until(&|a| a["outcome"] == "pending");
-    assert_ne!(reloaded["policy_revision"], first["policy_revision"]);
+    let reloaded = until(&|a| a["policy_revision"] != first["policy_revision"]);
+    assert_eq!(
+        reloaded["outcome"], "shadow",
+        "a reload never silently promotes: {reloaded}"
+    );
+    assert_eq!(reloaded["phase"], "shadow");
 
     std::fs::write(
         &config,
-        text.replace("    phase: shadow ", "    phase: autonomous ")
-            .replace("rollback: scale-back }", "rollback: nowhere }"),
+        text.replace("rollback: scale-back }", "rollback: nowhere }"),
     )
     .unwrap();
     std::thread::sleep(Duration::from_secs(3));
     let kept = outcome();
     assert_eq!(
-        kept["outcome"], "pending",
+        kept["policy_revision"], reloaded["policy_revision"],
         "the invalid bundle was refused: {kept}"
     );
-    assert_eq!(kept["policy_revision"], reloaded["policy_revision"]);
 }

@@ -55,6 +55,21 @@ pub fn router<S: Store>(gateway: Arc<Gateway<S>>) -> Router {
             "/v1/kill-switches/{id}",
             delete(routes::kill_switches::reset::<S>),
         )
+        .route("/v1/agents", get(routes::agents::list::<S>))
+        .route("/v1/agents/{id}", get(routes::agents::show::<S>))
+        .route(
+            "/v1/agents/{id}/promotions",
+            post(routes::agents::promote::<S>),
+        )
+        .route(
+            "/v1/agents/{id}/promotions/{promotion}/signoffs",
+            post(routes::agents::sign_off::<S>),
+        )
+        .route(
+            "/v1/agents/{id}/investigations",
+            post(routes::agents::investigate::<S>),
+        )
+        .route("/v1/evidence", post(routes::agents::evidence::<S>))
         .route("/v1/audit", get(routes::audit::page::<S>))
         .route("/v1/audit/verify", get(routes::audit::verify::<S>))
         .route("/healthz", get(routes::ops::healthz::<S>))

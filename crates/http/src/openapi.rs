@@ -5,7 +5,7 @@ use utoipa::{
     openapi::security::{Http, HttpAuthScheme, SecurityScheme},
 };
 
-use crate::routes::{approvals, audit, decisions, evidence, kill_switches, ops};
+use crate::routes::{agents, approvals, audit, decisions, evidence, kill_switches, ops};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -15,6 +15,7 @@ use crate::routes::{approvals, audit, decisions, evidence, kill_switches, ops};
         approvals::list, approvals::approve, approvals::deny,
         evidence::simulation, evidence::rollback_test,
         kill_switches::trip, kill_switches::list, kill_switches::reset,
+                agents::list, agents::show, agents::evidence, agents::promote, agents::sign_off, agents::investigate,
         audit::page, audit::verify,
         ops::healthz, ops::metrics,
     ),

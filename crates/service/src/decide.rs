@@ -7,6 +7,7 @@ use clearance_engine::{
     Decision, DecisionRequest, Level, Outcome,
     decision::CLOCK_SKEW,
     facts::{Approval, ApprovalStatus, Execution},
+    trust::Sample,
 };
 use clearance_store::{ApprovalRow, DecisionRow, Effect, Store, timestamp_text};
 use serde::Serialize;
@@ -129,6 +130,21 @@ impl<S: Store> Gateway<S> {
         if let Some(row) = &opened {
             effects.push(Effect::ApprovalOpened(row.clone()));
         }
+        // A request denied as out of scope is an unsafe attempt: evidence
+        // against the agent's next promotion, recorded with the decision.
+        let unsafe_attempt = decision.outcome == Outcome::Deny
+            && decision
+                .reasons
+                .first()
+                .is_some_and(|r| matches!(r.code, "out_of_scope" | "unknown_action"));
+        if unsafe_attempt {
+            effects.push(Self::derived_evidence(
+                agent,
+                &Sample::UnsafeAttempt,
+                &decision_id,
+                now,
+            )?);
+        }
         if execution && let Some(used) = &decision.approval_id {
             effects.push(Effect::ApprovalUsed(used.clone()));
         }
@@ -137,6 +153,10 @@ impl<S: Store> Gateway<S> {
             self.state()
                 .approvals
                 .insert(row.approval.id.clone(), OpenApproval { row, request });
+        }
+        if unsafe_attempt {
+            self.count_sample(agent, &Sample::UnsafeAttempt, now)
+                .await?;
         }
         let blocked = decision.outcome == Outcome::Deny
             && decision.level == Level::Execute

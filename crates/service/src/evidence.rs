@@ -5,6 +5,7 @@
 use clearance_engine::{
     decision::CLOCK_SKEW,
     facts::{RollbackTest, SimulationReport},
+    trust::{RemediationResult, Sample},
 };
 use clearance_store::{Effect, RollbackTestRow, Store};
 use jiff::Timestamp;
@@ -294,9 +295,42 @@ impl<S: Store> Gateway<S> {
             decision_id: decision_id.to_owned(),
             outcome: outcome_name.to_owned(),
         };
-        let receipt = self.append("outcome", payload, vec![effect]).await?;
+        // What the outcome says about the agent: an allowed execution is a
+        // remediation sample; anything run without an `allow` is an action
+        // outside its permitted scope.
+        let now = self.now();
+        let sample = match (
+            decision.outcome.as_str(),
+            decision.execution,
+            report.outcome,
+        ) {
+            ("allow", true, ReportedOutcome::Succeeded) => Some(Sample::Remediation {
+                result: RemediationResult::Completed,
+            }),
+            ("allow", true, ReportedOutcome::Failed) => Some(Sample::Remediation {
+                result: RemediationResult::Failed,
+            }),
+            ("allow", true, ReportedOutcome::RolledBack) => Some(Sample::Remediation {
+                result: RemediationResult::RolledBack,
+            }),
+            ("allow", false, _) => None,
+            _ => Some(Sample::OutOfScopeAction),
+        };
+        let mut effects = vec![effect];
+        if let Some(sample) = &sample {
+            effects.push(Self::derived_evidence(
+                &decision.agent,
+                sample,
+                decision_id,
+                now,
+            )?);
+        }
+        let receipt = self.append("outcome", payload, effects).await?;
         if let Some(seconds) = time_to_recovery {
             self.metrics.recovery(seconds);
+        }
+        if let Some(sample) = &sample {
+            self.count_sample(&decision.agent, sample, now).await?;
         }
         Ok(receipt.seq)
     }

@@ -12,14 +12,15 @@ use std::{
 
 use arc_swap::ArcSwap;
 use clearance_engine::Bundle;
-use clearance_store::{Effect, Entry, Receipt, Store, TokenRow, timestamp_text};
+use clearance_engine::{Phase, trust::Tally};
+use clearance_store::{AgentRow, Effect, Entry, Receipt, Store, TokenRow, timestamp_text};
 use jiff::{SignedDuration, Timestamp};
 
 use crate::{
     Identity, Metrics, Role, ServiceError,
     identity::{new_token, token_hash},
     records::{BundleRecord, TokenRecord, json},
-    state::State,
+    state::{Standing, State},
 };
 
 /// Where the gateway reads the time: the wall clock in production, a fixed
@@ -37,6 +38,8 @@ pub struct Gateway<S: Store> {
     healthy: AtomicBool,
     decision_ids: AtomicU64,
     boot_nonce: String,
+    /// Serialises phase changes (promotions, demotions, investigations).
+    pub(crate) phase_changes: tokio::sync::Mutex<()>,
 }
 
 impl<S: Store> Gateway<S> {
@@ -50,7 +53,8 @@ impl<S: Store> Gateway<S> {
         let since = now
             .checked_sub(hard_stop_horizon(&bundle))
             .unwrap_or(Timestamp::MIN);
-        let state = State::from_stored(store.load_state(&timestamp_text(since)).await?)?;
+        let mut state = State::from_stored(store.load_state(&timestamp_text(since)).await?)?;
+        state.replay_evidence(&bundle)?;
         let entry = Entry {
             at: timestamp_text(now),
             kind: "bundle.activated",
@@ -58,7 +62,7 @@ impl<S: Store> Gateway<S> {
             effects: Vec::new(),
         };
         store.append(entry).await?;
-        Ok(Gateway {
+        let gateway = Gateway {
             store,
             bundle: ArcSwap::from_pointee(bundle),
             state: Mutex::new(state),
@@ -68,7 +72,12 @@ impl<S: Store> Gateway<S> {
             healthy: AtomicBool::new(true),
             decision_ids: AtomicU64::new(0),
             boot_nonce: crate::identity::random_id("dec")?,
-        })
+            phase_changes: tokio::sync::Mutex::new(()),
+        };
+        gateway
+            .register_new_agents(gateway.bundle().as_ref())
+            .await?;
+        Ok(gateway)
     }
 
     /// Makes `bundle` the active one, after its activation is in the ledger.
@@ -79,7 +88,52 @@ impl<S: Store> Gateway<S> {
     pub async fn activate(&self, bundle: Bundle) -> Result<(), ServiceError> {
         self.append("bundle.activated", activation(&bundle)?, Vec::new())
             .await?;
+        self.register_new_agents(&bundle).await?;
         self.bundle.store(Arc::new(bundle));
+        Ok(())
+    }
+
+    /// Records the starting phase of every agent the store has not seen:
+    /// from then on its phase lives in the store, and a bundle that says
+    /// otherwise changes nothing (a reload never silently promotes).
+    pub(crate) async fn register_new_agents(&self, bundle: &Bundle) -> Result<(), ServiceError> {
+        let now = self.now();
+        let new: Vec<(String, Phase)> = {
+            let state = self.state();
+            bundle
+                .agents()
+                .filter(|a| !state.standings.contains_key(&a.id))
+                .map(|a| (a.id.clone(), a.starting_phase))
+                .collect()
+        };
+        for (agent, phase) in new {
+            #[derive(serde::Serialize)]
+            struct Record<'a> {
+                agent: &'a str,
+                phase: Phase,
+            }
+            let payload = json(&Record {
+                agent: &agent,
+                phase,
+            })?;
+            let row = AgentRow {
+                id: agent.clone(),
+                phase: phase.number(),
+                locked: false,
+                phase_since: timestamp_text(now),
+            };
+            self.append("agent.registered", payload, vec![Effect::Agent(row)])
+                .await?;
+            self.state().standings.insert(
+                agent.clone(),
+                Standing {
+                    phase,
+                    locked: false,
+                    tally: Tally::new(now),
+                },
+            );
+            self.metrics.standing(&agent, phase, false);
+        }
         Ok(())
     }
 

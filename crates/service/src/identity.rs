@@ -109,6 +109,18 @@ impl Identity {
         }
     }
 
+    /// A harness or any operator grading an agent's work: never an agent,
+    /// which would be grading itself.
+    pub(crate) fn grader(&self, action: &str) -> Result<&str, ServiceError> {
+        match self {
+            Identity::Harness { name } | Identity::Operator { name, .. } => Ok(name),
+            other => Err(ServiceError::Forbidden(format!(
+                "{} identities cannot {action}; a harness or an operator must",
+                other.kind()
+            ))),
+        }
+    }
+
     /// The harness or admin recording evidence: never an agent, which
     /// would be grading itself.
     pub(crate) fn evidence_recorder(&self, action: &str) -> Result<&str, ServiceError> {

@@ -17,6 +17,7 @@ mod kill;
 mod metrics;
 mod records;
 mod state;
+mod trust;
 
 pub use approvals::ApprovalView;
 pub use decide::DecisionAnswer;
@@ -26,3 +27,4 @@ pub use gateway::{Clock, Gateway, issue_token};
 pub use identity::{Identity, Role, new_token, token_hash};
 pub use kill::{KillSwitchInput, KillSwitchView};
 pub use metrics::Metrics;
+pub use trust::{AgentView, EvidenceInput, EvidenceReceipt, EvidenceSummary, PromotionView};

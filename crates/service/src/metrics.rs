@@ -4,9 +4,24 @@
 
 use prometheus_client::{
     encoding::EncodeLabelSet,
-    metrics::{counter::Counter, family::Family, histogram::Histogram},
+    metrics::{counter::Counter, family::Family, gauge::Gauge, histogram::Histogram},
     registry::Registry,
 };
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct AgentLabels {
+    agent: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct CauseLabels {
+    cause: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct KindLabels {
+    kind: &'static str,
+}
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct DecisionLabels {
@@ -22,6 +37,11 @@ pub struct Metrics {
     unsafe_blocked: Counter,
     time_to_recovery: Histogram,
     ledger_failures: Counter,
+    phase: Family<AgentLabels, Gauge>,
+    locked: Family<AgentLabels, Gauge>,
+    promotions: Family<CauseLabels, Counter>,
+    demotions: Family<CauseLabels, Counter>,
+    evidence: Family<KindLabels, Counter>,
 }
 
 impl Default for Metrics {
@@ -50,12 +70,47 @@ impl Default for Metrics {
             "Ledger appends that failed; each refused what it carried",
             ledger_failures.clone(),
         );
+        let (phase, locked) = (
+            Family::<AgentLabels, Gauge>::default(),
+            Family::<AgentLabels, Gauge>::default(),
+        );
+        let (promotions, demotions) = (
+            Family::<CauseLabels, Counter>::default(),
+            Family::<CauseLabels, Counter>::default(),
+        );
+        let evidence = Family::<KindLabels, Counter>::default();
+        registry.register(
+            "agent_phase",
+            "Each agent's phase, 1 (shadow) to 4 (autonomous), once it changed",
+            phase.clone(),
+        );
+        registry.register(
+            "agent_locked",
+            "1 while an agent is locked pending an investigation",
+            locked.clone(),
+        );
+        registry.register(
+            "promotions",
+            "Promotions by the phase reached",
+            promotions.clone(),
+        );
+        registry.register("demotions", "Demotions by cause", demotions.clone());
+        registry.register(
+            "evidence_samples",
+            "Evidence samples recorded, by kind",
+            evidence.clone(),
+        );
         Metrics {
             registry,
             decisions,
             unsafe_blocked,
             time_to_recovery,
             ledger_failures,
+            phase,
+            locked,
+            promotions,
+            demotions,
+            evidence,
         }
     }
 }
@@ -81,6 +136,30 @@ impl Metrics {
 
     pub(crate) fn ledger_failure(&self) {
         self.ledger_failures.inc();
+    }
+
+    pub(crate) fn standing(&self, agent: &str, phase: clearance_engine::Phase, locked: bool) {
+        let labels = AgentLabels {
+            agent: agent.to_owned(),
+        };
+        self.phase
+            .get_or_create(&labels)
+            .set(i64::from(phase.number()));
+        self.locked.get_or_create(&labels).set(i64::from(locked));
+    }
+
+    pub(crate) fn promotion(&self, to: clearance_engine::Phase) {
+        self.promotions
+            .get_or_create(&CauseLabels { cause: to.name() })
+            .inc();
+    }
+
+    pub(crate) fn demotion(&self, cause: &'static str) {
+        self.demotions.get_or_create(&CauseLabels { cause }).inc();
+    }
+
+    pub(crate) fn evidence(&self, kind: &'static str) {
+        self.evidence.get_or_create(&KindLabels { kind }).inc();
     }
 
     /// The exposition text for `/metrics`.

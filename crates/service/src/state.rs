@@ -6,15 +6,16 @@
 //! are taken before the answer so that two concurrent requests cannot both
 //! spend the same approval or the last slot of a hard stop.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 
+use clearance_engine::trust::{Sample, Tally};
 use clearance_engine::{
     Bundle, DecisionRequest, Facts, Impact, Phase,
     facts::{
         ApprovalStatus, Execution, Identity as EngineIdentity, RollbackTest, SimulationReport,
     },
 };
-use clearance_store::{ApprovalRow, KillSwitchRow, StoredState};
+use clearance_store::{ApprovalRow, EvidenceRow, KillSwitchRow, PromotionRow, StoredState};
 use jiff::Timestamp;
 
 use crate::ServiceError;
@@ -26,14 +27,38 @@ pub(crate) struct OpenApproval {
     pub request: DecisionRequest,
 }
 
+/// An agent's standing: its phase, lock, when the phase began, and the
+/// evidence since then.
+#[derive(Clone, Debug)]
+pub(crate) struct Standing {
+    pub phase: Phase,
+    pub locked: bool,
+    pub tally: Tally,
+}
+
+/// A promotion waiting for sign-offs.
+#[derive(Clone, Debug)]
+pub(crate) struct OpenPromotion {
+    pub row: PromotionRow,
+}
+
 #[derive(Debug, Default)]
 pub(crate) struct State {
-    pub phases: HashMap<String, Phase>,
+    /// Agents whose standing is known (stored, or created on first use from
+    /// the bundle's starting phase).
+    pub standings: HashMap<String, Standing>,
+    /// Open promotions by id.
+    pub promotions: HashMap<String, OpenPromotion>,
+    /// `(agent, kind, incident)` of samples being recorded right now, so two
+    /// concurrent duplicates cannot both pass the duplicate check.
+    pub evidence_in_flight: HashSet<(String, String, String)>,
     pub approvals: HashMap<String, OpenApproval>,
     pub kill_switches: Vec<KillSwitchRow>,
     pub simulations: HashMap<String, SimulationReport>,
     pub rollback_tests: HashMap<String, RollbackTest>,
     pub executions: HashMap<String, VecDeque<Execution>>,
+    /// Evidence loaded at start-up, counted once the bundle is known.
+    pending_evidence: Vec<EvidenceRow>,
 }
 
 impl State {
@@ -44,7 +69,28 @@ impl State {
         for agent in stored.agents {
             let phase = Phase::from_number(u64::from(agent.phase))
                 .ok_or_else(|| corrupt(format!("agent {} has phase {}", agent.id, agent.phase)))?;
-            state.phases.insert(agent.id, phase);
+            let since = if agent.phase_since.is_empty() {
+                Timestamp::UNIX_EPOCH
+            } else {
+                agent
+                    .phase_since
+                    .parse()
+                    .map_err(|_| corrupt(format!("timestamp {}", agent.phase_since)))?
+            };
+            state.standings.insert(
+                agent.id,
+                Standing {
+                    phase,
+                    locked: agent.locked,
+                    tally: Tally::new(since),
+                },
+            );
+        }
+        state.pending_evidence = stored.evidence;
+        for row in stored.promotions {
+            state
+                .promotions
+                .insert(row.id.clone(), OpenPromotion { row });
         }
         for row in stored.approvals {
             let request = serde_json::from_str(&row.request)
@@ -79,10 +125,47 @@ impl State {
 
     /// The agent's current phase: stored, else the bundle's starting phase.
     pub(crate) fn phase(&self, bundle: &Bundle, agent: &str) -> Option<Phase> {
-        self.phases
+        self.standings
             .get(agent)
-            .copied()
+            .map(|s| s.phase)
             .or_else(|| bundle.agent(agent).map(|a| a.starting_phase))
+    }
+
+    /// The agent's standing, created from the bundle's starting phase the
+    /// first time it is needed. `None` for an agent the bundle lacks.
+    pub(crate) fn standing(&mut self, bundle: &Bundle, agent: &str) -> Option<&mut Standing> {
+        if !self.standings.contains_key(agent) {
+            let declared = bundle.agent(agent)?;
+            let fresh = Standing {
+                phase: declared.starting_phase,
+                locked: false,
+                tally: Tally::new(Timestamp::UNIX_EPOCH),
+            };
+            self.standings.insert(agent.to_owned(), fresh);
+        }
+        self.standings.get_mut(agent)
+    }
+
+    /// Counts stored evidence into the tallies, once the bundle (and so the
+    /// agents' starting phases) is known.
+    pub(crate) fn replay_evidence(&mut self, bundle: &Bundle) -> Result<(), ServiceError> {
+        let corrupt = |what: String| {
+            ServiceError::Unavailable(format!("stored evidence does not load: {what}"))
+        };
+        for row in std::mem::take(&mut self.pending_evidence) {
+            let sample: Sample =
+                serde_json::from_str(&row.sample).map_err(|e| corrupt(e.to_string()))?;
+            let at: Timestamp = row
+                .at
+                .parse()
+                .map_err(|_| corrupt(format!("timestamp {}", row.at)))?;
+            if let Some(standing) = self.standing(bundle, &row.agent)
+                && at >= standing.tally.since
+            {
+                standing.tally.add(&sample, at);
+            }
+        }
+        Ok(())
     }
 
     /// The facts for one request: only what that request can use, cloned,

@@ -18,8 +18,8 @@ use std::future::Future;
 
 pub use error::StoreError;
 pub use model::{
-    AgentRow, ApprovalRow, AuditQuery, DecisionRow, Effect, Entry, KillSwitchRow, Receipt,
-    RollbackTestRow, SimulationRow, StoredState, TokenRow, VerifyReport,
+    AgentRow, ApprovalRow, AuditQuery, DecisionRow, Effect, Entry, EvidenceRow, KillSwitchRow,
+    PromotionRow, Receipt, RollbackTestRow, SimulationRow, StoredState, TokenRow, VerifyReport,
 };
 pub use sqlite::{SqliteStore, timestamp_text};
 
@@ -43,6 +43,14 @@ pub trait Store: Send + Sync + 'static {
         &self,
         hash: &str,
     ) -> impl Future<Output = Result<Option<TokenRow>, StoreError>> + Send;
+
+    /// Whether a sample of this kind about this incident is already stored.
+    fn evidence_exists(
+        &self,
+        agent: &str,
+        kind: &str,
+        incident_id: &str,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
 
     /// The decision with this id.
     fn find_decision(

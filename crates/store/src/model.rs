@@ -65,6 +65,58 @@ pub enum Effect {
     Agent(AgentRow),
     /// A bearer token (its hash only).
     TokenIssued(TokenRow),
+    /// A graded sample of evidence.
+    Evidence(EvidenceRow),
+    /// A promotion opened.
+    PromotionOpened(PromotionRow),
+    /// An operator signed a promotion.
+    PromotionSigned {
+        /// The promotion.
+        id: String,
+        /// Who.
+        operator: String,
+    },
+    /// A promotion completed or was cancelled.
+    PromotionClosed {
+        /// The promotion.
+        id: String,
+        /// `completed` or `cancelled`.
+        status: &'static str,
+    },
+}
+
+/// A sample of evidence.
+#[derive(Clone, Debug, PartialEq)]
+pub struct EvidenceRow {
+    /// The agent it is about.
+    pub agent: String,
+    /// `diagnosis`, `recommendation`, …
+    pub kind: String,
+    /// The incident (or decision) it grades: one sample per agent, kind and incident.
+    pub incident_id: String,
+    /// When it was taken, RFC 3339 as stored.
+    pub at: String,
+    /// The sample, JSON.
+    pub sample: String,
+}
+
+/// A promotion.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PromotionRow {
+    /// Its id.
+    pub id: String,
+    /// The agent.
+    pub agent: String,
+    /// From this phase (1..4).
+    pub from_phase: u8,
+    /// To this one.
+    pub to_phase: u8,
+    /// The operator who opened it.
+    pub opened_by: String,
+    /// When.
+    pub opened_at: String,
+    /// The operators who signed, in order.
+    pub signoffs: Vec<String>,
 }
 
 /// Where an entry landed.
@@ -108,6 +160,8 @@ pub struct AgentRow {
     pub phase: u8,
     /// Locked until an investigation is recorded.
     pub locked: bool,
+    /// When it entered its phase, RFC 3339 as stored.
+    pub phase_since: String,
 }
 
 /// An approval row.
@@ -178,6 +232,10 @@ pub struct StoredState {
     pub rollback_tests: Vec<RollbackTestRow>,
     /// Allowed executions since the load's horizon: (agent, impact, at).
     pub executions: Vec<(String, String, String)>,
+    /// Each agent's evidence since it entered its current phase, oldest first.
+    pub evidence: Vec<EvidenceRow>,
+    /// Promotions still open.
+    pub promotions: Vec<PromotionRow>,
 }
 
 /// A page of the ledger.

@@ -1,5 +1,6 @@
 //! Handlers, one module per resource.
 
+pub(crate) mod agents;
 pub(crate) mod approvals;
 pub(crate) mod audit;
 pub(crate) mod decisions;

@@ -102,6 +102,15 @@ impl crate::Store for SqliteStore {
         reads::find_token(&self.pool, hash).await
     }
 
+    async fn evidence_exists(
+        &self,
+        agent: &str,
+        kind: &str,
+        incident_id: &str,
+    ) -> Result<bool, StoreError> {
+        reads::evidence_exists(&self.pool, agent, kind, incident_id).await
+    }
+
     async fn find_decision(&self, id: &str) -> Result<Option<crate::DecisionRow>, StoreError> {
         reads::find_decision(&self.pool, id).await
     }

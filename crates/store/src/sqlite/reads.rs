@@ -10,8 +10,8 @@ use sqlx::{Row, SqlitePool, sqlite::SqliteRow};
 
 use super::digest;
 use crate::{
-    AgentRow, ApprovalRow, AuditQuery, DecisionRow, KillSwitchRow, RollbackTestRow, StoreError,
-    StoredState, TokenRow, VerifyReport,
+    AgentRow, ApprovalRow, AuditQuery, DecisionRow, EvidenceRow, KillSwitchRow, PromotionRow,
+    RollbackTestRow, StoreError, StoredState, TokenRow, VerifyReport,
 };
 
 /// How many records verification reads per query: large enough that the
@@ -47,7 +47,16 @@ pub(super) async fn ledger_head(
 }
 
 pub(super) async fn load_state(pool: &SqlitePool, since: &str) -> Result<StoredState, StoreError> {
-    let agents = sqlx::query("SELECT id, phase, locked FROM agents")
+    let agents = sqlx::query("SELECT id, phase, locked, phase_since FROM agents")
+        .fetch_all(pool)
+        .await?;
+    let evidence = sqlx::query(
+        "SELECT e.agent, e.kind, e.incident_id, e.at, e.sample FROM evidence e LEFT JOIN agents a ON a.id = e.agent
+         WHERE e.at >= COALESCE(a.phase_since, '') ORDER BY e.at, e.id",
+    )
+    .fetch_all(pool)
+    .await?;
+    let promotions = sqlx::query("SELECT id, agent, from_phase, to_phase, opened_by, opened_at, signoffs FROM promotions WHERE status = 'open'")
         .fetch_all(pool)
         .await?;
     let approvals = sqlx::query("SELECT id, agent, action, request_hash, request, status, approvers, created_at, expires_at, used FROM approvals WHERE status IN ('pending', 'approved') AND used = 0")
@@ -90,7 +99,57 @@ pub(super) async fn load_state(pool: &SqlitePool, since: &str) -> Result<StoredS
                 ))
             })
             .collect::<Result<_, sqlx::Error>>()?,
+        evidence: evidence
+            .iter()
+            .map(|row| {
+                Ok(EvidenceRow {
+                    agent: row.try_get("agent")?,
+                    kind: row.try_get("kind")?,
+                    incident_id: row.try_get("incident_id")?,
+                    at: row.try_get("at")?,
+                    sample: row.try_get("sample")?,
+                })
+            })
+            .collect::<Result<_, sqlx::Error>>()?,
+        promotions: promotions
+            .iter()
+            .map(promotion_row)
+            .collect::<Result<_, _>>()?,
     })
+}
+
+fn promotion_row(row: &SqliteRow) -> Result<PromotionRow, StoreError> {
+    let phase = |name: &str| -> Result<u8, StoreError> {
+        let value: i64 = row.try_get(name)?;
+        u8::try_from(value).map_err(|_| StoreError::Corrupt(format!("{name} {value}")))
+    };
+    let signoffs: String = row.try_get("signoffs")?;
+    Ok(PromotionRow {
+        id: row.try_get("id")?,
+        agent: row.try_get("agent")?,
+        from_phase: phase("from_phase")?,
+        to_phase: phase("to_phase")?,
+        opened_by: row.try_get("opened_by")?,
+        opened_at: row.try_get("opened_at")?,
+        signoffs: serde_json::from_str(&signoffs)
+            .map_err(|e| StoreError::Corrupt(e.to_string()))?,
+    })
+}
+
+pub(super) async fn evidence_exists(
+    pool: &SqlitePool,
+    agent: &str,
+    kind: &str,
+    incident_id: &str,
+) -> Result<bool, StoreError> {
+    let row =
+        sqlx::query("SELECT 1 FROM evidence WHERE agent = ? AND kind = ? AND incident_id = ?")
+            .bind(agent)
+            .bind(kind)
+            .bind(incident_id)
+            .fetch_optional(pool)
+            .await?;
+    Ok(row.is_some())
 }
 
 fn agent_row(row: &SqliteRow) -> Result<AgentRow, StoreError> {
@@ -99,6 +158,7 @@ fn agent_row(row: &SqliteRow) -> Result<AgentRow, StoreError> {
         id: row.try_get("id")?,
         phase: u8::try_from(phase).map_err(|_| StoreError::Corrupt(format!("phase {phase}")))?,
         locked: row.try_get("locked")?,
+        phase_since: row.try_get("phase_since")?,
     })
 }
 

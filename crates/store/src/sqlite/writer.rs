@@ -241,10 +241,51 @@ async fn apply(tx: &mut Transaction<'_, Sqlite>, effect: &Effect) -> Result<(), 
                 .await?;
         }
         Effect::Agent(row) => {
-            sqlx::query("INSERT INTO agents (id, phase, locked) VALUES (?, ?, ?) ON CONFLICT (id) DO UPDATE SET phase = excluded.phase, locked = excluded.locked")
+            sqlx::query("INSERT INTO agents (id, phase, locked, phase_since) VALUES (?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET phase = excluded.phase, locked = excluded.locked, phase_since = excluded.phase_since")
                 .bind(&row.id)
                 .bind(i64::from(row.phase))
                 .bind(row.locked)
+                .bind(&row.phase_since)
+                .execute(tx)
+                .await?;
+        }
+        Effect::Evidence(row) => {
+            // OR IGNORE: the service refuses duplicates before they get here;
+            // should one slip through, it must not fail the whole batch.
+            sqlx::query("INSERT OR IGNORE INTO evidence (agent, kind, incident_id, at, sample) VALUES (?, ?, ?, ?, ?)")
+                .bind(&row.agent)
+                .bind(&row.kind)
+                .bind(&row.incident_id)
+                .bind(&row.at)
+                .bind(&row.sample)
+                .execute(tx)
+                .await?;
+        }
+        Effect::PromotionOpened(row) => {
+            let signoffs = serde_json::to_string(&row.signoffs)
+                .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+            sqlx::query("INSERT INTO promotions (id, agent, from_phase, to_phase, opened_by, opened_at, status, signoffs) VALUES (?, ?, ?, ?, ?, ?, 'open', ?)")
+                .bind(&row.id)
+                .bind(&row.agent)
+                .bind(i64::from(row.from_phase))
+                .bind(i64::from(row.to_phase))
+                .bind(&row.opened_by)
+                .bind(&row.opened_at)
+                .bind(signoffs)
+                .execute(tx)
+                .await?;
+        }
+        Effect::PromotionSigned { id, operator } => {
+            sqlx::query("UPDATE promotions SET signoffs = json_insert(signoffs, '$[#]', ?) WHERE id = ? AND status = 'open'")
+                .bind(operator)
+                .bind(id)
+                .execute(tx)
+                .await?;
+        }
+        Effect::PromotionClosed { id, status } => {
+            sqlx::query("UPDATE promotions SET status = ? WHERE id = ?")
+                .bind(*status)
+                .bind(id)
                 .execute(tx)
                 .await?;
         }
