@@ -91,6 +91,42 @@ pub enum Command {
         #[command(flatten)]
         remote: Remote,
     },
+    /// Each agent's phase, lock, and progress toward its next phase.
+    Status {
+        /// Only this agent.
+        agent: Option<String>,
+        /// JSON, for scripts.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// Open a promotion for an agent whose gate is cleared.
+    Promote {
+        /// The agent.
+        agent: String,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// Sign an open promotion (distinct operators; the last one moves the agent up).
+    Signoff {
+        /// The agent.
+        agent: String,
+        /// The promotion id (`clearance status` shows it).
+        promotion: String,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// Record an investigation of a locked agent: lifts the lock, not the phase.
+    Investigate {
+        /// The agent.
+        agent: String,
+        /// What the investigation found.
+        #[arg(long)]
+        findings: String,
+        #[command(flatten)]
+        remote: Remote,
+    },
     /// Verify or export the ledger.
     #[command(subcommand)]
     Audit(AuditCommand),

@@ -508,3 +508,78 @@ fn a_changed_bundle_is_reloaded_and_an_invalid_one_refused() {
         "the invalid bundle was refused: {kept}"
     );
 }
+
+#[test]
+fn status_promote_and_signoff_from_the_command_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = serve(dir.path());
+    let admin = server.admin_token.clone().unwrap();
+    let (code, harness) = clearance(
+        &[
+            "token",
+            "issue",
+            "--harness",
+            "grader",
+            "--db",
+            "clearance.db",
+        ],
+        dir.path(),
+    );
+    assert_eq!(code, 0);
+    let harness = harness.trim().to_owned();
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let grade = |n: usize| {
+        let domain = ["payments", "search", "checkout"][n % 3];
+        let body = json!({ "agent": "incident-bot", "kind": "diagnosis", "incident_id": format!("inc-{n}"), "at": jiff::Timestamp::now().to_string(), "correct": true, "domain": domain });
+        let request = reqwest::Client::new()
+            .post(format!("http://{}/v1/evidence", server.base))
+            .bearer_auth(&harness)
+            .json(&body);
+        runtime
+            .block_on(async { assert_eq!(request.send().await.unwrap().status().as_u16(), 201) });
+    };
+    let operator = |args: &[&str]| {
+        let output = Command::new(env!("CARGO_BIN_EXE_clearance"))
+            .args(args)
+            .env("CLEARANCE_SERVER", format!("http://{}", server.base))
+            .env("CLEARANCE_TOKEN", &admin)
+            .output()
+            .unwrap();
+        (
+            output.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&output.stdout).into_owned(),
+            String::from_utf8_lossy(&output.stderr).into_owned(),
+        )
+    };
+    for n in 0..40 {
+        grade(n);
+    }
+    let (code, table, _) = operator(&["status"]);
+    assert_eq!(code, 0);
+    assert!(
+        table.starts_with("incident-bot  phase shadow  → assist: not eligible"),
+        "{table}"
+    );
+    assert!(
+        table.contains("│ samples") && table.contains("40     ┆ ≥ 100   ┆ NO"),
+        "{table}"
+    );
+    let (code, _, refused) = operator(&["promote", "incident-bot"]);
+    assert_eq!(code, 1);
+    assert!(refused.contains("unmet: samples 40/100"), "{refused}");
+
+    for n in 40..100 {
+        grade(n);
+    }
+    let (_, json_status, _) = operator(&["status", "incident-bot", "--json"]);
+    let status: Value = serde_json::from_str(&json_status).unwrap();
+    assert_eq!(status[0]["eligible"], true, "{json_status}");
+    let (code, opened, _) = operator(&["promote", "incident-bot"]);
+    assert_eq!(code, 0);
+    let promotion: Value = serde_json::from_str(&opened).unwrap();
+    let id = promotion["id"].as_str().unwrap();
+    let (code, signed, _) = operator(&["signoff", "incident-bot", id]);
+    assert_eq!(code, 0, "{signed}");
+    let (_, table, _) = operator(&["status", "incident-bot"]);
+    assert!(table.starts_with("incident-bot  phase assist"), "{table}");
+}

@@ -42,12 +42,8 @@ fn diagnosis(correct: bool, domain: &str) -> Sample {
 /// Exactly enough to clear shadow → assist: 100 diagnoses in 3 domains, 96 % correct.
 fn shadow_ready() -> Tally {
     let mut tally = Tally::new(ago(10 * 86_400));
-    for (i, domain) in ["payments", "search", "checkout"].iter().enumerate() {
-        repeat(
-            &mut tally,
-            diagnosis(true, domain),
-            if i == 0 { 32 } else { 32 },
-        );
+    for domain in ["payments", "search", "checkout"] {
+        repeat(&mut tally, diagnosis(true, domain), 32);
     }
     repeat(&mut tally, diagnosis(false, "payments"), 4);
     tally

@@ -1,9 +1,9 @@
 //! `clearance kill`: trip or reset a kill switch on the running gateway.
 
-use anyhow::Context as _;
-use serde_json::{Value, json};
+use reqwest::Method;
+use serde_json::json;
 
-use super::runtime::block_on;
+use super::{remote, runtime::block_on};
 use crate::{
     cli::{Remote, ScopeArg},
     exit::Exit,
@@ -17,10 +17,16 @@ pub fn run(
     remote: &Remote,
 ) -> anyhow::Result<Exit> {
     block_on(async {
-        let client = reqwest::Client::new();
-        let base = remote.server.trim_end_matches('/');
-        let response = match reset {
-            Some(id) => client.delete(format!("{base}/v1/kill-switches/{id}")).bearer_auth(&remote.token).send().await,
+        let (status, body) = match reset {
+            Some(id) => {
+                remote::call(
+                    remote,
+                    Method::DELETE,
+                    &format!("/v1/kill-switches/{id}"),
+                    None,
+                )
+                .await?
+            }
             None => {
                 let scope = match scope {
                     Some(ScopeArg::Global) => "global",
@@ -29,31 +35,17 @@ pub fn run(
                     Some(ScopeArg::Resource) | None => "resource",
                 };
                 let body = json!({ "scope": scope, "target": target, "reason": reason.unwrap_or_default() });
-                client.post(format!("{base}/v1/kill-switches")).bearer_auth(&remote.token).json(&body).send().await
+                remote::call(remote, Method::POST, "/v1/kill-switches", Some(&body)).await?
             }
-        }
-        .with_context(|| format!("cannot reach {base}"))?;
-        let status = response.status();
-        let text = response.text().await.unwrap_or_default();
-        let pretty = serde_json::from_str::<Value>(&text).map_or(text, |v| {
-            serde_json::to_string_pretty(&v).unwrap_or_default()
-        });
-        if status.is_success() {
-            if !pretty.is_empty() {
-                println!("{pretty}");
+        };
+        match status {
+            204 => eprintln!("kill switch reset"),
+            200..=299 => {
+                println!("{}", serde_json::to_string_pretty(&body)?);
+                eprintln!("kill switch tripped");
             }
-            eprintln!(
-                "{}",
-                if status.as_u16() == 204 {
-                    "kill switch reset"
-                } else {
-                    "kill switch tripped"
-                }
-            );
-            Ok(Exit::Ok)
-        } else {
-            eprintln!("refused ({status}): {pretty}");
-            Ok(Exit::Failed)
+            _ => return Ok(remote::refused(status, &body)),
         }
+        Ok(Exit::Ok)
     })
 }

@@ -6,10 +6,12 @@ mod decide;
 mod init;
 mod input;
 mod kill;
+mod remote;
 mod runtime;
 mod serve;
 mod test;
 mod token;
+mod trust;
 
 use crate::{
     cli::{AuditCommand, Cli, Command, TokenCommand},
@@ -42,6 +44,22 @@ pub fn run(cli: Cli) -> anyhow::Result<Exit> {
             reset,
             remote,
         } => kill::run(scope, target, reason, reset, &remote),
+        Command::Status {
+            agent,
+            json,
+            remote,
+        } => trust::status(agent.as_deref(), json, &remote),
+        Command::Promote { agent, remote } => trust::promote(&agent, &remote),
+        Command::Signoff {
+            agent,
+            promotion,
+            remote,
+        } => trust::signoff(&agent, &promotion, &remote),
+        Command::Investigate {
+            agent,
+            findings,
+            remote,
+        } => trust::investigate(&agent, &findings, &remote),
         Command::Audit(AuditCommand::Verify { db }) => audit::verify(&db),
         Command::Audit(AuditCommand::Export { db, after }) => audit::export(&db, after),
     }

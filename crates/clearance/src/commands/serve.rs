@@ -70,6 +70,7 @@ async fn serve(bundle_path: PathBuf, db: PathBuf, listen: String) -> anyhow::Res
         db.display()
     );
     tokio::spawn(reload_when_changed(gateway.clone(), dir));
+    tokio::spawn(sweep_demotions(gateway.clone()));
     axum::serve(listener, clearance_http::router(gateway))
         .with_graceful_shutdown(shutdown())
         .await?;
@@ -156,4 +157,19 @@ async fn shutdown() {
         () = terminate => {},
     }
     tracing::info!("shutting down");
+}
+
+/// How often every agent's sliding windows are re-checked.
+const DEMOTION_SWEEP: Duration = Duration::from_secs(60);
+
+/// Windows slide: samples leaving them can demote an agent with no new
+/// evidence arriving, so they are re-checked on a timer.
+async fn sweep_demotions(gateway: Arc<Gateway<SqliteStore>>) {
+    let mut tick = tokio::time::interval(DEMOTION_SWEEP);
+    loop {
+        tick.tick().await;
+        if let Err(error) = gateway.sweep_demotions().await {
+            tracing::error!(%error, "demotion sweep failed; retrying at the next tick");
+        }
+    }
 }

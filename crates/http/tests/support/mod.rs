@@ -19,7 +19,7 @@ use serde_json::{Value, json};
 pub const CONFIG: &str = r#"
 policy_owner: platform-team@example.com
 agents:
-  shadow-bot:     { owner: oncall@example.com, phase: shadow,     credential_scope: k8s:sa/shadow-bot,     domains: [payments] }
+  shadow-bot:     { owner: oncall@example.com, phase: shadow,     credential_scope: k8s:sa/shadow-bot,     domains: [payments, search, checkout] }
   assist-bot:     { owner: oncall@example.com, phase: assist,     credential_scope: k8s:sa/assist-bot,     domains: [payments] }
   remediate-bot:  { owner: oncall@example.com, phase: remediate,  credential_scope: k8s:sa/remediate-bot,  domains: [payments] }
   autonomous-bot: { owner: oncall@example.com, phase: autonomous, credential_scope: k8s:sa/autonomous-bot, domains: [payments] }

@@ -1,0 +1,383 @@
+//! An agent's whole career through the real HTTP API: shadow → assist →
+//! remediate → autonomous on generated evidence with the required sign-offs;
+//! a run of rollbacks demotes it one phase; an out-of-scope action drops it
+//! to shadow with a lock; a promotion while locked is refused; an
+//! investigation unlocks it; re-promotion needs fresh evidence.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+
+mod support;
+
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use support::{Server, request};
+
+const DOMAINS: [&str; 3] = ["payments", "search", "checkout"];
+
+async fn grade(server: &Server, body: Value) {
+    let (status, answer) = server
+        .post("/v1/evidence", Some(&server.harness), &body)
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body} → {answer}");
+}
+
+async fn agent(server: &Server, id: &str) -> Value {
+    let (status, view) = server
+        .get(&format!("/v1/agents/{id}"), Some(&server.approver))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{view}");
+    view
+}
+
+async fn promote(server: &Server, id: &str, signers: &[&str]) -> Value {
+    let (status, promotion) = server
+        .post(
+            &format!("/v1/agents/{id}/promotions"),
+            Some(&server.approver),
+            &json!({}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{promotion}");
+    let pid = promotion["id"].as_str().unwrap().to_owned();
+    let mut last = promotion;
+    for signer in signers {
+        let (status, signed) = server
+            .post(
+                &format!("/v1/agents/{id}/promotions/{pid}/signoffs"),
+                Some(signer),
+                &json!({}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{signed}");
+        last = signed;
+    }
+    last
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_agent_earns_autonomy_is_demoted_locked_investigated_and_starts_over() {
+    let server = Server::start().await;
+    let bot = "shadow-bot";
+    let token = server.token(bot).await;
+
+    // Shadow: diagnoses in three domains, all correct. Not enough yet → refused, unmet named.
+    for n in 0..60 {
+        grade(&server, json!({ "agent": bot, "kind": "diagnosis", "incident_id": format!("inc-{n}"), "at": server.ago(0), "correct": true, "domain": DOMAINS[n % 3] })).await;
+    }
+    let (status, refused) = server
+        .post(
+            &format!("/v1/agents/{bot}/promotions"),
+            Some(&server.approver),
+            &json!({}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    assert!(
+        refused["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("samples 60/100"),
+        "{refused}"
+    );
+    for n in 60..100 {
+        grade(&server, json!({ "agent": bot, "kind": "diagnosis", "incident_id": format!("inc-{n}"), "at": server.ago(0), "correct": true, "domain": DOMAINS[n % 3] })).await;
+    }
+    let view = agent(&server, bot).await;
+    assert_eq!(
+        (view["phase"].clone(), view["eligible"].clone()),
+        (json!("shadow"), json!(true)),
+        "{view}"
+    );
+    let duplicate = json!({ "agent": bot, "kind": "diagnosis", "incident_id": "inc-7", "at": server.ago(0), "correct": true });
+    assert_eq!(
+        server
+            .post("/v1/evidence", Some(&server.harness), &duplicate)
+            .await
+            .0,
+        StatusCode::CONFLICT,
+        "a sample counts once"
+    );
+    let promoted = promote(&server, bot, &[&server.admin]).await;
+    assert_eq!(promoted["status"], "completed");
+    assert_eq!(agent(&server, bot).await["phase"], "assist");
+
+    // Assist: 150 recommendations accepted with minimal edits.
+    for n in 0..150 {
+        grade(&server, json!({ "agent": bot, "kind": "recommendation", "incident_id": format!("rec-{n}"), "at": server.ago(0), "accepted": true, "edit_ratio": 0.02, "in_scope": true })).await;
+    }
+    assert_eq!(agent(&server, bot).await["next_gate"]["eligible"], true);
+    promote(&server, bot, &[&server.admin]).await;
+    assert_eq!(agent(&server, bot).await["phase"], "remediate");
+
+    // Remediate: 100 approved remediations that completed, 20 escalations graded right.
+    for n in 0..100 {
+        let mut body = request(bot, "kubectl:rollout-restart");
+        body["resource"]["name"] = json!(format!("api-{n}"));
+        let (_, pending) = server.post("/v1/decisions", Some(&token), &body).await;
+        assert_eq!(pending["outcome"], "pending", "{pending}");
+        let approval = pending["approval_id"].as_str().unwrap().to_owned();
+        server
+            .post(
+                &format!("/v1/approvals/{approval}/approve"),
+                Some(&server.approver),
+                &json!({}),
+            )
+            .await;
+        body["approval_id"] = json!(approval);
+        let (_, allowed) = server.post("/v1/decisions", Some(&token), &body).await;
+        assert_eq!(allowed["outcome"], "allow", "{allowed}");
+        let id = allowed["decision_id"].as_str().unwrap();
+        let (status, _) = server
+            .post(
+                &format!("/v1/decisions/{id}/outcome"),
+                Some(&token),
+                &json!({ "outcome": "succeeded" }),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK);
+    }
+    for n in 0..20 {
+        grade(&server, json!({ "agent": bot, "kind": "escalation", "incident_id": format!("esc-{n}"), "at": server.ago(0), "correct": true })).await;
+    }
+    let view = agent(&server, bot).await;
+    assert_eq!(view["evidence"]["remediations"], 100, "{view}");
+    // Dual sign-off: one operator signing twice counts once.
+    let (status, promotion) = server
+        .post(
+            &format!("/v1/agents/{bot}/promotions"),
+            Some(&server.approver),
+            &json!({}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{promotion}");
+    assert_eq!(promotion["signoffs_required"], 2);
+    let pid = promotion["id"].as_str().unwrap().to_owned();
+    let signoffs = format!("/v1/agents/{bot}/promotions/{pid}/signoffs");
+    let (_, first) = server
+        .post(&signoffs, Some(&server.approver), &json!({}))
+        .await;
+    assert_eq!(
+        (first["status"].clone(), first["signoffs"].clone()),
+        (json!("open"), json!(["alan"]))
+    );
+    let (status, _) = server
+        .post(&signoffs, Some(&server.approver), &json!({}))
+        .await;
+    assert_eq!(
+        status,
+        StatusCode::CONFLICT,
+        "the same operator twice counts once"
+    );
+    assert_eq!(agent(&server, bot).await["phase"], "remediate");
+    let (_, second) = server
+        .post(&signoffs, Some(&server.admin), &json!({}))
+        .await;
+    assert_eq!(second["status"], "completed", "{second}");
+    assert_eq!(agent(&server, bot).await["phase"], "autonomous");
+
+    // Autonomous: a run of rollbacks demotes it one phase, and decisions see it at once.
+    for n in 0..20 {
+        let mut body = request(bot, "kubectl:rollout-restart");
+        body["resource"]["name"] = json!(format!("auto-{n}"));
+        body["confidence"] = json!(0.95);
+        let (_, allowed) = server.post("/v1/decisions", Some(&token), &body).await;
+        assert_eq!(allowed["outcome"], "allow", "{allowed}");
+        let id = allowed["decision_id"].as_str().unwrap();
+        let outcome = if n < 18 { "succeeded" } else { "rolled_back" };
+        server
+            .post(
+                &format!("/v1/decisions/{id}/outcome"),
+                Some(&token),
+                &json!({ "outcome": outcome }),
+            )
+            .await;
+    }
+    assert_eq!(agent(&server, bot).await["phase"], "remediate");
+    let mut body = request(bot, "kubectl:rollout-restart");
+    body["confidence"] = json!(0.95);
+    assert_eq!(
+        server.post("/v1/decisions", Some(&token), &body).await.1["outcome"],
+        "pending",
+        "the lower phase applies at once"
+    );
+    let (_, demotions) = server
+        .get("/v1/audit?kind=phase.demoted", Some(&server.admin))
+        .await;
+    assert_eq!(
+        demotions["records"][0]["payload"]["demotion"]["rule"], "rollback_rate",
+        "{demotions}"
+    );
+
+    // An out-of-scope action: to shadow, locked.
+    grade(&server, json!({ "agent": bot, "kind": "out_of_scope_action", "incident_id": "audit-log-4711", "at": server.ago(0) })).await;
+    let view = agent(&server, bot).await;
+    assert_eq!(
+        (view["phase"].clone(), view["locked"].clone()),
+        (json!("shadow"), json!(true)),
+        "{view}"
+    );
+    let (status, refused) = server
+        .post(
+            &format!("/v1/agents/{bot}/promotions"),
+            Some(&server.approver),
+            &json!({}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    assert!(
+        refused["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("locked"),
+        "{refused}"
+    );
+
+    // An investigation lifts the lock, not the phase; evidence starts over.
+    let (status, view) = server
+        .post(
+            &format!("/v1/agents/{bot}/investigations"),
+            Some(&server.approver),
+            &json!({ "findings": "the agent followed a stale runbook; runbook fixed" }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{view}");
+    assert_eq!(
+        (view["phase"].clone(), view["locked"].clone()),
+        (json!("shadow"), json!(false))
+    );
+    assert_eq!(
+        view["evidence"]["diagnoses"], 0,
+        "fresh evidence is needed: {view}"
+    );
+    let (status, refused) = server
+        .post(
+            &format!("/v1/agents/{bot}/promotions"),
+            Some(&server.approver),
+            &json!({}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    assert!(
+        refused["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("samples 0/100"),
+        "{refused}"
+    );
+
+    // Every phase change is in the ledger, and the ledger verifies.
+    let (_, promotions) = server
+        .get("/v1/audit?kind=phase.promoted", Some(&server.admin))
+        .await;
+    assert_eq!(promotions["records"].as_array().unwrap().len(), 3);
+    assert_eq!(
+        promotions["records"][2]["payload"]["signoffs"],
+        json!(["alan", "ada"])
+    );
+    let (_, verify) = server.get("/v1/audit/verify", Some(&server.admin)).await;
+    assert_eq!(verify["ok"], true);
+    let metrics = server
+        .client
+        .get(format!("{}/metrics", server.base))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains(r#"clearance_demotions_total{cause="rollback_rate"} 1"#),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains(r#"clearance_agent_locked{agent="shadow-bot"} 0"#),
+        "{metrics}"
+    );
+}
+
+#[tokio::test]
+async fn agents_cannot_grade_sign_promote_or_investigate() {
+    let server = Server::start().await;
+    let agent_token = server.token("shadow-bot").await;
+    let forbidden = [
+        (
+            "/v1/evidence",
+            json!({ "agent": "shadow-bot", "kind": "diagnosis", "incident_id": "i", "at": server.ago(1), "correct": true }),
+        ),
+        ("/v1/agents/shadow-bot/promotions", json!({})),
+        ("/v1/agents/shadow-bot/promotions/prm_x/signoffs", json!({})),
+        (
+            "/v1/agents/shadow-bot/investigations",
+            json!({ "findings": "none" }),
+        ),
+    ];
+    for (path, body) in forbidden {
+        let (status, answer) = server.post(path, Some(&agent_token), &body).await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{path}: {answer}");
+    }
+    let (status, _) = server
+        .get("/v1/agents/assist-bot", Some(&agent_token))
+        .await;
+    assert_eq!(
+        status,
+        StatusCode::FORBIDDEN,
+        "an agent reads only its own standing"
+    );
+    let (status, own) = server
+        .get("/v1/agents/shadow-bot", Some(&agent_token))
+        .await;
+    assert_eq!(
+        (status, own["phase"].clone()),
+        (StatusCode::OK, json!("shadow"))
+    );
+}
+
+#[tokio::test]
+async fn a_denied_out_of_scope_request_counts_against_the_first_gate() {
+    let server = Server::start().await;
+    let token = server.token("shadow-bot").await;
+    let mut outside = request("shadow-bot", "kubectl:get");
+    outside["resource"]["namespace"] = json!("billing");
+    assert_eq!(
+        server.post("/v1/decisions", Some(&token), &outside).await.1["outcome"],
+        "deny"
+    );
+    let view = agent(&server, "shadow-bot").await;
+    assert_eq!(view["evidence"]["unsafe_attempts"], 1, "{view}");
+    let unsafe_criterion = view["next_gate"]["criteria"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "unsafe_attempts")
+        .unwrap()
+        .clone();
+    assert_eq!(unsafe_criterion["met"], false);
+}
+
+#[tokio::test]
+async fn the_timer_demotes_when_good_samples_slide_out_of_the_window() {
+    let server = Server::start().await;
+    let bot = "assist-bot";
+    for n in 0..40 {
+        grade(&server, json!({ "agent": bot, "kind": "diagnosis", "incident_id": format!("good-{n}"), "at": server.ago(0), "correct": true })).await;
+    }
+    server.advance(20 * 86_400);
+    // 4 of 25 wrong: 61/65 = 93.8 % over the window while the good days are in it.
+    for n in 0..25 {
+        grade(&server, json!({ "agent": bot, "kind": "diagnosis", "incident_id": format!("late-{n}"), "at": server.ago(0), "correct": n % 8 != 0 })).await;
+    }
+    let view = agent(&server, bot).await;
+    assert_eq!(view["phase"], "assist", "{view}");
+    assert!(
+        server.gateway.sweep_demotions().await.unwrap().is_empty(),
+        "nothing slid out yet"
+    );
+    server.advance(11 * 86_400);
+    let demotions = server.gateway.sweep_demotions().await.unwrap();
+    assert_eq!(
+        demotions.len(),
+        1,
+        "the good days left the window: 21/25 = 84 % remain"
+    );
+    assert_eq!(agent(&server, bot).await["phase"], "shadow");
+}
