@@ -54,7 +54,9 @@ impl<S: Store> Gateway<S> {
             .checked_sub(hard_stop_horizon(&bundle))
             .unwrap_or(Timestamp::MIN);
         let mut state = State::from_stored(store.load_state(&timestamp_text(since)).await?)?;
-        state.replay_evidence(&bundle)?;
+        store
+            .replay_evidence(|row| state.count_stored(&bundle, &row))
+            .await?;
         let entry = Entry {
             at: timestamp_text(now),
             kind: "bundle.activated",

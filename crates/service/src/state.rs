@@ -57,8 +57,6 @@ pub(crate) struct State {
     pub simulations: HashMap<String, SimulationReport>,
     pub rollback_tests: HashMap<String, RollbackTest>,
     pub executions: HashMap<String, VecDeque<Execution>>,
-    /// Evidence loaded at start-up, counted once the bundle is known.
-    pending_evidence: Vec<EvidenceRow>,
 }
 
 impl State {
@@ -86,7 +84,6 @@ impl State {
                 },
             );
         }
-        state.pending_evidence = stored.evidence;
         for row in stored.promotions {
             state
                 .promotions
@@ -146,24 +143,25 @@ impl State {
         self.standings.get_mut(agent)
     }
 
-    /// Counts stored evidence into the tallies, once the bundle (and so the
-    /// agents' starting phases) is known.
-    pub(crate) fn replay_evidence(&mut self, bundle: &Bundle) -> Result<(), ServiceError> {
-        let corrupt = |what: String| {
-            ServiceError::Unavailable(format!("stored evidence does not load: {what}"))
-        };
-        for row in std::mem::take(&mut self.pending_evidence) {
-            let sample: Sample =
-                serde_json::from_str(&row.sample).map_err(|e| corrupt(e.to_string()))?;
-            let at: Timestamp = row
-                .at
-                .parse()
-                .map_err(|_| corrupt(format!("timestamp {}", row.at)))?;
-            if let Some(standing) = self.standing(bundle, &row.agent)
-                && at >= standing.tally.since
-            {
-                standing.tally.add(&sample, at);
-            }
+    /// Counts one stored sample into its agent's tally (at start-up, once
+    /// the bundle and so the agents' starting phases are known).
+    pub(crate) fn count_stored(
+        &mut self,
+        bundle: &Bundle,
+        row: &EvidenceRow,
+    ) -> Result<(), clearance_store::StoreError> {
+        let corrupt =
+            |what: String| clearance_store::StoreError::Corrupt(format!("stored evidence: {what}"));
+        let sample: Sample =
+            serde_json::from_str(&row.sample).map_err(|e| corrupt(e.to_string()))?;
+        let at: Timestamp = row
+            .at
+            .parse()
+            .map_err(|_| corrupt(format!("timestamp {}", row.at)))?;
+        if let Some(standing) = self.standing(bundle, &row.agent)
+            && at >= standing.tally.since
+        {
+            standing.tally.add(&sample, at);
         }
         Ok(())
     }

@@ -44,6 +44,13 @@ pub trait Store: Send + Sync + 'static {
         hash: &str,
     ) -> impl Future<Output = Result<Option<TokenRow>, StoreError>> + Send;
 
+    /// Feeds `visit` each agent's evidence since it entered its current
+    /// phase, oldest first, one row at a time: a million samples must not
+    /// be held in memory to rebuild the tallies.
+    fn replay_evidence<F>(&self, visit: F) -> impl Future<Output = Result<u64, StoreError>> + Send
+    where
+        F: FnMut(EvidenceRow) -> Result<(), StoreError> + Send;
+
     /// Whether a sample of this kind about this incident is already stored.
     fn evidence_exists(
         &self,

@@ -232,8 +232,6 @@ pub struct StoredState {
     pub rollback_tests: Vec<RollbackTestRow>,
     /// Allowed executions since the load's horizon: (agent, impact, at).
     pub executions: Vec<(String, String, String)>,
-    /// Each agent's evidence since it entered its current phase, oldest first.
-    pub evidence: Vec<EvidenceRow>,
     /// Promotions still open.
     pub promotions: Vec<PromotionRow>,
 }

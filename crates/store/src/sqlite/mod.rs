@@ -102,6 +102,13 @@ impl crate::Store for SqliteStore {
         reads::find_token(&self.pool, hash).await
     }
 
+    async fn replay_evidence<F>(&self, visit: F) -> Result<u64, StoreError>
+    where
+        F: FnMut(crate::EvidenceRow) -> Result<(), StoreError> + Send,
+    {
+        reads::replay_evidence(&self.pool, visit).await
+    }
+
     async fn evidence_exists(
         &self,
         agent: &str,

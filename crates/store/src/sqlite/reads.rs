@@ -50,12 +50,6 @@ pub(super) async fn load_state(pool: &SqlitePool, since: &str) -> Result<StoredS
     let agents = sqlx::query("SELECT id, phase, locked, phase_since FROM agents")
         .fetch_all(pool)
         .await?;
-    let evidence = sqlx::query(
-        "SELECT e.agent, e.kind, e.incident_id, e.at, e.sample FROM evidence e LEFT JOIN agents a ON a.id = e.agent
-         WHERE e.at >= COALESCE(a.phase_since, '') ORDER BY e.at, e.id",
-    )
-    .fetch_all(pool)
-    .await?;
     let promotions = sqlx::query("SELECT id, agent, from_phase, to_phase, opened_by, opened_at, signoffs FROM promotions WHERE status = 'open'")
         .fetch_all(pool)
         .await?;
@@ -99,18 +93,6 @@ pub(super) async fn load_state(pool: &SqlitePool, since: &str) -> Result<StoredS
                 ))
             })
             .collect::<Result<_, sqlx::Error>>()?,
-        evidence: evidence
-            .iter()
-            .map(|row| {
-                Ok(EvidenceRow {
-                    agent: row.try_get("agent")?,
-                    kind: row.try_get("kind")?,
-                    incident_id: row.try_get("incident_id")?,
-                    at: row.try_get("at")?,
-                    sample: row.try_get("sample")?,
-                })
-            })
-            .collect::<Result<_, sqlx::Error>>()?,
         promotions: promotions
             .iter()
             .map(promotion_row)
@@ -134,6 +116,30 @@ fn promotion_row(row: &SqliteRow) -> Result<PromotionRow, StoreError> {
         signoffs: serde_json::from_str(&signoffs)
             .map_err(|e| StoreError::Corrupt(e.to_string()))?,
     })
+}
+
+pub(super) async fn replay_evidence<F>(pool: &SqlitePool, mut visit: F) -> Result<u64, StoreError>
+where
+    F: FnMut(EvidenceRow) -> Result<(), StoreError> + Send,
+{
+    use futures::TryStreamExt as _;
+    let mut rows = sqlx::query(
+        "SELECT e.agent, e.kind, e.incident_id, e.at, e.sample FROM evidence e LEFT JOIN agents a ON a.id = e.agent
+         WHERE e.at >= COALESCE(a.phase_since, '') ORDER BY e.at, e.id",
+    )
+    .fetch(pool);
+    let mut count = 0;
+    while let Some(row) = rows.try_next().await? {
+        visit(EvidenceRow {
+            agent: row.try_get("agent")?,
+            kind: row.try_get("kind")?,
+            incident_id: row.try_get("incident_id")?,
+            at: row.try_get("at")?,
+            sample: row.try_get("sample")?,
+        })?;
+        count += 1;
+    }
+    Ok(count)
 }
 
 pub(super) async fn evidence_exists(
