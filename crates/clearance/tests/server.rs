@@ -589,17 +589,32 @@ fn a_restart_rebuilds_every_tally_from_the_stored_evidence() {
     let dir = tempfile::tempdir().unwrap();
     let server = serve(dir.path());
     let admin = server.admin_token.clone().unwrap();
-    let (_, harness) = clearance(&["token", "issue", "--harness", "grader", "--db", "clearance.db"], dir.path());
+    let (_, harness) = clearance(
+        &[
+            "token",
+            "issue",
+            "--harness",
+            "grader",
+            "--db",
+            "clearance.db",
+        ],
+        dir.path(),
+    );
     let harness = harness.trim().to_owned();
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let client = reqwest::Client::new();
     let grade = |base: &str, n: usize| {
         let body = json!({ "agent": "incident-bot", "kind": "diagnosis", "incident_id": format!("inc-{n}"), "at": jiff::Timestamp::now().to_string(), "correct": n % 10 != 0, "domain": "search" });
-        let request = client.post(format!("http://{base}/v1/evidence")).bearer_auth(&harness).json(&body);
+        let request = client
+            .post(format!("http://{base}/v1/evidence"))
+            .bearer_auth(&harness)
+            .json(&body);
         runtime.block_on(async { request.send().await.unwrap().status().as_u16() })
     };
     let evidence = |base: &str| -> Value {
-        let request = client.get(format!("http://{base}/v1/agents/incident-bot")).bearer_auth(&admin);
+        let request = client
+            .get(format!("http://{base}/v1/agents/incident-bot"))
+            .bearer_auth(&admin);
         runtime.block_on(async { request.send().await.unwrap().json::<Value>().await.unwrap() })["evidence"].clone()
     };
     for n in 0..30 {
@@ -610,6 +625,16 @@ fn a_restart_rebuilds_every_tally_from_the_stored_evidence() {
     let restarted = serve(dir.path());
     let after = evidence(&restarted.base);
     assert_eq!(after, before);
-    assert_eq!((after["diagnoses"].clone(), after["diagnoses_correct"].clone()), (json!(30), json!(27)));
-    assert_eq!(grade(&restarted.base, 7), 409, "duplicates are still refused after a restart");
+    assert_eq!(
+        (
+            after["diagnoses"].clone(),
+            after["diagnoses_correct"].clone()
+        ),
+        (json!(30), json!(27))
+    );
+    assert_eq!(
+        grade(&restarted.base, 7),
+        409,
+        "duplicates are still refused after a restart"
+    );
 }

@@ -478,15 +478,7 @@ async fn outcomes_feed_time_to_recovery_and_metrics_and_openapi_are_served() {
     outside["resource"]["namespace"] = json!("billing");
     decide(&server, &token, &outside).await;
 
-    let metrics = server
-        .client
-        .get(format!("{}/metrics", server.base))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = server.metrics().await;
     assert!(
         metrics.contains(r#"clearance_decisions_total{outcome="allow",impact="medium"} 1"#),
         "{metrics}"

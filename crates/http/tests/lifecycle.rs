@@ -64,21 +64,8 @@ async fn an_agent_earns_autonomy_is_demoted_locked_investigated_and_starts_over(
     for n in 0..60 {
         grade(&server, json!({ "agent": bot, "kind": "diagnosis", "incident_id": format!("inc-{n}"), "at": server.ago(0), "correct": true, "domain": DOMAINS[n % 3] })).await;
     }
-    let (status, refused) = server
-        .post(
-            &format!("/v1/agents/{bot}/promotions"),
-            Some(&server.approver),
-            &json!({}),
-        )
-        .await;
-    assert_eq!(status, StatusCode::CONFLICT);
-    assert!(
-        refused["error"]["message"]
-            .as_str()
-            .unwrap()
-            .contains("samples 60/100"),
-        "{refused}"
-    );
+    let refused = server.refused_promotion(bot).await;
+    assert!(refused.contains("samples 60/100"), "{refused}");
     for n in 60..100 {
         grade(&server, json!({ "agent": bot, "kind": "diagnosis", "incident_id": format!("inc-{n}"), "at": server.ago(0), "correct": true, "domain": DOMAINS[n % 3] })).await;
     }
@@ -216,21 +203,8 @@ async fn an_agent_earns_autonomy_is_demoted_locked_investigated_and_starts_over(
         (json!("shadow"), json!(true)),
         "{view}"
     );
-    let (status, refused) = server
-        .post(
-            &format!("/v1/agents/{bot}/promotions"),
-            Some(&server.approver),
-            &json!({}),
-        )
-        .await;
-    assert_eq!(status, StatusCode::CONFLICT);
-    assert!(
-        refused["error"]["message"]
-            .as_str()
-            .unwrap()
-            .contains("locked"),
-        "{refused}"
-    );
+    let refused = server.refused_promotion(bot).await;
+    assert!(refused.contains("locked"), "{refused}");
 
     // An investigation lifts the lock, not the phase; evidence starts over.
     let (status, view) = server
@@ -249,21 +223,8 @@ async fn an_agent_earns_autonomy_is_demoted_locked_investigated_and_starts_over(
         view["evidence"]["diagnoses"], 0,
         "fresh evidence is needed: {view}"
     );
-    let (status, refused) = server
-        .post(
-            &format!("/v1/agents/{bot}/promotions"),
-            Some(&server.approver),
-            &json!({}),
-        )
-        .await;
-    assert_eq!(status, StatusCode::CONFLICT);
-    assert!(
-        refused["error"]["message"]
-            .as_str()
-            .unwrap()
-            .contains("samples 0/100"),
-        "{refused}"
-    );
+    let refused = server.refused_promotion(bot).await;
+    assert!(refused.contains("samples 0/100"), "{refused}");
 
     // Every phase change is in the ledger, and the ledger verifies.
     let (_, promotions) = server
@@ -276,15 +237,7 @@ async fn an_agent_earns_autonomy_is_demoted_locked_investigated_and_starts_over(
     );
     let (_, verify) = server.get("/v1/audit/verify", Some(&server.admin)).await;
     assert_eq!(verify["ok"], true);
-    let metrics = server
-        .client
-        .get(format!("{}/metrics", server.base))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = server.metrics().await;
     assert!(
         metrics.contains(r#"clearance_demotions_total{cause="rollback_rate"} 1"#),
         "{metrics}"

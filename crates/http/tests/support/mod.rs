@@ -158,6 +158,31 @@ impl Server {
         .await
     }
 
+    /// The Prometheus exposition text.
+    pub async fn metrics(&self) -> String {
+        self.client
+            .get(format!("{}/metrics", self.base))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    }
+
+    /// Asks to open a promotion that must be refused; the refusal's message.
+    pub async fn refused_promotion(&self, agent: &str) -> String {
+        let (status, refused) = self
+            .post(
+                &format!("/v1/agents/{agent}/promotions"),
+                Some(&self.approver),
+                &json!({}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CONFLICT, "{refused}");
+        refused["error"]["message"].as_str().unwrap().to_owned()
+    }
+
     /// How many records the ledger holds, verified.
     pub async fn ledger_len(&self) -> u64 {
         let report = self.gateway.store().verify().await.unwrap();
