@@ -604,7 +604,7 @@ fn a_restart_rebuilds_every_tally_from_the_stored_evidence() {
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let client = reqwest::Client::new();
     let grade = |base: &str, n: usize| {
-        let body = json!({ "agent": "incident-bot", "kind": "diagnosis", "incident_id": format!("inc-{n}"), "at": jiff::Timestamp::now().to_string(), "correct": n % 10 != 0, "domain": "search" });
+        let body = json!({ "agent": "incident-bot", "kind": "diagnosis", "incident_id": format!("inc-{n}"), "at": jiff::Timestamp::now().to_string(), "correct": !n.is_multiple_of(10), "domain": "search" });
         let request = client
             .post(format!("http://{base}/v1/evidence"))
             .bearer_auth(&harness)
