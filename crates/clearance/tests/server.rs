@@ -26,6 +26,20 @@ struct Served {
     admin_token: Option<String>,
 }
 
+impl Served {
+    /// Sends `count` in-scope reads as the example agent and waits for each answer.
+    fn send_reads(&self, runtime: &tokio::runtime::Runtime, count: usize) {
+        let token = self.agent_token.clone().unwrap();
+        for _ in 0..count {
+            let request = reqwest::Client::new()
+                .post(format!("http://{}/v1/decisions", self.base))
+                .bearer_auth(&token)
+                .json(&read_request());
+            runtime.block_on(async { request.send().await.unwrap() });
+        }
+    }
+}
+
 impl Drop for Served {
     fn drop(&mut self) {
         let _ = self.child.kill();
@@ -329,19 +343,8 @@ fn a_database_that_cannot_be_written_refuses_every_decision() {
 fn audit_verify_names_the_first_tampered_record_and_exits_one() {
     let dir = tempfile::tempdir().unwrap();
     let server = serve(dir.path());
-    let token = server.agent_token.clone().unwrap();
     let runtime = tokio::runtime::Runtime::new().unwrap();
-    for _ in 0..10 {
-        runtime.block_on(async {
-            reqwest::Client::new()
-                .post(format!("http://{}/v1/decisions", server.base))
-                .bearer_auth(&token)
-                .json(&read_request())
-                .send()
-                .await
-                .unwrap()
-        });
-    }
+    server.send_reads(&runtime, 10);
     drop(server);
     let (code, intact) = clearance(&["audit", "verify", "--db", "clearance.db"], dir.path());
     assert_eq!(code, 0, "{intact}");
@@ -378,19 +381,8 @@ fn an_independent_verifier_written_from_the_docs_accepts_the_export_and_catches_
     let verifier = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/verify_ledger.py");
     let dir = tempfile::tempdir().unwrap();
     let server = serve(dir.path());
-    let token = server.agent_token.clone().unwrap();
     let runtime = tokio::runtime::Runtime::new().unwrap();
-    for _ in 0..5 {
-        runtime.block_on(async {
-            reqwest::Client::new()
-                .post(format!("http://{}/v1/decisions", server.base))
-                .bearer_auth(&token)
-                .json(&read_request())
-                .send()
-                .await
-                .unwrap()
-        });
-    }
+    server.send_reads(&runtime, 5);
     drop(server);
     let (code, export) = clearance(&["audit", "export", "--db", "clearance.db"], dir.path());
     assert_eq!(code, 0);
