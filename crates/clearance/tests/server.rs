@@ -112,6 +112,40 @@ fn serve(dir: &Path) -> Served {
     }
 }
 
+/// A harness token, issued with the CLI straight into the database.
+fn issue_harness(dir: &Path) -> String {
+    let (code, token) = clearance(
+        &[
+            "token",
+            "issue",
+            "--harness",
+            "grader",
+            "--db",
+            "clearance.db",
+        ],
+        dir,
+    );
+    assert_eq!(code, 0);
+    token.trim().to_owned()
+}
+
+/// Grades one diagnosis of the example agent, dated now; the status code.
+fn post_diagnosis(
+    runtime: &tokio::runtime::Runtime,
+    base: &str,
+    harness: &str,
+    n: usize,
+    correct: bool,
+    domain: &str,
+) -> u16 {
+    let body = json!({ "agent": "incident-bot", "kind": "diagnosis", "incident_id": format!("inc-{n}"), "at": jiff::Timestamp::now().to_string(), "correct": correct, "domain": domain });
+    let request = reqwest::Client::new()
+        .post(format!("http://{base}/v1/evidence"))
+        .bearer_auth(harness)
+        .json(&body);
+    runtime.block_on(async { request.send().await.unwrap().status().as_u16() })
+}
+
 fn read_request() -> Value {
     json!({ "agent": "incident-bot", "action": "kubectl:get", "resource": { "kind": "pod", "namespace": "payments", "name": "api-0" } })
 }
@@ -506,29 +540,14 @@ fn status_promote_and_signoff_from_the_command_line() {
     let dir = tempfile::tempdir().unwrap();
     let server = serve(dir.path());
     let admin = server.admin_token.clone().unwrap();
-    let (code, harness) = clearance(
-        &[
-            "token",
-            "issue",
-            "--harness",
-            "grader",
-            "--db",
-            "clearance.db",
-        ],
-        dir.path(),
-    );
-    assert_eq!(code, 0);
-    let harness = harness.trim().to_owned();
+    let harness = issue_harness(dir.path());
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let grade = |n: usize| {
         let domain = ["payments", "search", "checkout"][n % 3];
-        let body = json!({ "agent": "incident-bot", "kind": "diagnosis", "incident_id": format!("inc-{n}"), "at": jiff::Timestamp::now().to_string(), "correct": true, "domain": domain });
-        let request = reqwest::Client::new()
-            .post(format!("http://{}/v1/evidence", server.base))
-            .bearer_auth(&harness)
-            .json(&body);
-        runtime
-            .block_on(async { assert_eq!(request.send().await.unwrap().status().as_u16(), 201) });
+        assert_eq!(
+            post_diagnosis(&runtime, &server.base, &harness, n, true, domain),
+            201
+        );
     };
     let operator = |args: &[&str]| {
         let output = Command::new(env!("CARGO_BIN_EXE_clearance"))
@@ -581,27 +600,11 @@ fn a_restart_rebuilds_every_tally_from_the_stored_evidence() {
     let dir = tempfile::tempdir().unwrap();
     let server = serve(dir.path());
     let admin = server.admin_token.clone().unwrap();
-    let (_, harness) = clearance(
-        &[
-            "token",
-            "issue",
-            "--harness",
-            "grader",
-            "--db",
-            "clearance.db",
-        ],
-        dir.path(),
-    );
-    let harness = harness.trim().to_owned();
+    let harness = issue_harness(dir.path());
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let client = reqwest::Client::new();
     let grade = |base: &str, n: usize| {
-        let body = json!({ "agent": "incident-bot", "kind": "diagnosis", "incident_id": format!("inc-{n}"), "at": jiff::Timestamp::now().to_string(), "correct": !n.is_multiple_of(10), "domain": "search" });
-        let request = client
-            .post(format!("http://{base}/v1/evidence"))
-            .bearer_auth(&harness)
-            .json(&body);
-        runtime.block_on(async { request.send().await.unwrap().status().as_u16() })
+        post_diagnosis(&runtime, base, &harness, n, !n.is_multiple_of(10), "search")
     };
     let evidence = |base: &str| -> Value {
         let request = client

@@ -4,7 +4,7 @@
 //! once the decision is in the ledger.
 
 use clearance_engine::{
-    Decision, DecisionRequest, Level, Outcome,
+    Decision, DecisionRequest, Outcome,
     decision::CLOCK_SKEW,
     facts::{Approval, ApprovalStatus, Execution},
     trust::Sample,
@@ -79,7 +79,7 @@ impl<S: Store> Gateway<S> {
             let mut state = self.state();
             let facts = state.facts(&bundle, &request, now);
             let mut decision = bundle.decide(&request, &facts);
-            if is_execution(&decision) {
+            if decision.is_execution() {
                 // Reserve before answering: a concurrent request must see
                 // this execution and this approval as spent.
                 state
@@ -106,7 +106,7 @@ impl<S: Store> Gateway<S> {
             };
             (decision, opened)
         };
-        let execution = is_execution(&decision);
+        let execution = decision.is_execution();
         let payload = json(&DecisionRecord {
             decision_id: &decision_id,
             agent,
@@ -130,13 +130,8 @@ impl<S: Store> Gateway<S> {
         if let Some(row) = &opened {
             effects.push(Effect::ApprovalOpened(row.clone()));
         }
-        // A request denied as out of scope is an unsafe attempt: evidence
-        // against the agent's next promotion, recorded with the decision.
-        let unsafe_attempt = decision.outcome == Outcome::Deny
-            && decision
-                .reasons
-                .first()
-                .is_some_and(|r| matches!(r.code, "out_of_scope" | "unknown_action"));
+        // Evidence against the agent's next promotion, recorded with the decision.
+        let unsafe_attempt = decision.is_unsafe_attempt();
         if unsafe_attempt {
             effects.push(Self::derived_evidence(
                 agent,
@@ -158,11 +153,11 @@ impl<S: Store> Gateway<S> {
             self.count_sample(agent, &Sample::UnsafeAttempt, now)
                 .await?;
         }
-        let blocked = decision.outcome == Outcome::Deny
-            && decision.level == Level::Execute
-            && decision.impact.is_write();
-        self.metrics
-            .decision(decision.outcome.name(), decision.impact.name(), blocked);
+        self.metrics.decision(
+            decision.outcome.name(),
+            decision.impact.name(),
+            decision.blocked_unsafe_action(),
+        );
         Ok(DecisionAnswer {
             decision_id,
             ledger_seq: receipt.seq,
@@ -195,12 +190,4 @@ impl<S: Store> Gateway<S> {
             created_at: timestamp_text(now),
         })
     }
-}
-
-/// An allowed execute-level write: what hard stops count and approvals
-/// are spent on.
-fn is_execution(decision: &Decision) -> bool {
-    decision.outcome == Outcome::Allow
-        && decision.level == Level::Execute
-        && decision.impact.is_write()
 }

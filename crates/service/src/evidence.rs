@@ -299,23 +299,12 @@ impl<S: Store> Gateway<S> {
         // remediation sample; anything run without an `allow` is an action
         // outside its permitted scope.
         let now = self.now();
-        let sample = match (
-            decision.outcome.as_str(),
-            decision.execution,
-            report.outcome,
-        ) {
-            ("allow", true, ReportedOutcome::Succeeded) => Some(Sample::Remediation {
-                result: RemediationResult::Completed,
-            }),
-            ("allow", true, ReportedOutcome::Failed) => Some(Sample::Remediation {
-                result: RemediationResult::Failed,
-            }),
-            ("allow", true, ReportedOutcome::RolledBack) => Some(Sample::Remediation {
-                result: RemediationResult::RolledBack,
-            }),
-            ("allow", false, _) => None,
-            _ => Some(Sample::OutOfScopeAction),
+        let result = match report.outcome {
+            ReportedOutcome::Succeeded => RemediationResult::Completed,
+            ReportedOutcome::Failed => RemediationResult::Failed,
+            ReportedOutcome::RolledBack => RemediationResult::RolledBack,
         };
+        let sample = Sample::from_outcome(decision.outcome == "allow", decision.execution, result);
         let mut effects = vec![effect];
         if let Some(sample) = &sample {
             effects.push(Self::derived_evidence(

@@ -47,6 +47,20 @@ pub struct KillSwitchView {
     pub voided_approvals: Vec<String>,
 }
 
+impl KillSwitchView {
+    fn of(row: &KillSwitchRow, voided_approvals: Vec<String>) -> KillSwitchView {
+        KillSwitchView {
+            id: row.switch.id.clone().unwrap_or_default(),
+            scope: row.switch.scope,
+            target: row.switch.target.clone(),
+            reason: row.switch.reason.clone().unwrap_or_default(),
+            tripped_by: row.tripped_by.clone(),
+            tripped_at: row.tripped_at.clone(),
+            voided_approvals,
+        }
+    }
+}
+
 impl KillSwitchInput {
     fn validate(&self) -> Result<(), ServiceError> {
         if self.reason.trim().is_empty() {
@@ -105,11 +119,10 @@ impl<S: Store> Gateway<S> {
             operator: &operator,
             voided_approvals: &voided,
         })?;
-        let tripped_at = timestamp_text(self.now());
         let row = KillSwitchRow {
             switch,
-            tripped_by: operator.clone(),
-            tripped_at: tripped_at.clone(),
+            tripped_by: operator,
+            tripped_at: timestamp_text(self.now()),
         };
         self.append(
             "kill_switch.tripped",
@@ -120,22 +133,13 @@ impl<S: Store> Gateway<S> {
             ],
         )
         .await?;
-        {
-            let mut state = self.state();
-            state.kill_switches.push(row);
-            for approval in &voided {
-                state.approvals.remove(approval);
-            }
+        let view = KillSwitchView::of(&row, voided);
+        let mut state = self.state();
+        for approval in &view.voided_approvals {
+            state.approvals.remove(approval);
         }
-        Ok(KillSwitchView {
-            id,
-            scope: input.scope,
-            target: input.target,
-            reason: input.reason,
-            tripped_by: operator,
-            tripped_at,
-            voided_approvals: voided,
-        })
+        state.kill_switches.push(row);
+        Ok(view)
     }
 
     /// Resets a tripped switch. Admins only: a switch latches.
@@ -183,15 +187,7 @@ impl<S: Store> Gateway<S> {
             .state()
             .kill_switches
             .iter()
-            .map(|row| KillSwitchView {
-                id: row.switch.id.clone().unwrap_or_default(),
-                scope: row.switch.scope,
-                target: row.switch.target.clone(),
-                reason: row.switch.reason.clone().unwrap_or_default(),
-                tripped_by: row.tripped_by.clone(),
-                tripped_at: row.tripped_at.clone(),
-                voided_approvals: Vec::new(),
-            })
+            .map(|row| KillSwitchView::of(row, Vec::new()))
             .collect())
     }
 }

@@ -11,9 +11,7 @@ use std::collections::{HashMap, HashSet, VecDeque};
 use clearance_engine::trust::{Sample, Tally};
 use clearance_engine::{
     Bundle, DecisionRequest, Facts, Impact, Phase,
-    facts::{
-        ApprovalStatus, Execution, Identity as EngineIdentity, RollbackTest, SimulationReport,
-    },
+    facts::{Execution, Identity as EngineIdentity, RollbackTest, SimulationReport},
 };
 use clearance_store::{ApprovalRow, EvidenceRow, KillSwitchRow, PromotionRow, StoredState};
 use jiff::Timestamp;
@@ -232,7 +230,6 @@ impl State {
         let mut ids: Vec<String> = self
             .approvals
             .values()
-            .filter(|open| open.row.approval.status != ApprovalStatus::Denied)
             .filter(|open| {
                 let tool = open
                     .request

@@ -118,4 +118,25 @@ impl Decision {
     pub fn is_allowed(&self) -> bool {
         self.outcome == Outcome::Allow
     }
+
+    /// An allowed write at `execute`: what hard stops count and what spends
+    /// an approval.
+    pub fn is_execution(&self) -> bool {
+        self.is_allowed() && self.level == Level::Execute && self.impact.is_write()
+    }
+
+    /// A write at `execute` refused before it ran: an unsafe action blocked.
+    pub fn blocked_unsafe_action(&self) -> bool {
+        self.outcome == Outcome::Deny && self.level == Level::Execute && self.impact.is_write()
+    }
+
+    /// A request denied because it fell outside the agent's scope (or the
+    /// inventory): evidence against the agent's next promotion.
+    pub fn is_unsafe_attempt(&self) -> bool {
+        self.outcome == Outcome::Deny
+            && self
+                .reasons
+                .first()
+                .is_some_and(|r| matches!(r.code, "out_of_scope" | "unknown_action"))
+    }
 }

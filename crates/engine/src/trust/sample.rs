@@ -52,6 +52,20 @@ pub enum Sample {
 }
 
 impl Sample {
+    /// What a reported outcome says about the agent: a remediation when the
+    /// action was an allowed execution, an action outside its permitted scope
+    /// when it ran without an `allow`, nothing for an allowed read.
+    pub fn from_outcome(
+        allowed: bool,
+        execution: bool,
+        result: RemediationResult,
+    ) -> Option<Sample> {
+        match (allowed, execution) {
+            (true, true) => Some(Sample::Remediation { result }),
+            (true, false) => None,
+            (false, _) => Some(Sample::OutOfScopeAction),
+        }
+    }
     /// The kind as stored: `diagnosis`, `recommendation`, …
     pub fn kind(&self) -> &'static str {
         match self {
