@@ -280,3 +280,73 @@ fn the_revision_is_the_git_commit_of_a_clean_checkout() {
         dirty.stdout
     );
 }
+
+/// A one-shot HTTP server on loopback answering every request with
+/// `status` and a JSON error body; its address.
+fn answering(status: u16) -> String {
+    use std::io::{Read as _, Write as _};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = listener.local_addr().unwrap().to_string();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().take(4) {
+            let Ok(mut stream) = stream else { continue };
+            let mut request = [0u8; 8192];
+            let _ = stream.read(&mut request);
+            let body = r#"{"error":{"code":"unavailable","message":"the ledger could not record this, so it did not happen; try again"}}"#;
+            let _ = write!(
+                stream,
+                "HTTP/1.1 {status} X\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                body.len()
+            );
+        }
+    });
+    format!("http://{address}")
+}
+
+#[test]
+fn remote_commands_exit_two_when_the_gateway_is_unreachable_or_fails_and_one_when_it_refuses() {
+    let dir = tempfile::tempdir().unwrap();
+    let closed = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        format!("http://{}", listener.local_addr().unwrap())
+    };
+    let unreachable = clearance(
+        &["status", "--server", &closed, "--token", "clr_x"],
+        dir.path(),
+    );
+    assert_eq!(unreachable.code, 2, "{}", unreachable.stderr);
+    assert!(
+        unreachable.stderr.contains("cannot reach"),
+        "{}",
+        unreachable.stderr
+    );
+
+    let failing = answering(503);
+    let failed = clearance(
+        &[
+            "kill", "--scope", "global", "--reason", "x", "--server", &failing, "--token", "clr_x",
+        ],
+        dir.path(),
+    );
+    assert_eq!(failed.code, 2, "{}", failed.stderr);
+    assert!(failed.stderr.contains("failed (503)"), "{}", failed.stderr);
+
+    let refusing = answering(409);
+    let refused = clearance(
+        &[
+            "promote",
+            "incident-bot",
+            "--server",
+            &refusing,
+            "--token",
+            "clr_x",
+        ],
+        dir.path(),
+    );
+    assert_eq!(refused.code, 1, "{}", refused.stderr);
+    assert!(
+        refused.stderr.contains("refused (409)"),
+        "{}",
+        refused.stderr
+    );
+}

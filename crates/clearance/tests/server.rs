@@ -3,7 +3,12 @@
 //! client; a database that cannot be written refuses decisions; a tampered
 //! file fails `clearance audit verify`, naming the first bad record.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic
+)]
 
 use std::{
     collections::HashSet,
@@ -18,6 +23,63 @@ use std::{
 };
 
 use serde_json::{Value, json};
+
+/// Where one test's ledger lives: a SQLite file in the test's directory,
+/// or a throwaway PostgreSQL database (the directory still holds the
+/// bundle and files the test writes).
+struct Db {
+    dir: tempfile::TempDir,
+    url: Option<String>,
+    _postgres: Option<clearance_testkit::TestDb>,
+}
+
+impl Db {
+    fn sqlite() -> Db {
+        Db {
+            dir: tempfile::tempdir().unwrap(),
+            url: None,
+            _postgres: None,
+        }
+    }
+
+    fn postgres() -> Option<Db> {
+        let runtime = tokio::runtime::Runtime::new().unwrap();
+        let db = runtime.block_on(clearance_testkit::TestDb::create())?;
+        Some(Db {
+            dir: tempfile::tempdir().unwrap(),
+            url: Some(db.url.clone()),
+            _postgres: Some(db),
+        })
+    }
+
+    /// What `--db` says.
+    fn arg(&self) -> &str {
+        self.url.as_deref().unwrap_or("clearance.db")
+    }
+
+    fn path(&self) -> &Path {
+        self.dir.path()
+    }
+}
+
+/// Runs `$test(db)` on a SQLite file and on PostgreSQL.
+macro_rules! both {
+    ($test:ident) => {
+        mod $test {
+            #[test]
+            fn sqlite() {
+                super::$test(super::Db::sqlite());
+            }
+
+            #[test]
+            fn postgres() {
+                if let Some(db) = super::Db::postgres() {
+                    super::$test(db);
+                }
+            }
+        }
+    };
+}
 
 struct Served {
     child: Child,
@@ -49,18 +111,18 @@ impl Drop for Served {
 
 /// Starts `clearance serve` in `dir` on a free port. A new database prints
 /// bootstrap tokens (before the address); a restarted one prints none.
-fn serve(dir: &Path) -> Served {
+fn serve(db: &Db) -> Served {
     let mut child = Command::new(env!("CARGO_BIN_EXE_clearance"))
         .args([
             "serve",
             "--bundle",
             "bundle",
             "--db",
-            "clearance.db",
+            db.arg(),
             "--listen",
             "127.0.0.1:0",
         ])
-        .current_dir(dir)
+        .current_dir(db.path())
         .env("RUST_LOG", "warn")
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -113,17 +175,10 @@ fn serve(dir: &Path) -> Served {
 }
 
 /// A harness token, issued with the CLI straight into the database.
-fn issue_harness(dir: &Path) -> String {
+fn issue_harness(db: &Db) -> String {
     let (code, token) = clearance(
-        &[
-            "token",
-            "issue",
-            "--harness",
-            "grader",
-            "--db",
-            "clearance.db",
-        ],
-        dir,
+        &["token", "issue", "--harness", "grader", "--db", db.arg()],
+        db.path(),
     );
     assert_eq!(code, 0);
     token.trim().to_owned()
@@ -162,8 +217,8 @@ fn clearance(args: &[&str], dir: &Path) -> (i32, String) {
     )
 }
 
-fn ledgered_decision_ids(dir: &Path) -> HashSet<String> {
-    let (code, export) = clearance(&["audit", "export", "--db", "clearance.db"], dir);
+fn ledgered_decision_ids(db: &Db) -> HashSet<String> {
+    let (code, export) = clearance(&["audit", "export", "--db", db.arg()], db.path());
     assert_eq!(code, 0);
     export
         .lines()
@@ -174,10 +229,8 @@ fn ledgered_decision_ids(dir: &Path) -> HashSet<String> {
         .collect()
 }
 
-#[test]
-fn sigkill_under_load_loses_no_allowed_decision_and_the_ledger_verifies() {
-    let dir = tempfile::tempdir().unwrap();
-    let server = serve(dir.path());
+fn sigkill_under_load_loses_no_allowed_decision_and_the_ledger_verifies(db: Db) {
+    let server = serve(&db);
     let token = server.agent_token.clone().unwrap();
     let allowed = Arc::new(Mutex::new(Vec::<String>::new()));
     let stop = Arc::new(AtomicBool::new(false));
@@ -230,9 +283,9 @@ fn sigkill_under_load_loses_no_allowed_decision_and_the_ledger_verifies() {
         allowed.len()
     );
 
-    let (code, verify) = clearance(&["audit", "verify", "--db", "clearance.db"], dir.path());
+    let (code, verify) = clearance(&["audit", "verify", "--db", db.arg()], db.path());
     assert_eq!(code, 0, "{verify}");
-    let ledgered = ledgered_decision_ids(dir.path());
+    let ledgered = ledgered_decision_ids(&db);
     let lost: Vec<_> = allowed
         .iter()
         .filter(|id| !ledgered.contains(*id))
@@ -244,7 +297,7 @@ fn sigkill_under_load_loses_no_allowed_decision_and_the_ledger_verifies() {
         lost.first()
     );
 
-    let restarted = serve(dir.path());
+    let restarted = serve(&db);
     assert!(
         restarted.agent_token.is_none(),
         "an existing database prints no tokens"
@@ -263,9 +316,10 @@ fn sigkill_under_load_loses_no_allowed_decision_and_the_ledger_verifies() {
         .unwrap();
     assert_eq!(answer["outcome"], "allow", "{answer}");
     drop(restarted);
-    let (code, verify) = clearance(&["audit", "verify", "--db", "clearance.db"], dir.path());
+    let (code, verify) = clearance(&["audit", "verify", "--db", db.arg()], db.path());
     assert_eq!(code, 0, "the chain continues across the crash: {verify}");
 }
+both!(sigkill_under_load_loses_no_allowed_decision_and_the_ledger_verifies);
 
 /// Makes files immutable (even to open descriptors) for the life of the
 /// guard: the closest a test gets to a disk that stopped taking writes.
@@ -302,8 +356,8 @@ impl Drop for Immutable {
 
 #[test]
 fn a_database_that_cannot_be_written_refuses_every_decision() {
-    let dir = tempfile::tempdir().unwrap();
-    let server = serve(dir.path());
+    let db = Db::sqlite();
+    let server = serve(&db);
     let token = server.agent_token.clone().unwrap();
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let client = reqwest::Client::new();
@@ -324,7 +378,7 @@ fn a_database_that_cannot_be_written_refuses_every_decision() {
     // process with SIGBUS, which proves nothing about the ledger.
     let files: Vec<PathBuf> = ["clearance.db", "clearance.db-wal"]
         .iter()
-        .map(|f| dir.path().join(f))
+        .map(|f| db.path().join(f))
         .filter(|p| p.exists())
         .collect();
     let Some(guard) = Immutable::set(files) else {
@@ -375,12 +429,12 @@ fn a_database_that_cannot_be_written_refuses_every_decision() {
 
 #[test]
 fn audit_verify_names_the_first_tampered_record_and_exits_one() {
-    let dir = tempfile::tempdir().unwrap();
-    let server = serve(dir.path());
+    let db = Db::sqlite();
+    let server = serve(&db);
     let runtime = tokio::runtime::Runtime::new().unwrap();
     server.send_reads(&runtime, 10);
     drop(server);
-    let (code, intact) = clearance(&["audit", "verify", "--db", "clearance.db"], dir.path());
+    let (code, intact) = clearance(&["audit", "verify", "--db", db.arg()], db.path());
     assert_eq!(code, 0, "{intact}");
     assert!(intact.starts_with("ok: 14 records verified"), "{intact}");
 
@@ -388,7 +442,7 @@ fn audit_verify_names_the_first_tampered_record_and_exits_one() {
         use sqlx::Connection as _;
         let mut connection = sqlx::SqliteConnection::connect(&format!(
             "sqlite:{}",
-            dir.path().join("clearance.db").display()
+            db.path().join("clearance.db").display()
         ))
         .await
         .unwrap();
@@ -399,13 +453,12 @@ fn audit_verify_names_the_first_tampered_record_and_exits_one() {
         .await
         .unwrap();
     });
-    let (code, broken) = clearance(&["audit", "verify", "--db", "clearance.db"], dir.path());
+    let (code, broken) = clearance(&["audit", "verify", "--db", db.arg()], db.path());
     assert_eq!(code, 1, "{broken}");
     assert!(broken.starts_with("BROKEN: record 7:"), "{broken}");
 }
 
-#[test]
-fn an_independent_verifier_written_from_the_docs_accepts_the_export_and_catches_tampering() {
+fn an_independent_verifier_written_from_the_docs_accepts_the_export_and_catches_tampering(db: Db) {
     let python = Command::new("python3").arg("--version").output();
     if python.is_err() {
         assert!(std::env::var("CI").is_err(), "python3 is required under CI");
@@ -413,19 +466,18 @@ fn an_independent_verifier_written_from_the_docs_accepts_the_export_and_catches_
         return;
     }
     let verifier = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/verify_ledger.py");
-    let dir = tempfile::tempdir().unwrap();
-    let server = serve(dir.path());
+    let server = serve(&db);
     let runtime = tokio::runtime::Runtime::new().unwrap();
     server.send_reads(&runtime, 5);
     drop(server);
-    let (code, export) = clearance(&["audit", "export", "--db", "clearance.db"], dir.path());
+    let (code, export) = clearance(&["audit", "export", "--db", db.arg()], db.path());
     assert_eq!(code, 0);
-    std::fs::write(dir.path().join("ledger.jsonl"), &export).unwrap();
+    std::fs::write(db.path().join("ledger.jsonl"), &export).unwrap();
     let run = |file: &str| {
         let output = Command::new("python3")
             .arg(&verifier)
             .arg(file)
-            .current_dir(dir.path())
+            .current_dir(db.path())
             .output()
             .unwrap();
         (
@@ -434,20 +486,23 @@ fn an_independent_verifier_written_from_the_docs_accepts_the_export_and_catches_
         )
     };
     assert_eq!(run("ledger.jsonl"), (0, "ok: 9 records\n".to_owned()));
-    let tampered = export.replacen("incident-bot", "incident-bob", 1);
-    std::fs::write(dir.path().join("tampered.jsonl"), tampered).unwrap();
+    // Rewrite who asked in record 6, a decision.
+    let mut lines: Vec<String> = export.lines().map(str::to_owned).collect();
+    assert!(lines[5].contains(r#""kind":"decision""#), "{}", lines[5]);
+    lines[5] = lines[5].replacen("incident-bot", "incident-bob", 1);
+    std::fs::write(db.path().join("tampered.jsonl"), lines.join("\n")).unwrap();
     let (code, message) = run("tampered.jsonl");
     assert_eq!(code, 1, "{message}");
-    // Record 2 registers the agent, the first record to name it.
-    assert!(message.starts_with("BROKEN: record 2:"), "{message}");
+    assert!(message.starts_with("BROKEN: record 6:"), "{message}");
 }
+both!(an_independent_verifier_written_from_the_docs_accepts_the_export_and_catches_tampering);
 
 #[test]
 fn an_invalid_bundle_at_start_up_is_refused_with_its_errors() {
-    let dir = tempfile::tempdir().unwrap();
-    let (code, _) = clearance(&["init", "bundle"], dir.path());
+    let db = Db::sqlite();
+    let (code, _) = clearance(&["init", "bundle"], db.path());
     assert_eq!(code, 0);
-    let config = dir.path().join("bundle/clearance.yaml");
+    let config = db.path().join("bundle/clearance.yaml");
     std::fs::write(
         &config,
         std::fs::read_to_string(&config)
@@ -465,7 +520,7 @@ fn an_invalid_bundle_at_start_up_is_refused_with_its_errors() {
             "--listen",
             "127.0.0.1:0",
         ])
-        .current_dir(dir.path())
+        .current_dir(db.path())
         .output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&output.stderr);
@@ -475,13 +530,11 @@ fn an_invalid_bundle_at_start_up_is_refused_with_its_errors() {
         "{stderr}"
     );
     assert!(stderr.contains("refusing to start"), "{stderr}");
-    assert!(!dir.path().join("clearance.db").exists(), "nothing written");
+    assert!(!db.path().join("clearance.db").exists(), "nothing written");
 }
 
-#[test]
-fn a_changed_bundle_is_reloaded_and_an_invalid_one_refused() {
-    let dir = tempfile::tempdir().unwrap();
-    let server = serve(dir.path());
+fn a_changed_bundle_is_reloaded_and_an_invalid_one_refused(db: Db) {
+    let server = serve(&db);
     let token = server.agent_token.clone().unwrap();
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let client = reqwest::Client::new();
@@ -505,7 +558,7 @@ fn a_changed_bundle_is_reloaded_and_an_invalid_one_refused() {
     };
     let first = outcome();
     assert_eq!(first["outcome"], "shadow");
-    let config = dir.path().join("bundle/clearance.yaml");
+    let config = db.path().join("bundle/clearance.yaml");
     let text = std::fs::read_to_string(&config).unwrap();
 
     // The reload takes effect (new revision) but never promotes: the
@@ -534,13 +587,12 @@ fn a_changed_bundle_is_reloaded_and_an_invalid_one_refused() {
         "the invalid bundle was refused: {kept}"
     );
 }
+both!(a_changed_bundle_is_reloaded_and_an_invalid_one_refused);
 
-#[test]
-fn status_promote_and_signoff_from_the_command_line() {
-    let dir = tempfile::tempdir().unwrap();
-    let server = serve(dir.path());
+fn status_promote_and_signoff_from_the_command_line(db: Db) {
+    let server = serve(&db);
     let admin = server.admin_token.clone().unwrap();
-    let harness = issue_harness(dir.path());
+    let harness = issue_harness(&db);
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let grade = |n: usize| {
         let domain = ["payments", "search", "checkout"][n % 3];
@@ -594,13 +646,12 @@ fn status_promote_and_signoff_from_the_command_line() {
     let (_, table, _) = operator(&["status", "incident-bot"]);
     assert!(table.starts_with("incident-bot  phase assist"), "{table}");
 }
+both!(status_promote_and_signoff_from_the_command_line);
 
-#[test]
-fn a_restart_rebuilds_every_tally_from_the_stored_evidence() {
-    let dir = tempfile::tempdir().unwrap();
-    let server = serve(dir.path());
+fn a_restart_rebuilds_every_tally_from_the_stored_evidence(db: Db) {
+    let server = serve(&db);
     let admin = server.admin_token.clone().unwrap();
-    let harness = issue_harness(dir.path());
+    let harness = issue_harness(&db);
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let client = reqwest::Client::new();
     let grade = |base: &str, n: usize| {
@@ -617,7 +668,7 @@ fn a_restart_rebuilds_every_tally_from_the_stored_evidence() {
     }
     let before = evidence(&server.base);
     drop(server);
-    let restarted = serve(dir.path());
+    let restarted = serve(&db);
     let after = evidence(&restarted.base);
     assert_eq!(after, before);
     assert_eq!(
@@ -633,3 +684,4 @@ fn a_restart_rebuilds_every_tally_from_the_stored_evidence() {
         "duplicates are still refused after a restart"
     );
 }
+both!(a_restart_rebuilds_every_tally_from_the_stored_evidence);

@@ -29,11 +29,8 @@ struct Inner<'a> {
 }
 
 impl ApiError {
-    pub(crate) fn new(
-        status: StatusCode,
-        code: &'static str,
-        message: impl Into<String>,
-    ) -> ApiError {
+    /// An error with this status, machine-readable `code` and message.
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> ApiError {
         ApiError {
             status,
             code,
@@ -43,16 +40,18 @@ impl ApiError {
 }
 
 impl From<ServiceError> for ApiError {
+    /// The service owns the codes and words; this face only picks the
+    /// status. Internal detail never reaches here (the service logged it).
     fn from(error: ServiceError) -> Self {
-        let (status, code) = match &error {
-            ServiceError::Unauthenticated(_) => (StatusCode::UNAUTHORIZED, "unauthenticated"),
-            ServiceError::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
-            ServiceError::Invalid { .. } => (StatusCode::UNPROCESSABLE_ENTITY, "invalid_field"),
-            ServiceError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
-            ServiceError::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
-            ServiceError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
+        let status = match &error {
+            ServiceError::Unauthenticated(_) => StatusCode::UNAUTHORIZED,
+            ServiceError::Forbidden(_) => StatusCode::FORBIDDEN,
+            ServiceError::Invalid { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+            ServiceError::NotFound(_) => StatusCode::NOT_FOUND,
+            ServiceError::Conflict(_) => StatusCode::CONFLICT,
+            ServiceError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
         };
-        ApiError::new(status, code, error.to_string())
+        ApiError::new(status, error.code(), error.to_string())
     }
 }
 

@@ -1,6 +1,10 @@
 //! Extractors: [`Caller`] (the bearer token's identity) and [`JsonBody`]
-//! (a JSON body whose errors name the field), both rejecting with
-//! [`ApiError`].
+//! (exactly one JSON object, whose errors name the field), both rejecting
+//! with [`ApiError`].
+//!
+//! Both are strict on purpose: a filter in front of the gateway that
+//! parses a request differently must not see another request than the one
+//! clearance decides.
 
 use std::sync::Arc;
 
@@ -25,29 +29,47 @@ impl<S: Store> FromRequestParts<Arc<Gateway<S>>> for Caller {
         parts: &mut Parts,
         gateway: &Arc<Gateway<S>>,
     ) -> Result<Self, Self::Rejection> {
-        let missing = || {
-            ApiError::new(
-                StatusCode::UNAUTHORIZED,
-                "unauthenticated",
-                "send `Authorization: Bearer <token>`",
-            )
-        };
-        let header = parts
-            .headers
-            .get(header::AUTHORIZATION)
-            .ok_or_else(missing)?;
-        let token = header
-            .to_str()
-            .ok()
-            .and_then(|h| h.strip_prefix("Bearer "))
-            .map(str::trim)
-            .ok_or_else(missing)?;
+        let token = bearer_token(parts)?;
         Ok(Caller(gateway.authenticate(token).await?))
     }
 }
 
-/// A JSON body. Malformed JSON, a missing, unknown or mistyped field: 400
-/// naming the field; too large: 413; not JSON: 415.
+/// The token of the one `Authorization: Bearer …` header. The scheme is
+/// case-insensitive, as HTTP says; two headers are refused rather than one
+/// of them chosen.
+fn bearer_token(parts: &Parts) -> Result<&str, ApiError> {
+    let missing = || {
+        ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthenticated",
+            "send `Authorization: Bearer <token>`",
+        )
+    };
+    let mut headers = parts.headers.get_all(header::AUTHORIZATION).iter();
+    let header = headers.next().ok_or_else(missing)?;
+    if headers.next().is_some() {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_header",
+            "send one `Authorization` header, not several",
+        ));
+    }
+    let value = header.to_str().map_err(|_| missing())?;
+    let (scheme, token) = value.trim().split_once(' ').ok_or_else(missing)?;
+    if !scheme.eq_ignore_ascii_case("bearer") {
+        return Err(missing());
+    }
+    let token = token.trim();
+    if token.is_empty() {
+        return Err(missing());
+    }
+    Ok(token)
+}
+
+/// A JSON body: exactly one object. Malformed JSON, anything but an object
+/// at the top (a positional array included), trailing bytes, a missing,
+/// unknown or mistyped field: 400 naming the field; too large: 413; not
+/// JSON: 415.
 pub struct JsonBody<T>(pub T);
 
 impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for JsonBody<T> {
@@ -81,17 +103,32 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for JsonBody<T> {
                 };
                 ApiError::new(status, code, rejection.body_text())
             })?;
-        let deserializer = &mut serde_json::Deserializer::from_slice(&bytes);
-        serde_path_to_error::deserialize(deserializer)
-            .map(JsonBody)
-            .map_err(|error| {
-                let path = error.path().to_string();
-                let message = if path == "." {
-                    error.inner().to_string()
-                } else {
-                    format!("{path}: {}", error.inner())
-                };
-                ApiError::new(StatusCode::BAD_REQUEST, "invalid_json", message)
-            })
+        parse(&bytes).map(JsonBody)
     }
+}
+
+fn invalid(message: impl Into<String>) -> ApiError {
+    ApiError::new(StatusCode::BAD_REQUEST, "invalid_json", message)
+}
+
+/// Exactly one JSON object, and nothing after it but whitespace.
+pub(crate) fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    match bytes.iter().find(|b| !b.is_ascii_whitespace()) {
+        Some(b'{') => {}
+        Some(_) => return Err(invalid("the body must be one JSON object")),
+        None => return Err(invalid("the body is empty; send one JSON object")),
+    }
+    let mut deserializer = serde_json::Deserializer::from_slice(bytes);
+    let value = serde_path_to_error::deserialize(&mut deserializer).map_err(|error| {
+        let path = error.path().to_string();
+        if path == "." {
+            invalid(error.inner().to_string())
+        } else {
+            invalid(format!("{path}: {}", error.inner()))
+        }
+    })?;
+    deserializer
+        .end()
+        .map_err(|_| invalid("the body must be one JSON object with nothing after it"))?;
+    Ok(value)
 }

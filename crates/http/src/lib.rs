@@ -4,7 +4,7 @@
 //! mapping from errors to statuses. No policy logic lives here.
 
 mod error;
-mod extract;
+pub(crate) mod extract;
 mod openapi;
 mod routes;
 
@@ -19,6 +19,7 @@ use clearance_service::Gateway;
 use clearance_store::Store;
 
 pub use error::ApiError;
+pub use extract::Caller;
 pub use openapi::openapi_json;
 
 /// The largest request body accepted: a decision request is well under a

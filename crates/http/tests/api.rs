@@ -30,9 +30,7 @@ async fn record_evidence(server: &Server) {
     assert_eq!(status, StatusCode::OK, "{body}");
 }
 
-#[tokio::test]
-async fn each_phase_gives_its_outcome_and_every_decision_is_ledgered() {
-    let server = Server::start().await;
+async fn each_phase_gives_its_outcome_and_every_decision_is_ledgered(server: Server) {
     let mut tokens = std::collections::HashMap::new();
     for agent in [
         "shadow-bot",
@@ -75,9 +73,7 @@ async fn each_phase_gives_its_outcome_and_every_decision_is_ledgered() {
     );
 }
 
-#[tokio::test]
-async fn the_five_checks_are_fed_by_recorded_evidence() {
-    let server = Server::start().await;
+async fn the_five_checks_are_fed_by_recorded_evidence(server: Server) {
     let token = server.token("autonomous-bot").await;
     let refused = decide(&server, &token, &scale(&server, "autonomous-bot")).await;
     assert_eq!(refused["outcome"], "deny");
@@ -116,9 +112,7 @@ async fn the_five_checks_are_fed_by_recorded_evidence() {
     );
 }
 
-#[tokio::test]
-async fn an_approval_binds_to_one_request_runs_once_and_expires() {
-    let server = Server::start().await;
+async fn an_approval_binds_to_one_request_runs_once_and_expires(server: Server) {
     record_evidence(&server).await;
     let token = server.token("remediate-bot").await;
     let body = scale(&server, "remediate-bot");
@@ -205,9 +199,7 @@ async fn an_approval_binds_to_one_request_runs_once_and_expires() {
     );
 }
 
-#[tokio::test]
-async fn a_tripped_kill_switch_voids_covered_approvals_and_only_an_admin_resets_it() {
-    let server = Server::start().await;
+async fn a_tripped_kill_switch_voids_covered_approvals_and_only_an_admin_resets_it(server: Server) {
     let token = server.token("remediate-bot").await;
     let pending = decide(
         &server,
@@ -225,14 +217,21 @@ async fn a_tripped_kill_switch_voids_covered_approvals_and_only_an_admin_resets_
     assert_eq!(switch["voided_approvals"], json!([approval]));
     let (_, listed) = server.get("/v1/approvals", Some(&server.approver)).await;
     assert_eq!(listed["approvals"], json!([]));
-    let (status, _) = server
+    let (status, refused) = server
         .post(
             &format!("/v1/approvals/{approval}/approve"),
             Some(&server.approver),
             &json!({}),
         )
         .await;
-    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(status, StatusCode::CONFLICT, "{refused}");
+    assert!(
+        refused["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("voided"),
+        "{refused}"
+    );
 
     let denied = decide(&server, &token, &request("remediate-bot", "kubectl:get")).await;
     assert_eq!(denied["outcome"], "deny");
@@ -257,9 +256,7 @@ async fn a_tripped_kill_switch_voids_covered_approvals_and_only_an_admin_resets_
     );
 }
 
-#[tokio::test]
-async fn hard_stops_count_allowed_executions() {
-    let server = Server::start().await;
+async fn hard_stops_count_allowed_executions(server: Server) {
     record_evidence(&server).await;
     let token = server.token("autonomous-bot").await;
     let outcomes: Vec<Value> = {
@@ -291,9 +288,7 @@ async fn hard_stops_count_allowed_executions() {
     );
 }
 
-#[tokio::test]
-async fn agents_cannot_act_as_operators_or_as_each_other() {
-    let server = Server::start().await;
+async fn agents_cannot_act_as_operators_or_as_each_other(server: Server) {
     let agent = server.token("autonomous-bot").await;
     let pending = decide(
         &server,
@@ -379,9 +374,7 @@ async fn read_unauthenticated_delete(server: &Server, path: &str) -> (StatusCode
     .await
 }
 
-#[tokio::test]
-async fn bad_input_is_refused_naming_the_field_and_nothing_is_written() {
-    let server = Server::start().await;
+async fn bad_input_is_refused_naming_the_field_and_nothing_is_written(server: Server) {
     let token = server.token("autonomous-bot").await;
     let ghost = server.token("ghost-bot").await;
     let before = server.ledger_len().await;
@@ -440,9 +433,7 @@ async fn bad_input_is_refused_naming_the_field_and_nothing_is_written() {
     );
 }
 
-#[tokio::test]
-async fn outcomes_feed_time_to_recovery_and_metrics_and_openapi_are_served() {
-    let server = Server::start().await;
+async fn outcomes_feed_time_to_recovery_and_metrics_and_openapi_are_served(server: Server) {
     let token = server.token("autonomous-bot").await;
     let mut confident = request("autonomous-bot", "kubectl:rollout-restart");
     confident["confidence"] = json!(0.9);
@@ -521,3 +512,12 @@ async fn outcomes_feed_time_to_recovery_and_metrics_and_openapi_are_served() {
         (StatusCode::NOT_FOUND, json!("not_found"))
     );
 }
+
+contract!(each_phase_gives_its_outcome_and_every_decision_is_ledgered);
+contract!(the_five_checks_are_fed_by_recorded_evidence);
+contract!(an_approval_binds_to_one_request_runs_once_and_expires);
+contract!(a_tripped_kill_switch_voids_covered_approvals_and_only_an_admin_resets_it);
+contract!(hard_stops_count_allowed_executions);
+contract!(agents_cannot_act_as_operators_or_as_each_other);
+contract!(bad_input_is_refused_naming_the_field_and_nothing_is_written);
+contract!(outcomes_feed_time_to_recovery_and_metrics_and_openapi_are_served);

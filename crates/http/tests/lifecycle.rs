@@ -54,9 +54,7 @@ async fn promote(server: &Server, id: &str, signers: &[&str]) -> Value {
     last
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_agent_earns_autonomy_is_demoted_locked_investigated_and_starts_over() {
-    let server = Server::start().await;
+async fn an_agent_earns_autonomy_is_demoted_locked_investigated_and_starts_over(server: Server) {
     let bot = "shadow-bot";
     let token = server.token(bot).await;
 
@@ -248,9 +246,7 @@ async fn an_agent_earns_autonomy_is_demoted_locked_investigated_and_starts_over(
     );
 }
 
-#[tokio::test]
-async fn agents_cannot_grade_sign_promote_or_investigate() {
-    let server = Server::start().await;
+async fn agents_cannot_grade_sign_promote_or_investigate(server: Server) {
     let agent_token = server.token("shadow-bot").await;
     let forbidden = [
         (
@@ -285,9 +281,7 @@ async fn agents_cannot_grade_sign_promote_or_investigate() {
     );
 }
 
-#[tokio::test]
-async fn a_denied_out_of_scope_request_counts_against_the_first_gate() {
-    let server = Server::start().await;
+async fn a_denied_out_of_scope_request_counts_against_the_first_gate(server: Server) {
     let token = server.token("shadow-bot").await;
     let mut outside = request("shadow-bot", "kubectl:get");
     outside["resource"]["namespace"] = json!("billing");
@@ -307,9 +301,7 @@ async fn a_denied_out_of_scope_request_counts_against_the_first_gate() {
     assert_eq!(unsafe_criterion["met"], false);
 }
 
-#[tokio::test]
-async fn the_timer_demotes_when_good_samples_slide_out_of_the_window() {
-    let server = Server::start().await;
+async fn the_timer_demotes_when_good_samples_slide_out_of_the_window(server: Server) {
     let bot = "assist-bot";
     for n in 0..40 {
         grade(&server, json!({ "agent": bot, "kind": "diagnosis", "incident_id": format!("good-{n}"), "at": server.ago(0), "correct": true })).await;
@@ -321,16 +313,17 @@ async fn the_timer_demotes_when_good_samples_slide_out_of_the_window() {
     }
     let view = agent(&server, bot).await;
     assert_eq!(view["phase"], "assist", "{view}");
-    assert!(
-        server.gateway.sweep_demotions().await.unwrap().is_empty(),
-        "nothing slid out yet"
-    );
+    assert!(server.sweep_demotions().await == 0, "nothing slid out yet");
     server.advance(11 * 86_400);
-    let demotions = server.gateway.sweep_demotions().await.unwrap();
+    let demotions = server.sweep_demotions().await;
     assert_eq!(
-        demotions.len(),
-        1,
+        demotions, 1,
         "the good days left the window: 21/25 = 84 % remain"
     );
     assert_eq!(agent(&server, bot).await["phase"], "shadow");
 }
+
+contract!(an_agent_earns_autonomy_is_demoted_locked_investigated_and_starts_over);
+contract!(agents_cannot_grade_sign_promote_or_investigate);
+contract!(a_denied_out_of_scope_request_counts_against_the_first_gate);
+contract!(the_timer_demotes_when_good_samples_slide_out_of_the_window);

@@ -1,16 +1,18 @@
-//! Approvals: operators list what waits for them and approve or deny it.
-//! An approval is bound to one request hash; the agent then repeats that
-//! exact request with the `approval_id`, and the engine lets it run once.
+//! [`Approvals`]: operators list what waits for them and approve or deny
+//! it — once. An approval is bound to one request hash; the agent then
+//! repeats that exact request with the `approval_id`, and the engine lets
+//! it run once.
 
-use clearance_engine::{Resource, facts::ApprovalStatus};
-use clearance_store::{Effect, Store};
+use clearance_engine::{Identity, Resource, facts::ApprovalStatus};
+use clearance_store::{ApprovalRow, Store};
 use jiff::Timestamp;
 use serde::Serialize;
 
 use crate::{
-    Gateway, Identity, ServiceError,
-    records::{ApprovalRecord, json},
-    state::OpenApproval,
+    ServiceError,
+    core::{Core, Plan},
+    identity::Permissions as _,
+    records::{ApprovalRecord, json, own_effects},
 };
 
 /// An approval as operators see it.
@@ -19,7 +21,7 @@ use crate::{
 pub struct ApprovalView {
     /// Its id.
     pub id: String,
-    /// `pending` or `approved` (unused).
+    /// `pending`, `approved` (unused), `denied` or `voided`.
     pub status: ApprovalStatus,
     /// The agent that asked.
     pub agent: String,
@@ -36,46 +38,69 @@ pub struct ApprovalView {
     /// Who approved.
     pub approvers: Vec<String>,
     /// When it was opened.
-    pub created_at: String,
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
+    pub created_at: Timestamp,
     /// When it stops counting.
     #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
     pub expires_at: Timestamp,
 }
 
 impl ApprovalView {
-    fn of(open: &OpenApproval) -> ApprovalView {
+    pub(crate) fn of(row: &ApprovalRow) -> ApprovalView {
         ApprovalView {
-            id: open.row.approval.id.clone(),
-            status: open.row.approval.status,
-            agent: open.row.agent.clone(),
-            action: open.row.action.clone(),
-            resource: open.request.resource.clone(),
-            plan_id: open.request.plan_id.clone(),
-            rationale: open.request.rationale.clone(),
-            request_hash: open.row.approval.request_hash.clone(),
-            approvers: open.row.approval.approvers.clone(),
-            created_at: open.row.created_at.clone(),
-            expires_at: open.row.approval.expires_at,
+            id: row.approval.id.clone(),
+            status: row.approval.status,
+            agent: row.agent.clone(),
+            action: row.request.action.clone(),
+            resource: row.request.resource.clone(),
+            plan_id: row.request.plan_id.clone(),
+            rationale: row.request.rationale.clone(),
+            request_hash: row.approval.request_hash.clone(),
+            approvers: row.approval.approvers.clone(),
+            created_at: row.created_at,
+            expires_at: row.approval.expires_at,
         }
     }
 }
 
-impl<S: Store> Gateway<S> {
+/// Where an approval an agent waits on stands.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Standing {
+    /// Still waiting for an operator.
+    Pending,
+    /// Approved and unused: the request may now run, once.
+    Approved,
+    /// Refused, by these operators.
+    Denied(Vec<String>),
+    /// Voided by a kill switch.
+    Voided,
+    /// Spent by a request that ran on it.
+    Used,
+    /// Nobody settled it in time.
+    Expired,
+}
+
+/// Approving and denying what waits for an operator.
+pub struct Approvals<'a, S: Store> {
+    pub(crate) core: &'a Core<S>,
+}
+
+impl<S: Store> Approvals<'_, S> {
     /// The approvals that can still count, oldest first.
     ///
     /// # Errors
     /// `Forbidden` for anyone but an operator.
-    pub fn approvals(&self, identity: &Identity) -> Result<Vec<ApprovalView>, ServiceError> {
+    pub fn list(&self, identity: &Identity) -> Result<Vec<ApprovalView>, ServiceError> {
         identity.operator("list approvals")?;
-        let now = self.now();
-        let state = self.state();
+        let now = self.core.clock();
+        let state = self.core.state();
         let mut views: Vec<ApprovalView> = state
             .approvals
             .values()
-            .filter(|open| open.row.approval.expires_at > now)
+            .filter(|row| row.approval.expires_at > now)
             .map(ApprovalView::of)
             .collect();
-        views.sort_by(|a, b| a.created_at.cmp(&b.created_at));
+        views.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
         Ok(views)
     }
 
@@ -83,92 +108,166 @@ impl<S: Store> Gateway<S> {
     ///
     /// # Errors
     /// `Forbidden` for anyone but an operator; `NotFound`; `Conflict` when it
-    /// is not pending or has expired; `Unavailable` when not recorded.
+    /// is not pending (already settled, voided, used) or has expired;
+    /// `Unavailable` when not recorded.
     pub async fn approve(
         &self,
         identity: &Identity,
         id: &str,
     ) -> Result<ApprovalView, ServiceError> {
-        self.settle(identity, id, true).await
+        self.settle(identity, id, ApprovalStatus::Approved).await
     }
 
     /// Denies a pending approval.
     ///
     /// # Errors
-    /// As [`Gateway::approve`].
+    /// As [`Approvals::approve`].
     pub async fn deny(&self, identity: &Identity, id: &str) -> Result<ApprovalView, ServiceError> {
-        self.settle(identity, id, false).await
+        self.settle(identity, id, ApprovalStatus::Denied).await
+    }
+
+    /// Where approval `id` of `agent` stands, for a caller waiting on it:
+    /// read from this instance's state, or the store once it has left it.
+    ///
+    /// # Errors
+    /// `NotFound` for an approval that is not `agent`'s; `Unavailable`.
+    pub async fn standing(&self, agent: &str, id: &str) -> Result<Standing, ServiceError> {
+        let now = self.core.clock();
+        if let Some(row) = self.core.state().approvals.get(id) {
+            if row.agent != agent {
+                return Err(ServiceError::NotFound(format!("no approval `{id}`")));
+            }
+            return Ok(match row.approval.status {
+                _ if row.approval.expires_at <= now => Standing::Expired,
+                ApprovalStatus::Approved => Standing::Approved,
+                _ => Standing::Pending,
+            });
+        }
+        let found = self
+            .core
+            .store
+            .find_approval(id)
+            .await
+            .map_err(|e| ServiceError::from_store(e, "reading an approval"))?
+            .filter(|found| found.row.agent == agent)
+            .ok_or_else(|| ServiceError::NotFound(format!("no approval `{id}`")))?;
+        let approval = &found.row.approval;
+        Ok(match approval.status {
+            _ if approval.used => Standing::Used,
+            ApprovalStatus::Denied => Standing::Denied(
+                found
+                    .votes
+                    .iter()
+                    .filter(|(_, verdict)| *verdict == ApprovalStatus::Denied)
+                    .map(|(operator, _)| operator.clone())
+                    .collect(),
+            ),
+            ApprovalStatus::Voided => Standing::Voided,
+            ApprovalStatus::Approved => Standing::Approved,
+            // Not in the state yet (opened on another instance a moment
+            // ago) or expired.
+            ApprovalStatus::Pending if approval.expires_at <= now => Standing::Expired,
+            ApprovalStatus::Pending => Standing::Pending,
+        })
     }
 
     async fn settle(
         &self,
         identity: &Identity,
         id: &str,
-        approve: bool,
+        verdict: ApprovalStatus,
     ) -> Result<ApprovalView, ServiceError> {
-        let operator = identity.operator(if approve {
-            "approve requests"
-        } else {
-            "deny requests"
+        let operator = identity.operator(match verdict {
+            ApprovalStatus::Approved => "approve requests",
+            _ => "deny requests",
         })?;
-        let now = self.now();
-        let open = {
-            let mut state = self.state();
-            let open = state
-                .approvals
-                .get(id)
-                .cloned()
-                .ok_or_else(|| ServiceError::NotFound(format!("no open approval `{id}`")))?;
-            if open.row.approval.status != ApprovalStatus::Pending {
-                return Err(ServiceError::Conflict(
-                    format!("approval `{id}` is already {:?}", open.row.approval.status)
-                        .to_lowercase(),
-                ));
+        if !self.core.state().approvals.contains_key(id) {
+            // Opened by another instance a moment ago, perhaps: look again
+            // once this one has caught up.
+            self.core
+                .store
+                .sync()
+                .await
+                .map_err(|e| ServiceError::from_store(e, "following the ledger"))?;
+            if !self.core.state().approvals.contains_key(id) {
+                return Err(self.gone(id).await);
             }
-            if open.row.approval.expires_at <= now {
-                return Err(ServiceError::Conflict(format!(
+        }
+        let kind = match verdict {
+            ApprovalStatus::Approved => "approval.approved",
+            _ => "approval.denied",
+        };
+        let (_, mut row) = self
+            .core
+            .transact(|state, _, now| {
+                let row = state.approvals.get(id).cloned().ok_or_else(|| {
+                    ServiceError::Conflict(format!("approval `{id}` was settled meanwhile"))
+                })?;
+                if row.approval.status != ApprovalStatus::Pending {
+                    return Err(ServiceError::Conflict(format!(
+                        "approval `{id}` is already {}",
+                        status_name(row.approval.status)
+                    )));
+                }
+                if row.approval.expires_at <= now {
+                    return Err(ServiceError::Conflict(format!(
+                        "approval `{id}` expired at {}",
+                        row.approval.expires_at
+                    )));
+                }
+                let payload = json(&ApprovalRecord {
+                    approval_id: id.to_owned(),
+                    agent: row.agent.clone(),
+                    action: row.request.action.clone(),
+                    request_hash: row.approval.request_hash.clone(),
+                    operator: operator.to_owned(),
+                })?;
+                Ok(Plan {
+                    kind,
+                    effects: own_effects(kind, &payload, now)?,
+                    payload,
+                    guards: Vec::new(),
+                    value: row,
+                })
+            })
+            .await?;
+        row.approval.status = verdict;
+        row.approval.approvers.push(operator.to_owned());
+        Ok(ApprovalView::of(&row))
+    }
+
+    /// Why an approval that cannot be settled cannot: settled, voided or
+    /// used already (409), or never opened (404).
+    async fn gone(&self, id: &str) -> ServiceError {
+        match self.core.store.find_approval(id).await {
+            Ok(Some(found))
+                if found.row.approval.status == ApprovalStatus::Pending
+                    && !found.row.approval.used =>
+            {
+                ServiceError::Conflict(format!(
                     "approval `{id}` expired at {}",
-                    open.row.approval.expires_at
-                )));
+                    found.row.approval.expires_at
+                ))
             }
-            // Claim it while the record is written, so a second operator
-            // cannot settle it a second time meanwhile.
-            state.approvals.remove(id);
-            open
-        };
-        let status = if approve { "approved" } else { "denied" };
-        let payload = json(&ApprovalRecord {
-            approval_id: id,
-            agent: &open.row.agent,
-            action: &open.row.action,
-            request_hash: &open.row.approval.request_hash,
-            operator,
-        })?;
-        let effect = Effect::ApprovalDecided {
-            id: id.to_owned(),
-            status,
-            approver: operator.to_owned(),
-        };
-        let kind = if approve {
-            "approval.approved"
-        } else {
-            "approval.denied"
-        };
-        let mut settled = open.clone();
-        if let Err(error) = self.append(kind, payload, vec![effect]).await {
-            self.state().approvals.insert(id.to_owned(), open);
-            return Err(error);
+            Ok(Some(found)) => {
+                let status = if found.row.approval.used {
+                    "used"
+                } else {
+                    status_name(found.row.approval.status)
+                };
+                ServiceError::Conflict(format!("approval `{id}` is already {status}"))
+            }
+            Ok(None) => ServiceError::NotFound(format!("no approval `{id}`")),
+            Err(error) => ServiceError::from_store(error, "reading an approval"),
         }
-        settled.row.approval.status = if approve {
-            ApprovalStatus::Approved
-        } else {
-            ApprovalStatus::Denied
-        };
-        settled.row.approval.approvers.push(operator.to_owned());
-        let view = ApprovalView::of(&settled);
-        if approve {
-            self.state().approvals.insert(id.to_owned(), settled);
-        }
-        Ok(view)
+    }
+}
+
+fn status_name(status: ApprovalStatus) -> &'static str {
+    match status {
+        ApprovalStatus::Pending => "pending",
+        ApprovalStatus::Approved => "approved",
+        ApprovalStatus::Denied => "denied",
+        ApprovalStatus::Voided => "voided",
     }
 }

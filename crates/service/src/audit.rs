@@ -1,19 +1,25 @@
-//! Reading the ledger back: pages of records, and the full verification.
+//! [`Audit`]: reading the ledger back — pages of records, and the full
+//! verification.
 
-use clearance_engine::ledger::LedgerRecord;
+use clearance_engine::{Identity, ledger::LedgerRecord};
 use clearance_store::{AuditQuery, Store, VerifyReport};
 
-use crate::{Gateway, Identity, ServiceError};
+use crate::{ServiceError, core::Core, identity::Permissions as _};
 
 /// The largest page an audit returns.
 pub const MAX_AUDIT_PAGE: u32 = 1_000;
 
-impl<S: Store> Gateway<S> {
+/// Reading the ledger back.
+pub struct Audit<'a, S: Store> {
+    pub(crate) core: &'a Core<S>,
+}
+
+impl<S: Store> Audit<'_, S> {
     /// A page of the ledger.
     ///
     /// # Errors
     /// `Forbidden` for anyone but an operator; `Invalid` page size.
-    pub async fn audit(
+    pub async fn page(
         &self,
         identity: &Identity,
         query: AuditQuery,
@@ -25,7 +31,11 @@ impl<S: Store> Gateway<S> {
                 format!("between 1 and {MAX_AUDIT_PAGE}"),
             ));
         }
-        Ok(self.store.audit(&query).await?)
+        self.core
+            .store
+            .audit(&query)
+            .await
+            .map_err(|e| ServiceError::from_store(e, "reading the audit log"))
     }
 
     /// Re-reads and re-hashes the whole ledger.
@@ -34,6 +44,10 @@ impl<S: Store> Gateway<S> {
     /// `Forbidden` for anyone but an operator; `Unavailable`.
     pub async fn verify(&self, identity: &Identity) -> Result<VerifyReport, ServiceError> {
         identity.operator("verify the ledger")?;
-        Ok(self.store.verify().await?)
+        self.core
+            .store
+            .verify()
+            .await
+            .map_err(|e| ServiceError::from_store(e, "verifying the ledger"))
     }
 }

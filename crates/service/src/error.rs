@@ -1,5 +1,9 @@
-//! [`ServiceError`]: every way a use case can refuse, in terms a face maps
-//! to its own protocol (HTTP status, MCP tool error, exit code).
+//! [`ServiceError`]: every way a use case can refuse, with the stable code
+//! each face reports (HTTP status, MCP tool error, console, exit code).
+//! Internal detail — SQL, file paths — is logged where the error arises
+//! and never part of what a client is told.
+
+use clearance_store::StoreError;
 
 /// Why a use case did not happen. Nothing was written.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -24,9 +28,10 @@ pub enum ServiceError {
     /// The thing exists, and is not in a state that allows this.
     #[error("{0}")]
     Conflict(String),
-    /// The store could not make it durable; nothing happened.
-    #[error("the ledger could not record this, so it did not happen: {0}")]
-    Unavailable(String),
+    /// The store could not make it durable; nothing happened. The detail
+    /// was logged; clients are told only this.
+    #[error("the ledger could not record this, so it did not happen; try again")]
+    Unavailable,
 }
 
 impl ServiceError {
@@ -36,10 +41,40 @@ impl ServiceError {
             message: message.into(),
         }
     }
+
+    /// The stable code faces report: `unauthenticated`, `forbidden`,
+    /// `invalid_field`, `not_found`, `conflict`, `unavailable`.
+    pub fn code(&self) -> &'static str {
+        match self {
+            ServiceError::Unauthenticated(_) => "unauthenticated",
+            ServiceError::Forbidden(_) => "forbidden",
+            ServiceError::Invalid { .. } => "invalid_field",
+            ServiceError::NotFound(_) => "not_found",
+            ServiceError::Conflict(_) => "conflict",
+            ServiceError::Unavailable => "unavailable",
+        }
+    }
+
+    /// A store failure as the service reports it: conflicts keep their
+    /// words (they name the approval, decision or sample, never SQL);
+    /// outages and corruption are logged and reported without detail.
+    pub(crate) fn from_store(error: StoreError, doing: &str) -> ServiceError {
+        match error {
+            StoreError::Conflict(message) => ServiceError::Conflict(message),
+            StoreError::Unavailable(detail) => {
+                tracing::error!(%detail, doing, "store unavailable");
+                ServiceError::Unavailable
+            }
+            StoreError::Corrupt(detail) => {
+                tracing::error!(%detail, doing, "stored data is corrupt");
+                ServiceError::Unavailable
+            }
+        }
+    }
 }
 
-impl From<clearance_store::StoreError> for ServiceError {
-    fn from(error: clearance_store::StoreError) -> Self {
-        ServiceError::Unavailable(error.to_string())
+impl From<StoreError> for ServiceError {
+    fn from(error: StoreError) -> Self {
+        ServiceError::from_store(error, "reading the store")
     }
 }

@@ -1,88 +1,33 @@
-//! Who is calling: [`Identity`], bearer tokens, and what each kind of
-//! identity may do.
+//! What each kind of [`Identity`] may do, and bearer tokens.
 //!
 //! A token is `clr_` and 64 hex digits of fresh randomness; only its
 //! SHA-256 is stored. A fast hash is enough because the secret has 256
 //! bits of entropy: there is nothing to brute-force, and the hot path pays
 //! ~0.3 µs instead of an argon2 run per request.
 
+use clearance_engine::{Identity, Role};
 use sha2::{Digest, Sha256};
 
 use crate::ServiceError;
 
-/// An operator's role.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Role {
-    /// Approves and denies pending requests; trips kill switches.
-    Approver,
-    /// Everything an approver does, and resets kill switches.
-    Admin,
+/// The permission checks every use case starts with. Agents can never
+/// approve, sign off, grade, promote, investigate or reset: none of these
+/// accept an agent identity.
+pub(crate) trait Permissions {
+    /// The operator's name: approvals, sign-offs and kill switches are for
+    /// humans only.
+    fn operator(&self, action: &str) -> Result<&str, ServiceError>;
+    /// The admin's name.
+    fn admin(&self, action: &str) -> Result<&str, ServiceError>;
+    /// A harness or any operator grading an agent's work: never an agent,
+    /// which would be grading itself.
+    fn grader(&self, action: &str) -> Result<&str, ServiceError>;
+    /// A harness or an admin recording evidence the checks consume.
+    fn evidence_recorder(&self, action: &str) -> Result<&str, ServiceError>;
 }
 
-impl Role {
-    /// The role as stored.
-    pub fn name(self) -> &'static str {
-        match self {
-            Role::Approver => "approver",
-            Role::Admin => "admin",
-        }
-    }
-
-    /// The role with this name.
-    pub fn from_name(name: &str) -> Option<Role> {
-        match name {
-            "approver" => Some(Role::Approver),
-            "admin" => Some(Role::Admin),
-            _ => None,
-        }
-    }
-}
-
-/// An authenticated caller.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
-#[serde(tag = "kind", rename_all = "lowercase")]
-pub enum Identity {
-    /// An agent, bound to one agent id.
-    Agent {
-        /// The agent id.
-        agent: String,
-    },
-    /// A grader or simulator that records evidence.
-    Harness {
-        /// Its name.
-        name: String,
-    },
-    /// A human.
-    Operator {
-        /// Their name.
-        name: String,
-        /// What they may do.
-        role: Role,
-    },
-}
-
-impl Identity {
-    /// The kind as stored: `agent`, `harness` or `operator`.
-    pub fn kind(&self) -> &'static str {
-        match self {
-            Identity::Agent { .. } => "agent",
-            Identity::Harness { .. } => "harness",
-            Identity::Operator { .. } => "operator",
-        }
-    }
-
-    /// The agent id, harness name or operator name.
-    pub fn subject(&self) -> &str {
-        match self {
-            Identity::Agent { agent } => agent,
-            Identity::Harness { name } | Identity::Operator { name, .. } => name,
-        }
-    }
-
-    /// The operator's name, if this is an operator: approvals, sign-offs
-    /// and kill switches are for humans only.
-    pub(crate) fn operator(&self, action: &str) -> Result<&str, ServiceError> {
+impl Permissions for Identity {
+    fn operator(&self, action: &str) -> Result<&str, ServiceError> {
         match self {
             Identity::Operator { name, .. } => Ok(name),
             other => Err(ServiceError::Forbidden(format!(
@@ -92,8 +37,7 @@ impl Identity {
         }
     }
 
-    /// The admin's name, if this is an admin operator.
-    pub(crate) fn admin(&self, action: &str) -> Result<&str, ServiceError> {
+    fn admin(&self, action: &str) -> Result<&str, ServiceError> {
         match self {
             Identity::Operator {
                 name,
@@ -109,9 +53,7 @@ impl Identity {
         }
     }
 
-    /// A harness or any operator grading an agent's work: never an agent,
-    /// which would be grading itself.
-    pub(crate) fn grader(&self, action: &str) -> Result<&str, ServiceError> {
+    fn grader(&self, action: &str) -> Result<&str, ServiceError> {
         match self {
             Identity::Harness { name } | Identity::Operator { name, .. } => Ok(name),
             other => Err(ServiceError::Forbidden(format!(
@@ -121,9 +63,7 @@ impl Identity {
         }
     }
 
-    /// The harness or admin recording evidence: never an agent, which
-    /// would be grading itself.
-    pub(crate) fn evidence_recorder(&self, action: &str) -> Result<&str, ServiceError> {
+    fn evidence_recorder(&self, action: &str) -> Result<&str, ServiceError> {
         match self {
             Identity::Harness { name }
             | Identity::Operator {
@@ -138,17 +78,23 @@ impl Identity {
     }
 }
 
+fn random_bytes<const N: usize>() -> Result<[u8; N], ServiceError> {
+    let mut bytes = [0u8; N];
+    getrandom::fill(&mut bytes).map_err(|e| {
+        tracing::error!(error = %e, "the operating system has no randomness to give");
+        ServiceError::Unavailable
+    })?;
+    Ok(bytes)
+}
+
 /// A fresh token: `clr_` and 64 hex digits.
 ///
 /// # Errors
 /// When the operating system has no randomness to give.
 pub fn new_token() -> Result<String, ServiceError> {
-    let mut secret = [0u8; 32];
-    getrandom::fill(&mut secret)
-        .map_err(|e| ServiceError::Unavailable(format!("no randomness: {e}")))?;
     Ok(format!(
         "clr_{}",
-        clearance_engine::ledger::Digest32(secret).to_hex()
+        clearance_engine::ledger::Digest32(random_bytes::<32>()?).to_hex()
     ))
 }
 
@@ -159,9 +105,9 @@ pub fn token_hash(token: &str) -> String {
 
 /// A random id with a readable prefix, e.g. `apr_3f9c…`.
 pub(crate) fn random_id(prefix: &str) -> Result<String, ServiceError> {
-    let mut bytes = [0u8; 12];
-    getrandom::fill(&mut bytes)
-        .map_err(|e| ServiceError::Unavailable(format!("no randomness: {e}")))?;
-    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    let hex: String = random_bytes::<12>()?
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
     Ok(format!("{prefix}_{hex}"))
 }

@@ -1,30 +1,40 @@
-//! clearance's use cases, written once for every face: [`Gateway`] decides
-//! requests, opens and settles approvals, records evidence, trips and
-//! resets kill switches, and answers audits — each change appended to the
-//! ledger before it takes effect.
+//! clearance's use cases, written once for every face. [`Gateway`] is the
+//! running service; it hands out one service per use case —
+//! [`Decisions`], [`Approvals`], [`KillSwitches`], [`Reports`], [`Trust`],
+//! [`Audit`] — over a shared core whose one door, `transact`, writes every
+//! change to the ledger before it takes effect.
 //!
-//! The engine decides; the store persists; this crate sequences the two and
-//! enforces who may do what. It knows nothing of HTTP, MCP or the CLI.
+//! The engine decides; the store persists; this crate sequences the two,
+//! enforces who may do what, and owns the error codes and views every face
+//! shows. It knows nothing of HTTP, MCP or the CLI.
 
 mod approvals;
 mod audit;
-mod decide;
+mod core;
+mod decisions;
 mod error;
-mod evidence;
 mod gateway;
 mod identity;
-mod kill;
+mod kill_switches;
 mod metrics;
-mod records;
+mod platform;
+pub mod records;
+mod reports;
 mod state;
+mod tokens;
 mod trust;
 
-pub use approvals::ApprovalView;
-pub use decide::DecisionAnswer;
+pub use approvals::{ApprovalView, Approvals, Standing};
+pub use audit::{Audit, MAX_AUDIT_PAGE};
+pub use clearance_engine::{Identity, Role};
+pub use core::Clock;
+pub use decisions::{DecisionAnswer, Decisions, Matching, OutcomeReport};
 pub use error::ServiceError;
-pub use evidence::{OutcomeReport, ReportedOutcome, RollbackTestReport, SimulationInput};
-pub use gateway::{Clock, Gateway, issue_token};
-pub use identity::{Identity, Role, new_token, token_hash};
-pub use kill::{KillSwitchInput, KillSwitchView};
+pub use gateway::Gateway;
+pub use identity::{new_token, token_hash};
+pub use kill_switches::{KillSwitchInput, KillSwitchView, KillSwitches};
 pub use metrics::Metrics;
-pub use trust::{AgentView, EvidenceInput, EvidenceReceipt, EvidenceSummary, PromotionView};
+pub use platform::{PhaseChanged, Publication, PublicationState};
+pub use reports::{Reports, RollbackTestReport, SimulationInput};
+pub use tokens::issue_token;
+pub use trust::{AgentView, EvidenceInput, EvidenceReceipt, EvidenceSummary, PromotionView, Trust};

@@ -42,6 +42,10 @@ pub struct Metrics {
     promotions: Family<CauseLabels, Counter>,
     demotions: Family<CauseLabels, Counter>,
     evidence: Family<KindLabels, Counter>,
+    followed: Counter,
+    unreadable: Counter,
+    publications: Family<KindLabels, Counter>,
+    publications_pending: Gauge,
 }
 
 impl Default for Metrics {
@@ -100,8 +104,35 @@ impl Default for Metrics {
             "Evidence samples recorded, by kind",
             evidence.clone(),
         );
+        let (followed, unreadable) = (Counter::default(), Counter::default());
+        registry.register(
+            "ledger_records_followed",
+            "Records other instances appended, applied to this instance's state",
+            followed.clone(),
+        );
+        registry.register(
+            "ledger_records_unreadable",
+            "Records of other writers this instance could not apply (its state misses them)",
+            unreadable.clone(),
+        );
+        let (publications, publications_pending) =
+            (Family::<KindLabels, Counter>::default(), Gauge::default());
+        registry.register(
+            "gitops_publications",
+            "Attempts to publish a phase change to the GitOps repository, by result (published, retry, failed)",
+            publications.clone(),
+        );
+        registry.register(
+            "gitops_publications_pending",
+            "Agents whose latest phase change is not yet published (pending or failed)",
+            publications_pending.clone(),
+        );
         Metrics {
             registry,
+            publications,
+            publications_pending,
+            followed,
+            unreadable,
             decisions,
             unsafe_blocked,
             time_to_recovery,
@@ -160,6 +191,28 @@ impl Metrics {
 
     pub(crate) fn evidence(&self, kind: &'static str) {
         self.evidence.get_or_create(&KindLabels { kind }).inc();
+    }
+
+    pub(crate) fn publication(&self, state: &crate::PublicationState) {
+        let kind = match state {
+            crate::PublicationState::Published => "published",
+            crate::PublicationState::Pending => "retry",
+            crate::PublicationState::Failed => "failed",
+        };
+        self.publications.get_or_create(&KindLabels { kind }).inc();
+    }
+
+    pub(crate) fn publications_pending(&self, count: usize) {
+        self.publications_pending
+            .set(i64::try_from(count).unwrap_or(i64::MAX));
+    }
+
+    pub(crate) fn followed(&self) {
+        self.followed.inc();
+    }
+
+    pub(crate) fn unreadable_record(&self) {
+        self.unreadable.inc();
     }
 
     /// The exposition text for `/metrics`.

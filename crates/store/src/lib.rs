@@ -1,42 +1,129 @@
-//! clearance's persistence: the [`Store`] trait, and [`SqliteStore`], its
-//! embedded implementation. Everything that must survive a restart — the
-//! hash-chained ledger, agents' phases, approvals, kill switches, evidence
-//! records, token hashes — lives behind `Store`.
+//! clearance's persistence: the [`Store`] trait and [`Database`], its one
+//! implementation over two backends — [`SqliteStore`], one embedded file
+//! (the default), and [`PostgresStore`], shared by several gateway
+//! instances. Everything that must survive a restart lives behind `Store`:
+//! the hash-chained ledger, agents' phases, approvals, kill switches,
+//! evidence, token hashes.
 //!
-//! Every change is an [`Entry`]: one ledger record plus the state
-//! [`Effect`]s it justifies, written in one transaction, so no effect is
-//! ever visible without its record. Entries are group-committed: one
-//! transaction and one fsync serve every entry waiting at that moment.
+//! Every change is an [`Entry`]: one ledger record plus the [`Effect`]s it
+//! justifies, written in one transaction after its [`Guard`]s held, so no
+//! effect is ever visible without its record. Entries are group-committed:
+//! one transaction and one fsync serve every entry waiting at that moment.
+//! Every committed record — this instance's and every other writer's — is
+//! handed to the [`Applier`] in ledger order: that is how each instance's
+//! memory follows the one ledger.
 //!
-//! No policy logic lives here: this crate stores what the service decided.
+//! No policy logic lives here: this crate stores what the service decided,
+//! and refuses only what would break an at-most-once rule.
 
+mod backend;
+mod codec;
+mod database;
+mod decode;
+mod effect;
 mod error;
-mod model;
+mod location;
+mod postgres;
+mod rows;
 mod sqlite;
+mod writer;
 
-use std::future::Future;
+use std::{future::Future, sync::Arc};
 
+pub use backend::{Backend, Rejected};
+pub use codec::timestamp_text;
+pub use database::Database;
+pub use effect::{Applier, Committed, Effect, Entry, Guard, Receipt};
 pub use error::StoreError;
-pub use model::{
-    AgentRow, ApprovalRow, AuditQuery, DecisionRow, Effect, Entry, EvidenceRow, KillSwitchRow,
-    PromotionRow, Receipt, RollbackTestRow, SimulationRow, StoredState, TokenRow, VerifyReport,
+pub use location::{Location, LocationError};
+pub use postgres::{Postgres, PostgresStore};
+pub use rows::{
+    AgentRow, AgentVersion, ApprovalRow, ApprovalState, AuditQuery, DecisionIndex, DecisionRow,
+    EvidenceRow, ExecutionRow, KillSwitchRow, PromotionRow, PromotionStatus, RollbackTestRow,
+    StoredState, TokenRow, VerifyReport, is_open,
 };
-pub use sqlite::{SqliteStore, timestamp_text};
+pub use sqlite::{Sqlite, SqliteStore};
 
 use clearance_engine::ledger::LedgerRecord;
+use jiff::Timestamp;
+use tokio::sync::oneshot;
 
-/// Durable state, behind one interface so a shared PostgreSQL can follow the
-/// embedded SQLite file.
+/// An entry queued for the ledger: resolves to its receipt.
+pub struct Submitted(Result<oneshot::Receiver<Result<Receipt, StoreError>>, StoreError>);
+
+impl Future for Submitted {
+    type Output = Result<Receipt, StoreError>;
+
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Self::Output> {
+        match &mut self.0 {
+            Err(error) => std::task::Poll::Ready(Err(error.clone())),
+            Ok(receipt) => std::pin::Pin::new(receipt).poll(cx).map(|answer| {
+                answer.unwrap_or_else(|_| {
+                    Err(StoreError::Unavailable("the ledger writer stopped".into()))
+                })
+            }),
+        }
+    }
+}
+
+/// Durable state, as the service uses it.
 pub trait Store: Send + Sync + 'static {
-    /// Appends `entry` to the ledger and applies its effects, atomically and
-    /// durably; resolves only once both are on disk.
-    fn append(&self, entry: Entry) -> impl Future<Output = Result<Receipt, StoreError>> + Send;
+    /// `sqlite` or `postgres`.
+    fn backend_name(&self) -> &'static str;
 
-    /// Everything the service keeps in memory, as of now.
-    fn load_state(
+    /// Queues `entry` for the ledger without waiting: entries are written
+    /// in the order they are submitted. The answer resolves once the record
+    /// and its effects are on disk (atomically and durably, its guards
+    /// having held) and the applier has seen it.
+    fn submit(&self, entry: Entry) -> Submitted;
+
+    /// [`Store::submit`], and wait for the answer.
+    fn append(&self, entry: Entry) -> impl Future<Output = Result<Receipt, StoreError>> + Send {
+        self.submit(entry)
+    }
+
+    /// Hands every record after `from` (the snapshot [`Store::load`]
+    /// returned), and every record committed from now on, to `applier`, in
+    /// order; other writers' records are picked up when announced and
+    /// polled for besides.
+    fn attach(
         &self,
-        since: &str,
-    ) -> impl Future<Output = Result<StoredState, StoreError>> + Send;
+        applier: Arc<dyn Applier>,
+        from: u64,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Catches up on other writers' records now; the newest record applied.
+    fn sync(&self) -> impl Future<Output = Result<u64, StoreError>> + Send;
+
+    /// Appends records copied from another ledger, verbatim, with the
+    /// effects they imply: they must continue this ledger's chain.
+    fn import(
+        &self,
+        records: Vec<LedgerRecord>,
+        effects: Vec<Vec<Effect>>,
+    ) -> impl Future<Output = Result<u64, StoreError>> + Send;
+
+    /// Everything decisions read, as of one snapshot (executions since
+    /// `horizon`): `build` turns the rows into the caller's state, then
+    /// `visit` feeds it each agent's evidence since it entered its phase,
+    /// oldest first, one row at a time — a million samples must not be held
+    /// in memory to rebuild the tallies.
+    fn load<T, Build, Visit>(
+        &self,
+        horizon: Timestamp,
+        build: Build,
+        visit: Visit,
+    ) -> impl Future<Output = Result<T, StoreError>> + Send
+    where
+        T: Send,
+        Build: FnOnce(StoredState) -> T + Send,
+        Visit: FnMut(&mut T, EvidenceRow) -> Result<(), StoreError> + Send;
+
+    /// Every stored agent's phase and lock.
+    fn agents(&self) -> impl Future<Output = Result<Vec<AgentRow>, StoreError>> + Send;
 
     /// The token with this hash.
     fn find_token(
@@ -44,31 +131,29 @@ pub trait Store: Send + Sync + 'static {
         hash: &str,
     ) -> impl Future<Output = Result<Option<TokenRow>, StoreError>> + Send;
 
-    /// Feeds `visit` each agent's evidence since it entered its current
-    /// phase, oldest first, one row at a time: a million samples must not
-    /// be held in memory to rebuild the tallies.
-    fn replay_evidence<F>(&self, visit: F) -> impl Future<Output = Result<u64, StoreError>> + Send
-    where
-        F: FnMut(EvidenceRow) -> Result<(), StoreError> + Send;
-
-    /// Whether a sample of this kind about this incident is already stored.
-    fn evidence_exists(
-        &self,
-        agent: &str,
-        kind: &str,
-        incident_id: &str,
-    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
-
     /// The decision with this id.
     fn find_decision(
         &self,
         id: &str,
     ) -> impl Future<Output = Result<Option<DecisionRow>, StoreError>> + Send;
 
-    /// A page of ledger records.
+    /// The approval with this id, whatever its status.
+    fn find_approval(
+        &self,
+        id: &str,
+    ) -> impl Future<Output = Result<Option<ApprovalState>, StoreError>> + Send;
+
+    /// A page of ledger records, filtered.
     fn audit(
         &self,
         query: &AuditQuery,
+    ) -> impl Future<Output = Result<Vec<LedgerRecord>, StoreError>> + Send;
+
+    /// Up to `limit` records after `after`, in order.
+    fn records(
+        &self,
+        after: u64,
+        limit: u32,
     ) -> impl Future<Output = Result<Vec<LedgerRecord>, StoreError>> + Send;
 
     /// Whether the database answers at all.

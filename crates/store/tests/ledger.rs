@@ -1,191 +1,243 @@
-//! The ledger on a real SQLite file: group-committed appends keep one
-//! unbroken chain across restarts, and `verify` names the first record
-//! after any modification, deletion, reordering or insertion made directly
-//! in the file.
+//! The ledger on a real SQLite file and a real PostgreSQL database:
+//! group-committed appends keep one unbroken chain across restarts and
+//! across writers, and `verify` names the first record after any
+//! modification, deletion, reordering or insertion made directly in the
+//! database.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
-use std::{path::Path, sync::Arc};
+mod support;
 
-use clearance_store::{AuditQuery, DecisionRow, Effect, Entry, SqliteStore, Store, timestamp_text};
-use sqlx::{Connection, SqliteConnection};
+use std::{future::Future, sync::Arc};
 
-fn entry(n: usize) -> Entry {
-    Entry {
-        at: timestamp_text(jiff::Timestamp::from_second(1_800_000_000 + n as i64).unwrap()),
-        kind: "decision",
-        payload: format!(r#"{{"agent":"bot-{}","n":{n}}}"#, n % 3),
-        effects: vec![Effect::Decision(DecisionRow {
-            id: format!("dec-{n}"),
-            seq: 0,
-            agent: format!("bot-{}", n % 3),
-            action: "kubectl:scale".into(),
-            outcome: "allow".into(),
-            impact: "high".into(),
-            execution: true,
-            at: timestamp_text(jiff::Timestamp::from_second(1_800_000_000 + n as i64).unwrap()),
-            reported: None,
-        })],
-    }
-}
+use clearance_store::{AuditQuery, Store, StoreError};
+use support::{Place, execution};
 
-async fn filled(path: &Path, n: usize) -> SqliteStore {
-    let store = SqliteStore::open(path).await.unwrap();
-    let shared = Arc::new(store.clone());
-    let tasks: Vec<_> = (0..n)
+async fn fill<S: Store>(store: &Arc<S>, from: usize, n: usize) {
+    let tasks: Vec<_> = (from..from + n)
         .map(|i| {
-            let s = shared.clone();
-            tokio::spawn(async move { s.append(entry(i)).await })
+            let store = store.clone();
+            tokio::spawn(async move { store.append(execution(i)).await })
         })
         .collect();
-    let mut seqs = Vec::new();
     for task in tasks {
-        seqs.push(task.await.unwrap().unwrap().seq);
+        task.await.unwrap().unwrap();
     }
-    seqs.sort_unstable();
-    assert_eq!(
-        seqs,
-        (1..=n as u64).collect::<Vec<_>>(),
-        "every append got its own place in the chain"
-    );
-    store
 }
 
-async fn raw(path: &Path, sql: &str) {
-    let mut connection = SqliteConnection::connect(&format!("sqlite:{}", path.display()))
-        .await
-        .unwrap();
-    sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_owned()))
-        .execute(&mut connection)
-        .await
-        .unwrap();
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn concurrent_appends_form_one_chain_that_survives_a_restart() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("clearance.db");
-    let store = filled(&path, 1_000).await;
+async fn concurrent_appends_form_one_chain_that_survives_a_restart<S, F, Fut>(
+    _place: &Place,
+    open: F,
+) where
+    S: Store,
+    F: Fn() -> Fut,
+    Fut: Future<Output = S>,
+{
+    let store = Arc::new(open().await);
+    fill(&store, 0, 300).await;
     let report = store.verify().await.unwrap();
-    assert_eq!((report.verified, report.first_break), (1_000, None));
-    assert!(
-        store
-            .find_decision("dec-999")
-            .await
-            .unwrap()
-            .is_some_and(|d| d.seq >= 1 && d.execution)
-    );
+    assert_eq!((report.verified, report.first_break), (300, None));
     drop(store);
-
-    let reopened = SqliteStore::open(&path).await.unwrap();
-    assert_eq!(reopened.append(entry(1_000)).await.unwrap().seq, 1_001);
-    assert_eq!(reopened.verify().await.unwrap().verified, 1_001);
+    let reopened = Arc::new(open().await);
+    fill(&reopened, 300, 10).await;
+    let report = reopened.verify().await.unwrap();
+    assert_eq!(
+        (report.verified, report.first_break),
+        (310, None),
+        "the chain continues after a restart"
+    );
 }
+on_both!(concurrent_appends_form_one_chain_that_survives_a_restart);
 
-#[tokio::test]
-async fn audit_pages_filter_by_kind_and_agent() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = filled(&dir.path().join("c.db"), 30).await;
-    let page = store
+async fn two_writers_on_one_database_extend_one_chain<S, F, Fut>(_place: &Place, open: F)
+where
+    S: Store,
+    F: Fn() -> Fut,
+    Fut: Future<Output = S>,
+{
+    let a = Arc::new(open().await);
+    let b = Arc::new(open().await);
+    let (x, y) = tokio::join!(fill(&a, 0, 200), fill(&b, 200, 200));
+    let ((), ()) = (x, y);
+    let report = a.verify().await.unwrap();
+    assert_eq!((report.verified, report.first_break), (400, None));
+}
+on_both!(two_writers_on_one_database_extend_one_chain);
+
+async fn audit_pages_filter_by_kind_and_agent<S, F, Fut>(_place: &Place, open: F)
+where
+    S: Store,
+    F: Fn() -> Fut,
+    Fut: Future<Output = S>,
+{
+    let store = Arc::new(open().await);
+    fill(&store, 0, 30).await;
+    let page = |after, agent: Option<&str>| AuditQuery {
+        after,
+        limit: 4,
+        kind: Some("decision".into()),
+        agent: agent.map(Into::into),
+    };
+    let first = store.audit(&page(0, Some("bot-1"))).await.unwrap();
+    assert_eq!(first.len(), 4);
+    assert!(first.iter().all(|r| r.payload.contains("\"bot-1\"")));
+    let next = store
+        .audit(&page(first[3].seq, Some("bot-1")))
+        .await
+        .unwrap();
+    assert!(next[0].seq > first[3].seq);
+    let none = store
         .audit(&AuditQuery {
-            after: 5,
-            limit: 4,
-            kind: Some("decision".into()),
-            agent: Some("bot-1".into()),
+            after: 0,
+            limit: 10,
+            kind: Some("approval.approved".into()),
+            agent: None,
         })
         .await
         .unwrap();
-    assert_eq!(page.len(), 4);
-    assert!(
-        page.iter()
-            .all(|r| r.seq > 5 && r.payload.contains("\"bot-1\""))
-    );
-    assert!(page.windows(2).all(|w| w[0].seq < w[1].seq));
-    assert!(
-        store
-            .audit(&AuditQuery {
-                after: 0,
-                limit: 10,
-                kind: Some("approval.approved".into()),
-                agent: None
-            })
-            .await
-            .unwrap()
-            .is_empty()
-    );
+    assert!(none.is_empty());
+}
+on_both!(audit_pages_filter_by_kind_and_agent);
+
+/// Fills 10 records, tampers with `sql`, and returns the first break.
+async fn first_break_after<S, F, Fut>(place: &Place, open: F, sql: &str) -> (u64, String)
+where
+    S: Store,
+    F: Fn() -> Fut,
+    Fut: Future<Output = S>,
+{
+    let store = Arc::new(open().await);
+    fill(&store, 0, 10).await;
+    place.raw(sql).await;
+    let broken = store.verify().await.unwrap().first_break.unwrap();
+    (broken.seq, broken.problem)
 }
 
-async fn first_break_after(sql: &str) -> (u64, String) {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("clearance.db");
-    drop(filled(&path, 50).await);
-    raw(&path, sql).await;
-    let store = SqliteStore::open_read_only(&path).await.unwrap();
-    let report = store.verify().await.unwrap();
-    let found = report.first_break.expect("tampering must be found");
-    (found.seq, found.problem)
-}
-
-#[tokio::test]
-async fn a_modified_record_is_named() {
+async fn a_modified_record_is_named<S, F, Fut>(place: &Place, open: F)
+where
+    S: Store,
+    F: Fn() -> Fut,
+    Fut: Future<Output = S>,
+{
     let (seq, problem) = first_break_after(
-        r#"UPDATE ledger SET payload = '{"agent":"bot-0","n":"forged"}' WHERE seq = 17"#,
+        place,
+        open,
+        "UPDATE ledger SET payload = '{\"agent\":\"bot-0\",\"n\":999}' WHERE seq = 5",
     )
     .await;
-    assert_eq!(seq, 17);
+    assert_eq!(seq, 5);
     assert!(problem.contains("modified"), "{problem}");
 }
+on_both!(a_modified_record_is_named);
 
-#[tokio::test]
-async fn a_deleted_record_is_named() {
-    let (seq, problem) = first_break_after("DELETE FROM ledger WHERE seq = 23").await;
-    assert_eq!(seq, 24, "{problem}");
-    assert!(problem.contains("expected record 23"), "{problem}");
+async fn a_deleted_record_is_named<S, F, Fut>(place: &Place, open: F)
+where
+    S: Store,
+    F: Fn() -> Fut,
+    Fut: Future<Output = S>,
+{
+    let (seq, problem) = first_break_after(place, open, "DELETE FROM ledger WHERE seq = 7").await;
+    assert_eq!(seq, 8);
+    assert!(problem.contains("missing"), "{problem}");
 }
+on_both!(a_deleted_record_is_named);
 
-#[tokio::test]
-async fn reordered_records_are_named() {
-    let (seq, _) = first_break_after("UPDATE ledger SET seq = -1 WHERE seq = 30; UPDATE ledger SET seq = 30 WHERE seq = 31; UPDATE ledger SET seq = 31 WHERE seq = -1;").await;
-    assert_eq!(seq, 30);
+async fn reordered_records_are_named<S, F, Fut>(place: &Place, open: F)
+where
+    S: Store,
+    F: Fn() -> Fut,
+    Fut: Future<Output = S>,
+{
+    // Swap the contents of records 3 and 4, keeping their numbers.
+    let sql = "UPDATE ledger SET seq = 1000 WHERE seq = 3;
+               UPDATE ledger SET seq = 3 WHERE seq = 4;
+               UPDATE ledger SET seq = 4 WHERE seq = 1000;";
+    let (seq, _) = first_break_after(place, open, sql).await;
+    assert_eq!(seq, 3);
 }
+on_both!(reordered_records_are_named);
 
-#[tokio::test]
-async fn an_inserted_record_is_named() {
-    let sql = "UPDATE ledger SET seq = seq + 1000 WHERE seq > 40; UPDATE ledger SET seq = seq - 999 WHERE seq > 1000;
+async fn an_inserted_record_is_named<S, F, Fut>(place: &Place, open: F)
+where
+    S: Store,
+    F: Fn() -> Fut,
+    Fut: Future<Output = S>,
+{
+    let sql = "UPDATE ledger SET seq = seq + 1000 WHERE seq > 4;
+               UPDATE ledger SET seq = seq - 999 WHERE seq > 1000;
                INSERT INTO ledger (seq, at, kind, payload, prev_hash, hash)
-               SELECT 41, at, kind, '{\"forged\":true}', hash, hash FROM ledger WHERE seq = 40;";
-    let (seq, _) = first_break_after(sql).await;
-    assert_eq!(seq, 41);
+                 SELECT 5, at, kind, '{\"forged\":true}', hash, hash FROM ledger WHERE seq = 4;";
+    let (seq, _) = first_break_after(place, open, sql).await;
+    assert_eq!(seq, 5);
 }
+on_both!(an_inserted_record_is_named);
 
-#[tokio::test]
-async fn a_rehashed_record_breaks_its_successor() {
-    // Rewriting a record and its own hash is not enough: the next record
-    // still names the old hash.
-    let (seq, problem) = first_break_after("UPDATE ledger SET payload = '{}', hash = '0000000000000000000000000000000000000000000000000000000000000000' WHERE seq = 10").await;
-    assert_eq!(seq, 10, "{problem}");
+async fn a_rehashed_record_breaks_its_successor<S, F, Fut>(place: &Place, open: F)
+where
+    S: Store,
+    F: Fn() -> Fut,
+    Fut: Future<Output = S>,
+{
+    let store = Arc::new(open().await);
+    fill(&store, 0, 10).await;
+    // Forge record 2 with a correct hash of its new content: only record 3,
+    // which names the old hash, can give it away.
+    let original = store.records(1, 1).await.unwrap().remove(0);
+    let forged = clearance_engine::ledger::LedgerRecord::chained(
+        original.seq,
+        original.at.clone(),
+        original.kind.clone(),
+        "{\"forged\":true}".into(),
+        original.prev_hash,
+    );
+    place
+        .raw(&format!(
+            "UPDATE ledger SET payload = '{}', hash = '{}' WHERE seq = 2",
+            forged.payload,
+            forged.hash.to_hex()
+        ))
+        .await;
+    let broken = store.verify().await.unwrap().first_break.unwrap();
+    assert_eq!(broken.seq, 3);
 }
+on_both!(a_rehashed_record_breaks_its_successor);
 
-#[test]
-fn stored_timestamps_sort_as_text() {
-    let early = timestamp_text("2026-11-21T12:00:00Z".parse().unwrap());
-    let later = timestamp_text("2026-11-21T12:00:00.5Z".parse().unwrap());
-    assert_eq!(early, "2026-11-21T12:00:00.000000Z");
-    assert!(early < later);
+async fn imported_records_must_continue_the_chain<S, F, Fut>(_place: &Place, open: F)
+where
+    S: Store,
+    F: Fn() -> Fut,
+    Fut: Future<Output = S>,
+{
+    let source = Arc::new(open().await);
+    fill(&source, 0, 20).await;
+    let records = source.records(0, 100).await.unwrap();
+    // A second ledger in the same database would share its table; copy into
+    // a fresh place of the same backend instead.
+    let target_place = match _place {
+        Place::Sqlite(_) => Place::sqlite(),
+        Place::Postgres(_) => Place::postgres().await.unwrap(),
+    };
+    let target_path = target_place;
+    let copy = |records: Vec<_>| async {
+        match &target_path {
+            Place::Sqlite(_) => {
+                let store = target_path.open_sqlite().await;
+                let effects = vec![Vec::new(); 20];
+                store.import(records, effects).await
+            }
+            Place::Postgres(_) => {
+                let store = target_path.open_postgres().await;
+                let effects = vec![Vec::new(); 20];
+                store.import(records, effects).await
+            }
+        }
+    };
+    let skipped = records[1..].to_vec();
+    assert!(
+        matches!(copy(skipped).await, Err(StoreError::Conflict(_))),
+        "a copy that does not start at the target's head is refused"
+    );
+    assert_eq!(copy(records[..10].to_vec()).await.unwrap(), 10);
+    assert_eq!(copy(records[10..].to_vec()).await.unwrap(), 20);
 }
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn two_writers_on_one_file_extend_one_chain() {
-    // `clearance token issue --db` beside a running server: the second
-    // writer must chain after the first, never fork from a stale head.
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("clearance.db");
-    let server = SqliteStore::open(&path).await.unwrap();
-    let cli = SqliteStore::open(&path).await.unwrap();
-    for n in 0..20 {
-        let writer = if n % 3 == 0 { &cli } else { &server };
-        writer.append(entry(n)).await.unwrap();
-    }
-    let report = server.verify().await.unwrap();
-    assert_eq!((report.verified, report.first_break), (20, None));
-}
+on_both!(imported_records_must_continue_the_chain);

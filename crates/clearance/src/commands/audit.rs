@@ -1,70 +1,63 @@
 //! `clearance audit verify|export`: read the ledger straight from the
-//! database file, read-only, with no server needed. The export's format is
-//! specified in `docs/ledger.md`.
+//! database (a SQLite file read-only, or PostgreSQL), with no server
+//! needed. The export's format is specified in `docs/ledger.md`.
 
-use std::{io::Write as _, path::Path};
+use std::io::Write as _;
 
 use anyhow::Context as _;
-use clearance_store::{AuditQuery, SqliteStore, Store};
+use clearance_store::{Location, Store};
 use serde_json::json;
 
-use super::runtime::block_on;
+use super::{runtime::block_on, stores::with_existing_store};
 use crate::exit::Exit;
 
-pub fn verify(db: &Path) -> anyhow::Result<Exit> {
-    block_on(async {
-        let store = SqliteStore::open_read_only(db)
-            .await
-            .with_context(|| format!("cannot open {}", db.display()))?;
-        let started = std::time::Instant::now();
-        let report = store.verify().await?;
-        let elapsed = started.elapsed();
-        match report.first_break {
-            None => {
-                println!(
-                    "ok: {} records verified in {:.2?}, head {}",
-                    report.verified, elapsed, report.head
-                );
-                Ok(Exit::Ok)
-            }
-            Some(first_break) => {
-                println!("BROKEN: {first_break}");
-                println!(
-                    "the {} records before it verify; head of the intact prefix {}",
-                    report.verified, report.head
-                );
-                Ok(Exit::Failed)
-            }
-        }
-    })
+pub fn verify(db: Location) -> anyhow::Result<Exit> {
+    block_on(async { with_existing_store!(db, |store| verify_in(&store).await) })
 }
 
-pub fn export(db: &Path, after: u64) -> anyhow::Result<Exit> {
-    block_on(async {
-        let store = SqliteStore::open_read_only(db)
-            .await
-            .with_context(|| format!("cannot open {}", db.display()))?;
-        let mut out = std::io::BufWriter::new(std::io::stdout().lock());
-        let mut after = after;
-        loop {
-            let page = store
-                .audit(&AuditQuery {
-                    after,
-                    limit: 1_000,
-                    kind: None,
-                    agent: None,
-                })
-                .await?;
-            let Some(last) = page.last() else { break };
-            after = last.seq;
-            for record in &page {
-                // The payload's exact stored text, as a string: re-encoding
-                // it would change the bytes its hash covers.
-                let line = json!({ "seq": record.seq, "at": record.at, "kind": record.kind, "payload": record.payload, "prev_hash": record.prev_hash.to_hex(), "hash": record.hash.to_hex() });
-                writeln!(out, "{line}")?;
-            }
+async fn verify_in(store: &impl Store) -> anyhow::Result<Exit> {
+    let started = std::time::Instant::now();
+    let report = store.verify().await.context("cannot read the ledger")?;
+    let elapsed = started.elapsed();
+    match report.first_break {
+        None => {
+            println!(
+                "ok: {} records verified in {:.2?}, head {}",
+                report.verified, elapsed, report.head
+            );
+            Ok(Exit::Ok)
         }
-        out.flush()?;
-        Ok(Exit::Ok)
-    })
+        Some(first_break) => {
+            println!("BROKEN: {first_break}");
+            println!(
+                "the {} records before it verify; head of the intact prefix {}",
+                report.verified, report.head
+            );
+            Ok(Exit::Failed)
+        }
+    }
+}
+
+pub fn export(db: Location, after: u64) -> anyhow::Result<Exit> {
+    block_on(async { with_existing_store!(db, |store| export_from(&store, after).await) })
+}
+
+async fn export_from(store: &impl Store, mut after: u64) -> anyhow::Result<Exit> {
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    loop {
+        let page = store
+            .records(after, 1_000)
+            .await
+            .context("cannot read the ledger")?;
+        let Some(last) = page.last() else { break };
+        after = last.seq;
+        for record in &page {
+            // The payload's exact stored text, as a string: re-encoding it
+            // would change the bytes its hash covers.
+            let line = json!({ "seq": record.seq, "at": record.at, "kind": record.kind, "payload": record.payload, "prev_hash": record.prev_hash.to_hex(), "hash": record.hash.to_hex() });
+            writeln!(out, "{line}")?;
+        }
+    }
+    out.flush()?;
+    Ok(Exit::Ok)
 }

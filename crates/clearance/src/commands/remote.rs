@@ -40,11 +40,16 @@ pub async fn call(
     Ok((status, body))
 }
 
-/// Prints a refusal the way every operator command does, and its exit code.
+/// Prints a refusal the way every operator command does, and its exit
+/// code: 1 when the gateway refused (4xx), 2 when it failed (5xx).
 pub fn refused(status: u16, body: &Value) -> Exit {
     let message = body["error"]["message"]
         .as_str()
         .map_or_else(|| body.to_string(), str::to_owned);
+    if status >= 500 {
+        eprintln!("the gateway failed ({status}): {message}");
+        return Exit::Trouble;
+    }
     eprintln!("refused ({status}): {message}");
     Exit::Failed
 }

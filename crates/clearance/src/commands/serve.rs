@@ -8,25 +8,25 @@ use std::{
 
 use anyhow::Context as _;
 use clearance_bundle::{BundleDir, LoadError, scaffold};
+use clearance_engine::{Bundle, BundleSource};
 use clearance_service::{Gateway, Identity, Role};
-use clearance_store::SqliteStore;
+use clearance_store::{Location, Store};
 
-use super::runtime::{block_on, init_logging};
+use super::{
+    runtime::{block_on, init_logging},
+    stores::with_store,
+};
 use crate::exit::Exit;
 
 /// How often the bundle directory is checked for changes.
 const RELOAD_POLL: Duration = Duration::from_secs(2);
 
-pub fn run(bundle: &Path, db: &Path, listen: &str) -> anyhow::Result<Exit> {
+pub fn run(bundle: &Path, db: Location, listen: &str) -> anyhow::Result<Exit> {
     init_logging();
-    block_on(serve(
-        bundle.to_path_buf(),
-        db.to_path_buf(),
-        listen.to_owned(),
-    ))
+    block_on(serve(bundle.to_path_buf(), db, listen.to_owned()))
 }
 
-async fn serve(bundle_path: PathBuf, db: PathBuf, listen: String) -> anyhow::Result<Exit> {
+async fn serve(bundle_path: PathBuf, db: Location, listen: String) -> anyhow::Result<Exit> {
     if !bundle_path.join("clearance.yaml").exists() {
         scaffold(&bundle_path)?;
         eprintln!(
@@ -35,8 +35,8 @@ async fn serve(bundle_path: PathBuf, db: PathBuf, listen: String) -> anyhow::Res
         );
     }
     let dir = BundleDir::new(&bundle_path);
-    let bundle = match dir.load() {
-        Ok(bundle) => bundle,
+    let (bundle, source) = match load(&dir) {
+        Ok(loaded) => loaded,
         Err(LoadError::Invalid(errors)) => {
             eprintln!("{errors}");
             eprintln!(
@@ -50,35 +50,79 @@ async fn serve(bundle_path: PathBuf, db: PathBuf, listen: String) -> anyhow::Res
     for warning in bundle.warnings() {
         tracing::warn!("{warning}");
     }
-    let fresh = !db.exists();
-    let store = SqliteStore::open(&db)
+    let shown = db.to_string();
+    with_store!(db, |store| {
+        run_gateway(store, bundle, source, dir, &listen, &shown).await
+    })
+}
+
+fn load(dir: &BundleDir) -> Result<(Bundle, BundleSource), LoadError> {
+    let source = dir.source()?;
+    Ok((Bundle::compile(&source)?, source))
+}
+
+async fn run_gateway<S: Store>(
+    store: S,
+    bundle: Bundle,
+    source: BundleSource,
+    dir: BundleDir,
+    listen: &str,
+    shown: &str,
+) -> anyhow::Result<Exit> {
+    let fresh = store
+        .records(0, 1)
         .await
-        .with_context(|| format!("cannot open {}", db.display()))?;
+        .context("cannot read the ledger")?
+        .is_empty();
     let agents: Vec<String> = bundle.agents().map(|a| a.id.clone()).collect();
-    let gateway = Arc::new(Gateway::start(store, bundle, Arc::new(jiff::Timestamp::now)).await?);
+    let gateway =
+        Arc::new(Gateway::start(store, bundle, &source, Arc::new(jiff::Timestamp::now)).await?);
     if fresh {
         bootstrap(&gateway, &agents).await?;
     }
-    let listener = tokio::net::TcpListener::bind(&listen)
+    let listener = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| format!("cannot listen on {listen}"))?;
     let address = listener.local_addr()?;
     eprintln!(
-        "clearance listening on http://{address} (bundle {}, revision {}, database {})",
-        bundle_path.display(),
+        "clearance listening on http://{address} (bundle {}, revision {}, database {shown})",
+        dir.root().display(),
         gateway.bundle().revision(),
-        db.display()
     );
+    tokio::spawn(super::gitops::publish_phase_changes(
+        gateway.clone(),
+        dir.root().to_path_buf(),
+    ));
     tokio::spawn(reload_when_changed(gateway.clone(), dir));
     tokio::spawn(sweep_demotions(gateway.clone()));
-    axum::serve(listener, clearance_http::router(gateway))
+    let mcp = clearance_mcp::McpGateway::start(gateway.clone());
+    let app = clearance_http::router(gateway)
+        .merge(clearance_mcp::router(mcp.clone(), allowed_hosts(address)));
+    axum::serve(listener, app)
         .with_graceful_shutdown(shutdown())
         .await?;
+    mcp.shutdown().await;
     Ok(Exit::Ok)
 }
 
+/// The `Host` values `/mcp` accepts. On loopback, only loopback names, as
+/// a guard against DNS rebinding from a browser; elsewhere any, since
+/// every request must carry an agent's token anyway.
+fn allowed_hosts(address: std::net::SocketAddr) -> Vec<String> {
+    if address.ip().is_loopback() {
+        vec![
+            "localhost".into(),
+            "127.0.0.1".into(),
+            "::1".into(),
+            "[::1]".into(),
+        ]
+    } else {
+        Vec::new()
+    }
+}
+
 /// A new database gets an admin and a token per agent, printed once.
-async fn bootstrap(gateway: &Gateway<SqliteStore>, agents: &[String]) -> anyhow::Result<()> {
+async fn bootstrap<S: Store>(gateway: &Gateway<S>, agents: &[String]) -> anyhow::Result<()> {
     let admin = gateway
         .issue_token(&Identity::Operator {
             name: "admin".into(),
@@ -101,7 +145,7 @@ async fn bootstrap(gateway: &Gateway<SqliteStore>, agents: &[String]) -> anyhow:
 
 /// Reloads the bundle on SIGHUP or when its files change. A bundle that
 /// does not validate is refused and the last good one stays active.
-async fn reload_when_changed(gateway: Arc<Gateway<SqliteStore>>, dir: BundleDir) {
+async fn reload_when_changed<S: Store>(gateway: Arc<Gateway<S>>, dir: BundleDir) {
     let mut hangup = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
         Ok(signal) => Some(signal),
         Err(error) => {
@@ -130,7 +174,7 @@ async fn reload_when_changed(gateway: Arc<Gateway<SqliteStore>>, dir: BundleDir)
         match clearance_engine::Bundle::compile(&source) {
             Ok(bundle) => {
                 let revision = bundle.revision().to_owned();
-                match gateway.activate(bundle).await {
+                match gateway.activate(bundle, &source).await {
                     Ok(()) => tracing::info!(%revision, "bundle activated"),
                     Err(error) => {
                         tracing::error!(%error, "bundle not activated; keeping the active one")
@@ -164,11 +208,11 @@ const DEMOTION_SWEEP: Duration = Duration::from_secs(60);
 
 /// Windows slide: samples leaving them can demote an agent with no new
 /// evidence arriving, so they are re-checked on a timer.
-async fn sweep_demotions(gateway: Arc<Gateway<SqliteStore>>) {
+async fn sweep_demotions<S: Store>(gateway: Arc<Gateway<S>>) {
     let mut tick = tokio::time::interval(DEMOTION_SWEEP);
     loop {
         tick.tick().await;
-        if let Err(error) = gateway.sweep_demotions().await {
+        if let Err(error) = gateway.trust().sweep_demotions().await {
             tracing::error!(%error, "demotion sweep failed; retrying at the next tick");
         }
     }

@@ -1,12 +1,10 @@
 //! `clearance token issue`.
 
-use std::path::Path;
-
-use anyhow::bail;
+use anyhow::{Context as _, bail};
 use clearance_service::{Identity, Role, issue_token};
-use clearance_store::SqliteStore;
+use clearance_store::Location;
 
-use super::runtime::block_on;
+use super::{runtime::block_on, stores::with_store};
 use crate::{cli::RoleArg, exit::Exit};
 
 pub fn issue(
@@ -14,7 +12,7 @@ pub fn issue(
     harness: Option<String>,
     operator: Option<String>,
     role: Option<RoleArg>,
-    db: &Path,
+    db: Location,
 ) -> anyhow::Result<Exit> {
     let identity = match (agent, harness, operator) {
         (Some(agent), None, None) => Identity::Agent { agent },
@@ -32,8 +30,13 @@ pub fn issue(
         ),
     };
     block_on(async {
-        let store = SqliteStore::open(db).await?;
-        let token = issue_token(&store, &identity, jiff::Timestamp::now()).await?;
+        let token = with_store!(db, |store| issue_token(
+            &store,
+            &identity,
+            jiff::Timestamp::now()
+        )
+        .await
+        .context("the token could not be recorded")?);
         eprintln!(
             "token for {} `{}` (shown once; only its hash is stored):",
             identity.kind(),

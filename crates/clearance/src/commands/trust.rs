@@ -40,9 +40,41 @@ pub fn status(agent: Option<&str>, as_json: bool, remote: &Remote) -> anyhow::Re
     })
 }
 
+/// Where publishing the agent's latest phase change to GitOps stands.
+fn publication(platform: &serde_json::Map<String, Value>) -> String {
+    let branch = platform["branch"].as_str().unwrap_or("?");
+    match platform["state"].as_str() {
+        Some("published") => format!(
+            "\n  gitops: published {branch} ({})",
+            platform["commit"]
+                .as_str()
+                .map_or("", |c| c.get(..12).unwrap_or(c))
+        ),
+        Some(state) => format!(
+            "\n  gitops: {} {branch} after {} attempt(s): {}",
+            state.to_uppercase(),
+            platform["attempts"],
+            platform["last_error"].as_str().unwrap_or("")
+        ),
+        None => String::new(),
+    }
+}
+
 /// One agent as text: a heading, then every criterion of the next gate
 /// with a bar, its value, the threshold and whether it is met.
 pub fn render(agent: &Value) -> String {
+    let text = render_standing(agent);
+    match agent["platform"].as_object() {
+        // The publication line goes right under the heading.
+        Some(platform) => match text.split_once('\n') {
+            Some((heading, rest)) => format!("{heading}{}\n{rest}", publication(platform)),
+            None => text + &publication(platform),
+        },
+        None => text,
+    }
+}
+
+fn render_standing(agent: &Value) -> String {
     let phase = agent["phase"].as_str().unwrap_or("?");
     let mut out = format!("{}  phase {}", agent["id"].as_str().unwrap_or("?"), phase);
     if agent["locked"] == true {

@@ -20,7 +20,9 @@ pub(crate) async fn list<S: Store>(
     axum::extract::State(gateway): Shared<S>,
     Caller(identity): Caller,
 ) -> Result<Json<Value>, ApiError> {
-    Ok(Json(json!({ "agents": gateway.agents(&identity)? })))
+    Ok(Json(
+        json!({ "agents": gateway.trust().agents(&identity)? }),
+    ))
 }
 
 /// One agent: phase, lock, evidence in this phase, and every criterion of
@@ -31,7 +33,7 @@ pub(crate) async fn show<S: Store>(
     Caller(identity): Caller,
     Path(id): Path<String>,
 ) -> Result<Json<AgentView>, ApiError> {
-    Ok(Json(gateway.agent(&identity, &id)?))
+    Ok(Json(gateway.trust().agent(&identity, &id)?))
 }
 
 /// Record a graded sample (harness or operator).
@@ -44,7 +46,7 @@ pub(crate) async fn evidence<S: Store>(
 ) -> Result<(StatusCode, Json<EvidenceReceipt>), ApiError> {
     Ok((
         StatusCode::CREATED,
-        Json(gateway.record_evidence(&identity, input).await?),
+        Json(gateway.trust().record_evidence(&identity, input).await?),
     ))
 }
 
@@ -58,7 +60,7 @@ pub(crate) async fn promote<S: Store>(
 ) -> Result<(StatusCode, Json<PromotionView>), ApiError> {
     Ok((
         StatusCode::CREATED,
-        Json(gateway.open_promotion(&identity, &id).await?),
+        Json(gateway.trust().open_promotion(&identity, &id).await?),
     ))
 }
 
@@ -70,7 +72,9 @@ pub(crate) async fn sign_off<S: Store>(
     Caller(identity): Caller,
     Path((id, promotion)): Path<(String, String)>,
 ) -> Result<Json<PromotionView>, ApiError> {
-    Ok(Json(gateway.sign_off(&identity, &id, &promotion).await?))
+    Ok(Json(
+        gateway.trust().sign_off(&identity, &id, &promotion).await?,
+    ))
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
@@ -90,6 +94,9 @@ pub(crate) async fn investigate<S: Store>(
     JsonBody(body): JsonBody<Investigation>,
 ) -> Result<Json<AgentView>, ApiError> {
     Ok(Json(
-        gateway.investigate(&identity, &id, &body.findings).await?,
+        gateway
+            .trust()
+            .investigate(&identity, &id, &body.findings)
+            .await?,
     ))
 }

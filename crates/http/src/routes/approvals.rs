@@ -14,7 +14,9 @@ pub(crate) async fn list<S: Store>(
     axum::extract::State(gateway): Shared<S>,
     Caller(identity): Caller,
 ) -> Result<Json<Value>, ApiError> {
-    Ok(Json(json!({ "approvals": gateway.approvals(&identity)? })))
+    Ok(Json(
+        json!({ "approvals": gateway.approvals().list(&identity)? }),
+    ))
 }
 
 /// Approve a pending request (operators only).
@@ -24,7 +26,7 @@ pub(crate) async fn approve<S: Store>(
     Caller(identity): Caller,
     Path(id): Path<String>,
 ) -> Result<Json<ApprovalView>, ApiError> {
-    Ok(Json(gateway.approve(&identity, &id).await?))
+    Ok(Json(gateway.approvals().approve(&identity, &id).await?))
 }
 
 /// Deny a pending request (operators only).
@@ -34,5 +36,5 @@ pub(crate) async fn deny<S: Store>(
     Caller(identity): Caller,
     Path(id): Path<String>,
 ) -> Result<Json<ApprovalView>, ApiError> {
-    Ok(Json(gateway.deny(&identity, &id).await?))
+    Ok(Json(gateway.approvals().deny(&identity, &id).await?))
 }

@@ -47,7 +47,8 @@ pub(crate) async fn page<S: Store>(
     let Query(params) = params
         .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_query", e.body_text()))?;
     let records = gateway
-        .audit(
+        .audit()
+        .page(
             &identity,
             AuditQuery {
                 after: params.after,
@@ -69,7 +70,7 @@ pub(crate) async fn verify<S: Store>(
     axum::extract::State(gateway): Shared<S>,
     Caller(identity): Caller,
 ) -> Result<Json<Value>, ApiError> {
-    let report = gateway.verify(&identity).await?;
+    let report = gateway.audit().verify(&identity).await?;
     Ok(Json(json!({
         "ok": report.first_break.is_none(),
         "verified": report.verified,

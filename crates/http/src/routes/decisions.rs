@@ -22,7 +22,7 @@ pub(crate) async fn decide<S: Store>(
     Caller(identity): Caller,
     JsonBody(request): JsonBody<DecisionRequest>,
 ) -> Result<Json<DecisionAnswer>, ApiError> {
-    Ok(Json(gateway.decide(&identity, request).await?))
+    Ok(Json(gateway.decisions().decide(&identity, request).await?))
 }
 
 /// Report what happened when a decided action ran.
@@ -37,6 +37,9 @@ pub(crate) async fn outcome<S: Store>(
     Path(id): Path<String>,
     JsonBody(report): JsonBody<OutcomeReport>,
 ) -> Result<Json<Value>, ApiError> {
-    let seq = gateway.report_outcome(&identity, &id, report).await?;
+    let seq = gateway
+        .decisions()
+        .report_outcome(&identity, &id, report)
+        .await?;
     Ok(Json(json!({ "decision_id": id, "ledger_seq": seq })))
 }

@@ -20,7 +20,7 @@ pub(crate) async fn simulation<S: Store>(
     Caller(identity): Caller,
     JsonBody(input): JsonBody<SimulationInput>,
 ) -> Result<Json<Value>, ApiError> {
-    let seq = gateway.record_simulation(&identity, input).await?;
+    let seq = gateway.reports().simulation(&identity, input).await?;
     Ok(Json(json!({ "ledger_seq": seq })))
 }
 
@@ -33,6 +33,6 @@ pub(crate) async fn rollback_test<S: Store>(
     Caller(identity): Caller,
     JsonBody(input): JsonBody<RollbackTestReport>,
 ) -> Result<Json<Value>, ApiError> {
-    let seq = gateway.record_rollback_test(&identity, input).await?;
+    let seq = gateway.reports().rollback_test(&identity, input).await?;
     Ok(Json(json!({ "ledger_seq": seq })))
 }

@@ -15,7 +15,7 @@ use crate::{
 /// Trip a kill switch (operators); voids the pending approvals it covers.
 #[utoipa::path(post, path = "/v1/kill-switches", tag = "kill switches",
     request_body = KillSwitchInput,
-    responses((status = 201, body = KillSwitchView), (status = 403), (status = 422)), security(("bearer" = [])))]
+    responses((status = 201, body = KillSwitchView), (status = 403), (status = 422, description = "A target that names no known agent or tool (close matches named), or a malformed resource pattern")), security(("bearer" = [])))]
 pub(crate) async fn trip<S: Store>(
     axum::extract::State(gateway): Shared<S>,
     Caller(identity): Caller,
@@ -23,7 +23,7 @@ pub(crate) async fn trip<S: Store>(
 ) -> Result<(StatusCode, Json<KillSwitchView>), ApiError> {
     Ok((
         StatusCode::CREATED,
-        Json(gateway.trip(&identity, input).await?),
+        Json(gateway.kill_switches().trip(&identity, input).await?),
     ))
 }
 
@@ -34,17 +34,17 @@ pub(crate) async fn list<S: Store>(
     Caller(identity): Caller,
 ) -> Result<Json<Value>, ApiError> {
     Ok(Json(
-        json!({ "kill_switches": gateway.kill_switches(&identity)? }),
+        json!({ "kill_switches": gateway.kill_switches().list(&identity)? }),
     ))
 }
 
 /// Reset a tripped switch (admins only: switches latch).
-#[utoipa::path(delete, path = "/v1/kill-switches/{id}", tag = "kill switches", params(("id" = String, Path)), responses((status = 204), (status = 403), (status = 404)), security(("bearer" = [])))]
+#[utoipa::path(delete, path = "/v1/kill-switches/{id}", tag = "kill switches", params(("id" = String, Path)), responses((status = 204), (status = 403), (status = 404), (status = 409, description = "Being reset by another request right now")), security(("bearer" = [])))]
 pub(crate) async fn reset<S: Store>(
     axum::extract::State(gateway): Shared<S>,
     Caller(identity): Caller,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    gateway.reset(&identity, &id).await?;
+    gateway.kill_switches().reset(&identity, &id).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -1,6 +1,7 @@
 //! A real gateway on a loopback port for the API tests: a SQLite file in a
-//! temporary directory, a bundle with one agent per phase, tokens for every
-//! kind of identity, and a clock the test can move forward.
+//! temporary directory or a throwaway PostgreSQL database, a bundle with one
+//! agent per phase, tokens for every kind of identity, and a clock the test
+//! can move forward. [`contract!`] runs a test on both backends.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 #![allow(dead_code)]
@@ -12,7 +13,8 @@ use std::sync::{
 
 use clearance_engine::{Bundle, BundleSource, SourceFile};
 use clearance_service::{Gateway, Identity, Role};
-use clearance_store::{SqliteStore, Store};
+use clearance_store::{PostgresStore, SqliteStore, Store};
+use clearance_testkit::TestDb;
 use reqwest::{Client, Response, StatusCode};
 use serde_json::{Value, json};
 
@@ -40,15 +42,83 @@ pub const POLICY: &str = r#"
 permit (principal, action, resource) when { principal.domains.contains(resource.namespace) };
 "#;
 
+/// Where a test's gateways keep their state.
+pub enum Place {
+    Sqlite(tempfile::TempDir),
+    Postgres(TestDb),
+}
+
+/// Which backend a contract test runs on.
+#[derive(Clone, Copy, Debug)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+impl Place {
+    /// A fresh place; `None` when PostgreSQL is wanted and none answers
+    /// (outside CI: the test is skipped with a printed reason).
+    pub async fn new(backend: Backend) -> Option<Arc<Place>> {
+        Some(Arc::new(match backend {
+            Backend::Sqlite => Place::Sqlite(tempfile::tempdir().unwrap()),
+            Backend::Postgres => Place::Postgres(TestDb::create().await?),
+        }))
+    }
+}
+
+/// A gateway over either backend.
+#[derive(Clone)]
+pub enum Gw {
+    Sqlite(Arc<Gateway<SqliteStore>>),
+    Postgres(Arc<Gateway<PostgresStore>>),
+}
+
+/// Runs `$body` with `$g` bound to the gateway, whichever its backend.
+#[macro_export]
+macro_rules! on_gw {
+    ($gw:expr, |$g:ident| $body:expr) => {
+        match $gw {
+            $crate::support::Gw::Sqlite($g) => $body,
+            $crate::support::Gw::Postgres($g) => $body,
+        }
+    };
+}
+
+/// Runs the contract test `$test(server)` on SQLite and on PostgreSQL.
+#[macro_export]
+macro_rules! contract {
+    ($test:ident) => {
+        mod $test {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                let server = $crate::support::Server::start($crate::support::Backend::Sqlite)
+                    .await
+                    .unwrap();
+                super::$test(server).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                let Some(server) =
+                    $crate::support::Server::start($crate::support::Backend::Postgres).await
+                else {
+                    return;
+                };
+                super::$test(server).await;
+            }
+        }
+    };
+}
+
 pub struct Server {
     pub base: String,
     pub client: Client,
-    pub gateway: Arc<Gateway<SqliteStore>>,
+    pub gw: Gw,
     pub offset: Arc<AtomicI64>,
     pub admin: String,
     pub approver: String,
     pub harness: String,
-    _dir: tempfile::TempDir,
+    pub place: Arc<Place>,
 }
 
 pub fn tokens_for(agent: &str) -> Identity {
@@ -57,72 +127,144 @@ pub fn tokens_for(agent: &str) -> Identity {
     }
 }
 
+pub fn source() -> BundleSource {
+    BundleSource {
+        config: SourceFile {
+            path: "clearance.yaml".into(),
+            text: CONFIG.into(),
+        },
+        policies: vec![SourceFile {
+            path: "policies/scope.cedar".into(),
+            text: POLICY.into(),
+        }],
+        revision: None,
+    }
+}
+
+async fn serve<S: Store>(gateway: Arc<Gateway<S>>) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let router = clearance_http::router(gateway);
+    tokio::spawn(async move { axum::serve(listener, router).await });
+    base
+}
+
+async fn gateway<S: Store>(store: S, offset: &Arc<AtomicI64>) -> Arc<Gateway<S>> {
+    let source = source();
+    let bundle = Bundle::compile(&source).unwrap();
+    let clock_offset = offset.clone();
+    let clock = Arc::new(move || {
+        jiff::Timestamp::now()
+            .checked_add(jiff::SignedDuration::from_secs(
+                clock_offset.load(Ordering::Relaxed),
+            ))
+            .unwrap()
+    });
+    Arc::new(Gateway::start(store, bundle, &source, clock).await.unwrap())
+}
+
 impl Server {
-    pub async fn start() -> Server {
-        let dir = tempfile::tempdir().unwrap();
-        let store = SqliteStore::open(&dir.path().join("clearance.db"))
-            .await
-            .unwrap();
-        let bundle = Bundle::compile(&BundleSource {
-            config: SourceFile {
-                path: "clearance.yaml".into(),
-                text: CONFIG.into(),
-            },
-            policies: vec![SourceFile {
-                path: "policies/scope.cedar".into(),
-                text: POLICY.into(),
-            }],
-            revision: None,
-        })
-        .unwrap();
-        let offset = Arc::new(AtomicI64::new(0));
-        let clock_offset = offset.clone();
-        let clock = Arc::new(move || {
-            jiff::Timestamp::now()
-                .checked_add(jiff::SignedDuration::from_secs(
-                    clock_offset.load(Ordering::Relaxed),
-                ))
-                .unwrap()
-        });
-        let gateway = Arc::new(Gateway::start(store, bundle, clock).await.unwrap());
-        let admin = gateway
-            .issue_token(&Identity::Operator {
+    /// A gateway on a fresh database of `backend`, serving on loopback,
+    /// with an admin, an approver and a harness; `None` when PostgreSQL is
+    /// wanted and none answers outside CI.
+    pub async fn start(backend: Backend) -> Option<Server> {
+        let place = Place::new(backend).await?;
+        let mut server = Server::on(place).await;
+        let admin = server
+            .issue(&Identity::Operator {
                 name: "ada".into(),
                 role: Role::Admin,
             })
-            .await
-            .unwrap();
-        let approver = gateway
-            .issue_token(&Identity::Operator {
+            .await;
+        let approver = server
+            .issue(&Identity::Operator {
                 name: "alan".into(),
                 role: Role::Approver,
             })
-            .await
-            .unwrap();
-        let harness = gateway
-            .issue_token(&Identity::Harness {
+            .await;
+        let harness = server
+            .issue(&Identity::Harness {
                 name: "simulator".into(),
             })
-            .await
-            .unwrap();
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let base = format!("http://{}", listener.local_addr().unwrap());
-        let router = clearance_http::router(gateway.clone());
-        tokio::spawn(async move { axum::serve(listener, router).await });
+            .await;
+        server.admin = admin;
+        server.approver = approver;
+        server.harness = harness;
+        Some(server)
+    }
+
+    /// Another gateway instance on the same database, with the same
+    /// tokens and its own clock offset.
+    pub async fn another(&self) -> Server {
+        let mut other = Server::on(self.place.clone()).await;
+        other.admin = self.admin.clone();
+        other.approver = self.approver.clone();
+        other.harness = self.harness.clone();
+        other
+    }
+
+    async fn on(place: Arc<Place>) -> Server {
+        let offset = Arc::new(AtomicI64::new(0));
+        let (gw, base) = match place.as_ref() {
+            Place::Sqlite(dir) => {
+                let store = SqliteStore::open(&dir.path().join("clearance.db"))
+                    .await
+                    .unwrap();
+                let g = gateway(store, &offset).await;
+                (Gw::Sqlite(g.clone()), serve(g).await)
+            }
+            Place::Postgres(db) => {
+                let store = PostgresStore::connect(&db.url).await.unwrap();
+                let g = gateway(store, &offset).await;
+                (Gw::Postgres(g.clone()), serve(g).await)
+            }
+        };
         Server {
             base,
             client: Client::new(),
-            gateway,
+            gw,
             offset,
-            admin,
-            approver,
-            harness,
-            _dir: dir,
+            admin: String::new(),
+            approver: String::new(),
+            harness: String::new(),
+            place,
         }
     }
 
+    /// Activates the test bundle with `extra` appended to its policies.
+    pub async fn activate_with_policy(&self, extra: &str) -> String {
+        let mut source = source();
+        source.policies.push(SourceFile {
+            path: "policies/extra.cedar".into(),
+            text: extra.into(),
+        });
+        let bundle = Bundle::compile(&source).unwrap();
+        let revision = bundle.revision().to_owned();
+        on_gw!(&self.gw, |g| g.activate(bundle, &source).await.unwrap());
+        revision
+    }
+
+    pub async fn issue(&self, identity: &Identity) -> String {
+        on_gw!(&self.gw, |g| g.issue_token(identity).await.unwrap())
+    }
+
+    /// Catches up on other instances' records now.
+    pub async fn sync(&self) {
+        on_gw!(&self.gw, |g| g.sync().await.unwrap());
+    }
+
+    /// Re-checks every agent's sliding windows now; the demotions made.
+    pub async fn sweep_demotions(&self) -> usize {
+        on_gw!(&self.gw, |g| g
+            .trust()
+            .sweep_demotions()
+            .await
+            .unwrap()
+            .len())
+    }
+
     pub async fn token(&self, agent: &str) -> String {
-        self.gateway.issue_token(&tokens_for(agent)).await.unwrap()
+        self.issue(&tokens_for(agent)).await
     }
 
     /// Moves the gateway's clock forward.
@@ -134,6 +276,25 @@ impl Server {
         let mut request = self.client.post(format!("{}{path}", self.base)).json(body);
         if let Some(token) = token {
             request = request.bearer_auth(token);
+        }
+        read(request.send().await.unwrap()).await
+    }
+
+    /// Posts `body` as it is, with these headers (besides the JSON content
+    /// type): for bodies and headers a well-behaved client would not send.
+    pub async fn post_raw(
+        &self,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &str,
+    ) -> (StatusCode, Value) {
+        let mut request = self
+            .client
+            .post(format!("{}{path}", self.base))
+            .header("content-type", "application/json")
+            .body(body.to_owned());
+        for (name, value) in headers {
+            request = request.header(*name, *value);
         }
         read(request.send().await.unwrap()).await
     }
@@ -185,7 +346,7 @@ impl Server {
 
     /// How many records the ledger holds, verified.
     pub async fn ledger_len(&self) -> u64 {
-        let report = self.gateway.store().verify().await.unwrap();
+        let report = on_gw!(&self.gw, |g| g.store().verify().await.unwrap());
         assert_eq!(report.first_break, None);
         report.verified
     }

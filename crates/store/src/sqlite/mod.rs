@@ -1,35 +1,54 @@
-//! [`SqliteStore`]: the embedded store, one SQLite file in WAL mode with
+//! [`Sqlite`]: the embedded backend — one file in WAL mode with
 //! `synchronous = FULL` (every commit is fsync'd before it returns; group
 //! commit makes that one fsync per batch, not per record).
 //!
-//! Reads go through a small pool; all writes go through one writer task
-//! (`writer`) that owns its own connection and the head of the chain.
+//! The write lock is SQLite's own: `BEGIN IMMEDIATE` takes it before the
+//! head is read, so another process appending to the same file
+//! (`clearance token issue` beside a running server) is chained after,
+//! never forked from. Nothing announces appends; the writer polls.
 
-pub(crate) mod reads;
-
-pub use reads::text as timestamp_text;
-mod writer;
+mod apply;
+mod read;
 
 use std::{path::Path, str::FromStr, time::Duration};
 
-use clearance_engine::ledger::Digest32;
+use clearance_engine::{
+    Impact,
+    ledger::{Digest32, LedgerRecord},
+};
+use jiff::Timestamp;
 use sqlx::{
-    Connection, SqliteConnection, SqlitePool,
+    Connection, Sqlite as Driver, SqliteConnection, SqlitePool,
     sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous},
 };
-use tokio::sync::{mpsc, oneshot};
 
-use crate::{Entry, Receipt, StoreError};
+use crate::{
+    Database, Effect, StoreError,
+    backend::{Backend, Rejected},
+    codec::{digest, int, seq, timestamp_text},
+    database::empty_head,
+    decode::{self, columns_for},
+    rows::{AgentRow, ApprovalState, AuditQuery, DecisionRow, EvidenceRow, StoredState, TokenRow},
+};
 
-/// How many entries the writer waits for at most before it commits: enough
-/// to amortise the fsync, few enough to bound the latency of a batch.
-const MAX_BATCH: usize = 512;
+columns_for!(sqlx::sqlite::SqliteRow);
 
-/// The embedded SQLite store.
-#[derive(Clone, Debug)]
-pub struct SqliteStore {
+/// The embedded store.
+pub type SqliteStore = Database<Sqlite>;
+
+/// The SQLite backend: a read pool and the options the writer connects with.
+pub struct Sqlite {
     pool: SqlitePool,
-    writer: mpsc::Sender<writer::Job>,
+    options: SqliteConnectOptions,
+}
+
+fn options(path: &Path) -> Result<SqliteConnectOptions, StoreError> {
+    Ok(SqliteConnectOptions::from_str("sqlite:")?
+        .filename(path)
+        .journal_mode(SqliteJournalMode::Wal)
+        .synchronous(SqliteSynchronous::Full)
+        .foreign_keys(true)
+        .busy_timeout(Duration::from_secs(5)))
 }
 
 impl SqliteStore {
@@ -39,94 +58,241 @@ impl SqliteStore {
     /// # Errors
     /// When the file cannot be opened, migrated or read.
     pub async fn open(path: &Path) -> Result<SqliteStore, StoreError> {
-        let options = SqliteConnectOptions::from_str("sqlite:")?
-            .filename(path)
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Full)
-            .foreign_keys(true)
-            .busy_timeout(Duration::from_secs(5));
-        let mut writer_connection = SqliteConnection::connect_with(&options).await?;
-        sqlx::migrate!("./migrations")
-            .run(&mut writer_connection)
+        let options = options(path)?.create_if_missing(true);
+        let mut connection = SqliteConnection::connect_with(&options).await?;
+        sqlx::migrate!("./migrations/sqlite")
+            .run(&mut connection)
             .await?;
+        connection.close().await?;
         let pool = SqlitePoolOptions::new()
             .max_connections(4)
             .connect_with(options.clone())
             .await?;
-        let (sender, receiver) = mpsc::channel(MAX_BATCH * 4);
-        tokio::spawn(writer::run(options, writer_connection, receiver));
-        Ok(SqliteStore {
-            pool,
-            writer: sender,
-        })
+        Ok(Database::start(Sqlite { pool, options }))
     }
 
-    /// Opens an existing database read-only, for `clearance audit`. No
-    /// writer runs; `append` fails.
+    /// Opens an existing database read-only, for `clearance audit`: every
+    /// append fails.
     ///
     /// # Errors
     /// When the file cannot be opened.
     pub async fn open_read_only(path: &Path) -> Result<SqliteStore, StoreError> {
-        let options = SqliteConnectOptions::from_str("sqlite:")?
-            .filename(path)
-            .read_only(true)
-            .busy_timeout(Duration::from_secs(5));
+        if !path.exists() {
+            return Err(StoreError::Unavailable(format!(
+                "no database at {}",
+                path.display()
+            )));
+        }
+        let options = options(path)?.read_only(true);
         let pool = SqlitePoolOptions::new()
             .max_connections(2)
-            .connect_with(options)
+            .connect_with(options.clone())
             .await?;
-        let (sender, _) = mpsc::channel(1);
-        Ok(SqliteStore {
-            pool,
-            writer: sender,
-        })
+        Ok(Database::start(Sqlite { pool, options }))
     }
 }
 
-impl crate::Store for SqliteStore {
-    async fn append(&self, entry: Entry) -> Result<Receipt, StoreError> {
-        let (reply, receipt) = oneshot::channel();
-        self.writer
-            .send(writer::Job { entry, reply })
-            .await
-            .map_err(|_| StoreError::WriterGone)?;
-        receipt.await.map_err(|_| StoreError::WriterGone)?
+async fn exec(conn: &mut SqliteConnection, sql: &'static str) -> Result<(), StoreError> {
+    sqlx::query(sql).execute(conn).await?;
+    Ok(())
+}
+
+impl Backend for Sqlite {
+    type Conn = SqliteConnection;
+
+    const NAME: &'static str = "sqlite";
+
+    async fn connect_writer(&self) -> Result<SqliteConnection, StoreError> {
+        Ok(SqliteConnection::connect_with(&self.options).await?)
     }
 
-    async fn load_state(&self, since: &str) -> Result<crate::StoredState, StoreError> {
-        reads::load_state(&self.pool, since).await
+    async fn begin_exclusive(conn: &mut SqliteConnection) -> Result<(), StoreError> {
+        exec(conn, "BEGIN IMMEDIATE").await
     }
 
-    async fn find_token(&self, hash: &str) -> Result<Option<crate::TokenRow>, StoreError> {
-        reads::find_token(&self.pool, hash).await
+    async fn commit(conn: &mut SqliteConnection) -> Result<(), StoreError> {
+        exec(conn, "COMMIT").await
     }
 
-    async fn replay_evidence<F>(&self, visit: F) -> Result<u64, StoreError>
-    where
-        F: FnMut(crate::EvidenceRow) -> Result<(), StoreError> + Send,
-    {
-        reads::replay_evidence(&self.pool, visit).await
+    async fn rollback(conn: &mut SqliteConnection) -> Result<(), StoreError> {
+        exec(conn, "ROLLBACK").await
     }
 
-    async fn evidence_exists(
-        &self,
+    async fn head(conn: &mut SqliteConnection) -> Result<(u64, Digest32), StoreError> {
+        let row: Option<(i64, String)> =
+            sqlx::query_as("SELECT seq, hash FROM ledger ORDER BY seq DESC LIMIT 1")
+                .fetch_optional(conn)
+                .await?;
+        match row {
+            None => Ok(empty_head()),
+            Some((n, hash)) => Ok((seq(n)?, digest(&hash)?)),
+        }
+    }
+
+    async fn records_after(
+        conn: &mut SqliteConnection,
+        after: u64,
+        limit: u32,
+    ) -> Result<Vec<LedgerRecord>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT seq, at, kind, payload, prev_hash, hash FROM ledger WHERE seq > ? ORDER BY seq LIMIT ?",
+        )
+        .bind(int(after))
+        .bind(i64::from(limit))
+        .fetch_all(conn)
+        .await?;
+        rows.iter().map(decode::ledger_record).collect()
+    }
+
+    async fn latest_trip(conn: &mut SqliteConnection) -> Result<u64, StoreError> {
+        let (latest,): (i64,) = sqlx::query_as(
+            "SELECT COALESCE(MAX(tripped_seq), 0) FROM kill_switches WHERE reset_at IS NULL",
+        )
+        .fetch_one(conn)
+        .await?;
+        seq(latest)
+    }
+
+    async fn count_executions(
+        conn: &mut SqliteConnection,
         agent: &str,
-        kind: &str,
-        incident_id: &str,
-    ) -> Result<bool, StoreError> {
-        reads::evidence_exists(&self.pool, agent, kind, incident_id).await
+        impacts: &[Impact],
+        since: Timestamp,
+    ) -> Result<u64, StoreError> {
+        let mut query = sqlx::QueryBuilder::<Driver>::new(
+            "SELECT COUNT(*) FROM decisions WHERE execution = 1 AND agent = ",
+        );
+        query.push_bind(agent);
+        query.push(" AND at > ");
+        query.push_bind(timestamp_text(since));
+        query.push(" AND impact IN (");
+        let mut names = query.separated(", ");
+        for impact in impacts {
+            names.push_bind(impact.name());
+        }
+        query.push(")");
+        let (count,): (i64,) = query.build_query_as().fetch_one(conn).await?;
+        seq(count)
     }
 
-    async fn find_decision(&self, id: &str) -> Result<Option<crate::DecisionRow>, StoreError> {
-        reads::find_decision(&self.pool, id).await
+    async fn approvals_opened_after(
+        conn: &mut SqliteConnection,
+        after: u64,
+    ) -> Result<Vec<String>, StoreError> {
+        let rows: Vec<(String,)> = sqlx::query_as(
+            "SELECT id FROM approvals WHERE opened_seq > ? AND status IN ('pending', 'approved') AND used = 0",
+        )
+        .bind(int(after))
+        .fetch_all(conn)
+        .await?;
+        Ok(rows.into_iter().map(|(id,)| id).collect())
     }
 
-    async fn audit(
+    async fn insert_records(
+        conn: &mut SqliteConnection,
+        records: &[LedgerRecord],
+    ) -> Result<(), StoreError> {
+        // SQLite binds at most 32,766 values per statement: 6 per record.
+        for chunk in records.chunks(4_000) {
+            let mut insert = sqlx::QueryBuilder::<Driver>::new(
+                "INSERT INTO ledger (seq, at, kind, payload, prev_hash, hash) ",
+            );
+            insert.push_values(chunk, |mut row, record| {
+                row.push_bind(int(record.seq))
+                    .push_bind(record.at.clone())
+                    .push_bind(record.kind.clone())
+                    .push_bind(record.payload.clone())
+                    .push_bind(record.prev_hash.to_hex())
+                    .push_bind(record.hash.to_hex());
+            });
+            insert.build().execute(&mut *conn).await?;
+        }
+        Ok(())
+    }
+
+    async fn apply(
+        conn: &mut SqliteConnection,
+        entries: &[(u64, &[Effect])],
+    ) -> Result<(), Rejected> {
+        apply::apply(conn, entries).await
+    }
+
+    async fn announce(_conn: &mut SqliteConnection, _head: u64) -> Result<(), StoreError> {
+        Ok(())
+    }
+
+    async fn appended_elsewhere(&self) {
+        std::future::pending::<()>().await;
+    }
+
+    async fn load<T, Build, Visit>(
         &self,
-        query: &crate::AuditQuery,
-    ) -> Result<Vec<clearance_engine::ledger::LedgerRecord>, StoreError> {
-        reads::audit(&self.pool, query).await
+        horizon: Timestamp,
+        build: Build,
+        visit: Visit,
+    ) -> Result<T, StoreError>
+    where
+        T: Send,
+        Build: FnOnce(StoredState) -> T + Send,
+        Visit: FnMut(&mut T, EvidenceRow) -> Result<(), StoreError> + Send,
+    {
+        read::load(&self.pool, horizon, build, visit).await
+    }
+
+    async fn agents(&self) -> Result<Vec<AgentRow>, StoreError> {
+        let rows = sqlx::query("SELECT id, phase, locked, phase_since FROM agents ORDER BY id")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(decode::agent).collect()
+    }
+
+    async fn find_token(&self, hash: &str) -> Result<Option<TokenRow>, StoreError> {
+        let row =
+            sqlx::query("SELECT hash, kind, subject, role, created_at FROM tokens WHERE hash = ?")
+                .bind(hash)
+                .fetch_optional(&self.pool)
+                .await?;
+        row.as_ref().map(decode::token).transpose()
+    }
+
+    async fn find_decision(&self, id: &str) -> Result<Option<DecisionRow>, StoreError> {
+        let row = sqlx::query("SELECT id, seq, agent, action, outcome, impact, execution, at, reported FROM decisions WHERE id = ?")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(decode::decision).transpose()
+    }
+
+    async fn find_approval(&self, id: &str) -> Result<Option<ApprovalState>, StoreError> {
+        read::find_approval(&self.pool, id).await
+    }
+
+    async fn audit(&self, query: &AuditQuery) -> Result<Vec<LedgerRecord>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT seq, at, kind, payload, prev_hash, hash FROM ledger
+             WHERE seq > ? AND (? IS NULL OR kind = ?) AND (? IS NULL OR json_extract(payload, '$.agent') = ?)
+             ORDER BY seq LIMIT ?",
+        )
+        .bind(int(query.after))
+        .bind(&query.kind)
+        .bind(&query.kind)
+        .bind(&query.agent)
+        .bind(&query.agent)
+        .bind(i64::from(query.limit))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(decode::ledger_record).collect()
+    }
+
+    async fn page(&self, after: u64, limit: u32) -> Result<Vec<LedgerRecord>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT seq, at, kind, payload, prev_hash, hash FROM ledger WHERE seq > ? ORDER BY seq LIMIT ?",
+        )
+        .bind(int(after))
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(decode::ledger_record).collect()
     }
 
     async fn ping(&self) -> Result<(), StoreError> {
@@ -135,20 +301,14 @@ impl crate::Store for SqliteStore {
     }
 
     async fn probe_write(&self) -> Result<(), StoreError> {
-        let at = timestamp_text(jiff::Timestamp::now());
+        // A fresh connection: one that failed a write while the file was
+        // unwritable can fail the next one too, after it is writable again.
+        let mut conn = SqliteConnection::connect_with(&self.options).await?;
         sqlx::query("UPDATE health_probe SET at = ? WHERE id = 1")
-            .bind(at)
-            .execute(&self.pool)
+            .bind(timestamp_text(Timestamp::now()))
+            .execute(&mut conn)
             .await?;
+        conn.close().await?;
         Ok(())
     }
-
-    async fn verify(&self) -> Result<crate::VerifyReport, StoreError> {
-        reads::verify(&self.pool).await
-    }
-}
-
-fn digest(text: &str) -> Result<Digest32, StoreError> {
-    Digest32::from_hex(text)
-        .ok_or_else(|| StoreError::Corrupt(format!("`{text}` is not a SHA-256 hex digest")))
 }

@@ -1,0 +1,402 @@
+//! What issue #7 measured against `clearance serve`, pinned over real HTTP
+//! on both backends: kill switches that stop nothing are refused, lenient
+//! bodies and ambiguous credentials are refused, settled approvals answer
+//! 409, and the at-most-once promises hold under concurrent clients.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic
+)]
+
+mod support;
+
+use futures::future::join_all;
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use std::sync::Arc;
+use support::{Server, request, scale};
+
+async fn trip(server: &Server, body: &Value) -> (StatusCode, Value) {
+    server
+        .post("/v1/kill-switches", Some(&server.approver), body)
+        .await
+}
+
+/// Finding 6: a switch whose target names nothing known is refused (422,
+/// naming the close matches); a resource outside every domain is tripped
+/// and the answer says so.
+async fn kill_switches_that_would_stop_nothing_are_refused(server: Server) {
+    for (scope, target, hint) in [
+        ("agent", " shadow-bot ", "shadow-bot"),
+        ("agent", "shadow-bot\n", "shadow-bot"),
+        ("agent", "SHADOW-BOT", "shadow-bot"),
+        ("agent", "shadw-bot", "shadow-bot"),
+        ("agent", "payments-db", ""),
+        ("tool", "Kubectl", "kubectl"),
+        ("tool", "helm", ""),
+        ("resource", "deployment/payments", ""),
+        ("resource", "deployment/pay ments/x", ""),
+    ] {
+        let (status, body) = trip(
+            &server,
+            &json!({ "scope": scope, "target": target, "reason": "incident" }),
+        )
+        .await;
+        assert_eq!(
+            status,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{target:?}: {body}"
+        );
+        let message = body["error"]["message"].as_str().unwrap();
+        assert!(message.starts_with("target:"), "{message}");
+        assert!(message.contains(hint), "{target:?}: {message}");
+    }
+    let (_, switches) = server
+        .get("/v1/kill-switches", Some(&server.approver))
+        .await;
+    assert_eq!(switches["kill_switches"], json!([]), "nothing was tripped");
+
+    let (status, body) = trip(
+        &server,
+        &json!({ "scope": "resource", "target": "deployment/Payments/*", "reason": "incident" }),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let warning = body["warnings"][0].as_str().unwrap();
+    assert!(warning.contains("`Payments`"), "{warning}");
+    let (status, body) = trip(
+        &server,
+        &json!({ "scope": "resource", "target": "deployment/payments/*", "reason": "incident" }),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    assert!(body.get("warnings").is_none(), "{body}");
+}
+contract!(kill_switches_that_would_stop_nothing_are_refused);
+
+/// Finding 7: anything but exactly one JSON object is 400, and nothing is
+/// written — the positional array once tripped a global switch.
+async fn lenient_bodies_are_refused(server: Server) {
+    let before = server.ledger_len().await;
+    let auth = format!("Bearer {}", server.approver);
+    for body in [
+        r#"["global", null, "reason"]"#,
+        r#"{"scope": "global", "reason": "x"} trailing"#,
+        r#"{"scope": "global", "reason": "x"}{"scope": "global", "reason": "y"}"#,
+        r#"{"scope": "global", "reason": "x"}]"#,
+        "",
+        "null",
+    ] {
+        let (status, answer) = server
+            .post_raw("/v1/kill-switches", &[("authorization", &auth)], body)
+            .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{body:?}: {answer}");
+        assert_eq!(answer["error"]["code"], "invalid_json", "{answer}");
+    }
+    let token = server.token("shadow-bot").await;
+    for (positional, field) in [
+        (
+            r#"["shadow-bot", "kubectl:get", ["pod", "payments", "x"]]"#,
+            "",
+        ),
+        (
+            r#"{"agent": "shadow-bot", "action": "kubectl:get", "resource": ["pod", "payments", "x"]}"#,
+            "resource",
+        ),
+        (
+            r#"{"agent": "shadow-bot", "action": "kubectl:get", "resource": {"kind": "pod", "namespace": "payments", "name": "x"}, "snapshot": ["v1", "2026-11-21T12:00:00Z"]}"#,
+            "snapshot",
+        ),
+    ] {
+        let (status, answer) = server
+            .post_raw(
+                "/v1/decisions",
+                &[("authorization", &format!("Bearer {token}"))],
+                positional,
+            )
+            .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{positional}: {answer}");
+        assert!(
+            answer["error"]["message"]
+                .as_str()
+                .unwrap()
+                .starts_with(field),
+            "{answer}"
+        );
+    }
+    assert_eq!(
+        server.ledger_len().await,
+        before + 1,
+        "only the token was recorded"
+    );
+    let (_, switches) = server
+        .get("/v1/kill-switches", Some(&server.approver))
+        .await;
+    assert_eq!(switches["kill_switches"], json!([]));
+}
+contract!(lenient_bodies_are_refused);
+
+/// Finding 8: the Bearer scheme is case-insensitive; two `Authorization`
+/// headers are refused; an approval settled by a deny answers 409.
+async fn credentials_and_settled_approvals(server: Server) {
+    let token = server.token("remediate-bot").await;
+    let body = request("remediate-bot", "kubectl:rollout-restart").to_string();
+    for scheme in ["bearer", "BEARER", "Bearer"] {
+        let (status, answer) = server
+            .post_raw(
+                "/v1/decisions",
+                &[("authorization", &format!("{scheme} {token}"))],
+                &body,
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{scheme}: {answer}");
+    }
+    let (status, answer) = server
+        .post_raw(
+            "/v1/decisions",
+            &[
+                ("authorization", &format!("Bearer {token}")),
+                ("authorization", &format!("Bearer {}", server.admin)),
+            ],
+            &body,
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{answer}");
+    let (status, _) = server
+        .post_raw(
+            "/v1/decisions",
+            &[("authorization", &format!("Basic {token}"))],
+            &body,
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+
+    let (_, pending) = server
+        .post(
+            "/v1/decisions",
+            Some(&token),
+            &serde_json::from_str(&body).unwrap(),
+        )
+        .await;
+    let id = pending["approval_id"].as_str().unwrap();
+    let (status, _) = server
+        .post(
+            &format!("/v1/approvals/{id}/deny"),
+            Some(&server.approver),
+            &json!({}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    for verb in ["approve", "deny"] {
+        let (status, answer) = server
+            .post(
+                &format!("/v1/approvals/{id}/{verb}"),
+                Some(&server.admin),
+                &json!({}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CONFLICT, "{verb} after deny: {answer}");
+        assert!(
+            answer["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("denied")
+        );
+    }
+    let (status, _) = server
+        .post(
+            "/v1/approvals/apr_nonexistent/approve",
+            Some(&server.admin),
+            &json!({}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+}
+contract!(credentials_and_settled_approvals);
+
+/// Findings 1, 2 and 5 over HTTP: 300 bursts of 8 executions against a
+/// stop of 3 per hour; 16 concurrent outcome reports; 16 concurrent resets.
+async fn at_most_once_over_http(server: Server) {
+    let server = Arc::new(server);
+    let token = server.token("autonomous-bot").await;
+    let mut first_allowed = None;
+    for burst in 0..300 {
+        server.advance(3_601);
+        if burst % 20 == 0 {
+            evidence(&server).await;
+        }
+        let answers = join_all((0..8).map(|n| {
+            let server = server.clone();
+            let token = token.clone();
+            let mut body = scale(&server, "autonomous-bot");
+            body["resource"]["name"] = json!(format!("api-{n}"));
+            tokio::spawn(async move { server.post("/v1/decisions", Some(&token), &body).await })
+        }))
+        .await;
+        let allowed: Vec<String> = answers
+            .into_iter()
+            .map(|a| a.unwrap())
+            .filter(|(status, a)| *status == StatusCode::OK && a["outcome"] == "allow")
+            .map(|(_, a)| a["decision_id"].as_str().unwrap().to_owned())
+            .collect();
+        assert_eq!(allowed.len(), 3, "burst {burst}");
+        first_allowed.get_or_insert(allowed[0].clone());
+    }
+
+    let decision = first_allowed.unwrap();
+    let reports = join_all((0..16).map(|_| {
+        let server = server.clone();
+        let token = token.clone();
+        let path = format!("/v1/decisions/{decision}/outcome");
+        tokio::spawn(async move {
+            server
+                .post(&path, Some(&token), &json!({ "outcome": "succeeded" }))
+                .await
+        })
+    }))
+    .await;
+    let statuses: Vec<StatusCode> = reports.into_iter().map(|r| r.unwrap().0).collect();
+    assert_eq!(
+        statuses.iter().filter(|s| **s == StatusCode::OK).count(),
+        1,
+        "{statuses:?}"
+    );
+    assert!(
+        statuses
+            .iter()
+            .all(|s| *s == StatusCode::OK || *s == StatusCode::CONFLICT)
+    );
+
+    let (_, switch) = server
+        .post(
+            "/v1/kill-switches",
+            Some(&server.approver),
+            &json!({ "scope": "global", "reason": "drill" }),
+        )
+        .await;
+    let path = format!("/v1/kill-switches/{}", switch["id"].as_str().unwrap());
+    let resets = join_all((0..16).map(|_| {
+        let server = server.clone();
+        let path = path.clone();
+        tokio::spawn(async move { server.delete(&path, &server.admin).await })
+    }))
+    .await;
+    let statuses: Vec<StatusCode> = resets.into_iter().map(|r| r.unwrap().0).collect();
+    assert_eq!(
+        statuses
+            .iter()
+            .filter(|s| **s == StatusCode::NO_CONTENT)
+            .count(),
+        1,
+        "{statuses:?}"
+    );
+    server.ledger_len().await;
+}
+contract!(at_most_once_over_http);
+
+async fn evidence(server: &Server) {
+    let simulation = json!({ "plan_id": "plan-7", "branches": 50, "survived": 50, "produced_at": server.ago(0) });
+    let (status, body) = server
+        .post("/v1/simulations", Some(&server.harness), &simulation)
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let test = json!({ "playbook": "scale-back", "passed": true, "tested_at": server.ago(0) });
+    let (status, body) = server
+        .post("/v1/rollback-tests", Some(&server.harness), &test)
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+}
+
+/// Findings 3 and 4 over HTTP: approvals approved, and requests opening
+/// approvals, while a switch is tripped — all voided by it, none usable
+/// after the reset.
+async fn a_trip_voids_what_races_it_over_http(server: Server) {
+    let server = Arc::new(server);
+    let token = server.token("remediate-bot").await;
+    for round in 0..5 {
+        let mut opened = Vec::new();
+        for i in 0..12 {
+            let mut body = request("remediate-bot", "kubectl:rollout-restart");
+            body["resource"]["name"] = json!(format!("a-{round}-{i}"));
+            let (_, answer) = server.post("/v1/decisions", Some(&token), &body).await;
+            opened.push((answer["approval_id"].as_str().unwrap().to_owned(), body));
+        }
+        let approving = opened.iter().map(|(id, _)| {
+            let server = server.clone();
+            let path = format!("/v1/approvals/{id}/approve");
+            tokio::spawn(
+                async move { server.post(&path, Some(&server.approver), &json!({})).await },
+            )
+        });
+        let asking = (0..12).map(|i| {
+            let server = server.clone();
+            let token = token.clone();
+            let mut body = request("remediate-bot", "kubectl:rollout-restart");
+            body["resource"]["name"] = json!(format!("b-{round}-{i}"));
+            tokio::spawn(async move {
+                (
+                    server.post("/v1/decisions", Some(&token), &body).await,
+                    body,
+                )
+            })
+        });
+        let tripping = {
+            let server = server.clone();
+            tokio::spawn(async move {
+                server
+                    .post(
+                        "/v1/kill-switches",
+                        Some(&server.approver),
+                        &json!({ "scope": "agent", "target": "remediate-bot", "reason": "storm" }),
+                    )
+                    .await
+            })
+        };
+        let (_, asked, tripped) = tokio::join!(join_all(approving), join_all(asking), tripping);
+        let (status, switch) = tripped.unwrap();
+        assert_eq!(status, StatusCode::CREATED, "{switch}");
+        let voided: Vec<&str> = switch["voided_approvals"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_str().unwrap())
+            .collect();
+        for (id, _) in &opened {
+            assert!(
+                voided.contains(&id.as_str()),
+                "round {round}: {id} was open before the trip"
+            );
+        }
+        for asked in asked {
+            let ((_, answer), body) = asked.unwrap();
+            if answer["outcome"] == "pending" {
+                let id = answer["approval_id"].as_str().unwrap().to_owned();
+                assert!(
+                    voided.contains(&id.as_str()),
+                    "round {round}: {id} opened before the trip survived it"
+                );
+                opened.push((id, body));
+            } else {
+                assert_eq!(answer["reasons"][0]["code"], "kill_switch", "{answer}");
+            }
+        }
+        let id = switch["id"].as_str().unwrap();
+        let (status, _) = server
+            .delete(&format!("/v1/kill-switches/{id}"), &server.admin)
+            .await;
+        assert_eq!(status, StatusCode::NO_CONTENT);
+        for (id, body) in &opened {
+            let mut repeat = body.clone();
+            repeat["approval_id"] = json!(id);
+            let (_, answer) = server.post("/v1/decisions", Some(&token), &repeat).await;
+            assert_eq!(
+                answer["outcome"], "deny",
+                "{id} ran after the reset: {answer}"
+            );
+        }
+    }
+    server.ledger_len().await;
+}
+contract!(a_trip_voids_what_races_it_over_http);

@@ -1,0 +1,210 @@
+//! Several gateway instances on one database (two processes' worth of
+//! gateways in one test, on a SQLite file and on PostgreSQL): what one
+//! changes, the other sees within a second; an approval is used once and a
+//! hard stop counted once across both; the merged ledger verifies.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic
+)]
+
+mod support;
+
+use std::{
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use futures::future::join_all;
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use support::{Server, request, scale};
+
+/// How long an instance may take to see another's change.
+const PROPAGATION: Duration = Duration::from_secs(1);
+
+/// Polls `probe` until it holds; how long that took.
+async fn until<F, Fut>(mut probe: F) -> Duration
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let started = Instant::now();
+    while !probe().await {
+        assert!(started.elapsed() < Duration::from_secs(10), "never seen");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    started.elapsed()
+}
+
+/// How many kill switches `server` shows.
+async fn listed(server: &Server) -> usize {
+    let (_, body) = server
+        .get("/v1/kill-switches", Some(&server.approver))
+        .await;
+    body["kill_switches"].as_array().map_or(0, Vec::len)
+}
+
+async fn outcome(server: &Server, token: &str, body: &Value) -> Value {
+    let (status, answer) = server.post("/v1/decisions", Some(token), body).await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    answer
+}
+
+/// A kill switch tripped on A: B's very next decision is denied (its facts
+/// are checked against the ledger when it is recorded), and B's state shows
+/// the switch within a second, pushed without any traffic — 20 times.
+async fn a_switch_tripped_on_one_instance_stops_the_other(a: Server) {
+    let b = a.another().await;
+    let token = a.token("remediate-bot").await;
+    let body = request("remediate-bot", "kubectl:rollout-restart");
+    let mut seen = Vec::new();
+    for round in 0..20 {
+        assert_eq!(outcome(&b, &token, &body).await["outcome"], "pending");
+        let (status, switch) = a
+            .post(
+                "/v1/kill-switches",
+                Some(&a.approver),
+                &json!({ "scope": "agent", "target": "remediate-bot", "reason": "storm" }),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED);
+        let took = if round % 2 == 0 {
+            until(|| async { listed(&b).await == 1 }).await
+        } else {
+            let answer = outcome(&b, &token, &body).await;
+            assert_eq!(
+                answer["outcome"], "deny",
+                "B's first decision after the trip: {answer}"
+            );
+            assert_eq!(answer["reasons"][0]["code"], "kill_switch");
+            Duration::ZERO
+        };
+        if round % 2 == 0 {
+            seen.push(took);
+        }
+        let id = switch["id"].as_str().unwrap();
+        let (status, _) = a.delete(&format!("/v1/kill-switches/{id}"), &a.admin).await;
+        assert_eq!(status, StatusCode::NO_CONTENT);
+        until(|| async { listed(&b).await == 0 }).await;
+    }
+    seen.sort();
+    eprintln!(
+        "kill switch on A shown by B: p50 {:?}, max {:?} over {} trips",
+        seen[seen.len() / 2],
+        seen[seen.len() - 1],
+        seen.len()
+    );
+    assert!(seen.iter().all(|t| *t <= PROPAGATION), "{seen:?}");
+    a.ledger_len().await;
+}
+contract!(a_switch_tripped_on_one_instance_stops_the_other);
+
+/// An approval opened on A and approved on B, repeated 16 times on each at
+/// once: one `allow` in all.
+async fn an_approval_is_used_once_across_instances(a: Server) {
+    let a = Arc::new(a);
+    let b = Arc::new(a.another().await);
+    let token = a.token("remediate-bot").await;
+    for round in 0..10 {
+        let mut body = request("remediate-bot", "kubectl:rollout-restart");
+        body["resource"]["name"] = json!(format!("api-{round}"));
+        let pending = outcome(&a, &token, &body).await;
+        let id = pending["approval_id"].as_str().unwrap().to_owned();
+        let (status, approved) = b
+            .post(
+                &format!("/v1/approvals/{id}/approve"),
+                Some(&b.approver),
+                &json!({}),
+            )
+            .await;
+        assert_eq!(
+            status,
+            StatusCode::OK,
+            "B approves what A opened: {approved}"
+        );
+        body["approval_id"] = json!(id);
+        let repeats = join_all((0..32).map(|n| {
+            let server = if n % 2 == 0 { a.clone() } else { b.clone() };
+            let (token, body) = (token.clone(), body.clone());
+            tokio::spawn(async move { server.post("/v1/decisions", Some(&token), &body).await })
+        }))
+        .await;
+        let allowed = repeats
+            .into_iter()
+            .map(|r| r.unwrap())
+            .filter(|(status, answer)| *status == StatusCode::OK && answer["outcome"] == "allow")
+            .count();
+        assert_eq!(allowed, 1, "round {round}");
+    }
+    a.ledger_len().await;
+}
+contract!(an_approval_is_used_once_across_instances);
+
+/// Bursts of 8 executions on each instance at once against a stop of 3 per
+/// hour: 3 allowed in all, every time.
+async fn a_hard_stop_counts_executions_on_every_instance(a: Server) {
+    let a = Arc::new(a);
+    let b = Arc::new(a.another().await);
+    let token = a.token("autonomous-bot").await;
+    for burst in 0..30 {
+        a.advance(3_601);
+        b.advance(3_601);
+        if burst % 10 == 0 {
+            let now = a.ago(0);
+            for (path, body) in [
+                (
+                    "/v1/simulations",
+                    json!({ "plan_id": "plan-7", "branches": 10, "survived": 10, "produced_at": now }),
+                ),
+                (
+                    "/v1/rollback-tests",
+                    json!({ "playbook": "scale-back", "passed": true, "tested_at": now }),
+                ),
+            ] {
+                let (status, answer) = a.post(path, Some(&a.harness), &body).await;
+                assert_eq!(status, StatusCode::OK, "{answer}");
+            }
+            b.sync().await;
+        }
+        let asks = join_all((0..16).map(|n| {
+            let server = if n % 2 == 0 { a.clone() } else { b.clone() };
+            let token = token.clone();
+            let mut body = scale(&server, "autonomous-bot");
+            body["resource"]["name"] = json!(format!("api-{n}"));
+            tokio::spawn(async move { server.post("/v1/decisions", Some(&token), &body).await })
+        }))
+        .await;
+        let allowed = asks
+            .into_iter()
+            .map(|r| r.unwrap())
+            .filter(|(status, answer)| *status == StatusCode::OK && answer["outcome"] == "allow")
+            .count();
+        assert_eq!(allowed, 3, "burst {burst}");
+    }
+    assert_eq!(a.ledger_len().await, b.ledger_len().await);
+}
+contract!(a_hard_stop_counts_executions_on_every_instance);
+
+/// A bundle activated on A is the one B decides with, within a second.
+async fn a_bundle_activated_on_one_instance_runs_on_the_other(a: Server) {
+    let b = a.another().await;
+    let token = a.token("shadow-bot").await;
+    let body = request("shadow-bot", "kubectl:get");
+    assert_eq!(outcome(&b, &token, &body).await["outcome"], "allow");
+    let revision = a
+        .activate_with_policy(
+            r#"@id("no-reads") forbid (principal, action == Action::"kubectl:get", resource);"#,
+        )
+        .await;
+    let took = until(|| async { outcome(&b, &token, &body).await["outcome"] == "deny" }).await;
+    assert!(took <= PROPAGATION, "{took:?}");
+    let (_, health) = b.get("/healthz", None).await;
+    assert_eq!(health["policy_revision"], revision);
+    let answer = outcome(&b, &token, &body).await;
+    assert_eq!(answer["policy_revision"], revision);
+    assert_eq!(answer["policy_ids"], json!(["no-reads"]));
+}
+contract!(a_bundle_activated_on_one_instance_runs_on_the_other);

@@ -1,0 +1,299 @@
+//! [`KillSwitches`]: latching (only an admin resets one), scoped (global,
+//! agent, tool, resource) and cascading (tripping one voids every approval
+//! it covers that was opened before its record — on every instance).
+//!
+//! An operator in an incident must never believe a switch is tripped when
+//! it is not: an agent or tool target must name a known agent or tool
+//! exactly, and a resource target outside every agent's domains is
+//! accepted with a warning that says so.
+
+use clearance_engine::{
+    Bundle, Identity,
+    facts::{KillScope, KillSwitch},
+    inventory::close_matches,
+};
+use clearance_store::{Guard, KillSwitchRow, Store};
+use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
+
+use crate::{
+    ServiceError,
+    core::{Core, Plan},
+    identity::{Permissions as _, random_id},
+    records::{KillSwitchRecord, json, own_effects},
+};
+
+/// How often a trip is computed again when another instance opened an
+/// approval it did not know of before its record was written.
+const ATTEMPTS: usize = 5;
+
+/// What an operator sends to trip a switch.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KillSwitchInput {
+    /// What it covers.
+    pub scope: KillScope,
+    /// The agent id, tool name or `kind/namespace/name` pattern; none for
+    /// `global`.
+    #[serde(default)]
+    pub target: Option<String>,
+    /// Why.
+    pub reason: String,
+}
+
+/// A tripped switch.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Clone, Debug, Serialize)]
+pub struct KillSwitchView {
+    /// Its id, for the reset.
+    pub id: String,
+    /// What it covers.
+    pub scope: KillScope,
+    /// Its target.
+    pub target: Option<String>,
+    /// Why.
+    pub reason: String,
+    /// Who tripped it.
+    pub tripped_by: String,
+    /// When.
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
+    pub tripped_at: Timestamp,
+    /// The pending or approved approvals it voided.
+    pub voided_approvals: Vec<String>,
+    /// What the operator should know about its reach.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
+}
+
+impl KillSwitchView {
+    fn of(
+        row: &KillSwitchRow,
+        voided_approvals: Vec<String>,
+        warnings: Vec<String>,
+    ) -> KillSwitchView {
+        KillSwitchView {
+            id: row.switch.id.clone().unwrap_or_default(),
+            scope: row.switch.scope,
+            target: row.switch.target.clone(),
+            reason: row.switch.reason.clone().unwrap_or_default(),
+            tripped_by: row.tripped_by.clone(),
+            tripped_at: row.tripped_at,
+            voided_approvals,
+            warnings,
+        }
+    }
+}
+
+/// Tripping and resetting kill switches.
+pub struct KillSwitches<'a, S: Store> {
+    pub(crate) core: &'a Core<S>,
+}
+
+impl<S: Store> KillSwitches<'_, S> {
+    /// Trips a kill switch, voiding the approvals it covers.
+    ///
+    /// # Errors
+    /// `Forbidden` for anyone but an operator; `Invalid` input (a target
+    /// that names nothing known, with the close matches); `Unavailable`
+    /// when not recorded (then nothing was tripped).
+    pub async fn trip(
+        &self,
+        identity: &Identity,
+        input: KillSwitchInput,
+    ) -> Result<KillSwitchView, ServiceError> {
+        let operator = identity.operator("trip kill switches")?;
+        let warnings = validate(&input, &self.core.bundle())?;
+        let id = random_id("ks")?;
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let result = self
+                .core
+                .transact(|state, _, now| {
+                    let switch = KillSwitch {
+                        id: Some(id.clone()),
+                        scope: input.scope,
+                        target: input.target.clone(),
+                        reason: Some(input.reason.clone()),
+                    };
+                    let (voided, known) = state.approvals_covered_by(&switch);
+                    let payload = json(&KillSwitchRecord {
+                        kill_switch_id: id.clone(),
+                        scope: input.scope,
+                        target: input.target.clone(),
+                        reason: input.reason.clone(),
+                        operator: operator.to_owned(),
+                        voided_approvals: voided.clone(),
+                    })?;
+                    let row = KillSwitchRow {
+                        switch,
+                        tripped_by: operator.to_owned(),
+                        tripped_at: now,
+                    };
+                    Ok(Plan {
+                        kind: "kill_switch.tripped",
+                        effects: own_effects("kill_switch.tripped", &payload, now)?,
+                        payload,
+                        guards: vec![Guard::NoUnknownApprovalsAfter {
+                            seq: state.applied,
+                            known,
+                        }],
+                        value: KillSwitchView::of(&row, voided, warnings.clone()),
+                    })
+                })
+                .await;
+            match result {
+                Ok((_, view)) => return Ok(view),
+                Err(ServiceError::Conflict(why)) if attempt < ATTEMPTS => {
+                    tracing::debug!(%why, "an approval was opened elsewhere meanwhile; tripping again");
+                    self.core
+                        .store
+                        .sync()
+                        .await
+                        .map_err(|e| self.core.refused(e, "kill_switch.tripped"))?;
+                }
+                Err(ServiceError::Conflict(why)) => {
+                    tracing::warn!(%why, "a trip kept racing approvals opened elsewhere; refused");
+                    return Err(ServiceError::Unavailable);
+                }
+                Err(other) => return Err(other),
+            }
+        }
+    }
+
+    /// Resets a tripped switch. Admins only: a switch latches. Once.
+    ///
+    /// # Errors
+    /// `Forbidden` for anyone but an admin; `NotFound` when no tripped
+    /// switch has this id; `Conflict` while another reset of it is being
+    /// recorded; `Unavailable` when not recorded.
+    pub async fn reset(&self, identity: &Identity, id: &str) -> Result<(), ServiceError> {
+        let admin = identity.admin("reset kill switches")?;
+        self.core
+            .transact(|state, _, now| {
+                let row = state
+                    .kill_switches
+                    .iter()
+                    .find(|row| row.switch.id.as_deref() == Some(id))
+                    .ok_or_else(|| {
+                        ServiceError::NotFound(format!("no tripped kill switch `{id}`"))
+                    })?;
+                let payload = json(&KillSwitchRecord {
+                    kill_switch_id: id.to_owned(),
+                    scope: row.switch.scope,
+                    target: row.switch.target.clone(),
+                    reason: row.switch.reason.clone().unwrap_or_default(),
+                    operator: admin.to_owned(),
+                    voided_approvals: Vec::new(),
+                })?;
+                Ok(Plan {
+                    kind: "kill_switch.reset",
+                    effects: own_effects("kill_switch.reset", &payload, now)?,
+                    payload,
+                    guards: Vec::new(),
+                    value: (),
+                })
+            })
+            .await?;
+        Ok(())
+    }
+
+    /// The tripped switches.
+    ///
+    /// # Errors
+    /// `Forbidden` for anyone but an operator.
+    pub fn list(&self, identity: &Identity) -> Result<Vec<KillSwitchView>, ServiceError> {
+        identity.operator("list kill switches")?;
+        Ok(self
+            .core
+            .state()
+            .kill_switches
+            .iter()
+            .map(|row| KillSwitchView::of(row, Vec::new(), Vec::new()))
+            .collect())
+    }
+}
+
+/// Refuses a switch that would cover nothing it claims to; the warnings
+/// for one that may cover less than the operator expects.
+fn validate(input: &KillSwitchInput, bundle: &Bundle) -> Result<Vec<String>, ServiceError> {
+    if input.reason.trim().is_empty() {
+        return Err(ServiceError::invalid(
+            "reason",
+            "say why the switch is tripped",
+        ));
+    }
+    let target = input.target.as_deref();
+    match (input.scope, target) {
+        (KillScope::Global, None) => Ok(Vec::new()),
+        (KillScope::Global, Some(_)) => Err(ServiceError::invalid(
+            "target",
+            "a global switch has no target",
+        )),
+        (scope, None) => Err(ServiceError::invalid(
+            "target",
+            format!("a {} switch needs a target", scope.name()),
+        )),
+        (KillScope::Agent, Some(agent)) => {
+            let agents: Vec<&str> = bundle.agents().map(|a| a.id.as_str()).collect();
+            known(agent, "agent", &agents)?;
+            Ok(Vec::new())
+        }
+        (KillScope::Tool, Some(tool)) => {
+            known(tool, "tool", &bundle.tools())?;
+            Ok(Vec::new())
+        }
+        (KillScope::Resource, Some(pattern)) => resource_pattern(pattern, bundle),
+    }
+}
+
+fn known(target: &str, what: &str, names: &[&str]) -> Result<(), ServiceError> {
+    if names.contains(&target) {
+        return Ok(());
+    }
+    let close = close_matches(target, names.iter().copied());
+    let hint = if close.is_empty() {
+        String::new()
+    } else {
+        format!(
+            "; did you mean {}?",
+            close
+                .iter()
+                .map(|c| format!("`{c}`"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        )
+    };
+    Err(ServiceError::invalid(
+        "target",
+        format!(
+            "{target:?} is not a known {what} of the active bundle, so the switch would stop nothing{hint}"
+        ),
+    ))
+}
+
+fn resource_pattern(pattern: &str, bundle: &Bundle) -> Result<Vec<String>, ServiceError> {
+    let parts: Vec<&str> = pattern.split('/').collect();
+    let shaped = parts.len() == 3
+        && parts.iter().all(|p| {
+            !p.is_empty()
+                && p.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "-._:*".contains(c))
+        });
+    if !shaped {
+        return Err(ServiceError::invalid(
+            "target",
+            format!(
+                "{pattern:?} is not `kind/namespace/name` (letters, digits, `-._:`, or `*` for any one part)"
+            ),
+        ));
+    }
+    let namespace = parts.get(1).copied().unwrap_or("*");
+    if namespace != "*" && !bundle.is_any_agents_domain(namespace) {
+        return Ok(vec![format!(
+            "no agent of the active bundle works in namespace `{namespace}`: this switch covers only requests that name it exactly"
+        )]);
+    }
+    Ok(Vec::new())
+}

@@ -1,0 +1,442 @@
+//! The ledger's record kinds: the payload each carries, and
+//! [`effects_of`] — the one function that says what a record changes.
+//!
+//! A record written by this instance and a record read back (from another
+//! instance, or by `clearance store copy`) go through the same function,
+//! so every instance's memory and every copy of the database follow the
+//! ledger alone. `decision`, the hot path, builds its effects from the
+//! decision at hand and is checked against its payload in debug builds;
+//! every other kind derives them from its payload.
+//!
+//! `docs/ledger.md` documents these payloads; keep the two in step. Fields
+//! may be added, never removed or renamed.
+
+mod decision;
+
+use clearance_engine::{
+    Identity, Outcome, Phase, ReportedOutcome,
+    facts::{ApprovalStatus, KillScope, KillSwitch, RollbackTest, SimulationReport},
+    trust::Sample,
+};
+use clearance_store::{
+    AgentRow, AgentVersion, Effect, EvidenceRow, KillSwitchRow, PromotionRow, PromotionStatus,
+    RollbackTestRow, TokenRow,
+};
+use jiff::Timestamp;
+use serde::{Deserialize, Serialize, de::DeserializeOwned};
+
+pub(crate) use decision::{DecisionFacts, DecisionRecord, decision_effects};
+
+use crate::ServiceError;
+
+/// Every kind of record, in the order `docs/ledger.md` lists them.
+pub const KINDS: [&str; 17] = [
+    "decision",
+    "approval.approved",
+    "approval.denied",
+    "kill_switch.tripped",
+    "kill_switch.reset",
+    "simulation",
+    "rollback_test",
+    "outcome",
+    "token.issued",
+    "bundle.activated",
+    "agent.registered",
+    "phase.promoted",
+    "phase.demoted",
+    "investigation.recorded",
+    "evidence",
+    "promotion.opened",
+    "promotion.signed",
+];
+
+/// Why a record's payload does not say what it changes.
+#[derive(Debug, thiserror::Error)]
+pub enum RecordError {
+    /// A kind this version does not know.
+    #[error("record kind `{0}` is unknown to this version of clearance")]
+    UnknownKind(String),
+    /// The payload lacks what its kind needs.
+    #[error("`{kind}` payload: {error}")]
+    Payload {
+        /// The kind.
+        kind: String,
+        /// What is wrong.
+        error: serde_json::Error,
+    },
+}
+
+fn parse<T: DeserializeOwned>(kind: &str, payload: &str) -> Result<T, RecordError> {
+    serde_json::from_str(payload).map_err(|error| RecordError::Payload {
+        kind: kind.to_owned(),
+        error,
+    })
+}
+
+/// What a record of `kind` with `payload`, appended at `at`, changes.
+///
+/// # Errors
+/// An unknown kind, or a payload its kind cannot read.
+pub fn effects_of(kind: &str, payload: &str, at: Timestamp) -> Result<Vec<Effect>, RecordError> {
+    Ok(match kind {
+        "decision" => decision::effects_from_payload(payload, at)?,
+        "approval.approved" | "approval.denied" => {
+            let r: ApprovalRecord = parse(kind, payload)?;
+            let status = if kind == "approval.approved" {
+                ApprovalStatus::Approved
+            } else {
+                ApprovalStatus::Denied
+            };
+            vec![Effect::ApprovalSettled {
+                id: r.approval_id,
+                status,
+                by: r.operator,
+                at,
+            }]
+        }
+        "kill_switch.tripped" => {
+            let r: KillSwitchRecord = parse(kind, payload)?;
+            vec![
+                Effect::KillSwitchTripped(KillSwitchRow {
+                    switch: KillSwitch {
+                        id: Some(r.kill_switch_id),
+                        scope: r.scope,
+                        target: r.target,
+                        reason: Some(r.reason),
+                    },
+                    tripped_by: r.operator,
+                    tripped_at: at,
+                }),
+                Effect::ApprovalsVoided {
+                    ids: r.voided_approvals,
+                },
+            ]
+        }
+        "kill_switch.reset" => {
+            let r: KillSwitchRecord = parse(kind, payload)?;
+            vec![Effect::KillSwitchReset {
+                id: r.kill_switch_id,
+                by: r.operator,
+                at,
+            }]
+        }
+        "simulation" => {
+            let r: SimulationRecord = parse(kind, payload)?;
+            vec![Effect::SimulationRecorded(SimulationReport {
+                plan_id: r.plan_id,
+                branches: r.branches,
+                survived: r.survived,
+                produced_at: r.produced_at,
+            })]
+        }
+        "rollback_test" => {
+            let r: RollbackTestRecord = parse(kind, payload)?;
+            vec![Effect::RollbackTested(RollbackTestRow {
+                test: RollbackTest {
+                    playbook: r.playbook,
+                    passed: r.passed,
+                    tested_at: r.tested_at,
+                },
+                duration_ms: r.duration_ms,
+            })]
+        }
+        "outcome" => {
+            let r: OutcomeRecord = parse(kind, payload)?;
+            let mut effects = vec![Effect::OutcomeReported {
+                decision_id: r.decision_id.clone(),
+                outcome: r.outcome,
+            }];
+            effects.extend(r.sample.map(|sample| {
+                Effect::EvidenceRecorded(EvidenceRow {
+                    agent: r.agent,
+                    incident_id: r.decision_id,
+                    at,
+                    sample,
+                })
+            }));
+            effects
+        }
+        "token.issued" => {
+            let r: TokenRecord = parse(kind, payload)?;
+            vec![Effect::TokenIssued(TokenRow {
+                hash: r.token_sha256,
+                identity: r.identity,
+                created_at: at,
+            })]
+        }
+        "bundle.activated" => {
+            let r: BundleRecord = parse(kind, payload)?;
+            vec![Effect::BundleActivated {
+                revision: r.revision,
+            }]
+        }
+        "agent.registered" => {
+            let r: RegistrationRecord = parse(kind, payload)?;
+            vec![Effect::AgentRegistered(AgentRow {
+                id: r.agent,
+                phase: r.phase,
+                locked: false,
+                phase_since: at,
+            })]
+        }
+        "phase.promoted" | "phase.demoted" => {
+            let r: PhaseChangeView = parse(kind, payload)?;
+            let mut effects = vec![Effect::AgentChanged {
+                row: AgentRow {
+                    id: r.agent,
+                    phase: r.to,
+                    locked: r.locked,
+                    phase_since: at,
+                },
+                expected: r.from_since.map(|since| AgentVersion {
+                    phase: r.from,
+                    phase_since: since,
+                }),
+            }];
+            effects.extend(
+                r.cancelled_promotions
+                    .into_iter()
+                    .map(|id| Effect::PromotionClosed {
+                        id,
+                        status: PromotionStatus::Cancelled,
+                    }),
+            );
+            effects.extend(r.promotion_id.map(|id| Effect::PromotionClosed {
+                id,
+                status: PromotionStatus::Completed,
+            }));
+            effects
+        }
+        "investigation.recorded" => {
+            let r: InvestigationRecord = parse(kind, payload)?;
+            vec![Effect::AgentChanged {
+                row: AgentRow {
+                    id: r.agent,
+                    phase: r.phase,
+                    locked: false,
+                    phase_since: r.phase_since,
+                },
+                expected: Some(AgentVersion {
+                    phase: r.phase,
+                    phase_since: r.phase_since,
+                }),
+            }]
+        }
+        "evidence" => {
+            let r: EvidenceRecord = parse(kind, payload)?;
+            vec![Effect::EvidenceRecorded(EvidenceRow {
+                agent: r.agent,
+                incident_id: r.incident_id,
+                at: r.at,
+                sample: r.sample,
+            })]
+        }
+        "promotion.opened" => {
+            let r: PromotionOpenedView = parse(kind, payload)?;
+            vec![Effect::PromotionOpened(PromotionRow {
+                id: r.promotion_id,
+                agent: r.agent,
+                from: r.from,
+                to: r.to,
+                opened_by: r.opened_by,
+                opened_at: at,
+                signoffs: Vec::new(),
+            })]
+        }
+        "promotion.signed" => {
+            let r: PromotionSignedView = parse(kind, payload)?;
+            vec![Effect::PromotionSigned {
+                id: r.promotion_id,
+                operator: r.operator,
+                at,
+            }]
+        }
+        other => return Err(RecordError::UnknownKind(other.to_owned())),
+    })
+}
+
+/// A record's payload as JSON text.
+pub(crate) fn json(value: &impl Serialize) -> Result<String, ServiceError> {
+    serde_json::to_string(value).map_err(|e| {
+        tracing::error!(error = %e, "a record did not serialise");
+        ServiceError::Unavailable
+    })
+}
+
+/// The effects of a payload this instance is about to write: derived as
+/// every reader will derive them.
+pub(crate) fn own_effects(
+    kind: &str,
+    payload: &str,
+    at: Timestamp,
+) -> Result<Vec<Effect>, ServiceError> {
+    effects_of(kind, payload, at).map_err(|e| {
+        tracing::error!(error = %e, "a record this version wrote does not read back");
+        ServiceError::Unavailable
+    })
+}
+
+/// `approval.approved`, `approval.denied`.
+#[derive(Serialize, Deserialize)]
+pub(crate) struct ApprovalRecord {
+    pub approval_id: String,
+    pub agent: String,
+    pub action: String,
+    pub request_hash: String,
+    pub operator: String,
+}
+
+/// `kill_switch.tripped`, `kill_switch.reset`.
+#[derive(Serialize, Deserialize)]
+pub(crate) struct KillSwitchRecord {
+    pub kill_switch_id: String,
+    pub scope: KillScope,
+    pub target: Option<String>,
+    pub reason: String,
+    pub operator: String,
+    /// The approvals the trip voided (none for a reset).
+    #[serde(default)]
+    pub voided_approvals: Vec<String>,
+}
+
+/// `simulation`.
+#[derive(Serialize, Deserialize)]
+pub(crate) struct SimulationRecord {
+    pub recorded_by: String,
+    pub plan_id: String,
+    pub branches: u32,
+    pub survived: u32,
+    pub produced_at: Timestamp,
+}
+
+/// `rollback_test`.
+#[derive(Serialize, Deserialize)]
+pub(crate) struct RollbackTestRecord {
+    pub recorded_by: String,
+    pub playbook: String,
+    pub passed: bool,
+    pub tested_at: Timestamp,
+    #[serde(default)]
+    pub duration_ms: Option<u64>,
+}
+
+/// `outcome`: what happened when a decided action ran.
+#[derive(Serialize, Deserialize)]
+pub(crate) struct OutcomeRecord {
+    pub decision_id: String,
+    pub agent: String,
+    pub action: String,
+    /// The decision's outcome.
+    pub decided: Outcome,
+    /// False when the decision was not `allow`: the action ran without leave.
+    pub sanctioned: bool,
+    /// Whether the decision was an allowed execution.
+    #[serde(default)]
+    pub execution: bool,
+    pub reported_by: String,
+    pub outcome: ReportedOutcome,
+    #[serde(default)]
+    pub started_at: Option<Timestamp>,
+    #[serde(default)]
+    pub finished_at: Option<Timestamp>,
+    #[serde(default)]
+    pub recovered_at: Option<Timestamp>,
+    #[serde(default)]
+    pub time_to_recovery_seconds: Option<f64>,
+    /// What the outcome says about the agent, recorded as its evidence.
+    #[serde(default)]
+    pub sample: Option<Sample>,
+}
+
+/// `token.issued`: never the token, only its hash.
+#[derive(Serialize, Deserialize)]
+pub(crate) struct TokenRecord {
+    pub identity: Identity,
+    pub token_sha256: String,
+}
+
+/// One file of an activated bundle.
+#[derive(Clone, Serialize, Deserialize)]
+pub(crate) struct SourceFileRecord {
+    pub path: String,
+    pub text: String,
+}
+
+/// The files of an activated bundle, so that every instance (and a later
+/// replay) can run exactly the policy that decided.
+#[derive(Clone, Serialize, Deserialize)]
+pub(crate) struct SourcesRecord {
+    pub config: SourceFileRecord,
+    pub policies: Vec<SourceFileRecord>,
+}
+
+/// `bundle.activated`.
+#[derive(Serialize, Deserialize)]
+pub(crate) struct BundleRecord {
+    pub revision: String,
+    pub policy_owner: String,
+    pub agents: usize,
+    pub actions: usize,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sources: Option<SourcesRecord>,
+}
+
+/// `agent.registered`.
+#[derive(Serialize, Deserialize)]
+pub(crate) struct RegistrationRecord {
+    pub agent: String,
+    pub phase: Phase,
+}
+
+/// What `phase.promoted` and `phase.demoted` say about the change (the
+/// record carries the evidence besides: the gate, the demotion rule and
+/// numbers, the sign-offs).
+#[derive(Deserialize)]
+struct PhaseChangeView {
+    agent: String,
+    from: Phase,
+    to: Phase,
+    locked: bool,
+    #[serde(default)]
+    from_since: Option<Timestamp>,
+    #[serde(default)]
+    promotion_id: Option<String>,
+    #[serde(default)]
+    cancelled_promotions: Vec<String>,
+}
+
+/// `investigation.recorded`.
+#[derive(Serialize, Deserialize)]
+pub(crate) struct InvestigationRecord {
+    pub agent: String,
+    pub operator: String,
+    pub findings: String,
+    pub phase: Phase,
+    /// When the agent entered the phase it stays in.
+    pub phase_since: Timestamp,
+}
+
+/// `evidence`.
+#[derive(Serialize, Deserialize)]
+pub(crate) struct EvidenceRecord {
+    pub agent: String,
+    pub incident_id: String,
+    pub at: Timestamp,
+    pub graded_by: String,
+    pub sample: Sample,
+}
+
+#[derive(Deserialize)]
+struct PromotionOpenedView {
+    promotion_id: String,
+    agent: String,
+    from: Phase,
+    to: Phase,
+    opened_by: String,
+}
+
+#[derive(Deserialize)]
+struct PromotionSignedView {
+    promotion_id: String,
+    operator: String,
+}

@@ -1,0 +1,285 @@
+//! [`State`]: the in-memory mirror of what the ledger says — phases, open
+//! approvals, tripped kill switches, the newest evidence, recent
+//! executions — changed by one function, [`State::apply`], for effects this
+//! instance committed, effects other instances committed, and the rows
+//! loaded at start-up alike.
+//!
+//! Besides the committed mirror it holds what is [`InFlight`]: the effects
+//! of entries submitted and not yet committed. Decisions read both, so two
+//! concurrent requests cannot spend the same approval or the last slot of
+//! a hard stop, and at-most-once rules are admitted in one place
+//! ([`InFlight::admit`]) under the state lock. The store enforces the same
+//! rules again inside its transaction, which is what holds across
+//! instances.
+
+mod facts;
+mod in_flight;
+
+use std::collections::{HashMap, VecDeque};
+
+use clearance_engine::{
+    Bundle, Phase,
+    facts::{ApprovalStatus, Execution, RollbackTest, SimulationReport},
+    trust::Tally,
+};
+use clearance_store::{
+    AgentRow, ApprovalRow, Effect, EvidenceRow, KillSwitchRow, PromotionRow, StoredState,
+};
+use jiff::Timestamp;
+
+pub(crate) use in_flight::{Claim, InFlight};
+
+/// An agent's standing: its phase, lock, and the evidence since it entered
+/// the phase (`tally.since`).
+#[derive(Clone, Debug)]
+pub(crate) struct Standing {
+    pub phase: Phase,
+    pub locked: bool,
+    pub tally: Tally,
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct State {
+    /// The newest ledger record applied.
+    pub applied: u64,
+    /// The latest time handed out: the clock as the state sees it never
+    /// goes backwards, so a reservation is never stamped before one taken
+    /// earlier.
+    last_now: Option<Timestamp>,
+    /// Agents whose standing is stored.
+    pub standings: HashMap<String, Standing>,
+    /// Promotions waiting for sign-offs, by id.
+    pub promotions: HashMap<String, PromotionRow>,
+    /// Approvals that can still count: pending, or approved and unused.
+    pub approvals: HashMap<String, ApprovalRow>,
+    /// Kill switches tripped and not reset.
+    pub kill_switches: Vec<KillSwitchRow>,
+    /// The newest simulation report of each plan.
+    pub simulations: HashMap<String, SimulationReport>,
+    /// The newest test of each playbook.
+    pub rollback_tests: HashMap<String, RollbackTest>,
+    /// Allowed executions per agent, oldest first.
+    pub executions: HashMap<String, VecDeque<Execution>>,
+    /// What submitted entries will change once committed.
+    pub in_flight: InFlight,
+}
+
+impl State {
+    /// The state the stored rows describe, as of record `stored.as_of`;
+    /// `evidence` is fed in afterwards through [`State::apply`].
+    pub(crate) fn from_stored(stored: StoredState) -> State {
+        let mut state = State {
+            applied: stored.as_of,
+            ..State::default()
+        };
+        let effects = stored
+            .agents
+            .into_iter()
+            .map(|row| Effect::AgentChanged {
+                row,
+                expected: None,
+            })
+            .chain(stored.promotions.into_iter().map(Effect::PromotionOpened))
+            .chain(
+                stored
+                    .approvals
+                    .into_iter()
+                    .map(|row| Effect::ApprovalOpened(Box::new(row))),
+            )
+            .chain(
+                stored
+                    .kill_switches
+                    .into_iter()
+                    .map(Effect::KillSwitchTripped),
+            )
+            .chain(
+                stored
+                    .simulations
+                    .into_iter()
+                    .map(Effect::SimulationRecorded),
+            )
+            .chain(
+                stored
+                    .rollback_tests
+                    .into_iter()
+                    .map(Effect::RollbackTested),
+            );
+        for effect in effects {
+            state.apply(&effect);
+        }
+        for execution in stored.executions {
+            state.count_execution(
+                &execution.agent,
+                Execution {
+                    impact: execution.impact,
+                    at: execution.at,
+                },
+            );
+        }
+        state
+    }
+
+    /// Now, never earlier than a time handed out before.
+    pub(crate) fn now(&mut self, clock: Timestamp) -> Timestamp {
+        let now = self.last_now.map_or(clock, |last| last.max(clock));
+        self.last_now = Some(now);
+        now
+    }
+
+    /// The agent's current phase: stored, else the bundle's starting phase.
+    pub(crate) fn phase(&self, bundle: &Bundle, agent: &str) -> Option<Phase> {
+        self.standings
+            .get(agent)
+            .map(|s| s.phase)
+            .or_else(|| bundle.agent(agent).map(|a| a.starting_phase))
+    }
+
+    /// Applies one committed effect. The only way the mirror changes.
+    pub(crate) fn apply(&mut self, effect: &Effect) {
+        match effect {
+            Effect::DecisionRecorded(d) => {
+                if d.execution {
+                    self.count_execution(
+                        &d.agent,
+                        Execution {
+                            impact: d.impact,
+                            at: d.at,
+                        },
+                    );
+                }
+            }
+            Effect::ApprovalOpened(row) => {
+                self.approvals
+                    .insert(row.approval.id.clone(), row.as_ref().clone());
+            }
+            Effect::ApprovalSettled { id, status, by, .. } => match status {
+                ApprovalStatus::Approved => {
+                    if let Some(row) = self.approvals.get_mut(id) {
+                        row.approval.status = ApprovalStatus::Approved;
+                        row.approval.approvers.push(by.clone());
+                    }
+                }
+                _ => {
+                    self.approvals.remove(id);
+                }
+            },
+            Effect::ApprovalUsed { id } => {
+                self.approvals.remove(id);
+            }
+            Effect::ApprovalsVoided { ids } => {
+                for id in ids {
+                    self.approvals.remove(id);
+                }
+            }
+            Effect::KillSwitchTripped(row) => {
+                if !self
+                    .kill_switches
+                    .iter()
+                    .any(|k| k.switch.id == row.switch.id)
+                {
+                    self.kill_switches.push(row.clone());
+                }
+            }
+            Effect::KillSwitchReset { id, .. } => {
+                self.kill_switches
+                    .retain(|row| row.switch.id.as_deref() != Some(id));
+            }
+            Effect::SimulationRecorded(report) => {
+                keep_newest(&mut self.simulations, &report.plan_id, report, |r| {
+                    r.produced_at
+                })
+            }
+            Effect::RollbackTested(row) => keep_newest(
+                &mut self.rollback_tests,
+                &row.test.playbook,
+                &row.test,
+                |t| t.tested_at,
+            ),
+            Effect::AgentRegistered(row) => {
+                if !self.standings.contains_key(&row.id) {
+                    self.set_standing(row);
+                }
+            }
+            Effect::AgentChanged { row, .. } => self.set_standing(row),
+            Effect::EvidenceRecorded(row) => self.count_sample(row),
+            Effect::PromotionOpened(row) => {
+                self.promotions.insert(row.id.clone(), row.clone());
+            }
+            Effect::PromotionSigned { id, operator, .. } => {
+                if let Some(promotion) = self.promotions.get_mut(id)
+                    && !promotion.signoffs.contains(operator)
+                {
+                    promotion.signoffs.push(operator.clone());
+                }
+            }
+            Effect::PromotionClosed { id, .. } => {
+                self.promotions.remove(id);
+            }
+            Effect::OutcomeReported { .. }
+            | Effect::TokenIssued(_)
+            | Effect::BundleActivated { .. } => {}
+        }
+    }
+
+    /// A new phase starts a new tally; a lock change keeps it.
+    fn set_standing(&mut self, row: &AgentRow) {
+        match self.standings.get_mut(&row.id) {
+            Some(standing) if standing.tally.since == row.phase_since => {
+                standing.phase = row.phase;
+                standing.locked = row.locked;
+            }
+            _ => {
+                self.standings.insert(
+                    row.id.clone(),
+                    Standing {
+                        phase: row.phase,
+                        locked: row.locked,
+                        tally: Tally::new(row.phase_since),
+                    },
+                );
+            }
+        }
+    }
+
+    /// Counts a sample toward its agent's phase when taken after the phase
+    /// began. An agent with no stored standing has none to count toward: it
+    /// is registered before any evidence about it is accepted.
+    fn count_sample(&mut self, row: &EvidenceRow) {
+        match self.standings.get_mut(&row.agent) {
+            Some(standing) if row.at >= standing.tally.since => {
+                standing.tally.add(&row.sample, row.at);
+            }
+            Some(_) => {}
+            None => tracing::debug!(agent = %row.agent, "evidence for an unregistered agent"),
+        }
+    }
+
+    fn count_execution(&mut self, agent: &str, execution: Execution) {
+        self.executions
+            .entry(agent.to_owned())
+            .or_default()
+            .push_back(execution);
+    }
+
+    /// Forgets executions older than every hard-stop window.
+    pub(crate) fn prune_executions(&mut self, agent: &str, horizon: Timestamp) {
+        if let Some(executions) = self.executions.get_mut(agent) {
+            while executions.front().is_some_and(|e| e.at < horizon) {
+                executions.pop_front();
+            }
+        }
+    }
+}
+
+/// Remembers `item` under `key` unless what is remembered there is newer:
+/// evidence can arrive out of order, and only the newest counts.
+fn keep_newest<T: Clone>(
+    known: &mut HashMap<String, T>,
+    key: &str,
+    item: &T,
+    at: impl Fn(&T) -> Timestamp,
+) {
+    if known.get(key).is_none_or(|current| at(current) <= at(item)) {
+        known.insert(key.to_owned(), item.clone());
+    }
+}

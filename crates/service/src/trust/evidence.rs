@@ -1,0 +1,166 @@
+//! Graded evidence as a harness or an operator sends it: what each kind of
+//! sample needs, and recording it — once per agent, kind and incident.
+
+use clearance_engine::{Identity, decision::CLOCK_SKEW, trust::Sample};
+use clearance_store::Store;
+use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
+
+use super::{EvidenceReceipt, Trust};
+use crate::{
+    ServiceError,
+    core::Plan,
+    identity::Permissions as _,
+    records::{EvidenceRecord, json, own_effects},
+};
+
+/// A graded sample, as a harness or operator sends it.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct EvidenceInput {
+    /// The agent graded.
+    pub agent: String,
+    /// `diagnosis`, `recommendation`, `escalation` or `out_of_scope_action`.
+    pub kind: String,
+    /// The incident graded: one sample per agent, kind and incident.
+    pub incident_id: String,
+    /// When the graded work happened.
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
+    pub at: Timestamp,
+    /// Diagnosis: the incident's domain.
+    #[serde(default)]
+    pub domain: Option<String>,
+    /// Diagnosis, escalation: whether it was right.
+    #[serde(default)]
+    pub correct: Option<bool>,
+    /// Recommendation: whether the operator accepted it.
+    #[serde(default)]
+    pub accepted: Option<bool>,
+    /// Recommendation: how much the operator changed it, 0 to 1.
+    #[serde(default)]
+    pub edit_ratio: Option<f64>,
+    /// Recommendation: whether it stayed in scope.
+    #[serde(default)]
+    pub in_scope: Option<bool>,
+}
+
+fn required<T: Copy>(value: Option<T>, field: &str, kind: &str) -> Result<T, ServiceError> {
+    value.ok_or_else(|| ServiceError::invalid(field, format!("required for a {kind}")))
+}
+
+impl EvidenceInput {
+    fn sample(&self) -> Result<Sample, ServiceError> {
+        let kind = self.kind.as_str();
+        match kind {
+            "diagnosis" => Ok(Sample::Diagnosis {
+                correct: required(self.correct, "correct", kind)?,
+                domain: self.domain.clone(),
+            }),
+            "recommendation" => {
+                let edit_ratio = required(self.edit_ratio, "edit_ratio", kind)?;
+                if !(edit_ratio.is_finite() && (0.0..=1.0).contains(&edit_ratio)) {
+                    return Err(ServiceError::invalid(
+                        "edit_ratio",
+                        format!("{edit_ratio} is not a number from 0 to 1"),
+                    ));
+                }
+                Ok(Sample::Recommendation {
+                    accepted: required(self.accepted, "accepted", kind)?,
+                    edit_ratio,
+                    in_scope: required(self.in_scope, "in_scope", kind)?,
+                })
+            }
+            "escalation" => Ok(Sample::Escalation {
+                correct: required(self.correct, "correct", kind)?,
+            }),
+            "out_of_scope_action" => Ok(Sample::OutOfScopeAction),
+            "remediation" | "unsafe_attempt" => Err(ServiceError::invalid(
+                "kind",
+                format!(
+                    "`{kind}` samples come from decisions and outcome reports, not from graders"
+                ),
+            )),
+            other => Err(ServiceError::invalid(
+                "kind",
+                format!(
+                    "`{other}` is not diagnosis, recommendation, escalation or out_of_scope_action"
+                ),
+            )),
+        }
+    }
+}
+
+impl<S: Store> Trust<'_, S> {
+    /// Records a graded sample; it counts toward the agent's current phase
+    /// when taken after that phase began, and may demote the agent.
+    ///
+    /// # Errors
+    /// `Forbidden` for agents; `Invalid` input; `Conflict` for a duplicate
+    /// (same agent, kind and incident); `Unavailable`.
+    pub async fn record_evidence(
+        &self,
+        identity: &Identity,
+        input: EvidenceInput,
+    ) -> Result<EvidenceReceipt, ServiceError> {
+        let grader = identity.grader("record evidence")?;
+        if self.core.bundle().agent(&input.agent).is_none() {
+            return Err(ServiceError::invalid(
+                "agent",
+                format!(
+                    "agent `{}` is not defined in the active bundle",
+                    input.agent
+                ),
+            ));
+        }
+        if input.incident_id.trim().is_empty() {
+            return Err(ServiceError::invalid(
+                "incident_id",
+                "name the incident graded",
+            ));
+        }
+        let now = self.core.clock();
+        if input.at > now.checked_add(CLOCK_SKEW).unwrap_or(now) {
+            return Err(ServiceError::invalid(
+                "at",
+                format!("{} is in the future (now is {now})", input.at),
+            ));
+        }
+        let sample = input.sample()?;
+        let payload = json(&EvidenceRecord {
+            agent: input.agent.clone(),
+            incident_id: input.incident_id.clone(),
+            at: input.at,
+            graded_by: grader.to_owned(),
+            sample: sample.clone(),
+        })?;
+        let (receipt, counted) = self
+            .core
+            .transact(|state, _, now| {
+                let counted = state
+                    .standings
+                    .get(&input.agent)
+                    .is_some_and(|s| input.at >= s.tally.since);
+                Ok(Plan {
+                    kind: "evidence",
+                    effects: own_effects("evidence", &payload, now)?,
+                    payload,
+                    guards: Vec::new(),
+                    value: counted,
+                })
+            })
+            .await?;
+        self.core.metrics().evidence(sample.kind());
+        // An out-of-scope action demotes and locks even if it predates the phase.
+        let demotion = if counted || matches!(sample, Sample::OutOfScopeAction) {
+            self.after_sample(&input.agent, &sample).await?
+        } else {
+            None
+        };
+        Ok(EvidenceReceipt {
+            ledger_seq: receipt.seq,
+            counted,
+            demotion,
+        })
+    }
+}

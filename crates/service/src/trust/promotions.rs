@@ -1,0 +1,279 @@
+//! Promotions and investigations: an operator opens a promotion for an
+//! agent whose gate is cleared, distinct operators sign it (never an
+//! agent, never the same person twice), and at the last signature — with
+//! the gate re-checked — the agent moves up one phase. An investigation
+//! lifts a lock, not the phase.
+
+use clearance_engine::{Identity, Phase, trust::GateProgress};
+use clearance_store::Store;
+use serde::Serialize;
+
+use super::{
+    PromotionView, Trust,
+    phase::{Cause, PhaseChange},
+    views::{describe_unmet, gate_name},
+};
+use crate::{
+    ServiceError,
+    core::Plan,
+    identity::{Permissions as _, random_id},
+    records::{InvestigationRecord, json, own_effects},
+};
+
+/// `promotion.opened`.
+#[derive(Serialize)]
+struct OpenedRecord<'a> {
+    promotion_id: &'a str,
+    agent: &'a str,
+    from: Phase,
+    to: Phase,
+    opened_by: &'a str,
+    gate: &'a GateProgress,
+}
+
+/// `promotion.signed`.
+#[derive(Serialize)]
+struct SignedRecord<'a> {
+    promotion_id: &'a str,
+    agent: &'a str,
+    operator: &'a str,
+    signoffs: &'a [String],
+    required: u32,
+}
+
+impl<S: Store> Trust<'_, S> {
+    /// Opens a promotion for an agent whose gate is cleared.
+    ///
+    /// # Errors
+    /// `Forbidden` for anyone but an operator; `NotFound`; `Conflict` when
+    /// locked, already autonomous, already open, or the gate is not cleared
+    /// (naming every unmet criterion); `Unavailable`.
+    pub async fn open_promotion(
+        &self,
+        identity: &Identity,
+        agent: &str,
+    ) -> Result<PromotionView, ServiceError> {
+        let operator = identity.operator("promote agents")?;
+        let _phase_change = self.core.phase_changes.lock().await;
+        let view = self.view(agent)?;
+        if view.locked {
+            return Err(ServiceError::Conflict(format!(
+                "agent `{agent}` is locked until an investigation is recorded"
+            )));
+        }
+        let Some(gate) = &view.next_gate else {
+            return Err(ServiceError::Conflict(format!(
+                "agent `{agent}` is already autonomous"
+            )));
+        };
+        if let Some(open) = &view.open_promotion {
+            return Err(ServiceError::Conflict(format!(
+                "promotion `{}` is already open for agent `{agent}`",
+                open.id
+            )));
+        }
+        if !gate.eligible {
+            return Err(ServiceError::Conflict(format!(
+                "the {} gate is not cleared; unmet: {}",
+                gate_name(gate),
+                describe_unmet(gate)
+            )));
+        }
+        let id = random_id("prm")?;
+        let payload = json(&OpenedRecord {
+            promotion_id: &id,
+            agent,
+            from: view.phase,
+            to: gate.to,
+            opened_by: operator,
+            gate,
+        })?;
+        self.core
+            .transact(|_, _, now| {
+                Ok(Plan {
+                    kind: "promotion.opened",
+                    effects: own_effects("promotion.opened", &payload, now)?,
+                    payload,
+                    guards: Vec::new(),
+                    value: (),
+                })
+            })
+            .await?;
+        let state = self.core.state();
+        let row = state
+            .promotions
+            .get(&id)
+            .ok_or_else(|| ServiceError::Conflict(format!("promotion `{id}` closed meanwhile")))?;
+        Ok(PromotionView::of(row, gate.signoffs_required, "open"))
+    }
+
+    /// Signs a promotion. When enough distinct operators have signed, and the
+    /// gate is still cleared, the agent moves up one phase.
+    ///
+    /// # Errors
+    /// `Forbidden` for anyone but an operator, or the agent's owner when
+    /// barred; `NotFound`; `Conflict` when the operator already signed or
+    /// the gate no longer holds; `Unavailable`.
+    pub async fn sign_off(
+        &self,
+        identity: &Identity,
+        agent: &str,
+        promotion_id: &str,
+    ) -> Result<PromotionView, ServiceError> {
+        let operator = identity.operator("sign off promotions")?;
+        let _phase_change = self.core.phase_changes.lock().await;
+        let bundle = self.core.bundle();
+        let declared = bundle
+            .agent(agent)
+            .ok_or_else(|| ServiceError::NotFound(format!("no agent `{agent}`")))?;
+        if !bundle.trust().owner_may_sign && declared.owner == operator {
+            return Err(ServiceError::Forbidden(format!(
+                "`{operator}` owns agent `{agent}` and may not sign its promotion"
+            )));
+        }
+        let row = self
+            .core
+            .state()
+            .promotions
+            .get(promotion_id)
+            .filter(|p| p.agent == agent)
+            .cloned()
+            .ok_or_else(|| {
+                ServiceError::NotFound(format!(
+                    "no open promotion `{promotion_id}` for agent `{agent}`"
+                ))
+            })?;
+        if row.signoffs.iter().any(|s| s == operator) {
+            return Err(ServiceError::Conflict(format!(
+                "`{operator}` already signed promotion `{promotion_id}`; a second sign-off by the same operator does not count"
+            )));
+        }
+        let required = self.gate_still_holds(agent, row.from)?.signoffs_required;
+        let mut signoffs = row.signoffs.clone();
+        signoffs.push(operator.to_owned());
+        let payload = json(&SignedRecord {
+            promotion_id,
+            agent,
+            operator,
+            signoffs: &signoffs,
+            required,
+        })?;
+        self.core
+            .transact(|_, _, now| {
+                Ok(Plan {
+                    kind: "promotion.signed",
+                    effects: own_effects("promotion.signed", &payload, now)?,
+                    payload,
+                    guards: Vec::new(),
+                    value: (),
+                })
+            })
+            .await?;
+        // Every signature recorded so far, on any instance, counts.
+        let (signed, standing) = {
+            let state = self.core.state();
+            let signed = state
+                .promotions
+                .get(promotion_id)
+                .cloned()
+                .unwrap_or(clearance_store::PromotionRow { signoffs, ..row });
+            (signed, state.standings.get(agent).cloned())
+        };
+        if (signed.signoffs.len() as u64) < u64::from(required) {
+            return Ok(PromotionView::of(&signed, required, "open"));
+        }
+        let gate = self.gate_still_holds(agent, signed.from)?;
+        let standing =
+            standing.ok_or_else(|| ServiceError::NotFound(format!("no agent `{agent}`")))?;
+        let change = PhaseChange {
+            agent,
+            from: &standing,
+            to: gate.to,
+            locked: false,
+            cause: Cause::Promotion {
+                id: promotion_id,
+                signoffs: &signed.signoffs,
+                gate: &gate,
+            },
+        };
+        match self.change_phase(change).await {
+            Ok(()) => self.core.metrics().promotion(gate.to),
+            // The last signature on another instance completed it.
+            Err(ServiceError::Conflict(why)) => {
+                tracing::info!(agent, %why, "promotion completed elsewhere");
+            }
+            Err(other) => return Err(other),
+        }
+        Ok(PromotionView::of(&signed, required, "completed"))
+    }
+
+    /// The gate from `from`, measured now, if it still holds for `agent`.
+    fn gate_still_holds(&self, agent: &str, from: Phase) -> Result<GateProgress, ServiceError> {
+        let view = self.view(agent)?;
+        match view.next_gate {
+            Some(gate) if gate.eligible && view.phase == from && !view.locked => Ok(gate),
+            Some(gate) if view.phase == from => Err(ServiceError::Conflict(format!(
+                "the gate no longer holds; unmet: {}",
+                if view.locked {
+                    "the agent is locked".to_owned()
+                } else {
+                    describe_unmet(&gate)
+                }
+            ))),
+            _ => Err(ServiceError::Conflict(
+                "the gate no longer holds; unmet: the agent is no longer in the phase it was promoted from"
+                    .into(),
+            )),
+        }
+    }
+
+    /// Records an investigation of a locked agent: lifts the lock, not the
+    /// phase.
+    ///
+    /// # Errors
+    /// `Forbidden` for anyone but an operator; `Invalid` without findings;
+    /// `NotFound`; `Conflict` when the agent is not locked; `Unavailable`.
+    pub async fn investigate(
+        &self,
+        identity: &Identity,
+        agent: &str,
+        findings: &str,
+    ) -> Result<super::AgentView, ServiceError> {
+        let operator = identity.operator("record investigations")?;
+        if findings.trim().is_empty() {
+            return Err(ServiceError::invalid(
+                "findings",
+                "say what the investigation found",
+            ));
+        }
+        let _phase_change = self.core.phase_changes.lock().await;
+        self.core
+            .transact(|state, _, now| {
+                let standing = state
+                    .standings
+                    .get(agent)
+                    .ok_or_else(|| ServiceError::NotFound(format!("no agent `{agent}`")))?;
+                if !standing.locked {
+                    return Err(ServiceError::Conflict(format!(
+                        "agent `{agent}` is not locked"
+                    )));
+                }
+                let payload = json(&InvestigationRecord {
+                    agent: agent.to_owned(),
+                    operator: operator.to_owned(),
+                    findings: findings.to_owned(),
+                    phase: standing.phase,
+                    phase_since: standing.tally.since,
+                })?;
+                Ok(Plan {
+                    kind: "investigation.recorded",
+                    effects: own_effects("investigation.recorded", &payload, now)?,
+                    payload,
+                    guards: Vec::new(),
+                    value: (),
+                })
+            })
+            .await?;
+        self.view(agent)
+    }
+}

@@ -1,0 +1,491 @@
+//! Every at-most-once promise, with real concurrency and no HTTP in between,
+//! on SQLite and PostgreSQL — each a regression test for a race measured
+//! against `clearance serve` (issue #7):
+//!
+//! 1. a hard stop was exceeded by requests that read the clock a moment
+//!    before a reservation was stamped;
+//! 2. one decision's outcome was counted up to 15 times, each duplicate of
+//!    an out-of-scope outcome demoting again;
+//! 3. a kill switch missed approvals settled at the same moment;
+//! 4. approvals opened while a switch was being tripped survived it;
+//! 5. two resets of one switch both succeeded.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic
+)]
+
+mod support;
+
+use std::{collections::BTreeSet, sync::Arc};
+
+use clearance_engine::{Outcome, ReportedOutcome, facts::KillScope};
+use clearance_service::{EvidenceInput, KillSwitchInput, OutcomeReport, ServiceError};
+use clearance_store::Store;
+use futures::future::join_all;
+use support::{World, agent, request, scale};
+
+fn report(outcome: ReportedOutcome) -> OutcomeReport {
+    OutcomeReport {
+        outcome,
+        started_at: None,
+        finished_at: None,
+        recovered_at: None,
+    }
+}
+
+/// Finding 1: 300 bursts of 8 concurrent high-impact executions against a
+/// stop of 5 per minute: exactly 5 allowed in each.
+async fn a_hard_stop_is_never_exceeded<S: Store>(world: World<S>) {
+    let world = Arc::new(world);
+    for burst in 0..300 {
+        world.advance(61);
+        if burst % 100 == 0 {
+            world.record_evidence().await;
+        }
+        let answers = join_all((0..8).map(|n| {
+            let world = world.clone();
+            let request = scale(&world, "autonomous-bot", n);
+            tokio::spawn(async move { world.decide(request).await })
+        }))
+        .await;
+        let allowed = answers
+            .into_iter()
+            .map(|a| a.unwrap())
+            .filter(|a| a.decision.outcome == Outcome::Allow)
+            .count();
+        assert_eq!(
+            allowed, 5,
+            "burst {burst}: {allowed} allowed of a stop of 5"
+        );
+    }
+    world.verify().await;
+}
+both!(a_hard_stop_is_never_exceeded);
+
+/// Finding 2: 16 concurrent reports of one decision's outcome, 20 times over:
+/// one accepted each time, one record, one sample — and, for an action run
+/// without leave, one demotion.
+async fn one_outcome_per_decision<S: Store>(world: World<S>) {
+    let world = Arc::new(world);
+    world.record_evidence().await;
+    let rounds = 20;
+    for round in 0..rounds {
+        world.advance(61);
+        let allowed = world.decide(scale(&world, "autonomous-bot", round)).await;
+        assert_eq!(allowed.decision.outcome, Outcome::Allow);
+        let shadowed = world
+            .decide(request("shadow-bot", "kubectl:rollout-restart"))
+            .await;
+        assert_eq!(shadowed.decision.outcome, Outcome::Shadow);
+        for (decision, reporter) in [
+            (&allowed.decision_id, "autonomous-bot"),
+            (&shadowed.decision_id, "shadow-bot"),
+        ] {
+            let results = join_all((0..16).map(|_| {
+                let world = world.clone();
+                let decision = decision.clone();
+                tokio::spawn(async move {
+                    world
+                        .gateway
+                        .decisions()
+                        .report_outcome(
+                            &agent(reporter),
+                            &decision,
+                            report(ReportedOutcome::Succeeded),
+                        )
+                        .await
+                })
+            }))
+            .await;
+            let accepted = results
+                .iter()
+                .filter(|r| r.as_ref().unwrap().is_ok())
+                .count();
+            assert_eq!(accepted, 1, "round {round}: {accepted} outcomes accepted");
+            for refused in results
+                .into_iter()
+                .map(|r| r.unwrap())
+                .filter_map(Result::err)
+            {
+                assert!(matches!(refused, ServiceError::Conflict(_)), "{refused:?}");
+            }
+        }
+    }
+    assert_eq!(world.records("outcome").await.len(), 2 * rounds as usize);
+    let demotions = world.records("phase.demoted").await;
+    assert_eq!(
+        demotions.len(),
+        rounds as usize,
+        "one demotion per out-of-scope action"
+    );
+    assert!(demotions.iter().all(|(_, p)| p["agent"] == "shadow-bot"));
+    let view = world
+        .gateway
+        .trust()
+        .agent(&world.admin, "autonomous-bot")
+        .unwrap();
+    assert_eq!(
+        view.evidence.remediations,
+        u64::from(rounds),
+        "one sample per outcome"
+    );
+    world.verify().await;
+}
+both!(one_outcome_per_decision);
+
+/// Opens `n` pending approvals for remediate-bot; their (id, request).
+async fn open_approvals<S: Store>(
+    world: &World<S>,
+    round: usize,
+    n: usize,
+) -> Vec<(String, clearance_engine::DecisionRequest)> {
+    let mut opened = Vec::new();
+    for i in 0..n {
+        let mut r = request("remediate-bot", "kubectl:rollout-restart");
+        r.resource.name = format!("api-{round}-{i}");
+        let answer = world.decide(r.clone()).await;
+        assert_eq!(answer.decision.outcome, Outcome::Pending);
+        opened.push((answer.decision.approval_id.unwrap(), r));
+    }
+    opened
+}
+
+/// After a reset, no approval in `approvals` lets its request run.
+async fn none_usable<S: Store>(
+    world: &World<S>,
+    approvals: &[(String, clearance_engine::DecisionRequest)],
+) {
+    for (id, request) in approvals {
+        let mut repeat = request.clone();
+        repeat.approval_id = Some(id.clone());
+        let answer = world.decide(repeat).await;
+        assert_ne!(
+            answer.decision.outcome,
+            Outcome::Allow,
+            "approval {id} ran after the reset"
+        );
+    }
+}
+
+/// Finding 3: 24 approvals approved while an agent-scope switch is tripped,
+/// 10 rounds: every one of them — pending or approved before the trip's
+/// record — is in its voided list, and none runs after the reset.
+async fn a_trip_voids_approvals_settled_at_the_same_moment<S: Store>(world: World<S>) {
+    let world = Arc::new(world);
+    for round in 0..10 {
+        let approvals = open_approvals(&world, round, 24).await;
+        let approving = approvals.iter().map(|(id, _)| {
+            let world = world.clone();
+            let id = id.clone();
+            tokio::spawn(async move {
+                world
+                    .gateway
+                    .approvals()
+                    .approve(&world.approver, &id)
+                    .await
+            })
+        });
+        let trip = {
+            let world = world.clone();
+            tokio::spawn(async move {
+                world
+                    .gateway
+                    .kill_switches()
+                    .trip(
+                        &world.approver,
+                        KillSwitchInput {
+                            scope: KillScope::Agent,
+                            target: Some("remediate-bot".into()),
+                            reason: "paging storm".into(),
+                        },
+                    )
+                    .await
+            })
+        };
+        let (settled, switch) = tokio::join!(join_all(approving), trip);
+        let switch = switch.unwrap().unwrap();
+        for result in settled {
+            match result.unwrap() {
+                Ok(_) | Err(ServiceError::Conflict(_)) => {}
+                Err(other) => panic!("{other:?}"),
+            }
+        }
+        let voided: BTreeSet<&String> = switch.voided_approvals.iter().collect();
+        let all: BTreeSet<&String> = approvals.iter().map(|(id, _)| id).collect();
+        assert_eq!(voided, all, "round {round}: every open approval is voided");
+        assert!(
+            world
+                .gateway
+                .approvals()
+                .list(&world.approver)
+                .unwrap()
+                .is_empty()
+        );
+        world
+            .gateway
+            .kill_switches()
+            .reset(&world.admin, &switch.id)
+            .await
+            .unwrap();
+        none_usable(&world, &approvals).await;
+    }
+    world.verify().await;
+}
+both!(a_trip_voids_approvals_settled_at_the_same_moment);
+
+/// Finding 4: 24 requests that open approvals race a global trip, 10
+/// rounds: each approval opened before the trip's record is voided by it,
+/// each request after it is denied, and none runs after the reset.
+async fn approvals_opened_during_a_trip_do_not_survive_it<S: Store>(world: World<S>) {
+    let world = Arc::new(world);
+    for round in 0..10 {
+        let asking = (0..24).map(|i| {
+            let world = world.clone();
+            let mut r = request("remediate-bot", "kubectl:rollout-restart");
+            r.resource.name = format!("api-{round}-{i}");
+            tokio::spawn(async move { (world.decide(r.clone()).await, r) })
+        });
+        let trip = {
+            let world = world.clone();
+            tokio::spawn(async move {
+                world
+                    .gateway
+                    .kill_switches()
+                    .trip(
+                        &world.approver,
+                        KillSwitchInput {
+                            scope: KillScope::Global,
+                            target: None,
+                            reason: "incident".into(),
+                        },
+                    )
+                    .await
+            })
+        };
+        let (answers, switch) = tokio::join!(join_all(asking), trip);
+        let switch = switch.unwrap().unwrap();
+        let trip_seq = world
+            .records("kill_switch.tripped")
+            .await
+            .into_iter()
+            .find(|(_, p)| p["kill_switch_id"] == switch.id.as_str())
+            .unwrap()
+            .0;
+        let mut opened = Vec::new();
+        for answer in answers {
+            let (answer, request) = answer.unwrap();
+            match answer.decision.outcome {
+                Outcome::Pending => {
+                    assert!(
+                        answer.ledger_seq < trip_seq,
+                        "an approval was opened after the trip"
+                    );
+                    let id = answer.decision.approval_id.unwrap();
+                    assert!(
+                        switch.voided_approvals.contains(&id),
+                        "round {round}: {id} survived the trip"
+                    );
+                    opened.push((id, request));
+                }
+                Outcome::Deny => assert!(answer.ledger_seq > trip_seq),
+                other => panic!("{other:?}"),
+            }
+        }
+        for (id, _) in &opened {
+            let refused = world.gateway.approvals().approve(&world.approver, id).await;
+            assert!(
+                matches!(refused, Err(ServiceError::Conflict(_))),
+                "{refused:?}"
+            );
+        }
+        world
+            .gateway
+            .kill_switches()
+            .reset(&world.admin, &switch.id)
+            .await
+            .unwrap();
+        none_usable(&world, &opened).await;
+    }
+    world.verify().await;
+}
+both!(approvals_opened_during_a_trip_do_not_survive_it);
+
+/// Finding 5: 16 concurrent resets of one switch: one succeeds, one record.
+async fn a_switch_is_reset_once<S: Store>(world: World<S>) {
+    let world = Arc::new(world);
+    for _ in 0..10 {
+        let switch = world
+            .gateway
+            .kill_switches()
+            .trip(
+                &world.approver,
+                KillSwitchInput {
+                    scope: KillScope::Tool,
+                    target: Some("kubectl".into()),
+                    reason: "drill".into(),
+                },
+            )
+            .await
+            .unwrap();
+        let resets = join_all((0..16).map(|_| {
+            let world = world.clone();
+            let id = switch.id.clone();
+            tokio::spawn(
+                async move { world.gateway.kill_switches().reset(&world.admin, &id).await },
+            )
+        }))
+        .await;
+        let done = resets
+            .iter()
+            .filter(|r| r.as_ref().unwrap().is_ok())
+            .count();
+        assert_eq!(done, 1);
+    }
+    assert_eq!(world.records("kill_switch.reset").await.len(), 10);
+    world.verify().await;
+}
+both!(a_switch_is_reset_once);
+
+/// An approval used by 32 concurrent repeats gives one `allow`; approve and
+/// deny racing settle it once; a sample sent 16 times at once counts once.
+async fn approvals_and_samples_count_once<S: Store>(world: World<S>) {
+    let world = Arc::new(world);
+    for round in 0..5 {
+        let approvals = open_approvals(&world, round, 2).await;
+        let (id, request) = &approvals[0];
+        world
+            .gateway
+            .approvals()
+            .approve(&world.approver, id)
+            .await
+            .unwrap();
+        let repeats = join_all((0..32).map(|_| {
+            let world = world.clone();
+            let mut repeat = request.clone();
+            repeat.approval_id = Some(id.clone());
+            tokio::spawn(async move { world.decide(repeat).await })
+        }))
+        .await;
+        let allowed = repeats
+            .into_iter()
+            .filter(|a| a.as_ref().unwrap().decision.outcome == Outcome::Allow)
+            .count();
+        assert_eq!(allowed, 1, "round {round}");
+
+        let (other, _) = &approvals[1];
+        let (approvals_a, approvals_b) = (world.gateway.approvals(), world.gateway.approvals());
+        let (a, b) = tokio::join!(
+            approvals_a.approve(&world.approver, other),
+            approvals_b.deny(&world.second_approver, other)
+        );
+        assert_eq!(
+            usize::from(a.is_ok()) + usize::from(b.is_ok()),
+            1,
+            "{a:?} {b:?}"
+        );
+        let late = world.gateway.approvals().deny(&world.approver, other).await;
+        assert!(
+            matches!(late, Err(ServiceError::Conflict(_))),
+            "settled means 409: {late:?}"
+        );
+    }
+    let samples = join_all((0..16).map(|_| {
+        let world = world.clone();
+        tokio::spawn(async move {
+            world
+                .gateway
+                .trust()
+                .record_evidence(
+                    &world.harness,
+                    EvidenceInput {
+                        agent: "shadow-bot".into(),
+                        kind: "diagnosis".into(),
+                        incident_id: "inc-1".into(),
+                        at: world.gateway.now(),
+                        domain: Some("payments".into()),
+                        correct: Some(true),
+                        accepted: None,
+                        edit_ratio: None,
+                        in_scope: None,
+                    },
+                )
+                .await
+        })
+    }))
+    .await;
+    assert_eq!(
+        samples
+            .iter()
+            .filter(|r| r.as_ref().unwrap().is_ok())
+            .count(),
+        1
+    );
+    world.verify().await;
+}
+both!(approvals_and_samples_count_once);
+
+/// A pending request repeated waits on the approval it already opened; once
+/// that approval is approved, the repeat naming no approval runs on it
+/// (`Matching::SameRequest`, as the MCP face asks), once.
+async fn a_repeated_request_waits_on_its_approval_and_runs_once_approved<S: Store>(
+    world: World<S>,
+) {
+    let asked = request("remediate-bot", "kubectl:rollout-restart");
+    let first = world.decide(asked.clone()).await;
+    let again = world.decide(asked.clone()).await;
+    assert_eq!(again.decision.outcome, Outcome::Pending);
+    assert_eq!(
+        again.decision.approval_id, first.decision.approval_id,
+        "no second approval"
+    );
+    assert_eq!(
+        world
+            .gateway
+            .approvals()
+            .list(&world.approver)
+            .unwrap()
+            .len(),
+        1
+    );
+    let id = first.decision.approval_id.unwrap();
+    world
+        .gateway
+        .approvals()
+        .approve(&world.approver, &id)
+        .await
+        .unwrap();
+    let explicit = world.decide(asked.clone()).await;
+    assert_eq!(
+        explicit.decision.outcome,
+        Outcome::Pending,
+        "HTTP names its approval"
+    );
+    let matched = world
+        .gateway
+        .decisions()
+        .decide_with(
+            &agent("remediate-bot"),
+            asked.clone(),
+            clearance_service::Matching::SameRequest,
+        )
+        .await
+        .unwrap();
+    assert_eq!(matched.decision.outcome, Outcome::Allow);
+    assert_eq!(matched.decision.approval_id.as_deref(), Some(id.as_str()));
+    let third = world
+        .gateway
+        .decisions()
+        .decide_with(
+            &agent("remediate-bot"),
+            asked,
+            clearance_service::Matching::SameRequest,
+        )
+        .await
+        .unwrap();
+    assert_eq!(third.decision.outcome, Outcome::Pending, "used once");
+    world.verify().await;
+}
+both!(a_repeated_request_waits_on_its_approval_and_runs_once_approved);

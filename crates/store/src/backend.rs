@@ -1,0 +1,206 @@
+//! [`Backend`]: what a database must supply — its SQL and nothing else.
+//! Batching, the chain head, catching up on other writers, guards, fan-out
+//! of receipts and reconnecting live once, in [`crate::writer`]; reads that
+//! are the same for every backend (verification, export) live once in
+//! [`crate::database`].
+
+use std::future::Future;
+
+use clearance_engine::{
+    Impact,
+    ledger::{Digest32, LedgerRecord},
+};
+use jiff::Timestamp;
+
+use crate::{
+    Effect, StoreError,
+    rows::{AgentRow, ApprovalState, AuditQuery, DecisionRow, EvidenceRow, StoredState, TokenRow},
+};
+
+/// Why a batch's effects were not applied: the entry at `index` (in the
+/// batch's order) failed with `error`.
+#[derive(Debug)]
+pub struct Rejected {
+    /// Which entry.
+    pub index: usize,
+    /// Why.
+    pub error: StoreError,
+}
+
+/// One database. The writer owns a dedicated connection (`Conn`) and calls
+/// the transaction methods on it; reads go through the backend's pool.
+pub trait Backend: Send + Sync + 'static {
+    /// The writer's connection.
+    type Conn: Send + 'static;
+
+    /// `sqlite` or `postgres`, for logs.
+    const NAME: &'static str;
+
+    /// A fresh connection for the writer.
+    fn connect_writer(&self) -> impl Future<Output = Result<Self::Conn, StoreError>> + Send;
+
+    /// Starts a transaction that holds the ledger's write lock: no other
+    /// writer, in this process or another, appends until it ends.
+    fn begin_exclusive(
+        conn: &mut Self::Conn,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Commits.
+    fn commit(conn: &mut Self::Conn) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Rolls back.
+    fn rollback(conn: &mut Self::Conn) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// The newest record's sequence number and hash (0 and the genesis
+    /// hash for an empty ledger).
+    fn head(
+        conn: &mut Self::Conn,
+    ) -> impl Future<Output = Result<(u64, Digest32), StoreError>> + Send;
+
+    /// Up to `limit` records after `after`, in order.
+    fn records_after(
+        conn: &mut Self::Conn,
+        after: u64,
+        limit: u32,
+    ) -> impl Future<Output = Result<Vec<LedgerRecord>, StoreError>> + Send;
+
+    /// The sequence number of the newest kill switch trip still in force
+    /// (0 when none).
+    fn latest_trip(conn: &mut Self::Conn) -> impl Future<Output = Result<u64, StoreError>> + Send;
+
+    /// How many allowed executions `agent` has at one of `impacts` after
+    /// `since`.
+    fn count_executions(
+        conn: &mut Self::Conn,
+        agent: &str,
+        impacts: &[Impact],
+        since: Timestamp,
+    ) -> impl Future<Output = Result<u64, StoreError>> + Send;
+
+    /// The approvals opened after ledger record `seq` that can still count.
+    fn approvals_opened_after(
+        conn: &mut Self::Conn,
+        seq: u64,
+    ) -> impl Future<Output = Result<Vec<String>, StoreError>> + Send;
+
+    /// Inserts chained records.
+    fn insert_records(
+        conn: &mut Self::Conn,
+        records: &[LedgerRecord],
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Applies each entry's effects, in order; `seq` is its record's.
+    fn apply(
+        conn: &mut Self::Conn,
+        entries: &[(u64, &[Effect])],
+    ) -> impl Future<Output = Result<(), Rejected>> + Send;
+
+    /// Tells other instances the ledger grew (inside the transaction, so
+    /// they hear of it only once it commits). A no-op where nobody listens.
+    fn announce(
+        conn: &mut Self::Conn,
+        head: u64,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// [`Backend::begin_exclusive`], then [`Backend::head`] and
+    /// [`Backend::latest_trip`]: how every batch starts. The lock is held
+    /// until the batch commits, so a backend that can do this in fewer round
+    /// trips shortens every other writer's wait.
+    fn begin_and_read_head(
+        conn: &mut Self::Conn,
+    ) -> impl Future<Output = Result<(u64, Digest32, u64), StoreError>> + Send {
+        async move {
+            Self::begin_exclusive(conn).await?;
+            let (seq, hash) = Self::head(conn).await?;
+            let trip = Self::latest_trip(conn).await?;
+            Ok((seq, hash, trip))
+        }
+    }
+
+    /// [`Backend::insert_records`] then [`Backend::apply`]; a backend may do
+    /// both in fewer round trips.
+    fn write(
+        conn: &mut Self::Conn,
+        records: &[LedgerRecord],
+        entries: &[(u64, &[Effect])],
+    ) -> impl Future<Output = Result<(), Rejected>> + Send {
+        async move {
+            Self::insert_records(conn, records)
+                .await
+                .map_err(|error| Rejected {
+                    index: usize::MAX,
+                    error,
+                })?;
+            Self::apply(conn, entries).await
+        }
+    }
+
+    /// [`Backend::announce`] then [`Backend::commit`].
+    fn finish(
+        conn: &mut Self::Conn,
+        head: u64,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send {
+        async move {
+            Self::announce(conn, head).await?;
+            Self::commit(conn).await
+        }
+    }
+
+    /// Resolves when another instance may have appended; never resolves
+    /// where nothing announces (the writer polls as well).
+    fn appended_elsewhere(&self) -> impl Future<Output = ()> + Send;
+
+    /// Everything decisions read, as of one snapshot: the rows, handed to
+    /// `build`, then each agent's evidence since it entered its phase,
+    /// oldest first, to `visit`.
+    fn load<T, Build, Visit>(
+        &self,
+        horizon: Timestamp,
+        build: Build,
+        visit: Visit,
+    ) -> impl Future<Output = Result<T, StoreError>> + Send
+    where
+        T: Send,
+        Build: FnOnce(StoredState) -> T + Send,
+        Visit: FnMut(&mut T, EvidenceRow) -> Result<(), StoreError> + Send;
+
+    /// Every stored agent.
+    fn agents(&self) -> impl Future<Output = Result<Vec<AgentRow>, StoreError>> + Send;
+
+    /// The token with this hash.
+    fn find_token(
+        &self,
+        hash: &str,
+    ) -> impl Future<Output = Result<Option<TokenRow>, StoreError>> + Send;
+
+    /// The decision with this id.
+    fn find_decision(
+        &self,
+        id: &str,
+    ) -> impl Future<Output = Result<Option<DecisionRow>, StoreError>> + Send;
+
+    /// The approval with this id, whatever its status.
+    fn find_approval(
+        &self,
+        id: &str,
+    ) -> impl Future<Output = Result<Option<ApprovalState>, StoreError>> + Send;
+
+    /// A filtered page of records.
+    fn audit(
+        &self,
+        query: &AuditQuery,
+    ) -> impl Future<Output = Result<Vec<LedgerRecord>, StoreError>> + Send;
+
+    /// Up to `limit` records after `after`, in order, from the pool.
+    fn page(
+        &self,
+        after: u64,
+        limit: u32,
+    ) -> impl Future<Output = Result<Vec<LedgerRecord>, StoreError>> + Send;
+
+    /// Whether the database answers.
+    fn ping(&self) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Whether it takes a durable write now (a heartbeat row, not a record).
+    fn probe_write(&self) -> impl Future<Output = Result<(), StoreError>> + Send;
+}

@@ -1,0 +1,212 @@
+//! [`Database`]: a backend with its writer running — the one implementation
+//! of [`Store`] — and what every backend shares: verification and paging.
+
+use std::sync::Arc;
+
+use clearance_engine::ledger::{ChainBreak, ChainVerifier, Digest32, LedgerRecord};
+use jiff::Timestamp;
+use tokio::sync::{mpsc, oneshot};
+
+use crate::{
+    Applier, Effect, Entry, Store, StoreError, Submitted,
+    backend::Backend,
+    rows::{
+        AgentRow, ApprovalState, AuditQuery, DecisionRow, EvidenceRow, StoredState, TokenRow,
+        VerifyReport,
+    },
+    writer::{self, Job},
+};
+
+/// How many records verification and export read per query: large enough
+/// that the round trip vanishes, small enough to bound memory.
+const PAGE: u32 = 20_000;
+
+/// A database and its ledger writer.
+pub struct Database<B: Backend> {
+    backend: Arc<B>,
+    jobs: mpsc::UnboundedSender<Job>,
+}
+
+impl<B: Backend> Clone for Database<B> {
+    fn clone(&self) -> Self {
+        Database {
+            backend: self.backend.clone(),
+            jobs: self.jobs.clone(),
+        }
+    }
+}
+
+impl<B: Backend> std::fmt::Debug for Database<B> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Database")
+            .field("backend", &B::NAME)
+            .finish()
+    }
+}
+
+impl<B: Backend> Database<B> {
+    /// Starts the writer for `backend` on the current runtime.
+    pub(crate) fn start(backend: B) -> Database<B> {
+        let backend = Arc::new(backend);
+        // Unbounded: submitting must not wait (it happens under the
+        // service's state lock, to keep ledger order = admission order);
+        // the service bounds what is in flight.
+        let (jobs, receiver) = mpsc::unbounded_channel();
+        tokio::spawn(writer::run(backend.clone(), receiver));
+        Database { backend, jobs }
+    }
+
+    async fn ask<T>(&self, job: impl FnOnce(writer::Reply<T>) -> Job) -> Result<T, StoreError> {
+        let (reply, answer) = oneshot::channel();
+        self.jobs
+            .send(job(reply))
+            .map_err(|_| StoreError::Unavailable("the ledger writer is not running".into()))?;
+        answer
+            .await
+            .map_err(|_| StoreError::Unavailable("the ledger writer stopped".into()))?
+    }
+}
+
+impl<B: Backend> Store for Database<B> {
+    fn backend_name(&self) -> &'static str {
+        B::NAME
+    }
+
+    fn submit(&self, entry: Entry) -> Submitted {
+        let (reply, receipt) = oneshot::channel();
+        match self.jobs.send(Job::Append { entry, reply }) {
+            Ok(()) => Submitted(Ok(receipt)),
+            Err(_) => Submitted(Err(StoreError::Unavailable(
+                "the ledger writer is not running".into(),
+            ))),
+        }
+    }
+
+    async fn attach(&self, applier: Arc<dyn Applier>, from: u64) -> Result<(), StoreError> {
+        self.ask(|reply| Job::Attach {
+            applier,
+            from,
+            reply,
+        })
+        .await?;
+        tokio::spawn(writer::follow(self.backend.clone(), self.jobs.downgrade()));
+        Ok(())
+    }
+
+    async fn sync(&self) -> Result<u64, StoreError> {
+        self.ask(|reply| Job::Sync { reply: Some(reply) }).await
+    }
+
+    async fn import(
+        &self,
+        records: Vec<LedgerRecord>,
+        effects: Vec<Vec<Effect>>,
+    ) -> Result<u64, StoreError> {
+        self.ask(|reply| Job::Import {
+            records,
+            effects,
+            reply,
+        })
+        .await
+    }
+
+    async fn load<T, Build, Visit>(
+        &self,
+        horizon: Timestamp,
+        build: Build,
+        visit: Visit,
+    ) -> Result<T, StoreError>
+    where
+        T: Send,
+        Build: FnOnce(StoredState) -> T + Send,
+        Visit: FnMut(&mut T, EvidenceRow) -> Result<(), StoreError> + Send,
+    {
+        self.backend.load(horizon, build, visit).await
+    }
+
+    async fn agents(&self) -> Result<Vec<AgentRow>, StoreError> {
+        self.backend.agents().await
+    }
+
+    async fn find_token(&self, hash: &str) -> Result<Option<TokenRow>, StoreError> {
+        self.backend.find_token(hash).await
+    }
+
+    async fn find_decision(&self, id: &str) -> Result<Option<DecisionRow>, StoreError> {
+        self.backend.find_decision(id).await
+    }
+
+    async fn find_approval(&self, id: &str) -> Result<Option<ApprovalState>, StoreError> {
+        self.backend.find_approval(id).await
+    }
+
+    async fn audit(&self, query: &AuditQuery) -> Result<Vec<LedgerRecord>, StoreError> {
+        self.backend.audit(query).await
+    }
+
+    async fn records(&self, after: u64, limit: u32) -> Result<Vec<LedgerRecord>, StoreError> {
+        self.backend.page(after, limit).await
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        self.backend.ping().await
+    }
+
+    async fn probe_write(&self) -> Result<(), StoreError> {
+        self.backend.probe_write().await
+    }
+
+    async fn verify(&self) -> Result<VerifyReport, StoreError> {
+        verify(|after| self.backend.page(after, PAGE)).await
+    }
+}
+
+/// Re-reads the whole ledger page by page and checks its chain, stopping at
+/// the first break. Gaps and out-of-place numbers reach the verifier, which
+/// expects 1, 2, 3… and names the first record that is not.
+pub(crate) async fn verify<F, Fut>(mut page: F) -> Result<VerifyReport, StoreError>
+where
+    F: FnMut(u64) -> Fut,
+    Fut: std::future::Future<Output = Result<Vec<LedgerRecord>, StoreError>>,
+{
+    let mut verifier = ChainVerifier::default();
+    let mut after = 0;
+    loop {
+        let records = match page(after).await {
+            Ok(records) => records,
+            // A row that does not decode is a break, not an outage.
+            Err(StoreError::Corrupt(problem)) => {
+                return Ok(broken(&verifier, verifier.verified() + 1, problem));
+            }
+            Err(other) => return Err(other),
+        };
+        for record in &records {
+            if let Err(ChainBreak { seq, problem }) = verifier.push(record) {
+                return Ok(broken(&verifier, seq, problem));
+            }
+        }
+        match records.last() {
+            Some(last) if records.len() == PAGE as usize => after = last.seq,
+            _ => {
+                return Ok(VerifyReport {
+                    verified: verifier.verified(),
+                    head: verifier.head(),
+                    first_break: None,
+                });
+            }
+        }
+    }
+}
+
+fn broken(verifier: &ChainVerifier, seq: u64, problem: String) -> VerifyReport {
+    VerifyReport {
+        verified: verifier.verified(),
+        head: verifier.head(),
+        first_break: Some(ChainBreak { seq, problem }),
+    }
+}
+
+/// The genesis head, for an empty ledger.
+pub(crate) fn empty_head() -> (u64, Digest32) {
+    (0, Digest32::GENESIS)
+}

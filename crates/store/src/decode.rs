@@ -1,0 +1,175 @@
+//! Rows to domain types, written once for both backends: each backend's
+//! row type implements [`Columns`], and the decoders here read through it.
+
+use clearance_engine::{
+    DecisionRequest,
+    facts::{Approval, KillSwitch, RollbackTest, SimulationReport},
+    ledger::LedgerRecord,
+};
+
+use crate::{
+    StoreError,
+    codec::{
+        approval_status, count, digest, from_json, impact, kill_scope, outcome, phase, reported,
+        role, seq, timestamp,
+    },
+    rows::{
+        AgentRow, ApprovalRow, DecisionIndex, DecisionRow, ExecutionRow, KillSwitchRow,
+        PromotionRow, RollbackTestRow, TokenRow,
+    },
+};
+
+/// Reading one column of a row by name.
+pub(crate) trait Columns {
+    fn text(&self, column: &str) -> Result<String, StoreError>;
+    fn optional_text(&self, column: &str) -> Result<Option<String>, StoreError>;
+    fn int(&self, column: &str) -> Result<i64, StoreError>;
+    fn optional_int(&self, column: &str) -> Result<Option<i64>, StoreError>;
+    fn flag(&self, column: &str) -> Result<bool, StoreError>;
+}
+
+macro_rules! columns_for {
+    ($row:ty) => {
+        impl $crate::decode::Columns for $row {
+            fn text(&self, column: &str) -> Result<String, $crate::StoreError> {
+                Ok(sqlx::Row::try_get(self, column)?)
+            }
+            fn optional_text(&self, column: &str) -> Result<Option<String>, $crate::StoreError> {
+                Ok(sqlx::Row::try_get(self, column)?)
+            }
+            fn int(&self, column: &str) -> Result<i64, $crate::StoreError> {
+                Ok(sqlx::Row::try_get(self, column)?)
+            }
+            fn optional_int(&self, column: &str) -> Result<Option<i64>, $crate::StoreError> {
+                Ok(sqlx::Row::try_get(self, column)?)
+            }
+            fn flag(&self, column: &str) -> Result<bool, $crate::StoreError> {
+                Ok(sqlx::Row::try_get(self, column)?)
+            }
+        }
+    };
+}
+pub(crate) use columns_for;
+
+pub(crate) fn ledger_record(row: &impl Columns) -> Result<LedgerRecord, StoreError> {
+    Ok(LedgerRecord {
+        seq: seq(row.int("seq")?)?,
+        at: row.text("at")?,
+        kind: row.text("kind")?,
+        payload: row.text("payload")?,
+        prev_hash: digest(&row.text("prev_hash")?)?,
+        hash: digest(&row.text("hash")?)?,
+    })
+}
+
+pub(crate) fn agent(row: &impl Columns) -> Result<AgentRow, StoreError> {
+    Ok(AgentRow {
+        id: row.text("id")?,
+        phase: phase(row.int("phase")?)?,
+        locked: row.flag("locked")?,
+        phase_since: timestamp(&row.text("phase_since")?)?,
+    })
+}
+
+pub(crate) fn approval(row: &impl Columns) -> Result<ApprovalRow, StoreError> {
+    let request: DecisionRequest = from_json("approval request", &row.text("request")?)?;
+    Ok(ApprovalRow {
+        approval: Approval {
+            id: row.text("id")?,
+            request_hash: row.text("request_hash")?,
+            status: approval_status(&row.text("status")?)?,
+            // Filled from `approval_votes` by the caller.
+            approvers: Vec::new(),
+            expires_at: timestamp(&row.text("expires_at")?)?,
+            used: row.flag("used")?,
+        },
+        agent: row.text("agent")?,
+        request,
+        created_at: timestamp(&row.text("created_at")?)?,
+    })
+}
+
+pub(crate) fn kill_switch(row: &impl Columns) -> Result<KillSwitchRow, StoreError> {
+    Ok(KillSwitchRow {
+        switch: KillSwitch {
+            id: Some(row.text("id")?),
+            scope: kill_scope(&row.text("scope")?)?,
+            target: row.optional_text("target")?,
+            reason: Some(row.text("reason")?),
+        },
+        tripped_by: row.text("tripped_by")?,
+        tripped_at: timestamp(&row.text("tripped_at")?)?,
+    })
+}
+
+pub(crate) fn simulation(row: &impl Columns) -> Result<SimulationReport, StoreError> {
+    Ok(SimulationReport {
+        plan_id: row.text("plan_id")?,
+        branches: count(row.int("branches")?)?,
+        survived: count(row.int("survived")?)?,
+        produced_at: timestamp(&row.text("produced_at")?)?,
+    })
+}
+
+pub(crate) fn rollback_test(row: &impl Columns) -> Result<RollbackTestRow, StoreError> {
+    Ok(RollbackTestRow {
+        test: RollbackTest {
+            playbook: row.text("playbook")?,
+            passed: row.flag("passed")?,
+            tested_at: timestamp(&row.text("tested_at")?)?,
+        },
+        duration_ms: row
+            .optional_int("duration_ms")?
+            .map(|ms| u64::try_from(ms).unwrap_or(0)),
+    })
+}
+
+pub(crate) fn execution(row: &impl Columns) -> Result<ExecutionRow, StoreError> {
+    Ok(ExecutionRow {
+        agent: row.text("agent")?,
+        impact: impact(&row.text("impact")?)?,
+        at: timestamp(&row.text("at")?)?,
+    })
+}
+
+pub(crate) fn promotion(row: &impl Columns) -> Result<PromotionRow, StoreError> {
+    Ok(PromotionRow {
+        id: row.text("id")?,
+        agent: row.text("agent")?,
+        from: phase(row.int("from_phase")?)?,
+        to: phase(row.int("to_phase")?)?,
+        opened_by: row.text("opened_by")?,
+        opened_at: timestamp(&row.text("opened_at")?)?,
+        // Filled from `promotion_signoffs` by the caller.
+        signoffs: Vec::new(),
+    })
+}
+
+pub(crate) fn token(row: &impl Columns) -> Result<TokenRow, StoreError> {
+    let kind = row.text("kind")?;
+    let subject = row.text("subject")?;
+    let role = role(row.optional_text("role")?)?;
+    let identity = clearance_engine::Identity::from_parts(&kind, &subject, role)
+        .ok_or_else(|| StoreError::corrupt(format!("token kind `{kind}` with role {role:?}")))?;
+    Ok(TokenRow {
+        hash: row.text("hash")?,
+        identity,
+        created_at: timestamp(&row.text("created_at")?)?,
+    })
+}
+
+pub(crate) fn decision(row: &impl Columns) -> Result<DecisionRow, StoreError> {
+    Ok(DecisionRow {
+        index: DecisionIndex {
+            id: row.text("id")?,
+            agent: row.text("agent")?,
+            action: row.text("action")?,
+            outcome: outcome(&row.text("outcome")?)?,
+            impact: impact(&row.text("impact")?)?,
+            execution: row.flag("execution")?,
+            at: timestamp(&row.text("at")?)?,
+        },
+        seq: seq(row.int("seq")?)?,
+        reported: reported(row.optional_text("reported")?)?,
+    })
+}

@@ -1,0 +1,198 @@
+//! An [`Entry`]: one ledger record, the [`Effect`]s it justifies and the
+//! [`Guard`]s that must hold for it to be written. The writer commits the
+//! record and its effects in one transaction, or neither.
+//!
+//! Effects that must happen at most once carry their condition with them
+//! (an approval is used only while approved and unused, an outcome is
+//! reported only once, a switch is reset only while tripped, a sample is
+//! recorded only once, a phase changes only from the version it was read
+//! at): the backend applies them as conditional statements and refuses the
+//! entry with [`StoreError::Conflict`](crate::StoreError::Conflict) when the
+//! condition no longer holds — which, across several instances, is the only
+//! place it can be decided.
+
+use std::collections::BTreeSet;
+
+use clearance_engine::{
+    Impact, ReportedOutcome,
+    facts::{ApprovalStatus, SimulationReport},
+    ledger::{Digest32, LedgerRecord},
+};
+use jiff::Timestamp;
+
+use crate::rows::{
+    AgentRow, AgentVersion, ApprovalRow, DecisionIndex, EvidenceRow, KillSwitchRow, PromotionRow,
+    PromotionStatus, RollbackTestRow, TokenRow,
+};
+
+/// One ledger record to append, what it changes, and what must hold.
+#[derive(Clone, Debug)]
+pub struct Entry {
+    /// When it happened: the record's `at`, and the time of its effects.
+    pub at: Timestamp,
+    /// e.g. `decision`, `approval.approved`, `kill_switch.tripped`.
+    pub kind: &'static str,
+    /// The record, JSON text, hashed as written.
+    pub payload: String,
+    /// Applied in the same transaction as the record.
+    pub effects: Vec<Effect>,
+    /// Checked in that transaction, before anything is written.
+    pub guards: Vec<Guard>,
+    /// Opaque to the store: handed back to the [`Applier`] with the
+    /// committed entry, so the service can release what it held for it.
+    pub claim: Option<u64>,
+}
+
+/// A state change.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Effect {
+    /// Index a decision.
+    DecisionRecorded(DecisionIndex),
+    /// Open a pending approval (boxed: it carries the whole request).
+    ApprovalOpened(Box<ApprovalRow>),
+    /// An operator approved or denied; only while it is pending.
+    ApprovalSettled {
+        /// The approval.
+        id: String,
+        /// `Approved` or `Denied`.
+        status: ApprovalStatus,
+        /// The operator.
+        by: String,
+        /// When.
+        at: Timestamp,
+    },
+    /// A request executed on the approval; only while approved and unused.
+    ApprovalUsed {
+        /// The approval.
+        id: String,
+    },
+    /// A kill switch voided these approvals (those still open).
+    ApprovalsVoided {
+        /// The approvals.
+        ids: Vec<String>,
+    },
+    /// A kill switch was tripped.
+    KillSwitchTripped(KillSwitchRow),
+    /// An admin reset a kill switch; only while tripped.
+    KillSwitchReset {
+        /// The switch.
+        id: String,
+        /// The admin.
+        by: String,
+        /// When.
+        at: Timestamp,
+    },
+    /// A simulation report.
+    SimulationRecorded(SimulationReport),
+    /// A rollback test.
+    RollbackTested(RollbackTestRow),
+    /// What happened when a decided action ran; only once per decision.
+    OutcomeReported {
+        /// The decision.
+        decision_id: String,
+        /// What happened.
+        outcome: ReportedOutcome,
+    },
+    /// An agent seen for the first time; refused when already stored.
+    AgentRegistered(AgentRow),
+    /// An agent's phase or lock changed; when `expected` is given, only if
+    /// the stored agent is still at that version.
+    AgentChanged {
+        /// The new standing.
+        row: AgentRow,
+        /// The standing it replaces.
+        expected: Option<AgentVersion>,
+    },
+    /// A bearer token (its hash only).
+    TokenIssued(TokenRow),
+    /// A graded sample; once per agent, kind and incident.
+    EvidenceRecorded(EvidenceRow),
+    /// A promotion opened.
+    PromotionOpened(PromotionRow),
+    /// An operator signed an open promotion; once per operator.
+    PromotionSigned {
+        /// The promotion.
+        id: String,
+        /// The operator.
+        operator: String,
+        /// When.
+        at: Timestamp,
+    },
+    /// A promotion completed or was cancelled.
+    PromotionClosed {
+        /// The promotion.
+        id: String,
+        /// How it ended.
+        status: PromotionStatus,
+    },
+    /// A bundle revision became active. No table holds it: the record is
+    /// the history, and other instances follow it from there.
+    BundleActivated {
+        /// Its revision.
+        revision: String,
+    },
+}
+
+/// A condition checked inside the writing transaction, against everything
+/// committed by every instance and the entries before it in its batch.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Guard {
+    /// The facts a decision was made on are stale when a kill switch was
+    /// tripped after ledger record `seq` (by another instance: this one's
+    /// own trips are visible to its decisions before they commit).
+    NoKillSwitchTrippedAfter(u64),
+    /// A hard stop: this agent's executions at one of `impacts` after
+    /// `since`, counting this one, must not exceed `max`.
+    HardStop {
+        /// The agent.
+        agent: String,
+        /// The impact classes the stop counts.
+        impacts: Vec<Impact>,
+        /// The start of the window (exclusive).
+        since: Timestamp,
+        /// The executions the window allows.
+        max: u32,
+    },
+    /// A kill switch's list of voided approvals is complete only if no
+    /// approval it does not know of was opened after ledger record `seq`.
+    NoUnknownApprovalsAfter {
+        /// The record its view of approvals reflects.
+        seq: u64,
+        /// Every approval it knows of.
+        known: BTreeSet<String>,
+    },
+}
+
+/// Where an entry landed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Receipt {
+    /// Its ledger sequence number.
+    pub seq: u64,
+    /// Its record hash.
+    pub hash: Digest32,
+}
+
+/// A record the writer committed, or found committed by another writer.
+#[derive(Debug)]
+pub enum Committed<'a> {
+    /// Written by this instance: its effects and claim are at hand.
+    Own {
+        /// The record.
+        record: &'a LedgerRecord,
+        /// Its effects.
+        effects: &'a [Effect],
+        /// The claim the entry carried.
+        claim: Option<u64>,
+    },
+    /// Written by another instance (or another process on the same file):
+    /// its effects are in its payload.
+    Foreign(&'a LedgerRecord),
+}
+
+/// Receives every committed record, own and foreign, in ledger order,
+/// exactly once, before the writer answers the waiters of its own entries.
+/// This is how every instance's memory follows the one ledger.
+pub trait Applier: Send + Sync + 'static {
+    /// Applies `committed`, in order.
+    fn apply(&self, committed: &[Committed<'_>]);
+}

@@ -1,0 +1,368 @@
+//! Effects as PostgreSQL statements. A conditional effect whose condition no
+//! longer holds refuses its entry with `Conflict`; the writer rolls the
+//! batch back and retries it without that entry.
+
+use clearance_engine::facts::ApprovalStatus;
+use clearance_engine::ledger::LedgerRecord;
+use sqlx::{PgConnection, postgres::PgQueryResult};
+
+use crate::backend::Backend as _;
+
+use crate::{
+    Effect, StoreError,
+    backend::Rejected,
+    codec::{approval_status_name, int, json, timestamp_text},
+    rows::DecisionIndex,
+};
+
+/// The records and their effects. When every effect indexes a decision —
+/// the common batch — records and index rows go in one statement: one round
+/// trip for the whole batch.
+pub(super) async fn write(
+    conn: &mut PgConnection,
+    records: &[LedgerRecord],
+    entries: &[(u64, &[Effect])],
+) -> Result<(), Rejected> {
+    let decisions_only = entries.iter().all(|(_, effects)| {
+        effects
+            .iter()
+            .all(|e| matches!(e, Effect::DecisionRecorded(_)))
+    });
+    let failed = |error| Rejected {
+        index: usize::MAX,
+        error,
+    };
+    if !decisions_only {
+        super::Postgres::insert_records(conn, records)
+            .await
+            .map_err(failed)?;
+        return apply(conn, entries).await;
+    }
+    let rows: Vec<(u64, &DecisionIndex)> = entries
+        .iter()
+        .flat_map(|(seq, effects)| {
+            effects.iter().filter_map(move |e| match e {
+                Effect::DecisionRecorded(d) => Some((*seq, d)),
+                _ => None,
+            })
+        })
+        .collect();
+    let seqs: Vec<i64> = records.iter().map(|r| int(r.seq)).collect();
+    let ats: Vec<&str> = records.iter().map(|r| r.at.as_str()).collect();
+    let kinds: Vec<&str> = records.iter().map(|r| r.kind.as_str()).collect();
+    let payloads: Vec<&str> = records.iter().map(|r| r.payload.as_str()).collect();
+    let prevs: Vec<String> = records.iter().map(|r| r.prev_hash.to_hex()).collect();
+    let hashes: Vec<String> = records.iter().map(|r| r.hash.to_hex()).collect();
+    sqlx::query(
+        "WITH records AS (
+           INSERT INTO ledger (seq, at, kind, payload, prev_hash, hash)
+           SELECT * FROM UNNEST($1::BIGINT[], $2::TEXT[], $3::TEXT[], $4::TEXT[], $5::TEXT[], $6::TEXT[]))
+         INSERT INTO decisions (id, seq, agent, action, outcome, impact, execution, at)
+         SELECT * FROM UNNEST($7::TEXT[], $8::BIGINT[], $9::TEXT[], $10::TEXT[], $11::TEXT[], $12::TEXT[], $13::BOOLEAN[], $14::TEXT[])",
+    )
+    .bind(seqs)
+    .bind(ats)
+    .bind(kinds)
+    .bind(payloads)
+    .bind(prevs)
+    .bind(hashes)
+    .bind(rows.iter().map(|(_, d)| d.id.as_str()).collect::<Vec<_>>())
+    .bind(rows.iter().map(|(seq, _)| int(*seq)).collect::<Vec<_>>())
+    .bind(rows.iter().map(|(_, d)| d.agent.as_str()).collect::<Vec<_>>())
+    .bind(rows.iter().map(|(_, d)| d.action.as_str()).collect::<Vec<_>>())
+    .bind(rows.iter().map(|(_, d)| d.outcome.name()).collect::<Vec<_>>())
+    .bind(rows.iter().map(|(_, d)| d.impact.name()).collect::<Vec<_>>())
+    .bind(rows.iter().map(|(_, d)| d.execution).collect::<Vec<_>>())
+    .bind(rows.iter().map(|(_, d)| timestamp_text(d.at)).collect::<Vec<_>>())
+    .execute(conn)
+    .await
+    .map_err(|e| failed(e.into()))?;
+    Ok(())
+}
+
+pub(super) async fn apply(
+    conn: &mut PgConnection,
+    entries: &[(u64, &[Effect])],
+) -> Result<(), Rejected> {
+    // Decisions first, in one statement: nothing they index depends on
+    // another effect, and an outcome imported beside its decision needs it.
+    let decisions: Vec<(u64, &DecisionIndex)> = entries
+        .iter()
+        .flat_map(|(seq, effects)| {
+            effects.iter().filter_map(move |e| match e {
+                Effect::DecisionRecorded(d) => Some((*seq, d)),
+                _ => None,
+            })
+        })
+        .collect();
+    insert_decisions(conn, &decisions)
+        .await
+        .map_err(|error| Rejected {
+            index: usize::MAX,
+            error,
+        })?;
+    for (index, (seq, effects)) in entries.iter().enumerate() {
+        for effect in *effects {
+            apply_one(conn, *seq, effect)
+                .await
+                .map_err(|error| Rejected { index, error })?;
+        }
+    }
+    Ok(())
+}
+
+async fn insert_decisions(
+    conn: &mut PgConnection,
+    rows: &[(u64, &DecisionIndex)],
+) -> Result<(), StoreError> {
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let ids: Vec<&str> = rows.iter().map(|(_, d)| d.id.as_str()).collect();
+    let seqs: Vec<i64> = rows.iter().map(|(seq, _)| int(*seq)).collect();
+    let agents: Vec<&str> = rows.iter().map(|(_, d)| d.agent.as_str()).collect();
+    let actions: Vec<&str> = rows.iter().map(|(_, d)| d.action.as_str()).collect();
+    let outcomes: Vec<&str> = rows.iter().map(|(_, d)| d.outcome.name()).collect();
+    let impacts: Vec<&str> = rows.iter().map(|(_, d)| d.impact.name()).collect();
+    let executions: Vec<bool> = rows.iter().map(|(_, d)| d.execution).collect();
+    let ats: Vec<String> = rows.iter().map(|(_, d)| timestamp_text(d.at)).collect();
+    sqlx::query(
+        "INSERT INTO decisions (id, seq, agent, action, outcome, impact, execution, at)
+         SELECT * FROM UNNEST($1::TEXT[], $2::BIGINT[], $3::TEXT[], $4::TEXT[], $5::TEXT[], $6::TEXT[], $7::BOOLEAN[], $8::TEXT[])",
+    )
+    .bind(ids)
+    .bind(seqs)
+    .bind(agents)
+    .bind(actions)
+    .bind(outcomes)
+    .bind(impacts)
+    .bind(executions)
+    .bind(ats)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Exactly one row changed, or the condition did not hold.
+fn once(result: PgQueryResult, refusal: impl FnOnce() -> String) -> Result<(), StoreError> {
+    if result.rows_affected() == 1 {
+        Ok(())
+    } else {
+        Err(StoreError::Conflict(refusal()))
+    }
+}
+
+async fn apply_one(conn: &mut PgConnection, seq: u64, effect: &Effect) -> Result<(), StoreError> {
+    match effect {
+        Effect::DecisionRecorded(_) | Effect::BundleActivated { .. } => {}
+        Effect::ApprovalOpened(row) => {
+            sqlx::query("INSERT INTO approvals (id, agent, action, request_hash, request, status, created_at, expires_at, used, opened_seq) VALUES ($1, $2, $3, $4, $5, 'pending', $6, $7, FALSE, $8)")
+                .bind(&row.approval.id)
+                .bind(&row.agent)
+                .bind(&row.request.action)
+                .bind(&row.approval.request_hash)
+                .bind(json(&row.request)?)
+                .bind(timestamp_text(row.created_at))
+                .bind(timestamp_text(row.approval.expires_at))
+                .bind(int(seq))
+                .execute(conn)
+                .await?;
+        }
+        Effect::ApprovalSettled { id, status, by, at } => {
+            let result = sqlx::query(
+                "UPDATE approvals SET status = $1 WHERE id = $2 AND status = 'pending'",
+            )
+            .bind(approval_status_name(*status))
+            .bind(id)
+            .execute(&mut *conn)
+            .await?;
+            once(result, || format!("approval `{id}` is no longer pending"))?;
+            sqlx::query("INSERT INTO approval_votes (approval_id, operator, verdict, at) VALUES ($1, $2, $3, $4)")
+                .bind(id)
+                .bind(by)
+                .bind(approval_status_name(*status))
+                .bind(timestamp_text(*at))
+                .execute(conn)
+                .await?;
+        }
+        Effect::ApprovalUsed { id } => {
+            let result = sqlx::query(
+                "UPDATE approvals SET used = TRUE WHERE id = $1 AND status = $2 AND NOT used",
+            )
+            .bind(id)
+            .bind(approval_status_name(ApprovalStatus::Approved))
+            .execute(conn)
+            .await?;
+            once(result, || {
+                format!("approval `{id}` is not approved and unused")
+            })?;
+        }
+        Effect::ApprovalsVoided { ids } => {
+            for id in ids {
+                sqlx::query("UPDATE approvals SET status = 'voided' WHERE id = $1 AND status IN ('pending', 'approved') AND NOT used")
+                    .bind(id)
+                    .execute(&mut *conn)
+                    .await?;
+            }
+        }
+        Effect::KillSwitchTripped(row) => {
+            sqlx::query("INSERT INTO kill_switches (id, scope, target, reason, tripped_by, tripped_at, tripped_seq) VALUES ($1, $2, $3, $4, $5, $6, $7)")
+                .bind(row.switch.id.as_deref().unwrap_or_default())
+                .bind(row.switch.scope.name())
+                .bind(&row.switch.target)
+                .bind(row.switch.reason.as_deref().unwrap_or_default())
+                .bind(&row.tripped_by)
+                .bind(timestamp_text(row.tripped_at))
+                .bind(int(seq))
+                .execute(conn)
+                .await?;
+        }
+        Effect::KillSwitchReset { id, by, at } => {
+            let result = sqlx::query(
+                "UPDATE kill_switches SET reset_by = $1, reset_at = $2 WHERE id = $3 AND reset_at IS NULL",
+            )
+            .bind(by)
+            .bind(timestamp_text(*at))
+            .bind(id)
+            .execute(conn)
+            .await?;
+            once(result, || format!("kill switch `{id}` is not tripped"))?;
+        }
+        Effect::SimulationRecorded(report) => {
+            sqlx::query("INSERT INTO simulations (plan_id, branches, survived, produced_at) VALUES ($1, $2, $3, $4)")
+                .bind(&report.plan_id)
+                .bind(i64::from(report.branches))
+                .bind(i64::from(report.survived))
+                .bind(timestamp_text(report.produced_at))
+                .execute(conn)
+                .await?;
+        }
+        Effect::RollbackTested(row) => {
+            sqlx::query("INSERT INTO rollback_tests (playbook, passed, tested_at, duration_ms) VALUES ($1, $2, $3, $4)")
+                .bind(&row.test.playbook)
+                .bind(row.test.passed)
+                .bind(timestamp_text(row.test.tested_at))
+                .bind(row.duration_ms.map(int))
+                .execute(conn)
+                .await?;
+        }
+        Effect::OutcomeReported {
+            decision_id,
+            outcome,
+        } => {
+            let result = sqlx::query(
+                "UPDATE decisions SET reported = $1 WHERE id = $2 AND reported IS NULL",
+            )
+            .bind(outcome.name())
+            .bind(decision_id)
+            .execute(conn)
+            .await?;
+            once(result, || {
+                format!("decision `{decision_id}` already has an outcome")
+            })?;
+        }
+        Effect::AgentRegistered(row) => {
+            let result = sqlx::query("INSERT INTO agents (id, phase, locked, phase_since) VALUES ($1, $2, $3, $4) ON CONFLICT (id) DO NOTHING")
+                .bind(&row.id)
+                .bind(i64::from(row.phase.number()))
+                .bind(row.locked)
+                .bind(timestamp_text(row.phase_since))
+                .execute(conn)
+                .await?;
+            once(result, || {
+                format!("agent `{}` is already registered", row.id)
+            })?;
+        }
+        Effect::AgentChanged { row, expected } => match expected {
+            Some(version) => {
+                let result = sqlx::query("UPDATE agents SET phase = $1, locked = $2, phase_since = $3 WHERE id = $4 AND phase = $5 AND phase_since = $6")
+                    .bind(i64::from(row.phase.number()))
+                    .bind(row.locked)
+                    .bind(timestamp_text(row.phase_since))
+                    .bind(&row.id)
+                    .bind(i64::from(version.phase.number()))
+                    .bind(timestamp_text(version.phase_since))
+                    .execute(conn)
+                    .await?;
+                once(result, || {
+                    format!("agent `{}` changed before this change was recorded", row.id)
+                })?;
+            }
+            None => {
+                sqlx::query("INSERT INTO agents (id, phase, locked, phase_since) VALUES ($1, $2, $3, $4) ON CONFLICT (id) DO UPDATE SET phase = excluded.phase, locked = excluded.locked, phase_since = excluded.phase_since")
+                    .bind(&row.id)
+                    .bind(i64::from(row.phase.number()))
+                    .bind(row.locked)
+                    .bind(timestamp_text(row.phase_since))
+                    .execute(conn)
+                    .await?;
+            }
+        },
+        Effect::TokenIssued(row) => {
+            sqlx::query(
+                "INSERT INTO tokens (hash, kind, subject, role, created_at) VALUES ($1, $2, $3, $4, $5)",
+            )
+            .bind(&row.hash)
+            .bind(row.identity.kind())
+            .bind(row.identity.subject())
+            .bind(row.identity.role().map(|r| r.name()))
+            .bind(timestamp_text(row.created_at))
+            .execute(conn)
+            .await?;
+        }
+        Effect::EvidenceRecorded(row) => {
+            let result = sqlx::query("INSERT INTO evidence (agent, kind, incident_id, at, sample) VALUES ($1, $2, $3, $4, $5)")
+                .bind(&row.agent)
+                .bind(row.sample.kind())
+                .bind(&row.incident_id)
+                .bind(timestamp_text(row.at))
+                .bind(json(&row.sample)?)
+                .execute(conn)
+                .await;
+            if let Err(sqlx::Error::Database(e)) = &result
+                && e.is_unique_violation()
+            {
+                return Err(StoreError::Conflict(format!(
+                    "a {} sample for agent `{}` and incident `{}` is already recorded; it counts once",
+                    row.sample.kind(),
+                    row.agent,
+                    row.incident_id
+                )));
+            }
+            result?;
+        }
+        Effect::PromotionOpened(row) => {
+            sqlx::query("INSERT INTO promotions (id, agent, from_phase, to_phase, opened_by, opened_at, status) VALUES ($1, $2, $3, $4, $5, $6, 'open')")
+                .bind(&row.id)
+                .bind(&row.agent)
+                .bind(i64::from(row.from.number()))
+                .bind(i64::from(row.to.number()))
+                .bind(&row.opened_by)
+                .bind(timestamp_text(row.opened_at))
+                .execute(conn)
+                .await?;
+        }
+        Effect::PromotionSigned { id, operator, at } => {
+            let result = sqlx::query("INSERT INTO promotion_signoffs (promotion_id, operator, at) SELECT $1, $2, $3 WHERE EXISTS (SELECT 1 FROM promotions WHERE id = $4 AND status = 'open') ON CONFLICT DO NOTHING")
+                .bind(id)
+                .bind(operator)
+                .bind(timestamp_text(*at))
+                .bind(id)
+                .execute(conn)
+                .await?;
+            once(result, || {
+                format!(
+                    "`{operator}` cannot sign promotion `{id}`: already signed, or no longer open"
+                )
+            })?;
+        }
+        Effect::PromotionClosed { id, status } => {
+            sqlx::query("UPDATE promotions SET status = $1 WHERE id = $2 AND status = 'open'")
+                .bind(status.name())
+                .bind(id)
+                .execute(conn)
+                .await?;
+        }
+    }
+    Ok(())
+}

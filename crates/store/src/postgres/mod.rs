@@ -1,0 +1,385 @@
+//! [`Postgres`]: the shared backend, for several gateway instances on one
+//! database. The ledger stays one chain: every append takes a
+//! transaction-scoped advisory lock before reading the head, so appends are
+//! serialised across instances while each instance still group-commits.
+//! Each commit announces the new head with `NOTIFY`; a listener task wakes
+//! the writer of every other instance, which then applies the records (the
+//! writer also polls, in case a notification is lost across a reconnect).
+
+mod apply;
+mod read;
+
+use std::{str::FromStr, sync::Arc, time::Duration};
+
+use clearance_engine::{
+    Impact,
+    ledger::{Digest32, LedgerRecord},
+};
+use jiff::Timestamp;
+use sqlx::{
+    Connection, PgConnection, PgPool,
+    postgres::{PgConnectOptions, PgListener, PgPoolOptions},
+};
+use tokio::{sync::Notify, task::JoinHandle};
+
+use crate::{
+    Database, Effect, StoreError,
+    backend::{Backend, Rejected},
+    codec::{digest, int, seq, timestamp_text},
+    database::empty_head,
+    decode::{self, columns_for},
+    rows::{AgentRow, ApprovalState, AuditQuery, DecisionRow, EvidenceRow, StoredState, TokenRow},
+};
+
+columns_for!(sqlx::postgres::PgRow);
+
+/// The shared store.
+pub type PostgresStore = Database<Postgres>;
+
+/// The channel every instance listens on.
+const CHANNEL: &str = "clearance_ledger";
+
+/// The advisory lock that serialises appends: `clearanc` in ASCII.
+const LEDGER_LOCK: i64 = 0x636c_6561_7261_6e63;
+
+/// The PostgreSQL backend: a read pool, the writer's connection options,
+/// and the listener that hears other instances.
+pub struct Postgres {
+    pool: PgPool,
+    options: PgConnectOptions,
+    appended: Arc<Notify>,
+    listener: JoinHandle<()>,
+}
+
+impl Drop for Postgres {
+    fn drop(&mut self) {
+        self.listener.abort();
+    }
+}
+
+impl PostgresStore {
+    /// Connects to `url`, applies the migrations (instances starting
+    /// together take turns: sqlx locks the migration table) and starts the
+    /// ledger writer on the current runtime.
+    ///
+    /// # Errors
+    /// When the database cannot be reached or migrated.
+    pub async fn connect(url: &str) -> Result<PostgresStore, StoreError> {
+        let options = PgConnectOptions::from_str(url)?;
+        let pool = PgPoolOptions::new()
+            .max_connections(8)
+            .acquire_timeout(Duration::from_secs(5))
+            .connect_with(options.clone())
+            .await?;
+        sqlx::migrate!("./migrations/postgres").run(&pool).await?;
+        let appended = Arc::new(Notify::new());
+        let listener = tokio::spawn(listen(pool.clone(), appended.clone()));
+        Ok(Database::start(Postgres {
+            pool,
+            options,
+            appended,
+            listener,
+        }))
+    }
+}
+
+/// Wakes the writer whenever another instance announces an append. Owns
+/// its connection, so that waiting for the next one is never cancelled
+/// half-way; reconnects on its own after an outage.
+async fn listen(pool: PgPool, appended: Arc<Notify>) {
+    loop {
+        let mut listener = match PgListener::connect_with(&pool).await {
+            Ok(listener) => listener,
+            Err(error) => {
+                tracing::warn!(%error, "cannot listen for other instances' appends; polling meanwhile");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                continue;
+            }
+        };
+        if let Err(error) = listener.listen(CHANNEL).await {
+            tracing::warn!(%error, "LISTEN failed; polling meanwhile");
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            continue;
+        }
+        loop {
+            match listener.try_recv().await {
+                Ok(Some(_)) => appended.notify_one(),
+                // The connection dropped: what was announced meanwhile is
+                // lost, so look now, then listen again.
+                Ok(None) => appended.notify_one(),
+                Err(error) => {
+                    tracing::warn!(%error, "listening for appends failed; reconnecting");
+                    appended.notify_one();
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                    break;
+                }
+            }
+        }
+    }
+}
+
+async fn exec(conn: &mut PgConnection, sql: &'static str) -> Result<(), StoreError> {
+    sqlx::query(sql).execute(conn).await?;
+    Ok(())
+}
+
+impl Backend for Postgres {
+    type Conn = PgConnection;
+
+    const NAME: &'static str = "postgres";
+
+    async fn connect_writer(&self) -> Result<PgConnection, StoreError> {
+        Ok(PgConnection::connect_with(&self.options).await?)
+    }
+
+    async fn begin_exclusive(conn: &mut PgConnection) -> Result<(), StoreError> {
+        // One round trip: the simple protocol takes both statements at once.
+        sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+            "BEGIN; SELECT pg_advisory_xact_lock({LEDGER_LOCK})"
+        )))
+        .execute(conn)
+        .await?;
+        Ok(())
+    }
+
+    async fn begin_and_read_head(
+        conn: &mut PgConnection,
+    ) -> Result<(u64, Digest32, u64), StoreError> {
+        use sqlx::Row as _;
+        // One round trip: the simple protocol takes every statement at
+        // once; the rows are the last statement's.
+        let rows = sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+            "BEGIN; SELECT pg_advisory_xact_lock({LEDGER_LOCK});
+             SELECT h.seq, h.hash,
+                    (SELECT COALESCE(MAX(tripped_seq), 0)::BIGINT FROM kill_switches WHERE reset_at IS NULL) AS trip
+             FROM (SELECT 1) one LEFT JOIN (SELECT seq, hash FROM ledger ORDER BY seq DESC LIMIT 1) h ON TRUE"
+        )))
+        .fetch_all(&mut *conn)
+        .await?;
+        let row = rows
+            .last()
+            .ok_or_else(|| StoreError::corrupt("the ledger head query returned no row"))?;
+        let n: Option<i64> = row.try_get("seq")?;
+        let hash: Option<String> = row.try_get("hash")?;
+        let trip: i64 = row.try_get("trip")?;
+        let (seq_, hash) = match (n, hash) {
+            (Some(n), Some(hash)) => (seq(n)?, digest(&hash)?),
+            _ => empty_head(),
+        };
+        Ok((seq_, hash, seq(trip)?))
+    }
+
+    async fn write(
+        conn: &mut PgConnection,
+        records: &[LedgerRecord],
+        entries: &[(u64, &[Effect])],
+    ) -> Result<(), Rejected> {
+        apply::write(conn, records, entries).await
+    }
+
+    async fn finish(conn: &mut PgConnection, head: u64) -> Result<(), StoreError> {
+        sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+            "SELECT pg_notify('{CHANNEL}', '{head}'); COMMIT"
+        )))
+        .execute(conn)
+        .await?;
+        Ok(())
+    }
+
+    async fn commit(conn: &mut PgConnection) -> Result<(), StoreError> {
+        exec(conn, "COMMIT").await
+    }
+
+    async fn rollback(conn: &mut PgConnection) -> Result<(), StoreError> {
+        exec(conn, "ROLLBACK").await
+    }
+
+    async fn head(conn: &mut PgConnection) -> Result<(u64, Digest32), StoreError> {
+        let row: Option<(i64, String)> =
+            sqlx::query_as("SELECT seq, hash FROM ledger ORDER BY seq DESC LIMIT 1")
+                .fetch_optional(conn)
+                .await?;
+        match row {
+            None => Ok(empty_head()),
+            Some((n, hash)) => Ok((seq(n)?, digest(&hash)?)),
+        }
+    }
+
+    async fn records_after(
+        conn: &mut PgConnection,
+        after: u64,
+        limit: u32,
+    ) -> Result<Vec<LedgerRecord>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT seq, at, kind, payload, prev_hash, hash FROM ledger WHERE seq > $1 ORDER BY seq LIMIT $2",
+        )
+        .bind(int(after))
+        .bind(i64::from(limit))
+        .fetch_all(conn)
+        .await?;
+        rows.iter().map(decode::ledger_record).collect()
+    }
+
+    async fn latest_trip(conn: &mut PgConnection) -> Result<u64, StoreError> {
+        let (latest,): (i64,) = sqlx::query_as(
+            "SELECT COALESCE(MAX(tripped_seq), 0)::BIGINT FROM kill_switches WHERE reset_at IS NULL",
+        )
+        .fetch_one(conn)
+        .await?;
+        seq(latest)
+    }
+
+    async fn count_executions(
+        conn: &mut PgConnection,
+        agent: &str,
+        impacts: &[Impact],
+        since: Timestamp,
+    ) -> Result<u64, StoreError> {
+        let names: Vec<&str> = impacts.iter().map(|i| i.name()).collect();
+        let (count,): (i64,) = sqlx::query_as(
+            "SELECT COUNT(*) FROM decisions WHERE execution AND agent = $1 AND at > $2 AND impact = ANY($3)",
+        )
+        .bind(agent)
+        .bind(timestamp_text(since))
+        .bind(names)
+        .fetch_one(conn)
+        .await?;
+        seq(count)
+    }
+
+    async fn approvals_opened_after(
+        conn: &mut PgConnection,
+        after: u64,
+    ) -> Result<Vec<String>, StoreError> {
+        let rows: Vec<(String,)> = sqlx::query_as(
+            "SELECT id FROM approvals WHERE opened_seq > $1 AND status IN ('pending', 'approved') AND NOT used",
+        )
+        .bind(int(after))
+        .fetch_all(conn)
+        .await?;
+        Ok(rows.into_iter().map(|(id,)| id).collect())
+    }
+
+    async fn insert_records(
+        conn: &mut PgConnection,
+        records: &[LedgerRecord],
+    ) -> Result<(), StoreError> {
+        let seqs: Vec<i64> = records.iter().map(|r| int(r.seq)).collect();
+        let ats: Vec<&str> = records.iter().map(|r| r.at.as_str()).collect();
+        let kinds: Vec<&str> = records.iter().map(|r| r.kind.as_str()).collect();
+        let payloads: Vec<&str> = records.iter().map(|r| r.payload.as_str()).collect();
+        let prevs: Vec<String> = records.iter().map(|r| r.prev_hash.to_hex()).collect();
+        let hashes: Vec<String> = records.iter().map(|r| r.hash.to_hex()).collect();
+        sqlx::query(
+            "INSERT INTO ledger (seq, at, kind, payload, prev_hash, hash)
+             SELECT * FROM UNNEST($1::BIGINT[], $2::TEXT[], $3::TEXT[], $4::TEXT[], $5::TEXT[], $6::TEXT[])",
+        )
+        .bind(seqs)
+        .bind(ats)
+        .bind(kinds)
+        .bind(payloads)
+        .bind(prevs)
+        .bind(hashes)
+        .execute(conn)
+        .await?;
+        Ok(())
+    }
+
+    async fn apply(conn: &mut PgConnection, entries: &[(u64, &[Effect])]) -> Result<(), Rejected> {
+        apply::apply(conn, entries).await
+    }
+
+    async fn announce(conn: &mut PgConnection, head: u64) -> Result<(), StoreError> {
+        sqlx::query("SELECT pg_notify($1, $2)")
+            .bind(CHANNEL)
+            .bind(head.to_string())
+            .execute(conn)
+            .await?;
+        Ok(())
+    }
+
+    async fn appended_elsewhere(&self) {
+        self.appended.notified().await;
+    }
+
+    async fn load<T, Build, Visit>(
+        &self,
+        horizon: Timestamp,
+        build: Build,
+        visit: Visit,
+    ) -> Result<T, StoreError>
+    where
+        T: Send,
+        Build: FnOnce(StoredState) -> T + Send,
+        Visit: FnMut(&mut T, EvidenceRow) -> Result<(), StoreError> + Send,
+    {
+        read::load(&self.pool, horizon, build, visit).await
+    }
+
+    async fn agents(&self) -> Result<Vec<AgentRow>, StoreError> {
+        let rows = sqlx::query("SELECT id, phase, locked, phase_since FROM agents ORDER BY id")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(decode::agent).collect()
+    }
+
+    async fn find_token(&self, hash: &str) -> Result<Option<TokenRow>, StoreError> {
+        let row =
+            sqlx::query("SELECT hash, kind, subject, role, created_at FROM tokens WHERE hash = $1")
+                .bind(hash)
+                .fetch_optional(&self.pool)
+                .await?;
+        row.as_ref().map(decode::token).transpose()
+    }
+
+    async fn find_decision(&self, id: &str) -> Result<Option<DecisionRow>, StoreError> {
+        let row = sqlx::query("SELECT id, seq, agent, action, outcome, impact, execution, at, reported FROM decisions WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(decode::decision).transpose()
+    }
+
+    async fn find_approval(&self, id: &str) -> Result<Option<ApprovalState>, StoreError> {
+        read::find_approval(&self.pool, id).await
+    }
+
+    async fn audit(&self, query: &AuditQuery) -> Result<Vec<LedgerRecord>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT seq, at, kind, payload, prev_hash, hash FROM ledger
+             WHERE seq > $1 AND ($2::TEXT IS NULL OR kind = $2) AND ($3::TEXT IS NULL OR payload::jsonb ->> 'agent' = $3)
+             ORDER BY seq LIMIT $4",
+        )
+        .bind(int(query.after))
+        .bind(&query.kind)
+        .bind(&query.agent)
+        .bind(i64::from(query.limit))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(decode::ledger_record).collect()
+    }
+
+    async fn page(&self, after: u64, limit: u32) -> Result<Vec<LedgerRecord>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT seq, at, kind, payload, prev_hash, hash FROM ledger WHERE seq > $1 ORDER BY seq LIMIT $2",
+        )
+        .bind(int(after))
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(decode::ledger_record).collect()
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    async fn probe_write(&self) -> Result<(), StoreError> {
+        sqlx::query("UPDATE health_probe SET at = $1 WHERE id = 1")
+            .bind(timestamp_text(Timestamp::now()))
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+}

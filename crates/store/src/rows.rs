@@ -1,0 +1,247 @@
+//! What the store holds besides the ledger, as typed rows: the engine's
+//! enums and `jiff` timestamps, never string sentinels. Plain data; the
+//! store decides nothing.
+
+use clearance_engine::{
+    DecisionRequest, Identity, Impact, Outcome, Phase, ReportedOutcome,
+    facts::{Approval, ApprovalStatus, KillSwitch, RollbackTest, SimulationReport},
+    ledger::{ChainBreak, Digest32},
+    trust::Sample,
+};
+use jiff::Timestamp;
+
+/// A decision, as indexed for outcome reports and hard stops; its full
+/// record is the ledger record `seq`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DecisionIndex {
+    /// The decision id.
+    pub id: String,
+    /// The agent.
+    pub agent: String,
+    /// `tool:verb`.
+    pub action: String,
+    /// What the request became.
+    pub outcome: Outcome,
+    /// The action's impact class.
+    pub impact: Impact,
+    /// An allowed execute-level write: counts against hard stops.
+    pub execution: bool,
+    /// When it was decided.
+    pub at: Timestamp,
+}
+
+/// A decision as read back.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DecisionRow {
+    /// What was indexed.
+    pub index: DecisionIndex,
+    /// Its ledger record.
+    pub seq: u64,
+    /// The reported outcome, once reported.
+    pub reported: Option<ReportedOutcome>,
+}
+
+/// An allowed execution, for the hard stops.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ExecutionRow {
+    /// Whose.
+    pub agent: String,
+    /// Its impact class.
+    pub impact: Impact,
+    /// When it was allowed.
+    pub at: Timestamp,
+}
+
+/// An agent's stored phase and lock.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AgentRow {
+    /// The agent.
+    pub id: String,
+    /// Its phase.
+    pub phase: Phase,
+    /// Locked until an investigation is recorded.
+    pub locked: bool,
+    /// When it entered its phase.
+    pub phase_since: Timestamp,
+}
+
+/// What a phase change expects to replace: the change is refused when
+/// another instance changed the agent first.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AgentVersion {
+    /// The phase it expects.
+    pub phase: Phase,
+    /// Since when it expects the agent to be in it.
+    pub phase_since: Timestamp,
+}
+
+/// An approval as opened.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ApprovalRow {
+    /// As the engine sees it.
+    pub approval: Approval,
+    /// The agent that asked.
+    pub agent: String,
+    /// The request it is bound to.
+    pub request: DecisionRequest,
+    /// When it was opened.
+    pub created_at: Timestamp,
+}
+
+/// An approval as read back, whatever its status.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ApprovalState {
+    /// The approval.
+    pub row: ApprovalRow,
+    /// The operators who settled it, with their verdicts, in order.
+    pub votes: Vec<(String, ApprovalStatus)>,
+}
+
+/// A kill switch as tripped.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KillSwitchRow {
+    /// As the engine sees it.
+    pub switch: KillSwitch,
+    /// The operator who tripped it.
+    pub tripped_by: String,
+    /// When.
+    pub tripped_at: Timestamp,
+}
+
+/// A rollback test.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RollbackTestRow {
+    /// As the engine sees it.
+    pub test: RollbackTest,
+    /// How long the rollback took, when known.
+    pub duration_ms: Option<u64>,
+}
+
+/// A bearer token: never the token itself.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TokenRow {
+    /// SHA-256 of the token, hex.
+    pub hash: String,
+    /// Who holds it.
+    pub identity: Identity,
+    /// When it was issued.
+    pub created_at: Timestamp,
+}
+
+/// A graded sample of evidence.
+#[derive(Clone, Debug, PartialEq)]
+pub struct EvidenceRow {
+    /// The agent it is about.
+    pub agent: String,
+    /// The incident (or decision) it grades: one sample per agent, kind and
+    /// incident.
+    pub incident_id: String,
+    /// When it was taken.
+    pub at: Timestamp,
+    /// The sample; its kind is part of the key.
+    pub sample: Sample,
+}
+
+/// Where a promotion stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PromotionStatus {
+    /// Waiting for sign-offs.
+    Open,
+    /// The agent moved up.
+    Completed,
+    /// The agent's phase changed before it completed.
+    Cancelled,
+}
+
+impl PromotionStatus {
+    /// As stored and shown.
+    pub fn name(self) -> &'static str {
+        match self {
+            PromotionStatus::Open => "open",
+            PromotionStatus::Completed => "completed",
+            PromotionStatus::Cancelled => "cancelled",
+        }
+    }
+
+    /// The status with this name.
+    pub fn from_name(name: &str) -> Option<PromotionStatus> {
+        [
+            PromotionStatus::Open,
+            PromotionStatus::Completed,
+            PromotionStatus::Cancelled,
+        ]
+        .into_iter()
+        .find(|s| s.name() == name)
+    }
+}
+
+/// A promotion.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PromotionRow {
+    /// Its id.
+    pub id: String,
+    /// The agent.
+    pub agent: String,
+    /// From this phase.
+    pub from: Phase,
+    /// To this one.
+    pub to: Phase,
+    /// The operator who opened it.
+    pub opened_by: String,
+    /// When.
+    pub opened_at: Timestamp,
+    /// The operators who signed, in order.
+    pub signoffs: Vec<String>,
+}
+
+/// What the service loads at start-up: everything decisions read, as of
+/// one ledger sequence number (one read snapshot).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct StoredState {
+    /// The ledger record the snapshot reflects: records after it are
+    /// applied on top, in order.
+    pub as_of: u64,
+    /// Agents whose phase is stored.
+    pub agents: Vec<AgentRow>,
+    /// Approvals that can still count: pending, or approved and unused.
+    pub approvals: Vec<ApprovalRow>,
+    /// Kill switches tripped and not reset.
+    pub kill_switches: Vec<KillSwitchRow>,
+    /// The newest simulation report of each plan.
+    pub simulations: Vec<SimulationReport>,
+    /// The newest test of each playbook.
+    pub rollback_tests: Vec<RollbackTestRow>,
+    /// Allowed executions since the horizon asked for.
+    pub executions: Vec<ExecutionRow>,
+    /// Promotions still open.
+    pub promotions: Vec<PromotionRow>,
+}
+
+/// A page of the ledger.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct AuditQuery {
+    /// Only records after this sequence number.
+    pub after: u64,
+    /// At most this many.
+    pub limit: u32,
+    /// Only this kind.
+    pub kind: Option<String>,
+    /// Only records whose payload's top-level `agent` is this one.
+    pub agent: Option<String>,
+}
+
+/// The result of a full verification.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VerifyReport {
+    /// Records that verified before the first break (all, when intact).
+    pub verified: u64,
+    /// The head hash of the verified prefix.
+    pub head: Digest32,
+    /// The first break, if any.
+    pub first_break: Option<ChainBreak>,
+}
+
+/// Whether an approval can still count.
+pub fn is_open(status: ApprovalStatus, used: bool) -> bool {
+    matches!(status, ApprovalStatus::Pending | ApprovalStatus::Approved) && !used
+}

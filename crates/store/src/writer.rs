@@ -1,0 +1,572 @@
+//! The ledger writer: the only code that writes to the database, written
+//! once for every backend. It takes every entry waiting (up to
+//! [`MAX_BATCH`]) and, in one transaction holding the ledger's write lock:
+//!
+//! 1. reads the chain head, and the records other writers appended since
+//!    this one last looked (another instance, or `clearance token issue`
+//!    on the same file);
+//! 2. checks each entry's [`Guard`]s against everything committed and the
+//!    entries before it in the batch, refusing those that fail;
+//! 3. chains the rest after the head, inserts them, applies their effects
+//!    (a conditional effect that no longer holds refuses its entry: the
+//!    batch is rolled back and retried without it), announces the new head
+//!    and commits — one fsync for the lot;
+//! 4. hands the other writers' records, then its own, to the [`Applier`]
+//!    in ledger order, and only then answers the waiters.
+//!
+//! A failed batch is rolled back whole, every waiter told so, and the next
+//! batch starts on a fresh connection.
+
+use std::{sync::Arc, time::Duration};
+
+use clearance_engine::ledger::{Digest32, LedgerRecord};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::{
+    Applier, Committed, Effect, Entry, Guard, Receipt, StoreError,
+    backend::{Backend, Rejected},
+    codec::timestamp_text,
+    rows::DecisionIndex,
+};
+
+/// How many entries the writer takes at most into one transaction: enough
+/// to amortise the fsync, few enough to bound the latency of a batch.
+pub(crate) const MAX_BATCH: usize = 512;
+
+/// How many records of other writers are read per query while catching up.
+const CATCH_UP_PAGE: u32 = 10_000;
+
+/// How often an idle writer looks for other writers' records when nothing
+/// announces them (and as a backstop where something does).
+pub(crate) const POLL: Duration = Duration::from_millis(250);
+
+pub(crate) type Reply<T> = oneshot::Sender<Result<T, StoreError>>;
+
+pub(crate) enum Job {
+    Append {
+        entry: Entry,
+        reply: Reply<Receipt>,
+    },
+    /// Records copied verbatim from another store, with their effects.
+    Import {
+        records: Vec<LedgerRecord>,
+        effects: Vec<Vec<Effect>>,
+        reply: Reply<u64>,
+    },
+    /// Catch up on other writers now.
+    Sync {
+        reply: Option<Reply<u64>>,
+    },
+    /// From now on, hand every record after `from` to `applier`.
+    Attach {
+        applier: Arc<dyn Applier>,
+        from: u64,
+        reply: Reply<()>,
+    },
+}
+
+struct Writer<B: Backend> {
+    backend: Arc<B>,
+    conn: Option<B::Conn>,
+    applier: Option<Arc<dyn Applier>>,
+    /// The newest record handed to the applier.
+    applied: u64,
+    /// Whether the last batch found other writers' records under the lock:
+    /// then the next one reads them before taking it, so the lock is held
+    /// for this instance's own writes, not for reading another's.
+    others_writing: bool,
+    jobs: mpsc::UnboundedReceiver<Job>,
+    /// Jobs taken from the queue while a batch waited for the lock, and not
+    /// appends: they are next, in order.
+    backlog: Vec<Job>,
+}
+
+pub(crate) async fn run<B: Backend>(backend: Arc<B>, jobs: mpsc::UnboundedReceiver<Job>) {
+    let mut writer = Writer {
+        backend,
+        conn: None,
+        applier: None,
+        applied: 0,
+        others_writing: false,
+        jobs,
+        backlog: Vec::new(),
+    };
+    loop {
+        let mut received = std::mem::take(&mut writer.backlog);
+        if received.is_empty() && writer.jobs.recv_many(&mut received, MAX_BATCH).await == 0 {
+            return;
+        }
+        writer.process(received).await;
+    }
+}
+
+/// Sends a catch-up job whenever the backend says another instance
+/// appended, and every [`POLL`]; ends with the store.
+pub(crate) async fn follow<B: Backend>(backend: Arc<B>, jobs: mpsc::WeakUnboundedSender<Job>) {
+    loop {
+        tokio::select! {
+            () = backend.appended_elsewhere() => {}
+            () = tokio::time::sleep(POLL) => {}
+        }
+        let Some(jobs) = jobs.upgrade() else { return };
+        if jobs.send(Job::Sync { reply: None }).is_err() {
+            return;
+        }
+    }
+}
+
+type Waiting = (Entry, Reply<Receipt>);
+
+/// How a batch ended.
+enum BatchError {
+    /// One entry's conditional effect no longer holds: retry without it.
+    Rejected(Rejected),
+    /// Nothing was written.
+    Failed(StoreError),
+}
+
+impl From<StoreError> for BatchError {
+    fn from(error: StoreError) -> Self {
+        BatchError::Failed(error)
+    }
+}
+
+/// What a committed batch holds, for the applier and the waiters.
+struct Written {
+    foreign: Vec<LedgerRecord>,
+    /// Per entry: its record, or why its guard refused it.
+    verdicts: Vec<Result<LedgerRecord, StoreError>>,
+    head: u64,
+}
+
+impl<B: Backend> Writer<B> {
+    async fn process(&mut self, jobs: Vec<Job>) {
+        let mut appends: Vec<Waiting> = Vec::new();
+        let mut syncs = Vec::new();
+        for job in jobs {
+            match job {
+                Job::Append { entry, reply } => appends.push((entry, reply)),
+                Job::Sync { reply } => syncs.push(reply),
+                Job::Attach {
+                    applier,
+                    from,
+                    reply,
+                } => {
+                    self.write(std::mem::take(&mut appends)).await;
+                    self.applier = Some(applier);
+                    self.applied = from;
+                    let _ = reply.send(Ok(()));
+                    syncs.push(None);
+                }
+                Job::Import {
+                    records,
+                    effects,
+                    reply,
+                } => {
+                    self.write(std::mem::take(&mut appends)).await;
+                    let _ = reply.send(self.import(records, effects).await);
+                }
+            }
+        }
+        if appends.is_empty() {
+            if !syncs.is_empty() {
+                let result = self.catch_up().await;
+                for reply in syncs.into_iter().flatten() {
+                    let _ = reply.send(result.clone());
+                }
+            }
+        } else {
+            self.write(appends).await;
+            for reply in syncs.into_iter().flatten() {
+                let _ = reply.send(Ok(self.applied));
+            }
+        }
+    }
+
+    async fn connection(&mut self) -> Result<&mut B::Conn, StoreError> {
+        match &mut self.conn {
+            Some(conn) => Ok(conn),
+            slot => Ok(slot.insert(self.backend.connect_writer().await?)),
+        }
+    }
+
+    /// Writes a batch, retrying without each entry whose conditional effect
+    /// no longer holds.
+    async fn write(&mut self, mut batch: Vec<Waiting>) {
+        if self.others_writing {
+            // Best effort: what this misses, the locked read finds.
+            let _ = self.catch_up().await;
+        }
+        while !batch.is_empty() {
+            match self.try_write(&mut batch).await {
+                Ok(written) => {
+                    self.deliver(&written, &batch);
+                    for ((_, reply), verdict) in batch.into_iter().zip(written.verdicts) {
+                        let answer = verdict.map(|r| Receipt {
+                            seq: r.seq,
+                            hash: r.hash,
+                        });
+                        // The waiter may have gone (client hung up); the record stands.
+                        let _ = reply.send(answer);
+                    }
+                    return;
+                }
+                Err(BatchError::Rejected(Rejected { index, error })) => {
+                    if index >= batch.len() {
+                        self.fail(batch, StoreError::corrupt("a rejection named no entry"));
+                        return;
+                    }
+                    let (_, reply) = batch.remove(index);
+                    let _ = reply.send(Err(error));
+                }
+                Err(BatchError::Failed(error)) => {
+                    self.fail(batch, error);
+                    return;
+                }
+            }
+        }
+    }
+
+    fn fail(&mut self, batch: Vec<Waiting>, error: StoreError) {
+        tracing::error!(%error, entries = batch.len(), "ledger batch rolled back");
+        // A failed transaction can leave the connection mid-transaction;
+        // start the next batch on a fresh one rather than trust it.
+        self.conn = None;
+        for (_, reply) in batch {
+            let _ = reply.send(Err(error.clone()));
+        }
+    }
+
+    async fn try_write(&mut self, batch: &mut Vec<Waiting>) -> Result<Written, BatchError> {
+        let applied = self.applied;
+        let following = self.applier.is_some();
+        self.connection().await?;
+        let Some(conn) = self.conn.as_mut() else {
+            return Err(BatchError::Failed(StoreError::Unavailable(
+                "no connection".into(),
+            )));
+        };
+        let head = B::begin_and_read_head(conn).await;
+        // What arrived while waiting for the lock (another instance held
+        // it) joins this batch: one commit for more entries.
+        if head.is_ok() {
+            take_appends(&mut self.jobs, &mut self.backlog, batch);
+        }
+        let Some(conn) = self.conn.as_mut() else {
+            return Err(BatchError::Failed(StoreError::Unavailable(
+                "no connection".into(),
+            )));
+        };
+        let result = match head {
+            Ok(head) => Self::inside(conn, batch, applied, following, head).await,
+            Err(error) => Err(BatchError::Failed(error)),
+        };
+        if result.is_err() {
+            // Best effort: on failure the connection is dropped anyway.
+            let _ = B::rollback(conn).await;
+        }
+        result
+    }
+
+    async fn inside(
+        conn: &mut B::Conn,
+        batch: &[Waiting],
+        applied: u64,
+        following: bool,
+        (head_seq, head_hash, latest_trip): (u64, Digest32, u64),
+    ) -> Result<Written, BatchError> {
+        let foreign = if following && head_seq > applied {
+            read_range::<B>(conn, applied, head_seq).await?
+        } else {
+            Vec::new()
+        };
+        let refusals = check_guards::<B>(conn, batch, latest_trip).await?;
+        let mut seq = head_seq;
+        let mut prev = head_hash;
+        let mut records = Vec::with_capacity(batch.len());
+        let mut verdicts = Vec::with_capacity(batch.len());
+        for ((entry, _), refusal) in batch.iter().zip(refusals) {
+            match refusal {
+                Some(error) => verdicts.push(Err(error)),
+                None => {
+                    seq += 1;
+                    let record = chained(seq, entry, prev);
+                    prev = record.hash;
+                    records.push(record.clone());
+                    verdicts.push(Ok(record));
+                }
+            }
+        }
+        if records.is_empty() {
+            B::rollback(conn).await?;
+            return Ok(Written {
+                foreign,
+                verdicts,
+                head: head_seq,
+            });
+        }
+        let accepted: Vec<(usize, (u64, &[Effect]))> = batch
+            .iter()
+            .zip(&verdicts)
+            .enumerate()
+            .filter_map(|(index, ((entry, _), verdict))| {
+                verdict
+                    .as_ref()
+                    .ok()
+                    .map(|record| (index, (record.seq, entry.effects.as_slice())))
+            })
+            .collect();
+        let effects: Vec<(u64, &[Effect])> = accepted.iter().map(|(_, e)| *e).collect();
+        if let Err(Rejected { index, error }) = B::write(conn, &records, &effects).await {
+            return Err(match (error, accepted.get(index)) {
+                (StoreError::Conflict(message), Some((original, _))) => {
+                    BatchError::Rejected(Rejected {
+                        index: *original,
+                        error: StoreError::Conflict(message),
+                    })
+                }
+                (other, _) => BatchError::Failed(other),
+            });
+        }
+        B::finish(conn, seq).await?;
+        Ok(Written {
+            foreign,
+            verdicts,
+            head: seq,
+        })
+    }
+
+    /// Hands the batch's records to the applier, other writers' first.
+    fn deliver(&mut self, written: &Written, batch: &[Waiting]) {
+        self.others_writing = !written.foreign.is_empty();
+        if let Some(applier) = &self.applier {
+            let mut committed: Vec<Committed<'_>> =
+                written.foreign.iter().map(Committed::Foreign).collect();
+            for ((entry, _), verdict) in batch.iter().zip(&written.verdicts) {
+                if let Ok(record) = verdict {
+                    committed.push(Committed::Own {
+                        record,
+                        effects: &entry.effects,
+                        claim: entry.claim,
+                    });
+                }
+            }
+            if !committed.is_empty() {
+                applier.apply(&committed);
+            }
+        }
+        self.applied = self.applied.max(written.head);
+    }
+
+    /// Reads and applies what other writers appended, with no lock: the
+    /// ledger's committed records are always a prefix without gaps, since
+    /// every append holds the write lock until it commits.
+    async fn catch_up(&mut self) -> Result<u64, StoreError> {
+        let Some(applier) = self.applier.clone() else {
+            return Ok(self.applied);
+        };
+        let applied = self.applied;
+        let result = async {
+            let conn = self.connection().await?;
+            let (head, _) = B::head(conn).await?;
+            if head <= applied {
+                return Ok(Vec::new());
+            }
+            read_range::<B>(conn, applied, head).await
+        }
+        .await;
+        match result {
+            Ok(records) => {
+                if let Some(last) = records.last() {
+                    let committed: Vec<Committed<'_>> =
+                        records.iter().map(Committed::Foreign).collect();
+                    applier.apply(&committed);
+                    self.applied = last.seq;
+                }
+                Ok(self.applied)
+            }
+            Err(error) => {
+                tracing::warn!(%error, "catching up on other writers failed; retrying");
+                self.conn = None;
+                Err(error)
+            }
+        }
+    }
+
+    /// Appends records copied from another store, verbatim: they must
+    /// continue this ledger's chain exactly.
+    async fn import(
+        &mut self,
+        records: Vec<LedgerRecord>,
+        effects: Vec<Vec<Effect>>,
+    ) -> Result<u64, StoreError> {
+        let conn = self.connection().await?;
+        B::begin_exclusive(conn).await?;
+        let result = async {
+            let (head_seq, head_hash) = B::head(conn).await?;
+            if let Some(first) = records.first()
+                && (first.seq != head_seq + 1 || first.prev_hash != head_hash)
+            {
+                return Err(StoreError::Conflict(format!(
+                    "record {} does not continue this ledger (its head is record {head_seq})",
+                    first.seq
+                )));
+            }
+            B::insert_records(conn, &records).await?;
+            let entries: Vec<(u64, &[Effect])> = records
+                .iter()
+                .zip(&effects)
+                .map(|(r, e)| (r.seq, e.as_slice()))
+                .collect();
+            B::apply(conn, &entries).await.map_err(|r| r.error)?;
+            let head = records.last().map_or(head_seq, |r| r.seq);
+            B::announce(conn, head).await?;
+            B::commit(conn).await?;
+            Ok(head)
+        }
+        .await;
+        if result.is_err() {
+            self.conn = None;
+        }
+        result
+    }
+}
+
+/// Moves the appends waiting in `jobs` into `batch` (up to [`MAX_BATCH`]),
+/// stopping at the first other job, which goes to `backlog` to keep order.
+fn take_appends(
+    jobs: &mut mpsc::UnboundedReceiver<Job>,
+    backlog: &mut Vec<Job>,
+    batch: &mut Vec<Waiting>,
+) {
+    if !backlog.is_empty() {
+        return;
+    }
+    while batch.len() < MAX_BATCH {
+        match jobs.try_recv() {
+            Ok(Job::Append { entry, reply }) => batch.push((entry, reply)),
+            Ok(other) => {
+                backlog.push(other);
+                return;
+            }
+            Err(_) => return,
+        }
+    }
+}
+
+fn chained(seq: u64, entry: &Entry, prev: Digest32) -> LedgerRecord {
+    LedgerRecord::chained(
+        seq,
+        timestamp_text(entry.at),
+        entry.kind.to_owned(),
+        entry.payload.clone(),
+        prev,
+    )
+}
+
+async fn read_range<B: Backend>(
+    conn: &mut B::Conn,
+    after: u64,
+    head: u64,
+) -> Result<Vec<LedgerRecord>, StoreError> {
+    let mut records: Vec<LedgerRecord> = Vec::new();
+    let mut next = after;
+    while next < head {
+        let page = B::records_after(conn, next, CATCH_UP_PAGE).await?;
+        let Some(last) = page.last() else { break };
+        next = last.seq;
+        records.extend(page);
+    }
+    for (expected, record) in (after + 1..).zip(&records) {
+        if record.seq != expected {
+            return Err(StoreError::Corrupt(format!(
+                "the ledger skips from record {} to {}: another writer's records cannot be followed",
+                expected - 1,
+                record.seq
+            )));
+        }
+    }
+    Ok(records)
+}
+
+/// Each entry's refusal, if a guard fails.
+async fn check_guards<B: Backend>(
+    conn: &mut B::Conn,
+    batch: &[Waiting],
+    latest_trip: u64,
+) -> Result<Vec<Option<StoreError>>, StoreError> {
+    let mut executions: Vec<&DecisionIndex> = Vec::new();
+    let mut tripped_in_batch = false;
+    let mut refusals = Vec::with_capacity(batch.len());
+    for (entry, _) in batch {
+        let mut refusal = None;
+        for guard in &entry.guards {
+            refusal = if tripped_in_batch && matches!(guard, Guard::NoKillSwitchTrippedAfter(_)) {
+                Some(StoreError::Conflict(
+                    "a kill switch tripped earlier in this batch, after the facts this was decided on"
+                        .into(),
+                ))
+            } else {
+                check_guard::<B>(conn, guard, latest_trip, &executions).await?
+            };
+            if refusal.is_some() {
+                break;
+            }
+        }
+        if refusal.is_none() {
+            executions.extend(entry.effects.iter().filter_map(|e| match e {
+                Effect::DecisionRecorded(index) if index.execution => Some(index),
+                _ => None,
+            }));
+            tripped_in_batch |= entry
+                .effects
+                .iter()
+                .any(|e| matches!(e, Effect::KillSwitchTripped(_)));
+        }
+        refusals.push(refusal);
+    }
+    Ok(refusals)
+}
+
+async fn check_guard<B: Backend>(
+    conn: &mut B::Conn,
+    guard: &Guard,
+    latest: u64,
+    batch_executions: &[&DecisionIndex],
+) -> Result<Option<StoreError>, StoreError> {
+    Ok(match guard {
+        Guard::NoKillSwitchTrippedAfter(seq) => {
+            (latest > *seq).then(|| {
+                StoreError::Conflict(format!(
+                    "a kill switch was tripped (record {latest}) after the facts this was decided on (record {seq})"
+                ))
+            })
+        }
+        Guard::HardStop {
+            agent,
+            impacts,
+            since,
+            max,
+        } => {
+            let stored = B::count_executions(conn, agent, impacts, *since).await?;
+            let in_batch = batch_executions
+                .iter()
+                .filter(|d| d.agent == *agent && impacts.contains(&d.impact) && d.at > *since)
+                .count() as u64;
+            (stored + in_batch + 1 > u64::from(*max)).then(|| {
+                StoreError::Conflict(format!(
+                    "hard stop: agent `{agent}` already has {} of {max} executions in its window",
+                    stored + in_batch
+                ))
+            })
+        }
+        Guard::NoUnknownApprovalsAfter { seq, known } => {
+            let opened = B::approvals_opened_after(conn, *seq).await?;
+            opened.iter().find(|id| !known.contains(*id)).map(|id| {
+                StoreError::Conflict(format!(
+                    "approval `{id}` was opened elsewhere after record {seq}"
+                ))
+            })
+        }
+    })
+}
