@@ -1,0 +1,240 @@
+//! [`VaultGrant`]: a phase's Vault token — how long it lives and which
+//! paths its policy opens, with `{domain}` and `{agent}` placeholders the
+//! renderer expands per agent.
+
+use std::{
+    collections::{BTreeMap, BTreeSet},
+    fmt,
+};
+
+use crate::duration::BundleDuration;
+
+/// A Vault policy capability.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Capability {
+    /// `create`
+    Create,
+    /// `read`
+    Read,
+    /// `update`
+    Update,
+    /// `patch`
+    Patch,
+    /// `delete`
+    Delete,
+    /// `list`
+    List,
+    /// `sudo`: root-protected paths. Never rendered (a lint refuses it).
+    Sudo,
+    /// `deny`: overrides every other capability on the path.
+    Deny,
+    /// `subscribe`
+    Subscribe,
+    /// `recover`
+    Recover,
+}
+
+impl Capability {
+    /// Every capability, in Vault's documentation order.
+    pub const ALL: [Capability; 10] = [
+        Capability::Create,
+        Capability::Read,
+        Capability::Update,
+        Capability::Patch,
+        Capability::Delete,
+        Capability::List,
+        Capability::Sudo,
+        Capability::Deny,
+        Capability::Subscribe,
+        Capability::Recover,
+    ];
+
+    /// The name Vault spells it with.
+    pub fn name(self) -> &'static str {
+        match self {
+            Capability::Create => "create",
+            Capability::Read => "read",
+            Capability::Update => "update",
+            Capability::Patch => "patch",
+            Capability::Delete => "delete",
+            Capability::List => "list",
+            Capability::Sudo => "sudo",
+            Capability::Deny => "deny",
+            Capability::Subscribe => "subscribe",
+            Capability::Recover => "recover",
+        }
+    }
+
+    /// The capability with this name.
+    pub fn from_name(name: &str) -> Option<Capability> {
+        Capability::ALL.into_iter().find(|c| c.name() == name)
+    }
+
+    /// Whether it can change what Vault holds (`deny`, `read`, `list` and
+    /// `subscribe` cannot).
+    pub fn is_write(self) -> bool {
+        !matches!(
+            self,
+            Capability::Read | Capability::List | Capability::Deny | Capability::Subscribe
+        )
+    }
+}
+
+impl fmt::Display for Capability {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// What one phase's Vault token is.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VaultGrant {
+    /// The token's TTL (`token_ttl`).
+    pub ttl: BundleDuration,
+    /// Its maximum TTL, renewals included (`token_max_ttl`).
+    pub max_ttl: BundleDuration,
+    /// Path templates and their capabilities, in path order.
+    pub paths: BTreeMap<String, BTreeSet<Capability>>,
+}
+
+impl VaultGrant {
+    /// The paths for one agent: `{agent}` replaced by its id, and a path
+    /// with `{domain}` repeated once per domain (dropped when it has none).
+    /// Paths that expand alike merge their capabilities.
+    pub fn paths_for(
+        &self,
+        agent: &str,
+        domains: &[String],
+    ) -> BTreeMap<String, BTreeSet<Capability>> {
+        let mut expanded: BTreeMap<String, BTreeSet<Capability>> = BTreeMap::new();
+        for (template, capabilities) in &self.paths {
+            let template = template.replace("{agent}", agent);
+            let paths: Vec<String> = if template.contains("{domain}") {
+                domains
+                    .iter()
+                    .map(|d| template.replace("{domain}", d))
+                    .collect()
+            } else {
+                vec![template]
+            };
+            for path in paths {
+                expanded
+                    .entry(path)
+                    .or_default()
+                    .extend(capabilities.iter().copied());
+            }
+        }
+        expanded
+    }
+
+    /// The first `(path, capability)` of this grant that `higher` does not
+    /// grant; `None` when `higher` grants all of it and lives as long.
+    pub fn narrowed_by(&self, higher: &VaultGrant) -> Option<String> {
+        if higher.ttl < self.ttl {
+            return Some(format!("ttl {} is shorter than {}", higher.ttl, self.ttl));
+        }
+        if higher.max_ttl < self.max_ttl {
+            return Some(format!(
+                "max_ttl {} is shorter than {}",
+                higher.max_ttl, self.max_ttl
+            ));
+        }
+        for (path, capabilities) in &self.paths {
+            if capabilities.contains(&Capability::Deny) {
+                continue;
+            }
+            let denied = higher
+                .paths
+                .iter()
+                .any(|(h, caps)| caps.contains(&Capability::Deny) && path_covers(h, path));
+            for capability in capabilities {
+                let granted = !denied
+                    && higher
+                        .paths
+                        .iter()
+                        .any(|(h, caps)| caps.contains(capability) && path_covers(h, path));
+                if !granted {
+                    return Some(format!(
+                        "`{capability}` on `{path}` is not granted any more"
+                    ));
+                }
+            }
+        }
+        None
+    }
+}
+
+/// Whether Vault path pattern `higher` matches every path `lower` matches:
+/// equal, or `higher` ends in the `*` glob and `lower` starts with the rest.
+/// (`+` segments are compared literally: a conservative answer.)
+fn path_covers(higher: &str, lower: &str) -> bool {
+    higher == lower
+        || higher
+            .strip_suffix('*')
+            .is_some_and(|prefix| lower.starts_with(prefix))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn grant(ttl: &str, paths: &[(&str, &[Capability])]) -> VaultGrant {
+        VaultGrant {
+            ttl: ttl.parse().unwrap(),
+            max_ttl: "4h".parse().unwrap(),
+            paths: paths
+                .iter()
+                .map(|(p, c)| ((*p).to_owned(), c.iter().copied().collect()))
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn domains_and_agent_expand() {
+        let g = grant(
+            "5m",
+            &[
+                ("secret/data/{domain}/*", &[Capability::Read]),
+                ("secret/data/payments/*", &[Capability::List]),
+                ("agents/{agent}", &[Capability::Read]),
+            ],
+        );
+        let paths = g.paths_for("bot", &["payments".into(), "search".into()]);
+        let keys: Vec<&str> = paths.keys().map(String::as_str).collect();
+        assert_eq!(
+            keys,
+            [
+                "agents/bot",
+                "secret/data/payments/*",
+                "secret/data/search/*"
+            ]
+        );
+        assert_eq!(paths["secret/data/payments/*"].len(), 2, "merged");
+        assert_eq!(
+            g.paths_for("bot", &[]).len(),
+            2,
+            "no domain, no `{{domain}}` path"
+        );
+    }
+
+    #[test]
+    fn narrowing_is_found() {
+        let read = grant("5m", &[("secret/data/a/*", &[Capability::Read])]);
+        let wider = grant(
+            "1h",
+            &[("secret/data/*", &[Capability::Read, Capability::List])],
+        );
+        assert_eq!(read.narrowed_by(&wider), None);
+        assert!(wider.narrowed_by(&read).is_some());
+        let denied = grant(
+            "1h",
+            &[
+                ("secret/data/*", &[Capability::Read]),
+                ("secret/data/a/*", &[Capability::Deny]),
+            ],
+        );
+        assert!(read.narrowed_by(&denied).unwrap().contains("`read`"));
+        let shorter = grant("1m", &[("secret/data/a/*", &[Capability::Read])]);
+        assert!(read.narrowed_by(&shorter).unwrap().contains("ttl"));
+    }
+}
