@@ -29,6 +29,27 @@ pub const EXAMPLE_FILES: &[(&str, &str)] = &[
         "tests/approvals.yaml",
         include_str!("../example/tests/approvals.yaml"),
     ),
+    ("mcp/README.md", include_str!("../example/mcp/README.md")),
+    (
+        "mcp/kubernetes-tools.json",
+        include_str!("../example/mcp/kubernetes-tools.json"),
+    ),
+    (
+        "simulations/cluster.json",
+        include_str!("../example/simulations/cluster.json"),
+    ),
+    (
+        "simulations/traffic.yaml",
+        include_str!("../example/simulations/traffic.yaml"),
+    ),
+    (
+        "simulations/restart-search.plan.yaml",
+        include_str!("../example/simulations/restart-search.plan.yaml"),
+    ),
+    (
+        "simulations/scale-down-cart.plan.yaml",
+        include_str!("../example/simulations/scale-down-cart.plan.yaml"),
+    ),
 ];
 
 /// Why the example could not be written.

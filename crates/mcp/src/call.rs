@@ -1,0 +1,217 @@
+//! One `tools/call`, from the agent to the upstream and back: made into a
+//! decision request, decided by the same service and recorded in the same
+//! ledger as an HTTP decision, and forwarded only when `allow` — once. An
+//! allowed call's result (success or `isError`) is reported as the
+//! decision's outcome. A pending call may wait for its approval
+//! (`approval_wait`), and runs the moment it is approved; a kill switch
+//! that voids the approval ends the wait with the denial it causes.
+
+use std::time::Duration;
+
+use clearance_engine::{DecisionRequest, Identity, Outcome, ReportedOutcome};
+use clearance_service::{DecisionAnswer, Matching, OutcomeReport, Standing};
+use clearance_store::Store;
+use rmcp::{
+    ErrorData, RoleServer,
+    model::{CallToolRequestParams, CallToolResult, JsonObject, ProgressNotificationParam},
+    service::RequestContext,
+};
+use tokio::time::Instant;
+
+use crate::{McpGateway, answer, catalog::Route, request::decision_request};
+
+/// How often a waiting call looks at its approval.
+const APPROVAL_POLL: Duration = Duration::from_millis(100);
+
+/// How often a waiting call tells its client it still waits.
+const WAIT_PROGRESS: Duration = Duration::from_secs(1);
+
+impl<S: Store> McpGateway<S> {
+    /// Decides and, when allowed, forwards the call `params` of `agent`
+    /// (whom `identity` authenticates).
+    ///
+    /// # Errors
+    /// `-32602` for a tool the agent cannot reach: not listed, or unknown.
+    pub(crate) async fn call(
+        &self,
+        identity: &Identity,
+        agent: &str,
+        params: CallToolRequestParams,
+        context: &RequestContext<RoleServer>,
+    ) -> Result<CallToolResult, ErrorData> {
+        let catalog = self.catalog();
+        let route = catalog.route(&params.name).cloned().ok_or_else(|| {
+            ErrorData::invalid_params(
+                format!(
+                    "unknown tool `{}`: this gateway offers no tool by that name",
+                    params.name
+                ),
+                None,
+            )
+        })?;
+        let arguments = params.arguments.unwrap_or_default();
+        let request = match decision_request(agent, &route, &arguments, &context.meta) {
+            Ok(request) => request,
+            Err(refusal) => return Ok(answer::refused(&refusal.message)),
+        };
+        let answer = match self
+            .decide(identity, request.clone(), Matching::SameRequest)
+            .await
+        {
+            Ok(answer) => answer,
+            Err(result) => return Ok(result),
+        };
+        Ok(match answer.decision.outcome {
+            Outcome::Allow => {
+                self.forward(identity, &route, arguments, &answer, context)
+                    .await
+            }
+            Outcome::Pending if route.server.approval_wait_seconds > 0 => {
+                self.wait(identity, &route, arguments, request, answer, context)
+                    .await
+            }
+            _ => answer::withheld(&answer),
+        })
+    }
+
+    async fn decide(
+        &self,
+        identity: &Identity,
+        request: DecisionRequest,
+        matching: Matching,
+    ) -> Result<DecisionAnswer, CallToolResult> {
+        self.gateway
+            .decisions()
+            .decide_with(identity, request, matching)
+            .await
+            .map_err(|error| answer::undecided(&error.to_string()))
+    }
+
+    /// Forwards an allowed call, once, and reports how it went.
+    async fn forward(
+        &self,
+        identity: &Identity,
+        route: &Route,
+        arguments: JsonObject,
+        answer: &DecisionAnswer,
+        context: &RequestContext<RoleServer>,
+    ) -> CallToolResult {
+        let progress = context
+            .meta
+            .get_progress_token()
+            .map(|token| (context.peer.clone(), token));
+        let started = self.gateway.now();
+        let called = self
+            .upstreams
+            .call(&route.server.id, &route.tool, arguments, progress)
+            .await;
+        let finished = self.gateway.now();
+        let (outcome, result) = match called {
+            Ok(result) if result.is_error == Some(true) => (ReportedOutcome::Failed, result),
+            Ok(result) => (ReportedOutcome::Succeeded, result),
+            Err(error) => (
+                ReportedOutcome::Failed,
+                answer::upstream_failed(answer, &error.to_string()),
+            ),
+        };
+        // The client has its answer as soon as the upstream's is in; the
+        // outcome is recorded behind it.
+        let gateway = self.gateway.clone();
+        let identity = identity.clone();
+        let decision_id = answer.decision_id.clone();
+        tokio::spawn(async move {
+            let report = OutcomeReport {
+                outcome,
+                started_at: Some(started),
+                finished_at: Some(finished),
+                recovered_at: None,
+            };
+            if let Err(error) = gateway
+                .decisions()
+                .report_outcome(&identity, &decision_id, report)
+                .await
+            {
+                tracing::error!(%error, decision = %decision_id, "the outcome of an MCP call was not recorded");
+            }
+        });
+        result
+    }
+
+    /// Waits, up to the server's `approval_wait`, for the approval a pending
+    /// call opened, telling the client it waits; then decides again.
+    async fn wait(
+        &self,
+        identity: &Identity,
+        route: &Route,
+        arguments: JsonObject,
+        request: DecisionRequest,
+        pending: DecisionAnswer,
+        context: &RequestContext<RoleServer>,
+    ) -> CallToolResult {
+        let Some(approval) = pending.decision.approval_id.clone() else {
+            return answer::withheld(&pending);
+        };
+        let waited = route.server.approval_wait_seconds;
+        let start = Instant::now();
+        let deadline = start + Duration::from_secs(waited);
+        let token = context.meta.get_progress_token();
+        let mut told = start;
+        loop {
+            let standing = match self
+                .gateway
+                .approvals()
+                .standing(&request.agent, &approval)
+                .await
+            {
+                Ok(standing) => standing,
+                Err(error) => return answer::undecided(&error.to_string()),
+            };
+            match standing {
+                Standing::Pending => {}
+                Standing::Denied(by) => return answer::approval_refused(&pending, &approval, &by),
+                // Approved: run on it. Voided by a kill switch, spent
+                // elsewhere or expired: decide again, and answer with that.
+                Standing::Approved | Standing::Voided | Standing::Used | Standing::Expired => {
+                    let again = DecisionRequest {
+                        approval_id: (standing != Standing::Used && standing != Standing::Expired)
+                            .then(|| approval.clone()),
+                        ..request
+                    };
+                    let matching = if again.approval_id.is_some() {
+                        Matching::Explicit
+                    } else {
+                        Matching::SameRequest
+                    };
+                    return match self.decide(identity, again, matching).await {
+                        Ok(answer) if answer.decision.outcome == Outcome::Allow => {
+                            self.forward(identity, route, arguments, &answer, context)
+                                .await
+                        }
+                        Ok(answer) => answer::withheld(&answer),
+                        Err(result) => result,
+                    };
+                }
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return answer::still_pending(&pending, Some(waited));
+            }
+            if let Some(token) = &token
+                && now.duration_since(told) >= WAIT_PROGRESS
+            {
+                told = now;
+                let mut note = ProgressNotificationParam::new(
+                    token.clone(),
+                    now.duration_since(start).as_secs_f64().floor(),
+                );
+                note.total = Some(waited as f64);
+                note.message = Some(format!("waiting for an operator to approve {approval}"));
+                let _ = context.peer.notify_progress(note).await;
+            }
+            tokio::select! {
+                () = context.ct.cancelled() => return answer::still_pending(&pending, None),
+                () = tokio::time::sleep(APPROVAL_POLL.min(deadline.saturating_duration_since(now))) => {}
+            }
+        }
+    }
+}

@@ -1,0 +1,109 @@
+//! clearance's MCP face: the MCP server an agent talks to, holding the
+//! upstream MCP servers (and their credentials) the agent never reaches
+//! itself. Every `tools/call` is decided by the same service, and recorded
+//! in the same ledger, as an HTTP decision; what the agent's phase does not
+//! allow is never forwarded.
+//!
+//! - [`router`] serves `/mcp` (streamable HTTP, session-based protocol
+//!   versions and the stateless 2026-07-28 one), for agent tokens only;
+//! - [`bridge`] is `clearance mcp`: a stdio MCP server relaying to `/mcp`;
+//! - [`upstream`] keeps the upstream servers connected; [`catalog`] is what
+//!   they offer, as the bundle maps it; `call` decides and forwards one
+//!   call; `answer` is what a client reads when its call is not forwarded.
+//!
+//! The protocol is `rmcp`'s; nothing here hand-writes it. No policy lives
+//! here either: a call becomes a decision request, and the service decides.
+
+mod answer;
+mod auth;
+pub mod bridge;
+mod call;
+mod catalog;
+mod handler;
+mod progress;
+mod request;
+pub mod upstream;
+
+use std::{
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use clearance_service::Gateway;
+use clearance_store::Store;
+
+pub use auth::router;
+use catalog::Catalog;
+use upstream::Upstreams;
+
+/// How often the active bundle is compared with the upstreams running: a
+/// reload (here or on another instance) starts, stops or restarts them.
+const RECONCILE_EVERY: Duration = Duration::from_secs(1);
+
+/// The MCP gateway over a [`Gateway`].
+pub struct McpGateway<S: Store> {
+    gateway: Arc<Gateway<S>>,
+    upstreams: Arc<Upstreams>,
+    /// The catalog, with the upstream generation and bundle revision it
+    /// was built from.
+    catalog: Mutex<Option<(u64, String, Arc<Catalog>)>>,
+}
+
+impl<S: Store> McpGateway<S> {
+    /// The MCP gateway of `gateway`'s bundle, following its reloads.
+    /// Upstream servers start with the first MCP client.
+    pub fn start(gateway: Arc<Gateway<S>>) -> Arc<McpGateway<S>> {
+        let upstreams = Arc::new(Upstreams::default());
+        upstreams.reconcile(gateway.bundle().mcp_servers());
+        let mcp = Arc::new(McpGateway {
+            gateway,
+            upstreams,
+            catalog: Mutex::new(None),
+        });
+        tokio::spawn(follow_bundle(Arc::downgrade(&mcp)));
+        mcp
+    }
+
+    /// The upstream servers.
+    pub fn upstreams(&self) -> &Arc<Upstreams> {
+        &self.upstreams
+    }
+
+    /// Stops every upstream server.
+    pub async fn shutdown(&self) {
+        self.upstreams.shutdown().await;
+    }
+
+    /// What is offered now.
+    pub(crate) fn catalog(&self) -> Arc<Catalog> {
+        let generation = self.upstreams.generation();
+        let bundle = self.gateway.bundle();
+        let mut cached = self
+            .catalog
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some((built_at, revision, catalog)) = &*cached
+            && *built_at == generation
+            && revision == bundle.revision()
+        {
+            return catalog.clone();
+        }
+        let catalog = Arc::new(Catalog::build(&bundle, &self.upstreams.offers()));
+        *cached = Some((generation, bundle.revision().to_owned(), catalog.clone()));
+        catalog
+    }
+}
+
+async fn follow_bundle<S: Store>(mcp: std::sync::Weak<McpGateway<S>>) {
+    let mut seen = None;
+    loop {
+        let Some(mcp) = mcp.upgrade() else { return };
+        let bundle = mcp.gateway.bundle();
+        if seen.as_deref() != Some(bundle.revision()) {
+            mcp.upstreams.reconcile(bundle.mcp_servers());
+            seen = Some(bundle.revision().to_owned());
+        }
+        drop(mcp);
+        tokio::time::sleep(RECONCILE_EVERY).await;
+    }
+}

@@ -1,0 +1,226 @@
+//! A `tools/call` as the decision request the engine decides: the action
+//! and resource from the tool's mapping and the call's arguments, the plan,
+//! snapshot and confidence from the call's `_meta`
+//! (`clearance/plan_id`, `clearance/snapshot`, `clearance/confidence`,
+//! and `clearance/rationale`, recorded only).
+//!
+//! A call whose arguments or `_meta` cannot make a request is refused here
+//! with the field named — the same as a malformed HTTP request: it is not
+//! decided, and nothing is forwarded.
+
+use clearance_engine::{
+    Confidence, DecisionRequest, Resource, Snapshot,
+    bundle::mcp::{READ_ONLY_KIND, Template},
+};
+use rmcp::model::JsonObject;
+use serde_json::Value;
+
+use crate::catalog::{DecidedAs, Route};
+
+/// Why a call makes no request.
+#[derive(Debug, thiserror::Error)]
+#[error("{message}")]
+pub(crate) struct Refusal {
+    /// What is wrong, naming the argument or `_meta` key.
+    pub message: String,
+}
+
+/// The request `agent`'s call to `route` with `arguments` and `meta` is.
+pub(crate) fn decision_request(
+    agent: &str,
+    route: &Route,
+    arguments: &JsonObject,
+    meta: &JsonObject,
+) -> Result<DecisionRequest, Refusal> {
+    let server = &route.server;
+    let (action, resource) = match &route.decided_as {
+        DecidedAs::Mapped(mapping) => {
+            let at = |field: &str| {
+                format!(
+                    "mcp_servers.{}.tools.{}.resource.{field}",
+                    server.id, route.tool
+                )
+            };
+            let render = |template: &Template, field: &str| {
+                template.render(arguments).map_err(|error| Refusal {
+                    message: format!("{error} (the resource's {field}, {})", at(field)),
+                })
+            };
+            let resource = Resource {
+                kind: render(&mapping.resource.kind, "kind")?,
+                namespace: render(&mapping.resource.namespace, "namespace")?,
+                name: render(&mapping.resource.name, "name")?,
+            };
+            (mapping.action.clone(), resource)
+        }
+        DecidedAs::ReadOnly => (
+            server.read_only_action(),
+            Resource {
+                kind: READ_ONLY_KIND.to_owned(),
+                namespace: server.id.clone(),
+                name: route.tool.clone(),
+            },
+        ),
+    };
+    Ok(DecisionRequest {
+        agent: agent.to_owned(),
+        action,
+        resource,
+        level: None,
+        plan_id: text(meta, "clearance/plan_id")?,
+        snapshot: meta
+            .get("clearance/snapshot")
+            .map(|value| {
+                let refusal = |why: String| Refusal {
+                    message: format!(
+                        "_meta `clearance/snapshot` is not {{\"version\": …, \"observed_at\": …}}: {why}"
+                    ),
+                };
+                // An object only: serde would also take a positional array.
+                if !value.is_object() {
+                    return Err(refusal(format!("{value} is not an object")));
+                }
+                serde_json::from_value::<Snapshot>(value.clone())
+                    .map_err(|error| refusal(error.to_string()))
+            })
+            .transpose()?,
+        confidence: meta
+            .get("clearance/confidence")
+            .map(|value| {
+                value.as_f64().and_then(Confidence::new).ok_or_else(|| Refusal {
+                    message: format!(
+                        "_meta `clearance/confidence` must be a number from 0 to 1, not {value}"
+                    ),
+                })
+            })
+            .transpose()?,
+        rationale: text(meta, "clearance/rationale")?,
+        approval_id: None,
+    })
+}
+
+fn text(meta: &JsonObject, key: &str) -> Result<Option<String>, Refusal> {
+    match meta.get(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(text)) => Ok(Some(text.clone())),
+        Some(other) => Err(Refusal {
+            message: format!("_meta `{key}` must be text, not {other}"),
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::{collections::BTreeMap, sync::Arc};
+
+    use clearance_engine::bundle::mcp::{
+        Annotations, McpServer, ResourceTemplate, ToolMapping, Upstream,
+    };
+    use serde_json::json;
+
+    use super::*;
+
+    fn route(decided_as: DecidedAs) -> Route {
+        Route {
+            server: Arc::new(McpServer {
+                id: "files".into(),
+                upstream: Upstream::Url("http://127.0.0.1:1/mcp".into()),
+                env: BTreeMap::new(),
+                timeout_seconds: 30,
+                approval_wait_seconds: 0,
+                annotations: Annotations::Trust,
+                tools: BTreeMap::new(),
+            }),
+            tool: "write_file".into(),
+            decided_as,
+        }
+    }
+
+    fn mapped() -> DecidedAs {
+        let t = |text: &str| Template::parse(text).unwrap_or_else(|e| unreachable!("{e}"));
+        DecidedAs::Mapped(ToolMapping {
+            action: "fs:write".into(),
+            resource: ResourceTemplate {
+                kind: t("file"),
+                namespace: t("runbooks"),
+                name: t("{path}"),
+            },
+        })
+    }
+
+    fn object(value: Value) -> JsonObject {
+        match value {
+            Value::Object(map) => map,
+            _ => JsonObject::new(),
+        }
+    }
+
+    #[test]
+    fn arguments_and_meta_make_the_request() {
+        let request = decision_request(
+            "bot",
+            &route(mapped()),
+            &object(json!({ "path": "/srv/a.md", "content": "x" })),
+            &object(json!({
+                "clearance/plan_id": "plan-1",
+                "clearance/confidence": 0.9,
+                "clearance/snapshot": { "version": "42", "observed_at": "2026-11-21T10:00:00Z" },
+                "progressToken": 7
+            })),
+        )
+        .unwrap_or_else(|e| unreachable!("{e}"));
+        assert_eq!(request.action, "fs:write");
+        assert_eq!(request.resource.name, "/srv/a.md");
+        assert_eq!(request.resource.namespace, "runbooks");
+        assert_eq!(request.plan_id.as_deref(), Some("plan-1"));
+        assert_eq!(request.snapshot.map(|s| s.version).as_deref(), Some("42"));
+        assert!(request.confidence.is_some());
+    }
+
+    #[test]
+    fn a_missing_argument_or_malformed_meta_is_refused_naming_it() {
+        let missing = decision_request(
+            "bot",
+            &route(mapped()),
+            &JsonObject::new(),
+            &JsonObject::new(),
+        );
+        let message = missing.map(|_| ()).unwrap_err().message;
+        assert!(message.contains("`path`"), "{message}");
+        assert!(
+            message.contains("mcp_servers.files.tools.write_file.resource.name"),
+            "{message}"
+        );
+        for (key, value) in [
+            ("clearance/confidence", json!(1.5)),
+            ("clearance/confidence", json!("high")),
+            ("clearance/plan_id", json!(7)),
+            ("clearance/snapshot", json!(["42", "2026-11-21T10:00:00Z"])),
+        ] {
+            let meta = object(json!({ key: value }));
+            let refused = decision_request(
+                "bot",
+                &route(mapped()),
+                &object(json!({ "path": "a" })),
+                &meta,
+            );
+            let message = refused.map(|_| ()).unwrap_err().message;
+            assert!(message.contains(key), "{key}: {message}");
+        }
+    }
+
+    #[test]
+    fn trusted_read_only_tools_are_reads_of_the_servers_read_only_action() {
+        let request = decision_request(
+            "bot",
+            &route(DecidedAs::ReadOnly),
+            &JsonObject::new(),
+            &JsonObject::new(),
+        )
+        .unwrap_or_else(|e| unreachable!("{e}"));
+        assert_eq!(request.action, "files:read-only");
+        assert_eq!(request.resource.kind, READ_ONLY_KIND);
+        assert_eq!(request.resource.namespace, "files");
+        assert_eq!(request.resource.name, "write_file");
+    }
+}

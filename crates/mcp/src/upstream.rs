@@ -1,0 +1,621 @@
+//! [`Upstreams`]: the MCP servers the gateway holds. One supervisor per
+//! `mcp_servers` entry connects (a stdio child, or a streamable-HTTP
+//! server), lists its tools, resources and prompts, follows its
+//! list-changed notifications, and reconnects with backoff when it exits,
+//! hangs past its timeout or answers garbage. Calls are forwarded here,
+//! each within the server's timeout; nothing here decides anything.
+//!
+//! Servers start with the first MCP client, not with the gateway: a bundle
+//! naming servers costs no child processes until an agent is put behind it.
+
+use std::{
+    collections::{BTreeMap, HashMap},
+    process::Stdio,
+    sync::{Arc, Mutex, RwLock, atomic::Ordering},
+    time::Duration,
+};
+
+use clearance_engine::bundle::mcp::{McpServer, Upstream as Reach};
+use rmcp::{
+    ClientHandler, RoleClient, ServiceExt as _,
+    model::{
+        CallToolRequestParams, CallToolResponse, CallToolResult, ClientConfig,
+        GetPromptRequestParams, GetPromptResponse, GetPromptResult, JsonObject,
+        ProgressNotificationParam, Prompt, ReadResourceRequestParams, ReadResourceResult, Resource,
+        ResourceTemplate, Tool,
+    },
+    service::{NotificationContext, Peer, RunningService},
+    transport::{StreamableHttpClientTransport, TokioChildProcess},
+};
+use tokio::sync::{Notify, watch};
+
+use crate::progress::{Downstream, ProgressRoutes};
+use tokio_util::sync::CancellationToken;
+
+/// The longest wait between two connection attempts.
+const MAX_BACKOFF: Duration = Duration::from_secs(30);
+
+/// How often a connected server's connection is checked for having closed
+/// (a child that exited): a call to it fails at once anyway.
+const LIVENESS_CHECK: Duration = Duration::from_millis(250);
+
+/// How long stopping the servers may take.
+const SHUTDOWN_WAIT: Duration = Duration::from_secs(8);
+
+/// How long connecting and listing may take before the attempt is abandoned.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Every upstream server, by id.
+pub struct Upstreams {
+    servers: RwLock<BTreeMap<String, Arc<Server>>>,
+    /// Bumped whenever a server's tools, resources or prompts change, or a
+    /// server comes or goes: downstream clients are told to list again.
+    changed: watch::Sender<u64>,
+    /// Progress of forwarded calls: the token sent upstream → where the
+    /// downstream client is waiting.
+    progress: ProgressRoutes,
+    /// Whether an MCP client has come: supervisors run from then on.
+    started: std::sync::atomic::AtomicBool,
+}
+
+/// One upstream server.
+pub(crate) struct Server {
+    pub config: McpServer,
+    state: RwLock<State>,
+    /// Ends its supervisor.
+    stop: CancellationToken,
+    /// Asks its supervisor to reconnect (a call hung past its timeout).
+    restart: Notify,
+    /// Becomes true once the first connection attempt has ended, either way.
+    attempted: watch::Sender<bool>,
+    launched: std::sync::atomic::AtomicBool,
+    /// Its supervisor, once launched.
+    task: Mutex<Option<tokio::task::JoinHandle<()>>>,
+    /// What it offered when last connected: while it is down and being
+    /// restarted, its tools stay listed, and a call to one fails as the
+    /// upstream being unavailable rather than as an unknown tool.
+    known: RwLock<Option<Offer>>,
+}
+
+/// What a connected server offers.
+#[derive(Clone, Default)]
+pub(crate) struct Offer {
+    pub tools: Vec<Tool>,
+    pub resources: Vec<Resource>,
+    pub templates: Vec<ResourceTemplate>,
+    pub prompts: Vec<Prompt>,
+}
+
+enum State {
+    Down(String),
+    Up {
+        peer: Peer<RoleClient>,
+        offer: Offer,
+    },
+}
+
+/// Why a forwarded call did not complete.
+#[derive(Debug, thiserror::Error)]
+pub enum CallError {
+    /// The server is not connected.
+    #[error("upstream `{server}` is not available: {reason}")]
+    Unavailable {
+        /// The server.
+        server: String,
+        /// Why.
+        reason: String,
+    },
+    /// It did not answer in time; it is restarted.
+    #[error("upstream `{server}` did not answer within {seconds}s; it is being restarted")]
+    Timeout {
+        /// The server.
+        server: String,
+        /// The timeout.
+        seconds: u64,
+    },
+    /// The connection failed or the answer was not a tool result.
+    #[error("upstream `{server}` failed: {reason}")]
+    Failed {
+        /// The server.
+        server: String,
+        /// Why.
+        reason: String,
+    },
+}
+
+impl Default for Upstreams {
+    fn default() -> Self {
+        Upstreams {
+            servers: RwLock::new(BTreeMap::new()),
+            changed: watch::channel(0).0,
+            progress: ProgressRoutes::default(),
+            started: std::sync::atomic::AtomicBool::new(false),
+        }
+    }
+}
+
+impl Upstreams {
+    /// Starts, stops and restarts supervisors so that exactly the servers
+    /// `wanted` configures run, each with its current configuration.
+    pub fn reconcile(self: &Arc<Self>, wanted: &BTreeMap<String, McpServer>) {
+        let mut servers = self
+            .servers
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let stale: Vec<String> = servers
+            .iter()
+            .filter(|(id, s)| {
+                !wanted
+                    .get(*id)
+                    .is_some_and(|w| same_connection(w, &s.config))
+            })
+            .map(|(id, _)| id.clone())
+            .collect();
+        for id in stale {
+            if let Some(server) = servers.remove(&id) {
+                server.stop.cancel();
+            }
+        }
+        for (id, config) in wanted {
+            if servers.contains_key(id) {
+                continue;
+            }
+            let server = Arc::new(Server {
+                config: config.clone(),
+                state: RwLock::new(State::Down("not started: no MCP client yet".into())),
+                stop: CancellationToken::new(),
+                restart: Notify::new(),
+                attempted: watch::channel(false).0,
+                launched: std::sync::atomic::AtomicBool::new(false),
+                task: Mutex::new(None),
+                known: RwLock::new(None),
+            });
+            servers.insert(id.clone(), server);
+        }
+        drop(servers);
+        if self.started.load(Ordering::Acquire) {
+            self.launch();
+        }
+        self.bump();
+    }
+
+    /// Starts the supervisors (once: the first MCP client calls this), and
+    /// waits until each server has connected or failed once, for at most
+    /// its timeout, so that a first listing is not empty for no reason.
+    pub async fn start(self: &Arc<Self>) {
+        if !self.started.swap(true, Ordering::AcqRel) {
+            self.launch();
+        }
+        let servers: Vec<Arc<Server>> = self
+            .servers
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .values()
+            .cloned()
+            .collect();
+        let waits = servers.into_iter().map(|server| async move {
+            let mut attempted = server.attempted.subscribe();
+            let bound = Duration::from_secs(server.config.timeout_seconds);
+            let _ = tokio::time::timeout(bound, attempted.wait_for(|done| *done)).await;
+        });
+        futures::future::join_all(waits).await;
+    }
+
+    fn launch(self: &Arc<Self>) {
+        for server in self
+            .servers
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .values()
+        {
+            if !server.launched.swap(true, Ordering::AcqRel) {
+                set(server, State::Down("connecting".into()));
+                let task = tokio::spawn(supervise(self.clone(), server.clone()));
+                *server
+                    .task
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(task);
+            }
+        }
+    }
+
+    fn bump(&self) {
+        self.changed.send_modify(|n| *n += 1);
+    }
+
+    /// Resolves whenever what the servers offer changes.
+    pub fn subscribe(&self) -> watch::Receiver<u64> {
+        self.changed.subscribe()
+    }
+
+    /// What each server offers (or offered when last connected), by id.
+    pub(crate) fn offers(&self) -> HashMap<String, Offer> {
+        self.servers
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .iter()
+            .filter_map(|(id, server)| {
+                let known = server
+                    .known
+                    .read()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                known.clone().map(|offer| (id.clone(), offer))
+            })
+            .collect()
+    }
+
+    /// Why each server that is not connected is not.
+    pub fn down(&self) -> Vec<(String, String)> {
+        self.servers
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .iter()
+            .filter_map(|(id, server)| {
+                match &*server
+                    .state
+                    .read()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                {
+                    State::Down(reason) => Some((id.clone(), reason.clone())),
+                    State::Up { .. } => None,
+                }
+            })
+            .collect()
+    }
+
+    /// Bumped on every change of what the servers offer.
+    pub(crate) fn generation(&self) -> u64 {
+        *self.changed.borrow()
+    }
+
+    fn server(&self, id: &str) -> Option<Arc<Server>> {
+        self.servers
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(id)
+            .cloned()
+    }
+
+    /// The connected client of server `id`.
+    pub(crate) fn peer(&self, id: &str) -> Result<Peer<RoleClient>, CallError> {
+        let server = self.server(id).ok_or_else(|| CallError::Unavailable {
+            server: id.to_owned(),
+            reason: "not configured".into(),
+        })?;
+        let state = server
+            .state
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        match &*state {
+            State::Up { peer, .. } => Ok(peer.clone()),
+            State::Down(reason) => Err(CallError::Unavailable {
+                server: id.to_owned(),
+                reason: reason.clone(),
+            }),
+        }
+    }
+
+    /// Calls `tool` of server `id` with `arguments`, within the server's
+    /// timeout; progress the upstream reports goes to `progress`.
+    pub(crate) async fn call(
+        &self,
+        id: &str,
+        tool: &str,
+        arguments: JsonObject,
+        progress: Option<Downstream>,
+    ) -> Result<CallToolResult, CallError> {
+        let server = self.server(id).ok_or_else(|| CallError::Unavailable {
+            server: id.to_owned(),
+            reason: "not configured".into(),
+        })?;
+        let peer = self.peer(id)?;
+        let mut params = CallToolRequestParams::new(tool.to_owned());
+        params.arguments = Some(arguments);
+        let seconds = server.config.timeout_seconds;
+        let answer = tokio::time::timeout(
+            Duration::from_secs(seconds),
+            self.progress.call(&peer, params, progress),
+        )
+        .await;
+        let failed = |reason: String| CallError::Failed {
+            server: id.to_owned(),
+            reason,
+        };
+        match answer {
+            Ok(Ok(CallToolResponse::Complete(result))) => Ok(result),
+            Ok(Ok(_)) => Err(failed(
+                "the upstream answered with something other than a tool result".into(),
+            )),
+            Ok(Err(error)) => {
+                server.restart.notify_one();
+                Err(failed(error.to_string()))
+            }
+            Err(_) => {
+                server.restart.notify_one();
+                Err(CallError::Timeout {
+                    server: id.to_owned(),
+                    seconds,
+                })
+            }
+        }
+    }
+
+    /// Reads `params.uri` from server `id`, within its timeout.
+    pub(crate) async fn read_resource(
+        &self,
+        id: &str,
+        params: ReadResourceRequestParams,
+    ) -> Result<ReadResourceResult, CallError> {
+        let peer = self.peer(id)?;
+        let seconds = self.timeout_of(id);
+        self.bounded(id, seconds, peer.read_resource(params)).await
+    }
+
+    /// Gets prompt `params.name` from server `id`, within its timeout.
+    pub(crate) async fn get_prompt(
+        &self,
+        id: &str,
+        params: GetPromptRequestParams,
+    ) -> Result<GetPromptResult, CallError> {
+        let peer = self.peer(id)?;
+        let seconds = self.timeout_of(id);
+        match self
+            .bounded(id, seconds, peer.get_prompt_once(params))
+            .await?
+        {
+            GetPromptResponse::Complete(result) => Ok(result),
+            _ => Err(CallError::Failed {
+                server: id.to_owned(),
+                reason: "the upstream asked for input the gateway does not relay".into(),
+            }),
+        }
+    }
+
+    fn timeout_of(&self, id: &str) -> u64 {
+        self.server(id).map_or(30, |s| s.config.timeout_seconds)
+    }
+
+    async fn bounded<T>(
+        &self,
+        id: &str,
+        seconds: u64,
+        answer: impl Future<Output = Result<T, rmcp::ServiceError>>,
+    ) -> Result<T, CallError> {
+        match tokio::time::timeout(Duration::from_secs(seconds), answer).await {
+            Ok(Ok(value)) => Ok(value),
+            Ok(Err(error)) => Err(CallError::Failed {
+                server: id.to_owned(),
+                reason: error.to_string(),
+            }),
+            Err(_) => {
+                if let Some(server) = self.server(id) {
+                    server.restart.notify_one();
+                }
+                Err(CallError::Timeout {
+                    server: id.to_owned(),
+                    seconds,
+                })
+            }
+        }
+    }
+
+    /// Stops every server and waits, a few seconds at most, for each to
+    /// close: a child is asked to exit (its stdin closed), then its whole
+    /// process group is terminated.
+    pub async fn shutdown(&self) {
+        let tasks: Vec<tokio::task::JoinHandle<()>> = self
+            .servers
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .values()
+            .filter_map(|server| {
+                server.stop.cancel();
+                server
+                    .task
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .take()
+            })
+            .collect();
+        let _ = tokio::time::timeout(SHUTDOWN_WAIT, futures::future::join_all(tasks)).await;
+    }
+}
+
+/// What the client side of an upstream connection hears from the server.
+#[derive(Clone)]
+struct Listener {
+    changed: Arc<Notify>,
+    progress: ProgressRoutes,
+}
+
+impl ClientHandler for Listener {
+    fn get_info(&self) -> ClientConfig {
+        let mut info = ClientConfig::default();
+        info.client_info.name = "clearance".into();
+        info.client_info.version = env!("CARGO_PKG_VERSION").into();
+        info
+    }
+
+    async fn on_tool_list_changed(&self, _: NotificationContext<RoleClient>) {
+        self.changed.notify_one();
+    }
+
+    async fn on_resource_list_changed(&self, _: NotificationContext<RoleClient>) {
+        self.changed.notify_one();
+    }
+
+    async fn on_prompt_list_changed(&self, _: NotificationContext<RoleClient>) {
+        self.changed.notify_one();
+    }
+
+    async fn on_progress(
+        &self,
+        params: ProgressNotificationParam,
+        _: NotificationContext<RoleClient>,
+    ) {
+        self.progress.forward(params).await;
+    }
+}
+
+type Connection = RunningService<RoleClient, Listener>;
+
+async fn connect(config: &McpServer, listener: Listener) -> Result<Connection, String> {
+    match &config.upstream {
+        Reach::Command { program, args } => {
+            let mut command = tokio::process::Command::new(program);
+            command.args(args).envs(&config.env);
+            let mut command = process_wrap::tokio::CommandWrap::from(command);
+            // Its own process group, killed whole: npx, for one, runs the
+            // server as a grandchild that would outlive a killed npx.
+            command.wrap(process_wrap::tokio::ProcessGroup::leader());
+            command.wrap(process_wrap::tokio::KillOnDrop);
+            let (transport, _) = TokioChildProcess::builder(command)
+                .stderr(Stdio::null())
+                .spawn()
+                .map_err(|e| format!("cannot start `{program}`: {e}"))?;
+            listener.serve(transport).await.map_err(|e| e.to_string())
+        }
+        Reach::Url(url) => {
+            // A pooled client: rmcp's default opens a connection per request.
+            let transport = StreamableHttpClientTransport::with_client(
+                reqwest::Client::new(),
+                rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig::with_uri(
+                    url.clone(),
+                ),
+            );
+            listener.serve(transport).await.map_err(|e| e.to_string())
+        }
+    }
+}
+
+async fn list(peer: &Peer<RoleClient>) -> Result<Offer, String> {
+    let tools = peer.list_all_tools().await.map_err(|e| e.to_string())?;
+    // Resources and prompts are optional capabilities.
+    let capabilities = peer.peer_info().map(|info| info.capabilities.clone());
+    let offers_resources = capabilities.as_ref().is_some_and(|c| c.resources.is_some());
+    let offers_prompts = capabilities.as_ref().is_some_and(|c| c.prompts.is_some());
+    let (resources, templates) = if offers_resources {
+        (
+            peer.list_all_resources().await.map_err(|e| e.to_string())?,
+            peer.list_all_resource_templates().await.unwrap_or_default(),
+        )
+    } else {
+        (Vec::new(), Vec::new())
+    };
+    let prompts = if offers_prompts {
+        peer.list_all_prompts().await.map_err(|e| e.to_string())?
+    } else {
+        Vec::new()
+    };
+    Ok(Offer {
+        tools,
+        resources,
+        templates,
+        prompts,
+    })
+}
+
+/// Keeps one server connected until it is stopped.
+async fn supervise(upstreams: Arc<Upstreams>, server: Arc<Server>) {
+    let id = server.config.id.clone();
+    let mut backoff = Duration::from_secs(1);
+    loop {
+        let changed = Arc::new(Notify::new());
+        let listener = Listener {
+            changed: changed.clone(),
+            progress: upstreams.progress.clone(),
+        };
+        let attempt = tokio::select! {
+            () = server.stop.cancelled() => return,
+            attempt = tokio::time::timeout(CONNECT_TIMEOUT, async {
+                let connection = connect(&server.config, listener).await?;
+                let offer = list(connection.peer()).await?;
+                Ok::<_, String>((connection, offer))
+            }) => attempt.unwrap_or_else(|_| Err("connecting timed out".into())),
+        };
+        let (connection, offer) = match attempt {
+            Ok(up) => up,
+            Err(reason) => {
+                tracing::warn!(server = %id, %reason, retry_in = ?backoff, "upstream MCP server unavailable");
+                set(&server, State::Down(reason));
+                server.attempted.send_replace(true);
+                upstreams.bump();
+                tokio::select! {
+                    () = server.stop.cancelled() => return,
+                    () = tokio::time::sleep(backoff) => {}
+                }
+                backoff = (backoff * 2).min(MAX_BACKOFF);
+                continue;
+            }
+        };
+        tracing::info!(server = %id, tools = offer.tools.len(), "upstream MCP server connected");
+        backoff = Duration::from_secs(1);
+        *server
+            .known
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(offer.clone());
+        set(
+            &server,
+            State::Up {
+                peer: connection.peer().clone(),
+                offer,
+            },
+        );
+        server.attempted.send_replace(true);
+        upstreams.bump();
+        let reason = follow(&server, &upstreams, &connection, &changed).await;
+        set(&server, State::Down(reason.clone()));
+        upstreams.bump();
+        let _ = connection.cancel().await;
+        if server.stop.is_cancelled() {
+            return;
+        }
+        tracing::warn!(server = %id, %reason, "upstream MCP server lost; reconnecting");
+        tokio::select! {
+            () = server.stop.cancelled() => return,
+            () = tokio::time::sleep(backoff) => {}
+        }
+        backoff = (backoff * 2).min(MAX_BACKOFF);
+    }
+}
+
+/// Follows a connected server until it ends or must restart; why it ended.
+async fn follow(
+    server: &Server,
+    upstreams: &Upstreams,
+    connection: &Connection,
+    changed: &Notify,
+) -> String {
+    let mut alive = tokio::time::interval(LIVENESS_CHECK);
+    loop {
+        tokio::select! {
+            () = server.stop.cancelled() => return "stopped".into(),
+            () = server.restart.notified() => return "a call failed or hung".into(),
+            _ = alive.tick() => if connection.is_closed() { return "the connection closed".into() },
+            () = changed.notified() => match list(connection.peer()).await {
+                Ok(offer) => {
+                    *server.known.write().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(offer.clone());
+                    if let State::Up { offer: current, .. } = &mut *server.state.write().unwrap_or_else(std::sync::PoisonError::into_inner) {
+                        *current = offer;
+                    }
+                    upstreams.bump();
+                }
+                Err(reason) => return format!("listing failed: {reason}"),
+            },
+        }
+    }
+}
+
+/// Whether two configurations connect the same way: the mapping, the
+/// approval wait and the annotations are read from the active bundle at each
+/// call, so changing them restarts nothing.
+fn same_connection(a: &McpServer, b: &McpServer) -> bool {
+    a.upstream == b.upstream && a.env == b.env && a.timeout_seconds == b.timeout_seconds
+}
+
+fn set(server: &Server, state: State) {
+    *server
+        .state
+        .write()
+        .unwrap_or_else(std::sync::PoisonError::into_inner) = state;
+}

@@ -1,0 +1,350 @@
+//! Faults: an upstream killed mid-call, an upstream hung past its timeout,
+//! and an approval wait that ends — approved (the call runs the moment it
+//! is), or ended by a kill switch (a denial, nothing run). Each failed
+//! call is an `isError` result whose decision's outcome is `failed`, and
+//! the upstream is restarted.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic
+)]
+
+mod support;
+
+use std::{
+    path::{Path, PathBuf},
+    process::Command,
+    time::{Duration, Instant},
+};
+
+use serde_json::{Value, json};
+use support::{
+    Client, Harness, call, clearance, everything_command, filesystem_command, peers, text,
+};
+
+fn bundle(peers: &Path, dir: &Path, mark: &str) -> (String, String) {
+    std::fs::create_dir_all(dir.join("runbooks")).unwrap();
+    let config = format!(
+        r#"
+policy_owner: platform-team@example.com
+agents:
+  reader:        {{ owner: oncall@example.com, phase: shadow,    credential_scope: ops:reader,        domains: [ops] }}
+  remediate-bot: {{ owner: oncall@example.com, phase: remediate, credential_scope: fs:remediate-bot, domains: [runbooks] }}
+tools:
+  ops:
+    wait: {{ impact: read }}
+    echo: {{ impact: read }}
+  fs:
+    write: {{ impact: medium }}
+mcp_servers:
+  steady:
+    command: {steady}
+    tools: &ops
+      trigger-long-running-operation: {{ action: "ops:wait", resource: {{ kind: operation, namespace: ops, name: long }} }}
+      echo:                           {{ action: "ops:echo", resource: {{ kind: message,   namespace: ops, name: "{{message}}" }} }}
+  slow:
+    command: {slow}
+    timeout: 2s
+    tools: *ops
+  garbage:
+    command: [python3, {garbage:?}]
+    timeout: 3s
+    tools:
+      answer: {{ action: "ops:echo", resource: {{ kind: message, namespace: ops, name: answer }} }}
+  files:
+    command: {files}
+    approval_wait: 30s
+    tools:
+      write_file: {{ action: "fs:write", resource: {{ kind: file, namespace: runbooks, name: "{{path}}" }} }}
+"#,
+        steady = everything_command(peers, &format!("{mark}-steady")),
+        slow = everything_command(peers, &format!("{mark}-slow")),
+        files = filesystem_command(peers, dir),
+        garbage = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/peers/garbage.py")
+            .display()
+            .to_string(),
+    );
+    let policy = r#"
+@id("own-domains")
+permit (principal, action, resource) when { principal.domains.contains(resource.namespace) };
+"#;
+    (config, policy.to_owned())
+}
+
+async fn harness() -> Option<(Harness, String)> {
+    let peers = peers()?;
+    let mark = format!("clearance-fault-{}-{}", std::process::id(), rand_suffix());
+    let harness = Harness::start(|dir| bundle(&peers, dir, &mark)).await;
+    Some((harness, mark))
+}
+
+fn rand_suffix() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos()
+        .into()
+}
+
+fn long(seconds: u32) -> Value {
+    json!({ "duration": seconds, "steps": seconds })
+}
+
+/// Calls `server__echo` until it answers (the upstream is back), for at
+/// most `within`.
+async fn echo_comes_back(client: &Client, server: &str, within: Duration) {
+    let start = Instant::now();
+    loop {
+        let result = client
+            .call_tool(call(
+                &format!("{server}__echo"),
+                json!({ "message": "back" }),
+                json!({}),
+                None,
+            ))
+            .await;
+        let result = result.unwrap();
+        if result.is_error != Some(true) && text(&result).contains("back") {
+            return;
+        }
+        assert!(
+            start.elapsed() < within,
+            "{server} did not come back: {}",
+            text(&result)
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upstream_killed_mid_call_fails_that_call_and_is_restarted() {
+    let Some((harness, mark)) = harness().await else {
+        return;
+    };
+    let client = harness.client(&harness.token("reader").await).await;
+    echo_comes_back(&client, "steady", Duration::from_secs(30)).await;
+
+    let calling = {
+        let peer = client.peer().clone();
+        tokio::spawn(async move {
+            peer.call_tool(call(
+                "steady__trigger-long-running-operation",
+                long(20),
+                json!({}),
+                None,
+            ))
+            .await
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let killed = Command::new("pkill")
+        .args(["-KILL", "-f", &format!("{mark}-steady")])
+        .status()
+        .unwrap();
+    assert!(
+        killed.success(),
+        "the upstream process was found and killed"
+    );
+    let result = tokio::time::timeout(Duration::from_secs(40), calling)
+        .await
+        .expect("the call ends")
+        .unwrap()
+        .unwrap();
+    assert_eq!(result.is_error, Some(true), "{result:?}");
+    assert!(
+        text(&result).contains("upstream failed"),
+        "{}",
+        text(&result)
+    );
+    let id = clearance(&result)["decision_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(harness.outcome_of(&id).await, "failed");
+
+    echo_comes_back(&client, "steady", Duration::from_secs(30)).await;
+    harness.verify().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upstream_hung_past_its_timeout_fails_that_call_and_is_restarted() {
+    let Some((harness, _)) = harness().await else {
+        return;
+    };
+    let client = harness.client(&harness.token("reader").await).await;
+
+    echo_comes_back(&client, "slow", Duration::from_secs(30)).await;
+
+    let result = client
+        .call_tool(call(
+            "slow__trigger-long-running-operation",
+            long(8),
+            json!({}),
+            None,
+        ))
+        .await
+        .unwrap();
+    assert_eq!(result.is_error, Some(true), "{result:?}");
+    assert!(
+        text(&result).contains("did not answer within 2s"),
+        "{}",
+        text(&result)
+    );
+    let id = clearance(&result)["decision_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(harness.outcome_of(&id).await, "failed");
+
+    echo_comes_back(&client, "slow", Duration::from_secs(30)).await;
+    harness.verify().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upstream_answering_garbage_fails_that_call_and_nothing_malformed_reaches_the_client() {
+    let Some((harness, _)) = harness().await else {
+        return;
+    };
+    let client = harness.client(&harness.token("reader").await).await;
+    let result = client
+        .call_tool(call("garbage__answer", json!({}), json!({}), None))
+        .await
+        .unwrap();
+    assert_eq!(result.is_error, Some(true), "{result:?}");
+    assert!(text(&result).contains("upstream"), "{}", text(&result));
+    assert!(!text(&result).contains("not JSON-RPC"), "{}", text(&result));
+    let id = clearance(&result)["decision_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(harness.outcome_of(&id).await, "failed");
+    // The gateway still serves the other upstreams.
+    echo_comes_back(&client, "steady", Duration::from_secs(30)).await;
+    harness.verify().await;
+}
+
+/// Starts remediate-bot's write of `file` (which waits for approval) and
+/// returns once its approval is open and the client has heard it wait.
+async fn waiting_write(
+    harness: &Harness,
+    file: &Path,
+) -> (
+    Client,
+    tokio::task::JoinHandle<rmcp::model::CallToolResult>,
+    String,
+) {
+    let client = harness.client(&harness.token("remediate-bot").await).await;
+    let peer = client.peer().clone();
+    let arguments = json!({ "path": file.display().to_string(), "content": "approved" });
+    let call = tokio::spawn(async move {
+        peer.call_tool(call("files__write_file", arguments, json!({}), Some(7)))
+            .await
+            .unwrap()
+    });
+    let start = Instant::now();
+    let approval = loop {
+        let list: Value = harness
+            .http
+            .get(format!("{}/v1/approvals", harness.base))
+            .bearer_auth(&harness.approver)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if let Some(id) = list["approvals"]
+            .as_array()
+            .and_then(|a| a.first())
+            .and_then(|a| a["id"].as_str())
+        {
+            break id.to_owned();
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "no approval opened"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    while client.service().progress.lock().unwrap().is_empty() {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "no progress while waiting"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(!call.is_finished(), "the call waits for its approval");
+    (client, call, approval)
+}
+
+fn runbook(harness: &Harness, name: &str) -> PathBuf {
+    harness.dir.path().join("runbooks").join(name)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_waiting_call_runs_the_moment_it_is_approved() {
+    let Some((harness, _)) = harness().await else {
+        return;
+    };
+    let file = runbook(&harness, "approved.md");
+    let (client, call, approval) = waiting_write(&harness, &file).await;
+    assert!(!file.exists());
+    let heard = client.service().progress.lock().unwrap()[0].clone();
+    assert!(heard.message.unwrap_or_default().contains(&approval));
+    harness.approve(&approval).await;
+    let result = tokio::time::timeout(Duration::from_secs(10), call)
+        .await
+        .expect("the call ends once approved")
+        .unwrap();
+    assert_ne!(result.is_error, Some(true), "{result:?}");
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), "approved");
+    let allowed: Vec<Value> = harness
+        .decisions()
+        .await
+        .into_iter()
+        .filter(|d| d["payload"]["decision"]["outcome"] == "allow")
+        .collect();
+    assert_eq!(allowed.len(), 1);
+    assert_eq!(
+        allowed[0]["payload"]["decision"]["approval_id"],
+        json!(approval)
+    );
+    harness.verify().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_kill_switch_ends_an_approval_wait_with_a_denial() {
+    let Some((harness, _)) = harness().await else {
+        return;
+    };
+    let file = runbook(&harness, "never.md");
+    let (_client, call, approval) = waiting_write(&harness, &file).await;
+    harness.kill("remediate-bot").await;
+    let result = tokio::time::timeout(Duration::from_secs(10), call)
+        .await
+        .expect("the kill switch ends the wait")
+        .unwrap();
+    assert_eq!(result.is_error, Some(true), "{result:?}");
+    let seen = clearance(&result);
+    assert_eq!(seen["outcome"], "deny", "{seen}");
+    assert!(
+        seen["reasons"].to_string().contains("kill_switch"),
+        "{seen}"
+    );
+    assert!(!file.exists(), "nothing was written");
+    // The approval cannot be approved any more either.
+    let late = harness
+        .http
+        .post(format!("{}/v1/approvals/{approval}/approve", harness.base))
+        .bearer_auth(&harness.approver)
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(late.status(), 409);
+    assert!(!file.exists());
+    harness.verify().await;
+}

@@ -1,0 +1,243 @@
+//! A streamable-HTTP upstream (the real `server-everything`): mapped and
+//! trusted read-only tools, progress passed through, resources and prompts
+//! relayed for reads, and a mapping that stops matching the tool's schema
+//! after a bundle reload: the client is told the list changed, and the
+//! tool is gone.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic
+)]
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use clearance_engine::{Bundle, BundleSource, SourceFile};
+use rmcp::model::{GetPromptRequestParams, ReadResourceRequestParams};
+use serde_json::json;
+use support::{Everything, Harness, call, clearance, peers, text};
+
+const POLICY: &str = r#"
+@id("own-domains")
+permit (principal, action, resource) when { principal.domains.contains(resource.namespace) };
+"#;
+
+fn config(url: &str, echo_name: &str) -> String {
+    format!(
+        r#"
+policy_owner: platform-team@example.com
+agents:
+  reader: {{ owner: oncall@example.com, phase: shadow, credential_scope: ops:reader, domains: [ops, everything] }}
+tools:
+  ops:
+    echo: {{ impact: read }}
+mcp_servers:
+  everything:
+    url: {url}
+    annotations: trust
+    tools:
+      echo: {{ action: "ops:echo", resource: {{ kind: message, namespace: ops, name: "{echo_name}" }} }}
+"#
+    )
+}
+
+async fn tool_names(client: &support::Client) -> Vec<String> {
+    client
+        .list_all_tools()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|t| t.name.to_string())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_streamable_http_upstream_is_governed_and_relayed() {
+    let Some(peers) = peers() else { return };
+    let everything = Everything::start(&peers);
+    let harness = Harness::start(|_| (config(&everything.url, "{message}"), POLICY.into())).await;
+    let client = harness.client(&harness.token("reader").await).await;
+
+    let tools = tool_names(&client).await;
+    assert!(tools.contains(&"everything__echo".into()), "{tools:?}");
+    assert!(
+        tools.contains(&"everything__get-sum".into()),
+        "an unmapped tool annotated read-only is listed under `trust`: {tools:?}"
+    );
+    assert!(
+        !tools.contains(&"everything__gzip-file-as-resource".into()),
+        "an unmapped tool that is not read-only stays unreachable: {tools:?}"
+    );
+
+    let echoed = client
+        .call_tool(call(
+            "everything__echo",
+            json!({ "message": "hi" }),
+            json!({}),
+            None,
+        ))
+        .await
+        .unwrap();
+    assert_eq!(text(&echoed), "Echo: hi");
+    let sum = client
+        .call_tool(call(
+            "everything__get-sum",
+            json!({ "a": 2, "b": 3 }),
+            json!({}),
+            None,
+        ))
+        .await
+        .unwrap();
+    assert!(text(&sum).contains('5'), "{}", text(&sum));
+    let decisions = harness.decisions().await;
+    let asked: Vec<(String, String)> = decisions
+        .iter()
+        .map(|d| {
+            (
+                d["payload"]["request"]["action"]
+                    .as_str()
+                    .unwrap()
+                    .to_owned(),
+                d["payload"]["request"]["resource"]["name"]
+                    .as_str()
+                    .unwrap()
+                    .to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        asked,
+        [
+            ("ops:echo".to_owned(), "hi".to_owned()),
+            ("everything:read-only".to_owned(), "get-sum".to_owned())
+        ]
+    );
+
+    // Progress from the upstream reaches the client.
+    let long = client
+        .call_tool(call(
+            "everything__trigger-long-running-operation",
+            json!({ "duration": 1, "steps": 2 }),
+            json!({}),
+            Some(41),
+        ))
+        .await
+        .unwrap();
+    assert!(text(&long).contains("completed"), "{}", text(&long));
+    let start = Instant::now();
+    while client.service().progress.lock().unwrap().len() < 2
+        && start.elapsed() < Duration::from_secs(5)
+    {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let heard = client.service().progress.lock().unwrap().clone();
+    assert_eq!(heard.len(), 2, "{heard:?}");
+    // rmcp's client sends a token of its own: each notification carries it.
+    assert_eq!(heard[0].progress_token, heard[1].progress_token);
+    assert_eq!(
+        heard
+            .iter()
+            .map(|p| (p.progress, p.total))
+            .collect::<Vec<_>>(),
+        [(1.0, Some(2.0)), (2.0, Some(2.0))]
+    );
+
+    // Resources and prompts pass through for reads.
+    let resources = client.list_all_resources().await.unwrap();
+    let first = resources
+        .first()
+        .expect("server-everything lists resources");
+    let read = client
+        .read_resource(ReadResourceRequestParams::new(first.uri.clone()))
+        .await
+        .unwrap();
+    assert!(!read.contents.is_empty());
+    let templated = client
+        .read_resource(ReadResourceRequestParams::new(
+            "demo://resource/dynamic/text/1",
+        ))
+        .await
+        .unwrap();
+    assert!(!templated.contents.is_empty());
+    let prompts = client.list_all_prompts().await.unwrap();
+    assert!(
+        prompts
+            .iter()
+            .any(|p| p.name == "everything__simple-prompt"),
+        "{prompts:?}"
+    );
+    let prompt = client
+        .get_prompt(GetPromptRequestParams::new("everything__simple-prompt"))
+        .await
+        .unwrap();
+    assert!(!prompt.messages.is_empty());
+    harness.verify().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_mapping_that_stops_matching_the_tools_schema_hides_it_and_clients_hear_of_it() {
+    let Some(peers) = peers() else { return };
+    let everything = Everything::start(&peers);
+    let harness = Harness::start(|_| (config(&everything.url, "{message}"), POLICY.into())).await;
+    let client = harness.client(&harness.token("reader").await).await;
+    assert!(
+        tool_names(&client)
+            .await
+            .contains(&"everything__echo".into())
+    );
+
+    let source = BundleSource {
+        config: SourceFile {
+            path: "clearance.yaml".into(),
+            text: config(&everything.url, "{msg}"),
+        },
+        policies: vec![SourceFile {
+            path: "policies/scope.cedar".into(),
+            text: POLICY.into(),
+        }],
+        revision: None,
+    };
+    harness
+        .gateway
+        .activate(Bundle::compile(&source).unwrap(), &source)
+        .await
+        .unwrap();
+    let start = Instant::now();
+    while *client.service().tools_changed.lock().unwrap() == 0 {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "no tools/list_changed"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let tools = tool_names(&client).await;
+    assert!(!tools.contains(&"everything__echo".into()), "{tools:?}");
+    let error = client
+        .call_tool(call(
+            "everything__echo",
+            json!({ "message": "hi" }),
+            json!({}),
+            None,
+        ))
+        .await
+        .expect_err("a hidden tool cannot be called");
+    assert!(error.to_string().contains("everything__echo"), "{error}");
+    assert!(
+        clearance(
+            &client
+                .call_tool(call(
+                    "everything__get-sum",
+                    json!({ "a": 1, "b": 1 }),
+                    json!({}),
+                    None
+                ))
+                .await
+                .unwrap()
+        )
+        .is_null(),
+        "the other tools still run"
+    );
+}
