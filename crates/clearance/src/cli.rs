@@ -3,11 +3,14 @@
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand, ValueEnum};
+use clearance_store::Location;
 
 /// clearance: a governance gateway for AI agents that act on production.
 ///
 /// Exit codes: 0 success, 1 problems found (invalid bundle, failing test
-/// case), 2 the command could not run (unreadable file, malformed input).
+/// case, a refusal by the gateway), 2 the command could not run
+/// (unreadable file, malformed input, the gateway unreachable or failing
+/// with a 5xx).
 #[derive(Debug, Parser)]
 #[command(name = "clearance", version, about, long_about)]
 pub struct Cli {
@@ -57,19 +60,36 @@ pub enum Command {
         #[arg(long)]
         explain: bool,
     },
-    /// Run the gateway: HTTP API on loopback, SQLite store, ledger. With no
-    /// bundle, writes the example one; on a new database, prints bootstrap
-    /// tokens once. Reloads the bundle on SIGHUP or when its files change.
+    /// Run the gateway: HTTP API on loopback, SQLite store (or a shared
+    /// PostgreSQL), ledger. With no bundle, writes the example one; on an
+    /// empty ledger, prints bootstrap tokens once. Reloads the bundle on
+    /// SIGHUP or when its files change.
     Serve {
         /// The policy bundle.
         #[arg(long, default_value = "clearance")]
         bundle: PathBuf,
-        /// The database file.
-        #[arg(long, default_value = "clearance.db")]
-        db: PathBuf,
+        /// The database: a SQLite file (`PATH` or `sqlite:PATH`) or
+        /// `postgres://USER@HOST/DB`, shared by several instances.
+        #[arg(long, env = "CLEARANCE_DB", default_value = "clearance.db")]
+        db: Location,
         /// Where to listen.
         #[arg(long, default_value = "127.0.0.1:8080")]
         listen: String,
+    },
+    /// A stdio MCP server relaying to the gateway's `/mcp`, for MCP clients
+    /// that only launch stdio servers. Every call is decided by the gateway
+    /// as the agent the token belongs to.
+    Mcp {
+        /// The gateway's address (its `/mcp` endpoint is used).
+        #[arg(
+            long,
+            env = "CLEARANCE_SERVER",
+            default_value = "http://127.0.0.1:8080"
+        )]
+        server: String,
+        /// The agent's bearer token.
+        #[arg(long, env = "CLEARANCE_TOKEN", hide_env_values = true)]
+        token: String,
     },
     /// Manage bearer tokens.
     #[command(subcommand)]
@@ -130,6 +150,14 @@ pub enum Command {
     /// Verify or export the ledger.
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// Manage the store.
+    #[command(subcommand)]
+    Store(StoreCommand),
+    /// Run a plan against adversarial branches of a cluster's state: the
+    /// survival rate, the failure modes, the worst branch.
+    Simulate(crate::commands::simulate::SimulateArgs),
+    /// Render agents' phases into Kubernetes, egress and Vault controls.
+    Render(crate::commands::render::RenderArgs),
 }
 
 /// Where the server is and who is asking, for commands that talk to it.
@@ -163,9 +191,25 @@ pub enum TokenCommand {
         /// The operator's role.
         #[arg(long, value_enum)]
         role: Option<RoleArg>,
-        /// The database.
-        #[arg(long, default_value = "clearance.db")]
-        db: PathBuf,
+        /// The database (file path, sqlite:PATH or postgres://…).
+        #[arg(long, env = "CLEARANCE_DB", default_value = "clearance.db")]
+        db: Location,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum StoreCommand {
+    /// Copy an installation's ledger into another store, replaying every
+    /// record's effects there, then verify the copy's chain. Resumes when
+    /// the target already holds the start of the same ledger, so a copy
+    /// taken while the gateway runs can be topped up after stopping it.
+    Copy {
+        /// Where it lives now (file path, sqlite:PATH or postgres://…).
+        #[arg(long)]
+        from: Location,
+        /// Where it moves to.
+        #[arg(long)]
+        to: Location,
     },
 }
 
@@ -181,15 +225,15 @@ pub enum RoleArg {
 pub enum AuditCommand {
     /// Re-hash the whole ledger; names the first bad record and exits 1.
     Verify {
-        /// The database.
-        #[arg(long, default_value = "clearance.db")]
-        db: PathBuf,
+        /// The database (file path, sqlite:PATH or postgres://…).
+        #[arg(long, env = "CLEARANCE_DB", default_value = "clearance.db")]
+        db: Location,
     },
     /// Print ledger records as JSON lines.
     Export {
-        /// The database.
-        #[arg(long, default_value = "clearance.db")]
-        db: PathBuf,
+        /// The database (file path, sqlite:PATH or postgres://…).
+        #[arg(long, env = "CLEARANCE_DB", default_value = "clearance.db")]
+        db: Location,
         /// Only records after this sequence number.
         #[arg(long, default_value_t = 0)]
         after: u64,

@@ -19,6 +19,7 @@ pub struct DecisionRequest {
     /// `tool:verb`, e.g. `kubectl:scale`.
     pub action: String,
     /// What the action touches.
+    #[serde(deserialize_with = "object")]
     pub resource: Resource,
     /// The authority asked for; when absent, `observe` for a read and
     /// `execute` for anything else.
@@ -28,7 +29,11 @@ pub struct DecisionRequest {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub plan_id: Option<String>,
     /// The state the plan was made on.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "optional_object",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub snapshot: Option<Snapshot>,
     /// The agent's confidence in this request, 0 to 1.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -39,6 +44,56 @@ pub struct DecisionRequest {
     /// The approval this request claims, when repeating a pending request.
     #[serde(default, alias = "approval", skip_serializing_if = "Option::is_none")]
     pub approval_id: Option<String>,
+}
+
+/// A struct that must be written as a JSON object. serde also accepts a
+/// struct as a positional array (`["deployment", "payments", "api"]`); a
+/// filter in front of the gateway that parses JSON differently would then
+/// see another request than the one decided, so requests refuse it.
+fn object<'de, D, T>(deserializer: D) -> Result<T, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    deserializer.deserialize_map(ObjectOnly(std::marker::PhantomData))
+}
+
+fn optional_object<'de, D, T>(deserializer: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    struct Optional<T>(std::marker::PhantomData<T>);
+    impl<'de, T: Deserialize<'de>> serde::de::Visitor<'de> for Optional<T> {
+        type Value = Option<T>;
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("an object or null")
+        }
+        fn visit_none<E: serde::de::Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_unit<E: serde::de::Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_some<D: serde::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+            object(d).map(Some)
+        }
+    }
+    deserializer.deserialize_option(Optional(std::marker::PhantomData))
+}
+
+struct ObjectOnly<T>(std::marker::PhantomData<T>);
+
+impl<'de, T: Deserialize<'de>> serde::de::Visitor<'de> for ObjectOnly<T> {
+    type Value = T;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("an object")
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<T, A::Error> {
+        T::deserialize(serde::de::value::MapAccessDeserializer::new(map))
+    }
 }
 
 /// The object an action touches.

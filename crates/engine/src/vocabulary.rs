@@ -144,6 +144,51 @@ impl fmt::Display for Level {
     }
 }
 
+/// What happened when a decided action ran, as its agent or a harness
+/// reports it.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReportedOutcome {
+    /// It worked.
+    Succeeded,
+    /// It failed.
+    Failed,
+    /// It was undone by its rollback.
+    RolledBack,
+}
+
+impl ReportedOutcome {
+    /// The outcome as the API spells it.
+    pub fn name(self) -> &'static str {
+        match self {
+            ReportedOutcome::Succeeded => "succeeded",
+            ReportedOutcome::Failed => "failed",
+            ReportedOutcome::RolledBack => "rolled_back",
+        }
+    }
+
+    /// The outcome with this name.
+    pub fn from_name(name: &str) -> Option<ReportedOutcome> {
+        [
+            ReportedOutcome::Succeeded,
+            ReportedOutcome::Failed,
+            ReportedOutcome::RolledBack,
+        ]
+        .into_iter()
+        .find(|o| o.name() == name)
+    }
+
+    /// What it means for a remediation's record.
+    pub fn remediation(self) -> crate::trust::RemediationResult {
+        match self {
+            ReportedOutcome::Succeeded => crate::trust::RemediationResult::Completed,
+            ReportedOutcome::Failed => crate::trust::RemediationResult::Failed,
+            ReportedOutcome::RolledBack => crate::trust::RemediationResult::RolledBack,
+        }
+    }
+}
+
 /// How much an action can hurt, lowest first.
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -181,6 +226,11 @@ impl Impact {
             Impact::High => "high",
             Impact::Critical => "critical",
         }
+    }
+
+    /// The class with this name.
+    pub fn from_name(name: &str) -> Option<Impact> {
+        Impact::ALL.into_iter().find(|i| i.name() == name)
     }
 
     /// 0 (read) to 4 (critical): what Cedar policies compare.

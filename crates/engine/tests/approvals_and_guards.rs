@@ -200,6 +200,24 @@ fn hard_stops_count_executions_at_or_above_their_impact_in_the_window() {
     );
 }
 
+/// Regression: a concurrent request that read the clock a moment before a
+/// reservation was stamped must still count it (the hard stop was exceeded
+/// under load when only executions at or before `now` counted).
+#[test]
+fn hard_stops_count_executions_stamped_after_now() {
+    let bundle = bundle();
+    let mut f = facts(Phase::Autonomous);
+    f.recent_executions = (0..3)
+        .map(|n| Execution {
+            impact: Impact::High,
+            at: at(n + 1),
+        })
+        .collect();
+    let decision = bundle.decide(&request(Impact::High), &f);
+    assert_eq!(decision.outcome, Outcome::Deny);
+    assert_eq!(reason_codes(&decision), ["hard_stop"]);
+}
+
 #[test]
 fn simulation_is_allowed_in_every_phase_and_recommendation_from_assist() {
     let bundle = bundle();

@@ -3,18 +3,24 @@
 mod audit;
 mod check;
 mod decide;
+mod gitops;
 mod init;
 mod input;
 mod kill;
+mod mcp;
 mod remote;
+pub mod render;
 mod runtime;
 mod serve;
+pub mod simulate;
+mod store;
+pub(crate) mod stores;
 mod test;
 mod token;
 mod trust;
 
 use crate::{
-    cli::{AuditCommand, Cli, Command, TokenCommand},
+    cli::{AuditCommand, Cli, Command, StoreCommand, TokenCommand},
     exit::Exit,
 };
 
@@ -29,14 +35,15 @@ pub fn run(cli: Cli) -> anyhow::Result<Exit> {
             facts,
             explain,
         } => decide::run(&dir, &request, facts.as_deref(), explain),
-        Command::Serve { bundle, db, listen } => serve::run(&bundle, &db, &listen),
+        Command::Serve { bundle, db, listen } => serve::run(&bundle, db, &listen),
+        Command::Mcp { server, token } => mcp::run(&server, &token),
         Command::Token(TokenCommand::Issue {
             agent,
             harness,
             operator,
             role,
             db,
-        }) => token::issue(agent, harness, operator, role, &db),
+        }) => token::issue(agent, harness, operator, role, db),
         Command::Kill {
             scope,
             target,
@@ -60,7 +67,10 @@ pub fn run(cli: Cli) -> anyhow::Result<Exit> {
             findings,
             remote,
         } => trust::investigate(&agent, &findings, &remote),
-        Command::Audit(AuditCommand::Verify { db }) => audit::verify(&db),
-        Command::Audit(AuditCommand::Export { db, after }) => audit::export(&db, after),
+        Command::Audit(AuditCommand::Verify { db }) => audit::verify(db),
+        Command::Audit(AuditCommand::Export { db, after }) => audit::export(db, after),
+        Command::Store(StoreCommand::Copy { from, to }) => store::copy(from, to),
+        Command::Simulate(args) => simulate::run(args),
+        Command::Render(args) => render::run(args),
     }
 }

@@ -5,6 +5,8 @@
 
 use std::collections::{BTreeMap, HashMap};
 
+mod mcp;
+mod platform;
 mod trust;
 
 use cedar_policy::Schema;
@@ -51,11 +53,14 @@ fn compile_unsorted(source: &BundleSource) -> Result<Bundle, BundleErrors> {
     let settings = config.settings(&raw);
     let rollbacks = config.rollbacks(&raw);
     let agents = config.agents(&raw);
-    let actions = config.actions(&raw, &rollbacks);
+    let mut actions = config.actions(&raw, &rollbacks);
     let hard_stops = config.hard_stops(&raw, &agents);
     let trust = config.trust(&raw);
     let policy_owner = config.policy_owner(&raw);
     config.unused_rollbacks(&rollbacks, &actions);
+    let platform = config.platform(&raw, &agents);
+    let gitops = config.gitops(&raw);
+    let mcp_servers = config.mcp_servers(&raw, &mut actions);
 
     let schema = build_schema(&actions, &mut problems);
     let policies = match &schema {
@@ -93,6 +98,9 @@ fn compile_unsorted(source: &BundleSource) -> Result<Bundle, BundleErrors> {
         hard_stops,
         trust,
         scope,
+        platform,
+        gitops,
+        mcp_servers,
         warnings: problems,
     })
 }

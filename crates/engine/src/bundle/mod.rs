@@ -8,6 +8,8 @@
 
 mod compile;
 mod diagnostics;
+pub mod mcp;
+pub mod platform;
 mod raw;
 
 use std::collections::{BTreeMap, HashMap};
@@ -78,6 +80,9 @@ pub struct Bundle {
     pub(crate) hard_stops: Vec<HardStop>,
     pub(crate) trust: TrustSettings,
     pub(crate) scope: Scope,
+    pub(crate) platform: Option<platform::Platform>,
+    pub(crate) gitops: Option<platform::Gitops>,
+    pub(crate) mcp_servers: BTreeMap<String, mcp::McpServer>,
     pub(crate) warnings: Vec<Diagnostic>,
 }
 
@@ -146,6 +151,21 @@ impl Bundle {
     /// The Cedar schema and policies.
     pub fn scope(&self) -> &Scope {
         &self.scope
+    }
+
+    /// What each phase grants in Kubernetes, egress and Vault (`platform:`).
+    pub fn platform(&self) -> Option<&platform::Platform> {
+        self.platform.as_ref()
+    }
+
+    /// The upstream MCP servers the gateway holds (`mcp_servers:`), by id.
+    pub fn mcp_servers(&self) -> &BTreeMap<String, mcp::McpServer> {
+        &self.mcp_servers
+    }
+
+    /// Where phase changes are committed (`gitops:`).
+    pub fn gitops(&self) -> Option<&platform::Gitops> {
+        self.gitops.as_ref()
     }
 
     /// Problems that did not refuse the bundle.

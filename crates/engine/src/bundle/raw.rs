@@ -3,8 +3,15 @@
 //! point at. Nothing here is validated beyond its type; `bundle::compile`
 //! turns a [`RawConfig`] into a [`crate::Bundle`] or a list of problems.
 
+mod mcp;
+mod platform;
+
 use std::collections::BTreeMap;
 
+pub(crate) use mcp::{RawMcpServer, RawMcpTool};
+pub(crate) use platform::{
+    RawEgressRule, RawGitops, RawNamespaces, RawPhases, RawPlatform, RawRbacRule, RawVaultGrant,
+};
 use serde::Deserialize;
 use serde_saphyr::Spanned;
 
@@ -35,6 +42,10 @@ pub(crate) struct RawConfig {
     pub gates: RawGates,
     #[serde(default)]
     pub demotion: RawDemotion,
+    pub platform: Option<Spanned<RawPlatform>>,
+    pub gitops: Option<Spanned<RawGitops>>,
+    #[serde(default)]
+    pub mcp_servers: BTreeMap<String, Spanned<RawMcpServer>>,
 }
 
 /// A rate threshold: a number, or `{ above: 0.95, statistic: wilson95 }`.

@@ -37,9 +37,12 @@ pub(super) fn exhausted_stop<'a>(
             let since = now
                 .checked_sub(stop.per.as_signed())
                 .unwrap_or(Timestamp::MIN);
+            // Executions stamped after `now` count too: a concurrent request
+            // may have read the clock a moment later, and a window must
+            // never forget a reservation because of it.
             let count = executions
                 .iter()
-                .filter(|e| e.impact >= stop.impact && e.at > since && e.at <= now)
+                .filter(|e| e.impact >= stop.impact && e.at > since)
                 .count();
             (count >= stop.max as usize).then_some((stop, count))
         })

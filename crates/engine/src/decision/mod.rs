@@ -122,7 +122,7 @@ impl Decision {
     /// An allowed write at `execute`: what hard stops count and what spends
     /// an approval.
     pub fn is_execution(&self) -> bool {
-        self.is_allowed() && self.level == Level::Execute && self.impact.is_write()
+        is_execution(self.outcome, self.level, self.impact)
     }
 
     /// A write at `execute` refused before it ran: an unsafe action blocked.
@@ -133,10 +133,18 @@ impl Decision {
     /// A request denied because it fell outside the agent's scope (or the
     /// inventory): evidence against the agent's next promotion.
     pub fn is_unsafe_attempt(&self) -> bool {
-        self.outcome == Outcome::Deny
-            && self
-                .reasons
-                .first()
-                .is_some_and(|r| matches!(r.code, "out_of_scope" | "unknown_action"))
+        is_unsafe_attempt(self.outcome, self.reasons.first().map(|r| r.code))
     }
+}
+
+/// [`Decision::is_execution`] from a decision's parts, for a decision read
+/// back from its ledger record.
+pub fn is_execution(outcome: Outcome, level: Level, impact: Impact) -> bool {
+    outcome == Outcome::Allow && level == Level::Execute && impact.is_write()
+}
+
+/// [`Decision::is_unsafe_attempt`] from a decision's parts: the outcome and
+/// the code of its most decisive reason.
+pub fn is_unsafe_attempt(outcome: Outcome, first_reason: Option<&str>) -> bool {
+    outcome == Outcome::Deny && matches!(first_reason, Some("out_of_scope" | "unknown_action"))
 }
