@@ -9,8 +9,8 @@
 use clearance_engine::{
     Phase,
     trust::{
-        RemediationResult, Sample, Statistic, Tally, Transition, TrustSettings, check_demotion,
-        evaluate_gate,
+        DemotionRule, RemediationResult, Sample, Statistic, Tally, Transition, TrustSettings,
+        check_demotion, evaluate_gate,
     },
 };
 use jiff::{SignedDuration, Timestamp};
@@ -326,16 +326,76 @@ fn min_days_counts_from_the_first_sample_in_the_phase() {
 fn accuracy_drift_drops_one_phase_but_not_on_a_handful_of_samples() {
     let settings = TrustSettings::default().demotion;
     let mut tally = Tally::new(ago(40 * 86_400));
-    repeat(&mut tally, diagnosis(false, "payments"), 3);
+    repeat(&mut tally, diagnosis(true, "payments"), 2);
+    repeat(&mut tally, diagnosis(false, "payments"), 1);
     assert_eq!(
         check_demotion(Phase::Autonomous, &tally, None, &settings, now()),
         None,
-        "3 bad samples are not a trend"
+        "1 wrong of 3: 17 correct ones would make it 95% at the floor"
     );
-    repeat(&mut tally, diagnosis(true, "payments"), 20);
+    repeat(&mut tally, diagnosis(true, "payments"), 17);
+    repeat(&mut tally, diagnosis(false, "payments"), 1);
     let demotion = check_demotion(Phase::Autonomous, &tally, None, &settings, now()).unwrap();
     assert_eq!((demotion.to, demotion.lock), (Phase::Remediate, false));
-    assert!(demotion.detail.contains("87.0%"), "{}", demotion.detail);
+    assert!(demotion.detail.contains("90.5%"), "{}", demotion.detail);
+    assert!(
+        !demotion.detail.contains("floor"),
+        "decided past the floor: {}",
+        demotion.detail
+    );
+}
+
+#[test]
+fn a_rule_decides_below_its_floor_once_the_outcome_there_is_known() {
+    let settings = TrustSettings::default().demotion;
+    let rolled_back = Sample::Remediation {
+        result: RemediationResult::RolledBack,
+    };
+    let completed = Sample::Remediation {
+        result: RemediationResult::Completed,
+    };
+    let mut tally = Tally::new(ago(86_400));
+    repeat(&mut tally, completed, 2);
+    assert_eq!(
+        check_demotion(Phase::Autonomous, &tally, None, &settings, now()),
+        None
+    );
+    tally.add(&rolled_back, now());
+    let demotion = check_demotion(
+        Phase::Autonomous,
+        &tally,
+        Some(&rolled_back),
+        &settings,
+        now(),
+    )
+    .unwrap();
+    assert_eq!(
+        (demotion.rule, demotion.to, demotion.samples),
+        (DemotionRule::RollbackRate, Phase::Remediate, 3)
+    );
+    assert!(
+        demotion.detail.contains("(1/3)")
+            && demotion.detail.contains(
+                "even if the next 17 remediations are all completed, it would be 5.0% there"
+            ),
+        "{}",
+        demotion.detail
+    );
+
+    let mut wrong = Tally::new(ago(86_400));
+    wrong.add(&diagnosis(false, "payments"), now());
+    assert_eq!(
+        check_demotion(Phase::Assist, &wrong, None, &settings, now()),
+        None,
+        "1 wrong of 1: 19 correct would make it 95% at the floor"
+    );
+    wrong.add(&diagnosis(false, "payments"), now());
+    let demotion = check_demotion(Phase::Assist, &wrong, None, &settings, now()).unwrap();
+    assert_eq!(
+        (demotion.rule, demotion.to),
+        (DemotionRule::AccuracyDrift, Phase::Shadow),
+        "2 wrong of 2: at most 90% at the floor"
+    );
 }
 
 #[test]
@@ -396,6 +456,21 @@ fn an_out_of_scope_action_drops_to_shadow_and_locks() {
     }
 }
 
+/// A diagnosis (correct when `good`) or a remediation (completed when
+/// `good`, else rolled back).
+fn outcome_sample(is_diagnosis: bool, good: bool) -> Sample {
+    if is_diagnosis {
+        return diagnosis(good, "payments");
+    }
+    Sample::Remediation {
+        result: if good {
+            RemediationResult::Completed
+        } else {
+            RemediationResult::RolledBack
+        },
+    }
+}
+
 fn arbitrary_sample() -> impl Strategy<Value = Sample> {
     prop_oneof![
         (
@@ -424,6 +499,48 @@ fn arbitrary_sample() -> impl Strategy<Value = Sample> {
 
 proptest! {
     #![proptest_config(ProptestConfig { cases: 500, failure_persistence: None, ..ProptestConfig::default() })]
+
+    /// The early decision fires only when the floor's verdict is already
+    /// known: the samples still to come at their best — every diagnosis
+    /// correct, every remediation completed — up to the floor still demote,
+    /// by the same rule.
+    #[test]
+    fn an_early_demotion_holds_whatever_the_samples_still_to_come(
+        outcomes in prop::collection::vec((any::<bool>(), any::<bool>()), 0..25),
+        accuracy_floor in 1u64..40,
+        rollback_floor in 1u64..40,
+        accuracy_below in 0.5f64..1.0,
+        rollback_above in 0.0f64..0.5,
+    ) {
+        let mut settings = TrustSettings::default().demotion;
+        settings.accuracy_min_samples = accuracy_floor;
+        settings.rollback_min_samples = rollback_floor;
+        settings.accuracy_below = accuracy_below;
+        settings.rollback_above = rollback_above;
+        let mut tally = Tally::new(ago(86_400));
+        for (is_diagnosis, good) in &outcomes {
+            tally.add(&outcome_sample(*is_diagnosis, *good), now());
+        }
+        let early = check_demotion(Phase::Autonomous, &tally, None, &settings, now());
+        let Some(early) = early else { return Ok(()); };
+        let mut completed = tally.clone();
+        let (mut diagnoses, mut remediations) = (tally.diagnoses, tally.remediations);
+        while diagnoses < accuracy_floor || remediations < rollback_floor {
+            if diagnoses < accuracy_floor {
+                completed.add(&outcome_sample(true, true), now());
+                diagnoses += 1;
+            }
+            if remediations < rollback_floor {
+                completed.add(&outcome_sample(false, true), now());
+                remediations += 1;
+            }
+        }
+        let at_floor = check_demotion(Phase::Autonomous, &completed, None, &settings, now());
+        prop_assert!(at_floor.is_some(), "early {early:?}, but none at the floor");
+        if let Some(at_floor) = at_floor {
+            prop_assert_eq!(at_floor.rule, early.rule);
+        }
+    }
 
     #[test]
     fn demotion_never_raises_a_phase(samples in prop::collection::vec((arbitrary_sample(), 0i64..60 * 86_400), 0..300), phase in prop::sample::select(Phase::ALL.to_vec())) {

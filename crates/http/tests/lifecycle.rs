@@ -1,6 +1,7 @@
 //! An agent's whole career through the real HTTP API: shadow → assist →
 //! remediate → autonomous on generated evidence with the required sign-offs;
-//! a run of rollbacks demotes it one phase; an out-of-scope action drops it
+//! a run of rollbacks demotes it one phase (at once when the rule's verdict
+//! at its sample floor is already known); an out-of-scope action drops it
 //! to shadow with a lock; a promotion while locked is refused; an
 //! investigation unlocks it; re-promotion needs fresh evidence.
 
@@ -168,7 +169,7 @@ async fn an_agent_earns_autonomy_is_demoted_locked_investigated_and_starts_over(
         let (_, allowed) = server.post("/v1/decisions", Some(&token), &body).await;
         assert_eq!(allowed["outcome"], "allow", "{allowed}");
         let id = allowed["decision_id"].as_str().unwrap();
-        let outcome = if n < 18 { "succeeded" } else { "rolled_back" };
+        let outcome = if n < 19 { "succeeded" } else { "rolled_back" };
         server
             .post(
                 &format!("/v1/decisions/{id}/outcome"),
@@ -323,7 +324,64 @@ async fn the_timer_demotes_when_good_samples_slide_out_of_the_window(server: Ser
     assert_eq!(agent(&server, bot).await["phase"], "shadow");
 }
 
+/// The rollback rule's floor is 20 samples, but its verdict there is known
+/// from the first rollback: 1 in 20 is already above 2 %. The demotion does
+/// not wait for the 17 executions that cannot change it.
+async fn a_rollback_among_the_first_executions_demotes_at_once(server: Server) {
+    let bot = "autonomous-bot";
+    let token = server.token(bot).await;
+    for (n, outcome) in ["succeeded", "succeeded", "rolled_back"].iter().enumerate() {
+        assert_eq!(
+            agent(&server, bot).await["phase"],
+            "autonomous",
+            "execution {n}"
+        );
+        let mut body = request(bot, "kubectl:rollout-restart");
+        body["resource"]["name"] = json!(format!("early-{n}"));
+        body["confidence"] = json!(0.95);
+        let (_, allowed) = server.post("/v1/decisions", Some(&token), &body).await;
+        assert_eq!(allowed["outcome"], "allow", "{allowed}");
+        let id = allowed["decision_id"].as_str().unwrap();
+        let (status, reported) = server
+            .post(
+                &format!("/v1/decisions/{id}/outcome"),
+                Some(&token),
+                &json!({ "outcome": outcome }),
+            )
+            .await;
+        assert!(status.is_success(), "{reported}");
+    }
+    assert_eq!(agent(&server, bot).await["phase"], "remediate");
+    let mut body = request(bot, "kubectl:rollout-restart");
+    body["confidence"] = json!(0.95);
+    assert_eq!(
+        server.post("/v1/decisions", Some(&token), &body).await.1["outcome"],
+        "pending"
+    );
+    let (_, demotions) = server
+        .get("/v1/audit?kind=phase.demoted", Some(&server.admin))
+        .await;
+    let demotion = &demotions["records"][0]["payload"]["demotion"];
+    assert_eq!(demotion["rule"], "rollback_rate", "{demotions}");
+    assert_eq!(demotion["samples"], 3, "{demotions}");
+    assert!(
+        demotion["detail"]
+            .as_str()
+            .unwrap()
+            .contains("decided before the 20-sample floor"),
+        "{demotions}"
+    );
+
+    // One wrong diagnosis of three stays open: 17 correct ones would make
+    // it 95 % at the floor.
+    for (n, correct) in [true, false, true].iter().enumerate() {
+        grade(&server, json!({ "agent": "assist-bot", "kind": "diagnosis", "incident_id": format!("early-{n}"), "at": server.ago(0), "correct": correct })).await;
+    }
+    assert_eq!(agent(&server, "assist-bot").await["phase"], "assist");
+}
+
 contract!(an_agent_earns_autonomy_is_demoted_locked_investigated_and_starts_over);
+contract!(a_rollback_among_the_first_executions_demotes_at_once);
 contract!(agents_cannot_grade_sign_promote_or_investigate);
 contract!(a_denied_out_of_scope_request_counts_against_the_first_gate);
 contract!(the_timer_demotes_when_good_samples_slide_out_of_the_window);

@@ -2,6 +2,11 @@
 //! rollback rate above its ceiling over a sliding window drops the agent one
 //! phase; an action outside its scope drops it to shadow (by default) and
 //! locks it until an investigation is recorded.
+//!
+//! A rule's sample floor keeps a handful of samples from demoting, but only
+//! while they could still be outweighed: once the outcome at the floor is
+//! known whatever the samples still to come bring (3 rollbacks in 5 are
+//! above 2 % even if the next 15 complete), the rule decides at once.
 
 use jiff::Timestamp;
 use serde::Serialize;
@@ -16,14 +21,18 @@ pub struct DemotionSettings {
     pub accuracy_below: f64,
     /// The accuracy window.
     pub accuracy_window: BundleDuration,
-    /// Diagnoses the window needs before it can demote: one bad day of three
-    /// samples must not.
+    /// The sample floor of the accuracy rule: below it, the rule demotes
+    /// only when the diagnoses still to come cannot lift accuracy at the
+    /// floor above `accuracy_below` (one wrong diagnosis of three must not
+    /// demote; three of three must).
     pub accuracy_min_samples: u64,
     /// A rollback rate above this over the window drops one phase.
     pub rollback_above: f64,
     /// The rollback window.
     pub rollback_window: BundleDuration,
-    /// Remediations the window needs before it can demote.
+    /// The sample floor of the rollback rule: below it, the rule demotes
+    /// only when the rate at the floor is past `rollback_above` even if
+    /// every remediation still to come completes.
     pub rollback_min_samples: u64,
     /// Where an out-of-scope action sends the agent.
     pub out_of_scope_to: Phase,
@@ -111,44 +120,63 @@ pub fn check_demotion(
         return None;
     }
     let (total, correct) = tally.accuracy_days.over(now, settings.accuracy_window);
-    if total >= settings.accuracy_min_samples.max(1) {
+    let floor = settings.accuracy_min_samples.max(1);
+    // Below the floor, the best the agent can still reach there: every
+    // diagnosis still to come correct.
+    let best_at_floor = (correct + floor.saturating_sub(total)) as f64 / floor.max(total) as f64;
+    if best_at_floor < settings.accuracy_below {
         let accuracy = correct as f64 / total as f64;
-        if accuracy < settings.accuracy_below {
-            return Some(drop_one(
-                phase,
-                DemotionRule::AccuracyDrift,
-                accuracy,
-                settings.accuracy_below,
-                total,
-                format!(
-                    "diagnostic accuracy {:.1}% over the last {} ({correct}/{total}) is below {:.1}%",
-                    accuracy * 100.0,
-                    settings.accuracy_window,
-                    settings.accuracy_below * 100.0
-                ),
-            ));
-        }
+        return Some(drop_one(
+            phase,
+            DemotionRule::AccuracyDrift,
+            accuracy,
+            settings.accuracy_below,
+            total,
+            format!(
+                "diagnostic accuracy {:.1}% over the last {} ({correct}/{total}) is below {:.1}%{}",
+                accuracy * 100.0,
+                settings.accuracy_window,
+                settings.accuracy_below * 100.0,
+                already_decided(total, floor, "diagnoses", "correct", best_at_floor),
+            ),
+        ));
     }
     let (total, rolled_back) = tally.rollback_days.over(now, settings.rollback_window);
-    if total >= settings.rollback_min_samples.max(1) {
+    let floor = settings.rollback_min_samples.max(1);
+    // Below the floor, the least the rate can still be there: every
+    // remediation still to come completed.
+    let least_at_floor = rolled_back as f64 / floor.max(total) as f64;
+    if least_at_floor > settings.rollback_above {
         let rate = rolled_back as f64 / total as f64;
-        if rate > settings.rollback_above {
-            return Some(drop_one(
-                phase,
-                DemotionRule::RollbackRate,
-                rate,
-                settings.rollback_above,
-                total,
-                format!(
-                    "rollback rate {:.1}% over the last {} ({rolled_back}/{total}) is above {:.1}%",
-                    rate * 100.0,
-                    settings.rollback_window,
-                    settings.rollback_above * 100.0
-                ),
-            ));
-        }
+        return Some(drop_one(
+            phase,
+            DemotionRule::RollbackRate,
+            rate,
+            settings.rollback_above,
+            total,
+            format!(
+                "rollback rate {:.1}% over the last {} ({rolled_back}/{total}) is above {:.1}%{}",
+                rate * 100.0,
+                settings.rollback_window,
+                settings.rollback_above * 100.0,
+                already_decided(total, floor, "remediations", "completed", least_at_floor),
+            ),
+        ));
     }
     None
+}
+
+/// For a rule decided below its sample floor: why the samples still to come
+/// cannot change the outcome there. Empty at or above the floor.
+fn already_decided(total: u64, floor: u64, samples: &str, good: &str, at_floor: f64) -> String {
+    if total >= floor {
+        return String::new();
+    }
+    format!(
+        "; decided before the {floor}-sample floor: even if the next {} {samples} are all {good}, it would be {:.1}% there",
+        floor - total,
+        at_floor * 100.0
+    )
 }
 
 fn drop_one(
