@@ -380,7 +380,50 @@ async fn a_rollback_among_the_first_executions_demotes_at_once(server: Server) {
     assert_eq!(agent(&server, "assist-bot").await["phase"], "assist");
 }
 
+/// An operator reporting an out-of-scope action says what happened and where
+/// it was seen; both stay in the ledger record. Oversized or malformed
+/// annotations are refused naming the field, and nothing is recorded.
+async fn evidence_carries_its_detail_and_source(server: Server) {
+    let bot = "remediate-bot";
+    let before = server.ledger_len().await;
+    let mut body = json!({ "agent": bot, "kind": "out_of_scope_action", "incident_id": "audit-7",
+        "at": server.ago(0), "detail": "patched deployments/checkout-api with its own credential", "source": "kubernetes-audit:4f1c" });
+    for (field, value) in [
+        ("detail", json!("x".repeat(4097))),
+        ("source", json!("kubernetes-audit:4f1c\nforged")),
+        ("source", json!("")),
+    ] {
+        let mut bad = body.clone();
+        bad[field] = value;
+        let (status, answer) = server
+            .post("/v1/evidence", Some(&server.harness), &bad)
+            .await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{answer}");
+        assert!(answer.to_string().contains(field), "{answer}");
+    }
+    assert_eq!(server.ledger_len().await, before, "refusals write nothing");
+    grade(&server, body).await;
+    let (_, records) = server
+        .get("/v1/audit?kind=evidence", Some(&server.admin))
+        .await;
+    let payload = &records["records"][0]["payload"];
+    assert_eq!(
+        (payload["detail"].clone(), payload["source"].clone()),
+        (
+            json!("patched deployments/checkout-api with its own credential"),
+            json!("kubernetes-audit:4f1c")
+        ),
+        "{records}"
+    );
+    let view = agent(&server, bot).await;
+    assert_eq!(
+        (view["phase"].clone(), view["locked"].clone()),
+        (json!("shadow"), json!(true))
+    );
+}
+
 contract!(an_agent_earns_autonomy_is_demoted_locked_investigated_and_starts_over);
+contract!(evidence_carries_its_detail_and_source);
 contract!(a_rollback_among_the_first_executions_demotes_at_once);
 contract!(agents_cannot_grade_sign_promote_or_investigate);
 contract!(a_denied_out_of_scope_request_counts_against_the_first_gate);

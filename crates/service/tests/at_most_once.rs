@@ -410,6 +410,8 @@ async fn approvals_and_samples_count_once<S: Store>(world: World<S>) {
                         accepted: None,
                         edit_ratio: None,
                         in_scope: None,
+                        detail: None,
+                        source: None,
                     },
                 )
                 .await

@@ -39,6 +39,8 @@ async fn every_kind<S: Store>(world: &World<S>) -> String {
         accepted: None,
         edit_ratio: None,
         in_scope: None,
+        detail: None,
+        source: None,
     };
     world
         .gateway

@@ -424,6 +424,12 @@ pub(crate) struct EvidenceRecord {
     pub at: Timestamp,
     pub graded_by: String,
     pub sample: Sample,
+    /// What happened, in the grader's words (absent in older records).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+    /// Where the sample comes from, e.g. `kubernetes-audit:<auditID>`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
 }
 
 #[derive(Deserialize)]

@@ -43,13 +43,54 @@ pub struct EvidenceInput {
     /// Recommendation: whether it stayed in scope.
     #[serde(default)]
     pub in_scope: Option<bool>,
+    /// What happened, in the grader's words (at most 4 KiB): for an
+    /// out-of-scope action, what the agent did. Kept in the ledger record.
+    #[serde(default)]
+    pub detail: Option<String>,
+    /// Where the sample comes from (at most 256 bytes, no control
+    /// characters), e.g. `kubernetes-audit:<auditID>`.
+    #[serde(default)]
+    pub source: Option<String>,
 }
+
+/// The most a sample's `detail` may hold.
+pub const MAX_EVIDENCE_DETAIL: usize = 4096;
+/// The most a sample's `source` may hold.
+pub const MAX_EVIDENCE_SOURCE: usize = 256;
 
 fn required<T: Copy>(value: Option<T>, field: &str, kind: &str) -> Result<T, ServiceError> {
     value.ok_or_else(|| ServiceError::invalid(field, format!("required for a {kind}")))
 }
 
 impl EvidenceInput {
+    /// `detail` and `source` within their bounds; a source is an
+    /// identifier, so it must be one line of printable text.
+    fn check_annotations(&self) -> Result<(), ServiceError> {
+        if let Some(detail) = &self.detail
+            && detail.len() > MAX_EVIDENCE_DETAIL
+        {
+            return Err(ServiceError::invalid(
+                "detail",
+                format!("{} bytes; at most {MAX_EVIDENCE_DETAIL}", detail.len()),
+            ));
+        }
+        if let Some(source) = &self.source {
+            if source.is_empty() || source.len() > MAX_EVIDENCE_SOURCE {
+                return Err(ServiceError::invalid(
+                    "source",
+                    format!("{} bytes; 1 to {MAX_EVIDENCE_SOURCE}", source.len()),
+                ));
+            }
+            if source.chars().any(char::is_control) {
+                return Err(ServiceError::invalid(
+                    "source",
+                    "control characters are not allowed",
+                ));
+            }
+        }
+        Ok(())
+    }
+
     fn sample(&self) -> Result<Sample, ServiceError> {
         let kind = self.kind.as_str();
         match kind {
@@ -126,6 +167,7 @@ impl<S: Store> Trust<'_, S> {
                 format!("{} is in the future (now is {now})", input.at),
             ));
         }
+        input.check_annotations()?;
         let sample = input.sample()?;
         let payload = json(&EvidenceRecord {
             agent: input.agent.clone(),
@@ -133,6 +175,8 @@ impl<S: Store> Trust<'_, S> {
             at: input.at,
             graded_by: grader.to_owned(),
             sample: sample.clone(),
+            detail: input.detail.clone(),
+            source: input.source.clone(),
         })?;
         let (receipt, counted) = self
             .core
