@@ -386,7 +386,7 @@ async fn a_rollback_among_the_first_executions_demotes_at_once(server: Server) {
 async fn evidence_carries_its_detail_and_source(server: Server) {
     let bot = "remediate-bot";
     let before = server.ledger_len().await;
-    let mut body = json!({ "agent": bot, "kind": "out_of_scope_action", "incident_id": "audit-7",
+    let body = json!({ "agent": bot, "kind": "out_of_scope_action", "incident_id": "audit-7",
         "at": server.ago(0), "detail": "patched deployments/checkout-api with its own credential", "source": "kubernetes-audit:4f1c" });
     for (field, value) in [
         ("detail", json!("x".repeat(4097))),
