@@ -3,11 +3,15 @@
 //! metrics and health — and [`Core::transact`], the one door every change
 //! goes through.
 //!
-//! A change is planned under the state lock from the state as it is, its
-//! at-most-once rules admitted there, and submitted to the ledger before
-//! the lock is released, so ledger order is the order changes were
-//! admitted in. Its effects reach the state only once committed, through
-//! [`Follower`] — the same path other instances' records take.
+//! A change is planned under the state lock from the state as it is, and
+//! its at-most-once rules admitted there; while it is being written its
+//! effects are reservations that make later decisions stricter (a trip in
+//! flight already denies). It is submitted to the ledger once the lock is
+//! released, so two changes admitted close together may be recorded in
+//! either order: what that could break is guarded in the store (see
+//! [`Core::transact_then_write`]). Its effects reach the state only once
+//! committed, through [`Follower`] — the same path other instances'
+//! records take.
 
 use std::{
     collections::HashMap,
