@@ -1,6 +1,6 @@
-//! `clearance serve` as a real process: a crash at any instant leaves a
-//! ledger that verifies and holds every decision whose `allow` reached a
-//! client; a database that cannot be written refuses decisions; a tampered
+//! `clearance serve` as a real process: a crash at any instant (once, and
+//! 100 times in a loop) leaves a ledger that verifies and holds every
+//! decision whose `allow` reached a client; a database that cannot be written refuses decisions; a tampered
 //! file fails `clearance audit verify`, naming the first bad record.
 
 #![allow(
@@ -217,66 +217,108 @@ fn clearance(args: &[&str], dir: &Path) -> (i32, String) {
     )
 }
 
-fn ledgered_decision_ids(db: &Db) -> HashSet<String> {
-    let (code, export) = clearance(&["audit", "export", "--db", db.arg()], db.path());
+/// Adds the ids of the decisions recorded after `after` to `ids`; the last
+/// seq read.
+fn export_decision_ids(db: &Db, after: u64, ids: &mut HashSet<String>) -> u64 {
+    let (code, export) = clearance(
+        &[
+            "audit",
+            "export",
+            "--db",
+            db.arg(),
+            "--after",
+            &after.to_string(),
+        ],
+        db.path(),
+    );
     assert_eq!(code, 0);
-    export
+    let mut last = after;
+    for record in export
         .lines()
         .filter_map(|line| serde_json::from_str::<Value>(line).ok())
-        .filter(|record| record["kind"] == "decision")
-        .filter_map(|record| serde_json::from_str::<Value>(record["payload"].as_str()?).ok())
-        .filter_map(|payload| payload["decision_id"].as_str().map(str::to_owned))
-        .collect()
+    {
+        last = record["seq"].as_u64().unwrap_or(last);
+        if record["kind"] != "decision" {
+            continue;
+        }
+        let payload: Value = serde_json::from_str(record["payload"].as_str().unwrap()).unwrap();
+        ids.insert(payload["decision_id"].as_str().unwrap().to_owned());
+    }
+    last
+}
+
+/// 16 clients sending in-scope reads as the example agent until stopped or
+/// the server goes away, keeping the id of every `allow` they receive.
+struct Load {
+    stop: Arc<AtomicBool>,
+    allowed: Arc<Mutex<Vec<String>>>,
+    clients: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Load {
+    fn start(runtime: &tokio::runtime::Runtime, base: &str, token: &str) -> Load {
+        let allowed = Arc::new(Mutex::new(Vec::<String>::new()));
+        let stop = Arc::new(AtomicBool::new(false));
+        let clients = (0..16)
+            .map(|_| {
+                let (base, token, allowed, stop) = (
+                    base.to_owned(),
+                    token.to_owned(),
+                    allowed.clone(),
+                    stop.clone(),
+                );
+                runtime.spawn(async move {
+                    let client = reqwest::Client::new();
+                    while !stop.load(Ordering::Relaxed) {
+                        let Ok(response) = client
+                            .post(format!("http://{base}/v1/decisions"))
+                            .bearer_auth(&token)
+                            .json(&read_request())
+                            .send()
+                            .await
+                        else {
+                            break;
+                        };
+                        let Ok(answer) = response.json::<Value>().await else {
+                            break;
+                        };
+                        if answer["outcome"] == "allow" {
+                            allowed
+                                .lock()
+                                .unwrap()
+                                .push(answer["decision_id"].as_str().unwrap().to_owned());
+                        }
+                    }
+                })
+            })
+            .collect();
+        Load {
+            stop,
+            allowed,
+            clients,
+        }
+    }
+
+    /// Stops the clients; the ids of every `allow` they received.
+    fn finish(self, runtime: &tokio::runtime::Runtime) -> Vec<String> {
+        self.stop.store(true, Ordering::Relaxed);
+        for client in self.clients {
+            let _ = runtime.block_on(client);
+        }
+        self.allowed.lock().unwrap().clone()
+    }
 }
 
 fn sigkill_under_load_loses_no_allowed_decision_and_the_ledger_verifies(db: Db) {
     let server = serve(&db);
     let token = server.agent_token.clone().unwrap();
-    let allowed = Arc::new(Mutex::new(Vec::<String>::new()));
-    let stop = Arc::new(AtomicBool::new(false));
     let runtime = tokio::runtime::Runtime::new().unwrap();
-    let clients: Vec<_> = (0..16)
-        .map(|_| {
-            let (base, token, allowed, stop) = (
-                server.base.clone(),
-                token.clone(),
-                allowed.clone(),
-                stop.clone(),
-            );
-            runtime.spawn(async move {
-                let client = reqwest::Client::new();
-                while !stop.load(Ordering::Relaxed) {
-                    let Ok(response) = client
-                        .post(format!("http://{base}/v1/decisions"))
-                        .bearer_auth(&token)
-                        .json(&read_request())
-                        .send()
-                        .await
-                    else {
-                        break;
-                    };
-                    let Ok(answer) = response.json::<Value>().await else {
-                        break;
-                    };
-                    if answer["outcome"] == "allow" {
-                        allowed
-                            .lock()
-                            .unwrap()
-                            .push(answer["decision_id"].as_str().unwrap().to_owned());
-                    }
-                }
-            })
-        })
-        .collect();
+    let load = Load::start(&runtime, &server.base, &token);
     std::thread::sleep(Duration::from_millis(1_500));
     let mut server = server;
     server.child.kill().unwrap(); // SIGKILL: no shutdown, no flush.
     server.child.wait().unwrap();
-    stop.store(true, Ordering::Relaxed);
-    for client in clients {
-        let _ = runtime.block_on(client);
-    }
-    let allowed = allowed.lock().unwrap().clone();
+    let allowed = load.finish(&runtime);
     assert!(
         allowed.len() > 50,
         "the load ran: {} allowed",
@@ -285,7 +327,8 @@ fn sigkill_under_load_loses_no_allowed_decision_and_the_ledger_verifies(db: Db) 
 
     let (code, verify) = clearance(&["audit", "verify", "--db", db.arg()], db.path());
     assert_eq!(code, 0, "{verify}");
-    let ledgered = ledgered_decision_ids(&db);
+    let mut ledgered = HashSet::new();
+    export_decision_ids(&db, 0, &mut ledgered);
     let lost: Vec<_> = allowed
         .iter()
         .filter(|id| !ledgered.contains(*id))
@@ -320,6 +363,60 @@ fn sigkill_under_load_loses_no_allowed_decision_and_the_ledger_verifies(db: Db) 
     assert_eq!(code, 0, "the chain continues across the crash: {verify}");
 }
 both!(sigkill_under_load_loses_no_allowed_decision_and_the_ledger_verifies);
+
+/// The crash loop: `clearance serve` SIGKILLed 100 times under 16 clients'
+/// load, each time at a different instant (a seeded sequence, printed).
+/// After each kill the chain verifies and every `allow` a client received
+/// is in the ledger; after each restart the server answers again.
+fn a_hundred_sigkills_at_random_instants(db: Db) {
+    const ROUNDS: usize = 100;
+    let seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(7, |d| d.as_nanos() as u64)
+        | 1;
+    eprintln!("crash loop seed {seed}");
+    let mut next = seed;
+    let mut instant = move || {
+        // xorshift64: a reproducible sequence of instants for the seed.
+        next ^= next << 13;
+        next ^= next >> 7;
+        next ^= next << 17;
+        Duration::from_millis(20 + next % 380)
+    };
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let mut token = None;
+    let (mut exported_to, mut ledgered, mut received) = (0u64, HashSet::new(), 0usize);
+    for round in 0..ROUNDS {
+        let mut server = serve(&db);
+        let token = token.get_or_insert_with(|| server.agent_token.clone().unwrap());
+        let load = Load::start(&runtime, &server.base, token);
+        std::thread::sleep(instant());
+        server.child.kill().unwrap();
+        server.child.wait().unwrap();
+        let allowed = load.finish(&runtime);
+        received += allowed.len();
+
+        let (code, verify) = clearance(&["audit", "verify", "--db", db.arg()], db.path());
+        assert_eq!(code, 0, "round {round} (seed {seed}): {verify}");
+        exported_to = export_decision_ids(&db, exported_to, &mut ledgered);
+        let lost: Vec<_> = allowed
+            .iter()
+            .filter(|id| !ledgered.contains(*id))
+            .collect();
+        assert!(
+            lost.is_empty(),
+            "round {round} (seed {seed}): {} allowed decisions missing from the ledger, e.g. {:?}",
+            lost.len(),
+            lost.first()
+        );
+    }
+    assert!(
+        received > ROUNDS,
+        "the load ran: {received} allowed in {ROUNDS} rounds"
+    );
+    eprintln!("crash loop: {ROUNDS} SIGKILLs, {received} allowed decisions received, all ledgered");
+}
+both!(a_hundred_sigkills_at_random_instants);
 
 /// Makes files immutable (even to open descriptors) for the life of the
 /// guard: the closest a test gets to a disk that stopped taking writes.
