@@ -75,6 +75,14 @@ pub enum Command {
         /// Where to listen.
         #[arg(long, default_value = "127.0.0.1:8080")]
         listen: String,
+        /// The ed25519 key that signs checkpoints (`checkpoints:` in the
+        /// bundle); made on first need. Keep it outside the database.
+        #[arg(
+            long,
+            env = "CLEARANCE_CHECKPOINT_KEY",
+            default_value = "clearance.checkpoint.key"
+        )]
+        checkpoint_key: PathBuf,
     },
     /// A stdio MCP server relaying to the gateway's `/mcp`, for MCP clients
     /// that only launch stdio servers. Every call is decided by the gateway
@@ -224,10 +232,29 @@ pub enum RoleArg {
 #[derive(Debug, Subcommand)]
 pub enum AuditCommand {
     /// Re-hash the whole ledger; names the first bad record and exits 1.
+    /// With --checkpoints, also checks every signed checkpoint of the
+    /// witness: a cut tail or a history rewritten and rehashed fails.
     Verify {
         /// The database (file path, sqlite:PATH or postgres://…).
         #[arg(long, env = "CLEARANCE_DB", default_value = "clearance.db")]
         db: Location,
+        /// The witness file the gateway appends its checkpoints to.
+        #[arg(long, value_name = "FILE", requires = "public_key")]
+        checkpoints: Option<PathBuf>,
+        /// The checkpoints' public key: 64 hex digits, or a file holding
+        /// them (`clearance audit public-key` prints it).
+        #[arg(long, value_name = "KEY", requires = "checkpoints")]
+        public_key: Option<String>,
+    },
+    /// Print the public half of the checkpoint signing key.
+    PublicKey {
+        /// The key file `clearance serve --checkpoint-key` uses.
+        #[arg(
+            long,
+            env = "CLEARANCE_CHECKPOINT_KEY",
+            default_value = "clearance.checkpoint.key"
+        )]
+        key: PathBuf,
     },
     /// Print ledger records as JSON lines.
     Export {

@@ -555,6 +555,178 @@ fn audit_verify_names_the_first_tampered_record_and_exits_one() {
     assert!(broken.starts_with("BROKEN: record 7:"), "{broken}");
 }
 
+/// Signed checkpoints catch what the chain alone cannot: the gateway signs
+/// its head into the ledger and a witness file; `audit verify` with the
+/// witness and the public key passes on the intact ledger, and fails on a
+/// cut tail and on a history rewritten and rehashed from one record on —
+/// both of which the chain alone accepts.
+#[test]
+fn checkpoints_catch_a_cut_tail_and_a_rewritten_history() {
+    let db = Db::sqlite();
+    let (code, _) = clearance(&["init", "bundle"], db.path());
+    assert_eq!(code, 0);
+    let config = db.path().join("bundle/clearance.yaml");
+    let mut text = std::fs::read_to_string(&config).unwrap();
+    text.push_str("\ncheckpoints: { every: 20, interval: 1s, witness: witness.jsonl }\n");
+    std::fs::write(&config, text).unwrap();
+    let server = serve(&db);
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    for _ in 0..4 {
+        server.send_reads(&runtime, 30);
+        std::thread::sleep(Duration::from_millis(400));
+    }
+    std::thread::sleep(Duration::from_millis(1_500));
+    drop(server);
+
+    let (code, public_key) = clearance(&["audit", "public-key"], db.path());
+    assert_eq!(code, 0, "{public_key}");
+    let public_key = public_key.trim().to_owned();
+    assert_eq!(public_key.len(), 64, "{public_key}");
+    let witness = std::fs::read_to_string(db.path().join("witness.jsonl")).unwrap();
+    let signed: Vec<u64> = witness
+        .lines()
+        .map(|line| {
+            serde_json::from_str::<Value>(line).unwrap()["seq"]
+                .as_u64()
+                .unwrap()
+        })
+        .collect();
+    assert!(signed.len() >= 3, "{witness}");
+    let verify = |args: &[&str]| {
+        let mut all = vec!["audit", "verify", "--db", db.arg()];
+        all.extend_from_slice(args);
+        clearance(&all, db.path())
+    };
+    let with_witness = [
+        "--checkpoints",
+        "witness.jsonl",
+        "--public-key",
+        public_key.as_str(),
+    ];
+    let (code, intact) = verify(&with_witness);
+    assert_eq!(code, 0, "{intact}");
+    assert!(
+        intact.contains(&format!("{0} of {0} checkpoints confirmed", signed.len())),
+        "{intact}"
+    );
+    std::fs::write(db.path().join("other.key"), "11".repeat(32)).unwrap();
+    let (_, other_key) = clearance(&["audit", "public-key", "--key", "other.key"], db.path());
+    let (code, signed_by_other) = verify(&[
+        "--checkpoints",
+        "witness.jsonl",
+        "--public-key",
+        other_key.trim(),
+    ]);
+    assert_eq!(code, 1, "another key: {signed_by_other}");
+    assert!(signed_by_other.contains("not by"), "{signed_by_other}");
+    let (code, _) = verify(&[
+        "--checkpoints",
+        "witness.jsonl",
+        "--public-key",
+        "not-a-key",
+    ]);
+    assert_eq!(code, 2, "a malformed key cannot run the check");
+
+    let sql = |statements: Vec<(String, Vec<String>)>| {
+        runtime.block_on(async {
+            use sqlx::Connection as _;
+            let mut connection = sqlx::SqliteConnection::connect(&format!(
+                "sqlite:{}",
+                db.path().join("clearance.db").display()
+            ))
+            .await
+            .unwrap();
+            for (statement, binds) in statements {
+                let mut query = sqlx::query(sqlx::AssertSqlSafe(statement));
+                for bind in binds {
+                    query = query.bind(bind);
+                }
+                query.execute(&mut connection).await.unwrap();
+            }
+        });
+    };
+
+    // A history rewritten from the first record the first checkpoint pins,
+    // every later hash recomputed as docs/ledger.md says.
+    let (code, export) = clearance(&["audit", "export", "--db", db.arg()], db.path());
+    assert_eq!(code, 0);
+    let records: Vec<Value> = export
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let from = signed[0];
+    let mut prev = clearance_engine::ledger::Digest32::from_hex(
+        records[from as usize - 1]["prev_hash"].as_str().unwrap(),
+    )
+    .unwrap();
+    let mut rewrite = Vec::new();
+    for record in &records[from as usize - 1..] {
+        let seq = record["seq"].as_u64().unwrap();
+        let mut payload = record["payload"].as_str().unwrap().to_owned();
+        if seq == from {
+            payload = payload.replacen("incident-bot", "forged-bot", 1);
+        }
+        let hash = clearance_engine::ledger::record_hash(
+            seq,
+            record["at"].as_str().unwrap(),
+            record["kind"].as_str().unwrap(),
+            &payload,
+            &prev,
+        );
+        rewrite.push((
+            format!("UPDATE ledger SET payload = ?, prev_hash = ?, hash = ? WHERE seq = {seq}"),
+            vec![payload, prev.to_hex(), hash.to_hex()],
+        ));
+        prev = hash;
+    }
+    let original: Vec<_> = records[from as usize - 1..]
+        .iter()
+        .map(|r| {
+            (
+                format!(
+                    "UPDATE ledger SET payload = ?, prev_hash = ?, hash = ? WHERE seq = {}",
+                    r["seq"]
+                ),
+                vec![
+                    r["payload"].as_str().unwrap().to_owned(),
+                    r["prev_hash"].as_str().unwrap().to_owned(),
+                    r["hash"].as_str().unwrap().to_owned(),
+                ],
+            )
+        })
+        .collect();
+    sql(rewrite);
+    let (code, chain_only) = verify(&[]);
+    assert_eq!(code, 0, "the rehashed chain alone verifies: {chain_only}");
+    let (code, rewritten) = verify(&with_witness);
+    assert_eq!(code, 1, "{rewritten}");
+    assert!(
+        rewritten.contains(&format!("BROKEN: record {from} hashes to"))
+            && rewritten.contains("the history up to it was rewritten"),
+        "{rewritten}"
+    );
+    sql(original);
+    assert_eq!(verify(&with_witness).0, 0, "restored");
+
+    // The tail cut just before the last signed record.
+    let last = *signed.last().unwrap();
+    sql(vec![(
+        format!("DELETE FROM ledger WHERE seq >= {last}"),
+        Vec::new(),
+    )]);
+    let (code, chain_only) = verify(&[]);
+    assert_eq!(code, 0, "the cut chain alone verifies: {chain_only}");
+    let (code, cut) = verify(&with_witness);
+    assert_eq!(code, 1, "{cut}");
+    assert!(
+        cut.contains(&format!(
+            "the ledger ends at record {}, but record {last} was signed",
+            last - 1
+        )) && cut.contains("records were cut from the tail"),
+        "{cut}"
+    );
+}
+
 fn an_independent_verifier_written_from_the_docs_accepts_the_export_and_catches_tampering(db: Db) {
     let python = Command::new("python3").arg("--version").output();
     if python.is_err() {

@@ -23,28 +23,37 @@ impl Digest32 {
 
     /// Parses 64 hex digits.
     pub fn from_hex(text: &str) -> Option<Digest32> {
-        let bytes = text.as_bytes();
-        if bytes.len() != 64 {
-            return None;
-        }
-        let mut out = [0u8; 32];
-        for (slot, pair) in out.iter_mut().zip(bytes.chunks_exact(2)) {
-            let hex = std::str::from_utf8(pair).ok()?;
-            *slot = u8::from_str_radix(hex, 16).ok()?;
-        }
-        Some(Digest32(out))
+        unhex::<32>(text).map(Digest32)
     }
 
     /// 64 lowercase hex digits.
     pub fn to_hex(&self) -> String {
-        use std::fmt::Write as _;
-        let mut text = String::with_capacity(64);
-        for byte in self.0 {
-            // Writing to a String cannot fail.
-            let _ = write!(text, "{byte:02x}");
-        }
-        text
+        hex(&self.0)
     }
+}
+
+/// Lowercase hex.
+pub(crate) fn hex(bytes: &[u8]) -> String {
+    use std::fmt::Write as _;
+    let mut text = String::with_capacity(bytes.len() * 2);
+    for byte in bytes {
+        // Writing to a String cannot fail.
+        let _ = write!(text, "{byte:02x}");
+    }
+    text
+}
+
+/// Exactly `2 * N` hex digits (either case) as bytes.
+pub(crate) fn unhex<const N: usize>(text: &str) -> Option<[u8; N]> {
+    let bytes = text.as_bytes();
+    if bytes.len() != N * 2 {
+        return None;
+    }
+    let mut out = [0u8; N];
+    for (slot, pair) in out.iter_mut().zip(bytes.chunks_exact(2)) {
+        *slot = u8::from_str_radix(std::str::from_utf8(pair).ok()?, 16).ok()?;
+    }
+    Some(out)
 }
 
 impl fmt::Display for Digest32 {

@@ -9,6 +9,7 @@
 
 pub mod bundle;
 pub mod casebook;
+pub mod checkpoint;
 pub mod decision;
 pub mod duration;
 pub mod facts;

@@ -13,6 +13,7 @@ use crate::{
     Metrics, PhaseChanged, Publication, PublicationState, ServiceError,
     approvals::Approvals,
     audit::Audit,
+    checkpoints::Checkpoints,
     core::{Clock, Core, Follower, Plan, hard_stop_horizon},
     decisions::Decisions,
     kill_switches::KillSwitches,
@@ -273,6 +274,11 @@ impl<S: Store> Gateway<S> {
     /// Evidence, gates, promotions, demotions and locks.
     pub fn trust(&self) -> Trust<'_, S> {
         Trust { core: &self.core }
+    }
+
+    /// Signing the ledger's head.
+    pub fn checkpoints(&self) -> Checkpoints<'_, S> {
+        Checkpoints { core: &self.core }
     }
 
     /// Reading the ledger back.

@@ -10,6 +10,7 @@
 
 mod approvals;
 mod audit;
+mod checkpoints;
 mod core;
 mod decisions;
 mod error;
@@ -26,6 +27,7 @@ mod trust;
 
 pub use approvals::{ApprovalView, Approvals, Standing};
 pub use audit::{Audit, MAX_AUDIT_PAGE};
+pub use checkpoints::Checkpoints;
 pub use clearance_engine::{Identity, Role};
 pub use core::Clock;
 pub use decisions::{DecisionAnswer, Decisions, Matching, OutcomeReport};

@@ -2,6 +2,7 @@
 
 mod audit;
 mod check;
+mod checkpoints;
 mod decide;
 mod gitops;
 mod init;
@@ -35,7 +36,12 @@ pub fn run(cli: Cli) -> anyhow::Result<Exit> {
             facts,
             explain,
         } => decide::run(&dir, &request, facts.as_deref(), explain),
-        Command::Serve { bundle, db, listen } => serve::run(&bundle, db, &listen),
+        Command::Serve {
+            bundle,
+            db,
+            listen,
+            checkpoint_key,
+        } => serve::run(&bundle, db, &listen, checkpoint_key),
         Command::Mcp { server, token } => mcp::run(&server, &token),
         Command::Token(TokenCommand::Issue {
             agent,
@@ -67,7 +73,15 @@ pub fn run(cli: Cli) -> anyhow::Result<Exit> {
             findings,
             remote,
         } => trust::investigate(&agent, &findings, &remote),
-        Command::Audit(AuditCommand::Verify { db }) => audit::verify(db),
+        Command::Audit(AuditCommand::Verify {
+            db,
+            checkpoints,
+            public_key,
+        }) => match (checkpoints, public_key) {
+            (Some(witness), Some(key)) => checkpoints::verify(db, &witness, &key),
+            _ => audit::verify(db),
+        },
+        Command::Audit(AuditCommand::PublicKey { key }) => checkpoints::print_public_key(&key),
         Command::Audit(AuditCommand::Export { db, after }) => audit::export(db, after),
         Command::Store(StoreCommand::Copy { from, to }) => store::copy(from, to),
         Command::Simulate(args) => simulate::run(args),

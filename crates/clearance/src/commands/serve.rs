@@ -21,12 +21,27 @@ use crate::exit::Exit;
 /// How often the bundle directory is checked for changes.
 const RELOAD_POLL: Duration = Duration::from_secs(2);
 
-pub fn run(bundle: &Path, db: Location, listen: &str) -> anyhow::Result<Exit> {
+pub fn run(
+    bundle: &Path,
+    db: Location,
+    listen: &str,
+    checkpoint_key: PathBuf,
+) -> anyhow::Result<Exit> {
     init_logging();
-    block_on(serve(bundle.to_path_buf(), db, listen.to_owned()))
+    block_on(serve(
+        bundle.to_path_buf(),
+        db,
+        listen.to_owned(),
+        checkpoint_key,
+    ))
 }
 
-async fn serve(bundle_path: PathBuf, db: Location, listen: String) -> anyhow::Result<Exit> {
+async fn serve(
+    bundle_path: PathBuf,
+    db: Location,
+    listen: String,
+    checkpoint_key: PathBuf,
+) -> anyhow::Result<Exit> {
     if !bundle_path.join("clearance.yaml").exists() {
         scaffold(&bundle_path)?;
         eprintln!(
@@ -52,7 +67,7 @@ async fn serve(bundle_path: PathBuf, db: Location, listen: String) -> anyhow::Re
     }
     let shown = db.to_string();
     with_store!(db, |store| {
-        run_gateway(store, bundle, source, dir, &listen, &shown).await
+        run_gateway(store, bundle, source, dir, &listen, &shown, checkpoint_key).await
     })
 }
 
@@ -68,6 +83,7 @@ async fn run_gateway<S: Store>(
     dir: BundleDir,
     listen: &str,
     shown: &str,
+    checkpoint_key: PathBuf,
 ) -> anyhow::Result<Exit> {
     let fresh = store
         .records(0, 1)
@@ -95,6 +111,10 @@ async fn run_gateway<S: Store>(
     ));
     tokio::spawn(reload_when_changed(gateway.clone(), dir));
     tokio::spawn(sweep_demotions(gateway.clone()));
+    tokio::spawn(super::checkpoints::sign_when_due(
+        gateway.clone(),
+        checkpoint_key,
+    ));
     let mcp = clearance_mcp::McpGateway::start(gateway.clone());
     let app = clearance_http::router(gateway)
         .merge(clearance_mcp::router(mcp.clone(), allowed_hosts(address)));

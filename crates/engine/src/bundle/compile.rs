@@ -13,8 +13,8 @@ use cedar_policy::Schema;
 use serde_saphyr::{Location, Spanned};
 
 use super::{
-    Action, Agent, Bundle, BundleErrors, BundleSource, CONFIG_FILE, Diagnostic, HardStop, Rollback,
-    Settings, raw::RawConfig,
+    Action, Agent, Bundle, BundleErrors, BundleSource, CONFIG_FILE, Checkpoints, Diagnostic,
+    HardStop, Rollback, Settings, raw::RawConfig,
 };
 use crate::{
     duration::BundleDuration,
@@ -61,6 +61,7 @@ fn compile_unsorted(source: &BundleSource) -> Result<Bundle, BundleErrors> {
     let platform = config.platform(&raw, &agents);
     let gitops = config.gitops(&raw);
     let mcp_servers = config.mcp_servers(&raw, &mut actions);
+    let checkpoints = config.checkpoints(&raw);
 
     let schema = build_schema(&actions, &mut problems);
     let policies = match &schema {
@@ -100,6 +101,7 @@ fn compile_unsorted(source: &BundleSource) -> Result<Bundle, BundleErrors> {
         scope,
         platform,
         gitops,
+        checkpoints,
         mcp_servers,
         warnings: problems,
     })
@@ -189,6 +191,50 @@ impl Config<'_> {
                 None
             }
         }
+    }
+
+    /// `checkpoints:`, when present: `witness` is required (a checkpoint
+    /// kept only in the database it vouches for proves nothing).
+    fn checkpoints(&mut self, raw: &RawConfig) -> Option<Checkpoints> {
+        let spanned = raw.checkpoints.as_ref()?;
+        let (raw, at) = (&spanned.value, &spanned.referenced);
+        let every = match &raw.every {
+            Some(every) if every.value == 0 => {
+                self.error_at(
+                    "invalid-checkpoints",
+                    &every.referenced,
+                    "checkpoints.every must be at least 1 record".into(),
+                );
+                None
+            }
+            Some(every) => Some(every.value),
+            None => Some(10_000),
+        };
+        let interval = self.duration("checkpoints.interval", raw.interval.as_ref(), "1m");
+        let witness = match &raw.witness {
+            Some(witness) if !witness.value.trim().is_empty() => Some(witness.value.clone()),
+            Some(witness) => {
+                self.error_at(
+                    "invalid-checkpoints",
+                    &witness.referenced,
+                    "checkpoints.witness is empty".into(),
+                );
+                None
+            }
+            None => {
+                self.error_at(
+                    "invalid-checkpoints",
+                    at,
+                    "checkpoints.witness is missing: the file outside the database each checkpoint is appended to".into(),
+                );
+                None
+            }
+        };
+        Some(Checkpoints {
+            every: every?,
+            interval: interval?,
+            witness: witness?,
+        })
     }
 
     fn fraction(&mut self, key: &str, raw: Option<&Spanned<f64>>, default: f64) -> Option<f64> {

@@ -68,6 +68,21 @@ impl BundleSource {
     }
 }
 
+/// `checkpoints:`: the gateway signs the ledger's head every `every`
+/// records or `interval`, whichever comes first (and only when the head
+/// moved), recording the checkpoint in the ledger and appending it to the
+/// `witness` file, which must live outside the database.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Checkpoints {
+    /// Records between checkpoints, at most.
+    pub every: u64,
+    /// Time between checkpoints, at most.
+    pub interval: crate::duration::BundleDuration,
+    /// The witness file (relative paths from the gateway's working
+    /// directory, like `--db`).
+    pub witness: String,
+}
+
 /// A validated policy bundle.
 #[derive(Debug)]
 pub struct Bundle {
@@ -82,6 +97,7 @@ pub struct Bundle {
     pub(crate) scope: Scope,
     pub(crate) platform: Option<platform::Platform>,
     pub(crate) gitops: Option<platform::Gitops>,
+    pub(crate) checkpoints: Option<Checkpoints>,
     pub(crate) mcp_servers: BTreeMap<String, mcp::McpServer>,
     pub(crate) warnings: Vec<Diagnostic>,
 }
@@ -161,6 +177,11 @@ impl Bundle {
     /// The upstream MCP servers the gateway holds (`mcp_servers:`), by id.
     pub fn mcp_servers(&self) -> &BTreeMap<String, mcp::McpServer> {
         &self.mcp_servers
+    }
+
+    /// When the gateway signs the ledger's head (`checkpoints:`).
+    pub fn checkpoints(&self) -> Option<&Checkpoints> {
+        self.checkpoints.as_ref()
     }
 
     /// Where phase changes are committed (`gitops:`).

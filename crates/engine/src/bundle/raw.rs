@@ -46,6 +46,16 @@ pub(crate) struct RawConfig {
     pub gitops: Option<Spanned<RawGitops>>,
     #[serde(default)]
     pub mcp_servers: BTreeMap<String, Spanned<RawMcpServer>>,
+    pub checkpoints: Option<Spanned<RawCheckpoints>>,
+}
+
+/// `checkpoints:`: when the gateway signs the ledger's head.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawCheckpoints {
+    pub every: Option<Spanned<u64>>,
+    pub interval: Option<Spanned<String>>,
+    pub witness: Option<Spanned<String>>,
 }
 
 /// A rate threshold: a number, or `{ above: 0.95, statistic: wilson95 }`.

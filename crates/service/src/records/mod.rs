@@ -64,6 +64,12 @@ pub enum RecordError {
         /// What is wrong.
         error: serde_json::Error,
     },
+    /// A `checkpoint` payload that is not a checkpoint.
+    #[error("`checkpoint` payload: {problem}")]
+    Checkpoint {
+        /// What is wrong.
+        problem: String,
+    },
 }
 
 fn parse<T: DeserializeOwned>(kind: &str, payload: &str) -> Result<T, RecordError> {
@@ -250,6 +256,16 @@ pub fn effects_of(kind: &str, payload: &str, at: Timestamp) -> Result<Vec<Effect
                 operator: r.operator,
                 at,
             }]
+        }
+        // A signed head: nothing to apply; its signature is checked by
+        // `clearance audit verify --checkpoints` against the witness.
+        clearance_engine::checkpoint::CHECKPOINT_KIND => {
+            clearance_engine::checkpoint::Checkpoint::from_line(payload, 1).map_err(|e| {
+                RecordError::Checkpoint {
+                    problem: e.to_string(),
+                }
+            })?;
+            Vec::new()
         }
         other => return Err(RecordError::UnknownKind(other.to_owned())),
     })

@@ -1,0 +1,247 @@
+//! Signed checkpoints at the binary's edge: the signing key's file (made on
+//! first need, readable by its owner only), the loop that signs the head
+//! when `checkpoints:` says it is due and appends each checkpoint to the
+//! witness file, `clearance audit public-key`, and `clearance audit verify
+//! --checkpoints` (the chain and the witness, streamed together).
+
+use std::{
+    fs::OpenOptions,
+    io::Write as _,
+    path::{Path, PathBuf},
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use anyhow::Context as _;
+use clearance_engine::{
+    checkpoint::{
+        Checkpoint, CheckpointAudit, CheckpointError, parse_public_key, parse_signing_key,
+        public_key_hex, signing_key_hex,
+    },
+    ledger::ChainVerifier,
+};
+use clearance_service::Gateway;
+use clearance_store::{Location, Store};
+use ed25519_dalek::{SigningKey, VerifyingKey};
+
+use super::{runtime::block_on, stores::with_existing_store};
+use crate::exit::Exit;
+
+/// How often the loop looks whether a checkpoint is due.
+const POLL: Duration = Duration::from_millis(250);
+
+/// The signing key at `path`, 64 hex digits; made (32 random bytes, mode
+/// 0600, written then synced) when there is none.
+///
+/// # Errors
+/// An unreadable or malformed key file, or one that cannot be made.
+pub fn load_or_create_key(path: &Path) -> anyhow::Result<SigningKey> {
+    if path.exists() {
+        return read_key(path);
+    }
+    let mut secret = [0u8; 32];
+    getrandom::fill(&mut secret).map_err(|e| anyhow::anyhow!("no randomness for a key: {e}"))?;
+    let key = SigningKey::from_bytes(&secret);
+    let mut file = create_private(path)
+        .with_context(|| format!("cannot create the checkpoint key {}", path.display()))?;
+    file.write_all(signing_key_hex(&key).as_bytes())?;
+    file.sync_all()?;
+    Ok(key)
+}
+
+#[cfg(unix)]
+fn create_private(path: &Path) -> std::io::Result<std::fs::File> {
+    use std::os::unix::fs::OpenOptionsExt as _;
+    OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+}
+
+#[cfg(not(unix))]
+fn create_private(path: &Path) -> std::io::Result<std::fs::File> {
+    OpenOptions::new().write(true).create_new(true).open(path)
+}
+
+fn read_key(path: &Path) -> anyhow::Result<SigningKey> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read the checkpoint key {}", path.display()))?;
+    parse_signing_key(&text)
+        .map_err(|problem| anyhow::anyhow!("{}: not a checkpoint key: {problem}", path.display()))
+}
+
+/// `clearance audit public-key`: the key's public half, for verifiers.
+pub fn print_public_key(key: &Path) -> anyhow::Result<Exit> {
+    let key = read_key(key)?;
+    println!("{}", public_key_hex(&key.verifying_key()));
+    Ok(Exit::Ok)
+}
+
+/// Signs the ledger's head whenever the bundle's `checkpoints:` says it is
+/// due: `every` records or `interval` since the last checkpoint, and only
+/// when something was recorded since. Each checkpoint goes to the ledger,
+/// then to the witness file; a witness that cannot be written is retried
+/// at every poll (the checkpoint stays in the ledger meanwhile).
+pub async fn sign_when_due<S: Store>(gateway: Arc<Gateway<S>>, key_path: PathBuf) {
+    let mut key: Option<SigningKey> = None;
+    let (mut last_record, mut last_at) = (0u64, Instant::now());
+    let mut unwritten: Vec<(PathBuf, String)> = Vec::new();
+    let mut tick = tokio::time::interval(POLL);
+    loop {
+        tick.tick().await;
+        unwritten = write_witness(unwritten).await;
+        let Some(settings) = gateway.bundle().checkpoints().cloned() else {
+            continue;
+        };
+        let applied = gateway.applied_seq();
+        let interval = Duration::from_secs(settings.interval.seconds().unsigned_abs());
+        let due =
+            applied.saturating_sub(last_record) >= settings.every || last_at.elapsed() >= interval;
+        if applied == last_record || !due {
+            continue;
+        }
+        let key = match &key {
+            Some(key) => key,
+            None => match load_or_create_key(&key_path) {
+                Ok(loaded) => {
+                    tracing::info!(
+                        public_key = %public_key_hex(&loaded.verifying_key()),
+                        key = %key_path.display(),
+                        "signing checkpoints (clearance audit public-key exports the key)"
+                    );
+                    key.insert(loaded)
+                }
+                Err(error) => {
+                    tracing::error!(%error, "no checkpoint key; no checkpoint signed");
+                    continue;
+                }
+            },
+        };
+        match gateway.checkpoints().sign_head(key).await {
+            Ok(Some((receipt, checkpoint))) => {
+                last_record = receipt.seq;
+                last_at = Instant::now();
+                unwritten.push((PathBuf::from(&settings.witness), checkpoint.to_line()));
+                unwritten = write_witness(unwritten).await;
+            }
+            Ok(None) => {}
+            Err(error) => tracing::error!(%error, "checkpoint not signed; retrying"),
+        }
+    }
+}
+
+/// Appends each line to its witness file and syncs it; what could not be
+/// written, to retry.
+async fn write_witness(lines: Vec<(PathBuf, String)>) -> Vec<(PathBuf, String)> {
+    if lines.is_empty() {
+        return lines;
+    }
+    let written = tokio::task::spawn_blocking(move || {
+        let mut left = Vec::new();
+        for (path, line) in lines {
+            if !left.is_empty() {
+                left.push((path, line));
+                continue;
+            }
+            let appended = OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&path)
+                .and_then(|mut file| {
+                    file.write_all(format!("{line}\n").as_bytes())?;
+                    file.sync_data()
+                });
+            if let Err(error) = appended {
+                tracing::error!(%error, witness = %path.display(), "checkpoint not in the witness yet; retrying");
+                left.push((path, line));
+            }
+        }
+        left
+    })
+    .await;
+    written.unwrap_or_default()
+}
+
+/// `clearance audit verify --checkpoints FILE --public-key KEY`.
+pub fn verify(db: Location, witness: &Path, public_key: &str) -> anyhow::Result<Exit> {
+    let trusted = trusted_key(public_key)?;
+    let checkpoints = read_witness(witness)?;
+    block_on(async {
+        with_existing_store!(db, |store| verify_in(&store, checkpoints, &trusted).await)
+    })
+}
+
+/// A public key given as 64 hex digits or as a file holding them.
+fn trusted_key(given: &str) -> anyhow::Result<VerifyingKey> {
+    let text = if Path::new(given).is_file() {
+        std::fs::read_to_string(given).with_context(|| format!("cannot read {given}"))?
+    } else {
+        given.to_owned()
+    };
+    parse_public_key(&text).map_err(|problem| anyhow::anyhow!("--public-key: {problem}"))
+}
+
+fn read_witness(path: &Path) -> anyhow::Result<Vec<Checkpoint>> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read the witness {}", path.display()))?;
+    text.lines()
+        .enumerate()
+        .filter(|(_, line)| !line.trim().is_empty())
+        .map(|(index, line)| {
+            Checkpoint::from_line(line, index + 1)
+                .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
+        })
+        .collect()
+}
+
+async fn verify_in(
+    store: &impl Store,
+    checkpoints: Vec<Checkpoint>,
+    trusted: &VerifyingKey,
+) -> anyhow::Result<Exit> {
+    let started = Instant::now();
+    let witnessed = checkpoints.len();
+    let mut audit = match CheckpointAudit::new(checkpoints, trusted) {
+        Ok(audit) => audit,
+        Err(error) => return Ok(broken(&error)),
+    };
+    let mut chain = ChainVerifier::default();
+    let mut after = 0;
+    loop {
+        let page = store
+            .records(after, 10_000)
+            .await
+            .context("cannot read the ledger")?;
+        let Some(last) = page.last() else { break };
+        after = last.seq;
+        for record in &page {
+            if let Err(first_break) = chain.push(record) {
+                println!("BROKEN: {first_break}");
+                return Ok(Exit::Failed);
+            }
+            if let Err(error) = audit.observe(record) {
+                return Ok(broken(&error));
+            }
+        }
+    }
+    match audit.finish(chain.verified()) {
+        Ok(summary) => {
+            println!(
+                "ok: {} records verified in {:.2?}, head {}; {} of {witnessed} checkpoints confirmed, pinned through record {}",
+                chain.verified(),
+                started.elapsed(),
+                chain.head(),
+                summary.confirmed,
+                summary.pinned_through
+            );
+            Ok(Exit::Ok)
+        }
+        Err(error) => Ok(broken(&error)),
+    }
+}
+
+fn broken(error: &CheckpointError) -> Exit {
+    println!("BROKEN: {error}");
+    Exit::Failed
+}
