@@ -208,3 +208,20 @@ async fn a_bundle_activated_on_one_instance_runs_on_the_other(a: Server) {
     assert_eq!(answer["policy_ids"], json!(["no-reads"]));
 }
 contract!(a_bundle_activated_on_one_instance_runs_on_the_other);
+
+/// Each instance signs checkpoints, but not another instance's checkpoint:
+/// an idle pair would otherwise answer one with another every interval.
+async fn an_instance_does_not_checkpoint_another_ones_checkpoint(a: Server) {
+    let b = a.another().await;
+    assert!(a.sign_head().await, "A signs its head");
+    b.sync().await;
+    assert!(!b.sign_head().await, "the head is A's checkpoint");
+    let token = a.token("autonomous-bot").await;
+    outcome(&a, &token, &request("autonomous-bot", "kubectl:get")).await;
+    b.sync().await;
+    assert!(b.sign_head().await, "a decision since: B signs");
+    a.sync().await;
+    assert!(!a.sign_head().await, "the head is B's checkpoint");
+    a.ledger_len().await;
+}
+contract!(an_instance_does_not_checkpoint_another_ones_checkpoint);

@@ -20,7 +20,9 @@ pub struct Checkpoints<'a, S: Store> {
 impl<S: Store> Checkpoints<'_, S> {
     /// Signs the newest record this instance's state reflects (its own and
     /// other instances' alike) and records the checkpoint; `None` when the
-    /// ledger is empty.
+    /// ledger is empty or its newest record is itself a checkpoint (another
+    /// instance's: signing it would only answer one checkpoint with another,
+    /// every interval, on an idle ledger).
     ///
     /// # Errors
     /// When the head cannot be read or the record not written.
@@ -41,6 +43,9 @@ impl<S: Store> Checkpoints<'_, S> {
             .into_iter()
             .find(|record| record.seq == seq)
             .ok_or(ServiceError::Unavailable)?;
+        if head.kind == CHECKPOINT_KIND {
+            return Ok(None);
+        }
         let signed_at = self.core.clock().to_string();
         let checkpoint = Checkpoint::sign(key, head.seq, head.hash, signed_at);
         let line = checkpoint.to_line();

@@ -125,7 +125,11 @@ pub async fn sign_when_due<S: Store>(gateway: Arc<Gateway<S>>, key_path: PathBuf
                 unwritten.push((PathBuf::from(&settings.witness), checkpoint.to_line()));
                 unwritten = write_witness(unwritten).await;
             }
-            Ok(None) => {}
+            // Nothing to sign until something else is recorded.
+            Ok(None) => {
+                last_record = applied;
+                last_at = Instant::now();
+            }
             Err(error) => tracing::error!(%error, "checkpoint not signed; retrying"),
         }
     }

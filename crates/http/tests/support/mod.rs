@@ -253,6 +253,17 @@ impl Server {
         on_gw!(&self.gw, |g| g.sync().await.unwrap());
     }
 
+    /// Signs the ledger's head with a fixed test key; whether it signed.
+    pub async fn sign_head(&self) -> bool {
+        let key = ed25519_dalek::SigningKey::from_bytes(&[5; 32]);
+        on_gw!(&self.gw, |g| g
+            .checkpoints()
+            .sign_head(&key)
+            .await
+            .unwrap()
+            .is_some())
+    }
+
     /// Re-checks every agent's sliding windows now; the demotions made.
     pub async fn sweep_demotions(&self) -> usize {
         on_gw!(&self.gw, |g| g
