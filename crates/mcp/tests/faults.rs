@@ -19,6 +19,7 @@ use std::{
     time::{Duration, Instant},
 };
 
+use rmcp::model::CallToolResult;
 use serde_json::{Value, json};
 use support::{
     Client, Harness, call, clearance, everything_command, filesystem_command, peers, text,
@@ -95,6 +96,18 @@ fn long(seconds: u32) -> Value {
 
 /// Calls `server__echo` until it answers (the upstream is back), for at
 /// most `within`.
+/// A call the upstream failed: an `isError` result saying `says`, and
+/// the decision's outcome recorded as `failed`.
+async fn failed_call(harness: &Harness, result: &CallToolResult, says: &str) {
+    assert_eq!(result.is_error, Some(true), "{result:?}");
+    assert!(text(result).contains(says), "{}", text(result));
+    let id = clearance(result)["decision_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(harness.outcome_of(&id).await, "failed");
+}
+
 async fn echo_comes_back(client: &Client, server: &str, within: Duration) {
     let start = Instant::now();
     loop {
@@ -153,17 +166,7 @@ async fn an_upstream_killed_mid_call_fails_that_call_and_is_restarted() {
         .expect("the call ends")
         .unwrap()
         .unwrap();
-    assert_eq!(result.is_error, Some(true), "{result:?}");
-    assert!(
-        text(&result).contains("upstream failed"),
-        "{}",
-        text(&result)
-    );
-    let id = clearance(&result)["decision_id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    assert_eq!(harness.outcome_of(&id).await, "failed");
+    failed_call(&harness, &result, "upstream failed").await;
 
     echo_comes_back(&client, "steady", Duration::from_secs(30)).await;
     harness.verify().await;
@@ -187,17 +190,7 @@ async fn an_upstream_hung_past_its_timeout_fails_that_call_and_is_restarted() {
         ))
         .await
         .unwrap();
-    assert_eq!(result.is_error, Some(true), "{result:?}");
-    assert!(
-        text(&result).contains("did not answer within 2s"),
-        "{}",
-        text(&result)
-    );
-    let id = clearance(&result)["decision_id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    assert_eq!(harness.outcome_of(&id).await, "failed");
+    failed_call(&harness, &result, "did not answer within 2s").await;
 
     echo_comes_back(&client, "slow", Duration::from_secs(30)).await;
     harness.verify().await;
@@ -213,14 +206,8 @@ async fn an_upstream_answering_garbage_fails_that_call_and_nothing_malformed_rea
         .call_tool(call("garbage__answer", json!({}), json!({}), None))
         .await
         .unwrap();
-    assert_eq!(result.is_error, Some(true), "{result:?}");
-    assert!(text(&result).contains("upstream"), "{}", text(&result));
+    failed_call(&harness, &result, "upstream").await;
     assert!(!text(&result).contains("not JSON-RPC"), "{}", text(&result));
-    let id = clearance(&result)["decision_id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    assert_eq!(harness.outcome_of(&id).await, "failed");
     // The gateway still serves the other upstreams.
     echo_comes_back(&client, "steady", Duration::from_secs(30)).await;
     harness.verify().await;
@@ -231,11 +218,7 @@ async fn an_upstream_answering_garbage_fails_that_call_and_nothing_malformed_rea
 async fn waiting_write(
     harness: &Harness,
     file: &Path,
-) -> (
-    Client,
-    tokio::task::JoinHandle<rmcp::model::CallToolResult>,
-    String,
-) {
+) -> (Client, tokio::task::JoinHandle<CallToolResult>, String) {
     let client = harness.client(&harness.token("remediate-bot").await).await;
     let peer = client.peer().clone();
     let arguments = json!({ "path": file.display().to_string(), "content": "approved" });
