@@ -9,7 +9,6 @@
 
 use std::{
     collections::HashSet,
-    io::{BufRead, BufReader},
     path::Path,
     process::{Child, Command, Stdio},
     sync::{
@@ -47,47 +46,11 @@ fn serve(dir: &Path, url: &str) -> Instance {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let stdout = BufReader::new(child.stdout.take().unwrap());
-    let stderr = BufReader::new(child.stderr.take().unwrap());
-    let (address, addresses) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in stderr.lines().map_while(Result::ok) {
-            if let Some(rest) = line.split("listening on http://").nth(1) {
-                let _ = address.send(
-                    rest.split_whitespace()
-                        .next()
-                        .unwrap_or_default()
-                        .to_owned(),
-                );
-            }
-        }
-    });
-    let (tokens, found) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let (mut agent, mut admin) = (None, None);
-        for line in stdout
-            .lines()
-            .map_while(Result::ok)
-            .take_while(|l| !l.starts_with("issue more"))
-        {
-            if line.contains("operator admin") {
-                admin = line.split_whitespace().last().map(str::to_owned);
-            } else if line.contains("agent incident-bot") {
-                agent = line.split_whitespace().last().map(str::to_owned);
-            }
-        }
-        let _ = tokens.send((agent, admin));
-    });
-    let base = addresses
-        .recv_timeout(Duration::from_secs(30))
-        .expect("an address");
-    let tokens = found
-        .recv_timeout(Duration::from_millis(500))
-        .unwrap_or((None, None));
+    let announced = clearance_testkit::announced(&mut child);
     Instance {
         child,
-        base,
-        tokens,
+        base: announced.base,
+        tokens: (announced.agent_token, announced.admin_token),
     }
 }
 

@@ -12,7 +12,6 @@
 
 use std::{
     collections::HashSet,
-    io::{BufRead, BufReader},
     path::{Path, PathBuf},
     process::{Child, Command, Stdio},
     sync::{
@@ -128,49 +127,12 @@ fn serve(db: &Db) -> Served {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let stdout = BufReader::new(child.stdout.take().unwrap());
-    let stderr = BufReader::new(child.stderr.take().unwrap());
-    let (sender, receiver) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in stderr.lines().map_while(Result::ok) {
-            if let Some(address) = line.split("listening on http://").nth(1) {
-                let _ = sender.send(
-                    address
-                        .split_whitespace()
-                        .next()
-                        .unwrap_or_default()
-                        .to_owned(),
-                );
-            }
-        }
-    });
-    let (tokens_sender, tokens_receiver) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let (mut agent, mut admin) = (None, None);
-        for line in stdout
-            .lines()
-            .map_while(Result::ok)
-            .take_while(|l| !l.starts_with("issue more"))
-        {
-            if line.contains("operator admin") {
-                admin = line.split_whitespace().last().map(str::to_owned);
-            } else if line.contains("agent incident-bot") {
-                agent = line.split_whitespace().last().map(str::to_owned);
-            }
-        }
-        let _ = tokens_sender.send((agent, admin));
-    });
-    let base = receiver
-        .recv_timeout(Duration::from_secs(30))
-        .expect("the server reports its address");
-    let (agent_token, admin_token) = tokens_receiver
-        .recv_timeout(Duration::from_millis(500))
-        .unwrap_or((None, None));
+    let announced = clearance_testkit::announced(&mut child);
     Served {
         child,
-        base,
-        agent_token,
-        admin_token,
+        base: announced.base,
+        agent_token: announced.agent_token,
+        admin_token: announced.admin_token,
     }
 }
 

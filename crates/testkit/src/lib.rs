@@ -13,11 +13,13 @@
     reason = "test support: a broken test environment must stop the test loudly"
 )]
 
+mod announced;
 mod cluster;
 mod peers;
 
 use std::{sync::Once, time::Duration};
 
+pub use announced::{Announced, announced};
 pub use cluster::Cluster;
 pub use peers::{npm_peers, python_mcp};
 
