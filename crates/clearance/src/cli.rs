@@ -119,6 +119,35 @@ pub enum Command {
         #[command(flatten)]
         remote: Remote,
     },
+    /// The approvals waiting for an operator (and those approved, not yet
+    /// used), oldest first.
+    Approvals {
+        /// JSON, for scripts.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// Approve a pending request; the agent's repeat of it may then run, once.
+    Approve {
+        /// The approval id (`clearance approvals` lists them).
+        id: String,
+        /// Why, in your words; kept in the ledger record.
+        #[arg(long)]
+        comment: Option<String>,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// Deny a pending request.
+    Deny {
+        /// The approval id (`clearance approvals` lists them).
+        id: String,
+        /// Why, in your words; kept in the ledger record.
+        #[arg(long)]
+        comment: Option<String>,
+        #[command(flatten)]
+        remote: Remote,
+    },
     /// Each agent's phase, lock, and progress toward its next phase.
     Status {
         /// Only this agent.

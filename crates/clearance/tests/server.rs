@@ -916,3 +916,152 @@ fn a_restart_rebuilds_every_tally_from_the_stored_evidence(db: Db) {
     );
 }
 both!(a_restart_rebuilds_every_tally_from_the_stored_evidence);
+
+/// Runs the CLI as an operator of `server` (by `CLEARANCE_SERVER` and
+/// `CLEARANCE_TOKEN`): exit code, stdout, stderr.
+fn as_operator(server: &Served, token: &str, args: &[&str]) -> (i32, String, String) {
+    let output = Command::new(env!("CARGO_BIN_EXE_clearance"))
+        .args(args)
+        .env("CLEARANCE_SERVER", format!("http://{}", server.base))
+        .env("CLEARANCE_TOKEN", token)
+        .output()
+        .unwrap();
+    (
+        output.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+fn approvals_from_the_command_line(db: Db) {
+    let (code, _) = clearance(&["init", "bundle"], db.path());
+    assert_eq!(code, 0);
+    let config = db.path().join("bundle/clearance.yaml");
+    let yaml = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(
+        &config,
+        yaml.replacen("phase: shadow ", "phase: remediate ", 1),
+    )
+    .unwrap();
+    let server = serve(&db);
+    let agent = server.agent_token.clone().unwrap();
+    let (code, approver) = clearance(
+        &[
+            "token",
+            "issue",
+            "--operator",
+            "alice",
+            "--role",
+            "approver",
+            "--db",
+            db.arg(),
+        ],
+        db.path(),
+    );
+    assert_eq!(code, 0);
+    let approver = approver.trim().to_owned();
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let decide = |body: &Value| -> Value {
+        let request = reqwest::Client::new()
+            .post(format!("http://{}/v1/decisions", server.base))
+            .bearer_auth(&agent)
+            .json(body);
+        runtime.block_on(async { request.send().await.unwrap().json().await.unwrap() })
+    };
+    let restart = |name: &str| {
+        json!({ "agent": "incident-bot", "action": "kubectl:rollout-restart", "rationale": "pods stuck",
+                "resource": { "kind": "deployment", "namespace": "payments", "name": name } })
+    };
+    let pending = decide(&restart("checkout-api"));
+    assert_eq!(pending["outcome"], "pending", "{pending}");
+    let first = pending["approval_id"].as_str().unwrap().to_owned();
+    let other = decide(&restart("ledger-api"))["approval_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    let (code, table, _) = as_operator(&server, &approver, &["approvals"]);
+    assert_eq!(code, 0);
+    for shown in [
+        &first,
+        &other,
+        "deployment/payments/checkout-api",
+        "pods stuck",
+    ] {
+        assert!(table.contains(shown), "{shown} missing from:\n{table}");
+    }
+    let (_, listed, _) = as_operator(&server, &approver, &["approvals", "--json"]);
+    let listed: Value = serde_json::from_str(&listed).unwrap();
+    assert_eq!(listed.as_array().unwrap().len(), 2, "{listed}");
+
+    // An agent cannot approve, not even its own request.
+    let (code, _, refused) = as_operator(&server, &agent, &["approve", &first]);
+    assert_eq!((code, refused.contains("403")), (1, true), "{refused}");
+
+    let (code, approved, _) = as_operator(
+        &server,
+        &approver,
+        &["approve", &first, "--comment", "checked the dashboard"],
+    );
+    assert_eq!(code, 0);
+    let approved: Value = serde_json::from_str(&approved).unwrap();
+    assert_eq!(approved["status"], "approved", "{approved}");
+    let mut repeat = restart("checkout-api");
+    repeat["approval_id"] = json!(first);
+    assert_eq!(decide(&repeat)["outcome"], "allow");
+
+    let (code, _, refused) = as_operator(
+        &server,
+        &approver,
+        &["deny", &other, "--comment", "no\u{1b}[2J"],
+    );
+    assert_eq!(code, 1);
+    assert!(refused.contains("comment"), "{refused}");
+    let (code, _, _) = as_operator(
+        &server,
+        &approver,
+        &["deny", &other, "--comment", "not during the freeze"],
+    );
+    assert_eq!(code, 0);
+    let (code, _, refused) = as_operator(&server, &approver, &["approve", &other]);
+    assert_eq!((code, refused.contains("409")), (1, true), "{refused}");
+
+    let (_, export) = clearance(&["audit", "export", "--db", db.arg()], db.path());
+    let settled: Vec<Value> = export
+        .lines()
+        .map(|line| serde_json::from_str::<Value>(line).unwrap())
+        .filter(|record| {
+            record["kind"]
+                .as_str()
+                .is_some_and(|kind| kind.starts_with("approval."))
+        })
+        .collect();
+    // The payload is the record's text, hashed as written.
+    let said: Vec<(String, Value, Value)> = settled
+        .iter()
+        .map(|r| {
+            let payload: Value = serde_json::from_str(r["payload"].as_str().unwrap()).unwrap();
+            (
+                r["kind"].as_str().unwrap().to_owned(),
+                payload["approval_id"].clone(),
+                payload["comment"].clone(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        said,
+        [
+            (
+                "approval.approved".to_owned(),
+                json!(first),
+                json!("checked the dashboard")
+            ),
+            (
+                "approval.denied".to_owned(),
+                json!(other),
+                json!("not during the freeze")
+            ),
+        ]
+    );
+}
+both!(approvals_from_the_command_line);

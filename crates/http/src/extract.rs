@@ -1,6 +1,6 @@
 //! Extractors: [`Caller`] (the bearer token's identity) and [`JsonBody`]
-//! (exactly one JSON object, whose errors name the field), both rejecting
-//! with [`ApiError`].
+//! (exactly one JSON object, whose errors name the field; or, as
+//! [`OptionalJsonBody`], no body at all), all rejecting with [`ApiError`].
 //!
 //! Both are strict on purpose: a filter in front of the gateway that
 //! parses a request differently must not see another request than the one
@@ -76,35 +76,68 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for JsonBody<T> {
     type Rejection = ApiError;
 
     async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
-        let is_json = request
-            .headers()
-            .get(header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|v| {
-                v.split(';')
-                    .next()
-                    .is_some_and(|m| m.trim().eq_ignore_ascii_case("application/json"))
-            });
-        if !is_json {
-            return Err(ApiError::new(
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                "unsupported_media_type",
-                "send `Content-Type: application/json`",
-            ));
+        if !is_json(&request) {
+            return Err(not_json());
         }
-        let bytes = Bytes::from_request(request, state)
-            .await
-            .map_err(|rejection| {
-                let status = rejection.status();
-                let code = if status == StatusCode::PAYLOAD_TOO_LARGE {
-                    "payload_too_large"
-                } else {
-                    "unreadable_body"
-                };
-                ApiError::new(status, code, rejection.body_text())
-            })?;
+        let bytes = read(request, state).await?;
         parse(&bytes).map(JsonBody)
     }
+}
+
+/// [`JsonBody`], or no body at all: for requests whose fields are all
+/// optional, so that a bare `POST` still works. A body that is there is
+/// held to every rule of [`JsonBody`].
+pub struct OptionalJsonBody<T>(pub Option<T>);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for OptionalJsonBody<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let json = is_json(&request);
+        let bytes = read(request, state).await?;
+        if bytes.is_empty() {
+            return Ok(OptionalJsonBody(None));
+        }
+        if !json {
+            return Err(not_json());
+        }
+        parse(&bytes).map(|value| OptionalJsonBody(Some(value)))
+    }
+}
+
+fn is_json(request: &Request) -> bool {
+    request
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| {
+            v.split(';')
+                .next()
+                .is_some_and(|m| m.trim().eq_ignore_ascii_case("application/json"))
+        })
+}
+
+fn not_json() -> ApiError {
+    ApiError::new(
+        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        "unsupported_media_type",
+        "send `Content-Type: application/json`",
+    )
+}
+
+/// The body, within the router's limit.
+async fn read<S: Send + Sync>(request: Request, state: &S) -> Result<Bytes, ApiError> {
+    Bytes::from_request(request, state)
+        .await
+        .map_err(|rejection| {
+            let status = rejection.status();
+            let code = if status == StatusCode::PAYLOAD_TOO_LARGE {
+                "payload_too_large"
+            } else {
+                "unreadable_body"
+            };
+            ApiError::new(status, code, rejection.body_text())
+        })
 }
 
 fn invalid(message: impl Into<String>) -> ApiError {

@@ -216,6 +216,65 @@ async fn credentials_and_settled_approvals(server: Server) {
 }
 contract!(credentials_and_settled_approvals);
 
+/// A settlement's body is optional, and held to every rule of a JSON body
+/// when present; nothing is settled by a refused one.
+async fn settlement_bodies_are_strict(server: Server) {
+    let token = server.token("remediate-bot").await;
+    let (_, pending) = server
+        .post(
+            "/v1/decisions",
+            Some(&token),
+            &request("remediate-bot", "kubectl:rollout-restart"),
+        )
+        .await;
+    let id = pending["approval_id"].as_str().unwrap();
+    let path = format!("/v1/approvals/{id}/approve");
+    let auth = format!("Bearer {}", server.approver);
+    let long = "x".repeat(4097);
+    let (malformed, invalid) = (StatusCode::BAD_REQUEST, StatusCode::UNPROCESSABLE_ENTITY);
+    let refused = [
+        (r#"{"comment": 5}"#.to_owned(), malformed, "comment"),
+        (r#"{"commnt": "typo"}"#.to_owned(), malformed, "commnt"),
+        (
+            r#"{"comment": "a"} {}"#.to_owned(),
+            malformed,
+            "nothing after it",
+        ),
+        (r#"["comment"]"#.to_owned(), malformed, "one JSON object"),
+        (
+            json!({ "comment": "bell\u{7}" }).to_string(),
+            invalid,
+            "comment",
+        ),
+        (json!({ "comment": long }).to_string(), invalid, "comment"),
+    ];
+    for (body, expected, named) in &refused {
+        let (status, answer) = server
+            .post_raw(&path, &[("authorization", &auth)], body)
+            .await;
+        assert_eq!(status, *expected, "{body}: {answer}");
+        let message = answer["error"]["message"].as_str().unwrap();
+        assert!(message.contains(named), "{body}: {message}");
+    }
+    let (_, listed) = server.get("/v1/approvals", Some(&server.approver)).await;
+    assert_eq!(listed["approvals"][0]["status"], "pending", "{listed}");
+
+    // No body at all (no content type either) is a plain approval.
+    let response = reqwest::Client::new()
+        .post(format!("{}{path}", server.base))
+        .bearer_auth(&server.approver)
+        .send()
+        .await
+        .unwrap();
+    let (status, approved) = support::read(response).await;
+    assert_eq!(
+        (status, approved["status"].clone()),
+        (StatusCode::OK, json!("approved")),
+        "{approved}"
+    );
+}
+contract!(settlement_bodies_are_strict);
+
 /// Findings 1, 2 and 5 over HTTP: 300 bursts of 8 executions against a
 /// stop of 3 per hour; 16 concurrent outcome reports; 16 concurrent resets.
 async fn at_most_once_over_http(server: Server) {

@@ -80,6 +80,34 @@ pub enum Standing {
     Expired,
 }
 
+/// The most an approval's or denial's `comment` may hold.
+pub const MAX_APPROVAL_COMMENT: usize = 4096;
+
+/// A comment is the operator's free text: bounded, and without control
+/// characters other than line breaks and tabs (nothing that could rewrite
+/// a terminal showing the ledger).
+fn check_comment(comment: Option<&str>) -> Result<(), ServiceError> {
+    let Some(comment) = comment else {
+        return Ok(());
+    };
+    if comment.len() > MAX_APPROVAL_COMMENT {
+        return Err(ServiceError::invalid(
+            "comment",
+            format!("{} bytes; at most {MAX_APPROVAL_COMMENT}", comment.len()),
+        ));
+    }
+    if comment
+        .chars()
+        .any(|c| c.is_control() && c != '\n' && c != '\t')
+    {
+        return Err(ServiceError::invalid(
+            "comment",
+            "control characters other than line breaks and tabs are not allowed",
+        ));
+    }
+    Ok(())
+}
+
 /// Approving and denying what waits for an operator.
 pub struct Approvals<'a, S: Store> {
     pub(crate) core: &'a Core<S>,
@@ -104,26 +132,35 @@ impl<S: Store> Approvals<'_, S> {
         Ok(views)
     }
 
-    /// Approves a pending approval.
+    /// Approves a pending approval; `comment`, the operator's words (at most
+    /// [`MAX_APPROVAL_COMMENT`] bytes), is kept in its ledger record.
     ///
     /// # Errors
     /// `Forbidden` for anyone but an operator; `NotFound`; `Conflict` when it
     /// is not pending (already settled, voided, used) or has expired;
-    /// `Unavailable` when not recorded.
+    /// `Invalid` comment; `Unavailable` when not recorded.
     pub async fn approve(
         &self,
         identity: &Identity,
         id: &str,
+        comment: Option<&str>,
     ) -> Result<ApprovalView, ServiceError> {
-        self.settle(identity, id, ApprovalStatus::Approved).await
+        self.settle(identity, id, ApprovalStatus::Approved, comment)
+            .await
     }
 
     /// Denies a pending approval.
     ///
     /// # Errors
     /// As [`Approvals::approve`].
-    pub async fn deny(&self, identity: &Identity, id: &str) -> Result<ApprovalView, ServiceError> {
-        self.settle(identity, id, ApprovalStatus::Denied).await
+    pub async fn deny(
+        &self,
+        identity: &Identity,
+        id: &str,
+        comment: Option<&str>,
+    ) -> Result<ApprovalView, ServiceError> {
+        self.settle(identity, id, ApprovalStatus::Denied, comment)
+            .await
     }
 
     /// Where approval `id` of `agent` stands, for a caller waiting on it:
@@ -176,11 +213,13 @@ impl<S: Store> Approvals<'_, S> {
         identity: &Identity,
         id: &str,
         verdict: ApprovalStatus,
+        comment: Option<&str>,
     ) -> Result<ApprovalView, ServiceError> {
         let operator = identity.operator(match verdict {
             ApprovalStatus::Approved => "approve requests",
             _ => "deny requests",
         })?;
+        check_comment(comment)?;
         if !self.core.state().approvals.contains_key(id) {
             // Opened by another instance a moment ago, perhaps: look again
             // once this one has caught up.
@@ -221,6 +260,7 @@ impl<S: Store> Approvals<'_, S> {
                     action: row.request.action.clone(),
                     request_hash: row.approval.request_hash.clone(),
                     operator: operator.to_owned(),
+                    comment: comment.map(str::to_owned),
                 })?;
                 Ok(Plan {
                     kind,

@@ -184,7 +184,7 @@ async fn a_trip_voids_approvals_settled_at_the_same_moment<S: Store>(world: Worl
                 world
                     .gateway
                     .approvals()
-                    .approve(&world.approver, &id)
+                    .approve(&world.approver, &id, None)
                     .await
             })
         });
@@ -309,7 +309,11 @@ async fn approvals_opened_during_a_trip_do_not_survive_it<S: Store>(world: World
             }
         }
         for (id, _) in &opened {
-            let refused = world.gateway.approvals().approve(&world.approver, id).await;
+            let refused = world
+                .gateway
+                .approvals()
+                .approve(&world.approver, id, None)
+                .await;
             assert!(
                 matches!(refused, Err(ServiceError::Conflict(_))),
                 "{refused:?}"
@@ -373,7 +377,7 @@ async fn approvals_and_samples_count_once<S: Store>(world: World<S>) {
         world
             .gateway
             .approvals()
-            .approve(&world.approver, id)
+            .approve(&world.approver, id, None)
             .await
             .unwrap();
         let repeats = join_all((0..32).map(|_| {
@@ -392,15 +396,19 @@ async fn approvals_and_samples_count_once<S: Store>(world: World<S>) {
         let (other, _) = &approvals[1];
         let (approvals_a, approvals_b) = (world.gateway.approvals(), world.gateway.approvals());
         let (a, b) = tokio::join!(
-            approvals_a.approve(&world.approver, other),
-            approvals_b.deny(&world.second_approver, other)
+            approvals_a.approve(&world.approver, other, None),
+            approvals_b.deny(&world.second_approver, other, None)
         );
         assert_eq!(
             usize::from(a.is_ok()) + usize::from(b.is_ok()),
             1,
             "{a:?} {b:?}"
         );
-        let late = world.gateway.approvals().deny(&world.approver, other).await;
+        let late = world
+            .gateway
+            .approvals()
+            .deny(&world.approver, other, None)
+            .await;
         assert!(
             matches!(late, Err(ServiceError::Conflict(_))),
             "settled means 409: {late:?}"
@@ -470,7 +478,7 @@ async fn a_repeated_request_waits_on_its_approval_and_runs_once_approved<S: Stor
     world
         .gateway
         .approvals()
-        .approve(&world.approver, &id)
+        .approve(&world.approver, &id, None)
         .await
         .unwrap();
     let explicit = world.decide(asked.clone()).await;

@@ -69,7 +69,7 @@ async fn every_kind<S: Store>(world: &World<S>) -> String {
     world
         .gateway
         .approvals()
-        .approve(&world.approver, &id)
+        .approve(&world.approver, &id, None)
         .await
         .unwrap();
     let mut other = request("remediate-bot", "kubectl:rollout-restart");
@@ -83,7 +83,7 @@ async fn every_kind<S: Store>(world: &World<S>) -> String {
     world
         .gateway
         .approvals()
-        .deny(&world.approver, &denied)
+        .deny(&world.approver, &denied, None)
         .await
         .unwrap();
     other.resource.name = "third".into();

@@ -1,5 +1,6 @@
 //! One module per subcommand; `run` dispatches.
 
+mod approvals;
 mod audit;
 mod check;
 mod checkpoints;
@@ -57,6 +58,17 @@ pub fn run(cli: Cli) -> anyhow::Result<Exit> {
             reset,
             remote,
         } => kill::run(scope, target, reason, reset, &remote),
+        Command::Approvals { json, remote } => approvals::list(json, &remote),
+        Command::Approve {
+            id,
+            comment,
+            remote,
+        } => approvals::settle(approvals::Verdict::Approve, &id, comment, &remote),
+        Command::Deny {
+            id,
+            comment,
+            remote,
+        } => approvals::settle(approvals::Verdict::Deny, &id, comment, &remote),
         Command::Status {
             agent,
             json,

@@ -3,10 +3,24 @@
 use axum::{Json, extract::Path};
 use clearance_service::ApprovalView;
 use clearance_store::Store;
+use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::Shared;
-use crate::{ApiError, extract::Caller};
+use crate::{
+    ApiError,
+    extract::{Caller, OptionalJsonBody},
+};
+
+/// What an operator may say when settling an approval; the body is
+/// optional.
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Settlement {
+    /// Why, in the operator's words (at most 4 KiB); kept in the ledger.
+    #[serde(default)]
+    comment: Option<String>,
+}
 
 /// The approvals that can still count.
 #[utoipa::path(get, path = "/v1/approvals", tag = "approvals", responses((status = 200), (status = 401), (status = 403)), security(("bearer" = [])))]
@@ -20,21 +34,35 @@ pub(crate) async fn list<S: Store>(
 }
 
 /// Approve a pending request (operators only).
-#[utoipa::path(post, path = "/v1/approvals/{id}/approve", tag = "approvals", params(("id" = String, Path)), responses((status = 200, body = ApprovalView), (status = 403), (status = 404), (status = 409)), security(("bearer" = [])))]
+#[utoipa::path(post, path = "/v1/approvals/{id}/approve", tag = "approvals", params(("id" = String, Path)), request_body(content = Option<Settlement>, content_type = "application/json"), responses((status = 200, body = ApprovalView), (status = 400), (status = 403), (status = 404), (status = 409)), security(("bearer" = [])))]
 pub(crate) async fn approve<S: Store>(
     axum::extract::State(gateway): Shared<S>,
     Caller(identity): Caller,
     Path(id): Path<String>,
+    OptionalJsonBody(body): OptionalJsonBody<Settlement>,
 ) -> Result<Json<ApprovalView>, ApiError> {
-    Ok(Json(gateway.approvals().approve(&identity, &id).await?))
+    let comment = body.unwrap_or_default().comment;
+    Ok(Json(
+        gateway
+            .approvals()
+            .approve(&identity, &id, comment.as_deref())
+            .await?,
+    ))
 }
 
 /// Deny a pending request (operators only).
-#[utoipa::path(post, path = "/v1/approvals/{id}/deny", tag = "approvals", params(("id" = String, Path)), responses((status = 200, body = ApprovalView), (status = 403), (status = 404), (status = 409)), security(("bearer" = [])))]
+#[utoipa::path(post, path = "/v1/approvals/{id}/deny", tag = "approvals", params(("id" = String, Path)), request_body(content = Option<Settlement>, content_type = "application/json"), responses((status = 200, body = ApprovalView), (status = 400), (status = 403), (status = 404), (status = 409)), security(("bearer" = [])))]
 pub(crate) async fn deny<S: Store>(
     axum::extract::State(gateway): Shared<S>,
     Caller(identity): Caller,
     Path(id): Path<String>,
+    OptionalJsonBody(body): OptionalJsonBody<Settlement>,
 ) -> Result<Json<ApprovalView>, ApiError> {
-    Ok(Json(gateway.approvals().deny(&identity, &id).await?))
+    let comment = body.unwrap_or_default().comment;
+    Ok(Json(
+        gateway
+            .approvals()
+            .deny(&identity, &id, comment.as_deref())
+            .await?,
+    ))
 }

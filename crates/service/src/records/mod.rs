@@ -300,6 +300,10 @@ pub(crate) struct ApprovalRecord {
     pub action: String,
     pub request_hash: String,
     pub operator: String,
+    /// The operator's words; absent when none were given (and in records
+    /// written before comments existed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub comment: Option<String>,
 }
 
 /// `kill_switch.tripped`, `kill_switch.reset`.
