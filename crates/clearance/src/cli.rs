@@ -83,6 +83,13 @@ pub enum Command {
             default_value = "clearance.checkpoint.key"
         )]
         checkpoint_key: PathBuf,
+        /// Serve HTTPS with this certificate chain (PEM; the server's
+        /// certificate first). Needs --tls-key.
+        #[arg(long, value_name = "FILE", requires = "tls_key")]
+        tls_cert: Option<PathBuf>,
+        /// The certificate's private key (PEM: PKCS#8, PKCS#1 or SEC1).
+        #[arg(long, value_name = "FILE", requires = "tls_cert")]
+        tls_key: Option<PathBuf>,
     },
     /// A stdio MCP server relaying to the gateway's `/mcp`, for MCP clients
     /// that only launch stdio servers. Every call is decided by the gateway

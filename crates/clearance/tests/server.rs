@@ -1065,3 +1065,161 @@ fn approvals_from_the_command_line(db: Db) {
     );
 }
 both!(approvals_from_the_command_line);
+
+/// A command-line tool the test drives, or `None` (printed) when it is
+/// missing outside CI; under CI a missing tool fails the test.
+fn tool<'a>(name: &'a str, version: &str) -> Option<&'a str> {
+    let found = Command::new(name)
+        .arg(version)
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !found {
+        assert!(
+            std::env::var("CI").is_err(),
+            "{name} is missing under CI (.ci/run installs it)"
+        );
+        eprintln!("skipped: {name} is not installed");
+        return None;
+    }
+    Some(name)
+}
+
+/// `curl` against the gateway, trusting `ca`: (exit code, HTTP status, body).
+fn curl(ca: &Path, args: &[&str]) -> (i32, String, String) {
+    let output = Command::new("curl")
+        .args(["-sS", "--max-time", "10", "--cacert"])
+        .arg(ca)
+        .args(["-w", "\n%{http_code}"])
+        .args(args)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&output.stdout).into_owned();
+    let (body, status) = text.rsplit_once('\n').unwrap_or(("", &text));
+    (
+        output.status.code().unwrap_or(-1),
+        status.to_owned(),
+        body.to_owned(),
+    )
+}
+
+#[test]
+fn serve_speaks_https_with_the_given_certificate_and_refuses_a_bad_one() {
+    let (Some(openssl), Some(_)) = (tool("openssl", "version"), tool("curl", "--version")) else {
+        return;
+    };
+    let db = Db::sqlite();
+    let made = Command::new(openssl)
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=clearance-test",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+            "-keyout",
+            "key.pem",
+            "-out",
+            "cert.pem",
+        ])
+        .current_dir(db.path())
+        .output()
+        .unwrap();
+    assert!(
+        made.status.success(),
+        "{}",
+        String::from_utf8_lossy(&made.stderr)
+    );
+
+    let mut child = Command::new(env!("CARGO_BIN_EXE_clearance"))
+        .args([
+            "serve",
+            "--bundle",
+            "bundle",
+            "--db",
+            db.arg(),
+            "--listen",
+            "127.0.0.1:0",
+            "--tls-cert",
+            "cert.pem",
+            "--tls-key",
+            "key.pem",
+        ])
+        .current_dir(db.path())
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let announced = clearance_testkit::announced(&mut child);
+    let server = Served {
+        child,
+        base: announced.base,
+        agent_token: announced.agent_token,
+        admin_token: announced.admin_token,
+    };
+    let ca = db.path().join("cert.pem");
+    let https = format!("https://{}", server.base);
+
+    let (code, status, _) = curl(&ca, &[&format!("{https}/healthz")]);
+    assert_eq!((code, status.as_str()), (0, "200"));
+    let agent = format!(
+        "Authorization: Bearer {}",
+        server.agent_token.clone().unwrap()
+    );
+    let (_, status, body) = curl(
+        &ca,
+        &[
+            "-H",
+            &agent,
+            "-H",
+            "Content-Type: application/json",
+            "-d",
+            &read_request().to_string(),
+            &format!("{https}/v1/decisions"),
+        ],
+    );
+    assert_eq!(status, "200", "{body}");
+    let answer: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(answer["outcome"], "allow", "{answer}");
+
+    // Plain HTTP on the HTTPS port gets no answer from the API.
+    let (_, status, _) = curl(&ca, &[&format!("http://{}/healthz", server.base)]);
+    assert_ne!(status, "200");
+    // A client that does not trust the certificate does not get through.
+    let (code, _, _) = curl(Path::new("/dev/null"), &[&format!("{https}/healthz")]);
+    assert_ne!(code, 0);
+    drop(server);
+
+    // A key that is not a key stops the start, naming the files.
+    std::fs::write(db.path().join("bad.pem"), "not a key").unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_clearance"))
+        .args([
+            "serve",
+            "--bundle",
+            "bundle",
+            "--db",
+            db.arg(),
+            "--listen",
+            "127.0.0.1:0",
+            "--tls-cert",
+            "cert.pem",
+            "--tls-key",
+            "bad.pem",
+        ])
+        .current_dir(db.path())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("--tls-key bad.pem"), "{stderr}");
+    // Half a pair is a usage error.
+    let (code, _) = clearance(&["serve", "--tls-cert", "cert.pem"], db.path());
+    assert_eq!(code, 2);
+}

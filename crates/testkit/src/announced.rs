@@ -20,7 +20,11 @@ pub fn announced(child: &mut Child) -> Announced {
     let (address, addresses) = mpsc::channel();
     std::thread::spawn(move || {
         for line in stderr.lines().map_while(Result::ok) {
-            if let Some(rest) = line.split("listening on http://").nth(1) {
+            let after = line
+                .split("listening on http://")
+                .nth(1)
+                .or_else(|| line.split("listening on https://").nth(1));
+            if let Some(rest) = after {
                 let _ = address.send(
                     rest.split_whitespace()
                         .next()

@@ -42,7 +42,9 @@ pub fn run(cli: Cli) -> anyhow::Result<Exit> {
             db,
             listen,
             checkpoint_key,
-        } => serve::run(&bundle, db, &listen, checkpoint_key),
+            tls_cert,
+            tls_key,
+        } => serve::run(&bundle, db, &listen, checkpoint_key, tls_cert.zip(tls_key)),
         Command::Mcp { server, token } => mcp::run(&server, &token),
         Command::Token(TokenCommand::Issue {
             agent,

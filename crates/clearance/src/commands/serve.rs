@@ -7,6 +7,7 @@ use std::{
 };
 
 use anyhow::Context as _;
+use axum_server::tls_rustls::RustlsConfig;
 use clearance_bundle::{BundleDir, LoadError, scaffold};
 use clearance_engine::{Bundle, BundleSource};
 use clearance_service::{Gateway, Identity, Role};
@@ -21,11 +22,16 @@ use crate::exit::Exit;
 /// How often the bundle directory is checked for changes.
 const RELOAD_POLL: Duration = Duration::from_secs(2);
 
+/// How long a stopping HTTPS server lets requests in flight finish.
+const TLS_DRAIN: Duration = Duration::from_secs(10);
+
+/// `tls`: the certificate chain and key files, for HTTPS.
 pub fn run(
     bundle: &Path,
     db: Location,
     listen: &str,
     checkpoint_key: PathBuf,
+    tls: Option<(PathBuf, PathBuf)>,
 ) -> anyhow::Result<Exit> {
     init_logging();
     block_on(serve(
@@ -33,6 +39,7 @@ pub fn run(
         db,
         listen.to_owned(),
         checkpoint_key,
+        tls,
     ))
 }
 
@@ -41,7 +48,14 @@ async fn serve(
     db: Location,
     listen: String,
     checkpoint_key: PathBuf,
+    tls: Option<(PathBuf, PathBuf)>,
 ) -> anyhow::Result<Exit> {
+    // Before anything is opened: a certificate that cannot be used stops
+    // the start, rather than a gateway serving plain HTTP by surprise.
+    let tls = match tls {
+        Some((cert, key)) => Some(tls_config(&cert, &key).await?),
+        None => None,
+    };
     if !bundle_path.join("clearance.yaml").exists() {
         scaffold(&bundle_path)?;
         eprintln!(
@@ -67,8 +81,41 @@ async fn serve(
     }
     let shown = db.to_string();
     with_store!(db, |store| {
-        run_gateway(store, bundle, source, dir, &listen, &shown, checkpoint_key).await
+        run_gateway(
+            store,
+            bundle,
+            source,
+            dir,
+            Listening {
+                listen: &listen,
+                tls,
+            },
+            &shown,
+            checkpoint_key,
+        )
+        .await
     })
+}
+
+/// Where and how the gateway listens.
+struct Listening<'a> {
+    listen: &'a str,
+    tls: Option<RustlsConfig>,
+}
+
+/// The HTTPS configuration from PEM files, with rustls' ring provider.
+async fn tls_config(cert: &Path, key: &Path) -> anyhow::Result<RustlsConfig> {
+    // Installed once per process; a second install (tests) changes nothing.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    RustlsConfig::from_pem_file(cert, key)
+        .await
+        .with_context(|| {
+            format!(
+                "cannot use --tls-cert {} with --tls-key {}",
+                cert.display(),
+                key.display()
+            )
+        })
 }
 
 fn load(dir: &BundleDir) -> Result<(Bundle, BundleSource), LoadError> {
@@ -81,10 +128,11 @@ async fn run_gateway<S: Store>(
     bundle: Bundle,
     source: BundleSource,
     dir: BundleDir,
-    listen: &str,
+    listening: Listening<'_>,
     shown: &str,
     checkpoint_key: PathBuf,
 ) -> anyhow::Result<Exit> {
+    let Listening { listen, tls } = listening;
     let fresh = store
         .records(0, 1)
         .await
@@ -101,7 +149,8 @@ async fn run_gateway<S: Store>(
         .with_context(|| format!("cannot listen on {listen}"))?;
     let address = listener.local_addr()?;
     eprintln!(
-        "clearance listening on http://{address} (bundle {}, revision {}, database {shown})",
+        "clearance listening on {}://{address} (bundle {}, revision {}, database {shown})",
+        if tls.is_some() { "https" } else { "http" },
         dir.root().display(),
         gateway.bundle().revision(),
     );
@@ -118,9 +167,25 @@ async fn run_gateway<S: Store>(
     let mcp = clearance_mcp::McpGateway::start(gateway.clone());
     let app = clearance_http::router(gateway)
         .merge(clearance_mcp::router(mcp.clone(), allowed_hosts(address)));
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown())
-        .await?;
+    match tls {
+        None => {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(shutdown())
+                .await?;
+        }
+        Some(config) => {
+            let handle = axum_server::Handle::new();
+            let stopping = handle.clone();
+            tokio::spawn(async move {
+                shutdown().await;
+                stopping.graceful_shutdown(Some(TLS_DRAIN));
+            });
+            axum_server::from_tcp_rustls(listener.into_std()?, config)?
+                .handle(handle)
+                .serve(app.into_make_service())
+                .await?;
+        }
+    }
     mcp.shutdown().await;
     Ok(Exit::Ok)
 }
