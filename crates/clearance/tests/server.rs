@@ -855,6 +855,10 @@ fn status_promote_and_signoff_from_the_command_line(db: Db) {
         "{table}"
     );
     assert!(
+        !table.contains("demotion rule"),
+        "shadow has no phase below:\n{table}"
+    );
+    assert!(
         table.contains("│ samples") && table.contains("40     ┆ ≥ 100   ┆ NO"),
         "{table}"
     );
@@ -876,6 +880,36 @@ fn status_promote_and_signoff_from_the_command_line(db: Db) {
     assert_eq!(code, 0, "{signed}");
     let (_, table, _) = operator(&["status", "incident-bot"]);
     assert!(table.starts_with("incident-bot  phase assist"), "{table}");
+    // Above shadow, each demotion rule's value beside its threshold, over
+    // the evidence of this phase: 10 diagnoses graded since, and no
+    // remediation yet.
+    for n in 100..110 {
+        grade(n);
+    }
+    let (_, table, _) = operator(&["status", "incident-bot"]);
+    let accuracy = table
+        .lines()
+        .find(|line| line.contains("accuracy_drift"))
+        .unwrap_or_else(|| panic!("no accuracy rule in:\n{table}"));
+    assert!(
+        accuracy.contains("100.0%")
+            && accuracy.contains("< 92.0% over 30d")
+            && accuracy.contains("ok"),
+        "{accuracy}"
+    );
+    assert!(
+        table
+            .lines()
+            .any(|l| l.contains("rollback_rate") && l.contains("no samples")),
+        "{table}"
+    );
+    let (_, json_status, _) = operator(&["status", "incident-bot", "--json"]);
+    let status: Value = serde_json::from_str(&json_status).unwrap();
+    let rules = &status[0]["demotion_rules"];
+    assert_eq!(rules[0]["rule"], "accuracy_drift", "{rules}");
+    assert_eq!(rules[0]["threshold"], 0.92, "{rules}");
+    assert_eq!(rules[1]["rule"], "rollback_rate", "{rules}");
+    assert_eq!(rules[1]["breached"], false, "{rules}");
 }
 both!(status_promote_and_signoff_from_the_command_line);
 

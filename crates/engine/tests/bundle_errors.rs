@@ -227,6 +227,33 @@ fn gates_and_demotion_default_to_the_design_table_and_take_overrides() {
 }
 
 #[test]
+fn demotion_rules_take_a_statistic_for_both_or_per_rule() {
+    use clearance_engine::trust::Statistic;
+    let config = format!(
+        "{CONFIG}demotion: {{ statistic: wilson95, accuracy_below: {{ threshold: 0.9, statistic: plain }}, rollback_above: 0.05 }}\n"
+    );
+    let bundle = bundle_with(&config, &[("policies/scope.cedar", POLICY)]).unwrap();
+    let demotion = &bundle.trust().demotion;
+    assert_eq!(
+        (demotion.accuracy_below, demotion.accuracy_statistic),
+        (0.9, Statistic::Plain)
+    );
+    assert_eq!(
+        (demotion.rollback_above, demotion.rollback_statistic),
+        (0.05, Statistic::Wilson95)
+    );
+    let refused = refused_config(&format!(
+        "{CONFIG}demotion: {{ rollback_above: {{ threshold: 2, statistic: wilson95 }} }}\n"
+    ));
+    assert!(
+        refused.contains("invalid-fraction") && refused.contains("demotion.rollback_above"),
+        "{refused}"
+    );
+    let refused = refused_config(&format!("{CONFIG}demotion: {{ statistic: median }}\n"));
+    assert!(refused.contains("median"), "{refused}");
+}
+
+#[test]
 fn misconfigured_gates_are_refused() {
     let config = format!(
         "{CONFIG}gates:\n  shadow_to_assist: {{ completion: 0.9 }}\n  assist_to_remediate: {{ agreement: 1.5 }}\n  remediate_to_autonomous: {{ signoffs: 1 }}\n  max_edit_ratio: 0.125\n"

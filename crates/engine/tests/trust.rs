@@ -10,7 +10,7 @@ use clearance_engine::{
     Phase,
     trust::{
         DemotionRule, RemediationResult, Sample, Statistic, Tally, Transition, TrustSettings,
-        check_demotion, evaluate_gate,
+        check_demotion, demotion_readings, evaluate_gate, wilson_lower, wilson_upper,
     },
 };
 use jiff::{SignedDuration, Timestamp};
@@ -434,6 +434,75 @@ fn rollbacks_above_the_ceiling_drop_one_phase() {
     assert_eq!(demotion.to, Phase::Remediate);
 }
 
+/// `statistic: wilson95`: a rule demotes when the conservative end of the
+/// rate's 95 % interval is past the threshold, whatever the sample floor.
+#[test]
+fn a_wilson_demotion_rule_demotes_on_confidence_not_on_the_floor() {
+    let mut settings = TrustSettings::default().demotion;
+    settings.accuracy_statistic = Statistic::Wilson95;
+    settings.rollback_statistic = Statistic::Wilson95;
+    let completed = Sample::Remediation {
+        result: RemediationResult::Completed,
+    };
+    let rolled_back = Sample::Remediation {
+        result: RemediationResult::RolledBack,
+    };
+
+    // 2 rollbacks in 60: 3.3 % observed, above 2 %, and the plain rule
+    // demotes; but the interval reaches down to 0.9 %: not demonstrably
+    // above 2 %, so the Wilson rule waits for more evidence.
+    let mut tally = Tally::new(ago(86_400));
+    repeat(&mut tally, completed.clone(), 58);
+    repeat(&mut tally, rolled_back.clone(), 2);
+    let plain = TrustSettings::default().demotion;
+    assert!(check_demotion(Phase::Autonomous, &tally, None, &plain, now()).is_some());
+    assert!(check_demotion(Phase::Autonomous, &tally, None, &settings, now()).is_none());
+    // 3 rollbacks in 5: the lower bound is 23 %, well above 2 %.
+    let mut tally = Tally::new(ago(86_400));
+    repeat(&mut tally, completed, 2);
+    repeat(&mut tally, rolled_back, 3);
+    let demotion = check_demotion(Phase::Autonomous, &tally, None, &settings, now()).unwrap();
+    assert_eq!(demotion.rule, DemotionRule::RollbackRate);
+    let bound = wilson_lower(3, 5).unwrap();
+    assert_eq!(demotion.value, Some(bound));
+    assert!(demotion.detail.contains("Wilson"), "{}", demotion.detail);
+
+    // 2 of 3 correct: the upper bound (94 %) is above 92 %: no demotion;
+    // 0 of 2: the upper bound is 66 %: demoted.
+    let mut tally = Tally::new(ago(86_400));
+    repeat(&mut tally, diagnosis(true, "payments"), 2);
+    repeat(&mut tally, diagnosis(false, "payments"), 1);
+    assert!(wilson_upper(2, 3).unwrap() > 0.92);
+    assert!(check_demotion(Phase::Assist, &tally, None, &settings, now()).is_none());
+    let mut tally = Tally::new(ago(86_400));
+    repeat(&mut tally, diagnosis(false, "payments"), 2);
+    let demotion = check_demotion(Phase::Assist, &tally, None, &settings, now()).unwrap();
+    assert_eq!(demotion.rule, DemotionRule::AccuracyDrift);
+}
+
+/// What `clearance status` shows: each rule's value beside its threshold.
+#[test]
+fn readings_put_each_rule_value_beside_its_threshold() {
+    let settings = TrustSettings::default().demotion;
+    let mut tally = Tally::new(ago(86_400));
+    repeat(&mut tally, diagnosis(true, "payments"), 9);
+    repeat(&mut tally, diagnosis(false, "payments"), 1);
+    let [accuracy, rollback] = demotion_readings(&tally, &settings, now());
+    assert_eq!(accuracy.rule, DemotionRule::AccuracyDrift);
+    assert_eq!((accuracy.rate, accuracy.value), (Some(0.9), Some(0.9)));
+    assert_eq!((accuracy.threshold, accuracy.samples), (0.92, 10));
+    assert_eq!(accuracy.demotes_when, "below");
+    // 9 of 10 correct is below 92 %, but 10 more correct ones lift it to
+    // 95 % at the 20-sample floor: not decided yet.
+    assert!(!accuracy.breached);
+    assert_eq!(rollback.rule, DemotionRule::RollbackRate);
+    assert_eq!(
+        (rollback.rate, rollback.value, rollback.samples),
+        (None, None, 0)
+    );
+    assert!(!rollback.breached);
+}
+
 #[test]
 fn an_out_of_scope_action_drops_to_shadow_and_locks() {
     let settings = TrustSettings::default().demotion;
@@ -540,6 +609,22 @@ proptest! {
         if let Some(at_floor) = at_floor {
             prop_assert_eq!(at_floor.rule, early.rule);
         }
+    }
+
+    #[test]
+    fn a_wilson_rollback_rule_demotes_exactly_when_its_lower_bound_is_past_the_threshold(
+        completed in 0u64..200,
+        rolled_back in 0u64..20,
+    ) {
+        let mut settings = TrustSettings::default().demotion;
+        settings.rollback_statistic = Statistic::Wilson95;
+        let mut tally = Tally::new(ago(86_400));
+        repeat(&mut tally, outcome_sample(false, true), completed);
+        repeat(&mut tally, outcome_sample(false, false), rolled_back);
+        let demoted = check_demotion(Phase::Autonomous, &tally, None, &settings, now())
+            .is_some_and(|d| d.rule == DemotionRule::RollbackRate);
+        let bound = wilson_lower(rolled_back, completed + rolled_back);
+        prop_assert_eq!(demoted, bound.is_some_and(|b| b > settings.rollback_above));
     }
 
     #[test]

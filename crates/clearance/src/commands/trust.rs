@@ -63,7 +63,7 @@ fn publication(platform: &serde_json::Map<String, Value>) -> String {
 /// One agent as text: a heading, then every criterion of the next gate
 /// with a bar, its value, the threshold and whether it is met.
 pub fn render(agent: &Value) -> String {
-    let text = render_standing(agent);
+    let text = render_standing(agent) + &render_demotion(agent);
     match agent["platform"].as_object() {
         // The publication line goes right under the heading.
         Some(platform) => match text.split_once('\n') {
@@ -136,6 +136,53 @@ fn render_standing(agent: &Value) -> String {
     out.push_str(&table.to_string());
     out.push_str("\n\n");
     out
+}
+
+/// Each demotion rule's value beside its threshold; nothing in shadow,
+/// which has no phase below it.
+fn render_demotion(agent: &Value) -> String {
+    let rules = agent["demotion_rules"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    if rules.is_empty() || agent["phase"] == "shadow" {
+        return String::new();
+    }
+    let mut table = Table::new();
+    table
+        .load_style(UTF8_FULL_CONDENSED)
+        .set_content_arrangement(ContentArrangement::Disabled);
+    table.set_header(["demotion rule", "value", "demotes when", "samples", "now"]);
+    for rule in &rules {
+        let threshold = rule["threshold"].as_f64().unwrap_or(0.0) * 100.0;
+        let side = if rule["demotes_when"] == "below" {
+            "<"
+        } else {
+            ">"
+        };
+        let value = match (rule["rate"].as_f64(), rule["value"].as_f64()) {
+            (Some(rate), Some(value)) if rule["statistic"] == "wilson95" => {
+                format!("{:.1}% (bound {:.1}%)", rate * 100.0, value * 100.0)
+            }
+            (Some(rate), _) => format!("{:.1}%", rate * 100.0),
+            _ => "no samples".to_owned(),
+        };
+        table.add_row([
+            rule["rule"].as_str().unwrap_or("?").to_owned(),
+            value,
+            format!(
+                "{side} {threshold:.1}% over {}",
+                rule["window"].as_str().unwrap_or("?")
+            ),
+            rule["samples"].to_string(),
+            if rule["breached"] == true {
+                "DEMOTES".to_owned()
+            } else {
+                "ok".to_owned()
+            },
+        ]);
+    }
+    format!("{table}\n\n")
 }
 
 fn value(criterion: &Value) -> String {

@@ -110,10 +110,12 @@ pub(crate) struct RawGate {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawDemotion {
-    pub accuracy_below: Option<Spanned<f64>>,
+    /// The default statistic of both rate rules.
+    pub statistic: Option<Statistic>,
+    pub accuracy_below: Option<Spanned<RawRate>>,
     pub accuracy_window: Option<Spanned<String>>,
     pub accuracy_min_samples: Option<u64>,
-    pub rollback_above: Option<Spanned<f64>>,
+    pub rollback_above: Option<Spanned<RawRate>>,
     pub rollback_window: Option<Spanned<String>>,
     pub rollback_min_samples: Option<u64>,
     pub out_of_scope_to: Option<Phase>,

@@ -11,7 +11,7 @@
 use jiff::Timestamp;
 use serde::Serialize;
 
-use super::{Sample, Tally};
+use super::{Sample, Statistic, Tally, wilson_lower, wilson_upper};
 use crate::{duration::BundleDuration, vocabulary::Phase};
 
 /// When an agent is demoted.
@@ -26,6 +26,12 @@ pub struct DemotionSettings {
     /// floor above `accuracy_below` (one wrong diagnosis of three must not
     /// demote; three of three must).
     pub accuracy_min_samples: u64,
+    /// What the accuracy rule compares: the observed rate, or (`wilson95`)
+    /// the upper end of its 95 % Wilson interval, so that the rule demotes
+    /// only when accuracy is below the floor with 95 % confidence. The
+    /// interval accounts for how few samples there are: the sample floor
+    /// does not apply to it.
+    pub accuracy_statistic: Statistic,
     /// A rollback rate above this over the window drops one phase.
     pub rollback_above: f64,
     /// The rollback window.
@@ -34,6 +40,9 @@ pub struct DemotionSettings {
     /// only when the rate at the floor is past `rollback_above` even if
     /// every remediation still to come completes.
     pub rollback_min_samples: u64,
+    /// What the rollback rule compares: the observed rate, or (`wilson95`)
+    /// the lower end of its 95 % Wilson interval.
+    pub rollback_statistic: Statistic,
     /// Where an out-of-scope action sends the agent.
     pub out_of_scope_to: Phase,
 }
@@ -45,9 +54,11 @@ impl Default for DemotionSettings {
             accuracy_below: 0.92,
             accuracy_window: thirty_days,
             accuracy_min_samples: 20,
+            accuracy_statistic: Statistic::Plain,
             rollback_above: 0.02,
             rollback_window: thirty_days,
             rollback_min_samples: 20,
+            rollback_statistic: Statistic::Plain,
             out_of_scope_to: Phase::Shadow,
         }
     }
@@ -119,51 +130,169 @@ pub fn check_demotion(
     if phase == Phase::Shadow {
         return None;
     }
+    demotion_readings(tally, settings, now)
+        .into_iter()
+        .find(|reading| reading.breached)
+        .map(|reading| {
+            drop_one(
+                phase,
+                reading.rule,
+                reading.value.unwrap_or_default(),
+                reading.threshold,
+                reading.samples,
+                reading.detail,
+            )
+        })
+}
+
+/// Where one rate rule of demotion stands: what it compares beside its
+/// threshold, over its window.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct RuleReading {
+    /// `accuracy_drift` or `rollback_rate`.
+    pub rule: DemotionRule,
+    /// What is compared: the observed rate, or a bound of its interval.
+    pub statistic: Statistic,
+    /// The observed rate over the window; absent without samples.
+    pub rate: Option<f64>,
+    /// What the rule compares with the threshold (the rate, or the
+    /// conservative bound); absent without samples.
+    pub value: Option<f64>,
+    /// The threshold.
+    pub threshold: f64,
+    /// Which side of the threshold demotes: `below` or `above`.
+    pub demotes_when: &'static str,
+    /// The samples in the window.
+    pub samples: u64,
+    /// The sample floor (plain statistic only).
+    pub min_samples: u64,
+    /// The window.
+    pub window: BundleDuration,
+    /// Whether the rule demotes now.
+    pub breached: bool,
+    /// In words, when breached.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub detail: String,
+}
+
+/// Each rate rule of demotion, read at `now`: accuracy first, then the
+/// rollback rate (the order in which they are applied).
+pub fn demotion_readings(
+    tally: &Tally,
+    settings: &DemotionSettings,
+    now: Timestamp,
+) -> [RuleReading; 2] {
+    [
+        accuracy_reading(tally, settings, now),
+        rollback_reading(tally, settings, now),
+    ]
+}
+
+fn accuracy_reading(tally: &Tally, settings: &DemotionSettings, now: Timestamp) -> RuleReading {
     let (total, correct) = tally.accuracy_days.over(now, settings.accuracy_window);
     let floor = settings.accuracy_min_samples.max(1);
-    // Below the floor, the best the agent can still reach there: every
-    // diagnosis still to come correct.
-    let best_at_floor = (correct + floor.saturating_sub(total)) as f64 / floor.max(total) as f64;
-    if best_at_floor < settings.accuracy_below {
-        let accuracy = correct as f64 / total as f64;
-        return Some(drop_one(
-            phase,
-            DemotionRule::AccuracyDrift,
-            accuracy,
-            settings.accuracy_below,
-            total,
-            format!(
-                "diagnostic accuracy {:.1}% over the last {} ({correct}/{total}) is below {:.1}%{}",
-                accuracy * 100.0,
-                settings.accuracy_window,
-                settings.accuracy_below * 100.0,
+    let rate = (total > 0).then(|| correct as f64 / total as f64);
+    let threshold = settings.accuracy_below;
+    let (value, breached, because) = match settings.accuracy_statistic {
+        Statistic::Plain => {
+            // Below the floor, the best the agent can still reach there:
+            // every diagnosis still to come correct.
+            let best_at_floor =
+                (correct + floor.saturating_sub(total)) as f64 / floor.max(total) as f64;
+            (
+                rate,
+                best_at_floor < threshold,
                 already_decided(total, floor, "diagnoses", "correct", best_at_floor),
-            ),
-        ));
+            )
+        }
+        Statistic::Wilson95 => {
+            let upper = wilson_upper(correct, total);
+            (
+                upper,
+                upper.is_some_and(|upper| upper < threshold),
+                format!(
+                    " with 95% confidence (the upper end of its Wilson interval is {:.1}%)",
+                    upper.unwrap_or_default() * 100.0
+                ),
+            )
+        }
+    };
+    let detail = if breached {
+        format!(
+            "diagnostic accuracy {:.1}% over the last {} ({correct}/{total}) is below {:.1}%{because}",
+            rate.unwrap_or_default() * 100.0,
+            settings.accuracy_window,
+            threshold * 100.0,
+        )
+    } else {
+        String::new()
+    };
+    RuleReading {
+        rule: DemotionRule::AccuracyDrift,
+        statistic: settings.accuracy_statistic,
+        rate,
+        value,
+        threshold,
+        demotes_when: "below",
+        samples: total,
+        min_samples: settings.accuracy_min_samples,
+        window: settings.accuracy_window,
+        breached,
+        detail,
     }
+}
+
+fn rollback_reading(tally: &Tally, settings: &DemotionSettings, now: Timestamp) -> RuleReading {
     let (total, rolled_back) = tally.rollback_days.over(now, settings.rollback_window);
     let floor = settings.rollback_min_samples.max(1);
-    // Below the floor, the least the rate can still be there: every
-    // remediation still to come completed.
-    let least_at_floor = rolled_back as f64 / floor.max(total) as f64;
-    if least_at_floor > settings.rollback_above {
-        let rate = rolled_back as f64 / total as f64;
-        return Some(drop_one(
-            phase,
-            DemotionRule::RollbackRate,
-            rate,
-            settings.rollback_above,
-            total,
-            format!(
-                "rollback rate {:.1}% over the last {} ({rolled_back}/{total}) is above {:.1}%{}",
-                rate * 100.0,
-                settings.rollback_window,
-                settings.rollback_above * 100.0,
+    let rate = (total > 0).then(|| rolled_back as f64 / total as f64);
+    let threshold = settings.rollback_above;
+    let (value, breached, because) = match settings.rollback_statistic {
+        Statistic::Plain => {
+            // Below the floor, the least the rate can still be there:
+            // every remediation still to come completed.
+            let least_at_floor = rolled_back as f64 / floor.max(total) as f64;
+            (
+                rate,
+                least_at_floor > threshold,
                 already_decided(total, floor, "remediations", "completed", least_at_floor),
-            ),
-        ));
+            )
+        }
+        Statistic::Wilson95 => {
+            let lower = wilson_lower(rolled_back, total);
+            (
+                lower,
+                lower.is_some_and(|lower| lower > threshold),
+                format!(
+                    " with 95% confidence (the lower end of its Wilson interval is {:.1}%)",
+                    lower.unwrap_or_default() * 100.0
+                ),
+            )
+        }
+    };
+    let detail = if breached {
+        format!(
+            "rollback rate {:.1}% over the last {} ({rolled_back}/{total}) is above {:.1}%{because}",
+            rate.unwrap_or_default() * 100.0,
+            settings.rollback_window,
+            threshold * 100.0,
+        )
+    } else {
+        String::new()
+    };
+    RuleReading {
+        rule: DemotionRule::RollbackRate,
+        statistic: settings.rollback_statistic,
+        rate,
+        value,
+        threshold,
+        demotes_when: "above",
+        samples: total,
+        min_samples: settings.rollback_min_samples,
+        window: settings.rollback_window,
+        breached,
+        detail,
     }
-    None
 }
 
 /// For a rule decided below its sample floor: why the samples still to come

@@ -17,7 +17,9 @@ mod tally;
 mod wilson;
 mod window;
 
-pub use demotion::{Demotion, DemotionRule, DemotionSettings, check_demotion};
+pub use demotion::{
+    Demotion, DemotionRule, DemotionSettings, RuleReading, check_demotion, demotion_readings,
+};
 pub use gates::{
     Bound, CriterionProgress, CriterionSpec, Gate, GateProgress, Metric, Statistic, Transition,
     TrustSettings, evaluate_gate,

@@ -60,6 +60,12 @@ impl<S: Store> Trust<'_, S> {
             eligible: !standing.locked && next_gate.as_ref().is_some_and(|g| g.eligible),
             next_gate,
             open_promotion,
+            demotion_rules: clearance_engine::trust::demotion_readings(
+                &standing.tally,
+                &trust.demotion,
+                now,
+            )
+            .to_vec(),
             platform: self
                 .core
                 .shared

@@ -134,6 +134,10 @@ pub struct AgentView {
     pub eligible: bool,
     /// The promotion waiting for sign-offs, if any.
     pub open_promotion: Option<PromotionView>,
+    /// Each rate rule of demotion now: its value beside its threshold
+    /// (an agent in shadow has no lower phase to go to).
+    #[cfg_attr(feature = "openapi", schema(value_type = Vec<Object>))]
+    pub demotion_rules: Vec<clearance_engine::trust::RuleReading>,
     /// Where publishing its latest phase change to the GitOps repository
     /// stands (absent without `gitops:` or before any change).
     #[serde(skip_serializing_if = "Option::is_none")]

@@ -180,18 +180,45 @@ impl Config<'_> {
         spec.statistic = statistic;
     }
 
+    /// A demotion rule's threshold and statistic: a number, or
+    /// `{ threshold, statistic }`; `default` when absent.
+    fn demotion_rate(
+        &mut self,
+        key: &str,
+        raw: Option<&Spanned<RawRate>>,
+        default: (f64, Statistic),
+    ) -> Option<(f64, Statistic)> {
+        let Some(raw) = raw else {
+            return Some(default);
+        };
+        let (threshold, statistic) = match &raw.value {
+            RawRate::Plain(value) => (*value, default.1),
+            RawRate::Detailed(detail) => (detail.threshold, detail.statistic.unwrap_or(default.1)),
+        };
+        if threshold.is_finite() && (0.0..=1.0).contains(&threshold) {
+            return Some((threshold, statistic));
+        }
+        self.error_at(
+            "invalid-fraction",
+            &raw.referenced,
+            format!("{key} must be a number from 0 to 1, not {threshold}"),
+        );
+        None
+    }
+
     fn demotion(&mut self, raw: &RawConfig, settings: &mut TrustSettings) -> Option<()> {
         let raw = &raw.demotion;
         let demotion = &mut settings.demotion;
-        demotion.accuracy_below = self.fraction(
+        let statistic = raw.statistic.unwrap_or_default();
+        (demotion.accuracy_below, demotion.accuracy_statistic) = self.demotion_rate(
             "demotion.accuracy_below",
             raw.accuracy_below.as_ref(),
-            demotion.accuracy_below,
+            (demotion.accuracy_below, statistic),
         )?;
-        demotion.rollback_above = self.fraction(
+        (demotion.rollback_above, demotion.rollback_statistic) = self.demotion_rate(
             "demotion.rollback_above",
             raw.rollback_above.as_ref(),
-            demotion.rollback_above,
+            (demotion.rollback_above, statistic),
         )?;
         demotion.accuracy_window = self.duration(
             "demotion.accuracy_window",
