@@ -30,6 +30,7 @@ pub const MAX_BODY_BYTES: usize = 64 * 1024;
 pub fn router<S: Store>(gateway: Arc<Gateway<S>>) -> Router {
     Router::new()
         .route("/v1/decisions", post(routes::decisions::decide::<S>))
+        .route("/v1/decisions/{id}", get(routes::audit::lineage::<S>))
         .route(
             "/v1/decisions/{id}/outcome",
             post(routes::decisions::outcome::<S>),

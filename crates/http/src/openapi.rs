@@ -16,7 +16,7 @@ use crate::routes::{agents, approvals, audit, decisions, evidence, kill_switches
         evidence::simulation, evidence::rollback_test,
         kill_switches::trip, kill_switches::list, kill_switches::reset,
                 agents::list, agents::show, agents::evidence, agents::promote, agents::sign_off, agents::investigate,
-        audit::page, audit::verify,
+        audit::page, audit::verify, audit::lineage,
         ops::healthz, ops::metrics,
     ),
     modifiers(&BearerAuth),

@@ -513,6 +513,90 @@ async fn outcomes_feed_time_to_recovery_and_metrics_and_openapi_are_served(serve
     );
 }
 
+/// `GET /v1/decisions/{id}`: a decision's record, the approval it opened
+/// or ran on with every verdict and its record, and its outcome record.
+async fn a_decision_lineage_holds_its_approval_and_outcome(server: Server) {
+    record_evidence(&server).await;
+    let token = server.token("remediate-bot").await;
+    let body = scale(&server, "remediate-bot");
+    let pending = decide(&server, &token, &body).await;
+    let (pending_id, approval) = (
+        pending["decision_id"].as_str().unwrap().to_owned(),
+        pending["approval_id"].as_str().unwrap().to_owned(),
+    );
+    let (status, _) = server
+        .post(
+            &format!("/v1/approvals/{approval}/approve"),
+            Some(&server.approver),
+            &json!({ "comment": "replicas checked" }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let mut repeated = body.clone();
+    repeated["approval_id"] = json!(approval);
+    let allowed = decide(&server, &token, &repeated).await;
+    let allowed_id = allowed["decision_id"].as_str().unwrap().to_owned();
+    // Records of other decisions in between, which the lineage must skip.
+    decide(&server, &token, &request("remediate-bot", "kubectl:get")).await;
+    let (status, _) = server
+        .post(
+            &format!("/v1/decisions/{allowed_id}/outcome"),
+            Some(&token),
+            &json!({ "outcome": "succeeded" }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+
+    let (status, opened) = server
+        .get(
+            &format!("/v1/decisions/{pending_id}"),
+            Some(&server.approver),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{opened}");
+    assert_eq!(opened["decision"]["kind"], "decision");
+    assert_eq!(
+        opened["decision"]["payload"]["decision_id"],
+        json!(pending_id)
+    );
+    assert_eq!(
+        opened["decision"]["payload"]["request"]["plan_id"],
+        "plan-7"
+    );
+    assert_eq!(opened["approval"]["id"], json!(approval));
+    assert_eq!(opened["approval"]["opened_here"], true);
+    assert_eq!(opened["approval"]["status"], "approved");
+    assert_eq!(opened["approval"]["used"], true);
+    assert_eq!(
+        opened["approval"]["votes"],
+        json!([{ "operator": "alan", "verdict": "approved" }])
+    );
+    let settled = opened["approval_records"].as_array().unwrap();
+    assert_eq!(settled.len(), 1, "{opened}");
+    assert_eq!(settled[0]["kind"], "approval.approved");
+    assert_eq!(settled[0]["payload"]["comment"], "replicas checked");
+    assert_eq!(opened["outcome"], Value::Null);
+
+    let (_, ran) = server
+        .get(&format!("/v1/decisions/{allowed_id}"), Some(&server.admin))
+        .await;
+    assert_eq!(ran["decision"]["payload"]["decision"]["outcome"], "allow");
+    assert_eq!(ran["approval"]["opened_here"], false);
+    assert_eq!(ran["approval_records"], json!([]));
+    assert_eq!(ran["outcome"]["kind"], "outcome");
+    assert_eq!(ran["outcome"]["payload"]["decision_id"], json!(allowed_id));
+    assert_eq!(ran["outcome"]["payload"]["outcome"], "succeeded");
+
+    let (status, _) = server
+        .get(&format!("/v1/decisions/{allowed_id}"), Some(&token))
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "agents read no lineage");
+    let (status, _) = server
+        .get("/v1/decisions/dec_nonexistent", Some(&server.admin))
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+}
+
 contract!(each_phase_gives_its_outcome_and_every_decision_is_ledgered);
 contract!(the_five_checks_are_fed_by_recorded_evidence);
 contract!(an_approval_binds_to_one_request_runs_once_and_expires);
@@ -521,3 +605,4 @@ contract!(hard_stops_count_allowed_executions);
 contract!(agents_cannot_act_as_operators_or_as_each_other);
 contract!(bad_input_is_refused_naming_the_field_and_nothing_is_written);
 contract!(outcomes_feed_time_to_recovery_and_metrics_and_openapi_are_served);
+contract!(a_decision_lineage_holds_its_approval_and_outcome);

@@ -1,10 +1,67 @@
-//! [`Audit`]: reading the ledger back — pages of records, and the full
-//! verification.
+//! [`Audit`]: reading the ledger back — pages of records, one decision's
+//! lineage, and the full verification.
 
-use clearance_engine::{Identity, ledger::LedgerRecord};
+use clearance_engine::{Identity, facts::ApprovalStatus, ledger::LedgerRecord};
 use clearance_store::{AuditQuery, Store, VerifyReport};
+use jiff::Timestamp;
+use serde::Deserialize;
 
 use crate::{ServiceError, core::Core, identity::Permissions as _};
+
+/// How many records a lineage reads per page while looking for a
+/// decision's later records.
+const LINEAGE_PAGE: u32 = 1_000;
+
+/// One decision and what followed from it, as the ledger holds them.
+#[derive(Clone, Debug)]
+pub struct Lineage {
+    /// The `decision` record: the request, the identity, every check.
+    pub decision: LedgerRecord,
+    /// The approval the decision opened (pending) or ran on (allow).
+    pub approval: Option<ApprovalLineage>,
+    /// The `approval.approved` / `approval.denied` records of the approval
+    /// this decision opened, in ledger order.
+    pub approval_records: Vec<LedgerRecord>,
+    /// The `outcome` record, once reported.
+    pub outcome: Option<LedgerRecord>,
+}
+
+/// Where a decision's approval stands.
+#[derive(Clone, Debug)]
+pub struct ApprovalLineage {
+    /// Its id.
+    pub id: String,
+    /// Whether this decision opened it (else it ran on it).
+    pub opened_here: bool,
+    /// `pending`, `approved`, `denied` or `voided`.
+    pub status: ApprovalStatus,
+    /// Whether a request ran on it.
+    pub used: bool,
+    /// The operators who settled it, with their verdicts, in order.
+    pub votes: Vec<(String, ApprovalStatus)>,
+    /// When it stops counting.
+    pub expires_at: Timestamp,
+}
+
+/// What a lineage reads of a decision record.
+#[derive(Deserialize)]
+struct DecisionFields {
+    agent: String,
+    decision: DecisionPart,
+}
+
+#[derive(Deserialize)]
+struct DecisionPart {
+    outcome: clearance_engine::Outcome,
+    approval_id: Option<String>,
+}
+
+/// What a lineage reads of the records that may follow a decision.
+#[derive(Deserialize)]
+struct Follower {
+    decision_id: Option<String>,
+    approval_id: Option<String>,
+}
 
 /// The largest page an audit returns.
 pub const MAX_AUDIT_PAGE: u32 = 1_000;
@@ -38,6 +95,114 @@ impl<S: Store> Audit<'_, S> {
             .map_err(|e| ServiceError::from_store(e, "reading the audit log"))
     }
 
+    /// Decision `id` and what followed from it: its record, its approval
+    /// and the operators' verdicts, its outcome.
+    ///
+    /// # Errors
+    /// `Forbidden` for anyone but an operator; `NotFound`; `Unavailable`.
+    pub async fn lineage(&self, identity: &Identity, id: &str) -> Result<Lineage, ServiceError> {
+        identity.operator("read the audit log")?;
+        let store = &self.core.store;
+        let unavailable = |e| ServiceError::from_store(e, "reading a decision's lineage");
+        let row = store
+            .find_decision(id)
+            .await
+            .map_err(unavailable)?
+            .ok_or_else(|| ServiceError::NotFound(format!("no decision `{id}`")))?;
+        let decision = store
+            .records(row.seq.saturating_sub(1), 1)
+            .await
+            .map_err(unavailable)?
+            .into_iter()
+            .next()
+            .filter(|record| record.seq == row.seq && record.kind == "decision")
+            .ok_or(ServiceError::Unavailable)?;
+        let fields: DecisionFields =
+            serde_json::from_str(&decision.payload).map_err(|_| ServiceError::Unavailable)?;
+        let approval = match &fields.decision.approval_id {
+            Some(approval_id) => store
+                .find_approval(approval_id)
+                .await
+                .map_err(unavailable)?
+                .map(|found| ApprovalLineage {
+                    id: approval_id.clone(),
+                    opened_here: fields.decision.outcome == clearance_engine::Outcome::Pending,
+                    status: found.row.approval.status,
+                    used: found.row.approval.used,
+                    votes: found.votes,
+                    expires_at: found.row.approval.expires_at,
+                }),
+            None => None,
+        };
+        let mut approval_records = Vec::new();
+        if let Some(approval) = approval.as_ref().filter(|a| a.opened_here) {
+            for kind in ["approval.approved", "approval.denied"] {
+                let wanted = approval
+                    .votes
+                    .iter()
+                    .filter(|(_, verdict)| kind.ends_with(verdict_name(*verdict)))
+                    .count();
+                approval_records.extend(
+                    self.followers(decision.seq, kind, &fields.agent, wanted, |f| {
+                        f.approval_id.as_deref() == Some(approval.id.as_str())
+                    })
+                    .await?,
+                );
+            }
+            approval_records.sort_by_key(|record| record.seq);
+        }
+        let outcome = match row.reported {
+            Some(_) => self
+                .followers(decision.seq, "outcome", &fields.agent, 1, |f| {
+                    f.decision_id.as_deref() == Some(id)
+                })
+                .await?
+                .into_iter()
+                .next(),
+            None => None,
+        };
+        Ok(Lineage {
+            decision,
+            approval,
+            approval_records,
+            outcome,
+        })
+    }
+
+    /// Up to `wanted` records of `kind` by `agent` after record `after` that
+    /// `belongs` accepts, reading forward only until they are found.
+    async fn followers(
+        &self,
+        after: u64,
+        kind: &str,
+        agent: &str,
+        wanted: usize,
+        belongs: impl Fn(&Follower) -> bool,
+    ) -> Result<Vec<LedgerRecord>, ServiceError> {
+        let mut found = Vec::new();
+        let mut after = after;
+        while found.len() < wanted {
+            let page = self
+                .core
+                .store
+                .audit(&AuditQuery {
+                    after,
+                    limit: LINEAGE_PAGE,
+                    kind: Some(kind.to_owned()),
+                    agent: Some(agent.to_owned()),
+                })
+                .await
+                .map_err(|e| ServiceError::from_store(e, "reading a decision's lineage"))?;
+            let Some(last) = page.last() else { break };
+            after = last.seq;
+            found.extend(page.into_iter().filter(|record| {
+                serde_json::from_str::<Follower>(&record.payload).is_ok_and(|f| belongs(&f))
+            }));
+        }
+        found.truncate(wanted);
+        Ok(found)
+    }
+
     /// Re-reads and re-hashes the whole ledger.
     ///
     /// # Errors
@@ -49,5 +214,15 @@ impl<S: Store> Audit<'_, S> {
             .verify()
             .await
             .map_err(|e| ServiceError::from_store(e, "verifying the ledger"))
+    }
+}
+
+/// `approved` or `denied`, as record kinds end.
+fn verdict_name(verdict: ApprovalStatus) -> &'static str {
+    match verdict {
+        ApprovalStatus::Approved => "approved",
+        ApprovalStatus::Denied => "denied",
+        ApprovalStatus::Pending => "pending",
+        ApprovalStatus::Voided => "voided",
     }
 }

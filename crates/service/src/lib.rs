@@ -26,7 +26,7 @@ mod tokens;
 mod trust;
 
 pub use approvals::{ApprovalView, Approvals, Standing};
-pub use audit::{Audit, MAX_AUDIT_PAGE};
+pub use audit::{ApprovalLineage, Audit, Lineage, MAX_AUDIT_PAGE};
 pub use checkpoints::Checkpoints;
 pub use clearance_engine::{Identity, Role};
 pub use core::Clock;

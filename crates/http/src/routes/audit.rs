@@ -1,8 +1,8 @@
-//! `GET /v1/audit`, `GET /v1/audit/verify`.
+//! `GET /v1/audit`, `GET /v1/audit/verify`, `GET /v1/decisions/{id}`.
 
 use axum::{
     Json,
-    extract::{Query, rejection::QueryRejection},
+    extract::{Path, Query, rejection::QueryRejection},
     http::StatusCode,
 };
 use clearance_engine::ledger::LedgerRecord;
@@ -76,5 +76,36 @@ pub(crate) async fn verify<S: Store>(
         "verified": report.verified,
         "head": report.head.to_hex(),
         "first_break": report.first_break.map(|b| json!({ "seq": b.seq, "problem": b.problem })),
+    })))
+}
+
+/// A decision's lineage (operators): its record (request, identity, every
+/// check), the approval it opened or ran on with each operator's verdict
+/// and their records, and its outcome record once reported.
+#[utoipa::path(get, path = "/v1/decisions/{id}", tag = "audit",
+    params(("id" = String, Path, description = "The decision id")),
+    responses((status = 200), (status = 403), (status = 404)), security(("bearer" = [])))]
+pub(crate) async fn lineage<S: Store>(
+    axum::extract::State(gateway): Shared<S>,
+    Caller(identity): Caller,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let lineage = gateway.audit().lineage(&identity, &id).await?;
+    let approval = lineage.approval.map(|a| {
+        json!({
+            "id": a.id,
+            "opened_here": a.opened_here,
+            "status": a.status,
+            "used": a.used,
+            "votes": a.votes.iter().map(|(operator, verdict)| json!({ "operator": operator, "verdict": verdict })).collect::<Vec<_>>(),
+            "expires_at": a.expires_at,
+        })
+    });
+    Ok(Json(json!({
+        "decision_id": id,
+        "decision": record(&lineage.decision),
+        "approval": approval,
+        "approval_records": lineage.approval_records.iter().map(record).collect::<Vec<_>>(),
+        "outcome": lineage.outcome.as_ref().map(record),
     })))
 }
