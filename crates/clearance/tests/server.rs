@@ -108,10 +108,11 @@ impl Drop for Served {
     }
 }
 
-/// Starts `clearance serve` in `dir` on a free port. A new database prints
-/// bootstrap tokens (before the address); a restarted one prints none.
-fn serve(db: &Db) -> Served {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_clearance"))
+/// `clearance serve` in `db`'s directory on a free port, with `extra`
+/// arguments.
+fn serve_command(db: &Db, extra: &[&str]) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_clearance"));
+    command
         .args([
             "serve",
             "--bundle",
@@ -121,8 +122,21 @@ fn serve(db: &Db) -> Served {
             "--listen",
             "127.0.0.1:0",
         ])
+        .args(extra)
         .current_dir(db.path())
-        .env("RUST_LOG", "warn")
+        .env("RUST_LOG", "warn");
+    command
+}
+
+/// Starts `clearance serve` in `dir` on a free port. A new database prints
+/// bootstrap tokens (before the address); a restarted one prints none.
+fn serve(db: &Db) -> Served {
+    serve_with(db, &[])
+}
+
+/// [`serve`] with `extra` arguments.
+fn serve_with(db: &Db, extra: &[&str]) -> Served {
+    let mut child = serve_command(db, extra)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -741,19 +755,7 @@ fn an_invalid_bundle_at_start_up_is_refused_with_its_errors() {
             .replace("rollback: scale-back }", "rollback: scale-bak }"),
     )
     .unwrap();
-    let output = Command::new(env!("CARGO_BIN_EXE_clearance"))
-        .args([
-            "serve",
-            "--bundle",
-            "bundle",
-            "--db",
-            "clearance.db",
-            "--listen",
-            "127.0.0.1:0",
-        ])
-        .current_dir(db.path())
-        .output()
-        .unwrap();
+    let output = serve_command(&db, &[]).output().unwrap();
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(1), "{stderr}");
     assert!(
@@ -832,19 +834,7 @@ fn status_promote_and_signoff_from_the_command_line(db: Db) {
             201
         );
     };
-    let operator = |args: &[&str]| {
-        let output = Command::new(env!("CARGO_BIN_EXE_clearance"))
-            .args(args)
-            .env("CLEARANCE_SERVER", format!("http://{}", server.base))
-            .env("CLEARANCE_TOKEN", &admin)
-            .output()
-            .unwrap();
-        (
-            output.status.code().unwrap_or(-1),
-            String::from_utf8_lossy(&output.stdout).into_owned(),
-            String::from_utf8_lossy(&output.stderr).into_owned(),
-        )
-    };
+    let operator = |args: &[&str]| as_operator(&server, &admin, args);
     for n in 0..40 {
         grade(n);
     }
@@ -1171,33 +1161,7 @@ fn serve_speaks_https_with_the_given_certificate_and_refuses_a_bad_one() {
         String::from_utf8_lossy(&made.stderr)
     );
 
-    let mut child = Command::new(env!("CARGO_BIN_EXE_clearance"))
-        .args([
-            "serve",
-            "--bundle",
-            "bundle",
-            "--db",
-            db.arg(),
-            "--listen",
-            "127.0.0.1:0",
-            "--tls-cert",
-            "cert.pem",
-            "--tls-key",
-            "key.pem",
-        ])
-        .current_dir(db.path())
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let announced = clearance_testkit::announced(&mut child);
-    let server = Served {
-        child,
-        base: announced.base,
-        agent_token: announced.agent_token,
-        admin_token: announced.admin_token,
-    };
+    let server = serve_with(&db, &["--tls-cert", "cert.pem", "--tls-key", "key.pem"]);
     let ca = db.path().join("cert.pem");
     let https = format!("https://{}", server.base);
 
@@ -1233,21 +1197,7 @@ fn serve_speaks_https_with_the_given_certificate_and_refuses_a_bad_one() {
 
     // A key that is not a key stops the start, naming the files.
     std::fs::write(db.path().join("bad.pem"), "not a key").unwrap();
-    let output = Command::new(env!("CARGO_BIN_EXE_clearance"))
-        .args([
-            "serve",
-            "--bundle",
-            "bundle",
-            "--db",
-            db.arg(),
-            "--listen",
-            "127.0.0.1:0",
-            "--tls-cert",
-            "cert.pem",
-            "--tls-key",
-            "bad.pem",
-        ])
-        .current_dir(db.path())
+    let output = serve_command(&db, &["--tls-cert", "cert.pem", "--tls-key", "bad.pem"])
         .output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&output.stderr);

@@ -182,116 +182,119 @@ pub fn demotion_readings(
     settings: &DemotionSettings,
     now: Timestamp,
 ) -> [RuleReading; 2] {
+    let (diagnoses, correct) = tally.accuracy_days.over(now, settings.accuracy_window);
+    let (remediations, rolled_back) = tally.rollback_days.over(now, settings.rollback_window);
     [
-        accuracy_reading(tally, settings, now),
-        rollback_reading(tally, settings, now),
+        RateRule {
+            rule: DemotionRule::AccuracyDrift,
+            name: "diagnostic accuracy",
+            demotes_below: true,
+            threshold: settings.accuracy_below,
+            window: settings.accuracy_window,
+            min_samples: settings.accuracy_min_samples,
+            statistic: settings.accuracy_statistic,
+            samples_to_come: ("diagnoses", "correct"),
+        }
+        .read(correct, diagnoses),
+        RateRule {
+            rule: DemotionRule::RollbackRate,
+            name: "rollback rate",
+            demotes_below: false,
+            threshold: settings.rollback_above,
+            window: settings.rollback_window,
+            min_samples: settings.rollback_min_samples,
+            statistic: settings.rollback_statistic,
+            samples_to_come: ("remediations", "completed"),
+        }
+        .read(rolled_back, remediations),
     ]
 }
 
-fn accuracy_reading(tally: &Tally, settings: &DemotionSettings, now: Timestamp) -> RuleReading {
-    let (total, correct) = tally.accuracy_days.over(now, settings.accuracy_window);
-    let floor = settings.accuracy_min_samples.max(1);
-    let rate = (total > 0).then(|| correct as f64 / total as f64);
-    let threshold = settings.accuracy_below;
-    let (value, breached, because) = match settings.accuracy_statistic {
-        Statistic::Plain => {
-            // Below the floor, the best the agent can still reach there:
-            // every diagnosis still to come correct.
-            let best_at_floor =
-                (correct + floor.saturating_sub(total)) as f64 / floor.max(total) as f64;
-            (
-                rate,
-                best_at_floor < threshold,
-                already_decided(total, floor, "diagnoses", "correct", best_at_floor),
-            )
-        }
-        Statistic::Wilson95 => {
-            let upper = wilson_upper(correct, total);
-            (
-                upper,
-                upper.is_some_and(|upper| upper < threshold),
-                format!(
-                    " with 95% confidence (the upper end of its Wilson interval is {:.1}%)",
-                    upper.unwrap_or_default() * 100.0
-                ),
-            )
-        }
-    };
-    let detail = if breached {
-        format!(
-            "diagnostic accuracy {:.1}% over the last {} ({correct}/{total}) is below {:.1}%{because}",
-            rate.unwrap_or_default() * 100.0,
-            settings.accuracy_window,
-            threshold * 100.0,
-        )
-    } else {
-        String::new()
-    };
-    RuleReading {
-        rule: DemotionRule::AccuracyDrift,
-        statistic: settings.accuracy_statistic,
-        rate,
-        value,
-        threshold,
-        demotes_when: "below",
-        samples: total,
-        min_samples: settings.accuracy_min_samples,
-        window: settings.accuracy_window,
-        breached,
-        detail,
-    }
+/// A rate rule of demotion, as the settings give it.
+struct RateRule {
+    rule: DemotionRule,
+    name: &'static str,
+    /// Accuracy demotes below its threshold; the rollback rate above.
+    demotes_below: bool,
+    threshold: f64,
+    window: BundleDuration,
+    min_samples: u64,
+    statistic: Statistic,
+    /// The samples still to come, and what they are at best for the agent.
+    samples_to_come: (&'static str, &'static str),
 }
 
-fn rollback_reading(tally: &Tally, settings: &DemotionSettings, now: Timestamp) -> RuleReading {
-    let (total, rolled_back) = tally.rollback_days.over(now, settings.rollback_window);
-    let floor = settings.rollback_min_samples.max(1);
-    let rate = (total > 0).then(|| rolled_back as f64 / total as f64);
-    let threshold = settings.rollback_above;
-    let (value, breached, because) = match settings.rollback_statistic {
-        Statistic::Plain => {
-            // Below the floor, the least the rate can still be there:
-            // every remediation still to come completed.
-            let least_at_floor = rolled_back as f64 / floor.max(total) as f64;
-            (
-                rate,
-                least_at_floor > threshold,
-                already_decided(total, floor, "remediations", "completed", least_at_floor),
+impl RateRule {
+    /// The rule over `total` samples of which `hits` are what it counts
+    /// (correct diagnoses, rolled-back remediations).
+    fn read(self, hits: u64, total: u64) -> RuleReading {
+        let rate = (total > 0).then(|| hits as f64 / total as f64);
+        let past = |value: f64| {
+            if self.demotes_below {
+                value < self.threshold
+            } else {
+                value > self.threshold
+            }
+        };
+        let (value, breached, because) = match self.statistic {
+            Statistic::Plain => {
+                // Below the floor, the best the agent can still reach
+                // there: every sample still to come a good one.
+                let floor = self.min_samples.max(1);
+                let to_come = if self.demotes_below {
+                    floor.saturating_sub(total)
+                } else {
+                    0
+                };
+                let at_floor = (hits + to_come) as f64 / floor.max(total) as f64;
+                let (samples, good) = self.samples_to_come;
+                (
+                    rate,
+                    past(at_floor),
+                    already_decided(total, floor, samples, good, at_floor),
+                )
+            }
+            Statistic::Wilson95 => {
+                let (end, bound) = if self.demotes_below {
+                    ("upper", wilson_upper(hits, total))
+                } else {
+                    ("lower", wilson_lower(hits, total))
+                };
+                (
+                    bound,
+                    bound.is_some_and(past),
+                    format!(
+                        " with 95% confidence (the {end} end of its Wilson interval is {:.1}%)",
+                        bound.unwrap_or_default() * 100.0
+                    ),
+                )
+            }
+        };
+        let side = if self.demotes_below { "below" } else { "above" };
+        let detail = if breached {
+            format!(
+                "{} {:.1}% over the last {} ({hits}/{total}) is {side} {:.1}%{because}",
+                self.name,
+                rate.unwrap_or_default() * 100.0,
+                self.window,
+                self.threshold * 100.0,
             )
+        } else {
+            String::new()
+        };
+        RuleReading {
+            rule: self.rule,
+            statistic: self.statistic,
+            rate,
+            value,
+            threshold: self.threshold,
+            demotes_when: side,
+            samples: total,
+            min_samples: self.min_samples,
+            window: self.window,
+            breached,
+            detail,
         }
-        Statistic::Wilson95 => {
-            let lower = wilson_lower(rolled_back, total);
-            (
-                lower,
-                lower.is_some_and(|lower| lower > threshold),
-                format!(
-                    " with 95% confidence (the lower end of its Wilson interval is {:.1}%)",
-                    lower.unwrap_or_default() * 100.0
-                ),
-            )
-        }
-    };
-    let detail = if breached {
-        format!(
-            "rollback rate {:.1}% over the last {} ({rolled_back}/{total}) is above {:.1}%{because}",
-            rate.unwrap_or_default() * 100.0,
-            settings.rollback_window,
-            threshold * 100.0,
-        )
-    } else {
-        String::new()
-    };
-    RuleReading {
-        rule: DemotionRule::RollbackRate,
-        statistic: settings.rollback_statistic,
-        rate,
-        value,
-        threshold,
-        demotes_when: "above",
-        samples: total,
-        min_samples: settings.rollback_min_samples,
-        window: settings.rollback_window,
-        breached,
-        detail,
     }
 }
 
