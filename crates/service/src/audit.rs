@@ -48,12 +48,22 @@ pub struct ApprovalLineage {
 struct DecisionFields {
     agent: String,
     decision: DecisionPart,
+    #[serde(default)]
+    approval_reused: bool,
 }
 
 #[derive(Deserialize)]
 struct DecisionPart {
     outcome: clearance_engine::Outcome,
     approval_id: Option<String>,
+}
+
+impl DecisionFields {
+    /// Whether the decision opened its approval: pending, and not waiting
+    /// on one its identical request had already opened.
+    fn opened_approval(&self) -> bool {
+        self.decision.outcome == clearance_engine::Outcome::Pending && !self.approval_reused
+    }
 }
 
 /// What a lineage reads of the records that may follow a decision.
@@ -126,7 +136,7 @@ impl<S: Store> Audit<'_, S> {
                 .map_err(unavailable)?
                 .map(|found| ApprovalLineage {
                     id: approval_id.clone(),
-                    opened_here: fields.decision.outcome == clearance_engine::Outcome::Pending,
+                    opened_here: fields.opened_approval(),
                     status: found.row.approval.status,
                     used: found.row.approval.used,
                     votes: found.votes,
@@ -136,12 +146,11 @@ impl<S: Store> Audit<'_, S> {
         };
         let mut approval_records = Vec::new();
         if let Some(approval) = approval.as_ref().filter(|a| a.opened_here) {
-            for kind in ["approval.approved", "approval.denied"] {
-                let wanted = approval
-                    .votes
-                    .iter()
-                    .filter(|(_, verdict)| kind.ends_with(verdict_name(*verdict)))
-                    .count();
+            for (kind, verdict) in [
+                ("approval.approved", ApprovalStatus::Approved),
+                ("approval.denied", ApprovalStatus::Denied),
+            ] {
+                let wanted = approval.votes.iter().filter(|(_, v)| *v == verdict).count();
                 approval_records.extend(
                     self.followers(decision.seq, kind, &fields.agent, wanted, |f| {
                         f.approval_id.as_deref() == Some(approval.id.as_str())
@@ -214,15 +223,5 @@ impl<S: Store> Audit<'_, S> {
             .verify()
             .await
             .map_err(|e| ServiceError::from_store(e, "verifying the ledger"))
-    }
-}
-
-/// `approved` or `denied`, as record kinds end.
-fn verdict_name(verdict: ApprovalStatus) -> &'static str {
-    match verdict {
-        ApprovalStatus::Approved => "approved",
-        ApprovalStatus::Denied => "denied",
-        ApprovalStatus::Pending => "pending",
-        ApprovalStatus::Voided => "voided",
     }
 }
