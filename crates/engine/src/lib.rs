@@ -16,6 +16,7 @@ pub mod facts;
 pub mod identity;
 pub mod inventory;
 pub mod ledger;
+pub mod reconcile;
 pub mod request;
 pub mod scope;
 pub mod trust;

@@ -7,6 +7,7 @@ use std::collections::{BTreeMap, HashMap};
 
 mod mcp;
 mod platform;
+mod reconcile;
 mod trust;
 
 use cedar_policy::Schema;
@@ -62,6 +63,7 @@ fn compile_unsorted(source: &BundleSource) -> Result<Bundle, BundleErrors> {
     let gitops = config.gitops(&raw);
     let mcp_servers = config.mcp_servers(&raw, &mut actions);
     let checkpoints = config.checkpoints(&raw);
+    let kubernetes_users = reconcile::kubernetes_users(&agents, &raw);
 
     let schema = build_schema(&actions, &mut problems);
     let policies = match &schema {
@@ -103,6 +105,7 @@ fn compile_unsorted(source: &BundleSource) -> Result<Bundle, BundleErrors> {
         gitops,
         checkpoints,
         mcp_servers,
+        kubernetes_users,
         warnings: problems,
     })
 }
@@ -282,6 +285,7 @@ impl Config<'_> {
             raw.approvals.expire_after.as_ref(),
             "15m",
         );
+        let reconcile_window = self.reconcile_window(raw);
         Some(Settings {
             fresh_state_max_age: fresh_state_max_age?,
             simulation_min_survival: simulation_min_survival?,
@@ -289,6 +293,7 @@ impl Config<'_> {
             rollback_max_test_age: rollback_max_test_age?,
             min_confidence: min_confidence?,
             approval_expire_after: approval_expire_after?,
+            reconcile_window: reconcile_window?,
         })
     }
 
@@ -428,6 +433,13 @@ impl Config<'_> {
                         format!("`{name}` is {} impact but has no rollback playbook: every execution of it will be denied", entry.impact),
                     );
                 }
+                let kubernetes = match &entry.kubernetes {
+                    Some(raw) => match self.kubernetes_request(&name, raw) {
+                        Some(request) => Some(request),
+                        None => continue,
+                    },
+                    None => None,
+                };
                 match ActionEntity::new(tool, verb, entry.impact) {
                     Ok(cedar) => {
                         actions.insert(
@@ -438,6 +450,7 @@ impl Config<'_> {
                                 verb: verb.clone(),
                                 impact: entry.impact,
                                 rollback,
+                                kubernetes,
                                 cedar,
                             },
                         );

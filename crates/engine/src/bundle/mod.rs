@@ -99,6 +99,8 @@ pub struct Bundle {
     pub(crate) gitops: Option<platform::Gitops>,
     pub(crate) checkpoints: Option<Checkpoints>,
     pub(crate) mcp_servers: BTreeMap<String, mcp::McpServer>,
+    /// `system:serviceaccount:<ns>:<name>` → agent id.
+    pub(crate) kubernetes_users: HashMap<String, String>,
     pub(crate) warnings: Vec<Diagnostic>,
 }
 
@@ -189,6 +191,31 @@ impl Bundle {
         self.gitops.as_ref()
     }
 
+    /// The agent whose credential is the Kubernetes user `username`
+    /// (`system:serviceaccount:<namespace>:<name>`).
+    pub fn agent_by_kubernetes_user(&self, username: &str) -> Option<&Agent> {
+        self.kubernetes_users
+            .get(username)
+            .and_then(|id| self.agents.get(id))
+    }
+
+    /// The inventory actions an API-server request of `verb` on `resource`
+    /// (`resource/subresource`) in `api_group` is, in name order.
+    pub fn actions_for_kubernetes(&self, verb: &str, resource: &str, api_group: &str) -> Vec<&str> {
+        let mut names: Vec<&str> = self
+            .actions
+            .values()
+            .filter(|a| {
+                a.kubernetes
+                    .as_ref()
+                    .is_some_and(|k| k.covers(verb, resource, api_group))
+            })
+            .map(|a| a.name.as_str())
+            .collect();
+        names.sort_unstable();
+        names
+    }
+
     /// Problems that did not refuse the bundle.
     pub fn warnings(&self) -> &[Diagnostic] {
         &self.warnings
@@ -224,6 +251,9 @@ pub struct Action {
     pub impact: Impact,
     /// The playbook that undoes it.
     pub rollback: Option<String>,
+    /// The API-server requests that are this action, for reconciliation
+    /// with the audit log (`kubernetes:`).
+    pub kubernetes: Option<crate::reconcile::KubernetesRequest>,
     pub(crate) cedar: ActionEntity,
 }
 
@@ -253,6 +283,9 @@ pub struct Settings {
     pub min_confidence: f64,
     /// `approvals.expire_after` (default 15m).
     pub approval_expire_after: BundleDuration,
+    /// `reconcile.window` (default 5m): how long after a decision its
+    /// execution may show in the platform's audit log.
+    pub reconcile_window: BundleDuration,
 }
 
 /// At most `max` executions of `impact` or above per `per`, for one agent or

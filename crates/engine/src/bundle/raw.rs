@@ -47,6 +47,15 @@ pub(crate) struct RawConfig {
     #[serde(default)]
     pub mcp_servers: BTreeMap<String, Spanned<RawMcpServer>>,
     pub checkpoints: Option<Spanned<RawCheckpoints>>,
+    #[serde(default)]
+    pub reconcile: RawReconcile,
+}
+
+/// `reconcile:`: how the platform's audit log is matched to decisions.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawReconcile {
+    pub window: Option<Spanned<String>>,
 }
 
 /// `checkpoints:`: when the gateway signs the ledger's head.
@@ -136,6 +145,19 @@ pub(crate) struct RawAgent {
 pub(crate) struct RawVerb {
     pub impact: Impact,
     pub rollback: Option<Spanned<String>>,
+    pub kubernetes: Option<Spanned<RawKubernetesRequest>>,
+}
+
+/// Which API-server requests an action is, spelled as the audit log
+/// spells them.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawKubernetesRequest {
+    #[serde(default)]
+    pub verbs: Vec<Spanned<String>>,
+    pub resource: Spanned<String>,
+    #[serde(rename = "apiGroup")]
+    pub api_group: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -80,6 +80,7 @@ impl Config<'_> {
                         verb: READ_ONLY_VERB.to_owned(),
                         impact: Impact::Read,
                         rollback: None,
+                        kubernetes: None,
                         cedar,
                     },
                 );

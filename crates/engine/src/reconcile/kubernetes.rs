@@ -1,0 +1,324 @@
+//! The Kubernetes API server's audit events (`audit.k8s.io/v1`), as the
+//! webhook backend posts them (an `EventList`) and the log backend writes
+//! them (one `Event` per line): the fields reconciliation reads, checked,
+//! and [`classify`] — what one event says about an agent.
+//!
+//! Every other field of an event (request and response bodies, source
+//! IPs, annotations) is ignored, never kept: the ledger holds what the
+//! match needs and no more.
+
+use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
+
+use super::PlatformWrite;
+use crate::{Bundle, bundle::platform::is_write_verb};
+
+/// The only audit API version read.
+pub const API_VERSION: &str = "audit.k8s.io/v1";
+/// The stage at which an event carries its response code.
+pub const RESPONSE_COMPLETE: &str = "ResponseComplete";
+/// The most an identifier-like field of an event may hold (`auditID`,
+/// `stage`, `verb`, resource parts).
+const MAX_ID: usize = 128;
+/// The most a user name, namespace or object name may hold (Kubernetes
+/// names are at most 253 bytes).
+const MAX_NAME: usize = 512;
+
+/// The webhook backend's body.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EventList {
+    /// `EventList`.
+    #[serde(default)]
+    pub kind: Option<String>,
+    /// `audit.k8s.io/v1`.
+    #[serde(default)]
+    pub api_version: Option<String>,
+    /// The events.
+    pub items: Vec<AuditEvent>,
+}
+
+/// One audit event: the fields reconciliation reads.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct AuditEvent {
+    /// `Event` (log lines carry it; list items may not).
+    #[serde(default, skip_serializing)]
+    pub kind: Option<String>,
+    /// `audit.k8s.io/v1`.
+    #[serde(default, skip_serializing)]
+    pub api_version: Option<String>,
+    /// Unique per request; each stage of a request repeats it.
+    #[serde(rename = "auditID")]
+    pub audit_id: String,
+    /// `RequestReceived`, `ResponseStarted`, `ResponseComplete`, `Panic`.
+    pub stage: String,
+    /// The request's verb (`create`, `patch`, `get`, …).
+    pub verb: String,
+    /// Who made the request.
+    pub user: UserInfo,
+    /// The object the request was about, when it was about one.
+    #[serde(default)]
+    pub object_ref: Option<ObjectRef>,
+    /// The response's status, once there is a response.
+    #[serde(default)]
+    pub response_status: Option<ResponseStatus>,
+    /// When the API server received the request.
+    pub request_received_timestamp: Timestamp,
+}
+
+/// `user` of an event.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq)]
+pub struct UserInfo {
+    /// e.g. `system:serviceaccount:ops:incident-bot`.
+    pub username: String,
+}
+
+/// `objectRef` of an event.
+#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct ObjectRef {
+    /// e.g. `deployments`.
+    #[serde(default)]
+    pub resource: Option<String>,
+    /// e.g. `scale`.
+    #[serde(default)]
+    pub subresource: Option<String>,
+    /// Absent for cluster-scoped objects.
+    #[serde(default)]
+    pub namespace: Option<String>,
+    /// Absent for a collection, or a create whose name the server makes.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// Absent or empty for the core group.
+    #[serde(default)]
+    pub api_group: Option<String>,
+}
+
+/// `responseStatus` of an event.
+#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq, Eq)]
+pub struct ResponseStatus {
+    /// The HTTP status code.
+    #[serde(default)]
+    pub code: Option<i32>,
+}
+
+/// What is wrong with an event: the field (a JSON path within the event)
+/// and why.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{field}: {problem}")]
+pub struct EventError {
+    /// e.g. `objectRef.name`.
+    pub field: &'static str,
+    /// What is wrong.
+    pub problem: String,
+}
+
+impl EventList {
+    /// Checks the list's kind and version and every event in it.
+    ///
+    /// # Errors
+    /// The first problem, its field prefixed with `items[i].`.
+    pub fn check(&self) -> Result<(), (String, String)> {
+        if let Some(kind) = self.kind.as_deref()
+            && kind != "EventList"
+        {
+            return Err(("kind".into(), format!("`{kind}` is not EventList")));
+        }
+        if let Some(version) = self.api_version.as_deref()
+            && version != API_VERSION
+        {
+            return Err((
+                "apiVersion".into(),
+                format!("`{version}` is not {API_VERSION}"),
+            ));
+        }
+        for (i, event) in self.items.iter().enumerate() {
+            event
+                .check()
+                .map_err(|e| (format!("items[{i}].{}", e.field), e.problem))?;
+        }
+        Ok(())
+    }
+}
+
+impl AuditEvent {
+    /// Checks what reconciliation reads: an event that names its own kind
+    /// or version names these; identifiers and names are bounded and hold
+    /// no control characters (they may end up in a ledger record).
+    ///
+    /// # Errors
+    /// The first problem, naming its field.
+    pub fn check(&self) -> Result<(), EventError> {
+        if let Some(kind) = self.kind.as_deref()
+            && kind != "Event"
+        {
+            return Err(problem("kind", format!("`{kind}` is not Event")));
+        }
+        if let Some(version) = self.api_version.as_deref()
+            && version != API_VERSION
+        {
+            return Err(problem(
+                "apiVersion",
+                format!("`{version}` is not {API_VERSION}"),
+            ));
+        }
+        text("auditID", &self.audit_id, MAX_ID, false)?;
+        text("stage", &self.stage, MAX_ID, false)?;
+        text("verb", &self.verb, MAX_ID, false)?;
+        text("user.username", &self.user.username, MAX_NAME, false)?;
+        if let Some(object) = &self.object_ref {
+            for (field, value, max) in [
+                ("objectRef.resource", &object.resource, MAX_ID),
+                ("objectRef.subresource", &object.subresource, MAX_ID),
+                ("objectRef.apiGroup", &object.api_group, MAX_NAME),
+                ("objectRef.namespace", &object.namespace, MAX_NAME),
+                ("objectRef.name", &object.name, MAX_NAME),
+            ] {
+                if let Some(value) = value {
+                    text(field, value, max, true)?;
+                }
+            }
+        }
+        if let Some(code) = self.response_status.as_ref().and_then(|s| s.code)
+            && !(100..=599).contains(&code)
+        {
+            return Err(problem(
+                "responseStatus.code",
+                format!("{code} is not an HTTP status"),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The event's identity for at-most-once counting: a request's stages
+    /// share its auditID.
+    pub fn key(&self) -> String {
+        format!("{}/{}", self.audit_id, self.stage)
+    }
+
+    /// The response code, when the event has one.
+    pub fn code(&self) -> Option<i32> {
+        self.response_status.as_ref().and_then(|s| s.code)
+    }
+
+    /// `resource` or `resource/subresource`.
+    pub fn resource(&self) -> String {
+        let object = self.object_ref.as_ref();
+        let resource = object
+            .and_then(|o| o.resource.as_deref())
+            .unwrap_or_default();
+        match object.and_then(|o| o.subresource.as_deref()) {
+            Some(sub) if !sub.is_empty() => format!("{resource}/{sub}"),
+            _ => resource.to_owned(),
+        }
+    }
+
+    fn field<'a>(&'a self, pick: impl Fn(&'a ObjectRef) -> &'a Option<String>) -> &'a str {
+        self.object_ref
+            .as_ref()
+            .and_then(|o| pick(o).as_deref())
+            .unwrap_or_default()
+    }
+}
+
+fn problem(field: &'static str, problem: impl Into<String>) -> EventError {
+    EventError {
+        field,
+        problem: problem.into(),
+    }
+}
+
+fn text(
+    field: &'static str,
+    value: &str,
+    max: usize,
+    may_be_empty: bool,
+) -> Result<(), EventError> {
+    if value.is_empty() && !may_be_empty {
+        return Err(problem(field, "is empty"));
+    }
+    if value.len() > max {
+        return Err(problem(
+            field,
+            format!("{} bytes; at most {max}", value.len()),
+        ));
+    }
+    if value.chars().any(char::is_control) {
+        return Err(problem(field, "control characters are not allowed"));
+    }
+    Ok(())
+}
+
+/// What one event says about an agent.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Reading<'a> {
+    /// Nothing: not the final stage, not an agent's credential, or a read.
+    Ignored(Ignored),
+    /// The API server refused the agent's credential (403): an attempt
+    /// outside what the platform grants it.
+    Denied {
+        /// The agent.
+        agent: &'a str,
+    },
+    /// A write by the agent's credential, to be matched to a decision.
+    Write {
+        /// The agent.
+        agent: &'a str,
+        /// What matching reads.
+        write: PlatformWrite<'a>,
+    },
+}
+
+/// Why an event says nothing about an agent.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Ignored {
+    /// Not `ResponseComplete`: the final stage carries the response code,
+    /// and counting one stage per request keeps a request one sample.
+    Stage,
+    /// Not the credential of any agent of the bundle.
+    NotAnAgent,
+    /// A read (`get`, `list`, `watch`) that was not refused.
+    Read,
+}
+
+impl Ignored {
+    /// As counted in responses and metrics.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Ignored::Stage => "stage",
+            Ignored::NotAnAgent => "not_an_agent",
+            Ignored::Read => "read",
+        }
+    }
+}
+
+/// What `event` says about an agent of `bundle`.
+pub fn classify<'a>(bundle: &'a Bundle, event: &'a AuditEvent) -> Reading<'a> {
+    if event.stage != RESPONSE_COMPLETE {
+        return Reading::Ignored(Ignored::Stage);
+    }
+    let Some(agent) = bundle.agent_by_kubernetes_user(&event.user.username) else {
+        return Reading::Ignored(Ignored::NotAnAgent);
+    };
+    let agent = agent.id.as_str();
+    if event.code() == Some(403) {
+        return Reading::Denied { agent };
+    }
+    if !is_write_verb(&event.verb) {
+        return Reading::Ignored(Ignored::Read);
+    }
+    let resource = event.resource();
+    let actions =
+        bundle.actions_for_kubernetes(&event.verb, &resource, event.field(|o| &o.api_group));
+    let name = event.field(|o| &o.name);
+    Reading::Write {
+        agent,
+        write: PlatformWrite {
+            actions,
+            namespace: event.field(|o| &o.namespace),
+            name: (!name.is_empty()).then_some(name),
+            at: event.request_received_timestamp,
+        },
+    }
+}

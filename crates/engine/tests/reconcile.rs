@@ -1,0 +1,201 @@
+//! Reconciliation's pure half: inventory `kubernetes:` entries and
+//! `reconcile:` as a bundle reads them, and what an audit event says.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+
+mod common;
+
+use clearance_engine::{
+    Bundle,
+    reconcile::kubernetes::{AuditEvent, EventList, Ignored, Reading, classify},
+};
+use common::{POLICY, bundle_with};
+
+const CONFIG: &str = r#"
+policy_owner: platform-team@example.com
+agents:
+  incident-bot:
+    owner: oncall@example.com
+    phase: autonomous
+    credential_scope: k8s:sa/ops/incident-bot
+    domains: [payments]
+  aws-bot:
+    owner: oncall@example.com
+    phase: shadow
+    credential_scope: aws:role/aws-bot
+tools:
+  kubectl:
+    get:     { impact: read }
+    scale:   { impact: high, rollback: scale-back, kubernetes: { verbs: [update, patch], resource: deployments/scale, apiGroup: apps } }
+    restart: { impact: medium, kubernetes: { verbs: [patch], resource: deployments } }
+rollbacks:
+  scale-back: { description: scale back, cost: "< 1 min" }
+reconcile: { window: 2m }
+"#;
+
+fn compiled(config: &str) -> Bundle {
+    bundle_with(config, &[("policies/scope.cedar", POLICY)]).expect("valid bundle")
+}
+
+fn refused(config: &str) -> String {
+    bundle_with(config, &[("policies/scope.cedar", POLICY)])
+        .expect_err("the bundle must be refused")
+        .to_string()
+}
+
+fn event(json: &str) -> AuditEvent {
+    serde_json::from_str(json).expect("an audit event")
+}
+
+const SCALE: &str = r#"{
+  "kind": "Event", "apiVersion": "audit.k8s.io/v1", "level": "Metadata",
+  "auditID": "7f1c", "stage": "ResponseComplete", "verb": "patch",
+  "requestURI": "/apis/apps/v1/namespaces/payments/deployments/checkout-api/scale",
+  "user": { "username": "system:serviceaccount:ops:incident-bot", "groups": ["system:serviceaccounts"] },
+  "sourceIPs": ["10.0.0.7"],
+  "objectRef": { "resource": "deployments", "subresource": "scale", "namespace": "payments", "name": "checkout-api", "apiGroup": "apps", "apiVersion": "v1" },
+  "responseStatus": { "metadata": {}, "code": 200 },
+  "requestReceivedTimestamp": "2026-11-21T12:00:01.000000Z",
+  "stageTimestamp": "2026-11-21T12:00:01.020000Z"
+}"#;
+
+#[test]
+fn the_window_and_the_requests_of_an_action_are_read() {
+    let bundle = compiled(CONFIG);
+    assert_eq!(bundle.settings().reconcile_window.to_string(), "2m");
+    let scale = bundle
+        .action("kubectl:scale")
+        .unwrap()
+        .kubernetes
+        .clone()
+        .unwrap();
+    assert_eq!(scale.resource, "deployments/scale");
+    assert_eq!(scale.api_group.as_deref(), Some("apps"));
+    assert!(bundle.action("kubectl:get").unwrap().kubernetes.is_none());
+    let default = compiled(&CONFIG.replace("reconcile: { window: 2m }\n", ""));
+    assert_eq!(default.settings().reconcile_window.to_string(), "5m");
+}
+
+#[test]
+fn a_write_by_an_agents_service_account_is_read_as_its_actions() {
+    let bundle = compiled(CONFIG);
+    let event = event(SCALE);
+    event.check().unwrap();
+    let Reading::Write { agent, write } = classify(&bundle, &event) else {
+        panic!("a write");
+    };
+    assert_eq!(agent, "incident-bot");
+    assert_eq!(write.actions, vec!["kubectl:scale"]);
+    assert_eq!(
+        (write.namespace, write.name),
+        ("payments", Some("checkout-api"))
+    );
+    assert_eq!(event.key(), "7f1c/ResponseComplete");
+}
+
+#[test]
+fn a_write_no_action_declares_is_still_a_write_with_no_actions() {
+    let bundle = compiled(CONFIG);
+    let event = event(&SCALE.replace("\"verb\": \"patch\"", "\"verb\": \"delete\""));
+    let Reading::Write { write, .. } = classify(&bundle, &event) else {
+        panic!("a write");
+    };
+    assert!(write.actions.is_empty());
+    // The group is part of the request: the same resource elsewhere is not `scale`.
+    let elsewhere = event_in_group("extensions");
+    let Reading::Write { write, .. } = classify(&bundle, &elsewhere) else {
+        panic!("a write");
+    };
+    assert!(write.actions.is_empty());
+}
+
+fn event_in_group(group: &str) -> AuditEvent {
+    event(&SCALE.replace(
+        "\"apiGroup\": \"apps\"",
+        &format!("\"apiGroup\": \"{group}\""),
+    ))
+}
+
+#[test]
+fn other_stages_other_users_and_reads_are_ignored_and_403_is_denied() {
+    let bundle = compiled(CONFIG);
+    let stage = event(&SCALE.replace("ResponseComplete", "RequestReceived"));
+    assert_eq!(classify(&bundle, &stage), Reading::Ignored(Ignored::Stage));
+    let other = event(&SCALE.replace("ops:incident-bot", "ops:deployer"));
+    assert_eq!(
+        classify(&bundle, &other),
+        Reading::Ignored(Ignored::NotAnAgent)
+    );
+    let read = event(&SCALE.replace("\"verb\": \"patch\"", "\"verb\": \"get\""));
+    assert_eq!(classify(&bundle, &read), Reading::Ignored(Ignored::Read));
+    let denied = event(&SCALE.replace("\"code\": 200", "\"code\": 403"));
+    assert_eq!(
+        classify(&bundle, &denied),
+        Reading::Denied {
+            agent: "incident-bot"
+        }
+    );
+}
+
+#[test]
+fn hostile_events_are_refused_naming_the_field() {
+    let long = "x".repeat(200);
+    let cases = [
+        (SCALE.replace("\"7f1c\"", "\"\""), "auditID"),
+        (SCALE.replace("\"7f1c\"", &format!("\"{long}\"")), "auditID"),
+        (
+            SCALE.replace("checkout-api\"", "checkout\\u001b[2J\""),
+            "objectRef.name",
+        ),
+        (
+            SCALE.replace("\"code\": 200", "\"code\": 9000"),
+            "responseStatus.code",
+        ),
+        (
+            SCALE.replace("\"kind\": \"Event\"", "\"kind\": \"Pod\""),
+            "kind",
+        ),
+        (
+            SCALE.replace(
+                "audit.k8s.io/v1\", \"level",
+                "audit.k8s.io/v1beta1\", \"level",
+            ),
+            "apiVersion",
+        ),
+    ];
+    for (json, field) in cases {
+        let error = event(&json).check().expect_err(field);
+        assert_eq!(error.field, field, "{error}");
+    }
+    let list: EventList = serde_json::from_str(&format!(
+        r#"{{"kind":"EventList","apiVersion":"audit.k8s.io/v1","items":[{SCALE},{}]}}"#,
+        SCALE.replace("\"code\": 200", "\"code\": 42")
+    ))
+    .unwrap();
+    assert_eq!(list.check().unwrap_err().0, "items[1].responseStatus.code");
+}
+
+#[test]
+fn malformed_kubernetes_entries_are_located_errors() {
+    let read_verb = refused(&CONFIG.replace("verbs: [update, patch]", "verbs: [get]"));
+    assert!(read_verb.contains("`get` only reads"), "{read_verb}");
+    let wildcard = refused(&CONFIG.replace("verbs: [update, patch]", "verbs: [\"*\"]"));
+    assert!(wildcard.contains("is not one of create"), "{wildcard}");
+    let empty = refused(&CONFIG.replace("verbs: [update, patch]", "verbs: []"));
+    assert!(empty.contains("kubernetes.verbs is empty"), "{empty}");
+    let resource = refused(&CONFIG.replace("deployments/scale", "Deployments/scale/x"));
+    assert!(
+        resource.contains("must be `resource` or `resource/subresource`"),
+        "{resource}"
+    );
+    let group = refused(&CONFIG.replace("apiGroup: apps", "apiGroup: \"Apps!\""));
+    assert!(group.contains("kubernetes.apiGroup"), "{group}");
+    let unknown = refused(&CONFIG.replace("apiGroup: apps", "api_group: apps"));
+    assert!(unknown.contains("api_group"), "{unknown}");
+    let window = refused(&CONFIG.replace("window: 2m", "window: soon"));
+    assert!(window.contains("reconcile.window"), "{window}");
+    assert!(
+        read_verb.contains("clearance.yaml:"),
+        "located: {read_verb}"
+    );
+}
