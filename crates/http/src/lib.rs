@@ -72,6 +72,12 @@ pub fn router<S: Store>(gateway: Arc<Gateway<S>>) -> Router {
             post(routes::agents::investigate::<S>),
         )
         .route("/v1/evidence", post(routes::agents::evidence::<S>))
+        .route(
+            "/v1/platform-events/kubernetes",
+            post(routes::platform::kubernetes::<S>).layer(DefaultBodyLimit::max(
+                routes::platform::MAX_AUDIT_BODY_BYTES,
+            )),
+        )
         .route("/v1/audit", get(routes::audit::page::<S>))
         .route("/v1/audit/verify", get(routes::audit::verify::<S>))
         .route("/healthz", get(routes::ops::healthz::<S>))

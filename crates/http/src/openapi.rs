@@ -5,7 +5,7 @@ use utoipa::{
     openapi::security::{Http, HttpAuthScheme, SecurityScheme},
 };
 
-use crate::routes::{agents, approvals, audit, decisions, evidence, kill_switches, ops};
+use crate::routes::{agents, approvals, audit, decisions, evidence, kill_switches, ops, platform};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -17,6 +17,7 @@ use crate::routes::{agents, approvals, audit, decisions, evidence, kill_switches
         kill_switches::trip, kill_switches::list, kill_switches::reset,
                 agents::list, agents::show, agents::evidence, agents::promote, agents::sign_off, agents::investigate,
         audit::page, audit::verify, audit::lineage,
+        platform::kubernetes,
         ops::healthz, ops::metrics,
     ),
     modifiers(&BearerAuth),

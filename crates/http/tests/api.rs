@@ -97,7 +97,7 @@ async fn the_five_checks_are_fed_by_recorded_evidence(server: Server) {
     let record = &page["records"].as_array().unwrap().last().unwrap()["payload"];
     assert_eq!(record["decision_id"], allowed["decision_id"]);
     assert_eq!(record["request"]["plan_id"], "plan-7");
-    assert_eq!(record["credential_scope"], "k8s:sa/autonomous-bot");
+    assert_eq!(record["credential_scope"], "k8s:sa/ops/autonomous-bot");
     assert_eq!(
         record["identity"],
         json!({ "kind": "agent", "agent": "autonomous-bot" })

@@ -22,6 +22,9 @@ pub struct Lineage {
     /// The `approval.approved` / `approval.denied` records of the approval
     /// this decision opened, in ledger order.
     pub approval_records: Vec<LedgerRecord>,
+    /// The `platform_event` records of the platform's audit log that
+    /// matched it (one at most: each decision is matched once).
+    pub platform_events: Vec<LedgerRecord>,
     /// The `outcome` record, once reported.
     pub outcome: Option<LedgerRecord>,
 }
@@ -106,7 +109,8 @@ impl<S: Store> Audit<'_, S> {
     }
 
     /// Decision `id` and what followed from it: its record, its approval
-    /// and the operators' verdicts, its outcome.
+    /// and the operators' verdicts, the platform event that ran it, its
+    /// outcome.
     ///
     /// # Errors
     /// `Forbidden` for anyone but an operator; `NotFound`; `Unavailable`.
@@ -170,10 +174,21 @@ impl<S: Store> Audit<'_, S> {
                 .next(),
             None => None,
         };
+        let platform_events = match store.platform_event_of(id).await.map_err(unavailable)? {
+            Some(event) => store
+                .records(event.seq.saturating_sub(1), 1)
+                .await
+                .map_err(unavailable)?
+                .into_iter()
+                .filter(|record| record.seq == event.seq && record.kind == "platform_event")
+                .collect(),
+            None => Vec::new(),
+        };
         Ok(Lineage {
             decision,
             approval,
             approval_records,
+            platform_events,
             outcome,
         })
     }

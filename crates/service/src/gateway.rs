@@ -17,6 +17,7 @@ use crate::{
     core::{Clock, Core, Follower, Plan, hard_stop_horizon},
     decisions::Decisions,
     kill_switches::KillSwitches,
+    reconcile::Reconcile,
     records::{RegistrationRecord, json, own_effects},
     reports::Reports,
     state::State,
@@ -284,5 +285,10 @@ impl<S: Store> Gateway<S> {
     /// Reading the ledger back.
     pub fn audit(&self) -> Audit<'_, S> {
         Audit { core: &self.core }
+    }
+
+    /// Reading the platform's audit log against the ledger.
+    pub fn reconcile(&self) -> Reconcile<'_, S> {
+        Reconcile { core: &self.core }
     }
 }

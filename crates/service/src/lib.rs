@@ -1,7 +1,7 @@
 //! clearance's use cases, written once for every face. [`Gateway`] is the
 //! running service; it hands out one service per use case —
 //! [`Decisions`], [`Approvals`], [`KillSwitches`], [`Reports`], [`Trust`],
-//! [`Audit`] — over a shared core whose one door, `transact`, writes every
+//! [`Audit`], [`Reconcile`] — over a shared core whose one door, `transact`, writes every
 //! change to the ledger before it takes effect.
 //!
 //! The engine decides; the store persists; this crate sequences the two,
@@ -19,6 +19,7 @@ mod identity;
 mod kill_switches;
 mod metrics;
 mod platform;
+mod reconcile;
 pub mod records;
 mod reports;
 mod state;
@@ -37,6 +38,8 @@ pub use identity::{new_token, token_hash};
 pub use kill_switches::{KillSwitchInput, KillSwitchView, KillSwitches};
 pub use metrics::Metrics;
 pub use platform::{PhaseChanged, Publication, PublicationState};
+pub use reconcile::{KUBERNETES_AUDIT, Reconcile, ReconcileReport, ReconciledEvent};
+pub use records::PlatformVerdict;
 pub use reports::{Reports, RollbackTestReport, SimulationInput};
 pub use tokens::issue_token;
 pub use trust::{AgentView, EvidenceInput, EvidenceReceipt, EvidenceSummary, PromotionView, Trust};

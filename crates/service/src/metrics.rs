@@ -46,6 +46,7 @@ pub struct Metrics {
     unreadable: Counter,
     publications: Family<KindLabels, Counter>,
     publications_pending: Gauge,
+    platform_events: Family<KindLabels, Counter>,
 }
 
 impl Default for Metrics {
@@ -127,8 +128,15 @@ impl Default for Metrics {
             "Agents whose latest phase change is not yet published (pending or failed)",
             publications_pending.clone(),
         );
+        let platform_events = Family::<KindLabels, Counter>::default();
+        registry.register(
+            "platform_events",
+            "Events of the platform's audit log reconciled, by result (matched, out_of_scope, denied, duplicate, ignored)",
+            platform_events.clone(),
+        );
         Metrics {
             registry,
+            platform_events,
             publications,
             publications_pending,
             followed,
@@ -187,6 +195,12 @@ impl Metrics {
 
     pub(crate) fn demotion(&self, cause: &'static str) {
         self.demotions.get_or_create(&CauseLabels { cause }).inc();
+    }
+
+    pub(crate) fn platform_event(&self, kind: &'static str) {
+        self.platform_events
+            .get_or_create(&KindLabels { kind })
+            .inc();
     }
 
     pub(crate) fn evidence(&self, kind: &'static str) {

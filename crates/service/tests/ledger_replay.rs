@@ -15,7 +15,9 @@ mod support;
 
 use std::collections::BTreeSet;
 
-use clearance_engine::{Identity, Outcome, ReportedOutcome, facts::KillScope};
+use clearance_engine::{
+    Identity, Outcome, ReportedOutcome, facts::KillScope, reconcile::kubernetes::EventList,
+};
 use clearance_service::{
     EvidenceInput, KillSwitchInput, OutcomeReport,
     records::{KINDS, effects_of},
@@ -108,6 +110,33 @@ async fn every_kind<S: Store>(world: &World<S>) -> String {
         )
         .await
         .unwrap();
+    // The platform's audit log: the scale ran (matched), and shadow-bot's
+    // own credential was refused a delete (an unsafe attempt).
+    let event = |id: &str, account: &str, verb: &str, code: u16| {
+        serde_json::json!({
+            "auditID": id, "stage": "ResponseComplete", "verb": verb,
+            "user": { "username": format!("system:serviceaccount:ops:{account}") },
+            "objectRef": { "resource": "deployments", "subresource": "scale", "namespace": "payments", "name": "checkout-api-1", "apiGroup": "apps" },
+            "responseStatus": { "code": code },
+            "requestReceivedTimestamp": world.gateway.now(),
+        })
+    };
+    let events: EventList = serde_json::from_value(serde_json::json!({
+        "kind": "EventList", "apiVersion": "audit.k8s.io/v1",
+        "items": [event("e-1", "autonomous-bot", "patch", 200), event("e-2", "shadow-bot", "delete", 403)],
+    }))
+    .unwrap();
+    let reconciled = world
+        .gateway
+        .reconcile()
+        .kubernetes(&world.harness, &events)
+        .await
+        .unwrap();
+    assert_eq!(
+        (reconciled.matched, reconciled.denied),
+        (1, 1),
+        "{reconciled:?}"
+    );
     let switch = world
         .gateway
         .kill_switches()

@@ -14,7 +14,10 @@ use jiff::Timestamp;
 
 use crate::{
     Effect, StoreError,
-    rows::{AgentRow, ApprovalState, AuditQuery, DecisionRow, EvidenceRow, StoredState, TokenRow},
+    rows::{
+        AgentRow, ApprovalState, AuditQuery, DecisionRow, EvidenceRow, ExecutionCandidate,
+        PlatformEventRow, StoredState, TokenRow,
+    },
 };
 
 /// Why a batch's effects were not applied: the entry at `index` (in the
@@ -178,6 +181,29 @@ pub trait Backend: Send + Sync + 'static {
         &self,
         id: &str,
     ) -> impl Future<Output = Result<Option<DecisionRow>, StoreError>> + Send;
+
+    /// Allowed executions of `agent` decided from `from` to `to`
+    /// (inclusive), oldest first, at most `limit`: what a platform write
+    /// may be the running of.
+    fn execution_candidates(
+        &self,
+        agent: &str,
+        from: Timestamp,
+        to: Timestamp,
+        limit: u32,
+    ) -> impl Future<Output = Result<Vec<ExecutionCandidate>, StoreError>> + Send;
+
+    /// The platform event recorded under `key`, if any.
+    fn find_platform_event(
+        &self,
+        key: &str,
+    ) -> impl Future<Output = Result<Option<PlatformEventRow>, StoreError>> + Send;
+
+    /// The platform event that matched decision `decision_id`, if any.
+    fn platform_event_of(
+        &self,
+        decision_id: &str,
+    ) -> impl Future<Output = Result<Option<PlatformEventRow>, StoreError>> + Send;
 
     /// The approval with this id, whatever its status.
     fn find_approval(

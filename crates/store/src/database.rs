@@ -11,8 +11,8 @@ use crate::{
     Applier, Effect, Entry, Store, StoreError, Submitted,
     backend::Backend,
     rows::{
-        AgentRow, ApprovalState, AuditQuery, DecisionRow, EvidenceRow, StoredState, TokenRow,
-        VerifyReport,
+        AgentRow, ApprovalState, AuditQuery, DecisionRow, EvidenceRow, ExecutionCandidate,
+        PlatformEventRow, StoredState, TokenRow, VerifyReport,
     },
     writer::{self, Job},
 };
@@ -134,6 +134,29 @@ impl<B: Backend> Store for Database<B> {
 
     async fn find_decision(&self, id: &str) -> Result<Option<DecisionRow>, StoreError> {
         self.backend.find_decision(id).await
+    }
+
+    async fn execution_candidates(
+        &self,
+        agent: &str,
+        from: Timestamp,
+        to: Timestamp,
+        limit: u32,
+    ) -> Result<Vec<ExecutionCandidate>, StoreError> {
+        self.backend
+            .execution_candidates(agent, from, to, limit)
+            .await
+    }
+
+    async fn find_platform_event(&self, key: &str) -> Result<Option<PlatformEventRow>, StoreError> {
+        self.backend.find_platform_event(key).await
+    }
+
+    async fn platform_event_of(
+        &self,
+        decision_id: &str,
+    ) -> Result<Option<PlatformEventRow>, StoreError> {
+        self.backend.platform_event_of(decision_id).await
     }
 
     async fn find_approval(&self, id: &str) -> Result<Option<ApprovalState>, StoreError> {

@@ -14,8 +14,8 @@ use crate::{
         role, seq, timestamp,
     },
     rows::{
-        AgentRow, ApprovalRow, DecisionIndex, DecisionRow, ExecutionRow, KillSwitchRow,
-        PromotionRow, RollbackTestRow, TokenRow,
+        AgentRow, ApprovalRow, DecisionIndex, DecisionRow, ExecutionCandidate, ExecutionRow,
+        KillSwitchRow, PlatformEventRow, PromotionRow, RollbackTestRow, TokenRow,
     },
 };
 
@@ -155,6 +155,22 @@ pub(crate) fn token(row: &impl Columns) -> Result<TokenRow, StoreError> {
         hash: row.text("hash")?,
         identity,
         created_at: timestamp(&row.text("created_at")?)?,
+    })
+}
+
+pub(crate) fn execution_candidate(row: &impl Columns) -> Result<ExecutionCandidate, StoreError> {
+    Ok(ExecutionCandidate {
+        decision: decision(row)?,
+        payload: row.text("payload")?,
+        matched: row.int("matched")? != 0,
+    })
+}
+
+pub(crate) fn platform_event(row: &impl Columns) -> Result<PlatformEventRow, StoreError> {
+    Ok(PlatformEventRow {
+        key: row.text("event_key")?,
+        decision_id: row.optional_text("decision_id")?,
+        seq: seq(row.int("seq")?)?,
     })
 }
 

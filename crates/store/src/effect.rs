@@ -125,6 +125,14 @@ pub enum Effect {
         /// How it ended.
         status: PromotionStatus,
     },
+    /// An event of the platform's audit log was reconciled; refused when
+    /// the event is already recorded or the decision already matched.
+    PlatformEventRecorded {
+        /// `<source>:<auditID>/<stage>`.
+        key: String,
+        /// The allowed execution it ran, when it matched one.
+        decision_id: Option<String>,
+    },
     /// A bundle revision became active. No table holds it: the record is
     /// the history, and other instances follow it from there.
     BundleActivated {

@@ -39,8 +39,8 @@ pub use location::{Location, LocationError};
 pub use postgres::{Postgres, PostgresStore};
 pub use rows::{
     AgentRow, AgentVersion, ApprovalRow, ApprovalState, AuditQuery, DecisionIndex, DecisionRow,
-    EvidenceRow, ExecutionRow, KillSwitchRow, PromotionRow, PromotionStatus, RollbackTestRow,
-    StoredState, TokenRow, VerifyReport, is_open,
+    EvidenceRow, ExecutionCandidate, ExecutionRow, KillSwitchRow, PlatformEventRow, PromotionRow,
+    PromotionStatus, RollbackTestRow, StoredState, TokenRow, VerifyReport, is_open,
 };
 pub use sqlite::{Sqlite, SqliteStore};
 
@@ -136,6 +136,29 @@ pub trait Store: Send + Sync + 'static {
         &self,
         id: &str,
     ) -> impl Future<Output = Result<Option<DecisionRow>, StoreError>> + Send;
+
+    /// Allowed executions of `agent` decided from `from` to `to`
+    /// (inclusive), oldest first, at most `limit`: what a platform write
+    /// may be the running of.
+    fn execution_candidates(
+        &self,
+        agent: &str,
+        from: Timestamp,
+        to: Timestamp,
+        limit: u32,
+    ) -> impl Future<Output = Result<Vec<ExecutionCandidate>, StoreError>> + Send;
+
+    /// The platform event recorded under `key`, if any.
+    fn find_platform_event(
+        &self,
+        key: &str,
+    ) -> impl Future<Output = Result<Option<PlatformEventRow>, StoreError>> + Send;
+
+    /// The platform event that matched decision `decision_id`, if any.
+    fn platform_event_of(
+        &self,
+        decision_id: &str,
+    ) -> impl Future<Output = Result<Option<PlatformEventRow>, StoreError>> + Send;
 
     /// The approval with this id, whatever its status.
     fn find_approval(

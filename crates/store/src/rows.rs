@@ -41,6 +41,29 @@ pub struct DecisionRow {
     pub reported: Option<ReportedOutcome>,
 }
 
+/// An allowed execution a platform write may be the running of: its
+/// index, its record, and whether an event already matched it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ExecutionCandidate {
+    /// The decision as indexed, with its record's seq and reported outcome.
+    pub decision: DecisionRow,
+    /// Its ledger record's payload (the request it allowed).
+    pub payload: String,
+    /// Already matched by a platform event.
+    pub matched: bool,
+}
+
+/// A platform event as reconciled.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PlatformEventRow {
+    /// `<source>:<auditID>/<stage>`.
+    pub key: String,
+    /// The decision it matched, if any.
+    pub decision_id: Option<String>,
+    /// Its ledger record.
+    pub seq: u64,
+}
+
 /// An allowed execution, for the hard stops.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ExecutionRow {

@@ -81,7 +81,8 @@ pub(crate) async fn verify<S: Store>(
 
 /// A decision's lineage (operators): its record (request, identity, every
 /// check), the approval it opened or ran on with each operator's verdict
-/// and their records, and its outcome record once reported.
+/// and their records, the platform audit event that ran it, and its
+/// outcome record once reported.
 #[utoipa::path(get, path = "/v1/decisions/{id}", tag = "audit",
     params(("id" = String, Path, description = "The decision id")),
     responses((status = 200), (status = 403), (status = 404)), security(("bearer" = [])))]
@@ -106,6 +107,7 @@ pub(crate) async fn lineage<S: Store>(
         "decision": record(&lineage.decision),
         "approval": approval,
         "approval_records": lineage.approval_records.iter().map(record).collect::<Vec<_>>(),
+        "platform_events": lineage.platform_events.iter().map(record).collect::<Vec<_>>(),
         "outcome": lineage.outcome.as_ref().map(record),
     })))
 }

@@ -7,6 +7,7 @@ pub(crate) mod decisions;
 pub(crate) mod evidence;
 pub(crate) mod kill_switches;
 pub(crate) mod ops;
+pub(crate) mod platform;
 
 use std::sync::Arc;
 

@@ -21,15 +21,15 @@ use serde_json::{Value, json};
 pub const CONFIG: &str = r#"
 policy_owner: platform-team@example.com
 agents:
-  shadow-bot:     { owner: oncall@example.com, phase: shadow,     credential_scope: k8s:sa/shadow-bot,     domains: [payments, search, checkout] }
-  assist-bot:     { owner: oncall@example.com, phase: assist,     credential_scope: k8s:sa/assist-bot,     domains: [payments] }
-  remediate-bot:  { owner: oncall@example.com, phase: remediate,  credential_scope: k8s:sa/remediate-bot,  domains: [payments] }
-  autonomous-bot: { owner: oncall@example.com, phase: autonomous, credential_scope: k8s:sa/autonomous-bot, domains: [payments] }
+  shadow-bot:     { owner: oncall@example.com, phase: shadow,     credential_scope: k8s:sa/ops/shadow-bot,     domains: [payments, search, checkout] }
+  assist-bot:     { owner: oncall@example.com, phase: assist,     credential_scope: k8s:sa/ops/assist-bot,     domains: [payments] }
+  remediate-bot:  { owner: oncall@example.com, phase: remediate,  credential_scope: k8s:sa/ops/remediate-bot,  domains: [payments] }
+  autonomous-bot: { owner: oncall@example.com, phase: autonomous, credential_scope: k8s:sa/ops/autonomous-bot, domains: [payments] }
 tools:
   kubectl:
     get:             { impact: read }
-    rollout-restart: { impact: medium }
-    scale:           { impact: high, rollback: scale-back }
+    rollout-restart: { impact: medium, kubernetes: { verbs: [patch], resource: deployments, apiGroup: apps } }
+    scale:           { impact: high, rollback: scale-back, kubernetes: { verbs: [update, patch], resource: deployments/scale } }
 rollbacks:
   scale-back: { description: scale back, cost: "< 2 min" }
 approvals: { expire_after: 15m }

@@ -30,7 +30,7 @@ pub(crate) use decision::{DecisionFacts, DecisionRecord, decision_effects};
 use crate::ServiceError;
 
 /// Every kind of record, in the order `docs/ledger.md` lists them.
-pub const KINDS: [&str; 17] = [
+pub const KINDS: [&str; 18] = [
     "decision",
     "approval.approved",
     "approval.denied",
@@ -48,6 +48,7 @@ pub const KINDS: [&str; 17] = [
     "evidence",
     "promotion.opened",
     "promotion.signed",
+    "platform_event",
 ];
 
 /// Why a record's payload does not say what it changes.
@@ -228,6 +229,27 @@ pub fn effects_of(kind: &str, payload: &str, at: Timestamp) -> Result<Vec<Effect
                 }),
             }]
         }
+        "platform_event" => {
+            let r: PlatformEventView = parse(kind, payload)?;
+            let sample = match r.verdict {
+                PlatformVerdict::Matched => None,
+                PlatformVerdict::OutOfScope => Some(Sample::OutOfScopeAction),
+                PlatformVerdict::Denied => Some(Sample::UnsafeAttempt),
+            };
+            let mut effects = vec![Effect::PlatformEventRecorded {
+                key: r.event_key,
+                decision_id: r.decision_id,
+            }];
+            effects.extend(sample.map(|sample| {
+                Effect::EvidenceRecorded(EvidenceRow {
+                    agent: r.agent,
+                    incident_id: r.incident_id,
+                    at: r.at,
+                    sample,
+                })
+            }));
+            effects
+        }
         "evidence" => {
             let r: EvidenceRecord = parse(kind, payload)?;
             vec![Effect::EvidenceRecorded(EvidenceRow {
@@ -290,6 +312,63 @@ pub(crate) fn own_effects(
         tracing::error!(error = %e, "a record this version wrote does not read back");
         ServiceError::Unavailable
     })
+}
+
+/// What a platform event meant for its agent.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PlatformVerdict {
+    /// The running of an allowed execution.
+    Matched,
+    /// A write no allowed execution accounts for: the agent acted around
+    /// clearance.
+    OutOfScope,
+    /// The platform refused the agent's credential (403).
+    Denied,
+}
+
+impl PlatformVerdict {
+    /// As reported and counted.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PlatformVerdict::Matched => "matched",
+            PlatformVerdict::OutOfScope => "out_of_scope",
+            PlatformVerdict::Denied => "denied",
+        }
+    }
+}
+
+/// `platform_event`: an event of the platform's own audit log, reconciled.
+#[derive(Serialize)]
+pub(crate) struct PlatformEventRecord<'a, E: Serialize> {
+    /// `kubernetes-audit`.
+    pub source: &'a str,
+    /// `<source>:<auditID>/<stage>`: counted once.
+    pub event_key: &'a str,
+    /// `<source>:<auditID>`: the incident of the sample it is, if any.
+    pub incident_id: &'a str,
+    /// Top-level so that audits can filter by agent.
+    pub agent: &'a str,
+    pub verdict: PlatformVerdict,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub decision_id: Option<&'a str>,
+    /// When the platform received the request.
+    pub at: Timestamp,
+    /// The fields of the event the match read.
+    pub event: &'a E,
+    pub reported_by: &'a str,
+}
+
+/// What `platform_event`'s effects read of it.
+#[derive(Deserialize)]
+struct PlatformEventView {
+    event_key: String,
+    incident_id: String,
+    agent: String,
+    verdict: PlatformVerdict,
+    #[serde(default)]
+    decision_id: Option<String>,
+    at: Timestamp,
 }
 
 /// `approval.approved`, `approval.denied`.

@@ -6,7 +6,8 @@
 //! [`InFlight::admit`] is where every at-most-once rule is checked for this
 //! instance: an approval used or settled once, one outcome per decision,
 //! one reset per trip, one sample per agent, kind and incident, one phase
-//! change per agent at a time.
+//! change per agent at a time, one count per platform event and one match
+//! per decision.
 
 use std::collections::HashMap;
 
@@ -28,6 +29,8 @@ enum Key {
     Sample(String, &'static str, String),
     Agent(String),
     Promotion(String),
+    PlatformEvent(String),
+    Match(String),
 }
 
 #[derive(Debug, Default)]
@@ -58,6 +61,11 @@ impl InFlight {
     /// Approvals being opened.
     pub(crate) fn opening(&self) -> impl Iterator<Item = &ApprovalRow> {
         self.opening.values().map(|(_, row)| row)
+    }
+
+    /// Whether a platform event is being matched to decision `id`.
+    pub(crate) fn decision_being_matched(&self, id: &str) -> bool {
+        self.busy.contains_key(&Key::Match(id.to_owned()))
     }
 
     /// Whether an approval is being used or settled.
@@ -92,7 +100,7 @@ impl State {
     pub(crate) fn admit(&mut self, effects: &[Effect]) -> Result<Option<Claim>, ServiceError> {
         let mut keys = Vec::new();
         for effect in effects {
-            if let Some(key) = self.key_for(effect)? {
+            for key in self.key_for(effect)?.into_iter().chain(match_key(effect)) {
                 if self.in_flight.busy.contains_key(&key) || keys.contains(&key) {
                     return Err(ServiceError::Conflict(busy_message(&key)));
                 }
@@ -187,8 +195,20 @@ impl State {
                 Some(Key::Agent(row.id.clone()))
             }
             Effect::PromotionSigned { id, .. } => Some(Key::Promotion(id.clone())),
+            Effect::PlatformEventRecorded { key, .. } => Some(Key::PlatformEvent(key.clone())),
             _ => None,
         })
+    }
+}
+
+/// The decision a platform event claims, besides the event itself.
+fn match_key(effect: &Effect) -> Option<Key> {
+    match effect {
+        Effect::PlatformEventRecorded {
+            decision_id: Some(id),
+            ..
+        } => Some(Key::Match(id.clone())),
+        _ => None,
     }
 }
 
@@ -202,5 +222,7 @@ fn busy_message(key: &Key) -> String {
         ),
         Key::Agent(agent) => format!("agent `{agent}` is changing phase right now"),
         Key::Promotion(id) => format!("promotion `{id}` is being signed right now"),
+        Key::PlatformEvent(key) => format!("platform event `{key}` is being recorded right now"),
+        Key::Match(id) => format!("decision `{id}` is being matched to a platform event right now"),
     }
 }

@@ -216,6 +216,7 @@ impl State {
                 self.promotions.remove(id);
             }
             Effect::OutcomeReported { .. }
+            | Effect::PlatformEventRecorded { .. }
             | Effect::TokenIssued(_)
             | Effect::BundleActivated { .. } => {}
         }

@@ -83,6 +83,24 @@ async fn apply_one(
 ) -> Result<(), StoreError> {
     match effect {
         Effect::DecisionRecorded(_) | Effect::BundleActivated { .. } => {}
+        Effect::PlatformEventRecorded { key, decision_id } => {
+            // Either uniqueness refuses: the event already counted, or the
+            // decision was already matched by another event.
+            let result = sqlx::query(
+                "INSERT INTO platform_events (event_key, decision_id, seq) VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
+            )
+            .bind(key)
+            .bind(decision_id.as_deref())
+            .bind(int(seq))
+            .execute(conn)
+            .await?;
+            once(result, || match decision_id {
+                Some(id) => format!(
+                    "platform event `{key}` is already recorded, or decision `{id}` already matched"
+                ),
+                None => format!("platform event `{key}` is already recorded"),
+            })?;
+        }
         Effect::ApprovalOpened(row) => {
             sqlx::query("INSERT INTO approvals (id, agent, action, request_hash, request, status, created_at, expires_at, used, opened_seq) VALUES (?, ?, ?, ?, ?, 'pending', ?, ?, 0, ?)")
                 .bind(&row.approval.id)

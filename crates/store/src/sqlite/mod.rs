@@ -28,7 +28,10 @@ use crate::{
     codec::{digest, int, seq, timestamp_text},
     database::empty_head,
     decode::{self, columns_for},
-    rows::{AgentRow, ApprovalState, AuditQuery, DecisionRow, EvidenceRow, StoredState, TokenRow},
+    rows::{
+        AgentRow, ApprovalState, AuditQuery, DecisionRow, EvidenceRow, ExecutionCandidate,
+        PlatformEventRow, StoredState, TokenRow,
+    },
 };
 
 columns_for!(sqlx::sqlite::SqliteRow);
@@ -261,6 +264,54 @@ impl Backend for Sqlite {
             .fetch_optional(&self.pool)
             .await?;
         row.as_ref().map(decode::decision).transpose()
+    }
+
+    async fn execution_candidates(
+        &self,
+        agent: &str,
+        from: Timestamp,
+        to: Timestamp,
+        limit: u32,
+    ) -> Result<Vec<ExecutionCandidate>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT d.id, d.seq, d.agent, d.action, d.outcome, d.impact, d.execution, d.at, d.reported, l.payload,
+                    CASE WHEN p.event_key IS NULL THEN 0 ELSE 1 END AS matched
+             FROM decisions d
+             JOIN ledger l ON l.seq = d.seq
+             LEFT JOIN platform_events p ON p.decision_id = d.id
+             WHERE d.agent = ? AND d.execution = 1 AND d.at >= ? AND d.at <= ?
+             ORDER BY d.at LIMIT ?",
+        )
+        .bind(agent)
+        .bind(timestamp_text(from))
+        .bind(timestamp_text(to))
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(decode::execution_candidate).collect()
+    }
+
+    async fn find_platform_event(&self, key: &str) -> Result<Option<PlatformEventRow>, StoreError> {
+        let row = sqlx::query(
+            "SELECT event_key, decision_id, seq FROM platform_events WHERE event_key = ?",
+        )
+        .bind(key)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(decode::platform_event).transpose()
+    }
+
+    async fn platform_event_of(
+        &self,
+        decision_id: &str,
+    ) -> Result<Option<PlatformEventRow>, StoreError> {
+        let row = sqlx::query(
+            "SELECT event_key, decision_id, seq FROM platform_events WHERE decision_id = ?",
+        )
+        .bind(decision_id)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(decode::platform_event).transpose()
     }
 
     async fn find_approval(&self, id: &str) -> Result<Option<ApprovalState>, StoreError> {

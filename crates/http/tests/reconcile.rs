@@ -1,0 +1,425 @@
+//! Reconciliation with the Kubernetes audit log, driven over HTTP with
+//! the webhook's `EventList` body, on both backends: a matched write, a
+//! write around clearance (shadow and a lock within the one request), the
+//! same event again, another service account, a 403, clock skew, one
+//! match per decision, a failed response, hostile bodies — and many
+//! copies of one event at once, counted once.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+
+mod support;
+
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use support::{Server, request};
+
+/// One `ResponseComplete` event of `verb` on `resource` (`resource` or
+/// `resource/subresource`) `payments/checkout-api` by `account` (in
+/// `ops`), received now, answered 200.
+fn event(server: &Server, audit_id: &str, account: &str, verb: &str, resource: &str) -> Value {
+    let name = "checkout-api";
+    let (resource, subresource) = match resource.split_once('/') {
+        Some((r, s)) => (r, Some(s)),
+        None => (resource, None),
+    };
+    json!({
+        "kind": "Event", "apiVersion": "audit.k8s.io/v1", "level": "Metadata",
+        "auditID": audit_id, "stage": "ResponseComplete", "verb": verb,
+        "requestURI": format!("/apis/apps/v1/namespaces/payments/{resource}/{name}"),
+        "user": { "username": format!("system:serviceaccount:ops:{account}"), "groups": ["system:serviceaccounts", "system:authenticated"] },
+        "sourceIPs": ["10.1.2.3"], "userAgent": "kubectl/v1.31.0",
+        "objectRef": { "resource": resource, "subresource": subresource, "namespace": "payments", "name": name, "apiGroup": "apps", "apiVersion": "v1" },
+        "responseStatus": { "metadata": {}, "code": 200 },
+        "requestReceivedTimestamp": server.ago(0),
+        "stageTimestamp": server.ago(0),
+        "annotations": { "authorization.k8s.io/decision": "allow" }
+    })
+}
+
+/// autonomous-bot's rollout restart of payments/checkout-api, received
+/// `ago` seconds before now.
+fn restart(server: &Server, audit_id: &str, ago: i64) -> Value {
+    let mut event = event(server, audit_id, "autonomous-bot", "patch", "deployments");
+    event["requestReceivedTimestamp"] = json!(server.ago(ago));
+    event
+}
+
+fn list(items: &[Value]) -> Value {
+    json!({ "kind": "EventList", "apiVersion": "audit.k8s.io/v1", "metadata": {}, "items": items })
+}
+
+async fn post_events(server: &Server, token: &str, items: &[Value]) -> (StatusCode, Value) {
+    server
+        .post("/v1/platform-events/kubernetes", Some(token), &list(items))
+        .await
+}
+
+async fn reconciled(server: &Server, items: &[Value]) -> Value {
+    let (status, report) = post_events(server, &server.harness, items).await;
+    assert_eq!(status, StatusCode::OK, "{report}");
+    report
+}
+
+/// An allowed rollout restart of payments/checkout-api by autonomous-bot.
+async fn allowed_restart(server: &Server, token: &str) -> String {
+    let mut body = request("autonomous-bot", "kubectl:rollout-restart");
+    body["confidence"] = json!(0.9);
+    let (status, answer) = server.post("/v1/decisions", Some(token), &body).await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    assert_eq!(answer["outcome"], "allow", "{answer}");
+    answer["decision_id"].as_str().unwrap().to_owned()
+}
+
+async fn agent(server: &Server, id: &str) -> Value {
+    let (status, view) = server
+        .get(&format!("/v1/agents/{id}"), Some(&server.admin))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{view}");
+    view
+}
+
+async fn a_write_that_ran_an_allowed_execution_is_matched_once(server: Server) {
+    let token = server.token("autonomous-bot").await;
+    let decision = allowed_restart(&server, &token).await;
+    let report = reconciled(&server, &[restart(&server, "a-1", 0)]).await;
+    assert_eq!(report["received"], 1);
+    assert_eq!(report["matched"], 1, "{report}");
+    assert_eq!(report["out_of_scope"], 0);
+    assert_eq!(report["events"][0]["decision_id"], json!(decision));
+    assert_eq!(report["events"][0]["verdict"], "matched");
+
+    // The same event again, alone and twice in one batch: counted once.
+    let before = server.ledger_len().await;
+    let again = reconciled(
+        &server,
+        &[restart(&server, "a-1", 0), restart(&server, "a-1", 0)],
+    )
+    .await;
+    assert_eq!(again["duplicates"], 2, "{again}");
+    assert_eq!(again["matched"], 0);
+    assert_eq!(server.ledger_len().await, before, "nothing new recorded");
+
+    // The decision's lineage holds the event.
+    let (status, lineage) = server
+        .get(&format!("/v1/decisions/{decision}"), Some(&server.approver))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{lineage}");
+    let events = lineage["platform_events"].as_array().unwrap();
+    assert_eq!(events.len(), 1, "{lineage}");
+    let payload = &events[0]["payload"];
+    assert_eq!(payload["event"]["auditID"], "a-1");
+    assert_eq!(
+        payload["event"]["user"]["username"],
+        "system:serviceaccount:ops:autonomous-bot"
+    );
+    assert_eq!(payload["event"]["responseStatus"]["code"], 200);
+    assert_eq!(payload["verdict"], "matched");
+    assert_eq!(payload["reported_by"], "simulator");
+    // Only what the match read is kept: not the source IPs or annotations.
+    assert!(payload["event"].get("sourceIPs").is_none(), "{payload}");
+    assert_eq!(lineage["outcome"], Value::Null, "a 200 reports no outcome");
+
+    let standing = agent(&server, "autonomous-bot").await;
+    assert_eq!(standing["phase"], "autonomous");
+    assert_eq!(standing["locked"], false);
+}
+
+async fn a_write_around_clearance_demotes_and_locks_within_the_request(server: Server) {
+    let before = agent(&server, "autonomous-bot").await;
+    assert_eq!(before["phase"], "autonomous");
+    let scale = event(
+        &server,
+        "b-1",
+        "autonomous-bot",
+        "patch",
+        "deployments/scale",
+    );
+    let report = reconciled(&server, &[scale]).await;
+    assert_eq!(report["out_of_scope"], 1, "{report}");
+    assert_eq!(report["events"][0]["verdict"], "out_of_scope");
+    assert_eq!(report["events"][0]["demoted_to"], "shadow");
+
+    let after = agent(&server, "autonomous-bot").await;
+    assert_eq!(after["phase"], "shadow", "{after}");
+    assert_eq!(after["locked"], true);
+    // The sample and the demotion are in the ledger, the sample citing the event.
+    let (_, page) = server
+        .get(
+            "/v1/audit?kind=platform_event&agent=autonomous-bot",
+            Some(&server.admin),
+        )
+        .await;
+    let records = page["records"].as_array().unwrap();
+    assert_eq!(records.len(), 1, "{page}");
+    assert_eq!(records[0]["payload"]["incident_id"], "kubernetes-audit:b-1");
+    assert_eq!(
+        records[0]["payload"]["event"]["objectRef"]["subresource"],
+        "scale"
+    );
+    let (_, demotions) = server
+        .get(
+            "/v1/audit?kind=phase.demoted&agent=autonomous-bot",
+            Some(&server.admin),
+        )
+        .await;
+    assert_eq!(
+        demotions["records"].as_array().unwrap().len(),
+        1,
+        "{demotions}"
+    );
+    assert!(
+        server
+            .metrics()
+            .await
+            .contains("clearance_platform_events_total{kind=\"out_of_scope\"} 1")
+    );
+
+    // The same event again is no second sample.
+    let again = reconciled(
+        &server,
+        &[event(
+            &server,
+            "b-1",
+            "autonomous-bot",
+            "patch",
+            "deployments/scale",
+        )],
+    )
+    .await;
+    assert_eq!(again["duplicates"], 1, "{again}");
+    let (_, page) = server
+        .get("/v1/audit?kind=platform_event", Some(&server.admin))
+        .await;
+    assert_eq!(page["records"].as_array().unwrap().len(), 1, "{page}");
+}
+
+async fn other_accounts_reads_and_stages_are_ignored_and_a_403_is_an_unsafe_attempt(
+    server: Server,
+) {
+    let mut received = restart(&server, "c-0", 0);
+    received["stage"] = json!("RequestReceived");
+    let mut read = restart(&server, "c-1", 0);
+    read["verb"] = json!("get");
+    let someone_else = event(&server, "c-2", "deployer", "patch", "deployments");
+    let before = server.ledger_len().await;
+    let report = reconciled(&server, &[received, read, someone_else]).await;
+    assert_eq!(report["ignored"], 3, "{report}");
+    assert_eq!(server.ledger_len().await, before, "nothing recorded");
+    assert_eq!(
+        agent(&server, "autonomous-bot").await["phase"],
+        "autonomous"
+    );
+
+    let mut denied = event(&server, "c-3", "remediate-bot", "delete", "deployments");
+    denied["responseStatus"]["code"] = json!(403);
+    let report = reconciled(&server, &[denied]).await;
+    assert_eq!(report["denied"], 1, "{report}");
+    let standing = agent(&server, "remediate-bot").await;
+    assert_eq!(standing["evidence"]["unsafe_attempts"], 1, "{standing}");
+    assert_eq!(standing["evidence"]["out_of_scope_actions"], 0);
+}
+
+async fn clock_skew_the_window_and_one_match_per_decision(server: Server) {
+    let token = server.token("autonomous-bot").await;
+    // The platform's clock runs 10 s behind: its event predates the decision.
+    let decision = allowed_restart(&server, &token).await;
+    let early = reconciled(&server, &[restart(&server, "d-1", 10)]).await;
+    assert_eq!(early["matched"], 1, "{early}");
+    assert_eq!(early["events"][0]["decision_id"], json!(decision));
+
+    // Two writes, one decision: the second is not covered by it.
+    let decision = allowed_restart(&server, &token).await;
+    let report = reconciled(
+        &server,
+        &[restart(&server, "d-2", 0), restart(&server, "d-3", 0)],
+    )
+    .await;
+    assert_eq!(report["matched"], 1, "{report}");
+    assert_eq!(report["out_of_scope"], 1, "{report}");
+    let matched: Vec<&Value> = report["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["verdict"] == "matched")
+        .collect();
+    assert_eq!(matched[0]["decision_id"], json!(decision));
+}
+
+async fn a_write_past_the_window_is_out_of_scope(server: Server) {
+    let token = server.token("autonomous-bot").await;
+    allowed_restart(&server, &token).await;
+    // Six minutes later (the default window is 5m), the restart runs.
+    server.advance(360);
+    let report = reconciled(&server, &[restart(&server, "e-1", 0)]).await;
+    assert_eq!(report["out_of_scope"], 1, "{report}");
+    assert_eq!(agent(&server, "autonomous-bot").await["locked"], true);
+}
+
+async fn an_error_response_is_the_decisions_failed_outcome(server: Server) {
+    let token = server.token("autonomous-bot").await;
+    let decision = allowed_restart(&server, &token).await;
+    let mut conflict = restart(&server, "f-1", 0);
+    conflict["responseStatus"]["code"] = json!(409);
+    let report = reconciled(&server, &[conflict]).await;
+    assert_eq!(report["matched"], 1, "{report}");
+    assert_eq!(report["failed_outcomes"], 1, "{report}");
+    let (_, lineage) = server
+        .get(&format!("/v1/decisions/{decision}"), Some(&server.admin))
+        .await;
+    assert_eq!(
+        lineage["outcome"]["payload"]["outcome"], "failed",
+        "{lineage}"
+    );
+    // The agent's own report now comes too late: one outcome per decision.
+    let (status, _) = server
+        .post(
+            &format!("/v1/decisions/{decision}/outcome"),
+            Some(&token),
+            &json!({ "outcome": "succeeded" }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT);
+
+    // An outcome the agent reported first is kept.
+    let decision = allowed_restart(&server, &token).await;
+    let (status, _) = server
+        .post(
+            &format!("/v1/decisions/{decision}/outcome"),
+            Some(&token),
+            &json!({ "outcome": "succeeded" }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let mut late = restart(&server, "f-2", 0);
+    late["responseStatus"]["code"] = json!(500);
+    let report = reconciled(&server, &[late]).await;
+    assert_eq!(
+        (report["matched"].clone(), report["failed_outcomes"].clone()),
+        (json!(1), json!(0)),
+        "{report}"
+    );
+}
+
+async fn webhook_bodies_are_checked_whole_and_only_harnesses_and_admins_send_them(server: Server) {
+    let agent_token = server.token("autonomous-bot").await;
+    for token in [&agent_token, &server.approver] {
+        let (status, body) = post_events(&server, token, &[restart(&server, "g-1", 0)]).await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    }
+    let (status, body) = post_events(&server, &server.admin, &[]).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+
+    let before = server.ledger_len().await;
+    let good = event(&server, "g-2", "autonomous-bot", "delete", "deployments");
+    let mut no_id = restart(&server, "", 0);
+    no_id["auditID"] = json!("");
+    let mut escape = restart(&server, "g-3", 0);
+    escape["objectRef"]["name"] = json!("checkout\u{1b}[2J");
+    let mut future = restart(&server, "g-4", 0);
+    future["requestReceivedTimestamp"] = json!(server.ago(-3_600));
+    let cases = [
+        (list(&[good.clone(), no_id]), "items[1].auditID"),
+        (list(&[good.clone(), escape]), "items[1].objectRef.name"),
+        (
+            list(&[good.clone(), future]),
+            "items[1].requestReceivedTimestamp",
+        ),
+        (
+            json!({ "kind": "EventList", "apiVersion": "audit.k8s.io/v1beta1", "items": [good.clone()] }),
+            "apiVersion",
+        ),
+    ];
+    for (body, field) in cases {
+        let (status, answer) = server
+            .post(
+                "/v1/platform-events/kubernetes",
+                Some(&server.harness),
+                &body,
+            )
+            .await;
+        assert_eq!(
+            status,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{field}: {answer}"
+        );
+        assert!(
+            answer["error"]["message"].as_str().unwrap().contains(field),
+            "{field}: {answer}"
+        );
+    }
+    let (status, answer) = server
+        .post(
+            "/v1/platform-events/kubernetes",
+            Some(&server.harness),
+            &json!({ "items": [{ "auditID": "x" }] }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{answer}");
+    assert_eq!(server.ledger_len().await, before, "nothing half-written");
+    assert_eq!(
+        agent(&server, "autonomous-bot").await["phase"],
+        "autonomous"
+    );
+}
+
+/// Many copies of one event at once, from many clients, round after round:
+/// each round's event is recorded once and its decision matched once.
+async fn copies_of_an_event_sent_at_once_count_once(server: Server) {
+    const ROUNDS: usize = 10;
+    const CLIENTS: usize = 8;
+    let token = server.token("autonomous-bot").await;
+    for round in 0..ROUNDS {
+        let decision = allowed_restart(&server, &token).await;
+        let audit_id = format!("h-{round}");
+        let event = restart(&server, &audit_id, 0);
+        let posts = (0..CLIENTS).map(|_| {
+            let body = list(std::slice::from_ref(&event));
+            let client = reqwest::Client::new();
+            let url = format!("{}/v1/platform-events/kubernetes", server.base);
+            let harness = server.harness.clone();
+            async move {
+                let response = client
+                    .post(url)
+                    .bearer_auth(harness)
+                    .json(&body)
+                    .send()
+                    .await
+                    .unwrap();
+                support::read(response).await
+            }
+        });
+        let answers = futures::future::join_all(posts).await;
+        let mut matched = 0;
+        for (status, report) in &answers {
+            assert_eq!(*status, StatusCode::OK, "{report}");
+            assert_eq!(report["out_of_scope"], 0, "{report}");
+            matched += report["matched"].as_u64().unwrap();
+            if report["matched"] == 1 {
+                assert_eq!(report["events"][0]["decision_id"], json!(decision));
+            } else {
+                assert_eq!(report["duplicates"], 1, "{report}");
+            }
+        }
+        assert_eq!(matched, 1, "round {round}: {answers:?}");
+    }
+    let (_, page) = server
+        .get(
+            "/v1/audit?kind=platform_event&limit=1000",
+            Some(&server.admin),
+        )
+        .await;
+    assert_eq!(page["records"].as_array().unwrap().len(), ROUNDS);
+    assert_eq!(
+        agent(&server, "autonomous-bot").await["phase"],
+        "autonomous"
+    );
+}
+
+contract!(a_write_that_ran_an_allowed_execution_is_matched_once);
+contract!(a_write_around_clearance_demotes_and_locks_within_the_request);
+contract!(other_accounts_reads_and_stages_are_ignored_and_a_403_is_an_unsafe_attempt);
+contract!(clock_skew_the_window_and_one_match_per_decision);
+contract!(a_write_past_the_window_is_out_of_scope);
+contract!(an_error_response_is_the_decisions_failed_outcome);
+contract!(webhook_bodies_are_checked_whole_and_only_harnesses_and_admins_send_them);
+contract!(copies_of_an_event_sent_at_once_count_once);

@@ -1,0 +1,428 @@
+//! [`Reconcile`]: the platform's own audit log read against the ledger.
+//! An agent that acts *around* clearance — its own credential, straight
+//! at the API server — shows there as a write no allowed execution
+//! accounts for: an out-of-scope action, which demotes it to shadow and
+//! locks it at once.
+//!
+//! For each event the engine says what it is ([`classify`]); the store
+//! gives the agent's allowed executions around its time; the engine picks
+//! the one it runs ([`choose`]); one `platform_event` record says what it
+//! came to, with the sample it is. The store counts an event once (its
+//! auditID and stage) and matches a decision once, whatever the order and
+//! however many copies arrive at once: a refused entry is planned again.
+
+use std::time::Duration;
+
+use clearance_engine::{
+    Identity, ReportedOutcome, Resource,
+    decision::CLOCK_SKEW,
+    reconcile::{
+        Candidate, PlatformWrite, candidate_span, choose,
+        kubernetes::{AuditEvent, EventList, Reading, classify},
+    },
+    trust::Sample,
+};
+use clearance_store::{ExecutionCandidate, Store};
+use futures::StreamExt as _;
+use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
+
+use crate::{
+    Decisions, OutcomeReport, ServiceError,
+    core::{Core, Plan},
+    identity::Permissions as _,
+    records::{PlatformEventRecord, PlatformVerdict, json, own_effects},
+    trust::Trust,
+};
+
+/// The source of Kubernetes audit events, as keys and incidents name it.
+pub const KUBERNETES_AUDIT: &str = "kubernetes-audit";
+/// Events reconciled at once: their ledger records share commits.
+const CONCURRENCY: usize = 64;
+/// Allowed executions of one agent read per event, at most. An agent with
+/// more in one window has its surplus writes unmatched — demoted, never
+/// waved through.
+const MAX_CANDIDATES: u32 = 10_000;
+/// Attempts at recording an event whose entry a concurrent one refused.
+const ATTEMPTS: u32 = 8;
+
+/// Reading the platform's audit log against the ledger.
+pub struct Reconcile<'a, S: Store> {
+    pub(crate) core: &'a Core<S>,
+}
+
+/// What a batch of events came to.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReconcileReport {
+    /// Events in the batch.
+    pub received: usize,
+    /// Events that say nothing about an agent: another stage than
+    /// `ResponseComplete`, another credential, a read.
+    pub ignored: usize,
+    /// Events recorded before (the same auditID and stage).
+    pub duplicates: usize,
+    /// Writes that ran an allowed execution.
+    pub matched: usize,
+    /// Writes no allowed execution accounts for.
+    pub out_of_scope: usize,
+    /// Requests the platform refused the agent's credential (403).
+    pub denied: usize,
+    /// Matched writes whose error response became the decision's `failed`
+    /// outcome.
+    pub failed_outcomes: usize,
+    /// Each event recorded by this batch, in the order received.
+    pub events: Vec<ReconciledEvent>,
+}
+
+/// One event recorded.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReconciledEvent {
+    /// The event's auditID.
+    pub audit_id: String,
+    /// The agent whose credential made the request.
+    pub agent: String,
+    /// `matched`, `out_of_scope` or `denied`.
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    pub verdict: PlatformVerdict,
+    /// The decision it ran, when matched.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub decision_id: Option<String>,
+    /// Its `platform_event` ledger record.
+    pub ledger_seq: u64,
+    /// The phase the agent was demoted to because of it, if it was.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub demoted_to: Option<String>,
+}
+
+enum Counted {
+    Ignored,
+    Duplicate,
+    Recorded {
+        event: ReconciledEvent,
+        failed_outcome: bool,
+    },
+}
+
+/// The part of a decision record matching reads.
+#[derive(Deserialize)]
+struct AllowedRequest {
+    request: RequestResource,
+}
+
+#[derive(Deserialize)]
+struct RequestResource {
+    resource: Resource,
+}
+
+impl<S: Store> Reconcile<'_, S> {
+    /// Reconciles a list of Kubernetes audit events (the webhook's body),
+    /// reporting each as it was recorded. The list is checked whole before
+    /// anything is recorded.
+    ///
+    /// # Errors
+    /// `Forbidden` for anyone but a harness or an admin; `Invalid` naming
+    /// the field of the first malformed event, or one from the future;
+    /// `Conflict` when an event could not be
+    /// recorded for concurrent changes; `Unavailable`. Events before the
+    /// failing one stay recorded: a retry of the batch counts them once.
+    pub async fn kubernetes(
+        &self,
+        identity: &Identity,
+        list: &EventList,
+    ) -> Result<ReconcileReport, ServiceError> {
+        let reporter = identity.evidence_recorder("report platform events")?;
+        list.check()
+            .map_err(|(field, message)| ServiceError::Invalid { field, message })?;
+        let events = &list.items;
+        let latest = self
+            .core
+            .clock()
+            .checked_add(CLOCK_SKEW)
+            .unwrap_or(Timestamp::MAX);
+        if let Some((i, event)) = events
+            .iter()
+            .enumerate()
+            .find(|(_, e)| e.request_received_timestamp > latest)
+        {
+            return Err(ServiceError::Invalid {
+                field: format!("items[{i}].requestReceivedTimestamp"),
+                message: format!("{} is in the future", event.request_received_timestamp),
+            });
+        }
+        let mut report = ReconcileReport {
+            received: events.len(),
+            ..ReconcileReport::default()
+        };
+        // Collected first: a stream mapping borrowed events to futures
+        // trips the compiler's `Send` analysis of higher-ranked closures.
+        let pending: Vec<_> = events
+            .iter()
+            .map(|event| self.one(identity, reporter, event))
+            .collect();
+        let mut outcomes = futures::stream::iter(pending).buffered(CONCURRENCY);
+        while let Some(counted) = outcomes.next().await {
+            self.count(&mut report, counted?);
+        }
+        Ok(report)
+    }
+
+    fn count(&self, report: &mut ReconcileReport, counted: Counted) {
+        let metrics = self.core.metrics();
+        match counted {
+            Counted::Ignored => {
+                report.ignored += 1;
+                metrics.platform_event("ignored");
+            }
+            Counted::Duplicate => {
+                report.duplicates += 1;
+                metrics.platform_event("duplicate");
+            }
+            Counted::Recorded {
+                event,
+                failed_outcome,
+            } => {
+                match event.verdict {
+                    PlatformVerdict::Matched => report.matched += 1,
+                    PlatformVerdict::OutOfScope => report.out_of_scope += 1,
+                    PlatformVerdict::Denied => report.denied += 1,
+                }
+                report.failed_outcomes += usize::from(failed_outcome);
+                metrics.platform_event(event.verdict.as_str());
+                report.events.push(event);
+            }
+        }
+    }
+
+    async fn one(
+        &self,
+        identity: &Identity,
+        reporter: &str,
+        event: &AuditEvent,
+    ) -> Result<Counted, ServiceError> {
+        let bundle = self.core.bundle();
+        let (agent, write) = match classify(&bundle, event) {
+            Reading::Ignored(_) => return Ok(Counted::Ignored),
+            Reading::Denied { agent } => (agent, None),
+            Reading::Write { agent, write } => (agent, Some(write)),
+        };
+        let key = format!("{KUBERNETES_AUDIT}:{}", event.key());
+        let window = bundle.settings().reconcile_window.as_signed();
+        for attempt in 0..ATTEMPTS {
+            if attempt > 0 {
+                tokio::time::sleep(Duration::from_millis(1 << attempt)).await;
+                if self.recorded(&key).await? {
+                    return Ok(Counted::Duplicate);
+                }
+            }
+            let candidates = match &write {
+                Some(write) => self.candidates(agent, write, window).await?,
+                None => Vec::new(),
+            };
+            match self
+                .record(reporter, agent, event, &key, write.as_ref(), &candidates)
+                .await
+            {
+                Ok(recorded) => return self.follow_up(identity, event, recorded).await,
+                // A copy of this event, or another event claiming the same
+                // decision, got there first: look again.
+                Err(ServiceError::Conflict(why)) => {
+                    tracing::debug!(%key, %why, "platform event refused; planning it again");
+                }
+                Err(other) => return Err(other),
+            }
+        }
+        if self.recorded(&key).await? {
+            return Ok(Counted::Duplicate);
+        }
+        Err(ServiceError::Conflict(format!(
+            "platform event `{key}` could not be recorded: the decisions it may match kept changing; send it again"
+        )))
+    }
+
+    async fn recorded(&self, key: &str) -> Result<bool, ServiceError> {
+        Ok(self
+            .core
+            .store
+            .find_platform_event(key)
+            .await
+            .map_err(|e| ServiceError::from_store(e, "reading platform events"))?
+            .is_some())
+    }
+
+    /// The agent's allowed executions a write at its time may run, with
+    /// the resource each allowed.
+    async fn candidates(
+        &self,
+        agent: &str,
+        write: &PlatformWrite<'_>,
+        window: jiff::SignedDuration,
+    ) -> Result<Vec<(Candidate, ExecutionCandidate)>, ServiceError> {
+        let (from, to) = candidate_span(write.at, window, CLOCK_SKEW);
+        let rows = self
+            .core
+            .store
+            .execution_candidates(agent, from, to, MAX_CANDIDATES)
+            .await
+            .map_err(|e| ServiceError::from_store(e, "reading executions to reconcile"))?;
+        Ok(rows
+            .into_iter()
+            .filter_map(|row| {
+                let allowed: AllowedRequest = serde_json::from_str(&row.payload)
+                    .inspect_err(|e| {
+                        tracing::error!(decision = %row.decision.index.id, error = %e,
+                            "a decision record does not read back; it matches no platform event");
+                    })
+                    .ok()?;
+                let candidate = Candidate {
+                    decision_id: row.decision.index.id.clone(),
+                    action: row.decision.index.action.clone(),
+                    namespace: allowed.request.resource.namespace,
+                    name: allowed.request.resource.name,
+                    at: row.decision.index.at,
+                    matched: row.matched,
+                };
+                Some((candidate, row))
+            })
+            .collect())
+    }
+
+    /// Chooses under the state lock (skipping decisions other events are
+    /// claiming right now) and records the event.
+    async fn record(
+        &self,
+        reporter: &str,
+        agent: &str,
+        event: &AuditEvent,
+        key: &str,
+        write: Option<&PlatformWrite<'_>>,
+        candidates: &[(Candidate, ExecutionCandidate)],
+    ) -> Result<Recorded, ServiceError> {
+        let window = self.core.bundle().settings().reconcile_window.as_signed();
+        let incident = format!("{KUBERNETES_AUDIT}:{}", event.audit_id);
+        let (receipt, recorded) = self
+            .core
+            .transact(|state, _, now| {
+                let free: Vec<Candidate> = candidates
+                    .iter()
+                    .map(|(c, _)| Candidate {
+                        matched: c.matched
+                            || state.in_flight.decision_being_matched(&c.decision_id),
+                        ..c.clone()
+                    })
+                    .collect();
+                let chosen = write.and_then(|w| choose(w, &free, window, CLOCK_SKEW));
+                let matched = chosen.and_then(|i| candidates.get(i));
+                let verdict = match (write, matched) {
+                    (None, _) => PlatformVerdict::Denied,
+                    (Some(_), Some(_)) => PlatformVerdict::Matched,
+                    (Some(_), None) => PlatformVerdict::OutOfScope,
+                };
+                let payload = json(&PlatformEventRecord {
+                    source: KUBERNETES_AUDIT,
+                    event_key: key,
+                    incident_id: &incident,
+                    agent,
+                    verdict,
+                    decision_id: matched.map(|(c, _)| c.decision_id.as_str()),
+                    at: event.request_received_timestamp,
+                    event,
+                    reported_by: reporter,
+                })?;
+                Ok(Plan {
+                    kind: "platform_event",
+                    effects: own_effects("platform_event", &payload, now)?,
+                    payload,
+                    guards: Vec::new(),
+                    value: Recorded {
+                        agent: agent.to_owned(),
+                        verdict,
+                        decision: matched.map(|(c, row)| {
+                            (c.decision_id.clone(), row.decision.reported.is_some())
+                        }),
+                        seq: 0,
+                    },
+                })
+            })
+            .await?;
+        Ok(Recorded {
+            seq: receipt.seq,
+            ..recorded
+        })
+    }
+
+    /// What a recorded event sets off: a sample that may demote its agent,
+    /// or the failed outcome of the decision it ran.
+    async fn follow_up(
+        &self,
+        identity: &Identity,
+        event: &AuditEvent,
+        recorded: Recorded,
+    ) -> Result<Counted, ServiceError> {
+        let sample = match recorded.verdict {
+            PlatformVerdict::Matched => None,
+            PlatformVerdict::OutOfScope => Some(Sample::OutOfScopeAction),
+            PlatformVerdict::Denied => Some(Sample::UnsafeAttempt),
+        };
+        let mut demoted_to = None;
+        if let Some(sample) = &sample {
+            self.core.metrics().evidence(sample.kind());
+            let trust = Trust { core: self.core };
+            demoted_to = trust
+                .after_sample(&recorded.agent, sample)
+                .await?
+                .map(|d| d.to.to_string());
+        }
+        let mut failed_outcome = false;
+        if let Some((decision_id, false)) = &recorded.decision
+            && event.code().is_some_and(|code| code >= 400)
+        {
+            failed_outcome = self.fail(identity, decision_id, event).await?;
+        }
+        Ok(Counted::Recorded {
+            event: ReconciledEvent {
+                audit_id: event.audit_id.clone(),
+                agent: recorded.agent,
+                verdict: recorded.verdict,
+                decision_id: recorded.decision.map(|(id, _)| id),
+                ledger_seq: recorded.seq,
+                demoted_to,
+            },
+            failed_outcome,
+        })
+    }
+
+    /// The platform answered the execution with an error: its outcome is
+    /// `failed`, unless one was reported already.
+    async fn fail(
+        &self,
+        identity: &Identity,
+        decision_id: &str,
+        event: &AuditEvent,
+    ) -> Result<bool, ServiceError> {
+        let report = OutcomeReport {
+            outcome: ReportedOutcome::Failed,
+            started_at: Some(event.request_received_timestamp),
+            finished_at: Some(event.request_received_timestamp),
+            recovered_at: None,
+        };
+        match (Decisions { core: self.core })
+            .report_outcome(identity, decision_id, report)
+            .await
+        {
+            Ok(_) => Ok(true),
+            Err(ServiceError::Conflict(_)) => Ok(false),
+            Err(other) => Err(other),
+        }
+    }
+}
+
+/// An event as recorded: what it came to and its record.
+struct Recorded {
+    agent: String,
+    verdict: PlatformVerdict,
+    /// The decision it matched, and whether that had an outcome already.
+    decision: Option<(String, bool)>,
+    seq: u64,
+}
