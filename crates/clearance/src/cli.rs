@@ -191,6 +191,11 @@ pub enum Command {
         #[command(flatten)]
         remote: Remote,
     },
+    /// Read the platform's audit log against the ledger: each write by an
+    /// agent's credential matches an allowed decision, or is an
+    /// out-of-scope action (the agent is demoted to shadow and locked).
+    /// Exits 1 when an out-of-scope action or a refused request was found.
+    Reconcile(crate::commands::reconcile::ReconcileArgs),
     /// Verify or export the ledger.
     #[command(subcommand)]
     Audit(AuditCommand),

@@ -1207,3 +1207,226 @@ fn serve_speaks_https_with_the_given_certificate_and_refuses_a_bad_one() {
     let (code, _) = clearance(&["serve", "--tls-cert", "cert.pem"], db.path());
     assert_eq!(code, 2);
 }
+
+/// One `ResponseComplete` audit event line by incident-bot's service
+/// account: `verb` on `resource` payments/checkout-api, answered `code`.
+fn audit_line(audit_id: &str, verb: &str, resource: &str, code: u16) -> String {
+    let (resource, subresource) = match resource.split_once('/') {
+        Some((r, s)) => (r, Some(s)),
+        None => (resource, None),
+    };
+    let now = jiff::Timestamp::now().to_string();
+    let event = json!({
+        "kind": "Event", "apiVersion": "audit.k8s.io/v1", "level": "Metadata",
+        "auditID": audit_id, "stage": "ResponseComplete", "verb": verb,
+        "user": { "username": "system:serviceaccount:clearance-agents:incident-bot" },
+        "objectRef": { "resource": resource, "subresource": subresource, "namespace": "payments", "name": "checkout-api", "apiGroup": "apps" },
+        "responseStatus": { "code": code },
+        "requestReceivedTimestamp": now, "stageTimestamp": now,
+    });
+    format!("{event}\n")
+}
+
+fn append(path: &Path, text: &str) {
+    use std::io::Write as _;
+    let mut file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .unwrap();
+    file.write_all(text.as_bytes()).unwrap();
+}
+
+/// `clearance reconcile --kubernetes-audit`: against a running gateway
+/// (once, again, and following a file that grows and is rotated), and
+/// straight into the database; a malformed line stops it with nothing
+/// recorded.
+fn reconcile_an_audit_log_from_the_command_line(db: Db) {
+    let (code, _) = clearance(&["init", "bundle"], db.path());
+    assert_eq!(code, 0);
+    let config = db.path().join("bundle/clearance.yaml");
+    let yaml = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(
+        &config,
+        yaml.replacen("phase: shadow ", "phase: autonomous ", 1),
+    )
+    .unwrap();
+    let server = serve(&db);
+    let agent = server.agent_token.clone().unwrap();
+    let admin = server.admin_token.clone().unwrap();
+    let harness = issue_harness(&db);
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let restart = || -> String {
+        let body = json!({ "agent": "incident-bot", "action": "kubectl:rollout-restart", "confidence": 0.9,
+                           "resource": { "kind": "deployment", "namespace": "payments", "name": "checkout-api" } });
+        let request = reqwest::Client::new()
+            .post(format!("http://{}/v1/decisions", server.base))
+            .bearer_auth(&agent)
+            .json(&body);
+        let answer: Value =
+            runtime.block_on(async { request.send().await.unwrap().json().await.unwrap() });
+        assert_eq!(answer["outcome"], "allow", "{answer}");
+        answer["decision_id"].as_str().unwrap().to_owned()
+    };
+    let lineage = |id: &str| -> Value {
+        let request = reqwest::Client::new()
+            .get(format!("http://{}/v1/decisions/{id}", server.base))
+            .bearer_auth(&admin);
+        runtime.block_on(async { request.send().await.unwrap().json().await.unwrap() })
+    };
+    let url = format!("http://{}", server.base);
+    let reconcile = |file: &str, extra: &[&str]| -> (i32, String, String) {
+        let output = Command::new(env!("CARGO_BIN_EXE_clearance"))
+            .args(["reconcile", "--kubernetes-audit", file])
+            .args(extra)
+            .current_dir(db.path())
+            .env("RUST_LOG", "warn")
+            .output()
+            .unwrap();
+        (
+            output.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&output.stdout).into_owned(),
+            String::from_utf8_lossy(&output.stderr).into_owned(),
+        )
+    };
+    let remote = ["--server", url.as_str(), "--token", harness.as_str()];
+
+    // A log with one matched write among a read, another stage and another user.
+    let first = restart();
+    let log = db.path().join("audit.log");
+    let mut received = audit_line("k-0", "patch", "deployments", 200);
+    received = received.replace("ResponseComplete", "RequestReceived");
+    append(&log, &received);
+    append(&log, &audit_line("k-1", "get", "deployments", 200));
+    append(&log, &audit_line("k-2", "patch", "deployments", 200));
+    append(
+        &log,
+        &audit_line("k-3", "patch", "deployments", 200).replace("incident-bot", "deployer"),
+    );
+    let (code, out, err) = reconcile("audit.log", &remote);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(
+        out.contains("4 event(s): 1 matched, 0 out of scope, 0 denied, 0 failed outcome(s), 0 already recorded, 3 ignored"),
+        "{out}"
+    );
+    assert_eq!(
+        lineage(&first)["platform_events"][0]["payload"]["event"]["auditID"],
+        "k-2"
+    );
+    let (code, out, _) = reconcile("audit.log", &remote);
+    assert_eq!(code, 0);
+    assert!(
+        out.contains("0 matched") && out.contains("1 already recorded"),
+        "{out}"
+    );
+
+    // --follow: lines appended later, then the file rotated.
+    let follow = db.path().join("follow.log");
+    std::fs::write(&follow, "").unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_clearance"))
+        .args(["reconcile", "--kubernetes-audit", "follow.log", "--follow"])
+        .args(remote)
+        .current_dir(db.path())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let wait_for_match = |id: &str| {
+        for _ in 0..100 {
+            if lineage(id)["platform_events"]
+                .as_array()
+                .is_some_and(|e| !e.is_empty())
+            {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        panic!("decision {id} was not matched by the follower");
+    };
+    let second = restart();
+    append(&follow, &audit_line("k-4", "patch", "deployments", 200));
+    wait_for_match(&second);
+    std::fs::rename(&follow, db.path().join("follow.log.1")).unwrap();
+    let third = restart();
+    append(&follow, &audit_line("k-5", "patch", "deployments", 200));
+    wait_for_match(&third);
+    let _ = child.kill();
+    let _ = child.wait();
+
+    // A malformed line: nothing of the file is recorded.
+    let bad = db.path().join("bad.log");
+    append(&bad, &audit_line("k-6", "patch", "deployments/scale", 200));
+    append(&bad, "{\"auditID\": \"k-7\"}\n");
+    let (code, _, err) = reconcile("bad.log", &remote);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("bad.log:2: not an audit.k8s.io/v1 event"),
+        "{err}"
+    );
+    let (_, status, _) = as_operator(&server, &admin, &["status", "incident-bot", "--json"]);
+    let status: Value = serde_json::from_str(&status).unwrap();
+    assert_eq!(
+        status[0]["phase"], "autonomous",
+        "the scale on line 1 was not recorded"
+    );
+
+    // A write around clearance: exit 1, demoted and locked.
+    let around = db.path().join("around.log");
+    append(
+        &around,
+        &audit_line("k-8", "patch", "deployments/scale", 200),
+    );
+    let (code, out, err) = reconcile("around.log", &remote);
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(
+        out.contains("out of scope: incident-bot wrote around clearance (auditID k-8")
+            && out.contains("demoted to shadow and locked"),
+        "{out}"
+    );
+    let (_, status, _) = as_operator(&server, &admin, &["status", "incident-bot", "--json"]);
+    let status: Value = serde_json::from_str(&status).unwrap();
+    assert_eq!(
+        (status[0]["phase"].clone(), status[0]["locked"].clone()),
+        (json!("shadow"), json!(true))
+    );
+
+    // Straight into the database, beside the running gateway: a refused request.
+    let denied = db.path().join("denied.log");
+    append(&denied, &audit_line("k-9", "delete", "pods", 403));
+    let (code, out, err) = reconcile("denied.log", &["--bundle", "bundle", "--db", db.arg()]);
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(
+        out.contains("denied: the API server refused incident-bot (auditID k-9"),
+        "{out}"
+    );
+    let (code, export) = clearance(&["audit", "export", "--db", db.arg()], db.path());
+    assert_eq!(code, 0);
+    let events: Vec<Value> = export
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .filter(|r| r["kind"] == "platform_event")
+        .collect();
+    let seen: Vec<(String, String, String)> = events
+        .iter()
+        .map(|r| {
+            let p: Value = serde_json::from_str(r["payload"].as_str().unwrap()).unwrap();
+            (
+                p["event"]["auditID"].as_str().unwrap().to_owned(),
+                p["verdict"].as_str().unwrap().to_owned(),
+                p["reported_by"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    let expected: Vec<(String, String, String)> = [
+        ("k-2", "matched", "grader"),
+        ("k-4", "matched", "grader"),
+        ("k-5", "matched", "grader"),
+        ("k-8", "out_of_scope", "grader"),
+        ("k-9", "denied", "clearance-reconcile"),
+    ]
+    .iter()
+    .map(|(a, b, c)| ((*a).to_owned(), (*b).to_owned(), (*c).to_owned()))
+    .collect();
+    assert_eq!(seen, expected);
+}
+both!(reconcile_an_audit_log_from_the_command_line);

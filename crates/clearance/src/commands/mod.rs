@@ -10,6 +10,7 @@ mod init;
 mod input;
 mod kill;
 mod mcp;
+pub mod reconcile;
 mod remote;
 pub mod render;
 mod runtime;
@@ -98,6 +99,7 @@ pub fn run(cli: Cli) -> anyhow::Result<Exit> {
         Command::Audit(AuditCommand::PublicKey { key }) => checkpoints::print_public_key(&key),
         Command::Audit(AuditCommand::Export { db, after }) => audit::export(db, after),
         Command::Store(StoreCommand::Copy { from, to }) => store::copy(from, to),
+        Command::Reconcile(args) => reconcile::run(args),
         Command::Simulate(args) => simulate::run(args),
         Command::Render(args) => render::run(args),
     }
