@@ -750,16 +750,18 @@ fn an_invalid_bundle_at_start_up_is_refused_with_its_errors() {
     let config = db.path().join("bundle/clearance.yaml");
     std::fs::write(
         &config,
-        std::fs::read_to_string(&config)
-            .unwrap()
-            .replace("rollback: scale-back }", "rollback: scale-bak }"),
+        std::fs::read_to_string(&config).unwrap().replacen(
+            "rollback: scale-back,",
+            "rollback: scale-bak,",
+            1,
+        ),
     )
     .unwrap();
     let output = serve_command(&db, &[]).output().unwrap();
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(1), "{stderr}");
     assert!(
-        stderr.contains("clearance.yaml:16:48: error[unknown-rollback]"),
+        stderr.contains("clearance.yaml:20:48: error[unknown-rollback]"),
         "{stderr}"
     );
     assert!(stderr.contains("refusing to start"), "{stderr}");
