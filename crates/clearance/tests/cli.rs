@@ -57,11 +57,9 @@ fn init_refuses_to_overwrite() {
 fn check_exits_one_and_locates_every_error() {
     let dir = initialised();
     let config = dir.path().join("policy/clearance.yaml");
-    let text = fs::read_to_string(&config).unwrap().replacen(
-        "rollback: scale-back,",
-        "rollback: scale-bak,",
-        1,
-    );
+    let text = fs::read_to_string(&config)
+        .unwrap()
+        .replace("rollback: scale-back }", "rollback: scale-bak }");
     fs::write(&config, text).unwrap();
     fs::write(
         dir.path().join("policy/policies/typo.cedar"),
@@ -73,7 +71,7 @@ fn check_exits_one_and_locates_every_error() {
     assert!(
         check
             .stdout
-            .contains("clearance.yaml:20:48: error[unknown-rollback]"),
+            .contains("clearance.yaml:16:48: error[unknown-rollback]"),
         "{}",
         check.stdout
     );

@@ -750,18 +750,16 @@ fn an_invalid_bundle_at_start_up_is_refused_with_its_errors() {
     let config = db.path().join("bundle/clearance.yaml");
     std::fs::write(
         &config,
-        std::fs::read_to_string(&config).unwrap().replacen(
-            "rollback: scale-back,",
-            "rollback: scale-bak,",
-            1,
-        ),
+        std::fs::read_to_string(&config)
+            .unwrap()
+            .replace("rollback: scale-back }", "rollback: scale-bak }"),
     )
     .unwrap();
     let output = serve_command(&db, &[]).output().unwrap();
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(1), "{stderr}");
     assert!(
-        stderr.contains("clearance.yaml:20:48: error[unknown-rollback]"),
+        stderr.contains("clearance.yaml:16:48: error[unknown-rollback]"),
         "{stderr}"
     );
     assert!(stderr.contains("refusing to start"), "{stderr}");
@@ -1248,11 +1246,15 @@ fn reconcile_an_audit_log_from_the_command_line(db: Db) {
     assert_eq!(code, 0);
     let config = db.path().join("bundle/clearance.yaml");
     let yaml = std::fs::read_to_string(&config).unwrap();
-    std::fs::write(
-        &config,
-        yaml.replacen("phase: shadow ", "phase: autonomous ", 1),
-    )
-    .unwrap();
+    let yaml = yaml
+        .replacen("phase: shadow ", "phase: autonomous ", 1)
+        .replacen(
+            "rollout-restart: { impact: medium }",
+            "rollout-restart: { impact: medium, kubernetes: { verbs: [patch], resource: deployments, apiGroup: apps } }",
+            1,
+        );
+    assert!(yaml.contains("resource: deployments, apiGroup: apps"));
+    std::fs::write(&config, yaml).unwrap();
     let server = serve(&db);
     let agent = server.agent_token.clone().unwrap();
     let admin = server.admin_token.clone().unwrap();

@@ -168,11 +168,6 @@ impl<S: Store> Trust<'_, S> {
         let Some((demotion, standing)) = due else {
             return Ok(None);
         };
-        // Already there and locked (a second out-of-scope action of a
-        // locked shadow agent): nothing would change but the tally's start.
-        if demotion.to == standing.phase && (standing.locked || !demotion.lock) {
-            return Ok(None);
-        }
         let change = PhaseChange {
             agent,
             from: &standing,
