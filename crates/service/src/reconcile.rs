@@ -20,7 +20,6 @@ use clearance_engine::{
         Candidate, PlatformWrite, candidate_span, choose,
         kubernetes::{AuditEvent, EventList, Reading, classify},
     },
-    trust::Sample,
 };
 use clearance_store::{ExecutionCandidate, Store};
 use futures::StreamExt as _;
@@ -208,7 +207,14 @@ impl<S: Store> Reconcile<'_, S> {
             Reading::Write { agent, write } => (agent, Some(write)),
         };
         let key = format!("{KUBERNETES_AUDIT}:{}", event.key());
-        let window = bundle.settings().reconcile_window.as_signed();
+        let pending = Pending {
+            reporter,
+            agent,
+            event,
+            key: &key,
+            write: write.as_ref(),
+            window: bundle.settings().reconcile_window.as_signed(),
+        };
         for attempt in 0..ATTEMPTS {
             if attempt > 0 {
                 tokio::time::sleep(Duration::from_millis(1 << attempt)).await;
@@ -216,14 +222,8 @@ impl<S: Store> Reconcile<'_, S> {
                     return Ok(Counted::Duplicate);
                 }
             }
-            let candidates = match &write {
-                Some(write) => self.candidates(agent, write, window).await?,
-                None => Vec::new(),
-            };
-            match self
-                .record(reporter, agent, event, &key, write.as_ref(), &candidates)
-                .await
-            {
+            let candidates = self.candidates(&pending).await?;
+            match self.record(&pending, &candidates).await {
                 Ok(recorded) => return self.follow_up(identity, event, recorded).await,
                 // A copy of this event, or another event claiming the same
                 // decision, got there first: look again.
@@ -252,14 +252,16 @@ impl<S: Store> Reconcile<'_, S> {
     }
 
     /// The agent's allowed executions a write at its time may run, with
-    /// the resource each allowed.
+    /// the resource each allowed; none for a refused request.
     async fn candidates(
         &self,
-        agent: &str,
-        write: &PlatformWrite<'_>,
-        window: jiff::SignedDuration,
+        pending: &Pending<'_>,
     ) -> Result<Vec<(Candidate, ExecutionCandidate)>, ServiceError> {
-        let (from, to) = candidate_span(write.at, window, CLOCK_SKEW);
+        let Some(write) = pending.write else {
+            return Ok(Vec::new());
+        };
+        let agent = pending.agent;
+        let (from, to) = candidate_span(write.at, pending.window, CLOCK_SKEW);
         let rows = self
             .core
             .store
@@ -292,14 +294,17 @@ impl<S: Store> Reconcile<'_, S> {
     /// claiming right now) and records the event.
     async fn record(
         &self,
-        reporter: &str,
-        agent: &str,
-        event: &AuditEvent,
-        key: &str,
-        write: Option<&PlatformWrite<'_>>,
+        pending: &Pending<'_>,
         candidates: &[(Candidate, ExecutionCandidate)],
     ) -> Result<Recorded, ServiceError> {
-        let window = self.core.bundle().settings().reconcile_window.as_signed();
+        let Pending {
+            reporter,
+            agent,
+            event,
+            key,
+            write,
+            window,
+        } = *pending;
         let incident = format!("{KUBERNETES_AUDIT}:{}", event.audit_id);
         let (receipt, recorded) = self
             .core
@@ -335,20 +340,21 @@ impl<S: Store> Reconcile<'_, S> {
                     effects: own_effects("platform_event", &payload, now)?,
                     payload,
                     guards: Vec::new(),
-                    value: Recorded {
-                        agent: agent.to_owned(),
+                    value: (
                         verdict,
-                        decision: matched.map(|(c, row)| {
+                        matched.map(|(c, row)| {
                             (c.decision_id.clone(), row.decision.reported.is_some())
                         }),
-                        seq: 0,
-                    },
+                    ),
                 })
             })
             .await?;
+        let (verdict, decision) = recorded;
         Ok(Recorded {
+            agent: agent.to_owned(),
+            verdict,
+            decision,
             seq: receipt.seq,
-            ..recorded
         })
     }
 
@@ -360,11 +366,7 @@ impl<S: Store> Reconcile<'_, S> {
         event: &AuditEvent,
         recorded: Recorded,
     ) -> Result<Counted, ServiceError> {
-        let sample = match recorded.verdict {
-            PlatformVerdict::Matched => None,
-            PlatformVerdict::OutOfScope => Some(Sample::OutOfScopeAction),
-            PlatformVerdict::Denied => Some(Sample::UnsafeAttempt),
-        };
+        let sample = recorded.verdict.sample();
         let mut demoted_to = None;
         if let Some(sample) = &sample {
             self.core.metrics().evidence(sample.kind());
@@ -416,6 +418,20 @@ impl<S: Store> Reconcile<'_, S> {
             Err(other) => Err(other),
         }
     }
+}
+
+/// One event on its way to the ledger: who reported it, whose it is, and
+/// what matching reads — the window taken once from the bundle it was
+/// classified under.
+#[derive(Clone, Copy)]
+struct Pending<'a> {
+    reporter: &'a str,
+    agent: &'a str,
+    event: &'a AuditEvent,
+    key: &'a str,
+    /// `None` for a request the platform refused.
+    write: Option<&'a PlatformWrite<'a>>,
+    window: jiff::SignedDuration,
 }
 
 /// An event as recorded: what it came to and its record.

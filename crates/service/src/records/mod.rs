@@ -231,11 +231,7 @@ pub fn effects_of(kind: &str, payload: &str, at: Timestamp) -> Result<Vec<Effect
         }
         "platform_event" => {
             let r: PlatformEventView = parse(kind, payload)?;
-            let sample = match r.verdict {
-                PlatformVerdict::Matched => None,
-                PlatformVerdict::OutOfScope => Some(Sample::OutOfScopeAction),
-                PlatformVerdict::Denied => Some(Sample::UnsafeAttempt),
-            };
+            let sample = r.verdict.sample();
             let mut effects = vec![Effect::PlatformEventRecorded {
                 key: r.event_key,
                 decision_id: r.decision_id,
@@ -334,6 +330,15 @@ impl PlatformVerdict {
             PlatformVerdict::Matched => "matched",
             PlatformVerdict::OutOfScope => "out_of_scope",
             PlatformVerdict::Denied => "denied",
+        }
+    }
+
+    /// The sample it is about its agent, if any.
+    pub fn sample(self) -> Option<Sample> {
+        match self {
+            PlatformVerdict::Matched => None,
+            PlatformVerdict::OutOfScope => Some(Sample::OutOfScopeAction),
+            PlatformVerdict::Denied => Some(Sample::UnsafeAttempt),
         }
     }
 }
