@@ -196,6 +196,14 @@ pub enum Command {
     /// out-of-scope action (the agent is demoted to shadow and locked).
     /// Exits 1 when an out-of-scope action or a refused request was found.
     Reconcile(crate::commands::reconcile::ReconcileArgs),
+    /// Decide a recorded decision again, offline, on the facts its record
+    /// kept: under the bundle that decided it (from the ledger), or under
+    /// --bundle to see the difference. Exits 1 when the outcome differs.
+    Replay(crate::commands::replay::ReplayArgs),
+    /// Decide every recorded decision of a window again under a candidate
+    /// bundle and print the outcome transitions. Exits 1 when any decision
+    /// that was not `allow` would become `allow`.
+    WhatIf(crate::commands::replay::WhatIfArgs),
     /// Verify or export the ledger.
     #[command(subcommand)]
     Audit(AuditCommand),

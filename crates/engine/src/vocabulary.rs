@@ -136,6 +136,16 @@ impl Level {
             Level::Execute => "execute",
         }
     }
+
+    /// The level a request is decided at: the one it asks for, else
+    /// `execute` for a write and `observe` for a read.
+    pub fn asked(asked: Option<Level>, impact: Impact) -> Level {
+        asked.unwrap_or(if impact.is_write() {
+            Level::Execute
+        } else {
+            Level::Observe
+        })
+    }
 }
 
 impl fmt::Display for Level {

@@ -11,8 +11,8 @@ mod common;
 use clearance_engine::{
     Bundle, Confidence, DecisionRequest, Facts, Impact, Level, Outcome, Phase, RequestHash,
     facts::{
-        Approval, ApprovalStatus, Execution, Identity, KillScope, KillSwitch, RollbackTest,
-        SimulationReport,
+        Approval, ApprovalStatus, Execution, Identity, KillScope, KillSwitch, RecordedFacts,
+        RollbackTest, SimulationReport,
     },
 };
 use common::at;
@@ -268,6 +268,19 @@ proptest! {
         if decision.level == Level::Execute && decision.impact.is_write() {
             prop_assert_ne!(decision.outcome, Outcome::Allow);
         }
+    }
+
+    #[test]
+    fn a_decision_replays_from_what_its_record_keeps((req, facts) in world()) {
+        let decided = bundle().decide(&req, &facts);
+        let now = facts.now.unwrap();
+        let recorded = facts.recorded(bundle(), &req);
+        // As the ledger keeps it: through JSON.
+        let text = serde_json::to_string(&recorded).unwrap();
+        let read: RecordedFacts = serde_json::from_str(&text).unwrap();
+        prop_assert_eq!(&read, &recorded);
+        let replayed = bundle().decide(&req, &read.facts(bundle(), &req.agent, now));
+        prop_assert_eq!(replayed, decided);
     }
 
     #[test]

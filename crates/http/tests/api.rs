@@ -71,6 +71,11 @@ async fn each_phase_gives_its_outcome_and_every_decision_is_ledgered(server: Ser
         before + 7,
         "each decision is its own record"
     );
+    assert_eq!(
+        support::every_decision_replays(&server.gw).await,
+        7,
+        "each decision replays from its record"
+    );
 }
 
 async fn the_five_checks_are_fed_by_recorded_evidence(server: Server) {

@@ -395,26 +395,18 @@ impl Follower {
         if self.shared.bundle.load().revision() == record.revision {
             return;
         }
-        let Some(sources) = record.sources else {
-            tracing::warn!(revision = %record.revision, "another instance activated a bundle without recording its files; keeping ours");
+        let revision = record.revision.clone();
+        let Some(source) = record.into_source() else {
+            tracing::warn!(%revision, "another instance activated a bundle without recording its files; keeping ours");
             return;
-        };
-        let file = |f: crate::records::SourceFileRecord| SourceFile {
-            path: f.path,
-            text: f.text,
-        };
-        let source = BundleSource {
-            config: file(sources.config),
-            policies: sources.policies.into_iter().map(file).collect(),
-            revision: Some(record.revision.clone()),
         };
         match Bundle::compile(&source) {
             Ok(bundle) => {
-                tracing::info!(revision = %record.revision, "following the bundle another instance activated");
+                tracing::info!(%revision, "following the bundle another instance activated");
                 self.shared.bundle.store(Arc::new(bundle));
             }
             Err(errors) => {
-                tracing::error!(revision = %record.revision, "the bundle another instance activated does not compile here; keeping ours:\n{errors}");
+                tracing::error!(%revision, "the bundle another instance activated does not compile here; keeping ours:\n{errors}");
             }
         }
     }

@@ -5,7 +5,9 @@
 
 use clearance_engine::{
     Decision, DecisionRequest, Identity, Impact, Outcome, ReportedOutcome, RequestHash,
-    decision::CLOCK_SKEW, facts::ApprovalStatus, trust::Sample,
+    decision::CLOCK_SKEW,
+    facts::{ApprovalStatus, RecordedFacts},
+    trust::Sample,
 };
 use clearance_store::{Guard, Store};
 use jiff::Timestamp;
@@ -75,6 +77,7 @@ struct Decided {
     credential_scope: String,
     policy_owner: String,
     decision: Decision,
+    facts: RecordedFacts,
     approval_expires_at: Option<Timestamp>,
     approval_reused: bool,
     at: Timestamp,
@@ -95,6 +98,7 @@ impl Decided {
             policy_owner: &self.policy_owner,
             request,
             decision: &self.decision,
+            facts: &self.facts,
             approval_expires_at: self.approval_expires_at,
             approval_reused: self.approval_reused,
         }
@@ -169,6 +173,7 @@ impl<S: Store> Decisions<'_, S> {
                         let asked = matched.as_ref().unwrap_or(&request);
                         let facts = state.facts(bundle, asked, now);
                         let mut decision = bundle.decide(asked, &facts);
+                        let facts = facts.recorded(bundle, asked);
                         // A request already waiting for an operator waits on
                         // the same approval: repeating it opens no second one.
                         let waiting = (decision.outcome == Outcome::Pending)
@@ -192,6 +197,7 @@ impl<S: Store> Decisions<'_, S> {
                             credential_scope: declared.credential_scope.clone(),
                             policy_owner: bundle.policy_owner().to_owned(),
                             decision,
+                            facts,
                             approval_expires_at,
                             approval_reused,
                             at: now,

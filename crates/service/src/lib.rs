@@ -21,6 +21,7 @@ mod metrics;
 mod platform;
 mod reconcile;
 pub mod records;
+pub mod replay;
 mod reports;
 mod state;
 mod tokens;

@@ -13,6 +13,7 @@ mod mcp;
 pub mod reconcile;
 mod remote;
 pub mod render;
+pub mod replay;
 mod runtime;
 mod serve;
 pub mod simulate;
@@ -100,6 +101,8 @@ pub fn run(cli: Cli) -> anyhow::Result<Exit> {
         Command::Audit(AuditCommand::Export { db, after }) => audit::export(db, after),
         Command::Store(StoreCommand::Copy { from, to }) => store::copy(from, to),
         Command::Reconcile(args) => reconcile::run(args),
+        Command::Replay(args) => replay::replay(args),
+        Command::WhatIf(args) => replay::what_if(args),
         Command::Simulate(args) => simulate::run(args),
         Command::Render(args) => render::run(args),
     }

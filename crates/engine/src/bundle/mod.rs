@@ -307,4 +307,16 @@ impl HardStop {
     pub fn applies_to(&self, agent: &str) -> bool {
         self.agent.as_deref().is_none_or(|only| only == agent)
     }
+
+    /// Whether `execution` counts against this stop at `now`. Executions
+    /// stamped after `now` count too: a concurrent request may have read
+    /// the clock a moment later, and a window must never forget a
+    /// reservation because of it.
+    pub fn counts(&self, execution: &crate::facts::Execution, now: jiff::Timestamp) -> bool {
+        // A window reaching before the representable past counts everything.
+        let since = now
+            .checked_sub(self.per.as_signed())
+            .unwrap_or(jiff::Timestamp::MIN);
+        execution.impact >= self.impact && execution.at > since
+    }
 }

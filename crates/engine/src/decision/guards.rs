@@ -33,17 +33,7 @@ pub(super) fn exhausted_stop<'a>(
         .iter()
         .filter(|stop| stop.applies_to(agent) && impact >= stop.impact)
         .find_map(|stop| {
-            // A window reaching before the representable past counts everything.
-            let since = now
-                .checked_sub(stop.per.as_signed())
-                .unwrap_or(Timestamp::MIN);
-            // Executions stamped after `now` count too: a concurrent request
-            // may have read the clock a moment later, and a window must
-            // never forget a reservation because of it.
-            let count = executions
-                .iter()
-                .filter(|e| e.impact >= stop.impact && e.at > since)
-                .count();
+            let count = executions.iter().filter(|e| stop.counts(e, now)).count();
             (count >= stop.max as usize).then_some((stop, count))
         })
 }

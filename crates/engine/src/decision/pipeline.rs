@@ -60,11 +60,7 @@ impl Bundle {
         }
         let action = self.action(&request.action);
         let impact = action.map_or(Impact::Critical, |a| a.impact);
-        let level = request.level.unwrap_or(if impact.is_write() {
-            Level::Execute
-        } else {
-            Level::Observe
-        });
+        let level = Level::asked(request.level, impact);
         (decision.impact, decision.level) = (impact, level);
 
         let tool = request

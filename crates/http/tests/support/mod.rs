@@ -3,7 +3,7 @@
 //! agent per phase, tokens for every kind of identity, and a clock the test
 //! can move forward. [`contract!`] runs a test on both backends.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
 #![allow(dead_code)]
 
 use std::sync::{
@@ -84,7 +84,9 @@ macro_rules! on_gw {
     };
 }
 
-/// Runs the contract test `$test(server)` on SQLite and on PostgreSQL.
+/// Runs the contract test `$test(server)` on SQLite and on PostgreSQL;
+/// then every decision the test left in the ledger must replay to its
+/// recorded outcome under the bundle that decided it.
 #[macro_export]
 macro_rules! contract {
     ($test:ident) => {
@@ -94,7 +96,10 @@ macro_rules! contract {
                 let server = $crate::support::Server::start($crate::support::Backend::Sqlite)
                     .await
                     .unwrap();
+                // The place outlives the test's server: the ledger is read after.
+                let (gw, _place) = (server.gw.clone(), server.place.clone());
                 super::$test(server).await;
+                $crate::support::every_decision_replays(&gw).await;
             }
 
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -104,10 +109,67 @@ macro_rules! contract {
                 else {
                     return;
                 };
+                // The place outlives the test's server: the ledger is read after.
+                let (gw, _place) = (server.gw.clone(), server.place.clone());
                 super::$test(server).await;
+                $crate::support::every_decision_replays(&gw).await;
             }
         }
     };
+}
+
+/// Walks every decision in the ledger and decides it again, offline, on
+/// the facts its record kept, under the bundle its record names (compiled
+/// from the files the ledger kept): the outcome and every reason must be
+/// the ones recorded. Returns how many decisions it replayed.
+pub async fn every_decision_replays(gw: &Gw) -> usize {
+    on_gw!(gw, |g| replay_all(g.store()).await)
+}
+
+async fn replay_all(store: &impl Store) -> usize {
+    use clearance_service::replay::{RecordedDecision, recorded_bundle};
+    let mut bundles: std::collections::HashMap<String, Bundle> = Default::default();
+    let (mut after, mut replayed) = (0, 0);
+    loop {
+        let page = store
+            .audit(&clearance_store::AuditQuery {
+                after,
+                limit: 500,
+                kind: Some("decision".into()),
+                agent: None,
+            })
+            .await
+            .unwrap();
+        let Some(last) = page.last() else { break };
+        after = last.seq;
+        for record in &page {
+            let recorded = RecordedDecision::read(record).unwrap();
+            let revision = recorded.policy_revision.clone();
+            if !bundles.contains_key(&revision) {
+                let bundle = recorded_bundle(store, &revision).await.unwrap();
+                let bundle = bundle
+                    .unwrap_or_else(|| panic!("no files of revision {revision} in the ledger"));
+                bundles.insert(revision.clone(), bundle);
+            }
+            let decision = recorded
+                .decide(&bundles[&revision])
+                .unwrap_or_else(|| panic!("decision {} kept no facts", recorded.decision_id));
+            let reasons: Vec<&str> = decision.reasons.iter().map(|r| r.code).collect();
+            assert_eq!(
+                (decision.outcome, reasons),
+                (
+                    recorded.outcome,
+                    recorded.reasons.iter().map(String::as_str).collect()
+                ),
+                "decision {} (record {}) replays differently: {:?}",
+                recorded.decision_id,
+                recorded.seq,
+                recorded.request
+            );
+            replayed += 1;
+        }
+    }
+    replayed
 }
 
 pub struct Server {

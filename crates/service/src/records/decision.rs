@@ -5,7 +5,7 @@
 use clearance_engine::{
     Decision, DecisionRequest, Identity, Impact, Level, Outcome,
     decision::{is_execution, is_unsafe_attempt},
-    facts::{Approval, ApprovalStatus},
+    facts::{Approval, ApprovalStatus, RecordedFacts},
     trust::Sample,
 };
 use clearance_store::{ApprovalRow, DecisionIndex, Effect, EvidenceRow};
@@ -25,6 +25,10 @@ pub(crate) struct DecisionRecord<'a> {
     pub policy_owner: &'a str,
     pub request: &'a DecisionRequest,
     pub decision: &'a Decision,
+    /// What the decision read of the world, so that it can be made again
+    /// offline (`clearance replay`, `clearance what-if`). Absent from
+    /// records written before replay existed.
+    pub facts: &'a RecordedFacts,
     /// When the approval a pending decision opens stops counting.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub approval_expires_at: Option<Timestamp>,

@@ -119,8 +119,11 @@ impl State {
         state
     }
 
-    /// Now, never earlier than a time handed out before.
+    /// Now, never earlier than a time handed out before, to the
+    /// microsecond: the ledger writes times to the microsecond, and a
+    /// decision replayed from its record must see the instant it was made at.
     pub(crate) fn now(&mut self, clock: Timestamp) -> Timestamp {
+        let clock = Timestamp::from_microsecond(clock.as_microsecond()).unwrap_or(clock);
         let now = self.last_now.map_or(clock, |last| last.max(clock));
         self.last_now = Some(now);
         now

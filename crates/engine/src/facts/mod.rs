@@ -6,8 +6,12 @@
 //! The server reads these from its store; `clearance decide` and
 //! `clearance test` read them from a file. The engine never fetches them.
 
+mod recorded;
+
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
+
+pub use recorded::RecordedFacts;
 
 use crate::{
     request::Resource,

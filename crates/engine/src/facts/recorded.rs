@@ -1,0 +1,151 @@
+//! [`RecordedFacts`]: the part of a decision's [`Facts`] its ledger record
+//! keeps, so that the decision can be made again offline — by `clearance
+//! replay` under the bundle that decided, or by `clearance what-if` under a
+//! candidate.
+//!
+//! Compact by construction: only what the deciding bundle could read for
+//! this one request — the kill switches covering it, the executions some
+//! hard stop could count, the simulation of its plan, the tests of its
+//! playbook, the approval it claims. The clock is the record's own time
+//! and the identity is the bundle's declaration unless the facts said
+//! otherwise, so neither is written twice.
+
+use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
+
+use super::{Approval, Execution, Facts, Identity, KillSwitch, RollbackTest, SimulationReport};
+use crate::{
+    bundle::Bundle,
+    request::DecisionRequest,
+    vocabulary::{Level, Phase},
+};
+
+/// What a decision read of the world, as its record keeps it.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RecordedFacts {
+    /// The phase the facts gave (absent: the bundle's starting phase).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phase: Option<Phase>,
+    /// The authenticated identity, only when it is not the agent as the
+    /// deciding bundle declares it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub identity: Option<Identity>,
+    /// The facts named no authenticated identity at all (an offline
+    /// `clearance decide`); the gateway always names one.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub unauthenticated: bool,
+    /// The tripped kill switches covering the request, in order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub kill_switches: Vec<KillSwitch>,
+    /// The executions a hard stop of the deciding bundle could count.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub executions: Vec<Execution>,
+    /// The simulation reports of the request's plan.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub simulations: Vec<SimulationReport>,
+    /// The tests of the action's rollback playbook.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub rollback_tests: Vec<RollbackTest>,
+    /// The approval the request claimed, as stored then.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approval: Option<Approval>,
+}
+
+impl Facts {
+    /// What of these facts `bundle` can read deciding `request`: deciding
+    /// again on [`RecordedFacts::facts`] gives the same decision.
+    pub fn recorded(self, bundle: &Bundle, request: &DecisionRequest) -> RecordedFacts {
+        let declared = bundle.agent(&request.agent);
+        let action = bundle.action(&request.action);
+        let tool = request
+            .action
+            .split_once(':')
+            .map_or(request.action.as_str(), |(tool, _)| tool);
+        let unauthenticated = self.identity.is_none();
+        let identity = self.identity.filter(|identity| {
+            declared.is_none_or(|agent| {
+                identity.agent != agent.id || identity.credential_scope != agent.credential_scope
+            })
+        });
+        let playbook = action.and_then(|a| a.rollback.as_deref());
+        RecordedFacts {
+            phase: self.phase,
+            identity,
+            unauthenticated,
+            kill_switches: self
+                .kill_switches
+                .into_iter()
+                .filter(|s| s.covers(&request.agent, tool, &request.resource))
+                .collect(),
+            executions: match self.now {
+                Some(now) => countable(bundle, request, self.recent_executions, now),
+                None => Vec::new(),
+            },
+            simulations: self
+                .simulations
+                .into_iter()
+                .filter(|s| request.plan_id.as_deref() == Some(s.plan_id.as_str()))
+                .collect(),
+            rollback_tests: self
+                .rollback_tests
+                .into_iter()
+                .filter(|t| playbook == Some(t.playbook.as_str()))
+                .collect(),
+            approval: self.approval.filter(|_| request.approval_id.is_some()),
+        }
+    }
+}
+
+impl RecordedFacts {
+    /// The facts to decide again at `now` under `bundle`: the identity is
+    /// `bundle`'s declaration of the agent unless another (or none) was
+    /// recorded.
+    pub fn facts(&self, bundle: &Bundle, agent: &str, now: Timestamp) -> Facts {
+        let identity = self.identity.clone().or_else(|| {
+            if self.unauthenticated {
+                return None;
+            }
+            bundle.agent(agent).map(|a| Identity {
+                agent: a.id.clone(),
+                credential_scope: a.credential_scope.clone(),
+            })
+        });
+        Facts {
+            now: Some(now),
+            phase: self.phase,
+            identity,
+            kill_switches: self.kill_switches.clone(),
+            recent_executions: self.executions.clone(),
+            simulations: self.simulations.clone(),
+            rollback_tests: self.rollback_tests.clone(),
+            approval: self.approval.clone(),
+        }
+    }
+}
+
+/// The executions some hard stop of `bundle` applying to this request
+/// could count; none when the request is not a write execution, since
+/// hard stops are not read then.
+fn countable(
+    bundle: &Bundle,
+    request: &DecisionRequest,
+    executions: Vec<Execution>,
+    now: Timestamp,
+) -> Vec<Execution> {
+    let Some(impact) = bundle.action(&request.action).map(|a| a.impact) else {
+        return Vec::new();
+    };
+    if Level::asked(request.level, impact) != Level::Execute || !impact.is_write() {
+        return Vec::new();
+    }
+    let stops: Vec<_> = bundle
+        .hard_stops()
+        .iter()
+        .filter(|stop| stop.applies_to(&request.agent) && impact >= stop.impact)
+        .collect();
+    executions
+        .into_iter()
+        .filter(|e| stops.iter().any(|stop| stop.counts(e, now)))
+        .collect()
+}
