@@ -1434,3 +1434,147 @@ fn reconcile_an_audit_log_from_the_command_line(db: Db) {
     assert_eq!(seen, expected);
 }
 both!(reconcile_an_audit_log_from_the_command_line);
+
+/// A copy of the test's bundle in `dir/name`, with `policy` added.
+fn candidate(db: &Db, name: &str, policy: &str) {
+    let from = db.path().join("bundle");
+    let to = db.path().join(name);
+    std::fs::create_dir_all(to.join("policies")).unwrap();
+    std::fs::copy(from.join("clearance.yaml"), to.join("clearance.yaml")).unwrap();
+    for entry in std::fs::read_dir(from.join("policies")).unwrap() {
+        let entry = entry.unwrap();
+        std::fs::copy(entry.path(), to.join("policies").join(entry.file_name())).unwrap();
+    }
+    std::fs::write(to.join("policies/candidate.cedar"), policy).unwrap();
+}
+
+fn replay_and_what_if_from_the_command_line(db: Db) {
+    let (code, _) = clearance(&["init", "bundle"], db.path());
+    assert_eq!(code, 0);
+    let config = db.path().join("bundle/clearance.yaml");
+    let yaml = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(
+        &config,
+        yaml.replacen("phase: shadow ", "phase: autonomous ", 1),
+    )
+    .unwrap();
+    let server = serve(&db);
+    let agent = server.agent_token.clone().unwrap();
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let decide = |action: &str, namespace: &str, confidence: Option<f64>, expected: &str| {
+        let mut body = json!({ "agent": "incident-bot", "action": action,
+                               "resource": { "kind": "deployment", "namespace": namespace, "name": "api" } });
+        if let Some(confidence) = confidence {
+            body["confidence"] = json!(confidence);
+        }
+        let request = reqwest::Client::new()
+            .post(format!("http://{}/v1/decisions", server.base))
+            .bearer_auth(&agent)
+            .json(&body);
+        let answer: Value =
+            runtime.block_on(async { request.send().await.unwrap().json().await.unwrap() });
+        assert_eq!(answer["outcome"], expected, "{answer}");
+        answer["decision_id"].as_str().unwrap().to_owned()
+    };
+    let read = decide("kubectl:get", "payments", None, "allow");
+    let restart = decide("kubectl:rollout-restart", "payments", Some(0.9), "allow");
+    let outside = decide("kubectl:rollout-restart", "billing", Some(0.9), "deny");
+    let unsure = decide("kubectl:rollout-restart", "payments", None, "pending");
+    let run = |args: &[&str]| -> (i32, String, String) {
+        let output = Command::new(env!("CARGO_BIN_EXE_clearance"))
+            .args(args)
+            .args(["--db", db.arg()])
+            .current_dir(db.path())
+            .output()
+            .unwrap();
+        (
+            output.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&output.stdout).into_owned(),
+            String::from_utf8_lossy(&output.stderr).into_owned(),
+        )
+    };
+
+    // Under the bundle that decided, from the ledger's copy of its files.
+    for id in [&read, &restart, &outside, &unsure] {
+        let (code, out, err) = run(&["replay", id]);
+        assert_eq!(code, 0, "{out}{err}");
+        assert!(out.contains("same outcome"), "{out}");
+    }
+    let (code, out, _) = run(&["replay", &unsure, "--json"]);
+    assert_eq!(code, 0);
+    let replayed: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(replayed["recorded"]["outcome"], "pending");
+    assert_eq!(replayed["replayed"]["reasons"][0], "low_confidence");
+    assert_eq!(
+        replayed["recorded"]["policy_revision"],
+        replayed["replayed"]["policy_revision"]
+    );
+    let (code, _, err) = run(&["replay", "dec_nope"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("no decision `dec_nope`"), "{err}");
+
+    // A candidate that forbids restarts in payments: exactly the two
+    // restarts there change, and nothing widens.
+    candidate(
+        &db,
+        "tight",
+        r#"@id("no-restarts-in-payments")
+forbid (principal, action == Action::"kubectl:rollout-restart", resource) when { resource.namespace == "payments" };"#,
+    );
+    let (code, out, _) = run(&["replay", &restart, "--bundle", "tight"]);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("CHANGED: allow → deny"), "{out}");
+    let (code, out, err) = run(&["what-if", "--bundle", "tight", "--json"]);
+    assert_eq!(code, 0, "{out}{err}");
+    let report: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(report["decisions"], 4, "{report}");
+    assert_eq!(report["unchanged"], 2, "{report}");
+    let transitions = report["transitions"].as_array().unwrap();
+    let mut seen: Vec<(String, String, u64, String)> = transitions
+        .iter()
+        .map(|t| {
+            (
+                t["from"].as_str().unwrap().to_owned(),
+                t["to"].as_str().unwrap().to_owned(),
+                t["count"].as_u64().unwrap(),
+                t["examples"][0]["decision_id"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    seen.sort();
+    assert_eq!(
+        seen,
+        vec![
+            ("allow".into(), "deny".into(), 1, restart.clone()),
+            ("pending".into(), "deny".into(), 1, unsure.clone()),
+        ]
+    );
+    let (code, out, _) = run(&["what-if", "--bundle", "tight"]);
+    assert_eq!(code, 0);
+    assert!(
+        out.contains("4 decisions re-decided") && out.contains("allow → deny"),
+        "{out}"
+    );
+    let (_, out, _) = run(&["what-if", "--bundle", "tight", "--agent", "someone-else", "--json"]);
+    assert_eq!(serde_json::from_str::<Value>(&out).unwrap()["decisions"], 0);
+    let (_, out, _) = run(&["what-if", "--bundle", "tight", "--since", "2999-01-01T00:00:00Z", "--json"]);
+    assert_eq!(serde_json::from_str::<Value>(&out).unwrap()["decisions"], 0);
+    let (_, out, _) = run(&["what-if", "--bundle", "tight", "--since", "1h", "--json"]);
+    assert_eq!(serde_json::from_str::<Value>(&out).unwrap()["decisions"], 4);
+
+    // A candidate that widens the scope to billing: the refused restart
+    // there would run, so what-if exits 1 for a human to look.
+    candidate(
+        &db,
+        "wide",
+        r#"@id("billing-too")
+permit (principal, action, resource) when { resource.namespace == "billing" };"#,
+    );
+    let (code, out, _) = run(&["what-if", "--bundle", "wide"]);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("deny → allow") && out.contains(&outside), "{out}");
+    assert!(out.contains("WIDENS"), "{out}");
+    drop(server);
+}
+
+both!(replay_and_what_if_from_the_command_line);
