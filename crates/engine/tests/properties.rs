@@ -317,3 +317,104 @@ fn the_generated_worlds_reach_allowed_high_impact_executions() {
         );
     }
 }
+
+/// A record keeps only what the decision could read: an in-scope read
+/// under a busy world records its phase and nothing else; a high-impact
+/// execution keeps the switch covering it, the executions the hard stop
+/// counts, its plan's report and its playbook's tests — not the others.
+#[test]
+fn a_record_keeps_only_what_its_decision_could_read() {
+    let mut facts = Facts {
+        now: Some(common::now()),
+        phase: Some(Phase::Autonomous),
+        identity: Some(Identity {
+            agent: "bot".into(),
+            credential_scope: "k8s:sa/bot".into(),
+        }),
+        kill_switches: vec![
+            KillSwitch {
+                id: Some("elsewhere".into()),
+                scope: KillScope::Resource,
+                target: Some("*/search/*".into()),
+                reason: None,
+            },
+            KillSwitch {
+                id: Some("kubectl".into()),
+                scope: KillScope::Tool,
+                target: Some("kubectl".into()),
+                reason: None,
+            },
+        ],
+        recent_executions: vec![
+            Execution {
+                impact: Impact::High,
+                at: at(-60),
+            },
+            Execution {
+                impact: Impact::High,
+                at: at(-7_200),
+            },
+            Execution {
+                impact: Impact::Medium,
+                at: at(-60),
+            },
+        ],
+        simulations: vec![
+            SimulationReport {
+                plan_id: "plan-1".into(),
+                branches: 4,
+                survived: 4,
+                produced_at: at(-60),
+            },
+            SimulationReport {
+                plan_id: "plan-2".into(),
+                branches: 4,
+                survived: 0,
+                produced_at: at(-60),
+            },
+        ],
+        rollback_tests: vec![
+            RollbackTest {
+                playbook: "undo".into(),
+                passed: true,
+                tested_at: at(-60),
+            },
+            RollbackTest {
+                playbook: "other".into(),
+                passed: false,
+                tested_at: at(-60),
+            },
+        ],
+        approval: None,
+    };
+    let mut read = common::request(Impact::Read);
+    read.action = "tool:read".into();
+    read.resource.namespace = "search".into();
+    let kept = serde_json::to_value(facts.clone().recorded(bundle(), &read)).unwrap();
+    assert_eq!(
+        kept,
+        serde_json::json!({ "phase": "autonomous", "kill_switches": [{ "id": "elsewhere", "scope": "resource", "target": "*/search/*", "reason": null }] })
+    );
+    read.resource.namespace = "inside".into();
+    let kept = serde_json::to_value(facts.clone().recorded(bundle(), &read)).unwrap();
+    assert_eq!(kept, serde_json::json!({ "phase": "autonomous" }));
+
+    let mut high = common::request(Impact::High);
+    high.action = "tool:high".into();
+    high.resource.namespace = "inside".into();
+    high.plan_id = Some("plan-1".into());
+    let kept = facts.recorded(bundle(), &high);
+    assert!(kept.kill_switches.is_empty());
+    assert_eq!(
+        kept.executions,
+        vec![Execution {
+            impact: Impact::High,
+            at: at(-60)
+        }]
+    );
+    assert_eq!(kept.simulations.len(), 1);
+    assert_eq!(kept.simulations[0].plan_id, "plan-1");
+    assert_eq!(kept.rollback_tests.len(), 1);
+    assert_eq!(kept.rollback_tests[0].playbook, "undo");
+    assert!(kept.identity.is_none() && !kept.unauthenticated);
+}

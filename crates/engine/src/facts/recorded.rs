@@ -17,7 +17,7 @@ use super::{Approval, Execution, Facts, Identity, KillSwitch, RollbackTest, Simu
 use crate::{
     bundle::Bundle,
     request::DecisionRequest,
-    vocabulary::{Level, Phase},
+    vocabulary::{Impact, Level, Phase},
 };
 
 /// What a decision read of the world, as its record keeps it.
@@ -68,7 +68,16 @@ impl Facts {
                 identity.agent != agent.id || identity.credential_scope != agent.credential_scope
             })
         });
-        let playbook = action.and_then(|a| a.rollback.as_deref());
+        // As the pipeline reads it: an unknown action is critical.
+        let impact = action.map_or(Impact::Critical, |a| a.impact);
+        let execution = (Level::asked(request.level, impact) == Level::Execute).then_some(impact);
+        // The five checks read simulations and rollback tests, and run
+        // only for high and critical executions.
+        let checked = execution.is_some_and(|i| i.needs_evidence());
+        let playbook = action
+            .and_then(|a| a.rollback.as_deref())
+            .filter(|_| checked);
+        let plan = request.plan_id.as_deref().filter(|_| checked);
         RecordedFacts {
             phase: self.phase,
             identity,
@@ -78,14 +87,16 @@ impl Facts {
                 .into_iter()
                 .filter(|s| s.covers(&request.agent, tool, &request.resource))
                 .collect(),
-            executions: match self.now {
-                Some(now) => countable(bundle, request, self.recent_executions, now),
-                None => Vec::new(),
+            executions: match (self.now, execution) {
+                (Some(now), Some(impact)) if impact.is_write() => {
+                    countable(bundle, &request.agent, impact, self.recent_executions, now)
+                }
+                _ => Vec::new(),
             },
             simulations: self
                 .simulations
                 .into_iter()
-                .filter(|s| request.plan_id.as_deref() == Some(s.plan_id.as_str()))
+                .filter(|s| plan == Some(s.plan_id.as_str()))
                 .collect(),
             rollback_tests: self
                 .rollback_tests
@@ -124,25 +135,19 @@ impl RecordedFacts {
     }
 }
 
-/// The executions some hard stop of `bundle` applying to this request
-/// could count; none when the request is not a write execution, since
-/// hard stops are not read then.
+/// The executions some hard stop of `bundle` bounding `agent`'s
+/// executions of `impact` could count.
 fn countable(
     bundle: &Bundle,
-    request: &DecisionRequest,
+    agent: &str,
+    impact: Impact,
     executions: Vec<Execution>,
     now: Timestamp,
 ) -> Vec<Execution> {
-    let Some(impact) = bundle.action(&request.action).map(|a| a.impact) else {
-        return Vec::new();
-    };
-    if Level::asked(request.level, impact) != Level::Execute || !impact.is_write() {
-        return Vec::new();
-    }
     let stops: Vec<_> = bundle
         .hard_stops()
         .iter()
-        .filter(|stop| stop.applies_to(&request.agent) && impact >= stop.impact)
+        .filter(|stop| stop.applies_to(agent) && impact >= stop.impact)
         .collect();
     executions
         .into_iter()
