@@ -1555,9 +1555,23 @@ forbid (principal, action == Action::"kubectl:rollout-restart", resource) when {
         out.contains("4 decisions re-decided") && out.contains("allow → deny"),
         "{out}"
     );
-    let (_, out, _) = run(&["what-if", "--bundle", "tight", "--agent", "someone-else", "--json"]);
+    let (_, out, _) = run(&[
+        "what-if",
+        "--bundle",
+        "tight",
+        "--agent",
+        "someone-else",
+        "--json",
+    ]);
     assert_eq!(serde_json::from_str::<Value>(&out).unwrap()["decisions"], 0);
-    let (_, out, _) = run(&["what-if", "--bundle", "tight", "--since", "2999-01-01T00:00:00Z", "--json"]);
+    let (_, out, _) = run(&[
+        "what-if",
+        "--bundle",
+        "tight",
+        "--since",
+        "2999-01-01T00:00:00Z",
+        "--json",
+    ]);
     assert_eq!(serde_json::from_str::<Value>(&out).unwrap()["decisions"], 0);
     let (_, out, _) = run(&["what-if", "--bundle", "tight", "--since", "1h", "--json"]);
     assert_eq!(serde_json::from_str::<Value>(&out).unwrap()["decisions"], 4);
@@ -1572,7 +1586,10 @@ permit (principal, action, resource) when { resource.namespace == "billing" };"#
     );
     let (code, out, _) = run(&["what-if", "--bundle", "wide"]);
     assert_eq!(code, 1, "{out}");
-    assert!(out.contains("deny → allow") && out.contains(&outside), "{out}");
+    assert!(
+        out.contains("deny → allow") && out.contains(&outside),
+        "{out}"
+    );
     assert!(out.contains("WIDENS"), "{out}");
     drop(server);
 }

@@ -324,7 +324,7 @@ fn the_generated_worlds_reach_allowed_high_impact_executions() {
 /// counts, its plan's report and its playbook's tests — not the others.
 #[test]
 fn a_record_keeps_only_what_its_decision_could_read() {
-    let mut facts = Facts {
+    let facts = Facts {
         now: Some(common::now()),
         phase: Some(Phase::Autonomous),
         identity: Some(Identity {

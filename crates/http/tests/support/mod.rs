@@ -3,7 +3,12 @@
 //! agent per phase, tokens for every kind of identity, and a clock the test
 //! can move forward. [`contract!`] runs a test on both backends.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic
+)]
 #![allow(dead_code)]
 
 use std::sync::{
