@@ -55,6 +55,9 @@ pub enum ReplayError {
     /// The ledger could not be read.
     #[error("cannot read the ledger: {0}")]
     Store(#[from] StoreError),
+    /// A worker deciding a page stopped before it finished.
+    #[error("deciding a page of decisions stopped: {0}")]
+    Interrupted(String),
 }
 
 /// A `decision` record, as replay reads it.

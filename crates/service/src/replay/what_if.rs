@@ -136,10 +136,7 @@ fn joined(
 ) -> Result<Tally, ReplayError> {
     match done {
         Some(Ok(tally)) => tally,
-        Some(Err(error)) => Err(ReplayError::Unreadable {
-            seq: 0,
-            error: format!("deciding a page failed: {error}"),
-        }),
+        Some(Err(error)) => Err(ReplayError::Interrupted(error.to_string())),
         None => Ok(Tally::default()),
     }
 }
