@@ -957,16 +957,22 @@ fn as_operator(server: &Served, token: &str, args: &[&str]) -> (i32, String, Str
     )
 }
 
-fn approvals_from_the_command_line(db: Db) {
+/// `clearance init bundle` in `db`'s directory, with the example agent
+/// starting in `phase`.
+fn init_bundle(db: &Db, phase: &str) {
     let (code, _) = clearance(&["init", "bundle"], db.path());
     assert_eq!(code, 0);
     let config = db.path().join("bundle/clearance.yaml");
     let yaml = std::fs::read_to_string(&config).unwrap();
     std::fs::write(
         &config,
-        yaml.replacen("phase: shadow ", "phase: remediate ", 1),
+        yaml.replacen("phase: shadow ", &format!("phase: {phase} "), 1),
     )
     .unwrap();
+}
+
+fn approvals_from_the_command_line(db: Db) {
+    init_bundle(&db, "remediate");
     let server = serve(&db);
     let agent = server.agent_token.clone().unwrap();
     let (code, approver) = clearance(
@@ -1449,15 +1455,7 @@ fn candidate(db: &Db, name: &str, policy: &str) {
 }
 
 fn replay_and_what_if_from_the_command_line(db: Db) {
-    let (code, _) = clearance(&["init", "bundle"], db.path());
-    assert_eq!(code, 0);
-    let config = db.path().join("bundle/clearance.yaml");
-    let yaml = std::fs::read_to_string(&config).unwrap();
-    std::fs::write(
-        &config,
-        yaml.replacen("phase: shadow ", "phase: autonomous ", 1),
-    )
-    .unwrap();
+    init_bundle(&db, "autonomous");
     let server = serve(&db);
     let agent = server.agent_token.clone().unwrap();
     let runtime = tokio::runtime::Runtime::new().unwrap();
