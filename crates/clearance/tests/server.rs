@@ -88,6 +88,19 @@ struct Served {
 }
 
 impl Served {
+    /// Posts `body` as the example agent, asserts its outcome, returns the
+    /// decision's id.
+    fn decide(&self, runtime: &tokio::runtime::Runtime, body: &Value, expected: &str) -> String {
+        let request = reqwest::Client::new()
+            .post(format!("http://{}/v1/decisions", self.base))
+            .bearer_auth(self.agent_token.as_deref().unwrap())
+            .json(body);
+        let answer: Value =
+            runtime.block_on(async { request.send().await.unwrap().json().await.unwrap() });
+        assert_eq!(answer["outcome"], expected, "{answer}");
+        answer["decision_id"].as_str().unwrap().to_owned()
+    }
+
     /// Sends `count` in-scope reads as the example agent and waits for each answer.
     fn send_reads(&self, runtime: &tokio::runtime::Runtime, count: usize) {
         let token = self.agent_token.clone().unwrap();
@@ -1262,21 +1275,13 @@ fn reconcile_an_audit_log_from_the_command_line(db: Db) {
     assert!(yaml.contains("resource: deployments, apiGroup: apps"));
     std::fs::write(&config, yaml).unwrap();
     let server = serve(&db);
-    let agent = server.agent_token.clone().unwrap();
     let admin = server.admin_token.clone().unwrap();
     let harness = issue_harness(&db);
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let restart = || -> String {
         let body = json!({ "agent": "incident-bot", "action": "kubectl:rollout-restart", "confidence": 0.9,
                            "resource": { "kind": "deployment", "namespace": "payments", "name": "checkout-api" } });
-        let request = reqwest::Client::new()
-            .post(format!("http://{}/v1/decisions", server.base))
-            .bearer_auth(&agent)
-            .json(&body);
-        let answer: Value =
-            runtime.block_on(async { request.send().await.unwrap().json().await.unwrap() });
-        assert_eq!(answer["outcome"], "allow", "{answer}");
-        answer["decision_id"].as_str().unwrap().to_owned()
+        server.decide(&runtime, &body, "allow")
     };
     let lineage = |id: &str| -> Value {
         let request = reqwest::Client::new()
@@ -1457,7 +1462,6 @@ fn candidate(db: &Db, name: &str, policy: &str) {
 fn replay_and_what_if_from_the_command_line(db: Db) {
     init_bundle(&db, "autonomous");
     let server = serve(&db);
-    let agent = server.agent_token.clone().unwrap();
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let decide = |action: &str, namespace: &str, confidence: Option<f64>, expected: &str| {
         let mut body = json!({ "agent": "incident-bot", "action": action,
@@ -1465,14 +1469,7 @@ fn replay_and_what_if_from_the_command_line(db: Db) {
         if let Some(confidence) = confidence {
             body["confidence"] = json!(confidence);
         }
-        let request = reqwest::Client::new()
-            .post(format!("http://{}/v1/decisions", server.base))
-            .bearer_auth(&agent)
-            .json(&body);
-        let answer: Value =
-            runtime.block_on(async { request.send().await.unwrap().json().await.unwrap() });
-        assert_eq!(answer["outcome"], expected, "{answer}");
-        answer["decision_id"].as_str().unwrap().to_owned()
+        server.decide(&runtime, &body, expected)
     };
     let read = decide("kubectl:get", "payments", None, "allow");
     let restart = decide("kubectl:rollout-restart", "payments", Some(0.9), "allow");
