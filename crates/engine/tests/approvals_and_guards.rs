@@ -19,6 +19,8 @@ fn approval_for(req: &clearance_engine::DecisionRequest) -> Approval {
         approvers: vec!["alice@example.com".into()],
         expires_at: at(600),
         used: false,
+        required: 1,
+        snapshot_version: req.snapshot.as_ref().map(|s| s.version.clone()),
     }
 }
 
@@ -71,13 +73,78 @@ fn an_approval_for_a_different_request_does_not_count() {
         f.simulations[0].plan_id = mismatched.plan_id.clone().unwrap();
         let decision = bundle.decide(&mismatched, &f);
         assert_eq!(decision.outcome, Outcome::Deny, "{:?}", decision.reasons);
+        // Only the snapshot version differs: the state drifted.
+        let drifted = mismatched.snapshot != req.snapshot;
+        let expected = if drifted {
+            "approval_drifted"
+        } else {
+            "approval_invalid"
+        };
         assert!(
-            reason_codes(&decision).contains(&"approval_invalid"),
+            reason_codes(&decision).contains(&expected),
             "{:?}",
             decision.reasons
         );
+        assert_eq!(approval.drifted_from(&mismatched), drifted);
         assert!(decision.approval_id.is_none());
     }
+}
+
+#[test]
+fn a_repeat_on_another_snapshot_version_is_drift_and_nothing_else_is() {
+    let req = claimed(Impact::High);
+    let approval = approval_for(&req);
+    assert!(!approval.drifted_from(&req), "the approved request itself");
+    let mut moved = req.clone();
+    moved.snapshot.as_mut().unwrap().version = "v9".into();
+    assert!(approval.drifted_from(&moved));
+    // Another version *and* another resource is another request, not drift.
+    moved.resource.name = "other".into();
+    assert!(!approval.drifted_from(&moved));
+    // A repeat without a snapshot has no version to drift from.
+    let mut bare = req.clone();
+    bare.snapshot = None;
+    assert!(!approval.drifted_from(&bare));
+    // An approval given without a snapshot cannot drift.
+    let unversioned = Approval {
+        snapshot_version: None,
+        ..approval
+    };
+    let mut moved = req.clone();
+    moved.snapshot.as_mut().unwrap().version = "v9".into();
+    assert!(!unversioned.drifted_from(&moved));
+}
+
+#[test]
+fn an_approval_counts_only_with_as_many_approvers_as_it_requires() {
+    let bundle = bundle();
+    let req = claimed(Impact::High);
+    let mut f = facts(Phase::Remediate);
+    f.approval = Some(Approval {
+        required: 2,
+        ..approval_for(&req)
+    });
+    let decision = bundle.decide(&req, &f);
+    assert_eq!(decision.outcome, Outcome::Deny, "{:?}", decision.reasons);
+    assert!(
+        decision
+            .reasons
+            .iter()
+            .any(|r| r.code == "approval_invalid" && r.message.contains("1 of the 2 approvals")),
+        "{:?}",
+        decision.reasons
+    );
+    f.approval = Some(Approval {
+        required: 2,
+        approvers: vec!["alice@example.com".into(), "bob@example.com".into()],
+        ..approval_for(&req)
+    });
+    let decision = bundle.decide(&req, &f);
+    assert_eq!(decision.outcome, Outcome::Allow, "{:?}", decision.reasons);
+    assert_eq!(
+        decision.approval_chain,
+        ["alice@example.com", "bob@example.com"]
+    );
 }
 
 #[test]

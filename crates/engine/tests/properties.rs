@@ -168,6 +168,8 @@ fn facts_for(req: DecisionRequest) -> impl Strategy<Value = (DecisionRequest, Fa
                 approvers,
                 expires_at: at(expires),
                 used,
+                required: 1,
+                snapshot_version: None,
             },
         );
     (

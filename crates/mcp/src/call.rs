@@ -171,7 +171,7 @@ impl<S: Store> McpGateway<S> {
                 Standing::Denied(by) => return answer::approval_refused(&pending, &approval, &by),
                 // Approved: run on it. Voided by a kill switch, spent
                 // elsewhere or expired: decide again, and answer with that.
-                Standing::Approved | Standing::Voided | Standing::Used | Standing::Expired => {
+                Standing::Approved | Standing::Voided(_) | Standing::Used | Standing::Expired => {
                     let again = DecisionRequest {
                         approval_id: (standing != Standing::Used && standing != Standing::Expired)
                             .then(|| approval.clone()),

@@ -3,16 +3,20 @@
 //! repeats that exact request with the `approval_id`, and the engine lets
 //! it run once.
 
-use clearance_engine::{Identity, Resource, facts::ApprovalStatus};
-use clearance_store::{ApprovalRow, Store};
-use jiff::Timestamp;
+use clearance_engine::{
+    Bundle, Identity, Resource,
+    bundle::approvals::{ApproverCheck, Barred},
+    facts::{ApprovalStatus, KillSwitch},
+};
+use clearance_store::{ApprovalRow, ApprovalVoid, Store};
+use jiff::{SignedDuration, Timestamp};
 use serde::Serialize;
 
 use crate::{
     ServiceError,
     core::{Core, Plan},
     identity::Permissions as _,
-    records::{ApprovalRecord, json, own_effects},
+    records::{ApprovalExpiredRecord, ApprovalRecord, json, own_effects},
 };
 
 /// An approval as operators see it.
@@ -35,8 +39,14 @@ pub struct ApprovalView {
     pub rationale: Option<String>,
     /// The hash the approval is bound to.
     pub request_hash: String,
-    /// Who approved.
+    /// Who approved, so far.
     pub approvers: Vec<String>,
+    /// How many distinct operators must approve it.
+    pub required: u32,
+    /// The `approvals.rules` entry that asked for them; absent when none
+    /// matched (one operator).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rule: Option<String>,
     /// When it was opened.
     #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
     pub created_at: Timestamp,
@@ -57,6 +67,8 @@ impl ApprovalView {
             rationale: row.request.rationale.clone(),
             request_hash: row.approval.request_hash.clone(),
             approvers: row.approval.approvers.clone(),
+            required: row.approval.required,
+            rule: row.rule.clone(),
             created_at: row.created_at,
             expires_at: row.approval.expires_at,
         }
@@ -72,8 +84,9 @@ pub enum Standing {
     Approved,
     /// Refused, by these operators.
     Denied(Vec<String>),
-    /// Voided by a kill switch.
-    Voided,
+    /// Voided: by a kill switch, by its expiry or because its request was
+    /// repeated on another snapshot version.
+    Voided(ApprovalVoid),
     /// Spent by a request that ran on it.
     Used,
     /// Nobody settled it in time.
@@ -163,6 +176,60 @@ impl<S: Store> Approvals<'_, S> {
             .await
     }
 
+    /// Records `approval.expired` for every open approval (pending, or
+    /// approved and unused) past its `expires_at`: an approval stops
+    /// counting at its expiry whether or not this ran, and this puts the
+    /// fact in the ledger. Another instance sweeping the same approval
+    /// records it once between them. Returns how many it recorded.
+    ///
+    /// # Errors
+    /// `Unavailable` when the ledger cannot be written.
+    pub async fn expire_due(&self) -> Result<usize, ServiceError> {
+        let now = self.core.clock();
+        let due: Vec<String> = self
+            .core
+            .state()
+            .approvals
+            .values()
+            .filter(|row| row.approval.expires_at <= now)
+            .map(|row| row.approval.id.clone())
+            .collect();
+        let mut expired = 0;
+        for id in due {
+            let result = self
+                .core
+                .transact(|state, _, now| {
+                    let row = state.approvals.get(&id).ok_or_else(|| {
+                        ServiceError::Conflict(format!("approval `{id}` closed meanwhile"))
+                    })?;
+                    let payload = json(&ApprovalExpiredRecord {
+                        approval_id: id.clone(),
+                        agent: row.agent.clone(),
+                        action: row.request.action.clone(),
+                        request_hash: row.approval.request_hash.clone(),
+                        status: row.approval.status,
+                        approvers: row.approval.approvers.clone(),
+                        expires_at: row.approval.expires_at,
+                    })?;
+                    Ok(Plan {
+                        kind: "approval.expired",
+                        effects: own_effects("approval.expired", &payload, now)?,
+                        payload,
+                        guards: Vec::new(),
+                        value: (),
+                    })
+                })
+                .await;
+            match result {
+                Ok(_) => expired += 1,
+                // Settled, used or expired elsewhere meanwhile.
+                Err(ServiceError::Conflict(why)) => tracing::debug!(%why, "expiry not recorded"),
+                Err(other) => return Err(other),
+            }
+        }
+        Ok(expired)
+    }
+
     /// Where approval `id` of `agent` stands, for a caller waiting on it:
     /// read from this instance's state, or the store once it has left it.
     ///
@@ -199,7 +266,9 @@ impl<S: Store> Approvals<'_, S> {
                     .map(|(operator, _)| operator.clone())
                     .collect(),
             ),
-            ApprovalStatus::Voided => Standing::Voided,
+            ApprovalStatus::Voided => {
+                Standing::Voided(found.voided_because.unwrap_or(ApprovalVoid::KillSwitch))
+            }
             ApprovalStatus::Approved => Standing::Approved,
             // Not in the state yet (opened on another instance a moment
             // ago) or expired.
@@ -220,6 +289,7 @@ impl<S: Store> Approvals<'_, S> {
             _ => "deny requests",
         })?;
         check_comment(comment)?;
+        let trips = self.recent_trips(operator).await?;
         if !self.core.state().approvals.contains_key(id) {
             // Opened by another instance a moment ago, perhaps: look again
             // once this one has caught up.
@@ -238,7 +308,7 @@ impl<S: Store> Approvals<'_, S> {
         };
         let (_, mut row) = self
             .core
-            .transact(|state, _, now| {
+            .transact(|state, bundle, now| {
                 let row = state.approvals.get(id).cloned().ok_or_else(|| {
                     ServiceError::Conflict(format!("approval `{id}` was settled meanwhile"))
                 })?;
@@ -254,6 +324,9 @@ impl<S: Store> Approvals<'_, S> {
                         row.approval.expires_at
                     )));
                 }
+                if verdict == ApprovalStatus::Approved {
+                    check_approver(bundle, &row, operator, &trips)?;
+                }
                 let payload = json(&ApprovalRecord {
                     approval_id: id.to_owned(),
                     agent: row.agent.clone(),
@@ -261,6 +334,8 @@ impl<S: Store> Approvals<'_, S> {
                     request_hash: row.approval.request_hash.clone(),
                     operator: operator.to_owned(),
                     comment: comment.map(str::to_owned),
+                    required: row.approval.required,
+                    rule: row.rule.clone(),
                 })?;
                 Ok(Plan {
                     kind,
@@ -271,9 +346,46 @@ impl<S: Store> Approvals<'_, S> {
                 })
             })
             .await?;
-        row.approval.status = verdict;
-        row.approval.approvers.push(operator.to_owned());
+        if verdict == ApprovalStatus::Approved {
+            row.approval.approvers.push(operator.to_owned());
+            if row.approval.approvers.len() as u64 >= u64::from(row.approval.required) {
+                row.approval.status = ApprovalStatus::Approved;
+            }
+        } else {
+            row.approval.status = ApprovalStatus::Denied;
+        }
         Ok(ApprovalView::of(&row))
+    }
+
+    /// The kill switches `operator` tripped that still bar them: tripped,
+    /// or reset less than [`TRIPPER_BARRED_FOR`] ago. Read only when the
+    /// bundle bars trippers.
+    async fn recent_trips(&self, operator: &str) -> Result<Vec<KillSwitch>, ServiceError> {
+        let barred = self
+            .core
+            .bundle()
+            .approval_policy()
+            .barred
+            .contains(&Barred::KillSwitchTripper);
+        if !barred {
+            return Ok(Vec::new());
+        }
+        let since = self
+            .core
+            .clock()
+            .checked_sub(TRIPPER_BARRED_FOR)
+            .unwrap_or(Timestamp::MIN);
+        let trips = self
+            .core
+            .store
+            .kill_switch_history(since)
+            .await
+            .map_err(|e| ServiceError::from_store(e, "reading kill switches"))?;
+        Ok(trips
+            .into_iter()
+            .filter(|trip| trip.row.tripped_by == operator)
+            .map(|trip| trip.row.switch)
+            .collect())
     }
 
     /// Why an approval that cannot be settled cannot: settled, voided or
@@ -300,6 +412,32 @@ impl<S: Store> Approvals<'_, S> {
             Ok(None) => ServiceError::NotFound(format!("no approval `{id}`")),
             Err(error) => ServiceError::from_store(error, "reading an approval"),
         }
+    }
+}
+
+/// How long after its reset a kill switch still bars the operator who
+/// tripped it from approving what it covered (`approvals.barred:
+/// kill_switch_tripper`).
+pub const TRIPPER_BARRED_FOR: SignedDuration = SignedDuration::from_hours(24);
+
+/// Refuses an operator `approvals.barred` keeps from approving `row`.
+fn check_approver(
+    bundle: &Bundle,
+    row: &ApprovalRow,
+    operator: &str,
+    trips: &[KillSwitch],
+) -> Result<(), ServiceError> {
+    let agent_owner = bundle.agent(&row.agent).map_or("", |a| a.owner.as_str());
+    let trips: Vec<(&KillSwitch, &str)> = trips.iter().map(|s| (s, operator)).collect();
+    let barred = bundle.approval_policy().barred(&ApproverCheck {
+        operator,
+        agent_owner,
+        request: &row.request,
+        trips: &trips,
+    });
+    match barred {
+        Some(why) => Err(ServiceError::Forbidden(why)),
+        None => Ok(()),
     }
 }
 

@@ -5,6 +5,7 @@
 
 use clearance_engine::{
     Decision, DecisionRequest, Identity, Impact, Outcome, ReportedOutcome, RequestHash,
+    bundle::approvals::Requirement,
     decision::CLOCK_SKEW,
     facts::{ApprovalStatus, RecordedFacts},
     trust::Sample,
@@ -80,6 +81,8 @@ struct Decided {
     facts: RecordedFacts,
     approval_expires_at: Option<Timestamp>,
     approval_reused: bool,
+    approval_requirement: Option<Requirement>,
+    voided_approval: Option<String>,
     at: Timestamp,
 }
 
@@ -101,6 +104,8 @@ impl Decided {
             facts: &self.facts,
             approval_expires_at: self.approval_expires_at,
             approval_reused: self.approval_reused,
+            approval_requirement: self.approval_requirement.as_ref(),
+            voided_approval: self.voided_approval.as_deref(),
         }
     }
 }
@@ -173,6 +178,14 @@ impl<S: Store> Decisions<'_, S> {
                         let asked = matched.as_ref().unwrap_or(&request);
                         let facts = state.facts(bundle, asked, now);
                         let mut decision = bundle.decide(asked, &facts);
+                        // Repeated on another snapshot version: whatever the
+                        // outcome, the approval no longer describes the world.
+                        let voided_approval = facts
+                            .approval
+                            .as_ref()
+                            .filter(|a| asked.approval_id.as_deref() == Some(a.id.as_str()))
+                            .filter(|a| a.drifted_from(asked))
+                            .map(|a| a.id.clone());
                         let facts = facts.recorded(bundle, asked);
                         // A request already waiting for an operator waits on
                         // the same approval: repeating it opens no second one.
@@ -180,6 +193,7 @@ impl<S: Store> Decisions<'_, S> {
                             .then(|| state.approval_for(agent, &hash, ApprovalStatus::Pending, now))
                             .flatten();
                         let approval_reused = waiting.is_some();
+                        let mut approval_requirement = None;
                         let approval_expires_at = match (decision.outcome, waiting) {
                             (Outcome::Pending, Some(id)) => {
                                 decision.approval_id = Some(id);
@@ -187,6 +201,14 @@ impl<S: Store> Decisions<'_, S> {
                             }
                             (Outcome::Pending, None) => {
                                 decision.approval_id = Some(random_id("apr")?);
+                                let requirement =
+                                    bundle.approval_policy().requirement(asked, decision.impact);
+                                approval_requirement = (requirement
+                                    != Requirement {
+                                        rule: None,
+                                        approvers: 1,
+                                    })
+                                .then_some(requirement);
                                 let expiry = bundle.settings().approval_expire_after.as_signed();
                                 Some(now.checked_add(expiry).unwrap_or(now))
                             }
@@ -200,6 +222,8 @@ impl<S: Store> Decisions<'_, S> {
                             facts,
                             approval_expires_at,
                             approval_reused,
+                            approval_requirement,
+                            voided_approval,
                             at: now,
                         };
                         let request_hash = decided.decision.request_hash.to_string();

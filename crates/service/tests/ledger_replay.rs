@@ -19,10 +19,10 @@ use clearance_engine::{
     Identity, Outcome, ReportedOutcome, facts::KillScope, reconcile::kubernetes::EventList,
 };
 use clearance_service::{
-    EvidenceInput, KillSwitchInput, OutcomeReport,
+    EvidenceInput, KillSwitchInput, OutcomeReport, Standing,
     records::{KINDS, effects_of},
 };
-use clearance_store::{SqliteStore, Store};
+use clearance_store::{ApprovalVoid, SqliteStore, Store};
 use support::{World, agent, request, scale};
 
 async fn every_kind<S: Store>(world: &World<S>) -> String {
@@ -182,6 +182,61 @@ async fn every_kind<S: Store>(world: &World<S>) -> String {
         )
         .await
         .unwrap();
+
+    // A repeat on another snapshot version voids its approval (inside the
+    // decision record); an approval nobody settles expires.
+    let mut planned = request("remediate-bot", "kubectl:rollout-restart");
+    planned.resource.name = "fourth".into();
+    planned.snapshot = Some(clearance_engine::Snapshot {
+        version: "v1".into(),
+        observed_at: world.gateway.now(),
+    });
+    let drifting = world
+        .decide(planned.clone())
+        .await
+        .decision
+        .approval_id
+        .unwrap();
+    world
+        .gateway
+        .approvals()
+        .approve(&world.approver, &drifting, None)
+        .await
+        .unwrap();
+    planned.snapshot.as_mut().unwrap().version = "v2".into();
+    planned.approval_id = Some(drifting.clone());
+    let repeat = world.decide(planned).await.decision;
+    assert_eq!(repeat.outcome, Outcome::Deny);
+    assert_eq!(
+        repeat.reasons[0].code, "approval_drifted",
+        "{:?}",
+        repeat.reasons
+    );
+    let mut late = request("remediate-bot", "kubectl:rollout-restart");
+    late.resource.name = "fifth".into();
+    let late = world.decide(late).await.decision.approval_id.unwrap();
+    world.advance(16 * 60);
+    assert!(world.gateway.approvals().expire_due().await.unwrap() >= 1);
+    assert_eq!(
+        world
+            .gateway
+            .approvals()
+            .standing("remediate-bot", &late)
+            .await
+            .unwrap(),
+        Standing::Voided(ApprovalVoid::Expired)
+    );
+    assert_eq!(
+        world
+            .gateway
+            .approvals()
+            .standing("remediate-bot", &drifting)
+            .await
+            .unwrap(),
+        Standing::Voided(ApprovalVoid::Drifted)
+    );
+    // Nothing is left to expire, and a second sweep records nothing.
+    assert_eq!(world.gateway.approvals().expire_due().await.unwrap(), 0);
     token
 }
 

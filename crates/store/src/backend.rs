@@ -16,7 +16,7 @@ use crate::{
     Effect, StoreError,
     rows::{
         AgentRow, ApprovalState, AuditQuery, DecisionRow, EvidenceRow, ExecutionCandidate,
-        PlatformEventRow, StoredState, TokenRow,
+        KillSwitchHistoryRow, PlatformEventRow, StoredState, TokenRow,
     },
 };
 
@@ -210,6 +210,12 @@ pub trait Backend: Send + Sync + 'static {
         &self,
         id: &str,
     ) -> impl Future<Output = Result<Option<ApprovalState>, StoreError>> + Send;
+
+    /// As [`crate::Store::kill_switch_history`].
+    fn kill_switch_history(
+        &self,
+        since: Timestamp,
+    ) -> impl Future<Output = Result<Vec<KillSwitchHistoryRow>, StoreError>> + Send;
 
     /// A filtered page of records.
     fn audit(

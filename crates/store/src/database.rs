@@ -12,7 +12,7 @@ use crate::{
     backend::Backend,
     rows::{
         AgentRow, ApprovalState, AuditQuery, DecisionRow, EvidenceRow, ExecutionCandidate,
-        PlatformEventRow, StoredState, TokenRow, VerifyReport,
+        KillSwitchHistoryRow, PlatformEventRow, StoredState, TokenRow, VerifyReport,
     },
     writer::{self, Job},
 };
@@ -161,6 +161,13 @@ impl<B: Backend> Store for Database<B> {
 
     async fn find_approval(&self, id: &str) -> Result<Option<ApprovalState>, StoreError> {
         self.backend.find_approval(id).await
+    }
+
+    async fn kill_switch_history(
+        &self,
+        since: Timestamp,
+    ) -> Result<Vec<KillSwitchHistoryRow>, StoreError> {
+        self.backend.kill_switch_history(since).await
     }
 
     async fn audit(&self, query: &AuditQuery) -> Result<Vec<LedgerRecord>, StoreError> {

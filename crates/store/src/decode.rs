@@ -15,7 +15,8 @@ use crate::{
     },
     rows::{
         AgentRow, ApprovalRow, DecisionIndex, DecisionRow, ExecutionCandidate, ExecutionRow,
-        KillSwitchRow, PlatformEventRow, PromotionRow, RollbackTestRow, TokenRow,
+        KillSwitchHistoryRow, KillSwitchRow, PlatformEventRow, PromotionRow, RollbackTestRow,
+        TokenRow,
     },
 };
 
@@ -82,7 +83,11 @@ pub(crate) fn approval(row: &impl Columns) -> Result<ApprovalRow, StoreError> {
             approvers: Vec::new(),
             expires_at: timestamp(&row.text("expires_at")?)?,
             used: row.flag("used")?,
+            required: u32::try_from(row.int("required")?)
+                .map_err(|_| StoreError::Corrupt("approvals.required out of range".into()))?,
+            snapshot_version: request.snapshot.as_ref().map(|s| s.version.clone()),
         },
+        rule: row.optional_text("rule")?,
         agent: row.text("agent")?,
         request,
         created_at: timestamp(&row.text("created_at")?)?,
@@ -99,6 +104,18 @@ pub(crate) fn kill_switch(row: &impl Columns) -> Result<KillSwitchRow, StoreErro
         },
         tripped_by: row.text("tripped_by")?,
         tripped_at: timestamp(&row.text("tripped_at")?)?,
+    })
+}
+
+pub(crate) fn kill_switch_history(row: &impl Columns) -> Result<KillSwitchHistoryRow, StoreError> {
+    Ok(KillSwitchHistoryRow {
+        row: kill_switch(row)?,
+        tripped_seq: seq(row.int("tripped_seq")?)?,
+        reset_by: row.optional_text("reset_by")?,
+        reset_at: row
+            .optional_text("reset_at")?
+            .map(|t| timestamp(&t))
+            .transpose()?,
     })
 }
 

@@ -21,8 +21,8 @@ use clearance_engine::{
 use jiff::Timestamp;
 
 use crate::rows::{
-    AgentRow, AgentVersion, ApprovalRow, DecisionIndex, EvidenceRow, KillSwitchRow, PromotionRow,
-    PromotionStatus, RollbackTestRow, TokenRow,
+    AgentRow, AgentVersion, ApprovalRow, ApprovalVoid, DecisionIndex, EvidenceRow, KillSwitchRow,
+    PromotionRow, PromotionStatus, RollbackTestRow, TokenRow,
 };
 
 /// One ledger record to append, what it changes, and what must hold.
@@ -50,7 +50,11 @@ pub enum Effect {
     DecisionRecorded(DecisionIndex),
     /// Open a pending approval (boxed: it carries the whole request).
     ApprovalOpened(Box<ApprovalRow>),
-    /// An operator approved or denied; only while it is pending.
+    /// An operator's verdict; only while the approval is pending, once per
+    /// operator. `Denied` closes it; `Approved` is one vote, and the
+    /// approval turns approved with the vote that brings its distinct
+    /// approvers to `required` — decided inside the writing transaction, so
+    /// votes racing on several instances complete it exactly once.
     ApprovalSettled {
         /// The approval.
         id: String,
@@ -66,10 +70,15 @@ pub enum Effect {
         /// The approval.
         id: String,
     },
-    /// A kill switch voided these approvals (those still open).
+    /// These approvals stopped counting (those still open). Voided by a
+    /// kill switch it always applies; voided as expired or drifted it is
+    /// refused unless every one of them is still open, so two instances
+    /// sweeping the same expiry record it once.
     ApprovalsVoided {
         /// The approvals.
         ids: Vec<String>,
+        /// Why.
+        because: ApprovalVoid,
     },
     /// A kill switch was tripped.
     KillSwitchTripped(KillSwitchRow),

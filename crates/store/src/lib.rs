@@ -38,9 +38,10 @@ pub use error::StoreError;
 pub use location::{Location, LocationError};
 pub use postgres::{Postgres, PostgresStore};
 pub use rows::{
-    AgentRow, AgentVersion, ApprovalRow, ApprovalState, AuditQuery, DecisionIndex, DecisionRow,
-    EvidenceRow, ExecutionCandidate, ExecutionRow, KillSwitchRow, PlatformEventRow, PromotionRow,
-    PromotionStatus, RollbackTestRow, StoredState, TokenRow, VerifyReport, is_open,
+    AgentRow, AgentVersion, ApprovalRow, ApprovalState, ApprovalVoid, AuditQuery, DecisionIndex,
+    DecisionRow, EvidenceRow, ExecutionCandidate, ExecutionRow, KillSwitchHistoryRow,
+    KillSwitchRow, PlatformEventRow, PromotionRow, PromotionStatus, RollbackTestRow, StoredState,
+    TokenRow, VerifyReport, is_open,
 };
 pub use sqlite::{Sqlite, SqliteStore};
 
@@ -165,6 +166,13 @@ pub trait Store: Send + Sync + 'static {
         &self,
         id: &str,
     ) -> impl Future<Output = Result<Option<ApprovalState>, StoreError>> + Send;
+
+    /// Kill switches tripped at or after `since`, or still tripped, newest
+    /// first (at most 1,000).
+    fn kill_switch_history(
+        &self,
+        since: Timestamp,
+    ) -> impl Future<Output = Result<Vec<KillSwitchHistoryRow>, StoreError>> + Send;
 
     /// A page of ledger records, filtered.
     fn audit(

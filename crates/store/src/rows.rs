@@ -109,6 +109,9 @@ pub struct ApprovalRow {
     pub request: DecisionRequest,
     /// When it was opened.
     pub created_at: Timestamp,
+    /// The `approvals.rules` entry that set how many must approve it;
+    /// `None` when no rule matched (one operator).
+    pub rule: Option<String>,
 }
 
 /// An approval as read back, whatever its status.
@@ -118,6 +121,42 @@ pub struct ApprovalState {
     pub row: ApprovalRow,
     /// The operators who settled it, with their verdicts, in order.
     pub votes: Vec<(String, ApprovalStatus)>,
+    /// Why it was voided, when it was.
+    pub voided_because: Option<ApprovalVoid>,
+}
+
+/// Why an open approval stopped counting without an operator's verdict.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ApprovalVoid {
+    /// A kill switch covering its request was tripped.
+    KillSwitch,
+    /// Nobody settled it, or nobody used it, before `expires_at`.
+    Expired,
+    /// Its request was repeated on another snapshot version.
+    Drifted,
+}
+
+impl ApprovalVoid {
+    /// As stored and recorded.
+    pub fn name(self) -> &'static str {
+        match self {
+            ApprovalVoid::KillSwitch => "kill_switch",
+            ApprovalVoid::Expired => "expired",
+            ApprovalVoid::Drifted => "drifted",
+        }
+    }
+
+    /// The reason stored as `name`.
+    pub fn parse(name: &str) -> Option<ApprovalVoid> {
+        [
+            ApprovalVoid::KillSwitch,
+            ApprovalVoid::Expired,
+            ApprovalVoid::Drifted,
+        ]
+        .into_iter()
+        .find(|v| v.name() == name)
+    }
 }
 
 /// A kill switch as tripped.
@@ -129,6 +168,19 @@ pub struct KillSwitchRow {
     pub tripped_by: String,
     /// When.
     pub tripped_at: Timestamp,
+}
+
+/// A kill switch as tripped, and reset if it was.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KillSwitchHistoryRow {
+    /// The trip.
+    pub row: KillSwitchRow,
+    /// The ledger record of the trip (it names the approvals it voided).
+    pub tripped_seq: u64,
+    /// The admin who reset it, once reset.
+    pub reset_by: Option<String>,
+    /// When, once reset.
+    pub reset_at: Option<Timestamp>,
 }
 
 /// A rollback test.

@@ -56,10 +56,13 @@ fn opened(id: &str) -> Effect {
             approvers: Vec::new(),
             expires_at: at(900),
             used: false,
+            required: 1,
+            snapshot_version: None,
         },
         agent: "bot-0".into(),
         request: request(),
         created_at: at(0),
+        rule: None,
     }))
 }
 

@@ -160,6 +160,7 @@ async fn run_gateway<S: Store>(
     ));
     tokio::spawn(reload_when_changed(gateway.clone(), dir));
     tokio::spawn(sweep_demotions(gateway.clone()));
+    tokio::spawn(expire_approvals(gateway.clone()));
     tokio::spawn(super::checkpoints::sign_when_due(
         gateway.clone(),
         checkpoint_key,
@@ -290,6 +291,20 @@ async fn shutdown() {
 
 /// How often every agent's sliding windows are re-checked.
 const DEMOTION_SWEEP: Duration = Duration::from_secs(60);
+/// How often expired approvals are looked for.
+const APPROVAL_SWEEP: Duration = Duration::from_secs(5);
+
+/// Puts each approval's expiry in the ledger shortly after it happens (it
+/// stops counting at `expires_at` either way).
+async fn expire_approvals<S: Store>(gateway: Arc<Gateway<S>>) {
+    let mut tick = tokio::time::interval(APPROVAL_SWEEP);
+    loop {
+        tick.tick().await;
+        if let Err(error) = gateway.approvals().expire_due().await {
+            tracing::error!(%error, "approval expiry not recorded; retrying at the next tick");
+        }
+    }
+}
 
 /// Windows slide: samples leaving them can demote an agent with no new
 /// evidence arriving, so they are re-checked on a timer.

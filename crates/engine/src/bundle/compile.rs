@@ -5,6 +5,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
+mod approvals;
 mod mcp;
 mod platform;
 mod reconcile;
@@ -62,6 +63,8 @@ fn compile_unsorted(source: &BundleSource) -> Result<Bundle, BundleErrors> {
     let platform = config.platform(&raw, &agents);
     let gitops = config.gitops(&raw);
     let mcp_servers = config.mcp_servers(&raw, &mut actions);
+    // After the MCP servers: they may add `<server>:read-only` to the inventory.
+    let approval_policy = config.approval_policy(&raw, &agents, &actions);
     let checkpoints = config.checkpoints(&raw);
     let kubernetes_users = reconcile::kubernetes_users(&agents, &raw);
 
@@ -99,6 +102,7 @@ fn compile_unsorted(source: &BundleSource) -> Result<Bundle, BundleErrors> {
         rollbacks,
         settings,
         hard_stops,
+        approval_policy,
         trust,
         scope,
         platform,

@@ -6,6 +6,7 @@
 //! bundle with any error is refused whole; there is no partially loaded
 //! bundle.
 
+pub mod approvals;
 mod compile;
 mod diagnostics;
 pub mod mcp;
@@ -93,6 +94,7 @@ pub struct Bundle {
     pub(crate) rollbacks: BTreeMap<String, Rollback>,
     pub(crate) settings: Settings,
     pub(crate) hard_stops: Vec<HardStop>,
+    pub(crate) approval_policy: approvals::ApprovalPolicy,
     pub(crate) trust: TrustSettings,
     pub(crate) scope: Scope,
     pub(crate) platform: Option<platform::Platform>,
@@ -134,6 +136,11 @@ impl Bundle {
         let mut agents: Vec<&Agent> = self.agents.values().collect();
         agents.sort_by(|a, b| a.id.cmp(&b.id));
         agents.into_iter()
+    }
+
+    /// `approvals.rules` and `approvals.barred`: who must approve what.
+    pub fn approval_policy(&self) -> &approvals::ApprovalPolicy {
+        &self.approval_policy
     }
 
     /// The inventory entry for `tool:verb`.

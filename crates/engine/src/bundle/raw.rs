@@ -207,6 +207,31 @@ pub(crate) struct RawAutonomy {
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawApprovals {
     pub expire_after: Option<Spanned<String>>,
+    #[serde(default)]
+    pub rules: Vec<Spanned<RawApprovalRule>>,
+    #[serde(default)]
+    pub barred: Vec<Spanned<String>>,
+}
+
+/// One of `approvals.rules`: `{ match: {…}, approvers: 2 }`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawApprovalRule {
+    pub id: Option<Spanned<String>>,
+    #[serde(rename = "match", default)]
+    pub matches: RawApprovalMatch,
+    pub approvers: Spanned<u32>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawApprovalMatch {
+    pub agent: Option<Spanned<String>>,
+    pub tool: Option<Spanned<String>>,
+    pub action: Option<Spanned<String>>,
+    pub kind: Option<Spanned<String>>,
+    pub namespace: Option<Spanned<String>>,
+    pub impact: Option<Impact>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -82,7 +82,7 @@ impl Bundle {
             }
         };
         let approval = check_approval(
-            request.approval_id.as_deref(),
+            request,
             facts.approval.as_ref(),
             &decision.request_hash,
             now,
@@ -281,6 +281,10 @@ impl Subject<'_> {
         match &self.approval {
             ApprovalVerdict::Invalid(why) => {
                 d.because("approval_invalid", why.clone());
+                Outcome::Deny
+            }
+            ApprovalVerdict::Drifted(why) => {
+                d.because("approval_drifted", why.clone());
                 Outcome::Deny
             }
             ApprovalVerdict::Valid(approval) => {

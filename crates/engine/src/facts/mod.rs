@@ -203,6 +203,22 @@ pub struct Approval {
     /// Whether a request already executed on it.
     #[serde(default)]
     pub used: bool,
+    /// Distinct operators who must approve it (`approvals.rules`); it is
+    /// `Approved` only once that many have.
+    #[serde(default = "one", skip_serializing_if = "is_one")]
+    pub required: u32,
+    /// The snapshot version the request it waits on was planned on: a
+    /// repeat on another version means the state drifted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub snapshot_version: Option<String>,
+}
+
+fn one() -> u32 {
+    1
+}
+
+fn is_one(n: &u32) -> bool {
+    *n == 1
 }
 
 /// Where an approval stands.

@@ -2,13 +2,14 @@
 //! decision, and what it changes — its index row, the approval it opens or
 //! spends, and the unsafe attempt it counts against its agent.
 
+use clearance_engine::bundle::approvals::Requirement;
 use clearance_engine::{
     Decision, DecisionRequest, Identity, Impact, Level, Outcome,
     decision::{is_execution, is_unsafe_attempt},
     facts::{Approval, ApprovalStatus, RecordedFacts},
     trust::Sample,
 };
-use clearance_store::{ApprovalRow, DecisionIndex, Effect, EvidenceRow};
+use clearance_store::{ApprovalRow, ApprovalVoid, DecisionIndex, Effect, EvidenceRow};
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
@@ -36,6 +37,15 @@ pub(crate) struct DecisionRecord<'a> {
     /// already opened, instead of opening another.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub approval_reused: bool,
+    /// What the approval a pending decision opens needs: how many
+    /// distinct operators, under which `approvals.rules` entry. Absent: one
+    /// operator, no rule.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub approval_requirement: Option<&'a Requirement>,
+    /// The approval this request voided: it repeated the approved request
+    /// on another snapshot version (the state drifted).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub voided_approval: Option<&'a str>,
 }
 
 /// What a decision's effects depend on, whether taken from the decision at
@@ -52,6 +62,8 @@ pub(crate) struct DecisionFacts<'a> {
     pub approval_id: Option<&'a str>,
     pub approval_expires_at: Option<Timestamp>,
     pub approval_reused: bool,
+    pub approval_requirement: Option<&'a Requirement>,
+    pub voided_approval: Option<&'a str>,
 }
 
 impl<'a> DecisionFacts<'a> {
@@ -68,6 +80,8 @@ impl<'a> DecisionFacts<'a> {
             approval_id: record.decision.approval_id.as_deref(),
             approval_expires_at: record.approval_expires_at,
             approval_reused: record.approval_reused,
+            approval_requirement: record.approval_requirement,
+            voided_approval: record.voided_approval,
         }
     }
 }
@@ -98,16 +112,25 @@ pub(crate) fn decision_effects(facts: &DecisionFacts<'_>, at: Timestamp) -> Vec<
                     // expiries were recorded: it counts as already expired.
                     expires_at: facts.approval_expires_at.unwrap_or(at),
                     used: false,
+                    required: facts.approval_requirement.map_or(1, |r| r.approvers),
+                    snapshot_version: facts.request.snapshot.as_ref().map(|s| s.version.clone()),
                 },
                 agent: facts.agent.to_owned(),
                 request: facts.request.clone(),
                 created_at: at,
+                rule: facts.approval_requirement.and_then(|r| r.rule.clone()),
             })))
         }
         (Outcome::Allow, Some(id)) if execution => {
             effects.push(Effect::ApprovalUsed { id: id.to_owned() });
         }
         _ => {}
+    }
+    if let Some(id) = facts.voided_approval {
+        effects.push(Effect::ApprovalsVoided {
+            ids: vec![id.to_owned()],
+            because: ApprovalVoid::Drifted,
+        });
     }
     if is_unsafe_attempt(facts.outcome, facts.first_reason) {
         effects.push(Effect::EvidenceRecorded(EvidenceRow {
@@ -130,6 +153,10 @@ struct DecisionView {
     approval_expires_at: Option<Timestamp>,
     #[serde(default)]
     approval_reused: bool,
+    #[serde(default)]
+    approval_requirement: Option<Requirement>,
+    #[serde(default)]
+    voided_approval: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -166,6 +193,8 @@ pub(super) fn effects_from_payload(
         approval_id: view.decision.approval_id.as_deref(),
         approval_expires_at: view.approval_expires_at,
         approval_reused: view.approval_reused,
+        approval_requirement: view.approval_requirement.as_ref(),
+        voided_approval: view.voided_approval.as_deref(),
     };
     Ok(decision_effects(&facts, at))
 }

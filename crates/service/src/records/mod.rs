@@ -19,8 +19,8 @@ use clearance_engine::{
     trust::Sample,
 };
 use clearance_store::{
-    AgentRow, AgentVersion, Effect, EvidenceRow, KillSwitchRow, PromotionRow, PromotionStatus,
-    RollbackTestRow, TokenRow,
+    AgentRow, AgentVersion, ApprovalVoid, Effect, EvidenceRow, KillSwitchRow, PromotionRow,
+    PromotionStatus, RollbackTestRow, TokenRow,
 };
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize, de::DeserializeOwned};
@@ -30,10 +30,11 @@ pub(crate) use decision::{DecisionFacts, DecisionRecord, decision_effects};
 use crate::ServiceError;
 
 /// Every kind of record, in the order `docs/ledger.md` lists them.
-pub const KINDS: [&str; 18] = [
+pub const KINDS: [&str; 19] = [
     "decision",
     "approval.approved",
     "approval.denied",
+    "approval.expired",
     "kill_switch.tripped",
     "kill_switch.reset",
     "simulation",
@@ -116,8 +117,16 @@ pub fn effects_of(kind: &str, payload: &str, at: Timestamp) -> Result<Vec<Effect
                 }),
                 Effect::ApprovalsVoided {
                     ids: r.voided_approvals,
+                    because: ApprovalVoid::KillSwitch,
                 },
             ]
+        }
+        "approval.expired" => {
+            let r: ApprovalExpiredRecord = parse(kind, payload)?;
+            vec![Effect::ApprovalsVoided {
+                ids: vec![r.approval_id],
+                because: ApprovalVoid::Expired,
+            }]
         }
         "kill_switch.reset" => {
             let r: KillSwitchRecord = parse(kind, payload)?;
@@ -388,6 +397,36 @@ pub(crate) struct ApprovalRecord {
     /// written before comments existed).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub comment: Option<String>,
+    /// How many distinct operators the approval needs (absent: one); an
+    /// `approval.approved` record is one of them.
+    #[serde(default = "one", skip_serializing_if = "is_one")]
+    pub required: u32,
+    /// The `approvals.rules` entry that asked for them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rule: Option<String>,
+}
+
+fn one() -> u32 {
+    1
+}
+
+fn is_one(n: &u32) -> bool {
+    *n == 1
+}
+
+/// `approval.expired`: an open approval nobody settled, or nobody used,
+/// before it expired.
+#[derive(Serialize, Deserialize)]
+pub(crate) struct ApprovalExpiredRecord {
+    pub approval_id: String,
+    pub agent: String,
+    pub action: String,
+    pub request_hash: String,
+    /// `pending` (nobody settled it) or `approved` (nobody used it).
+    pub status: ApprovalStatus,
+    /// The operators who had approved it.
+    pub approvers: Vec<String>,
+    pub expires_at: Timestamp,
 }
 
 /// `kill_switch.tripped`, `kill_switch.reset`.

@@ -12,7 +12,7 @@
 use std::collections::HashMap;
 
 use clearance_engine::facts::{ApprovalStatus, Execution, KillSwitch};
-use clearance_store::{ApprovalRow, Effect, KillSwitchRow};
+use clearance_store::{ApprovalRow, ApprovalVoid, Effect, KillSwitchRow};
 
 use super::State;
 use crate::ServiceError;
@@ -24,6 +24,7 @@ pub(crate) type Claim = u64;
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 enum Key {
     Approval(String),
+    Vote(String, String),
     Outcome(String),
     Reset(String),
     Sample(String, &'static str, String),
@@ -161,14 +162,42 @@ impl State {
                 }
                 Some(Key::Approval(id.clone()))
             }
-            Effect::ApprovalSettled { id, .. } => {
+            Effect::ApprovalSettled { id, status, by, .. } => {
                 let pending = self
                     .approvals
                     .get(id)
-                    .is_some_and(|row| row.approval.status == ApprovalStatus::Pending);
-                if !pending {
+                    .filter(|row| row.approval.status == ApprovalStatus::Pending);
+                let Some(row) = pending else {
                     return Err(ServiceError::Conflict(format!(
                         "approval `{id}` is no longer pending"
+                    )));
+                };
+                if row.approval.approvers.contains(by) {
+                    return Err(ServiceError::Conflict(format!(
+                        "`{by}` already approved `{id}`: it needs {} distinct operators",
+                        row.approval.required
+                    )));
+                }
+                // Votes of different operators may be in flight together
+                // (the store completes the approval once); a denial, like a
+                // use, holds the approval itself.
+                Some(match status {
+                    ApprovalStatus::Approved => Key::Vote(id.clone(), by.clone()),
+                    _ => Key::Approval(id.clone()),
+                })
+            }
+            Effect::ApprovalsVoided {
+                ids,
+                because: ApprovalVoid::Expired | ApprovalVoid::Drifted,
+            } => {
+                let [id] = ids.as_slice() else {
+                    return Err(ServiceError::Conflict(
+                        "an expiry or drift voids one approval at a time".into(),
+                    ));
+                };
+                if !self.approvals.contains_key(id) {
+                    return Err(ServiceError::Conflict(format!(
+                        "approval `{id}` is no longer open"
                     )));
                 }
                 Some(Key::Approval(id.clone()))
@@ -215,6 +244,9 @@ fn match_key(effect: &Effect) -> Option<Key> {
 fn busy_message(key: &Key) -> String {
     match key {
         Key::Approval(id) => format!("approval `{id}` is being settled or used right now"),
+        Key::Vote(id, by) => {
+            format!("`{by}`'s vote on approval `{id}` is being recorded right now")
+        }
         Key::Outcome(id) => format!("an outcome for decision `{id}` is being recorded right now"),
         Key::Reset(id) => format!("kill switch `{id}` is being reset right now"),
         Key::Sample(agent, kind, incident) => format!(

@@ -156,10 +156,17 @@ impl State {
                     .insert(row.approval.id.clone(), row.as_ref().clone());
             }
             Effect::ApprovalSettled { id, status, by, .. } => match status {
+                // One vote; the one that brings the distinct approvers to
+                // `required` approves it, as the store decides.
                 ApprovalStatus::Approved => {
-                    if let Some(row) = self.approvals.get_mut(id) {
-                        row.approval.status = ApprovalStatus::Approved;
+                    if let Some(row) = self.approvals.get_mut(id)
+                        && row.approval.status == ApprovalStatus::Pending
+                        && !row.approval.approvers.contains(by)
+                    {
                         row.approval.approvers.push(by.clone());
+                        if row.approval.approvers.len() as u64 >= u64::from(row.approval.required) {
+                            row.approval.status = ApprovalStatus::Approved;
+                        }
                     }
                 }
                 _ => {
@@ -169,7 +176,7 @@ impl State {
             Effect::ApprovalUsed { id } => {
                 self.approvals.remove(id);
             }
-            Effect::ApprovalsVoided { ids } => {
+            Effect::ApprovalsVoided { ids, .. } => {
                 for id in ids {
                     self.approvals.remove(id);
                 }

@@ -50,10 +50,15 @@ pub fn source() -> BundleSource {
 
 /// The test bundle with `extra` appended to its `clearance.yaml`.
 pub fn source_with(extra: &str) -> BundleSource {
+    source_of(&format!("{CONFIG}{extra}"))
+}
+
+/// The test bundle's policies beside `config` as its `clearance.yaml`.
+pub fn source_of(config: &str) -> BundleSource {
     BundleSource {
         config: clearance_engine::SourceFile {
             path: "clearance.yaml".into(),
-            text: format!("{CONFIG}{extra}"),
+            text: config.into(),
         },
         policies: vec![clearance_engine::SourceFile {
             path: "policies/scope.cedar".into(),
@@ -89,7 +94,11 @@ impl<S: Store> World<S> {
 
     /// A world whose bundle has `extra` appended to its `clearance.yaml`.
     pub async fn start_with(store: S, extra: &str) -> World<S> {
-        let source = source_with(extra);
+        World::start_from(store, source_with(extra)).await
+    }
+
+    /// A world deciding with `source`.
+    pub async fn start_from(store: S, source: BundleSource) -> World<S> {
         let bundle = Bundle::compile(&source).unwrap();
         let offset = Arc::new(AtomicI64::new(0));
         let clock_offset = offset.clone();

@@ -12,7 +12,7 @@ use crate::{
     Effect, StoreError,
     backend::Rejected,
     codec::{approval_status_name, int, json, timestamp_text},
-    rows::DecisionIndex,
+    rows::{ApprovalVoid, DecisionIndex},
 };
 
 /// The records and their effects. When every effect indexes a decision —
@@ -174,7 +174,7 @@ async fn apply_one(conn: &mut PgConnection, seq: u64, effect: &Effect) -> Result
             })?;
         }
         Effect::ApprovalOpened(row) => {
-            sqlx::query("INSERT INTO approvals (id, agent, action, request_hash, request, status, created_at, expires_at, used, opened_seq) VALUES ($1, $2, $3, $4, $5, 'pending', $6, $7, FALSE, $8)")
+            sqlx::query("INSERT INTO approvals (id, agent, action, request_hash, request, status, created_at, expires_at, used, opened_seq, required, rule) VALUES ($1, $2, $3, $4, $5, 'pending', $6, $7, FALSE, $8, $9, $10)")
                 .bind(&row.approval.id)
                 .bind(&row.agent)
                 .bind(&row.request.action)
@@ -183,25 +183,30 @@ async fn apply_one(conn: &mut PgConnection, seq: u64, effect: &Effect) -> Result
                 .bind(timestamp_text(row.created_at))
                 .bind(timestamp_text(row.approval.expires_at))
                 .bind(int(seq))
+                .bind(i64::from(row.approval.required))
+                .bind(&row.rule)
                 .execute(conn)
                 .await?;
         }
         Effect::ApprovalSettled { id, status, by, at } => {
-            let result = sqlx::query(
-                "UPDATE approvals SET status = $1 WHERE id = $2 AND status = 'pending'",
-            )
-            .bind(approval_status_name(*status))
-            .bind(id)
-            .execute(&mut *conn)
-            .await?;
-            once(result, || format!("approval `{id}` is no longer pending"))?;
-            sqlx::query("INSERT INTO approval_votes (approval_id, operator, verdict, at) VALUES ($1, $2, $3, $4)")
+            // One verdict per operator, only while pending.
+            let result = sqlx::query("INSERT INTO approval_votes (approval_id, operator, verdict, at) SELECT $1, $2, $3, $4 WHERE EXISTS (SELECT 1 FROM approvals WHERE id = $1 AND status = 'pending') ON CONFLICT (approval_id, operator) DO NOTHING")
                 .bind(id)
                 .bind(by)
                 .bind(approval_status_name(*status))
                 .bind(timestamp_text(*at))
-                .execute(conn)
+                .execute(&mut *conn)
                 .await?;
+            once(result, || {
+                format!("approval `{id}` is no longer pending, or `{by}` already voted on it")
+            })?;
+            let statement = match status {
+                ApprovalStatus::Approved => {
+                    "UPDATE approvals SET status = 'approved' WHERE id = $1 AND status = 'pending' AND required <= (SELECT COUNT(*) FROM approval_votes WHERE approval_id = $1 AND verdict = 'approved')"
+                }
+                _ => "UPDATE approvals SET status = 'denied' WHERE id = $1 AND status = 'pending'",
+            };
+            sqlx::query(statement).bind(id).execute(conn).await?;
         }
         Effect::ApprovalUsed { id } => {
             let result = sqlx::query(
@@ -215,12 +220,16 @@ async fn apply_one(conn: &mut PgConnection, seq: u64, effect: &Effect) -> Result
                 format!("approval `{id}` is not approved and unused")
             })?;
         }
-        Effect::ApprovalsVoided { ids } => {
+        Effect::ApprovalsVoided { ids, because } => {
             for id in ids {
-                sqlx::query("UPDATE approvals SET status = 'voided' WHERE id = $1 AND status IN ('pending', 'approved') AND NOT used")
+                let result = sqlx::query("UPDATE approvals SET status = 'voided', voided_because = $1 WHERE id = $2 AND status IN ('pending', 'approved') AND NOT used")
+                    .bind(because.name())
                     .bind(id)
                     .execute(&mut *conn)
                     .await?;
+                if *because != ApprovalVoid::KillSwitch {
+                    once(result, || format!("approval `{id}` is no longer open"))?;
+                }
             }
         }
         Effect::KillSwitchTripped(row) => {

@@ -9,7 +9,7 @@ use crate::{
     Effect, StoreError,
     backend::Rejected,
     codec::{approval_status_name, int, json, timestamp_text},
-    rows::DecisionIndex,
+    rows::{ApprovalVoid, DecisionIndex},
 };
 
 pub(super) async fn apply(
@@ -102,7 +102,7 @@ async fn apply_one(
             })?;
         }
         Effect::ApprovalOpened(row) => {
-            sqlx::query("INSERT INTO approvals (id, agent, action, request_hash, request, status, created_at, expires_at, used, opened_seq) VALUES (?, ?, ?, ?, ?, 'pending', ?, ?, 0, ?)")
+            sqlx::query("INSERT INTO approvals (id, agent, action, request_hash, request, status, created_at, expires_at, used, opened_seq, required, rule) VALUES (?, ?, ?, ?, ?, 'pending', ?, ?, 0, ?, ?, ?)")
                 .bind(&row.approval.id)
                 .bind(&row.agent)
                 .bind(&row.request.action)
@@ -111,24 +111,30 @@ async fn apply_one(
                 .bind(timestamp_text(row.created_at))
                 .bind(timestamp_text(row.approval.expires_at))
                 .bind(int(seq))
+                .bind(i64::from(row.approval.required))
+                .bind(&row.rule)
                 .execute(conn)
                 .await?;
         }
         Effect::ApprovalSettled { id, status, by, at } => {
-            let result =
-                sqlx::query("UPDATE approvals SET status = ? WHERE id = ? AND status = 'pending'")
-                    .bind(approval_status_name(*status))
-                    .bind(id)
-                    .execute(&mut *conn)
-                    .await?;
-            once(result, || format!("approval `{id}` is no longer pending"))?;
-            sqlx::query("INSERT INTO approval_votes (approval_id, operator, verdict, at) VALUES (?, ?, ?, ?)")
+            // One verdict per operator, only while pending.
+            let result = sqlx::query("INSERT INTO approval_votes (approval_id, operator, verdict, at) SELECT ?1, ?2, ?3, ?4 WHERE EXISTS (SELECT 1 FROM approvals WHERE id = ?1 AND status = 'pending') ON CONFLICT (approval_id, operator) DO NOTHING")
                 .bind(id)
                 .bind(by)
                 .bind(approval_status_name(*status))
                 .bind(timestamp_text(*at))
-                .execute(conn)
+                .execute(&mut *conn)
                 .await?;
+            once(result, || {
+                format!("approval `{id}` is no longer pending, or `{by}` already voted on it")
+            })?;
+            let statement = match status {
+                ApprovalStatus::Approved => {
+                    "UPDATE approvals SET status = 'approved' WHERE id = ?1 AND status = 'pending' AND required <= (SELECT COUNT(*) FROM approval_votes WHERE approval_id = ?1 AND verdict = 'approved')"
+                }
+                _ => "UPDATE approvals SET status = 'denied' WHERE id = ? AND status = 'pending'",
+            };
+            sqlx::query(statement).bind(id).execute(conn).await?;
         }
         Effect::ApprovalUsed { id } => {
             let result = sqlx::query(
@@ -142,12 +148,16 @@ async fn apply_one(
                 format!("approval `{id}` is not approved and unused")
             })?;
         }
-        Effect::ApprovalsVoided { ids } => {
+        Effect::ApprovalsVoided { ids, because } => {
             for id in ids {
-                sqlx::query("UPDATE approvals SET status = 'voided' WHERE id = ? AND status IN ('pending', 'approved') AND used = 0")
+                let result = sqlx::query("UPDATE approvals SET status = 'voided', voided_because = ? WHERE id = ? AND status IN ('pending', 'approved') AND used = 0")
+                    .bind(because.name())
                     .bind(id)
                     .execute(&mut *conn)
                     .await?;
+                if *because != ApprovalVoid::KillSwitch {
+                    once(result, || format!("approval `{id}` is no longer open"))?;
+                }
             }
         }
         Effect::KillSwitchTripped(row) => {

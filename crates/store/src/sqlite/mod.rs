@@ -30,7 +30,7 @@ use crate::{
     decode::{self, columns_for},
     rows::{
         AgentRow, ApprovalState, AuditQuery, DecisionRow, EvidenceRow, ExecutionCandidate,
-        PlatformEventRow, StoredState, TokenRow,
+        KillSwitchHistoryRow, PlatformEventRow, StoredState, TokenRow,
     },
 };
 
@@ -316,6 +316,21 @@ impl Backend for Sqlite {
 
     async fn find_approval(&self, id: &str) -> Result<Option<ApprovalState>, StoreError> {
         read::find_approval(&self.pool, id).await
+    }
+
+    async fn kill_switch_history(
+        &self,
+        since: Timestamp,
+    ) -> Result<Vec<KillSwitchHistoryRow>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, scope, target, reason, tripped_by, tripped_at, tripped_seq, reset_by, reset_at
+             FROM kill_switches WHERE tripped_at >= ?1 OR reset_at IS NULL OR reset_at >= ?1
+             ORDER BY tripped_seq DESC LIMIT 1000",
+        )
+        .bind(timestamp_text(since))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(decode::kill_switch_history).collect()
     }
 
     async fn audit(&self, query: &AuditQuery) -> Result<Vec<LedgerRecord>, StoreError> {

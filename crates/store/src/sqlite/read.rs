@@ -7,11 +7,13 @@ use std::collections::HashMap;
 use jiff::Timestamp;
 use sqlx::{Sqlite as Driver, SqlitePool, Transaction};
 
+use clearance_engine::facts::ApprovalStatus;
+
 use crate::{
     StoreError,
     codec::{approval_status, from_json, seq, timestamp, timestamp_text},
-    decode,
-    rows::{ApprovalRow, ApprovalState, EvidenceRow, PromotionRow, StoredState},
+    decode::{self, Columns as _},
+    rows::{ApprovalRow, ApprovalState, ApprovalVoid, EvidenceRow, PromotionRow, StoredState},
 };
 
 pub(super) async fn load<T, Build, Visit>(
@@ -111,7 +113,7 @@ async fn open_approvals(
     tx: &mut Transaction<'static, Driver>,
 ) -> Result<Vec<ApprovalRow>, StoreError> {
     let rows = sqlx::query(
-        "SELECT id, agent, request_hash, request, status, created_at, expires_at, used
+        "SELECT id, agent, request_hash, request, status, created_at, expires_at, used, required, rule
          FROM approvals WHERE status IN ('pending', 'approved') AND used = 0 ORDER BY opened_seq",
     )
     .fetch_all(&mut **tx)
@@ -165,7 +167,7 @@ pub(super) async fn find_approval(
     id: &str,
 ) -> Result<Option<ApprovalState>, StoreError> {
     let Some(row) = sqlx::query(
-        "SELECT id, agent, request_hash, request, status, created_at, expires_at, used FROM approvals WHERE id = ?",
+        "SELECT id, agent, request_hash, request, status, created_at, expires_at, used, required, rule, voided_because FROM approvals WHERE id = ?",
     )
     .bind(id)
     .fetch_optional(pool)
@@ -184,9 +186,21 @@ pub(super) async fn find_approval(
         .into_iter()
         .map(|(operator, verdict)| Ok((operator, approval_status(&verdict)?)))
         .collect::<Result<Vec<_>, StoreError>>()?;
-    approval.approval.approvers = votes.iter().map(|(o, _)| o.clone()).collect();
+    approval.approval.approvers = votes
+        .iter()
+        .filter(|(_, verdict)| *verdict == ApprovalStatus::Approved)
+        .map(|(o, _)| o.clone())
+        .collect();
+    let voided_because = match row.optional_text("voided_because")? {
+        Some(name) => Some(
+            ApprovalVoid::parse(&name)
+                .ok_or_else(|| StoreError::corrupt(format!("approvals.voided_because `{name}`")))?,
+        ),
+        None => None,
+    };
     Ok(Some(ApprovalState {
         row: approval,
         votes,
+        voided_because,
     }))
 }
