@@ -37,6 +37,13 @@ pub struct ApprovalView {
     pub plan_id: Option<String>,
     /// Why, in the agent's words.
     pub rationale: Option<String>,
+    /// The agent's confidence, when it gave one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<f64>))]
+    pub confidence: Option<clearance_engine::Confidence>,
+    /// The state the request was planned on.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub snapshot: Option<clearance_engine::Snapshot>,
     /// The hash the approval is bound to.
     pub request_hash: String,
     /// Who approved, so far.
@@ -65,6 +72,8 @@ impl ApprovalView {
             resource: row.request.resource.clone(),
             plan_id: row.request.plan_id.clone(),
             rationale: row.request.rationale.clone(),
+            confidence: row.request.confidence,
+            snapshot: row.request.snapshot.clone(),
             request_hash: row.approval.request_hash.clone(),
             approvers: row.approval.approvers.clone(),
             required: row.approval.required,
@@ -360,7 +369,10 @@ impl<S: Store> Approvals<'_, S> {
     /// The kill switches `operator` tripped that still bar them: tripped,
     /// or reset less than [`TRIPPER_BARRED_FOR`] ago. Read only when the
     /// bundle bars trippers.
-    async fn recent_trips(&self, operator: &str) -> Result<Vec<KillSwitch>, ServiceError> {
+    pub(crate) async fn recent_trips(
+        &self,
+        operator: &str,
+    ) -> Result<Vec<KillSwitch>, ServiceError> {
         let barred = self
             .core
             .bundle()

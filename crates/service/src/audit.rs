@@ -2,7 +2,7 @@
 //! lineage, and the full verification.
 
 use clearance_engine::{Identity, facts::ApprovalStatus, ledger::LedgerRecord};
-use clearance_store::{AuditQuery, Store, VerifyReport};
+use clearance_store::{AuditQuery, LedgerFilter, Store, VerifyReport};
 use jiff::Timestamp;
 use serde::Deserialize;
 
@@ -104,6 +104,31 @@ impl<S: Store> Audit<'_, S> {
         self.core
             .store
             .audit(&query)
+            .await
+            .map_err(|e| ServiceError::from_store(e, "reading the audit log"))
+    }
+
+    /// A filtered page of the ledger, newest first (the console's audit
+    /// view).
+    ///
+    /// # Errors
+    /// `Forbidden` for anyone but an operator; `Invalid` page size;
+    /// `Unavailable`.
+    pub async fn filtered(
+        &self,
+        identity: &Identity,
+        filter: &LedgerFilter,
+    ) -> Result<Vec<LedgerRecord>, ServiceError> {
+        identity.operator("read the audit log")?;
+        if filter.limit == 0 || filter.limit > MAX_AUDIT_PAGE {
+            return Err(ServiceError::invalid(
+                "limit",
+                format!("between 1 and {MAX_AUDIT_PAGE}"),
+            ));
+        }
+        self.core
+            .store
+            .ledger_page(filter)
             .await
             .map_err(|e| ServiceError::from_store(e, "reading the audit log"))
     }

@@ -10,7 +10,7 @@ use clearance_engine::{Bundle, BundleSource, Phase};
 use clearance_store::{Effect, Store};
 
 use crate::{
-    Metrics, PhaseChanged, Publication, PublicationState, ServiceError,
+    Metrics, Overview, PhaseChanged, Publication, PublicationState, ServiceError, Sessions,
     approvals::Approvals,
     audit::Audit,
     checkpoints::Checkpoints,
@@ -290,5 +290,15 @@ impl<S: Store> Gateway<S> {
     /// Reading the platform's audit log against the ledger.
     pub fn reconcile(&self) -> Reconcile<'_, S> {
         Reconcile { core: &self.core }
+    }
+
+    /// The headline numbers, by day.
+    pub fn overview(&self) -> Overview<'_, S> {
+        Overview { core: &self.core }
+    }
+
+    /// Console sessions.
+    pub fn sessions(&self) -> Sessions<'_, S> {
+        Sessions { core: &self.core }
     }
 }

@@ -215,6 +215,65 @@ impl<S: Store> KillSwitches<'_, S> {
     }
 }
 
+/// A switch as tripped, and reset once it was: what the console lists.
+#[derive(Clone, Debug, Serialize)]
+pub struct KillSwitchHistoryView {
+    /// The trip, with the approvals it voided.
+    pub switch: KillSwitchView,
+    /// The admin who reset it.
+    pub reset_by: Option<String>,
+    /// When.
+    pub reset_at: Option<Timestamp>,
+}
+
+impl<S: Store> KillSwitches<'_, S> {
+    /// Switches tripped in the last `since`, or still tripped, newest first,
+    /// each with what it voided (read from its trip's record).
+    ///
+    /// # Errors
+    /// `Forbidden` for anyone but an operator; `Unavailable`.
+    pub async fn history(
+        &self,
+        identity: &Identity,
+        since: jiff::SignedDuration,
+    ) -> Result<Vec<KillSwitchHistoryView>, ServiceError> {
+        identity.operator("list kill switches")?;
+        let from = self
+            .core
+            .clock()
+            .checked_sub(since)
+            .unwrap_or(Timestamp::UNIX_EPOCH);
+        let unavailable = |e| ServiceError::from_store(e, "reading kill switches");
+        let rows = self
+            .core
+            .store
+            .kill_switch_history(from)
+            .await
+            .map_err(unavailable)?;
+        let mut views = Vec::with_capacity(rows.len());
+        for row in rows {
+            let record = self
+                .core
+                .store
+                .records(row.tripped_seq.saturating_sub(1), 1)
+                .await
+                .map_err(unavailable)?;
+            let voided = record
+                .first()
+                .filter(|r| r.seq == row.tripped_seq && r.kind == "kill_switch.tripped")
+                .and_then(|r| serde_json::from_str::<KillSwitchRecord>(&r.payload).ok())
+                .map(|r| r.voided_approvals)
+                .unwrap_or_default();
+            views.push(KillSwitchHistoryView {
+                switch: KillSwitchView::of(&row.row, voided, Vec::new()),
+                reset_by: row.reset_by,
+                reset_at: row.reset_at,
+            });
+        }
+        Ok(views)
+    }
+}
+
 /// Refuses a switch that would cover nothing it claims to; the warnings
 /// for one that may cover less than the operator expects.
 fn validate(input: &KillSwitchInput, bundle: &Bundle) -> Result<Vec<String>, ServiceError> {

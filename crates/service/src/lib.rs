@@ -8,6 +8,7 @@
 //! enforces who may do what, and owns the error codes and views every face
 //! shows. It knows nothing of HTTP, MCP or the CLI.
 
+mod approval_detail;
 mod approvals;
 mod audit;
 mod checkpoints;
@@ -18,16 +19,19 @@ mod gateway;
 mod identity;
 mod kill_switches;
 mod metrics;
+mod overview;
 mod platform;
 mod reconcile;
 pub mod records;
 pub mod replay;
 mod reports;
+mod sessions;
 mod state;
 mod tokens;
 mod trust;
 
-pub use approvals::{ApprovalView, Approvals, Standing};
+pub use approval_detail::{ApprovalDetail, HardStopBudget};
+pub use approvals::{ApprovalView, Approvals, Standing, TRIPPER_BARRED_FOR};
 pub use audit::{ApprovalLineage, Audit, Lineage, MAX_AUDIT_PAGE};
 pub use checkpoints::Checkpoints;
 pub use clearance_engine::{Identity, Role};
@@ -36,11 +40,18 @@ pub use decisions::{DecisionAnswer, Decisions, Matching, OutcomeReport};
 pub use error::ServiceError;
 pub use gateway::Gateway;
 pub use identity::{new_token, token_hash};
-pub use kill_switches::{KillSwitchInput, KillSwitchView, KillSwitches};
+pub use kill_switches::{KillSwitchHistoryView, KillSwitchInput, KillSwitchView, KillSwitches};
 pub use metrics::Metrics;
+pub use overview::{DayView, MAX_OVERVIEW_DAYS, Overview, OverviewView};
 pub use platform::{PhaseChanged, Publication, PublicationState};
 pub use reconcile::{KUBERNETES_AUDIT, Reconcile, ReconcileReport, ReconciledEvent};
 pub use records::PlatformVerdict;
 pub use reports::{Reports, RollbackTestReport, SimulationInput};
+pub use sessions::{
+    Closing, Resumed, SESSION_IDLE, SESSION_LIFETIME, SessionView, Sessions, SignedIn, csrf_token,
+};
 pub use tokens::issue_token;
-pub use trust::{AgentView, EvidenceInput, EvidenceReceipt, EvidenceSummary, PromotionView, Trust};
+pub use trust::{
+    AgentDay, AgentHistory, AgentView, EvidenceInput, EvidenceReceipt, EvidenceSummary, PhaseEvent,
+    PromotionView, RecommendationView, Trust, Verdict,
+};

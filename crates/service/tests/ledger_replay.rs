@@ -237,6 +237,16 @@ async fn every_kind<S: Store>(world: &World<S>) -> String {
     );
     // Nothing is left to expire, and a second sweep records nothing.
     assert_eq!(world.gateway.approvals().expire_due().await.unwrap(), 0);
+
+    // A console sign-in, and its sign-out.
+    let sessions = world.gateway.sessions();
+    let signed_in = sessions.sign_in(&world.approver).await.unwrap();
+    assert_eq!(
+        sessions.resume(&signed_in.secret).await.unwrap().identity,
+        world.approver
+    );
+    sessions.sign_out(&signed_in.secret).await.unwrap();
+    assert!(sessions.resume(&signed_in.secret).await.is_err());
     token
 }
 

@@ -16,7 +16,8 @@ use crate::{
     Effect, StoreError,
     rows::{
         AgentRow, ApprovalState, AuditQuery, DecisionRow, EvidenceRow, ExecutionCandidate,
-        KillSwitchHistoryRow, PlatformEventRow, StoredState, TokenRow,
+        KillSwitchHistoryRow, LedgerFilter, Overview, PlatformEventRow, SessionRow, StoredState,
+        TokenRow,
     },
 };
 
@@ -204,6 +205,48 @@ pub trait Backend: Send + Sync + 'static {
         &self,
         decision_id: &str,
     ) -> impl Future<Output = Result<Option<PlatformEventRow>, StoreError>> + Send;
+
+    /// As [`crate::Store::overview`].
+    fn overview(
+        &self,
+        since: Timestamp,
+    ) -> impl Future<Output = Result<Overview, StoreError>> + Send;
+
+    /// As [`crate::Store::find_session`].
+    fn find_session(
+        &self,
+        hash: &str,
+    ) -> impl Future<Output = Result<Option<SessionRow>, StoreError>> + Send;
+
+    /// As [`crate::Store::open_sessions`].
+    fn open_sessions(&self) -> impl Future<Output = Result<Vec<SessionRow>, StoreError>> + Send;
+
+    /// As [`crate::Store::touch_session`].
+    fn touch_session(
+        &self,
+        id: &str,
+        at: Timestamp,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// As [`crate::Store::ledger_page`].
+    fn ledger_page(
+        &self,
+        filter: &LedgerFilter,
+    ) -> impl Future<Output = Result<Vec<LedgerRecord>, StoreError>> + Send;
+
+    /// As [`crate::Store::ungraded_recommendations`].
+    fn ungraded_recommendations(
+        &self,
+        since: Timestamp,
+        limit: u32,
+    ) -> impl Future<Output = Result<Vec<LedgerRecord>, StoreError>> + Send;
+
+    /// As [`crate::Store::evidence_since`].
+    fn evidence_since(
+        &self,
+        agent: &str,
+        since: Timestamp,
+    ) -> impl Future<Output = Result<Vec<EvidenceRow>, StoreError>> + Send;
 
     /// The approval with this id, whatever its status.
     fn find_approval(

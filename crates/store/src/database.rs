@@ -12,7 +12,8 @@ use crate::{
     backend::Backend,
     rows::{
         AgentRow, ApprovalState, AuditQuery, DecisionRow, EvidenceRow, ExecutionCandidate,
-        KillSwitchHistoryRow, PlatformEventRow, StoredState, TokenRow, VerifyReport,
+        KillSwitchHistoryRow, LedgerFilter, Overview, PlatformEventRow, SessionRow, StoredState,
+        TokenRow, VerifyReport,
     },
     writer::{self, Job},
 };
@@ -157,6 +158,42 @@ impl<B: Backend> Store for Database<B> {
         decision_id: &str,
     ) -> Result<Option<PlatformEventRow>, StoreError> {
         self.backend.platform_event_of(decision_id).await
+    }
+
+    async fn overview(&self, since: Timestamp) -> Result<Overview, StoreError> {
+        self.backend.overview(since).await
+    }
+
+    async fn find_session(&self, hash: &str) -> Result<Option<SessionRow>, StoreError> {
+        self.backend.find_session(hash).await
+    }
+
+    async fn open_sessions(&self) -> Result<Vec<SessionRow>, StoreError> {
+        self.backend.open_sessions().await
+    }
+
+    async fn touch_session(&self, id: &str, at: Timestamp) -> Result<(), StoreError> {
+        self.backend.touch_session(id, at).await
+    }
+
+    async fn ledger_page(&self, filter: &LedgerFilter) -> Result<Vec<LedgerRecord>, StoreError> {
+        self.backend.ledger_page(filter).await
+    }
+
+    async fn ungraded_recommendations(
+        &self,
+        since: Timestamp,
+        limit: u32,
+    ) -> Result<Vec<LedgerRecord>, StoreError> {
+        self.backend.ungraded_recommendations(since, limit).await
+    }
+
+    async fn evidence_since(
+        &self,
+        agent: &str,
+        since: Timestamp,
+    ) -> Result<Vec<EvidenceRow>, StoreError> {
+        self.backend.evidence_since(agent, since).await
     }
 
     async fn find_approval(&self, id: &str) -> Result<Option<ApprovalState>, StoreError> {

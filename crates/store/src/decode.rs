@@ -14,9 +14,9 @@ use crate::{
         role, seq, timestamp,
     },
     rows::{
-        AgentRow, ApprovalRow, DecisionIndex, DecisionRow, ExecutionCandidate, ExecutionRow,
-        KillSwitchHistoryRow, KillSwitchRow, PlatformEventRow, PromotionRow, RollbackTestRow,
-        TokenRow,
+        AgentRow, ApprovalRow, DecisionDay, DecisionIndex, DecisionRow, EvidenceRow,
+        ExecutionCandidate, ExecutionRow, KillSwitchHistoryRow, KillSwitchRow, PlatformEventRow,
+        PromotionRow, RecoveryDay, RollbackTestRow, SessionRow, TokenRow,
     },
 };
 
@@ -27,6 +27,7 @@ pub(crate) trait Columns {
     fn int(&self, column: &str) -> Result<i64, StoreError>;
     fn optional_int(&self, column: &str) -> Result<Option<i64>, StoreError>;
     fn flag(&self, column: &str) -> Result<bool, StoreError>;
+    fn real(&self, column: &str) -> Result<f64, StoreError>;
 }
 
 macro_rules! columns_for {
@@ -45,6 +46,9 @@ macro_rules! columns_for {
                 Ok(sqlx::Row::try_get(self, column)?)
             }
             fn flag(&self, column: &str) -> Result<bool, $crate::StoreError> {
+                Ok(sqlx::Row::try_get(self, column)?)
+            }
+            fn real(&self, column: &str) -> Result<f64, $crate::StoreError> {
                 Ok(sqlx::Row::try_get(self, column)?)
             }
         }
@@ -200,9 +204,59 @@ pub(crate) fn decision(row: &impl Columns) -> Result<DecisionRow, StoreError> {
             outcome: outcome(&row.text("outcome")?)?,
             impact: impact(&row.text("impact")?)?,
             execution: row.flag("execution")?,
+            blocked: row.flag("blocked")?,
             at: timestamp(&row.text("at")?)?,
         },
         seq: seq(row.int("seq")?)?,
         reported: reported(row.optional_text("reported")?)?,
     })
+}
+
+pub(crate) fn evidence(row: &impl Columns) -> Result<EvidenceRow, StoreError> {
+    Ok(EvidenceRow {
+        agent: row.text("agent")?,
+        incident_id: row.text("incident_id")?,
+        at: timestamp(&row.text("at")?)?,
+        sample: from_json("stored evidence", &row.text("sample")?)?,
+    })
+}
+
+pub(crate) fn session(row: &impl Columns) -> Result<SessionRow, StoreError> {
+    let role = role(Some(row.text("role")?))?
+        .ok_or_else(|| StoreError::corrupt("a session without a role"))?;
+    Ok(SessionRow {
+        id: row.text("id")?,
+        hash: row.text("hash")?,
+        operator: row.text("operator")?,
+        role,
+        created_at: timestamp(&row.text("created_at")?)?,
+        expires_at: timestamp(&row.text("expires_at")?)?,
+        last_seen: timestamp(&row.text("last_seen")?)?,
+        closed_at: row
+            .optional_text("closed_at")?
+            .map(|t| timestamp(&t))
+            .transpose()?,
+    })
+}
+
+pub(crate) fn decision_day(row: &impl Columns) -> Result<DecisionDay, StoreError> {
+    Ok(DecisionDay {
+        day: row.text("day")?,
+        outcome: outcome(&row.text("outcome")?)?,
+        blocked: row.flag("blocked")?,
+        decisions: total(row.int("decisions")?)?,
+    })
+}
+
+pub(crate) fn recovery_day(row: &impl Columns) -> Result<RecoveryDay, StoreError> {
+    Ok(RecoveryDay {
+        day: row.text("day")?,
+        failures: total(row.int("failures")?)?,
+        recovered: total(row.int("recovered")?)?,
+        recovery_seconds: row.real("recovery_seconds")?,
+    })
+}
+
+fn total(value: i64) -> Result<u64, StoreError> {
+    u64::try_from(value).map_err(|_| StoreError::corrupt(format!("count {value}")))
 }

@@ -22,7 +22,7 @@ use jiff::Timestamp;
 
 use crate::rows::{
     AgentRow, AgentVersion, ApprovalRow, ApprovalVoid, DecisionIndex, EvidenceRow, KillSwitchRow,
-    PromotionRow, PromotionStatus, RollbackTestRow, TokenRow,
+    PromotionRow, PromotionStatus, RollbackTestRow, SessionRow, TokenRow,
 };
 
 /// One ledger record to append, what it changes, and what must hold.
@@ -101,6 +101,9 @@ pub enum Effect {
         decision_id: String,
         /// What happened.
         outcome: ReportedOutcome,
+        /// When it was an allowed execution that failed or was rolled
+        /// back: the overview's time to recovery counts it.
+        failure: Option<Failure>,
     },
     /// An agent seen for the first time; refused when already stored.
     AgentRegistered(AgentRow),
@@ -142,12 +145,30 @@ pub enum Effect {
         /// The allowed execution it ran, when it matched one.
         decision_id: Option<String>,
     },
+    /// An operator signed in to the console.
+    SessionOpened(SessionRow),
+    /// A session was signed out or revoked; only while open.
+    SessionClosed {
+        /// The session.
+        id: String,
+        /// When.
+        at: Timestamp,
+    },
     /// A bundle revision became active. No table holds it: the record is
     /// the history, and other instances follow it from there.
     BundleActivated {
         /// Its revision.
         revision: String,
     },
+}
+
+/// A failed execution, as the overview counts it.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Failure {
+    /// When it was reported.
+    pub reported_at: Timestamp,
+    /// From the failure to recovery, when reported.
+    pub recovery_seconds: Option<f64>,
 }
 
 /// A condition checked inside the writing transaction, against everything

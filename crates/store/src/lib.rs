@@ -18,6 +18,7 @@
 
 mod backend;
 mod codec;
+mod console;
 mod database;
 mod decode;
 mod effect;
@@ -32,16 +33,18 @@ use std::{future::Future, sync::Arc};
 
 pub use backend::{Backend, Rejected};
 pub use codec::timestamp_text;
+pub use console::day_of;
 pub use database::Database;
-pub use effect::{Applier, Committed, Effect, Entry, Guard, Receipt};
+pub use effect::{Applier, Committed, Effect, Entry, Failure, Guard, Receipt};
 pub use error::StoreError;
 pub use location::{Location, LocationError};
 pub use postgres::{Postgres, PostgresStore};
 pub use rows::{
-    AgentRow, AgentVersion, ApprovalRow, ApprovalState, ApprovalVoid, AuditQuery, DecisionIndex,
-    DecisionRow, EvidenceRow, ExecutionCandidate, ExecutionRow, KillSwitchHistoryRow,
-    KillSwitchRow, PlatformEventRow, PromotionRow, PromotionStatus, RollbackTestRow, StoredState,
-    TokenRow, VerifyReport, is_open,
+    AgentRow, AgentVersion, ApprovalRow, ApprovalState, ApprovalVoid, AuditQuery, DecisionDay,
+    DecisionIndex, DecisionRow, EvidenceRow, ExecutionCandidate, ExecutionRow,
+    KillSwitchHistoryRow, KillSwitchRow, LedgerFilter, Overview, PlatformEventRow, PromotionRow,
+    PromotionStatus, RecoveryDay, RollbackTestRow, SessionRow, StoredState, TokenRow, VerifyReport,
+    is_open,
 };
 pub use sqlite::{Sqlite, SqliteStore};
 
@@ -160,6 +163,48 @@ pub trait Store: Send + Sync + 'static {
         &self,
         decision_id: &str,
     ) -> impl Future<Output = Result<Option<PlatformEventRow>, StoreError>> + Send;
+
+    /// Decisions by UTC day, outcome and blocked, and failures with their recoveries, from the day of `since` on.
+    fn overview(
+        &self,
+        since: Timestamp,
+    ) -> impl Future<Output = Result<Overview, StoreError>> + Send;
+
+    /// The session whose secret hashes to `hash`, open or closed.
+    fn find_session(
+        &self,
+        hash: &str,
+    ) -> impl Future<Output = Result<Option<SessionRow>, StoreError>> + Send;
+
+    /// Every session not closed, newest first (at most 1,000).
+    fn open_sessions(&self) -> impl Future<Output = Result<Vec<SessionRow>, StoreError>> + Send;
+
+    /// Marks session `id` seen at `at`: a plain write, not a record (as the health probe).
+    fn touch_session(
+        &self,
+        id: &str,
+        at: Timestamp,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// A filtered page of records, newest first.
+    fn ledger_page(
+        &self,
+        filter: &LedgerFilter,
+    ) -> impl Future<Output = Result<Vec<LedgerRecord>, StoreError>> + Send;
+
+    /// `recommend` decisions at or after `since` that no `recommendation` sample grades yet, newest first.
+    fn ungraded_recommendations(
+        &self,
+        since: Timestamp,
+        limit: u32,
+    ) -> impl Future<Output = Result<Vec<LedgerRecord>, StoreError>> + Send;
+
+    /// `agent`'s samples taken at or after `since`, oldest first (at most 100,000).
+    fn evidence_since(
+        &self,
+        agent: &str,
+        since: Timestamp,
+    ) -> impl Future<Output = Result<Vec<EvidenceRow>, StoreError>> + Send;
 
     /// The approval with this id, whatever its status.
     fn find_approval(

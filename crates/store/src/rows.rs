@@ -26,6 +26,9 @@ pub struct DecisionIndex {
     pub impact: Impact,
     /// An allowed execute-level write: counts against hard stops.
     pub execution: bool,
+    /// A write at execute level, denied: an unsafe action blocked before
+    /// it ran (the overview's first number).
+    pub blocked: bool,
     /// When it was decided.
     pub at: Timestamp,
 }
@@ -319,4 +322,80 @@ pub struct VerifyReport {
 /// Whether an approval can still count.
 pub fn is_open(status: ApprovalStatus, used: bool) -> bool {
     matches!(status, ApprovalStatus::Pending | ApprovalStatus::Approved) && !used
+}
+
+/// A console sign-in: the operator's identity behind a session cookie,
+/// stored only as the hash of the cookie's secret.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SessionRow {
+    /// `ses_…`, as the ledger names it.
+    pub id: String,
+    /// SHA-256 of the cookie's secret, hex.
+    pub hash: String,
+    /// The operator.
+    pub operator: String,
+    /// `approver` or `admin`.
+    pub role: clearance_engine::Role,
+    /// When it was opened.
+    pub created_at: Timestamp,
+    /// When it ends, however active.
+    pub expires_at: Timestamp,
+    /// The last request it made (touched at most once a minute).
+    pub last_seen: Timestamp,
+    /// When it was signed out or revoked.
+    pub closed_at: Option<Timestamp>,
+}
+
+/// Decisions of one UTC day with one outcome, blocked or not.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DecisionDay {
+    /// `YYYY-MM-DD`.
+    pub day: String,
+    /// The outcome.
+    pub outcome: Outcome,
+    /// Writes at execute level, denied.
+    pub blocked: bool,
+    /// How many.
+    pub decisions: u64,
+}
+
+/// Failed executions reported on one UTC day, and their recoveries.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RecoveryDay {
+    /// `YYYY-MM-DD`.
+    pub day: String,
+    /// Executions reported `failed` or `rolled_back`.
+    pub failures: u64,
+    /// Of which reported when they recovered.
+    pub recovered: u64,
+    /// The sum of their times to recovery.
+    pub recovery_seconds: f64,
+}
+
+/// What the console's overview shows, per day since the day asked for.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Overview {
+    /// Decisions by day, outcome and blocked.
+    pub decisions: Vec<DecisionDay>,
+    /// Failures and recoveries by day.
+    pub recoveries: Vec<RecoveryDay>,
+}
+
+/// A filtered page of the ledger, newest first, for the console.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct LedgerFilter {
+    /// Only records before this sequence number.
+    pub before: Option<u64>,
+    /// At most this many.
+    pub limit: u32,
+    /// Only this kind.
+    pub kind: Option<String>,
+    /// Only decisions with this outcome (implies kind `decision`).
+    pub outcome: Option<Outcome>,
+    /// Only records about this agent.
+    pub agent: Option<String>,
+    /// Only records at or after this time.
+    pub since: Option<Timestamp>,
+    /// Only records before this time.
+    pub until: Option<Timestamp>,
 }

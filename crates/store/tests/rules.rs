@@ -165,6 +165,7 @@ where
             vec![Effect::OutcomeReported {
                 decision_id: "dec-1".into(),
                 outcome: ReportedOutcome::Succeeded,
+                failure: None,
             }],
         )
     };

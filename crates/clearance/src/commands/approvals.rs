@@ -103,14 +103,29 @@ pub fn table(approvals: &[Value], now: Timestamp) -> String {
                 text(&resource["name"])
             ),
             text(&approval["rationale"]),
-            approval["approvers"]
-                .as_array()
-                .map(|list| list.iter().map(text).collect::<Vec<_>>().join(", "))
-                .unwrap_or_default(),
+            approvers(approval),
             remaining(&approval["expires_at"], now),
         ]);
     }
     format!("{table}\n")
+}
+
+/// Who approved so far, and how many must: `alan (1 of 2)` under a rule
+/// asking more than one operator.
+fn approvers(approval: &Value) -> String {
+    let names = approval["approvers"]
+        .as_array()
+        .map(|list| list.iter().map(text).collect::<Vec<_>>())
+        .unwrap_or_default();
+    let required = approval["required"].as_u64().unwrap_or(1);
+    let joined = names.join(", ");
+    if required > 1 {
+        format!("{joined} ({} of {required})", names.len())
+            .trim_start()
+            .to_owned()
+    } else {
+        joined
+    }
 }
 
 /// A string field as one line of plain text: an agent's words must not
@@ -163,6 +178,19 @@ mod tests {
         );
         assert!(shown.contains("14m05s"), "{shown}");
         assert!(!shown.contains('\u{1b}'), "{shown}");
+    }
+
+    #[test]
+    fn a_rule_asking_several_operators_shows_how_many_have_signed() {
+        assert_eq!(
+            approvers(&json!({"approvers": ["alan"], "required": 2})),
+            "alan (1 of 2)"
+        );
+        assert_eq!(
+            approvers(&json!({"approvers": [], "required": 2})),
+            "(0 of 2)"
+        );
+        assert_eq!(approvers(&json!({"approvers": ["alan"]})), "alan");
     }
 
     #[test]

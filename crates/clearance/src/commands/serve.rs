@@ -148,9 +148,9 @@ async fn run_gateway<S: Store>(
         .await
         .with_context(|| format!("cannot listen on {listen}"))?;
     let address = listener.local_addr()?;
+    let scheme = if tls.is_some() { "https" } else { "http" };
     eprintln!(
-        "clearance listening on {}://{address} (bundle {}, revision {}, database {shown})",
-        if tls.is_some() { "https" } else { "http" },
+        "clearance listening on {scheme}://{address} (bundle {}, revision {}, database {shown}); console at {scheme}://{address}/",
         dir.root().display(),
         gateway.bundle().revision(),
     );
@@ -166,7 +166,14 @@ async fn run_gateway<S: Store>(
         checkpoint_key,
     ));
     let mcp = clearance_mcp::McpGateway::start(gateway.clone());
+    let console = clearance_console::router(
+        gateway.clone(),
+        clearance_console::Settings {
+            secure_cookies: tls.is_some(),
+        },
+    );
     let app = clearance_http::router(gateway)
+        .merge(console)
         .merge(clearance_mcp::router(mcp.clone(), allowed_hosts(address)));
     match tls {
         None => {

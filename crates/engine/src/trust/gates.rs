@@ -229,6 +229,20 @@ pub struct CriterionProgress {
     pub met: bool,
 }
 
+impl CriterionProgress {
+    /// How far along it is, as `(done, of)`: a floor fills toward its
+    /// threshold; a ceiling is full while it holds and empty once broken.
+    pub fn progress(&self) -> (f64, f64) {
+        match self.comparison {
+            "at_least" | "above" => (
+                self.compared.unwrap_or(0.0).min(self.threshold),
+                self.threshold,
+            ),
+            _ => (if self.met { 1.0 } else { 0.0 }, 1.0),
+        }
+    }
+}
+
 /// A gate measured against a tally.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct GateProgress {

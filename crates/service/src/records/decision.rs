@@ -96,6 +96,9 @@ pub(crate) fn decision_effects(facts: &DecisionFacts<'_>, at: Timestamp) -> Vec<
         outcome: facts.outcome,
         impact: facts.impact,
         execution,
+        blocked: facts.outcome == Outcome::Deny
+            && facts.level == Level::Execute
+            && facts.impact.is_write(),
         at,
     })];
     match (facts.outcome, facts.approval_id) {

@@ -14,23 +14,23 @@
 mod decision;
 
 use clearance_engine::{
-    Identity, Outcome, Phase, ReportedOutcome,
+    Identity, Outcome, Phase, ReportedOutcome, Role,
     facts::{ApprovalStatus, KillScope, KillSwitch, RollbackTest, SimulationReport},
     trust::Sample,
 };
 use clearance_store::{
-    AgentRow, AgentVersion, ApprovalVoid, Effect, EvidenceRow, KillSwitchRow, PromotionRow,
-    PromotionStatus, RollbackTestRow, TokenRow,
+    AgentRow, AgentVersion, ApprovalVoid, Effect, EvidenceRow, Failure, KillSwitchRow,
+    PromotionRow, PromotionStatus, RollbackTestRow, SessionRow, TokenRow,
 };
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize, de::DeserializeOwned};
 
 pub(crate) use decision::{DecisionFacts, DecisionRecord, decision_effects};
 
-use crate::ServiceError;
+use crate::{ServiceError, sessions::Closing};
 
 /// Every kind of record, in the order `docs/ledger.md` lists them.
-pub const KINDS: [&str; 19] = [
+pub const KINDS: [&str; 21] = [
     "decision",
     "approval.approved",
     "approval.denied",
@@ -50,6 +50,8 @@ pub const KINDS: [&str; 19] = [
     "promotion.opened",
     "promotion.signed",
     "platform_event",
+    "session.opened",
+    "session.closed",
 ];
 
 /// Why a record's payload does not say what it changes.
@@ -128,6 +130,30 @@ pub fn effects_of(kind: &str, payload: &str, at: Timestamp) -> Result<Vec<Effect
                 because: ApprovalVoid::Expired,
             }]
         }
+        "session.opened" => {
+            let r: SessionRecord = parse(kind, payload)?;
+            let missing = |field: &'static str| RecordError::Payload {
+                kind: kind.to_owned(),
+                error: <serde_json::Error as serde::de::Error>::missing_field(field),
+            };
+            vec![Effect::SessionOpened(SessionRow {
+                id: r.session_id,
+                hash: r.secret_sha256.ok_or_else(|| missing("secret_sha256"))?,
+                operator: r.operator,
+                role: r.role.ok_or_else(|| missing("role"))?,
+                created_at: at,
+                expires_at: r.expires_at.ok_or_else(|| missing("expires_at"))?,
+                last_seen: at,
+                closed_at: None,
+            })]
+        }
+        "session.closed" => {
+            let r: SessionRecord = parse(kind, payload)?;
+            vec![Effect::SessionClosed {
+                id: r.session_id,
+                at,
+            }]
+        }
         "kill_switch.reset" => {
             let r: KillSwitchRecord = parse(kind, payload)?;
             vec![Effect::KillSwitchReset {
@@ -158,9 +184,18 @@ pub fn effects_of(kind: &str, payload: &str, at: Timestamp) -> Result<Vec<Effect
         }
         "outcome" => {
             let r: OutcomeRecord = parse(kind, payload)?;
+            let failed = r.execution
+                && matches!(
+                    r.outcome,
+                    ReportedOutcome::Failed | ReportedOutcome::RolledBack
+                );
             let mut effects = vec![Effect::OutcomeReported {
                 decision_id: r.decision_id.clone(),
                 outcome: r.outcome,
+                failure: failed.then_some(Failure {
+                    reported_at: at,
+                    recovery_seconds: r.time_to_recovery_seconds,
+                }),
             }];
             effects.extend(r.sample.map(|sample| {
                 Effect::EvidenceRecorded(EvidenceRow {
@@ -496,6 +531,50 @@ pub(crate) struct OutcomeRecord {
 pub(crate) struct TokenRecord {
     pub identity: Identity,
     pub token_sha256: String,
+}
+
+/// `session.opened`, `session.closed`: a console sign-in, and its end.
+#[derive(Serialize, Deserialize)]
+pub(crate) struct SessionRecord {
+    pub session_id: String,
+    /// Who signed in (opened), or who signed out or revoked it (closed).
+    pub operator: String,
+    /// Opened: the operator's role.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role: Option<Role>,
+    /// Opened: the hash of the cookie's secret, never the secret.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret_sha256: Option<String>,
+    /// Opened: when it ends, however active.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<Timestamp>,
+    /// Closed: signed out or revoked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub closing: Option<Closing>,
+}
+
+impl SessionRecord {
+    pub(crate) fn opened(row: &SessionRow) -> SessionRecord {
+        SessionRecord {
+            session_id: row.id.clone(),
+            operator: row.operator.clone(),
+            role: Some(row.role),
+            secret_sha256: Some(row.hash.clone()),
+            expires_at: Some(row.expires_at),
+            closing: None,
+        }
+    }
+
+    pub(crate) fn closed(id: &str, by: &str, why: Closing) -> SessionRecord {
+        SessionRecord {
+            session_id: id.to_owned(),
+            operator: by.to_owned(),
+            role: None,
+            secret_sha256: None,
+            expires_at: None,
+            closing: Some(why),
+        }
+    }
 }
 
 /// One file of an activated bundle.

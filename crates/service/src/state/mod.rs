@@ -228,6 +228,8 @@ impl State {
             Effect::OutcomeReported { .. }
             | Effect::PlatformEventRecorded { .. }
             | Effect::TokenIssued(_)
+            | Effect::SessionOpened(_)
+            | Effect::SessionClosed { .. }
             | Effect::BundleActivated { .. } => {}
         }
     }

@@ -6,6 +6,7 @@
 //! only from the version it was decided on (so two instances never both
 //! demote it).
 
+mod console;
 mod evidence;
 mod phase;
 mod promotions;
@@ -17,6 +18,7 @@ use clearance_engine::{
 };
 use clearance_store::Store;
 
+pub use console::{AgentDay, AgentHistory, PhaseEvent, RecommendationView, Verdict};
 pub use evidence::EvidenceInput;
 pub use views::{AgentView, EvidenceReceipt, EvidenceSummary, PromotionView};
 

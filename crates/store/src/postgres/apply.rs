@@ -12,6 +12,7 @@ use crate::{
     Effect, StoreError,
     backend::Rejected,
     codec::{approval_status_name, int, json, timestamp_text},
+    console::{day_of, days_of},
     rows::{ApprovalVoid, DecisionIndex},
 };
 
@@ -125,10 +126,11 @@ async fn insert_decisions(
     let outcomes: Vec<&str> = rows.iter().map(|(_, d)| d.outcome.name()).collect();
     let impacts: Vec<&str> = rows.iter().map(|(_, d)| d.impact.name()).collect();
     let executions: Vec<bool> = rows.iter().map(|(_, d)| d.execution).collect();
+    let blocked: Vec<bool> = rows.iter().map(|(_, d)| d.blocked).collect();
     let ats: Vec<String> = rows.iter().map(|(_, d)| timestamp_text(d.at)).collect();
     sqlx::query(
-        "INSERT INTO decisions (id, seq, agent, action, outcome, impact, execution, at)
-         SELECT * FROM UNNEST($1::TEXT[], $2::BIGINT[], $3::TEXT[], $4::TEXT[], $5::TEXT[], $6::TEXT[], $7::BOOLEAN[], $8::TEXT[])",
+        "INSERT INTO decisions (id, seq, agent, action, outcome, impact, execution, blocked, at)
+         SELECT * FROM UNNEST($1::TEXT[], $2::BIGINT[], $3::TEXT[], $4::TEXT[], $5::TEXT[], $6::TEXT[], $7::BOOLEAN[], $8::BOOLEAN[], $9::TEXT[])",
     )
     .bind(ids)
     .bind(seqs)
@@ -137,7 +139,20 @@ async fn insert_decisions(
     .bind(outcomes)
     .bind(impacts)
     .bind(executions)
+    .bind(blocked)
     .bind(ats)
+    .execute(&mut *conn)
+    .await?;
+    let days = days_of(rows);
+    sqlx::query(
+        "INSERT INTO decision_days (day, outcome, blocked, decisions)
+         SELECT * FROM UNNEST($1::TEXT[], $2::TEXT[], $3::BOOLEAN[], $4::BIGINT[])
+         ON CONFLICT (day, outcome, blocked) DO UPDATE SET decisions = decision_days.decisions + excluded.decisions",
+    )
+    .bind(days.iter().map(|d| d.0.clone()).collect::<Vec<_>>())
+    .bind(days.iter().map(|d| d.1).collect::<Vec<_>>())
+    .bind(days.iter().map(|d| d.2).collect::<Vec<_>>())
+    .bind(days.iter().map(|d| d.3).collect::<Vec<_>>())
     .execute(conn)
     .await?;
     Ok(())
@@ -276,17 +291,48 @@ async fn apply_one(conn: &mut PgConnection, seq: u64, effect: &Effect) -> Result
         Effect::OutcomeReported {
             decision_id,
             outcome,
+            failure,
         } => {
             let result = sqlx::query(
                 "UPDATE decisions SET reported = $1 WHERE id = $2 AND reported IS NULL",
             )
             .bind(outcome.name())
             .bind(decision_id)
-            .execute(conn)
+            .execute(&mut *conn)
             .await?;
             once(result, || {
                 format!("decision `{decision_id}` already has an outcome")
             })?;
+            if let Some(failure) = failure {
+                sqlx::query("INSERT INTO recovery_days (day, failures, recovered, recovery_seconds) VALUES ($1, 1, $2, $3) ON CONFLICT (day) DO UPDATE SET failures = recovery_days.failures + 1, recovered = recovery_days.recovered + excluded.recovered, recovery_seconds = recovery_days.recovery_seconds + excluded.recovery_seconds")
+                    .bind(day_of(failure.reported_at))
+                    .bind(i64::from(failure.recovery_seconds.is_some()))
+                    .bind(failure.recovery_seconds.unwrap_or(0.0))
+                    .execute(conn)
+                    .await?;
+            }
+        }
+        Effect::SessionOpened(row) => {
+            sqlx::query("INSERT INTO sessions (id, hash, operator, role, created_at, expires_at, last_seen) VALUES ($1, $2, $3, $4, $5, $6, $7)")
+                .bind(&row.id)
+                .bind(&row.hash)
+                .bind(&row.operator)
+                .bind(row.role.name())
+                .bind(timestamp_text(row.created_at))
+                .bind(timestamp_text(row.expires_at))
+                .bind(timestamp_text(row.last_seen))
+                .execute(conn)
+                .await?;
+        }
+        Effect::SessionClosed { id, at } => {
+            let result = sqlx::query(
+                "UPDATE sessions SET closed_at = $1 WHERE id = $2 AND closed_at IS NULL",
+            )
+            .bind(timestamp_text(*at))
+            .bind(id)
+            .execute(conn)
+            .await?;
+            once(result, || format!("session `{id}` is already closed"))?;
         }
         Effect::AgentRegistered(row) => {
             let result = sqlx::query("INSERT INTO agents (id, phase, locked, phase_since) VALUES ($1, $2, $3, $4) ON CONFLICT (id) DO NOTHING")

@@ -11,7 +11,7 @@ use clearance_engine::facts::ApprovalStatus;
 
 use crate::{
     StoreError,
-    codec::{approval_status, from_json, seq, timestamp, timestamp_text},
+    codec::{approval_status, seq, timestamp_text},
     decode::{self, Columns as _},
     rows::{ApprovalRow, ApprovalState, ApprovalVoid, EvidenceRow, PromotionRow, StoredState},
 };
@@ -93,21 +93,11 @@ where
         )
         .fetch(&mut *tx);
         while let Some(row) = rows.try_next().await? {
-            visit(&mut state, evidence(&row)?)?;
+            visit(&mut state, decode::evidence(&row)?)?;
         }
     }
     tx.commit().await?;
     Ok(state)
-}
-
-fn evidence(row: &sqlx::postgres::PgRow) -> Result<EvidenceRow, StoreError> {
-    use crate::decode::Columns as _;
-    Ok(EvidenceRow {
-        agent: row.text("agent")?,
-        incident_id: row.text("incident_id")?,
-        at: timestamp(&row.text("at")?)?,
-        sample: from_json("stored evidence", &row.text("sample")?)?,
-    })
 }
 
 async fn open_approvals(

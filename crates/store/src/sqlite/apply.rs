@@ -9,6 +9,7 @@ use crate::{
     Effect, StoreError,
     backend::Rejected,
     codec::{approval_status_name, int, json, timestamp_text},
+    console::{day_of, days_of},
     rows::{ApprovalVoid, DecisionIndex},
 };
 
@@ -47,10 +48,10 @@ async fn insert_decisions(
     conn: &mut SqliteConnection,
     rows: &[(u64, &DecisionIndex)],
 ) -> Result<(), StoreError> {
-    // 8 values per row, under SQLite's 32,766 bound parameters.
-    for chunk in rows.chunks(4_000) {
+    // 9 values per row, under SQLite's 32,766 bound parameters.
+    for chunk in rows.chunks(3_000) {
         let mut query = sqlx::QueryBuilder::<Driver>::new(
-            "INSERT INTO decisions (id, seq, agent, action, outcome, impact, execution, at) ",
+            "INSERT INTO decisions (id, seq, agent, action, outcome, impact, execution, blocked, at) ",
         );
         query.push_values(chunk, |mut row, (seq, d)| {
             row.push_bind(d.id.clone())
@@ -60,8 +61,23 @@ async fn insert_decisions(
                 .push_bind(d.outcome.name())
                 .push_bind(d.impact.name())
                 .push_bind(d.execution)
+                .push_bind(d.blocked)
                 .push_bind(timestamp_text(d.at));
         });
+        query.build().execute(&mut *conn).await?;
+    }
+    let days = days_of(rows);
+    for chunk in days.chunks(4_000) {
+        let mut query = sqlx::QueryBuilder::<Driver>::new(
+            "INSERT INTO decision_days (day, outcome, blocked, decisions) ",
+        );
+        query.push_values(chunk, |mut row, (day, outcome, blocked, n)| {
+            row.push_bind(day.clone())
+                .push_bind(*outcome)
+                .push_bind(*blocked)
+                .push_bind(*n);
+        });
+        query.push(" ON CONFLICT (day, outcome, blocked) DO UPDATE SET decisions = decision_days.decisions + excluded.decisions");
         query.build().execute(&mut *conn).await?;
     }
     Ok(())
@@ -204,16 +220,46 @@ async fn apply_one(
         Effect::OutcomeReported {
             decision_id,
             outcome,
+            failure,
         } => {
             let result =
                 sqlx::query("UPDATE decisions SET reported = ? WHERE id = ? AND reported IS NULL")
                     .bind(outcome.name())
                     .bind(decision_id)
-                    .execute(conn)
+                    .execute(&mut *conn)
                     .await?;
             once(result, || {
                 format!("decision `{decision_id}` already has an outcome")
             })?;
+            if let Some(failure) = failure {
+                sqlx::query("INSERT INTO recovery_days (day, failures, recovered, recovery_seconds) VALUES (?, 1, ?, ?) ON CONFLICT (day) DO UPDATE SET failures = recovery_days.failures + 1, recovered = recovery_days.recovered + excluded.recovered, recovery_seconds = recovery_days.recovery_seconds + excluded.recovery_seconds")
+                    .bind(day_of(failure.reported_at))
+                    .bind(i64::from(failure.recovery_seconds.is_some()))
+                    .bind(failure.recovery_seconds.unwrap_or(0.0))
+                    .execute(conn)
+                    .await?;
+            }
+        }
+        Effect::SessionOpened(row) => {
+            sqlx::query("INSERT INTO sessions (id, hash, operator, role, created_at, expires_at, last_seen) VALUES (?, ?, ?, ?, ?, ?, ?)")
+                .bind(&row.id)
+                .bind(&row.hash)
+                .bind(&row.operator)
+                .bind(row.role.name())
+                .bind(timestamp_text(row.created_at))
+                .bind(timestamp_text(row.expires_at))
+                .bind(timestamp_text(row.last_seen))
+                .execute(conn)
+                .await?;
+        }
+        Effect::SessionClosed { id, at } => {
+            let result =
+                sqlx::query("UPDATE sessions SET closed_at = ? WHERE id = ? AND closed_at IS NULL")
+                    .bind(timestamp_text(*at))
+                    .bind(id)
+                    .execute(conn)
+                    .await?;
+            once(result, || format!("session `{id}` is already closed"))?;
         }
         Effect::AgentRegistered(row) => {
             let result = sqlx::query("INSERT INTO agents (id, phase, locked, phase_since) VALUES (?, ?, ?, ?) ON CONFLICT (id) DO NOTHING")

@@ -8,6 +8,7 @@
 //! never forked from. Nothing announces appends; the writer polls.
 
 mod apply;
+mod console;
 mod read;
 
 use std::{path::Path, str::FromStr, time::Duration};
@@ -30,7 +31,8 @@ use crate::{
     decode::{self, columns_for},
     rows::{
         AgentRow, ApprovalState, AuditQuery, DecisionRow, EvidenceRow, ExecutionCandidate,
-        KillSwitchHistoryRow, PlatformEventRow, StoredState, TokenRow,
+        KillSwitchHistoryRow, LedgerFilter, Overview, PlatformEventRow, SessionRow, StoredState,
+        TokenRow,
     },
 };
 
@@ -259,7 +261,7 @@ impl Backend for Sqlite {
     }
 
     async fn find_decision(&self, id: &str) -> Result<Option<DecisionRow>, StoreError> {
-        let row = sqlx::query("SELECT id, seq, agent, action, outcome, impact, execution, at, reported FROM decisions WHERE id = ?")
+        let row = sqlx::query("SELECT id, seq, agent, action, outcome, impact, execution, blocked, at, reported FROM decisions WHERE id = ?")
             .bind(id)
             .fetch_optional(&self.pool)
             .await?;
@@ -274,7 +276,7 @@ impl Backend for Sqlite {
         limit: u32,
     ) -> Result<Vec<ExecutionCandidate>, StoreError> {
         let rows = sqlx::query(
-            "SELECT d.id, d.seq, d.agent, d.action, d.outcome, d.impact, d.execution, d.at, d.reported, l.payload,
+            "SELECT d.id, d.seq, d.agent, d.action, d.outcome, d.impact, d.execution, d.blocked, d.at, d.reported, l.payload,
                     CASE WHEN p.event_key IS NULL THEN 0 ELSE 1 END AS matched
              FROM decisions d
              JOIN ledger l ON l.seq = d.seq
@@ -312,6 +314,42 @@ impl Backend for Sqlite {
         .fetch_optional(&self.pool)
         .await?;
         row.as_ref().map(decode::platform_event).transpose()
+    }
+
+    async fn overview(&self, since: Timestamp) -> Result<Overview, StoreError> {
+        console::overview(&self.pool, since).await
+    }
+
+    async fn find_session(&self, hash: &str) -> Result<Option<SessionRow>, StoreError> {
+        console::find_session(&self.pool, hash).await
+    }
+
+    async fn open_sessions(&self) -> Result<Vec<SessionRow>, StoreError> {
+        console::open_sessions(&self.pool).await
+    }
+
+    async fn touch_session(&self, id: &str, at: Timestamp) -> Result<(), StoreError> {
+        console::touch_session(&self.pool, id, at).await
+    }
+
+    async fn ledger_page(&self, filter: &LedgerFilter) -> Result<Vec<LedgerRecord>, StoreError> {
+        console::ledger_page(&self.pool, filter).await
+    }
+
+    async fn ungraded_recommendations(
+        &self,
+        since: Timestamp,
+        limit: u32,
+    ) -> Result<Vec<LedgerRecord>, StoreError> {
+        console::ungraded_recommendations(&self.pool, since, limit).await
+    }
+
+    async fn evidence_since(
+        &self,
+        agent: &str,
+        since: Timestamp,
+    ) -> Result<Vec<EvidenceRow>, StoreError> {
+        console::evidence_since(&self.pool, agent, since).await
     }
 
     async fn find_approval(&self, id: &str) -> Result<Option<ApprovalState>, StoreError> {

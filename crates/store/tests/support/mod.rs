@@ -105,6 +105,7 @@ pub fn execution(n: usize) -> Entry {
             outcome: Outcome::Allow,
             impact: Impact::High,
             execution: true,
+            blocked: false,
             at: at(n as i64),
         })],
         guards: Vec::new(),

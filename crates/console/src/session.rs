@@ -1,0 +1,303 @@
+//! Signing in and out, and who is asking: [`Operator`] is the session
+//! behind the request's cookie; [`Signed`] is a state-changing form that
+//! carried that session's CSRF token.
+//!
+//! The session cookie is `HttpOnly`, `SameSite=Strict`, `Path=/`, and
+//! `Secure` when the gateway serves HTTPS. The sign-in form is protected
+//! against login CSRF by a double-submitted nonce cookie.
+
+use axum::{
+    extract::{FromRequest, FromRequestParts, Query, Request, State},
+    http::{HeaderMap, HeaderValue, Method, header, request::Parts},
+    response::{IntoResponse, Redirect, Response},
+};
+use clearance_engine::Role;
+use clearance_service::{Identity, ServiceError, SessionView, csrf_token, new_token};
+use clearance_store::Store;
+use maud::html;
+use serde::{Deserialize, de::DeserializeOwned};
+
+use crate::{Shared, error::ConsoleError, layout};
+
+/// The session cookie.
+pub(crate) const SESSION_COOKIE: &str = "clearance_session";
+/// The sign-in form's nonce cookie.
+const SIGN_IN_COOKIE: &str = "clearance_sign_in";
+/// The largest console form.
+const MAX_FORM_BYTES: usize = 16 * 1024;
+
+/// The operator behind the request's session.
+pub(crate) struct Operator {
+    pub identity: Identity,
+    pub name: String,
+    pub role: Role,
+    pub session: SessionView,
+    /// What this session's forms carry.
+    pub csrf: String,
+}
+
+impl Operator {
+    pub(crate) fn is_admin(&self) -> bool {
+        self.role == Role::Admin
+    }
+}
+
+fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(key, _)| *key == name)
+        .map(|(_, value)| value)
+}
+
+/// Whether two strings are equal, taking as long whatever their contents.
+fn same(a: &str, b: &str) -> bool {
+    a.len() == b.len()
+        && a.bytes()
+            .zip(b.bytes())
+            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+            == 0
+}
+
+impl<S: Store> FromRequestParts<Shared<S>> for Operator {
+    type Rejection = ConsoleError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        console: &Shared<S>,
+    ) -> Result<Self, Self::Rejection> {
+        let partial = parts.headers.contains_key("HX-Request");
+        let next = if parts.method == Method::GET && !partial {
+            parts
+                .uri
+                .path_and_query()
+                .map_or("/".into(), |p| p.as_str().to_owned())
+        } else {
+            "/".into()
+        };
+        let sign_in = || ConsoleError::SignIn {
+            next: next.clone(),
+            partial,
+        };
+        let secret = cookie(&parts.headers, SESSION_COOKIE).ok_or_else(sign_in)?;
+        let resumed = match console.gateway.sessions().resume(secret).await {
+            Ok(resumed) => resumed,
+            Err(ServiceError::Unauthenticated(_)) => return Err(sign_in()),
+            Err(other) => return Err(other.into()),
+        };
+        let Identity::Operator { name, role } = resumed.identity.clone() else {
+            return Err(sign_in());
+        };
+        Ok(Operator {
+            identity: resumed.identity,
+            name,
+            role,
+            session: resumed.session,
+            csrf: csrf_token(secret),
+        })
+    }
+}
+
+/// A form that changes something, from a signed-in operator, carrying the
+/// session's CSRF token (field `csrf`); `T` is the rest of the form.
+pub(crate) struct Signed<T> {
+    pub operator: Operator,
+    pub form: T,
+}
+
+impl<S: Store, T: DeserializeOwned> FromRequest<Shared<S>> for Signed<T> {
+    type Rejection = ConsoleError;
+
+    async fn from_request(request: Request, console: &Shared<S>) -> Result<Self, Self::Rejection> {
+        let (mut parts, body) = request.into_parts();
+        let operator = Operator::from_request_parts(&mut parts, console).await?;
+        let bytes = axum::body::to_bytes(body, MAX_FORM_BYTES)
+            .await
+            .map_err(|_| ConsoleError::BadForm("the form is too large".into()))?;
+        let pairs: Vec<(String, String)> = serde_urlencoded::from_bytes(&bytes)
+            .map_err(|e| ConsoleError::BadForm(format!("the form is not readable: {e}")))?;
+        let presented = pairs
+            .iter()
+            .filter(|(key, _)| key == "csrf")
+            .map(|(_, value)| value.as_str())
+            .collect::<Vec<_>>();
+        match presented.as_slice() {
+            [token] if same(token, &operator.csrf) => {}
+            _ => return Err(ConsoleError::Csrf),
+        }
+        let form = serde_urlencoded::from_bytes(&bytes).map_err(|e| {
+            ConsoleError::BadForm(format!("the form is not what this page sends: {e}"))
+        })?;
+        Ok(Signed { operator, form })
+    }
+}
+
+fn set_cookie(name: &str, value: &str, max_age: i64, secure: bool) -> HeaderValue {
+    let secure = if secure { "; Secure" } else { "" };
+    HeaderValue::from_str(&format!(
+        "{name}={value}; Path=/; HttpOnly; SameSite=Strict; Max-Age={max_age}{secure}"
+    ))
+    .unwrap_or_else(|_| HeaderValue::from_static("invalid=; Max-Age=0"))
+}
+
+/// Only a path on this site: never `//evil.example` or a scheme.
+fn local_path(next: Option<&str>) -> String {
+    match next {
+        Some(path) if path.starts_with('/') && !path.starts_with("//") && !path.contains('\\') => {
+            path.to_owned()
+        }
+        _ => "/".into(),
+    }
+}
+
+#[derive(Deserialize)]
+pub(crate) struct NextQuery {
+    next: Option<String>,
+}
+
+/// `GET /sign-in`: the token form, with a fresh nonce.
+pub(crate) async fn sign_in_page<S: Store>(
+    State(console): State<Shared<S>>,
+    Query(query): Query<NextQuery>,
+) -> Result<Response, ConsoleError> {
+    let nonce = new_token()?;
+    Ok(sign_in_form(
+        &console,
+        &nonce,
+        &local_path(query.next.as_deref()),
+        None,
+    ))
+}
+
+fn sign_in_form<S: Store>(
+    console: &Shared<S>,
+    nonce: &str,
+    next: &str,
+    problem: Option<&str>,
+) -> Response {
+    let body = layout::bare(
+        "Sign in",
+        html! {
+            main id="main" {
+                div.signin.panel {
+                    h1 { "Sign in" }
+                    p.muted { "Paste your operator token. Agent and harness tokens cannot sign in." }
+                    @if let Some(problem) = problem {
+                        div.notice.bad role="alert" { (problem) }
+                    }
+                    form method="post" action="/sign-in" {
+                        input type="hidden" name="nonce" value=(nonce);
+                        input type="hidden" name="next" value=(next);
+                        label for="token" { "Operator token" }
+                        input #token type="password" name="token" autocomplete="off" required autofocus;
+                        p { button.primary type="submit" { "Sign in" } }
+                    }
+                }
+            }
+        },
+    );
+    let mut response = body.into_response();
+    response.headers_mut().insert(
+        header::SET_COOKIE,
+        set_cookie(SIGN_IN_COOKIE, nonce, 600, console.settings.secure_cookies),
+    );
+    response
+}
+
+#[derive(Deserialize)]
+pub(crate) struct SignInForm {
+    token: String,
+    nonce: String,
+    #[serde(default)]
+    next: Option<String>,
+}
+
+/// `POST /sign-in`: an operator token becomes a session.
+pub(crate) async fn sign_in<S: Store>(
+    State(console): State<Shared<S>>,
+    headers: HeaderMap,
+    axum::Form(form): axum::Form<SignInForm>,
+) -> Result<Response, ConsoleError> {
+    let next = local_path(form.next.as_deref());
+    let fresh = new_token()?;
+    let nonce_ok = cookie(&headers, SIGN_IN_COOKIE).is_some_and(|c| same(c, &form.nonce));
+    if !nonce_ok {
+        return Ok(with_status(
+            sign_in_form(
+                &console,
+                &fresh,
+                &next,
+                Some("The sign-in form expired; try again."),
+            ),
+            axum::http::StatusCode::FORBIDDEN,
+        ));
+    }
+    let refused = |why: &str| {
+        with_status(
+            sign_in_form(&console, &fresh, &next, Some(why)),
+            axum::http::StatusCode::UNAUTHORIZED,
+        )
+    };
+    let identity = match console.gateway.authenticate(form.token.trim()).await {
+        Ok(identity) => identity,
+        Err(ServiceError::Unauthenticated(_)) => return Ok(refused("That token is not known.")),
+        Err(other) => return Err(other.into()),
+    };
+    let signed_in = match console.gateway.sessions().sign_in(&identity).await {
+        Ok(signed_in) => signed_in,
+        Err(ServiceError::Forbidden(_)) => {
+            return Ok(refused(
+                "Only operators sign in to the console; agent and harness tokens cannot.",
+            ));
+        }
+        Err(other) => return Err(other.into()),
+    };
+    let lifetime = clearance_service::SESSION_LIFETIME.as_secs();
+    let mut response = Redirect::to(&next).into_response();
+    let headers = response.headers_mut();
+    headers.append(
+        header::SET_COOKIE,
+        set_cookie(
+            SESSION_COOKIE,
+            &signed_in.secret,
+            lifetime,
+            console.settings.secure_cookies,
+        ),
+    );
+    headers.append(
+        header::SET_COOKIE,
+        set_cookie(SIGN_IN_COOKIE, "", 0, console.settings.secure_cookies),
+    );
+    Ok(response)
+}
+
+fn with_status(mut response: Response, status: axum::http::StatusCode) -> Response {
+    *response.status_mut() = status;
+    response
+}
+
+#[derive(Deserialize)]
+pub(crate) struct Nothing {}
+
+/// `POST /sign-out`: closes the session (a ledger record) and clears the cookie.
+pub(crate) async fn sign_out<S: Store>(
+    State(console): State<Shared<S>>,
+    headers: HeaderMap,
+    Signed { .. }: Signed<Nothing>,
+) -> Result<Response, ConsoleError> {
+    if let Some(secret) = cookie(&headers, SESSION_COOKIE) {
+        match console.gateway.sessions().sign_out(secret).await {
+            Ok(()) | Err(ServiceError::Unauthenticated(_) | ServiceError::Conflict(_)) => {}
+            Err(other) => return Err(other.into()),
+        }
+    }
+    let mut response = Redirect::to("/sign-in").into_response();
+    response.headers_mut().insert(
+        header::SET_COOKIE,
+        set_cookie(SESSION_COOKIE, "", 0, console.settings.secure_cookies),
+    );
+    Ok(response)
+}

@@ -1,0 +1,124 @@
+//! SQLite reads and the one plain write of the operator console.
+
+use clearance_engine::ledger::LedgerRecord;
+use jiff::Timestamp;
+use sqlx::{AssertSqlSafe, Sqlite as Driver, SqlitePool};
+
+use crate::{
+    StoreError,
+    codec::timestamp_text,
+    console::{self, Dialect, day_of},
+    decode,
+    rows::{EvidenceRow, LedgerFilter, Overview, SessionRow},
+};
+
+const DIALECT: Dialect = Dialect {
+    agent_of_payload: "json_extract(payload, '$.agent')",
+};
+
+const SESSION_COLUMNS: &str =
+    "id, hash, operator, role, created_at, expires_at, last_seen, closed_at";
+
+pub(super) async fn overview(pool: &SqlitePool, since: Timestamp) -> Result<Overview, StoreError> {
+    let day = day_of(since);
+    let decisions = sqlx::query(
+        "SELECT day, outcome, blocked, decisions FROM decision_days WHERE day >= ? ORDER BY day, outcome, blocked",
+    )
+    .bind(&day)
+    .fetch_all(pool)
+    .await?;
+    let recoveries = sqlx::query(
+        "SELECT day, failures, recovered, recovery_seconds FROM recovery_days WHERE day >= ? ORDER BY day",
+    )
+    .bind(&day)
+    .fetch_all(pool)
+    .await?;
+    Ok(Overview {
+        decisions: decisions
+            .iter()
+            .map(decode::decision_day)
+            .collect::<Result<_, _>>()?,
+        recoveries: recoveries
+            .iter()
+            .map(decode::recovery_day)
+            .collect::<Result<_, _>>()?,
+    })
+}
+
+pub(super) async fn find_session(
+    pool: &SqlitePool,
+    hash: &str,
+) -> Result<Option<SessionRow>, StoreError> {
+    let row = sqlx::query(AssertSqlSafe(format!(
+        "SELECT {SESSION_COLUMNS} FROM sessions WHERE hash = ?"
+    )))
+    .bind(hash)
+    .fetch_optional(pool)
+    .await?;
+    row.as_ref().map(decode::session).transpose()
+}
+
+pub(super) async fn open_sessions(pool: &SqlitePool) -> Result<Vec<SessionRow>, StoreError> {
+    let rows = sqlx::query(AssertSqlSafe(format!(
+        "SELECT {SESSION_COLUMNS} FROM sessions WHERE closed_at IS NULL ORDER BY created_at DESC LIMIT 1000"
+    )))
+    .fetch_all(pool)
+    .await?;
+    rows.iter().map(decode::session).collect()
+}
+
+pub(super) async fn touch_session(
+    pool: &SqlitePool,
+    id: &str,
+    at: Timestamp,
+) -> Result<(), StoreError> {
+    let at = timestamp_text(at);
+    sqlx::query("UPDATE sessions SET last_seen = ?1 WHERE id = ?2 AND last_seen < ?1")
+        .bind(&at)
+        .bind(id)
+        .execute(pool)
+        .await?;
+    Ok(())
+}
+
+pub(super) async fn ledger_page(
+    pool: &SqlitePool,
+    filter: &LedgerFilter,
+) -> Result<Vec<LedgerRecord>, StoreError> {
+    let mut query = console::ledger_page::<Driver>(filter, &DIALECT);
+    let rows = query.build().fetch_all(pool).await?;
+    rows.iter().map(decode::ledger_record).collect()
+}
+
+pub(super) async fn ungraded_recommendations(
+    pool: &SqlitePool,
+    since: Timestamp,
+    limit: u32,
+) -> Result<Vec<LedgerRecord>, StoreError> {
+    let rows = sqlx::query(
+        "SELECT l.seq, l.at, l.kind, l.payload, l.prev_hash, l.hash FROM decisions d JOIN ledger l ON l.seq = d.seq
+         WHERE d.outcome = 'recommend' AND d.at >= ?
+           AND NOT EXISTS (SELECT 1 FROM evidence e WHERE e.agent = d.agent AND e.kind = 'recommendation' AND e.incident_id = d.id)
+         ORDER BY d.seq DESC LIMIT ?",
+    )
+    .bind(timestamp_text(since))
+    .bind(i64::from(limit))
+    .fetch_all(pool)
+    .await?;
+    rows.iter().map(decode::ledger_record).collect()
+}
+
+pub(super) async fn evidence_since(
+    pool: &SqlitePool,
+    agent: &str,
+    since: Timestamp,
+) -> Result<Vec<EvidenceRow>, StoreError> {
+    let rows = sqlx::query(
+        "SELECT agent, incident_id, at, sample FROM evidence WHERE agent = ? AND at >= ? ORDER BY at LIMIT 100000",
+    )
+    .bind(agent)
+    .bind(timestamp_text(since))
+    .fetch_all(pool)
+    .await?;
+    rows.iter().map(decode::evidence).collect()
+}
