@@ -6,9 +6,9 @@
 use maud::{Markup, html};
 
 const WIDTH: f64 = 600.0;
-const HEIGHT: f64 = 160.0;
-const PAD_LEFT: f64 = 36.0;
-const PAD_BOTTOM: f64 = 18.0;
+const HEIGHT: f64 = 220.0;
+const PAD_LEFT: f64 = 44.0;
+const PAD_BOTTOM: f64 = 22.0;
 
 /// One segment of a day's bar.
 pub(crate) struct Segment {
@@ -40,7 +40,7 @@ pub(crate) fn bars(title: &str, days: &[Day], unit: &str) -> Markup {
             svg viewBox=(format!("0 0 {WIDTH} {HEIGHT}")) role="img" aria-label=(title) {
                 title { (title) }
                 line.axis x1=(PAD_LEFT) y1=(base) x2=(WIDTH) y2=(base) {}
-                text x="2" y="12" { (format_value(max)) " " (unit) }
+                text x="2" y="14" { (format_value(max)) " " (unit) }
                 text x="2" y=(base) { "0" }
                 @for (i, day) in days.iter().enumerate() {
                     @let x = PAD_LEFT + i as f64 * slot + (slot - bar) / 2.0;

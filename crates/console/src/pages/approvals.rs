@@ -53,7 +53,7 @@ fn table(approvals: &[ApprovalView], now: Timestamp) -> Markup {
             @if approvals.is_empty() {
                 p #queue-empty .panel { "Nothing waits for an operator." }
             } @else {
-                table {
+                table.cards {
                     thead { tr {
                         th { "request" } th { "agent" } th { "resource" } th { "status" }
                         th { "approvers" } th { "opened" } th { "expires" }
@@ -61,14 +61,14 @@ fn table(approvals: &[ApprovalView], now: Timestamp) -> Markup {
                     tbody {
                         @for a in approvals {
                             tr data-approval=(a.id) {
-                                td { a href=(format!("/approvals/{}", a.id)) { code { (a.action) } } }
-                                td { (a.agent) }
-                                td { code { (a.resource.kind) "/" (a.resource.namespace) "/" (a.resource.name) } }
-                                td { (status_badge(a.status)) }
-                                td { (a.approvers.len()) " of " (a.required)
+                                td data-label="request" { a href=(format!("/approvals/{}", a.id)) { code { (a.action) } } }
+                                td data-label="agent" { (a.agent) }
+                                td data-label="resource" { code { (a.resource.kind) "/" (a.resource.namespace) "/" (a.resource.name) } }
+                                td data-label="status" { (status_badge(a.status)) }
+                                td data-label="approvers" { (a.approvers.len()) " of " (a.required)
                                     @if !a.approvers.is_empty() { span.muted { " (" (a.approvers.join(", ")) ")" } } }
-                                td { (time(a.created_at)) }
-                                td { (remaining(a.expires_at, now)) }
+                                td data-label="opened" { (time(a.created_at)) }
+                                td data-label="expires" { (remaining(a.expires_at, now)) }
                             }
                         }
                     }
@@ -119,7 +119,7 @@ pub(crate) async fn detail<S: Store>(
         Err(ServiceError::NotFound(_)) => {
             let body = html! {
                 h1 { "Approval " code { (id) } }
-                @if let Some(notice) = notice { div.notice.ok role="status" { (notice) } }
+                @if let Some(notice) = notice { div.notice.ok role="status" #notice { (notice) } }
                 div.panel {
                     p { "This approval is no longer open: it was approved and used, denied, voided or it expired." }
                     p { a href="/approvals" { "Back to the queue" } " · "
