@@ -24,6 +24,12 @@ struct KindLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct NotificationLabels {
+    webhook: String,
+    result: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct DecisionLabels {
     outcome: &'static str,
     impact: &'static str,
@@ -47,6 +53,7 @@ pub struct Metrics {
     publications: Family<KindLabels, Counter>,
     publications_pending: Gauge,
     platform_events: Family<KindLabels, Counter>,
+    notifications: Family<NotificationLabels, Counter>,
 }
 
 impl Default for Metrics {
@@ -134,8 +141,15 @@ impl Default for Metrics {
             "Events of the platform's audit log reconciled, by result (matched, out_of_scope, denied, duplicate, ignored)",
             platform_events.clone(),
         );
+        let notifications = Family::<NotificationLabels, Counter>::default();
+        registry.register(
+            "notifications",
+            "Webhook deliveries by webhook id and result (delivered, failed)",
+            notifications.clone(),
+        );
         Metrics {
             registry,
+            notifications,
             platform_events,
             publications,
             publications_pending,
@@ -195,6 +209,16 @@ impl Metrics {
 
     pub(crate) fn demotion(&self, cause: &'static str) {
         self.demotions.get_or_create(&CauseLabels { cause }).inc();
+    }
+
+    /// One webhook delivery attempt: `delivered` or `failed`.
+    pub fn notification(&self, webhook: &str, delivered: bool) {
+        self.notifications
+            .get_or_create(&NotificationLabels {
+                webhook: webhook.to_owned(),
+                result: if delivered { "delivered" } else { "failed" },
+            })
+            .inc();
     }
 
     pub(crate) fn platform_event(&self, kind: &'static str) {

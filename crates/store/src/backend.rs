@@ -248,6 +248,30 @@ pub trait Backend: Send + Sync + 'static {
         since: Timestamp,
     ) -> impl Future<Output = Result<Vec<EvidenceRow>, StoreError>> + Send;
 
+    /// As [`crate::Store::notification_records`].
+    fn notification_records(
+        &self,
+        after: u64,
+        limit: u32,
+    ) -> impl Future<Output = Result<Vec<LedgerRecord>, StoreError>> + Send;
+
+    /// As [`crate::Store::lease_cursor`].
+    fn lease_cursor(
+        &self,
+        webhook: &str,
+        holder: &str,
+        until: Timestamp,
+        start: u64,
+    ) -> impl Future<Output = Result<Option<u64>, StoreError>> + Send;
+
+    /// As [`crate::Store::advance_cursor`].
+    fn advance_cursor(
+        &self,
+        webhook: &str,
+        holder: &str,
+        seq: u64,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
     /// The approval with this id, whatever its status.
     fn find_approval(
         &self,

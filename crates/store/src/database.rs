@@ -196,6 +196,35 @@ impl<B: Backend> Store for Database<B> {
         self.backend.evidence_since(agent, since).await
     }
 
+    async fn notification_records(
+        &self,
+        after: u64,
+        limit: u32,
+    ) -> Result<Vec<LedgerRecord>, StoreError> {
+        self.backend.notification_records(after, limit).await
+    }
+
+    async fn lease_cursor(
+        &self,
+        webhook: &str,
+        holder: &str,
+        until: Timestamp,
+        start: u64,
+    ) -> Result<Option<u64>, StoreError> {
+        self.backend
+            .lease_cursor(webhook, holder, until, start)
+            .await
+    }
+
+    async fn advance_cursor(
+        &self,
+        webhook: &str,
+        holder: &str,
+        seq: u64,
+    ) -> Result<bool, StoreError> {
+        self.backend.advance_cursor(webhook, holder, seq).await
+    }
+
     async fn find_approval(&self, id: &str) -> Result<Option<ApprovalState>, StoreError> {
         self.backend.find_approval(id).await
     }

@@ -206,6 +206,30 @@ pub trait Store: Send + Sync + 'static {
         since: Timestamp,
     ) -> impl Future<Output = Result<Vec<EvidenceRow>, StoreError>> + Send;
 
+    /// Records after `after` a webhook may be told of, oldest first: pending decisions, phase changes, kill switch trips.
+    fn notification_records(
+        &self,
+        after: u64,
+        limit: u32,
+    ) -> impl Future<Output = Result<Vec<LedgerRecord>, StoreError>> + Send;
+
+    /// Takes (or renews) the lease on `webhook`'s delivery cursor for `holder` until `until`, creating the cursor at `start` when it has none; the cursor, or `None` while another holder's lease runs.
+    fn lease_cursor(
+        &self,
+        webhook: &str,
+        holder: &str,
+        until: Timestamp,
+        start: u64,
+    ) -> impl Future<Output = Result<Option<u64>, StoreError>> + Send;
+
+    /// Moves `webhook`'s cursor forward to `seq` while `holder` holds its lease; whether it did.
+    fn advance_cursor(
+        &self,
+        webhook: &str,
+        holder: &str,
+        seq: u64,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
     /// The approval with this id, whatever its status.
     fn find_approval(
         &self,

@@ -165,6 +165,10 @@ async fn run_gateway<S: Store>(
         gateway.clone(),
         checkpoint_key,
     ));
+    tokio::spawn(clearance_notify::run(
+        gateway.clone(),
+        format!("{scheme}://{address}"),
+    ));
     let mcp = clearance_mcp::McpGateway::start(gateway.clone());
     let console = clearance_console::router(
         gateway.clone(),

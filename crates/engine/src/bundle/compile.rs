@@ -7,6 +7,7 @@ use std::collections::{BTreeMap, HashMap};
 
 mod approvals;
 mod mcp;
+mod notify;
 mod platform;
 mod reconcile;
 mod trust;
@@ -66,6 +67,7 @@ fn compile_unsorted(source: &BundleSource) -> Result<Bundle, BundleErrors> {
     // After the MCP servers: they may add `<server>:read-only` to the inventory.
     let approval_policy = config.approval_policy(&raw, &agents, &actions);
     let checkpoints = config.checkpoints(&raw);
+    let notify = config.notify(&raw);
     let kubernetes_users = reconcile::kubernetes_users(&agents, &raw);
 
     let schema = build_schema(&actions, &mut problems);
@@ -108,6 +110,7 @@ fn compile_unsorted(source: &BundleSource) -> Result<Bundle, BundleErrors> {
         platform,
         gitops,
         checkpoints,
+        notify,
         mcp_servers,
         kubernetes_users,
         warnings: problems,

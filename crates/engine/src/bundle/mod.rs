@@ -10,6 +10,7 @@ pub mod approvals;
 mod compile;
 mod diagnostics;
 pub mod mcp;
+pub mod notify;
 pub mod platform;
 mod raw;
 
@@ -100,6 +101,7 @@ pub struct Bundle {
     pub(crate) platform: Option<platform::Platform>,
     pub(crate) gitops: Option<platform::Gitops>,
     pub(crate) checkpoints: Option<Checkpoints>,
+    pub(crate) notify: notify::Notify,
     pub(crate) mcp_servers: BTreeMap<String, mcp::McpServer>,
     /// `system:serviceaccount:<ns>:<name>` → agent id.
     pub(crate) kubernetes_users: HashMap<String, String>,
@@ -136,6 +138,11 @@ impl Bundle {
         let mut agents: Vec<&Agent> = self.agents.values().collect();
         agents.sort_by(|a, b| a.id.cmp(&b.id));
         agents.into_iter()
+    }
+
+    /// `notify:`: the webhooks and the console's address for links.
+    pub fn notify(&self) -> &notify::Notify {
+        &self.notify
     }
 
     /// `approvals.rules` and `approvals.barred`: who must approve what.

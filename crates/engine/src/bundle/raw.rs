@@ -49,6 +49,26 @@ pub(crate) struct RawConfig {
     pub checkpoints: Option<Spanned<RawCheckpoints>>,
     #[serde(default)]
     pub reconcile: RawReconcile,
+    pub notify: Option<Spanned<RawNotify>>,
+}
+
+/// `notify:`: webhooks told of what needs a human.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawNotify {
+    pub console_url: Option<Spanned<String>>,
+    #[serde(default)]
+    pub webhooks: Vec<Spanned<RawWebhook>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawWebhook {
+    pub id: Option<Spanned<String>>,
+    pub url: Spanned<String>,
+    #[serde(default)]
+    pub events: Vec<Spanned<String>>,
+    pub format: Option<Spanned<String>>,
 }
 
 /// `reconcile:`: how the platform's audit log is matched to decisions.

@@ -6,7 +6,7 @@ use sqlx::{AssertSqlSafe, PgPool, Postgres as Driver};
 
 use crate::{
     StoreError,
-    codec::timestamp_text,
+    codec::{int, timestamp_text},
     console::{self, Dialect, day_of},
     decode,
     rows::{EvidenceRow, LedgerFilter, Overview, SessionRow},
@@ -121,4 +121,72 @@ pub(super) async fn evidence_since(
     .fetch_all(pool)
     .await?;
     rows.iter().map(decode::evidence).collect()
+}
+
+pub(super) async fn notification_records(
+    pool: &PgPool,
+    after: u64,
+    limit: u32,
+) -> Result<Vec<LedgerRecord>, StoreError> {
+    let rows = sqlx::query(
+        "SELECT seq, at, kind, payload, prev_hash, hash FROM ledger
+         WHERE seq > $1 AND (kind IN ('phase.demoted', 'kill_switch.tripped')
+                             OR seq IN (SELECT seq FROM decisions WHERE outcome = 'pending' AND seq > $1))
+         ORDER BY seq LIMIT $2",
+    )
+    .bind(int(after))
+    .bind(i64::from(limit))
+    .fetch_all(pool)
+    .await?;
+    rows.iter().map(decode::ledger_record).collect()
+}
+
+pub(super) async fn lease_cursor(
+    pool: &PgPool,
+    webhook: &str,
+    holder: &str,
+    until: Timestamp,
+    start: u64,
+) -> Result<Option<u64>, StoreError> {
+    let now = timestamp_text(Timestamp::now());
+    sqlx::query("INSERT INTO notify_cursors (webhook, seq) VALUES ($1, $2) ON CONFLICT (webhook) DO NOTHING")
+        .bind(webhook)
+        .bind(int(start))
+        .execute(pool)
+        .await?;
+    let leased = sqlx::query(
+        "UPDATE notify_cursors SET leased_by = $1, lease_until = $2
+         WHERE webhook = $3 AND (leased_by IS NULL OR leased_by = $1 OR lease_until < $4)",
+    )
+    .bind(holder)
+    .bind(timestamp_text(until))
+    .bind(webhook)
+    .bind(now)
+    .execute(pool)
+    .await?;
+    if leased.rows_affected() == 0 {
+        return Ok(None);
+    }
+    let (seq,): (i64,) = sqlx::query_as("SELECT seq FROM notify_cursors WHERE webhook = $1")
+        .bind(webhook)
+        .fetch_one(pool)
+        .await?;
+    Ok(Some(crate::codec::seq(seq)?))
+}
+
+pub(super) async fn advance_cursor(
+    pool: &PgPool,
+    webhook: &str,
+    holder: &str,
+    seq: u64,
+) -> Result<bool, StoreError> {
+    let moved = sqlx::query(
+        "UPDATE notify_cursors SET seq = $1 WHERE webhook = $2 AND leased_by = $3 AND seq <= $1",
+    )
+    .bind(int(seq))
+    .bind(webhook)
+    .bind(holder)
+    .execute(pool)
+    .await?;
+    Ok(moved.rows_affected() == 1)
 }

@@ -429,6 +429,33 @@ impl Backend for Postgres {
         console::evidence_since(&self.pool, agent, since).await
     }
 
+    async fn notification_records(
+        &self,
+        after: u64,
+        limit: u32,
+    ) -> Result<Vec<LedgerRecord>, StoreError> {
+        console::notification_records(&self.pool, after, limit).await
+    }
+
+    async fn lease_cursor(
+        &self,
+        webhook: &str,
+        holder: &str,
+        until: Timestamp,
+        start: u64,
+    ) -> Result<Option<u64>, StoreError> {
+        console::lease_cursor(&self.pool, webhook, holder, until, start).await
+    }
+
+    async fn advance_cursor(
+        &self,
+        webhook: &str,
+        holder: &str,
+        seq: u64,
+    ) -> Result<bool, StoreError> {
+        console::advance_cursor(&self.pool, webhook, holder, seq).await
+    }
+
     async fn find_approval(&self, id: &str) -> Result<Option<ApprovalState>, StoreError> {
         read::find_approval(&self.pool, id).await
     }

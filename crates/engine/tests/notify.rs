@@ -1,0 +1,63 @@
+//! `notify:`: webhooks, their events and formats, and the console link.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+
+mod common;
+
+use clearance_engine::bundle::notify::{NotifyEvent, NotifyFormat};
+use common::{CONFIG, POLICY, bundle_with};
+
+#[test]
+fn webhooks_are_read_with_their_events_and_formats() {
+    let config = format!(
+        "{CONFIG}notify:
+  console_url: https://clearance.example.com/
+  webhooks:
+    - {{ url: http://127.0.0.1:9/hook, events: [approval.pending, kill_switch.tripped] }}
+    - {{ id: oncall, url: https://hooks.slack.com/services/T/B/X, events: [agent.demoted, agent.locked], format: slack }}
+"
+    );
+    let bundle = bundle_with(&config, &[("policies/scope.cedar", POLICY)]).unwrap();
+    let notify = bundle.notify();
+    assert_eq!(
+        notify.console_url.as_deref(),
+        Some("https://clearance.example.com")
+    );
+    assert_eq!(notify.webhooks.len(), 2);
+    let (first, second) = (&notify.webhooks[0], &notify.webhooks[1]);
+    assert_eq!(first.id, "webhooks[0]");
+    assert_eq!(first.format, NotifyFormat::Json);
+    assert_eq!(
+        first.events,
+        [NotifyEvent::ApprovalPending, NotifyEvent::KillSwitchTripped]
+    );
+    assert_eq!(
+        (second.id.as_str(), second.format),
+        ("oncall", NotifyFormat::Slack)
+    );
+}
+
+#[test]
+fn without_notify_nobody_is_told() {
+    let bundle = bundle_with(CONFIG, &[("policies/scope.cedar", POLICY)]).unwrap();
+    assert!(bundle.notify().webhooks.is_empty());
+    assert_eq!(bundle.notify().console_url, None);
+}
+
+#[test]
+fn misconfigured_webhooks_are_refused_each_located() {
+    let config = format!(
+        "{CONFIG}notify:
+  console_url: ftp://clearance
+  webhooks:
+    - {{ url: hooks.slack.com/x, events: [approval.pending] }}
+    - {{ url: http://a, events: [] }}
+    - {{ url: http://a, events: [approval.granted, agent.locked, agent.locked], format: xml }}
+    - {{ id: same, url: http://a, events: [agent.demoted] }}
+    - {{ id: same, url: http://b, events: [agent.demoted] }}
+"
+    );
+    let errors = bundle_with(&config, &[("policies/scope.cedar", POLICY)])
+        .expect_err("the bundle must be refused");
+    insta::assert_snapshot!(errors.to_string());
+}

@@ -1,0 +1,179 @@
+//! Delivering to webhooks: one task per webhook of the active bundle, each
+//! holding its cursor's lease, reading the records after it, posting each
+//! event in order and advancing past it only once the receiver took it
+//! (2xx). A failure backs off (0.5 s doubling to 30 s) and tries the same
+//! event again; the tasks follow bundle reloads.
+
+use std::{collections::HashMap, sync::Arc, time::Duration};
+
+use clearance_engine::bundle::notify::{NotifyFormat, Webhook};
+use clearance_service::Gateway;
+use clearance_store::Store;
+use jiff::SignedDuration;
+use tokio::task::JoinHandle;
+
+use crate::message::{events_of, json_body, slack_body};
+
+/// How often the bundle's webhooks are looked at, and an idle webhook polls.
+const POLL: Duration = Duration::from_millis(500);
+/// The longest pause between retries.
+const MAX_BACKOFF: Duration = Duration::from_secs(30);
+/// How long one post may take.
+const POST_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a lease lasts without renewal.
+const LEASE: SignedDuration = SignedDuration::from_secs(15);
+/// Records read per page.
+const PAGE: u32 = 200;
+
+/// Delivers the active bundle's webhooks until the process ends; links
+/// point at the bundle's `notify.console_url`, else `console`.
+pub async fn run<S: Store>(gateway: Arc<Gateway<S>>, console: String) {
+    let holder = holder_id();
+    let client = match reqwest::Client::builder().timeout(POST_TIMEOUT).build() {
+        Ok(client) => client,
+        Err(error) => {
+            tracing::error!(%error, "no HTTP client; webhooks are not delivered");
+            return;
+        }
+    };
+    let mut running: HashMap<String, (Webhook, JoinHandle<()>)> = HashMap::new();
+    loop {
+        let bundle = gateway.bundle();
+        let notify = bundle.notify();
+        let link = notify
+            .console_url
+            .clone()
+            .unwrap_or_else(|| console.clone());
+        running.retain(|id, (webhook, task)| {
+            let same = notify.webhooks.iter().any(|w| w == webhook) && !task.is_finished();
+            if !same {
+                tracing::info!(webhook = %id, "webhook changed or removed; its delivery stops");
+                task.abort();
+            }
+            same
+        });
+        for webhook in &notify.webhooks {
+            if running.contains_key(&webhook.id) {
+                continue;
+            }
+            let task = tokio::spawn(deliver(
+                gateway.clone(),
+                client.clone(),
+                webhook.clone(),
+                link.clone(),
+                holder.clone(),
+            ));
+            running.insert(webhook.id.clone(), (webhook.clone(), task));
+        }
+        drop(bundle);
+        tokio::time::sleep(POLL).await;
+    }
+}
+
+/// This process's name for leases.
+fn holder_id() -> String {
+    let mut bytes = [0u8; 8];
+    if getrandom::fill(&mut bytes).is_err() {
+        return format!("pid-{}", std::process::id());
+    }
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+async fn deliver<S: Store>(
+    gateway: Arc<Gateway<S>>,
+    client: reqwest::Client,
+    webhook: Webhook,
+    console: String,
+    holder: String,
+) {
+    let store = gateway.store();
+    let mut backoff = POLL;
+    loop {
+        let until = gateway
+            .now()
+            .checked_add(LEASE)
+            .unwrap_or_else(|_| gateway.now());
+        // A new webhook starts at the head: it is told of what happens from now on.
+        let cursor = match store
+            .lease_cursor(&webhook.id, &holder, until, gateway.applied_seq())
+            .await
+        {
+            Ok(Some(cursor)) => cursor,
+            Ok(None) => {
+                tokio::time::sleep(POLL).await;
+                continue;
+            }
+            Err(error) => {
+                tracing::warn!(%error, webhook = %webhook.id, "cannot lease the webhook's cursor");
+                tokio::time::sleep(MAX_BACKOFF.min(backoff * 2)).await;
+                continue;
+            }
+        };
+        match deliver_after(
+            store, &client, &webhook, &console, &holder, cursor, &gateway,
+        )
+        .await
+        {
+            Ok(true) => backoff = POLL,
+            Ok(false) => tokio::time::sleep(POLL).await,
+            Err(()) => {
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(MAX_BACKOFF);
+            }
+        }
+    }
+}
+
+/// Delivers the events after `cursor`, oldest first: `Ok(true)` when it
+/// read a full page (more may wait), `Ok(false)` when caught up, `Err` when
+/// a delivery failed (the cursor stays before that event).
+async fn deliver_after<S: Store>(
+    store: &S,
+    client: &reqwest::Client,
+    webhook: &Webhook,
+    console: &str,
+    holder: &str,
+    cursor: u64,
+    gateway: &Gateway<S>,
+) -> Result<bool, ()> {
+    let records = store
+        .notification_records(cursor, PAGE)
+        .await
+        .map_err(|error| tracing::warn!(%error, "cannot read records to notify"))?;
+    for record in &records {
+        for event in events_of(record)
+            .into_iter()
+            .filter(|e| webhook.events.contains(&e.kind))
+        {
+            let body = match webhook.format {
+                NotifyFormat::Json => json_body(&event, console),
+                NotifyFormat::Slack => slack_body(&event, console),
+            };
+            let sent = client
+                .post(&webhook.url)
+                .header("Idempotency-Key", &event.id)
+                .json(&body)
+                .send()
+                .await;
+            let delivered = matches!(&sent, Ok(answer) if answer.status().is_success());
+            gateway.metrics().notification(&webhook.id, delivered);
+            if !delivered {
+                let why = match sent {
+                    Ok(answer) => format!("answered {}", answer.status()),
+                    Err(error) => error.to_string(),
+                };
+                tracing::warn!(webhook = %webhook.id, event = %event.id, %why, "webhook delivery failed; retrying");
+                return Err(());
+            }
+        }
+        let moved = store
+            .advance_cursor(&webhook.id, holder, record.seq)
+            .await
+            .map_err(|error| tracing::warn!(%error, "cannot advance the webhook's cursor"))?;
+        if !moved {
+            // Another instance took the lease: it delivers from here.
+            return Ok(false);
+        }
+    }
+    Ok(records.len() as u32 == PAGE)
+}
