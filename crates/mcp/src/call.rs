@@ -13,12 +13,25 @@ use clearance_service::{DecisionAnswer, Matching, OutcomeReport, Standing};
 use clearance_store::Store;
 use rmcp::{
     ErrorData, RoleServer,
-    model::{CallToolRequestParams, CallToolResult, JsonObject, ProgressNotificationParam},
+    model::{
+        CallToolRequestParams, CallToolResponse, CallToolResult, JsonObject,
+        ProgressNotificationParam,
+    },
     service::RequestContext,
 };
 use tokio::time::Instant;
 
-use crate::{McpGateway, answer, catalog::Route, request::decision_request};
+use crate::{McpGateway, answer, catalog::Route, links, request::decision_request};
+
+/// A pending call that waits for its approval.
+struct Waiting<'a> {
+    identity: &'a Identity,
+    route: &'a Route,
+    arguments: JsonObject,
+    request: DecisionRequest,
+    pending: DecisionAnswer,
+    context: &'a RequestContext<RoleServer>,
+}
 
 /// How often a waiting call looks at its approval.
 const APPROVAL_POLL: Duration = Duration::from_millis(100);
@@ -38,7 +51,7 @@ impl<S: Store> McpGateway<S> {
         agent: &str,
         params: CallToolRequestParams,
         context: &RequestContext<RoleServer>,
-    ) -> Result<CallToolResult, ErrorData> {
+    ) -> Result<CallToolResponse, ErrorData> {
         let catalog = self.catalog();
         let route = catalog.route(&params.name).cloned().ok_or_else(|| {
             ErrorData::invalid_params(
@@ -49,29 +62,72 @@ impl<S: Store> McpGateway<S> {
                 None,
             )
         })?;
+        // A stateless client's retry after the approval page was offered.
+        let retried = params
+            .request_state
+            .as_deref()
+            .zip(self.sealer.as_ref())
+            .and_then(|(state, sealer)| links::opened(sealer, state, agent));
         let arguments = params.arguments.unwrap_or_default();
         let request = match decision_request(agent, &route, &arguments, &context.meta) {
             Ok(request) => request,
-            Err(refusal) => return Ok(answer::refused(&refusal.message)),
+            Err(refusal) => {
+                return Ok(CallToolResponse::Complete(answer::refused(
+                    &refusal.message,
+                )));
+            }
         };
         let answer = match self
             .decide(identity, request.clone(), Matching::SameRequest)
             .await
         {
             Ok(answer) => answer,
-            Err(result) => return Ok(result),
+            Err(result) => return Ok(CallToolResponse::Complete(result)),
         };
-        Ok(match answer.decision.outcome {
-            Outcome::Allow => {
+        if answer.decision.outcome == Outcome::Allow {
+            return Ok(CallToolResponse::Complete(
                 self.forward(identity, &route, arguments, &answer, context)
-                    .await
-            }
+                    .await,
+            ));
+        }
+        let url = answer
+            .decision
+            .approval_id
+            .as_deref()
+            .filter(|_| answer.decision.outcome == Outcome::Pending)
+            .and_then(|approval| {
+                self.approval_url(approval)
+                    .map(|url| (approval.to_owned(), url))
+            });
+        // Offer the page once: a retry that carries it back is decided, not asked again.
+        if let (Some((approval, url)), Some(sealer), None) = (&url, &self.sealer, &retried)
+            && links::stateless(context)
+            && links::url_elicitation(context)
+            && let Some(input) = links::input_required(sealer, &answer, approval, url)
+        {
+            return Ok(CallToolResponse::InputRequired(input));
+        }
+        let result = match answer.decision.outcome {
             Outcome::Pending if route.server.approval_wait_seconds > 0 => {
-                self.wait(identity, &route, arguments, request, answer, context)
-                    .await
+                self.wait(
+                    Waiting {
+                        identity,
+                        route: &route,
+                        arguments,
+                        request,
+                        pending: answer,
+                        context,
+                    },
+                    url.as_ref(),
+                )
+                .await
             }
             _ => answer::withheld(&answer),
-        })
+        };
+        Ok(CallToolResponse::Complete(match &url {
+            Some((_, url)) if result.is_error == Some(true) => links::with_link(result, url),
+            _ => result,
+        }))
     }
 
     async fn decide(
@@ -139,18 +195,54 @@ impl<S: Store> McpGateway<S> {
 
     /// Waits, up to the server's `approval_wait`, for the approval a pending
     /// call opened, telling the client it waits; then decides again.
-    async fn wait(
-        &self,
-        identity: &Identity,
-        route: &Route,
-        arguments: JsonObject,
-        request: DecisionRequest,
-        pending: DecisionAnswer,
-        context: &RequestContext<RoleServer>,
-    ) -> CallToolResult {
-        let Some(approval) = pending.decision.approval_id.clone() else {
-            return answer::withheld(&pending);
+    async fn wait(&self, waiting: Waiting<'_>, link: Option<&(String, String)>) -> CallToolResult {
+        let Some(approval) = waiting.pending.decision.approval_id.clone() else {
+            return answer::withheld(&waiting.pending);
         };
+        let context = waiting.context;
+        // A session client that opens URLs is shown the approval page while
+        // the call waits; its answer approves nothing. Polled here, not
+        // spawned, so that it travels on this call's stream.
+        let offered = link
+            .filter(|_| !links::stateless(context) && links::url_elicitation(context))
+            .map(|(approval, url)| links::elicitation(&waiting.pending, approval, url));
+        let elicited = offered.is_some();
+        let peer = context.peer.clone();
+        let elicitation = std::pin::pin!(async move {
+            match offered {
+                Some(params) => {
+                    let answered = peer.create_elicitation(params).await;
+                    tracing::debug!(?answered, "the client answered the approval link");
+                }
+                None => std::future::pending::<()>().await,
+            }
+        });
+        let result = self.wait_for(waiting, &approval, elicitation).await;
+        if elicited {
+            let _ = context
+                .peer
+                .send_notification(links::elicitation_complete(&approval))
+                .await;
+        }
+        result
+    }
+
+    async fn wait_for(
+        &self,
+        waiting: Waiting<'_>,
+        approval: &str,
+        mut elicitation: std::pin::Pin<&mut impl std::future::Future<Output = ()>>,
+    ) -> CallToolResult {
+        let Waiting {
+            identity,
+            route,
+            arguments,
+            request,
+            pending,
+            context,
+        } = waiting;
+        let mut answered = false;
+        let approval = approval.to_owned();
         let waited = route.server.approval_wait_seconds;
         let start = Instant::now();
         let deadline = start + Duration::from_secs(waited);
@@ -211,6 +303,7 @@ impl<S: Store> McpGateway<S> {
             tokio::select! {
                 () = context.ct.cancelled() => return answer::still_pending(&pending, None),
                 () = tokio::time::sleep(APPROVAL_POLL.min(deadline.saturating_duration_since(now))) => {}
+                () = elicitation.as_mut(), if !answered => answered = true,
             }
         }
     }

@@ -131,8 +131,7 @@ impl<S: Store> ServerHandler for Session<S> {
     ) -> Result<CallToolResponse, ErrorData> {
         let (identity, agent) = self.caller(&context.extensions)?;
         self.ready().await;
-        let result = self.mcp.call(&identity, &agent, request, &context).await?;
-        Ok(CallToolResponse::Complete(result))
+        self.mcp.call(&identity, &agent, request, &context).await
     }
 
     async fn list_resources(

@@ -20,6 +20,7 @@ pub mod bridge;
 mod call;
 mod catalog;
 mod handler;
+mod links;
 mod progress;
 mod request;
 pub mod upstream;
@@ -47,21 +48,52 @@ pub struct McpGateway<S: Store> {
     /// The catalog, with the upstream generation and bundle revision it
     /// was built from.
     catalog: Mutex<Option<(u64, String, Arc<Catalog>)>>,
+    /// The console's address for approval links, unless the bundle's
+    /// `notify.console_url` names another.
+    console: String,
+    /// Seals the request state of a stateless client's `input_required`
+    /// answer (a key of this process: a retry on another instance is asked
+    /// again, never trusted).
+    sealer: Option<rmcp::model::RequestStateCodec>,
 }
 
 impl<S: Store> McpGateway<S> {
     /// The MCP gateway of `gateway`'s bundle, following its reloads.
     /// Upstream servers start with the first MCP client.
     pub fn start(gateway: Arc<Gateway<S>>) -> Arc<McpGateway<S>> {
+        McpGateway::start_with_console(gateway, String::new())
+    }
+
+    /// [`McpGateway::start`], linking pending calls to the console at
+    /// `console` (e.g. `http://127.0.0.1:8080`).
+    pub fn start_with_console(gateway: Arc<Gateway<S>>, console: String) -> Arc<McpGateway<S>> {
         let upstreams = Arc::new(Upstreams::default());
         upstreams.reconcile(gateway.bundle().mcp_servers());
+        let mut key = [0u8; 32];
+        let sealer = getrandom::fill(&mut key)
+            .ok()
+            .and_then(|()| rmcp::model::RequestStateCodec::try_new(key.to_vec()).ok());
         let mcp = Arc::new(McpGateway {
             gateway,
             upstreams,
             catalog: Mutex::new(None),
+            console,
+            sealer,
         });
         tokio::spawn(follow_bundle(Arc::downgrade(&mcp)));
         mcp
+    }
+
+    /// Where an operator approves `approval` in the console, when the
+    /// console's address is known.
+    pub(crate) fn approval_url(&self, approval: &str) -> Option<String> {
+        let bundle = self.gateway.bundle();
+        let base = bundle
+            .notify()
+            .console_url
+            .clone()
+            .unwrap_or_else(|| self.console.clone());
+        (!base.is_empty()).then(|| format!("{}/approvals/{approval}", base.trim_end_matches('/')))
     }
 
     /// The upstream servers.

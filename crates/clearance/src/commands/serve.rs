@@ -169,7 +169,10 @@ async fn run_gateway<S: Store>(
         gateway.clone(),
         format!("{scheme}://{address}"),
     ));
-    let mcp = clearance_mcp::McpGateway::start(gateway.clone());
+    let mcp = clearance_mcp::McpGateway::start_with_console(
+        gateway.clone(),
+        format!("{scheme}://{address}"),
+    );
     let console = clearance_console::router(
         gateway.clone(),
         clearance_console::Settings {

@@ -28,8 +28,10 @@ use clearance_store::SqliteStore;
 use rmcp::{
     ClientHandler, RoleClient, ServiceExt as _,
     model::{
-        CallToolRequestParams, CallToolResult, ClientConfig, JsonObject, ProgressNotificationParam,
-        ProgressToken, ProtocolVersion, RequestMetaObject,
+        CallToolRequestParams, CallToolResult, ClientCapabilities, ClientConfig,
+        CustomNotification, ElicitRequestParams, ElicitResult, ElicitationAction,
+        ElicitationCapability, JsonObject, ProgressNotificationParam, ProgressToken,
+        ProtocolVersion, RequestMetaObject, UrlElicitationCapability,
     },
     service::{ClientLifecycleMode, ClientServiceExt as _, NotificationContext, RunningService},
     transport::{
@@ -201,9 +203,9 @@ impl Harness {
                 .await
                 .unwrap(),
         );
-        let mcp = McpGateway::start(gateway.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
+        let mcp = McpGateway::start_with_console(gateway.clone(), base.clone());
         let app = clearance_http::router(gateway.clone()).merge(clearance_mcp::router(
             mcp.clone(),
             vec!["127.0.0.1".into(), "localhost".into()],
@@ -358,8 +360,17 @@ pub enum Lifecycle {
 
 /// An `rmcp` client of `url` on the stateless 2026-07-28 protocol.
 pub async fn connect_stateless(url: &str, token: &str) -> Result<Client, String> {
+    connect_stateless_with(url, token, Heard::default()).await
+}
+
+/// [`connect_stateless`] with `heard` as the client.
+pub async fn connect_stateless_with(
+    url: &str,
+    token: &str,
+    heard: Heard,
+) -> Result<Client, String> {
     let config = StreamableHttpClientTransportConfig::with_uri(url.to_owned()).auth_header(token);
-    Heard::default()
+    heard
         .serve_with_lifecycle(
             StreamableHttpClientTransport::from_config(config),
             ClientLifecycleMode::Discover {
@@ -375,11 +386,56 @@ pub async fn connect_stateless(url: &str, token: &str) -> Result<Client, String>
 pub struct Heard {
     pub progress: Arc<Mutex<Vec<ProgressNotificationParam>>>,
     pub tools_changed: Arc<Mutex<usize>>,
+    /// Declare the `elicitation.url` capability, and accept what is asked.
+    pub opens_urls: bool,
+    /// The elicitations the gateway asked for.
+    pub elicitations: Arc<Mutex<Vec<ElicitRequestParams>>>,
+    /// The custom notifications it sent (method, params).
+    pub notifications: Arc<Mutex<Vec<(String, Value)>>>,
+}
+
+impl Heard {
+    /// A client that opens URLs for elicitation.
+    pub fn opening_urls() -> Heard {
+        Heard {
+            opens_urls: true,
+            ..Heard::default()
+        }
+    }
 }
 
 impl ClientHandler for Heard {
     fn get_info(&self) -> ClientConfig {
-        ClientConfig::default()
+        if !self.opens_urls {
+            return ClientConfig::default();
+        }
+        let mut config = ClientConfig::default();
+        config.capabilities = ClientCapabilities::builder()
+            .enable_elicitation_with(
+                ElicitationCapability::default().with_url(UrlElicitationCapability::default()),
+            )
+            .build();
+        config
+    }
+
+    async fn create_elicitation(
+        &self,
+        request: ElicitRequestParams,
+        _: rmcp::service::RequestContext<RoleClient>,
+    ) -> Result<ElicitResult, rmcp::ErrorData> {
+        self.elicitations.lock().unwrap().push(request);
+        Ok(ElicitResult::new(ElicitationAction::Accept))
+    }
+
+    async fn on_custom_notification(
+        &self,
+        notification: CustomNotification,
+        _: NotificationContext<RoleClient>,
+    ) {
+        self.notifications.lock().unwrap().push((
+            notification.method.clone(),
+            notification.params.clone().unwrap_or(Value::Null),
+        ));
     }
 
     async fn on_progress(
@@ -399,11 +455,16 @@ pub type Client = RunningService<RoleClient, Heard>;
 
 /// An `rmcp` client of `url`, with `token` when given.
 pub async fn connect(url: &str, token: Option<&str>) -> Result<Client, String> {
+    connect_with(url, token, Heard::default()).await
+}
+
+/// [`connect`] with `heard` as the client.
+pub async fn connect_with(url: &str, token: Option<&str>, heard: Heard) -> Result<Client, String> {
     let mut config = StreamableHttpClientTransportConfig::with_uri(url.to_owned());
     if let Some(token) = token {
         config = config.auth_header(token);
     }
-    Heard::default()
+    heard
         .serve(StreamableHttpClientTransport::from_config(config))
         .await
         .map_err(|e| e.to_string())

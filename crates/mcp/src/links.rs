@@ -1,0 +1,129 @@
+//! Approval links for MCP clients: a pending call names the console page
+//! where an operator approves it — in its result for every client, as a
+//! URL elicitation (`elicitation/create`, mode `url`) while a session
+//! client's call waits, and as a 2026-07-28 `input_required` answer with a
+//! URL request and sealed request state for stateless clients.
+//!
+//! Whatever the client answers (accept, decline, a form) approves nothing:
+//! only an operator's verdict in the console, the CLI or the API does; the
+//! retry is decided again like any call.
+
+use clearance_service::DecisionAnswer;
+use rmcp::{
+    RoleServer,
+    model::{
+        CallToolResult, ContentBlock as Content, CustomNotification, ElicitRequest,
+        ElicitRequestParams, InputRequest, InputRequests, InputRequiredResult, ProtocolVersion,
+        RequestStateCodec, ServerNotification,
+    },
+    service::RequestContext,
+};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+/// The key a URL elicitation is answered under in `inputResponses`.
+pub(crate) const INPUT_KEY: &str = "clearance_approval";
+
+/// What a stateless client's retry carries back, sealed.
+#[derive(Serialize, Deserialize)]
+struct Sealed {
+    approval_id: String,
+    agent: String,
+}
+
+/// Whether the client said it opens URLs for elicitation.
+pub(crate) fn url_elicitation(context: &RequestContext<RoleServer>) -> bool {
+    context
+        .client_capabilities()
+        .and_then(|c| c.elicitation)
+        .is_some_and(|e| e.url.is_some())
+}
+
+/// Whether the call comes from a stateless (2026-07-28) client.
+pub(crate) fn stateless(context: &RequestContext<RoleServer>) -> bool {
+    context
+        .protocol_version()
+        .is_some_and(|v| v >= ProtocolVersion::V_2026_07_28)
+}
+
+fn message(answer: &DecisionAnswer) -> String {
+    format!(
+        "{} asks to {} — an operator must approve it in clearance",
+        answer.decision.agent, answer.decision.action
+    )
+}
+
+/// `result` with the approval page named in its text and in
+/// `structuredContent.clearance.approval_url`.
+pub(crate) fn with_link(mut result: CallToolResult, url: &str) -> CallToolResult {
+    result.content.push(Content::text(format!(
+        "clearance: an operator can approve it at {url}"
+    )));
+    if let Some(clearance) = result
+        .structured_content
+        .as_mut()
+        .and_then(|s| s.get_mut("clearance"))
+        .and_then(|c| c.as_object_mut())
+    {
+        clearance.insert("approval_url".into(), json!(url));
+    }
+    result
+}
+
+/// The `elicitation/create` a waiting session call sends.
+pub(crate) fn elicitation(
+    answer: &DecisionAnswer,
+    approval: &str,
+    url: &str,
+) -> ElicitRequestParams {
+    ElicitRequestParams::UrlElicitationParams {
+        meta: None,
+        message: message(answer),
+        url: url.to_owned(),
+        elicitation_id: approval.to_owned(),
+    }
+}
+
+/// The notification that the URL elicitation `approval` is over.
+pub(crate) fn elicitation_complete(approval: &str) -> ServerNotification {
+    ServerNotification::CustomNotification(CustomNotification::new(
+        "notifications/elicitation/complete",
+        Some(json!({ "elicitationId": approval })),
+    ))
+}
+
+/// The `input_required` answer of a stateless call: the approval page as
+/// a URL request, and the approval sealed into the request state.
+pub(crate) fn input_required(
+    sealer: &RequestStateCodec,
+    answer: &DecisionAnswer,
+    approval: &str,
+    url: &str,
+) -> Option<InputRequiredResult> {
+    let state = sealer
+        .seal_json(&Sealed {
+            approval_id: approval.to_owned(),
+            agent: answer.decision.agent.clone(),
+        })
+        .ok()?;
+    let mut requests = InputRequests::new();
+    requests.insert(
+        INPUT_KEY.into(),
+        InputRequest::Elicitation(ElicitRequest::new(
+            ElicitRequestParams::UrlElicitationParams {
+                meta: None,
+                message: message(answer),
+                url: url.to_owned(),
+                elicitation_id: String::new(),
+            },
+        )),
+    );
+    Some(InputRequiredResult::new(Some(requests), Some(state)))
+}
+
+/// The approval a retry's request state names, when this process sealed it
+/// for this agent.
+pub(crate) fn opened(sealer: &RequestStateCodec, state: &str, agent: &str) -> Option<String> {
+    let sealed: Sealed = sealer.open_json(state).ok()?;
+    (sealed.agent == agent).then_some(sealed.approval_id)
+}
