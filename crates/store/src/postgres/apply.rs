@@ -48,6 +48,7 @@ pub(super) async fn write(
             })
         })
         .collect();
+    let days = days_of(&rows);
     let seqs: Vec<i64> = records.iter().map(|r| int(r.seq)).collect();
     let ats: Vec<&str> = records.iter().map(|r| r.at.as_str()).collect();
     let kinds: Vec<&str> = records.iter().map(|r| r.kind.as_str()).collect();
@@ -58,8 +59,12 @@ pub(super) async fn write(
         "WITH records AS (
            INSERT INTO ledger (seq, at, kind, payload, prev_hash, hash)
            SELECT * FROM UNNEST($1::BIGINT[], $2::TEXT[], $3::TEXT[], $4::TEXT[], $5::TEXT[], $6::TEXT[]))
-         INSERT INTO decisions (id, seq, agent, action, outcome, impact, execution, at)
-         SELECT * FROM UNNEST($7::TEXT[], $8::BIGINT[], $9::TEXT[], $10::TEXT[], $11::TEXT[], $12::TEXT[], $13::BOOLEAN[], $14::TEXT[])",
+         , decided AS (
+           INSERT INTO decisions (id, seq, agent, action, outcome, impact, execution, blocked, at)
+           SELECT * FROM UNNEST($7::TEXT[], $8::BIGINT[], $9::TEXT[], $10::TEXT[], $11::TEXT[], $12::TEXT[], $13::BOOLEAN[], $14::BOOLEAN[], $15::TEXT[]))
+         INSERT INTO decision_days (day, outcome, blocked, decisions)
+         SELECT * FROM UNNEST($16::TEXT[], $17::TEXT[], $18::BOOLEAN[], $19::BIGINT[])
+         ON CONFLICT (day, outcome, blocked) DO UPDATE SET decisions = decision_days.decisions + excluded.decisions",
     )
     .bind(seqs)
     .bind(ats)
@@ -74,7 +79,12 @@ pub(super) async fn write(
     .bind(rows.iter().map(|(_, d)| d.outcome.name()).collect::<Vec<_>>())
     .bind(rows.iter().map(|(_, d)| d.impact.name()).collect::<Vec<_>>())
     .bind(rows.iter().map(|(_, d)| d.execution).collect::<Vec<_>>())
+    .bind(rows.iter().map(|(_, d)| d.blocked).collect::<Vec<_>>())
     .bind(rows.iter().map(|(_, d)| timestamp_text(d.at)).collect::<Vec<_>>())
+    .bind(days.iter().map(|d| d.0.clone()).collect::<Vec<_>>())
+    .bind(days.iter().map(|d| d.1).collect::<Vec<_>>())
+    .bind(days.iter().map(|d| d.2).collect::<Vec<_>>())
+    .bind(days.iter().map(|d| d.3).collect::<Vec<_>>())
     .execute(conn)
     .await
     .map_err(|e| failed(e.into()))?;

@@ -85,7 +85,18 @@ pub(super) async fn ledger_page(
     pool: &SqlitePool,
     filter: &LedgerFilter,
 ) -> Result<Vec<LedgerRecord>, StoreError> {
-    let mut query = console::ledger_page::<Driver>(filter, &DIALECT);
+    let (head,): (i64,) = sqlx::query_as("SELECT COALESCE(MAX(seq), 0) FROM ledger")
+        .fetch_one(pool)
+        .await?;
+    let seqs = console::seq_window(filter, crate::codec::seq(head)?, async |seq| {
+        let at: Option<(String,)> = sqlx::query_as("SELECT at FROM ledger WHERE seq = ?")
+            .bind(int(seq))
+            .fetch_optional(pool)
+            .await?;
+        Ok(at.map(|(at,)| at))
+    })
+    .await?;
+    let mut query = console::ledger_page::<Driver>(filter, &DIALECT, seqs);
     let rows = query.build().fetch_all(pool).await?;
     rows.iter().map(decode::ledger_record).collect()
 }

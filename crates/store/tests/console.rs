@@ -1,0 +1,111 @@
+//! The console's reads on both backends: a filtered page of the ledger,
+//! newest first, equals a plain filter over every record — with time
+//! windows (found by binary search on the sequence numbers), agents and
+//! outcomes (through the decisions index) — and the overview's day counts
+//! add up to the decisions written.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+
+mod support;
+
+use std::future::Future;
+
+use clearance_engine::{Outcome, ledger::LedgerRecord};
+use clearance_store::{LedgerFilter, Store};
+use jiff::Timestamp;
+use support::{Place, at, execution};
+
+/// `execution(n)` is decided at `at(n)`; here each at `at(10 n)`.
+fn spaced(n: usize) -> clearance_store::Entry {
+    let mut entry = execution(n);
+    let when = at(10 * n as i64);
+    entry.at = when;
+    if let Some(clearance_store::Effect::DecisionRecorded(index)) = entry.effects.first_mut() {
+        index.at = when;
+    }
+    entry
+}
+
+fn expected(all: &[LedgerRecord], filter: &LedgerFilter) -> Vec<u64> {
+    let mut seqs: Vec<u64> = all
+        .iter()
+        .rev()
+        .filter(|r| filter.before.is_none_or(|b| r.seq < b))
+        .filter(|r| filter.kind.as_deref().is_none_or(|k| r.kind == k))
+        .filter(|r| {
+            let time: Timestamp = r.at.parse().unwrap();
+            filter.since.is_none_or(|s| time >= s) && filter.until.is_none_or(|u| time < u)
+        })
+        .filter(|r| {
+            filter.agent.as_deref().is_none_or(|agent| {
+                serde_json::from_str::<serde_json::Value>(&r.payload).unwrap()["agent"] == agent
+            })
+        })
+        .map(|r| r.seq)
+        .collect();
+    seqs.truncate(filter.limit as usize);
+    seqs
+}
+
+async fn filtered_pages_match_a_plain_filter<S, F, Fut>(_place: &Place, open: F)
+where
+    S: Store,
+    F: Fn() -> Fut,
+    Fut: Future<Output = S>,
+{
+    let store = open().await;
+    for n in 0..600 {
+        store.append(spaced(n)).await.unwrap();
+    }
+    let all = store.records(0, 10_000).await.unwrap();
+    assert_eq!(all.len(), 600);
+    let windows = [
+        (None, None),
+        (Some(at(1_000)), None),
+        (None, Some(at(2_005))),
+        (Some(at(3_000)), Some(at(3_400))),
+        (Some(at(100_000)), None),
+        (None, Some(at(-5))),
+    ];
+    for (since, until) in windows {
+        for agent in [None, Some("bot-1")] {
+            for outcome in [None, Some(Outcome::Allow), Some(Outcome::Deny)] {
+                for before in [None, Some(450)] {
+                    let filter = LedgerFilter {
+                        before,
+                        limit: 50,
+                        kind: outcome.map(|_| "decision".to_owned()),
+                        outcome,
+                        agent: agent.map(str::to_owned),
+                        since,
+                        until,
+                    };
+                    let got: Vec<u64> = store
+                        .ledger_page(&filter)
+                        .await
+                        .unwrap()
+                        .iter()
+                        .map(|r| r.seq)
+                        .collect();
+                    let want = if outcome == Some(Outcome::Deny) {
+                        Vec::new()
+                    } else {
+                        expected(&all, &filter)
+                    };
+                    assert_eq!(got, want, "{filter:?}");
+                }
+            }
+        }
+    }
+    // Every decision is counted on its UTC day.
+    let overview = store.overview(at(-86_400)).await.unwrap();
+    let counted: u64 = overview.decisions.iter().map(|d| d.decisions).sum();
+    assert_eq!(counted, 600);
+    assert!(
+        overview
+            .decisions
+            .iter()
+            .all(|d| d.outcome == Outcome::Allow && !d.blocked)
+    );
+}
+on_both!(filtered_pages_match_a_plain_filter);
