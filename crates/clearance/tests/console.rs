@@ -294,6 +294,7 @@ async fn operators_work_the_console_in_a_real_browser() {
     };
     let gateway = start_gateway();
     let base = gateway.base.clone();
+    links_from_elsewhere_and_hostile_returns(&base).await;
     let profiles = tempfile::tempdir().unwrap();
     let admin = browser(&driver, &profiles.path().join("admin")).await;
 
@@ -624,5 +625,55 @@ async fn operators_work_the_console_in_a_real_browser() {
 
     for client in [admin, owner, alice] {
         client.close().await.unwrap();
+    }
+}
+
+/// A link followed from another site (no SameSite=Strict cookie) is loaded
+/// again from this site; a direct visit without a session signs in; a
+/// `next` that leaves the site is dropped.
+async fn links_from_elsewhere_and_hostile_returns(base: &str) {
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let bounced = client
+        .get(format!("{base}/approvals/apr_x"))
+        .header("Sec-Fetch-Site", "cross-site")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bounced.status(), 200);
+    let page = bounced.text().await.unwrap();
+    assert!(
+        page.contains(r#"http-equiv="refresh" content="0;url=/approvals/apr_x""#),
+        "{page}"
+    );
+    let direct = client
+        .get(format!("{base}/approvals/apr_x"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(direct.status(), 303);
+    assert_eq!(
+        direct.headers()["location"],
+        "/sign-in?next=/approvals/apr_x"
+    );
+    for hostile in [
+        "//evil.example",
+        "/%09/evil.example",
+        "https://evil.example",
+    ] {
+        let form = client
+            .get(format!("{base}/sign-in?next={hostile}"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert!(
+            form.contains(r#"name="next" value="/""#),
+            "{hostile}: {form}"
+        );
     }
 }

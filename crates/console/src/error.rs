@@ -22,6 +22,12 @@ pub(crate) enum ConsoleError {
         /// Whether htmx asked (it follows `HX-Redirect`, not a 303).
         partial: bool,
     },
+    /// A link from another site, without the SameSite=Strict cookie:
+    /// load `to` again from this site.
+    Bounce {
+        /// The local path asked for.
+        to: String,
+    },
     /// A state-changing request without this session's CSRF token.
     Csrf,
     /// The form was not what the page sends.
@@ -49,6 +55,17 @@ impl IntoResponse for ConsoleError {
                     return response;
                 }
                 return Redirect::to(&target).into_response();
+            }
+            ConsoleError::Bounce { to } => {
+                let to = crate::session::local_path(Some(&to));
+                let body = layout::bare(
+                    "Opening",
+                    html! {
+                        meta http-equiv="refresh" content=(format!("0;url={to}"));
+                        main id="main" { p { a href=(to) { "Continue to clearance" } } }
+                    },
+                );
+                return (StatusCode::OK, body).into_response();
             }
             ConsoleError::Csrf => (
                 StatusCode::FORBIDDEN,

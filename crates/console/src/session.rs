@@ -12,7 +12,7 @@ use axum::{
     response::{IntoResponse, Redirect, Response},
 };
 use clearance_engine::Role;
-use clearance_service::{Identity, ServiceError, SessionView, csrf_token, new_token};
+use clearance_service::{Activity, Identity, ServiceError, SessionView, csrf_token, new_token};
 use clearance_store::Store;
 use maud::html;
 use serde::{Deserialize, de::DeserializeOwned};
@@ -82,8 +82,31 @@ impl<S: Store> FromRequestParts<Shared<S>> for Operator {
             next: next.clone(),
             partial,
         };
-        let secret = cookie(&parts.headers, SESSION_COOKIE).ok_or_else(sign_in)?;
-        let resumed = match console.gateway.sessions().resume(secret).await {
+        let Some(secret) = cookie(&parts.headers, SESSION_COOKIE) else {
+            // A link followed from another site (a notification, an MCP
+            // client) arrives without the SameSite=Strict cookie: bounce it
+            // once through this site, whose navigation carries the cookie.
+            let from_elsewhere = parts
+                .headers
+                .get("sec-fetch-site")
+                .and_then(|v| v.to_str().ok())
+                .is_some_and(|site| site == "cross-site" || site == "none");
+            if from_elsewhere && parts.method == Method::GET && !partial {
+                return Err(ConsoleError::Bounce { to: next });
+            }
+            return Err(sign_in());
+        };
+        let activity = if partial {
+            Activity::Refresh
+        } else {
+            Activity::Operator
+        };
+        let resumed = match console
+            .gateway
+            .sessions()
+            .resume_with(secret, activity)
+            .await
+        {
             Ok(resumed) => resumed,
             Err(ServiceError::Unauthenticated(_)) => return Err(sign_in()),
             Err(other) => return Err(other.into()),
@@ -143,10 +166,16 @@ fn set_cookie(name: &str, value: &str, max_age: i64, secure: bool) -> HeaderValu
     .unwrap_or_else(|_| HeaderValue::from_static("invalid=; Max-Age=0"))
 }
 
-/// Only a path on this site: never `//evil.example` or a scheme.
-fn local_path(next: Option<&str>) -> String {
+/// Only a path on this site: one `/`, then path and query characters —
+/// never `//evil.example`, a scheme, a backslash, or whitespace and control
+/// characters (browsers drop tabs and newlines from URLs, so `/\t/evil`
+/// would become `//evil`).
+pub(crate) fn local_path(next: Option<&str>) -> String {
+    let safe = |c: char| c.is_ascii_alphanumeric() || "/-._~%?=&+:@!$'()*,;".contains(c);
     match next {
-        Some(path) if path.starts_with('/') && !path.starts_with("//") && !path.contains('\\') => {
+        Some(path)
+            if path.starts_with('/') && !path.starts_with("//") && path.chars().all(safe) =>
+        {
             path.to_owned()
         }
         _ => "/".into(),
@@ -300,4 +329,28 @@ pub(crate) async fn sign_out<S: Store>(
         set_cookie(SESSION_COOKIE, "", 0, console.settings.secure_cookies),
     );
     Ok(response)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::local_path;
+
+    #[test]
+    fn only_paths_of_this_site_are_returned_to() {
+        for fine in ["/", "/approvals/apr_1", "/audit?kind=decision&agent=bot-1"] {
+            assert_eq!(local_path(Some(fine)), fine);
+        }
+        for hostile in [
+            "//evil.example",
+            "/\t/evil.example",
+            "/\\evil.example",
+            "https://evil.example",
+            "/ok\n/x",
+            "evil",
+            "/%09/x\u{0}",
+        ] {
+            assert_eq!(local_path(Some(hostile)), "/", "{hostile:?}");
+        }
+        assert_eq!(local_path(None), "/");
+    }
 }

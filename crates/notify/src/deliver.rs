@@ -1,8 +1,10 @@
 //! Delivering to webhooks: one task per webhook of the active bundle, each
 //! holding its cursor's lease, reading the records after it, posting each
 //! event in order and advancing past it only once the receiver took it
-//! (2xx). A failure backs off (0.5 s doubling to 30 s) and tries the same
-//! event again; the tasks follow bundle reloads.
+//! (2xx), renewing its lease with each step. A failure backs off (0.5 s
+//! doubling to 30 s) and tries the same event again — except a lasting
+//! refusal (4xx but 408 and 429), logged and skipped so that it holds back
+//! nothing after it; the tasks follow bundle reloads.
 
 use std::{collections::HashMap, sync::Arc, time::Duration};
 
@@ -157,6 +159,16 @@ async fn deliver_after<S: Store>(
                 .await;
             let delivered = matches!(&sent, Ok(answer) if answer.status().is_success());
             gateway.metrics().notification(&webhook.id, delivered);
+            // A receiver that refuses this event for good (4xx but 408 and
+            // 429) is not asked again: retrying it would hold back every
+            // event after it.
+            let refused_for_good = matches!(&sent, Ok(answer)
+                if answer.status().is_client_error()
+                    && !matches!(answer.status().as_u16(), 408 | 429));
+            if refused_for_good {
+                tracing::error!(webhook = %webhook.id, event = %event.id, status = ?sent.as_ref().map(reqwest::Response::status).ok(), "the webhook refused an event; skipped");
+                continue;
+            }
             if !delivered {
                 let why = match sent {
                     Ok(answer) => format!("answered {}", answer.status()),
@@ -166,8 +178,12 @@ async fn deliver_after<S: Store>(
                 return Err(());
             }
         }
+        let until = gateway
+            .now()
+            .checked_add(LEASE)
+            .unwrap_or_else(|_| gateway.now());
         let moved = store
-            .advance_cursor(&webhook.id, holder, record.seq)
+            .advance_cursor(&webhook.id, holder, record.seq, until)
             .await
             .map_err(|error| tracing::warn!(%error, "cannot advance the webhook's cursor"))?;
         if !moved {

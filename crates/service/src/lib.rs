@@ -48,7 +48,8 @@ pub use reconcile::{KUBERNETES_AUDIT, Reconcile, ReconcileReport, ReconciledEven
 pub use records::PlatformVerdict;
 pub use reports::{Reports, RollbackTestReport, SimulationInput};
 pub use sessions::{
-    Closing, Resumed, SESSION_IDLE, SESSION_LIFETIME, SessionView, Sessions, SignedIn, csrf_token,
+    Activity, Closing, Resumed, SESSION_IDLE, SESSION_LIFETIME, SessionView, Sessions, SignedIn,
+    csrf_token,
 };
 pub use tokens::issue_token;
 pub use trust::{

@@ -77,6 +77,15 @@ pub struct Resumed {
     pub session: SessionView,
 }
 
+/// Who made a request presenting a session.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Activity {
+    /// The operator: it keeps the session from going idle.
+    Operator,
+    /// A page refreshing itself: it does not.
+    Refresh,
+}
+
 /// Why a session was closed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -155,6 +164,20 @@ impl<S: Store> Sessions<'_, S> {
     /// `Unauthenticated` for an unknown, closed, expired or idle session;
     /// `Unavailable` when the store cannot be asked.
     pub async fn resume(&self, secret: &str) -> Result<Resumed, ServiceError> {
+        self.resume_with(secret, Activity::Operator).await
+    }
+
+    /// [`Sessions::resume`]; a page refreshing itself ([`Activity::Refresh`])
+    /// does not count as the operator's activity, so a forgotten tab still
+    /// goes idle.
+    ///
+    /// # Errors
+    /// As [`Sessions::resume`].
+    pub async fn resume_with(
+        &self,
+        secret: &str,
+        activity: Activity,
+    ) -> Result<Resumed, ServiceError> {
         let row = self
             .core
             .store
@@ -182,11 +205,12 @@ impl<S: Store> Sessions<'_, S> {
                 "{why}; sign in again"
             )));
         }
-        if row
-            .last_seen
-            .checked_add(TOUCH_EVERY)
-            .unwrap_or(row.last_seen)
-            <= now
+        if activity == Activity::Operator
+            && row
+                .last_seen
+                .checked_add(TOUCH_EVERY)
+                .unwrap_or(row.last_seen)
+                <= now
             && let Err(error) = self.core.store.touch_session(&row.id, now).await
         {
             // Refusing would sign operators out during a store hiccup that

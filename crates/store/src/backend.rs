@@ -270,6 +270,7 @@ pub trait Backend: Send + Sync + 'static {
         webhook: &str,
         holder: &str,
         seq: u64,
+        until: Timestamp,
     ) -> impl Future<Output = Result<bool, StoreError>> + Send;
 
     /// The approval with this id, whatever its status.

@@ -221,8 +221,11 @@ impl<B: Backend> Store for Database<B> {
         webhook: &str,
         holder: &str,
         seq: u64,
+        until: Timestamp,
     ) -> Result<bool, StoreError> {
-        self.backend.advance_cursor(webhook, holder, seq).await
+        self.backend
+            .advance_cursor(webhook, holder, seq, until)
+            .await
     }
 
     async fn find_approval(&self, id: &str) -> Result<Option<ApprovalState>, StoreError> {

@@ -222,12 +222,13 @@ pub trait Store: Send + Sync + 'static {
         start: u64,
     ) -> impl Future<Output = Result<Option<u64>, StoreError>> + Send;
 
-    /// Moves `webhook`'s cursor forward to `seq` while `holder` holds its lease; whether it did.
+    /// Moves `webhook`'s cursor forward to `seq`, renewing the lease until `until`, while `holder` holds it; whether it did.
     fn advance_cursor(
         &self,
         webhook: &str,
         holder: &str,
         seq: u64,
+        until: Timestamp,
     ) -> impl Future<Output = Result<bool, StoreError>> + Send;
 
     /// The approval with this id, whatever its status.

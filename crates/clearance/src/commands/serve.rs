@@ -165,6 +165,12 @@ async fn run_gateway<S: Store>(
         gateway.clone(),
         checkpoint_key,
     ));
+    if address.ip().is_unspecified() && gateway.bundle().notify().console_url.is_none() {
+        tracing::warn!(
+            %address,
+            "listening on every interface: links in notifications and MCP answers name {scheme}://{address}; set notify.console_url to the address operators reach"
+        );
+    }
     tokio::spawn(clearance_notify::run(
         gateway.clone(),
         format!("{scheme}://{address}"),

@@ -209,8 +209,7 @@ fn view(d: &ApprovalDetail, operator: &Operator, notice: Option<&str>) -> Markup
                 div.notice.warn role="note" #barred { (why) }
                 (deny_form(a, operator))
             } @else if a.approvers.contains(&operator.name) {
-                p.notice.warn { "You approved this; it needs another operator." }
-                (deny_form(a, operator))
+                p.notice.warn #signed-by-you { "You approved this; it needs another operator." }
             } @else {
                 form method="post" action=(format!("/approvals/{}/approve", a.id)) #approve-form {
                     input type="hidden" name="csrf" value=(operator.csrf);

@@ -452,8 +452,9 @@ impl Backend for Postgres {
         webhook: &str,
         holder: &str,
         seq: u64,
+        until: Timestamp,
     ) -> Result<bool, StoreError> {
-        console::advance_cursor(&self.pool, webhook, holder, seq).await
+        console::advance_cursor(&self.pool, webhook, holder, seq, until).await
     }
 
     async fn find_approval(&self, id: &str) -> Result<Option<ApprovalState>, StoreError> {

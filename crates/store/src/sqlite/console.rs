@@ -190,13 +190,15 @@ pub(super) async fn advance_cursor(
     webhook: &str,
     holder: &str,
     seq: u64,
+    until: Timestamp,
 ) -> Result<bool, StoreError> {
     let moved = sqlx::query(
-        "UPDATE notify_cursors SET seq = ?1 WHERE webhook = ?2 AND leased_by = ?3 AND seq <= ?1",
+        "UPDATE notify_cursors SET seq = ?1, lease_until = ?4 WHERE webhook = ?2 AND leased_by = ?3 AND seq <= ?1",
     )
     .bind(int(seq))
     .bind(webhook)
     .bind(holder)
+    .bind(timestamp_text(until))
     .execute(pool)
     .await?;
     Ok(moved.rows_affected() == 1)
