@@ -23,24 +23,16 @@
 use std::{
     net::TcpListener,
     path::{Path, PathBuf},
-    process::{Child, Command, Stdio},
+    process::{Command, Stdio},
     time::{Duration, Instant},
 };
 
+use clearance_testkit::binary::{self, Running};
 use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::{Value, json};
 
 const CHROMIUM: &str = "/usr/bin/chromium";
 const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
-
-struct Killed(Child);
-
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
@@ -51,7 +43,7 @@ fn free_port() -> u16 {
 }
 
 /// chromedriver on a free port, or `None` (said why) outside CI.
-fn chromedriver() -> Option<(Killed, String)> {
+fn chromedriver() -> Option<(Running, String)> {
     for tool in [CHROMIUM, CHROMEDRIVER] {
         if !Path::new(tool).exists() {
             let why = format!("{tool} is missing (apt-get install chromium chromium-driver)");
@@ -73,7 +65,7 @@ fn chromedriver() -> Option<(Killed, String)> {
         assert!(Instant::now() < deadline, "chromedriver did not start");
         std::thread::sleep(Duration::from_millis(50));
     }
-    Some((Killed(child), url))
+    Some((Running(child), url))
 }
 
 /// A fresh headless Chromium with its own profile.
@@ -100,7 +92,7 @@ async fn browser(driver: &str, profile: &Path) -> Client {
 }
 
 struct Gateway {
-    _child: Killed,
+    _child: Running,
     base: String,
     agent: String,
     admin: String,
@@ -108,17 +100,7 @@ struct Gateway {
 }
 
 fn clearance(args: &[&str], dir: &Path) -> String {
-    let output = Command::new(env!("CARGO_BIN_EXE_clearance"))
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "{args:?}: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8_lossy(&output.stdout).trim().to_owned()
+    binary::run(env!("CARGO_BIN_EXE_clearance"), args, dir)
 }
 
 /// The example bundle with incident-bot in remediate, a second agent in
@@ -141,25 +123,9 @@ fn start_gateway() -> Gateway {
             1,
         );
     std::fs::write(&config, yaml).unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_clearance"))
-        .args([
-            "serve",
-            "--bundle",
-            "bundle",
-            "--db",
-            "clearance.db",
-            "--listen",
-            "127.0.0.1:0",
-        ])
-        .current_dir(dir.path())
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let announced = clearance_testkit::announced(&mut child);
+    let (child, announced) = binary::serve(env!("CARGO_BIN_EXE_clearance"), dir.path());
     Gateway {
-        _child: Killed(child),
+        _child: child,
         base: format!("http://{}", announced.base),
         agent: announced.agent_token.unwrap(),
         admin: announced.admin_token.unwrap(),

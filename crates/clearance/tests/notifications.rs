@@ -16,7 +16,6 @@ use std::{
     io::Read as _,
     net::TcpListener,
     path::Path,
-    process::{Child, Command, Stdio},
     sync::{
         Arc, Mutex,
         atomic::{AtomicBool, AtomicUsize, Ordering},
@@ -25,6 +24,7 @@ use std::{
 };
 
 use axum::{Json, Router, extract::State, http::StatusCode, routing};
+use clearance_testkit::binary::{self, Running};
 use serde_json::{Value, json};
 
 #[derive(Default)]
@@ -72,44 +72,12 @@ fn silent_receiver() -> (u16, Arc<AtomicUsize>) {
     (port, accepted)
 }
 
-struct Killed(Child);
-
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 fn clearance(args: &[&str], dir: &Path) -> String {
-    let output = Command::new(env!("CARGO_BIN_EXE_clearance"))
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .unwrap();
-    assert!(output.status.success(), "{args:?}");
-    String::from_utf8_lossy(&output.stdout).trim().to_owned()
+    binary::run(env!("CARGO_BIN_EXE_clearance"), args, dir)
 }
 
-fn serve(dir: &Path) -> (Killed, clearance_testkit::Announced) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_clearance"))
-        .args([
-            "serve",
-            "--bundle",
-            "bundle",
-            "--db",
-            "clearance.db",
-            "--listen",
-            "127.0.0.1:0",
-        ])
-        .current_dir(dir)
-        .env("RUST_LOG", "error")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let announced = clearance_testkit::announced(&mut child);
-    (Killed(child), announced)
+fn serve(dir: &Path) -> (Running, clearance_testkit::Announced) {
+    binary::serve(env!("CARGO_BIN_EXE_clearance"), dir)
 }
 
 async fn post(base: &str, path: &str, token: &str, body: Value) -> Value {

@@ -308,6 +308,7 @@ fn with_status(mut response: Response, status: axum::http::StatusCode) -> Respon
     response
 }
 
+/// A form with nothing but its CSRF token.
 #[derive(Deserialize)]
 pub(crate) struct Nothing {}
 

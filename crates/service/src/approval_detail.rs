@@ -7,16 +7,16 @@
 //! The preview is the engine's own decision on the facts as they stand,
 //! with the approval taken as approved; nothing here decides anything.
 
-use clearance_engine::{
-    Decision, Identity,
-    bundle::approvals::ApproverCheck,
-    facts::{ApprovalStatus, KillSwitch},
-};
+use clearance_engine::{Decision, Identity, facts::ApprovalStatus};
 use clearance_store::Store;
 use jiff::Timestamp;
 use serde::Serialize;
 
-use crate::{ApprovalView, ServiceError, approvals::Approvals, identity::Permissions as _};
+use crate::{
+    ApprovalView, ServiceError,
+    approvals::{Approvals, barred},
+    identity::Permissions as _,
+};
 
 /// A hard stop bounding the request, and how much of it is spent.
 #[derive(Clone, Debug, Serialize)]
@@ -66,7 +66,7 @@ impl<S: Store> Approvals<'_, S> {
         id: &str,
     ) -> Result<ApprovalDetail, ServiceError> {
         let operator = identity.operator("read approvals")?;
-        let trips = self.recent_trips(operator).await?;
+        let trips = self.recent_trips().await?;
         let votes = match self.core.store.find_approval(id).await {
             Ok(Some(found)) => found.votes,
             Ok(None) => Vec::new(),
@@ -115,13 +115,7 @@ impl<S: Store> Approvals<'_, S> {
                     .unwrap_or(u32::MAX),
             })
             .collect();
-        let switches: Vec<(&KillSwitch, &str)> = trips.iter().map(|s| (s, operator)).collect();
-        let barred = bundle.approval_policy().barred(&ApproverCheck {
-            operator,
-            agent_owner: &agent_owner,
-            request: &row.request,
-            trips: &switches,
-        });
+        let barred = barred(&bundle, &row, operator, &trips);
         Ok(ApprovalDetail {
             approval: ApprovalView::of(&row),
             agent_phase: state.phase(&bundle, &row.agent),

@@ -8,7 +8,7 @@ use clearance_engine::{
     bundle::approvals::{ApproverCheck, Barred},
     facts::{ApprovalStatus, KillSwitch},
 };
-use clearance_store::{ApprovalRow, ApprovalVoid, Store};
+use clearance_store::{ApprovalRow, ApprovalVoid, KillSwitchRow, Store};
 use jiff::{SignedDuration, Timestamp};
 use serde::Serialize;
 
@@ -298,7 +298,7 @@ impl<S: Store> Approvals<'_, S> {
             _ => "deny requests",
         })?;
         check_comment(comment)?;
-        let trips = self.recent_trips(operator).await?;
+        let trips = self.recent_trips().await?;
         if !self.core.state().approvals.contains_key(id) {
             // Opened by another instance a moment ago, perhaps: look again
             // once this one has caught up.
@@ -333,8 +333,10 @@ impl<S: Store> Approvals<'_, S> {
                         row.approval.expires_at
                     )));
                 }
-                if verdict == ApprovalStatus::Approved {
-                    check_approver(bundle, &row, operator, &trips)?;
+                if verdict == ApprovalStatus::Approved
+                    && let Some(why) = barred(bundle, &row, operator, &trips)
+                {
+                    return Err(ServiceError::Forbidden(why));
                 }
                 let payload = json(&ApprovalRecord {
                     approval_id: id.to_owned(),
@@ -356,23 +358,17 @@ impl<S: Store> Approvals<'_, S> {
             })
             .await?;
         if verdict == ApprovalStatus::Approved {
-            row.approval.approvers.push(operator.to_owned());
-            if row.approval.approvers.len() as u64 >= u64::from(row.approval.required) {
-                row.approval.status = ApprovalStatus::Approved;
-            }
+            row.approval.vote(operator);
         } else {
             row.approval.status = ApprovalStatus::Denied;
         }
         Ok(ApprovalView::of(&row))
     }
 
-    /// The kill switches `operator` tripped that still bar them: tripped,
-    /// or reset less than [`TRIPPER_BARRED_FOR`] ago. Read only when the
-    /// bundle bars trippers.
-    pub(crate) async fn recent_trips(
-        &self,
-        operator: &str,
-    ) -> Result<Vec<KillSwitch>, ServiceError> {
+    /// The kill switches whose trippers `approvals.barred:
+    /// kill_switch_tripper` still bars: tripped, or reset less than
+    /// [`TRIPPER_BARRED_FOR`] ago. Read only when the bundle bars trippers.
+    pub(crate) async fn recent_trips(&self) -> Result<Vec<KillSwitchRow>, ServiceError> {
         let barred = self
             .core
             .bundle()
@@ -393,11 +389,7 @@ impl<S: Store> Approvals<'_, S> {
             .kill_switch_history(since)
             .await
             .map_err(|e| ServiceError::from_store(e, "reading kill switches"))?;
-        Ok(trips
-            .into_iter()
-            .filter(|trip| trip.row.tripped_by == operator)
-            .map(|trip| trip.row.switch)
-            .collect())
+        Ok(trips.into_iter().map(|trip| trip.row).collect())
     }
 
     /// Why an approval that cannot be settled cannot: settled, voided or
@@ -432,25 +424,24 @@ impl<S: Store> Approvals<'_, S> {
 /// kill_switch_tripper`).
 pub const TRIPPER_BARRED_FOR: SignedDuration = SignedDuration::from_hours(24);
 
-/// Refuses an operator `approvals.barred` keeps from approving `row`.
-fn check_approver(
+/// Why `approvals.barred` keeps `operator` from approving `row`, if it does.
+pub(crate) fn barred(
     bundle: &Bundle,
     row: &ApprovalRow,
     operator: &str,
-    trips: &[KillSwitch],
-) -> Result<(), ServiceError> {
+    trips: &[KillSwitchRow],
+) -> Option<String> {
     let agent_owner = bundle.agent(&row.agent).map_or("", |a| a.owner.as_str());
-    let trips: Vec<(&KillSwitch, &str)> = trips.iter().map(|s| (s, operator)).collect();
-    let barred = bundle.approval_policy().barred(&ApproverCheck {
+    let trips: Vec<(&KillSwitch, &str)> = trips
+        .iter()
+        .map(|trip| (&trip.switch, trip.tripped_by.as_str()))
+        .collect();
+    bundle.approval_policy().barred(&ApproverCheck {
         operator,
         agent_owner,
         request: &row.request,
         trips: &trips,
-    });
-    match barred {
-        Some(why) => Err(ServiceError::Forbidden(why)),
-        None => Ok(()),
-    }
+    })
 }
 
 fn status_name(status: ApprovalStatus) -> &'static str {

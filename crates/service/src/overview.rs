@@ -5,8 +5,7 @@
 //! outcomes they count, so they agree with the ledger and cost no scan).
 
 use clearance_engine::{Identity, Outcome};
-use clearance_store::{Store, day_of};
-use jiff::{SignedDuration, Timestamp};
+use clearance_store::{Store, utc_days};
 use serde::Serialize;
 
 use crate::{ServiceError, core::Core, identity::Permissions as _};
@@ -84,18 +83,7 @@ impl<S: Store> Overview<'_, S> {
                 format!("between 1 and {MAX_OVERVIEW_DAYS}"),
             ));
         }
-        let now = self.core.clock();
-        let window: Vec<String> = (0..days)
-            .rev()
-            .map(|back| {
-                day_of(
-                    now.checked_sub(SignedDuration::from_hours(24 * i64::from(back)))
-                        .unwrap_or(now),
-                )
-            })
-            .collect();
-        let first = window.first().cloned().unwrap_or_default();
-        let since: Timestamp = format!("{first}T00:00:00Z").parse().unwrap_or(now);
+        let (window, since) = utc_days(self.core.clock(), days);
         let stored = self
             .core
             .store

@@ -53,16 +53,7 @@ pub(crate) fn impact(text: &str) -> Result<Impact, StoreError> {
 }
 
 pub(crate) fn outcome(text: &str) -> Result<Outcome, StoreError> {
-    [
-        Outcome::Allow,
-        Outcome::Deny,
-        Outcome::Shadow,
-        Outcome::Recommend,
-        Outcome::Pending,
-    ]
-    .into_iter()
-    .find(|o| o.name() == text)
-    .ok_or_else(|| StoreError::corrupt(format!("outcome `{text}`")))
+    Outcome::from_name(text).ok_or_else(|| StoreError::corrupt(format!("outcome `{text}`")))
 }
 
 pub(crate) fn reported(text: Option<String>) -> Result<Option<ReportedOutcome>, StoreError> {

@@ -161,20 +161,37 @@ pub fn day_of(at: jiff::Timestamp) -> String {
 }
 
 /// A batch's decisions counted by UTC day, outcome and blocked: one upsert
-/// row each, so a batch adds to `decision_days` in one statement.
+/// row each, so a batch adds to `decision_days` in one statement. Grouped
+/// by day number first: one day's text per group, not per decision.
 pub(crate) fn days_of(rows: &[(u64, &DecisionIndex)]) -> Vec<(String, &'static str, bool, i64)> {
-    let mut days: std::collections::BTreeMap<(String, &'static str, bool), i64> =
+    let mut days: std::collections::BTreeMap<(i64, &'static str, bool), i64> =
         std::collections::BTreeMap::new();
     for (_, decision) in rows {
+        let day = decision.at.as_second().div_euclid(SECONDS_PER_DAY);
         *days
-            .entry((
-                day_of(decision.at),
-                decision.outcome.name(),
-                decision.blocked,
-            ))
+            .entry((day, decision.outcome.name(), decision.blocked))
             .or_default() += 1;
     }
     days.into_iter()
-        .map(|((day, outcome, blocked), n)| (day, outcome, blocked, n))
+        .map(|((day, outcome, blocked), n)| (day_text(day), outcome, blocked, n))
         .collect()
+}
+
+const SECONDS_PER_DAY: i64 = 86_400;
+
+/// `YYYY-MM-DD` of the UTC day numbered `day` since the epoch.
+fn day_text(day: i64) -> String {
+    jiff::Timestamp::from_second(day.saturating_mul(SECONDS_PER_DAY))
+        .map_or_else(|_| String::new(), day_of)
+}
+
+/// The last `days` UTC days up to `now`'s (at least one), oldest first, and
+/// the instant the first of them begins: the window the overview and an
+/// agent's history count by.
+pub fn utc_days(now: jiff::Timestamp, days: u32) -> (Vec<String>, jiff::Timestamp) {
+    let today = now.as_second().div_euclid(SECONDS_PER_DAY);
+    let first = today - i64::from(days.max(1)) + 1;
+    let window = (first..=today).map(day_text).collect();
+    let start = jiff::Timestamp::from_second(first.saturating_mul(SECONDS_PER_DAY)).unwrap_or(now);
+    (window, start)
 }

@@ -33,7 +33,7 @@ use std::{future::Future, sync::Arc};
 
 pub use backend::{Backend, Rejected};
 pub use codec::timestamp_text;
-pub use console::day_of;
+pub use console::{day_of, utc_days};
 pub use database::Database;
 pub use effect::{Applier, Committed, Effect, Entry, Failure, Guard, Receipt};
 pub use error::StoreError;

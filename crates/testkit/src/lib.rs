@@ -14,6 +14,7 @@
 )]
 
 mod announced;
+pub mod binary;
 mod cluster;
 mod peers;
 

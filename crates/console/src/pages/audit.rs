@@ -32,30 +32,12 @@ pub(crate) struct Verification {
     last: Option<(Instant, Timestamp, Result<VerifyReport, String>)>,
 }
 
-const KINDS: &[&str] = &[
-    "decision",
-    "approval.approved",
-    "approval.denied",
-    "approval.expired",
-    "kill_switch.tripped",
-    "kill_switch.reset",
-    "outcome",
-    "evidence",
-    "phase.promoted",
-    "phase.demoted",
-    "promotion.opened",
-    "promotion.signed",
-    "investigation.recorded",
-    "platform_event",
-    "session.opened",
-    "session.closed",
-    "simulation",
-    "rollback_test",
-    "bundle.activated",
-    "token.issued",
-    "agent.registered",
-    "checkpoint",
-];
+/// Every record kind the filter offers: what the service writes, and checkpoints.
+fn kinds() -> impl Iterator<Item = &'static str> {
+    clearance_service::records::KINDS
+        .into_iter()
+        .chain([clearance_engine::checkpoint::CHECKPOINT_KIND])
+}
 
 #[derive(Deserialize, Default)]
 pub(crate) struct Filters {
@@ -97,25 +79,15 @@ fn instant(field: &str, value: Option<&str>) -> Result<Option<Timestamp>, Consol
 
 impl Filters {
     fn to_filter(&self) -> Result<LedgerFilter, ConsoleError> {
-        let outcome = match non_empty(&self.outcome) {
-            None => None,
-            Some(name) => Some(
-                [
-                    Outcome::Allow,
-                    Outcome::Deny,
-                    Outcome::Shadow,
-                    Outcome::Recommend,
-                    Outcome::Pending,
-                ]
-                .into_iter()
-                .find(|o| o.name() == name)
-                .ok_or_else(|| {
+        let outcome = non_empty(&self.outcome)
+            .map(|name| {
+                Outcome::from_name(name).ok_or_else(|| {
                     ConsoleError::BadForm(format!("outcome: `{name}` is not an outcome"))
-                })?,
-            ),
-        };
+                })
+            })
+            .transpose()?;
         let kind = match non_empty(&self.kind) {
-            Some(kind) if !KINDS.contains(&kind) => {
+            Some(kind) if !kinds().any(|k| k == kind) => {
                 return Err(ConsoleError::BadForm(format!(
                     "kind: `{kind}` is not a record kind"
                 )));
@@ -184,14 +156,14 @@ pub(crate) async fn list<S: Store>(
                 div { label for="f-outcome" { "outcome" }
                     select #f-outcome name="outcome" {
                         option value="" { "any" }
-                        @for o in ["allow", "deny", "shadow", "recommend", "pending"] {
+                        @for o in Outcome::ALL.map(Outcome::name) {
                             option value=(o) selected[filters.outcome.as_deref() == Some(o)] { (o) }
                         }
                     } }
                 div { label for="f-kind" { "kind" }
                     select #f-kind name="kind" {
                         option value="" { "any" }
-                        @for k in KINDS { option value=(k) selected[filters.kind.as_deref() == Some(*k)] { (k) } }
+                        @for k in kinds() { option value=(k) selected[filters.kind.as_deref() == Some(k)] { (k) } }
                     } }
                 div { label for="f-since" { "since (UTC)" } input #f-since type="datetime-local" name="since" value=(filters.since.clone().unwrap_or_default()); }
                 div { label for="f-until" { "until (UTC)" } input #f-until type="datetime-local" name="until" value=(filters.until.clone().unwrap_or_default()); }

@@ -16,7 +16,7 @@ use crate::{
     Shared,
     error::ConsoleError,
     layout::{self, Section, badge, time},
-    session::{Operator, Signed},
+    session::{Nothing, Operator, Signed},
 };
 
 /// How far back reset switches are listed.
@@ -122,9 +122,6 @@ pub(crate) async fn trip<S: Store>(
         .await?;
     Ok(Redirect::to("/kill-switches"))
 }
-
-#[derive(Deserialize)]
-pub(crate) struct Nothing {}
 
 pub(crate) async fn reset<S: Store>(
     State(console): State<Shared<S>>,

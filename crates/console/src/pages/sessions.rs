@@ -7,13 +7,12 @@ use axum::{
 };
 use clearance_store::Store;
 use maud::{Markup, html};
-use serde::Deserialize;
 
 use crate::{
     Shared,
     error::ConsoleError,
     layout::{self, Section, time},
-    session::{Operator, Signed},
+    session::{Nothing, Operator, Signed},
 };
 
 pub(crate) async fn list<S: Store>(
@@ -49,9 +48,6 @@ pub(crate) async fn list<S: Store>(
         },
     ))
 }
-
-#[derive(Deserialize)]
-pub(crate) struct Nothing {}
 
 pub(crate) async fn revoke<S: Store>(
     State(console): State<Shared<S>>,

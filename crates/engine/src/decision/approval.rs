@@ -27,6 +27,25 @@ pub(super) enum ApprovalVerdict<'a> {
 }
 
 impl Approval {
+    /// Whether as many distinct operators approved it as it requires.
+    pub fn has_enough_approvers(&self) -> bool {
+        self.approvers.len() as u64 >= u64::from(self.required)
+    }
+
+    /// Counts `operator`'s approving vote, while it is pending and once per
+    /// operator; the vote that reaches `required` approves it. Whether the
+    /// vote counted. The store applies the same rule in its transaction.
+    pub fn vote(&mut self, operator: &str) -> bool {
+        if self.status != ApprovalStatus::Pending || self.approvers.iter().any(|a| a == operator) {
+            return false;
+        }
+        self.approvers.push(operator.to_owned());
+        if self.has_enough_approvers() {
+            self.status = ApprovalStatus::Approved;
+        }
+        true
+    }
+
     /// Whether `request` is the request this approval waits on, planned on
     /// another snapshot version: the state moved since it was approved.
     pub fn drifted_from(&self, request: &DecisionRequest) -> bool {
@@ -98,7 +117,7 @@ pub(super) fn check_approval<'a>(
     if approval.approvers.is_empty() {
         return invalid(format!("approval `{claimed}` names no approver"));
     }
-    if (approval.approvers.len() as u64) < u64::from(approval.required) {
+    if !approval.has_enough_approvers() {
         return invalid(format!(
             "approval `{claimed}` has {} of the {} approvals it needs",
             approval.approvers.len(),

@@ -41,6 +41,20 @@ pub enum Outcome {
 }
 
 impl Outcome {
+    /// Every outcome.
+    pub const ALL: [Outcome; 5] = [
+        Outcome::Allow,
+        Outcome::Deny,
+        Outcome::Shadow,
+        Outcome::Recommend,
+        Outcome::Pending,
+    ];
+
+    /// The outcome the API spells `name`.
+    pub fn from_name(name: &str) -> Option<Outcome> {
+        Outcome::ALL.into_iter().find(|o| o.name() == name)
+    }
+
     /// The outcome as the API spells it.
     pub fn name(self) -> &'static str {
         match self {
@@ -127,7 +141,7 @@ impl Decision {
 
     /// A write at `execute` refused before it ran: an unsafe action blocked.
     pub fn blocked_unsafe_action(&self) -> bool {
-        self.outcome == Outcome::Deny && self.level == Level::Execute && self.impact.is_write()
+        is_blocked_unsafe_action(self.outcome, self.level, self.impact)
     }
 
     /// A request denied because it fell outside the agent's scope (or the
@@ -141,6 +155,11 @@ impl Decision {
 /// back from its ledger record.
 pub fn is_execution(outcome: Outcome, level: Level, impact: Impact) -> bool {
     outcome == Outcome::Allow && level == Level::Execute && impact.is_write()
+}
+
+/// [`Decision::blocked_unsafe_action`] from a decision's parts.
+pub fn is_blocked_unsafe_action(outcome: Outcome, level: Level, impact: Impact) -> bool {
+    outcome == Outcome::Deny && level == Level::Execute && impact.is_write()
 }
 
 /// [`Decision::is_unsafe_attempt`] from a decision's parts: the outcome and

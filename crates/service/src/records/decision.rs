@@ -5,7 +5,7 @@
 use clearance_engine::bundle::approvals::Requirement;
 use clearance_engine::{
     Decision, DecisionRequest, Identity, Impact, Level, Outcome,
-    decision::{is_execution, is_unsafe_attempt},
+    decision::{is_blocked_unsafe_action, is_execution, is_unsafe_attempt},
     facts::{Approval, ApprovalStatus, RecordedFacts},
     trust::Sample,
 };
@@ -96,9 +96,7 @@ pub(crate) fn decision_effects(facts: &DecisionFacts<'_>, at: Timestamp) -> Vec<
         outcome: facts.outcome,
         impact: facts.impact,
         execution,
-        blocked: facts.outcome == Outcome::Deny
-            && facts.level == Level::Execute
-            && facts.impact.is_write(),
+        blocked: is_blocked_unsafe_action(facts.outcome, facts.level, facts.impact),
         at,
     })];
     match (facts.outcome, facts.approval_id) {

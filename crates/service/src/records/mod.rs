@@ -16,7 +16,7 @@ mod decision;
 use clearance_engine::{
     Identity, Outcome, Phase, ReportedOutcome, Role,
     facts::{ApprovalStatus, KillScope, KillSwitch, RollbackTest, SimulationReport},
-    trust::Sample,
+    trust::{RemediationResult, Sample},
 };
 use clearance_store::{
     AgentRow, AgentVersion, ApprovalVoid, Effect, EvidenceRow, Failure, KillSwitchRow,
@@ -184,11 +184,7 @@ pub fn effects_of(kind: &str, payload: &str, at: Timestamp) -> Result<Vec<Effect
         }
         "outcome" => {
             let r: OutcomeRecord = parse(kind, payload)?;
-            let failed = r.execution
-                && matches!(
-                    r.outcome,
-                    ReportedOutcome::Failed | ReportedOutcome::RolledBack
-                );
+            let failed = r.execution && r.outcome.remediation() != RemediationResult::Completed;
             let mut effects = vec![Effect::OutcomeReported {
                 decision_id: r.decision_id.clone(),
                 outcome: r.outcome,

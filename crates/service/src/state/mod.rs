@@ -159,14 +159,8 @@ impl State {
                 // One vote; the one that brings the distinct approvers to
                 // `required` approves it, as the store decides.
                 ApprovalStatus::Approved => {
-                    if let Some(row) = self.approvals.get_mut(id)
-                        && row.approval.status == ApprovalStatus::Pending
-                        && !row.approval.approvers.contains(by)
-                    {
-                        row.approval.approvers.push(by.clone());
-                        if row.approval.approvers.len() as u64 >= u64::from(row.approval.required) {
-                            row.approval.status = ApprovalStatus::Approved;
-                        }
+                    if let Some(row) = self.approvals.get_mut(id) {
+                        row.approval.vote(by);
                     }
                 }
                 _ => {

@@ -8,7 +8,7 @@ use clearance_engine::{
     DecisionRequest, Identity, Outcome,
     trust::{RemediationResult, Sample},
 };
-use clearance_store::{LedgerFilter, Store, day_of};
+use clearance_store::{LedgerFilter, Store, day_of, utc_days};
 use jiff::{SignedDuration, Timestamp};
 use serde::{Deserialize, Serialize};
 
@@ -195,19 +195,7 @@ impl<S: Store> Trust<'_, S> {
                 "no agent `{agent}` in the active bundle"
             )));
         }
-        let now = self.core.clock();
-        let window: Vec<String> = (0..days.clamp(1, 366))
-            .rev()
-            .map(|back| {
-                day_of(
-                    now.checked_sub(SignedDuration::from_hours(24 * i64::from(back)))
-                        .unwrap_or(now),
-                )
-            })
-            .collect();
-        let since: Timestamp = format!("{}T00:00:00Z", window.first().cloned().unwrap_or_default())
-            .parse()
-            .unwrap_or(now);
+        let (window, since) = utc_days(self.core.clock(), days.clamp(1, 366));
         let unavailable = |e| ServiceError::from_store(e, "reading an agent's history");
         let samples = self
             .core

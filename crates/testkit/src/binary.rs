@@ -1,0 +1,64 @@
+//! The `clearance` binary in a test: a command run to completion
+//! ([`run`]), and `clearance serve` on a bundle directory, killed when the
+//! test drops it ([`serve`], [`Running`]).
+
+use std::{
+    path::Path,
+    process::{Child, Command, Stdio},
+};
+
+use crate::{Announced, announced};
+
+/// A child process killed (and reaped) when dropped.
+pub struct Running(pub Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Runs `bin args…` in `dir`; its standard output, trimmed.
+///
+/// # Panics
+/// When it cannot start or exits unsuccessfully.
+pub fn run(bin: &str, args: &[&str], dir: &Path) -> String {
+    let output = Command::new(bin)
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("the binary starts");
+    assert!(
+        output.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).trim().to_owned()
+}
+
+/// `bin serve --bundle bundle --db clearance.db` on a free loopback port in
+/// `dir`; its address and (on a new database) bootstrap tokens.
+///
+/// # Panics
+/// When it cannot start or announces no address.
+pub fn serve(bin: &str, dir: &Path) -> (Running, Announced) {
+    let mut child = Command::new(bin)
+        .args([
+            "serve",
+            "--bundle",
+            "bundle",
+            "--db",
+            "clearance.db",
+            "--listen",
+            "127.0.0.1:0",
+        ])
+        .current_dir(dir)
+        .env("RUST_LOG", "error")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("clearance serve starts");
+    let announced = announced(&mut child);
+    (Running(child), announced)
+}
