@@ -180,11 +180,15 @@ impl<S: Store> Decisions<'_, S> {
                         let mut decision = bundle.decide(asked, &facts);
                         // Repeated on another snapshot version: whatever the
                         // outcome, the approval no longer describes the world.
+                        // One being used or voided right now is left to that
+                        // request, as a use in flight is (this one is denied
+                        // either way, and needs not wait for it).
                         let voided_approval = facts
                             .approval
                             .as_ref()
                             .filter(|a| asked.approval_id.as_deref() == Some(a.id.as_str()))
                             .filter(|a| a.drifted_from(asked))
+                            .filter(|a| !state.in_flight.approval_busy(&a.id))
                             .map(|a| a.id.clone());
                         let facts = facts.recorded(bundle, asked);
                         // A request already waiting for an operator waits on
@@ -201,14 +205,11 @@ impl<S: Store> Decisions<'_, S> {
                             }
                             (Outcome::Pending, None) => {
                                 decision.approval_id = Some(random_id("apr")?);
-                                let requirement =
-                                    bundle.approval_policy().requirement(asked, decision.impact);
-                                approval_requirement = (requirement
-                                    != Requirement {
-                                        rule: None,
-                                        approvers: 1,
-                                    })
-                                .then_some(requirement);
+                                // Recorded only when a rule applied: else one operator.
+                                approval_requirement = Some(
+                                    bundle.approval_policy().requirement(asked, decision.impact),
+                                )
+                                .filter(|r| r.rule.is_some());
                                 let expiry = bundle.settings().approval_expire_after.as_signed();
                                 Some(now.checked_add(expiry).unwrap_or(now))
                             }

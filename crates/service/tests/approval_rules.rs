@@ -378,3 +378,166 @@ mod votes_racing_complete_an_approval_once {
         votes_racing_complete_an_approval_once(vec![first, second]).await;
     }
 }
+
+/// `instances` gateways on one database (SQLite file or PostgreSQL).
+macro_rules! on_instances {
+    ($test:ident) => {
+        mod $test {
+            use super::*;
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite_two_instances() {
+                let dir = tempfile::tempdir().unwrap();
+                let path = dir.path().join("clearance.db");
+                let first = Arc::new(world(SqliteStore::open(&path).await.unwrap()).await);
+                let second = Arc::new(
+                    World::start_from(
+                        SqliteStore::open(&path).await.unwrap(),
+                        source_of(&config()),
+                    )
+                    .await,
+                );
+                super::$test(vec![first, second]).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres_two_instances() {
+                let Some(db) = TestDb::create().await else {
+                    return;
+                };
+                let first = Arc::new(world(PostgresStore::connect(&db.url).await.unwrap()).await);
+                let second = Arc::new(
+                    World::start_from(
+                        PostgresStore::connect(&db.url).await.unwrap(),
+                        source_of(&config()),
+                    )
+                    .await,
+                );
+                super::$test(vec![first, second]).await;
+            }
+        }
+    };
+}
+
+/// A restart of `name` by `remediate-bot`, planned on snapshot `version`.
+fn restart<S: Store>(
+    world: &World<S>,
+    name: &str,
+    version: &str,
+) -> clearance_engine::DecisionRequest {
+    let mut request = support::request("remediate-bot", "kubectl:rollout-restart");
+    request.resource.name = name.into();
+    request.snapshot = Some(clearance_engine::Snapshot {
+        version: version.into(),
+        observed_at: world.gateway.now(),
+    });
+    request
+}
+
+/// 10 rounds: six approvals pass their expiry, and both instances sweep
+/// four times at once. Each approval gets exactly one `approval.expired`.
+async fn an_expiry_is_recorded_once_however_many_sweep<S: Store>(worlds: Vec<Arc<World<S>>>) {
+    let mut all = Vec::new();
+    for round in 0..10 {
+        let mut ids = Vec::new();
+        for n in 0..6 {
+            let request = restart(&worlds[0], &format!("r{round}-{n}"), "v1");
+            ids.push(
+                worlds[0]
+                    .decide(request)
+                    .await
+                    .decision
+                    .approval_id
+                    .unwrap(),
+            );
+        }
+        for world in &worlds {
+            world.gateway.sync().await.unwrap();
+            world.advance(16 * 60);
+        }
+        let sweeps = join_all((0..8).map(|i| {
+            let world = worlds[i % worlds.len()].clone();
+            tokio::spawn(async move { world.gateway.approvals().expire_due().await.unwrap() })
+        }))
+        .await;
+        let recorded: usize = sweeps.into_iter().map(|s| s.unwrap()).sum();
+        assert_eq!(recorded, ids.len(), "round {round}");
+        all.extend(ids);
+    }
+    let expired: Vec<String> = worlds[0]
+        .records("approval.expired")
+        .await
+        .into_iter()
+        .map(|(_, r)| r["approval_id"].as_str().unwrap().to_owned())
+        .collect();
+    let mut sorted = expired.clone();
+    sorted.sort();
+    sorted.dedup();
+    assert_eq!(sorted.len(), expired.len(), "an expiry recorded twice");
+    all.sort();
+    assert_eq!(sorted, all);
+    worlds[0].verify().await;
+}
+on_instances!(an_expiry_is_recorded_once_however_many_sweep);
+
+/// 10 rounds: an approved approval is repeated 12 times at once, on both
+/// instances, half on the approved snapshot version and half on another.
+/// Exactly one thing closes it: one run, or one drift voiding it.
+async fn a_drifted_repeat_and_the_approved_one_close_an_approval_once<S: Store>(
+    worlds: Vec<Arc<World<S>>>,
+) {
+    let mut voids = 0;
+    let mut runs = 0;
+    for round in 0..10 {
+        let request = restart(&worlds[0], &format!("d{round}"), "v1");
+        let id = worlds[0]
+            .decide(request.clone())
+            .await
+            .decision
+            .approval_id
+            .unwrap();
+        worlds[0]
+            .gateway
+            .approvals()
+            .approve(&operator("alan"), &id, None)
+            .await
+            .unwrap();
+        for world in &worlds {
+            world.gateway.sync().await.unwrap();
+        }
+        let answers = join_all((0..12).map(|i| {
+            let world = worlds[i % worlds.len()].clone();
+            let mut repeat = request.clone();
+            repeat.approval_id = Some(id.clone());
+            if i % 2 == 1 {
+                repeat.snapshot.as_mut().unwrap().version = "v2".into();
+            }
+            tokio::spawn(async move { world.decide(repeat).await.decision })
+        }))
+        .await;
+        let allowed = answers
+            .iter()
+            .filter(|d| d.as_ref().unwrap().outcome == Outcome::Allow)
+            .count();
+        let voided = worlds[0]
+            .records("decision")
+            .await
+            .into_iter()
+            .filter(|(_, r)| r["voided_approval"] == id.as_str())
+            .count();
+        assert_eq!(
+            allowed + voided,
+            1,
+            "round {round}: {allowed} runs, {voided} voids"
+        );
+        runs += allowed;
+        voids += voided;
+        for world in &worlds {
+            world.advance(61);
+        }
+    }
+    // Both ways of closing it were exercised.
+    eprintln!("{runs} runs, {voids} drift voids");
+    worlds[0].verify().await;
+}
+on_instances!(a_drifted_repeat_and_the_approved_one_close_an_approval_once);
