@@ -125,8 +125,8 @@ impl<S: Store> McpGateway<S> {
             _ => answer::withheld(&answer),
         };
         Ok(CallToolResponse::Complete(match &url {
-            Some((_, url)) if result.is_error == Some(true) => links::with_link(result, url),
-            _ => result,
+            Some((_, url)) => links::with_link(result, url),
+            None => result,
         }))
     }
 

@@ -54,19 +54,22 @@ fn message(answer: &DecisionAnswer) -> String {
 }
 
 /// `result` with the approval page named in its text and in
-/// `structuredContent.clearance.approval_url`.
+/// `structuredContent.clearance.approval_url` — when the call still waits
+/// for it (not once it ran, or was denied or voided meanwhile).
 pub(crate) fn with_link(mut result: CallToolResult, url: &str) -> CallToolResult {
-    result.content.push(Content::text(format!(
-        "clearance: an operator can approve it at {url}"
-    )));
-    if let Some(clearance) = result
+    let Some(clearance) = result
         .structured_content
         .as_mut()
         .and_then(|s| s.get_mut("clearance"))
         .and_then(|c| c.as_object_mut())
-    {
-        clearance.insert("approval_url".into(), json!(url));
-    }
+        .filter(|c| c.get("outcome") == Some(&json!("pending")))
+    else {
+        return result;
+    };
+    clearance.insert("approval_url".into(), json!(url));
+    result.content.push(Content::text(format!(
+        "clearance: an operator can approve it at {url}"
+    )));
     result
 }
 
