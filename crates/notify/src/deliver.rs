@@ -91,13 +91,14 @@ async fn deliver<S: Store>(
     let store = gateway.store();
     let mut backoff = POLL;
     loop {
-        let until = gateway
-            .now()
-            .checked_add(LEASE)
-            .unwrap_or_else(|_| gateway.now());
         // A new webhook starts at the head: it is told of what happens from now on.
         let cursor = match store
-            .lease_cursor(&webhook.id, &holder, until, gateway.applied_seq())
+            .lease_cursor(
+                &webhook.id,
+                &holder,
+                lease_end(&gateway),
+                gateway.applied_seq(),
+            )
             .await
         {
             Ok(Some(cursor)) => cursor,
@@ -138,6 +139,11 @@ async fn deliver_after<S: Store>(
     cursor: u64,
     gateway: &Gateway<S>,
 ) -> Result<bool, ()> {
+    // Every record up to the head this instance applied is committed, so a
+    // page short of full has shown all of them: the cursor may pass the
+    // records that tell nobody anything, instead of reading them again at
+    // every poll.
+    let head = gateway.applied_seq();
     let records = store
         .notification_records(cursor, PAGE)
         .await
@@ -178,18 +184,35 @@ async fn deliver_after<S: Store>(
                 return Err(());
             }
         }
-        let until = gateway
-            .now()
-            .checked_add(LEASE)
-            .unwrap_or_else(|_| gateway.now());
-        let moved = store
-            .advance_cursor(&webhook.id, holder, record.seq, until)
-            .await
-            .map_err(|error| tracing::warn!(%error, "cannot advance the webhook's cursor"))?;
-        if !moved {
+        if !advance(store, gateway, webhook, holder, record.seq).await? {
             // Another instance took the lease: it delivers from here.
             return Ok(false);
         }
     }
-    Ok(records.len() as u32 == PAGE)
+    let full = records.len() as u32 == PAGE;
+    let last = records.last().map_or(cursor, |r| r.seq);
+    if !full && head > last {
+        advance(store, gateway, webhook, holder, head).await?;
+    }
+    Ok(full)
+}
+
+/// Moves the cursor to `seq`, renewing the lease; whether this holder still
+/// has it.
+async fn advance<S: Store>(
+    store: &S,
+    gateway: &Gateway<S>,
+    webhook: &Webhook,
+    holder: &str,
+    seq: u64,
+) -> Result<bool, ()> {
+    store
+        .advance_cursor(&webhook.id, holder, seq, lease_end(gateway))
+        .await
+        .map_err(|error| tracing::warn!(%error, "cannot advance the webhook's cursor"))
+}
+
+fn lease_end<S: Store>(gateway: &Gateway<S>) -> jiff::Timestamp {
+    let now = gateway.now();
+    now.checked_add(LEASE).unwrap_or(now)
 }
