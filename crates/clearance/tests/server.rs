@@ -1446,6 +1446,148 @@ fn reconcile_an_audit_log_from_the_command_line(db: Db) {
 }
 both!(reconcile_an_audit_log_from_the_command_line);
 
+/// One CloudTrail `UpdateService` of payments/`service` by a session of
+/// incident-bot's role, now.
+fn trail_record(event_id: &str, service: &str, error: Option<&str>) -> Value {
+    let mut record = json!({
+        "eventVersion": "1.09",
+        "userIdentity": { "type": "AssumedRole", "arn": "arn:aws:sts::123456789012:assumed-role/incident-bot/i-0abc" },
+        "eventTime": jiff::Timestamp::now().to_string(),
+        "eventSource": "ecs.amazonaws.com", "eventName": "UpdateService", "awsRegion": "eu-west-1",
+        "requestParameters": { "cluster": "payments", "service": service, "desiredCount": 4 },
+        "responseElements": null, "eventID": event_id, "readOnly": false,
+    });
+    if let Some(code) = error {
+        record["errorCode"] = json!(code);
+    }
+    record
+}
+
+/// `clearance reconcile --cloudtrail`: a trail's directory (a plain and a
+/// gzipped log file, as S3 holds them) straight into the database, then
+/// to a running gateway; a malformed file stops it with nothing recorded.
+fn reconcile_cloudtrail_from_the_command_line(db: Db) {
+    use std::io::Write as _;
+    let (code, _) = clearance(&["init", "bundle"], db.path());
+    assert_eq!(code, 0);
+    let config = db.path().join("bundle/clearance.yaml");
+    let yaml = std::fs::read_to_string(&config).unwrap();
+    // The platform controls render Kubernetes objects for each agent's
+    // service account; an agent acting through an AWS role has none.
+    let (head, rest) = yaml.split_once("\nplatform:").unwrap();
+    let tail = &rest[rest.find("\n# Every phase change").unwrap()..];
+    let yaml = format!("{head}{tail}")
+        .replacen("phase: shadow ", "phase: autonomous ", 1)
+        .replacen("credential_scope: k8s:sa/incident-bot", "credential_scope: aws:role/incident-bot", 1)
+        .replacen(
+            "rollout-restart: { impact: medium }",
+            "rollout-restart: { impact: medium, aws: { source: ecs.amazonaws.com, events: [UpdateService], namespace: \"{/cluster}\", name: \"{/service}\" } }",
+            1,
+        );
+    assert!(yaml.contains("aws:role/incident-bot") && yaml.contains("events: [UpdateService]"));
+    std::fs::write(&config, yaml).unwrap();
+    let server = serve(&db);
+    let admin = server.admin_token.clone().unwrap();
+    let harness = issue_harness(&db);
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let body = json!({ "agent": "incident-bot", "action": "kubectl:rollout-restart", "confidence": 0.9,
+                       "resource": { "kind": "deployment", "namespace": "payments", "name": "checkout-api" } });
+    let decision = server.decide(&runtime, &body, "allow");
+    let reconcile = |paths: &[&str], extra: &[&str]| -> (i32, String, String) {
+        let output = Command::new(env!("CARGO_BIN_EXE_clearance"))
+            .arg("reconcile")
+            .arg("--cloudtrail")
+            .args(paths)
+            .args(extra)
+            .current_dir(db.path())
+            .env("RUST_LOG", "warn")
+            .output()
+            .unwrap();
+        (
+            output.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&output.stdout).into_owned(),
+            String::from_utf8_lossy(&output.stderr).into_owned(),
+        )
+    };
+    let local = ["--bundle", "bundle", "--db", db.arg()];
+
+    // A malformed file anywhere in the directory: nothing is recorded.
+    let trail = db.path().join("trail/eu-west-1");
+    std::fs::create_dir_all(&trail).unwrap();
+    let file = |records: &[Value]| json!({ "Records": records }).to_string();
+    std::fs::write(
+        trail.join("a.json"),
+        file(&[trail_record("t-1", "checkout-api", None)]),
+    )
+    .unwrap();
+    std::fs::write(
+        trail.join("b.json"),
+        "{\"Records\": [{\"eventID\": \"t-x\"}]}",
+    )
+    .unwrap();
+    let (code, out, err) = reconcile(&["trail"], &local);
+    assert_eq!(code, 2, "{out}{err}");
+    assert!(
+        err.contains("b.json: Records[0]: not a CloudTrail event"),
+        "{err}"
+    );
+    assert!(!out.contains("matched"), "{out}");
+
+    // The matched call (plain JSON) and one the API refused (gzipped).
+    std::fs::remove_file(trail.join("b.json")).unwrap();
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    gz.write_all(file(&[trail_record("t-2", "checkout-api", Some("AccessDenied"))]).as_bytes())
+        .unwrap();
+    std::fs::write(trail.join("c.json.gz"), gz.finish().unwrap()).unwrap();
+    let (code, out, err) = reconcile(&["trail"], &local);
+    assert_eq!(code, 1, "a refusal is an unsafe attempt: {out}{err}");
+    assert!(out.contains("a.json: 1 event(s): 1 matched"), "{out}");
+    assert!(
+        out.contains("c.json.gz: 1 event(s): 0 matched, 0 out of scope, 1 denied"),
+        "{out}"
+    );
+    let request = reqwest::Client::new()
+        .get(format!("http://{}/v1/decisions/{decision}", server.base))
+        .bearer_auth(&admin);
+    let lineage: Value =
+        runtime.block_on(async { request.send().await.unwrap().json().await.unwrap() });
+    assert_eq!(
+        lineage["platform_events"][0]["payload"]["event"]["eventID"], "t-1",
+        "{lineage}"
+    );
+
+    // To the running gateway: the same files again count once; a call around
+    // clearance demotes and locks.
+    let url = format!("http://{}", server.base);
+    let remote = ["--server", url.as_str(), "--token", harness.as_str()];
+    std::fs::write(
+        db.path().join("around.json"),
+        file(&[trail_record("t-3", "ledger-api", None)]),
+    )
+    .unwrap();
+    let (code, out, err) = reconcile(&["trail", "around.json"], &remote);
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(
+        out.contains("a.json: 1 event(s): 0 matched") && out.contains("1 already recorded"),
+        "{out}"
+    );
+    assert!(
+        out.contains("out of scope: incident-bot wrote around clearance (auditID t-3")
+            && out.contains("demoted to shadow and locked"),
+        "{out}"
+    );
+    let (_, status, _) = as_operator(&server, &admin, &["status", "incident-bot", "--json"]);
+    let status: Value = serde_json::from_str(&status).unwrap();
+    assert_eq!(
+        (status[0]["phase"].clone(), status[0]["locked"].clone()),
+        (json!("shadow"), json!(true))
+    );
+    // Exactly one of --kubernetes-audit and --cloudtrail.
+    let (code, _, err) = reconcile(&["trail", "--kubernetes-audit", "x.log"], &local);
+    assert_eq!(code, 2, "{err}");
+}
+both!(reconcile_cloudtrail_from_the_command_line);
+
 /// A copy of the test's bundle in `dir/name`, with `policy` added.
 fn candidate(db: &Db, name: &str, policy: &str) {
     let from = db.path().join("bundle");

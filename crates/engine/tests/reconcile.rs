@@ -1,5 +1,6 @@
-//! Reconciliation's pure half: inventory `kubernetes:` entries and
-//! `reconcile:` as a bundle reads them, and what an audit event says.
+//! Reconciliation's pure half: inventory `kubernetes:` and `aws:` entries
+//! and `reconcile:` as a bundle reads them, and what an audit event (or a
+//! CloudTrail event) says.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
@@ -7,7 +8,10 @@ mod common;
 
 use clearance_engine::{
     Bundle,
-    reconcile::kubernetes::{AuditEvent, EventList, Ignored, Reading, classify},
+    reconcile::{
+        cloudtrail::{self, Trail, TrailEvent},
+        kubernetes::{AuditEvent, EventList, Ignored, Reading, classify},
+    },
 };
 use common::{POLICY, bundle_with};
 
@@ -28,6 +32,9 @@ tools:
     get:     { impact: read }
     scale:   { impact: high, rollback: scale-back, kubernetes: { verbs: [update, patch], resource: deployments/scale, apiGroup: apps } }
     restart: { impact: medium, kubernetes: { verbs: [patch], resource: deployments } }
+  ecs:
+    update: { impact: medium, aws: { source: ecs.amazonaws.com, events: [UpdateService, CreateService], namespace: "{/cluster}", name: "{/service}" } }
+    tag:    { impact: low, aws: { source: ecs.amazonaws.com, events: [UpdateService] } }
 rollbacks:
   scale-back: { description: scale back, cost: "< 1 min" }
 reconcile: { window: 2m }
@@ -85,9 +92,13 @@ fn a_write_by_an_agents_service_account_is_read_as_its_actions() {
         panic!("a write");
     };
     assert_eq!(agent, "incident-bot");
-    assert_eq!(write.actions, vec!["kubectl:scale"]);
+    let actions: Vec<_> = write.targets.iter().map(|t| t.action).collect();
+    assert_eq!(actions, vec!["kubectl:scale"]);
     assert_eq!(
-        (write.namespace, write.name),
+        (
+            &*write.targets[0].namespace,
+            write.targets[0].name.as_deref()
+        ),
         ("payments", Some("checkout-api"))
     );
     assert_eq!(event.key(), "7f1c/ResponseComplete");
@@ -100,13 +111,13 @@ fn a_write_no_action_declares_is_still_a_write_with_no_actions() {
     let Reading::Write { write, .. } = classify(&bundle, &event) else {
         panic!("a write");
     };
-    assert!(write.actions.is_empty());
+    assert!(write.targets.is_empty());
     // The group is part of the request: the same resource elsewhere is not `scale`.
     let elsewhere = event_in_group("extensions");
     let Reading::Write { write, .. } = classify(&bundle, &elsewhere) else {
         panic!("a write");
     };
-    assert!(write.actions.is_empty());
+    assert!(write.targets.is_empty());
 }
 
 fn event_in_group(group: &str) -> AuditEvent {
@@ -198,4 +209,146 @@ fn malformed_kubernetes_entries_are_located_errors() {
         read_verb.contains("clearance.yaml:"),
         "located: {read_verb}"
     );
+}
+
+const UPDATE: &str = r#"{
+  "eventVersion": "1.09",
+  "userIdentity": { "type": "AssumedRole", "arn": "arn:aws:sts::123456789012:assumed-role/aws-bot/i-0abc", "accountId": "123456789012" },
+  "eventTime": "2026-11-21T12:00:01Z",
+  "eventSource": "ecs.amazonaws.com",
+  "eventName": "UpdateService",
+  "awsRegion": "eu-west-1",
+  "requestParameters": { "cluster": "payments", "service": "checkout-api", "desiredCount": 3 },
+  "responseElements": null,
+  "eventID": "0b8e",
+  "readOnly": false,
+  "recipientAccountId": "123456789012"
+}"#;
+
+fn trail_event(json: &str) -> TrailEvent {
+    serde_json::from_str(json).expect("a CloudTrail event")
+}
+
+#[test]
+fn a_call_by_an_agents_role_is_read_as_each_action_its_mapping_places() {
+    let bundle = compiled(CONFIG);
+    let event = trail_event(UPDATE);
+    event.check().unwrap();
+    let Reading::Write { agent, write } = cloudtrail::classify(&bundle, &event) else {
+        panic!("a write");
+    };
+    assert_eq!(agent, "aws-bot");
+    let targets: Vec<_> = write
+        .targets
+        .iter()
+        .map(|t| (t.action, &*t.namespace, t.name.as_deref()))
+        .collect();
+    // `ecs:tag` has no templates: cluster-less, any name.
+    assert_eq!(
+        targets,
+        vec![
+            ("ecs:tag", "", None),
+            ("ecs:update", "payments", Some("checkout-api"))
+        ]
+    );
+    assert_eq!(write.at.to_string(), "2026-11-21T12:00:01Z");
+    // Parameters that do not fill a mapping's template leave that reading out.
+    let unplaced = trail_event(&UPDATE.replace("\"service\": \"checkout-api\", ", ""));
+    let Reading::Write { write, .. } = cloudtrail::classify(&bundle, &unplaced) else {
+        panic!("a write");
+    };
+    assert_eq!(write.targets.len(), 1, "{write:?}");
+    assert_eq!(write.targets[0].action, "ecs:tag");
+}
+
+#[test]
+fn reads_other_principals_and_refusals_of_a_trail() {
+    let bundle = compiled(CONFIG);
+    let read = trail_event(&UPDATE.replace("\"readOnly\": false", "\"readOnly\": true"));
+    assert_eq!(
+        cloudtrail::classify(&bundle, &read),
+        Reading::Ignored(Ignored::Read)
+    );
+    let unknown = trail_event(&UPDATE.replace("\"readOnly\": false,", ""));
+    assert!(
+        matches!(
+            cloudtrail::classify(&bundle, &unknown),
+            Reading::Write { .. }
+        ),
+        "no readOnly is a write"
+    );
+    let other = trail_event(&UPDATE.replace("assumed-role/aws-bot", "assumed-role/deployer"));
+    assert_eq!(
+        cloudtrail::classify(&bundle, &other),
+        Reading::Ignored(Ignored::NotAnAgent)
+    );
+    let user = trail_event(&UPDATE.replace(
+        "sts::123456789012:assumed-role/aws-bot/i-0abc",
+        "iam::123456789012:user/aws-bot",
+    ));
+    assert_eq!(
+        cloudtrail::classify(&bundle, &user),
+        Reading::Ignored(Ignored::NotAnAgent)
+    );
+    let refused = trail_event(&UPDATE.replace(
+        "\"eventID\"",
+        "\"errorCode\": \"AccessDenied\", \"eventID\"",
+    ));
+    assert_eq!(
+        cloudtrail::classify(&bundle, &refused),
+        Reading::Denied { agent: "aws-bot" }
+    );
+}
+
+#[test]
+fn hostile_trail_events_are_refused_naming_the_field() {
+    let cases = [
+        (UPDATE.replace("\"0b8e\"", "\"\""), "eventID"),
+        (
+            UPDATE.replace("\"UpdateService\"", &format!("\"{}\"", "U".repeat(200))),
+            "eventName",
+        ),
+        (
+            UPDATE.replace("i-0abc", "i-0abc\\u0007"),
+            "userIdentity.arn",
+        ),
+        (
+            UPDATE.replace(
+                "{ \"cluster\": \"payments\", \"service\": \"checkout-api\", \"desiredCount\": 3 }",
+                "[1, 2]",
+            ),
+            "requestParameters",
+        ),
+    ];
+    for (json, field) in cases {
+        let error = trail_event(&json).check().expect_err(field);
+        assert_eq!(error.field, field, "{error}");
+    }
+    let trail: Trail = serde_json::from_str(&format!(
+        r#"{{"Records":[{UPDATE},{}]}}"#,
+        UPDATE.replace("\"0b8e\"", "\"\"")
+    ))
+    .unwrap();
+    assert_eq!(trail.check().unwrap_err().0, "Records[1].eventID");
+}
+
+#[test]
+fn malformed_aws_entries_are_located_errors() {
+    let source = refused(&CONFIG.replace(
+        "source: ecs.amazonaws.com, events: [UpdateService, CreateService]",
+        "source: ECS, events: [UpdateService]",
+    ));
+    assert!(source.contains("aws.source `ECS`"), "{source}");
+    let events = refused(&CONFIG.replace("events: [UpdateService, CreateService]", "events: []"));
+    assert!(events.contains("aws.events is empty"), "{events}");
+    let name = refused(&CONFIG.replace(
+        "events: [UpdateService, CreateService]",
+        "events: [\"ecs:UpdateService\"]",
+    ));
+    assert!(name.contains("is not a CloudTrail eventName"), "{name}");
+    let template = refused(&CONFIG.replace("name: \"{/service}\"", "name: \"{/service\""));
+    assert!(template.contains("`ecs:update`.aws.name"), "{template}");
+    let unknown = refused(&CONFIG.replace("namespace: \"{/cluster}\"", "cluster: \"{/cluster}\""));
+    assert!(unknown.contains("cluster"), "{unknown}");
+    assert!(source.contains("clearance.yaml:"), "located: {source}");
 }

@@ -18,6 +18,7 @@ use crate::routes::{agents, approvals, audit, decisions, evidence, kill_switches
                 agents::list, agents::show, agents::evidence, agents::promote, agents::sign_off, agents::investigate,
         audit::page, audit::verify, audit::lineage,
         platform::kubernetes,
+        platform::cloudtrail,
         ops::healthz, ops::metrics,
     ),
     modifiers(&BearerAuth),

@@ -17,8 +17,9 @@ use clearance_engine::{
     Identity, ReportedOutcome, Resource,
     decision::CLOCK_SKEW,
     reconcile::{
-        Candidate, PlatformWrite, candidate_span, choose,
-        kubernetes::{AuditEvent, EventList, Reading, classify},
+        Candidate, PlatformEvent, PlatformWrite, Reading, candidate_span, choose,
+        cloudtrail::Trail,
+        kubernetes::{AuditEvent, EventList},
     },
 };
 use clearance_store::{ExecutionCandidate, Store};
@@ -35,7 +36,7 @@ use crate::{
 };
 
 /// The source of Kubernetes audit events, as keys and incidents name it.
-pub const KUBERNETES_AUDIT: &str = "kubernetes-audit";
+pub const KUBERNETES_AUDIT: &str = <AuditEvent as PlatformEvent>::SOURCE;
 /// Events reconciled at once: their ledger records share commits.
 const CONCURRENCY: usize = 64;
 /// Allowed executions of one agent read per event, at most. An agent with
@@ -134,22 +135,59 @@ impl<S: Store> Reconcile<'_, S> {
         let reporter = identity.evidence_recorder("report platform events")?;
         list.check()
             .map_err(|(field, message)| ServiceError::Invalid { field, message })?;
-        let events = &list.items;
+        self.not_ahead(&list.items, "items", "requestReceivedTimestamp")?;
+        self.events(identity, reporter, &list.items).await
+    }
+
+    /// Reconciles the events of a CloudTrail log file (`Records`), as
+    /// [`Reconcile::kubernetes`] does an audit webhook's body: an agent's
+    /// IAM role (`aws:role/<name>`) writing what no allowed execution
+    /// accounts for is out of scope; an `AccessDenied` is an unsafe
+    /// attempt.
+    ///
+    /// # Errors
+    /// As [`Reconcile::kubernetes`], fields named `Records[i].…`.
+    pub async fn cloudtrail(
+        &self,
+        identity: &Identity,
+        trail: &Trail,
+    ) -> Result<ReconcileReport, ServiceError> {
+        let reporter = identity.evidence_recorder("report platform events")?;
+        trail
+            .check()
+            .map_err(|(field, message)| ServiceError::Invalid { field, message })?;
+        self.not_ahead(&trail.records, "Records", "eventTime")?;
+        self.events(identity, reporter, &trail.records).await
+    }
+
+    /// Refuses a batch with an event from the future: it would sit in
+    /// every window to come.
+    fn not_ahead<E: PlatformEvent>(
+        &self,
+        events: &[E],
+        list: &str,
+        time_field: &str,
+    ) -> Result<(), ServiceError> {
         let latest = self
             .core
             .clock()
             .checked_add(CLOCK_SKEW)
             .unwrap_or(Timestamp::MAX);
-        if let Some((i, event)) = events
-            .iter()
-            .enumerate()
-            .find(|(_, e)| e.request_received_timestamp > latest)
-        {
-            return Err(ServiceError::Invalid {
-                field: format!("items[{i}].requestReceivedTimestamp"),
-                message: format!("{} is in the future", event.request_received_timestamp),
-            });
+        match events.iter().enumerate().find(|(_, e)| e.at() > latest) {
+            Some((i, event)) => Err(ServiceError::Invalid {
+                field: format!("{list}[{i}].{time_field}"),
+                message: format!("{} is in the future", event.at()),
+            }),
+            None => Ok(()),
         }
+    }
+
+    async fn events<E: PlatformEvent>(
+        &self,
+        identity: &Identity,
+        reporter: &str,
+        events: &[E],
+    ) -> Result<ReconcileReport, ServiceError> {
         let mut report = ReconcileReport {
             received: events.len(),
             ..ReconcileReport::default()
@@ -194,19 +232,19 @@ impl<S: Store> Reconcile<'_, S> {
         }
     }
 
-    async fn one(
+    async fn one<E: PlatformEvent>(
         &self,
         identity: &Identity,
         reporter: &str,
-        event: &AuditEvent,
+        event: &E,
     ) -> Result<Counted, ServiceError> {
         let bundle = self.core.bundle();
-        let (agent, write) = match classify(&bundle, event) {
+        let (agent, write) = match event.classify(&bundle) {
             Reading::Ignored(_) => return Ok(Counted::Ignored),
             Reading::Denied { agent } => (agent, None),
             Reading::Write { agent, write } => (agent, Some(write)),
         };
-        let key = format!("{KUBERNETES_AUDIT}:{}", event.key());
+        let key = format!("{}:{}", E::SOURCE, event.key());
         let pending = Pending {
             reporter,
             agent,
@@ -253,9 +291,9 @@ impl<S: Store> Reconcile<'_, S> {
 
     /// The agent's allowed executions a write at its time may run, with
     /// the resource each allowed; none for a refused request.
-    async fn candidates(
+    async fn candidates<E: PlatformEvent>(
         &self,
-        pending: &Pending<'_>,
+        pending: &Pending<'_, E>,
     ) -> Result<Vec<(Candidate, ExecutionCandidate)>, ServiceError> {
         let Some(write) = pending.write else {
             return Ok(Vec::new());
@@ -292,9 +330,9 @@ impl<S: Store> Reconcile<'_, S> {
 
     /// Chooses under the state lock (skipping decisions other events are
     /// claiming right now) and records the event.
-    async fn record(
+    async fn record<E: PlatformEvent>(
         &self,
-        pending: &Pending<'_>,
+        pending: &Pending<'_, E>,
         candidates: &[(Candidate, ExecutionCandidate)],
     ) -> Result<Recorded, ServiceError> {
         let Pending {
@@ -305,7 +343,7 @@ impl<S: Store> Reconcile<'_, S> {
             write,
             window,
         } = *pending;
-        let incident = format!("{KUBERNETES_AUDIT}:{}", event.audit_id);
+        let incident = format!("{}:{}", E::SOURCE, event.request_id());
         let (receipt, recorded) = self
             .core
             .transact(|state, _, now| {
@@ -325,13 +363,13 @@ impl<S: Store> Reconcile<'_, S> {
                     (Some(_), None) => PlatformVerdict::OutOfScope,
                 };
                 let payload = json(&PlatformEventRecord {
-                    source: KUBERNETES_AUDIT,
+                    source: E::SOURCE,
                     event_key: key,
                     incident_id: &incident,
                     agent,
                     verdict,
                     decision_id: matched.map(|(c, _)| c.decision_id.as_str()),
-                    at: event.request_received_timestamp,
+                    at: event.at(),
                     event,
                     reported_by: reporter,
                 })?;
@@ -360,10 +398,10 @@ impl<S: Store> Reconcile<'_, S> {
 
     /// What a recorded event sets off: a sample that may demote its agent,
     /// or the failed outcome of the decision it ran.
-    async fn follow_up(
+    async fn follow_up<E: PlatformEvent>(
         &self,
         identity: &Identity,
-        event: &AuditEvent,
+        event: &E,
         recorded: Recorded,
     ) -> Result<Counted, ServiceError> {
         let sample = recorded.verdict.sample();
@@ -378,13 +416,13 @@ impl<S: Store> Reconcile<'_, S> {
         }
         let mut failed_outcome = false;
         if let Some((decision_id, false)) = &recorded.decision
-            && event.code().is_some_and(|code| code >= 400)
+            && event.failed()
         {
             failed_outcome = self.fail(identity, decision_id, event).await?;
         }
         Ok(Counted::Recorded {
             event: ReconciledEvent {
-                audit_id: event.audit_id.clone(),
+                audit_id: event.request_id().to_owned(),
                 agent: recorded.agent,
                 verdict: recorded.verdict,
                 decision_id: recorded.decision.map(|(id, _)| id),
@@ -397,16 +435,16 @@ impl<S: Store> Reconcile<'_, S> {
 
     /// The platform answered the execution with an error: its outcome is
     /// `failed`, unless one was reported already.
-    async fn fail(
+    async fn fail<E: PlatformEvent>(
         &self,
         identity: &Identity,
         decision_id: &str,
-        event: &AuditEvent,
+        event: &E,
     ) -> Result<bool, ServiceError> {
         let report = OutcomeReport {
             outcome: ReportedOutcome::Failed,
-            started_at: Some(event.request_received_timestamp),
-            finished_at: Some(event.request_received_timestamp),
+            started_at: Some(event.at()),
+            finished_at: Some(event.at()),
             recovered_at: None,
         };
         match (Decisions { core: self.core })
@@ -423,16 +461,24 @@ impl<S: Store> Reconcile<'_, S> {
 /// One event on its way to the ledger: who reported it, whose it is, and
 /// what matching reads — the window taken once from the bundle it was
 /// classified under.
-#[derive(Clone, Copy)]
-struct Pending<'a> {
+struct Pending<'a, E> {
     reporter: &'a str,
     agent: &'a str,
-    event: &'a AuditEvent,
+    event: &'a E,
     key: &'a str,
     /// `None` for a request the platform refused.
     write: Option<&'a PlatformWrite<'a>>,
     window: jiff::SignedDuration,
 }
+
+// By hand: a derive would ask `E: Copy`, and only a reference to it is held.
+impl<E> Clone for Pending<'_, E> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<E> Copy for Pending<'_, E> {}
 
 /// An event as recorded: what it came to and its record.
 struct Recorded {

@@ -11,6 +11,7 @@ mod input;
 mod kill;
 mod mcp;
 pub mod reconcile;
+mod reconcile_trail;
 mod remote;
 pub mod render;
 pub mod replay;

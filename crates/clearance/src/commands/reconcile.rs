@@ -4,11 +4,13 @@
 //! gateway with `--server`. With `--follow` it keeps reading as the file
 //! grows, and from the start again when it is rotated or truncated: an
 //! event counts once however often it is read, so re-reading is safe.
+//! `clearance reconcile --cloudtrail PATH…` reads AWS CloudTrail log files
+//! (`.json` or `.json.gz`, as a trail delivers them) the same way.
 //!
-//! Every line is checked before any is sent (without `--follow`): a line
-//! that is not an audit event stops the command naming the line and the
-//! field, with nothing recorded. Skipping it could hide exactly the write
-//! reconciliation is for.
+//! Every line (every file) is checked before any is sent (without
+//! `--follow`): one that is not an audit event stops the command naming
+//! the line and the field, with nothing recorded. Skipping it could hide
+//! exactly the write reconciliation is for.
 
 use std::{
     fs::File,
@@ -19,11 +21,14 @@ use std::{
 };
 
 use anyhow::Context as _;
-use clap::Args;
+use clap::{ArgGroup, Args};
 use clearance_bundle::BundleDir;
 use clearance_engine::{
     Bundle, Identity,
-    reconcile::kubernetes::{AuditEvent, EventList},
+    reconcile::{
+        cloudtrail::{Trail, TrailEvent},
+        kubernetes::{AuditEvent, EventList},
+    },
 };
 use clearance_service::{Gateway, PlatformVerdict, ReconcileReport, ServiceError};
 use clearance_store::{Location, Store};
@@ -31,6 +36,7 @@ use reqwest::Method;
 use serde_json::json;
 
 use super::{
+    reconcile_trail as trail,
     remote::{self, call},
     runtime,
     stores::with_store,
@@ -38,7 +44,7 @@ use super::{
 use crate::{cli::Remote, exit::Exit};
 
 /// Events sent in one batch: one webhook body's worth.
-const BATCH: usize = 400;
+pub(super) const BATCH: usize = 400;
 /// How often `--follow` looks for new lines.
 const POLL: Duration = Duration::from_millis(500);
 /// The longest line read: an audit event at the `RequestResponse` level
@@ -47,13 +53,20 @@ const MAX_LINE: usize = 4 * 1024 * 1024;
 
 /// `clearance reconcile`.
 #[derive(Debug, Args)]
+#[command(group(ArgGroup::new("log").required(true).args(["kubernetes_audit", "cloudtrail"])))]
 pub struct ReconcileArgs {
     /// A Kubernetes audit log: the API server's log backend, one
     /// `audit.k8s.io/v1` Event per line.
     #[arg(long, value_name = "FILE")]
-    pub kubernetes_audit: PathBuf,
-    /// Keep reading as the API server appends, until interrupted.
-    #[arg(long)]
+    pub kubernetes_audit: Option<PathBuf>,
+    /// AWS CloudTrail log files (`{"Records": [...]}`, `.json` or
+    /// `.json.gz` as the trail delivers them to S3), or directories of
+    /// them, read in name order.
+    #[arg(long, value_name = "PATH", num_args = 1..)]
+    pub cloudtrail: Vec<PathBuf>,
+    /// Keep reading the Kubernetes audit log as the API server appends,
+    /// until interrupted.
+    #[arg(long, requires = "kubernetes_audit")]
     pub follow: bool,
     /// Send the events to this running gateway instead of writing the
     /// database (its harness or admin token in --token).
@@ -73,25 +86,34 @@ pub struct ReconcileArgs {
     pub json: bool,
 }
 
+/// One batch of events, as read.
+pub(super) enum Batch<'a> {
+    Kubernetes(&'a [AuditEvent]),
+    /// The events as sent (whole) and as checked.
+    CloudTrail(&'a [serde_json::Value], &'a [TrailEvent]),
+}
+
 /// Where reconciled events go.
-trait Sink {
+pub(super) trait Sink {
     /// Reconciles one batch; `Err(exit)` when it was refused.
-    async fn send(&self, list: &EventList) -> anyhow::Result<Result<ReconcileReport, Exit>>;
+    async fn send(&self, batch: Batch<'_>) -> anyhow::Result<Result<ReconcileReport, Exit>>;
 }
 
 struct Remotely(Remote);
 
 impl Sink for Remotely {
-    async fn send(&self, list: &EventList) -> anyhow::Result<Result<ReconcileReport, Exit>> {
-        let body =
-            json!({ "kind": "EventList", "apiVersion": "audit.k8s.io/v1", "items": list.items });
-        let (status, answer) = call(
-            &self.0,
-            Method::POST,
-            "/v1/platform-events/kubernetes",
-            Some(&body),
-        )
-        .await?;
+    async fn send(&self, batch: Batch<'_>) -> anyhow::Result<Result<ReconcileReport, Exit>> {
+        let (path, body) = match batch {
+            Batch::Kubernetes(items) => (
+                "/v1/platform-events/kubernetes",
+                json!({ "kind": "EventList", "apiVersion": "audit.k8s.io/v1", "items": items }),
+            ),
+            Batch::CloudTrail(records, _) => (
+                "/v1/platform-events/cloudtrail",
+                json!({ "Records": records }),
+            ),
+        };
+        let (status, answer) = call(&self.0, Method::POST, path, Some(&body)).await?;
         if status != 200 {
             return Ok(Err(remote::refused(status, &answer)));
         }
@@ -107,13 +129,25 @@ struct Locally<S: Store> {
 }
 
 impl<S: Store> Sink for Locally<S> {
-    async fn send(&self, list: &EventList) -> anyhow::Result<Result<ReconcileReport, Exit>> {
-        match self
-            .gateway
-            .reconcile()
-            .kubernetes(&self.identity, list)
-            .await
-        {
+    async fn send(&self, batch: Batch<'_>) -> anyhow::Result<Result<ReconcileReport, Exit>> {
+        let reconcile = self.gateway.reconcile();
+        let reconciled = match batch {
+            Batch::Kubernetes(items) => {
+                let list = EventList {
+                    kind: None,
+                    api_version: None,
+                    items: items.to_vec(),
+                };
+                reconcile.kubernetes(&self.identity, &list).await
+            }
+            Batch::CloudTrail(_, events) => {
+                let trail = Trail {
+                    records: events.to_vec(),
+                };
+                reconcile.cloudtrail(&self.identity, &trail).await
+            }
+        };
+        match reconciled {
             Ok(report) => Ok(Ok(report)),
             Err(error @ ServiceError::Unavailable) => Err(error.into()),
             Err(error @ ServiceError::Invalid { .. }) => {
@@ -167,7 +201,28 @@ pub fn run(args: ReconcileArgs) -> anyhow::Result<Exit> {
 /// Reads, checks and sends the log; the exit: 1 when an out-of-scope
 /// action or a denied request was recorded.
 async fn pump(args: &ReconcileArgs, sink: &impl Sink) -> anyhow::Result<Exit> {
-    let path = &args.kubernetes_audit;
+    let total = match &args.kubernetes_audit {
+        Some(path) => match pump_kubernetes(args, path, sink).await? {
+            Ok(total) => total,
+            Err(exit) => return Ok(exit),
+        },
+        None => match trail::pump(args, sink).await? {
+            Ok(total) => total,
+            Err(exit) => return Ok(exit),
+        },
+    };
+    Ok(if total.out_of_scope + total.denied > 0 {
+        Exit::Failed
+    } else {
+        Exit::Ok
+    })
+}
+
+async fn pump_kubernetes(
+    args: &ReconcileArgs,
+    path: &Path,
+    sink: &impl Sink,
+) -> anyhow::Result<Result<ReconcileReport, Exit>> {
     let mut log = Log::open(path)?;
     let mut total = ReconcileReport::default();
     loop {
@@ -175,18 +230,13 @@ async fn pump(args: &ReconcileArgs, sink: &impl Sink) -> anyhow::Result<Exit> {
             Ok(events) => events,
             Err(problem) => {
                 eprintln!("{problem}");
-                return Ok(Exit::Trouble);
+                return Ok(Err(Exit::Trouble));
             }
         };
         for batch in events.chunks(BATCH) {
-            let list = EventList {
-                kind: None,
-                api_version: None,
-                items: batch.to_vec(),
-            };
-            let report = match sink.send(&list).await? {
+            let report = match sink.send(Batch::Kubernetes(batch)).await? {
                 Ok(report) => report,
-                Err(exit) => return Ok(exit),
+                Err(exit) => return Ok(Err(exit)),
             };
             show(args, path, &report);
             add(&mut total, report);
@@ -203,14 +253,10 @@ async fn pump(args: &ReconcileArgs, sink: &impl Sink) -> anyhow::Result<Exit> {
     if !args.json {
         println!("{}", summary(path, &total));
     }
-    Ok(if total.out_of_scope + total.denied > 0 {
-        Exit::Failed
-    } else {
-        Exit::Ok
-    })
+    Ok(Ok(total))
 }
 
-fn show(args: &ReconcileArgs, path: &Path, report: &ReconcileReport) {
+pub(super) fn show(args: &ReconcileArgs, path: &Path, report: &ReconcileReport) {
     if args.json {
         println!("{}", serde_json::to_string(report).unwrap_or_default());
         return;
@@ -240,7 +286,7 @@ fn show(args: &ReconcileArgs, path: &Path, report: &ReconcileReport) {
     }
 }
 
-fn summary(path: &Path, report: &ReconcileReport) -> String {
+pub(super) fn summary(path: &Path, report: &ReconcileReport) -> String {
     format!(
         "{}: {} event(s): {} matched, {} out of scope, {} denied, {} failed outcome(s), {} already recorded, {} ignored",
         path.display(),
@@ -254,7 +300,7 @@ fn summary(path: &Path, report: &ReconcileReport) -> String {
     )
 }
 
-fn add(total: &mut ReconcileReport, report: ReconcileReport) {
+pub(super) fn add(total: &mut ReconcileReport, report: ReconcileReport) {
     total.received += report.received;
     total.ignored += report.ignored;
     total.duplicates += report.duplicates;

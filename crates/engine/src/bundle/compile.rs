@@ -69,6 +69,7 @@ fn compile_unsorted(source: &BundleSource) -> Result<Bundle, BundleErrors> {
     let checkpoints = config.checkpoints(&raw);
     let notify = config.notify(&raw);
     let kubernetes_users = reconcile::kubernetes_users(&agents, &raw);
+    let aws_roles = reconcile::aws_roles(&agents);
 
     let schema = build_schema(&actions, &mut problems);
     let policies = match &schema {
@@ -113,6 +114,7 @@ fn compile_unsorted(source: &BundleSource) -> Result<Bundle, BundleErrors> {
         notify,
         mcp_servers,
         kubernetes_users,
+        aws_roles,
         warnings: problems,
     })
 }
@@ -447,6 +449,13 @@ impl Config<'_> {
                     },
                     None => None,
                 };
+                let aws = match &entry.aws {
+                    Some(raw) => match self.aws_request(&name, raw) {
+                        Some(request) => Some(request),
+                        None => continue,
+                    },
+                    None => None,
+                };
                 match ActionEntity::new(tool, verb, entry.impact) {
                     Ok(cedar) => {
                         actions.insert(
@@ -458,6 +467,7 @@ impl Config<'_> {
                                 impact: entry.impact,
                                 rollback,
                                 kubernetes,
+                                aws,
                                 cedar,
                             },
                         );

@@ -105,6 +105,8 @@ pub struct Bundle {
     pub(crate) mcp_servers: BTreeMap<String, mcp::McpServer>,
     /// `system:serviceaccount:<ns>:<name>` → agent id.
     pub(crate) kubernetes_users: HashMap<String, String>,
+    /// IAM role name (`aws:role/<name>`) → agent id.
+    pub(crate) aws_roles: HashMap<String, String>,
     pub(crate) warnings: Vec<Diagnostic>,
 }
 
@@ -230,6 +232,24 @@ impl Bundle {
         names
     }
 
+    /// The agent whose credential is the IAM role `role`
+    /// (`credential_scope: aws:role/<role>`).
+    pub fn agent_by_aws_role(&self, role: &str) -> Option<&Agent> {
+        self.aws_roles.get(role).and_then(|id| self.agents.get(id))
+    }
+
+    /// The inventory actions a CloudTrail call of `event_name` to `source`
+    /// is, in name order.
+    pub fn actions_for_aws(&self, source: &str, event_name: &str) -> Vec<&Action> {
+        let mut actions: Vec<&Action> = self
+            .actions
+            .values()
+            .filter(|a| a.aws.as_ref().is_some_and(|r| r.covers(source, event_name)))
+            .collect();
+        actions.sort_unstable_by(|a, b| a.name.cmp(&b.name));
+        actions
+    }
+
     /// Problems that did not refuse the bundle.
     pub fn warnings(&self) -> &[Diagnostic] {
         &self.warnings
@@ -268,6 +288,9 @@ pub struct Action {
     /// The API-server requests that are this action, for reconciliation
     /// with the audit log (`kubernetes:`).
     pub kubernetes: Option<crate::reconcile::KubernetesRequest>,
+    /// The AWS API calls that are this action, for reconciliation with
+    /// CloudTrail (`aws:`).
+    pub aws: Option<crate::reconcile::AwsRequest>,
     pub(crate) cedar: ActionEntity,
 }
 

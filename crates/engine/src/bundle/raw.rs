@@ -166,6 +166,18 @@ pub(crate) struct RawVerb {
     pub impact: Impact,
     pub rollback: Option<Spanned<String>>,
     pub kubernetes: Option<Spanned<RawKubernetesRequest>>,
+    pub aws: Option<Spanned<RawAwsRequest>>,
+}
+
+/// Which AWS API calls an action is, spelled as CloudTrail spells them.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawAwsRequest {
+    pub source: Spanned<String>,
+    #[serde(default)]
+    pub events: Vec<Spanned<String>>,
+    pub namespace: Option<Spanned<String>>,
+    pub name: Option<Spanned<String>>,
 }
 
 /// Which API-server requests an action is, spelled as the audit log

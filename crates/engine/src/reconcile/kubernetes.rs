@@ -7,10 +7,13 @@
 //! IPs, annotations) is ignored, never kept: the ledger holds what the
 //! match needs and no more.
 
+use std::borrow::Cow;
+
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
-use super::PlatformWrite;
+pub use super::{Ignored, Reading};
+use super::{PlatformEvent, PlatformWrite, Target};
 use crate::{Bundle, bundle::platform::is_write_verb};
 
 /// The only audit API version read.
@@ -250,49 +253,6 @@ fn text(
     Ok(())
 }
 
-/// What one event says about an agent.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Reading<'a> {
-    /// Nothing: not the final stage, not an agent's credential, or a read.
-    Ignored(Ignored),
-    /// The API server refused the agent's credential (403): an attempt
-    /// outside what the platform grants it.
-    Denied {
-        /// The agent.
-        agent: &'a str,
-    },
-    /// A write by the agent's credential, to be matched to a decision.
-    Write {
-        /// The agent.
-        agent: &'a str,
-        /// What matching reads.
-        write: PlatformWrite<'a>,
-    },
-}
-
-/// Why an event says nothing about an agent.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Ignored {
-    /// Not `ResponseComplete`: the final stage carries the response code,
-    /// and counting one stage per request keeps a request one sample.
-    Stage,
-    /// Not the credential of any agent of the bundle.
-    NotAnAgent,
-    /// A read (`get`, `list`, `watch`) that was not refused.
-    Read,
-}
-
-impl Ignored {
-    /// As counted in responses and metrics.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Ignored::Stage => "stage",
-            Ignored::NotAnAgent => "not_an_agent",
-            Ignored::Read => "read",
-        }
-    }
-}
-
 /// What `event` says about an agent of `bundle`.
 pub fn classify<'a>(bundle: &'a Bundle, event: &'a AuditEvent) -> Reading<'a> {
     if event.stage != RESPONSE_COMPLETE {
@@ -309,16 +269,46 @@ pub fn classify<'a>(bundle: &'a Bundle, event: &'a AuditEvent) -> Reading<'a> {
         return Reading::Ignored(Ignored::Read);
     }
     let resource = event.resource();
-    let actions =
-        bundle.actions_for_kubernetes(&event.verb, &resource, event.field(|o| &o.api_group));
     let name = event.field(|o| &o.name);
+    let namespace = event.field(|o| &o.namespace);
+    let targets = bundle
+        .actions_for_kubernetes(&event.verb, &resource, event.field(|o| &o.api_group))
+        .into_iter()
+        .map(|action| Target {
+            action,
+            namespace: Cow::Borrowed(namespace),
+            name: (!name.is_empty()).then_some(Cow::Borrowed(name)),
+        })
+        .collect();
     Reading::Write {
         agent,
         write: PlatformWrite {
-            actions,
-            namespace: event.field(|o| &o.namespace),
-            name: (!name.is_empty()).then_some(name),
+            targets,
             at: event.request_received_timestamp,
         },
+    }
+}
+
+impl PlatformEvent for AuditEvent {
+    const SOURCE: &'static str = "kubernetes-audit";
+
+    fn key(&self) -> String {
+        AuditEvent::key(self)
+    }
+
+    fn request_id(&self) -> &str {
+        &self.audit_id
+    }
+
+    fn at(&self) -> Timestamp {
+        self.request_received_timestamp
+    }
+
+    fn failed(&self) -> bool {
+        self.code().is_some_and(|code| code >= 400)
+    }
+
+    fn classify<'a>(&'a self, bundle: &'a Bundle) -> Reading<'a> {
+        classify(bundle, self)
     }
 }

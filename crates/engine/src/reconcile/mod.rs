@@ -1,13 +1,16 @@
 //! Reconciliation with the platform's own audit log: which platform
-//! requests an inventory action is ([`KubernetesRequest`]), what one audit
-//! event says about an agent ([`kubernetes::classify`]), and which allowed
-//! execution a write answers to ([`choose`]).
+//! requests an inventory action is ([`KubernetesRequest`], [`AwsRequest`]),
+//! what one audit event says about an agent ([`PlatformEvent::classify`]),
+//! and which allowed execution a write answers to ([`choose`]).
 //!
 //! Pure: the events come in parsed, the decisions they may match come in
 //! as [`Candidate`]s, and the time window as a duration. Reading the log,
 //! querying the store and recording what was found live in the service.
 
+pub mod cloudtrail;
 pub mod kubernetes;
+
+use std::borrow::Cow;
 
 use jiff::{SignedDuration, Timestamp};
 
@@ -34,6 +37,29 @@ impl KubernetesRequest {
     }
 }
 
+/// `aws:` of an inventory action: the AWS API calls that are this action,
+/// as CloudTrail names them, and how the object is read from the call's
+/// `requestParameters`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AwsRequest {
+    /// The service's `eventSource`, e.g. `ecs.amazonaws.com`.
+    pub source: String,
+    /// Its `eventName`s, e.g. `UpdateService`.
+    pub events: Vec<String>,
+    /// The namespace, from the request parameters (`{/cluster}`).
+    pub namespace: crate::bundle::mcp::Template,
+    /// The name, from the request parameters (`{/service}`); `None`
+    /// matches on the namespace alone.
+    pub name: Option<crate::bundle::mcp::Template>,
+}
+
+impl AwsRequest {
+    /// Whether a call of `event_name` to `source` is this action.
+    pub fn covers(&self, source: &str, event_name: &str) -> bool {
+        self.source == source && self.events.iter().any(|e| e == event_name)
+    }
+}
+
 /// An allowed execution a platform write may be the running of.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Candidate {
@@ -54,15 +80,97 @@ pub struct Candidate {
 /// What a write is, as far as matching goes.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PlatformWrite<'a> {
-    /// The inventory actions the request could be.
-    pub actions: Vec<&'a str>,
-    /// Its object's namespace (`""` for a cluster-scoped object).
-    pub namespace: &'a str,
-    /// Its object's name; `None` when the request names none (a `create`
-    /// whose name the server generates): then the namespace must match.
-    pub name: Option<&'a str>,
+    /// What the request could be: an inventory action and the object it
+    /// acted on, as that action's mapping reads the event.
+    pub targets: Vec<Target<'a>>,
     /// When the platform received it.
     pub at: Timestamp,
+}
+
+/// One reading of a write: an inventory action and its object.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Target<'a> {
+    /// The inventory action, `tool:verb`.
+    pub action: &'a str,
+    /// The object's namespace (`""` for a cluster-scoped object).
+    pub namespace: Cow<'a, str>,
+    /// The object's name; `None` when the request names none (a `create`
+    /// whose name the server generates): then the namespace must match.
+    pub name: Option<Cow<'a, str>>,
+}
+
+impl Target<'_> {
+    fn is(&self, candidate: &Candidate) -> bool {
+        self.action == candidate.action
+            && self.namespace == candidate.namespace.as_str()
+            && self
+                .name
+                .as_deref()
+                .is_none_or(|name| name == candidate.name)
+    }
+}
+
+/// An event of a platform's audit log, as reconciliation reads it: the
+/// Kubernetes API server's ([`kubernetes::AuditEvent`]) and AWS
+/// CloudTrail's ([`cloudtrail::TrailEvent`]) go through the same matcher.
+pub trait PlatformEvent: serde::Serialize + Send + Sync {
+    /// The source, as keys and incidents name it (`kubernetes-audit`).
+    const SOURCE: &'static str;
+    /// The event's identity for at-most-once counting, within its source.
+    fn key(&self) -> String;
+    /// The request it records (an auditID, a CloudTrail eventID): the
+    /// incident of the sample it may be.
+    fn request_id(&self) -> &str;
+    /// When the platform received the request.
+    fn at(&self) -> Timestamp;
+    /// Whether the platform answered with an error (beyond a refusal),
+    /// which fails the execution it matches.
+    fn failed(&self) -> bool;
+    /// What the event says about an agent of `bundle`.
+    fn classify<'a>(&'a self, bundle: &'a crate::Bundle) -> Reading<'a>;
+}
+
+/// What one event says about an agent.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Reading<'a> {
+    /// Nothing: not the final stage, not an agent's credential, or a read.
+    Ignored(Ignored),
+    /// The platform refused the agent's credential (a 403, an
+    /// `AccessDenied`): an attempt outside what the platform grants it.
+    Denied {
+        /// The agent.
+        agent: &'a str,
+    },
+    /// A write by the agent's credential, to be matched to a decision.
+    Write {
+        /// The agent.
+        agent: &'a str,
+        /// What matching reads.
+        write: PlatformWrite<'a>,
+    },
+}
+
+/// Why an event says nothing about an agent.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Ignored {
+    /// Not `ResponseComplete`: the final stage carries the response code,
+    /// and counting one stage per request keeps a request one sample.
+    Stage,
+    /// Not the credential of any agent of the bundle.
+    NotAnAgent,
+    /// A read that was not refused.
+    Read,
+}
+
+impl Ignored {
+    /// As counted in responses and metrics.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Ignored::Stage => "stage",
+            Ignored::NotAnAgent => "not_an_agent",
+            Ignored::Read => "read",
+        }
+    }
 }
 
 /// The candidate `write` is the running of, if any: an unmatched allowed
@@ -79,11 +187,7 @@ pub fn choose(
     skew: SignedDuration,
 ) -> Option<usize> {
     let eligible = |c: &Candidate| {
-        !c.matched
-            && write.actions.contains(&c.action.as_str())
-            && c.namespace == write.namespace
-            && write.name.is_none_or(|name| c.name == name)
-            && within(c.at, write.at, window, skew)
+        !c.matched && write.targets.iter().any(|t| t.is(c)) && within(c.at, write.at, window, skew)
     };
     let before = candidates
         .iter()
@@ -151,9 +255,11 @@ mod tests {
 
     fn write(at: i64) -> PlatformWrite<'static> {
         PlatformWrite {
-            actions: vec!["kubectl:scale"],
-            namespace: "payments",
-            name: Some("checkout-api"),
+            targets: vec![Target {
+                action: "kubectl:scale",
+                namespace: "payments".into(),
+                name: Some("checkout-api".into()),
+            }],
             at: t(at),
         }
     }
@@ -200,9 +306,9 @@ mod tests {
     fn a_write_without_a_name_matches_on_the_namespace() {
         let candidates = [candidate("d1", 0)];
         let mut unnamed = write(5);
-        unnamed.name = None;
+        unnamed.targets[0].name = None;
         assert_eq!(choose(&unnamed, &candidates, WINDOW, SKEW), Some(0));
-        unnamed.namespace = "checkout";
+        unnamed.targets[0].namespace = "checkout".into();
         assert_eq!(choose(&unnamed, &candidates, WINDOW, SKEW), None);
     }
 

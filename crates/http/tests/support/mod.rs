@@ -30,7 +30,10 @@ agents:
   assist-bot:     { owner: oncall@example.com, phase: assist,     credential_scope: k8s:sa/ops/assist-bot,     domains: [payments] }
   remediate-bot:  { owner: oncall@example.com, phase: remediate,  credential_scope: k8s:sa/ops/remediate-bot,  domains: [payments] }
   autonomous-bot: { owner: oncall@example.com, phase: autonomous, credential_scope: k8s:sa/ops/autonomous-bot, domains: [payments] }
+  cloud-bot:      { owner: oncall@example.com, phase: autonomous, credential_scope: aws:role/cloud-bot,      domains: [payments] }
 tools:
+  ecs:
+    update-service:  { impact: medium, aws: { source: ecs.amazonaws.com, events: [UpdateService], namespace: "{/cluster}", name: "{/service}" } }
   kubectl:
     get:             { impact: read }
     rollout-restart: { impact: medium, kubernetes: { verbs: [patch], resource: deployments, apiGroup: apps } }

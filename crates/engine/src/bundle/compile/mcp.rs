@@ -81,6 +81,7 @@ impl Config<'_> {
                         impact: Impact::Read,
                         rollback: None,
                         kubernetes: None,
+                        aws: None,
                         cedar,
                     },
                 );

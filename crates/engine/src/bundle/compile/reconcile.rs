@@ -1,6 +1,7 @@
-//! `kubernetes:` of an inventory action and `reconcile:` to what the
-//! reconciler reads: each value checked and located, and every agent's
-//! Kubernetes username resolved once from its `credential_scope`.
+//! `kubernetes:` and `aws:` of an inventory action and `reconcile:` to
+//! what the reconciler reads: each value checked and located, and every
+//! agent's Kubernetes username and AWS role resolved once from its
+//! `credential_scope`.
 
 use std::collections::HashMap;
 
@@ -10,11 +11,12 @@ use super::Config;
 use crate::{
     bundle::{
         Agent,
+        mcp::Template,
         platform::{READ_VERBS, ServiceAccount, is_dns_subdomain},
-        raw::{RawConfig, RawKubernetesRequest},
+        raw::{RawAwsRequest, RawConfig, RawKubernetesRequest},
     },
     duration::BundleDuration,
-    reconcile::KubernetesRequest,
+    reconcile::{AwsRequest, KubernetesRequest, cloudtrail::AWS_ROLE_SCOPE},
 };
 
 /// The verbs an API server audits for writes. `*` would make an action
@@ -88,11 +90,89 @@ impl Config<'_> {
         })
     }
 
+    /// `<action>.aws`, checked: a service's `eventSource`, the
+    /// `eventName`s that are this action, and templates over the call's
+    /// `requestParameters` for the object's namespace and name.
+    pub(super) fn aws_request(
+        &mut self,
+        action: &str,
+        spanned: &Spanned<RawAwsRequest>,
+    ) -> Option<AwsRequest> {
+        let (raw, at) = (&spanned.value, &spanned.referenced);
+        let mut ok = true;
+        let source = &raw.source.value;
+        if !is_event_source(source) {
+            self.error_at(
+                "invalid-aws-request",
+                &raw.source.referenced,
+                format!("`{action}`.aws.source `{source}` must be a service's CloudTrail eventSource, e.g. ecs.amazonaws.com"),
+            );
+            ok = false;
+        }
+        if raw.events.is_empty() {
+            self.error_at(
+                "invalid-aws-request",
+                at,
+                format!("`{action}`.aws.events is empty: name the CloudTrail eventNames this action makes, e.g. [UpdateService]"),
+            );
+            ok = false;
+        }
+        for event in &raw.events {
+            if !is_event_name(&event.value) {
+                self.error_at(
+                    "invalid-aws-request",
+                    &event.referenced,
+                    format!("`{action}`.aws.events: `{}` is not a CloudTrail eventName (letters and digits, e.g. UpdateService)", event.value),
+                );
+                ok = false;
+            }
+        }
+        let mut template =
+            |field: &str, raw: Option<&Spanned<String>>| -> Option<Option<Template>> {
+                let Some(raw) = raw else { return Some(None) };
+                match Template::parse(&raw.value) {
+                    Ok(template) => Some(Some(template)),
+                    Err(error) => {
+                        self.error_at(
+                            "invalid-template",
+                            &raw.referenced,
+                            format!("`{action}`.aws.{field}: {error}"),
+                        );
+                        None
+                    }
+                }
+            };
+        let namespace = template("namespace", raw.namespace.as_ref());
+        let name = template("name", raw.name.as_ref());
+        let (Some(namespace), Some(name)) = (namespace, name) else {
+            return None;
+        };
+        let namespace = match namespace {
+            Some(namespace) => namespace,
+            None => Template::parse("").ok()?,
+        };
+        ok.then(|| AwsRequest {
+            source: source.clone(),
+            events: raw.events.iter().map(|e| e.value.clone()).collect(),
+            namespace,
+            name,
+        })
+    }
+
     /// `reconcile.window` (default 5m): how long after a decision its
     /// execution may appear in the platform's audit log.
     pub(super) fn reconcile_window(&mut self, raw: &RawConfig) -> Option<BundleDuration> {
         self.duration("reconcile.window", raw.reconcile.window.as_ref(), "5m")
     }
+}
+
+/// `<service>.amazonaws.com` and the like: lower-case DNS labels.
+fn is_event_source(source: &str) -> bool {
+    source.contains('.') && is_dns_subdomain(source)
+}
+
+fn is_event_name(name: &str) -> bool {
+    !name.is_empty() && name.len() <= 128 && name.bytes().all(|b| b.is_ascii_alphanumeric())
 }
 
 fn is_resource_name(part: &str) -> bool {
@@ -101,6 +181,18 @@ fn is_resource_name(part: &str) -> bool {
         && part
             .bytes()
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.')
+}
+
+/// IAM role name → agent, for every agent whose `credential_scope` is
+/// `aws:role/<name>`.
+pub(super) fn aws_roles(agents: &HashMap<String, Agent>) -> HashMap<String, String> {
+    agents
+        .values()
+        .filter_map(|agent| {
+            let role = agent.credential_scope.strip_prefix(AWS_ROLE_SCOPE)?;
+            (!role.is_empty()).then(|| (role.to_owned(), agent.id.clone()))
+        })
+        .collect()
 }
 
 /// `system:serviceaccount:<namespace>:<name>` → agent, for every agent
