@@ -10,7 +10,7 @@ cd "$(dirname "$0")/.."
 samples=${1:-1000000}
 command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk; }
 cargo build --release -q
-bin="$PWD/target/release/clearance"
+bin="${CARGO_TARGET_DIR:-$PWD/target}/release/clearance"
 work=$(mktemp -d)
 port=18182
 start() { ( cd "$work" && exec "$bin" serve --listen 127.0.0.1:$port >> tokens.txt 2>> server.log ) & server=$!; }

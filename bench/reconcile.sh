@@ -10,12 +10,13 @@ cd "$(dirname "$0")/.."
 mix=${1:-mixed}
 events=${2:-100000}
 cargo build --release -q
+bin=${CARGO_TARGET_DIR:-$PWD/target}/release/clearance
 work=$(mktemp -d)
 trap 'kill $server 2>/dev/null || true; rm -rf "$work"' EXIT
-( cd "$work" && exec "$OLDPWD/target/release/clearance" serve --listen 127.0.0.1:18191 > tokens.txt 2> server.log ) &
+( cd "$work" && exec "$bin" serve --listen 127.0.0.1:18191 > tokens.txt 2> server.log ) &
 server=$!
 for _ in $(seq 100); do grep -q "listening on" "$work/server.log" 2>/dev/null && break; sleep 0.1; done
-harness=$(cd "$work" && "$OLDPWD/target/release/clearance" token issue --harness bench --db clearance.db)
+harness=$(cd "$work" && "$bin" token issue --harness bench --db clearance.db)
 python3 bench/reconcile.py http://127.0.0.1:18191 "$harness" "$mix" "$events"
 echo "RSS after: $(ps -o rss= -p "$server") kB"
-( cd "$work" && "$OLDPWD/target/release/clearance" audit verify --db clearance.db )
+( cd "$work" && "$bin" audit verify --db clearance.db )

@@ -12,7 +12,7 @@ cd "$(dirname "$0")/.."
 target=${1:-1000000}
 command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk; }
 cargo build --release -q
-bin=$PWD/target/release/clearance
+bin=${CARGO_TARGET_DIR:-$PWD/target}/release/clearance
 work=$(mktemp -d)
 server=
 cleanup() { [ -n "$server" ] && kill "$server" 2>/dev/null; rm -rf "$work"; }

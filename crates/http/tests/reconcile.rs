@@ -415,6 +415,95 @@ async fn copies_of_an_event_sent_at_once_count_once(server: Server) {
     );
 }
 
+/// Bursts of writes around clearance, from many clients at once, round
+/// after round: every write is recorded and answered with the agent in
+/// shadow and locked, and the agent's phase restarts after the last of
+/// them (a write recorded before a demotion is covered by it; one
+/// recorded after gets its own).
+async fn a_burst_of_writes_around_clearance_leaves_none_unanswered(server: Server) {
+    const ROUNDS: usize = 6;
+    const CLIENTS: usize = 6;
+    const PER_BODY: usize = 10;
+    let mut demotions_before = 0;
+    for round in 0..ROUNDS {
+        let posts = (0..CLIENTS).map(|client| {
+            let items: Vec<Value> = (0..PER_BODY)
+                .map(|n| {
+                    let mut write = event(
+                        &server,
+                        &format!("burst-{round}-{client}-{n}"),
+                        "autonomous-bot",
+                        "update",
+                        "deployments/scale",
+                    );
+                    write["objectRef"]["name"] = json!(format!("api-{n}"));
+                    write
+                })
+                .collect();
+            let body = list(&items);
+            let http = reqwest::Client::new();
+            let url = format!("{}/v1/platform-events/kubernetes", server.base);
+            let harness = server.harness.clone();
+            async move {
+                let response = http
+                    .post(url)
+                    .bearer_auth(harness)
+                    .json(&body)
+                    .send()
+                    .await
+                    .unwrap();
+                support::read(response).await
+            }
+        });
+        for (status, report) in futures::future::join_all(posts).await {
+            assert_eq!(status, StatusCode::OK, "{report}");
+            assert_eq!(report["out_of_scope"], PER_BODY, "{report}");
+            for event in report["events"].as_array().unwrap() {
+                assert_eq!(event["demoted_to"], "shadow", "round {round}: {event}");
+            }
+        }
+        let view = agent(&server, "autonomous-bot").await;
+        assert_eq!(
+            (view["phase"].as_str(), view["locked"].as_bool()),
+            (Some("shadow"), Some(true))
+        );
+        let (_, events) = server
+            .get(
+                "/v1/audit?kind=platform_event&agent=autonomous-bot&limit=1000",
+                Some(&server.admin),
+            )
+            .await;
+        let events = events["records"].as_array().unwrap();
+        assert_eq!(events.len(), (round + 1) * CLIENTS * PER_BODY);
+        let (_, demotions) = server
+            .get(
+                "/v1/audit?kind=phase.demoted&agent=autonomous-bot&limit=1000",
+                Some(&server.admin),
+            )
+            .await;
+        let demotions = demotions["records"].as_array().unwrap();
+        assert!(
+            demotions.len() > demotions_before,
+            "round {round}: no demotion"
+        );
+        assert!(demotions.len() <= (round + 1) * CLIENTS * PER_BODY);
+        demotions_before = demotions.len();
+        let time = |record: &Value| {
+            record["at"]
+                .as_str()
+                .unwrap()
+                .parse::<jiff::Timestamp>()
+                .unwrap()
+        };
+        let latest_demotion = demotions.iter().map(time).max().unwrap();
+        let latest_event = events.iter().map(time).max().unwrap();
+        assert!(
+            latest_demotion >= latest_event,
+            "round {round}: a write recorded after the last demotion"
+        );
+    }
+}
+
 contract!(a_write_that_ran_an_allowed_execution_is_matched_once);
 contract!(a_write_around_clearance_demotes_and_locks_within_the_request);
 contract!(other_accounts_reads_and_stages_are_ignored_and_a_403_is_an_unsafe_attempt);
@@ -423,3 +512,4 @@ contract!(a_write_past_the_window_is_out_of_scope);
 contract!(an_error_response_is_the_decisions_failed_outcome);
 contract!(webhook_bodies_are_checked_whole_and_only_harnesses_and_admins_send_them);
 contract!(copies_of_an_event_sent_at_once_count_once);
+contract!(a_burst_of_writes_around_clearance_leaves_none_unanswered);

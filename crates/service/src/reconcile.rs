@@ -383,16 +383,18 @@ impl<S: Store> Reconcile<'_, S> {
                         matched.map(|(c, row)| {
                             (c.decision_id.clone(), row.decision.reported.is_some())
                         }),
+                        now,
                     ),
                 })
             })
             .await?;
-        let (verdict, decision) = recorded;
+        let (verdict, decision, at) = recorded;
         Ok(Recorded {
             agent: agent.to_owned(),
             verdict,
             decision,
             seq: receipt.seq,
+            at,
         })
     }
 
@@ -410,9 +412,9 @@ impl<S: Store> Reconcile<'_, S> {
             self.core.metrics().evidence(sample.kind());
             let trust = Trust { core: self.core };
             demoted_to = trust
-                .after_sample(&recorded.agent, sample)
+                .after_recorded_sample(&recorded.agent, sample, recorded.at)
                 .await?
-                .map(|d| d.to.to_string());
+                .map(|phase| phase.to_string());
         }
         let mut failed_outcome = false;
         if let Some((decision_id, false)) = &recorded.decision
@@ -487,4 +489,6 @@ struct Recorded {
     /// The decision it matched, and whether that had an outcome already.
     decision: Option<(String, bool)>,
     seq: u64,
+    /// The record's time, as the state handed it out.
+    at: Timestamp,
 }

@@ -13,10 +13,11 @@ mod promotions;
 mod views;
 
 use clearance_engine::{
-    Identity,
+    Identity, Phase,
     trust::{Demotion, Sample, check_demotion, evaluate_gate},
 };
 use clearance_store::Store;
+use jiff::Timestamp;
 
 pub use console::{AgentDay, AgentHistory, PhaseEvent, RecommendationView, Verdict};
 pub use evidence::EvidenceInput;
@@ -129,6 +130,45 @@ impl<S: Store> Trust<'_, S> {
         self.demote_if_due(agent, Some(sample)).await
     }
 
+    /// [`Trust::after_sample`] for a sample recorded at `recorded_at`, when
+    /// many may arrive at once (a batch of platform events): one already
+    /// covered by a demotion recorded after it — the agent is where a new
+    /// demotion would put it, locked, its tally restarted later than the
+    /// sample — records no second demotion. Returns the phase the agent
+    /// was demoted to, by this sample or by the one covering it.
+    pub(crate) async fn after_recorded_sample(
+        &self,
+        agent: &str,
+        sample: &Sample,
+        recorded_at: Timestamp,
+    ) -> Result<Option<Phase>, ServiceError> {
+        let _phase_change = self.core.phase_changes.lock().await;
+        if let Some(to) = self.covered(agent, sample, recorded_at) {
+            tracing::debug!(agent, "sample covered by a later demotion");
+            return Ok(Some(to));
+        }
+        Ok(self.demote_locked(agent, Some(sample)).await?.map(|d| d.to))
+    }
+
+    /// The phase a demotion recorded after `recorded_at` left the agent in,
+    /// when that is where `sample` would demote it now.
+    fn covered(&self, agent: &str, sample: &Sample, recorded_at: Timestamp) -> Option<Phase> {
+        let bundle = self.core.bundle();
+        let state = self.core.state();
+        let standing = state.standings.get(agent)?;
+        if !(standing.locked && recorded_at < standing.tally.since) {
+            return None;
+        }
+        let due = check_demotion(
+            standing.phase,
+            &standing.tally,
+            Some(sample),
+            &bundle.trust().demotion,
+            self.core.clock(),
+        )?;
+        (due.to == standing.phase && due.lock).then_some(standing.phase)
+    }
+
     /// Re-checks every agent's windows: they slide, so time alone can
     /// demote. Returns the demotions made.
     ///
@@ -151,6 +191,15 @@ impl<S: Store> Trust<'_, S> {
         latest: Option<&Sample>,
     ) -> Result<Option<Demotion>, ServiceError> {
         let _phase_change = self.core.phase_changes.lock().await;
+        self.demote_locked(agent, latest).await
+    }
+
+    /// [`Trust::demote_if_due`], the phase-change lock held by the caller.
+    async fn demote_locked(
+        &self,
+        agent: &str,
+        latest: Option<&Sample>,
+    ) -> Result<Option<Demotion>, ServiceError> {
         let bundle = self.core.bundle();
         let now = self.core.clock();
         let due = {
