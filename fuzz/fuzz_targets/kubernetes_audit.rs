@@ -102,12 +102,17 @@ fn holds_for(event: &AuditEvent) {
                 .as_ref()
                 .and_then(|o| o.api_group.as_deref())
                 .unwrap_or_default();
-            for action in &write.actions {
+            let object = event.object_ref.as_ref();
+            let namespace = object.and_then(|o| o.namespace.as_deref()).unwrap_or_default();
+            let name = object.and_then(|o| o.name.as_deref()).unwrap_or_default();
+            for target in &write.targets {
                 let mapping = bundle()
-                    .action(action)
+                    .action(target.action)
                     .and_then(|a| a.kubernetes.as_ref())
                     .expect("a candidate action has a kubernetes mapping");
                 assert!(mapping.covers(&event.verb, &event.resource(), group));
+                assert_eq!(target.namespace, namespace);
+                assert_eq!(target.name.as_deref(), (!name.is_empty()).then_some(name));
             }
         }
     }
