@@ -101,21 +101,31 @@ impl<'de> Deserialize<'de> for BundleDuration {
 }
 
 /// Renders how long ago something was, for humans: `7m12s`, `3d`.
-pub(crate) fn human_age(duration: SignedDuration) -> String {
-    let total = duration.as_secs();
-    let (days, rest) = (total / 86_400, total % 86_400);
-    let (hours, rest) = (rest / 3_600, rest % 3_600);
-    let (minutes, seconds) = (rest / 60, rest % 60);
-    let mut out = String::new();
-    for (count, unit) in [(days, "d"), (hours, "h"), (minutes, "m"), (seconds, "s")] {
-        if count != 0 {
-            out.push_str(&format!("{count}{unit}"));
+pub(crate) fn human_age(duration: SignedDuration) -> HumanAge {
+    HumanAge(duration)
+}
+
+/// A duration as `1d2h3m4s`, written straight into whatever formats it.
+pub(crate) struct HumanAge(SignedDuration);
+
+impl fmt::Display for HumanAge {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let total = self.0.as_secs();
+        let (days, rest) = (total / 86_400, total % 86_400);
+        let (hours, rest) = (rest / 3_600, rest % 3_600);
+        let (minutes, seconds) = (rest / 60, rest % 60);
+        let mut wrote = false;
+        for (count, unit) in [(days, "d"), (hours, "h"), (minutes, "m"), (seconds, "s")] {
+            if count != 0 {
+                write!(f, "{count}{unit}")?;
+                wrote = true;
+            }
         }
+        if !wrote {
+            f.write_str("0s")?;
+        }
+        Ok(())
     }
-    if out.is_empty() {
-        out.push_str("0s");
-    }
-    out
 }
 
 #[cfg(test)]
@@ -159,8 +169,14 @@ mod tests {
 
     #[test]
     fn ages_render_compactly() {
-        assert_eq!(human_age(SignedDuration::from_secs(432)), "7m12s");
-        assert_eq!(human_age(SignedDuration::from_secs(0)), "0s");
-        assert_eq!(human_age(SignedDuration::from_secs(90_000)), "1d1h");
+        assert_eq!(
+            human_age(SignedDuration::from_secs(432)).to_string(),
+            "7m12s"
+        );
+        assert_eq!(human_age(SignedDuration::from_secs(0)).to_string(), "0s");
+        assert_eq!(
+            human_age(SignedDuration::from_secs(90_000)).to_string(),
+            "1d1h"
+        );
     }
 }

@@ -16,8 +16,8 @@ use cedar_policy::Schema;
 use serde_saphyr::{Location, Spanned};
 
 use super::{
-    Action, Agent, Bundle, BundleErrors, BundleSource, CONFIG_FILE, Checkpoints, Diagnostic,
-    HardStop, Rollback, Settings, raw::RawConfig,
+    Action, Agent, Bundle, BundleErrors, BundleSource, CONFIG_FILE, Checkpoints, DeclaredLineage,
+    Diagnostic, HardStop, PlaybookWords, Rollback, Settings, raw::RawConfig,
 };
 use crate::{
     duration::BundleDuration,
@@ -55,11 +55,14 @@ fn compile_unsorted(source: &BundleSource) -> Result<Bundle, BundleErrors> {
     };
     let settings = config.settings(&raw);
     let rollbacks = config.rollbacks(&raw);
-    let agents = config.agents(&raw);
+    let mut agents = config.agents(&raw);
     let mut actions = config.actions(&raw, &rollbacks);
     let hard_stops = config.hard_stops(&raw, &agents);
     let trust = config.trust(&raw);
     let policy_owner = config.policy_owner(&raw);
+    for agent in agents.values_mut() {
+        agent.lineage = DeclaredLineage::new(&policy_owner, agent);
+    }
     config.unused_rollbacks(&rollbacks, &actions);
     let platform = config.platform(&raw, &agents);
     let gitops = config.gitops(&raw);
@@ -93,12 +96,14 @@ fn compile_unsorted(source: &BundleSource) -> Result<Bundle, BundleErrors> {
             diagnostics: problems,
         });
     }
-    let scope = Scope::new(schema, policies).map_err(|e| internal(e, &mut problems))?;
+    let scope = Scope::new(schema, policies, actions.values().map(|a| &a.cedar))
+        .map_err(|e| internal(e, &mut problems))?;
     Ok(Bundle {
         revision: source
             .revision
             .clone()
-            .unwrap_or_else(|| source.content_revision()),
+            .unwrap_or_else(|| source.content_revision())
+            .into(),
         policy_owner,
         agents,
         actions,
@@ -389,6 +394,8 @@ impl Config<'_> {
                             credential_scope: scope.to_owned(),
                             domains: agent.domains.clone(),
                             cedar,
+                            // Made below, once the policy owner is known.
+                            lineage: DeclaredLineage::default(),
                         },
                     );
                 }
@@ -465,6 +472,10 @@ impl Config<'_> {
                                 tool: tool.clone(),
                                 verb: verb.clone(),
                                 impact: entry.impact,
+                                playbook: rollback
+                                    .as_ref()
+                                    .and_then(|id| rollbacks.get(id))
+                                    .map(PlaybookWords::new),
                                 rollback,
                                 kubernetes,
                                 aws,

@@ -15,6 +15,7 @@ pub mod platform;
 mod raw;
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 
 use sha2::{Digest, Sha256};
 
@@ -88,7 +89,7 @@ pub struct Checkpoints {
 /// A validated policy bundle.
 #[derive(Debug)]
 pub struct Bundle {
-    pub(crate) revision: String,
+    pub(crate) revision: Arc<str>,
     pub(crate) policy_owner: String,
     pub(crate) agents: HashMap<String, Agent>,
     pub(crate) actions: HashMap<String, Action>,
@@ -270,6 +271,36 @@ pub struct Agent {
     /// The domains it works in.
     pub domains: Vec<String>,
     pub(crate) cedar: AgentEntities,
+    /// Its lineage as the bundle declares it, shared by every decision.
+    pub(crate) lineage: DeclaredLineage,
+}
+
+/// An agent's lineage as the bundle declares it — the inputs of the
+/// lineage check that do not depend on the request, and the words of a
+/// passing one — made once at load so that a decision shares them.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct DeclaredLineage {
+    pub policy_owner: Arc<str>,
+    pub agent: Arc<str>,
+    pub agent_owner: Arc<str>,
+    pub credential_scope: Arc<str>,
+    pub complete: Arc<str>,
+}
+
+impl DeclaredLineage {
+    pub(crate) fn new(policy_owner: &str, agent: &Agent) -> DeclaredLineage {
+        DeclaredLineage {
+            policy_owner: policy_owner.into(),
+            agent: agent.id.as_str().into(),
+            agent_owner: agent.owner.as_str().into(),
+            credential_scope: agent.credential_scope.as_str().into(),
+            complete: format!(
+                "policy owner {policy_owner}, agent {} (owner {}), credential scope {}",
+                agent.id, agent.owner, agent.credential_scope
+            )
+            .into(),
+        }
+    }
 }
 
 /// One `tool:verb` of the inventory.
@@ -292,6 +323,30 @@ pub struct Action {
     /// CloudTrail (`aws:`).
     pub aws: Option<crate::reconcile::AwsRequest>,
     pub(crate) cedar: ActionEntity,
+    /// Its playbook's cost and the words of a passing rollback check,
+    /// made once at load; `None` without a defined playbook.
+    pub(crate) playbook: Option<PlaybookWords>,
+}
+
+/// What the rollback check says of an action's playbook whatever the
+/// request: its cost, and the words when its last test vouches for it.
+#[derive(Clone, Debug)]
+pub(crate) struct PlaybookWords {
+    pub cost: Arc<str>,
+    pub ready: Arc<str>,
+}
+
+impl PlaybookWords {
+    pub(crate) fn new(playbook: &Rollback) -> PlaybookWords {
+        PlaybookWords {
+            cost: playbook.cost.as_str().into(),
+            ready: format!(
+                "rollback playbook `{}` passed its last test; cost: {}",
+                playbook.id, playbook.cost
+            )
+            .into(),
+        }
+    }
 }
 
 /// A rollback playbook.

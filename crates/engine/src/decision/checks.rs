@@ -3,7 +3,7 @@
 //! full lineage. Every check always runs and reports its inputs, so a record
 //! names everything that was missing, not only the first thing.
 
-use std::borrow::Cow;
+use std::{borrow::Cow, sync::Arc};
 
 use jiff::{SignedDuration, Timestamp};
 use serde::{Deserialize, Serialize};
@@ -77,9 +77,79 @@ pub struct CheckReport {
     /// Whether it is present.
     pub passed: bool,
     /// What was found, in words.
-    pub detail: Cow<'static, str>,
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    pub detail: Detail,
     /// What the check looked at, for replay.
     pub inputs: CheckInputs,
+}
+
+/// What a check found, in words: fixed, made for this request, or made
+/// once at bundle load and shared by every decision that says it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Detail {
+    /// The same words every time.
+    Fixed(&'static str),
+    /// Words made for this request.
+    Made(String),
+    /// Words the bundle made once.
+    Shared(Arc<str>),
+}
+
+impl std::ops::Deref for Detail {
+    type Target = str;
+
+    fn deref(&self) -> &str {
+        match self {
+            Detail::Fixed(text) => text,
+            Detail::Made(text) => text,
+            Detail::Shared(text) => text,
+        }
+    }
+}
+
+impl AsRef<str> for Detail {
+    fn as_ref(&self) -> &str {
+        self
+    }
+}
+
+impl std::fmt::Display for Detail {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self)
+    }
+}
+
+impl Serialize for Detail {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self)
+    }
+}
+
+impl From<&'static str> for Detail {
+    fn from(text: &'static str) -> Detail {
+        Detail::Fixed(text)
+    }
+}
+
+impl From<String> for Detail {
+    fn from(text: String) -> Detail {
+        Detail::Made(text)
+    }
+}
+
+impl From<Cow<'static, str>> for Detail {
+    fn from(text: Cow<'static, str>) -> Detail {
+        match text {
+            Cow::Borrowed(text) => Detail::Fixed(text),
+            Cow::Owned(text) => Detail::Made(text),
+        }
+    }
+}
+
+impl From<Arc<str>> for Detail {
+    fn from(text: Arc<str>) -> Detail {
+        Detail::Shared(text)
+    }
 }
 
 /// The inputs of each check.
@@ -126,7 +196,8 @@ pub enum CheckInputs {
         /// The action's playbook.
         playbook: Option<String>,
         /// Its cost.
-        cost: Option<String>,
+        #[cfg_attr(feature = "openapi", schema(value_type = Option<String>))]
+        cost: Option<Arc<str>>,
         /// Its newest test.
         last_test: Option<RollbackTest>,
         /// The configured maximum test age.
@@ -138,13 +209,17 @@ pub enum CheckInputs {
     /// Lineage.
     Lineage {
         /// Who owns the policy.
-        policy_owner: String,
+        #[cfg_attr(feature = "openapi", schema(value_type = String))]
+        policy_owner: Arc<str>,
         /// The executing agent.
-        agent: String,
+        #[cfg_attr(feature = "openapi", schema(value_type = String))]
+        agent: Arc<str>,
         /// The human accountable for it.
-        agent_owner: String,
+        #[cfg_attr(feature = "openapi", schema(value_type = String))]
+        agent_owner: Arc<str>,
         /// The credential scope the bundle declares.
-        credential_scope: String,
+        #[cfg_attr(feature = "openapi", schema(value_type = String))]
+        credential_scope: Arc<str>,
         /// The identity the request was authenticated as, when known.
         authenticated_as: Option<Identity>,
         /// Who approved, in order.
@@ -182,7 +257,7 @@ pub(super) fn run_checks(subject: &Subject<'_>) -> Vec<CheckReport> {
 fn report(
     check: Evidence,
     passed: bool,
-    detail: impl Into<Cow<'static, str>>,
+    detail: impl Into<Detail>,
     inputs: CheckInputs,
 ) -> CheckReport {
     CheckReport {
@@ -337,14 +412,15 @@ fn rollback(s: &Subject<'_>) -> CheckReport {
             |t| t.tested_at,
         )
     });
+    let words = s.action.and_then(|a| a.playbook.as_ref());
     let inputs = CheckInputs::Rollback {
         playbook: playbook.map(str::to_owned),
-        cost: known.map(|r| r.cost.clone()),
+        cost: words.map(|w| Arc::clone(&w.cost)),
         last_test: last_test.cloned(),
         max_test_age,
         kill_switch: s.kill_switch.cloned(),
     };
-    let (passed, detail): (bool, Cow<'static, str>) = match (playbook, known, last_test) {
+    let (passed, detail): (bool, Detail) = match (playbook, known, last_test) {
         (None, _, _) => (false, format!("`{}` has no rollback playbook", s.request.action).into()),
         (Some(id), None, _) => (false, format!("rollback playbook `{id}` is not defined").into()),
         (Some(id), Some(_), None) => (false, format!("rollback playbook `{id}` has never been tested").into()),
@@ -354,7 +430,13 @@ fn rollback(s: &Subject<'_>) -> CheckReport {
             format!("rollback playbook `{id}` was last tested {} ago, longer than the maximum {max_test_age}", human_age(s.now.duration_since(test.tested_at))).into(),
         ),
         (Some(id), Some(_), Some(_)) if s.kill_switch.is_some() => (false, format!("a tripped kill switch covers `{}`, so rollback playbook `{id}` cannot be relied on", s.request.action).into()),
-        (Some(id), Some(rollback), Some(_)) => (true, format!("rollback playbook `{id}` passed its last test; cost: {}", rollback.cost).into()),
+        (Some(id), Some(rollback), Some(_)) => (
+            true,
+            match words {
+                Some(words) => Arc::clone(&words.ready).into(),
+                None => format!("rollback playbook `{id}` passed its last test; cost: {}", rollback.cost).into(),
+            },
+        ),
     };
     report(Evidence::Rollback, passed, detail, inputs)
 }
@@ -365,15 +447,16 @@ fn lineage(s: &Subject<'_>) -> CheckReport {
         _ => Vec::new(),
     };
     let authenticated = s.facts.identity.as_ref();
+    let declared = &s.agent.lineage;
     let inputs = CheckInputs::Lineage {
-        policy_owner: s.bundle.policy_owner.clone(),
-        agent: s.agent.id.clone(),
-        agent_owner: s.agent.owner.clone(),
-        credential_scope: s.agent.credential_scope.clone(),
+        policy_owner: Arc::clone(&declared.policy_owner),
+        agent: Arc::clone(&declared.agent),
+        agent_owner: Arc::clone(&declared.agent_owner),
+        credential_scope: Arc::clone(&declared.credential_scope),
         authenticated_as: authenticated.cloned(),
         approval_chain,
     };
-    let (passed, detail): (bool, Cow<'static, str>) =
+    let (passed, detail): (bool, Detail) =
         if s.bundle.policy_owner.is_empty() || s.agent.owner.is_empty() {
             (
                 false,
@@ -391,14 +474,7 @@ fn lineage(s: &Subject<'_>) -> CheckReport {
             .into(),
         )
         } else {
-            (
-                true,
-                format!(
-                    "policy owner {}, agent {} (owner {}), credential scope {}",
-                    s.bundle.policy_owner, s.agent.id, s.agent.owner, s.agent.credential_scope
-                )
-                .into(),
-            )
+            (true, Arc::clone(&declared.complete).into())
         };
     report(Evidence::Lineage, passed, detail, inputs)
 }

@@ -16,7 +16,7 @@ use std::borrow::Cow;
 
 use serde::Serialize;
 
-pub use checks::{CLOCK_SKEW, CheckInputs, CheckReport, Evidence};
+pub use checks::{CLOCK_SKEW, CheckInputs, CheckReport, Detail, Evidence};
 
 use crate::{
     request::RequestHash,
@@ -124,7 +124,8 @@ pub struct Decision {
     /// The approvers of that approval, in order.
     pub approval_chain: Vec<String>,
     /// The bundle revision that decided.
-    pub policy_revision: String,
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    pub policy_revision: std::sync::Arc<str>,
 }
 
 impl Decision {

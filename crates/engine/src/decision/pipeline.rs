@@ -37,7 +37,7 @@ impl Bundle {
             request_hash: RequestHash::of(request),
             approval_id: None,
             approval_chain: Vec::new(),
-            policy_revision: self.revision.clone(),
+            policy_revision: std::sync::Arc::clone(&self.revision),
         };
         let Some(now) = facts.now else {
             return decision.deny(
@@ -110,8 +110,9 @@ impl Bundle {
                 .map(|c| c.check)
                 .collect();
         }
-        decision.policy_ids = subject.scope.policy_ids.clone();
         decision.outcome = subject.settle(&mut decision);
+        // Settled: the verdict is no longer read, so its policies move.
+        decision.policy_ids = subject.scope.policy_ids;
         decision
     }
 }

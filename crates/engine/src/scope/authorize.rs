@@ -1,26 +1,33 @@
 //! Per-request Cedar evaluation. Everything that does not depend on the
-//! request (agent entities per phase, action entities with their groups) is
+//! request (agent entities per phase, action entities with their groups,
+//! each policy's condition, which policies can apply to which action) is
 //! built once at bundle load, so a decision builds only the resource entity
-//! and the context.
+//! and the context, and evaluates only the policies that can apply
+//! (`index`).
 //!
-//! The entity store of a request is assembled with Cedar's core constructor
-//! and `TCComputation::AssumeAlreadyComputed`: the public constructor always
-//! recomputes the transitive closure, which costs ~2 µs per request for an
-//! action with two groups, and the closure here is known by construction —
-//! an action's ancestors are exactly its impact and tool groups, which have
-//! no parents of their own, and agents and resources have no parents.
+//! Requests, entities and the context are built with Cedar's core types:
+//! the public constructors interpret every attribute as a restricted
+//! expression and recompute the transitive closure of the entities (~2 µs
+//! for an action with two groups), and the closure here is known by
+//! construction — an action's ancestors are exactly its impact and tool
+//! groups, which have no parents of their own, and agents and resources
+//! have no parents. The answer is assembled as Cedar's authorizer assembles
+//! it (forbid overrides permit; a policy that errors is skipped and its
+//! error reported), which `tests` checks against `Authorizer::is_authorized`
+//! on generated bundles and requests.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Arc;
 
-use cedar_policy::{
-    Context, Decision as CedarDecision, Entities, Entity, EntityId, EntityTypeName, EntityUid,
-    Request, RestrictedExpression,
-};
+use cedar_policy::{Entity, EntityId, EntityTypeName, EntityUid, RestrictedExpression};
 use cedar_policy_core::{
-    ast,
+    ast::{self, EntityUIDEntry, PartialValue, Value, ValueKind},
+    authorizer::AuthorizationError,
     entities::{Entities as CoreEntities, NoEntitiesSchema, TCComputation},
+    evaluator::Evaluator,
     extensions::Extensions,
 };
+use smol_str::SmolStr;
 
 use super::Scope;
 use crate::{
@@ -63,8 +70,7 @@ fn uid(type_name: &EntityTypeName, id: &str) -> EntityUid {
 /// phase (which lives outside the bundle) needs no entity built per request.
 #[derive(Clone, Debug)]
 pub(crate) struct AgentEntities {
-    uid: EntityUid,
-    by_phase: [ast::Entity; 4],
+    by_phase: [Arc<ast::Entity>; 4],
 }
 
 impl AgentEntities {
@@ -99,7 +105,7 @@ impl AgentEntities {
                 ),
             ]);
             Entity::new(uid.clone(), attrs, HashSet::new())
-                .map(|entity| entity.as_ref().clone())
+                .map(|entity| Arc::new(entity.as_ref().clone()))
                 .map_err(|e| e.to_string())
         };
         Ok(AgentEntities {
@@ -109,11 +115,10 @@ impl AgentEntities {
                 entity(Phase::Remediate)?,
                 entity(Phase::Autonomous)?,
             ],
-            uid,
         })
     }
 
-    fn in_phase(&self, phase: Phase) -> &ast::Entity {
+    fn in_phase(&self, phase: Phase) -> &Arc<ast::Entity> {
         let [shadow, assist, remediate, autonomous] = &self.by_phase;
         match phase {
             Phase::Shadow => shadow,
@@ -127,9 +132,8 @@ impl AgentEntities {
 /// An inventory action as a Cedar action, member of its impact and tool groups.
 #[derive(Clone, Debug)]
 pub(crate) struct ActionEntity {
-    uid: EntityUid,
     /// With its ancestors (the two groups) already recorded: the closure.
-    entity: ast::Entity,
+    entity: Arc<ast::Entity>,
 }
 
 impl ActionEntity {
@@ -141,9 +145,13 @@ impl ActionEntity {
             self::uid(&action, &format!("tool:{tool}")),
         ]);
         Ok(ActionEntity {
-            entity: Entity::new_no_attrs(uid.clone(), groups).as_ref().clone(),
-            uid,
+            entity: Arc::new(Entity::new_no_attrs(uid, groups).as_ref().clone()),
         })
+    }
+
+    /// The action with its groups, for indexing the policies at load.
+    pub(crate) fn entity(&self) -> &ast::Entity {
+        &self.entity
     }
 }
 
@@ -161,100 +169,121 @@ impl Scope {
     /// Asks Cedar whether `query` is explicitly permitted. Anything that goes
     /// wrong on the way is a denial naming what went wrong.
     pub(crate) fn authorize(&self, query: &ScopeQuery<'_>) -> ScopeVerdict {
-        match self.build(query) {
-            Ok((request, entities)) => self.evaluate(&request, &entities),
-            Err(error) => ScopeVerdict::denied(error),
-        }
-    }
-
-    fn build(&self, query: &ScopeQuery<'_>) -> Result<(Request, Entities), String> {
-        let resource_uid = uid(&self.resource_type, &query.request.resource.path());
-        let resource = resource_entity(resource_uid.clone(), &query.request.resource)?;
-        let mut context = vec![
-            (
-                "phase".to_owned(),
-                RestrictedExpression::new_long(query.phase.number().into()),
-            ),
-            (
-                "impact".to_owned(),
-                RestrictedExpression::new_string(query.impact.name().to_owned()),
-            ),
-            (
-                "impact_rank".to_owned(),
-                RestrictedExpression::new_long(query.impact.rank()),
-            ),
-            (
-                "level".to_owned(),
-                RestrictedExpression::new_string(query.level.name().to_owned()),
-            ),
-        ];
-        if let Some(confidence) = query.request.confidence {
-            context.push((
-                "confidence_permille".to_owned(),
-                RestrictedExpression::new_long(confidence.permille()),
-            ));
-        }
-        let context = Context::from_pairs(context).map_err(|e| e.to_string())?;
-        let entities = CoreEntities::from_entities(
-            [
-                query.agent.in_phase(query.phase).clone(),
-                query.action.entity.clone(),
-                resource,
-            ],
+        let extensions = Extensions::all_available();
+        let agent = query.agent.in_phase(query.phase);
+        let action = &query.action.entity;
+        let resource_uid = ast::EntityUID::from_components(
+            self.resource_type.clone(),
+            ast::Eid::new(query.request.resource.path()),
+            None,
+        );
+        let resource = resource_entity(resource_uid.clone(), &query.request.resource);
+        let entities = match CoreEntities::new().add_entities(
+            [Arc::clone(agent), Arc::clone(action), Arc::new(resource)],
             None::<&NoEntitiesSchema>,
             TCComputation::AssumeAlreadyComputed,
-            Extensions::all_available(),
-        )
-        .map(Entities::from)
-        .map_err(|e| e.to_string())?;
-        let request = Request::new(
-            query.agent.uid.clone(),
-            query.action.uid.clone(),
-            resource_uid,
-            context,
-            None,
-        )
-        .map_err(|e| e.to_string())?;
-        Ok((request, entities))
+            extensions,
+        ) {
+            Ok(entities) => entities,
+            Err(error) => return ScopeVerdict::denied(error.to_string()),
+        };
+        let request = ast::Request::new_unchecked(
+            EntityUIDEntry::known(agent.uid().clone(), None),
+            EntityUIDEntry::known(action.uid().clone(), None),
+            EntityUIDEntry::known(resource_uid, None),
+            Some(context(query)),
+        );
+        let evaluator = Evaluator::new(request, &entities, extensions);
+        self.evaluate(&evaluator, agent.uid(), action.uid())
     }
 
-    fn evaluate(&self, request: &Request, entities: &Entities) -> ScopeVerdict {
-        let response = self
-            .authorizer
-            .is_authorized(request, &self.policies, entities);
-        let errors: Vec<String> = response
-            .diagnostics()
-            .errors()
-            .map(ToString::to_string)
-            .collect();
+    /// Cedar's authorizer over the policies that can apply: `permit`s and
+    /// `forbid`s that hold, and the errors of those that could not be
+    /// evaluated (skipped, as Cedar skips them).
+    fn evaluate(
+        &self,
+        evaluator: &Evaluator<'_>,
+        principal: &ast::EntityUID,
+        action: &ast::EntityUID,
+    ) -> ScopeVerdict {
+        let slots = ast::SlotEnv::new();
+        let (mut permits, mut forbids, mut errors) = (Vec::new(), Vec::new(), Vec::new());
+        for policy in self.index.applicable(principal, action) {
+            match evaluator.interpret(&policy.condition, &slots) {
+                Ok(Value {
+                    value: ValueKind::Lit(ast::Literal::Bool(holds)),
+                    ..
+                }) => {
+                    if holds {
+                        let id = AsRef::<str>::as_ref(&policy.id).to_owned();
+                        if policy.permit { permits.push(id) } else { forbids.push(id) }
+                    }
+                }
+                // Validation makes every condition boolean; should one not
+                // be, the policy is skipped with an error, as Cedar would.
+                Ok(other) => errors.push(format!(
+                    "error while evaluating policy `{}`: the condition evaluated to {other}, not a boolean",
+                    policy.id
+                )),
+                // Worded as Cedar's public API words it.
+                Err(error) => errors.push(
+                    cedar_policy::AuthorizationError::from(
+                        AuthorizationError::PolicyEvaluationError {
+                            id: policy.id.clone(),
+                            error,
+                        },
+                    )
+                    .to_string(),
+                ),
+            }
+        }
+        let permitted = forbids.is_empty() && !permits.is_empty() && errors.is_empty();
         ScopeVerdict {
-            permitted: response.decision() == CedarDecision::Allow && errors.is_empty(),
-            policy_ids: response
-                .diagnostics()
-                .reason()
-                .map(|id| AsRef::<str>::as_ref(id).to_owned())
-                .collect(),
+            permitted,
+            // Cedar's determining policies: the forbids that hold, if any;
+            // else the permits that do.
+            policy_ids: if forbids.is_empty() { permits } else { forbids },
             errors,
         }
     }
 }
 
-fn resource_entity(uid: EntityUid, resource: &Resource) -> Result<ast::Entity, String> {
-    let attrs = HashMap::from([
+/// The request's context, as `scope` documents it.
+fn context(query: &ScopeQuery<'_>) -> ast::Context {
+    let mut record = BTreeMap::from([
         (
-            "kind".to_owned(),
-            RestrictedExpression::new_string(resource.kind.clone()),
+            SmolStr::new_static("phase"),
+            Value::from(i64::from(query.phase.number())),
         ),
         (
-            "namespace".to_owned(),
-            RestrictedExpression::new_string(resource.namespace.clone()),
+            SmolStr::new_static("impact"),
+            Value::from(SmolStr::new_static(query.impact.name())),
         ),
         (
-            "name".to_owned(),
-            RestrictedExpression::new_string(resource.name.clone()),
+            SmolStr::new_static("impact_rank"),
+            Value::from(query.impact.rank()),
+        ),
+        (
+            SmolStr::new_static("level"),
+            Value::from(SmolStr::new_static(query.level.name())),
         ),
     ]);
-    Entity::new(uid, attrs, HashSet::new())
-        .map(|entity| entity.as_ref().clone())
-        .map_err(|e| e.to_string())
+    if let Some(confidence) = query.request.confidence {
+        record.insert(
+            SmolStr::new_static("confidence_permille"),
+            Value::from(confidence.permille()),
+        );
+    }
+    ast::Context::Value(Arc::new(record))
+}
+
+fn resource_entity(uid: ast::EntityUID, resource: &Resource) -> ast::Entity {
+    let attr = |value: &str| PartialValue::Value(Value::from(value));
+    // Straight into the entity's own (ordered) map.
+    let attrs = [
+        (SmolStr::new_static("kind"), attr(&resource.kind)),
+        (SmolStr::new_static("namespace"), attr(&resource.namespace)),
+        (SmolStr::new_static("name"), attr(&resource.name)),
+    ];
+    ast::Entity::new_with_attr_partial_value(uid, attrs, HashSet::new(), HashSet::new(), [])
 }

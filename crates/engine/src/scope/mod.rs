@@ -20,32 +20,46 @@
 //! this module adds that an evaluation error anywhere counts as a denial.
 
 mod authorize;
+mod index;
 mod policies;
 mod schema;
+#[cfg(test)]
+mod tests;
 
 pub use authorize::ScopeVerdict;
 pub(crate) use authorize::{ActionEntity, AgentEntities, ScopeQuery};
 pub(crate) use policies::load_policies;
 pub use schema::schema_text;
 
-use cedar_policy::{EntityTypeName, PolicySet, Schema};
+use cedar_policy::{PolicySet, Schema};
+use cedar_policy_core::ast;
 
-/// The bundle's Cedar half: the generated schema and the validated policies.
+use index::PolicyIndex;
+
+/// The bundle's Cedar half: the generated schema, the validated policies,
+/// and the same policies indexed by the actions they can apply to.
 #[derive(Debug)]
 pub struct Scope {
     schema: Schema,
     policies: PolicySet,
-    authorizer: cedar_policy::Authorizer,
-    resource_type: EntityTypeName,
+    index: PolicyIndex,
+    resource_type: ast::EntityType,
 }
 
 impl Scope {
-    pub(crate) fn new(schema: Schema, policies: PolicySet) -> Result<Scope, String> {
+    /// `actions`: every inventory action, so that each decision evaluates
+    /// only the policies that can apply to its own.
+    pub(crate) fn new<'a>(
+        schema: Schema,
+        policies: PolicySet,
+        actions: impl IntoIterator<Item = &'a ActionEntity>,
+    ) -> Result<Scope, String> {
+        let resource_type = authorize::type_name("Resource")?;
         Ok(Scope {
+            index: PolicyIndex::new(&policies, actions.into_iter().map(ActionEntity::entity)),
             schema,
             policies,
-            authorizer: cedar_policy::Authorizer::new(),
-            resource_type: authorize::type_name("Resource")?,
+            resource_type: AsRef::<ast::EntityType>::as_ref(&resource_type).clone(),
         })
     }
 

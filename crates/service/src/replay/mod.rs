@@ -191,7 +191,7 @@ impl Verdict {
         Verdict {
             outcome: decision.outcome,
             reasons: decision.reasons.iter().map(|r| r.code.to_owned()).collect(),
-            policy_revision: decision.policy_revision.clone(),
+            policy_revision: decision.policy_revision.to_string(),
         }
     }
 }

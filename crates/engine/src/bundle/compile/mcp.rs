@@ -83,6 +83,7 @@ impl Config<'_> {
                         kubernetes: None,
                         aws: None,
                         cedar,
+                        playbook: None,
                     },
                 );
             }
