@@ -256,7 +256,7 @@ impl<B: Backend> Store for Database<B> {
     }
 
     async fn verify(&self) -> Result<VerifyReport, StoreError> {
-        verify(|after| self.backend.page(after, PAGE)).await
+        verify(|after, limit| self.backend.page(after, limit)).await
     }
 }
 
@@ -265,18 +265,25 @@ impl<B: Backend> Store for Database<B> {
 /// expects 1, 2, 3… and names the first record that is not.
 pub(crate) async fn verify<F, Fut>(mut page: F) -> Result<VerifyReport, StoreError>
 where
-    F: FnMut(u64) -> Fut,
+    F: FnMut(u64, u32) -> Fut,
     Fut: std::future::Future<Output = Result<Vec<LedgerRecord>, StoreError>>,
 {
     let mut verifier = ChainVerifier::default();
     let mut after = 0;
     loop {
-        let records = match page(after).await {
-            Ok(records) => records,
-            // A row that does not decode is a break, not an outage.
-            Err(StoreError::Corrupt(problem)) => {
-                return Ok(broken(&verifier, verifier.verified() + 1, problem));
+        let (records, more) = match page(after, PAGE).await {
+            Ok(records) => {
+                let full = records.len() == PAGE as usize;
+                (records, full)
             }
+            // A row that does not decode is a break, not an outage: the
+            // page is read again a record at a time to find it.
+            Err(StoreError::Corrupt(_)) => match readable_prefix(&mut page, after).await? {
+                Ok(records) => (records, true),
+                Err(problem) => {
+                    return Ok(broken(&verifier, verifier.verified() + 1, problem));
+                }
+            },
             Err(other) => return Err(other),
         };
         for record in &records {
@@ -285,7 +292,7 @@ where
             }
         }
         match records.last() {
-            Some(last) if records.len() == PAGE as usize => after = last.seq,
+            Some(last) if more => after = last.seq,
             _ => {
                 return Ok(VerifyReport {
                     verified: verifier.verified(),
@@ -295,6 +302,37 @@ where
             }
         }
     }
+}
+
+/// The records after `after` that decode, one at a time, up to the first
+/// that does not: `Ok` with the first of them when some do (the caller
+/// verifies them and comes back for the rest), the unreadable record's
+/// problem when it is the very next one.
+async fn readable_prefix<F, Fut>(
+    page: &mut F,
+    after: u64,
+) -> Result<Result<Vec<LedgerRecord>, String>, StoreError>
+where
+    F: FnMut(u64, u32) -> Fut,
+    Fut: std::future::Future<Output = Result<Vec<LedgerRecord>, StoreError>>,
+{
+    let mut records = Vec::new();
+    let mut last = after;
+    while records.len() < PAGE as usize - 1 {
+        match page(last, 1).await {
+            Ok(next) => match next.into_iter().next() {
+                Some(record) => {
+                    last = record.seq;
+                    records.push(record);
+                }
+                None => break,
+            },
+            Err(StoreError::Corrupt(problem)) if records.is_empty() => return Ok(Err(problem)),
+            Err(StoreError::Corrupt(_)) => break,
+            Err(other) => return Err(other),
+        }
+    }
+    Ok(Ok(records))
 }
 
 fn broken(verifier: &ChainVerifier, seq: u64, problem: String) -> VerifyReport {

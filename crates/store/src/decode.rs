@@ -4,14 +4,14 @@
 use clearance_engine::{
     DecisionRequest,
     facts::{Approval, KillSwitch, RollbackTest, SimulationReport},
-    ledger::LedgerRecord,
+    ledger::{Digest32, LedgerRecord},
 };
 
 use crate::{
     StoreError,
     codec::{
-        approval_status, count, digest, from_json, impact, kill_scope, outcome, phase, reported,
-        role, seq, timestamp,
+        approval_status, count, from_json, impact, kill_scope, outcome, phase, reported, role, seq,
+        timestamp,
     },
     rows::{
         AgentRow, ApprovalRow, DecisionDay, DecisionIndex, DecisionRow, EvidenceRow,
@@ -28,10 +28,15 @@ pub(crate) trait Columns {
     fn optional_int(&self, column: &str) -> Result<Option<i64>, StoreError>;
     fn flag(&self, column: &str) -> Result<bool, StoreError>;
     fn real(&self, column: &str) -> Result<f64, StoreError>;
+    /// A ledger record's payload, however the backend keeps it.
+    fn payload(&self, column: &str) -> Result<String, StoreError>;
+    /// A ledger hash, however the backend keeps it.
+    fn digest(&self, column: &str) -> Result<Digest32, StoreError>;
 }
 
 macro_rules! columns_for {
-    ($row:ty) => {
+    // `$payload` and `$digest` read a ledger payload and hash from `$row`.
+    ($row:ty, $payload:path, $digest:path) => {
         impl $crate::decode::Columns for $row {
             fn text(&self, column: &str) -> Result<String, $crate::StoreError> {
                 Ok(sqlx::Row::try_get(self, column)?)
@@ -51,6 +56,15 @@ macro_rules! columns_for {
             fn real(&self, column: &str) -> Result<f64, $crate::StoreError> {
                 Ok(sqlx::Row::try_get(self, column)?)
             }
+            fn payload(&self, column: &str) -> Result<String, $crate::StoreError> {
+                $payload(self, column)
+            }
+            fn digest(
+                &self,
+                column: &str,
+            ) -> Result<clearance_engine::ledger::Digest32, $crate::StoreError> {
+                $digest(self, column)
+            }
         }
     };
 }
@@ -61,9 +75,9 @@ pub(crate) fn ledger_record(row: &impl Columns) -> Result<LedgerRecord, StoreErr
         seq: seq(row.int("seq")?)?,
         at: row.text("at")?,
         kind: row.text("kind")?,
-        payload: row.text("payload")?,
-        prev_hash: digest(&row.text("prev_hash")?)?,
-        hash: digest(&row.text("hash")?)?,
+        payload: row.payload("payload")?,
+        prev_hash: row.digest("prev_hash")?,
+        hash: row.digest("hash")?,
     })
 }
 
@@ -182,7 +196,7 @@ pub(crate) fn token(row: &impl Columns) -> Result<TokenRow, StoreError> {
 pub(crate) fn execution_candidate(row: &impl Columns) -> Result<ExecutionCandidate, StoreError> {
     Ok(ExecutionCandidate {
         decision: decision(row)?,
-        payload: row.text("payload")?,
+        payload: row.payload("payload")?,
         matched: row.int("matched")? != 0,
     })
 }

@@ -27,6 +27,7 @@ mod location;
 mod postgres;
 mod rows;
 mod sqlite;
+mod stored;
 mod writer;
 
 use std::{future::Future, sync::Arc};

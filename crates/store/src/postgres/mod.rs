@@ -36,7 +36,17 @@ use crate::{
     },
 };
 
-columns_for!(sqlx::postgres::PgRow);
+columns_for!(sqlx::postgres::PgRow, payload_text, digest_hex);
+
+/// PostgreSQL keeps payloads as text (its TOAST compresses large ones).
+fn payload_text(row: &sqlx::postgres::PgRow, column: &str) -> Result<String, StoreError> {
+    Ok(sqlx::Row::try_get(row, column)?)
+}
+
+/// PostgreSQL keeps hashes as hex.
+fn digest_hex(row: &sqlx::postgres::PgRow, column: &str) -> Result<Digest32, StoreError> {
+    digest(&sqlx::Row::try_get::<String, _>(row, column)?)
+}
 
 /// The shared store.
 pub type PostgresStore = Database<Postgres>;

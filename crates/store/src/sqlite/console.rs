@@ -13,7 +13,9 @@ use crate::{
 };
 
 const DIALECT: Dialect = Dialect {
-    agent_of_payload: "json_extract(payload, '$.agent')",
+    // Format 2 rows keep the agent beside the payload (`stored`); format 1
+    // rows are text.
+    agent_of_payload: "COALESCE(agent, CASE WHEN typeof(payload) = 'text' THEN json_extract(payload, '$.agent') END)",
 };
 
 const SESSION_COLUMNS: &str =

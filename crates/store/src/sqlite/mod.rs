@@ -20,7 +20,9 @@ use clearance_engine::{
 use jiff::Timestamp;
 use sqlx::{
     Connection, Sqlite as Driver, SqliteConnection, SqlitePool,
-    sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous},
+    sqlite::{
+        SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
+    },
 };
 
 use crate::{
@@ -34,9 +36,34 @@ use crate::{
         KillSwitchHistoryRow, LedgerFilter, Overview, PlatformEventRow, SessionRow, StoredState,
         TokenRow,
     },
+    stored,
 };
 
-columns_for!(sqlx::sqlite::SqliteRow);
+columns_for!(sqlx::sqlite::SqliteRow, stored_payload, stored_digest);
+
+/// Whether a row's value is a BLOB: storage format 2 (`stored`).
+fn is_blob(row: &SqliteRow, column: &str) -> Result<bool, StoreError> {
+    let value = sqlx::Row::try_get_raw(row, column)?;
+    Ok(sqlx::TypeInfo::name(&*sqlx::ValueRef::type_info(&value)) == "BLOB")
+}
+
+/// A payload in either storage format.
+fn stored_payload(row: &SqliteRow, column: &str) -> Result<String, StoreError> {
+    if is_blob(row, column)? {
+        stored::decode_payload(&sqlx::Row::try_get::<Vec<u8>, _>(row, column)?)
+    } else {
+        Ok(sqlx::Row::try_get(row, column)?)
+    }
+}
+
+/// A hash in either storage format.
+fn stored_digest(row: &SqliteRow, column: &str) -> Result<Digest32, StoreError> {
+    if is_blob(row, column)? {
+        stored::decode_digest(&sqlx::Row::try_get::<Vec<u8>, _>(row, column)?)
+    } else {
+        digest(&sqlx::Row::try_get::<String, _>(row, column)?)
+    }
+}
 
 /// The embedded store.
 pub type SqliteStore = Database<Sqlite>;
@@ -124,13 +151,15 @@ impl Backend for Sqlite {
     }
 
     async fn head(conn: &mut SqliteConnection) -> Result<(u64, Digest32), StoreError> {
-        let row: Option<(i64, String)> =
-            sqlx::query_as("SELECT seq, hash FROM ledger ORDER BY seq DESC LIMIT 1")
-                .fetch_optional(conn)
-                .await?;
+        let row = sqlx::query("SELECT seq, hash FROM ledger ORDER BY seq DESC LIMIT 1")
+            .fetch_optional(conn)
+            .await?;
         match row {
             None => Ok(empty_head()),
-            Some((n, hash)) => Ok((seq(n)?, digest(&hash)?)),
+            Some(row) => Ok((
+                seq(sqlx::Row::try_get(&row, "seq")?)?,
+                stored_digest(&row, "hash")?,
+            )),
         }
     }
 
@@ -197,18 +226,25 @@ impl Backend for Sqlite {
         conn: &mut SqliteConnection,
         records: &[LedgerRecord],
     ) -> Result<(), StoreError> {
-        // SQLite binds at most 32,766 values per statement: 6 per record.
-        for chunk in records.chunks(4_000) {
+        // Storage format 2 (`stored`): the payload compressed, the hashes
+        // as bytes, the agent it names beside it.
+        let bodies = records
+            .iter()
+            .map(|record| stored::encode_payload(&record.payload))
+            .collect::<Result<Vec<_>, _>>()?;
+        // SQLite binds at most 32,766 values per statement: 7 per record.
+        for (chunk, bodies) in records.chunks(4_000).zip(bodies.chunks(4_000)) {
             let mut insert = sqlx::QueryBuilder::<Driver>::new(
-                "INSERT INTO ledger (seq, at, kind, payload, prev_hash, hash) ",
+                "INSERT INTO ledger (seq, at, kind, payload, prev_hash, hash, agent) ",
             );
-            insert.push_values(chunk, |mut row, record| {
+            insert.push_values(chunk.iter().zip(bodies), |mut row, (record, body)| {
                 row.push_bind(int(record.seq))
                     .push_bind(record.at.clone())
                     .push_bind(record.kind.clone())
-                    .push_bind(record.payload.clone())
-                    .push_bind(record.prev_hash.to_hex())
-                    .push_bind(record.hash.to_hex());
+                    .push_bind(body.clone())
+                    .push_bind(stored::encode_digest(&record.prev_hash))
+                    .push_bind(stored::encode_digest(&record.hash))
+                    .push_bind(stored::agent_of(&record.payload));
             });
             insert.build().execute(&mut *conn).await?;
         }
@@ -402,7 +438,7 @@ impl Backend for Sqlite {
     async fn audit(&self, query: &AuditQuery) -> Result<Vec<LedgerRecord>, StoreError> {
         let rows = sqlx::query(
             "SELECT seq, at, kind, payload, prev_hash, hash FROM ledger
-             WHERE seq > ? AND (? IS NULL OR kind = ?) AND (? IS NULL OR json_extract(payload, '$.agent') = ?)
+             WHERE seq > ? AND (? IS NULL OR kind = ?) AND (? IS NULL OR COALESCE(agent, CASE WHEN typeof(payload) = 'text' THEN json_extract(payload, '$.agent') END) = ?)
              ORDER BY seq LIMIT ?",
         )
         .bind(int(query.after))

@@ -1,0 +1,154 @@
+//! How a ledger record is kept in the SQLite file: [`encode_payload`] and
+//! [`decode_payload`], and the two storage formats they stand between.
+//!
+//! - **Format 1** (records written before 2026-12): `payload`, `prev_hash`
+//!   and `hash` are TEXT — the payload as written, the hashes as hex.
+//! - **Format 2**: `payload` is a BLOB, the payload's UTF-8 text as one
+//!   zstd frame (content size in its header) compressed against the
+//!   built-in dictionary `dictionaries/ledger-1.txt`; `prev_hash` and
+//!   `hash` are 32-byte BLOBs.
+//!
+//! The record itself — what is hashed, exported and verified — is the same
+//! text in both: storage changes the bytes on disk, never the chain. A
+//! row's SQLite value type says which format it is in, so a file holds
+//! both and old rows are read as they were written.
+//!
+//! The dictionary is part of format 2: it must never change. A better one
+//! is a format 3 of its own.
+
+use std::{cell::RefCell, sync::OnceLock};
+
+use clearance_engine::ledger::Digest32;
+use zstd::{
+    bulk::{Compressor, Decompressor},
+    dict::{DecoderDictionary, EncoderDictionary},
+};
+
+use crate::StoreError;
+
+/// Format 2's dictionary: typical records of every common kind, the most
+/// frequent last (zstd reaches the end of a raw dictionary most cheaply).
+const DICTIONARY: &[u8] = include_bytes!("../dictionaries/ledger-1.txt");
+
+/// zstd's level: 3 (its default) costs ~2 µs for a 1 KB record here.
+const LEVEL: i32 = 3;
+
+/// The largest payload a stored frame may claim: more is a corrupt row,
+/// never an allocation.
+pub(crate) const MAX_PAYLOAD: u64 = 64 << 20;
+
+fn encoder_dictionary() -> &'static EncoderDictionary<'static> {
+    static DICTIONARY_FOR_ENCODING: OnceLock<EncoderDictionary<'static>> = OnceLock::new();
+    DICTIONARY_FOR_ENCODING.get_or_init(|| EncoderDictionary::copy(DICTIONARY, LEVEL))
+}
+
+fn decoder_dictionary() -> &'static DecoderDictionary<'static> {
+    static DICTIONARY_FOR_DECODING: OnceLock<DecoderDictionary<'static>> = OnceLock::new();
+    DICTIONARY_FOR_DECODING.get_or_init(|| DecoderDictionary::copy(DICTIONARY))
+}
+
+thread_local! {
+    // A zstd context is ~100 KB to set up: one per thread, reused.
+    static COMPRESSOR: RefCell<Option<Compressor<'static>>> = const { RefCell::new(None) };
+    static DECOMPRESSOR: RefCell<Option<Decompressor<'static>>> = const { RefCell::new(None) };
+}
+
+fn zstd_error(what: &str, error: std::io::Error) -> StoreError {
+    StoreError::Corrupt(format!("{what}: {error}"))
+}
+
+/// A payload as format 2 stores it.
+///
+/// # Errors
+/// When zstd cannot set up or compress (it does not, short of memory).
+pub(crate) fn encode_payload(payload: &str) -> Result<Vec<u8>, StoreError> {
+    COMPRESSOR.with(|slot| {
+        let mut slot = slot.borrow_mut();
+        let compressor = match slot.as_mut() {
+            Some(compressor) => compressor,
+            None => slot.insert(
+                Compressor::with_prepared_dictionary(encoder_dictionary())
+                    .map_err(|e| zstd_error("preparing to compress a record", e))?,
+            ),
+        };
+        compressor
+            .compress(payload.as_bytes())
+            .map_err(|e| zstd_error("compressing a record", e))
+    })
+}
+
+/// The payload a format 2 row stores.
+///
+/// # Errors
+/// [`StoreError::Corrupt`] for anything but one whole frame of at most
+/// [`MAX_PAYLOAD`] bytes of UTF-8 made with the dictionary.
+pub(crate) fn decode_payload(body: &[u8]) -> Result<String, StoreError> {
+    let size = match zstd::zstd_safe::get_frame_content_size(body) {
+        Ok(Some(size)) if size <= MAX_PAYLOAD => size,
+        Ok(Some(size)) => {
+            return Err(StoreError::corrupt(format!(
+                "a stored payload claims {size} bytes, more than the {MAX_PAYLOAD} a record may have"
+            )));
+        }
+        _ => {
+            return Err(StoreError::corrupt(
+                "a stored payload is not a zstd frame with its size",
+            ));
+        }
+    };
+    let capacity = usize::try_from(size)
+        .map_err(|_| StoreError::corrupt("a stored payload is too large for this machine"))?;
+    let bytes = DECOMPRESSOR.with(|slot| {
+        let mut slot = slot.borrow_mut();
+        let decompressor = match slot.as_mut() {
+            Some(decompressor) => decompressor,
+            None => slot.insert(
+                Decompressor::with_prepared_dictionary(decoder_dictionary())
+                    .map_err(|e| zstd_error("preparing to decompress a record", e))?,
+            ),
+        };
+        decompressor
+            .decompress(body, capacity)
+            .map_err(|e| zstd_error("a stored payload does not decompress", e))
+    })?;
+    if bytes.len() != capacity {
+        return Err(StoreError::corrupt(format!(
+            "a stored payload decompresses to {} bytes, not the {capacity} its frame claims",
+            bytes.len()
+        )));
+    }
+    String::from_utf8(bytes).map_err(|_| StoreError::corrupt("a stored payload is not UTF-8"))
+}
+
+/// A hash as format 2 stores it.
+pub(crate) fn encode_digest(digest: &Digest32) -> Vec<u8> {
+    digest.0.to_vec()
+}
+
+/// The hash a format 2 row stores.
+///
+/// # Errors
+/// [`StoreError::Corrupt`] unless it is 32 bytes.
+pub(crate) fn decode_digest(bytes: &[u8]) -> Result<Digest32, StoreError> {
+    <[u8; 32]>::try_from(bytes)
+        .map(Digest32)
+        .map_err(|_| StoreError::corrupt(format!("a stored hash is {} bytes, not 32", bytes.len())))
+}
+
+/// The top-level `agent` a payload names, kept beside it so that filters
+/// need not open payloads. `None` for a payload without one (or not an
+/// object: the record is stored all the same).
+pub(crate) fn agent_of(payload: &str) -> Option<String> {
+    #[derive(serde::Deserialize)]
+    struct Named<'a> {
+        #[serde(borrow, default)]
+        agent: Option<std::borrow::Cow<'a, str>>,
+    }
+    serde_json::from_str::<Named<'_>>(payload)
+        .ok()
+        .and_then(|named| named.agent)
+        .map(std::borrow::Cow::into_owned)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,62 @@
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+
+use super::*;
+
+const READ: &str = r#"{"decision_id":"dec_0c3e5d1a9b7f4e2a8c6d0b1900000042","agent":"search-bot","identity":{"kind":"agent","agent":"search-bot"},"credential_scope":"k8s:sa/search-bot","policy_owner":"platform@example.org","request":{"agent":"search-bot","action":"kubectl:get","resource":{"kind":"pod","namespace":"search","name":"indexer-5c7d-q8"}},"decision":{"outcome":"allow","agent":"search-bot","action":"kubectl:get","phase":"assist","impact":"read","level":"observe","reasons":[{"code":"read_in_scope","message":"a read inside the agent's scope, allowed in every phase"}],"missing_evidence":[],"policy_ids":["reads-in-own-domains"],"checks":[],"request_hash":"sha256:5f0e4b0c2d8a7e6f1b3c9d2e4a6b8c0d1e3f5a7b9c1d3e5f7a9b1c3d5e7f9a1b","approval_id":null,"approval_chain":[],"policy_revision":"git:1f2e3d4c5b6a79880f1e2d3c4b5a69788f9e0d1c"},"facts":{"phase":"assist"}}"#;
+
+#[test]
+fn a_payload_comes_back_as_it_went_in() {
+    for payload in [READ, "", "{}", "ünïcödé ✓", &"x".repeat(100_000)] {
+        let body = encode_payload(payload).unwrap();
+        assert_eq!(decode_payload(&body).unwrap(), payload);
+    }
+}
+
+#[test]
+fn a_decision_of_another_deployment_still_compresses_several_times() {
+    // Nothing of this record's values is in the dictionary but its shape.
+    let body = encode_payload(READ).unwrap();
+    assert!(
+        body.len() * 3 < READ.len(),
+        "{} → {} bytes",
+        READ.len(),
+        body.len()
+    );
+}
+
+#[test]
+fn anything_but_a_whole_frame_of_utf8_is_corrupt_not_a_panic() {
+    let body = encode_payload(READ).unwrap();
+    let corrupt = |bytes: &[u8]| matches!(decode_payload(bytes), Err(StoreError::Corrupt(_)));
+    assert!(corrupt(b""));
+    assert!(corrupt(b"{\"agent\":\"text, not a frame\"}"));
+    assert!(corrupt(&body[..body.len() / 2]));
+    let mut flipped = body.clone();
+    let last = flipped.len() - 1;
+    flipped[last] ^= 0xff;
+    assert!(corrupt(&flipped) || decode_payload(&flipped).unwrap() != READ);
+    // A frame that claims more than a record may hold is refused before
+    // anything is allocated for it.
+    let huge = zstd::bulk::compress(&vec![b'a'; (MAX_PAYLOAD + 1) as usize], 1).unwrap();
+    assert!(corrupt(&huge));
+    // Bytes that are not UTF-8, in a proper frame.
+    let mut compressor = Compressor::with_prepared_dictionary(encoder_dictionary()).unwrap();
+    assert!(corrupt(&compressor.compress(&[0xff, 0xfe, 0x00]).unwrap()));
+}
+
+#[test]
+fn a_stored_hash_is_exactly_32_bytes() {
+    let digest = Digest32([7; 32]);
+    assert_eq!(decode_digest(&encode_digest(&digest)).unwrap(), digest);
+    assert!(decode_digest(&[7; 31]).is_err());
+    assert!(decode_digest(&[7; 33]).is_err());
+}
+
+#[test]
+fn the_agent_is_read_from_the_top_level_only() {
+    assert_eq!(agent_of(READ).as_deref(), Some("search-bot"));
+    assert_eq!(agent_of(r#"{"identity":{"agent":"x"}}"#), None);
+    assert_eq!(agent_of(r#"{"agent":7}"#), None);
+    assert_eq!(agent_of("not json"), None);
+    assert_eq!(agent_of(r#"{"agent":"a\"b"}"#).as_deref(), Some("a\"b"));
+}
