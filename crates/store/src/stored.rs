@@ -4,9 +4,9 @@
 //! - **Format 1** (records written before 2026-12): `payload`, `prev_hash`
 //!   and `hash` are TEXT — the payload as written, the hashes as hex.
 //! - **Format 2**: `payload` is a BLOB, the payload's UTF-8 text as one
-//!   zstd frame (content size in its header) compressed against the
-//!   built-in dictionary `dictionaries/ledger-1.txt`; `prev_hash` and
-//!   `hash` are 32-byte BLOBs.
+//!   zstd frame (content size and dictionary id in its header) compressed
+//!   against the built-in dictionary `dictionaries/ledger-1.zdict`;
+//!   `prev_hash` and `hash` are 32-byte BLOBs.
 //!
 //! The record itself — what is hashed, exported and verified — is the same
 //! text in both: storage changes the bytes on disk, never the chain. A
@@ -26,9 +26,11 @@ use zstd::{
 
 use crate::StoreError;
 
-/// Format 2's dictionary: typical records of every common kind, the most
-/// frequent last (zstd reaches the end of a raw dictionary most cheaply).
-const DICTIONARY: &[u8] = include_bytes!("../dictionaries/ledger-1.txt");
+/// Format 2's dictionary, trained by zstd on typical records of every kind
+/// (`dictionaries/README.md`). Trained rather than raw text: its entropy
+/// tables spare each small frame its own, which both shrinks the frame and
+/// roughly halves the time to decompress it.
+const DICTIONARY: &[u8] = include_bytes!("../dictionaries/ledger-1.zdict");
 
 /// zstd's level: 3 (its default) costs ~2 µs for a 1 KB record here.
 const LEVEL: i32 = 3;

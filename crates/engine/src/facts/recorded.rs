@@ -113,7 +113,13 @@ impl RecordedFacts {
     /// `bundle`'s declaration of the agent unless another (or none) was
     /// recorded.
     pub fn facts(&self, bundle: &Bundle, agent: &str, now: Timestamp) -> Facts {
-        let identity = self.identity.clone().or_else(|| {
+        self.clone().into_facts(bundle, agent, now)
+    }
+
+    /// As [`RecordedFacts::facts`], taking the record's facts rather than
+    /// copying them: for deciding many records once each.
+    pub fn into_facts(self, bundle: &Bundle, agent: &str, now: Timestamp) -> Facts {
+        let identity = self.identity.or_else(|| {
             if self.unauthenticated {
                 return None;
             }
@@ -126,11 +132,11 @@ impl RecordedFacts {
             now: Some(now),
             phase: self.phase,
             identity,
-            kill_switches: self.kill_switches.clone(),
-            recent_executions: self.executions.clone(),
-            simulations: self.simulations.clone(),
-            rollback_tests: self.rollback_tests.clone(),
-            approval: self.approval.clone(),
+            kill_switches: self.kill_switches,
+            recent_executions: self.executions,
+            simulations: self.simulations,
+            rollback_tests: self.rollback_tests,
+            approval: self.approval,
         }
     }
 }

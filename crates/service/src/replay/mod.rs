@@ -134,21 +134,29 @@ impl RecordedDecision {
     /// Decides it again under `bundle` on the facts it kept; `None` when it
     /// kept none.
     pub fn decide(&self, bundle: &Bundle) -> Option<Decision> {
-        let facts = self.facts.as_ref()?;
-        let world = facts.facts(bundle, &self.request.agent, self.at);
-        // A request that named no approval and was allowed on the approved
-        // one of the same request (the MCP face) claimed it all the same.
-        match (&self.request.approval_id, &facts.approval) {
-            (None, Some(approval)) => {
-                let claimed = DecisionRequest {
-                    approval_id: Some(approval.id.clone()),
-                    ..self.request.clone()
-                };
-                Some(bundle.decide(&claimed, &world))
-            }
-            _ => Some(bundle.decide(&self.request, &world)),
-        }
+        let facts = self.facts.clone()?;
+        Some(decide_again(bundle, &self.request, facts, self.at))
     }
+}
+
+/// `request`, decided at `at` under `bundle` on the facts its record kept.
+pub(crate) fn decide_again(
+    bundle: &Bundle,
+    request: &DecisionRequest,
+    facts: RecordedFacts,
+    at: Timestamp,
+) -> Decision {
+    // A request that named no approval and was allowed on the approved one
+    // of the same request (the MCP face) claimed it all the same.
+    let claimed = match (&request.approval_id, &facts.approval) {
+        (None, Some(approval)) => Some(DecisionRequest {
+            approval_id: Some(approval.id.clone()),
+            ..request.clone()
+        }),
+        _ => None,
+    };
+    let world = facts.into_facts(bundle, &request.agent, at);
+    bundle.decide(claimed.as_ref().unwrap_or(request), &world)
 }
 
 /// One decision decided again.

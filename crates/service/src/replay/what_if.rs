@@ -5,16 +5,16 @@
 //! on the other cores, so a million decisions take bounded memory: a few
 //! pages in flight and a handful of examples per transition.
 
-use std::{collections::HashMap, sync::Arc};
+use std::{borrow::Cow, collections::HashMap, sync::Arc};
 
 use clearance_engine::ledger::LedgerRecord;
-use clearance_engine::{Bundle, Outcome};
+use clearance_engine::{Bundle, DecisionRequest, Outcome, facts::RecordedFacts};
 use clearance_store::{AuditQuery, Store};
 use jiff::Timestamp;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use tokio::task::JoinSet;
 
-use super::{RecordedDecision, ReplayError};
+use super::{ReplayError, decide_again};
 
 /// Records read per page.
 const PAGE: u32 = 2_000;
@@ -141,6 +141,31 @@ fn joined(
     }
 }
 
+/// What what-if reads of a `decision` record.
+#[derive(Deserialize)]
+struct Outline<'a> {
+    #[serde(borrow)]
+    decision_id: Cow<'a, str>,
+    request: DecisionRequest,
+    #[serde(borrow)]
+    decision: OutcomeOutline<'a>,
+    #[serde(default)]
+    facts: Option<RecordedFacts>,
+}
+
+#[derive(Deserialize)]
+struct OutcomeOutline<'a> {
+    outcome: Outcome,
+    #[serde(default, borrow)]
+    reasons: Vec<ReasonOutline<'a>>,
+}
+
+#[derive(Deserialize)]
+struct ReasonOutline<'a> {
+    #[serde(borrow)]
+    code: Cow<'a, str>,
+}
+
 /// A partial report: one page's, or several merged.
 #[derive(Default)]
 struct Tally {
@@ -158,33 +183,54 @@ impl Tally {
     ) -> Result<Tally, ReplayError> {
         let mut tally = Tally::default();
         for record in page {
-            let recorded = RecordedDecision::read(record)?;
-            if since.is_some_and(|since| recorded.at < since) {
+            if record.kind != "decision" {
+                return Err(ReplayError::Unreadable {
+                    seq: record.seq,
+                    error: format!("its kind is `{}`", record.kind),
+                });
+            }
+            let unreadable = |error: String| ReplayError::Unreadable {
+                seq: record.seq,
+                error,
+            };
+            let at: Timestamp = record.at.parse().map_err(|e| unreadable(format!("{e}")))?;
+            if since.is_some_and(|since| at < since) {
                 continue;
             }
+            // Only what deciding again and comparing needs, borrowed where
+            // it can be: a million of these are read.
+            let view: Outline<'_> =
+                serde_json::from_str(&record.payload).map_err(|e| unreadable(e.to_string()))?;
             tally.decisions += 1;
-            let Some(decision) = recorded.decide(bundle) else {
+            let Some(facts) = view.facts else {
                 tally.not_replayable += 1;
                 continue;
             };
-            if decision.outcome == recorded.outcome {
+            let decision = decide_again(bundle, &view.request, facts, at);
+            let recorded = view.decision.outcome;
+            if decision.outcome == recorded {
                 tally.unchanged += 1;
                 continue;
             }
             let (count, examples) = tally
                 .changed
-                .entry((recorded.outcome, decision.outcome))
+                .entry((recorded, decision.outcome))
                 .or_default();
             *count += 1;
             if examples.len() < EXAMPLES {
                 examples.push(Example {
-                    decision_id: recorded.decision_id,
-                    seq: recorded.seq,
-                    at: recorded.at,
-                    resource: recorded.request.resource.path(),
-                    agent: recorded.request.agent,
-                    action: recorded.request.action,
-                    reasons_before: recorded.reasons,
+                    decision_id: view.decision_id.into_owned(),
+                    seq: record.seq,
+                    at,
+                    resource: view.request.resource.path(),
+                    agent: view.request.agent,
+                    action: view.request.action,
+                    reasons_before: view
+                        .decision
+                        .reasons
+                        .into_iter()
+                        .map(|r| r.code.into_owned())
+                        .collect(),
                     reasons_after: decision.reasons.iter().map(|r| r.code.to_owned()).collect(),
                 });
             }

@@ -60,3 +60,20 @@ fn the_agent_is_read_from_the_top_level_only() {
     assert_eq!(agent_of("not json"), None);
     assert_eq!(agent_of(r#"{"agent":"a\"b"}"#).as_deref(), Some("a\"b"));
 }
+
+#[test]
+fn the_format_2_dictionary_never_changes() {
+    // Every format 2 row ever written needs exactly these bytes to be read.
+    use sha2::{Digest, Sha256};
+    let digest: [u8; 32] = Sha256::digest(DICTIONARY).into();
+    assert_eq!(
+        clearance_engine::ledger::Digest32(digest).to_hex(),
+        "2e4958375fbbe87d4123b3ff0cc890f09de93fcc10ea467f416fad7436953301"
+    );
+    // And frames name it.
+    let body = encode_payload(READ).unwrap();
+    assert_eq!(
+        zstd::zstd_safe::get_dict_id_from_frame(&body),
+        std::num::NonZeroU32::new(580_258_844)
+    );
+}
