@@ -59,24 +59,35 @@ fn zstd_error(what: &str, error: std::io::Error) -> StoreError {
     StoreError::Corrupt(format!("{what}: {error}"))
 }
 
+/// Runs `work` with this thread's zstd context in `slot`, made by `make`
+/// the first time.
+fn with_context<C: 'static, R>(
+    slot: &'static std::thread::LocalKey<RefCell<Option<C>>>,
+    make: impl FnOnce() -> std::io::Result<C>,
+    work: impl FnOnce(&mut C) -> std::io::Result<R>,
+    what: &str,
+) -> Result<R, StoreError> {
+    slot.with(|slot| {
+        let mut slot = slot.borrow_mut();
+        let context = match slot.as_mut() {
+            Some(context) => context,
+            None => slot.insert(make().map_err(|e| zstd_error("setting zstd up", e))?),
+        };
+        work(context).map_err(|e| zstd_error(what, e))
+    })
+}
+
 /// A payload as format 2 stores it.
 ///
 /// # Errors
 /// When zstd cannot set up or compress (it does not, short of memory).
 pub(crate) fn encode_payload(payload: &str) -> Result<Vec<u8>, StoreError> {
-    COMPRESSOR.with(|slot| {
-        let mut slot = slot.borrow_mut();
-        let compressor = match slot.as_mut() {
-            Some(compressor) => compressor,
-            None => slot.insert(
-                Compressor::with_prepared_dictionary(encoder_dictionary())
-                    .map_err(|e| zstd_error("preparing to compress a record", e))?,
-            ),
-        };
-        compressor
-            .compress(payload.as_bytes())
-            .map_err(|e| zstd_error("compressing a record", e))
-    })
+    with_context(
+        &COMPRESSOR,
+        || Compressor::with_prepared_dictionary(encoder_dictionary()),
+        |compressor| compressor.compress(payload.as_bytes()),
+        "compressing a record",
+    )
 }
 
 /// The payload a format 2 row stores.
@@ -100,19 +111,12 @@ pub(crate) fn decode_payload(body: &[u8]) -> Result<String, StoreError> {
     };
     let capacity = usize::try_from(size)
         .map_err(|_| StoreError::corrupt("a stored payload is too large for this machine"))?;
-    let bytes = DECOMPRESSOR.with(|slot| {
-        let mut slot = slot.borrow_mut();
-        let decompressor = match slot.as_mut() {
-            Some(decompressor) => decompressor,
-            None => slot.insert(
-                Decompressor::with_prepared_dictionary(decoder_dictionary())
-                    .map_err(|e| zstd_error("preparing to decompress a record", e))?,
-            ),
-        };
-        decompressor
-            .decompress(body, capacity)
-            .map_err(|e| zstd_error("a stored payload does not decompress", e))
-    })?;
+    let bytes = with_context(
+        &DECOMPRESSOR,
+        || Decompressor::with_prepared_dictionary(decoder_dictionary()),
+        |decompressor| decompressor.decompress(body, capacity),
+        "a stored payload does not decompress",
+    )?;
     if bytes.len() != capacity {
         return Err(StoreError::corrupt(format!(
             "a stored payload decompresses to {} bytes, not the {capacity} its frame claims",
