@@ -77,3 +77,33 @@ fn the_format_2_dictionary_never_changes() {
         std::num::NonZeroU32::new(580_258_844)
     );
 }
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(2_000))]
+
+    /// Hostile bytes where a stored payload belongs — random, or a real
+    /// frame with bytes flipped, cut or appended — decode to some text or
+    /// to a corrupt-row error: never a panic, never more than a record's
+    /// size allocated.
+    #[test]
+    fn any_stored_bytes_decode_or_are_corrupt(
+        noise in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..512),
+        flips in proptest::collection::vec((proptest::prelude::any::<usize>(), 1u8..=255), 0..4),
+        cut in proptest::prelude::any::<usize>(),
+    ) {
+        let outcome = decode_payload(&noise);
+        proptest::prop_assert!(outcome.is_ok() || matches!(outcome, Err(StoreError::Corrupt(_))));
+        let mut frame = encode_payload(READ).unwrap();
+        for (at, bits) in flips {
+            let len = frame.len();
+            frame[at % len] ^= bits;
+        }
+        let kept = cut % (frame.len() + 1);
+        for candidate in [&frame[..], &frame[..kept], &[&frame[..], &noise[..]].concat()[..]] {
+            match decode_payload(candidate) {
+                Ok(text) => proptest::prop_assert!(text.len() as u64 <= MAX_PAYLOAD),
+                Err(error) => proptest::prop_assert!(matches!(error, StoreError::Corrupt(_))),
+            }
+        }
+    }
+}
