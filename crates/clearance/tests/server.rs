@@ -1151,37 +1151,46 @@ fn serve_speaks_https_with_the_given_certificate_and_refuses_a_bad_one() {
         return;
     };
     let db = Db::sqlite();
-    let made = Command::new(openssl)
-        .args([
-            "req",
-            "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:prime256v1",
-            "-nodes",
-            "-days",
-            "2",
-            "-subj",
-            "/CN=clearance-test",
-            "-addext",
-            "subjectAltName=IP:127.0.0.1",
-            "-keyout",
-            "key.pem",
-            "-out",
-            "cert.pem",
-        ])
-        .current_dir(db.path())
-        .output()
-        .unwrap();
-    assert!(
-        made.status.success(),
-        "{}",
-        String::from_utf8_lossy(&made.stderr)
-    );
+    // A test CA, and the server's certificate for 127.0.0.1 signed by it:
+    // what curl and clearance's own client are told to trust is the CA.
+    let openssl_in = |args: &[&str]| {
+        let made = Command::new(openssl)
+            .args(args)
+            .current_dir(db.path())
+            .output()
+            .unwrap();
+        assert!(
+            made.status.success(),
+            "{}",
+            String::from_utf8_lossy(&made.stderr)
+        );
+    };
+    #[rustfmt::skip]
+    let make_ca = [
+        "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+        "-days", "2", "-subj", "/CN=clearance-test-ca", "-keyout", "ca-key.pem", "-out", "ca.pem",
+    ];
+    #[rustfmt::skip]
+    let request_leaf = [
+        "req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+        "-subj", "/CN=127.0.0.1", "-keyout", "key.pem", "-out", "cert.csr",
+    ];
+    #[rustfmt::skip]
+    let sign_leaf = [
+        "x509", "-req", "-in", "cert.csr", "-CA", "ca.pem", "-CAkey", "ca-key.pem",
+        "-CAcreateserial", "-days", "2", "-extfile", "leaf.ext", "-out", "cert.pem",
+    ];
+    openssl_in(&make_ca);
+    openssl_in(&request_leaf);
+    std::fs::write(
+        db.path().join("leaf.ext"),
+        "basicConstraints=CA:FALSE\nkeyUsage=digitalSignature\nextendedKeyUsage=serverAuth\nsubjectAltName=IP:127.0.0.1\n",
+    )
+    .unwrap();
+    openssl_in(&sign_leaf);
 
     let server = serve_with(&db, &["--tls-cert", "cert.pem", "--tls-key", "key.pem"]);
-    let ca = db.path().join("cert.pem");
+    let ca = db.path().join("ca.pem");
     let https = format!("https://{}", server.base);
 
     let (code, status, _) = curl(&ca, &[&format!("{https}/healthz")]);
@@ -1205,6 +1214,37 @@ fn serve_speaks_https_with_the_given_certificate_and_refuses_a_bad_one() {
     assert_eq!(status, "200", "{body}");
     let answer: Value = serde_json::from_str(&body).unwrap();
     assert_eq!(answer["outcome"], "allow", "{answer}");
+
+    // clearance's own client (the operator commands; webhooks and MCP
+    // upstreams use the same) reaches an HTTPS gateway when the system's
+    // CA bundle (here SSL_CERT_FILE) trusts its certificate, and only then.
+    let admin = server.admin_token.clone().unwrap();
+    let status_over_https = |ca_file: &Path| {
+        Command::new(env!("CARGO_BIN_EXE_clearance"))
+            .args(["status", "--json"])
+            .env("CLEARANCE_SERVER", &https)
+            .env("CLEARANCE_TOKEN", &admin)
+            .env("SSL_CERT_FILE", ca_file)
+            .env_remove("SSL_CERT_DIR")
+            .output()
+            .unwrap()
+    };
+    let trusted = status_over_https(&ca);
+    let stdout = String::from_utf8_lossy(&trusted.stdout);
+    assert!(
+        trusted.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&trusted.stderr)
+    );
+    let agents: Value = serde_json::from_str(&stdout).unwrap();
+    assert!(agents.to_string().contains("incident-bot"), "{agents}");
+    let system_roots = Path::new("/etc/ssl/certs/ca-certificates.crt");
+    if system_roots.exists() {
+        let untrusted = status_over_https(system_roots);
+        let stderr = String::from_utf8_lossy(&untrusted.stderr);
+        assert!(!untrusted.status.success(), "{stderr}");
+        assert!(stderr.contains("cannot reach"), "{stderr}");
+    }
 
     // Plain HTTP on the HTTPS port gets no answer from the API.
     let (_, status, _) = curl(&ca, &[&format!("http://{}/healthz", server.base)]);

@@ -103,10 +103,9 @@ struct Listening<'a> {
     tls: Option<RustlsConfig>,
 }
 
-/// The HTTPS configuration from PEM files, with rustls' ring provider.
+/// The HTTPS configuration from PEM files, with the process's rustls
+/// provider (ring, installed in `main`).
 async fn tls_config(cert: &Path, key: &Path) -> anyhow::Result<RustlsConfig> {
-    // Installed once per process; a second install (tests) changes nothing.
-    let _ = rustls::crypto::ring::default_provider().install_default();
     RustlsConfig::from_pem_file(cert, key)
         .await
         .with_context(|| {
