@@ -13,6 +13,10 @@
 //! handed to the [`Applier`] in ledger order: that is how each instance's
 //! memory follows the one ledger.
 //!
+//! A SQLite file keeps new records in storage format 2 (`stored`: the
+//! payload compressed, the hashes as bytes); what is read back, hashed and
+//! verified is always the record's own text.
+//!
 //! No policy logic lives here: this crate stores what the service decided,
 //! and refuses only what would break an at-most-once rule.
 

@@ -172,6 +172,39 @@ where
 }
 on_both!(an_inserted_record_is_named);
 
+/// More records than three pages of verification (2,000 each), read while
+/// the page before is hashed: the whole chain verifies, and a break on a
+/// later page or at a page's first record is named, the earliest first.
+async fn verify_reads_page_after_page_and_names_the_earliest_break<S, F, Fut>(
+    place: &Place,
+    open: F,
+) where
+    S: Store,
+    F: Fn() -> Fut,
+    Fut: Future<Output = S>,
+{
+    let store = Arc::new(open().await);
+    fill(&store, 0, 4_500).await;
+    let report = store.verify().await.unwrap();
+    assert_eq!((report.verified, report.first_break), (4_500, None));
+    let head = store.records(4_499, 1).await.unwrap().remove(0).hash;
+    assert_eq!(report.head, head);
+
+    place
+        .raw("UPDATE ledger SET payload = '{\"agent\":\"bot-0\",\"n\":999}' WHERE seq = 4321")
+        .await;
+    let report = store.verify().await.unwrap();
+    assert_eq!(report.verified, 4_320);
+    assert_eq!(report.first_break.unwrap().seq, 4_321);
+
+    place.raw("DELETE FROM ledger WHERE seq = 2001").await;
+    let report = store.verify().await.unwrap();
+    let broken = report.first_break.unwrap();
+    assert_eq!((report.verified, broken.seq), (2_000, 2_002));
+    assert!(broken.problem.contains("missing"), "{}", broken.problem);
+}
+on_both!(verify_reads_page_after_page_and_names_the_earliest_break);
+
 async fn a_rehashed_record_breaks_its_successor<S, F, Fut>(place: &Place, open: F)
 where
     S: Store,

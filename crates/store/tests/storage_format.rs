@@ -153,3 +153,26 @@ async fn a_stored_payload_that_is_not_a_frame_is_a_break_not_a_crash() {
         .await;
     assert_eq!(store.verify().await.unwrap().first_break.unwrap().seq, 6);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreadable_payload_pages_into_the_ledger_is_named() {
+    let place = Place::sqlite();
+    let store = Arc::new(place.open_sqlite().await);
+    let appends: Vec<_> = (0..4_500)
+        .map(|i| {
+            let store = store.clone();
+            tokio::spawn(async move { store.append(execution(i)).await })
+        })
+        .collect();
+    for append in appends {
+        append.await.unwrap().unwrap();
+    }
+    // On the second page of verification (2,000 records each): the first
+    // page verifies, the second is read again a record at a time.
+    place
+        .raw("UPDATE ledger SET payload = X'28b52ffd00ff' WHERE seq = 2500")
+        .await;
+    let report = store.verify().await.unwrap();
+    let broken = report.first_break.unwrap();
+    assert_eq!((report.verified, broken.seq), (2_499, 2_500));
+}
