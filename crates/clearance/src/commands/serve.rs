@@ -103,8 +103,7 @@ struct Listening<'a> {
     tls: Option<RustlsConfig>,
 }
 
-/// The HTTPS configuration from PEM files, with the process's rustls
-/// provider (ring, installed in `main`).
+/// The HTTPS configuration from PEM files (rustls, aws-lc-rs).
 async fn tls_config(cert: &Path, key: &Path) -> anyhow::Result<RustlsConfig> {
     RustlsConfig::from_pem_file(cert, key)
         .await
