@@ -544,6 +544,166 @@ fn audit_verify_names_the_first_tampered_record_and_exits_one() {
     assert!(broken.starts_with("BROKEN: record 7:"), "{broken}");
 }
 
+/// A witness URL as the tests run it: an HTTP/1.1 endpoint on loopback
+/// that logs every request's content type and body, answering 503 to the
+/// first `refusals` and 200 to the rest.
+struct WitnessEndpoint {
+    url: String,
+    /// `(answered, content type, body)` of every request, in arrival order.
+    log: Arc<Mutex<Vec<(u16, String, String)>>>,
+}
+
+impl WitnessEndpoint {
+    fn start(refusals: usize) -> WitnessEndpoint {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}/witness", listener.local_addr().unwrap());
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let shared = log.clone();
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(stream) = stream else { continue };
+                let log = shared.clone();
+                std::thread::spawn(move || serve_witness(stream, &log, refusals));
+            }
+        });
+        WitnessEndpoint { url, log }
+    }
+
+    fn log(&self) -> Vec<(u16, String, String)> {
+        self.log.lock().unwrap().clone()
+    }
+}
+
+/// Answers the requests of one (keep-alive) connection until it closes.
+fn serve_witness(
+    stream: std::net::TcpStream,
+    log: &Mutex<Vec<(u16, String, String)>>,
+    refusals: usize,
+) {
+    use std::io::{BufRead as _, Read as _, Write as _};
+    let mut writer = stream.try_clone().unwrap();
+    let mut reader = std::io::BufReader::new(stream);
+    loop {
+        let (mut length, mut content_type) = (0usize, String::new());
+        let mut line = String::new();
+        if reader.read_line(&mut line).unwrap_or(0) == 0 {
+            return;
+        }
+        loop {
+            line.clear();
+            if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                return;
+            }
+            let Some((name, value)) = line.trim_end().split_once(':') else {
+                break;
+            };
+            match name.to_ascii_lowercase().as_str() {
+                "content-length" => length = value.trim().parse().unwrap(),
+                "content-type" => content_type = value.trim().to_owned(),
+                _ => {}
+            }
+        }
+        let mut body = vec![0; length];
+        reader.read_exact(&mut body).unwrap();
+        let status = {
+            let mut log = log.lock().unwrap();
+            let status = if log.len() < refusals { 503 } else { 200 };
+            log.push((status, content_type, String::from_utf8(body).unwrap()));
+            status
+        };
+        let reason = if status == 200 {
+            "OK"
+        } else {
+            "Service Unavailable"
+        };
+        let answer = format!("HTTP/1.1 {status} {reason}\r\ncontent-length: 0\r\n\r\n");
+        if writer.write_all(answer.as_bytes()).is_err() {
+            return;
+        }
+    }
+}
+
+/// A witness URL gets each checkpoint POSTed as its JSON line, in the order
+/// signed; one it refuses is offered again before anything after it, and
+/// what it took verifies the ledger as a witness file does.
+#[test]
+fn checkpoints_reach_a_witness_url_in_order_and_a_refused_one_again() {
+    let endpoint = WitnessEndpoint::start(2);
+    let db = Db::sqlite();
+    let (code, _) = clearance(&["init", "bundle"], db.path());
+    assert_eq!(code, 0);
+    let config = db.path().join("bundle/clearance.yaml");
+    let mut text = std::fs::read_to_string(&config).unwrap();
+    text.push_str(&format!(
+        "\ncheckpoints: {{ every: 20, interval: 1s, witness: \"{}\" }}\n",
+        endpoint.url
+    ));
+    std::fs::write(&config, text).unwrap();
+    let server = serve(&db);
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    for _ in 0..4 {
+        server.send_reads(&runtime, 30);
+        std::thread::sleep(Duration::from_millis(400));
+    }
+    std::thread::sleep(Duration::from_millis(1_500));
+    drop(server);
+
+    let log = endpoint.log();
+    let refused: Vec<&str> = log
+        .iter()
+        .filter(|(s, ..)| *s == 503)
+        .map(|(.., b)| b.as_str())
+        .collect();
+    let taken: Vec<&str> = log
+        .iter()
+        .filter(|(s, ..)| *s == 200)
+        .map(|(.., b)| b.as_str())
+        .collect();
+    assert_eq!(refused.len(), 2, "{log:?}");
+    assert!(taken.len() >= 3, "{log:?}");
+    // The refused checkpoint was offered again, and went first.
+    assert_eq!((refused[0], refused[1]), (taken[0], taken[0]), "{log:?}");
+    assert!(
+        log.iter()
+            .all(|(_, content_type, _)| content_type == "application/json")
+    );
+    let signed: Vec<u64> = taken
+        .iter()
+        .map(|line| {
+            serde_json::from_str::<Value>(line).unwrap()["seq"]
+                .as_u64()
+                .unwrap()
+        })
+        .collect();
+    assert!(
+        signed.windows(2).all(|pair| pair[0] < pair[1]),
+        "{signed:?}"
+    );
+
+    // What the witness kept is a witness file's lines.
+    std::fs::write(db.path().join("kept.jsonl"), taken.join("\n") + "\n").unwrap();
+    let (code, public_key) = clearance(&["audit", "public-key"], db.path());
+    assert_eq!(code, 0, "{public_key}");
+    let (code, verified) = clearance(
+        &[
+            "audit",
+            "verify",
+            "--db",
+            db.arg(),
+            "--checkpoints",
+            "kept.jsonl",
+            "--public-key",
+            public_key.trim(),
+        ],
+        db.path(),
+    );
+    assert_eq!(code, 0, "{verified}");
+    assert!(
+        verified.contains(&format!("{0} of {0} checkpoints confirmed", signed.len())),
+        "{verified}"
+    );
+}
+
 /// Signed checkpoints catch what the chain alone cannot: the gateway signs
 /// its head into the ledger and a witness file; `audit verify` with the
 /// witness and the public key passes on the intact ledger, and fails on a

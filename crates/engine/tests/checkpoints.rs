@@ -7,6 +7,7 @@
 
 use clearance_engine::{
     Bundle, BundleSource, SourceFile,
+    bundle::Witness,
     checkpoint::{Checkpoint, CheckpointAudit, CheckpointError, parse_public_key, public_key_hex},
     ledger::{ChainVerifier, Digest32, LedgerRecord},
 };
@@ -213,6 +214,16 @@ fn the_checkpoints_section_is_checked() {
         (checkpoints.every, checkpoints.interval.to_string().as_str()),
         (10_000, "1m")
     );
+    assert_eq!(
+        checkpoints.witness,
+        Witness::File("/var/lib/clearance/witness.jsonl".into())
+    );
+    let url = "https://witness.example.com:8443/v1/clearance?tenant=prod";
+    let bundle = compile(&format!("checkpoints: {{ witness: \"{url}\" }}\n")).unwrap();
+    assert_eq!(
+        bundle.checkpoints().unwrap().witness,
+        Witness::Url(url.into())
+    );
     assert!(compile("").unwrap().checkpoints().is_none());
     for (extra, expected) in [
         (
@@ -228,6 +239,14 @@ fn the_checkpoints_section_is_checked() {
             "checkpoints.interval",
         ),
         ("checkpoints: { witness: w, url: x }\n", "url"),
+        (
+            "checkpoints: { witness: \"ftp://witness.example.com/c\" }\n",
+            "is neither a file nor an http:// or https:// URL",
+        ),
+        (
+            "checkpoints: { witness: \"https:///no-host\" }\n",
+            "is neither a file nor an http:// or https:// URL",
+        ),
     ] {
         let error = compile(extra).unwrap_err();
         assert!(error.contains(expected), "{extra}: {error}");

@@ -1,7 +1,7 @@
 //! Signed checkpoints at the binary's edge: the signing key's file (made on
 //! first need, readable by its owner only), the loop that signs the head
-//! when `checkpoints:` says it is due and appends each checkpoint to the
-//! witness file, `clearance audit public-key`, and `clearance audit verify
+//! when `checkpoints:` says it is due and hands each checkpoint to its
+//! witness (`witness`), `clearance audit public-key`, and `clearance audit verify
 //! --checkpoints` (the chain and the witness, streamed together).
 
 use std::{
@@ -24,7 +24,7 @@ use clearance_service::Gateway;
 use clearance_store::{Location, Store};
 use ed25519_dalek::{SigningKey, VerifyingKey};
 
-use super::{runtime::block_on, stores::with_existing_store};
+use super::{runtime::block_on, stores::with_existing_store, witness::WitnessQueue};
 use crate::exit::Exit;
 
 /// How often the loop looks whether a checkpoint is due.
@@ -81,16 +81,17 @@ pub fn print_public_key(key: &Path) -> anyhow::Result<Exit> {
 /// Signs the ledger's head whenever the bundle's `checkpoints:` says it is
 /// due: `every` records or `interval` since the last checkpoint, and only
 /// when something was recorded since. Each checkpoint goes to the ledger,
-/// then to the witness file; a witness that cannot be written is retried
-/// at every poll (the checkpoint stays in the ledger meanwhile).
+/// then to the witness (a file or a URL); a witness that does not take it
+/// is tried again at every poll (the checkpoint stays in the ledger
+/// meanwhile).
 pub async fn sign_when_due<S: Store>(gateway: Arc<Gateway<S>>, key_path: PathBuf) {
     let mut key: Option<SigningKey> = None;
     let (mut last_record, mut last_at) = (0u64, Instant::now());
-    let mut unwritten: Vec<(PathBuf, String)> = Vec::new();
+    let mut witnesses = WitnessQueue::new();
     let mut tick = tokio::time::interval(POLL);
     loop {
         tick.tick().await;
-        unwritten = write_witness(unwritten).await;
+        witnesses.flush().await;
         let Some(settings) = gateway.bundle().checkpoints().cloned() else {
             continue;
         };
@@ -122,8 +123,8 @@ pub async fn sign_when_due<S: Store>(gateway: Arc<Gateway<S>>, key_path: PathBuf
             Ok(Some((receipt, checkpoint))) => {
                 last_record = receipt.seq;
                 last_at = Instant::now();
-                unwritten.push((PathBuf::from(&settings.witness), checkpoint.to_line()));
-                unwritten = write_witness(unwritten).await;
+                witnesses.push(settings.witness.clone(), checkpoint.to_line());
+                witnesses.flush().await;
             }
             // Nothing to sign until something else is recorded.
             Ok(None) => {
@@ -133,38 +134,6 @@ pub async fn sign_when_due<S: Store>(gateway: Arc<Gateway<S>>, key_path: PathBuf
             Err(error) => tracing::error!(%error, "checkpoint not signed; retrying"),
         }
     }
-}
-
-/// Appends each line to its witness file and syncs it; what could not be
-/// written, to retry.
-async fn write_witness(lines: Vec<(PathBuf, String)>) -> Vec<(PathBuf, String)> {
-    if lines.is_empty() {
-        return lines;
-    }
-    let written = tokio::task::spawn_blocking(move || {
-        let mut left = Vec::new();
-        for (path, line) in lines {
-            if !left.is_empty() {
-                left.push((path, line));
-                continue;
-            }
-            let appended = OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(&path)
-                .and_then(|mut file| {
-                    file.write_all(format!("{line}\n").as_bytes())?;
-                    file.sync_data()
-                });
-            if let Err(error) = appended {
-                tracing::error!(%error, witness = %path.display(), "checkpoint not in the witness yet; retrying");
-                left.push((path, line));
-            }
-        }
-        left
-    })
-    .await;
-    written.unwrap_or_default()
 }
 
 /// `clearance audit verify --checkpoints FILE --public-key KEY`.

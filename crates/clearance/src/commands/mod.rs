@@ -23,6 +23,7 @@ pub(crate) mod stores;
 mod test;
 mod token;
 mod trust;
+mod witness;
 
 use crate::{
     cli::{AuditCommand, Cli, Command, StoreCommand, TokenCommand},

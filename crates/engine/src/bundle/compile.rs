@@ -17,7 +17,7 @@ use serde_saphyr::{Location, Spanned};
 
 use super::{
     Action, Agent, Bundle, BundleErrors, BundleSource, CONFIG_FILE, Checkpoints, DeclaredLineage,
-    Diagnostic, HardStop, PlaybookWords, Rollback, Settings, raw::RawConfig,
+    Diagnostic, HardStop, PlaybookWords, Rollback, Settings, Witness, raw::RawConfig,
 };
 use crate::{
     duration::BundleDuration,
@@ -229,8 +229,7 @@ impl Config<'_> {
         };
         let interval = self.duration("checkpoints.interval", raw.interval.as_ref(), "1m");
         let witness = match &raw.witness {
-            Some(witness) if !witness.value.trim().is_empty() => Some(witness.value.clone()),
-            Some(witness) => {
+            Some(witness) if witness.value.trim().is_empty() => {
                 self.error_at(
                     "invalid-checkpoints",
                     &witness.referenced,
@@ -238,11 +237,25 @@ impl Config<'_> {
                 );
                 None
             }
+            Some(witness) => {
+                let parsed = Witness::parse(&witness.value);
+                if parsed.is_none() {
+                    self.error_at(
+                        "invalid-checkpoints",
+                        &witness.referenced,
+                        format!(
+                            "checkpoints.witness `{}` is neither a file nor an http:// or https:// URL with a host",
+                            witness.value
+                        ),
+                    );
+                }
+                parsed
+            }
             None => {
                 self.error_at(
                     "invalid-checkpoints",
                     at,
-                    "checkpoints.witness is missing: the file outside the database each checkpoint is appended to".into(),
+                    "checkpoints.witness is missing: the file or URL outside the database each checkpoint goes to".into(),
                 );
                 None
             }

@@ -73,17 +73,50 @@ impl BundleSource {
 
 /// `checkpoints:`: the gateway signs the ledger's head every `every`
 /// records or `interval`, whichever comes first (and only when the head
-/// moved), recording the checkpoint in the ledger and appending it to the
-/// `witness` file, which must live outside the database.
+/// moved), recording the checkpoint in the ledger and handing it to the
+/// `witness`, which must live outside the database.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Checkpoints {
     /// Records between checkpoints, at most.
     pub every: u64,
     /// Time between checkpoints, at most.
     pub interval: crate::duration::BundleDuration,
-    /// The witness file (relative paths from the gateway's working
-    /// directory, like `--db`).
-    pub witness: String,
+    /// Where each checkpoint goes besides the ledger.
+    pub witness: Witness,
+}
+
+/// `checkpoints.witness`: a file, or an `http(s)://` URL.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Witness {
+    /// A file each checkpoint is appended to as one line (relative paths
+    /// from the gateway's working directory, like `--db`).
+    File(String),
+    /// An endpoint each checkpoint is POSTed to as its JSON line, in order;
+    /// taken when it answers 2xx.
+    Url(String),
+}
+
+impl Witness {
+    /// A file path, or a URL when it names a scheme; `None` for a scheme
+    /// other than http and https, or a URL without a host.
+    pub fn parse(text: &str) -> Option<Witness> {
+        let Some((scheme, rest)) = text.split_once("://") else {
+            return Some(Witness::File(text.to_owned()));
+        };
+        let host = rest.split(['/', '?', '#']).next().unwrap_or_default();
+        let usable = matches!(scheme, "http" | "https")
+            && !host.is_empty()
+            && !text.chars().any(char::is_whitespace);
+        usable.then(|| Witness::Url(text.to_owned()))
+    }
+}
+
+impl std::fmt::Display for Witness {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Witness::File(path) | Witness::Url(path) => f.write_str(path),
+        }
+    }
 }
 
 /// A validated policy bundle.
