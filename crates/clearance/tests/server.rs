@@ -544,6 +544,28 @@ fn audit_verify_names_the_first_tampered_record_and_exits_one() {
     assert!(broken.starts_with("BROKEN: record 7:"), "{broken}");
 }
 
+/// Serves `db` with the example bundle and `checkpoints: { every: 20,
+/// interval: 1s, witness }` through 120 reads in four bursts, then stops
+/// once the last checkpoint is due.
+fn serve_with_checkpoints(db: &Db, witness: &str) {
+    let (code, _) = clearance(&["init", "bundle"], db.path());
+    assert_eq!(code, 0);
+    let config = db.path().join("bundle/clearance.yaml");
+    let mut text = std::fs::read_to_string(&config).unwrap();
+    text.push_str(&format!(
+        "\ncheckpoints: {{ every: 20, interval: 1s, witness: {witness} }}\n"
+    ));
+    std::fs::write(&config, text).unwrap();
+    let server = serve(db);
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    for _ in 0..4 {
+        server.send_reads(&runtime, 30);
+        std::thread::sleep(Duration::from_millis(400));
+    }
+    std::thread::sleep(Duration::from_millis(1_500));
+    drop(server);
+}
+
 /// A witness URL as the tests run it: an HTTP/1.1 endpoint on loopback
 /// that logs every request's content type and body, answering 503 to the
 /// first `refusals` and 200 to the rest.
@@ -630,23 +652,7 @@ fn serve_witness(
 fn checkpoints_reach_a_witness_url_in_order_and_a_refused_one_again() {
     let endpoint = WitnessEndpoint::start(2);
     let db = Db::sqlite();
-    let (code, _) = clearance(&["init", "bundle"], db.path());
-    assert_eq!(code, 0);
-    let config = db.path().join("bundle/clearance.yaml");
-    let mut text = std::fs::read_to_string(&config).unwrap();
-    text.push_str(&format!(
-        "\ncheckpoints: {{ every: 20, interval: 1s, witness: \"{}\" }}\n",
-        endpoint.url
-    ));
-    std::fs::write(&config, text).unwrap();
-    let server = serve(&db);
-    let runtime = tokio::runtime::Runtime::new().unwrap();
-    for _ in 0..4 {
-        server.send_reads(&runtime, 30);
-        std::thread::sleep(Duration::from_millis(400));
-    }
-    std::thread::sleep(Duration::from_millis(1_500));
-    drop(server);
+    serve_with_checkpoints(&db, &format!("\"{}\"", endpoint.url));
 
     let log = endpoint.log();
     let refused: Vec<&str> = log
@@ -712,20 +718,7 @@ fn checkpoints_reach_a_witness_url_in_order_and_a_refused_one_again() {
 #[test]
 fn checkpoints_catch_a_cut_tail_and_a_rewritten_history() {
     let db = Db::sqlite();
-    let (code, _) = clearance(&["init", "bundle"], db.path());
-    assert_eq!(code, 0);
-    let config = db.path().join("bundle/clearance.yaml");
-    let mut text = std::fs::read_to_string(&config).unwrap();
-    text.push_str("\ncheckpoints: { every: 20, interval: 1s, witness: witness.jsonl }\n");
-    std::fs::write(&config, text).unwrap();
-    let server = serve(&db);
-    let runtime = tokio::runtime::Runtime::new().unwrap();
-    for _ in 0..4 {
-        server.send_reads(&runtime, 30);
-        std::thread::sleep(Duration::from_millis(400));
-    }
-    std::thread::sleep(Duration::from_millis(1_500));
-    drop(server);
+    serve_with_checkpoints(&db, "witness.jsonl");
 
     let (code, public_key) = clearance(&["audit", "public-key"], db.path());
     assert_eq!(code, 0, "{public_key}");
@@ -776,6 +769,7 @@ fn checkpoints_catch_a_cut_tail_and_a_rewritten_history() {
     ]);
     assert_eq!(code, 2, "a malformed key cannot run the check");
 
+    let runtime = tokio::runtime::Runtime::new().unwrap();
     let sql = |statements: Vec<(String, Vec<String>)>| {
         runtime.block_on(async {
             use sqlx::Connection as _;
