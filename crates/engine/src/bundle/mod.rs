@@ -111,10 +111,23 @@ impl Witness {
     }
 }
 
+/// For logs: a file's path; a URL's scheme and host only, since its user
+/// part, path or query may carry a credential.
 impl std::fmt::Display for Witness {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Witness::File(path) | Witness::Url(path) => f.write_str(path),
+            Witness::File(path) => f.write_str(path),
+            Witness::Url(url) => {
+                let (scheme, rest) = url.split_once("://").unwrap_or(("", url));
+                let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+                let host = authority.rsplit('@').next().unwrap_or_default();
+                let more = if rest.len() > authority.len() {
+                    "/…"
+                } else {
+                    ""
+                };
+                write!(f, "{scheme}://{host}{more}")
+            }
         }
     }
 }
