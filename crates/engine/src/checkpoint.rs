@@ -11,7 +11,7 @@
 //! witness's checkpoints against records streamed in ledger order. Keys
 //! are generated and stored by the binary; nothing here does I/O.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, btree_map::Entry};
 
 use ed25519_dalek::{Signature, Signer as _, SigningKey, VerifyingKey};
 use serde::{Deserialize, Serialize};
@@ -67,6 +67,19 @@ pub enum CheckpointError {
     BadSignature {
         /// The record it names.
         seq: u64,
+    },
+    /// Two checkpoints, both signed by the trusted key, give one record two
+    /// hashes: two histories were signed.
+    #[error(
+        "record {seq} was signed as {first} and also as {second}: the key signed two histories"
+    )]
+    Conflicting {
+        /// The record.
+        seq: u64,
+        /// Its hash in the first checkpoint naming it.
+        first: Digest32,
+        /// Its hash in a later one.
+        second: Digest32,
     },
     /// The ledger's record differs from the one signed.
     #[error(
@@ -243,24 +256,44 @@ pub struct CheckpointSummary {
 
 impl CheckpointAudit {
     /// Every checkpoint's signature is checked against `trusted` first: a
-    /// witness is only as good as its signatures.
+    /// witness is only as good as its signatures. A record signed more than
+    /// once with the same hash counts once (a delivery retried after a lost
+    /// answer, or two instances signing one head).
     ///
     /// # Errors
-    /// The first checkpoint signed by another key or not verifying.
+    /// The first checkpoint signed by another key or not verifying, or one
+    /// that gives an already signed record another hash.
     pub fn new(
         checkpoints: Vec<Checkpoint>,
         trusted: &VerifyingKey,
     ) -> Result<CheckpointAudit, CheckpointError> {
-        let mut pending = BTreeMap::new();
+        let mut pending: BTreeMap<u64, Checkpoint> = BTreeMap::new();
         for checkpoint in checkpoints {
             checkpoint.verify(trusted)?;
-            pending.insert(checkpoint.seq, checkpoint);
+            match pending.entry(checkpoint.seq) {
+                Entry::Vacant(slot) => {
+                    slot.insert(checkpoint);
+                }
+                Entry::Occupied(signed) if signed.get().head == checkpoint.head => {}
+                Entry::Occupied(signed) => {
+                    return Err(CheckpointError::Conflicting {
+                        seq: checkpoint.seq,
+                        first: signed.get().head,
+                        second: checkpoint.head,
+                    });
+                }
+            }
         }
         Ok(CheckpointAudit {
             pending,
             confirmed: 0,
             pinned_through: 0,
         })
+    }
+
+    /// How many records the witness's checkpoints sign.
+    pub fn signed_records(&self) -> usize {
+        self.pending.len()
     }
 
     /// The next record of the ledger, in order.

@@ -207,6 +207,34 @@ fn compile(extra: &str) -> Result<Bundle, String> {
 }
 
 #[test]
+fn a_record_signed_twice_counts_once_unless_its_hashes_differ() {
+    let records = chain(30, original);
+    let sign = |seq: u64, head: Digest32, at: &str| Checkpoint::sign(&key(1), seq, head, at.into());
+    let head_20 = records[19].hash;
+    // A delivery retried after a lost answer, and another instance signing
+    // the same head later: one record, one hash.
+    let repeated = vec![
+        sign(10, records[9].hash, "t10"),
+        sign(20, head_20, "t20"),
+        sign(20, head_20, "t20"),
+        sign(20, head_20, "t21"),
+    ];
+    let witness = CheckpointAudit::new(repeated.clone(), &key(1).verifying_key()).unwrap();
+    assert_eq!(witness.signed_records(), 2);
+    assert_eq!(audit(&records, repeated), Ok(2));
+    // The same key vouching for two hashes of record 20 is two histories.
+    let forked = vec![sign(20, head_20, "t20"), sign(20, Digest32([3; 32]), "t21")];
+    assert_eq!(
+        audit(&records, forked).unwrap_err(),
+        CheckpointError::Conflicting {
+            seq: 20,
+            first: head_20,
+            second: Digest32([3; 32]),
+        }
+    );
+}
+
+#[test]
 fn the_checkpoints_section_is_checked() {
     let bundle = compile("checkpoints: { witness: /var/lib/clearance/witness.jsonl }\n").unwrap();
     let checkpoints = bundle.checkpoints().unwrap();

@@ -174,11 +174,11 @@ async fn verify_in(
     trusted: &VerifyingKey,
 ) -> anyhow::Result<Exit> {
     let started = Instant::now();
-    let witnessed = checkpoints.len();
     let mut audit = match CheckpointAudit::new(checkpoints, trusted) {
         Ok(audit) => audit,
         Err(error) => return Ok(broken(&error)),
     };
+    let witnessed = audit.signed_records();
     let mut chain = ChainVerifier::default();
     let mut after = 0;
     loop {
