@@ -11,19 +11,7 @@ mod support;
 use std::{future::Future, sync::Arc};
 
 use clearance_store::{AuditQuery, Store, StoreError};
-use support::{Place, execution};
-
-async fn fill<S: Store>(store: &Arc<S>, from: usize, n: usize) {
-    let tasks: Vec<_> = (from..from + n)
-        .map(|i| {
-            let store = store.clone();
-            tokio::spawn(async move { store.append(execution(i)).await })
-        })
-        .collect();
-    for task in tasks {
-        task.await.unwrap().unwrap();
-    }
-}
+use support::{Place, fill};
 
 async fn concurrent_appends_form_one_chain_that_survives_a_restart<S, F, Fut>(
     _place: &Place,

@@ -14,7 +14,7 @@ use std::sync::Arc;
 use clearance_engine::ledger::LedgerRecord;
 use clearance_store::{AuditQuery, SqliteStore, Store};
 use sqlx::{Connection, Row, SqliteConnection};
-use support::{Place, execution};
+use support::{Place, execution, fill};
 
 async fn filled(place: &Place, n: usize) -> Arc<SqliteStore> {
     let store = Arc::new(place.open_sqlite().await);
@@ -158,15 +158,7 @@ async fn a_stored_payload_that_is_not_a_frame_is_a_break_not_a_crash() {
 async fn an_unreadable_payload_pages_into_the_ledger_is_named() {
     let place = Place::sqlite();
     let store = Arc::new(place.open_sqlite().await);
-    let appends: Vec<_> = (0..4_500)
-        .map(|i| {
-            let store = store.clone();
-            tokio::spawn(async move { store.append(execution(i)).await })
-        })
-        .collect();
-    for append in appends {
-        append.await.unwrap().unwrap();
-    }
+    fill(&store, 0, 4_500).await;
     // On the second page of verification (2,000 records each): the first
     // page verifies, the second is read again a record at a time.
     place

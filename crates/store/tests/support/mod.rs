@@ -114,6 +114,19 @@ pub fn execution(n: usize) -> Entry {
 }
 
 /// A record with these effects and nothing else.
+/// Appends executions `from..from + n` all at once (they group-commit).
+pub async fn fill<S: clearance_store::Store>(store: &std::sync::Arc<S>, from: usize, n: usize) {
+    let tasks: Vec<_> = (from..from + n)
+        .map(|i| {
+            let store = store.clone();
+            tokio::spawn(async move { store.append(execution(i)).await })
+        })
+        .collect();
+    for task in tasks {
+        task.await.unwrap().unwrap();
+    }
+}
+
 pub fn entry(kind: &'static str, effects: Vec<Effect>) -> Entry {
     Entry {
         at: at(0),
