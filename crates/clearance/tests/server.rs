@@ -566,82 +566,66 @@ fn serve_with_checkpoints(db: &Db, witness: &str) {
     drop(server);
 }
 
-/// A witness URL as the tests run it: an HTTP/1.1 endpoint on loopback
-/// that logs every request's content type and body, answering 503 to the
-/// first `refusals` and 200 to the rest.
+/// What a witness endpoint was sent: `(answered, content type, body)` of
+/// every request, in arrival order, and how many to refuse first.
+#[derive(Default)]
+struct WitnessLog {
+    refusals: usize,
+    requests: Mutex<Vec<(u16, String, String)>>,
+}
+
+/// A witness URL as the tests run it: an axum endpoint on loopback that
+/// logs every request, answering 503 to the first `refusals` and 200 to
+/// the rest.
 struct WitnessEndpoint {
     url: String,
-    /// `(answered, content type, body)` of every request, in arrival order.
-    log: Arc<Mutex<Vec<(u16, String, String)>>>,
+    log: Arc<WitnessLog>,
+    _runtime: tokio::runtime::Runtime,
 }
 
 impl WitnessEndpoint {
     fn start(refusals: usize) -> WitnessEndpoint {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let url = format!("http://{}/witness", listener.local_addr().unwrap());
-        let log = Arc::new(Mutex::new(Vec::new()));
-        let shared = log.clone();
-        std::thread::spawn(move || {
-            for stream in listener.incoming() {
-                let Ok(stream) = stream else { continue };
-                let log = shared.clone();
-                std::thread::spawn(move || serve_witness(stream, &log, refusals));
-            }
+        async fn take(
+            axum::extract::State(log): axum::extract::State<Arc<WitnessLog>>,
+            headers: axum::http::HeaderMap,
+            body: String,
+        ) -> axum::http::StatusCode {
+            let content_type = headers
+                .get(axum::http::header::CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default()
+                .to_owned();
+            let mut requests = log.requests.lock().unwrap();
+            let status = if requests.len() < log.refusals {
+                axum::http::StatusCode::SERVICE_UNAVAILABLE
+            } else {
+                axum::http::StatusCode::OK
+            };
+            requests.push((status.as_u16(), content_type, body));
+            status
+        }
+        let runtime = tokio::runtime::Runtime::new().unwrap();
+        let log = Arc::new(WitnessLog {
+            refusals,
+            ..WitnessLog::default()
         });
-        WitnessEndpoint { url, log }
+        let app = axum::Router::new()
+            .route("/witness", axum::routing::post(take))
+            .with_state(log.clone());
+        let listener = runtime
+            .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+            .unwrap();
+        let url = format!("http://{}/witness", listener.local_addr().unwrap());
+        runtime.spawn(async move { axum::serve(listener, app).await });
+        WitnessEndpoint {
+            url,
+            log,
+            _runtime: runtime,
+        }
     }
 
     fn log(&self) -> Vec<(u16, String, String)> {
-        self.log.lock().unwrap().clone()
-    }
-}
-
-/// Answers the requests of one (keep-alive) connection until it closes.
-fn serve_witness(
-    stream: std::net::TcpStream,
-    log: &Mutex<Vec<(u16, String, String)>>,
-    refusals: usize,
-) {
-    use std::io::{BufRead as _, Read as _, Write as _};
-    let mut writer = stream.try_clone().unwrap();
-    let mut reader = std::io::BufReader::new(stream);
-    loop {
-        let (mut length, mut content_type) = (0usize, String::new());
-        let mut line = String::new();
-        if reader.read_line(&mut line).unwrap_or(0) == 0 {
-            return;
-        }
-        loop {
-            line.clear();
-            if reader.read_line(&mut line).unwrap_or(0) == 0 {
-                return;
-            }
-            let Some((name, value)) = line.trim_end().split_once(':') else {
-                break;
-            };
-            match name.to_ascii_lowercase().as_str() {
-                "content-length" => length = value.trim().parse().unwrap(),
-                "content-type" => content_type = value.trim().to_owned(),
-                _ => {}
-            }
-        }
-        let mut body = vec![0; length];
-        reader.read_exact(&mut body).unwrap();
-        let status = {
-            let mut log = log.lock().unwrap();
-            let status = if log.len() < refusals { 503 } else { 200 };
-            log.push((status, content_type, String::from_utf8(body).unwrap()));
-            status
-        };
-        let reason = if status == 200 {
-            "OK"
-        } else {
-            "Service Unavailable"
-        };
-        let answer = format!("HTTP/1.1 {status} {reason}\r\ncontent-length: 0\r\n\r\n");
-        if writer.write_all(answer.as_bytes()).is_err() {
-            return;
-        }
+        self.log.requests.lock().unwrap().clone()
     }
 }
 

@@ -100,14 +100,35 @@ impl Witness {
     /// A file path, or a URL when it names a scheme; `None` for a scheme
     /// other than http and https, or a URL without a host.
     pub fn parse(text: &str) -> Option<Witness> {
-        let Some((scheme, rest)) = text.split_once("://") else {
+        let Some(url) = UrlParts::of(text) else {
             return Some(Witness::File(text.to_owned()));
         };
-        let host = rest.split(['/', '?', '#']).next().unwrap_or_default();
-        let usable = matches!(scheme, "http" | "https")
-            && !host.is_empty()
+        let usable = matches!(url.scheme, "http" | "https")
+            && !url.host.is_empty()
             && !text.chars().any(char::is_whitespace);
         usable.then(|| Witness::Url(text.to_owned()))
+    }
+}
+
+/// The pieces of a URL a witness is checked and logged by.
+struct UrlParts<'a> {
+    scheme: &'a str,
+    /// Without the user part.
+    host: &'a str,
+    /// Whether a path, query or fragment follows the host.
+    more: bool,
+}
+
+impl UrlParts<'_> {
+    /// `None` when `text` names no scheme (`scheme://`).
+    fn of(text: &str) -> Option<UrlParts<'_>> {
+        let (scheme, rest) = text.split_once("://")?;
+        let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+        Some(UrlParts {
+            scheme,
+            host: authority.rsplit('@').next().unwrap_or_default(),
+            more: rest.len() > authority.len(),
+        })
     }
 }
 
@@ -117,17 +138,12 @@ impl std::fmt::Display for Witness {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Witness::File(path) => f.write_str(path),
-            Witness::Url(url) => {
-                let (scheme, rest) = url.split_once("://").unwrap_or(("", url));
-                let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
-                let host = authority.rsplit('@').next().unwrap_or_default();
-                let more = if rest.len() > authority.len() {
-                    "/…"
-                } else {
-                    ""
-                };
-                write!(f, "{scheme}://{host}{more}")
-            }
+            Witness::Url(url) => match UrlParts::of(url) {
+                Some(UrlParts { scheme, host, more }) => {
+                    write!(f, "{scheme}://{host}{}", if more { "/…" } else { "" })
+                }
+                None => f.write_str("a URL"),
+            },
         }
     }
 }

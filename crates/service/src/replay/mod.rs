@@ -9,6 +9,8 @@
 
 mod what_if;
 
+use std::borrow::Cow;
+
 use clearance_engine::ledger::LedgerRecord;
 use clearance_engine::{
     Bundle, BundleSource, Decision, DecisionRequest, Outcome, SourceFile, facts::RecordedFacts,
@@ -82,25 +84,48 @@ pub struct RecordedDecision {
 }
 
 #[derive(Deserialize)]
-struct DecisionView {
+struct DecisionView<'a> {
     decision_id: String,
     request: DecisionRequest,
-    decision: DecidedView,
+    #[serde(borrow)]
+    decision: DecidedView<'a>,
     #[serde(default)]
     facts: Option<RecordedFacts>,
 }
 
 #[derive(Deserialize)]
-struct DecidedView {
+struct DecidedView<'a> {
     outcome: Outcome,
-    #[serde(default)]
-    reasons: Vec<ReasonView>,
+    #[serde(default, borrow)]
+    reasons: Vec<ReasonView<'a>>,
     policy_revision: String,
 }
 
+/// A recorded reason, as replay reads it: its code.
 #[derive(Deserialize)]
-struct ReasonView {
-    code: String,
+struct ReasonView<'a> {
+    #[serde(borrow)]
+    code: Cow<'a, str>,
+}
+
+/// A `decision` record's time and payload, read as `V`.
+///
+/// # Errors
+/// [`ReplayError::Unreadable`] when it is another kind, its time is not
+/// one, or its payload does not read as `V`.
+fn read_decision<'a, V: Deserialize<'a>>(
+    record: &'a LedgerRecord,
+) -> Result<(Timestamp, V), ReplayError> {
+    let unreadable = |error: String| ReplayError::Unreadable {
+        seq: record.seq,
+        error,
+    };
+    if record.kind != "decision" {
+        return Err(unreadable(format!("its kind is `{}`", record.kind)));
+    }
+    let at: Timestamp = record.at.parse().map_err(|e| unreadable(format!("{e}")))?;
+    let view = serde_json::from_str(&record.payload).map_err(|e| unreadable(e.to_string()))?;
+    Ok((at, view))
 }
 
 impl RecordedDecision {
@@ -109,23 +134,19 @@ impl RecordedDecision {
     /// # Errors
     /// [`ReplayError::Unreadable`] when it is not one.
     pub fn read(record: &LedgerRecord) -> Result<RecordedDecision, ReplayError> {
-        let unreadable = |error: String| ReplayError::Unreadable {
-            seq: record.seq,
-            error,
-        };
-        if record.kind != "decision" {
-            return Err(unreadable(format!("its kind is `{}`", record.kind)));
-        }
-        let at: Timestamp = record.at.parse().map_err(|e| unreadable(format!("{e}")))?;
-        let view: DecisionView =
-            serde_json::from_str(&record.payload).map_err(|e| unreadable(e.to_string()))?;
+        let (at, view): (_, DecisionView) = read_decision(record)?;
         Ok(RecordedDecision {
             seq: record.seq,
             at,
             decision_id: view.decision_id,
             request: view.request,
             outcome: view.decision.outcome,
-            reasons: view.decision.reasons.into_iter().map(|r| r.code).collect(),
+            reasons: view
+                .decision
+                .reasons
+                .into_iter()
+                .map(|r| r.code.into_owned())
+                .collect(),
             policy_revision: view.decision.policy_revision,
             facts: view.facts,
         })

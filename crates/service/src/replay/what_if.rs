@@ -14,7 +14,7 @@ use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 use tokio::task::JoinSet;
 
-use super::{ReplayError, decide_again};
+use super::{ReasonView, ReplayError, decide_again, read_decision};
 
 /// Records read per page.
 const PAGE: u32 = 2_000;
@@ -157,13 +157,7 @@ struct Outline<'a> {
 struct OutcomeOutline<'a> {
     outcome: Outcome,
     #[serde(default, borrow)]
-    reasons: Vec<ReasonOutline<'a>>,
-}
-
-#[derive(Deserialize)]
-struct ReasonOutline<'a> {
-    #[serde(borrow)]
-    code: Cow<'a, str>,
+    reasons: Vec<ReasonView<'a>>,
 }
 
 /// A partial report: one page's, or several merged.
@@ -183,24 +177,12 @@ impl Tally {
     ) -> Result<Tally, ReplayError> {
         let mut tally = Tally::default();
         for record in page {
-            if record.kind != "decision" {
-                return Err(ReplayError::Unreadable {
-                    seq: record.seq,
-                    error: format!("its kind is `{}`", record.kind),
-                });
-            }
-            let unreadable = |error: String| ReplayError::Unreadable {
-                seq: record.seq,
-                error,
-            };
-            let at: Timestamp = record.at.parse().map_err(|e| unreadable(format!("{e}")))?;
+            // Only what deciding again and comparing needs, borrowed where
+            // it can be: a million of these are read.
+            let (at, view): (_, Outline<'_>) = read_decision(record)?;
             if since.is_some_and(|since| at < since) {
                 continue;
             }
-            // Only what deciding again and comparing needs, borrowed where
-            // it can be: a million of these are read.
-            let view: Outline<'_> =
-                serde_json::from_str(&record.payload).map_err(|e| unreadable(e.to_string()))?;
             tally.decisions += 1;
             let Some(facts) = view.facts else {
                 tally.not_replayable += 1;
