@@ -5,6 +5,7 @@
 
 mod error;
 pub(crate) mod extract;
+mod listener;
 mod openapi;
 mod routes;
 
@@ -20,6 +21,7 @@ use clearance_store::Store;
 
 pub use error::ApiError;
 pub use extract::Caller;
+pub use listener::{NoDelayListener, without_nagle};
 pub use openapi::openapi_json;
 
 /// The largest request body accepted: a decision request is well under a

@@ -1,8 +1,9 @@
 //! The MCP gateway's cost: one client calling `server-everything`'s `echo`
 //! (a read the agent's scope allows) through the gateway and directly, in
 //! the same run, interleaved; the ledger's durable write of a decision
-//! measured alone beside them; then 32 concurrent clients, through the
-//! gateway and directly.
+//! measured alone beside them — once with rmcp's default client transport
+//! (a new connection per call) and once with pooled connections; then 32
+//! concurrent clients, through the gateway and directly.
 //!
 //!     cargo bench -p clearance-mcp --bench echo
 //!
@@ -71,56 +72,9 @@ async fn run() {
         .unwrap();
     let gateway_url = format!("{base}/mcp");
 
-    let direct = connect(&direct_url, None).await;
-    let governed = connect(&gateway_url, Some(&token)).await;
-    for _ in 0..200 {
-        echo(&direct).await;
-        echo(&governed).await;
-        ledger_write(&gateway).await;
+    for pooling in [Pooling::PerCall, Pooling::Pooled] {
+        one_client(&gateway, &direct_url, &gateway_url, &token, pooling).await;
     }
-    let (mut through_direct, mut through_gateway, mut ledger) =
-        (Vec::new(), Vec::new(), Vec::new());
-    let mut withheld = Vec::new();
-    for _ in 0..ROUNDS {
-        for _ in 0..CALLS_PER_ROUND {
-            through_direct.push(timed(echo(&direct)).await);
-        }
-        for _ in 0..CALLS_PER_ROUND {
-            through_gateway.push(timed(echo(&governed)).await);
-        }
-        for _ in 0..CALLS_PER_ROUND {
-            ledger.push(timed(ledger_write(&gateway)).await);
-        }
-        for _ in 0..CALLS_PER_ROUND {
-            withheld.push(timed(shadowed(&governed)).await);
-        }
-    }
-    let (d, g, l) = (
-        percentiles(&mut through_direct),
-        percentiles(&mut through_gateway),
-        percentiles(&mut ledger),
-    );
-    let w = percentiles(&mut withheld);
-    println!(
-        "one client, {} calls each, interleaved in {ROUNDS} rounds (µs):",
-        ROUNDS * CALLS_PER_ROUND
-    );
-    println!("                      p50      p90      p99    p99.9");
-    println!("direct            {d}");
-    println!("through gateway   {g}");
-    println!("ledger write      {l}");
-    println!("gateway, shadow   {w}   (decided and recorded, not forwarded)");
-    let added = |i: usize| g.0[i] - d.0[i];
-    println!(
-        "gateway − direct:        p50 {:.0} µs, p99 {:.0} µs",
-        added(0),
-        added(2)
-    );
-    println!(
-        "  − ledger write:        p50 {:.0} µs, p99 {:.0} µs (the gateway's own cost)",
-        added(0) - l.0[0],
-        added(2) - l.0[2]
-    );
 
     let direct_rate = load(&direct_url, None).await;
     let gateway_rate = load(&gateway_url, Some(&token)).await;
@@ -214,19 +168,106 @@ mcp_servers:
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     let app = clearance_mcp::router(mcp, vec!["127.0.0.1".into()]);
-    tokio::spawn(async move { axum::serve(listener, app).await });
+    // Served as `clearance serve` serves it.
+    tokio::spawn(async move { axum::serve(clearance_http::without_nagle(listener), app).await });
     (gateway, base)
 }
 
-async fn connect(url: &str, token: Option<&str>) -> Client {
+/// One client calling echo directly and through the gateway, interleaved,
+/// beside the ledger's write alone and a shadowed (unforwarded) call.
+async fn one_client(
+    gateway: &Gateway<SqliteStore>,
+    direct_url: &str,
+    gateway_url: &str,
+    token: &str,
+    pooling: Pooling,
+) {
+    let direct = connect(direct_url, None, pooling).await;
+    let governed = connect(gateway_url, Some(token), pooling).await;
+    for _ in 0..200 {
+        echo(&direct).await;
+        echo(&governed).await;
+        ledger_write(gateway).await;
+    }
+    let (mut through_direct, mut through_gateway, mut ledger) =
+        (Vec::new(), Vec::new(), Vec::new());
+    let mut withheld = Vec::new();
+    for _ in 0..ROUNDS {
+        for _ in 0..CALLS_PER_ROUND {
+            through_direct.push(timed(echo(&direct)).await);
+        }
+        for _ in 0..CALLS_PER_ROUND {
+            through_gateway.push(timed(echo(&governed)).await);
+        }
+        for _ in 0..CALLS_PER_ROUND {
+            ledger.push(timed(ledger_write(gateway)).await);
+        }
+        for _ in 0..CALLS_PER_ROUND {
+            withheld.push(timed(shadowed(&governed)).await);
+        }
+    }
+    let (d, g, l) = (
+        percentiles(&mut through_direct),
+        percentiles(&mut through_gateway),
+        percentiles(&mut ledger),
+    );
+    let w = percentiles(&mut withheld);
+    println!(
+        "one client ({pooling}), {} calls each, interleaved in {ROUNDS} rounds (µs):",
+        ROUNDS * CALLS_PER_ROUND
+    );
+    println!("                      p50      p90      p99    p99.9");
+    println!("direct            {d}");
+    println!("through gateway   {g}");
+    println!("ledger write      {l}");
+    println!("gateway, shadow   {w}   (decided and recorded, not forwarded)");
+    let added = |i: usize| g.0[i] - d.0[i];
+    println!(
+        "gateway − direct:        p50 {:.0} µs, p99 {:.0} µs",
+        added(0),
+        added(2)
+    );
+    println!(
+        "  − ledger write:        p50 {:.0} µs, p99 {:.0} µs (the gateway's own cost)",
+        added(0) - l.0[0],
+        added(2) - l.0[2]
+    );
+
+    let _ = direct.cancel().await;
+    let _ = governed.cancel().await;
+}
+
+/// How a client's HTTP connections are made.
+#[derive(Clone, Copy)]
+enum Pooling {
+    /// rmcp's default transport: a new connection for every POST.
+    PerCall,
+    /// One reqwest client whose connections are kept and reused, as the
+    /// Python SDK's httpx client and the gateway's own upstream client do.
+    Pooled,
+}
+
+impl std::fmt::Display for Pooling {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Pooling::PerCall => "rmcp's default transport, a connection per call",
+            Pooling::Pooled => "pooled connections",
+        })
+    }
+}
+
+async fn connect(url: &str, token: Option<&str>, pooling: Pooling) -> Client {
     let mut config = StreamableHttpClientTransportConfig::with_uri(url.to_owned());
     if let Some(token) = token {
         config = config.auth_header(token);
     }
-    ClientConfig::default()
-        .serve(StreamableHttpClientTransport::from_config(config))
-        .await
-        .unwrap()
+    let transport = match pooling {
+        Pooling::PerCall => StreamableHttpClientTransport::from_config(config),
+        Pooling::Pooled => {
+            StreamableHttpClientTransport::with_client(reqwest::Client::new(), config)
+        }
+    };
+    ClientConfig::default().serve(transport).await.unwrap()
 }
 
 async fn echo(client: &Client) {
@@ -310,7 +351,7 @@ fn percentiles(samples: &mut [f64]) -> Percentiles {
 async fn load(url: &str, token: Option<&str>) -> f64 {
     let mut clients = Vec::new();
     for _ in 0..CLIENTS {
-        clients.push(connect(url, token).await);
+        clients.push(connect(url, token, Pooling::PerCall).await);
     }
     let done = Arc::new(AtomicBool::new(false));
     let calls = Arc::new(AtomicU64::new(0));

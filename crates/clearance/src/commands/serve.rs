@@ -188,7 +188,7 @@ async fn run_gateway<S: Store>(
         .merge(clearance_mcp::router(mcp.clone(), allowed_hosts(address)));
     match tls {
         None => {
-            axum::serve(listener, app)
+            axum::serve(clearance_http::without_nagle(listener), app)
                 .with_graceful_shutdown(shutdown())
                 .await?;
         }
@@ -200,6 +200,7 @@ async fn run_gateway<S: Store>(
                 stopping.graceful_shutdown(Some(TLS_DRAIN));
             });
             axum_server::from_tcp_rustls(listener.into_std()?, config)?
+                .map(|tls| tls.acceptor(axum_server::accept::NoDelayAcceptor::new()))
                 .handle(handle)
                 .serve(app.into_make_service())
                 .await?;
