@@ -489,39 +489,46 @@ async fn read_range<B: Backend>(
     Ok(records)
 }
 
+/// What the entries accepted so far in a batch did, which the tables do
+/// not show until the batch is applied.
+#[derive(Default)]
+struct EarlierInBatch<'a> {
+    executions: Vec<&'a DecisionIndex>,
+    opened_approvals: Vec<&'a str>,
+    tripped: bool,
+}
+
+impl<'a> EarlierInBatch<'a> {
+    fn accept(&mut self, entry: &'a Entry) {
+        for effect in &entry.effects {
+            match effect {
+                Effect::DecisionRecorded(index) if index.execution => self.executions.push(index),
+                Effect::ApprovalOpened(row) => self.opened_approvals.push(&row.approval.id),
+                Effect::KillSwitchTripped(_) => self.tripped = true,
+                _ => {}
+            }
+        }
+    }
+}
+
 /// Each entry's refusal, if a guard fails.
 async fn check_guards<B: Backend>(
     conn: &mut B::Conn,
     batch: &[Waiting],
     latest_trip: u64,
 ) -> Result<Vec<Option<StoreError>>, StoreError> {
-    let mut executions: Vec<&DecisionIndex> = Vec::new();
-    let mut tripped_in_batch = false;
+    let mut earlier = EarlierInBatch::default();
     let mut refusals = Vec::with_capacity(batch.len());
     for (entry, _) in batch {
         let mut refusal = None;
         for guard in &entry.guards {
-            refusal = if tripped_in_batch && matches!(guard, Guard::NoKillSwitchTrippedAfter(_)) {
-                Some(StoreError::Conflict(
-                    "a kill switch tripped earlier in this batch, after the facts this was decided on"
-                        .into(),
-                ))
-            } else {
-                check_guard::<B>(conn, guard, latest_trip, &executions).await?
-            };
+            refusal = check_guard::<B>(conn, guard, latest_trip, &earlier).await?;
             if refusal.is_some() {
                 break;
             }
         }
         if refusal.is_none() {
-            executions.extend(entry.effects.iter().filter_map(|e| match e {
-                Effect::DecisionRecorded(index) if index.execution => Some(index),
-                _ => None,
-            }));
-            tripped_in_batch |= entry
-                .effects
-                .iter()
-                .any(|e| matches!(e, Effect::KillSwitchTripped(_)));
+            earlier.accept(entry);
         }
         refusals.push(refusal);
     }
@@ -532,9 +539,13 @@ async fn check_guard<B: Backend>(
     conn: &mut B::Conn,
     guard: &Guard,
     latest: u64,
-    batch_executions: &[&DecisionIndex],
+    earlier: &EarlierInBatch<'_>,
 ) -> Result<Option<StoreError>, StoreError> {
     Ok(match guard {
+        Guard::NoKillSwitchTrippedAfter(_) if earlier.tripped => Some(StoreError::Conflict(
+            "a kill switch tripped earlier in this batch, after the facts this was decided on"
+                .into(),
+        )),
         Guard::NoKillSwitchTrippedAfter(seq) => {
             (latest > *seq).then(|| {
                 StoreError::Conflict(format!(
@@ -549,7 +560,8 @@ async fn check_guard<B: Backend>(
             max,
         } => {
             let stored = B::count_executions(conn, agent, impacts, *since).await?;
-            let in_batch = batch_executions
+            let in_batch = earlier
+                .executions
                 .iter()
                 .filter(|d| d.agent == *agent && impacts.contains(&d.impact) && d.at > *since)
                 .count() as u64;
@@ -561,10 +573,25 @@ async fn check_guard<B: Backend>(
             })
         }
         Guard::NoUnknownApprovalsAfter { seq, known } => {
-            let opened = B::approvals_opened_after(conn, *seq).await?;
-            opened.iter().find(|id| !known.contains(*id)).map(|id| {
+            // An approval opened earlier in this batch is not in the table
+            // yet. Its opener's claim may already be released (the caller
+            // hung up while the entry waited), so the trip cannot have
+            // known of it from the state either.
+            let in_batch = earlier
+                .opened_approvals
+                .iter()
+                .find(|id| !known.contains(**id))
+                .map(|id| (*id).to_owned());
+            let unknown = match in_batch {
+                Some(id) => Some(id),
+                None => B::approvals_opened_after(conn, *seq)
+                    .await?
+                    .into_iter()
+                    .find(|id| !known.contains(id)),
+            };
+            unknown.map(|id| {
                 StoreError::Conflict(format!(
-                    "approval `{id}` was opened elsewhere after record {seq}"
+                    "approval `{id}` was opened after record {seq}, unknown to this entry"
                 ))
             })
         }

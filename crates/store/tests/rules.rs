@@ -347,7 +347,24 @@ where
         seq: view.seq,
         known: BTreeSet::from(["apr-1".to_owned(), "apr-2".to_owned()]),
     }];
-    store.append(informed).await.unwrap();
+    let informed = store.append(informed).await.unwrap();
+
+    // In one batch: an approval opened, then a trip that did not know of
+    // it (its opener hung up and released its claim while the entry
+    // waited). The table does not show it yet; the batch does.
+    let opening = store.submit(entry("decision", vec![opened("apr-3")]));
+    let mut blind = entry("kill_switch.tripped", vec![tripped("ks-4")]);
+    blind.guards = vec![Guard::NoUnknownApprovalsAfter {
+        seq: informed.seq,
+        known: BTreeSet::new(),
+    }];
+    let blind = store.submit(blind);
+    let (opening, blind) = tokio::join!(opening, blind);
+    opening.unwrap();
+    assert!(
+        matches!(&blind, Err(StoreError::Conflict(why)) if why.contains("apr-3")),
+        "{blind:?}"
+    );
 }
 on_both!(decisions_on_stale_facts_are_refused);
 
