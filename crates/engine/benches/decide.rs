@@ -73,6 +73,7 @@ fn high_execution() -> (DecisionRequest, Facts) {
         confidence: Confidence::new(0.9),
         rationale: Some("p99 latency above SLO for 10 minutes".into()),
         approval_id: None,
+        arguments_digest: None,
     };
     let facts = Facts {
         now: Some(at("2026-11-21T12:00:00Z")),

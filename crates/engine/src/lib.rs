@@ -26,5 +26,5 @@ pub use bundle::{Bundle, BundleErrors, BundleSource, Diagnostic, SourceFile};
 pub use decision::{Decision, Evidence, Outcome, Reason};
 pub use facts::Facts;
 pub use identity::{Identity, Role};
-pub use request::{DecisionRequest, RequestHash, Resource, Snapshot};
+pub use request::{DecisionRequest, RequestHash, Resource, Snapshot, arguments_digest};
 pub use vocabulary::{Confidence, Impact, Level, Phase, ReportedOutcome};

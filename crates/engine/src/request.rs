@@ -44,6 +44,43 @@ pub struct DecisionRequest {
     /// The approval this request claims, when repeating a pending request.
     #[serde(default, alias = "approval", skip_serializing_if = "Option::is_none")]
     pub approval_id: Option<String>,
+    /// What the action carries beyond its resource — an MCP call's tool
+    /// and arguments, a patch body — as `sha256:` and 64 lowercase hex
+    /// digits ([`arguments_digest`]). Bound into the request hash: an
+    /// approval opened for one digest covers no other.
+    #[serde(
+        default,
+        deserialize_with = "optional_digest",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub arguments_digest: Option<String>,
+}
+
+/// `sha256:` and 64 lowercase hex digits over `arguments`' JSON text: what
+/// [`DecisionRequest::arguments_digest`] carries for a call whose content
+/// the resource does not name.
+pub fn arguments_digest(arguments: &serde_json::Value) -> String {
+    let text = arguments.to_string();
+    format!(
+        "sha256:{}",
+        crate::ledger::Digest32(Sha256::digest(text.as_bytes()).into())
+    )
+}
+
+fn optional_digest<'de, D>(deserializer: D) -> Result<Option<String>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    let digest = Option::<String>::deserialize(deserializer)?;
+    if let Some(text) = &digest {
+        let hex = text.strip_prefix("sha256:").unwrap_or_default();
+        if hex.len() != 64 || !hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
+            return Err(serde::de::Error::custom(
+                "arguments_digest must be `sha256:` and 64 lowercase hex digits",
+            ));
+        }
+    }
+    Ok(digest)
 }
 
 /// A struct that must be written as a JSON object. serde also accepts a
@@ -131,7 +168,8 @@ pub struct Snapshot {
 }
 
 /// SHA-256 over the fields that make two requests "the same request" for an
-/// approval: agent, action, resource, plan and snapshot version.
+/// approval: agent, action, resource, plan, snapshot version and, when
+/// given, the arguments' digest.
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
 pub struct RequestHash([u8; 32]);
 
@@ -161,6 +199,13 @@ impl RequestHash {
                     hasher.update(text.as_bytes());
                 }
             }
+        }
+        // Appended only when present: a request without a digest hashes as
+        // it did before the field existed, so recorded approvals still match.
+        if let Some(digest) = &request.arguments_digest {
+            hasher.update([2u8]);
+            hasher.update((digest.len() as u64).to_be_bytes());
+            hasher.update(digest.as_bytes());
         }
         RequestHash(hasher.finalize().into())
     }
@@ -200,7 +245,7 @@ mod tests {
     #[test]
     fn hash_covers_every_bound_field() {
         let base = RequestHash::of(&request());
-        let variants: [fn(&mut DecisionRequest); 7] = [
+        let variants: [fn(&mut DecisionRequest); 8] = [
             |r| r.agent.push('x'),
             |r| r.action.push('x'),
             |r| r.resource.kind.push('x'),
@@ -208,6 +253,7 @@ mod tests {
             |r| r.resource.name.push('x'),
             |r| r.plan_id = None,
             |r| r.snapshot.as_mut().unwrap().version.push('x'),
+            |r| r.arguments_digest = Some(arguments_digest(&serde_json::json!({"scale": 0}))),
         ];
         for change in variants {
             let mut changed = request();
@@ -223,6 +269,48 @@ mod tests {
         changed.confidence = Confidence::new(0.5);
         changed.snapshot.as_mut().unwrap().observed_at = "2026-11-21T12:01:00Z".parse().unwrap();
         assert_eq!(RequestHash::of(&changed), RequestHash::of(&request()));
+    }
+
+    #[test]
+    fn a_request_without_arguments_hashes_as_before_the_field_existed() {
+        // The hash of `request()` as recorded before `arguments_digest`.
+        assert_eq!(
+            RequestHash::of(&request()).to_string(),
+            "sha256:357ebf26d35299b9d724c3ecebce6b9e8a2774898f7b593979539a01de9a2068"
+        );
+    }
+
+    #[test]
+    fn two_calls_differing_only_in_arguments_hash_apart() {
+        let call = |scale: u32| DecisionRequest {
+            arguments_digest: Some(arguments_digest(
+                &serde_json::json!({"tool": "resources_scale", "arguments": {"scale": scale}}),
+            )),
+            ..request()
+        };
+        assert_eq!(RequestHash::of(&call(3)), RequestHash::of(&call(3)));
+        assert_ne!(RequestHash::of(&call(3)), RequestHash::of(&call(0)));
+    }
+
+    #[test]
+    fn a_malformed_arguments_digest_is_refused_by_name() {
+        for digest in [
+            "sha256:abc",
+            "md5:00",
+            "sha256:ABCDEF0123456789ABCDEF0123456789ABCDEF0123456789ABCDEF0123456789",
+        ] {
+            let body = format!(
+                r#"{{"agent":"bot","action":"a:b","resource":{{"kind":"k","name":"n"}},"arguments_digest":"{digest}"}}"#
+            );
+            let error = serde_json::from_str::<DecisionRequest>(&body).unwrap_err();
+            assert!(error.to_string().contains("arguments_digest"), "{error}");
+        }
+        let good = arguments_digest(&serde_json::json!({}));
+        let body = format!(
+            r#"{{"agent":"bot","action":"a:b","resource":{{"kind":"k","name":"n"}},"arguments_digest":"{good}"}}"#
+        );
+        let request: DecisionRequest = serde_json::from_str(&body).unwrap();
+        assert_eq!(request.arguments_digest.as_deref(), Some(good.as_str()));
     }
 
     #[test]

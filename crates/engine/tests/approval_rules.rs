@@ -45,6 +45,7 @@ fn request(action: &str, namespace: &str) -> DecisionRequest {
         confidence: None,
         rationale: None,
         approval_id: None,
+        arguments_digest: None,
     }
 }
 

@@ -312,6 +312,7 @@ async fn ledger_write(gateway: &Gateway<SqliteStore>) {
         confidence: None,
         rationale: None,
         approval_id: None,
+        arguments_digest: None,
     };
     let identity = Identity::Agent {
         agent: "reader".into(),

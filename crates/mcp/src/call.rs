@@ -39,6 +39,9 @@ const APPROVAL_POLL: Duration = Duration::from_millis(100);
 /// How often a waiting call tells its client it still waits.
 const WAIT_PROGRESS: Duration = Duration::from_secs(1);
 
+/// The longest an approval wait can last, whatever the bundle says.
+const CENTURY: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
+
 impl<S: Store> McpGateway<S> {
     /// Decides and, when allowed, forwards the call `params` of `agent`
     /// (whom `identity` authenticates).
@@ -245,7 +248,12 @@ impl<S: Store> McpGateway<S> {
         let approval = approval.to_owned();
         let waited = route.server.approval_wait_seconds;
         let start = Instant::now();
-        let deadline = start + Duration::from_secs(waited);
+        // A bundle may say `approval_wait: 9223372036854775807s`, past what
+        // the clock can add: such a wait lasts a century (the approval
+        // expires long before), and one the clock still cannot hold none.
+        let deadline = start
+            .checked_add(Duration::from_secs(waited).min(CENTURY))
+            .unwrap_or(start);
         let token = context.meta.get_progress_token();
         let mut told = start;
         loop {

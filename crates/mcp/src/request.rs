@@ -4,12 +4,15 @@
 //! (`clearance/plan_id`, `clearance/snapshot`, `clearance/confidence`,
 //! and `clearance/rationale`, recorded only).
 //!
+//! The request carries the digest of the server, tool and arguments, so an
+//! approval covers that exact call and no variation of it.
+//!
 //! A call whose arguments or `_meta` cannot make a request is refused here
 //! with the field named — the same as a malformed HTTP request: it is not
 //! decided, and nothing is forwarded.
 
 use clearance_engine::{
-    Confidence, DecisionRequest, Resource, Snapshot,
+    Confidence, DecisionRequest, Resource, Snapshot, arguments_digest,
     bundle::mcp::{READ_ONLY_KIND, Template},
 };
 use rmcp::model::JsonObject;
@@ -96,6 +99,14 @@ pub(crate) fn decision_request(
             .transpose()?,
         rationale: text(meta, "clearance/rationale")?,
         approval_id: None,
+        // An approval is for this call: another tool, or other arguments
+        // on the same resource (a different replica count, file content or
+        // command), make another request.
+        arguments_digest: Some(arguments_digest(&serde_json::json!({
+            "server": server.id,
+            "tool": route.tool,
+            "arguments": arguments,
+        }))),
     })
 }
 

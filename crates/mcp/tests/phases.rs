@@ -191,6 +191,24 @@ async fn remediate_waits_for_an_operator_then_the_identical_repeat_writes_once(
     assert!(!file.exists());
 
     harness.approve(&approval).await;
+    // The approval is for that content: the same file with other content
+    // is another request, waiting for its own operator.
+    let altered = client
+        .call_tool(call(
+            "files__write_file",
+            write(&file, "v2"),
+            json!({}),
+            None,
+        ))
+        .await
+        .unwrap();
+    assert_eq!(clearance(&altered)["outcome"], "pending", "{altered:?}");
+    assert_ne!(clearance(&altered)["approval_id"], json!(approval));
+    assert!(
+        !file.exists(),
+        "the approval was not spent on other content"
+    );
+
     let allowed = client.call_tool(asked()).await.unwrap();
     assert_ne!(allowed.is_error, Some(true), "{allowed:?}");
     assert!(
@@ -224,7 +242,7 @@ async fn remediate_waits_for_an_operator_then_the_identical_repeat_writes_once(
         allows[0]["payload"]["decision"]["approval_id"],
         json!(approval)
     );
-    assert_eq!(decisions.len(), 3);
+    assert_eq!(decisions.len(), 4);
     let id = allows[0]["payload"]["decision_id"].as_str().unwrap();
     assert_eq!(harness.outcome_of(id).await, "succeeded");
     harness.verify().await;

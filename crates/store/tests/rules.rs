@@ -44,6 +44,7 @@ fn request() -> DecisionRequest {
         confidence: None,
         rationale: None,
         approval_id: None,
+        arguments_digest: None,
     }
 }
 

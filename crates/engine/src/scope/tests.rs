@@ -327,6 +327,7 @@ proptest! {
                 confidence: asked.confidence.and_then(Confidence::new),
                 rationale: None,
                 approval_id: None,
+                arguments_digest: None,
             };
             let fast = bundle.scope().authorize(&ScopeQuery {
                 agent: &bundle.agent(asked.agent).unwrap().cedar,
@@ -372,6 +373,7 @@ fn the_generators_reach_every_answer() {
             confidence: None,
             rationale: None,
             approval_id: None,
+            arguments_digest: None,
         };
         bundle.scope().authorize(&ScopeQuery {
             agent: &bundle.agent(agent).unwrap().cedar,

@@ -111,6 +111,7 @@ pub fn request(impact: Impact) -> DecisionRequest {
         confidence: clearance_engine::Confidence::new(0.95),
         rationale: None,
         approval_id: None,
+        arguments_digest: None,
     }
 }
 

@@ -225,6 +225,7 @@ pub fn request(agent: &str, action: &str) -> DecisionRequest {
         confidence: None,
         rationale: None,
         approval_id: None,
+        arguments_digest: None,
     }
 }
 
