@@ -23,7 +23,8 @@ use rmcp::{
 /// The client waiting for a call's progress, and its token.
 pub(crate) type Downstream = (Peer<RoleServer>, ProgressToken);
 
-/// Where progress of calls in flight goes, by the token sent upstream.
+/// Where progress of calls in flight on one upstream connection goes, by
+/// the token sent upstream (rmcp numbers tokens per connection).
 #[derive(Clone, Default)]
 pub(crate) struct ProgressRoutes(Arc<Mutex<HashMap<ProgressToken, Downstream>>>);
 

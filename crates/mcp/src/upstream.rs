@@ -51,9 +51,6 @@ pub struct Upstreams {
     /// Bumped whenever a server's tools, resources or prompts change, or a
     /// server comes or goes: downstream clients are told to list again.
     changed: watch::Sender<u64>,
-    /// Progress of forwarded calls: the token sent upstream → where the
-    /// downstream client is waiting.
-    progress: ProgressRoutes,
     /// Whether an MCP client has come: supervisors run from then on.
     started: std::sync::atomic::AtomicBool,
 }
@@ -90,6 +87,10 @@ enum State {
     Down(String),
     Up {
         peer: Peer<RoleClient>,
+        /// This connection's progress routes: rmcp numbers progress tokens
+        /// per connection, so two connections (two servers, or one before
+        /// and after a restart) send the same tokens.
+        progress: ProgressRoutes,
         offer: Offer,
     },
 }
@@ -128,7 +129,6 @@ impl Default for Upstreams {
         Upstreams {
             servers: RwLock::new(BTreeMap::new()),
             changed: watch::channel(0).0,
-            progress: ProgressRoutes::default(),
             started: std::sync::atomic::AtomicBool::new(false),
         }
     }
@@ -278,6 +278,11 @@ impl Upstreams {
 
     /// The connected client of server `id`.
     pub(crate) fn peer(&self, id: &str) -> Result<Peer<RoleClient>, CallError> {
+        self.connected(id).map(|(peer, _)| peer)
+    }
+
+    /// The connected client of server `id`, and where its progress goes.
+    fn connected(&self, id: &str) -> Result<(Peer<RoleClient>, ProgressRoutes), CallError> {
         let server = self.server(id).ok_or_else(|| CallError::Unavailable {
             server: id.to_owned(),
             reason: "not configured".into(),
@@ -287,7 +292,7 @@ impl Upstreams {
             .read()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         match &*state {
-            State::Up { peer, .. } => Ok(peer.clone()),
+            State::Up { peer, progress, .. } => Ok((peer.clone(), progress.clone())),
             State::Down(reason) => Err(CallError::Unavailable {
                 server: id.to_owned(),
                 reason: reason.clone(),
@@ -308,13 +313,13 @@ impl Upstreams {
             server: id.to_owned(),
             reason: "not configured".into(),
         })?;
-        let peer = self.peer(id)?;
+        let (peer, routes) = self.connected(id)?;
         let mut params = CallToolRequestParams::new(tool.to_owned());
         params.arguments = Some(arguments);
         let seconds = server.config.timeout_seconds;
         let answer = tokio::time::timeout(
             Duration::from_secs(seconds),
-            self.progress.call(&peer, params, progress),
+            routes.call(&peer, params, progress),
         )
         .await;
         let failed = |reason: String| CallError::Failed {
@@ -521,9 +526,10 @@ async fn supervise(upstreams: Arc<Upstreams>, server: Arc<Server>) {
     let mut backoff = Duration::from_secs(1);
     loop {
         let changed = Arc::new(Notify::new());
+        let progress = ProgressRoutes::default();
         let listener = Listener {
             changed: changed.clone(),
-            progress: upstreams.progress.clone(),
+            progress: progress.clone(),
         };
         let attempt = tokio::select! {
             () = server.stop.cancelled() => return,
@@ -558,6 +564,7 @@ async fn supervise(upstreams: Arc<Upstreams>, server: Arc<Server>) {
             &server,
             State::Up {
                 peer: connection.peer().clone(),
+                progress,
                 offer,
             },
         );

@@ -241,3 +241,63 @@ async fn a_mapping_that_stops_matching_the_tools_schema_hides_it_and_clients_hea
         "the other tools still run"
     );
 }
+
+/// Two connections number their progress tokens alike (rmcp counts per
+/// connection): the progress of one agent's call through one of them must
+/// not reach another agent's client calling through the other.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn progress_reaches_only_the_client_whose_call_it_reports_on() {
+    let Some(peers) = peers() else { return };
+    let everything = Everything::start(&peers);
+    let url = everything.url.clone();
+    let harness = Harness::start(move |_| {
+        (
+            format!(
+                r#"
+policy_owner: platform-team@example.com
+agents:
+  reader-a: {{ owner: oncall@example.com, phase: shadow, credential_scope: ops:reader-a, domains: [left, right] }}
+  reader-b: {{ owner: oncall@example.com, phase: shadow, credential_scope: ops:reader-b, domains: [left, right] }}
+mcp_servers:
+  left:  {{ url: "{url}", annotations: trust }}
+  right: {{ url: "{url}", annotations: trust }}
+"#
+            ),
+            POLICY.into(),
+        )
+    })
+    .await;
+    let a = harness.client(&harness.token("reader-a").await).await;
+    let b = harness.client(&harness.token("reader-b").await).await;
+    // Told apart by their step counts: rmcp's client replaces the token.
+    let long = |server: &str, steps: u32| {
+        call(
+            &format!("{server}__trigger-long-running-operation"),
+            json!({ "duration": 2, "steps": steps }),
+            json!({}),
+            Some(1),
+        )
+    };
+    let (left, right) = tokio::join!(a.call_tool(long("left", 4)), b.call_tool(long("right", 3)));
+    assert!(text(&left.unwrap()).contains("completed"));
+    assert!(text(&right.unwrap()).contains("completed"));
+    let start = Instant::now();
+    let heard = |client: &support::Client| client.service().progress.lock().unwrap().clone();
+    while (heard(&a).len() < 4 || heard(&b).len() < 3) && start.elapsed() < Duration::from_secs(5) {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // Anything late would land now.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    for (client, steps) in [(&a, 4u32), (&b, 3)] {
+        assert_eq!(
+            heard(client)
+                .iter()
+                .map(|p| (p.progress, p.total))
+                .collect::<Vec<_>>(),
+            (1..=steps)
+                .map(|step| (f64::from(step), Some(f64::from(steps))))
+                .collect::<Vec<_>>(),
+            "each client hears its own call's steps, and only those"
+        );
+    }
+}
