@@ -2,8 +2,17 @@
 //! authentication. The token is checked on every request — a session is
 //! no credential — and only an agent's token is accepted: the agent and
 //! its phase come from the token, never from what the client says.
+//!
+//! A session belongs to the agent that opened it, for every request on it:
+//! rmcp answers some itself (a `GET` resuming its event streams, a
+//! `DELETE`, notifications such as `notifications/cancelled`) without
+//! reaching the handler's own check, so the owner is checked here, before
+//! rmcp sees the request.
 
-use std::sync::Arc;
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex},
+};
 
 use axum::{
     Router,
@@ -24,10 +33,31 @@ use crate::{McpGateway, handler::Session};
 /// The largest MCP request body accepted: tool arguments may carry a file.
 pub const MAX_MCP_BODY_BYTES: usize = 4 * 1024 * 1024;
 
+/// The header naming a request's MCP session.
+const SESSION_HEADER: &str = "mcp-session-id";
+
+/// Who is let through to `/mcp`: the gateway that knows tokens, and the
+/// agent that opened each live session.
+struct Door<S: Store> {
+    gateway: Arc<Gateway<S>>,
+    owners: Mutex<HashMap<String, String>>,
+}
+
+impl<S: Store> Door<S> {
+    fn owners(&self) -> std::sync::MutexGuard<'_, HashMap<String, String>> {
+        self.owners
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
 /// `/mcp`, serving `mcp`'s tools to agents. `allowed_hosts` are the `Host`
 /// values accepted (DNS-rebinding protection); empty accepts any.
 pub fn router<S: Store>(mcp: Arc<McpGateway<S>>, allowed_hosts: Vec<String>) -> Router {
-    let gateway = mcp.gateway.clone();
+    let door = Arc::new(Door {
+        gateway: mcp.gateway.clone(),
+        owners: Mutex::new(HashMap::new()),
+    });
     let mut config = StreamableHttpServerConfig::default()
         .with_max_request_body_bytes(MAX_MCP_BODY_BYTES)
         .with_cancellation_token(tokio_util::sync::CancellationToken::new());
@@ -43,25 +73,26 @@ pub fn router<S: Store>(mcp: Arc<McpGateway<S>>, allowed_hosts: Vec<String>) -> 
     );
     Router::new()
         .nest_service("/mcp", service)
-        .layer(middleware::from_fn_with_state(gateway, authenticate::<S>))
+        .layer(middleware::from_fn_with_state(door, authenticate::<S>))
 }
 
 /// Lets through requests that carry an agent's token, with its identity.
 async fn authenticate<S: Store>(
-    State(gateway): State<Arc<Gateway<S>>>,
+    State(door): State<Arc<Door<S>>>,
     request: Request,
     next: Next,
 ) -> Response {
     let (mut parts, body) = request.into_parts();
     let identity = match <Caller as axum::extract::FromRequestParts<_>>::from_request_parts(
-        &mut parts, &gateway,
+        &mut parts,
+        &door.gateway,
     )
     .await
     {
         Ok(Caller(identity)) => identity,
         Err(error) => return challenge(error),
     };
-    if !matches!(identity, Identity::Agent { .. }) {
+    let Identity::Agent { agent } = &identity else {
         return ApiError::new(
             StatusCode::FORBIDDEN,
             "forbidden",
@@ -71,9 +102,74 @@ async fn authenticate<S: Store>(
             ),
         )
         .into_response();
-    }
+    };
+    let agent = agent.clone();
+    let session = parts
+        .headers
+        .get(SESSION_HEADER)
+        .map(|value| value.to_str().map(str::to_owned));
+    let session = match session {
+        None => None,
+        Some(Ok(session)) => {
+            if let Some(refusal) = not_owned_by(&door, &session, &agent) {
+                return refusal;
+            }
+            Some(session)
+        }
+        Some(Err(_)) => return unknown_session(),
+    };
+    let deleting = parts.method == axum::http::Method::DELETE;
     parts.extensions.insert(identity);
-    next.run(Request::from_parts(parts, body)).await
+    let response = next.run(Request::from_parts(parts, body)).await;
+    match session {
+        // A session opened by this request is the agent's.
+        None => {
+            if let Some(opened) = response
+                .headers()
+                .get(SESSION_HEADER)
+                .and_then(|v| v.to_str().ok())
+            {
+                door.owners().insert(opened.to_owned(), agent);
+            }
+        }
+        // Closed, or gone from rmcp (expired): forgotten here too.
+        Some(session)
+            if (deleting && response.status().is_success())
+                || response.status() == StatusCode::NOT_FOUND =>
+        {
+            door.owners().remove(&session);
+        }
+        Some(_) => {}
+    }
+    response
+}
+
+/// The refusal of a request on `session` by `agent`, unless `agent` opened
+/// it: another agent's session is forbidden, and one never opened here (or
+/// closed) is unknown.
+fn not_owned_by<S: Store>(door: &Door<S>, session: &str, agent: &str) -> Option<Response> {
+    match door.owners().get(session) {
+        Some(owner) if owner == agent => None,
+        Some(_) => Some(
+            ApiError::new(
+                StatusCode::FORBIDDEN,
+                "forbidden",
+                "this MCP session belongs to another agent: open your own",
+            )
+            .into_response(),
+        ),
+        None => Some(unknown_session()),
+    }
+}
+
+/// The answer MCP clients take as "initialize again".
+fn unknown_session() -> Response {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        "not_found",
+        "no such MCP session: initialize a new one",
+    )
+    .into_response()
 }
 
 /// A 401 tells MCP clients how to authenticate.

@@ -156,10 +156,41 @@ async fn another_agents_token_is_that_agent_and_cannot_ride_a_session() {
                 "params": { "name": "files__read_text_file", "arguments": { "path": file.display().to_string() } } }),
     )
     .await;
-    assert!(hijack.contains("belongs to agent `shadow-bot`"), "{hijack}");
+    assert!(hijack.contains("belongs to another agent"), "{hijack}");
     assert!(!hijack.contains("secret runbook"), "{hijack}");
     let decided: Vec<Value> = harness.decisions().await;
     assert_eq!(decided.len(), 1, "only other-bot's own call was decided");
+
+    // Nor what rmcp answers without the handler: resuming the session's
+    // streams, or closing it.
+    let on_session = |method: reqwest::Method, token: &str, session: &str| {
+        harness
+            .http
+            .request(method, format!("{}/mcp", harness.base))
+            .bearer_auth(token)
+            .header(header::ACCEPT, "text/event-stream")
+            .header("mcp-protocol-version", "2025-06-18")
+            .header("mcp-session-id", session)
+            .header("last-event-id", "0/0")
+            .send()
+    };
+    for method in [reqwest::Method::GET, reqwest::Method::DELETE] {
+        let refused = on_session(method.clone(), &other, &session).await.unwrap();
+        assert_eq!(refused.status(), StatusCode::FORBIDDEN, "{method}");
+    }
+    let unknown = on_session(reqwest::Method::DELETE, &other, "no-such-session")
+        .await
+        .unwrap();
+    assert_eq!(unknown.status(), StatusCode::NOT_FOUND);
+    // The owner still can close it, and then nobody can use it.
+    let closed = on_session(reqwest::Method::DELETE, &shadow, &session)
+        .await
+        .unwrap();
+    assert!(closed.status().is_success(), "{}", closed.status());
+    let after = on_session(reqwest::Method::DELETE, &shadow, &session)
+        .await
+        .unwrap();
+    assert_eq!(after.status(), StatusCode::NOT_FOUND);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
