@@ -351,8 +351,9 @@ impl Applier for Follower {
                             }
                             Err(error) => {
                                 self.shared.metrics.unreadable_record();
+                                state.unreadable.get_or_insert(record.seq);
                                 tracing::error!(seq = record.seq, kind = %record.kind, %error,
-                                    "another writer's record cannot be applied; this instance's state misses it");
+                                    "another writer's record cannot be applied; this instance's state misses it, and it decides nothing until restarted on a version that reads it");
                             }
                         }
                         state.applied = record.seq;

@@ -162,6 +162,10 @@ impl<S: Store> Decisions<'_, S> {
                 .core
                 .transact_then_write(
                     |state, bundle, now| {
+                        // Fail closed: what it could not read may forbid this.
+                        if state.unreadable.is_some() {
+                            return Err(ServiceError::Unavailable);
+                        }
                         let declared = bundle.agent(agent).ok_or_else(|| unknown_agent(agent))?;
                         let horizon = now.checked_sub(hard_stop_horizon(bundle)).unwrap_or(now);
                         state.prune_executions(agent, horizon);

@@ -179,6 +179,12 @@ impl<S: Store> Gateway<S> {
             tracing::warn!(%error, "health: the database does not answer");
             return Err("the database does not answer".into());
         }
+        if let Some(seq) = self.core.state().unreadable {
+            return Err(format!(
+                "ledger record {seq}, appended by another instance, cannot be read by this version: \
+                 decisions are refused until it is restarted on a version that reads it"
+            ));
+        }
         if self.healthy() {
             return Ok(());
         }

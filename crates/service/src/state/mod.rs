@@ -62,6 +62,10 @@ pub(crate) struct State {
     pub executions: HashMap<String, VecDeque<Execution>>,
     /// What submitted entries will change once committed.
     pub in_flight: InFlight,
+    /// The first record another writer appended that this instance could
+    /// not read (a kind or payload of a newer version): the state misses
+    /// what it changed — a kill switch, say — so nothing is decided on it.
+    pub unreadable: Option<u64>,
 }
 
 impl State {
