@@ -343,7 +343,10 @@ impl<S: Store> Reconcile<'_, S> {
             write,
             window,
         } = *pending;
-        let incident = format!("{}:{}", E::SOURCE, event.request_id());
+        // The event's own key, not its request id: a client may reuse an
+        // auditID, and each event's sample must be an incident of its own
+        // (one sample per incident), or the second would be refused.
+        let incident = key.to_owned();
         let (receipt, recorded) = self
             .core
             .transact(|state, _, now| {

@@ -10,11 +10,12 @@
 use std::borrow::Cow;
 
 use jiff::Timestamp;
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize};
+use sha2::{Digest, Sha256};
 
 pub use super::{Ignored, Reading};
 use super::{PlatformEvent, PlatformWrite, Target};
-use crate::{Bundle, bundle::platform::is_write_verb};
+use crate::{Bundle, bundle::platform::is_write_verb, ledger::hex};
 
 /// The only audit API version read.
 pub const API_VERSION: &str = "audit.k8s.io/v1";
@@ -51,8 +52,10 @@ pub struct AuditEvent {
     /// `audit.k8s.io/v1`.
     #[serde(default, skip_serializing)]
     pub api_version: Option<String>,
-    /// Unique per request; each stage of a request repeats it.
-    #[serde(rename = "auditID")]
+    /// Unique per request; each stage of a request repeats it. The client
+    /// may choose it (the `Audit-ID` header): one too long or holding
+    /// control characters is read as its digest ([`client_chosen`]).
+    #[serde(rename = "auditID", deserialize_with = "client_chosen_id")]
     pub audit_id: String,
     /// `RequestReceived`, `ResponseStarted`, `ResponseComplete`, `Panic`.
     pub stage: String,
@@ -81,20 +84,21 @@ pub struct UserInfo {
 #[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
 pub struct ObjectRef {
-    /// e.g. `deployments`.
-    #[serde(default)]
+    /// e.g. `deployments`. Every part of `objectRef` comes from the
+    /// request's path, so is the client's choice: read as [`client_chosen`].
+    #[serde(default, deserialize_with = "optional_client_chosen_id")]
     pub resource: Option<String>,
     /// e.g. `scale`.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "optional_client_chosen_id")]
     pub subresource: Option<String>,
     /// Absent for cluster-scoped objects.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "optional_client_chosen_name")]
     pub namespace: Option<String>,
     /// Absent for a collection, or a create whose name the server makes.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "optional_client_chosen_name")]
     pub name: Option<String>,
     /// Absent or empty for the core group.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "optional_client_chosen_name")]
     pub api_group: Option<String>,
 }
 
@@ -104,6 +108,35 @@ pub struct ResponseStatus {
     /// The HTTP status code.
     #[serde(default)]
     pub code: Option<i32>,
+}
+
+/// A field the API server copies from the client's request. A value longer
+/// than the field's bound, or holding control characters, is read as
+/// `sha256:` and the hex digest of its bytes: still this event's own, but
+/// never a reason to refuse the event — and with it every other event of
+/// its batch, whose writes would then go uncounted.
+fn client_chosen(value: String, max: usize) -> String {
+    if value.len() > max || value.chars().any(char::is_control) {
+        format!("sha256:{}", hex(&Sha256::digest(value.as_bytes())))
+    } else {
+        value
+    }
+}
+
+fn client_chosen_id<'de, D: Deserializer<'de>>(deserializer: D) -> Result<String, D::Error> {
+    Ok(client_chosen(String::deserialize(deserializer)?, MAX_ID))
+}
+
+fn optional_client_chosen_id<'de, D: Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<String>, D::Error> {
+    Ok(Option::<String>::deserialize(deserializer)?.map(|v| client_chosen(v, MAX_ID)))
+}
+
+fn optional_client_chosen_name<'de, D: Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<String>, D::Error> {
+    Ok(Option::<String>::deserialize(deserializer)?.map(|v| client_chosen(v, MAX_NAME)))
 }
 
 /// What is wrong with an event: the field (a JSON path within the event)
@@ -194,10 +227,22 @@ impl AuditEvent {
         Ok(())
     }
 
-    /// The event's identity for at-most-once counting: a request's stages
-    /// share its auditID.
+    /// The event's identity for at-most-once counting: its auditID and
+    /// stage, and a digest of what it says (verb, user, object, response,
+    /// time). The same event delivered again — a retried webhook batch, the
+    /// log file read again — has the same key; a request that reuses
+    /// another's auditID (the client may set it) is another event, counted.
     pub fn key(&self) -> String {
-        format!("{}/{}", self.audit_id, self.stage)
+        let said = serde_json::json!([
+            self.verb,
+            self.user.username,
+            self.object_ref,
+            self.code(),
+            self.request_received_timestamp,
+        ]);
+        let digest = Sha256::digest(said.to_string().as_bytes());
+        let short = hex(digest.get(..8).unwrap_or_default());
+        format!("{}/{}/{short}", self.audit_id, self.stage)
     }
 
     /// The response code, when the event has one.
