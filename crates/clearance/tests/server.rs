@@ -1711,8 +1711,24 @@ fn reconcile_cloudtrail_from_the_command_line(db: Db) {
     );
     assert!(!out.contains("matched"), "{out}");
 
-    // The matched call (plain JSON) and one the API refused (gzipped).
+    // The matched call (plain JSON) and one the API refused (gzipped),
+    // beside the digests of a trail with log-file validation on, which
+    // hold no events and are not read.
     std::fs::remove_file(trail.join("b.json")).unwrap();
+    let digests = db.path().join("trail/CloudTrail-Digest/eu-west-1");
+    std::fs::create_dir_all(&digests).unwrap();
+    let digest =
+        r#"{"awsAccountId":"111122223333","digestStartTime":"2026-11-21T11:00:00Z","logFiles":[]}"#;
+    std::fs::write(
+        digests.join("111122223333_CloudTrail-Digest_eu-west-1_x.json"),
+        digest,
+    )
+    .unwrap();
+    std::fs::write(
+        trail.join("111122223333_CloudTrail-Digest_eu-west-1_y.json"),
+        digest,
+    )
+    .unwrap();
     let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
     gz.write_all(file(&[trail_record("t-2", "checkout-api", Some("AccessDenied"))]).as_bytes())
         .unwrap();

@@ -104,6 +104,9 @@ fn walk(dir: &Path, found: &mut Vec<PathBuf>) -> Result<(), String> {
         .map_err(|e| format!("{}: cannot read: {e}", shown()))?;
     entries.sort();
     for entry in entries {
+        if is_digest(&entry) {
+            continue;
+        }
         if entry.is_dir() {
             walk(&entry, found)?;
         } else if entry
@@ -115,6 +118,15 @@ fn walk(dir: &Path, found: &mut Vec<PathBuf>) -> Result<(), String> {
         }
     }
     Ok(())
+}
+
+/// A CloudTrail digest (log-file validation: `AWSLogs/<account>/CloudTrail-Digest/…`,
+/// `…_CloudTrail-Digest_….json.gz`): hashes of log files, no events. A
+/// synced bucket has them beside the logs; they are not read.
+fn is_digest(path: &Path) -> bool {
+    path.file_name()
+        .and_then(|n| n.to_str())
+        .is_some_and(|n| n == "CloudTrail-Digest" || n.contains("_CloudTrail-Digest_"))
 }
 
 /// One file's events, whole and checked.
