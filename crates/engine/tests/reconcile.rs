@@ -427,3 +427,28 @@ fn malformed_aws_entries_are_located_errors() {
     assert!(unknown.contains("cluster"), "{unknown}");
     assert!(source.contains("clearance.yaml:"), "located: {source}");
 }
+
+#[test]
+fn agents_sharing_a_credential_the_audit_log_names_are_refused() {
+    let second = |scope: &str| {
+        CONFIG.replace(
+            "tools:\n",
+            &format!(
+                "  twin-bot:\n    owner: oncall@example.com\n    phase: shadow\n    credential_scope: {scope}\n    domains: [payments]\ntools:\n"
+            ),
+        )
+    };
+    let kubernetes = refused(&second("k8s:sa/ops/incident-bot"));
+    assert!(
+        kubernetes.contains(
+            "agents `incident-bot`, `twin-bot` share the Kubernetes user `system:serviceaccount:ops:incident-bot`"
+        ),
+        "{kubernetes}"
+    );
+    let aws = refused(&second("aws:role/aws-bot"));
+    assert!(
+        aws.contains("agents `aws-bot`, `twin-bot` share the IAM role `aws-bot`"),
+        "{aws}"
+    );
+    compiled(&second("k8s:sa/ops/twin-bot"));
+}

@@ -73,6 +73,13 @@ fn compile_unsorted(source: &BundleSource) -> Result<Bundle, BundleErrors> {
     let notify = config.notify(&raw);
     let kubernetes_users = reconcile::kubernetes_users(&agents, &raw);
     let aws_roles = reconcile::aws_roles(&agents);
+    problems.extend(reconcile::shared_credentials(
+        &raw,
+        &kubernetes_users,
+        &aws_roles,
+    ));
+    let kubernetes_users = kubernetes_users.into_iter().collect();
+    let aws_roles = aws_roles.into_iter().collect();
 
     let schema = build_schema(&actions, &mut problems);
     let policies = match &schema {

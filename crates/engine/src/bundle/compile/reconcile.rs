@@ -3,14 +3,14 @@
 //! agent's Kubernetes username and AWS role resolved once from its
 //! `credential_scope`.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use serde_saphyr::Spanned;
 
 use super::Config;
 use crate::{
     bundle::{
-        Agent,
+        Agent, CONFIG_FILE, Diagnostic,
         mcp::Template,
         platform::{READ_VERBS, ServiceAccount, is_dns_subdomain},
         raw::{RawAwsRequest, RawConfig, RawKubernetesRequest},
@@ -183,9 +183,49 @@ fn is_resource_name(part: &str) -> bool {
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.')
 }
 
+/// Two agents whose `credential_scope`s name one platform identity (a
+/// Kubernetes user, an IAM role): the platform's audit log cannot tell
+/// which of them wrote, so a write could be credited to the wrong one
+/// (matched against its allowed executions, or its demotion taken by the
+/// other). Refused, as `platform:` refuses a shared service account (with
+/// `platform:`, that refusal already names it, so it is not said twice).
+pub(super) fn shared_credentials(
+    raw: &RawConfig,
+    kubernetes_users: &[(String, String)],
+    aws_roles: &[(String, String)],
+) -> Vec<Diagnostic> {
+    let kubernetes_users = if raw.platform.is_some() {
+        &[]
+    } else {
+        kubernetes_users
+    };
+    let mut problems = Vec::new();
+    for (platform, pairs) in [
+        ("Kubernetes user", kubernetes_users),
+        ("IAM role", aws_roles),
+    ] {
+        let mut owners: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+        for (credential, agent) in pairs {
+            owners.entry(credential).or_default().push(agent);
+        }
+        for (credential, mut agents) in owners.into_iter().filter(|(_, a)| a.len() > 1) {
+            agents.sort_unstable();
+            problems.push(Diagnostic::error(
+                "shared-credential",
+                CONFIG_FILE,
+                format!(
+                    "agents `{}` share the {platform} `{credential}`: the platform's audit log cannot tell them apart; give each agent its own credential",
+                    agents.join("`, `")
+                ),
+            ));
+        }
+    }
+    problems
+}
+
 /// IAM role name → agent, for every agent whose `credential_scope` is
 /// `aws:role/<name>`.
-pub(super) fn aws_roles(agents: &HashMap<String, Agent>) -> HashMap<String, String> {
+pub(super) fn aws_roles(agents: &HashMap<String, Agent>) -> Vec<(String, String)> {
     agents
         .values()
         .filter_map(|agent| {
@@ -201,7 +241,7 @@ pub(super) fn aws_roles(agents: &HashMap<String, Agent>) -> HashMap<String, Stri
 pub(super) fn kubernetes_users(
     agents: &HashMap<String, Agent>,
     raw: &RawConfig,
-) -> HashMap<String, String> {
+) -> Vec<(String, String)> {
     let default_namespace = raw
         .platform
         .as_ref()
