@@ -90,6 +90,11 @@ pub enum Command {
         /// The certificate's private key (PEM: PKCS#8, PKCS#1 or SEC1).
         #[arg(long, value_name = "FILE", requires = "tls_cert")]
         tls_key: Option<PathBuf>,
+        /// Mark the console's cookies `Secure` though clearance serves
+        /// plain HTTP: TLS ends in front of it (an ingress, a load
+        /// balancer). With --tls-cert they always are.
+        #[arg(long)]
+        secure_cookies: bool,
     },
     /// A stdio MCP server relaying to the gateway's `/mcp`, for MCP clients
     /// that only launch stdio servers. Every call is decided by the gateway

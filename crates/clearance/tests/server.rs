@@ -1283,6 +1283,34 @@ fn curl(ca: &Path, args: &[&str]) -> (i32, String, String) {
     )
 }
 
+/// Behind an ingress that ends TLS, `--secure-cookies` marks the console's
+/// cookies `Secure` though clearance itself serves plain HTTP.
+#[test]
+fn secure_cookies_are_marked_secure_behind_a_tls_proxy() {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let sign_in_cookie = |served: &Served| {
+        let request = reqwest::Client::new().get(format!("http://{}/sign-in", served.base));
+        runtime.block_on(async {
+            let response = request.send().await.unwrap();
+            assert!(response.status().is_success(), "{}", response.status());
+            response
+                .headers()
+                .get_all(reqwest::header::SET_COOKIE)
+                .iter()
+                .map(|v| v.to_str().unwrap().to_owned())
+                .collect::<Vec<_>>()
+                .join("\n")
+        })
+    };
+    let plain = serve(&Db::sqlite());
+    let cookie = sign_in_cookie(&plain);
+    assert!(cookie.contains("HttpOnly"), "{cookie}");
+    assert!(!cookie.contains("Secure"), "{cookie}");
+    let behind_proxy = serve_with(&Db::sqlite(), &["--secure-cookies"]);
+    let cookie = sign_in_cookie(&behind_proxy);
+    assert!(cookie.contains("; Secure"), "{cookie}");
+}
+
 #[test]
 fn serve_speaks_https_with_the_given_certificate_and_refuses_a_bad_one() {
     let (Some(openssl), Some(_)) = (tool("openssl", "version"), tool("curl", "--version")) else {

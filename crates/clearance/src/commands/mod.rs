@@ -48,7 +48,15 @@ pub fn run(cli: Cli) -> anyhow::Result<Exit> {
             checkpoint_key,
             tls_cert,
             tls_key,
-        } => serve::run(&bundle, db, &listen, checkpoint_key, tls_cert.zip(tls_key)),
+            secure_cookies,
+        } => serve::run(
+            &bundle,
+            db,
+            &listen,
+            checkpoint_key,
+            tls_cert.zip(tls_key),
+            secure_cookies,
+        ),
         Command::Mcp { server, token } => mcp::run(&server, &token),
         Command::Token(TokenCommand::Issue {
             agent,

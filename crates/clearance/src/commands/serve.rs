@@ -32,6 +32,7 @@ pub fn run(
     listen: &str,
     checkpoint_key: PathBuf,
     tls: Option<(PathBuf, PathBuf)>,
+    secure_cookies: bool,
 ) -> anyhow::Result<Exit> {
     init_logging();
     block_on(serve(
@@ -40,6 +41,7 @@ pub fn run(
         listen.to_owned(),
         checkpoint_key,
         tls,
+        secure_cookies,
     ))
 }
 
@@ -49,6 +51,7 @@ async fn serve(
     listen: String,
     checkpoint_key: PathBuf,
     tls: Option<(PathBuf, PathBuf)>,
+    secure_cookies: bool,
 ) -> anyhow::Result<Exit> {
     // Before anything is opened: a certificate that cannot be used stops
     // the start, rather than a gateway serving plain HTTP by surprise.
@@ -89,6 +92,7 @@ async fn serve(
             Listening {
                 listen: &listen,
                 tls,
+                secure_cookies,
             },
             &shown,
             checkpoint_key,
@@ -101,6 +105,9 @@ async fn serve(
 struct Listening<'a> {
     listen: &'a str,
     tls: Option<RustlsConfig>,
+    /// The console's cookies are `Secure` even over plain HTTP (TLS ends
+    /// in front of clearance).
+    secure_cookies: bool,
 }
 
 /// The HTTPS configuration from PEM files (rustls, aws-lc-rs).
@@ -130,7 +137,11 @@ async fn run_gateway<S: Store>(
     shown: &str,
     checkpoint_key: PathBuf,
 ) -> anyhow::Result<Exit> {
-    let Listening { listen, tls } = listening;
+    let Listening {
+        listen,
+        tls,
+        secure_cookies,
+    } = listening;
     let fresh = store
         .records(0, 1)
         .await
@@ -180,7 +191,7 @@ async fn run_gateway<S: Store>(
     let console = clearance_console::router(
         gateway.clone(),
         clearance_console::Settings {
-            secure_cookies: tls.is_some(),
+            secure_cookies: secure_cookies || tls.is_some(),
         },
     );
     let app = clearance_http::router(gateway)
