@@ -7,7 +7,10 @@ use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::vocabulary::{Confidence, Level};
+use crate::{
+    ledger::Digest32,
+    vocabulary::{Confidence, Level},
+};
 
 /// One request from an agent, as the API and `clearance decide` accept it.
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -58,13 +61,14 @@ pub struct DecisionRequest {
 
 /// `sha256:` and 64 lowercase hex digits over `arguments`' JSON text: what
 /// [`DecisionRequest::arguments_digest`] carries for a call whose content
-/// the resource does not name.
-pub fn arguments_digest(arguments: &serde_json::Value) -> String {
-    let text = arguments.to_string();
-    format!(
-        "sha256:{}",
-        crate::ledger::Digest32(Sha256::digest(text.as_bytes()).into())
-    )
+/// the resource does not name. Serialised straight from the borrowed
+/// arguments: an MCP call's may hold a whole file.
+///
+/// # Errors
+/// When `arguments` cannot be written as JSON.
+pub fn arguments_digest(arguments: &impl Serialize) -> Result<String, serde_json::Error> {
+    let text = serde_json::to_vec(arguments)?;
+    Ok(format!("sha256:{}", Digest32(Sha256::digest(&text).into())))
 }
 
 fn optional_digest<'de, D>(deserializer: D) -> Result<Option<String>, D::Error>
@@ -72,13 +76,16 @@ where
     D: serde::Deserializer<'de>,
 {
     let digest = Option::<String>::deserialize(deserializer)?;
-    if let Some(text) = &digest {
-        let hex = text.strip_prefix("sha256:").unwrap_or_default();
-        if hex.len() != 64 || !hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
-            return Err(serde::de::Error::custom(
-                "arguments_digest must be `sha256:` and 64 lowercase hex digits",
-            ));
-        }
+    let well_formed = |text: &str| {
+        text.strip_prefix("sha256:")
+            .filter(|hex| !hex.bytes().any(|b| b.is_ascii_uppercase()))
+            .and_then(Digest32::from_hex)
+            .is_some()
+    };
+    if digest.as_deref().is_some_and(|text| !well_formed(text)) {
+        return Err(serde::de::Error::custom(
+            "arguments_digest must be `sha256:` and 64 lowercase hex digits",
+        ));
     }
     Ok(digest)
 }
@@ -213,7 +220,7 @@ impl RequestHash {
 
 impl fmt::Display for RequestHash {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "sha256:{}", crate::ledger::Digest32(self.0))
+        write!(f, "sha256:{}", Digest32(self.0))
     }
 }
 
@@ -253,7 +260,10 @@ mod tests {
             |r| r.resource.name.push('x'),
             |r| r.plan_id = None,
             |r| r.snapshot.as_mut().unwrap().version.push('x'),
-            |r| r.arguments_digest = Some(arguments_digest(&serde_json::json!({"scale": 0}))),
+            |r| {
+                r.arguments_digest =
+                    Some(arguments_digest(&serde_json::json!({"scale": 0})).unwrap())
+            },
         ];
         for change in variants {
             let mut changed = request();
@@ -283,9 +293,12 @@ mod tests {
     #[test]
     fn two_calls_differing_only_in_arguments_hash_apart() {
         let call = |scale: u32| DecisionRequest {
-            arguments_digest: Some(arguments_digest(
-                &serde_json::json!({"tool": "resources_scale", "arguments": {"scale": scale}}),
-            )),
+            arguments_digest: Some(
+                arguments_digest(
+                    &serde_json::json!({"tool": "resources_scale", "arguments": {"scale": scale}}),
+                )
+                .unwrap(),
+            ),
             ..request()
         };
         assert_eq!(RequestHash::of(&call(3)), RequestHash::of(&call(3)));
@@ -305,7 +318,7 @@ mod tests {
             let error = serde_json::from_str::<DecisionRequest>(&body).unwrap_err();
             assert!(error.to_string().contains("arguments_digest"), "{error}");
         }
-        let good = arguments_digest(&serde_json::json!({}));
+        let good = arguments_digest(&serde_json::json!({})).unwrap();
         let body = format!(
             r#"{{"agent":"bot","action":"a:b","resource":{{"kind":"k","name":"n"}},"arguments_digest":"{good}"}}"#
         );

@@ -104,19 +104,13 @@ async fn authenticate<S: Store>(
         .into_response();
     };
     let agent = agent.clone();
-    let session = parts
-        .headers
-        .get(SESSION_HEADER)
-        .map(|value| value.to_str().map(str::to_owned));
-    let session = match session {
+    let session = match parts.headers.get(SESSION_HEADER).map(HeaderValue::to_str) {
         None => None,
-        Some(Ok(session)) => {
-            if let Some(refusal) = not_owned_by(&door, &session, &agent) {
-                return refusal;
-            }
-            Some(session)
-        }
         Some(Err(_)) => return unknown_session(),
+        Some(Ok(session)) => match not_owned_by(&door, session, &agent) {
+            Some(refusal) => return refusal,
+            None => Some(session.to_owned()),
+        },
     };
     let deleting = parts.method == axum::http::Method::DELETE;
     parts.extensions.insert(identity);

@@ -4,13 +4,11 @@
 //! the deciding path, relays resource and prompt reads, and tells the
 //! client when the lists change.
 //!
-//! A session belongs to the agent whose token opened it: a request on it
-//! with another agent's token is refused.
+//! A session belongs to the agent whose token opened it; the `/mcp` door
+//! (`auth`) refuses any request on it with another agent's token before
+//! it reaches a session.
 
-use std::{
-    sync::{Arc, OnceLock},
-    time::Duration,
-};
+use std::{sync::Arc, time::Duration};
 
 use clearance_engine::Identity;
 use clearance_store::Store;
@@ -35,20 +33,15 @@ const IDLE_CHECK: Duration = Duration::from_secs(30);
 /// One client's view of the gateway.
 pub(crate) struct Session<S: Store> {
     mcp: Arc<McpGateway<S>>,
-    /// The agent whose token opened the session.
-    agent: OnceLock<String>,
 }
 
 impl<S: Store> Session<S> {
     pub(crate) fn new(mcp: Arc<McpGateway<S>>) -> Session<S> {
-        Session {
-            mcp,
-            agent: OnceLock::new(),
-        }
+        Session { mcp }
     }
 
-    /// The agent the request's token authenticates, bound to the session
-    /// on first use.
+    /// The agent the request's token authenticates (the door checked that
+    /// it opened this session).
     fn caller(
         &self,
         extensions: &rmcp::model::Extensions,
@@ -64,15 +57,6 @@ impl<S: Store> Session<S> {
                 None,
             ));
         };
-        let bound = self.agent.get_or_init(|| agent.clone());
-        if bound != agent {
-            return Err(ErrorData::invalid_request(
-                format!(
-                    "this MCP session belongs to agent `{bound}`, not `{agent}`: open your own"
-                ),
-                None,
-            ));
-        }
         let agent = agent.clone();
         Ok((identity, agent))
     }

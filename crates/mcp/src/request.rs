@@ -99,14 +99,27 @@ pub(crate) fn decision_request(
             .transpose()?,
         rationale: text(meta, "clearance/rationale")?,
         approval_id: None,
-        // An approval is for this call: another tool, or other arguments
-        // on the same resource (a different replica count, file content or
-        // command), make another request.
-        arguments_digest: Some(arguments_digest(&serde_json::json!({
-            "server": server.id,
-            "tool": route.tool,
-            "arguments": arguments,
-        }))),
+        arguments_digest: Some(call_digest(&server.id, &route.tool, arguments)?),
+    })
+}
+
+/// An approval is for this call: another tool, or other arguments on the
+/// same resource (a different replica count, file content or command),
+/// make another request. The call is hashed as it is, borrowed.
+fn call_digest(server: &str, tool: &str, arguments: &JsonObject) -> Result<String, Refusal> {
+    #[derive(serde::Serialize)]
+    struct Call<'a> {
+        server: &'a str,
+        tool: &'a str,
+        arguments: &'a JsonObject,
+    }
+    arguments_digest(&Call {
+        server,
+        tool,
+        arguments,
+    })
+    .map_err(|error| Refusal {
+        message: format!("the call's arguments cannot be read as JSON: {error}"),
     })
 }
 

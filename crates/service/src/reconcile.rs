@@ -343,10 +343,6 @@ impl<S: Store> Reconcile<'_, S> {
             write,
             window,
         } = *pending;
-        // The event's own key, not its request id: a client may reuse an
-        // auditID, and each event's sample must be an incident of its own
-        // (one sample per incident), or the second would be refused.
-        let incident = key.to_owned();
         let (receipt, recorded) = self
             .core
             .transact(|state, _, now| {
@@ -368,7 +364,10 @@ impl<S: Store> Reconcile<'_, S> {
                 let payload = json(&PlatformEventRecord {
                     source: E::SOURCE,
                     event_key: key,
-                    incident_id: &incident,
+                    // The event's own key, not its request id: a client
+                    // may reuse an auditID, and each event's sample must be
+                    // an incident of its own (one sample per incident).
+                    incident_id: key,
                     agent,
                     verdict,
                     decision_id: matched.map(|(c, _)| c.decision_id.as_str()),

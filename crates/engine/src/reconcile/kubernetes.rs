@@ -15,7 +15,11 @@ use sha2::{Digest, Sha256};
 
 pub use super::{Ignored, Reading};
 use super::{PlatformEvent, PlatformWrite, Target};
-use crate::{Bundle, bundle::platform::is_write_verb, ledger::hex};
+use crate::{
+    Bundle,
+    bundle::platform::is_write_verb,
+    ledger::{Digest32, hex},
+};
 
 /// The only audit API version read.
 pub const API_VERSION: &str = "audit.k8s.io/v1";
@@ -117,7 +121,10 @@ pub struct ResponseStatus {
 /// its batch, whose writes would then go uncounted.
 fn client_chosen(value: String, max: usize) -> String {
     if value.len() > max || value.chars().any(char::is_control) {
-        format!("sha256:{}", hex(&Sha256::digest(value.as_bytes())))
+        format!(
+            "sha256:{}",
+            Digest32(Sha256::digest(value.as_bytes()).into())
+        )
     } else {
         value
     }
@@ -233,14 +240,17 @@ impl AuditEvent {
     /// log file read again — has the same key; a request that reuses
     /// another's auditID (the client may set it) is another event, counted.
     pub fn key(&self) -> String {
-        let said = serde_json::json!([
-            self.verb,
-            self.user.username,
-            self.object_ref,
+        let said = (
+            &self.verb,
+            &self.user.username,
+            &self.object_ref,
             self.code(),
             self.request_received_timestamp,
-        ]);
-        let digest = Sha256::digest(said.to_string().as_bytes());
+        );
+        // Strings, numbers and a timestamp cannot fail to serialise; were
+        // they to, their debug text still tells two events apart.
+        let bytes = serde_json::to_vec(&said).unwrap_or_else(|_| format!("{said:?}").into_bytes());
+        let digest = Sha256::digest(bytes);
         let short = hex(digest.get(..8).unwrap_or_default());
         format!("{}/{}/{short}", self.audit_id, self.stage)
     }
