@@ -8,7 +8,8 @@
 //!    an out-of-scope outcome demoting again;
 //! 3. a kill switch missed approvals settled at the same moment;
 //! 4. approvals opened while a switch was being tripped survived it;
-//! 5. two resets of one switch both succeeded.
+//! 5. two resets of one switch both succeeded;
+//! 6. an approval opened by a caller that hung up could miss a trip.
 
 #![allow(
     clippy::unwrap_used,
@@ -330,6 +331,116 @@ async fn approvals_opened_during_a_trip_do_not_survive_it<S: Store>(world: World
     world.verify().await;
 }
 both!(approvals_opened_during_a_trip_do_not_survive_it);
+
+/// Finding 6 (a review of 051ea00): 24 requests that open approvals race a
+/// trip and every caller hangs up at a different instant of each of 20
+/// rounds, so some entries still wait in the writer's queue with their
+/// in-flight claims gone while the trip is planned. Whatever reached the
+/// ledger, no approval it opened is left pending by the trip, every one is
+/// in the switch's voided list, and none can be approved or run after the
+/// reset.
+async fn approvals_whose_callers_hung_up_do_not_survive_a_trip<S: Store>(world: World<S>) {
+    let world = Arc::new(world);
+    let mut seen = BTreeSet::new();
+    for round in 0..20u64 {
+        let asking: Vec<_> = (0..24)
+            .map(|i| {
+                let world = world.clone();
+                let mut r = request("remediate-bot", "kubectl:rollout-restart");
+                r.resource.name = format!("hung-up-{round}-{i}");
+                tokio::spawn(async move { world.decide(r).await })
+            })
+            .collect();
+        let scope = if round % 2 == 0 {
+            (KillScope::Global, None)
+        } else {
+            (KillScope::Agent, Some("remediate-bot".to_owned()))
+        };
+        let trip = {
+            let world = world.clone();
+            tokio::spawn(async move {
+                world
+                    .gateway
+                    .kill_switches()
+                    .trip(
+                        &world.approver,
+                        KillSwitchInput {
+                            scope: scope.0,
+                            target: scope.1,
+                            reason: "hung up".into(),
+                        },
+                    )
+                    .await
+            })
+        };
+        // A different instant each round, from before any entry is queued
+        // to after most are written.
+        tokio::time::sleep(std::time::Duration::from_micros(round * 173 % 3_000)).await;
+        for caller in &asking {
+            caller.abort();
+        }
+        for caller in asking {
+            match caller.await {
+                Ok(_) => {}
+                Err(e) => assert!(e.is_cancelled(), "{e:?}"),
+            }
+        }
+        let switch = trip.await.unwrap().unwrap();
+        // The writer serves entries in order: once this one is answered,
+        // every entry of a hung-up caller is written or refused.
+        let barrier = world
+            .decide(request("remediate-bot", "kubectl:rollout-restart"))
+            .await;
+        assert_eq!(barrier.decision.outcome, Outcome::Deny, "round {round}");
+        assert!(
+            world
+                .gateway
+                .approvals()
+                .list(&world.approver)
+                .unwrap()
+                .is_empty(),
+            "round {round}: an approval outlived the trip"
+        );
+        let opened: Vec<(String, clearance_engine::DecisionRequest)> = world
+            .records("decision")
+            .await
+            .into_iter()
+            .filter(|(_, p)| p["decision"]["outcome"] == "pending")
+            .map(|(_, p)| {
+                let id = p["decision"]["approval_id"].as_str().unwrap().to_owned();
+                let request = serde_json::from_value(p["request"].clone()).unwrap();
+                (id, request)
+            })
+            .filter(|(id, _)| seen.insert(id.clone()))
+            .collect();
+        let voided: BTreeSet<&String> = switch.voided_approvals.iter().collect();
+        for (id, _) in &opened {
+            assert!(voided.contains(id), "round {round}: {id} survived the trip");
+            let refused = world
+                .gateway
+                .approvals()
+                .approve(&world.approver, id, None)
+                .await;
+            assert!(
+                matches!(refused, Err(ServiceError::Conflict(_))),
+                "{refused:?}"
+            );
+        }
+        world
+            .gateway
+            .kill_switches()
+            .reset(&world.admin, &switch.id)
+            .await
+            .unwrap();
+        none_usable(&world, &opened).await;
+    }
+    assert!(
+        !seen.is_empty(),
+        "no caller's approval reached the ledger: the race was not run"
+    );
+    world.verify().await;
+}
+both!(approvals_whose_callers_hung_up_do_not_survive_a_trip);
 
 /// Finding 5: 16 concurrent resets of one switch: one succeeds, one record.
 async fn a_switch_is_reset_once<S: Store>(world: World<S>) {
