@@ -285,7 +285,11 @@ async fn operators_work_the_console_in_a_real_browser() {
     );
     let hostile =
         "<script>window.__pwned=1</script><img src=x onerror=\"window.__pwned=2\"> p99 is red";
-    let first = restart("payments", "checkout-api", hostile);
+    let mut first = restart("payments", "checkout-api", hostile);
+    // What the request carries is shown as the approval binds it, as text.
+    let carried = json!({ "annotation": hostile, "grace_seconds": 30 });
+    first["arguments_digest"] = json!(clearance_engine::arguments_digest(&carried).unwrap());
+    first["arguments"] = carried.clone();
     let pending = gateway.decide(&gateway.agent, first.clone()).await;
     assert_eq!(pending["outcome"], "pending", "{pending}");
     let approval = pending["approval_id"].as_str().unwrap().to_owned();
@@ -300,6 +304,11 @@ async fn operators_work_the_console_in_a_real_browser() {
     click(&admin, &row).await;
     // The agent's words are text, never script.
     assert_eq!(text_of(&admin, "#rationale").await, hostile);
+    let shown: Value = serde_json::from_str(&text_of(&admin, "#arguments").await).unwrap();
+    assert_eq!(
+        shown, carried,
+        "the operator reads the call the approval binds"
+    );
     let pwned = admin
         .execute("return window.__pwned === undefined;", vec![])
         .await

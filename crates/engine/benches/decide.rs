@@ -74,6 +74,7 @@ fn high_execution() -> (DecisionRequest, Facts) {
         rationale: Some("p99 latency above SLO for 10 minutes".into()),
         approval_id: None,
         arguments_digest: None,
+        arguments: None,
     };
     let facts = Facts {
         now: Some(at("2026-11-21T12:00:00Z")),

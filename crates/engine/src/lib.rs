@@ -26,5 +26,8 @@ pub use bundle::{Bundle, BundleErrors, BundleSource, Diagnostic, SourceFile};
 pub use decision::{Decision, Evidence, Outcome, Reason};
 pub use facts::Facts;
 pub use identity::{Identity, Role};
-pub use request::{DecisionRequest, RequestHash, Resource, Snapshot, arguments_digest};
+pub use request::{
+    ARGUMENTS_MAX_BYTES, DecisionRequest, RequestHash, Resource, Snapshot, arguments_digest,
+    digest_of_json,
+};
 pub use vocabulary::{Confidence, Impact, Level, Phase, ReportedOutcome};

@@ -57,6 +57,48 @@ pub struct DecisionRequest {
         skip_serializing_if = "Option::is_none"
     )]
     pub arguments_digest: Option<String>,
+    /// The content `arguments_digest` covers, for the operator who is asked
+    /// to approve it: an MCP call's `{arguments, server, tool}`. Recorded
+    /// with a pending decision only, never evaluated; when present,
+    /// `arguments_digest` must be its digest ([`DecisionRequest::check_arguments`]),
+    /// so what an approver reads is what the approval is bound to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
+    pub arguments: Option<serde_json::Value>,
+}
+
+/// The most [`DecisionRequest::arguments`] may hold, as JSON text. A larger
+/// call is bound by its digest alone: the approver is told it is not shown.
+pub const ARGUMENTS_MAX_BYTES: usize = 64 * 1024;
+
+impl DecisionRequest {
+    /// `arguments`, when present, is at most [`ARGUMENTS_MAX_BYTES`] of JSON
+    /// and `arguments_digest` is its digest.
+    ///
+    /// # Errors
+    /// What is wrong, for the field `arguments`.
+    pub fn check_arguments(&self) -> Result<(), String> {
+        let Some(arguments) = &self.arguments else {
+            return Ok(());
+        };
+        let text = serde_json::to_vec(arguments).map_err(|e| e.to_string())?;
+        if text.len() > ARGUMENTS_MAX_BYTES {
+            return Err(format!(
+                "{} bytes of JSON, more than the {ARGUMENTS_MAX_BYTES} an approver is shown: send arguments_digest alone",
+                text.len()
+            ));
+        }
+        let digest = digest_of_json(&text);
+        match &self.arguments_digest {
+            Some(bound) if *bound == digest => Ok(()),
+            Some(bound) => Err(format!(
+                "their digest is {digest}, not the arguments_digest {bound}: an approver would read other arguments than the approval is bound to"
+            )),
+            None => Err(format!(
+                "sent without arguments_digest: send {digest}, which binds them into the request"
+            )),
+        }
+    }
 }
 
 /// `sha256:` and 64 lowercase hex digits over `arguments`' JSON text: what
@@ -67,8 +109,12 @@ pub struct DecisionRequest {
 /// # Errors
 /// When `arguments` cannot be written as JSON.
 pub fn arguments_digest(arguments: &impl Serialize) -> Result<String, serde_json::Error> {
-    let text = serde_json::to_vec(arguments)?;
-    Ok(format!("sha256:{}", Digest32(Sha256::digest(&text).into())))
+    Ok(digest_of_json(&serde_json::to_vec(arguments)?))
+}
+
+/// [`arguments_digest`] of arguments already written as JSON `text`.
+pub fn digest_of_json(text: &[u8]) -> String {
+    format!("sha256:{}", Digest32(Sha256::digest(text).into()))
 }
 
 fn optional_digest<'de, D>(deserializer: D) -> Result<Option<String>, D::Error>
@@ -287,6 +333,47 @@ mod tests {
         assert_eq!(
             RequestHash::of(&request()).to_string(),
             "sha256:357ebf26d35299b9d724c3ecebce6b9e8a2774898f7b593979539a01de9a2068"
+        );
+    }
+
+    #[test]
+    fn arguments_shown_to_an_approver_must_be_what_the_digest_binds() {
+        let call =
+            serde_json::json!({"arguments": {"replicas": 3}, "server": "k8s", "tool": "scale"});
+        let digest = arguments_digest(&call).unwrap();
+        let shown = |arguments: serde_json::Value, digest: Option<&str>| DecisionRequest {
+            arguments: Some(arguments),
+            arguments_digest: digest.map(str::to_owned),
+            ..request()
+        };
+        assert_eq!(request().check_arguments(), Ok(()));
+        assert_eq!(shown(call.clone(), Some(&digest)).check_arguments(), Ok(()));
+        // A read-back copy (the ledger's) still matches: the same bytes.
+        let stored: DecisionRequest = serde_json::from_str(
+            &serde_json::to_string(&shown(call.clone(), Some(&digest))).unwrap(),
+        )
+        .unwrap();
+        assert_eq!(stored.check_arguments(), Ok(()));
+
+        let other =
+            serde_json::json!({"arguments": {"replicas": 0}, "server": "k8s", "tool": "scale"});
+        let lie = shown(other, Some(&digest)).check_arguments().unwrap_err();
+        assert!(lie.contains("not the arguments_digest"), "{lie}");
+        let unbound = shown(call, None).check_arguments().unwrap_err();
+        assert!(unbound.contains(&digest), "{unbound}");
+        let huge = serde_json::json!({ "content": "x".repeat(ARGUMENTS_MAX_BYTES) });
+        let huge_digest = arguments_digest(&huge).unwrap();
+        let too_big = shown(huge, Some(&huge_digest))
+            .check_arguments()
+            .unwrap_err();
+        assert!(too_big.contains("arguments_digest alone"), "{too_big}");
+        // Never part of the request hash: the digest is.
+        assert_eq!(
+            RequestHash::of(&DecisionRequest {
+                arguments: None,
+                ..stored.clone()
+            }),
+            RequestHash::of(&stored)
         );
     }
 

@@ -46,6 +46,7 @@ fn request(action: &str, namespace: &str) -> DecisionRequest {
         rationale: None,
         approval_id: None,
         arguments_digest: None,
+        arguments: None,
     }
 }
 

@@ -459,3 +459,48 @@ async fn a_trip_voids_what_races_it_over_http(server: Server) {
     server.ledger_len().await;
 }
 contract!(a_trip_voids_what_races_it_over_http);
+
+/// The arguments an approver is shown are those the approval is bound to:
+/// a request whose `arguments` are not what its `arguments_digest` covers,
+/// or that carries them unbound, is refused naming the field, and nothing
+/// is recorded; a bound one is listed with its pending approval.
+async fn arguments_shown_to_an_approver_are_the_bound_ones(server: Server) {
+    let token = server.token("remediate-bot").await;
+    let shown = json!({ "patch": { "spec": { "replicas": 3 } } });
+    let bound = clearance_engine::arguments_digest(&shown).unwrap();
+    let other = clearance_engine::arguments_digest(&json!({ "patch": {} })).unwrap();
+    let before = server.ledger_len().await;
+    for (digest, why) in [
+        (Some(other.as_str()), "not the arguments_digest"),
+        (None, "without arguments_digest"),
+    ] {
+        let mut body = request("remediate-bot", "kubectl:rollout-restart");
+        body["arguments"] = shown.clone();
+        if let Some(digest) = digest {
+            body["arguments_digest"] = json!(digest);
+        }
+        let (status, answer) = server.post("/v1/decisions", Some(&token), &body).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{answer}");
+        let message = answer["error"]["message"].as_str().unwrap();
+        assert!(message.starts_with("arguments"), "{message}");
+        assert!(message.contains(why), "{message}");
+    }
+    assert_eq!(server.ledger_len().await, before, "nothing was recorded");
+
+    let mut body = request("remediate-bot", "kubectl:rollout-restart");
+    body["arguments"] = shown.clone();
+    body["arguments_digest"] = json!(bound);
+    let (status, pending) = server.post("/v1/decisions", Some(&token), &body).await;
+    assert_eq!(status, StatusCode::OK, "{pending}");
+    assert_eq!(pending["outcome"], "pending", "{pending}");
+    let (_, open) = server.get("/v1/approvals", Some(&server.approver)).await;
+    let listed = open["approvals"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["id"] == pending["approval_id"])
+        .unwrap();
+    assert_eq!(listed["arguments"], shown, "{listed}");
+    assert_eq!(listed["arguments_digest"], json!(bound), "{listed}");
+}
+contract!(arguments_shown_to_an_approver_are_the_bound_ones);

@@ -313,6 +313,7 @@ async fn ledger_write(gateway: &Gateway<SqliteStore>) {
         rationale: None,
         approval_id: None,
         arguments_digest: None,
+        arguments: None,
     };
     let identity = Identity::Agent {
         agent: "reader".into(),

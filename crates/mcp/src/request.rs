@@ -12,8 +12,9 @@
 //! decided, and nothing is forwarded.
 
 use clearance_engine::{
-    Confidence, DecisionRequest, Resource, Snapshot, arguments_digest,
+    ARGUMENTS_MAX_BYTES, Confidence, DecisionRequest, Resource, Snapshot,
     bundle::mcp::{READ_ONLY_KIND, Template},
+    digest_of_json,
 };
 use rmcp::model::JsonObject;
 use serde_json::Value;
@@ -65,6 +66,7 @@ pub(crate) fn decision_request(
             },
         ),
     };
+    let call = bind_call(&server.id, &route.tool, arguments)?;
     Ok(DecisionRequest {
         agent: agent.to_owned(),
         action,
@@ -99,27 +101,51 @@ pub(crate) fn decision_request(
             .transpose()?,
         rationale: text(meta, "clearance/rationale")?,
         approval_id: None,
-        arguments_digest: Some(call_digest(&server.id, &route.tool, arguments)?),
+        arguments_digest: Some(call.digest),
+        arguments: call.shown,
     })
+}
+
+/// The call as a request carries it.
+struct CallBound {
+    /// `sha256:…` of the call's JSON.
+    digest: String,
+    /// The same JSON, for an operator asked to approve it; `None` beyond
+    /// [`ARGUMENTS_MAX_BYTES`].
+    shown: Option<Value>,
 }
 
 /// An approval is for this call: another tool, or other arguments on the
 /// same resource (a different replica count, file content or command),
-/// make another request. The call is hashed as it is, borrowed.
-fn call_digest(server: &str, tool: &str, arguments: &JsonObject) -> Result<String, Refusal> {
+/// make another request. The call is written once, borrowed, and the
+/// operator is shown those very bytes read back.
+fn bind_call(server: &str, tool: &str, arguments: &JsonObject) -> Result<CallBound, Refusal> {
+    // Keys in sorted order, as a JSON object read back is written again
+    // whether or not serde_json keeps insertion order: the digest of what
+    // the operator is shown is the digest bound.
     #[derive(serde::Serialize)]
     struct Call<'a> {
+        arguments: &'a JsonObject,
         server: &'a str,
         tool: &'a str,
-        arguments: &'a JsonObject,
     }
-    arguments_digest(&Call {
+    let unreadable = |error: serde_json::Error| Refusal {
+        message: format!("the call's arguments cannot be read as JSON: {error}"),
+    };
+    let text = serde_json::to_vec(&Call {
+        arguments,
         server,
         tool,
-        arguments,
     })
-    .map_err(|error| Refusal {
-        message: format!("the call's arguments cannot be read as JSON: {error}"),
+    .map_err(unreadable)?;
+    let shown = if text.len() <= ARGUMENTS_MAX_BYTES {
+        Some(serde_json::from_slice(&text).map_err(unreadable)?)
+    } else {
+        None
+    };
+    Ok(CallBound {
+        digest: digest_of_json(&text),
+        shown,
     })
 }
 
@@ -199,6 +225,34 @@ mod tests {
         assert_eq!(request.plan_id.as_deref(), Some("plan-1"));
         assert_eq!(request.snapshot.map(|s| s.version).as_deref(), Some("42"));
         assert!(request.confidence.is_some());
+    }
+
+    #[test]
+    fn the_call_is_shown_as_the_digest_binds_it_up_to_the_limit() {
+        let arguments = object(json!({ "path": "/srv/a.md", "content": "x", "mode": 420 }));
+        let request = decision_request("bot", &route(mapped()), &arguments, &JsonObject::new())
+            .unwrap_or_else(|e| unreachable!("{e}"));
+        assert_eq!(
+            request.arguments,
+            Some(json!({ "arguments": arguments, "server": "files", "tool": "write_file" }))
+        );
+        assert_eq!(request.check_arguments(), Ok(()));
+
+        let other = object(json!({ "path": "/srv/a.md", "content": "y", "mode": 420 }));
+        let differs = decision_request("bot", &route(mapped()), &other, &JsonObject::new())
+            .unwrap_or_else(|e| unreachable!("{e}"));
+        assert_ne!(differs.arguments_digest, request.arguments_digest);
+
+        let whole_file = "x".repeat(ARGUMENTS_MAX_BYTES);
+        let large = object(json!({ "path": "/srv/a.md", "content": whole_file }));
+        let request = decision_request("bot", &route(mapped()), &large, &JsonObject::new())
+            .unwrap_or_else(|e| unreachable!("{e}"));
+        assert_eq!(
+            request.arguments, None,
+            "beyond the limit: the digest alone"
+        );
+        assert!(request.arguments_digest.is_some());
+        assert_eq!(request.check_arguments(), Ok(()));
     }
 
     #[test]

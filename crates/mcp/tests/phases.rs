@@ -190,6 +190,19 @@ async fn remediate_waits_for_an_operator_then_the_identical_repeat_writes_once(
     );
     assert!(!file.exists());
 
+    // The operator reads the very call the approval is bound to.
+    let open = harness.approvals().await;
+    let shown = open.iter().find(|a| a["id"] == approval.as_str()).unwrap();
+    assert_eq!(
+        shown["arguments"],
+        json!({ "arguments": write(&file, "v1"), "server": "files", "tool": "write_file" }),
+        "{shown}"
+    );
+    assert_eq!(
+        shown["arguments_digest"],
+        decisions_of(&harness, "remediate-bot").await[0]["payload"]["request"]["arguments_digest"]
+    );
+
     harness.approve(&approval).await;
     // The approval is for that content: the same file with other content
     // is another request, waiting for its own operator.
@@ -243,6 +256,13 @@ async fn remediate_waits_for_an_operator_then_the_identical_repeat_writes_once(
         json!(approval)
     );
     assert_eq!(decisions.len(), 4);
+    // The call's content is kept where an approver reads it, and only there.
+    for decision in &decisions {
+        let request = &decision["payload"]["request"];
+        let pending = decision["payload"]["decision"]["outcome"] == "pending";
+        assert_eq!(request.get("arguments").is_some(), pending, "{request}");
+        assert!(request["arguments_digest"].is_string(), "{request}");
+    }
     let id = allows[0]["payload"]["decision_id"].as_str().unwrap();
     assert_eq!(harness.outcome_of(id).await, "succeeded");
     harness.verify().await;

@@ -46,6 +46,15 @@ pub struct ApprovalView {
     pub snapshot: Option<clearance_engine::Snapshot>,
     /// The hash the approval is bound to.
     pub request_hash: String,
+    /// The digest of what the action carries (an MCP call's tool and
+    /// arguments), bound into `request_hash`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub arguments_digest: Option<String>,
+    /// What that digest covers, for the approver to read; absent when the
+    /// request carried its digest alone (an MCP call larger than 64 KiB).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
+    pub arguments: Option<serde_json::Value>,
     /// Who approved, so far.
     pub approvers: Vec<String>,
     /// How many distinct operators must approve it.
@@ -75,6 +84,8 @@ impl ApprovalView {
             confidence: row.request.confidence,
             snapshot: row.request.snapshot.clone(),
             request_hash: row.approval.request_hash.clone(),
+            arguments_digest: row.request.arguments_digest.clone(),
+            arguments: row.request.arguments.clone(),
             approvers: row.approval.approvers.clone(),
             required: row.approval.required,
             rule: row.rule.clone(),

@@ -3,6 +3,8 @@
 //! the facts of this instant, and answer only once the decision is in the
 //! ledger — and hearing what happened when a decided action ran.
 
+use std::borrow::Cow;
+
 use clearance_engine::{
     Decision, DecisionRequest, Identity, Impact, Outcome, ReportedOutcome, RequestHash,
     bundle::approvals::Requirement,
@@ -86,6 +88,32 @@ struct Decided {
     at: Timestamp,
 }
 
+/// The request as its decision records it: the arguments shown to an
+/// approver are kept only where an approver will read them, with a pending
+/// decision. Elsewhere `arguments_digest` alone says what was called (an
+/// MCP call may carry a whole file, on every call).
+fn as_recorded(request: &DecisionRequest, outcome: Outcome) -> Cow<'_, DecisionRequest> {
+    if request.arguments.is_none() || outcome == Outcome::Pending {
+        Cow::Borrowed(request)
+    } else {
+        // Field by field: cloning the whole request would copy the
+        // arguments only to drop them.
+        Cow::Owned(DecisionRequest {
+            agent: request.agent.clone(),
+            action: request.action.clone(),
+            resource: request.resource.clone(),
+            level: request.level,
+            plan_id: request.plan_id.clone(),
+            snapshot: request.snapshot.clone(),
+            confidence: request.confidence,
+            rationale: request.rationale.clone(),
+            approval_id: request.approval_id.clone(),
+            arguments_digest: request.arguments_digest.clone(),
+            arguments: None,
+        })
+    }
+}
+
 impl Decided {
     fn record<'a>(
         &'a self,
@@ -145,6 +173,9 @@ impl<S: Store> Decisions<'_, S> {
         matching: Matching,
     ) -> Result<DecisionAnswer, ServiceError> {
         let agent = asking_agent(identity, &request)?;
+        request
+            .check_arguments()
+            .map_err(|why| ServiceError::invalid("arguments", why))?;
         let clock = self.core.clock();
         if let Some(snapshot) = &request.snapshot
             && snapshot.observed_at > clock.checked_add(CLOCK_SKEW).unwrap_or(clock)
@@ -234,7 +265,11 @@ impl<S: Store> Decisions<'_, S> {
                         let request_hash = decided.decision.request_hash.to_string();
                         let effects = decision_effects(
                             &DecisionFacts::of(
-                                &decided.record(agent, identity, &request),
+                                &decided.record(
+                                    agent,
+                                    identity,
+                                    &as_recorded(&request, decided.decision.outcome),
+                                ),
                                 &request_hash,
                             ),
                             now,
@@ -250,6 +285,7 @@ impl<S: Store> Decisions<'_, S> {
                     },
                     // Serialised once the state lock is released.
                     |decided| {
+                        let request = as_recorded(&request, decided.decision.outcome);
                         let record = decided.record(agent, identity, &request);
                         let payload = json(&record)?;
                         debug_assert_eq!(

@@ -45,6 +45,7 @@ fn request() -> DecisionRequest {
         rationale: None,
         approval_id: None,
         arguments_digest: None,
+        arguments: None,
     }
 }
 

@@ -165,6 +165,21 @@ fn view(d: &ApprovalDetail, operator: &Operator, notice: Option<&str>) -> Markup
                 }
             }
         }
+        @if let Some(digest) = &a.arguments_digest {
+            section.panel aria-labelledby="call" {
+                h2 #call { "What it carries" }
+                @match &a.arguments {
+                    Some(arguments) => {
+                        p { "The approval covers exactly this, and nothing else (digest " code { (digest) } ")." }
+                        pre.call #arguments { (pretty(arguments)) }
+                    }
+                    None => {
+                        p.notice.warn #arguments { "Not shown: larger than 64 KiB. The approval covers only the content with digest "
+                            code { (digest) } "; deny what you cannot check." }
+                    }
+                }
+            }
+        }
         section.panel aria-labelledby="checks" {
             h2 #checks { "If you approve now" }
             p { "The repeat would get " (badge(request.outcome.name(), request.outcome.name())) }
@@ -275,4 +290,10 @@ pub(crate) async fn deny<S: Store>(
         .deny(&operator.identity, &id, form.comment())
         .await?;
     Ok(Redirect::to(&format!("/approvals/{id}?done=denied")))
+}
+
+/// JSON as an operator reads it: indented. A value read back from JSON is
+/// always written again; the fallback only keeps the page up.
+fn pretty(value: &serde_json::Value) -> String {
+    serde_json::to_string_pretty(value).unwrap_or_else(|_| value.to_string())
 }

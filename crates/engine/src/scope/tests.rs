@@ -328,6 +328,7 @@ proptest! {
                 rationale: None,
                 approval_id: None,
                 arguments_digest: None,
+                arguments: None,
             };
             let fast = bundle.scope().authorize(&ScopeQuery {
                 agent: &bundle.agent(asked.agent).unwrap().cedar,
@@ -374,6 +375,7 @@ fn the_generators_reach_every_answer() {
             rationale: None,
             approval_id: None,
             arguments_digest: None,
+            arguments: None,
         };
         bundle.scope().authorize(&ScopeQuery {
             agent: &bundle.agent(agent).unwrap().cedar,

@@ -112,6 +112,7 @@ pub fn request(impact: Impact) -> DecisionRequest {
         rationale: None,
         approval_id: None,
         arguments_digest: None,
+        arguments: None,
     }
 }
 

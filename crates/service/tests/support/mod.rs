@@ -226,6 +226,7 @@ pub fn request(agent: &str, action: &str) -> DecisionRequest {
         rationale: None,
         approval_id: None,
         arguments_digest: None,
+        arguments: None,
     }
 }
 
