@@ -525,6 +525,26 @@ fn an_out_of_scope_action_drops_to_shadow_and_locks() {
     }
 }
 
+/// A counted out-of-scope action whose demotion was never recorded is
+/// still due on the timer's check, with no new sample; a tally without one
+/// is not demoted for it.
+#[test]
+fn an_out_of_scope_action_still_in_the_tally_demotes_on_the_timer() {
+    let settings = TrustSettings::default().demotion;
+    let mut tally = Tally::new(ago(86_400));
+    repeat(&mut tally, diagnosis(true, "payments"), 5);
+    assert_eq!(
+        check_demotion(Phase::Autonomous, &tally, None, &settings, now()),
+        None
+    );
+    tally.add(&Sample::OutOfScopeAction, ago(60));
+    let demotion = check_demotion(Phase::Autonomous, &tally, None, &settings, now()).unwrap();
+    assert_eq!(
+        (demotion.rule, demotion.to, demotion.lock),
+        (DemotionRule::OutOfScopeAction, Phase::Shadow, true)
+    );
+}
+
 /// A diagnosis (correct when `good`) or a remediation (completed when
 /// `good`, else rolled back).
 fn outcome_sample(is_diagnosis: bool, good: bool) -> Sample {

@@ -323,6 +323,7 @@ impl<S: Store> Decisions<'_, S> {
         let Decided {
             decision_id,
             decision,
+            at,
             ..
         } = decided;
         self.core.metrics().decision(
@@ -332,7 +333,7 @@ impl<S: Store> Decisions<'_, S> {
         );
         if decision.is_unsafe_attempt() {
             Trust { core: self.core }
-                .after_sample(agent, &Sample::UnsafeAttempt)
+                .after_sample(agent, &Sample::UnsafeAttempt, at)
                 .await?;
         }
         Ok(DecisionAnswer {
@@ -402,7 +403,7 @@ impl<S: Store> Decisions<'_, S> {
             time_to_recovery_seconds: time_to_recovery,
             sample: sample.clone(),
         })?;
-        let (receipt, ()) = self
+        let (receipt, recorded_at) = self
             .core
             .transact(|_, _, now| {
                 Ok(Plan {
@@ -410,7 +411,7 @@ impl<S: Store> Decisions<'_, S> {
                     effects: own_effects("outcome", &payload, now)?,
                     payload,
                     guards: Vec::new(),
-                    value: (),
+                    value: now,
                 })
             })
             .await?;
@@ -419,7 +420,7 @@ impl<S: Store> Decisions<'_, S> {
         }
         if let Some(sample) = &sample {
             Trust { core: self.core }
-                .after_sample(&index.agent, sample)
+                .after_sample(&index.agent, sample, recorded_at)
                 .await?;
         }
         Ok(receipt.seq)

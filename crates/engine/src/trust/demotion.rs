@@ -105,6 +105,12 @@ pub struct Demotion {
 /// Whether the agent in `phase`, with `tally` (which already counts
 /// `latest`, when given), must be demoted at `now`. Evaluated on every new
 /// sample and on a timer, since windows slide.
+///
+/// An action outside scope demotes when it is `latest` and also while the
+/// tally still counts one: every demotion starts a new tally, so a counted
+/// out-of-scope action is one whose demotion was never recorded (the
+/// instance stopped, or its store failed, between the two records), and
+/// the timer makes it.
 pub fn check_demotion(
     phase: Phase,
     tally: &Tally,
@@ -112,7 +118,7 @@ pub fn check_demotion(
     settings: &DemotionSettings,
     now: Timestamp,
 ) -> Option<Demotion> {
-    if matches!(latest, Some(Sample::OutOfScopeAction)) {
+    if matches!(latest, Some(Sample::OutOfScopeAction)) || tally.out_of_scope_actions > 0 {
         let to = settings.out_of_scope_to.min(phase);
         return Some(Demotion {
             rule: DemotionRule::OutOfScopeAction,

@@ -178,7 +178,7 @@ impl<S: Store> Trust<'_, S> {
             detail: input.detail.clone(),
             source: input.source.clone(),
         })?;
-        let (receipt, counted) = self
+        let (receipt, (counted, recorded_at)) = self
             .core
             .transact(|state, _, now| {
                 let counted = state
@@ -190,14 +190,15 @@ impl<S: Store> Trust<'_, S> {
                     effects: own_effects("evidence", &payload, now)?,
                     payload,
                     guards: Vec::new(),
-                    value: counted,
+                    value: (counted, now),
                 })
             })
             .await?;
         self.core.metrics().evidence(sample.kind());
         // An out-of-scope action demotes and locks even if it predates the phase.
         let demotion = if counted || matches!(sample, Sample::OutOfScopeAction) {
-            self.after_sample(&input.agent, &sample).await?
+            self.after_sample(&input.agent, &sample, recorded_at)
+                .await?
         } else {
             None
         };

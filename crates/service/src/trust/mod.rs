@@ -26,6 +26,20 @@ pub use views::{AgentView, EvidenceReceipt, EvidenceSummary, PromotionView};
 use crate::{ServiceError, core::Core};
 use phase::{Cause, PhaseChange};
 
+/// How many times a sample's demotion is looked at again when another
+/// phase change gets there first.
+const DEMOTION_ATTEMPTS: usize = 3;
+
+/// What a sample came to.
+enum AfterSample {
+    /// It demoted the agent.
+    Demoted(Demotion),
+    /// A demotion recorded after it already left the agent in this phase.
+    Covered(Phase),
+    /// No rule trips.
+    Stays,
+}
+
 /// Evidence, gates, promotions, demotions and locks.
 pub struct Trust<'a, S: Store> {
     pub(crate) core: &'a Core<S>,
@@ -120,34 +134,74 @@ impl<S: Store> Trust<'_, S> {
         self.view(id)
     }
 
-    /// After a sample about `agent` was recorded (and counted by the state,
-    /// when taken in its phase): demotes the agent if a rule now trips.
+    /// After a sample about `agent` recorded at `recorded_at` (and counted
+    /// by the state, when taken in its phase): demotes the agent if a rule
+    /// now trips. Returns the demotion this sample made.
     pub(crate) async fn after_sample(
         &self,
         agent: &str,
         sample: &Sample,
+        recorded_at: Timestamp,
     ) -> Result<Option<Demotion>, ServiceError> {
-        self.demote_if_due(agent, Some(sample)).await
+        Ok(match self.demote_after(agent, sample, recorded_at).await? {
+            AfterSample::Demoted(demotion) => Some(demotion),
+            AfterSample::Covered(_) | AfterSample::Stays => None,
+        })
     }
 
-    /// [`Trust::after_sample`] for a sample recorded at `recorded_at`, when
-    /// many may arrive at once (a batch of platform events): one already
-    /// covered by a demotion recorded after it — the agent is where a new
-    /// demotion would put it, locked, its tally restarted later than the
-    /// sample — records no second demotion. Returns the phase the agent
-    /// was demoted to, by this sample or by the one covering it.
+    /// [`Trust::after_sample`] when many may arrive at once (a batch of
+    /// platform events). Returns the phase the agent was demoted to, by
+    /// this sample or by the demotion covering it.
     pub(crate) async fn after_recorded_sample(
         &self,
         agent: &str,
         sample: &Sample,
         recorded_at: Timestamp,
     ) -> Result<Option<Phase>, ServiceError> {
+        Ok(match self.demote_after(agent, sample, recorded_at).await? {
+            AfterSample::Demoted(demotion) => Some(demotion.to),
+            AfterSample::Covered(phase) => Some(phase),
+            AfterSample::Stays => None,
+        })
+    }
+
+    /// The demotion one sample calls for, made once. A demotion recorded
+    /// after the sample that already put the agent where this one would —
+    /// another event of the batch, another instance, the timer — covers
+    /// it. Another phase change recorded meanwhile (a promotion completed
+    /// on another instance before the sample reached it) does not swallow
+    /// it: the agent is looked at again, on its new standing.
+    async fn demote_after(
+        &self,
+        agent: &str,
+        sample: &Sample,
+        recorded_at: Timestamp,
+    ) -> Result<AfterSample, ServiceError> {
         let _phase_change = self.core.phase_changes.lock().await;
-        if let Some(to) = self.covered(agent, sample, recorded_at) {
-            tracing::debug!(agent, "sample covered by a later demotion");
-            return Ok(Some(to));
+        for _ in 0..DEMOTION_ATTEMPTS {
+            if let Some(to) = self.covered(agent, sample, recorded_at) {
+                tracing::debug!(agent, "sample covered by a later demotion");
+                return Ok(AfterSample::Covered(to));
+            }
+            match self.demote_locked(agent, Some(sample)).await {
+                Ok(Some(demotion)) => return Ok(AfterSample::Demoted(demotion)),
+                Ok(None) => return Ok(AfterSample::Stays),
+                Err(ServiceError::Conflict(why)) => {
+                    tracing::info!(agent, %why, "the agent changed phase meanwhile; looking again");
+                    self.core
+                        .store
+                        .sync()
+                        .await
+                        .map_err(|e| self.core.refused(e, "demotion"))?;
+                }
+                Err(other) => return Err(other),
+            }
         }
-        Ok(self.demote_locked(agent, Some(sample)).await?.map(|d| d.to))
+        tracing::warn!(
+            agent,
+            "a demotion kept racing other phase changes; the timer makes it if still due"
+        );
+        Err(ServiceError::Unavailable)
     }
 
     /// The phase a demotion recorded after `recorded_at` left the agent in,
@@ -178,23 +232,24 @@ impl<S: Store> Trust<'_, S> {
         let agents: Vec<String> = self.core.bundle().agents().map(|a| a.id.clone()).collect();
         let mut demotions = Vec::new();
         for agent in agents {
-            if let Some(demotion) = self.demote_if_due(&agent, None).await? {
-                demotions.push(demotion);
+            let _phase_change = self.core.phase_changes.lock().await;
+            match self.demote_locked(&agent, None).await {
+                Ok(Some(demotion)) => demotions.push(demotion),
+                Ok(None) => {}
+                // Another instance changed the agent first; the next sweep
+                // looks at it again if a demotion is still due.
+                Err(ServiceError::Conflict(why)) => {
+                    tracing::info!(agent, %why, "agent changed phase elsewhere during the sweep");
+                }
+                Err(other) => return Err(other),
             }
         }
         Ok(demotions)
     }
 
-    async fn demote_if_due(
-        &self,
-        agent: &str,
-        latest: Option<&Sample>,
-    ) -> Result<Option<Demotion>, ServiceError> {
-        let _phase_change = self.core.phase_changes.lock().await;
-        self.demote_locked(agent, latest).await
-    }
-
-    /// [`Trust::demote_if_due`], the phase-change lock held by the caller.
+    /// Demotes `agent` if a rule trips now, `latest` its newest sample; the
+    /// phase-change lock held by the caller. `Conflict` when the agent
+    /// changed phase after the standing this was decided on.
     async fn demote_locked(
         &self,
         agent: &str,
@@ -226,15 +281,7 @@ impl<S: Store> Trust<'_, S> {
             locked: standing.locked || demotion.lock,
             cause: Cause::Demotion(&demotion),
         };
-        match self.change_phase(change).await {
-            Ok(()) => {}
-            // Another instance changed the agent first (and recorded why).
-            Err(ServiceError::Conflict(why)) => {
-                tracing::info!(agent, %why, "demotion already made elsewhere");
-                return Ok(None);
-            }
-            Err(other) => return Err(other),
-        }
+        self.change_phase(change).await?;
         self.core
             .metrics()
             .demotion(views::demotion_cause(&demotion));

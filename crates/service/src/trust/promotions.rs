@@ -4,7 +4,10 @@
 //! the gate re-checked — the agent moves up one phase. An investigation
 //! lifts a lock, not the phase.
 
-use clearance_engine::{Identity, Phase, trust::GateProgress};
+use clearance_engine::{
+    Identity, Phase,
+    trust::{GateProgress, check_demotion},
+};
 use clearance_store::Store;
 use serde::Serialize;
 
@@ -61,6 +64,7 @@ impl<S: Store> Trust<'_, S> {
                 "agent `{agent}` is locked until an investigation is recorded"
             )));
         }
+        self.no_demotion_due(agent)?;
         let Some(gate) = &view.next_gate else {
             return Err(ServiceError::Conflict(format!(
                 "agent `{agent}` is already autonomous"
@@ -209,6 +213,7 @@ impl<S: Store> Trust<'_, S> {
 
     /// The gate from `from`, measured now, if it still holds for `agent`.
     fn gate_still_holds(&self, agent: &str, from: Phase) -> Result<GateProgress, ServiceError> {
+        self.no_demotion_due(agent)?;
         let view = self.view(agent)?;
         match view.next_gate {
             Some(gate) if gate.eligible && view.phase == from && !view.locked => Ok(gate),
@@ -275,5 +280,31 @@ impl<S: Store> Trust<'_, S> {
             })
             .await?;
         self.view(agent)
+    }
+}
+
+impl<S: Store> Trust<'_, S> {
+    /// `Conflict` when a rule already demotes `agent` and the timer has not
+    /// made the demotion yet (or its sample's follow-up failed): no
+    /// promotion passes a demotion that is due.
+    fn no_demotion_due(&self, agent: &str) -> Result<(), ServiceError> {
+        let bundle = self.core.bundle();
+        let state = self.core.state();
+        let due = state.standings.get(agent).and_then(|standing| {
+            check_demotion(
+                standing.phase,
+                &standing.tally,
+                None,
+                &bundle.trust().demotion,
+                self.core.clock(),
+            )
+        });
+        match due {
+            Some(demotion) => Err(ServiceError::Conflict(format!(
+                "agent `{agent}` is due a demotion: {}",
+                demotion.detail
+            ))),
+            None => Ok(()),
+        }
     }
 }

@@ -1,0 +1,130 @@
+//! A demotion its sample's follow-up never recorded is not lost. The store
+//! fails for real between the two records: another PostgreSQL session
+//! holds the `agents` table, so the sample's record goes in and the
+//! demotion's write waits, and that write's connection is terminated.
+//! No promotion passes it meanwhile, and the timer's sweep makes it, once.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic
+)]
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use clearance_engine::{Phase, trust::DemotionRule};
+use clearance_service::EvidenceInput;
+use clearance_store::PostgresStore;
+use clearance_testkit::TestDb;
+use sqlx::{Connection, PgConnection};
+use support::World;
+
+/// Terminates the session of this database that waits on a lock; false
+/// when none waits yet.
+async fn terminate_the_blocked_write(watcher: &mut PgConnection) -> bool {
+    let terminated: Vec<(bool,)> = sqlx::query_as(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+         WHERE datname = current_database() AND wait_event_type = 'Lock'
+           AND pid <> pg_backend_pid()",
+    )
+    .fetch_all(watcher)
+    .await
+    .unwrap();
+    terminated.iter().any(|(done,)| *done)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_out_of_scope_action_whose_demotion_failed_is_demoted_by_the_timer() {
+    let Some(db) = TestDb::create().await else {
+        return;
+    };
+    let world = World::start(PostgresStore::connect(&db.url).await.unwrap()).await;
+    let gateway = world.gateway.clone();
+    let harness = world.harness.clone();
+
+    let mut holder = PgConnection::connect(&db.url).await.unwrap();
+    let mut watcher = PgConnection::connect(&db.url).await.unwrap();
+    sqlx::query("BEGIN").execute(&mut holder).await.unwrap();
+    sqlx::query("LOCK TABLE agents IN SHARE MODE")
+        .execute(&mut holder)
+        .await
+        .unwrap();
+    let grading = tokio::spawn(async move {
+        gateway
+            .trust()
+            .record_evidence(
+                &harness,
+                EvidenceInput {
+                    agent: "remediate-bot".into(),
+                    kind: "out_of_scope_action".into(),
+                    incident_id: "inc-42".into(),
+                    at: gateway.now(),
+                    domain: None,
+                    correct: None,
+                    accepted: None,
+                    edit_ratio: None,
+                    in_scope: None,
+                    detail: Some("deleted a namespace it was never given".into()),
+                    source: None,
+                },
+            )
+            .await
+    });
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !terminate_the_blocked_write(&mut watcher).await {
+        assert!(
+            Instant::now() < deadline,
+            "the demotion's write never waited on the table"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let graded = grading.await.unwrap();
+    assert!(graded.is_err(), "the demotion was written: {graded:?}");
+    sqlx::query("ROLLBACK").execute(&mut holder).await.unwrap();
+
+    // The sample is in the ledger; its demotion is not.
+    assert_eq!(world.records("evidence").await.len(), 1);
+    assert!(world.records("phase.demoted").await.is_empty());
+    let before = world
+        .gateway
+        .trust()
+        .agent(&world.admin, "remediate-bot")
+        .unwrap();
+    assert_eq!((before.phase, before.locked), (Phase::Remediate, false));
+    // No promotion passes the demotion still due.
+    let refused = world
+        .gateway
+        .trust()
+        .open_promotion(&world.admin, "remediate-bot")
+        .await
+        .unwrap_err();
+    assert!(refused.to_string().contains("due a demotion"), "{refused}");
+
+    let made = world.gateway.trust().sweep_demotions().await.unwrap();
+    assert_eq!(made.len(), 1, "{made:?}");
+    assert_eq!(
+        (made[0].rule, made[0].to, made[0].lock),
+        (DemotionRule::OutOfScopeAction, Phase::Shadow, true)
+    );
+    let after = world
+        .gateway
+        .trust()
+        .agent(&world.admin, "remediate-bot")
+        .unwrap();
+    assert_eq!((after.phase, after.locked), (Phase::Shadow, true));
+    assert!(
+        world
+            .gateway
+            .trust()
+            .sweep_demotions()
+            .await
+            .unwrap()
+            .is_empty(),
+        "made once"
+    );
+    assert_eq!(world.records("phase.demoted").await.len(), 1);
+    world.verify().await;
+}
