@@ -452,3 +452,71 @@ fn agents_sharing_a_credential_the_audit_log_names_are_refused() {
     );
     compiled(&second("k8s:sa/ops/twin-bot"));
 }
+
+/// An organization trail carries every account's events: with
+/// `reconcile.aws_accounts`, a role of the agent's name in another account
+/// is not the agent (neither matched nor counted against it); without it,
+/// every account is read, as before.
+#[test]
+fn a_role_of_the_agents_name_in_an_account_not_governed_is_not_the_agent() {
+    let governed = compiled(&CONFIG.replace(
+        "reconcile: { window: 2m }",
+        "reconcile: { window: 2m, aws_accounts: [\"123456789012\", \"012345678901\"] }",
+    ));
+    let ours = trail_event(UPDATE);
+    assert!(matches!(
+        cloudtrail::classify(&governed, &ours),
+        Reading::Write {
+            agent: "aws-bot",
+            ..
+        }
+    ));
+    let leading_zero = trail_event(&UPDATE.replace("sts::123456789012:", "sts::012345678901:"));
+    assert!(matches!(
+        cloudtrail::classify(&governed, &leading_zero),
+        Reading::Write {
+            agent: "aws-bot",
+            ..
+        }
+    ));
+    for elsewhere in [
+        UPDATE.replace("sts::123456789012:", "sts::999999999999:"),
+        UPDATE.replace(
+            "sts::123456789012:assumed-role/aws-bot/i-0abc",
+            "iam::999999999999:role/aws-bot",
+        ),
+    ] {
+        let event = trail_event(&elsewhere);
+        assert_eq!(
+            cloudtrail::classify(&governed, &event),
+            Reading::Ignored(Ignored::NotAnAgent),
+            "{elsewhere}"
+        );
+        assert!(matches!(
+            cloudtrail::classify(&compiled(CONFIG), &event),
+            Reading::Write {
+                agent: "aws-bot",
+                ..
+            }
+        ));
+    }
+}
+
+#[test]
+fn account_ids_that_are_not_twelve_quoted_digits_are_refused_by_position() {
+    let with = |accounts: &str| {
+        refused(&CONFIG.replace(
+            "reconcile: { window: 2m }",
+            &format!("reconcile: {{ window: 2m, aws_accounts: {accounts} }}"),
+        ))
+    };
+    let number = with("[\"123456789012\", 12345678901]");
+    assert!(number.contains("reconcile.aws_accounts[1]"), "{number}");
+    assert!(number.contains("\"012345678901\""), "{number}");
+    let short = with("[\"1234\"]");
+    assert!(short.contains("reconcile.aws_accounts[0]"), "{short}");
+    assert!(short.contains("12 digits"), "{short}");
+    let empty = with("[]");
+    assert!(empty.contains("leave it out"), "{empty}");
+    assert!(empty.contains("clearance.yaml:"), "located: {empty}");
+}

@@ -318,6 +318,7 @@ impl Config<'_> {
             "15m",
         );
         let reconcile_window = self.reconcile_window(raw);
+        let reconcile_aws_accounts = self.aws_accounts(raw);
         Some(Settings {
             fresh_state_max_age: fresh_state_max_age?,
             simulation_min_survival: simulation_min_survival?,
@@ -326,6 +327,7 @@ impl Config<'_> {
             min_confidence: min_confidence?,
             approval_expire_after: approval_expire_after?,
             reconcile_window: reconcile_window?,
+            reconcile_aws_accounts: reconcile_aws_accounts?,
         })
     }
 

@@ -440,6 +440,9 @@ pub struct Settings {
     /// `reconcile.window` (default 5m): how long after a decision its
     /// execution may show in the platform's audit log.
     pub reconcile_window: BundleDuration,
+    /// `reconcile.aws_accounts`: the AWS accounts whose roles are the
+    /// agents' (`None`: every account).
+    pub reconcile_aws_accounts: Option<std::collections::BTreeSet<String>>,
 }
 
 /// At most `max` executions of `impact` or above per `per`, for one agent or

@@ -76,6 +76,16 @@ pub(crate) struct RawWebhook {
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawReconcile {
     pub window: Option<Spanned<String>>,
+    pub aws_accounts: Option<Spanned<Vec<Spanned<RawAccountId>>>>,
+}
+
+/// An AWS account id as written: text, or a number whose leading zeros
+/// YAML has already dropped (refused, naming the quoted form).
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub(crate) enum RawAccountId {
+    Text(String),
+    Number(u64),
 }
 
 /// `checkpoints:`: when the gateway signs the ledger's head.

@@ -158,8 +158,13 @@ impl TrailEvent {
 /// The role of an IAM role ARN (`arn:aws:iam::<account>:role/<path/>name`)
 /// or of a session of it (`arn:aws:sts::<account>:assumed-role/<name>/<session>`).
 pub fn role_of_arn(arn: &str) -> Option<&str> {
+    account_and_role_of_arn(arn).map(|(_, role)| role)
+}
+
+/// [`role_of_arn`], with the account the role belongs to.
+pub fn account_and_role_of_arn(arn: &str) -> Option<(&str, &str)> {
     let mut parts = arn.splitn(6, ':');
-    let (Some("arn"), Some(_partition), Some(service), Some(_region), Some(_account)) = (
+    let (Some("arn"), Some(_partition), Some(service), Some(_region), Some(account)) = (
         parts.next(),
         parts.next(),
         parts.next(),
@@ -174,7 +179,7 @@ pub fn role_of_arn(arn: &str) -> Option<&str> {
         "iam" => resource.strip_prefix("role/")?.rsplit('/').next()?,
         _ => return None,
     };
-    (!role.is_empty()).then_some(role)
+    (!role.is_empty()).then_some((account, role))
 }
 
 /// The error codes with which AWS refuses a caller's permission.
@@ -203,7 +208,23 @@ fn text(
 
 /// What `event` says about an agent of `bundle`.
 pub fn classify<'a>(bundle: &'a Bundle, event: &'a TrailEvent) -> Reading<'a> {
-    let Some(agent) = event.role().and_then(|role| bundle.agent_by_aws_role(role)) else {
+    // A role of the agent's name in an account `reconcile.aws_accounts`
+    // does not list is another account's credential, not the agent's.
+    let governed = |account: &str| {
+        bundle
+            .settings()
+            .reconcile_aws_accounts
+            .as_ref()
+            .is_none_or(|accounts| accounts.contains(account))
+    };
+    let Some(agent) = event
+        .user_identity
+        .arn
+        .as_deref()
+        .and_then(account_and_role_of_arn)
+        .filter(|(account, _)| governed(account))
+        .and_then(|(_, role)| bundle.agent_by_aws_role(role))
+    else {
         return Reading::Ignored(Ignored::NotAnAgent);
     };
     let agent = agent.id.as_str();

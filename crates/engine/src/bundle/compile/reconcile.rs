@@ -3,7 +3,7 @@
 //! agent's Kubernetes username and AWS role resolved once from its
 //! `credential_scope`.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use serde_saphyr::Spanned;
 
@@ -13,7 +13,7 @@ use crate::{
         Agent, CONFIG_FILE, Diagnostic,
         mcp::Template,
         platform::{READ_VERBS, ServiceAccount, is_dns_subdomain},
-        raw::{RawAwsRequest, RawConfig, RawKubernetesRequest},
+        raw::{RawAccountId, RawAwsRequest, RawConfig, RawKubernetesRequest},
     },
     duration::BundleDuration,
     reconcile::{AwsRequest, KubernetesRequest, cloudtrail::AWS_ROLE_SCOPE},
@@ -164,6 +164,43 @@ impl Config<'_> {
     pub(super) fn reconcile_window(&mut self, raw: &RawConfig) -> Option<BundleDuration> {
         self.duration("reconcile.window", raw.reconcile.window.as_ref(), "5m")
     }
+
+    /// `reconcile.aws_accounts`: the accounts whose roles are the agents'.
+    /// An organization trail carries every account's events, and a role of
+    /// the same name in another account is not the agent. `None` when
+    /// unset: every account, as `aws:role/<name>` alone says.
+    pub(super) fn aws_accounts(&mut self, raw: &RawConfig) -> Option<Option<BTreeSet<String>>> {
+        let Some(listed) = &raw.reconcile.aws_accounts else {
+            return Some(None);
+        };
+        let mut accounts = BTreeSet::new();
+        let mut well_formed = true;
+        for (i, account) in listed.value.iter().enumerate() {
+            let problem = match &account.value {
+                RawAccountId::Text(id) if is_account_id(id) => {
+                    accounts.insert(id.clone());
+                    continue;
+                }
+                RawAccountId::Text(id) => format!(
+                    "reconcile.aws_accounts[{i}]: `{id}` is not an AWS account id (12 digits)"
+                ),
+                RawAccountId::Number(n) => format!(
+                    "reconcile.aws_accounts[{i}]: write the account id in quotes (\"{n:012}\"): as a number, YAML drops its leading zeros"
+                ),
+            };
+            well_formed = false;
+            self.error_at("aws-account", &account.referenced, problem);
+        }
+        if listed.value.is_empty() {
+            self.error_at(
+                "aws-account",
+                &listed.referenced,
+                "reconcile.aws_accounts is empty, so no event would be an agent's: leave it out to reconcile every account".into(),
+            );
+            return None;
+        }
+        well_formed.then_some(Some(accounts))
+    }
 }
 
 /// `<service>.amazonaws.com` and the like: lower-case DNS labels.
@@ -262,4 +299,8 @@ pub(super) fn kubernetes_users(
             ))
         })
         .collect()
+}
+
+fn is_account_id(id: &str) -> bool {
+    id.len() == 12 && id.bytes().all(|b| b.is_ascii_digit())
 }
