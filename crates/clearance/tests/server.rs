@@ -1284,31 +1284,98 @@ fn curl(ca: &Path, args: &[&str]) -> (i32, String, String) {
 }
 
 /// Behind an ingress that ends TLS, `--secure-cookies` marks the console's
-/// cookies `Secure` though clearance itself serves plain HTTP.
+/// cookies `Secure` though clearance itself serves plain HTTP, and names
+/// them `__Host-…`: a session is taken from the prefixed cookie only, so a
+/// sibling subdomain or a plain-HTTP page cannot plant one.
 #[test]
 fn secure_cookies_are_marked_secure_behind_a_tls_proxy() {
     let runtime = tokio::runtime::Runtime::new().unwrap();
-    let sign_in_cookie = |served: &Served| {
-        let request = reqwest::Client::new().get(format!("http://{}/sign-in", served.base));
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let set_cookies = |response: &reqwest::Response| {
+        response
+            .headers()
+            .get_all(reqwest::header::SET_COOKIE)
+            .iter()
+            .map(|v| v.to_str().unwrap().to_owned())
+            .collect::<Vec<_>>()
+    };
+    let sign_in_form = |served: &Served| {
+        let request = client.get(format!("http://{}/sign-in", served.base));
         runtime.block_on(async {
             let response = request.send().await.unwrap();
             assert!(response.status().is_success(), "{}", response.status());
-            response
-                .headers()
-                .get_all(reqwest::header::SET_COOKIE)
-                .iter()
-                .map(|v| v.to_str().unwrap().to_owned())
-                .collect::<Vec<_>>()
-                .join("\n")
+            let cookies = set_cookies(&response);
+            let body = response.text().await.unwrap();
+            (cookies.join("\n"), body)
         })
     };
     let plain = serve(&Db::sqlite());
-    let cookie = sign_in_cookie(&plain);
+    let (cookie, _) = sign_in_form(&plain);
+    assert!(cookie.starts_with("clearance_sign_in="), "{cookie}");
     assert!(cookie.contains("HttpOnly"), "{cookie}");
     assert!(!cookie.contains("Secure"), "{cookie}");
+
     let behind_proxy = serve_with(&Db::sqlite(), &["--secure-cookies"]);
-    let cookie = sign_in_cookie(&behind_proxy);
+    let (cookie, form) = sign_in_form(&behind_proxy);
+    assert!(cookie.starts_with("__Host-clearance_sign_in="), "{cookie}");
     assert!(cookie.contains("; Secure"), "{cookie}");
+    assert!(
+        cookie.contains("Path=/") && !cookie.contains("Domain"),
+        "{cookie}"
+    );
+    let nonce = cookie
+        .trim_start_matches("__Host-clearance_sign_in=")
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
+    assert!(form.contains(&nonce), "the form carries its nonce");
+    let token = behind_proxy.admin_token.clone().unwrap();
+    let form_safe = |text: &str| {
+        text.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+    };
+    assert!(
+        form_safe(&token) && form_safe(&nonce),
+        "sent as a form unescaped"
+    );
+    let signed_in = runtime.block_on(async {
+        client
+            .post(format!("http://{}/sign-in", behind_proxy.base))
+            .header("Cookie", format!("__Host-clearance_sign_in={nonce}"))
+            .header("Content-Type", "application/x-www-form-urlencoded")
+            .body(format!("token={token}&nonce={nonce}"))
+            .send()
+            .await
+            .unwrap()
+    });
+    assert_eq!(signed_in.status(), 303, "{:?}", signed_in.headers());
+    let session = set_cookies(&signed_in)
+        .into_iter()
+        .find(|c| c.starts_with("__Host-clearance_session="))
+        .expect("a prefixed session cookie");
+    assert!(session.contains("; Secure"), "{session}");
+    let secret = session
+        .trim_start_matches("__Host-clearance_session=")
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
+    let overview = |cookie: String| {
+        let request = client
+            .get(format!("http://{}/", behind_proxy.base))
+            .header("Cookie", cookie);
+        runtime.block_on(async { request.send().await.unwrap().status() })
+    };
+    assert_eq!(overview(format!("__Host-clearance_session={secret}")), 200);
+    assert_ne!(
+        overview(format!("clearance_session={secret}")),
+        200,
+        "an unprefixed session cookie is not taken where cookies are secure"
+    );
 }
 
 #[test]

@@ -19,10 +19,32 @@ use serde::{Deserialize, de::DeserializeOwned};
 
 use crate::{Shared, error::ConsoleError, layout};
 
-/// The session cookie.
-pub(crate) const SESSION_COOKIE: &str = "clearance_session";
-/// The sign-in form's nonce cookie.
-const SIGN_IN_COOKIE: &str = "clearance_sign_in";
+/// The session cookie and the sign-in form's nonce cookie. Secure cookies
+/// carry the `__Host-` prefix: the browser then takes them only from this
+/// very origin over HTTPS (no `Domain`, `Path=/`), so a sibling subdomain
+/// or a plain-HTTP page cannot plant a session of its choosing. Plain HTTP
+/// on loopback cannot hold a prefixed cookie, so it keeps the bare names.
+#[derive(Clone, Copy)]
+struct CookieNames {
+    session: &'static str,
+    sign_in: &'static str,
+}
+
+impl CookieNames {
+    fn of(secure: bool) -> CookieNames {
+        if secure {
+            CookieNames {
+                session: "__Host-clearance_session",
+                sign_in: "__Host-clearance_sign_in",
+            }
+        } else {
+            CookieNames {
+                session: "clearance_session",
+                sign_in: "clearance_sign_in",
+            }
+        }
+    }
+}
 /// The largest console form.
 const MAX_FORM_BYTES: usize = 16 * 1024;
 
@@ -82,7 +104,8 @@ impl<S: Store> FromRequestParts<Shared<S>> for Operator {
             next: next.clone(),
             partial,
         };
-        let Some(secret) = cookie(&parts.headers, SESSION_COOKIE) else {
+        let names = CookieNames::of(console.settings.secure_cookies);
+        let Some(secret) = cookie(&parts.headers, names.session) else {
             // A link followed from another site (a notification, an MCP
             // client) arrives without the SameSite=Strict cookie: bounce it
             // once through this site, whose navigation carries the cookie.
@@ -231,7 +254,12 @@ fn sign_in_form<S: Store>(
     let mut response = body.into_response();
     response.headers_mut().insert(
         header::SET_COOKIE,
-        set_cookie(SIGN_IN_COOKIE, nonce, 600, console.settings.secure_cookies),
+        set_cookie(
+            CookieNames::of(console.settings.secure_cookies).sign_in,
+            nonce,
+            600,
+            console.settings.secure_cookies,
+        ),
     );
     response
 }
@@ -252,7 +280,9 @@ pub(crate) async fn sign_in<S: Store>(
 ) -> Result<Response, ConsoleError> {
     let next = local_path(form.next.as_deref());
     let fresh = new_token()?;
-    let nonce_ok = cookie(&headers, SIGN_IN_COOKIE).is_some_and(|c| same(c, &form.nonce));
+    let secure = console.settings.secure_cookies;
+    let names = CookieNames::of(secure);
+    let nonce_ok = cookie(&headers, names.sign_in).is_some_and(|c| same(c, &form.nonce));
     if !nonce_ok {
         return Ok(with_status(
             sign_in_form(
@@ -289,17 +319,9 @@ pub(crate) async fn sign_in<S: Store>(
     let headers = response.headers_mut();
     headers.append(
         header::SET_COOKIE,
-        set_cookie(
-            SESSION_COOKIE,
-            &signed_in.secret,
-            lifetime,
-            console.settings.secure_cookies,
-        ),
+        set_cookie(names.session, &signed_in.secret, lifetime, secure),
     );
-    headers.append(
-        header::SET_COOKIE,
-        set_cookie(SIGN_IN_COOKIE, "", 0, console.settings.secure_cookies),
-    );
+    headers.append(header::SET_COOKIE, set_cookie(names.sign_in, "", 0, secure));
     Ok(response)
 }
 
@@ -318,17 +340,18 @@ pub(crate) async fn sign_out<S: Store>(
     headers: HeaderMap,
     Signed { .. }: Signed<Nothing>,
 ) -> Result<Response, ConsoleError> {
-    if let Some(secret) = cookie(&headers, SESSION_COOKIE) {
+    let secure = console.settings.secure_cookies;
+    let names = CookieNames::of(secure);
+    if let Some(secret) = cookie(&headers, names.session) {
         match console.gateway.sessions().sign_out(secret).await {
             Ok(()) | Err(ServiceError::Unauthenticated(_) | ServiceError::Conflict(_)) => {}
             Err(other) => return Err(other.into()),
         }
     }
     let mut response = Redirect::to("/sign-in").into_response();
-    response.headers_mut().insert(
-        header::SET_COOKIE,
-        set_cookie(SESSION_COOKIE, "", 0, console.settings.secure_cookies),
-    );
+    response
+        .headers_mut()
+        .insert(header::SET_COOKIE, set_cookie(names.session, "", 0, secure));
     Ok(response)
 }
 
