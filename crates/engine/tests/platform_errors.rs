@@ -82,6 +82,32 @@ fn lint_secrets_readable_in_shadow_through_a_wildcard() {
     ));
 }
 
+/// `get` on a container stream is a write: exec over WebSocket opens with
+/// a GET, and API servers before 1.35 authorize it as `get`. Refused in
+/// shadow and assist, whether named or through `*`; a later phase may.
+#[test]
+fn lint_container_streams_readable_in_early_phases() {
+    let named = refused(&PLATFORM.replace(
+        "resources: [pods, deployments]",
+        "resources: [pods, deployments, pods/exec]",
+    ));
+    assert!(named.contains("error[write-in-early-phase]"), "{named}");
+    assert!(named.contains("`get` on `pods/exec`"), "{named}");
+    let attach = refused(&PLATFORM.replace(
+        "resources: [pods, deployments]",
+        "resources: [pods, deployments, pods/attach]",
+    ));
+    assert!(attach.contains("`get` on `pods/attach`"), "{attach}");
+    let logs = PLATFORM.replace(
+        "resources: [pods, deployments]",
+        "resources: [pods, deployments, pods/log]",
+    );
+    assert!(
+        bundle_with(&config_with(&logs), &[("policies/scope.cedar", POLICY)]).is_ok(),
+        "reading a pod's log is a read"
+    );
+}
+
 #[test]
 fn lint_escalating_verbs_in_any_phase() {
     insta::assert_snapshot!(refused(&with_phase(

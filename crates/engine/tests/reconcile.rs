@@ -520,3 +520,63 @@ fn account_ids_that_are_not_twelve_quoted_digits_are_refused_by_position() {
     assert!(empty.contains("leave it out"), "{empty}");
     assert!(empty.contains("clearance.yaml:"), "located: {empty}");
 }
+
+/// `kubectl exec` over WebSocket (kubectl 1.30 and later) opens with a GET,
+/// so the audit log says `get` on `pods/exec`: it is read as the `create`
+/// the API server authorizes it as — a write, matched to an exec action —
+/// while a plain `get` of a pod or its log stays a read.
+#[test]
+fn an_exec_over_websocket_is_a_write_though_the_log_says_get() {
+    let bundle = compiled(&CONFIG.replace(
+        "  ecs:\n",
+        "    exec:    { impact: high, rollback: scale-back, kubernetes: { verbs: [create], resource: pods/exec } }\n  ecs:\n",
+    ));
+    let exec = |verb: &str, subresource: &str| {
+        event(
+            &SCALE
+                .replace("\"verb\": \"patch\"", &format!("\"verb\": \"{verb}\""))
+                .replace(
+                    "\"resource\": \"deployments\", \"subresource\": \"scale\"",
+                    &format!("\"resource\": \"pods\", \"subresource\": \"{subresource}\""),
+                )
+                .replace("\"apiGroup\": \"apps\", ", "\"apiGroup\": \"\", ")
+                .replace("checkout-api", "checkout-api-7d9f"),
+        )
+    };
+    for (verb, subresource) in [
+        ("get", "exec"),
+        ("create", "exec"),
+        ("get", "attach"),
+        ("get", "portforward"),
+    ] {
+        let event = exec(verb, subresource);
+        let Reading::Write { agent, write } = classify(&bundle, &event) else {
+            panic!("{verb} pods/{subresource} is a write");
+        };
+        assert_eq!(agent, "incident-bot");
+        let actions: Vec<&str> = write.targets.iter().map(|t| t.action).collect();
+        let expected: &[&str] = if subresource == "exec" {
+            &["kubectl:exec"]
+        } else {
+            &[]
+        };
+        assert_eq!(actions, expected, "{verb} pods/{subresource}");
+    }
+    for subresource in ["log", "status"] {
+        assert_eq!(
+            classify(&bundle, &exec("get", subresource)),
+            Reading::Ignored(Ignored::Read),
+            "get pods/{subresource}"
+        );
+    }
+    let other_group = event(
+        &SCALE
+            .replace("\"verb\": \"patch\"", "\"verb\": \"get\"")
+            .replace("\"subresource\": \"scale\"", "\"subresource\": \"exec\""),
+    );
+    assert_eq!(
+        classify(&bundle, &other_group),
+        Reading::Ignored(Ignored::Read),
+        "an apps-group deployments/exec is no container stream"
+    );
+}

@@ -16,7 +16,7 @@ mod vault;
 use std::collections::BTreeMap;
 
 pub use network::{Cidr, CidrError, EgressRule, EgressTarget};
-pub use rbac::{KNOWN_VERBS, READ_VERBS, RbacRule, is_write_verb};
+pub use rbac::{KNOWN_VERBS, READ_VERBS, RbacRule, STREAM_SUBRESOURCES, is_write_verb};
 pub use vault::{Capability, VaultGrant};
 
 use crate::vocabulary::Phase;

@@ -17,7 +17,7 @@ pub use super::{Ignored, Reading};
 use super::{PlatformEvent, PlatformWrite, Target};
 use crate::{
     Bundle,
-    bundle::platform::is_write_verb,
+    bundle::platform::{STREAM_SUBRESOURCES, is_write_verb},
     ledger::{Digest32, hex},
 };
 
@@ -308,6 +308,19 @@ fn text(
     Ok(())
 }
 
+/// The verb a request is, as the API server authorizes it. Since kubectl
+/// 1.30 a stream is a WebSocket, which opens with a GET, so the audit log
+/// says `get` for what runs a command in a container; the API server
+/// authorizes it as `create` (`AuthorizePodWebsocketUpgradeCreatePermission`),
+/// and so does the reconciler, or every `kubectl exec` would pass as a read.
+fn streams_as_create<'a>(verb: &'a str, resource: &str, api_group: &str) -> &'a str {
+    if verb == "get" && api_group.is_empty() && STREAM_SUBRESOURCES.contains(&resource) {
+        "create"
+    } else {
+        verb
+    }
+}
+
 /// What `event` says about an agent of `bundle`.
 pub fn classify<'a>(bundle: &'a Bundle, event: &'a AuditEvent) -> Reading<'a> {
     if event.stage != RESPONSE_COMPLETE {
@@ -320,14 +333,16 @@ pub fn classify<'a>(bundle: &'a Bundle, event: &'a AuditEvent) -> Reading<'a> {
     if event.code() == Some(403) {
         return Reading::Denied { agent };
     }
-    if !is_write_verb(&event.verb) {
+    let resource = event.resource();
+    let api_group = event.field(|o| &o.api_group);
+    let verb = streams_as_create(&event.verb, &resource, api_group);
+    if !is_write_verb(verb) {
         return Reading::Ignored(Ignored::Read);
     }
-    let resource = event.resource();
     let name = event.field(|o| &o.name);
     let namespace = event.field(|o| &o.namespace);
     let targets = bundle
-        .actions_for_kubernetes(&event.verb, &resource, event.field(|o| &o.api_group))
+        .actions_for_kubernetes(verb, &resource, api_group)
         .into_iter()
         .map(|action| Target {
             action,

@@ -26,6 +26,13 @@ pub const KNOWN_VERBS: [&str; 15] = [
 ];
 
 /// Whether `verb` (or a wildcard) can change state: anything but a read.
+/// The subresources that open a stream into a container: `kubectl exec`,
+/// `attach` and `port-forward` — writes, whatever the verb says. Since
+/// kubectl 1.30 they are WebSockets, which open with a GET: the audit log
+/// says `get`, and API servers before 1.35 (without
+/// `AuthorizePodWebsocketUpgradeCreatePermission`) authorize them as `get`.
+pub const STREAM_SUBRESOURCES: [&str; 3] = ["pods/exec", "pods/attach", "pods/portforward"];
+
 pub fn is_write_verb(verb: &str) -> bool {
     !READ_VERBS.contains(&verb)
 }

@@ -16,8 +16,8 @@ use super::Config;
 use crate::{
     bundle::{
         platform::{
-            Capability, EgressRule, KNOWN_VERBS, PhaseTable, READ_VERBS, RbacRule, VaultGrant,
-            is_write_verb,
+            Capability, EgressRule, KNOWN_VERBS, PhaseTable, READ_VERBS, RbacRule,
+            STREAM_SUBRESOURCES, VaultGrant, is_write_verb,
         },
         raw::{RawPhases, RawRbacRule},
     },
@@ -117,6 +117,19 @@ impl Config<'_> {
                 format!(
                     "{key}: `{verb}` on `{resource}`{} lets an agent widen its own access: clearance never grants writes to roles, rolebindings, clusterroles, clusterrolebindings or serviceaccounts/token",
                     if group.is_empty() { String::new() } else { format!(" ({group})") }
+                ),
+            );
+        }
+        if phase <= Phase::Assist
+            && let Some(stream) = STREAM_SUBRESOURCES
+                .iter()
+                .find(|r| rule.grants("", r, "get"))
+        {
+            self.error_at(
+                "write-in-early-phase",
+                &raw.referenced,
+                format!(
+                    "{key} grants `get` on `{stream}`: exec, attach and port-forward open as a WebSocket GET (kubectl 1.30 and later), which API servers before 1.35 authorize as `get`, so this {phase} agent could run commands in a container; name the resources it reads rather than `*`"
                 ),
             );
         }
