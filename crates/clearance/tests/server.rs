@@ -1594,7 +1594,7 @@ fn reconcile_an_audit_log_from_the_command_line(db: Db) {
     let (code, out, err) = reconcile("audit.log", &remote);
     assert_eq!(code, 0, "{out}{err}");
     assert!(
-        out.contains("4 event(s): 1 matched, 0 out of scope, 0 denied, 0 failed outcome(s), 0 already recorded, 3 ignored"),
+        out.contains("4 event(s): 1 matched, 0 out of scope, 0 denied, 0 failed outcome(s), 0 contradicted outcome(s), 0 already recorded, 3 ignored"),
         "{out}"
     );
     assert_eq!(

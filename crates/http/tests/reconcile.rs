@@ -308,6 +308,42 @@ async fn an_error_response_is_the_decisions_failed_outcome(server: Server) {
         (json!(1), json!(0)),
         "{report}"
     );
+    // …and the platform's answer that contradicts it is said, and kept.
+    assert_eq!(report["contradicted_outcomes"], 1, "{report}");
+    assert_eq!(report["events"][0]["contradicts"], "succeeded", "{report}");
+    let (_, records) = server
+        .get("/v1/audit?kind=platform_event", Some(&server.admin))
+        .await;
+    let recorded = records["records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["payload"]["decision_id"] == json!(decision))
+        .unwrap();
+    assert_eq!(
+        recorded["payload"]["contradicts"], "succeeded",
+        "{recorded}"
+    );
+    // A write the platform did run contradicts nothing.
+    let decision = allowed_restart(&server, &token).await;
+    let (status, _) = server
+        .post(
+            &format!("/v1/decisions/{decision}/outcome"),
+            Some(&token),
+            &json!({ "outcome": "succeeded" }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let report = reconciled(&server, &[restart(&server, "f-3", 0)]).await;
+    assert_eq!(
+        (
+            report["matched"].clone(),
+            report["contradicted_outcomes"].clone()
+        ),
+        (json!(1), json!(0)),
+        "{report}"
+    );
+    assert!(report["events"][0].get("contradicts").is_none(), "{report}");
 }
 
 async fn webhook_bodies_are_checked_whole_and_only_harnesses_and_admins_send_them(server: Server) {

@@ -71,6 +71,12 @@ pub struct ReconcileReport {
     /// Matched writes whose error response became the decision's `failed`
     /// outcome.
     pub failed_outcomes: usize,
+    /// Matched writes the platform answered with an error, whose decision
+    /// its agent had reported `succeeded`: the agent's report and the
+    /// platform disagree, and the report stands in the ledger beside the
+    /// event that contradicts it.
+    #[serde(default)]
+    pub contradicted_outcomes: usize,
     /// Each event recorded by this batch, in the order received.
     pub events: Vec<ReconciledEvent>,
 }
@@ -94,6 +100,11 @@ pub struct ReconciledEvent {
     /// The phase the agent was demoted to because of it, if it was.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub demoted_to: Option<String>,
+    /// The outcome its agent reported for the decision, when this event
+    /// contradicts it (`succeeded`, while the platform refused the write).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>))]
+    pub contradicts: Option<ReportedOutcome>,
 }
 
 enum Counted {
@@ -226,6 +237,10 @@ impl<S: Store> Reconcile<'_, S> {
                     PlatformVerdict::Denied => report.denied += 1,
                 }
                 report.failed_outcomes += usize::from(failed_outcome);
+                if event.contradicts.is_some() {
+                    report.contradicted_outcomes += 1;
+                    metrics.platform_event("contradicted_outcome");
+                }
                 metrics.platform_event(event.verdict.as_str());
                 report.events.push(event);
             }
@@ -361,6 +376,10 @@ impl<S: Store> Reconcile<'_, S> {
                     (Some(_), Some(_)) => PlatformVerdict::Matched,
                     (Some(_), None) => PlatformVerdict::OutOfScope,
                 };
+                // The agent said it succeeded; the platform says it did not.
+                let contradicts = matched
+                    .and_then(|(_, row)| row.decision.reported)
+                    .filter(|reported| *reported == ReportedOutcome::Succeeded && event.failed());
                 let payload = json(&PlatformEventRecord {
                     source: E::SOURCE,
                     event_key: key,
@@ -374,6 +393,7 @@ impl<S: Store> Reconcile<'_, S> {
                     at: event.at(),
                     event,
                     reported_by: reporter,
+                    contradicts,
                 })?;
                 Ok(Plan {
                     kind: "platform_event",
@@ -385,16 +405,18 @@ impl<S: Store> Reconcile<'_, S> {
                         matched.map(|(c, row)| {
                             (c.decision_id.clone(), row.decision.reported.is_some())
                         }),
+                        contradicts,
                         now,
                     ),
                 })
             })
             .await?;
-        let (verdict, decision, at) = recorded;
+        let (verdict, decision, contradicts, at) = recorded;
         Ok(Recorded {
             agent: agent.to_owned(),
             verdict,
             decision,
+            contradicts,
             seq: receipt.seq,
             at,
         })
@@ -432,6 +454,7 @@ impl<S: Store> Reconcile<'_, S> {
                 decision_id: recorded.decision.map(|(id, _)| id),
                 ledger_seq: recorded.seq,
                 demoted_to,
+                contradicts: recorded.contradicts,
             },
             failed_outcome,
         })
@@ -490,6 +513,8 @@ struct Recorded {
     verdict: PlatformVerdict,
     /// The decision it matched, and whether that had an outcome already.
     decision: Option<(String, bool)>,
+    /// The agent's reported outcome this event contradicts.
+    contradicts: Option<ReportedOutcome>,
     seq: u64,
     /// The record's time, as the state handed it out.
     at: Timestamp,

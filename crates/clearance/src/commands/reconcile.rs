@@ -211,11 +211,13 @@ async fn pump(args: &ReconcileArgs, sink: &impl Sink) -> anyhow::Result<Exit> {
             Err(exit) => return Ok(exit),
         },
     };
-    Ok(if total.out_of_scope + total.denied > 0 {
-        Exit::Failed
-    } else {
-        Exit::Ok
-    })
+    Ok(
+        if total.out_of_scope + total.denied + total.contradicted_outcomes > 0 {
+            Exit::Failed
+        } else {
+            Exit::Ok
+        },
+    )
 }
 
 async fn pump_kubernetes(
@@ -263,7 +265,18 @@ pub(super) fn show(args: &ReconcileArgs, path: &Path, report: &ReconcileReport) 
     }
     for event in &report.events {
         match event.verdict {
-            PlatformVerdict::Matched => {}
+            PlatformVerdict::Matched => {
+                if let Some(reported) = event.contradicts {
+                    println!(
+                        "contradicted: {} reported {} for {}, but the platform refused the write (auditID {}, ledger #{})",
+                        event.agent,
+                        reported.name(),
+                        event.decision_id.as_deref().unwrap_or("its decision"),
+                        event.audit_id,
+                        event.ledger_seq
+                    );
+                }
+            }
             PlatformVerdict::OutOfScope => println!(
                 "out of scope: {} wrote around clearance (auditID {}, ledger #{}){}",
                 event.agent,
@@ -288,13 +301,14 @@ pub(super) fn show(args: &ReconcileArgs, path: &Path, report: &ReconcileReport) 
 
 pub(super) fn summary(path: &Path, report: &ReconcileReport) -> String {
     format!(
-        "{}: {} event(s): {} matched, {} out of scope, {} denied, {} failed outcome(s), {} already recorded, {} ignored",
+        "{}: {} event(s): {} matched, {} out of scope, {} denied, {} failed outcome(s), {} contradicted outcome(s), {} already recorded, {} ignored",
         path.display(),
         report.received,
         report.matched,
         report.out_of_scope,
         report.denied,
         report.failed_outcomes,
+        report.contradicted_outcomes,
         report.duplicates,
         report.ignored
     )
@@ -308,6 +322,7 @@ pub(super) fn add(total: &mut ReconcileReport, report: ReconcileReport) {
     total.out_of_scope += report.out_of_scope;
     total.denied += report.denied;
     total.failed_outcomes += report.failed_outcomes;
+    total.contradicted_outcomes += report.contradicted_outcomes;
 }
 
 /// The log file, read from where the last read stopped.

@@ -402,6 +402,11 @@ pub(crate) struct PlatformEventRecord<'a, E: Serialize> {
     /// The fields of the event the match read.
     pub event: &'a E,
     pub reported_by: &'a str,
+    /// The outcome the agent reported for the matched decision, when the
+    /// platform's answer contradicts it: `succeeded`, while the platform
+    /// answered the write with an error.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub contradicts: Option<ReportedOutcome>,
 }
 
 /// What `platform_event`'s effects read of it.
