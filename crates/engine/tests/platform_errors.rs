@@ -260,3 +260,91 @@ fn regression_agent_problems_are_reported_beside_vault_problems() {
         "{errors}"
     );
 }
+
+fn accepted(platform: &str) -> bool {
+    bundle_with(&config_with(platform), &[("policies/scope.cedar", POLICY)]).is_ok()
+}
+
+/// A Vault `read` that mints a credential is a write in effect: refused in
+/// shadow and assist (named, or through a glob that may cover it), allowed
+/// from remediate on; a KV v2 read stays a read.
+#[test]
+fn lint_vault_reads_that_mint_credentials_in_early_phases() {
+    let vault_line = "      shadow: { ttl: 5m, max_ttl: 15m, paths: { \"secret/data/{domain}/*\": [read] } }";
+    let with_paths = |phase: &str, paths: &str| {
+        PLATFORM.replace(
+            vault_line,
+            &format!("{vault_line}\n      {phase}: {{ ttl: 5m, max_ttl: 15m, paths: {{ {paths} }} }}"),
+        )
+    };
+    for path in [
+        "\"database/creds/{domain}-rw\"",
+        "\"aws/sts/deploy\"",
+        "\"gcp/roleset/ops/token\"",
+        "\"transit/export/encryption-key/k\"",
+        "\"secret/*\"",
+        "\"+/creds/x\"",
+        "\"sys/raw/core\"",
+    ] {
+        let errors = refused(&with_paths("assist", &format!("{path}: [read]")));
+        assert!(
+            errors.contains("error[credentials-in-early-phase]"),
+            "{path}: {errors}"
+        );
+    }
+    assert!(accepted(&with_paths(
+        "remediate",
+        "\"secret/data/{domain}/*\": [read], \"database/creds/{domain}-rw\": [read]"
+    )));
+    assert!(accepted(&with_paths(
+        "assist",
+        "\"secret/data/{domain}/*\": [read], \"secret/metadata/{domain}/*\": [list]"
+    )));
+}
+
+/// `{domain}` renders each agent's domain into Vault paths: one that is a
+/// glob or leaves its segment is refused.
+#[test]
+fn lint_domains_that_would_widen_a_vault_path() {
+    for domain in ["\"+\"", "\"*\"", "\"..\"", "\"a/b\""] {
+        let config = CONFIG.replace("domains: [inside]", &format!("domains: [inside, {domain}]"));
+        let errors = bundle_with(
+            &format!("{config}{}", PLATFORM.replace("  kubernetes:\n    phases:\n      shadow: [ &read { apiGroups: [\"\", apps], resources: [pods, deployments], verbs: [get, list, watch] } ]\n", "")),
+            &[("policies/scope.cedar", POLICY)],
+        )
+        .expect_err("refused")
+        .to_string();
+        assert!(errors.contains("error[invalid-domain]"), "{domain}: {errors}");
+    }
+}
+
+/// Egress wider than any private range is anywhere, however it is split.
+#[test]
+fn lint_egress_split_into_wide_blocks() {
+    let egress = "    shadow: [ { namespace: monitoring, ports: [9090] } ]";
+    let errors = refused(&PLATFORM.replace(
+        egress,
+        "    shadow: [ { namespace: monitoring, ports: [9090] }, { cidr: 0.0.0.0/1 }, { cidr: 128.0.0.0/1 } ]",
+    ));
+    assert!(errors.contains("error[egress-to-anywhere]"), "{errors}");
+    assert!(errors.contains("private range"), "{errors}");
+    assert!(accepted(&PLATFORM.replace(
+        egress,
+        "    shadow: [ { namespace: monitoring, ports: [9090] }, { cidr: 10.0.0.0/8, ports: [443] } ]",
+    )));
+}
+
+/// Secrets hold credentials that write: unreadable in assist as in shadow;
+/// a kubelet's proxy runs commands in any container of its node.
+#[test]
+fn lint_secrets_in_assist_and_the_kubelet_proxy_in_early_phases() {
+    let secrets = refused(&with_phase(
+        "      assist: [ *read, { apiGroups: [\"\"], resources: [secrets], verbs: [get] } ]",
+    ));
+    assert!(secrets.contains("error[secrets-in-shadow]"), "{secrets}");
+    assert!(secrets.contains("phases.assist"), "{secrets}");
+    let kubelet = refused(&with_phase(
+        "      assist: [ *read, { apiGroups: [\"\"], resources: [nodes/proxy], verbs: [get] } ]",
+    ));
+    assert!(kubelet.contains("`get` on `nodes/proxy`"), "{kubelet}");
+}

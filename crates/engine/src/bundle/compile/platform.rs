@@ -64,12 +64,52 @@ impl Config<'_> {
             Some(None) => return None,
             None => None,
         };
+        if let (Some(table), Some(raw_vault)) = (&vault, &platform.vault) {
+            self.domains_in_vault_paths(table, &agents, &raw_vault.referenced);
+        }
         Some(Platform {
             kubernetes,
             egress,
             vault,
             agents,
         })
+    }
+
+    /// A `{domain}` of a Vault path becomes each of the agent's domains,
+    /// which must then be one plain path segment: a domain `+` or `*` would
+    /// render a glob over every domain's secrets, and `..` or a `/` another
+    /// path.
+    fn domains_in_vault_paths(
+        &mut self,
+        table: &PhaseTable<VaultGrant>,
+        agents: &BTreeMap<String, AgentPlatform>,
+        at: &Location,
+    ) {
+        let templated = Phase::ALL
+            .into_iter()
+            .any(|phase| table.at(phase).paths.keys().any(|p| p.contains("{domain}")));
+        if !templated {
+            return;
+        }
+        let plain = |domain: &str| {
+            !domain.is_empty()
+                && domain != "."
+                && domain != ".."
+                && domain
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+        };
+        for (id, agent) in agents {
+            for domain in agent.domains.iter().filter(|d| !plain(d)) {
+                self.error_at(
+                    "invalid-domain",
+                    at,
+                    format!(
+                        "agent `{id}`: domain `{domain}` is rendered into Vault paths ({{domain}}), so it must be one plain path segment: letters, digits, `-`, `_` and `.`"
+                    ),
+                );
+            }
+        }
     }
 
     fn service_account_namespace(&mut self, platform: &RawPlatform) -> Option<String> {
@@ -307,12 +347,17 @@ impl Config<'_> {
             }
             (None, Some(cidr)) => match cidr.value.parse::<Cidr>() {
                 Ok(parsed) => {
-                    if parsed.is_everything() && phase < Phase::Autonomous {
+                    if parsed.is_wider_than_private() && phase < Phase::Autonomous {
+                        let how_wide = if parsed.is_everything() {
+                            "every address"
+                        } else {
+                            "more addresses than any private range (/8 for IPv4, /7 for IPv6)"
+                        };
                         self.error_at(
                             "egress-to-anywhere",
                             &cidr.referenced,
                             format!(
-                                "{key} allows egress to {parsed}, every address: below autonomous (phase 4) an agent may only reach named destinations"
+                                "{key} allows egress to {parsed}, {how_wide}: below autonomous (phase 4) an agent may only reach named destinations"
                             ),
                         );
                         return None;

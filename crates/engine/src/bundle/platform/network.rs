@@ -86,6 +86,17 @@ impl Cidr {
         self.prefix == 0
     }
 
+    /// Whether it holds more addresses than the widest private range of its
+    /// family (`10.0.0.0/8`, `fc00::/7`): no named destination is that
+    /// wide, and a few such blocks (`0.0.0.0/1` and `128.0.0.0/1`) are
+    /// every address.
+    pub fn is_wider_than_private(self) -> bool {
+        match self.address {
+            IpAddr::V4(_) => self.prefix < 8,
+            IpAddr::V6(_) => self.prefix < 7,
+        }
+    }
+
     /// Whether every address of `other` is in this block.
     pub fn contains(self, other: &Cidr) -> bool {
         if other.prefix < self.prefix {

@@ -86,6 +86,44 @@ impl fmt::Display for Capability {
     }
 }
 
+/// Whether a `read` of the path template `path` can mint a credential.
+/// Vault's dynamic secrets are reads: `<mount>/creds/<role>` (database,
+/// AWS, Consul, Nomad, RabbitMQ, Azure…), `<mount>/sts/<role>`, a GCP
+/// `roleset`, `static-account` or `impersonated-account`'s `token` or
+/// `key`, `transit/export/…`, `identity/oidc/token/…`; `sys/raw` reads
+/// Vault's storage. A glob at or right under a mount may cover any of
+/// them, since a mount's engine is not known here; a KV v2 path
+/// (`<mount>/data/…`, `<mount>/metadata/…`) holds only what was written.
+pub fn read_can_mint_credentials(path: &str) -> bool {
+    let glob = |segment: &str| segment.contains('*') || segment == "+";
+    let segments: Vec<&str> = path.split('/').collect();
+    let Some((mount, rest)) = segments.split_first() else {
+        return false;
+    };
+    if glob(mount) || rest.first().is_some_and(|s| glob(s)) {
+        return true;
+    }
+    if matches!(rest.first(), Some(&"data" | &"metadata")) {
+        return false;
+    }
+    if (*mount == "sys" && rest.first() == Some(&"raw"))
+        || (*mount == "identity" && rest.starts_with(&["oidc", "token"]))
+    {
+        return true;
+    }
+    rest.iter().enumerate().any(|(i, segment)| {
+        matches!(*segment, "creds" | "sts" | "export")
+            || (matches!(*segment, "token" | "key")
+                && i >= 2
+                && rest.get(i - 2).is_some_and(|owner| {
+                    matches!(
+                        *owner,
+                        "roleset" | "static-account" | "impersonated-account"
+                    )
+                }))
+    })
+}
+
 /// What one phase's Vault token is.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct VaultGrant {
@@ -177,6 +215,35 @@ fn path_covers(higher: &str, lower: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn reads_that_mint_credentials_are_told_from_reads_of_what_was_written() {
+        for path in [
+            "database/creds/{domain}-rw",
+            "db-prod/creds/app",
+            "aws/sts/deploy",
+            "gcp/roleset/ops/key",
+            "gcp/impersonated-account/ops/token",
+            "transit/export/hmac-key/k",
+            "identity/oidc/token/agents",
+            "sys/raw/core/keyring",
+            "*",
+            "secret/*",
+            "kv/+/x",
+        ] {
+            assert!(read_can_mint_credentials(path), "{path}");
+        }
+        for path in [
+            "secret/data/{domain}/*",
+            "secret/metadata/{domain}/*",
+            "secret/data/creds/x",
+            "kv/app/config",
+            "gcp/roleset/ops",
+            "pki/cert/ca",
+        ] {
+            assert!(!read_can_mint_credentials(path), "{path}");
+        }
+    }
 
     fn grant(ttl: &str, paths: &[(&str, &[Capability])]) -> VaultGrant {
         VaultGrant {

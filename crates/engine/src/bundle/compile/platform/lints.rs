@@ -17,7 +17,7 @@ use crate::{
     bundle::{
         platform::{
             Capability, EgressRule, KNOWN_VERBS, PhaseTable, READ_VERBS, RbacRule,
-            STREAM_SUBRESOURCES, VaultGrant, is_write_verb,
+            STREAM_SUBRESOURCES, VaultGrant, is_write_verb, read_can_mint_credentials,
         },
         raw::{RawPhases, RawRbacRule},
     },
@@ -123,24 +123,25 @@ impl Config<'_> {
         if phase <= Phase::Assist
             && let Some(stream) = STREAM_SUBRESOURCES
                 .iter()
+                .chain(&["nodes/proxy"])
                 .find(|r| rule.grants("", r, "get"))
         {
             self.error_at(
                 "write-in-early-phase",
                 &raw.referenced,
                 format!(
-                    "{key} grants `get` on `{stream}`: exec, attach and port-forward open as a WebSocket GET (kubectl 1.30 and later), which API servers before 1.35 authorize as `get`, so this {phase} agent could run commands in a container; name the resources it reads rather than `*`"
+                    "{key} grants `get` on `{stream}`: exec, attach and port-forward open as a WebSocket GET (kubectl 1.30 and later), which API servers before 1.35 authorize as `get` (and a kubelet, through nodes/proxy, always), so this {phase} agent could run commands in a container; name the resources it reads rather than `*`"
                 ),
             );
         }
-        if phase == Phase::Shadow
+        if phase <= Phase::Assist
             && let Some(verb) = READ_VERBS.iter().find(|v| rule.grants("", "secrets", v))
         {
             self.error_at(
                 "secrets-in-shadow",
                 &raw.referenced,
                 format!(
-                    "{key} lets the agent read secrets (`{verb}` on `secrets`): a shadow agent may not read secrets"
+                    "{key} lets the agent read secrets (`{verb}` on `secrets`): a shadow or assist agent may not read secrets, which hold service-account tokens and other credentials that write"
                 ),
             );
         }
@@ -162,6 +163,19 @@ impl Config<'_> {
                 at,
                 format!(
                     "{key}.paths.\"{path}\" grants `sudo`: root-protected Vault paths are never an agent's"
+                ),
+            );
+            return false;
+        }
+        if phase <= Phase::Assist
+            && capability == Capability::Read
+            && read_can_mint_credentials(path)
+        {
+            self.error_at(
+                "credentials-in-early-phase",
+                at,
+                format!(
+                    "{key}.paths.\"{path}\" grants `read` where a read can mint a credential (a secrets engine's creds/, sts/, a GCP token or key, transit/export, or a glob that may cover them): in shadow and assist an agent may read only what was written (name the KV path, such as secret/data/{{domain}}/*)"
                 ),
             );
             return false;
