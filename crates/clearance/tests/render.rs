@@ -132,6 +132,68 @@ fn check_passes_on_what_out_wrote_and_fails_with_a_diff_after_an_edit() {
     assert_eq!(check.code, 0, "{}", check.stdout);
 }
 
+/// What a GitOps tool would apply as well as the agents' files: a
+/// subfolder, a file beside the agents' folders, the folder of an agent no
+/// longer in the bundle, a symlink. Each is drift; checking one agent looks
+/// at its folder only.
+#[test]
+fn check_sees_every_file_a_sync_would_apply() {
+    let dir = initialised();
+    let out = clearance(&["render", "--out", "gitops/agents"], dir.path());
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let agents = dir.path().join("gitops/agents");
+    let binding = "kind: ClusterRoleBinding\n";
+    fs::create_dir_all(agents.join("incident-bot/extra")).unwrap();
+    fs::write(agents.join("incident-bot/extra/crb.yaml"), binding).unwrap();
+    fs::create_dir_all(agents.join("retired-bot")).unwrap();
+    fs::write(agents.join("retired-bot/rolebinding.yaml"), binding).unwrap();
+    fs::write(agents.join("top.yaml"), binding).unwrap();
+    #[cfg(unix)]
+    std::os::unix::fs::symlink("/etc/hostname", agents.join("incident-bot/link.yaml")).unwrap();
+    let check = clearance(&["render", "--check", "gitops/agents"], dir.path());
+    assert_eq!(check.code, 1, "{}", check.stdout);
+    for path in [
+        "incident-bot/extra/crb.yaml: not rendered by any control",
+        "retired-bot/rolebinding.yaml: not rendered by any control",
+        "gitops/agents/top.yaml: not rendered by any control",
+    ] {
+        assert!(check.stdout.contains(path), "{path}: {}", check.stdout);
+    }
+    #[cfg(unix)]
+    assert!(
+        check
+            .stdout
+            .contains("incident-bot/link.yaml: not a regular file"),
+        "{}",
+        check.stdout
+    );
+    let one = clearance(
+        &["render", "incident-bot", "--check", "gitops/agents"],
+        dir.path(),
+    );
+    assert_eq!(one.code, 1, "{}", one.stdout);
+    assert!(one.stdout.contains("extra/crb.yaml"), "{}", one.stdout);
+    assert!(!one.stdout.contains("retired-bot"), "{}", one.stdout);
+    // Writing again replaces what the agent's folder holds, subfolder and
+    // symlink included; what lies outside any agent's folder stays drift.
+    let out = clearance(&["render", "--out", "gitops/agents"], dir.path());
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(!agents.join("incident-bot/extra").exists());
+    assert!(!agents.join("incident-bot/link.yaml").exists());
+    assert_eq!(
+        clearance(
+            &["render", "incident-bot", "--check", "gitops/agents"],
+            dir.path()
+        )
+        .code,
+        0
+    );
+    assert_eq!(
+        clearance(&["render", "--check", "gitops/agents"], dir.path()).code,
+        1
+    );
+}
+
 #[test]
 fn check_sees_a_directory_rendered_for_another_phase_as_drift() {
     let dir = initialised();

@@ -270,11 +270,14 @@ fn accepted(platform: &str) -> bool {
 /// from remediate on; a KV v2 read stays a read.
 #[test]
 fn lint_vault_reads_that_mint_credentials_in_early_phases() {
-    let vault_line = "      shadow: { ttl: 5m, max_ttl: 15m, paths: { \"secret/data/{domain}/*\": [read] } }";
+    let vault_line =
+        "      shadow: { ttl: 5m, max_ttl: 15m, paths: { \"secret/data/{domain}/*\": [read] } }";
     let with_paths = |phase: &str, paths: &str| {
         PLATFORM.replace(
             vault_line,
-            &format!("{vault_line}\n      {phase}: {{ ttl: 5m, max_ttl: 15m, paths: {{ {paths} }} }}"),
+            &format!(
+                "{vault_line}\n      {phase}: {{ ttl: 5m, max_ttl: 15m, paths: {{ {paths} }} }}"
+            ),
         )
     };
     for path in [
@@ -314,7 +317,10 @@ fn lint_domains_that_would_widen_a_vault_path() {
         )
         .expect_err("refused")
         .to_string();
-        assert!(errors.contains("error[invalid-domain]"), "{domain}: {errors}");
+        assert!(
+            errors.contains("error[invalid-domain]"),
+            "{domain}: {errors}"
+        );
     }
 }
 

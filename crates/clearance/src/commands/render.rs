@@ -99,7 +99,11 @@ pub fn run(args: RenderArgs) -> anyhow::Result<Exit> {
         rendered.push(render_agent(&bundle, agent, phase)?);
     }
     if let Some(dir) = &args.check {
-        return check(dir, &rendered);
+        let scope = match &args.agent {
+            Some(agent) => Scope::Agent(agent),
+            None => Scope::Everything,
+        };
+        return check(dir, scope, &rendered);
     }
     if let Some(dir) = &args.out {
         for agent in &rendered {
@@ -154,18 +158,39 @@ fn current_phases(
     Ok(phases)
 }
 
-/// Replaces the files of `DIR/<agent>/` with the rendered ones.
+/// Replaces what `DIR/<agent>/` holds with the rendered files: anything
+/// else in it — another file, a subfolder, a symlink — is removed, since a
+/// GitOps tool would apply it too.
 fn write(dir: &Path, rendered: &Rendered) -> anyhow::Result<()> {
     let agent_dir = dir.join(&rendered.agent);
     fs::create_dir_all(&agent_dir)
         .with_context(|| format!("could not create {}", agent_dir.display()))?;
-    let keep: Vec<&str> = rendered.files.iter().map(|f| f.path.as_str()).collect();
-    for stale in read_agent_dir(dir, &rendered.agent)? {
-        if !keep.contains(&stale.path.as_str()) {
-            let path = dir.join(&stale.path);
+    let keep: Vec<String> = rendered
+        .files
+        .iter()
+        .map(|f| {
+            f.path
+                .trim_start_matches(&format!("{}/", rendered.agent))
+                .to_owned()
+        })
+        .collect();
+    let entries = fs::read_dir(&agent_dir)
+        .with_context(|| format!("could not read {}", agent_dir.display()))?;
+    for entry in entries {
+        let entry = entry.with_context(|| format!("could not read {}", agent_dir.display()))?;
+        let path = entry.path();
+        let kind = entry
+            .file_type()
+            .with_context(|| format!("could not read {}", path.display()))?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let removed = if kind.is_dir() {
+            fs::remove_dir_all(&path)
+        } else if kind.is_file() && keep.contains(&name) {
+            continue;
+        } else {
             fs::remove_file(&path)
-                .with_context(|| format!("could not remove {}", path.display()))?;
-        }
+        };
+        removed.with_context(|| format!("could not remove {}", path.display()))?;
     }
     for file in &rendered.files {
         let path = dir.join(&file.path);
@@ -182,47 +207,79 @@ fn write(dir: &Path, rendered: &Rendered) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The regular files directly in `DIR/<agent>/` (none when it is absent),
-/// as `<agent>/<name>` paths.
-fn read_agent_dir(dir: &Path, agent: &str) -> anyhow::Result<Vec<RenderedFile>> {
-    let agent_dir = dir.join(agent);
-    if !agent_dir.exists() {
-        return Ok(Vec::new());
-    }
-    let entries = fs::read_dir(&agent_dir)
-        .with_context(|| format!("could not read {}", agent_dir.display()))?;
-    let mut files = Vec::new();
-    for entry in entries {
-        let entry = entry.with_context(|| format!("could not read {}", agent_dir.display()))?;
-        if !entry.file_type()?.is_file() {
-            continue;
-        }
-        let bytes = fs::read(entry.path())
-            .with_context(|| format!("could not read {}", entry.path().display()))?;
-        files.push(RenderedFile {
-            path: format!("{agent}/{}", entry.file_name().to_string_lossy()),
-            text: String::from_utf8_lossy(&bytes).into_owned(),
-        });
-    }
-    Ok(files)
+/// What `--check` compares: every file under DIR, or one agent's folder.
+#[derive(Clone, Copy)]
+enum Scope<'a> {
+    Everything,
+    Agent(&'a str),
 }
 
-fn check(dir: &Path, rendered: &[Rendered]) -> anyhow::Result<Exit> {
+/// Every entry under `DIR` (or `DIR/<agent>/`), however deep: regular files
+/// as `a/b/c` paths with their text, and the paths of anything else
+/// (symlinks, sockets), which no control renders and whose target a sync
+/// may follow. A GitOps tool applies a subfolder, a file beside the agents'
+/// folders or the folder of an agent removed from the bundle as it applies
+/// the rest, so none of them may hide from the check.
+fn read_tree(dir: &Path, scope: Scope<'_>) -> anyhow::Result<(Vec<RenderedFile>, Vec<String>)> {
+    let (root, prefix) = match scope {
+        Scope::Everything => (dir.to_owned(), String::new()),
+        Scope::Agent(agent) => (dir.join(agent), format!("{agent}/")),
+    };
+    let mut files = Vec::new();
+    let mut strange = Vec::new();
+    if !root.exists() {
+        return Ok((files, strange));
+    }
+    let mut pending = vec![(root, prefix)];
+    while let Some((folder, prefix)) = pending.pop() {
+        let entries = fs::read_dir(&folder)
+            .with_context(|| format!("could not read {}", folder.display()))?;
+        for entry in entries {
+            let entry = entry.with_context(|| format!("could not read {}", folder.display()))?;
+            let path = format!("{prefix}{}", entry.file_name().to_string_lossy());
+            let kind = entry
+                .file_type()
+                .with_context(|| format!("could not read {}", entry.path().display()))?;
+            if kind.is_dir() {
+                pending.push((entry.path(), format!("{path}/")));
+            } else if kind.is_file() {
+                let bytes = fs::read(entry.path())
+                    .with_context(|| format!("could not read {}", entry.path().display()))?;
+                files.push(RenderedFile {
+                    path,
+                    text: String::from_utf8_lossy(&bytes).into_owned(),
+                });
+            } else {
+                strange.push(path);
+            }
+        }
+    }
+    strange.sort();
+    Ok((files, strange))
+}
+
+fn check(dir: &Path, scope: Scope<'_>, rendered: &[Rendered]) -> anyhow::Result<Exit> {
     if !dir.is_dir() {
         bail!("{} is not a directory", dir.display());
     }
+    let (found, strange) = read_tree(dir, scope)?;
+    let expected: Vec<RenderedFile> = rendered.iter().flat_map(|r| r.files.clone()).collect();
     let mut drifted = 0;
-    for agent in rendered {
-        let found = read_agent_dir(dir, &agent.agent)?;
-        for difference in drift(&agent.files, &found) {
-            drifted += 1;
-            println!(
-                "{}: {}",
-                dir.join(difference.path()).display(),
-                difference.what()
-            );
-            print!("{}", difference.diff());
-        }
+    for difference in drift(&expected, &found) {
+        drifted += 1;
+        println!(
+            "{}: {}",
+            dir.join(difference.path()).display(),
+            difference.what()
+        );
+        print!("{}", difference.diff());
+    }
+    for path in &strange {
+        drifted += 1;
+        println!(
+            "{}: not a regular file (a symlink or another special file): no control renders it",
+            dir.join(path).display()
+        );
     }
     if drifted > 0 {
         println!(
