@@ -1,6 +1,6 @@
 //! Webhook notifications from a real `clearance serve` to real HTTP
 //! receivers on loopback: every event reaches its receiver once and in
-//! ledger order after the receiver was down for a while — and after the
+//! ledger order after the receiver was down for a while (answering 410 and 403, as a removed or revoked webhook does) — and after the
 //! gateway itself was killed and restarted meanwhile; Slack's format links
 //! into the console; a receiver that never answers delays no decision and
 //! holds back no other webhook; `/metrics` counts deliveries and failures.
@@ -36,17 +36,20 @@ struct Receiver {
 }
 
 async fn take_json(State(r): State<Arc<Receiver>>, Json(body): Json<Value>) -> StatusCode {
+    // Down as a webhook that was removed and is set up again: 410, which
+    // must hold the events back, never lose them.
     if !r.up.load(Ordering::SeqCst) {
         r.refused.fetch_add(1, Ordering::SeqCst);
-        return StatusCode::SERVICE_UNAVAILABLE;
+        return StatusCode::GONE;
     }
     r.json.lock().unwrap().push(body);
     StatusCode::NO_CONTENT
 }
 
 async fn take_slack(State(r): State<Arc<Receiver>>, Json(body): Json<Value>) -> StatusCode {
+    // Down as a revoked Slack webhook: 403.
     if !r.up.load(Ordering::SeqCst) {
-        return StatusCode::SERVICE_UNAVAILABLE;
+        return StatusCode::FORBIDDEN;
     }
     r.slack.lock().unwrap().push(body);
     StatusCode::OK

@@ -2,9 +2,14 @@
 //! holding its cursor's lease, reading the records after it, posting each
 //! event in order and advancing past it only once the receiver took it
 //! (2xx), renewing its lease with each step. A failure backs off (0.5 s
-//! doubling to 30 s) and tries the same event again — except a lasting
-//! refusal (4xx but 408 and 429), logged and skipped so that it holds back
-//! nothing after it; the tasks follow bundle reloads.
+//! doubling to 30 s) and tries the same event again — a revoked or
+//! misconfigured webhook (401, 403, 404, 410) too, so that nothing is lost
+//! while it is fixed. Only a refusal of the event itself (400, 413, 422:
+//! this body will never be taken) is logged and skipped, so that it holds
+//! back nothing after it. Redirects are not followed (a receiver cannot
+//! send the record on to another address), and no error names the
+//! webhook's URL, whose path is often its secret. The tasks follow bundle
+//! reloads.
 
 use std::{collections::HashMap, sync::Arc, time::Duration};
 
@@ -31,7 +36,12 @@ const PAGE: u32 = 200;
 /// point at the bundle's `notify.console_url`, else `console`.
 pub async fn run<S: Store>(gateway: Arc<Gateway<S>>, console: String) {
     let holder = holder_id();
-    let client = match reqwest::Client::builder().timeout(POST_TIMEOUT).build() {
+    let client = match reqwest::Client::builder()
+        .timeout(POST_TIMEOUT)
+        .redirect(reqwest::redirect::Policy::none())
+        .referer(false)
+        .build()
+    {
         Ok(client) => client,
         Err(error) => {
             tracing::error!(%error, "no HTTP client; webhooks are not delivered");
@@ -165,12 +175,10 @@ async fn deliver_after<S: Store>(
                 .await;
             let delivered = matches!(&sent, Ok(answer) if answer.status().is_success());
             gateway.metrics().notification(&webhook.id, delivered);
-            // A receiver that refuses this event for good (4xx but 408 and
-            // 429) is not asked again: retrying it would hold back every
-            // event after it.
+            // A receiver that refuses this body for good is not asked
+            // again: retrying it would hold back every event after it.
             let refused_for_good = matches!(&sent, Ok(answer)
-                if answer.status().is_client_error()
-                    && !matches!(answer.status().as_u16(), 408 | 429));
+                if is_refusal_of_the_body(answer.status()));
             if refused_for_good {
                 tracing::error!(webhook = %webhook.id, event = %event.id, status = ?sent.as_ref().map(reqwest::Response::status).ok(), "the webhook refused an event; skipped");
                 continue;
@@ -178,7 +186,8 @@ async fn deliver_after<S: Store>(
             if !delivered {
                 let why = match sent {
                     Ok(answer) => format!("answered {}", answer.status()),
-                    Err(error) => error.to_string(),
+                    // Without the URL: its path is the webhook's secret.
+                    Err(error) => error.without_url().to_string(),
                 };
                 tracing::warn!(webhook = %webhook.id, event = %event.id, %why, "webhook delivery failed; retrying");
                 return Err(());
@@ -215,4 +224,12 @@ async fn advance<S: Store>(
 fn lease_end<S: Store>(gateway: &Gateway<S>) -> jiff::Timestamp {
     let now = gateway.now();
     now.checked_add(LEASE).unwrap_or(now)
+}
+
+/// Whether a receiver refused this very body, which no retry changes (400,
+/// 413, 422). Any other answer — a revoked or moved webhook (401, 403, 404,
+/// 410), a redirect, a throttle, an outage — is retried: the event waits
+/// until the webhook is fixed rather than being lost.
+fn is_refusal_of_the_body(status: reqwest::StatusCode) -> bool {
+    matches!(status.as_u16(), 400 | 413 | 422)
 }

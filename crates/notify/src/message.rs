@@ -126,20 +126,48 @@ fn slack_escape(text: &str) -> String {
         .replace('>', "&gt;")
 }
 
-/// Slack's incoming-webhook message: `text` for notifications, and a
-/// section with a link button to the console.
+/// The most text one Slack section takes (Slack refuses a longer one with
+/// a 400, which would lose the event).
+const SLACK_SECTION_MAX: usize = 3000;
+/// The most of the summary a notification's preview carries.
+const SLACK_PREVIEW_MAX: usize = 500;
+
+/// Agent text on one line: a newline in a rationale or a resource name
+/// would start a line that reads as clearance's own.
+fn one_line(text: &str) -> String {
+    text.chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect()
+}
+
+/// At most `max` characters, saying how many more the console holds.
+fn clipped(text: String, max: usize) -> String {
+    let count = text.chars().count();
+    if count <= max {
+        return text;
+    }
+    let kept: String = text.chars().take(max.saturating_sub(64)).collect();
+    let more = count - kept.chars().count();
+    format!("{kept}… ({more} more characters in clearance)")
+}
+
+/// Slack's incoming-webhook message: `text` for notifications, a section
+/// with the summary (and a pending request's rationale) as plain text —
+/// agent words are never formatting, links or mentions there — and a link
+/// button to the console.
 pub fn slack_body(event: &Event, console: &str) -> Value {
-    let summary = slack_escape(&summary(event));
+    let summary = one_line(&summary(event));
     let url = link(event, console);
     let rationale = text(&event.record, "/request/rationale");
     let mut detail = summary.clone();
     if event.kind == NotifyEvent::ApprovalPending && !rationale.is_empty() {
-        detail.push_str(&format!("\n>{}", slack_escape(rationale)));
+        detail.push_str("\nRationale: ");
+        detail.push_str(&one_line(rationale));
     }
     json!({
-        "text": format!("{summary} <{url}|Open in clearance>"),
+        "text": format!("{} <{url}|Open in clearance>", slack_escape(&clipped(summary, SLACK_PREVIEW_MAX))),
         "blocks": [
-            { "type": "section", "text": { "type": "mrkdwn", "text": detail } },
+            { "type": "section", "text": { "type": "plain_text", "emoji": false, "text": clipped(detail, SLACK_SECTION_MAX) } },
             { "type": "actions", "elements": [
                 { "type": "button", "text": { "type": "plain_text", "text": "Open in clearance" }, "url": url }
             ] },

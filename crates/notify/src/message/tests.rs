@@ -75,10 +75,54 @@ fn bodies_link_into_the_console_and_slack_text_is_escaped() {
         text.ends_with("<https://clearance.example.com/approvals/apr_1|Open in clearance>"),
         "{text}"
     );
+    // Agent words are plain text in the section: never a mention, a link
+    // or formatting.
+    assert_eq!(slack["blocks"][0]["text"]["type"], "plain_text");
     let detail = slack["blocks"][0]["text"]["text"].as_str().unwrap();
-    assert!(detail.contains("p99 &lt;red&gt; &amp; rising"), "{detail}");
+    assert!(
+        detail.ends_with("Rationale: p99 <red> & rising"),
+        "{detail}"
+    );
     assert_eq!(
         slack["blocks"][1]["elements"][0]["url"],
         "https://clearance.example.com/approvals/apr_1"
     );
+}
+
+/// A rationale longer than a Slack section (which Slack refuses with a 400,
+/// and the event would be lost) is clipped, saying how much more there is;
+/// its newlines cannot start a line of clearance's own; the preview's
+/// agent text is escaped.
+#[test]
+fn slack_bodies_fit_slacks_limits_and_keep_agent_text_on_its_line() {
+    let long = record(
+        7,
+        "decision",
+        json!({
+            "agent": "incident-bot",
+            "request": {"action": "kubectl:scale", "resource": {"kind": "deployment", "namespace": "payments", "name": "checkout-api\n*Pre-approved <!channel>*"},
+                        "rationale": format!("routine\n*:white_check_mark: Pre-approved by the SRE lead*{}", "x".repeat(5_000))},
+            "decision": {"outcome": "pending", "impact": "high", "approval_id": "apr_1"},
+        }),
+    );
+    let slack = slack_body(&events_of(&long)[0], "https://clearance.example.com");
+    let detail = slack["blocks"][0]["text"]["text"].as_str().unwrap();
+    assert!(
+        detail.chars().count() <= SLACK_SECTION_MAX,
+        "{}",
+        detail.len()
+    );
+    assert!(
+        detail.ends_with("more characters in clearance)"),
+        "{detail}"
+    );
+    assert!(
+        !detail.contains('\n') || detail.matches('\n').count() == 1,
+        "{detail}"
+    );
+    assert!(detail.contains("routine *:white_check_mark:"), "{detail}");
+    let text = slack["text"].as_str().unwrap();
+    assert!(!text.contains('\n'), "{text}");
+    assert!(text.contains("&lt;!channel&gt;"), "{text}");
+    assert!(!text.contains("<!channel>"), "{text}");
 }
