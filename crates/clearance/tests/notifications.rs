@@ -79,8 +79,14 @@ fn clearance(args: &[&str], dir: &Path) -> String {
     binary::run(env!("CARGO_BIN_EXE_clearance"), args, dir)
 }
 
-fn serve(dir: &Path) -> (Running, clearance_testkit::Announced) {
-    binary::serve(env!("CARGO_BIN_EXE_clearance"), dir)
+/// The gateway, with the Slack webhook's address in the environment
+/// (`url_env`), where a real one's secret path belongs.
+fn serve(dir: &Path, slack: &str) -> (Running, clearance_testkit::Announced) {
+    binary::serve_with_env(
+        env!("CARGO_BIN_EXE_clearance"),
+        dir,
+        &[("ONCALL_SLACK_URL", slack)],
+    )
 }
 
 async fn post(base: &str, path: &str, token: &str, body: Value) -> Value {
@@ -127,13 +133,14 @@ async fn each_event_reaches_its_webhook_once_in_order_across_an_outage_and_a_res
   console_url: https://clearance.example.com
   webhooks:
     - {{ id: everything, url: \"http://127.0.0.1:{port}/hook\", events: [approval.pending, agent.demoted, agent.locked, kill_switch.tripped] }}
-    - {{ id: oncall, url: \"http://127.0.0.1:{port}/slack\", events: [approval.pending], format: slack }}
+    - {{ id: oncall, url_env: ONCALL_SLACK_URL, events: [approval.pending], format: slack }}
     - {{ id: silent, url: \"http://127.0.0.1:{silent}/never\", events: [approval.pending] }}
 "
     );
     std::fs::write(&config, format!("{yaml}\n{notify}")).unwrap();
 
-    let (server, announced) = serve(dir.path());
+    let slack = format!("http://127.0.0.1:{port}/slack");
+    let (server, announced) = serve(dir.path(), &slack);
     let base = announced.base.clone();
     let agent = announced.agent_token.unwrap();
     let admin = announced.admin_token.unwrap();
@@ -188,7 +195,7 @@ async fn each_event_reaches_its_webhook_once_in_order_across_an_outage_and_a_res
 
     // The gateway dies while the receiver is down, and comes back.
     drop(server);
-    let (_server, restarted) = serve(dir.path());
+    let (_server, restarted) = serve(dir.path(), &slack);
     let base = restarted.base;
     receiver.up.store(true, Ordering::SeqCst);
 
@@ -270,6 +277,19 @@ async fn each_event_reaches_its_webhook_once_in_order_across_an_outage_and_a_res
             "{text}"
         );
     }
+    // The Slack webhook's address came from the environment: the bundle
+    // the ledger keeps never held it.
+    let (_, activations) = {
+        let answer = reqwest::Client::new()
+            .get(format!("http://{base}/v1/audit?kind=bundle.activated"))
+            .bearer_auth(&admin)
+            .send()
+            .await
+            .unwrap();
+        (answer.status(), answer.text().await.unwrap())
+    };
+    assert!(activations.contains("ONCALL_SLACK_URL"), "{activations}");
+    assert!(!activations.contains("/slack"), "{activations}");
     // The silent receiver was tried (and is still being waited on), and
     // held nothing back.
     assert!(accepted.load(Ordering::SeqCst) >= 1);

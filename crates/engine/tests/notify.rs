@@ -4,7 +4,7 @@
 
 mod common;
 
-use clearance_engine::bundle::notify::{NotifyEvent, NotifyFormat};
+use clearance_engine::bundle::notify::{NotifyEvent, NotifyFormat, WebhookUrl};
 use common::{CONFIG, POLICY, bundle_with};
 
 #[test]
@@ -35,6 +35,51 @@ fn webhooks_are_read_with_their_events_and_formats() {
         (second.id.as_str(), second.format),
         ("oncall", NotifyFormat::Slack)
     );
+    // A Slack webhook's path is its secret, and the bundle is kept in the
+    // ledger: said, naming url_env.
+    let warnings: Vec<String> = bundle.warnings().iter().map(ToString::to_string).collect();
+    assert_eq!(warnings.len(), 1, "{warnings:?}");
+    assert!(
+        warnings[0].contains("warning[secret-in-bundle]"),
+        "{warnings:?}"
+    );
+    assert!(warnings[0].contains("url_env"), "{warnings:?}");
+}
+
+/// `url_env` names the variable that holds the address, read when posting;
+/// exactly one of `url` and `url_env`, and a name a shell would take.
+#[test]
+fn a_webhook_address_may_come_from_the_environment() {
+    let with = |webhook: &str| {
+        format!("{CONFIG}notify:\n  webhooks:\n    - {{ {webhook}, events: [approval.pending] }}\n")
+    };
+    let bundle = bundle_with(
+        &with("id: oncall, url_env: ONCALL_SLACK_URL, format: slack"),
+        &[("policies/scope.cedar", POLICY)],
+    )
+    .unwrap();
+    assert_eq!(
+        bundle.notify().webhooks[0].url,
+        WebhookUrl::Env("ONCALL_SLACK_URL".into())
+    );
+    assert!(bundle.warnings().is_empty());
+    for (webhook, why) in [
+        (
+            "url: http://a, url_env: HOOK",
+            "exactly one of url and url_env",
+        ),
+        ("format: slack", "exactly one of url and url_env"),
+        ("url_env: 1HOOK", "not an environment variable's name"),
+        (
+            "url_env: \"HOOK URL\"",
+            "not an environment variable's name",
+        ),
+    ] {
+        let errors = bundle_with(&with(webhook), &[("policies/scope.cedar", POLICY)])
+            .expect_err(webhook)
+            .to_string();
+        assert!(errors.contains(why), "{webhook}: {errors}");
+    }
 }
 
 #[test]

@@ -354,3 +354,33 @@ fn lint_secrets_in_assist_and_the_kubelet_proxy_in_early_phases() {
     ));
     assert!(kubelet.contains("`get` on `nodes/proxy`"), "{kubelet}");
 }
+
+/// A token in `gitops.remote` would sit in the ledger's bundle.activated
+/// record for every operator to read: warned, naming the way out; an SSH
+/// remote or a remote's name is not.
+#[test]
+fn lint_a_credential_in_the_gitops_remote() {
+    let with =
+        |remote: &str| format!("{PLATFORM}gitops: {{ repo: ../gitops, remote: \"{remote}\" }}\n");
+    let warnings = warned(&with(
+        "https://x-access-token:ghp_secret@github.com/acme/gitops.git",
+    ));
+    assert!(warnings.contains("warning[secret-in-bundle]"), "{warnings}");
+    assert!(warnings.contains("credential helper"), "{warnings}");
+    for quiet in [
+        "git@github.com:acme/gitops.git",
+        "origin",
+        "https://github.com/acme/gitops.git",
+    ] {
+        let bundle = bundle_with(
+            &config_with(&with(quiet)),
+            &[("policies/scope.cedar", POLICY)],
+        )
+        .unwrap();
+        assert!(
+            bundle.warnings().is_empty(),
+            "{quiet}: {:?}",
+            bundle.warnings()
+        );
+    }
+}

@@ -163,8 +163,8 @@ fn base(git: &Git, target: &Target) -> Result<Option<String>, GitopsError> {
     if let Some(remote) = &target.remote {
         let fetch_error = |error: GitopsError| match error {
             GitopsError::Git { .. } => GitopsError::Fetch {
-                remote: remote.clone(),
-                detail: detail(error),
+                remote: without_credentials(remote),
+                detail: detail(error).replace(remote.as_str(), &without_credentials(remote)),
             },
             other => other,
         };
@@ -273,8 +273,9 @@ fn push(
                 .map_err(|error| match error {
                     GitopsError::Git { .. } => GitopsError::Push {
                         branch: branch.to_owned(),
-                        remote: remote.clone(),
-                        detail: detail(error),
+                        remote: without_credentials(remote),
+                        detail: detail(error)
+                            .replace(remote.as_str(), &without_credentials(remote)),
                     },
                     other => other,
                 })?;
@@ -291,11 +292,49 @@ fn push(
 }
 
 /// What git said, without repeating the command.
+/// `remote` as errors and logs may show it: a token in its user part
+/// (`https://x-access-token:ghp_…@github.com/…`) replaced by `***`.
+fn without_credentials(remote: &str) -> String {
+    let Some((scheme, rest)) = remote.split_once("://") else {
+        return remote.to_owned();
+    };
+    let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+    match authority.rsplit_once('@') {
+        Some((_, host)) => format!("{scheme}://***@{host}{path}"),
+        None => remote.to_owned(),
+    }
+}
+
 fn detail(error: GitopsError) -> String {
     match error {
         GitopsError::Git { stderr, status, .. } if !stderr.is_empty() => {
             format!("{stderr} ({status})")
         }
         other => other.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::without_credentials;
+
+    #[test]
+    fn a_token_in_a_remote_never_reaches_an_error() {
+        assert_eq!(
+            without_credentials("https://x-access-token:ghp_secret@github.com/acme/gitops.git"),
+            "https://***@github.com/acme/gitops.git"
+        );
+        assert_eq!(
+            without_credentials("https://github.com/acme/a@b.git"),
+            "https://github.com/acme/a@b.git"
+        );
+        assert_eq!(
+            without_credentials("git@github.com:acme/gitops.git"),
+            "git@github.com:acme/gitops.git"
+        );
+        assert_eq!(
+            without_credentials("../platform-gitops"),
+            "../platform-gitops"
+        );
     }
 }

@@ -13,7 +13,7 @@
 
 use std::{collections::HashMap, sync::Arc, time::Duration};
 
-use clearance_engine::bundle::notify::{NotifyFormat, Webhook};
+use clearance_engine::bundle::notify::{NotifyFormat, Webhook, WebhookUrl};
 use clearance_service::Gateway;
 use clearance_store::Store;
 use jiff::SignedDuration;
@@ -167,8 +167,9 @@ async fn deliver_after<S: Store>(
                 NotifyFormat::Json => json_body(&event, console),
                 NotifyFormat::Slack => slack_body(&event, console),
             };
+            let url = address(webhook)?;
             let sent = client
-                .post(&webhook.url)
+                .post(&url)
                 .header("Idempotency-Key", &event.id)
                 .json(&body)
                 .send()
@@ -232,4 +233,24 @@ fn lease_end<S: Store>(gateway: &Gateway<S>) -> jiff::Timestamp {
 /// until the webhook is fixed rather than being lost.
 fn is_refusal_of_the_body(status: reqwest::StatusCode) -> bool {
     matches!(status.as_u16(), 400 | 413 | 422)
+}
+
+/// Where `webhook` posts now: its `url`, or the address its `url_env`
+/// variable holds. A variable unset or not an `http(s)` address is a
+/// failure like any other: the events wait, retried, until it is set.
+fn address(webhook: &Webhook) -> Result<String, ()> {
+    match &webhook.url {
+        WebhookUrl::Literal(url) => Ok(url.clone()),
+        WebhookUrl::Env(name) => match std::env::var(name) {
+            Ok(url) if url.starts_with("https://") || url.starts_with("http://") => Ok(url),
+            Ok(_) => {
+                tracing::warn!(webhook = %webhook.id, variable = %name, "the webhook's url_env does not hold an http(s) address; its events wait");
+                Err(())
+            }
+            Err(_) => {
+                tracing::warn!(webhook = %webhook.id, variable = %name, "the webhook's url_env is not set; its events wait");
+                Err(())
+            }
+        },
+    }
 }

@@ -43,6 +43,11 @@ pub fn run(bin: &str, args: &[&str], dir: &Path) -> String {
 /// # Panics
 /// When it cannot start or announces no address.
 pub fn serve(bin: &str, dir: &Path) -> (Running, Announced) {
+    serve_with_env(bin, dir, &[])
+}
+
+/// [`serve`], with these environment variables set for the gateway.
+pub fn serve_with_env(bin: &str, dir: &Path, env: &[(&str, &str)]) -> (Running, Announced) {
     let mut child = Command::new(bin)
         .args([
             "serve",
@@ -55,6 +60,7 @@ pub fn serve(bin: &str, dir: &Path) -> (Running, Announced) {
         ])
         .current_dir(dir)
         .env("RUST_LOG", "error")
+        .envs(env.iter().copied())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()

@@ -50,13 +50,25 @@ pub enum NotifyFormat {
     Slack,
 }
 
+/// Where a webhook posts.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum WebhookUrl {
+    /// `url`: the address, as written in the bundle (and so in the
+    /// ledger's `bundle.activated` record).
+    Literal(String),
+    /// `url_env`: the environment variable that holds the address, read
+    /// when posting — for an address whose path or query is its secret
+    /// (a Slack incoming webhook), which must stay out of the bundle.
+    Env(String),
+}
+
 /// One webhook.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Webhook {
     /// Its `id`, else `webhooks[<index>]`: where its delivery cursor is kept.
     pub id: String,
     /// Where to POST.
-    pub url: String,
+    pub url: WebhookUrl,
     /// What it is told of; no duplicates.
     pub events: Vec<NotifyEvent>,
     /// Its body's format.

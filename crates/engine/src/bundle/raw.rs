@@ -65,7 +65,8 @@ pub(crate) struct RawNotify {
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawWebhook {
     pub id: Option<Spanned<String>>,
-    pub url: Spanned<String>,
+    pub url: Option<Spanned<String>>,
+    pub url_env: Option<Spanned<String>>,
     #[serde(default)]
     pub events: Vec<Spanned<String>>,
     pub format: Option<Spanned<String>>,

@@ -8,7 +8,7 @@ use serde_saphyr::Spanned;
 
 use super::Config;
 use crate::bundle::{
-    notify::{Notify, NotifyEvent, NotifyFormat, Webhook},
+    notify::{Notify, NotifyEvent, NotifyFormat, Webhook, WebhookUrl},
     raw::{RawConfig, RawWebhook},
 };
 
@@ -55,14 +55,51 @@ impl Config<'_> {
         let raw = &spanned.value;
         let key = format!("notify.webhooks[{index}]");
         let mut ok = true;
-        if !is_http_url(&raw.url.value) {
-            self.error_at(
-                "invalid-notify",
-                &raw.url.referenced,
-                format!("{key}.url must be an http:// or https:// address with a host"),
-            );
-            ok = false;
-        }
+        let url = match (&raw.url, &raw.url_env) {
+            (Some(url), None) if is_http_url(&url.value) => {
+                if carries_a_secret(&url.value) {
+                    self.warning_at(
+                        "secret-in-bundle",
+                        &url.referenced,
+                        format!(
+                            "{key}.url carries a secret (a Slack webhook's path, a query or a password), and clearance.yaml is kept in the ledger's bundle.activated record, which every operator can read: give it as url_env: <VARIABLE> instead"
+                        ),
+                    );
+                }
+                WebhookUrl::Literal(url.value.clone())
+            }
+            (Some(url), None) => {
+                self.error_at(
+                    "invalid-notify",
+                    &url.referenced,
+                    format!("{key}.url must be an http:// or https:// address with a host"),
+                );
+                ok = false;
+                WebhookUrl::Literal(String::new())
+            }
+            (None, Some(name)) if is_env_name(&name.value) => WebhookUrl::Env(name.value.clone()),
+            (None, Some(name)) => {
+                self.error_at(
+                    "invalid-notify",
+                    &name.referenced,
+                    format!(
+                        "{key}.url_env `{}` is not an environment variable's name (letters, digits and `_`, not starting with a digit)",
+                        name.value
+                    ),
+                );
+                ok = false;
+                WebhookUrl::Env(String::new())
+            }
+            _ => {
+                self.error_at(
+                    "invalid-notify",
+                    &spanned.referenced,
+                    format!("{key} needs exactly one of url and url_env"),
+                );
+                ok = false;
+                WebhookUrl::Literal(String::new())
+            }
+        };
         let id = match &raw.id {
             Some(id) if is_id(&id.value) => id.value.clone(),
             Some(id) => {
@@ -127,9 +164,9 @@ impl Config<'_> {
                 NotifyFormat::Json
             }
         };
-        ok.then(|| Webhook {
+        ok.then_some(Webhook {
             id,
-            url: raw.url.value.clone(),
+            url,
             events,
             format,
         })
@@ -161,4 +198,22 @@ fn is_http_url(url: &str) -> bool {
     !host.is_empty()
         && !host.starts_with(':')
         && !url.chars().any(|c| c.is_whitespace() || c.is_control())
+}
+
+/// A name `std::env::var` can look up, as shells write them.
+fn is_env_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 128
+        && !name.starts_with(|c: char| c.is_ascii_digit())
+        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+}
+
+/// Whether an address carries its own secret: a password, a query (tokens
+/// ride there), or a Slack incoming webhook, whose path is the secret.
+pub(crate) fn carries_a_secret(url: &str) -> bool {
+    let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
+    let authority = rest.split('/').next().unwrap_or_default();
+    authority.contains('@')
+        || url.contains('?')
+        || authority.eq_ignore_ascii_case("hooks.slack.com")
 }

@@ -600,6 +600,15 @@ impl Config<'_> {
                         ),
                     );
                 }
+                // `git@host:…` is ssh's user, not a secret; a password or
+                // token sits after `scheme://`.
+                if remote.value.contains("://") && super::notify::carries_a_secret(&remote.value) {
+                    self.warning_at(
+                        "secret-in-bundle",
+                        &remote.referenced,
+                        "gitops.remote carries a credential, and clearance.yaml is kept in the ledger's bundle.activated record, which every operator can read: name the remote as git knows it (a remote of the working tree) and let a credential helper or an SSH key authenticate".into(),
+                    );
+                }
                 Some(remote.value.clone())
             }
             None => None,
