@@ -38,6 +38,13 @@ pub fn publish(
     git.run(&["check-ref-format", &reference], None)
         .map_err(|_| GitopsError::Mismatch(format!("`{branch}` is not a valid branch name")))?;
 
+    // A branch pushed by an earlier attempt of this or another instance —
+    // from another clone, or before a restart on a fresh one — is adopted,
+    // not rebuilt: a rebuilt commit would differ and its push be refused
+    // as not a fast-forward, again at every retry.
+    if existing(&git, &reference, change)?.is_none() {
+        adopt_remote_branch(&git, target, &reference)?;
+    }
     let (commit, created) = match existing(&git, &reference, change)? {
         Some(commit) => (commit, false),
         None => {
@@ -155,6 +162,41 @@ fn existing(
             commit,
         })
     }
+}
+
+/// Fetches `reference` from the remote into the same local branch when the
+/// remote has it and this clone does not.
+fn adopt_remote_branch(git: &Git, target: &Target, reference: &str) -> Result<(), GitopsError> {
+    let Some(remote) = &target.remote else {
+        return Ok(());
+    };
+    let fetch_error = |error: GitopsError| match error {
+        GitopsError::Git { .. } => GitopsError::Fetch {
+            remote: without_credentials(remote),
+            detail: detail(error).replace(remote.as_str(), &without_credentials(remote)),
+        },
+        other => other,
+    };
+    let listing = git
+        .run(&["ls-remote", "--heads", remote, reference], None)
+        .map_err(fetch_error)?;
+    if listing.stdout.trim().is_empty() {
+        return Ok(());
+    }
+    let refspec = format!("{reference}:{reference}");
+    git.run(
+        &[
+            "fetch",
+            "--quiet",
+            "--no-tags",
+            "--no-write-fetch-head",
+            remote,
+            &refspec,
+        ],
+        None,
+    )
+    .map_err(fetch_error)?;
+    Ok(())
 }
 
 /// The commit the branch starts from: the remote's default branch, else

@@ -304,6 +304,36 @@ fn an_unreachable_remote_is_a_typed_error_and_a_retry_succeeds_with_one_commit()
     assert_eq!(commits_above_main(&f.remote, &done.branch), 1);
 }
 
+/// A restart on a fresh clone (or another instance) publishes the same
+/// change again: the branch already on the remote is adopted — the same
+/// commit, nothing new pushed — where a rebuilt commit's push would be
+/// refused as not a fast-forward at every retry, forever.
+#[test]
+fn a_branch_already_on_the_remote_is_adopted_by_a_fresh_clone() {
+    let f = fixture();
+    let rendered = f.rendered(Phase::Autonomous);
+    let first = publish(&f.target(Some("origin")), &promotion(9), &rendered).unwrap();
+    assert!(first.created && first.pushed);
+
+    let fresh = f.work.with_file_name("fresh");
+    git(
+        f.work.parent().unwrap(),
+        &["clone", "-q", f.remote.to_str().unwrap(), "fresh"],
+    );
+    git(&fresh, &["config", "user.name", "Someone"]);
+    git(&fresh, &["config", "user.email", "someone@example.com"]);
+    let target = Target {
+        worktree: fresh.clone(),
+        ..f.target(Some("origin"))
+    };
+    // Some time later: a rebuilt commit would carry another date.
+    std::thread::sleep(Duration::from_millis(1_100));
+    let again = publish(&target, &promotion(9), &rendered).unwrap();
+    assert_eq!(again.commit, first.commit, "the remote's commit, adopted");
+    assert!(!again.created && again.pushed);
+    assert_eq!(commits_above_main(&f.remote, &first.branch), 1);
+}
+
 #[test]
 fn a_rejected_push_keeps_the_commit_and_the_retry_pushes_that_same_commit() {
     let f = fixture();
