@@ -25,7 +25,18 @@ fn webhooks_are_read_with_their_events_and_formats() {
     );
     assert_eq!(notify.webhooks.len(), 2);
     let (first, second) = (&notify.webhooks[0], &notify.webhooks[1]);
-    assert_eq!(first.id, "webhooks[0]");
+    // Named by its address, not its place: reordering moves no cursor.
+    assert!(
+        first.id.starts_with("webhook-") && first.id.len() == 20,
+        "{}",
+        first.id
+    );
+    let reordered = config.replace(
+        "    - { url: http://127.0.0.1:9/hook, events: [approval.pending, kill_switch.tripped] }\n",
+        "",
+    ) + "    - { url: http://127.0.0.1:9/hook, events: [approval.pending, kill_switch.tripped] }\n";
+    let moved = bundle_with(&reordered, &[("policies/scope.cedar", POLICY)]).unwrap();
+    assert_eq!(moved.notify().webhooks[1].id, first.id);
     assert_eq!(first.format, NotifyFormat::Json);
     assert_eq!(
         first.events,

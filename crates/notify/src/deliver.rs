@@ -29,6 +29,8 @@ const MAX_BACKOFF: Duration = Duration::from_secs(30);
 const POST_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a lease lasts without renewal.
 const LEASE: SignedDuration = SignedDuration::from_secs(15);
+/// How often the cursors of webhooks that left the bundle are dropped.
+const FORGET_EVERY: u32 = 120;
 /// Records read per page.
 const PAGE: u32 = 200;
 
@@ -49,9 +51,22 @@ pub async fn run<S: Store>(gateway: Arc<Gateway<S>>, console: String) {
         }
     };
     let mut running: HashMap<String, (Webhook, JoinHandle<()>)> = HashMap::new();
+    let mut polls: u32 = 0;
     loop {
         let bundle = gateway.bundle();
         let notify = bundle.notify();
+        // Once a minute (and at start): a webhook removed from the bundle,
+        // even while every instance was down, leaves no cursor behind for
+        // a webhook of its name added later to resume from.
+        if polls % FORGET_EVERY == 0 {
+            let keep: Vec<String> = notify.webhooks.iter().map(|w| w.id.clone()).collect();
+            match gateway.store().forget_cursors_except(&keep).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(cursors = n, "dropped the cursors of removed webhooks"),
+                Err(error) => tracing::warn!(%error, "cannot drop the cursors of removed webhooks"),
+            }
+        }
+        polls = polls.wrapping_add(1);
         let link = notify
             .console_url
             .clone()

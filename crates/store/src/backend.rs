@@ -273,6 +273,12 @@ pub trait Backend: Send + Sync + 'static {
         until: Timestamp,
     ) -> impl Future<Output = Result<bool, StoreError>> + Send;
 
+    /// As [`crate::Store::forget_cursors_except`].
+    fn forget_cursors_except(
+        &self,
+        keep: &[String],
+    ) -> impl Future<Output = Result<u64, StoreError>> + Send;
+
     /// The approval with this id, whatever its status.
     fn find_approval(
         &self,

@@ -229,6 +229,10 @@ impl<B: Backend> Store for Database<B> {
             .await
     }
 
+    async fn forget_cursors_except(&self, keep: &[String]) -> Result<u64, StoreError> {
+        self.backend.forget_cursors_except(keep).await
+    }
+
     async fn find_approval(&self, id: &str) -> Result<Option<ApprovalState>, StoreError> {
         self.backend.find_approval(id).await
     }

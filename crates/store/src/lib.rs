@@ -236,6 +236,16 @@ pub trait Store: Send + Sync + 'static {
         until: Timestamp,
     ) -> impl Future<Output = Result<bool, StoreError>> + Send;
 
+    /// Drops the delivery cursors of webhooks not in `keep` whose lease has
+    /// run out (no instance delivers them): they left the bundle, and a
+    /// webhook of that name added later starts at the ledger's head rather
+    /// than resuming where the old one stopped and sending everything
+    /// since. Returns how many were dropped.
+    fn forget_cursors_except(
+        &self,
+        keep: &[String],
+    ) -> impl Future<Output = Result<u64, StoreError>> + Send;
+
     /// The approval with this id, whatever its status.
     fn find_approval(
         &self,

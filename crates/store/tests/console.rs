@@ -109,3 +109,49 @@ where
     );
 }
 on_both!(filtered_pages_match_a_plain_filter);
+
+/// The cursors of webhooks that left the bundle are dropped once no
+/// instance holds their lease, so a webhook of that name added later starts
+/// where it is told to (the head) instead of resuming; a kept webhook's
+/// cursor, and one whose lease still runs, stay.
+async fn cursors_of_removed_webhooks_are_forgotten<S, F, Fut>(_place: &Place, open: F)
+where
+    S: Store,
+    F: Fn() -> Fut,
+    Fut: Future<Output = S>,
+{
+    let store = open().await;
+    let now = jiff::Timestamp::now();
+    let past = now
+        .checked_sub(jiff::SignedDuration::from_secs(60))
+        .unwrap();
+    let later = now
+        .checked_add(jiff::SignedDuration::from_secs(60))
+        .unwrap();
+    for (webhook, until) in [("kept", past), ("removed", past), ("leased", later)] {
+        assert_eq!(
+            store.lease_cursor(webhook, "a", until, 5).await.unwrap(),
+            Some(5)
+        );
+        assert!(store.advance_cursor(webhook, "a", 9, until).await.unwrap());
+    }
+    let forgotten = store
+        .forget_cursors_except(&["kept".to_owned()])
+        .await
+        .unwrap();
+    assert_eq!(forgotten, 1, "only the removed one whose lease ran out");
+    // Added again later: it starts where it is told, not at 9.
+    assert_eq!(
+        store.lease_cursor("removed", "b", later, 40).await.unwrap(),
+        Some(40)
+    );
+    assert_eq!(
+        store.lease_cursor("kept", "b", later, 40).await.unwrap(),
+        Some(9)
+    );
+    assert_eq!(
+        store.lease_cursor("leased", "a", later, 40).await.unwrap(),
+        Some(9)
+    );
+}
+on_both!(cursors_of_removed_webhooks_are_forgotten);

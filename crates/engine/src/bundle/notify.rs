@@ -65,7 +65,8 @@ pub enum WebhookUrl {
 /// One webhook.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Webhook {
-    /// Its `id`, else `webhooks[<index>]`: where its delivery cursor is kept.
+    /// Its `id`, else `webhook-` and 12 hex digits of its address: where its
+    /// delivery cursor is kept, so reordering the list moves no cursor.
     pub id: String,
     /// Where to POST.
     pub url: WebhookUrl,

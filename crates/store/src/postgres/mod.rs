@@ -467,6 +467,10 @@ impl Backend for Postgres {
         console::advance_cursor(&self.pool, webhook, holder, seq, until).await
     }
 
+    async fn forget_cursors_except(&self, keep: &[String]) -> Result<u64, StoreError> {
+        console::forget_cursors_except(&self.pool, keep).await
+    }
+
     async fn find_approval(&self, id: &str) -> Result<Option<ApprovalState>, StoreError> {
         read::find_approval(&self.pool, id).await
     }

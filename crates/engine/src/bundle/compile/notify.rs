@@ -114,7 +114,9 @@ impl Config<'_> {
                 ok = false;
                 String::new()
             }
-            None => format!("webhooks[{index}]"),
+            // Not its place in the list: reordering the webhooks would hand
+            // one receiver another's cursor (events again, or a gap).
+            None => default_id(&url),
         };
         if raw.events.is_empty() {
             self.error_at(
@@ -216,4 +218,17 @@ pub(crate) fn carries_a_secret(url: &str) -> bool {
     authority.contains('@')
         || url.contains('?')
         || authority.eq_ignore_ascii_case("hooks.slack.com")
+}
+
+/// `webhook-` and the first 12 hex digits of SHA-256 over its address (or
+/// its variable's name).
+fn default_id(url: &WebhookUrl) -> String {
+    use sha2::{Digest, Sha256};
+    let address = match url {
+        WebhookUrl::Literal(url) => format!("url:{url}"),
+        WebhookUrl::Env(name) => format!("env:{name}"),
+    };
+    let digest = Sha256::digest(address.as_bytes());
+    let hex: String = digest.iter().take(6).map(|b| format!("{b:02x}")).collect();
+    format!("webhook-{hex}")
 }
