@@ -58,7 +58,7 @@ pub async fn run<S: Store>(gateway: Arc<Gateway<S>>, console: String) {
         // Once a minute (and at start): a webhook removed from the bundle,
         // even while every instance was down, leaves no cursor behind for
         // a webhook of its name added later to resume from.
-        if polls % FORGET_EVERY == 0 {
+        if polls.is_multiple_of(FORGET_EVERY) {
             let keep: Vec<String> = notify.webhooks.iter().map(|w| w.id.clone()).collect();
             match gateway.store().forget_cursors_except(&keep).await {
                 Ok(0) => {}
