@@ -1,7 +1,7 @@
 //! Delivering to webhooks: one task per webhook of the active bundle, each
 //! holding its cursor's lease, reading the records after it, posting each
 //! event in order and advancing past it only once the receiver took it
-//! (2xx), renewing its lease with each step. A failure backs off (0.5 s
+//! (2xx), renewing its lease before each post and with each step. A failure backs off (0.5 s
 //! doubling to 30 s) and tries the same event again — a revoked or
 //! misconfigured webhook (401, 403, 404, 410) too, so that nothing is lost
 //! while it is fixed. Only a refusal of the event itself (400, 413, 422:
@@ -173,11 +173,18 @@ async fn deliver_after<S: Store>(
         .notification_records(cursor, PAGE)
         .await
         .map_err(|error| tracing::warn!(%error, "cannot read records to notify"))?;
+    let mut position = cursor;
     for record in &records {
         for event in events_of(record)
             .into_iter()
             .filter(|e| webhook.events.contains(&e.kind))
         {
+            // The lease is renewed before each post: two slow posts of one
+            // record (a demotion with its lock) outlast a lease, and another
+            // instance would deliver the same events beside this one.
+            if !advance(store, gateway, webhook, holder, position).await? {
+                return Ok(false);
+            }
             let body = match webhook.format {
                 NotifyFormat::Json => json_body(&event, console),
                 NotifyFormat::Slack => slack_body(&event, console),
@@ -213,6 +220,7 @@ async fn deliver_after<S: Store>(
             // Another instance took the lease: it delivers from here.
             return Ok(false);
         }
+        position = record.seq;
     }
     let full = records.len() as u32 == PAGE;
     let last = records.last().map_or(cursor, |r| r.seq);
