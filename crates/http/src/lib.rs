@@ -38,6 +38,7 @@ pub fn router<S: Store>(gateway: Arc<Gateway<S>>) -> Router {
             post(routes::decisions::outcome::<S>),
         )
         .route("/v1/approvals", get(routes::approvals::list::<S>))
+        .route("/v1/approvals/{id}", get(routes::approvals::one::<S>))
         .route(
             "/v1/approvals/{id}/approve",
             post(routes::approvals::approve::<S>),

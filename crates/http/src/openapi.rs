@@ -12,7 +12,7 @@ use crate::routes::{agents, approvals, audit, decisions, evidence, kill_switches
     info(title = "clearance", description = "Governance gateway for AI agents that act on production systems. Every change is recorded in a hash-chained ledger before it takes effect."),
     paths(
         decisions::decide, decisions::outcome,
-        approvals::list, approvals::approve, approvals::deny,
+        approvals::list, approvals::one, approvals::approve, approvals::deny,
         evidence::simulation, evidence::rollback_test,
         kill_switches::trip, kill_switches::list, kill_switches::reset,
                 agents::list, agents::show, agents::evidence, agents::promote, agents::sign_off, agents::investigate,

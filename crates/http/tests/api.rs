@@ -310,6 +310,7 @@ async fn agents_cannot_act_as_operators_or_as_each_other(server: Server) {
             json!({}),
         ),
         ("POST", format!("/v1/approvals/{approval}/deny"), json!({})),
+        ("GET", format!("/v1/approvals/{approval}"), Value::Null),
         (
             "POST",
             "/v1/kill-switches".to_owned(),

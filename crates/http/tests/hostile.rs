@@ -493,6 +493,14 @@ async fn arguments_shown_to_an_approver_are_the_bound_ones(server: Server) {
     let (status, pending) = server.post("/v1/decisions", Some(&token), &body).await;
     assert_eq!(status, StatusCode::OK, "{pending}");
     assert_eq!(pending["outcome"], "pending", "{pending}");
+    let id = pending["approval_id"].as_str().unwrap();
+    let (status, one) = server
+        .get(&format!("/v1/approvals/{id}"), Some(&server.approver))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{one}");
+    assert_eq!(one["arguments"], shown, "{one}");
+    assert_eq!(one["arguments_digest"], json!(bound), "{one}");
+    // The list carries the digest that binds, not what may be 64 KiB.
     let (_, open) = server.get("/v1/approvals", Some(&server.approver)).await;
     let listed = open["approvals"]
         .as_array()
@@ -500,7 +508,14 @@ async fn arguments_shown_to_an_approver_are_the_bound_ones(server: Server) {
         .iter()
         .find(|a| a["id"] == pending["approval_id"])
         .unwrap();
-    assert_eq!(listed["arguments"], shown, "{listed}");
     assert_eq!(listed["arguments_digest"], json!(bound), "{listed}");
+    assert!(listed.get("arguments").is_none(), "{listed}");
+    // An agent reads no approval; an unknown one is 404.
+    let (status, _) = server.get(&format!("/v1/approvals/{id}"), Some(&token)).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (status, _) = server
+        .get("/v1/approvals/apr_none", Some(&server.approver))
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
 }
 contract!(arguments_shown_to_an_approver_are_the_bound_ones);

@@ -191,8 +191,7 @@ async fn remediate_waits_for_an_operator_then_the_identical_repeat_writes_once(
     assert!(!file.exists());
 
     // The operator reads the very call the approval is bound to.
-    let open = harness.approvals().await;
-    let shown = open.iter().find(|a| a["id"] == approval.as_str()).unwrap();
+    let shown = harness.approval(&approval).await;
     assert_eq!(
         shown["arguments"],
         json!({ "arguments": write(&file, "v1"), "server": "files", "tool": "write_file" }),

@@ -67,9 +67,9 @@ impl<S: Store> Approvals<'_, S> {
     ) -> Result<ApprovalDetail, ServiceError> {
         let operator = identity.operator("read approvals")?;
         let trips = self.recent_trips().await?;
-        let votes = match self.core.store.find_approval(id).await {
-            Ok(Some(found)) => found.votes,
-            Ok(None) => Vec::new(),
+        let (votes, arguments) = match self.core.store.find_approval(id).await {
+            Ok(Some(found)) => (found.votes, found.row.request.arguments),
+            Ok(None) => (Vec::new(), None),
             Err(e) => return Err(ServiceError::from_store(e, "reading an approval")),
         };
         let bundle = self.core.bundle();
@@ -116,8 +116,13 @@ impl<S: Store> Approvals<'_, S> {
             })
             .collect();
         let barred = barred(&bundle, &row, operator, &trips);
+        // The state keeps no arguments; the store does.
+        let approval = ApprovalView {
+            arguments,
+            ..ApprovalView::of(&row)
+        };
         Ok(ApprovalDetail {
-            approval: ApprovalView::of(&row),
+            approval,
             agent_phase: state.phase(&bundle, &row.agent),
             agent_owner,
             votes,

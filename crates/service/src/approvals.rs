@@ -50,8 +50,10 @@ pub struct ApprovalView {
     /// arguments), bound into `request_hash`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub arguments_digest: Option<String>,
-    /// What that digest covers, for the approver to read; absent when the
-    /// request carried its digest alone (an MCP call larger than 64 KiB).
+    /// What that digest covers, for the approver to read: in one approval
+    /// (`GET /v1/approvals/{id}`, the console's page), not in the list;
+    /// absent when the request carried its digest alone (an MCP call
+    /// larger than 64 KiB).
     #[serde(skip_serializing_if = "Option::is_none")]
     #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
     pub arguments: Option<serde_json::Value>,
@@ -163,6 +165,21 @@ impl<S: Store> Approvals<'_, S> {
             .collect();
         views.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
         Ok(views)
+    }
+
+    /// One approval, whatever its status, with the arguments its request
+    /// carries for the approver to read (the list leaves them out: the
+    /// digest it shows is what binds).
+    ///
+    /// # Errors
+    /// `Forbidden` for anyone but an operator; `NotFound`; `Unavailable`.
+    pub async fn view(&self, identity: &Identity, id: &str) -> Result<ApprovalView, ServiceError> {
+        identity.operator("read approvals")?;
+        match self.core.store.find_approval(id).await {
+            Ok(Some(found)) => Ok(ApprovalView::of(&found.row)),
+            Ok(None) => Err(ServiceError::NotFound(format!("no approval `{id}`"))),
+            Err(e) => Err(ServiceError::from_store(e, "reading an approval")),
+        }
     }
 
     /// Approves a pending approval; `comment`, the operator's words (at most

@@ -33,6 +33,17 @@ pub(crate) async fn list<S: Store>(
     ))
 }
 
+/// One approval, whatever its status, with the arguments its request
+/// carries (operators only).
+#[utoipa::path(get, path = "/v1/approvals/{id}", tag = "approvals", params(("id" = String, Path)), responses((status = 200, body = ApprovalView), (status = 401), (status = 403), (status = 404)), security(("bearer" = [])))]
+pub(crate) async fn one<S: Store>(
+    axum::extract::State(gateway): Shared<S>,
+    Caller(identity): Caller,
+    Path(id): Path<String>,
+) -> Result<Json<ApprovalView>, ApiError> {
+    Ok(Json(gateway.approvals().view(&identity, &id).await?))
+}
+
 /// Approve a pending request (operators only).
 #[utoipa::path(post, path = "/v1/approvals/{id}/approve", tag = "approvals", params(("id" = String, Path)), request_body(content = Option<Settlement>, content_type = "application/json"), responses((status = 200, body = ApprovalView), (status = 400), (status = 403), (status = 404), (status = 409)), security(("bearer" = [])))]
 pub(crate) async fn approve<S: Store>(

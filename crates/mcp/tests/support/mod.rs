@@ -280,22 +280,17 @@ impl Harness {
         assert_eq!(response.status(), 200, "{}", response.text().await.unwrap());
     }
 
-    /// The open approvals, as an operator lists them.
-    pub async fn approvals(&self) -> Vec<Value> {
+    /// One approval, as an operator reads it.
+    pub async fn approval(&self, id: &str) -> Value {
         let response = self
             .http
-            .get(format!("{}/v1/approvals", self.base))
+            .get(format!("{}/v1/approvals/{id}", self.base))
             .bearer_auth(&self.approver)
             .send()
             .await
             .unwrap();
         assert_eq!(response.status(), 200);
-        let listed: Value = response.json().await.unwrap();
-        listed
-            .as_array()
-            .or_else(|| listed["approvals"].as_array())
-            .unwrap()
-            .clone()
+        response.json().await.unwrap()
     }
 
     /// An admin trips a kill switch on `agent`.

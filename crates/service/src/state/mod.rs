@@ -156,8 +156,12 @@ impl State {
                 }
             }
             Effect::ApprovalOpened(row) => {
-                self.approvals
-                    .insert(row.approval.id.clone(), row.as_ref().clone());
+                // What an approver reads (up to 64 KiB a request) stays in
+                // the store: the state decides on the digest, and an agent
+                // opening approval after approval must not grow memory.
+                let mut row = row.as_ref().clone();
+                row.request.arguments = None;
+                self.approvals.insert(row.approval.id.clone(), row);
             }
             Effect::ApprovalSettled { id, status, by, .. } => match status {
                 // One vote; the one that brings the distinct approvers to
