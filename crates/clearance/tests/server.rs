@@ -18,7 +18,7 @@ use std::{
         Arc, Mutex,
         atomic::{AtomicBool, Ordering},
     },
-    time::Duration,
+    time::{Duration, Instant},
 };
 
 use serde_json::{Value, json};
@@ -972,6 +972,66 @@ fn a_changed_bundle_is_reloaded_and_an_invalid_one_refused(db: Db) {
     );
 }
 both!(a_changed_bundle_is_reloaded_and_an_invalid_one_refused);
+
+/// An editor or `git checkout` rewrites a bundle's files one at a time: a
+/// policy file truncated and refilled 1.5 s later (under two polls) is a
+/// valid bundle in between — without its forbids — and must never be
+/// activated and recorded; the settled bundle is. Three rounds, as a poll
+/// lands at a varied instant.
+fn a_half_written_bundle_is_never_activated(db: Db) {
+    let server = serve(&db);
+    let admin = server.admin_token.clone().unwrap();
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let policy = db.path().join("bundle/policies/guardrails.cedar");
+    let full = std::fs::read_to_string(&policy).unwrap();
+    for round in 0..3 {
+        // What a writer leaves between truncating and refilling: valid
+        // Cedar with no policy in it (each round's its own).
+        std::fs::write(&policy, format!("// round {round}: being written\n")).unwrap();
+        std::thread::sleep(Duration::from_millis(1_500));
+        std::fs::write(&policy, format!("{full}\n// round {round}\n")).unwrap();
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    let request = reqwest::Client::new()
+        .get(format!(
+            "http://{}/v1/audit?kind=bundle.activated&limit=100",
+            server.base
+        ))
+        .bearer_auth(&admin);
+    let records = |request: reqwest::RequestBuilder| -> Vec<Value> {
+        runtime.block_on(async {
+            let page: Value = request.send().await.unwrap().json().await.unwrap();
+            page["records"].as_array().unwrap().clone()
+        })
+    };
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let activated = loop {
+        let activated = records(request.try_clone().unwrap());
+        let settled = activated
+            .iter()
+            .any(|r| r["payload"].to_string().contains("// round 2"));
+        if settled {
+            break activated;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the settled bundle was not activated"
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    };
+    for record in &activated {
+        let policies = &record["payload"]["sources"]["policies"];
+        assert!(
+            policies
+                .as_array()
+                .unwrap()
+                .iter()
+                .all(|p| !p["text"].as_str().unwrap().contains("being written")),
+            "a half-written bundle was activated: {policies}"
+        );
+    }
+}
+both!(a_half_written_bundle_is_never_activated);
 
 fn status_promote_and_signoff_from_the_command_line(db: Db) {
     let server = serve(&db);

@@ -511,7 +511,9 @@ async fn arguments_shown_to_an_approver_are_the_bound_ones(server: Server) {
     assert_eq!(listed["arguments_digest"], json!(bound), "{listed}");
     assert!(listed.get("arguments").is_none(), "{listed}");
     // An agent reads no approval; an unknown one is 404.
-    let (status, _) = server.get(&format!("/v1/approvals/{id}"), Some(&token)).await;
+    let (status, _) = server
+        .get(&format!("/v1/approvals/{id}"), Some(&token))
+        .await;
     assert_eq!(status, StatusCode::FORBIDDEN);
     let (status, _) = server
         .get("/v1/approvals/apr_none", Some(&server.approver))

@@ -167,7 +167,8 @@ async fn run_gateway<S: Store>(
         gateway.clone(),
         dir.root().to_path_buf(),
     ));
-    tokio::spawn(reload_when_changed(gateway.clone(), dir));
+    let active = source.content_revision();
+    tokio::spawn(reload_when_changed(gateway.clone(), dir, active));
     tokio::spawn(sweep_demotions(gateway.clone()));
     tokio::spawn(expire_approvals(gateway.clone()));
     tokio::spawn(super::checkpoints::sign_when_due(
@@ -261,7 +262,15 @@ async fn bootstrap<S: Store>(gateway: &Gateway<S>, agents: &[String]) -> anyhow:
 
 /// Reloads the bundle on SIGHUP or when its files change. A bundle that
 /// does not validate is refused and the last good one stays active.
-async fn reload_when_changed<S: Store>(gateway: Arc<Gateway<S>>, dir: BundleDir) {
+///
+/// `active` is the content the gateway started on, so an edit made while
+/// it started is seen. A change is activated once two reads a poll apart
+/// agree — an editor, `cp` or `git checkout` rewrites files one at a time,
+/// and a half-written state (a policy file emptied before it is refilled)
+/// must not be activated and recorded — and counts as seen only once
+/// activated: a failed activation (the store down for a moment) is tried
+/// again at the next poll.
+async fn reload_when_changed<S: Store>(gateway: Arc<Gateway<S>>, dir: BundleDir, active: String) {
     let mut hangup = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
         Ok(signal) => Some(signal),
         Err(error) => {
@@ -269,7 +278,9 @@ async fn reload_when_changed<S: Store>(gateway: Arc<Gateway<S>>, dir: BundleDir)
             None
         }
     };
-    let mut seen = dir.source().map(|s| s.content_revision()).ok();
+    // The content last handled: activated, or refused as it is.
+    let mut handled = active;
+    let mut settling: Option<String> = None;
     loop {
         let forced = tokio::select! {
             _ = async { match hangup.as_mut() { Some(h) => { h.recv().await; } None => std::future::pending::<()>().await } } => true,
@@ -283,21 +294,34 @@ async fn reload_when_changed<S: Store>(gateway: Arc<Gateway<S>>, dir: BundleDir)
             }
         };
         let content = source.content_revision();
-        if !forced && seen.as_deref() == Some(content.as_str()) {
+        if !forced && content == handled {
+            settling = None;
             continue;
         }
-        seen = Some(content);
+        if !forced && settling.as_deref() != Some(content.as_str()) {
+            // Changed since the last read: wait for the files to settle.
+            settling = Some(content);
+            continue;
+        }
+        settling = None;
         match clearance_engine::Bundle::compile(&source) {
             Ok(bundle) => {
                 let revision = bundle.revision().to_owned();
                 match gateway.activate(bundle, &source).await {
-                    Ok(()) => tracing::info!(%revision, "bundle activated"),
+                    Ok(()) => {
+                        tracing::info!(%revision, "bundle activated");
+                        handled = content;
+                    }
                     Err(error) => {
-                        tracing::error!(%error, "bundle not activated; keeping the active one")
+                        tracing::error!(%error, "bundle not activated; keeping the active one, trying again")
                     }
                 }
             }
-            Err(errors) => tracing::error!("bundle refused; keeping the active one:\n{errors}"),
+            Err(errors) => {
+                tracing::error!("bundle refused; keeping the active one:\n{errors}");
+                // Refused as it is: not read again until it changes.
+                handled = content;
+            }
         }
     }
 }
