@@ -151,6 +151,11 @@ pub(crate) fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
         Some(_) => return Err(invalid("the body must be one JSON object")),
         None => return Err(invalid("the body is empty; send one JSON object")),
     }
+    if holds_nul(bytes) {
+        return Err(invalid(
+            "a string holds a NUL character (\\u0000), which no field takes",
+        ));
+    }
     let mut deserializer = serde_json::Deserializer::from_slice(bytes);
     let value = serde_path_to_error::deserialize(&mut deserializer).map_err(|error| {
         let path = error.path().to_string();
@@ -164,4 +169,36 @@ pub(crate) fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
         .end()
         .map_err(|_| invalid("the body must be one JSON object with nothing after it"))?;
     Ok(value)
+}
+
+/// Whether a JSON text holds a NUL in a string: `\u0000` after an odd run
+/// of backslashes (`\\u0000` is a backslash, then text). PostgreSQL
+/// refuses NUL in text, so one agent's NUL would fail the whole batch of
+/// ledger writes it rides in — everyone's decisions with it.
+fn holds_nul(bytes: &[u8]) -> bool {
+    bytes.windows(6).enumerate().any(|(at, window)| {
+        window == b"\\u0000"
+            && bytes
+                .get(..at)
+                .unwrap_or_default()
+                .iter()
+                .rev()
+                .take_while(|b| **b == b'\\')
+                .count()
+                % 2
+                == 0
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::holds_nul;
+
+    #[test]
+    fn a_nul_is_found_only_where_a_string_holds_one() {
+        assert!(holds_nul(br#"{"action": "x\u0000"}"#));
+        assert!(holds_nul(br#"{"a": "\\\u0000"}"#));
+        assert!(!holds_nul(br#"{"a": "\\u0000"}"#));
+        assert!(!holds_nul(br#"{"a": "\u0001", "b": "u0000"}"#));
+    }
 }

@@ -521,3 +521,36 @@ async fn arguments_shown_to_an_approver_are_the_bound_ones(server: Server) {
     assert_eq!(status, StatusCode::NOT_FOUND);
 }
 contract!(arguments_shown_to_an_approver_are_the_bound_ones);
+
+/// A NUL character, which PostgreSQL refuses in text, is refused at the
+/// door (400, nothing recorded): before, it reached the ledger writer and
+/// failed the whole batch — every agent's decisions in it answered 503 —
+/// while its own deny was never recorded. The gateway keeps deciding.
+async fn a_nul_character_is_refused_before_it_reaches_the_ledger(server: Server) {
+    let token = server.token("shadow-bot").await;
+    let auth = format!("Bearer {token}");
+    let before = server.ledger_len().await;
+    for body in [
+        r#"{"agent": "shadow-bot", "action": "kubectl:get\u0000", "resource": {"kind": "pod", "namespace": "payments", "name": "x"}}"#,
+        r#"{"agent": "shadow-bot", "action": "kubectl:get", "resource": {"kind": "pod", "namespace": "payments", "name": "x"}, "rationale": "a\u0000b"}"#,
+    ] {
+        let (status, answer) = server
+            .post_raw("/v1/decisions", &[("authorization", &auth)], body)
+            .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{body}: {answer}");
+        assert!(
+            answer["error"]["message"].as_str().unwrap().contains("NUL"),
+            "{answer}"
+        );
+    }
+    assert_eq!(server.ledger_len().await, before, "nothing was recorded");
+    let (status, answer) = server
+        .post_raw(
+            "/v1/decisions",
+            &[("authorization", &auth)],
+            r#"{"agent": "shadow-bot", "action": "kubectl:get", "resource": {"kind": "pod", "namespace": "payments", "name": "x"}, "rationale": "a\\u0000b is text"}"#,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+}
+contract!(a_nul_character_is_refused_before_it_reaches_the_ledger);

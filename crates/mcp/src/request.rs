@@ -37,6 +37,18 @@ pub(crate) fn decision_request(
     meta: &JsonObject,
 ) -> Result<DecisionRequest, Refusal> {
     let server = &route.server;
+    // PostgreSQL refuses NUL in text: one call's NUL would fail the whole
+    // batch of ledger writes it rides in, everyone's decisions with it.
+    for (what, object) in [("arguments", arguments), ("_meta", meta)] {
+        if object
+            .iter()
+            .any(|(key, value)| key.contains('\0') || holds_nul(value))
+        {
+            return Err(Refusal {
+                message: format!("the call's {what} hold a NUL character, which no field takes"),
+            });
+        }
+    }
     let (action, resource) = match &route.decided_as {
         DecidedAs::Mapped(mapping) => {
             let at = |field: &str| {
@@ -147,6 +159,18 @@ fn bind_call(server: &str, tool: &str, arguments: &JsonObject) -> Result<CallBou
         digest: digest_of_json(&text),
         shown,
     })
+}
+
+/// Whether a string anywhere in `value`, or an object key, holds a NUL.
+fn holds_nul(value: &Value) -> bool {
+    match value {
+        Value::String(text) => text.contains('\0'),
+        Value::Array(items) => items.iter().any(holds_nul),
+        Value::Object(map) => map
+            .iter()
+            .any(|(key, value)| key.contains('\0') || holds_nul(value)),
+        _ => false,
+    }
 }
 
 fn text(meta: &JsonObject, key: &str) -> Result<Option<String>, Refusal> {
@@ -284,6 +308,26 @@ mod tests {
             );
             let message = refused.map(|_| ()).unwrap_err().message;
             assert!(message.contains(key), "{key}: {message}");
+        }
+    }
+
+    #[test]
+    fn a_nul_anywhere_in_a_call_is_refused() {
+        for (arguments, meta) in [
+            (json!({ "path": "a\u{0}b" }), json!({})),
+            (
+                json!({ "path": "a", "lines": [{ "x": "\u{0}" }] }),
+                json!({}),
+            ),
+            (
+                json!({ "path": "a" }),
+                json!({ "clearance/rationale": "\u{0}" }),
+            ),
+        ] {
+            let refused =
+                decision_request("bot", &route(mapped()), &object(arguments), &object(meta));
+            let message = refused.map(|_| ()).unwrap_err().message;
+            assert!(message.contains("NUL"), "{message}");
         }
     }
 
