@@ -131,6 +131,18 @@ impl From<StoreError> for BatchError {
     }
 }
 
+/// The database's ledger ends before what this instance has applied: it
+/// lost committed records (a failover to a replica that lagged, a restore
+/// from a backup). Records written there from now on would take numbers
+/// this instance believes it has seen — a kill switch among them, never
+/// applied here — so nothing is written until the instance is restarted
+/// on the ledger as it is.
+fn behind(head: u64, applied: u64) -> StoreError {
+    StoreError::Unavailable(format!(
+        "the ledger ends at record {head}, before record {applied} this instance applied: the database lost records (a failover to a lagging replica, a restore); restart every instance"
+    ))
+}
+
 /// What a committed batch holds, for the applier and the waiters.
 struct Written {
     foreign: Vec<LedgerRecord>,
@@ -275,6 +287,9 @@ impl<B: Backend> Writer<B> {
         following: bool,
         (head_seq, head_hash, latest_trip): (u64, Digest32, u64),
     ) -> Result<Written, BatchError> {
+        if head_seq < applied {
+            return Err(BatchError::Failed(behind(head_seq, applied)));
+        }
         let foreign = if following && head_seq > applied {
             read_range::<B>(conn, applied, head_seq).await?
         } else {
@@ -369,7 +384,10 @@ impl<B: Backend> Writer<B> {
         let result = async {
             let conn = self.connection().await?;
             let (head, _) = B::head(conn).await?;
-            if head <= applied {
+            if head < applied {
+                return Err(behind(head, applied));
+            }
+            if head == applied {
                 return Ok(Vec::new());
             }
             read_range::<B>(conn, applied, head).await

@@ -11,7 +11,7 @@ mod support;
 use std::{future::Future, sync::Arc};
 
 use clearance_store::{AuditQuery, Store, StoreError};
-use support::{Place, fill};
+use support::{Place, execution, fill};
 
 async fn concurrent_appends_form_one_chain_that_survives_a_restart<S, F, Fut>(
     _place: &Place,
@@ -262,3 +262,34 @@ where
     assert_eq!(copy(records[10..].to_vec()).await.unwrap(), 20);
 }
 on_both!(imported_records_must_continue_the_chain);
+
+/// The database lost its last records (a failover to a replica that
+/// lagged, a restore from a backup): the store this instance holds has
+/// applied past the ledger's end, so it writes nothing — a record written
+/// now would take a number it believes it has seen, a kill switch among
+/// them never applied — until it is restarted on the ledger as it is.
+async fn a_ledger_that_ends_before_what_was_applied_takes_no_writes<S, F, Fut>(
+    place: &Place,
+    open: F,
+) where
+    S: Store,
+    F: Fn() -> Fut,
+    Fut: Future<Output = S>,
+{
+    let store = Arc::new(open().await);
+    fill(&store, 0, 10).await;
+    place.raw("DELETE FROM ledger WHERE seq > 7").await;
+    for _ in 0..2 {
+        let refused = store.append(execution(10)).await.unwrap_err();
+        assert!(
+            matches!(&refused, StoreError::Unavailable(why) if why.contains("lost records")),
+            "{refused:?}"
+        );
+    }
+    // Restarted on the ledger as it is, it writes again from there.
+    drop(store);
+    let store = open().await;
+    let receipt = store.append(execution(10)).await.unwrap();
+    assert_eq!(receipt.seq, 8);
+}
+on_both!(a_ledger_that_ends_before_what_was_applied_takes_no_writes);
