@@ -293,3 +293,25 @@ async fn a_ledger_that_ends_before_what_was_applied_takes_no_writes<S, F, Fut>(
     assert_eq!(receipt.seq, 8);
 }
 on_both!(a_ledger_that_ends_before_what_was_applied_takes_no_writes);
+
+/// Two writers on a PostgreSQL server whose default isolation is
+/// REPEATABLE READ: each batch still reads the head after the lock's wait
+/// (its transaction is READ COMMITTED whatever the default), so neither
+/// reuses a number the other took.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_writers_extend_one_chain_whatever_the_servers_default_isolation() {
+    let Some(place) = Place::postgres().await else {
+        return;
+    };
+    place
+        .raw(
+            "DO $$ BEGIN EXECUTE format('ALTER DATABASE %I SET default_transaction_isolation = %L', current_database(), 'repeatable read'); END $$",
+        )
+        .await;
+    let a = Arc::new(place.open_postgres().await);
+    let b = Arc::new(place.open_postgres().await);
+    let (x, y) = tokio::join!(fill(&a, 0, 200), fill(&b, 200, 200));
+    let ((), ()) = (x, y);
+    let report = a.verify().await.unwrap();
+    assert_eq!((report.verified, report.first_break), (400, None));
+}

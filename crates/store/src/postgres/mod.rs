@@ -149,8 +149,11 @@ impl Backend for Postgres {
 
     async fn begin_exclusive(conn: &mut PgConnection) -> Result<(), StoreError> {
         // One round trip: the simple protocol takes both statements at once.
+        // READ COMMITTED whatever the server's default: under REPEATABLE
+        // READ the snapshot would be taken before the lock's wait, and the
+        // head read after it would be stale.
         sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
-            "BEGIN; SELECT pg_advisory_xact_lock({LEDGER_LOCK})"
+            "BEGIN ISOLATION LEVEL READ COMMITTED; SELECT pg_advisory_xact_lock({LEDGER_LOCK})"
         )))
         .execute(conn)
         .await?;
@@ -164,7 +167,7 @@ impl Backend for Postgres {
         // One round trip: the simple protocol takes every statement at
         // once; the rows are the last statement's.
         let rows = sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
-            "BEGIN; SELECT pg_advisory_xact_lock({LEDGER_LOCK});
+            "BEGIN ISOLATION LEVEL READ COMMITTED; SELECT pg_advisory_xact_lock({LEDGER_LOCK});
              SELECT h.seq, h.hash,
                     (SELECT COALESCE(MAX(tripped_seq), 0)::BIGINT FROM kill_switches WHERE reset_at IS NULL) AS trip
              FROM (SELECT 1) one LEFT JOIN (SELECT seq, hash FROM ledger ORDER BY seq DESC LIMIT 1) h ON TRUE"
