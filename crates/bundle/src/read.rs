@@ -20,10 +20,29 @@ pub enum LoadError {
         /// What the OS said.
         source: io::Error,
     },
+    /// A file is larger than a bundle file may be.
+    #[error("{path} is {bytes} bytes; a bundle file may hold at most {MAX_FILE_BYTES}")]
+    TooLarge {
+        /// The path.
+        path: PathBuf,
+        /// Its size.
+        bytes: u64,
+    },
+    /// An entry named like a bundle file is not a file (a directory, a
+    /// symlink to nothing): the bundle would load without it.
+    #[error("{path} is not a readable file; a bundle file named so must be one")]
+    NotAFile {
+        /// The path.
+        path: PathBuf,
+    },
     /// The bundle was read and refused.
     #[error("{0}")]
     Invalid(#[from] BundleErrors),
 }
+
+/// The most one bundle file may hold: policies and configuration are text a
+/// person reviews, and a larger file is a mistake (or an attack on memory).
+pub const MAX_FILE_BYTES: u64 = 4 * 1024 * 1024;
 
 /// A bundle directory.
 #[derive(Clone, Debug)]
@@ -77,6 +96,15 @@ impl BundleDir {
 
     fn read_file(&self, relative: &Path) -> Result<SourceFile, LoadError> {
         let path = self.root.join(relative);
+        let bytes = fs::metadata(&path)
+            .map_err(|source| LoadError::Io {
+                path: path.clone(),
+                source,
+            })?
+            .len();
+        if bytes > MAX_FILE_BYTES {
+            return Err(LoadError::TooLarge { path, bytes });
+        }
         let text = fs::read_to_string(&path).map_err(|source| LoadError::Io { path, source })?;
         Ok(SourceFile {
             path: relative.to_string_lossy().replace('\\', "/"),
@@ -85,7 +113,10 @@ impl BundleDir {
     }
 
     /// Every `*.<extension>` file directly in `dir`, sorted by name; none
-    /// when `dir` does not exist.
+    /// when `dir` does not exist. A symlink counts as the file it names (a
+    /// Kubernetes ConfigMap mounts every file as one); an entry so named
+    /// that is no readable file is an error, never skipped: the bundle
+    /// would load without a policy its author meant.
     fn read_dir(&self, dir: &str, extension: &str) -> Result<Vec<SourceFile>, LoadError> {
         let path = self.root.join(dir);
         let entries = match fs::read_dir(&path) {
@@ -101,9 +132,16 @@ impl BundleDir {
             })?;
             let name = entry.file_name();
             let is_match = Path::new(&name).extension().is_some_and(|e| e == extension);
-            if is_match && entry.file_type().is_ok_and(|t| t.is_file()) {
-                names.push(name.to_string_lossy().into_owned());
+            // Dotfiles are an editor's (Emacs' `.#x.cedar` lock is a
+            // symlink to nothing), not the bundle's.
+            if !is_match || name.to_string_lossy().starts_with('.') {
+                continue;
             }
+            // Followed: a symlink is the file it names.
+            if !fs::metadata(entry.path()).is_ok_and(|m| m.is_file()) {
+                return Err(LoadError::NotAFile { path: entry.path() });
+            }
+            names.push(name.to_string_lossy().into_owned());
         }
         names.sort();
         names

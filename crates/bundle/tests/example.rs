@@ -76,3 +76,46 @@ fn a_missing_config_is_an_io_error_naming_the_file() {
     assert!(matches!(error, LoadError::Io { .. }));
     assert!(error.to_string().contains("clearance.yaml"), "{error}");
 }
+
+/// A symlinked policy (a shared file, a ConfigMap mount where every file
+/// is one) is the file it names; one naming nothing, or a directory named
+/// like a policy, refuses the bundle rather than loading without it; an
+/// editor's dotfile is not the bundle's; a file too large is refused.
+#[test]
+fn symlinked_policies_are_read_and_unreadable_ones_refuse_the_bundle() {
+    let dir = tempfile::tempdir().unwrap();
+    let shared = tempfile::tempdir().unwrap();
+    fs::write(dir.path().join(EXAMPLE_FILES[0].0), EXAMPLE_FILES[0].1).unwrap();
+    fs::create_dir_all(dir.path().join("policies")).unwrap();
+    fs::write(shared.path().join("guardrails.cedar"), "// shared\n").unwrap();
+    std::os::unix::fs::symlink(
+        shared.path().join("guardrails.cedar"),
+        dir.path().join("policies/guardrails.cedar"),
+    )
+    .unwrap();
+    std::os::unix::fs::symlink("/nowhere", dir.path().join("policies/.#guardrails.cedar")).unwrap();
+    let source = BundleDir::new(dir.path()).source().unwrap();
+    let read: Vec<(&str, &str)> = source
+        .policies
+        .iter()
+        .map(|f| (f.path.as_str(), f.text.as_str()))
+        .collect();
+    assert_eq!(read, [("policies/guardrails.cedar", "// shared\n")]);
+
+    std::os::unix::fs::symlink("/nowhere", dir.path().join("policies/scope.cedar")).unwrap();
+    let error = BundleDir::new(dir.path()).source().unwrap_err();
+    assert!(matches!(error, LoadError::NotAFile { .. }), "{error}");
+    assert!(error.to_string().contains("scope.cedar"), "{error}");
+    fs::remove_file(dir.path().join("policies/scope.cedar")).unwrap();
+    fs::create_dir(dir.path().join("policies/scope.cedar")).unwrap();
+    assert!(matches!(
+        BundleDir::new(dir.path()).source().unwrap_err(),
+        LoadError::NotAFile { .. }
+    ));
+    fs::remove_dir(dir.path().join("policies/scope.cedar")).unwrap();
+
+    let huge = "// x\n".repeat(1_000_000);
+    fs::write(dir.path().join("policies/huge.cedar"), huge).unwrap();
+    let error = BundleDir::new(dir.path()).source().unwrap_err();
+    assert!(matches!(error, LoadError::TooLarge { .. }), "{error}");
+}
