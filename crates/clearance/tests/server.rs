@@ -1698,6 +1698,16 @@ fn reconcile_an_audit_log_from_the_command_line(db: Db) {
     let third = restart();
     append(&follow, &audit_line("k-5", "patch", "deployments", 200));
     wait_for_match(&third);
+    // A line written in the last moment before a rotation (after the
+    // follower's last read, before its next look) is read from the old
+    // file before the new one.
+    let fourth = restart();
+    let fifth = restart();
+    append(&follow, &audit_line("k-5a", "patch", "deployments", 200));
+    std::fs::rename(&follow, db.path().join("follow.log.2")).unwrap();
+    append(&follow, &audit_line("k-5b", "patch", "deployments", 200));
+    wait_for_match(&fourth);
+    wait_for_match(&fifth);
     let _ = child.kill();
     let _ = child.wait();
 
@@ -1769,6 +1779,8 @@ fn reconcile_an_audit_log_from_the_command_line(db: Db) {
         ("k-2", "matched", "grader"),
         ("k-4", "matched", "grader"),
         ("k-5", "matched", "grader"),
+        ("k-5a", "matched", "grader"),
+        ("k-5b", "matched", "grader"),
         ("k-8", "out_of_scope", "grader"),
         ("k-9", "denied", "clearance-reconcile"),
     ]

@@ -228,20 +228,8 @@ async fn pump_kubernetes(
     let mut log = Log::open(path)?;
     let mut total = ReconcileReport::default();
     loop {
-        let events = match log.read_events(!args.follow) {
-            Ok(events) => events,
-            Err(problem) => {
-                eprintln!("{problem}");
-                return Ok(Err(Exit::Trouble));
-            }
-        };
-        for batch in events.chunks(BATCH) {
-            let report = match sink.send(Batch::Kubernetes(batch)).await? {
-                Ok(report) => report,
-                Err(exit) => return Ok(Err(exit)),
-            };
-            show(args, path, &report);
-            add(&mut total, report);
+        if let Err(exit) = send_read(args, path, sink, &mut log, !args.follow, &mut total).await? {
+            return Ok(Err(exit));
         }
         if !args.follow {
             break;
@@ -250,12 +238,51 @@ async fn pump_kubernetes(
             () = tokio::time::sleep(POLL) => {}
             _ = tokio::signal::ctrl_c() => break,
         }
-        log.reopen_if_rotated()?;
+        match log.rotation()? {
+            Rotation::Same => {}
+            // The old file is read to its end before the new one: what was
+            // written in the last moments before the rename counts too.
+            Rotation::Replaced => {
+                if let Err(exit) = send_read(args, path, sink, &mut log, true, &mut total).await? {
+                    return Ok(Err(exit));
+                }
+                log = Log::open(path)?;
+            }
+            Rotation::Truncated => log = Log::open(path)?,
+        }
     }
     if !args.json {
         println!("{}", summary(path, &total));
     }
     Ok(Ok(total))
+}
+
+/// Reads what `log` holds past its last read and sends it, adding to
+/// `total`; `Err` with the exit when it could not.
+async fn send_read(
+    args: &ReconcileArgs,
+    path: &Path,
+    sink: &impl Sink,
+    log: &mut Log,
+    to_the_end: bool,
+    total: &mut ReconcileReport,
+) -> anyhow::Result<Result<(), Exit>> {
+    let events = match log.read_events(to_the_end) {
+        Ok(events) => events,
+        Err(problem) => {
+            eprintln!("{problem}");
+            return Ok(Err(Exit::Trouble));
+        }
+    };
+    for batch in events.chunks(BATCH) {
+        let report = match sink.send(Batch::Kubernetes(batch)).await? {
+            Ok(report) => report,
+            Err(exit) => return Ok(Err(exit)),
+        };
+        show(args, path, &report);
+        add(total, report);
+    }
+    Ok(Ok(()))
 }
 
 pub(super) fn show(args: &ReconcileArgs, path: &Path, report: &ReconcileReport) {
@@ -399,19 +426,30 @@ impl Log {
         Ok(())
     }
 
-    /// Starts again from the top when the file was replaced (rotated) or
-    /// truncated: what was read before counts once anyway.
-    fn reopen_if_rotated(&mut self) -> anyhow::Result<()> {
+    /// Whether the path now names another file (rotated: the open one is
+    /// to be read to its end first) or this one was truncated (start again
+    /// from the top: what was read before counts once anyway).
+    fn rotation(&self) -> anyhow::Result<Rotation> {
         let Ok(now) = std::fs::metadata(&self.path) else {
             // Between a rotation's rename and the new file: look again later.
-            return Ok(());
+            return Ok(Rotation::Same);
         };
         let open = self.file.metadata()?;
-        if now.len() < self.offset || !same_file(&now, &open) {
-            *self = Log::open(&self.path)?;
-        }
-        Ok(())
+        Ok(if !same_file(&now, &open) {
+            Rotation::Replaced
+        } else if now.len() < self.offset {
+            Rotation::Truncated
+        } else {
+            Rotation::Same
+        })
     }
+}
+
+/// What became of a followed log since the last look.
+enum Rotation {
+    Same,
+    Replaced,
+    Truncated,
 }
 
 #[cfg(unix)]
