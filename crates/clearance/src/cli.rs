@@ -250,8 +250,9 @@ pub enum TokenCommand {
         /// For this operator (a human); needs --role.
         #[arg(long, group = "who", requires = "role")]
         operator: Option<String>,
-        /// The operator's role.
-        #[arg(long, value_enum)]
+        /// The operator's role (with --operator only: an agent's or a
+        /// harness's token has no role to give).
+        #[arg(long, value_enum, conflicts_with_all = ["agent", "harness"])]
         role: Option<RoleArg>,
         /// The database (file path, sqlite:PATH or postgres://…).
         #[arg(long, env = "CLEARANCE_DB", default_value = "clearance.db")]

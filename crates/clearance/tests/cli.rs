@@ -221,6 +221,45 @@ fn decide_explains_in_words() {
     assert!(run.stdout.contains("[read_in_scope]"), "{}", run.stdout);
 }
 
+/// `--request -` reads standard input as JSON, else YAML, as `--help`
+/// says; a malformed JSON body still names its field.
+#[test]
+fn decide_reads_yaml_or_json_from_standard_input() {
+    let dir = initialised();
+    let run_with = |input: &str| {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_clearance"))
+            .args(["decide", "policy", "--request", "-"])
+            .current_dir(dir.path())
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        std::io::Write::write_all(&mut child.stdin.take().unwrap(), input.as_bytes()).unwrap();
+        let output = child.wait_with_output().unwrap();
+        (
+            output.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&output.stdout).into_owned(),
+            String::from_utf8_lossy(&output.stderr).into_owned(),
+        )
+    };
+    let yaml = "agent: incident-bot\naction: kubectl:get\nresource: { kind: pod, namespace: search, name: web-0 }\n";
+    let json = r#"{"agent":"incident-bot","action":"kubectl:get","resource":{"kind":"pod","namespace":"search","name":"web-0"}}"#;
+    for input in [yaml, json] {
+        let (code, out, err) = run_with(input);
+        assert_eq!(code, 0, "{input}: {err}");
+        assert!(out.contains("\"outcome\": \"allow\""), "{out}");
+    }
+    let (code, _, err) = run_with(
+        r#"{"agent":"incident-bot","action":"kubectl:get","resource":{"kind":"pod","name":"x"},"confidence":7}"#,
+    );
+    assert_eq!(code, 2);
+    assert!(
+        err.contains("confidence 7 is not a number from 0 to 1"),
+        "{err}"
+    );
+}
+
 #[test]
 fn decide_names_the_bad_field_of_a_malformed_request() {
     let dir = initialised();
@@ -349,4 +388,26 @@ fn remote_commands_exit_two_when_the_gateway_is_unreachable_or_fails_and_one_whe
         "{}",
         refused.stderr
     );
+}
+
+/// `--role` gives an operator token its role; with `--agent` or
+/// `--harness` it would be dropped without a word, so it is refused.
+#[test]
+fn a_role_for_a_token_that_has_none_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    for who in [["--agent", "bot"], ["--harness", "ci"]] {
+        let run = clearance(
+            &[
+                "token", "issue", who[0], who[1], "--role", "admin", "--db", "x.db",
+            ],
+            dir.path(),
+        );
+        assert_eq!(run.code, 2, "{}{}", run.stdout, run.stderr);
+        assert!(
+            run.stderr.contains("cannot be used with '--role"),
+            "{}",
+            run.stderr
+        );
+        assert!(!dir.path().join("x.db").exists(), "nothing was written");
+    }
 }

@@ -69,8 +69,9 @@ pub struct ReconcileArgs {
     #[arg(long, requires = "kubernetes_audit")]
     pub follow: bool,
     /// Send the events to this running gateway instead of writing the
-    /// database (its harness or admin token in --token).
-    #[arg(long, value_name = "URL")]
+    /// database (its harness or admin token in --token), as the other
+    /// commands do, from CLEARANCE_SERVER too.
+    #[arg(long, value_name = "URL", env = "CLEARANCE_SERVER")]
     pub server: Option<String>,
     /// A harness's or an admin's bearer token, with --server.
     #[arg(long, env = "CLEARANCE_TOKEN", hide_env_values = true)]
@@ -178,9 +179,11 @@ pub fn run(args: ReconcileArgs) -> anyhow::Result<Exit> {
                     .with_context(|| format!("cannot read the bundle {}", args.bundle.display()))?;
                 let bundle = match Bundle::compile(&source) {
                     Ok(bundle) => bundle,
+                    // An invalid bundle is a problem found, as for every
+                    // command: exit 1.
                     Err(errors) => {
                         eprintln!("{errors}");
-                        return Ok(Exit::Trouble);
+                        return Ok(Exit::Failed);
                     }
                 };
                 with_store!(args.db.clone(), |store| {
