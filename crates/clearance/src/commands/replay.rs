@@ -150,7 +150,16 @@ pub fn what_if(args: WhatIfArgs) -> anyhow::Result<Exit> {
     } else {
         print!("{}", what_if_text(&report));
     }
-    Ok(if report.widens() {
+    // A window where nothing could be decided again vouches for nothing:
+    // a CI gate must not pass on it.
+    let vouches_for_nothing = report.vouches_for_nothing();
+    if vouches_for_nothing {
+        eprintln!(
+            "nothing in the window could be decided again ({} decision(s) recorded before records kept their facts): the candidate is not checked",
+            report.decisions
+        );
+    }
+    Ok(if report.widens() || vouches_for_nothing {
         Exit::Failed
     } else {
         Exit::Ok

@@ -55,6 +55,37 @@ impl WhatIfReport {
             .iter()
             .any(|t| t.to == Outcome::Allow && t.from != Outcome::Allow)
     }
+
+    /// Whether the window held decisions and none could be decided again:
+    /// such a run checked nothing, and a gate must not pass on it.
+    pub fn vouches_for_nothing(&self) -> bool {
+        self.decisions > 0 && self.not_replayable == self.decisions
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::WhatIfReport;
+
+    fn report(decisions: u64, not_replayable: u64) -> WhatIfReport {
+        WhatIfReport {
+            candidate_revision: "sha256:0".into(),
+            decisions,
+            unchanged: decisions - not_replayable,
+            not_replayable,
+            transitions: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn a_window_where_nothing_was_decided_again_vouches_for_nothing() {
+        assert!(report(5, 5).vouches_for_nothing());
+        assert!(!report(5, 4).vouches_for_nothing());
+        assert!(
+            !report(0, 0).vouches_for_nothing(),
+            "an empty window hides nothing"
+        );
+    }
 }
 
 /// Decisions whose outcome went from one to another.
