@@ -88,6 +88,7 @@ fn high_execution() -> (DecisionRequest, Facts) {
             branches: 40,
             survived: 39,
             produced_at: at("2026-11-21T10:00:00Z"),
+            steps: Vec::new(),
         }],
         rollback_tests: vec![RollbackTest {
             playbook: "scale-back".into(),

@@ -483,3 +483,64 @@ fn regression_a_kill_switch_reason_is_quoted_verbatim() {
         "kill switch `KS-7` (tool scope) is tripped: Paging storm on DB-01"
     );
 }
+
+/// A simulation report that names its plan's steps vouches for them only:
+/// any agent may name any plan, so a request that is none of its steps —
+/// another action, or the same action on another resource — is missing the
+/// simulation. Without steps, the plan alone counts, unless the bundle
+/// sets `checks.simulation.require_steps`.
+#[test]
+fn a_simulation_vouches_only_for_the_steps_it_simulated() {
+    use clearance_engine::{Evidence, Resource, facts::PlanStep};
+    let bundle = bundle();
+    let req = request(Impact::High);
+    let step = |action: &str, name: &str| PlanStep {
+        action: action.into(),
+        resource: Resource {
+            kind: "deployment".into(),
+            namespace: "inside".into(),
+            name: name.into(),
+        },
+    };
+    let with_steps = |steps: Vec<PlanStep>| {
+        let mut f = facts(Phase::Autonomous);
+        f.simulations[0].steps = steps;
+        bundle.decide(&req, &f)
+    };
+    assert_eq!(
+        with_steps(vec![step("tool:high", "api")]).outcome,
+        Outcome::Allow
+    );
+    for other in [step("tool:high", "db"), step("tool:medium", "api")] {
+        let decision = with_steps(vec![other]);
+        assert_eq!(decision.outcome, Outcome::Deny);
+        assert_eq!(decision.missing_evidence, [Evidence::Simulation]);
+        let check = decision
+            .checks
+            .iter()
+            .find(|c| c.check == Evidence::Simulation)
+            .unwrap();
+        assert!(
+            check
+                .detail
+                .contains("does not include tool:high on deployment/inside/api"),
+            "{}",
+            check.detail
+        );
+    }
+    assert_eq!(
+        with_steps(Vec::new()).outcome,
+        Outcome::Allow,
+        "no steps: the plan alone"
+    );
+    let strict = common::bundle_with(
+        &format!(
+            "{}checks: {{ simulation: {{ require_steps: true }} }}\n",
+            common::CONFIG
+        ),
+        &[("policies/scope.cedar", common::POLICY)],
+    )
+    .unwrap();
+    let decision = strict.decide(&req, &facts(Phase::Autonomous));
+    assert_eq!(decision.missing_evidence, [Evidence::Simulation]);
+}

@@ -102,6 +102,7 @@ fn facts_for(req: DecisionRequest) -> impl Strategy<Value = (DecisionRequest, Fa
         branches: 40,
         survived: 40,
         produced_at: at(-3_600),
+        steps: Vec::new(),
     };
     let good_test = RollbackTest {
         playbook: "undo".into(),
@@ -119,6 +120,7 @@ fn facts_for(req: DecisionRequest) -> impl Strategy<Value = (DecisionRequest, Fa
             branches,
             survived,
             produced_at: at(offset),
+            steps: Vec::new(),
         });
     let rollback_test = (select(vec!["undo", "other"]), any::<bool>(), offset()).prop_map(
         |(playbook, passed, offset)| RollbackTest {
@@ -367,12 +369,14 @@ fn a_record_keeps_only_what_its_decision_could_read() {
                 branches: 4,
                 survived: 4,
                 produced_at: at(-60),
+                steps: Vec::new(),
             },
             SimulationReport {
                 plan_id: "plan-2".into(),
                 branches: 4,
                 survived: 0,
                 produced_at: at(-60),
+                steps: Vec::new(),
             },
         ],
         rollback_tests: vec![

@@ -554,3 +554,56 @@ async fn a_nul_character_is_refused_before_it_reaches_the_ledger(server: Server)
     assert_eq!(status, StatusCode::OK, "{answer}");
 }
 contract!(a_nul_character_is_refused_before_it_reaches_the_ledger);
+
+/// A simulation report that names its plan's steps vouches for them only:
+/// any agent may cite any plan, so the same plan cited for another
+/// resource is missing its simulation — here, and on another instance that
+/// read the report from the store.
+async fn a_simulation_vouches_only_for_its_steps(server: Server) {
+    let token = server.token("autonomous-bot").await;
+    let simulation = json!({
+        "plan_id": "plan-7", "branches": 50, "survived": 50, "produced_at": server.ago(0),
+        "steps": [{ "action": "kubectl:scale", "resource": { "kind": "deployment", "namespace": "payments", "name": "checkout-api" } }],
+    });
+    let (status, body) = server
+        .post("/v1/simulations", Some(&server.harness), &simulation)
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let test = json!({ "playbook": "scale-back", "passed": true, "tested_at": server.ago(0) });
+    server
+        .post("/v1/rollback-tests", Some(&server.harness), &test)
+        .await;
+
+    let (_, step) = server
+        .post(
+            "/v1/decisions",
+            Some(&token),
+            &scale(&server, "autonomous-bot"),
+        )
+        .await;
+    assert_eq!(step["outcome"], "allow", "{step}");
+    let mut elsewhere = scale(&server, "autonomous-bot");
+    elsewhere["resource"]["name"] = json!("ledger-db");
+    for gateway in [&server, &server.another().await] {
+        let (_, other) = gateway
+            .post("/v1/decisions", Some(&token), &elsewhere)
+            .await;
+        assert_eq!(other["outcome"], "deny", "{other}");
+        assert_eq!(other["missing_evidence"], json!(["simulation"]), "{other}");
+    }
+
+    let mut nameless = simulation.clone();
+    nameless["steps"][0]["action"] = json!(" ");
+    let (status, body) = server
+        .post("/v1/simulations", Some(&server.harness), &nameless)
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("steps[0].action"),
+        "{body}"
+    );
+}
+contract!(a_simulation_vouches_only_for_its_steps);

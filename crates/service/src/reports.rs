@@ -1,7 +1,7 @@
 //! [`Reports`]: the evidence the checks consume, recorded by harnesses —
 //! simulation reports (check 3, survival) and rollback tests (check 4).
 
-use clearance_engine::{Identity, decision::CLOCK_SKEW};
+use clearance_engine::{Identity, decision::CLOCK_SKEW, facts::PlanStep};
 use clearance_store::Store;
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
@@ -27,7 +27,15 @@ pub struct SimulationInput {
     /// When the report was produced.
     #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
     pub produced_at: Timestamp,
+    /// The plan's steps as simulated (at most [`MAX_PLAN_STEPS`]): the
+    /// report then vouches for exactly those requests. `clearance simulate
+    /// --post` sends them.
+    #[serde(default)]
+    pub steps: Vec<PlanStep>,
 }
+
+/// The most steps a simulation report may name.
+pub const MAX_PLAN_STEPS: usize = 256;
 
 /// A rollback test as a harness sends it.
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -44,6 +52,35 @@ pub struct RollbackTestReport {
     /// How long it took, in milliseconds.
     #[serde(default)]
     pub duration_ms: Option<u64>,
+}
+
+/// At most [`MAX_PLAN_STEPS`] steps, each an action and a resource that
+/// name something.
+fn check_steps(steps: &[PlanStep]) -> Result<(), ServiceError> {
+    if steps.len() > MAX_PLAN_STEPS {
+        return Err(ServiceError::invalid(
+            "steps",
+            format!(
+                "{} steps; a report names at most {MAX_PLAN_STEPS}",
+                steps.len()
+            ),
+        ));
+    }
+    for (i, step) in steps.iter().enumerate() {
+        if step.action.trim().is_empty() {
+            return Err(ServiceError::invalid(
+                &format!("steps[{i}].action"),
+                "name the step's action (tool:verb)",
+            ));
+        }
+        if step.resource.kind.trim().is_empty() || step.resource.name.trim().is_empty() {
+            return Err(ServiceError::invalid(
+                &format!("steps[{i}].resource"),
+                "name the step's resource (kind and name)",
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// Recording simulation reports and rollback tests.
@@ -105,12 +142,14 @@ impl<S: Store> Reports<'_, S> {
             ));
         }
         self.not_in_future("produced_at", input.produced_at)?;
+        check_steps(&input.steps)?;
         let payload = json(&SimulationRecord {
             recorded_by: recorder.to_owned(),
             plan_id: input.plan_id,
             branches: input.branches,
             survived: input.survived,
             produced_at: input.produced_at,
+            steps: input.steps,
         })?;
         self.record("simulation", payload).await
     }

@@ -109,6 +109,16 @@ pub(crate) fn from_json<T: serde::de::DeserializeOwned>(
     serde_json::from_str(text).map_err(|e| StoreError::corrupt(format!("{what}: {e}")))
 }
 
+/// A simulation's plan steps as stored: JSON, or NULL when it names none.
+pub(crate) fn steps_text(
+    steps: &[clearance_engine::facts::PlanStep],
+) -> Result<Option<String>, StoreError> {
+    if steps.is_empty() {
+        return Ok(None);
+    }
+    json(&steps).map(Some)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -143,6 +143,10 @@ pub(crate) fn simulation(row: &impl Columns) -> Result<SimulationReport, StoreEr
         branches: count(row.int("branches")?)?,
         survived: count(row.int("survived")?)?,
         produced_at: timestamp(&row.text("produced_at")?)?,
+        steps: match row.optional_text("steps")? {
+            Some(text) => crate::codec::from_json("a simulation's steps", &text)?,
+            None => Vec::new(),
+        },
     })
 }
 

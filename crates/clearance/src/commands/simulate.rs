@@ -86,7 +86,7 @@ pub fn run(args: SimulateArgs) -> anyhow::Result<Exit> {
 /// One plan: the report, a verdict line, and the post.
 fn single(plan_path: &Path, args: &SimulateArgs) -> anyhow::Result<Exit> {
     let bundle = load_bundle(args.bundle.as_deref(), plan_path)?;
-    let (report, required) = run_plan(plan_path, args, &bundle)?;
+    let (report, required, steps) = run_plan(plan_path, args, &bundle)?;
     if args.json {
         let mut value = serde_json::to_value(&report)?;
         if let Some(object) = value.as_object_mut() {
@@ -99,7 +99,7 @@ fn single(plan_path: &Path, args: &SimulateArgs) -> anyhow::Result<Exit> {
         println!("{}", verdict(&report, required));
     }
     if args.post {
-        return post(&report, args);
+        return post(&report, steps, args);
     }
     Ok(Exit::Ok)
 }
@@ -127,7 +127,7 @@ fn suite(dir: &Path, args: &SimulateArgs) -> anyhow::Result<Exit> {
         let outcome = load_bundle(args.bundle.as_deref(), plan_path)
             .and_then(|bundle| run_plan(plan_path, args, &bundle));
         match outcome {
-            Ok((report, required)) => {
+            Ok((report, required, steps)) => {
                 let passed = report.survival >= required;
                 short += usize::from(!passed);
                 if !args.json {
@@ -145,7 +145,7 @@ fn suite(dir: &Path, args: &SimulateArgs) -> anyhow::Result<Exit> {
                         }
                     }
                 }
-                if args.post && post(&report, args)? != Exit::Ok {
+                if args.post && post(&report, steps, args)? != Exit::Ok {
                     broken += 1;
                 }
                 results.push(json!({ "plan": plan_path.display().to_string(), "required": required, "passed": passed, "report": report }));
@@ -187,7 +187,7 @@ fn run_plan(
     plan_path: &Path,
     args: &SimulateArgs,
     bundle: &Bundle,
-) -> anyhow::Result<(Report, f64)> {
+) -> anyhow::Result<(Report, f64, Vec<Value>)> {
     let plan = read_plan(plan_path)?;
     let prepared = prepare(
         plan_path,
@@ -200,6 +200,23 @@ fn run_plan(
         .plan
         .min_survival
         .unwrap_or(bundle.settings().simulation_min_survival);
+    // What the report vouches for: the gateway takes it as evidence for
+    // these requests only.
+    let steps = prepared
+        .plan
+        .steps
+        .iter()
+        .map(|step| {
+            json!({
+                "action": step.action,
+                "resource": {
+                    "kind": step.resource.kind,
+                    "namespace": step.resource.namespace,
+                    "name": step.resource.name,
+                },
+            })
+        })
+        .collect();
     let report = simulate(
         &prepared.model,
         &prepared.plan.plan_id,
@@ -209,7 +226,7 @@ fn run_plan(
             seed: args.seed,
         },
     );
-    Ok((report, required))
+    Ok((report, required, steps))
 }
 
 fn verdict(report: &Report, required: f64) -> String {
@@ -254,7 +271,7 @@ fn load_bundle(explicit: Option<&Path>, plan: &Path) -> anyhow::Result<Bundle> {
 }
 
 /// `POST /v1/simulations` with the report's numbers, dated now.
-fn post(report: &Report, args: &SimulateArgs) -> anyhow::Result<Exit> {
+fn post(report: &Report, steps: Vec<Value>, args: &SimulateArgs) -> anyhow::Result<Exit> {
     let remote = Remote {
         server: args.server.clone(),
         token: args.token.clone().unwrap_or_default(),
@@ -266,6 +283,7 @@ fn post(report: &Report, args: &SimulateArgs) -> anyhow::Result<Exit> {
         "branches": report.branches,
         "survived": report.survived,
         "produced_at": jiff::Timestamp::now().to_string(),
+        "steps": steps,
     });
     block_on(async {
         let (status, answer) =

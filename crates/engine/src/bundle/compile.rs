@@ -323,6 +323,11 @@ impl Config<'_> {
             fresh_state_max_age: fresh_state_max_age?,
             simulation_min_survival: simulation_min_survival?,
             simulation_max_age: simulation_max_age?,
+            simulation_require_steps: checks
+                .simulation
+                .require_steps
+                .as_ref()
+                .is_some_and(|r| r.value),
             rollback_max_test_age: rollback_max_test_age?,
             min_confidence: min_confidence?,
             approval_expire_after: approval_expire_after?,

@@ -431,6 +431,9 @@ pub struct Settings {
     pub simulation_min_survival: f64,
     /// `checks.simulation.max_age` (default 24h).
     pub simulation_max_age: BundleDuration,
+    /// `checks.simulation.require_steps` (default false): a report that
+    /// does not name its plan's steps vouches for nothing.
+    pub simulation_require_steps: bool,
     /// `checks.rollback.max_test_age` (default 7d).
     pub rollback_max_test_age: BundleDuration,
     /// `autonomy.min_confidence` (default 0.8).

@@ -232,6 +232,7 @@ pub(crate) struct RawFreshState {
 pub(crate) struct RawSimulation {
     pub min_survival: Option<Spanned<f64>>,
     pub max_age: Option<Spanned<String>>,
+    pub require_steps: Option<Spanned<bool>>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -360,9 +360,13 @@ fn simulation(s: &Subject<'_>) -> CheckReport {
             false,
             format!("no simulation report for plan `{plan}`").into(),
         ),
-        (Some(_), Some(report)) => {
+        (Some(plan), Some(report)) => {
             let age = s.now.duration_since(report.produced_at);
-            if age > settings.simulation_max_age.as_signed() {
+            if let Some(why) =
+                not_a_step_of(s.request, plan, report, settings.simulation_require_steps)
+            {
+                (false, why.into())
+            } else if age > settings.simulation_max_age.as_signed() {
                 (
                     false,
                     format!(
@@ -399,6 +403,35 @@ fn simulation(s: &Subject<'_>) -> CheckReport {
         }
     };
     report(Evidence::Simulation, passed, detail, inputs)
+}
+
+/// Why `report` does not vouch for `request`: the plan it simulated has
+/// steps and this request is none of them (any agent may name any plan),
+/// or it names no steps where the bundle asks for them.
+fn not_a_step_of(
+    request: &crate::DecisionRequest,
+    plan: &str,
+    report: &crate::facts::SimulationReport,
+    require_steps: bool,
+) -> Option<String> {
+    if report.steps.is_empty() {
+        return require_steps.then(|| {
+            format!(
+                "the simulation report of plan `{plan}` names no steps, and checks.simulation.require_steps asks what it vouches for"
+            )
+        });
+    }
+    let is_step = report
+        .steps
+        .iter()
+        .any(|step| step.action == request.action && step.resource == request.resource);
+    (!is_step).then(|| {
+        format!(
+            "plan `{plan}` as simulated does not include {} on {}: its report vouches for its own steps only",
+            request.action,
+            request.resource.path()
+        )
+    })
 }
 
 fn rollback(s: &Subject<'_>) -> CheckReport {

@@ -159,6 +159,23 @@ pub struct SimulationReport {
     /// When the report was produced.
     #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
     pub produced_at: Timestamp,
+    /// The plan's steps as simulated: what the report vouches for. When
+    /// given, a request citing the plan must be one of them; absent in
+    /// reports whose harness did not send them (and in records written
+    /// before steps were kept).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub steps: Vec<PlanStep>,
+}
+
+/// One step of a simulated plan: an action on a resource.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PlanStep {
+    /// `tool:verb`.
+    pub action: String,
+    /// What it acts on.
+    pub resource: crate::Resource,
 }
 
 impl SimulationReport {
@@ -283,6 +300,7 @@ mod tests {
             branches: 0,
             survived: 5,
             produced_at: Timestamp::UNIX_EPOCH,
+            steps: Vec::new(),
         };
         assert_eq!(report.survival(), 0.0);
         report.branches = 4;

@@ -130,6 +130,7 @@ pub fn facts(phase: Phase) -> Facts {
             branches: 100,
             survived: 99,
             produced_at: at(-3_600),
+            steps: Vec::new(),
         }],
         rollback_tests: vec![RollbackTest {
             playbook: "undo".into(),

@@ -169,6 +169,7 @@ pub fn effects_of(kind: &str, payload: &str, at: Timestamp) -> Result<Vec<Effect
                 branches: r.branches,
                 survived: r.survived,
                 produced_at: r.produced_at,
+                steps: r.steps,
             })]
         }
         "rollback_test" => {
@@ -486,6 +487,10 @@ pub(crate) struct SimulationRecord {
     pub branches: u32,
     pub survived: u32,
     pub produced_at: Timestamp,
+    /// Absent in records written before steps were kept, and when the
+    /// harness sent none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub steps: Vec<clearance_engine::facts::PlanStep>,
 }
 
 /// `rollback_test`.

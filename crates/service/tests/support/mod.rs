@@ -149,6 +149,7 @@ impl<S: Store> World<S> {
                     branches: 50,
                     survived: 50,
                     produced_at: now,
+                    steps: Vec::new(),
                 },
             )
             .await

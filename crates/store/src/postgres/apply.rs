@@ -281,11 +281,12 @@ async fn apply_one(conn: &mut PgConnection, seq: u64, effect: &Effect) -> Result
             once(result, || format!("kill switch `{id}` is not tripped"))?;
         }
         Effect::SimulationRecorded(report) => {
-            sqlx::query("INSERT INTO simulations (plan_id, branches, survived, produced_at) VALUES ($1, $2, $3, $4)")
+            sqlx::query("INSERT INTO simulations (plan_id, branches, survived, produced_at, steps) VALUES ($1, $2, $3, $4, $5)")
                 .bind(&report.plan_id)
                 .bind(i64::from(report.branches))
                 .bind(i64::from(report.survived))
                 .bind(timestamp_text(report.produced_at))
+                .bind(crate::codec::steps_text(&report.steps)?)
                 .execute(conn)
                 .await?;
         }

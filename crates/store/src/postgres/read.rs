@@ -43,7 +43,7 @@ where
         .fetch_all(&mut *tx)
         .await?;
     let simulations = sqlx::query(
-        "SELECT plan_id, branches, survived, produced_at FROM (
+        "SELECT plan_id, branches, survived, produced_at, steps FROM (
            SELECT *, ROW_NUMBER() OVER (PARTITION BY plan_id ORDER BY produced_at DESC, id DESC) AS newest
            FROM simulations) s WHERE newest = 1 ORDER BY plan_id",
     )
