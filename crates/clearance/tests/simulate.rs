@@ -433,6 +433,33 @@ fn simulate_post_then_decide_a_survivor_passes_the_check_and_a_weak_plan_is_deni
         .unwrap();
     assert_eq!(simulation["passed"], true, "{decision}");
     assert_eq!(decision["outcome"], "allow", "{decision}");
+    // --post sent the plan's steps: cited for another resource, the same
+    // report vouches for nothing.
+    let (_, elsewhere) = post(
+        &runtime,
+        format!("{url}/v1/decisions"),
+        &server.agent,
+        &json!({
+            "agent": "incident-bot", "action": "kubectl:scale",
+            "resource": { "kind": "deployment", "namespace": "payments", "name": "ledger-db" },
+            "plan_id": "scale-up-checkout", "confidence": 0.9,
+            "snapshot": { "version": report["snapshot"]["version"], "observed_at": report["snapshot"]["observed_at"] },
+        }),
+    );
+    let simulation = elsewhere["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["check"] == "simulation")
+        .unwrap();
+    assert_eq!(simulation["passed"], false, "{elsewhere}");
+    assert!(
+        simulation["detail"]
+            .as_str()
+            .unwrap()
+            .contains("does not include kubectl:scale on deployment/payments/ledger-db"),
+        "{elsewhere}"
+    );
 
     let down = simulate("down.plan.yaml");
     assert_eq!(down.code, 0, "{}{}", down.stdout, down.stderr);
