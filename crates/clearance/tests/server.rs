@@ -566,6 +566,39 @@ fn serve_with_checkpoints(db: &Db, witness: &str) {
     drop(server);
 }
 
+/// A bundle that signs checkpoints has its key before the gateway answers:
+/// made at start (owner-only), its public key said; a key that cannot be
+/// made stops the start with the reason, instead of a gateway that signs
+/// nothing and logs it four times a second.
+#[test]
+fn the_checkpoint_key_is_made_at_start_or_the_start_fails() {
+    let db = Db::sqlite();
+    let (code, _) = clearance(&["init", "bundle"], db.path());
+    assert_eq!(code, 0);
+    let config = db.path().join("bundle/clearance.yaml");
+    let mut text = std::fs::read_to_string(&config).unwrap();
+    text.push_str("\ncheckpoints: { every: 1000, interval: 1h, witness: witness.jsonl }\n");
+    std::fs::write(&config, text).unwrap();
+
+    let failed = serve_command(&db, &["--checkpoint-key", "no/such/dir/key"])
+        .output()
+        .unwrap();
+    assert_eq!(failed.status.code(), Some(2));
+    let said = String::from_utf8_lossy(&failed.stderr);
+    assert!(said.contains("checkpoint key"), "{said}");
+
+    let server = serve(&db);
+    let key = db.path().join("clearance.checkpoint.key");
+    assert!(key.exists(), "made at start, before any checkpoint is due");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = std::fs::metadata(&key).unwrap().permissions().mode();
+        assert_eq!(mode & 0o077, 0, "owner-only: {mode:o}");
+    }
+    drop(server);
+}
+
 /// What a witness endpoint was sent: `(answered, content type, body)` of
 /// every request, in arrival order, and how many to refuse first.
 #[derive(Default)]

@@ -42,11 +42,26 @@ pub fn load_or_create_key(path: &Path) -> anyhow::Result<SigningKey> {
     let mut secret = [0u8; 32];
     getrandom::fill(&mut secret).map_err(|e| anyhow::anyhow!("no randomness for a key: {e}"))?;
     let key = SigningKey::from_bytes(&secret);
-    let mut file = create_private(path)
-        .with_context(|| format!("cannot create the checkpoint key {}", path.display()))?;
-    file.write_all(signing_key_hex(&key).as_bytes())?;
-    file.sync_all()?;
-    Ok(key)
+    // Written whole beside it, then linked in place: a write cut short (a
+    // full disk) leaves no broken key for every later start to trip on,
+    // and the link fails rather than replace a key made meanwhile.
+    let partial = path.with_extension(format!("partial-{}", std::process::id()));
+    let written = (|| -> anyhow::Result<()> {
+        let mut file = create_private(&partial)
+            .with_context(|| format!("cannot create the checkpoint key {}", path.display()))?;
+        file.write_all(signing_key_hex(&key).as_bytes())?;
+        file.sync_all()?;
+        std::fs::hard_link(&partial, path)
+            .with_context(|| format!("cannot create the checkpoint key {}", path.display()))?;
+        Ok(())
+    })();
+    let _ = std::fs::remove_file(&partial);
+    match written {
+        Ok(()) => Ok(key),
+        // Another process made it first: that key is the one.
+        Err(_) if path.exists() => read_key(path),
+        Err(error) => Err(error),
+    }
 }
 
 #[cfg(unix)]
@@ -84,8 +99,11 @@ pub fn print_public_key(key: &Path) -> anyhow::Result<Exit> {
 /// then to the witness (a file or a URL); a witness that does not take it
 /// is tried again at every poll (the checkpoint stays in the ledger
 /// meanwhile).
-pub async fn sign_when_due<S: Store>(gateway: Arc<Gateway<S>>, key_path: PathBuf) {
-    let mut key: Option<SigningKey> = None;
+pub async fn sign_when_due<S: Store>(
+    gateway: Arc<Gateway<S>>,
+    key_path: PathBuf,
+    mut key: Option<SigningKey>,
+) {
     let (mut last_record, mut last_at) = (0u64, Instant::now());
     let mut witnesses = WitnessQueue::new();
     let mut tick = tokio::time::interval(POLL);

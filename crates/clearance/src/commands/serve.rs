@@ -153,6 +153,21 @@ async fn run_gateway<S: Store>(
     if fresh {
         bootstrap(&gateway, &agents).await?;
     }
+    // A bundle that signs checkpoints has its key before the gateway
+    // answers: a key that cannot be read or made stops the start, rather
+    // than leaving a gateway that logs and signs nothing.
+    let signing_key = match gateway.bundle().checkpoints() {
+        Some(_) => {
+            let key = super::checkpoints::load_or_create_key(&checkpoint_key)?;
+            eprintln!(
+                "signing checkpoints with {} (public key {}; clearance audit public-key exports it)",
+                checkpoint_key.display(),
+                clearance_engine::checkpoint::public_key_hex(&key.verifying_key())
+            );
+            Some(key)
+        }
+        None => None,
+    };
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| format!("cannot listen on {listen}"))?;
@@ -174,6 +189,7 @@ async fn run_gateway<S: Store>(
     tokio::spawn(super::checkpoints::sign_when_due(
         gateway.clone(),
         checkpoint_key,
+        signing_key,
     ));
     if address.ip().is_unspecified() && gateway.bundle().notify().console_url.is_none() {
         tracing::warn!(
