@@ -170,13 +170,7 @@ fn adopt_remote_branch(git: &Git, target: &Target, reference: &str) -> Result<()
     let Some(remote) = &target.remote else {
         return Ok(());
     };
-    let fetch_error = |error: GitopsError| match error {
-        GitopsError::Git { .. } => GitopsError::Fetch {
-            remote: without_credentials(remote),
-            detail: detail(error).replace(remote.as_str(), &without_credentials(remote)),
-        },
-        other => other,
-    };
+    let fetch_error = |error| fetch_error(remote, error);
     let listing = git
         .run(&["ls-remote", "--heads", remote, reference], None)
         .map_err(fetch_error)?;
@@ -203,13 +197,7 @@ fn adopt_remote_branch(git: &Git, target: &Target, reference: &str) -> Result<()
 /// the local `HEAD`; `None` for a repository with no commit at all.
 fn base(git: &Git, target: &Target) -> Result<Option<String>, GitopsError> {
     if let Some(remote) = &target.remote {
-        let fetch_error = |error: GitopsError| match error {
-            GitopsError::Git { .. } => GitopsError::Fetch {
-                remote: without_credentials(remote),
-                detail: detail(error).replace(remote.as_str(), &without_credentials(remote)),
-            },
-            other => other,
-        };
+        let fetch_error = |error| fetch_error(remote, error);
         let listing = git
             .run(&["ls-remote", "--symref", remote, "HEAD"], None)
             .map_err(fetch_error)?;
@@ -334,6 +322,18 @@ fn push(
 }
 
 /// What git said, without repeating the command.
+/// A git failure reading `remote`, as [`GitopsError::Fetch`] without its
+/// credentials; other errors as they are.
+fn fetch_error(remote: &str, error: GitopsError) -> GitopsError {
+    match error {
+        GitopsError::Git { .. } => GitopsError::Fetch {
+            remote: without_credentials(remote),
+            detail: detail(error).replace(remote, &without_credentials(remote)),
+        },
+        other => other,
+    }
+}
+
 /// `remote` as errors and logs may show it: a token in its user part
 /// (`https://x-access-token:ghp_…@github.com/…`) replaced by `***`.
 fn without_credentials(remote: &str) -> String {
