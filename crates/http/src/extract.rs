@@ -84,6 +84,27 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for JsonBody<T> {
     }
 }
 
+/// A platform's audit events (the API server's webhook, CloudTrail): a
+/// [`JsonBody`] that may hold a NUL. What the platform reports is not the
+/// caller's to shape, and a client may put a NUL into its own request's
+/// path or parameters: refusing the body would refuse every other event of
+/// the batch with it (the webhook does not send a refused batch again).
+/// The reconciler keeps no client-chosen text raw: such fields are read as
+/// their digest.
+pub struct AuditBody<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for AuditBody<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
+        if !is_json(&request) {
+            return Err(not_json());
+        }
+        let bytes = read(request, state).await?;
+        parse_object(&bytes).map(AuditBody)
+    }
+}
+
 /// [`JsonBody`], or no body at all: for requests whose fields are all
 /// optional, so that a bare `POST` still works. A body that is there is
 /// held to every rule of [`JsonBody`].
@@ -144,17 +165,23 @@ fn invalid(message: impl Into<String>) -> ApiError {
     ApiError::new(StatusCode::BAD_REQUEST, "invalid_json", message)
 }
 
-/// Exactly one JSON object, and nothing after it but whitespace.
+/// Exactly one JSON object, and nothing after it but whitespace, holding
+/// no NUL character.
 pub(crate) fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
-    match bytes.iter().find(|b| !b.is_ascii_whitespace()) {
-        Some(b'{') => {}
-        Some(_) => return Err(invalid("the body must be one JSON object")),
-        None => return Err(invalid("the body is empty; send one JSON object")),
-    }
     if holds_nul(bytes) {
         return Err(invalid(
             "a string holds a NUL character (\\u0000), which no field takes",
         ));
+    }
+    parse_object(bytes)
+}
+
+/// Exactly one JSON object, and nothing after it but whitespace.
+fn parse_object<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    match bytes.iter().find(|b| !b.is_ascii_whitespace()) {
+        Some(b'{') => {}
+        Some(_) => return Err(invalid("the body must be one JSON object")),
+        None => return Err(invalid("the body is empty; send one JSON object")),
     }
     let mut deserializer = serde_json::Deserializer::from_slice(bytes);
     let value = serde_path_to_error::deserialize(&mut deserializer).map_err(|error| {

@@ -547,6 +547,37 @@ async fn a_burst_of_writes_around_clearance_leaves_none_unanswered(server: Serve
     }
 }
 
+/// A client may put a NUL into its own request's path (and so the
+/// event's `objectRef.name`): the webhook batch is still taken whole (a
+/// refused batch is not sent again), the name read as its digest, and the
+/// out-of-scope write beside it counts.
+async fn a_nul_in_a_client_chosen_field_refuses_no_batch(server: Server) {
+    let mut poisoned = event(&server, "n-1", "autonomous-bot", "delete", "configmaps");
+    poisoned["objectRef"]["name"] = json!("x\u{0}y");
+    poisoned["objectRef"]["apiGroup"] = json!("");
+    let scale = event(
+        &server,
+        "n-2",
+        "autonomous-bot",
+        "patch",
+        "deployments/scale",
+    );
+    let report = reconciled(&server, &[poisoned, scale]).await;
+    assert_eq!(report["out_of_scope"], 2, "{report}");
+    assert_eq!(agent(&server, "autonomous-bot").await["locked"], true);
+    let (_, page) = server
+        .get("/v1/audit?kind=platform_event", Some(&server.admin))
+        .await;
+    let names: Vec<String> = page["records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["payload"]["event"]["objectRef"]["name"].to_string())
+        .collect();
+    assert!(names.iter().any(|n| n.contains("sha256:")), "{names:?}");
+    assert!(!names.iter().any(|n| n.contains("\\u0000")), "{names:?}");
+}
+contract!(a_nul_in_a_client_chosen_field_refuses_no_batch);
 contract!(a_write_that_ran_an_allowed_execution_is_matched_once);
 contract!(a_write_around_clearance_demotes_and_locks_within_the_request);
 contract!(other_accounts_reads_and_stages_are_ignored_and_a_403_is_an_unsafe_attempt);

@@ -150,14 +150,20 @@ fn bind_call(server: &str, tool: &str, arguments: &JsonObject) -> Result<CallBou
         tool,
     })
     .map_err(unreadable)?;
-    let shown = if text.len() <= ARGUMENTS_MAX_BYTES {
-        Some(serde_json::from_slice(&text).map_err(unreadable)?)
-    } else {
-        None
-    };
+    if text.len() > ARGUMENTS_MAX_BYTES {
+        return Ok(CallBound {
+            digest: digest_of_json(&text),
+            shown: None,
+        });
+    }
+    // Digested as the value the approver is shown is written: a number
+    // read back may be written with other digits than the client's, and
+    // the digest must be of what is shown, byte for byte.
+    let shown: Value = serde_json::from_slice(&text).map_err(unreadable)?;
+    let written = serde_json::to_vec(&shown).map_err(unreadable)?;
     Ok(CallBound {
-        digest: digest_of_json(&text),
-        shown,
+        digest: digest_of_json(&written),
+        shown: Some(shown),
     })
 }
 
@@ -253,7 +259,10 @@ mod tests {
 
     #[test]
     fn the_call_is_shown_as_the_digest_binds_it_up_to_the_limit() {
-        let arguments = object(json!({ "path": "/srv/a.md", "content": "x", "mode": 420 }));
+        let arguments = object(json!({
+            "path": "/srv/a.md", "content": "x", "mode": 420,
+            "weights": [0.1, 1.234567890123457, 1e-7, 1.7976931348623157e308, 5e-324, 2.5e-300]
+        }));
         let request = decision_request("bot", &route(mapped()), &arguments, &JsonObject::new())
             .unwrap_or_else(|e| unreachable!("{e}"));
         assert_eq!(

@@ -2,7 +2,7 @@
 //! holding its cursor's lease, reading the records after it, posting each
 //! event in order and advancing past it only once the receiver took it
 //! (2xx), renewing its lease before each post and with each step. A failure backs off (0.5 s
-//! doubling to 30 s) and tries the same event again — a revoked or
+//! doubling to 10 s) and tries the same event again — a revoked or
 //! misconfigured webhook (401, 403, 404, 410) too, so that nothing is lost
 //! while it is fixed. Only a refusal of the event itself (400, 413, 422:
 //! this body will never be taken) is logged and skipped, so that it holds
@@ -23,11 +23,14 @@ use crate::message::{events_of, json_body, slack_body};
 
 /// How often the bundle's webhooks are looked at, and an idle webhook polls.
 const POLL: Duration = Duration::from_millis(500);
-/// The longest pause between retries.
-const MAX_BACKOFF: Duration = Duration::from_secs(30);
+/// The longest pause between retries: shorter than a lease.
+const MAX_BACKOFF: Duration = Duration::from_secs(10);
 /// How long one post may take.
 const POST_TIMEOUT: Duration = Duration::from_secs(10);
-/// How long a lease lasts without renewal.
+/// How long a lease lasts without renewal. It is renewed before each post
+/// and after a failed one, and outlasts the longest backoff, so a failing
+/// webhook keeps its cursor through its retries: another instance neither
+/// takes it nor drops it meanwhile.
 const LEASE: SignedDuration = SignedDuration::from_secs(15);
 /// How often the cursors of webhooks that left the bundle are dropped.
 const FORGET_EVERY: u32 = 120;
@@ -213,6 +216,8 @@ async fn deliver_after<S: Store>(
                     Err(error) => error.without_url().to_string(),
                 };
                 tracing::warn!(webhook = %webhook.id, event = %event.id, %why, "webhook delivery failed; retrying");
+                // Held through the backoff: the retry is this instance's.
+                let _ = advance(store, gateway, webhook, holder, position).await;
                 return Err(());
             }
         }

@@ -128,3 +128,59 @@ async fn an_out_of_scope_action_whose_demotion_failed_is_demoted_by_the_timer() 
     assert_eq!(world.records("phase.demoted").await.len(), 1);
     world.verify().await;
 }
+
+/// A grader's clock ahead of the gateway's (within the skew allowed):
+/// the sample is dated when it is recorded, so after the demotion it
+/// causes it is not counted again in the new phase when the state is
+/// rebuilt from the store, and no second demotion follows.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sample_dated_ahead_demotes_once_across_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("clearance.db");
+    let world = World::start(clearance_store::SqliteStore::open(&path).await.unwrap()).await;
+    let ahead = world
+        .gateway
+        .now()
+        .checked_add(jiff::SignedDuration::from_secs(20))
+        .unwrap();
+    let receipt = world
+        .gateway
+        .trust()
+        .record_evidence(
+            &world.harness,
+            EvidenceInput {
+                agent: "remediate-bot".into(),
+                kind: "out_of_scope_action".into(),
+                incident_id: "inc-ahead".into(),
+                at: ahead,
+                domain: None,
+                correct: None,
+                accepted: None,
+                edit_ratio: None,
+                in_scope: None,
+                detail: None,
+                source: None,
+            },
+        )
+        .await
+        .unwrap();
+    assert!(receipt.demotion.is_some());
+    let recorded = world.records("evidence").await;
+    assert!(
+        recorded[0].1["at"].as_str().unwrap() < ahead.to_string().as_str(),
+        "dated when recorded: {}",
+        recorded[0].1
+    );
+    drop(world);
+    let again = World::start(clearance_store::SqliteStore::open(&path).await.unwrap()).await;
+    assert!(
+        again
+            .gateway
+            .trust()
+            .sweep_demotions()
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(again.records("phase.demoted").await.len(), 1);
+}

@@ -10,7 +10,7 @@ use clearance_store::Store;
 use super::Shared;
 use crate::{
     ApiError,
-    extract::{Caller, JsonBody},
+    extract::{AuditBody, Caller},
 };
 
 /// The largest body accepted: the API server batches up to 400 events by
@@ -31,7 +31,7 @@ pub const MAX_AUDIT_BODY_BYTES: usize = 16 * 1024 * 1024;
 pub(crate) async fn kubernetes<S: Store>(
     axum::extract::State(gateway): Shared<S>,
     Caller(identity): Caller,
-    JsonBody(list): JsonBody<EventList>,
+    AuditBody(list): AuditBody<EventList>,
 ) -> Result<Json<ReconcileReport>, ApiError> {
     Ok(Json(
         gateway.reconcile().kubernetes(&identity, &list).await?,
@@ -51,7 +51,7 @@ pub(crate) async fn kubernetes<S: Store>(
 pub(crate) async fn cloudtrail<S: Store>(
     axum::extract::State(gateway): Shared<S>,
     Caller(identity): Caller,
-    JsonBody(trail): JsonBody<Trail>,
+    AuditBody(trail): AuditBody<Trail>,
 ) -> Result<Json<ReconcileReport>, ApiError> {
     Ok(Json(
         gateway.reconcile().cloudtrail(&identity, &trail).await?,

@@ -169,10 +169,16 @@ impl<S: Store> Trust<'_, S> {
         }
         input.check_annotations()?;
         let sample = input.sample()?;
+        // Work graded cannot have happened after it is recorded: a grader's
+        // clock ahead (within the skew allowed) is taken as now. Else a
+        // sample dated after the demotion it causes would count again in
+        // the new phase once the state is rebuilt from the store, and demote
+        // the agent a second time.
+        let at = input.at.min(now);
         let payload = json(&EvidenceRecord {
             agent: input.agent.clone(),
             incident_id: input.incident_id.clone(),
-            at: input.at,
+            at,
             graded_by: grader.to_owned(),
             sample: sample.clone(),
             detail: input.detail.clone(),
@@ -184,7 +190,7 @@ impl<S: Store> Trust<'_, S> {
                 let counted = state
                     .standings
                     .get(&input.agent)
-                    .is_some_and(|s| input.at >= s.tally.since);
+                    .is_some_and(|s| at >= s.tally.since);
                 Ok(Plan {
                     kind: "evidence",
                     effects: own_effects("evidence", &payload, now)?,

@@ -197,11 +197,14 @@ impl<S: Store> Trust<'_, S> {
                 Err(other) => return Err(other),
             }
         }
+        // The sample is recorded, and counted: the minute's sweep makes the
+        // demotion if it is still due. An error here would answer the
+        // sample's sender as if it were not recorded.
         tracing::warn!(
             agent,
-            "a demotion kept racing other phase changes; the timer makes it if still due"
+            "a demotion kept racing other phase changes; the sweep makes it if still due"
         );
-        Err(ServiceError::Unavailable)
+        Ok(AfterSample::Stays)
     }
 
     /// The phase a demotion recorded after `recorded_at` left the agent in,

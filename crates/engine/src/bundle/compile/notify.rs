@@ -62,7 +62,7 @@ impl Config<'_> {
                         "secret-in-bundle",
                         &url.referenced,
                         format!(
-                            "{key}.url carries a secret (a Slack webhook's path, a query or a password), and clearance.yaml is kept in the ledger's bundle.activated record, which every operator can read: give it as url_env: <VARIABLE> instead"
+                            "{key}.url carries a secret (a Slack webhook's path, a query or a password), and clearance.yaml is kept in the ledger's bundle.activated record, which every operator can read: give it as url_env: <VARIABLE> instead (with an id, so that its delivery cursor stays)"
                         ),
                     );
                 }
