@@ -313,11 +313,21 @@ fn text(
 /// says `get` for what runs a command in a container; the API server
 /// authorizes it as `create` (`AuthorizePodWebsocketUpgradeCreatePermission`),
 /// and so does the reconciler, or every `kubectl exec` would pass as a read.
-fn streams_as_create<'a>(verb: &'a str, resource: &str, api_group: &str) -> &'a str {
-    if verb == "get" && api_group.is_empty() && STREAM_SUBRESOURCES.contains(&resource) {
+/// Read from the event's fields, with no allocation: most events an agent
+/// causes are reads, ignored right after.
+fn authorized_verb(event: &AuditEvent) -> &str {
+    let requested = (
+        event.field(|o| &o.resource),
+        event.field(|o| &o.subresource),
+    );
+    let stream = event.field(|o| &o.api_group).is_empty()
+        && STREAM_SUBRESOURCES
+            .iter()
+            .any(|s| s.split_once('/') == Some(requested));
+    if event.verb == "get" && stream {
         "create"
     } else {
-        verb
+        &event.verb
     }
 }
 
@@ -333,12 +343,12 @@ pub fn classify<'a>(bundle: &'a Bundle, event: &'a AuditEvent) -> Reading<'a> {
     if event.code() == Some(403) {
         return Reading::Denied { agent };
     }
-    let resource = event.resource();
-    let api_group = event.field(|o| &o.api_group);
-    let verb = streams_as_create(&event.verb, &resource, api_group);
+    let verb = authorized_verb(event);
     if !is_write_verb(verb) {
         return Reading::Ignored(Ignored::Read);
     }
+    let resource = event.resource();
+    let api_group = event.field(|o| &o.api_group);
     let name = event.field(|o| &o.name);
     let namespace = event.field(|o| &o.namespace);
     let targets = bundle
