@@ -263,13 +263,13 @@ impl<S: Store> Decisions<'_, S> {
                             at: now,
                         };
                         let request_hash = decided.decision.request_hash.to_string();
+                        // The request as asked: effects read its arguments
+                        // only where the record keeps them (a pending
+                        // decision's approval), so no stripped copy is made
+                        // under the state lock.
                         let effects = decision_effects(
                             &DecisionFacts::of(
-                                &decided.record(
-                                    agent,
-                                    identity,
-                                    &as_recorded(&request, decided.decision.outcome),
-                                ),
+                                &decided.record(agent, identity, &request),
                                 &request_hash,
                             ),
                             now,
