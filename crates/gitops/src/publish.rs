@@ -42,10 +42,11 @@ pub fn publish(
     // from another clone, or before a restart on a fresh one — is adopted,
     // not rebuilt: a rebuilt commit would differ and its push be refused
     // as not a fast-forward, again at every retry.
-    if existing(&git, &reference, change)?.is_none() {
-        adopt_remote_branch(&git, target, &reference)?;
+    let mut found = existing(&git, &reference, change)?;
+    if found.is_none() && adopt_remote_branch(&git, target, &reference)? {
+        found = existing(&git, &reference, change)?;
     }
-    let (commit, created) = match existing(&git, &reference, change)? {
+    let (commit, created) = match found {
         Some(commit) => (commit, false),
         None => {
             let base = base(&git, target)?;
@@ -165,17 +166,17 @@ fn existing(
 }
 
 /// Fetches `reference` from the remote into the same local branch when the
-/// remote has it and this clone does not.
-fn adopt_remote_branch(git: &Git, target: &Target, reference: &str) -> Result<(), GitopsError> {
+/// remote has it and this clone does not; whether it did.
+fn adopt_remote_branch(git: &Git, target: &Target, reference: &str) -> Result<bool, GitopsError> {
     let Some(remote) = &target.remote else {
-        return Ok(());
+        return Ok(false);
     };
     let fetch_error = |error| fetch_error(remote, error);
     let listing = git
         .run(&["ls-remote", "--heads", remote, reference], None)
         .map_err(fetch_error)?;
     if listing.stdout.trim().is_empty() {
-        return Ok(());
+        return Ok(false);
     }
     let refspec = format!("{reference}:{reference}");
     git.run(
@@ -190,7 +191,7 @@ fn adopt_remote_branch(git: &Git, target: &Target, reference: &str) -> Result<()
         None,
     )
     .map_err(fetch_error)?;
-    Ok(())
+    Ok(true)
 }
 
 /// The commit the branch starts from: the remote's default branch, else
@@ -301,12 +302,14 @@ fn push(
             let refspec = format!("refs/heads/{branch}:refs/heads/{branch}");
             git.run(&["push", "--quiet", remote, &refspec], None)
                 .map_err(|error| match error {
-                    GitopsError::Git { .. } => GitopsError::Push {
-                        branch: branch.to_owned(),
-                        remote: without_credentials(remote),
-                        detail: detail(error)
-                            .replace(remote.as_str(), &without_credentials(remote)),
-                    },
+                    GitopsError::Git { .. } => {
+                        let (remote, detail) = shown(remote, error);
+                        GitopsError::Push {
+                            branch: branch.to_owned(),
+                            remote,
+                            detail,
+                        }
+                    }
                     other => other,
                 })?;
             true
@@ -326,12 +329,20 @@ fn push(
 /// credentials; other errors as they are.
 fn fetch_error(remote: &str, error: GitopsError) -> GitopsError {
     match error {
-        GitopsError::Git { .. } => GitopsError::Fetch {
-            remote: without_credentials(remote),
-            detail: detail(error).replace(remote, &without_credentials(remote)),
-        },
+        GitopsError::Git { .. } => {
+            let (remote, detail) = shown(remote, error);
+            GitopsError::Fetch { remote, detail }
+        }
         other => other,
     }
+}
+
+/// `remote` and git's words on `error` as errors may show them: without
+/// the credentials `remote` carries.
+fn shown(remote: &str, error: GitopsError) -> (String, String) {
+    let hidden = without_credentials(remote);
+    let detail = detail(error).replace(remote, &hidden);
+    (hidden, detail)
 }
 
 /// `remote` as errors and logs may show it: a token in its user part
