@@ -165,14 +165,11 @@ fn write(dir: &Path, rendered: &Rendered) -> anyhow::Result<()> {
     let agent_dir = dir.join(&rendered.agent);
     fs::create_dir_all(&agent_dir)
         .with_context(|| format!("could not create {}", agent_dir.display()))?;
-    let keep: Vec<String> = rendered
+    let prefix = format!("{}/", rendered.agent);
+    let keep: Vec<&str> = rendered
         .files
         .iter()
-        .map(|f| {
-            f.path
-                .trim_start_matches(&format!("{}/", rendered.agent))
-                .to_owned()
-        })
+        .map(|f| f.path.trim_start_matches(&prefix))
         .collect();
     let entries = fs::read_dir(&agent_dir)
         .with_context(|| format!("could not read {}", agent_dir.display()))?;
@@ -185,7 +182,7 @@ fn write(dir: &Path, rendered: &Rendered) -> anyhow::Result<()> {
         let name = entry.file_name().to_string_lossy().into_owned();
         let removed = if kind.is_dir() {
             fs::remove_dir_all(&path)
-        } else if kind.is_file() && keep.contains(&name) {
+        } else if kind.is_file() && keep.contains(&name.as_str()) {
             continue;
         } else {
             fs::remove_file(&path)

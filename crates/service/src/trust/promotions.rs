@@ -281,9 +281,7 @@ impl<S: Store> Trust<'_, S> {
             .await?;
         self.view(agent)
     }
-}
 
-impl<S: Store> Trust<'_, S> {
     /// `Conflict` when a rule already demotes `agent` and the timer has not
     /// made the demotion yet (or its sample's follow-up failed): no
     /// promotion passes a demotion that is due.

@@ -228,7 +228,6 @@ fn default_id(url: &WebhookUrl) -> String {
         WebhookUrl::Literal(url) => format!("url:{url}"),
         WebhookUrl::Env(name) => format!("env:{name}"),
     };
-    let digest = Sha256::digest(address.as_bytes());
-    let hex: String = digest.iter().take(6).map(|b| format!("{b:02x}")).collect();
-    format!("webhook-{hex}")
+    let hex = crate::ledger::Digest32(Sha256::digest(address.as_bytes()).into()).to_hex();
+    format!("webhook-{}", hex.get(..12).unwrap_or(&hex))
 }
