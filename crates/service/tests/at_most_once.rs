@@ -171,6 +171,58 @@ async fn none_usable<S: Store>(
     }
 }
 
+/// `world`'s approver trips a switch of `scope` on `target`, in a task of
+/// its own.
+fn spawn_trip<S: Store>(
+    world: &Arc<World<S>>,
+    scope: KillScope,
+    target: Option<String>,
+    reason: &'static str,
+) -> tokio::task::JoinHandle<Result<clearance_service::KillSwitchView, ServiceError>> {
+    let world = world.clone();
+    tokio::spawn(async move {
+        world
+            .gateway
+            .kill_switches()
+            .trip(
+                &world.approver,
+                KillSwitchInput {
+                    scope,
+                    target,
+                    reason: reason.into(),
+                },
+            )
+            .await
+    })
+}
+
+/// After switch `switch_id` voided them: no approval in `opened` can be
+/// approved, and once the switch is reset none lets its request run.
+async fn voided_for_good<S: Store>(
+    world: &World<S>,
+    switch_id: &str,
+    opened: &[(String, clearance_engine::DecisionRequest)],
+) {
+    for (id, _) in opened {
+        let refused = world
+            .gateway
+            .approvals()
+            .approve(&world.approver, id, None)
+            .await;
+        assert!(
+            matches!(refused, Err(ServiceError::Conflict(_))),
+            "{refused:?}"
+        );
+    }
+    world
+        .gateway
+        .kill_switches()
+        .reset(&world.admin, switch_id)
+        .await
+        .unwrap();
+    none_usable(world, opened).await;
+}
+
 /// Finding 3: 24 approvals approved while an agent-scope switch is tripped,
 /// 10 rounds: every one of them — pending or approved before the trip's
 /// record — is in its voided list, and none runs after the reset.
@@ -189,23 +241,12 @@ async fn a_trip_voids_approvals_settled_at_the_same_moment<S: Store>(world: Worl
                     .await
             })
         });
-        let trip = {
-            let world = world.clone();
-            tokio::spawn(async move {
-                world
-                    .gateway
-                    .kill_switches()
-                    .trip(
-                        &world.approver,
-                        KillSwitchInput {
-                            scope: KillScope::Agent,
-                            target: Some("remediate-bot".into()),
-                            reason: "paging storm".into(),
-                        },
-                    )
-                    .await
-            })
-        };
+        let trip = spawn_trip(
+            &world,
+            KillScope::Agent,
+            Some("remediate-bot".into()),
+            "paging storm",
+        );
         let (settled, switch) = tokio::join!(join_all(approving), trip);
         let switch = switch.unwrap().unwrap();
         for result in settled {
@@ -250,23 +291,7 @@ async fn approvals_opened_during_a_trip_do_not_survive_it<S: Store>(world: World
             r.resource.name = format!("api-{round}-{i}");
             tokio::spawn(async move { (world.decide(r.clone()).await, r) })
         });
-        let trip = {
-            let world = world.clone();
-            tokio::spawn(async move {
-                world
-                    .gateway
-                    .kill_switches()
-                    .trip(
-                        &world.approver,
-                        KillSwitchInput {
-                            scope: KillScope::Global,
-                            target: None,
-                            reason: "incident".into(),
-                        },
-                    )
-                    .await
-            })
-        };
+        let trip = spawn_trip(&world, KillScope::Global, None, "incident");
         let (answers, switch) = tokio::join!(join_all(asking), trip);
         let switch = switch.unwrap().unwrap();
         let trip_seq = world
@@ -309,24 +334,7 @@ async fn approvals_opened_during_a_trip_do_not_survive_it<S: Store>(world: World
                 other => panic!("{other:?}"),
             }
         }
-        for (id, _) in &opened {
-            let refused = world
-                .gateway
-                .approvals()
-                .approve(&world.approver, id, None)
-                .await;
-            assert!(
-                matches!(refused, Err(ServiceError::Conflict(_))),
-                "{refused:?}"
-            );
-        }
-        world
-            .gateway
-            .kill_switches()
-            .reset(&world.admin, &switch.id)
-            .await
-            .unwrap();
-        none_usable(&world, &opened).await;
+        voided_for_good(&world, &switch.id, &opened).await;
     }
     world.verify().await;
 }
@@ -356,23 +364,7 @@ async fn approvals_whose_callers_hung_up_do_not_survive_a_trip<S: Store>(world: 
         } else {
             (KillScope::Agent, Some("remediate-bot".to_owned()))
         };
-        let trip = {
-            let world = world.clone();
-            tokio::spawn(async move {
-                world
-                    .gateway
-                    .kill_switches()
-                    .trip(
-                        &world.approver,
-                        KillSwitchInput {
-                            scope: scope.0,
-                            target: scope.1,
-                            reason: "hung up".into(),
-                        },
-                    )
-                    .await
-            })
-        };
+        let trip = spawn_trip(&world, scope.0, scope.1, "hung up");
         // A different instant each round, from before any entry is queued
         // to after most are written.
         tokio::time::sleep(std::time::Duration::from_micros(round * 173 % 3_000)).await;
@@ -416,23 +408,8 @@ async fn approvals_whose_callers_hung_up_do_not_survive_a_trip<S: Store>(world: 
         let voided: BTreeSet<&String> = switch.voided_approvals.iter().collect();
         for (id, _) in &opened {
             assert!(voided.contains(id), "round {round}: {id} survived the trip");
-            let refused = world
-                .gateway
-                .approvals()
-                .approve(&world.approver, id, None)
-                .await;
-            assert!(
-                matches!(refused, Err(ServiceError::Conflict(_))),
-                "{refused:?}"
-            );
         }
-        world
-            .gateway
-            .kill_switches()
-            .reset(&world.admin, &switch.id)
-            .await
-            .unwrap();
-        none_usable(&world, &opened).await;
+        voided_for_good(&world, &switch.id, &opened).await;
     }
     assert!(
         !seen.is_empty(),
