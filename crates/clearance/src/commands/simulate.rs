@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
 use clearance_bundle::BundleDir;
-use clearance_engine::Bundle;
+use clearance_engine::{Bundle, Resource, facts::PlanStep};
 use clearance_simulate::{
     Options, Report,
     load::{prepare, read_plan},
@@ -187,7 +187,7 @@ fn run_plan(
     plan_path: &Path,
     args: &SimulateArgs,
     bundle: &Bundle,
-) -> anyhow::Result<(Report, f64, Vec<Value>)> {
+) -> anyhow::Result<(Report, f64, Vec<PlanStep>)> {
     let plan = read_plan(plan_path)?;
     let prepared = prepare(
         plan_path,
@@ -206,15 +206,13 @@ fn run_plan(
         .plan
         .steps
         .iter()
-        .map(|step| {
-            json!({
-                "action": step.action,
-                "resource": {
-                    "kind": step.resource.kind,
-                    "namespace": step.resource.namespace,
-                    "name": step.resource.name,
-                },
-            })
+        .map(|step| PlanStep {
+            action: step.action.clone(),
+            resource: Resource {
+                kind: step.resource.kind.clone(),
+                namespace: step.resource.namespace.clone(),
+                name: step.resource.name.clone(),
+            },
         })
         .collect();
     let report = simulate(
@@ -271,7 +269,7 @@ fn load_bundle(explicit: Option<&Path>, plan: &Path) -> anyhow::Result<Bundle> {
 }
 
 /// `POST /v1/simulations` with the report's numbers, dated now.
-fn post(report: &Report, steps: Vec<Value>, args: &SimulateArgs) -> anyhow::Result<Exit> {
+fn post(report: &Report, steps: Vec<PlanStep>, args: &SimulateArgs) -> anyhow::Result<Exit> {
     let remote = Remote {
         server: args.server.clone(),
         token: args.token.clone().unwrap_or_default(),
