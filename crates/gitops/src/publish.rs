@@ -178,7 +178,12 @@ fn adopt_remote_branch(git: &Git, target: &Target, reference: &str) -> Result<bo
     if listing.stdout.trim().is_empty() {
         return Ok(false);
     }
-    let refspec = format!("{reference}:{reference}");
+    fetch(git, remote, &format!("{reference}:{reference}"))?;
+    Ok(true)
+}
+
+/// `git fetch` of `what` from `remote`, quietly and without tags.
+fn fetch(git: &Git, remote: &str, what: &str) -> Result<(), GitopsError> {
     git.run(
         &[
             "fetch",
@@ -186,12 +191,12 @@ fn adopt_remote_branch(git: &Git, target: &Target, reference: &str) -> Result<bo
             "--no-tags",
             "--no-write-fetch-head",
             remote,
-            &refspec,
+            what,
         ],
         None,
     )
-    .map_err(fetch_error)?;
-    Ok(true)
+    .map_err(|error| fetch_error(remote, error))?;
+    Ok(())
 }
 
 /// The commit the branch starts from: the remote's default branch, else
@@ -213,18 +218,7 @@ fn base(git: &Git, target: &Target) -> Result<Option<String>, GitopsError> {
         }
         if let Some(commit) = head_commit {
             let what = head_ref.unwrap_or_else(|| commit.clone());
-            git.run(
-                &[
-                    "fetch",
-                    "--quiet",
-                    "--no-tags",
-                    "--no-write-fetch-head",
-                    remote,
-                    &what,
-                ],
-                None,
-            )
-            .map_err(fetch_error)?;
+            fetch(git, remote, &what)?;
             return Ok(Some(commit));
         }
     }

@@ -76,11 +76,7 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for JsonBody<T> {
     type Rejection = ApiError;
 
     async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
-        if !is_json(&request) {
-            return Err(not_json());
-        }
-        let bytes = read(request, state).await?;
-        parse(&bytes).map(JsonBody)
+        parse(&read_json(request, state).await?).map(JsonBody)
     }
 }
 
@@ -97,11 +93,7 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for AuditBody<T> {
     type Rejection = ApiError;
 
     async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
-        if !is_json(&request) {
-            return Err(not_json());
-        }
-        let bytes = read(request, state).await?;
-        parse_object(&bytes).map(AuditBody)
+        parse_object(&read_json(request, state).await?).map(AuditBody)
     }
 }
 
@@ -144,6 +136,14 @@ fn not_json() -> ApiError {
         "unsupported_media_type",
         "send `Content-Type: application/json`",
     )
+}
+
+/// A body that says it is JSON, within the router's limit.
+async fn read_json<S: Send + Sync>(request: Request, state: &S) -> Result<Bytes, ApiError> {
+    if !is_json(&request) {
+        return Err(not_json());
+    }
+    read(request, state).await
 }
 
 /// The body, within the router's limit.
