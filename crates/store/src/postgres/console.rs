@@ -208,14 +208,22 @@ pub(super) async fn forget_cursors_except(
     pool: &PgPool,
     keep: &[String],
 ) -> Result<u64, StoreError> {
-    // A lease still running: an instance on an older or newer bundle
-    // delivers that webhook right now.
-    let gone = sqlx::query(
-        "DELETE FROM notify_cursors WHERE (lease_until IS NULL OR lease_until < $1) AND NOT (webhook = ANY($2))",
-    )
-    .bind(timestamp_text(Timestamp::now()))
-    .bind(keep)
-    .execute(pool)
-    .await?;
-    Ok(gone.rows_affected())
+    let now = timestamp_text(Timestamp::now());
+    let names: Vec<(String,)> = sqlx::query_as("SELECT webhook FROM notify_cursors")
+        .fetch_all(pool)
+        .await?;
+    let mut forgotten = 0;
+    for (name,) in names.iter().filter(|(name,)| !keep.contains(name)) {
+        // A lease still running: an instance on an older or newer bundle
+        // delivers it right now.
+        let gone = sqlx::query(
+            "DELETE FROM notify_cursors WHERE webhook = $1 AND (lease_until IS NULL OR lease_until < $2)",
+        )
+        .bind(name)
+        .bind(&now)
+        .execute(pool)
+        .await?;
+        forgotten += gone.rows_affected();
+    }
+    Ok(forgotten)
 }
