@@ -1405,13 +1405,15 @@ fn secure_cookies_are_marked_secure_behind_a_tls_proxy() {
             (cookies.join("\n"), body)
         })
     };
-    let plain = serve(&Db::sqlite());
+    // Each database outlives its server: a dropped `Db` deletes its folder.
+    let (plain_db, proxied_db) = (Db::sqlite(), Db::sqlite());
+    let plain = serve(&plain_db);
     let (cookie, _) = sign_in_form(&plain);
     assert!(cookie.starts_with("clearance_sign_in="), "{cookie}");
     assert!(cookie.contains("HttpOnly"), "{cookie}");
     assert!(!cookie.contains("Secure"), "{cookie}");
 
-    let behind_proxy = serve_with(&Db::sqlite(), &["--secure-cookies"]);
+    let behind_proxy = serve_with(&proxied_db, &["--secure-cookies"]);
     let (cookie, form) = sign_in_form(&behind_proxy);
     assert!(cookie.starts_with("__Host-clearance_sign_in="), "{cookie}");
     assert!(cookie.contains("; Secure"), "{cookie}");
