@@ -390,6 +390,29 @@ fn remote_commands_exit_two_when_the_gateway_is_unreachable_or_fails_and_one_whe
     );
 }
 
+/// A token issued into a mistyped `--db` would reach no gateway: the
+/// command refuses a SQLite file that is not there instead of starting a
+/// second installation, and creates nothing.
+#[test]
+fn a_token_is_not_issued_into_a_database_that_does_not_exist() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = clearance(
+        &["token", "issue", "--agent", "bot", "--db", "clearance.dbb"],
+        dir.path(),
+    );
+    assert_eq!(run.code, 2, "{}{}", run.stdout, run.stderr);
+    assert!(run.stdout.is_empty(), "no token printed: {}", run.stdout);
+    assert!(
+        run.stderr.contains("no database at clearance.dbb"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        !dir.path().join("clearance.dbb").exists(),
+        "nothing created"
+    );
+}
+
 /// `--role` gives an operator token its role; with `--agent` or
 /// `--harness` it would be dropped without a word, so it is refused.
 #[test]

@@ -83,7 +83,7 @@ async fn serve(
         tracing::warn!("{warning}");
     }
     let shown = db.to_string();
-    with_store!(db, |store| {
+    with_store!(creating db, |store| {
         run_gateway(
             store,
             bundle,

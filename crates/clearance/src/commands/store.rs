@@ -24,7 +24,7 @@ pub fn copy(from: Location, to: Location) -> anyhow::Result<Exit> {
     eprintln!("copying the ledger of {from} into {to}");
     block_on(async {
         with_existing_store!(from, |source| {
-            with_store!(to, |target| copy_between(&source, &target).await)
+            with_store!(creating to, |target| copy_between(&source, &target).await)
         })
     })
 }

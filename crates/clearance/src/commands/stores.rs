@@ -5,13 +5,18 @@
 use anyhow::Context as _;
 use clearance_store::{Location, PostgresStore, SqliteStore};
 
-/// Opens the store at `location` for writing (creating and migrating it as
-/// needed) and runs `$body` with it bound to `$store`.
+/// Opens the store at `location` for writing and runs `$body` with it bound
+/// to `$store`. A SQLite file must already exist unless the location is
+/// marked `creating` (for `serve` and the target of `store copy`): a
+/// mistyped `--db` must not quietly start a second installation.
 macro_rules! with_store {
-    ($location:expr, |$store:ident| $body:expr) => {
+    (creating $location:expr, |$store:ident| $body:expr) => {
+        $crate::commands::stores::with_store!(@open $location, true, |$store| $body)
+    };
+    (@open $location:expr, $create:expr, |$store:ident| $body:expr) => {
         match $location {
             clearance_store::Location::Sqlite(path) => {
-                let $store = $crate::commands::stores::open_sqlite(&path).await?;
+                let $store = $crate::commands::stores::open_sqlite(&path, $create).await?;
                 $body
             }
             clearance_store::Location::Postgres(url) => {
@@ -19,6 +24,9 @@ macro_rules! with_store {
                 $body
             }
         }
+    };
+    ($location:expr, |$store:ident| $body:expr) => {
+        $crate::commands::stores::with_store!(@open $location, false, |$store| $body)
     };
 }
 pub(crate) use with_store;
@@ -43,10 +51,13 @@ macro_rules! with_existing_store {
 }
 pub(crate) use with_existing_store;
 
-pub async fn open_sqlite(path: &std::path::Path) -> anyhow::Result<SqliteStore> {
-    SqliteStore::open(path)
-        .await
-        .with_context(|| format!("cannot open {}", path.display()))
+pub async fn open_sqlite(path: &std::path::Path, create: bool) -> anyhow::Result<SqliteStore> {
+    let opened = if create {
+        SqliteStore::open(path).await
+    } else {
+        SqliteStore::open_existing(path).await
+    };
+    opened.with_context(|| format!("cannot open {}", path.display()))
 }
 
 pub async fn connect_postgres(url: &str) -> anyhow::Result<PostgresStore> {

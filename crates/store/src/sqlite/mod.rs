@@ -103,24 +103,42 @@ impl SqliteStore {
         Ok(Database::start(Sqlite { pool, options }))
     }
 
+    /// Opens the database at `path` as [`SqliteStore::open`] does, but only
+    /// if the file is there: the commands that add to an installation
+    /// (`token issue`, `reconcile`) must not start a new one on a mistyped
+    /// `--db`, where what they record would reach no gateway.
+    ///
+    /// # Errors
+    /// When there is no file at `path`, or as [`SqliteStore::open`].
+    pub async fn open_existing(path: &Path) -> Result<SqliteStore, StoreError> {
+        refuse_missing(path)?;
+        SqliteStore::open(path).await
+    }
+
     /// Opens an existing database read-only, for `clearance audit`: every
     /// append fails.
     ///
     /// # Errors
     /// When the file cannot be opened.
     pub async fn open_read_only(path: &Path) -> Result<SqliteStore, StoreError> {
-        if !path.exists() {
-            return Err(StoreError::Unavailable(format!(
-                "no database at {}",
-                path.display()
-            )));
-        }
+        refuse_missing(path)?;
         let options = options(path)?.read_only(true);
         let pool = SqlitePoolOptions::new()
             .max_connections(2)
             .connect_with(options.clone())
             .await?;
         Ok(Database::start(Sqlite { pool, options }))
+    }
+}
+
+fn refuse_missing(path: &Path) -> Result<(), StoreError> {
+    if path.exists() {
+        Ok(())
+    } else {
+        Err(StoreError::Unavailable(format!(
+            "no database at {}",
+            path.display()
+        )))
     }
 }
 
