@@ -61,9 +61,10 @@ pub enum Command {
         explain: bool,
     },
     /// Run the gateway: HTTP API on loopback, SQLite store (or a shared
-    /// PostgreSQL), ledger. With no bundle, writes the example one; on an
-    /// empty ledger, prints bootstrap tokens once. Reloads the bundle on
-    /// SIGHUP or when its files change.
+    /// PostgreSQL), ledger. On an empty ledger, writes the example bundle
+    /// when there is none and prints bootstrap tokens once; on a used one,
+    /// a missing bundle stops the start. Reloads the bundle on SIGHUP or
+    /// when its files change.
     Serve {
         /// The policy bundle.
         #[arg(long, default_value = "clearance")]

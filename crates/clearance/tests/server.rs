@@ -566,6 +566,54 @@ fn serve_with_checkpoints(db: &Db, witness: &str) {
     drop(server);
 }
 
+/// The example bundle is written only for a new ledger. Once a ledger has
+/// recorded anything, a missing bundle is a mistyped `--bundle` or a lost
+/// checkout: starting on the example would swap the installation's
+/// policies for the example's, so the start is refused and nothing written.
+fn a_missing_bundle_is_not_replaced_by_the_example_on_a_used_ledger(db: Db) {
+    let server = serve(&db);
+    assert!(
+        server.agent_token.is_some(),
+        "a new ledger: the example bundle and bootstrap tokens"
+    );
+    drop(server);
+    let bundle = db.path().join("bundle");
+    std::fs::rename(&bundle, db.path().join("moved")).unwrap();
+
+    let mut refused = serve_command(&db, &[])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let status = loop {
+        if let Some(status) = refused.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = refused.kill();
+            panic!("the gateway started on a used ledger without its bundle");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(status.code(), Some(2));
+    let mut said = String::new();
+    std::io::Read::read_to_string(&mut refused.stderr.take().unwrap(), &mut said).unwrap();
+    assert!(
+        said.contains("no bundle at bundle") && said.contains("already holds a ledger"),
+        "{said}"
+    );
+    assert!(!bundle.exists(), "no example written over the gap");
+
+    std::fs::rename(db.path().join("moved"), &bundle).unwrap();
+    let restarted = serve(&db);
+    assert!(
+        restarted.agent_token.is_none(),
+        "the same ledger, no new tokens"
+    );
+}
+both!(a_missing_bundle_is_not_replaced_by_the_example_on_a_used_ledger);
+
 /// A bundle that signs checkpoints has its key before the gateway answers:
 /// made at start (owner-only), its public key said; a key that cannot be
 /// made stops the start with the reason, instead of a gateway that signs

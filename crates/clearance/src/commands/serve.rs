@@ -6,7 +6,7 @@ use std::{
     time::Duration,
 };
 
-use anyhow::Context as _;
+use anyhow::{Context as _, bail};
 use axum_server::tls_rustls::RustlsConfig;
 use clearance_bundle::{BundleDir, LoadError, scaffold};
 use clearance_engine::{Bundle, BundleSource};
@@ -59,31 +59,32 @@ async fn serve(
         Some((cert, key)) => Some(tls_config(&cert, &key).await?),
         None => None,
     };
-    if !bundle_path.join("clearance.yaml").exists() {
-        scaffold(&bundle_path)?;
-        eprintln!(
-            "no bundle at {0}: wrote the example bundle there (edit it; clearance reloads it when it changes)",
-            bundle_path.display()
-        );
-    }
     let dir = BundleDir::new(&bundle_path);
-    let (bundle, source) = match load(&dir) {
-        Ok(loaded) => loaded,
-        Err(LoadError::Invalid(errors)) => {
-            eprintln!("{errors}");
-            eprintln!(
-                "refusing to start: the bundle at {} is invalid",
-                bundle_path.display()
-            );
-            return Ok(Exit::Failed);
+    // A bundle that is there is checked before the database is touched; a
+    // missing one is replaced by the example only on a new ledger (below).
+    let present = if bundle_path.join("clearance.yaml").exists() {
+        match load(&dir, &bundle_path)? {
+            Some(loaded) => Some(loaded),
+            None => return Ok(Exit::Failed),
         }
-        Err(other) => return Err(other.into()),
+    } else {
+        None
     };
-    for warning in bundle.warnings() {
-        tracing::warn!("{warning}");
-    }
     let shown = db.to_string();
     with_store!(creating db, |store| {
+        let (bundle, source) = match present {
+            Some(loaded) => loaded,
+            None => {
+                scaffold_for_a_new_ledger(&store, &bundle_path).await?;
+                match load(&dir, &bundle_path)? {
+                    Some(loaded) => loaded,
+                    None => return Ok(Exit::Failed),
+                }
+            }
+        };
+        for warning in bundle.warnings() {
+            tracing::warn!("{warning}");
+        }
         run_gateway(
             store,
             bundle,
@@ -99,6 +100,30 @@ async fn serve(
         )
         .await
     })
+}
+
+/// Writes the example bundle at `bundle_path` when the ledger is new. On a
+/// ledger that has recorded anything, a missing bundle is a mistyped
+/// `--bundle` (or a lost checkout): starting on the example would swap the
+/// installation's policies for the example's, so the start is refused.
+async fn scaffold_for_a_new_ledger<S: Store>(store: &S, bundle_path: &Path) -> anyhow::Result<()> {
+    let fresh = store
+        .records(0, 1)
+        .await
+        .context("cannot read the ledger")?
+        .is_empty();
+    if !fresh {
+        bail!(
+            "no bundle at {} (no clearance.yaml), and this database already holds a ledger: refusing to start on the example bundle; check --bundle",
+            bundle_path.display()
+        );
+    }
+    scaffold(bundle_path)?;
+    eprintln!(
+        "no bundle at {0}: wrote the example bundle there (edit it; clearance reloads it when it changes)",
+        bundle_path.display()
+    );
+    Ok(())
 }
 
 /// Where and how the gateway listens.
@@ -123,9 +148,25 @@ async fn tls_config(cert: &Path, key: &Path) -> anyhow::Result<RustlsConfig> {
         })
 }
 
-fn load(dir: &BundleDir) -> Result<(Bundle, BundleSource), LoadError> {
-    let source = dir.source()?;
-    Ok((Bundle::compile(&source)?, source))
+/// The bundle at `dir`, compiled; `None` (its errors printed) when it is
+/// invalid.
+fn load(dir: &BundleDir, shown: &Path) -> anyhow::Result<Option<(Bundle, BundleSource)>> {
+    let compiled = dir
+        .source()
+        .map_err(LoadError::from)
+        .and_then(|source| Ok((Bundle::compile(&source)?, source)));
+    match compiled {
+        Ok(loaded) => Ok(Some(loaded)),
+        Err(LoadError::Invalid(errors)) => {
+            eprintln!("{errors}");
+            eprintln!(
+                "refusing to start: the bundle at {} is invalid",
+                shown.display()
+            );
+            Ok(None)
+        }
+        Err(other) => Err(other.into()),
+    }
 }
 
 async fn run_gateway<S: Store>(
