@@ -153,7 +153,6 @@ async fn tls_config(cert: &Path, key: &Path) -> anyhow::Result<RustlsConfig> {
 fn load(dir: &BundleDir, shown: &Path) -> anyhow::Result<Option<(Bundle, BundleSource)>> {
     let compiled = dir
         .source()
-        .map_err(LoadError::from)
         .and_then(|source| Ok((Bundle::compile(&source)?, source)));
     match compiled {
         Ok(loaded) => Ok(Some(loaded)),
