@@ -94,6 +94,17 @@ fn names_that_cannot_be_cedar_actions() {
     )));
 }
 
+/// `tool:low` names the action group of a tool `low` as well as tool
+/// `tool`'s verb `low`, and `impact:read` the group of every read: one
+/// would be taken for the other, so neither is accepted.
+#[test]
+fn actions_named_like_an_action_group() {
+    insta::assert_snapshot!(refused_config(&CONFIG.replace(
+        "rollbacks:\n",
+        "  low:\n    get: { impact: read }\n  impact:\n    read: { impact: read }\n    look: { impact: read }\nrollbacks:\n"
+    )));
+}
+
 #[test]
 fn cedar_syntax_error_with_location() {
     let broken =

@@ -21,7 +21,7 @@ use super::{
 };
 use crate::{
     duration::BundleDuration,
-    scope::{ActionEntity, AgentEntities, Scope, load_policies, schema_text},
+    scope::{ActionEntity, AgentEntities, Scope, load_policies, schema_json},
 };
 
 pub(super) fn compile(source: &BundleSource) -> Result<Bundle, BundleErrors> {
@@ -445,11 +445,16 @@ impl Config<'_> {
                 ));
                 continue;
             }
+
             for (verb, spanned) in verbs {
                 let (entry, at) = (&spanned.value, &spanned.referenced);
                 let name = format!("{tool}:{verb}");
                 if !is_identifier(verb) {
                     self.error_at("invalid-name", at, format!("verb `{verb}` of tool `{tool}` must be letters, digits, `_`, `-` or `.`"));
+                    continue;
+                }
+                if names_a_group(tool, verb, raw) {
+                    self.error_at("invalid-name", at, format!("action `{name}` would share its name with clearance's action group `{name}` (`impact:<class>`, `tool:<tool>`); rename the tool or the verb"));
                     continue;
                 }
                 let rollback = entry.rollback.as_ref().map(|r| r.value.clone());
@@ -563,13 +568,13 @@ fn build_schema(
 ) -> Option<Schema> {
     let mut sorted: Vec<&Action> = actions.values().collect();
     sorted.sort_by(|a, b| a.name.cmp(&b.name));
-    let text = schema_text(
+    let json = schema_json(
         sorted
             .iter()
             .map(|a| (a.tool.as_str(), a.verb.as_str(), a.impact)),
     );
-    match Schema::from_cedarschema_str(&text) {
-        Ok((schema, _warnings)) => Some(schema),
+    match Schema::from_json_value(json) {
+        Ok(schema) => Some(schema),
         Err(error) => {
             problems.push(Diagnostic::error(
                 "internal",
@@ -578,6 +583,19 @@ fn build_schema(
             ));
             None
         }
+    }
+}
+
+/// `tool:verb` is also the name of an action group every policy can name:
+/// an impact class's (`impact:read`) or another tool's (`tool:kubectl`).
+/// Both are Cedar actions, so one would be taken for the other.
+fn names_a_group(tool: &str, verb: &str, raw: &RawConfig) -> bool {
+    match tool {
+        "impact" => crate::Impact::ALL
+            .iter()
+            .any(|impact| impact.name() == verb),
+        "tool" => raw.tools.contains_key(verb),
+        _ => false,
     }
 }
 

@@ -29,7 +29,7 @@ mod tests;
 pub use authorize::ScopeVerdict;
 pub(crate) use authorize::{ActionEntity, AgentEntities, ScopeQuery};
 pub(crate) use policies::load_policies;
-pub use schema::schema_text;
+pub use schema::schema_json;
 
 use cedar_policy::{PolicySet, Schema};
 use cedar_policy_core::ast;
