@@ -27,7 +27,10 @@ use std::{
     time::{Duration, Instant},
 };
 
-use clearance_testkit::binary::{self, Running};
+use clearance_testkit::{
+    ServerLog,
+    binary::{self, Running},
+};
 use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::{Value, json};
 
@@ -65,7 +68,7 @@ fn chromedriver() -> Option<(Running, String)> {
         assert!(Instant::now() < deadline, "chromedriver did not start");
         std::thread::sleep(Duration::from_millis(50));
     }
-    Some((Running(child), url))
+    Some((Running(child, ServerLog::default()), url))
 }
 
 /// A fresh headless Chromium with its own profile.

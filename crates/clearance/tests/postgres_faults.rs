@@ -25,10 +25,12 @@ struct Instance {
     child: Child,
     base: String,
     tokens: (Option<String>, Option<String>),
+    log: clearance_testkit::ServerLog,
 }
 
 impl Drop for Instance {
     fn drop(&mut self) {
+        self.log.print_if_failing();
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
@@ -51,6 +53,7 @@ fn serve(dir: &Path, url: &str) -> Instance {
         child,
         base: announced.base,
         tokens: (announced.agent_token, announced.admin_token),
+        log: announced.log,
     }
 }
 

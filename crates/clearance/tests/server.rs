@@ -21,6 +21,7 @@ use std::{
     time::{Duration, Instant},
 };
 
+use clearance_testkit::ServerLog;
 use serde_json::{Value, json};
 
 /// Where one test's ledger lives: a SQLite file in the test's directory,
@@ -85,6 +86,7 @@ struct Served {
     base: String,
     agent_token: Option<String>,
     admin_token: Option<String>,
+    log: ServerLog,
 }
 
 impl Served {
@@ -116,6 +118,7 @@ impl Served {
 
 impl Drop for Served {
     fn drop(&mut self) {
+        self.log.print_if_failing();
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
@@ -160,6 +163,7 @@ fn serve_with(db: &Db, extra: &[&str]) -> Served {
         base: announced.base,
         agent_token: announced.agent_token,
         admin_token: announced.admin_token,
+        log: announced.log,
     }
 }
 

@@ -2,11 +2,47 @@
 //! error, and on a new database the bootstrap tokens on standard output.
 
 use std::{
+    collections::VecDeque,
     io::{BufRead, BufReader},
     process::Child,
-    sync::mpsc,
+    sync::{Arc, Mutex, PoisonError, mpsc},
     time::Duration,
 };
+
+/// Lines of a server's standard error kept for a failing test's report.
+const KEPT_LINES: usize = 200;
+
+/// The last lines a server wrote to standard error. A test that fails
+/// prints them (see [`ServerLog::print_if_failing`]): on a shared CI
+/// machine a failure may not come back locally, and the server's own
+/// words (a store error, a refused write) are what says why.
+#[derive(Clone, Default)]
+pub struct ServerLog(Arc<Mutex<VecDeque<String>>>);
+
+impl ServerLog {
+    fn push(&self, line: String) {
+        let mut lines = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        if lines.len() == KEPT_LINES {
+            lines.pop_front();
+        }
+        lines.push_back(line);
+    }
+
+    /// Prints the kept lines when the current thread is panicking (a
+    /// failed assertion); for a `Drop` of whatever holds the server.
+    pub fn print_if_failing(&self) {
+        let lines = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        if std::thread::panicking() && !lines.is_empty() {
+            eprintln!(
+                "--- the server's last {} line(s) of standard error:",
+                lines.len()
+            );
+            for line in lines.iter() {
+                eprintln!("    {line}");
+            }
+        }
+    }
+}
 
 /// The address a `clearance serve` child (spawned with piped stdout and
 /// stderr) listens on, and the example agent's and the admin's bootstrap
@@ -18,8 +54,11 @@ pub fn announced(child: &mut Child) -> Announced {
     let stdout = BufReader::new(child.stdout.take().expect("stdout piped"));
     let stderr = BufReader::new(child.stderr.take().expect("stderr piped"));
     let (address, addresses) = mpsc::channel();
+    let log = ServerLog::default();
+    let kept = log.clone();
     std::thread::spawn(move || {
         for line in stderr.lines().map_while(Result::ok) {
+            kept.push(line.clone());
             let after = line
                 .split("listening on http://")
                 .nth(1)
@@ -60,6 +99,7 @@ pub fn announced(child: &mut Child) -> Announced {
         base,
         agent_token,
         admin_token,
+        log,
     }
 }
 
@@ -71,4 +111,6 @@ pub struct Announced {
     pub agent_token: Option<String>,
     /// The admin's token, printed once on a new database.
     pub admin_token: Option<String>,
+    /// What it goes on writing to standard error.
+    pub log: ServerLog,
 }

@@ -7,13 +7,15 @@ use std::{
     process::{Child, Command, Stdio},
 };
 
-use crate::{Announced, announced};
+use crate::{Announced, ServerLog, announced};
 
-/// A child process killed (and reaped) when dropped.
-pub struct Running(pub Child);
+/// A child process killed (and reaped) when dropped; a gateway's standard
+/// error is printed then if the test is failing.
+pub struct Running(pub Child, pub ServerLog);
 
 impl Drop for Running {
     fn drop(&mut self) {
+        self.1.print_if_failing();
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
@@ -66,5 +68,5 @@ pub fn serve_with_env(bin: &str, dir: &Path, env: &[(&str, &str)]) -> (Running, 
         .spawn()
         .expect("clearance serve starts");
     let announced = announced(&mut child);
-    (Running(child), announced)
+    (Running(child, announced.log.clone()), announced)
 }

@@ -20,7 +20,7 @@ mod peers;
 
 use std::{sync::Once, time::Duration};
 
-pub use announced::{Announced, announced};
+pub use announced::{Announced, ServerLog, announced};
 pub use cluster::Cluster;
 pub use peers::{npm_peers, python_mcp};
 
