@@ -496,6 +496,10 @@ fn a_database_that_cannot_be_written_refuses_every_decision() {
             .as_u16()
     });
     assert_eq!(health, 503);
+    // Long enough for the writer's catch-up (every 250 ms) to open its
+    // connection while the file refuses writes: SQLite opens it read-only
+    // then, and the first write after the file recovers must not fail.
+    std::thread::sleep(Duration::from_millis(800));
     drop(guard);
     let health = runtime.block_on(async {
         reqwest::get(format!("http://{}/healthz", server.base))

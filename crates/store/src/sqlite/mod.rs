@@ -153,7 +153,16 @@ impl Backend for Sqlite {
     const NAME: &'static str = "sqlite";
 
     async fn connect_writer(&self) -> Result<SqliteConnection, StoreError> {
-        Ok(SqliteConnection::connect_with(&self.options).await?)
+        let mut conn = SqliteConnection::connect_with(&self.options).await?;
+        // SQLite opens a file it cannot write read-only without a word, and
+        // the connection stays read-only after the file is writable again.
+        // The writer keeps its connection between batches (and reads with it
+        // to catch up), so one opened while the disk refused writes would
+        // fail the first write after it recovered: take the write lock once
+        // here, so such a connection is refused now and opened again later.
+        exec(&mut conn, "BEGIN IMMEDIATE").await?;
+        exec(&mut conn, "ROLLBACK").await?;
+        Ok(conn)
     }
 
     async fn begin_exclusive(conn: &mut SqliteConnection) -> Result<(), StoreError> {
