@@ -155,3 +155,17 @@ fn a_trusted_server_adds_its_read_only_action_and_a_declared_one_must_be_a_read(
         "{errors}"
     );
 }
+
+/// A trusted server `low` adds `low:read-only`, and with it the action
+/// group `tool:low`, which the inventory's tool `tool` already has as an
+/// action: a policy on the group would cover that action too.
+#[test]
+fn a_trusted_server_whose_group_is_named_like_an_action_is_refused() {
+    insta::assert_snapshot!(refused(
+        r#"
+  low:
+    url: http://127.0.0.1:9000/mcp
+    annotations: trust
+"#
+    ));
+}

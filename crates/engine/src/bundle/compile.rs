@@ -568,11 +568,21 @@ fn build_schema(
 ) -> Option<Schema> {
     let mut sorted: Vec<&Action> = actions.values().collect();
     sorted.sort_by(|a, b| a.name.cmp(&b.name));
-    let json = schema_json(
+    let json = match schema_json(
         sorted
             .iter()
             .map(|a| (a.tool.as_str(), a.verb.as_str(), a.impact)),
-    );
+    ) {
+        Ok(json) => json,
+        Err(name) => {
+            problems.push(Diagnostic::error(
+                "invalid-name",
+                CONFIG_FILE,
+                format!("`{name}` would name both an action and one of clearance's action groups (`impact:<class>`, and `tool:<tool>` for each tool and each MCP server with `annotations: trust`); rename the tool, verb or server"),
+            ));
+            return None;
+        }
+    };
     match Schema::from_json_value(json) {
         Ok(schema) => Some(schema),
         Err(error) => {
