@@ -255,7 +255,8 @@ pub enum TokenCommand {
         /// harness's token has no role to give).
         #[arg(long, value_enum, conflicts_with_all = ["agent", "harness"])]
         role: Option<RoleArg>,
-        /// The database (file path, sqlite:PATH or postgres://…).
+        /// The gateway's database (file path, sqlite:PATH or postgres://…);
+        /// a SQLite file must exist (`clearance serve` creates it).
         #[arg(long, env = "CLEARANCE_DB", default_value = "clearance.db")]
         db: Location,
     },

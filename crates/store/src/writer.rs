@@ -75,6 +75,9 @@ struct Writer<B: Backend> {
     /// then the next one reads them before taking it, so the lock is held
     /// for this instance's own writes, not for reading another's.
     others_writing: bool,
+    /// Whether the last catch-up failed: an outage is logged when it starts
+    /// and when it ends, not on every poll.
+    catch_up_failing: bool,
     jobs: mpsc::UnboundedReceiver<Job>,
     /// Jobs taken from the queue while a batch waited for the lock, and not
     /// appends: they are next, in order.
@@ -88,6 +91,7 @@ pub(crate) async fn run<B: Backend>(backend: Arc<B>, jobs: mpsc::UnboundedReceiv
         applier: None,
         applied: 0,
         others_writing: false,
+        catch_up_failing: false,
         jobs,
         backlog: Vec::new(),
     };
@@ -395,6 +399,9 @@ impl<B: Backend> Writer<B> {
         .await;
         match result {
             Ok(records) => {
+                if std::mem::take(&mut self.catch_up_failing) {
+                    tracing::info!("catching up on other writers works again");
+                }
                 if let Some(last) = records.last() {
                     let committed: Vec<Committed<'_>> =
                         records.iter().map(Committed::Foreign).collect();
@@ -404,7 +411,9 @@ impl<B: Backend> Writer<B> {
                 Ok(self.applied)
             }
             Err(error) => {
-                tracing::warn!(%error, "catching up on other writers failed; retrying");
+                if !std::mem::replace(&mut self.catch_up_failing, true) {
+                    tracing::warn!(%error, "catching up on other writers failed; retrying");
+                }
                 self.conn = None;
                 Err(error)
             }

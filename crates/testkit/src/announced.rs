@@ -28,6 +28,11 @@ impl ServerLog {
         lines.push_back(line);
     }
 
+    fn lines(&self) -> Vec<String> {
+        let lines = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        lines.iter().cloned().collect()
+    }
+
     /// Prints the kept lines when the current thread is panicking (a
     /// failed assertion); for a `Drop` of whatever holds the server.
     pub fn print_if_failing(&self) {
@@ -89,9 +94,16 @@ pub fn announced(child: &mut Child) -> Announced {
         }
         let _ = tokens.send((agent, admin));
     });
-    let base = addresses
-        .recv_timeout(Duration::from_secs(30))
-        .expect("the server reports its address");
+    let Ok(base) = addresses.recv_timeout(Duration::from_secs(30)) else {
+        let _ = child.kill();
+        let _ = child.wait();
+        // The reading thread ends with the child's stderr.
+        std::thread::sleep(Duration::from_millis(100));
+        panic!(
+            "the server reported no address; its standard error:\n{}",
+            log.lines().join("\n")
+        );
+    };
     let (agent_token, admin_token) = found
         .recv_timeout(Duration::from_millis(500))
         .unwrap_or((None, None));

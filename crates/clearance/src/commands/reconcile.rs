@@ -79,7 +79,8 @@ pub struct ReconcileArgs {
     /// The policy bundle (without --server).
     #[arg(long, default_value = "clearance")]
     pub bundle: PathBuf,
-    /// The database (without --server): a SQLite file or postgres://….
+    /// The gateway's database (without --server): a SQLite file, which
+    /// must exist, or postgres://….
     #[arg(long, env = "CLEARANCE_DB", default_value = "clearance.db")]
     pub db: Location,
     /// Print each batch's report as a JSON line instead of a summary.

@@ -90,14 +90,20 @@ impl SqliteStore {
     /// # Errors
     /// When the file cannot be opened, migrated or read.
     pub async fn open(path: &Path) -> Result<SqliteStore, StoreError> {
-        let options = options(path)?.create_if_missing(true);
+        SqliteStore::open_with(options(path)?.create_if_missing(true)).await
+    }
+
+    async fn open_with(options: SqliteConnectOptions) -> Result<SqliteStore, StoreError> {
         let mut connection = SqliteConnection::connect_with(&options).await?;
         sqlx::migrate!("./migrations/sqlite")
             .run(&mut connection)
             .await?;
         connection.close().await?;
+        // The pool writes too (console sessions, webhook cursors): like the
+        // writer's, a connection SQLite opened read-only is refused.
         let pool = SqlitePoolOptions::new()
             .max_connections(4)
+            .after_connect(|conn, _| Box::pin(refuse_read_only(conn)))
             .connect_with(options.clone())
             .await?;
         Ok(Database::start(Sqlite { pool, options }))
@@ -112,7 +118,7 @@ impl SqliteStore {
     /// When there is no file at `path`, or as [`SqliteStore::open`].
     pub async fn open_existing(path: &Path) -> Result<SqliteStore, StoreError> {
         refuse_missing(path)?;
-        SqliteStore::open(path).await
+        SqliteStore::open_with(options(path)?.create_if_missing(false)).await
     }
 
     /// Opens an existing database read-only, for `clearance audit`: every
@@ -129,6 +135,18 @@ impl SqliteStore {
             .await?;
         Ok(Database::start(Sqlite { pool, options }))
     }
+}
+
+/// SQLite opens a file it cannot write read-only without a word, and the
+/// connection stays read-only after the file is writable again. The writer
+/// keeps its connection between batches (and reads with it to catch up),
+/// and the pool keeps its own, so one opened while the disk refused writes
+/// would fail writes long after it recovered: the write lock is taken once
+/// on connecting, so such a connection is refused then and opened again.
+async fn refuse_read_only(conn: &mut SqliteConnection) -> Result<(), sqlx::Error> {
+    sqlx::query("BEGIN IMMEDIATE").execute(&mut *conn).await?;
+    sqlx::query("ROLLBACK").execute(&mut *conn).await?;
+    Ok(())
 }
 
 fn refuse_missing(path: &Path) -> Result<(), StoreError> {
@@ -154,14 +172,7 @@ impl Backend for Sqlite {
 
     async fn connect_writer(&self) -> Result<SqliteConnection, StoreError> {
         let mut conn = SqliteConnection::connect_with(&self.options).await?;
-        // SQLite opens a file it cannot write read-only without a word, and
-        // the connection stays read-only after the file is writable again.
-        // The writer keeps its connection between batches (and reads with it
-        // to catch up), so one opened while the disk refused writes would
-        // fail the first write after it recovered: take the write lock once
-        // here, so such a connection is refused now and opened again later.
-        exec(&mut conn, "BEGIN IMMEDIATE").await?;
-        exec(&mut conn, "ROLLBACK").await?;
+        refuse_read_only(&mut conn).await?;
         Ok(conn)
     }
 
