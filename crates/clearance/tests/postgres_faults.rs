@@ -182,6 +182,10 @@ fn a_restarted_database_and_a_killed_instance_lose_nothing() {
     let url = cluster.url();
     let (dir_a, dir_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let a = serve(dir_a.path(), &url);
+    // The same bundle on the second machine: on a used ledger a missing one
+    // stops the start rather than being replaced by the example.
+    let (code, out) = clearance(&["init", "bundle"], dir_b.path());
+    assert_eq!(code, 0, "{out}");
     let b = serve(dir_b.path(), &url);
     let token = a.tokens.0.clone().expect("the first instance bootstraps");
     assert!(b.tokens.0.is_none(), "the second finds the ledger started");
