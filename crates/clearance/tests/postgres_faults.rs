@@ -10,7 +10,7 @@
 use std::{
     collections::HashSet,
     path::Path,
-    process::{Child, Command, Stdio},
+    process::{Command, Stdio},
     sync::{
         Arc, Mutex,
         atomic::{AtomicBool, AtomicUsize, Ordering},
@@ -18,22 +18,15 @@ use std::{
     time::{Duration, Instant},
 };
 
-use clearance_testkit::Cluster;
+use clearance_testkit::{Cluster, binary::Running};
 use serde_json::{Value, json};
 
+/// A running `clearance serve`, killed when dropped (its standard error
+/// printed if the test is failing).
 struct Instance {
-    child: Child,
+    process: Running,
     base: String,
     tokens: (Option<String>, Option<String>),
-    log: clearance_testkit::ServerLog,
-}
-
-impl Drop for Instance {
-    fn drop(&mut self) {
-        self.log.print_if_failing();
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 /// `clearance serve` in `dir` on `url`; the bootstrap tokens when the
@@ -50,10 +43,9 @@ fn serve(dir: &Path, url: &str) -> Instance {
         .unwrap();
     let announced = clearance_testkit::announced(&mut child);
     Instance {
-        child,
+        process: Running(child, announced.log),
         base: announced.base,
         tokens: (announced.agent_token, announced.admin_token),
-        log: announced.log,
     }
 }
 
@@ -230,8 +222,8 @@ fn a_restarted_database_and_a_killed_instance_lose_nothing() {
 
     // 2. A dies mid-load; B keeps answering.
     let mut a = a;
-    a.child.kill().unwrap();
-    a.child.wait().unwrap();
+    a.process.0.kill().unwrap();
+    a.process.0.wait().unwrap();
     let at_kill = seen.ok.load(Ordering::Relaxed);
     std::thread::sleep(Duration::from_millis(1_500));
     assert!(

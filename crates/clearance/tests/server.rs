@@ -13,7 +13,7 @@
 use std::{
     collections::HashSet,
     path::{Path, PathBuf},
-    process::{Child, Command, Stdio},
+    process::{Command, Stdio},
     sync::{
         Arc, Mutex,
         atomic::{AtomicBool, Ordering},
@@ -21,7 +21,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use clearance_testkit::ServerLog;
+use clearance_testkit::binary::Running;
 use serde_json::{Value, json};
 
 /// Where one test's ledger lives: a SQLite file in the test's directory,
@@ -81,12 +81,13 @@ macro_rules! both {
     };
 }
 
+/// A running `clearance serve`, killed when dropped (its standard error
+/// printed if the test is failing).
 struct Served {
-    child: Child,
+    process: Running,
     base: String,
     agent_token: Option<String>,
     admin_token: Option<String>,
-    log: ServerLog,
 }
 
 impl Served {
@@ -113,14 +114,6 @@ impl Served {
                 .json(&read_request());
             runtime.block_on(async { request.send().await.unwrap() });
         }
-    }
-}
-
-impl Drop for Served {
-    fn drop(&mut self) {
-        self.log.print_if_failing();
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 
@@ -159,11 +152,10 @@ fn serve_with(db: &Db, extra: &[&str]) -> Served {
         .unwrap();
     let announced = clearance_testkit::announced(&mut child);
     Served {
-        child,
+        process: Running(child, announced.log),
         base: announced.base,
         agent_token: announced.agent_token,
         admin_token: announced.admin_token,
-        log: announced.log,
     }
 }
 
@@ -309,8 +301,8 @@ fn sigkill_under_load_loses_no_allowed_decision_and_the_ledger_verifies(db: Db) 
     let load = Load::start(&runtime, &server.base, &token);
     std::thread::sleep(Duration::from_millis(1_500));
     let mut server = server;
-    server.child.kill().unwrap(); // SIGKILL: no shutdown, no flush.
-    server.child.wait().unwrap();
+    server.process.0.kill().unwrap(); // SIGKILL: no shutdown, no flush.
+    server.process.0.wait().unwrap();
     let allowed = load.finish(&runtime);
     assert!(
         allowed.len() > 50,
@@ -384,8 +376,8 @@ fn a_hundred_sigkills_at_random_instants(db: Db) {
         let token = token.get_or_insert_with(|| server.agent_token.clone().unwrap());
         let load = Load::start(&runtime, &server.base, token);
         std::thread::sleep(instant());
-        server.child.kill().unwrap();
-        server.child.wait().unwrap();
+        server.process.0.kill().unwrap();
+        server.process.0.wait().unwrap();
         let allowed = load.finish(&runtime);
         received += allowed.len();
 

@@ -3,11 +3,10 @@
 //! event in order and advancing past it only once the receiver took it
 //! (2xx), renewing its lease before each post and with each step. A
 //! failure backs off (0.5 s doubling to 10 s) and tries the same event
-//! again — a revoked or
-//! misconfigured webhook (401, 403, 404, 410) too, so that nothing is lost
-//! while it is fixed. Only a refusal of the event itself (400, 413, 422:
-//! this body will never be taken) is logged and skipped, so that it holds
-//! back nothing after it. Redirects are not followed (a receiver cannot
+//! again — a revoked or misconfigured webhook (401, 403, 404, 410) too, so
+//! that nothing is lost while it is fixed. Only a refusal of the event
+//! itself (400, 413, 422: this body will never be taken) is logged and
+//! skipped, so that it holds back nothing after it. Redirects are not followed (a receiver cannot
 //! send the record on to another address), and no error names the
 //! webhook's URL, whose path is often its secret. The tasks follow bundle
 //! reloads.

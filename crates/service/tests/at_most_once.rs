@@ -26,7 +26,7 @@ use clearance_engine::{Outcome, ReportedOutcome, facts::KillScope};
 use clearance_service::{EvidenceInput, KillSwitchInput, OutcomeReport, ServiceError};
 use clearance_store::Store;
 use futures::future::join_all;
-use support::{World, agent, request, scale};
+use support::{World, agent, evidence, request, scale};
 
 fn report(outcome: ReportedOutcome) -> OutcomeReport {
     OutcomeReport {
@@ -511,17 +511,9 @@ async fn approvals_and_samples_count_once<S: Store>(world: World<S>) {
                 .record_evidence(
                     &world.harness,
                     EvidenceInput {
-                        agent: "shadow-bot".into(),
-                        kind: "diagnosis".into(),
-                        incident_id: "inc-1".into(),
-                        at: world.gateway.now(),
                         domain: Some("payments".into()),
                         correct: Some(true),
-                        accepted: None,
-                        edit_ratio: None,
-                        in_scope: None,
-                        detail: None,
-                        source: None,
+                        ..evidence("shadow-bot", "diagnosis", "inc-1", world.gateway.now())
                     },
                 )
                 .await

@@ -23,7 +23,7 @@ use clearance_service::{
     records::{KINDS, effects_of},
 };
 use clearance_store::{ApprovalVoid, SqliteStore, Store};
-use support::{World, agent, request, scale};
+use support::{World, agent, evidence, request, scale};
 
 async fn every_kind<S: Store>(world: &World<S>) -> String {
     let token = world
@@ -32,17 +32,9 @@ async fn every_kind<S: Store>(world: &World<S>) -> String {
         .await
         .unwrap();
     let diagnosis = EvidenceInput {
-        agent: "shadow-bot".into(),
-        kind: "diagnosis".into(),
-        incident_id: "inc-1".into(),
-        at: world.gateway.now(),
         domain: Some("payments".into()),
         correct: Some(true),
-        accepted: None,
-        edit_ratio: None,
-        in_scope: None,
-        detail: None,
-        source: None,
+        ..evidence("shadow-bot", "diagnosis", "inc-1", world.gateway.now())
     };
     world
         .gateway

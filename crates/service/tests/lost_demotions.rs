@@ -20,7 +20,7 @@ use clearance_service::EvidenceInput;
 use clearance_store::PostgresStore;
 use clearance_testkit::TestDb;
 use sqlx::{Connection, PgConnection};
-use support::World;
+use support::{World, evidence};
 
 /// Terminates the session of this database that waits on a lock; false
 /// when none waits yet.
@@ -58,17 +58,13 @@ async fn an_out_of_scope_action_whose_demotion_failed_is_demoted_by_the_timer() 
             .record_evidence(
                 &harness,
                 EvidenceInput {
-                    agent: "remediate-bot".into(),
-                    kind: "out_of_scope_action".into(),
-                    incident_id: "inc-42".into(),
-                    at: gateway.now(),
-                    domain: None,
-                    correct: None,
-                    accepted: None,
-                    edit_ratio: None,
-                    in_scope: None,
                     detail: Some("deleted a namespace it was never given".into()),
-                    source: None,
+                    ..evidence(
+                        "remediate-bot",
+                        "out_of_scope_action",
+                        "inc-42",
+                        gateway.now(),
+                    )
                 },
             )
             .await
@@ -148,19 +144,7 @@ async fn a_sample_dated_ahead_demotes_once_across_a_restart() {
         .trust()
         .record_evidence(
             &world.harness,
-            EvidenceInput {
-                agent: "remediate-bot".into(),
-                kind: "out_of_scope_action".into(),
-                incident_id: "inc-ahead".into(),
-                at: ahead,
-                domain: None,
-                correct: None,
-                accepted: None,
-                edit_ratio: None,
-                in_scope: None,
-                detail: None,
-                source: None,
-            },
+            evidence("remediate-bot", "out_of_scope_action", "inc-ahead", ahead),
         )
         .await
         .unwrap();

@@ -36,8 +36,11 @@ impl ServerLog {
     /// Prints the kept lines when the current thread is panicking (a
     /// failed assertion); for a `Drop` of whatever holds the server.
     pub fn print_if_failing(&self) {
-        let lines = self.0.lock().unwrap_or_else(PoisonError::into_inner);
-        if std::thread::panicking() && !lines.is_empty() {
+        if !std::thread::panicking() {
+            return;
+        }
+        let lines = self.lines();
+        if !lines.is_empty() {
             eprintln!(
                 "--- the server's last {} line(s) of standard error:",
                 lines.len()

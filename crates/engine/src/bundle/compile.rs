@@ -445,7 +445,6 @@ impl Config<'_> {
                 ));
                 continue;
             }
-
             for (verb, spanned) in verbs {
                 let (entry, at) = (&spanned.value, &spanned.referenced);
                 let name = format!("{tool}:{verb}");

@@ -16,7 +16,9 @@ use std::sync::{
 };
 
 use clearance_engine::{Bundle, BundleSource, DecisionRequest, Identity, Resource, Role, Snapshot};
-use clearance_service::{DecisionAnswer, Gateway, RollbackTestReport, SimulationInput};
+use clearance_service::{
+    DecisionAnswer, EvidenceInput, Gateway, RollbackTestReport, SimulationInput,
+};
 use clearance_store::{AuditQuery, PostgresStore, SqliteStore, Store};
 use clearance_testkit::TestDb;
 
@@ -211,6 +213,24 @@ impl<S: Store> World<S> {
 }
 
 /// `action` by `agent` on the payments checkout deployment.
+/// A graded sample of `kind` for `agent` on `incident`, dated `at`, with
+/// no optional field: callers add theirs with `..evidence(…)`.
+pub fn evidence(agent: &str, kind: &str, incident: &str, at: jiff::Timestamp) -> EvidenceInput {
+    EvidenceInput {
+        agent: agent.into(),
+        kind: kind.into(),
+        incident_id: incident.into(),
+        at,
+        domain: None,
+        correct: None,
+        accepted: None,
+        edit_ratio: None,
+        in_scope: None,
+        detail: None,
+        source: None,
+    }
+}
+
 pub fn request(agent: &str, action: &str) -> DecisionRequest {
     DecisionRequest {
         agent: agent.into(),
