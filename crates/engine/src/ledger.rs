@@ -153,6 +153,52 @@ impl Default for ChainVerifier {
     }
 }
 
+/// What the chain check needs of one record: its number, the two hashes it
+/// stores and the hash its content really has. Made only by hashing the
+/// content ([`RecordDigests::of`]), so the expensive part of verifying can
+/// run on many threads while the chain itself is checked in order.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RecordDigests {
+    /// The record's number as stored.
+    pub seq: u64,
+    /// The predecessor's hash the record names.
+    pub prev_hash: Digest32,
+    /// The hash the record stores for itself.
+    pub hash: Digest32,
+    computed: Digest32,
+}
+
+impl RecordDigests {
+    /// Hashes a record's content ([`record_hash`]) beside what it stores.
+    pub fn of(
+        seq: u64,
+        at: &str,
+        kind: &str,
+        payload: &str,
+        prev_hash: Digest32,
+        hash: Digest32,
+    ) -> RecordDigests {
+        RecordDigests {
+            seq,
+            prev_hash,
+            hash,
+            computed: record_hash(seq, at, kind, payload, &prev_hash),
+        }
+    }
+
+    /// [`RecordDigests::of`] a whole record.
+    pub fn of_record(record: &LedgerRecord) -> RecordDigests {
+        RecordDigests::of(
+            record.seq,
+            &record.at,
+            &record.kind,
+            &record.payload,
+            record.prev_hash,
+            record.hash,
+        )
+    }
+}
+
 impl ChainVerifier {
     /// Checks the next record: its number follows, it names its
     /// predecessor's hash, and its own hash is right.
@@ -160,6 +206,14 @@ impl ChainVerifier {
     /// # Errors
     /// The first break: a modified, removed, reordered or inserted record.
     pub fn push(&mut self, record: &LedgerRecord) -> Result<(), ChainBreak> {
+        self.check(&RecordDigests::of_record(record))
+    }
+
+    /// [`ChainVerifier::push`] for a record already hashed.
+    ///
+    /// # Errors
+    /// As [`ChainVerifier::push`].
+    pub fn check(&mut self, record: &RecordDigests) -> Result<(), ChainBreak> {
         let problem = if record.seq != self.next_seq {
             Some(format!(
                 "expected record {} here, found {} (a record is missing, inserted or out of order)",
@@ -173,17 +227,10 @@ impl ChainVerifier {
                 self.prev_hash
             ))
         } else {
-            let computed = record_hash(
-                record.seq,
-                &record.at,
-                &record.kind,
-                &record.payload,
-                &record.prev_hash,
-            );
-            (computed != record.hash).then(|| {
+            (record.computed != record.hash).then(|| {
                 format!(
                     "stored hash {} but its content hashes to {} (the record was modified)",
-                    record.hash, computed
+                    record.hash, record.computed
                 )
             })
         };

@@ -1,8 +1,8 @@
 //! [`Backend`]: what a database must supply — its SQL and nothing else.
 //! Batching, the chain head, catching up on other writers, guards, fan-out
 //! of receipts and reconnecting live once, in [`crate::writer`]; reads that
-//! are the same for every backend (verification, export) live once in
-//! [`crate::database`].
+//! are the same for every backend live once in [`crate::database`], and
+//! verification in [`crate::verify`].
 
 use std::future::Future;
 
@@ -303,6 +303,18 @@ pub trait Backend: Send + Sync + 'static {
         after: u64,
         limit: u32,
     ) -> impl Future<Output = Result<Vec<LedgerRecord>, StoreError>> + Send;
+
+    /// A page of the ledger as verification reads it: decoded and hashed
+    /// on other threads ([`crate::verify`]).
+    type VerifyPage: crate::verify::VerifyPage;
+
+    /// Up to `limit` records after `after`, read for verification the
+    /// backend's quickest way.
+    fn verify_page(
+        &self,
+        after: u64,
+        limit: u32,
+    ) -> impl Future<Output = Result<Self::VerifyPage, StoreError>> + Send;
 
     /// Whether the database answers.
     fn ping(&self) -> impl Future<Output = Result<(), StoreError>> + Send;

@@ -1,9 +1,10 @@
 //! [`Database`]: a backend with its writer running — the one implementation
-//! of [`Store`] — and what every backend shares: verification and paging.
+//! of [`Store`] — and what every backend shares (verification is in
+//! [`crate::verify`]).
 
 use std::sync::Arc;
 
-use clearance_engine::ledger::{ChainBreak, ChainVerifier, Digest32, LedgerRecord};
+use clearance_engine::ledger::{Digest32, LedgerRecord};
 use jiff::Timestamp;
 use tokio::sync::{mpsc, oneshot};
 
@@ -17,11 +18,6 @@ use crate::{
     },
     writer::{self, Job},
 };
-
-/// How many records verification and export read per query: large enough
-/// that the round trip vanishes, small enough to bound memory (verifying
-/// 412k records read as fast with 20,000 and held 64 MB, not 24 MB).
-const PAGE: u32 = 2_000;
 
 /// A database and its ledger writer.
 pub struct Database<B: Backend> {
@@ -261,131 +257,7 @@ impl<B: Backend> Store for Database<B> {
     }
 
     async fn verify(&self) -> Result<VerifyReport, StoreError> {
-        verify(|after, limit| self.backend.page(after, limit)).await
-    }
-}
-
-/// Re-reads the whole ledger page by page and checks its chain, stopping at
-/// the first break. Gaps and out-of-place numbers reach the verifier, which
-/// expects 1, 2, 3… and names the first record that is not.
-///
-/// Reading and hashing overlap: while a page is hashed on a blocking
-/// thread, the next is read (and decoded) on this one.
-pub(crate) async fn verify<F, Fut>(mut page: F) -> Result<VerifyReport, StoreError>
-where
-    F: FnMut(u64, u32) -> Fut,
-    Fut: std::future::Future<Output = Result<Vec<LedgerRecord>, StoreError>>,
-{
-    let mut verifier = ChainVerifier::default();
-    let mut fetched = fetch(&mut page, 0).await?;
-    loop {
-        let (records, more) = match fetched {
-            Fetched::Page { records, more } => (records, more),
-            Fetched::Unreadable(problem) => {
-                return Ok(broken(&verifier, verifier.verified() + 1, problem));
-            }
-        };
-        let last = records.last().map(|r| r.seq);
-        let hashing = tokio::task::spawn_blocking(move || {
-            let first_break = records.iter().find_map(|r| verifier.push(r).err());
-            (verifier, first_break)
-        });
-        let next = async {
-            match last {
-                Some(last) if more => Some(fetch(&mut page, last).await),
-                _ => None,
-            }
-        };
-        let (hashed, next) = tokio::join!(hashing, next);
-        let (hashed, first_break) = hashed
-            .map_err(|e| StoreError::Unavailable(format!("verifying a page stopped: {e}")))?;
-        verifier = hashed;
-        if let Some(ChainBreak { seq, problem }) = first_break {
-            return Ok(broken(&verifier, seq, problem));
-        }
-        match next {
-            Some(next) => fetched = next?,
-            None => {
-                return Ok(VerifyReport {
-                    verified: verifier.verified(),
-                    head: verifier.head(),
-                    first_break: None,
-                });
-            }
-        }
-    }
-}
-
-/// A page read for verifying.
-enum Fetched {
-    /// Records in order; `more` when the ledger may go on after them.
-    Page {
-        records: Vec<LedgerRecord>,
-        more: bool,
-    },
-    /// The next record does not decode: why.
-    Unreadable(String),
-}
-
-async fn fetch<F, Fut>(page: &mut F, after: u64) -> Result<Fetched, StoreError>
-where
-    F: FnMut(u64, u32) -> Fut,
-    Fut: std::future::Future<Output = Result<Vec<LedgerRecord>, StoreError>>,
-{
-    match page(after, PAGE).await {
-        Ok(records) => {
-            let more = records.len() == PAGE as usize;
-            Ok(Fetched::Page { records, more })
-        }
-        // A row that does not decode is a break, not an outage: the page is
-        // read again a record at a time to find it.
-        Err(StoreError::Corrupt(_)) => Ok(match readable_prefix(page, after).await? {
-            Ok(records) => Fetched::Page {
-                records,
-                more: true,
-            },
-            Err(problem) => Fetched::Unreadable(problem),
-        }),
-        Err(other) => Err(other),
-    }
-}
-
-/// The records after `after` that decode, one at a time, up to the first
-/// that does not: `Ok` with the first of them when some do (the caller
-/// verifies them and comes back for the rest), the unreadable record's
-/// problem when it is the very next one.
-async fn readable_prefix<F, Fut>(
-    page: &mut F,
-    after: u64,
-) -> Result<Result<Vec<LedgerRecord>, String>, StoreError>
-where
-    F: FnMut(u64, u32) -> Fut,
-    Fut: std::future::Future<Output = Result<Vec<LedgerRecord>, StoreError>>,
-{
-    let mut records = Vec::new();
-    let mut last = after;
-    while records.len() < PAGE as usize - 1 {
-        match page(last, 1).await {
-            Ok(next) => match next.into_iter().next() {
-                Some(record) => {
-                    last = record.seq;
-                    records.push(record);
-                }
-                None => break,
-            },
-            Err(StoreError::Corrupt(problem)) if records.is_empty() => return Ok(Err(problem)),
-            Err(StoreError::Corrupt(_)) => break,
-            Err(other) => return Err(other),
-        }
-    }
-    Ok(Ok(records))
-}
-
-fn broken(verifier: &ChainVerifier, seq: u64, problem: String) -> VerifyReport {
-    VerifyReport {
-        verified: verifier.verified(),
-        head: verifier.head(),
-        first_break: Some(ChainBreak { seq, problem }),
+        crate::verify::verify(&*self.backend).await
     }
 }
 

@@ -32,6 +32,7 @@ mod postgres;
 mod rows;
 mod sqlite;
 mod stored;
+mod verify;
 mod writer;
 
 use std::{future::Future, sync::Arc};
@@ -52,6 +53,7 @@ pub use rows::{
     is_open,
 };
 pub use sqlite::{Sqlite, SqliteStore};
+pub use verify::VerifyPage;
 
 use clearance_engine::ledger::LedgerRecord;
 use jiff::Timestamp;

@@ -9,6 +9,7 @@
 
 mod apply;
 mod console;
+mod packed;
 mod read;
 
 use std::{path::Path, str::FromStr, time::Duration};
@@ -503,6 +504,12 @@ impl Backend for Sqlite {
         .fetch_all(&self.pool)
         .await?;
         rows.iter().map(decode::ledger_record).collect()
+    }
+
+    type VerifyPage = packed::PackedPage;
+
+    async fn verify_page(&self, after: u64, limit: u32) -> Result<packed::PackedPage, StoreError> {
+        packed::read(&self.pool, after, limit).await
     }
 
     async fn ping(&self) -> Result<(), StoreError> {

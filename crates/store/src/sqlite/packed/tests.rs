@@ -1,0 +1,285 @@
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+
+//! The packed read against the row-by-row one, on a real SQLite file: the
+//! same digests for every record it takes, and nothing taken that the row
+//! reader would judge otherwise.
+
+use clearance_engine::ledger::{ChainBreak, ChainVerifier, LedgerRecord, RecordDigests};
+use sqlx::sqlite::SqlitePoolOptions;
+use tempfile::TempDir;
+
+use crate::{
+    StoreError,
+    backend::Backend,
+    sqlite::{Sqlite, options},
+    stored::{encode_digest, encode_payload},
+    verify::VerifyPage,
+};
+
+/// A migrated SQLite file with nothing in it, and its backend.
+struct File {
+    _dir: TempDir,
+    backend: Sqlite,
+}
+
+async fn empty_file() -> File {
+    let dir = tempfile::tempdir().unwrap();
+    let options = options(&dir.path().join("ledger.db"))
+        .unwrap()
+        .create_if_missing(true);
+    let pool = SqlitePoolOptions::new()
+        .max_connections(2)
+        .connect_with(options.clone())
+        .await
+        .unwrap();
+    sqlx::migrate!("./migrations/sqlite")
+        .run(&pool)
+        .await
+        .unwrap();
+    File {
+        _dir: dir,
+        backend: Sqlite { pool, options },
+    }
+}
+
+/// Payloads a ledger can hold, the awkward ones included.
+fn payload(n: u64) -> String {
+    match n % 6 {
+        0 => format!(r#"{{"agent":"bot-{n}","decision":{{"outcome":"allow","reasons":[]}}}}"#),
+        1 => String::new(),
+        2 => format!("ünïcödé ✓ {n}"),
+        3 => format!("a\0b;{n} t3 b32"),
+        4 => "x".repeat(70_000 + n as usize),
+        _ => format!(r#"{{"n":{n}}}"#),
+    }
+}
+
+/// `n` chained records, written as format 1 where `format_1` says so and
+/// as format 2 elsewhere.
+async fn fill(file: &File, n: u64, format_1: impl Fn(u64) -> bool) -> Vec<LedgerRecord> {
+    let mut records: Vec<LedgerRecord> = Vec::new();
+    for seq in 1..=n {
+        let prev = records.last().map_or(Default::default(), |r| r.hash);
+        let kind = if seq % 4 == 0 {
+            "approval.approved"
+        } else {
+            "decision"
+        };
+        let at = format!("2026-12-05T10:00:{:02}.{seq:06}Z", seq % 60);
+        let record = LedgerRecord::chained(seq, at, kind.into(), payload(seq), prev);
+        let insert = sqlx::query(
+            "INSERT INTO ledger (seq, at, kind, payload, prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?)",
+        )
+        .bind(i64::try_from(seq).unwrap())
+        .bind(&record.at)
+        .bind(&record.kind);
+        let insert = if format_1(seq) {
+            insert
+                .bind(record.payload.clone())
+                .bind(record.prev_hash.to_hex())
+                .bind(record.hash.to_hex())
+        } else {
+            insert
+                .bind(encode_payload(&record.payload).unwrap())
+                .bind(encode_digest(&record.prev_hash))
+                .bind(encode_digest(&record.hash))
+        };
+        insert.execute(&file.backend.pool).await.unwrap();
+        records.push(record);
+    }
+    records
+}
+
+async fn raw(file: &File, sql: &str) {
+    let sql = sqlx::AssertSqlSafe(sql.to_owned());
+    sqlx::raw_sql(sql)
+        .execute(&file.backend.pool)
+        .await
+        .unwrap();
+}
+
+fn digests_of(records: &[LedgerRecord]) -> Vec<RecordDigests> {
+    records.iter().map(RecordDigests::of_record).collect()
+}
+
+#[tokio::test]
+async fn a_packed_page_hashes_as_its_rows_read_one_by_one() {
+    let file = empty_file().await;
+    fill(&file, 250, |seq| seq % 3 == 0 || (100..140).contains(&seq)).await;
+    for (after, limit) in [
+        (0, 100),
+        (0, 250),
+        (0, 1_000),
+        (37, 50),
+        (249, 10),
+        (250, 10),
+    ] {
+        let rows = file.backend.page(after, limit).await.unwrap();
+        let packed = file.backend.verify_page(after, limit).await.unwrap();
+        assert_eq!(packed.count(), rows.len(), "after {after}, limit {limit}");
+        assert_eq!(packed.newest(), rows.last().map(|r| r.seq));
+        let digests = packed.digests();
+        assert_eq!(
+            digests,
+            Some(digests_of(&rows)),
+            "after {after}, limit {limit}"
+        );
+    }
+    let whole = file.backend.verify_page(0, 1_000).await.unwrap();
+    let mut chain = ChainVerifier::default();
+    for record in whole.digests().unwrap() {
+        chain.check(&record).unwrap();
+    }
+    assert_eq!(chain.verified(), 250);
+}
+
+/// What the quick read must do with a tampered record.
+#[derive(Debug, PartialEq)]
+enum Quick {
+    /// Read it, to the same digests as the row reader.
+    Takes,
+    /// Leave the page to the row reader.
+    GivesUp,
+}
+
+/// Verifies a record at a time through the row reader alone: what the
+/// packed read must agree with.
+async fn verified_row_by_row(backend: &Sqlite) -> (u64, Option<ChainBreak>) {
+    let mut chain = ChainVerifier::default();
+    loop {
+        match backend.page(chain.verified(), 1).await {
+            Ok(rows) => match rows.first() {
+                None => return (chain.verified(), None),
+                Some(record) => {
+                    if let Err(broken) = chain.push(record) {
+                        return (chain.verified(), Some(broken));
+                    }
+                }
+            },
+            Err(StoreError::Corrupt(problem)) => {
+                let seq = chain.verified() + 1;
+                return (chain.verified(), Some(ChainBreak { seq, problem }));
+            }
+            Err(other) => panic!("{other}"),
+        }
+    }
+}
+
+#[tokio::test]
+async fn the_packed_read_leaves_what_it_cannot_take_to_the_row_reader() {
+    use Quick::{GivesUp, Takes};
+    let tampered = [
+        ("at = X'32303236'", GivesUp),
+        ("kind = CAST(X'ff' AS TEXT)", GivesUp),
+        ("payload = CAST(X'7b22ff22' AS TEXT)", GivesUp),
+        ("hash = X'0102'", GivesUp),
+        ("hash = 'not hex'", GivesUp),
+        ("prev_hash = 7", GivesUp),
+        ("payload = X'28b52ffd00ff'", GivesUp),
+        // Readable, but not the quick read's to take: a newline would
+        // split the field, and its `unhex` takes no sign.
+        ("kind = 'decision' || char(10) || 'x'", GivesUp),
+        ("hash = '+' || substr(hex(hash), 2)", GivesUp),
+        // Readable, and modified: the chain check names them. (The
+        // columns' TEXT affinity stores a number as its text.)
+        ("payload = 42", Takes),
+        ("payload = 4.5", Takes),
+        ("payload = 'a' || char(0) || 'b'", Takes),
+        ("kind = 'decision;1 t2 b3'", Takes),
+        ("at = 'at' || char(0)", Takes),
+        ("hash = upper(hex(hash))", Takes),
+        ("seq = 50", Takes),
+    ];
+    for (change, quick) in tampered {
+        let file = empty_file().await;
+        fill(&file, 12, |seq| seq > 9).await;
+        raw(&file, &format!("UPDATE ledger SET {change} WHERE seq = 5")).await;
+        let packed = file.backend.verify_page(0, 100).await.unwrap();
+        let digests = packed.digests();
+        match (&quick, file.backend.page(0, 100).await) {
+            (Takes, Ok(rows)) => assert_eq!(digests, Some(digests_of(&rows)), "{change}"),
+            (Takes, Err(e)) => panic!("{change}: the row reader refuses it: {e}"),
+            (GivesUp, _) => assert_eq!(digests, None, "{change}"),
+        }
+        let report = crate::verify::verify(&file.backend).await.unwrap();
+        let (verified, first_break) = verified_row_by_row(&file.backend).await;
+        assert_eq!(
+            (report.verified, report.first_break),
+            (verified, first_break),
+            "{change}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn pages_read_ahead_are_checked_in_order_to_the_first_break() {
+    let file = empty_file().await;
+    fill(&file, 4_500, |seq| seq % 2 == 0).await;
+    let report = crate::verify::verify(&file.backend).await.unwrap();
+    assert_eq!((report.verified, report.first_break), (4_500, None));
+    // On the third page: found there, with the pages around it read ahead.
+    raw(
+        &file,
+        "UPDATE ledger SET kind = 'decision.edited' WHERE seq = 4321",
+    )
+    .await;
+    let report = crate::verify::verify(&file.backend).await.unwrap();
+    let broken = report.first_break.unwrap();
+    assert_eq!((report.verified, broken.seq), (4_320, 4_321));
+    assert!(broken.problem.contains("modified"), "{}", broken.problem);
+    // On the second page, a type the quick read leaves to the row reader:
+    // the row reader's words name it, before the later modification.
+    raw(
+        &file,
+        "UPDATE ledger SET at = CAST(at AS BLOB) WHERE seq = 2500",
+    )
+    .await;
+    assert_eq!(
+        file.backend
+            .verify_page(2_000, 2_000)
+            .await
+            .unwrap()
+            .digests(),
+        None
+    );
+    let report = crate::verify::verify(&file.backend).await.unwrap();
+    let broken = report.first_break.unwrap();
+    assert_eq!((report.verified, broken.seq), (2_499, 2_500));
+    assert!(broken.problem.contains("\"at\""), "{}", broken.problem);
+}
+
+#[tokio::test]
+async fn after_a_page_read_row_by_row_the_quick_read_goes_on() {
+    let file = empty_file().await;
+    fill(&file, 4_500, |seq| seq % 2 == 0).await;
+    // On verification's second page (2,000 records each), a hash the row
+    // reader takes and the quick read does not: Rust's hex digits may
+    // carry a sign, SQLite's `unhex` may not. `+a` is 0x0a, so a format 1
+    // hash starting with `0` reads the same.
+    raw(
+        &file,
+        "UPDATE ledger SET hash = '+' || substr(hash, 2) WHERE seq = (SELECT min(seq) FROM ledger
+         WHERE seq > 2000 AND typeof(hash) = 'text' AND hash LIKE '0%' AND substr(hash, 2, 1) <> '0')",
+    )
+    .await;
+    let signed: i64 =
+        sqlx::query_scalar("SELECT seq FROM ledger WHERE typeof(hash) = 'text' AND hash LIKE '+%'")
+            .fetch_one(&file.backend.pool)
+            .await
+            .unwrap();
+    assert!((2_001..=4_000).contains(&signed), "{signed}");
+    let second = file.backend.verify_page(2_000, 2_000).await.unwrap();
+    assert_eq!(second.digests(), None);
+    assert!(file.backend.page(2_000, 2_000).await.is_ok());
+    // The second page is read row by row and verifies, the third quickly.
+    let report = crate::verify::verify(&file.backend).await.unwrap();
+    assert_eq!((report.verified, report.first_break), (4_500, None));
+    raw(
+        &file,
+        "UPDATE ledger SET kind = 'decision.edited' WHERE seq = 4321",
+    )
+    .await;
+    let report = crate::verify::verify(&file.backend).await.unwrap();
+    let broken = report.first_break.unwrap();
+    assert_eq!((report.verified, broken.seq), (4_320, 4_321));
+}
