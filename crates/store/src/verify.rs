@@ -8,14 +8,13 @@
 //! page is read again record by record, whose decoder names what is wrong.
 
 use clearance_engine::ledger::{ChainBreak, ChainVerifier, LedgerRecord, RecordDigests};
-
 use tokio::sync::mpsc;
 
 use crate::{StoreError, backend::Backend, rows::VerifyReport};
 
 /// How many records a page holds: large enough that the round trip
-/// vanishes, small enough to bound memory (verifying 412k records read as
-/// fast with 20,000 and held 64 MB, not 24 MB).
+/// vanishes, small enough to bound memory (verifying 412k records read a
+/// page at a time was as fast with 20,000 and held 64 MB, not 24 MB).
 const PAGE: u32 = 2_000;
 
 /// A page of records read for verifying, not yet decoded or hashed.
@@ -55,8 +54,9 @@ impl VerifyPage for Vec<LedgerRecord> {
     }
 }
 
-/// How many quick pages may wait, read, for their turn to be hashed.
-const READ_AHEAD: usize = 2;
+/// How many quick pages may wait, read, for their turn to be hashed: with
+/// one more being read and one being hashed, at most three are held.
+const READ_AHEAD: usize = 1;
 
 /// Re-reads the whole ledger and checks its chain, stopping at the first
 /// break. Gaps and out-of-place numbers reach the verifier, which expects
@@ -100,10 +100,10 @@ async fn quickly<B: Backend>(
     // Owns the receiving end, so that the reader stops when this does.
     let checker = async move {
         while let Some(page) = ahead.recv().await {
-            let page = match page {
-                Ok(page) => page,
-                Err(StoreError::Corrupt(_)) => return Ok(None),
-                Err(other) => return Err(other),
+            // Whatever failed the quick read (a page too long for one
+            // value, say) is for the row reader to meet and name.
+            let Ok(page) = page else {
+                return Ok(None);
             };
             let more = page.count() == PAGE as usize;
             let digests = tokio::task::spawn_blocking(move || page.digests())
@@ -169,13 +169,18 @@ async fn record_by_record<B: Backend>(backend: &B, after: u64) -> Result<Fetched
         }
         // A row that does not decode is a break, not an outage: the page is
         // read again a record at a time to find it.
-        Err(StoreError::Corrupt(_)) => Ok(match readable_prefix(backend, after).await? {
-            Ok(records) => Fetched::Page {
+        Err(StoreError::Corrupt(_)) => match readable_prefix(backend, after).await? {
+            // The page failed, yet no record follows: rows went while it
+            // was read, and no verdict on them can be given.
+            Ok(records) if records.is_empty() => Err(StoreError::Unavailable(
+                "the ledger changed while it was verified".into(),
+            )),
+            Ok(records) => Ok(Fetched::Page {
                 records,
                 more: true,
-            },
-            Err(problem) => Fetched::Unreadable(problem),
-        }),
+            }),
+            Err(problem) => Ok(Fetched::Unreadable(problem)),
+        },
         Err(other) => Err(other),
     }
 }

@@ -27,6 +27,9 @@ pub struct PackedPage {
 
 /// The row's columns, besides `count` and `last`:
 ///
+/// - `encoding`: the file's text encoding: only in UTF-8 are SQLite's
+///   concatenated texts the bytes the row reader gets (in UTF-16, SQLite
+///   converts them and counts their lengths in UTF-16);
 /// - `plain`: how many records have text `at` and `kind`, a text or blob
 ///   payload, and hashes of the two forms the row reader takes (32 bytes,
 ///   or 64 characters of text); every record, or the page is left to it;
@@ -40,7 +43,8 @@ pub struct PackedPage {
 ///   `unhex` of a format 1 hex hash; NULL, so missing, if not hex).
 const QUERY: &str = "
 SELECT count(*) AS count, max(seq) AS last,
-       sum(typeof(at) = 'text' AND typeof(kind) = 'text'
+       (SELECT encoding FROM pragma_encoding) AS encoding,
+       sum(typeof(seq) = 'integer' AND typeof(at) = 'text' AND typeof(kind) = 'text'
            AND typeof(payload) IN ('text', 'blob')
            AND iif(typeof(prev_hash) = 'blob', octet_length(prev_hash) = 32,
                    typeof(prev_hash) = 'text' AND octet_length(prev_hash) = 64)
@@ -107,8 +111,9 @@ impl PackedPage {
     /// Each record's fields, in order, or `None` when the columns do not
     /// account for exactly `count` plain records with rising numbers.
     fn layouts(&self) -> Option<Vec<Layout<'_>>> {
+        let encoding: &str = self.row.try_get("encoding").ok()?;
         let plain: Option<i64> = self.row.try_get("plain").ok()?;
-        if usize::try_from(plain.unwrap_or(0)).ok()? != self.count {
+        if encoding != "UTF-8" || usize::try_from(plain.unwrap_or(0)).ok()? != self.count {
             return None;
         }
         let pieces = |name| -> Option<Vec<&[u8]>> {

@@ -23,9 +23,15 @@ struct File {
 }
 
 async fn empty_file() -> File {
+    empty_file_in("UTF-8").await
+}
+
+/// [`empty_file`] with its text in `encoding`.
+async fn empty_file_in(encoding: &str) -> File {
     let dir = tempfile::tempdir().unwrap();
     let options = options(&dir.path().join("ledger.db"))
         .unwrap()
+        .pragma("encoding", format!("'{encoding}'"))
         .create_if_missing(true);
     let pool = SqlitePoolOptions::new()
         .max_connections(2)
@@ -57,6 +63,16 @@ fn payload(n: u64) -> String {
 /// `n` chained records, written as format 1 where `format_1` says so and
 /// as format 2 elsewhere.
 async fn fill(file: &File, n: u64, format_1: impl Fn(u64) -> bool) -> Vec<LedgerRecord> {
+    fill_with(file, n, format_1, payload).await
+}
+
+/// [`fill`] with payloads of `payload`.
+async fn fill_with(
+    file: &File,
+    n: u64,
+    format_1: impl Fn(u64) -> bool,
+    payload: fn(u64) -> String,
+) -> Vec<LedgerRecord> {
     let mut records: Vec<LedgerRecord> = Vec::new();
     for seq in 1..=n {
         let prev = records.last().map_or(Default::default(), |r| r.hash);
@@ -282,4 +298,45 @@ async fn after_a_page_read_row_by_row_the_quick_read_goes_on() {
     let report = crate::verify::verify(&file.backend).await.unwrap();
     let broken = report.first_break.unwrap();
     assert_eq!((report.verified, broken.seq), (4_320, 4_321));
+}
+
+#[tokio::test]
+async fn a_file_whose_text_is_utf16_is_left_to_the_row_reader() {
+    // SQLite would hand the quick read UTF-16 bytes, and the row reader
+    // UTF-8: the same file must read the same either way.
+    let file = empty_file_in("UTF-16le").await;
+    let encoding: String = sqlx::query_scalar("PRAGMA encoding")
+        .fetch_one(&file.backend.pool)
+        .await
+        .unwrap();
+    assert_eq!(encoding, "UTF-16le");
+    // ASCII text payloads beside 32-byte hashes: every size and type the
+    // quick read checks looks right, and UTF-16 of ASCII is valid UTF-8.
+    let ascii = |n: u64| format!(r#"{{"n":{n},"agent":"bot"}}"#);
+    let records = fill_with(&file, 12, |_| false, ascii).await;
+    for record in &records {
+        sqlx::query("UPDATE ledger SET payload = ? WHERE seq = ?")
+            .bind(&record.payload)
+            .bind(i64::try_from(record.seq).unwrap())
+            .execute(&file.backend.pool)
+            .await
+            .unwrap();
+    }
+    let page = file.backend.verify_page(0, 100).await.unwrap();
+    assert_eq!(page.count(), 12);
+    assert_eq!(page.digests(), None);
+    let report = crate::verify::verify(&file.backend).await.unwrap();
+    assert_eq!((report.verified, report.first_break), (12, None));
+    raw(
+        &file,
+        "UPDATE ledger SET kind = 'decision.edited' WHERE seq = 7",
+    )
+    .await;
+    let report = crate::verify::verify(&file.backend).await.unwrap();
+    let (verified, first_break) = verified_row_by_row(&file.backend).await;
+    assert_eq!(
+        (report.verified, report.first_break),
+        (verified, first_break)
+    );
+    assert_eq!(verified, 6);
 }
