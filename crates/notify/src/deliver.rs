@@ -39,7 +39,14 @@ const PAGE: u32 = 200;
 
 /// Delivers the active bundle's webhooks until the process ends; links
 /// point at the bundle's `notify.console_url`, else `console`.
-pub async fn run<S: Store>(gateway: Arc<Gateway<S>>, console: String) {
+///
+/// `since` is the ledger's head before the gateway took its first request:
+/// a webhook of the starting bundle that has no cursor yet is told of
+/// everything after it. Waiting for the delivery task to run before taking
+/// the head would lose the events of the first requests, which a busy
+/// machine serves before that. A webhook a later bundle adds starts at the
+/// head when this loop sees that bundle (within one poll).
+pub async fn run<S: Store>(gateway: Arc<Gateway<S>>, console: String, since: u64) {
     let holder = holder_id();
     let client = match reqwest::Client::builder()
         .timeout(POST_TIMEOUT)
@@ -55,6 +62,7 @@ pub async fn run<S: Store>(gateway: Arc<Gateway<S>>, console: String) {
     };
     let mut running: HashMap<String, (Webhook, JoinHandle<()>)> = HashMap::new();
     let mut polls: u32 = 0;
+    let mut since = Some(since);
     loop {
         let bundle = gateway.bundle();
         let notify = bundle.notify();
@@ -82,6 +90,7 @@ pub async fn run<S: Store>(gateway: Arc<Gateway<S>>, console: String) {
             }
             same
         });
+        let start = since.take().unwrap_or_else(|| gateway.applied_seq());
         for webhook in &notify.webhooks {
             if running.contains_key(&webhook.id) {
                 continue;
@@ -91,7 +100,10 @@ pub async fn run<S: Store>(gateway: Arc<Gateway<S>>, console: String) {
                 client.clone(),
                 webhook.clone(),
                 link.clone(),
-                holder.clone(),
+                Lease {
+                    holder: holder.clone(),
+                    start,
+                },
             ));
             running.insert(webhook.id.clone(), (webhook.clone(), task));
         }
@@ -109,24 +121,26 @@ fn holder_id() -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// Who holds a webhook's cursor here, and where a new cursor starts.
+struct Lease {
+    holder: String,
+    /// A new webhook is told of what happens after this record.
+    start: u64,
+}
+
 async fn deliver<S: Store>(
     gateway: Arc<Gateway<S>>,
     client: reqwest::Client,
     webhook: Webhook,
     console: String,
-    holder: String,
+    lease: Lease,
 ) {
     let store = gateway.store();
+    let holder = lease.holder;
     let mut backoff = POLL;
     loop {
-        // A new webhook starts at the head: it is told of what happens from now on.
         let cursor = match store
-            .lease_cursor(
-                &webhook.id,
-                &holder,
-                lease_end(&gateway),
-                gateway.applied_seq(),
-            )
+            .lease_cursor(&webhook.id, &holder, lease_end(&gateway), lease.start)
             .await
         {
             Ok(Some(cursor)) => cursor,

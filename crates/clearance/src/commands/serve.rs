@@ -237,9 +237,12 @@ async fn run_gateway<S: Store>(
             "listening on every interface: links in notifications and MCP answers name {scheme}://{address}; set notify.console_url to the address operators reach"
         );
     }
+    // Taken here, before any request is served: the first requests'
+    // events reach the webhooks however late their delivery starts.
     tokio::spawn(clearance_notify::run(
         gateway.clone(),
         format!("{scheme}://{address}"),
+        gateway.applied_seq(),
     ));
     let mcp = clearance_mcp::McpGateway::start_with_console(
         gateway.clone(),
