@@ -301,8 +301,7 @@ fn sigkill_under_load_loses_no_allowed_decision_and_the_ledger_verifies(db: Db) 
     let load = Load::start(&runtime, &server.base, &token);
     std::thread::sleep(Duration::from_millis(1_500));
     let mut server = server;
-    server.process.0.kill().unwrap(); // SIGKILL: no shutdown, no flush.
-    server.process.0.wait().unwrap();
+    server.process.kill(); // SIGKILL: no shutdown, no flush.
     let allowed = load.finish(&runtime);
     assert!(
         allowed.len() > 50,
@@ -376,8 +375,7 @@ fn a_hundred_sigkills_at_random_instants(db: Db) {
         let token = token.get_or_insert_with(|| server.agent_token.clone().unwrap());
         let load = Load::start(&runtime, &server.base, token);
         std::thread::sleep(instant());
-        server.process.0.kill().unwrap();
-        server.process.0.wait().unwrap();
+        server.process.kill();
         let allowed = load.finish(&runtime);
         received += allowed.len();
 

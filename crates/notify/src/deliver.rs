@@ -6,10 +6,10 @@
 //! again — a revoked or misconfigured webhook (401, 403, 404, 410) too, so
 //! that nothing is lost while it is fixed. Only a refusal of the event
 //! itself (400, 413, 422: this body will never be taken) is logged and
-//! skipped, so that it holds back nothing after it. Redirects are not followed (a receiver cannot
-//! send the record on to another address), and no error names the
-//! webhook's URL, whose path is often its secret. The tasks follow bundle
-//! reloads.
+//! skipped, so that it holds back nothing after it. Redirects are not
+//! followed (a receiver cannot send the record on to another address), and
+//! no error names the webhook's URL, whose path is often its secret. The
+//! tasks follow bundle reloads.
 
 use std::{collections::HashMap, sync::Arc, time::Duration};
 

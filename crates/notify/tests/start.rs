@@ -10,7 +10,7 @@ use std::{
 };
 
 use axum::{Json, Router, extract::State, routing};
-use clearance_engine::{Bundle, BundleSource, DecisionRequest, Identity, Resource, SourceFile};
+use clearance_engine::{Bundle, BundleSource, DecisionRequest, Identity, SourceFile};
 use clearance_service::Gateway;
 use clearance_store::SqliteStore;
 use serde_json::Value;
@@ -48,23 +48,11 @@ notify:
 }
 
 fn restart(name: &str) -> DecisionRequest {
-    DecisionRequest {
-        agent: "fixer".into(),
-        action: "kubectl:rollout-restart".into(),
-        resource: Resource {
-            kind: "deployment".into(),
-            namespace: "payments".into(),
-            name: name.into(),
-        },
-        level: None,
-        plan_id: None,
-        snapshot: None,
-        confidence: None,
-        rationale: None,
-        approval_id: None,
-        arguments_digest: None,
-        arguments: None,
-    }
+    serde_json::from_value(serde_json::json!({
+        "agent": "fixer", "action": "kubectl:rollout-restart",
+        "resource": {"kind": "deployment", "namespace": "payments", "name": name},
+    }))
+    .unwrap()
 }
 
 async fn take(State(seen): State<Arc<Mutex<Vec<Value>>>>, Json(body): Json<Value>) {

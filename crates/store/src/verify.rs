@@ -41,17 +41,25 @@ impl VerifyPage for Vec<LedgerRecord> {
     }
 
     fn digests(self) -> Option<Vec<RecordDigests>> {
-        let (first, second) = self.split_at(self.len() / 2);
-        let half = |part: &[LedgerRecord]| -> Vec<RecordDigests> {
-            part.iter().map(RecordDigests::of_record).collect()
-        };
-        let (mut first, second) = std::thread::scope(|scope| {
-            let second = scope.spawn(|| half(second));
-            (half(first), second.join())
-        });
-        first.extend(second.ok()?);
-        Some(first)
+        on_two_threads(&self, |record| Some(RecordDigests::of_record(record)))
     }
+}
+
+/// `digests` of every item, in order, the two halves of `items` on two
+/// threads; `None` when it gives `None` for any (or a thread panicked).
+pub(crate) fn on_two_threads<T: Sync>(
+    items: &[T],
+    digests: impl Fn(&T) -> Option<RecordDigests> + Sync,
+) -> Option<Vec<RecordDigests>> {
+    let (first, second) = items.split_at(items.len() / 2);
+    let half = |part: &[T]| part.iter().map(&digests).collect::<Option<Vec<_>>>();
+    let (first, second) = std::thread::scope(|scope| {
+        let second = scope.spawn(|| half(second));
+        (half(first), second.join().ok().flatten())
+    });
+    let mut all = first?;
+    all.extend(second?);
+    Some(all)
 }
 
 /// How many quick pages may wait, read, for their turn to be hashed: with

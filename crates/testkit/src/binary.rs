@@ -13,6 +13,17 @@ use crate::{Announced, ServerLog, announced};
 /// error is printed then if the test is failing.
 pub struct Running(pub Child, pub ServerLog);
 
+impl Running {
+    /// SIGKILL now (no shutdown, no flush), and reaped.
+    ///
+    /// # Panics
+    /// When the process cannot be signalled or waited for.
+    pub fn kill(&mut self) {
+        self.0.kill().expect("the process is signalled");
+        self.0.wait().expect("the process is reaped");
+    }
+}
+
 impl Drop for Running {
     fn drop(&mut self) {
         self.1.print_if_failing();

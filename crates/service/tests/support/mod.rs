@@ -212,7 +212,6 @@ impl<S: Store> World<S> {
     }
 }
 
-/// `action` by `agent` on the payments checkout deployment.
 /// A graded sample of `kind` for `agent` on `incident`, dated `at`, with
 /// no optional field: callers add theirs with `..evidence(…)`.
 pub fn evidence(agent: &str, kind: &str, incident: &str, at: jiff::Timestamp) -> EvidenceInput {
@@ -231,6 +230,7 @@ pub fn evidence(agent: &str, kind: &str, incident: &str, at: jiff::Timestamp) ->
     }
 }
 
+/// `action` by `agent` on the payments checkout deployment.
 pub fn request(agent: &str, action: &str) -> DecisionRequest {
     DecisionRequest {
         agent: agent.into(),

@@ -15,7 +15,12 @@
 use clearance_engine::ledger::{Digest32, RecordDigests};
 use sqlx::{Row, SqlitePool, sqlite::SqliteRow};
 
-use crate::{StoreError, codec::int, stored, verify::VerifyPage};
+use crate::{
+    StoreError,
+    codec::int,
+    stored,
+    verify::{VerifyPage, on_two_threads},
+};
 
 /// One page: `count` records after the one asked for, `last` the newest,
 /// and the row whose columns hold them (read in place, not copied).
@@ -217,16 +222,7 @@ impl VerifyPage for PackedPage {
     /// Decompressing and hashing are most of the work: the two halves of
     /// the page run on two threads.
     fn digests(self) -> Option<Vec<RecordDigests>> {
-        let layouts = self.layouts()?;
-        let (first, second) = layouts.split_at(layouts.len() / 2);
-        let half = |part: &[Layout<'_>]| part.iter().map(digests).collect::<Option<Vec<_>>>();
-        let (first, second) = std::thread::scope(|scope| {
-            let second = scope.spawn(|| half(second));
-            (half(first), second.join().ok().flatten())
-        });
-        let mut all = first?;
-        all.extend(second?);
-        Some(all)
+        on_two_threads(&self.layouts()?, digests)
     }
 }
 

@@ -114,6 +114,20 @@ async fn raw(file: &File, sql: &str) {
         .unwrap();
 }
 
+/// What verifying the whole file says: how many records verified, and
+/// the first break.
+async fn verified(file: &File) -> (u64, Option<ChainBreak>) {
+    let report = crate::verify::verify(&file.backend).await.unwrap();
+    (report.verified, report.first_break)
+}
+
+/// The first break, after exactly `verified` records verified.
+async fn broken_at(file: &File, verified: u64) -> ChainBreak {
+    let (count, first_break) = self::verified(file).await;
+    assert_eq!(count, verified, "{first_break:?}");
+    first_break.unwrap()
+}
+
 fn digests_of(records: &[LedgerRecord]) -> Vec<RecordDigests> {
     records.iter().map(RecordDigests::of_record).collect()
 }
@@ -217,13 +231,8 @@ async fn the_packed_read_leaves_what_it_cannot_take_to_the_row_reader() {
             (Takes, Err(e)) => panic!("{change}: the row reader refuses it: {e}"),
             (GivesUp, _) => assert_eq!(digests, None, "{change}"),
         }
-        let report = crate::verify::verify(&file.backend).await.unwrap();
-        let (verified, first_break) = verified_row_by_row(&file.backend).await;
-        assert_eq!(
-            (report.verified, report.first_break),
-            (verified, first_break),
-            "{change}"
-        );
+        let (row_verified, row_break) = verified_row_by_row(&file.backend).await;
+        assert_eq!(verified(&file).await, (row_verified, row_break), "{change}");
     }
 }
 
@@ -231,17 +240,15 @@ async fn the_packed_read_leaves_what_it_cannot_take_to_the_row_reader() {
 async fn pages_read_ahead_are_checked_in_order_to_the_first_break() {
     let file = empty_file().await;
     fill(&file, 4_500, |seq| seq % 2 == 0).await;
-    let report = crate::verify::verify(&file.backend).await.unwrap();
-    assert_eq!((report.verified, report.first_break), (4_500, None));
+    assert_eq!(verified(&file).await, (4_500, None));
     // On the third page: found there, with the pages around it read ahead.
     raw(
         &file,
         "UPDATE ledger SET kind = 'decision.edited' WHERE seq = 4321",
     )
     .await;
-    let report = crate::verify::verify(&file.backend).await.unwrap();
-    let broken = report.first_break.unwrap();
-    assert_eq!((report.verified, broken.seq), (4_320, 4_321));
+    let broken = broken_at(&file, 4_320).await;
+    assert_eq!(broken.seq, 4_321);
     assert!(broken.problem.contains("modified"), "{}", broken.problem);
     // On the second page, a type the quick read leaves to the row reader:
     // the row reader's words name it, before the later modification.
@@ -258,9 +265,8 @@ async fn pages_read_ahead_are_checked_in_order_to_the_first_break() {
             .digests(),
         None
     );
-    let report = crate::verify::verify(&file.backend).await.unwrap();
-    let broken = report.first_break.unwrap();
-    assert_eq!((report.verified, broken.seq), (2_499, 2_500));
+    let broken = broken_at(&file, 2_499).await;
+    assert_eq!(broken.seq, 2_500);
     assert!(broken.problem.contains("\"at\""), "{}", broken.problem);
 }
 
@@ -288,16 +294,14 @@ async fn after_a_page_read_row_by_row_the_quick_read_goes_on() {
     assert_eq!(second.digests(), None);
     assert!(file.backend.page(2_000, 2_000).await.is_ok());
     // The second page is read row by row and verifies, the third quickly.
-    let report = crate::verify::verify(&file.backend).await.unwrap();
-    assert_eq!((report.verified, report.first_break), (4_500, None));
+    assert_eq!(verified(&file).await, (4_500, None));
     raw(
         &file,
         "UPDATE ledger SET kind = 'decision.edited' WHERE seq = 4321",
     )
     .await;
-    let report = crate::verify::verify(&file.backend).await.unwrap();
-    let broken = report.first_break.unwrap();
-    assert_eq!((report.verified, broken.seq), (4_320, 4_321));
+    let broken = broken_at(&file, 4_320).await;
+    assert_eq!(broken.seq, 4_321);
 }
 
 #[tokio::test]
@@ -325,18 +329,13 @@ async fn a_file_whose_text_is_utf16_is_left_to_the_row_reader() {
     let page = file.backend.verify_page(0, 100).await.unwrap();
     assert_eq!(page.count(), 12);
     assert_eq!(page.digests(), None);
-    let report = crate::verify::verify(&file.backend).await.unwrap();
-    assert_eq!((report.verified, report.first_break), (12, None));
+    assert_eq!(verified(&file).await, (12, None));
     raw(
         &file,
         "UPDATE ledger SET kind = 'decision.edited' WHERE seq = 7",
     )
     .await;
-    let report = crate::verify::verify(&file.backend).await.unwrap();
-    let (verified, first_break) = verified_row_by_row(&file.backend).await;
-    assert_eq!(
-        (report.verified, report.first_break),
-        (verified, first_break)
-    );
-    assert_eq!(verified, 6);
+    let (row_verified, row_break) = verified_row_by_row(&file.backend).await;
+    assert_eq!(verified(&file).await, (row_verified, row_break));
+    assert_eq!(row_verified, 6);
 }
