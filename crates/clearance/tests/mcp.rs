@@ -3,8 +3,9 @@
 //! serve`'s `/mcp`, and — for clients that only launch stdio servers — to
 //! `clearance mcp`, the stdio bridge. Both see the same governed tools:
 //! reads run, a shadow agent's write is recorded and not executed, an
-//! unreachable tool is `-32602`, and the `_meta` of a call reaches the
-//! ledger through the bridge.
+//! unreachable tool is `-32602`, the `_meta` of a call reaches the ledger
+//! through the bridge, and an upstream's progress reaches the client, step
+//! by step, before the answer it preceded.
 
 #![allow(
     clippy::unwrap_used,
@@ -62,6 +63,40 @@ mcp_servers:
 "#,
             server = server.display().to_string(),
             runbooks = runbooks.display().to_string(),
+        ),
+    )
+    .unwrap();
+    std::fs::write(
+        bundle.join("policies/scope.cedar"),
+        r#"permit (principal, action, resource) when { principal.domains.contains(resource.namespace) };"#,
+    )
+    .unwrap();
+    bundle
+}
+
+/// A bundle whose one upstream, `burst`, reports its steps of progress and
+/// answers in one write (`crates/mcp/tests/peers/burst.py`).
+fn burst_bundle(dir: &Path) -> PathBuf {
+    let bundle = dir.join("bundle");
+    std::fs::create_dir_all(bundle.join("policies")).unwrap();
+    let server = Path::new(env!("CARGO_MANIFEST_DIR")).join("../mcp/tests/peers/burst.py");
+    std::fs::write(
+        bundle.join("clearance.yaml"),
+        format!(
+            r#"
+policy_owner: platform-team@example.com
+agents:
+  shadow-bot: {{ owner: oncall@example.com, phase: shadow, credential_scope: ops:shadow-bot, domains: [ops] }}
+tools:
+  ops:
+    burst: {{ impact: read }}
+mcp_servers:
+  burst:
+    command: [python3, {server:?}]
+    tools:
+      burst: {{ action: "ops:burst", resource: {{ kind: operation, namespace: ops, name: burst }} }}
+"#,
+            server = server.display().to_string(),
         ),
     )
     .unwrap();
@@ -301,4 +336,39 @@ fn the_bridge_refuses_a_bad_token_and_says_why() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("cannot open an MCP session"), "{stderr}");
     assert!(output.stdout.is_empty(), "nothing on the protocol stream");
+}
+
+#[test]
+fn progress_reaches_the_python_client_before_its_answer_directly_and_over_the_bridge() {
+    if !clearance_testkit::python_mcp() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let bundle = burst_bundle(dir.path());
+    let served = serve(dir.path(), &bundle);
+    let url = format!("http://{}", served.base.trim_start_matches("http://"));
+    let calls = json!(vec![json!(["burst__burst", { "steps": 4 }, {}]); 20]).to_string();
+
+    let over_http = python(&["http", &format!("{url}/mcp"), &served.agent, &calls]);
+    let over_stdio = python(&[
+        "stdio",
+        env!("CARGO_BIN_EXE_clearance"),
+        &url,
+        &served.agent,
+        &calls,
+    ]);
+    for (way, answer) in [("/mcp", over_http), ("the bridge", over_stdio)] {
+        let calls = answer["calls"].as_array().unwrap();
+        assert_eq!(calls.len(), 20, "{way}: {answer}");
+        for call in calls {
+            assert_eq!(call["text"], "4 steps", "{way}: {call}");
+            // The Python SDK hears a session's messages in order: steps
+            // that came after the answer would be missing here.
+            assert_eq!(
+                call["progress"],
+                json!([1.0, 2.0, 3.0, 4.0]),
+                "{way}: every step, in order, before the answer"
+            );
+        }
+    }
 }

@@ -14,8 +14,7 @@ use rmcp::{
         CallToolRequestParams, CallToolResponse, ClientConfig, GetPromptRequestParams,
         GetPromptResponse, Implementation, InitializeRequestParams, InitializeResult,
         ListPromptsResult, ListResourceTemplatesResult, ListResourcesResult, ListToolsResult,
-        PaginatedRequestParams, ProgressNotificationParam, ReadResourceRequestParams,
-        ReadResourceResponse, ServerConfig,
+        PaginatedRequestParams, ReadResourceRequestParams, ReadResourceResponse, ServerConfig,
     },
     service::{NotificationContext, Peer, RequestContext},
     transport::{
@@ -51,9 +50,8 @@ pub async fn run(server: &str, token: &str) -> Result<(), BridgeError> {
     let config = StreamableHttpClientTransportConfig::with_uri(url.clone()).auth_header(token);
     let gateway = Relay {
         downstream: downstream.clone(),
-        progress: progress.clone(),
     }
-    .serve(StreamableHttpClientTransport::from_config(config))
+    .serve(progress.in_order(StreamableHttpClientTransport::from_config(config)))
     .await
     .map_err(|error| BridgeError::Connect {
         url: url.clone(),
@@ -77,11 +75,11 @@ pub async fn run(server: &str, token: &str) -> Result<(), BridgeError> {
         .map_err(|error| BridgeError::Stdio(error.to_string()))
 }
 
-/// The bridge's client side: what the gateway sends, passed on.
+/// The bridge's client side: what the gateway sends, passed on (progress
+/// is followed in the transport: see [`ProgressRoutes`]).
 #[derive(Clone)]
 struct Relay {
     downstream: Arc<OnceLock<Peer<RoleServer>>>,
-    progress: ProgressRoutes,
 }
 
 impl ClientHandler for Relay {
@@ -107,14 +105,6 @@ impl ClientHandler for Relay {
         if let Some(peer) = self.downstream.get() {
             let _ = peer.notify_prompt_list_changed().await;
         }
-    }
-
-    async fn on_progress(
-        &self,
-        params: ProgressNotificationParam,
-        _: NotificationContext<RoleClient>,
-    ) {
-        self.progress.forward(params).await;
     }
 }
 

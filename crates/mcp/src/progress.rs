@@ -1,64 +1,111 @@
 //! [`ProgressRoutes`]: progress of a relayed `tools/call`, back to the
-//! client that made it, under that client's own token.
+//! client that made it, under that client's own token, before its answer.
 //!
 //! `rmcp` gives every outgoing request a progress token of its own, so the
 //! upstream reports progress under a token the client never sent: the
-//! route from the one to the other lives here, from the moment the request
-//! is sent until its answer (or its abandonment).
+//! route from the one to the other lives here.
+//!
+//! Routes are followed in the connection's transport ([`InOrder`]), not in
+//! rmcp's notification handler: rmcp runs each notification's handler on a
+//! task of its own, which may run after the answer that followed it on the
+//! wire has been delivered, and a route closed by that answer would drop
+//! the step. The transport sees messages in the order they came: it opens
+//! a call's route as it sends the request, queues the call's progress as it
+//! reads it, and closes the route as it reads the answer, before rmcp is
+//! handed that answer. The call passes its queue on to its client while it
+//! waits, and empties it before it returns.
 
 use std::{
     collections::HashMap,
-    sync::{Arc, Mutex},
+    sync::{Arc, Mutex, MutexGuard},
+    time::Duration,
 };
 
 use rmcp::{
     RoleClient, RoleServer,
     model::{
         CallToolRequest, CallToolRequestParams, CallToolResponse, ClientRequest,
-        ProgressNotificationParam, ProgressToken, ServerResult,
+        GetExtensions as _, GetMeta as _, JsonRpcError, JsonRpcMessage, JsonRpcNotification,
+        JsonRpcRequest, JsonRpcResponse, ProgressNotificationParam, ProgressToken, RequestId,
+        ServerNotification, ServerResult,
     },
-    service::{Peer, PeerRequestOptions},
+    service::{Peer, PeerRequestOptions, RequestHandle, RxJsonRpcMessage, TxJsonRpcMessage},
+    transport::Transport,
 };
+use tokio::sync::mpsc;
 
 /// The client waiting for a call's progress, and its token.
 pub(crate) type Downstream = (Peer<RoleServer>, ProgressToken);
 
-/// Where progress of calls in flight on one upstream connection goes, by
-/// the token sent upstream (rmcp numbers tokens per connection).
+/// How many steps of one call may wait for its client: progress is
+/// advisory, and an upstream flooding it must not grow the gateway's
+/// memory, so further steps are dropped until the client catches up.
+const WAITING_STEPS: usize = 256;
+
+/// How long passing one step on may take. A client that takes longer (its
+/// stream is not being read) hears no more of this call's progress: the
+/// answer must not wait on it, nor the upstream's timeout run out for it.
+const RELAY_WAIT: Duration = Duration::from_secs(1);
+
+/// Where a call's progress queues, in the order the upstream sent it.
+type Queue = mpsc::Sender<ProgressNotificationParam>;
+
+/// Rides in a `tools/call`'s extensions, which are never sent, from
+/// [`ProgressRoutes::call`] to the transport that opens its route.
+#[derive(Clone)]
+struct Ticket(Queue);
+
+/// The open routes of one upstream connection (rmcp numbers requests and
+/// tokens per connection).
 #[derive(Clone, Default)]
-pub(crate) struct ProgressRoutes(Arc<Mutex<HashMap<ProgressToken, Downstream>>>);
+pub(crate) struct ProgressRoutes(Arc<Mutex<Routes>>);
+
+#[derive(Default)]
+struct Routes {
+    by_token: HashMap<ProgressToken, Queue>,
+    token_of: HashMap<RequestId, ProgressToken>,
+}
 
 impl ProgressRoutes {
-    /// Passes `params` on to the client whose call it reports on, if any.
-    pub(crate) async fn forward(&self, params: ProgressNotificationParam) {
-        let target = self
-            .0
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .get(&params.progress_token)
-            .cloned();
-        if let Some((peer, token)) = target {
-            let mut forwarded = params;
-            forwarded.progress_token = token;
-            let _ = peer.notify_progress(forwarded).await;
+    /// `transport`, following this connection's routes as messages pass.
+    pub(crate) fn in_order<T>(&self, transport: T) -> InOrder<T> {
+        InOrder {
+            transport,
+            routes: self.clone(),
         }
     }
 
-    /// Sends `params` as a `tools/call` to `upstream`, routing its progress
-    /// to `downstream`; the answer.
+    /// Sends `params` as a `tools/call` to `upstream`, passing its progress
+    /// on to `downstream`; the answer.
     pub(crate) async fn call(
         &self,
         upstream: &Peer<RoleClient>,
         params: CallToolRequestParams,
         downstream: Option<Downstream>,
     ) -> Result<CallToolResponse, rmcp::ServiceError> {
-        let request = ClientRequest::CallToolRequest(CallToolRequest::new(params));
+        let mut request = CallToolRequest::new(params);
+        let listening = downstream.map(|downstream| {
+            let (queue, steps) = mpsc::channel(WAITING_STEPS);
+            request.extensions.insert(Ticket(queue));
+            (downstream, steps)
+        });
         let handle = upstream
-            .send_request_with_option(request, PeerRequestOptions::no_options())
+            .send_request_with_option(
+                ClientRequest::CallToolRequest(request),
+                PeerRequestOptions::no_options(),
+            )
             .await?;
-        let _route =
-            downstream.map(|downstream| Route::open(self, &handle.progress_token, downstream));
-        match handle.await_response().await? {
+        // Closes the route of a call that times out or is abandoned; an
+        // answered call's route is closed already.
+        let _closing = Closing {
+            routes: self,
+            id: handle.id.clone(),
+        };
+        let answer = match listening {
+            Some((downstream, steps)) => relayed_until_answered(handle, downstream, steps).await,
+            None => handle.await_response().await,
+        };
+        match answer? {
             ServerResult::CallToolResult(result) => Ok(CallToolResponse::Complete(result)),
             ServerResult::InputRequiredResult(result) => {
                 Ok(CallToolResponse::InputRequired(result))
@@ -67,39 +114,142 @@ impl ProgressRoutes {
             _ => Err(rmcp::ServiceError::UnexpectedResponse),
         }
     }
-}
 
-/// A route, closed when dropped: when the call is answered, times out or
-/// is abandoned.
-struct Route<'a> {
-    routes: &'a ProgressRoutes,
-    token: ProgressToken,
-}
-
-impl<'a> Route<'a> {
-    fn open(
-        routes: &'a ProgressRoutes,
-        token: &ProgressToken,
-        downstream: Downstream,
-    ) -> Route<'a> {
-        routes
-            .0
+    fn routes(&self) -> MutexGuard<'_, Routes> {
+        self.0
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .insert(token.clone(), downstream);
-        Route {
-            routes,
-            token: token.clone(),
+    }
+
+    /// Opens the route of an outgoing `tools/call` that holds a ticket.
+    fn open(&self, message: &mut TxJsonRpcMessage<RoleClient>) {
+        let JsonRpcMessage::Request(JsonRpcRequest { id, request, .. }) = message else {
+            return;
+        };
+        if !matches!(request, ClientRequest::CallToolRequest(_)) {
+            return;
+        }
+        let Some(Ticket(queue)) = request.extensions_mut().remove::<Ticket>() else {
+            return;
+        };
+        // rmcp keeps the `_meta` it sends, progress token included, in the
+        // request's extensions.
+        if let Some(token) = request.get_meta().get_progress_token()
+            && !queue.is_closed()
+        {
+            let mut routes = self.routes();
+            routes.token_of.insert(id.clone(), token.clone());
+            routes.by_token.insert(token, queue);
+        }
+    }
+
+    /// Follows an incoming message: a step onto its call's queue; an
+    /// answer closes its call's route.
+    fn follow(&self, message: &RxJsonRpcMessage<RoleClient>) {
+        match message {
+            JsonRpcMessage::Notification(JsonRpcNotification {
+                notification: ServerNotification::ProgressNotification(progress),
+                ..
+            }) => {
+                if let Some(queue) = self.routes().by_token.get(&progress.params.progress_token) {
+                    // Full: the client is behind, and the step is dropped.
+                    // Closed: the call is over.
+                    let _ = queue.try_send(progress.params.clone());
+                }
+            }
+            JsonRpcMessage::Response(JsonRpcResponse { id, .. })
+            | JsonRpcMessage::Error(JsonRpcError { id: Some(id), .. }) => self.close(id),
+            _ => {}
+        }
+    }
+
+    fn close(&self, id: &RequestId) {
+        let mut routes = self.routes();
+        if let Some(token) = routes.token_of.remove(id) {
+            routes.by_token.remove(&token);
         }
     }
 }
 
-impl Drop for Route<'_> {
+/// Waits for `handle`'s answer, passing the call's steps on to `downstream`
+/// meanwhile, and every step that came before the answer before returning.
+async fn relayed_until_answered(
+    handle: RequestHandle<RoleClient>,
+    downstream: Downstream,
+    mut steps: mpsc::Receiver<ProgressNotificationParam>,
+) -> Result<ServerResult, rmcp::ServiceError> {
+    let mut listener = Some(downstream);
+    let answer = handle.await_response();
+    tokio::pin!(answer);
+    let answer = loop {
+        tokio::select! {
+            biased;
+            Some(step) = steps.recv() => relay(&mut listener, step).await,
+            answer = &mut answer => break answer,
+        }
+    };
+    // The route closed before rmcp was handed the answer: every step the
+    // upstream sent before it is queued.
+    while let Ok(step) = steps.try_recv() {
+        relay(&mut listener, step).await;
+    }
+    answer
+}
+
+/// Passes `step` on to the listening client, under its token; a client
+/// that takes too long stops listening.
+async fn relay(listener: &mut Option<Downstream>, mut step: ProgressNotificationParam) {
+    let Some((client, token)) = listener.as_ref() else {
+        return;
+    };
+    step.progress_token = token.clone();
+    // A client that has gone cannot be told; its call's answer fails too.
+    if tokio::time::timeout(RELAY_WAIT, client.notify_progress(step))
+        .await
+        .is_err()
+    {
+        tracing::debug!("a client is not reading its progress; no more is sent to it");
+        *listener = None;
+    }
+}
+
+/// Closes a call's route when dropped.
+struct Closing<'a> {
+    routes: &'a ProgressRoutes,
+    id: RequestId,
+}
+
+impl Drop for Closing<'_> {
     fn drop(&mut self) {
-        self.routes
-            .0
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .remove(&self.token);
+        self.routes.close(&self.id);
+    }
+}
+
+/// A client transport that follows its connection's progress routes in
+/// the order messages pass (see the module's doc).
+pub(crate) struct InOrder<T> {
+    transport: T,
+    routes: ProgressRoutes,
+}
+
+impl<T: Transport<RoleClient>> Transport<RoleClient> for InOrder<T> {
+    type Error = T::Error;
+
+    fn send(
+        &mut self,
+        mut item: TxJsonRpcMessage<RoleClient>,
+    ) -> impl Future<Output = Result<(), Self::Error>> + Send + 'static {
+        self.routes.open(&mut item);
+        self.transport.send(item)
+    }
+
+    async fn receive(&mut self) -> Option<RxJsonRpcMessage<RoleClient>> {
+        let message = self.transport.receive().await?;
+        self.routes.follow(&message);
+        Some(message)
+    }
+
+    fn close(&mut self) -> impl Future<Output = Result<(), Self::Error>> + Send {
+        self.transport.close()
     }
 }

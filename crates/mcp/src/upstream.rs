@@ -20,9 +20,8 @@ use rmcp::{
     ClientHandler, RoleClient, ServiceExt as _,
     model::{
         CallToolRequestParams, CallToolResponse, CallToolResult, ClientConfig,
-        GetPromptRequestParams, GetPromptResponse, GetPromptResult, JsonObject,
-        ProgressNotificationParam, Prompt, ReadResourceRequestParams, ReadResourceResult, Resource,
-        ResourceTemplate, Tool,
+        GetPromptRequestParams, GetPromptResponse, GetPromptResult, JsonObject, Prompt,
+        ReadResourceRequestParams, ReadResourceResult, Resource, ResourceTemplate, Tool,
     },
     service::{NotificationContext, Peer, RunningService},
     transport::{StreamableHttpClientTransport, TokioChildProcess},
@@ -426,11 +425,11 @@ impl Upstreams {
     }
 }
 
-/// What the client side of an upstream connection hears from the server.
+/// What the client side of an upstream connection hears from the server
+/// (its progress is followed in the transport: see [`ProgressRoutes`]).
 #[derive(Clone)]
 struct Listener {
     changed: Arc<Notify>,
-    progress: ProgressRoutes,
 }
 
 impl ClientHandler for Listener {
@@ -452,19 +451,15 @@ impl ClientHandler for Listener {
     async fn on_prompt_list_changed(&self, _: NotificationContext<RoleClient>) {
         self.changed.notify_one();
     }
-
-    async fn on_progress(
-        &self,
-        params: ProgressNotificationParam,
-        _: NotificationContext<RoleClient>,
-    ) {
-        self.progress.forward(params).await;
-    }
 }
 
 type Connection = RunningService<RoleClient, Listener>;
 
-async fn connect(config: &McpServer, listener: Listener) -> Result<Connection, String> {
+async fn connect(
+    config: &McpServer,
+    listener: Listener,
+    progress: &ProgressRoutes,
+) -> Result<Connection, String> {
     match &config.upstream {
         Reach::Command { program, args } => {
             let mut command = tokio::process::Command::new(program);
@@ -478,7 +473,10 @@ async fn connect(config: &McpServer, listener: Listener) -> Result<Connection, S
                 .stderr(Stdio::null())
                 .spawn()
                 .map_err(|e| format!("cannot start `{program}`: {e}"))?;
-            listener.serve(transport).await.map_err(|e| e.to_string())
+            listener
+                .serve(progress.in_order(transport))
+                .await
+                .map_err(|e| e.to_string())
         }
         Reach::Url(url) => {
             // A pooled client: rmcp's default opens a connection per request.
@@ -488,7 +486,10 @@ async fn connect(config: &McpServer, listener: Listener) -> Result<Connection, S
                     url.clone(),
                 ),
             );
-            listener.serve(transport).await.map_err(|e| e.to_string())
+            listener
+                .serve(progress.in_order(transport))
+                .await
+                .map_err(|e| e.to_string())
         }
     }
 }
@@ -529,12 +530,11 @@ async fn supervise(upstreams: Arc<Upstreams>, server: Arc<Server>) {
         let progress = ProgressRoutes::default();
         let listener = Listener {
             changed: changed.clone(),
-            progress: progress.clone(),
         };
         let attempt = tokio::select! {
             () = server.stop.cancelled() => return,
             attempt = tokio::time::timeout(CONNECT_TIMEOUT, async {
-                let connection = connect(&server.config, listener).await?;
+                let connection = connect(&server.config, listener, &progress).await?;
                 let offer = list(connection.peer()).await?;
                 Ok::<_, String>((connection, offer))
             }) => attempt.unwrap_or_else(|_| Err("connecting timed out".into())),

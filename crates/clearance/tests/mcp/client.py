@@ -6,7 +6,8 @@
 It initializes, lists the tools, makes each call in CALLS_JSON (a list of
 [tool, arguments, _meta]) and prints one JSON object: the negotiated
 protocol version, the tool names, and per call either the result (isError,
-text, structuredContent) or the JSON-RPC error (code, message).
+text, structuredContent, and the progress heard before the result came)
+or the JSON-RPC error (code, message).
 """
 
 import asyncio
@@ -30,8 +31,14 @@ async def session_run(streams, calls):
             "calls": [],
         }
         for name, arguments, meta in calls:
+            heard = []
+
+            async def on_progress(progress, total, message, heard=heard):
+                heard.append(progress)
+
             try:
-                result = await session.call_tool(name, arguments, meta=meta or None)
+                result = await session.call_tool(
+                    name, arguments, progress_callback=on_progress, meta=meta or None)
             except MCPError as error:
                 out["calls"].append({"error": {"code": error.error.code, "message": error.error.message}})
                 continue
@@ -42,7 +49,9 @@ async def session_run(streams, calls):
             if structured is None:
                 structured = getattr(result, "structuredContent", None)
             text = "\n".join(block.text for block in result.content if getattr(block, "type", "") == "text")
-            out["calls"].append({"isError": bool(is_error), "text": text, "structured": structured})
+            out["calls"].append({
+                "isError": bool(is_error), "text": text, "structured": structured,
+                "progress": list(heard)})
         print(json.dumps(out))
 
 
