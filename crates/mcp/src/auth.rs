@@ -7,7 +7,8 @@
 //! rmcp answers some itself (a `GET` resuming its event streams, a
 //! `DELETE`, notifications such as `notifications/cancelled`) without
 //! reaching the handler's own check, so the owner is checked here, before
-//! rmcp sees the request.
+//! rmcp sees the request. Owners of sessions rmcp has ended (idle past its
+//! keep-alive, or closed by the client's going) are forgotten too.
 
 use std::{
     collections::HashMap,
@@ -25,7 +26,8 @@ use clearance_http::{ApiError, Caller};
 use clearance_service::{Gateway, Identity};
 use clearance_store::Store;
 use rmcp::transport::streamable_http_server::{
-    StreamableHttpServerConfig, StreamableHttpService, session::local::LocalSessionManager,
+    StreamableHttpServerConfig, StreamableHttpService,
+    session::{SessionManager as _, local::LocalSessionManager},
 };
 
 use crate::{McpGateway, handler::Session};
@@ -40,23 +42,88 @@ const SESSION_HEADER: &str = "mcp-session-id";
 /// agent that opened each live session.
 struct Door<S: Store> {
     gateway: Arc<Gateway<S>>,
-    owners: Mutex<HashMap<String, String>>,
+    sessions: Arc<LocalSessionManager>,
+    owners: Mutex<Owners>,
 }
 
 impl<S: Store> Door<S> {
-    fn owners(&self) -> std::sync::MutexGuard<'_, HashMap<String, String>> {
+    fn owners(&self) -> std::sync::MutexGuard<'_, Owners> {
         self.owners
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 }
 
+/// Forgets the owners of those of `known` sessions that rmcp has ended.
+async fn sweep(owners: &Mutex<Owners>, sessions: &LocalSessionManager, known: Vec<String>) {
+    let mut ended = Vec::new();
+    for session in known {
+        // An error reading rmcp's sessions keeps the owner: forgetting a
+        // live session's owner would lock its agent out of it.
+        if let Ok(false) = sessions.has_session(&session.as_str().into()).await {
+            ended.push(session);
+        }
+    }
+    owners
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .forget(&ended);
+}
+
+/// The agent that opened each session this gateway has seen live.
+///
+/// rmcp ends sessions on its own (idle past the keep-alive, or their
+/// client gone) without a request here to say so, so the map is swept
+/// whenever it has doubled since the last sweep: it stays within twice the
+/// live sessions (plus [`Owners::FIRST_SWEEP`]) at a constant cost per
+/// session opened.
+#[derive(Default)]
+struct Owners {
+    by_session: HashMap<String, String>,
+    next_sweep: usize,
+}
+
+impl Owners {
+    /// The size of the first sweep: below it, nothing is swept.
+    const FIRST_SWEEP: usize = 256;
+
+    fn get(&self, session: &str) -> Option<&String> {
+        self.by_session.get(session)
+    }
+
+    /// Records `session` as `agent`'s; the sessions to check for having
+    /// ended, when a sweep is due.
+    fn opened(&mut self, session: String, agent: String) -> Option<Vec<String>> {
+        self.by_session.insert(session, agent);
+        if self.by_session.len() < self.next_sweep.max(Self::FIRST_SWEEP) {
+            return None;
+        }
+        // No second sweep starts before this one is done.
+        self.next_sweep = usize::MAX;
+        Some(self.by_session.keys().cloned().collect())
+    }
+
+    /// Forgets the owners of `ended` sessions, after a sweep.
+    fn forget(&mut self, ended: &[String]) {
+        for session in ended {
+            self.by_session.remove(session);
+        }
+        self.next_sweep = self.by_session.len().saturating_mul(2);
+    }
+
+    fn remove(&mut self, session: &str) {
+        self.by_session.remove(session);
+    }
+}
+
 /// `/mcp`, serving `mcp`'s tools to agents. `allowed_hosts` are the `Host`
 /// values accepted (DNS-rebinding protection); empty accepts any.
 pub fn router<S: Store>(mcp: Arc<McpGateway<S>>, allowed_hosts: Vec<String>) -> Router {
+    let sessions = Arc::new(LocalSessionManager::default());
     let door = Arc::new(Door {
         gateway: mcp.gateway.clone(),
-        owners: Mutex::new(HashMap::new()),
+        sessions: sessions.clone(),
+        owners: Mutex::new(Owners::default()),
     });
     let mut config = StreamableHttpServerConfig::default()
         .with_max_request_body_bytes(MAX_MCP_BODY_BYTES)
@@ -66,11 +133,8 @@ pub fn router<S: Store>(mcp: Arc<McpGateway<S>>, allowed_hosts: Vec<String>) -> 
     } else {
         config.with_allowed_hosts(allowed_hosts)
     };
-    let service = StreamableHttpService::new(
-        move || Ok(Session::new(mcp.clone())),
-        Arc::new(LocalSessionManager::default()),
-        config,
-    );
+    let service =
+        StreamableHttpService::new(move || Ok(Session::new(mcp.clone())), sessions, config);
     Router::new()
         .nest_service("/mcp", service)
         .layer(middleware::from_fn_with_state(door, authenticate::<S>))
@@ -123,7 +187,11 @@ async fn authenticate<S: Store>(
                 .get(SESSION_HEADER)
                 .and_then(|v| v.to_str().ok())
             {
-                door.owners().insert(opened.to_owned(), agent);
+                let due = door.owners().opened(opened.to_owned(), agent);
+                if let Some(known) = due {
+                    let door = door.clone();
+                    tokio::spawn(async move { sweep(&door.owners, &door.sessions, known).await });
+                }
             }
         }
         // Closed, or gone from rmcp (expired): forgotten here too.
@@ -177,3 +245,6 @@ fn challenge(error: ApiError) -> Response {
     }
     response
 }
+
+#[cfg(test)]
+mod tests;
