@@ -16,7 +16,7 @@ use std::collections::{BTreeMap, btree_map::Entry};
 use ed25519_dalek::{Signature, Signer as _, SigningKey, VerifyingKey};
 use serde::{Deserialize, Serialize};
 
-use crate::ledger::{Digest32, LedgerRecord, hex, unhex};
+use crate::ledger::{Digest32, hex, unhex};
 
 /// The domain separator every signed message starts with.
 pub const CHECKPOINT_DOMAIN: &[u8] = b"clearance.checkpoint.v1";
@@ -296,24 +296,25 @@ impl CheckpointAudit {
         self.pending.len()
     }
 
-    /// The next record of the ledger, in order.
+    /// The next record of the ledger, in order, by its number and the hash
+    /// the chain verified for it.
     ///
     /// # Errors
     /// [`CheckpointError::Rewritten`] when a signed record hashes otherwise.
-    pub fn observe(&mut self, record: &LedgerRecord) -> Result<(), CheckpointError> {
-        let Some(checkpoint) = self.pending.remove(&record.seq) else {
+    pub fn observe(&mut self, seq: u64, hash: &Digest32) -> Result<(), CheckpointError> {
+        let Some(checkpoint) = self.pending.remove(&seq) else {
             return Ok(());
         };
-        if checkpoint.head != record.hash {
+        if checkpoint.head != *hash {
             return Err(CheckpointError::Rewritten {
-                seq: record.seq,
-                found: record.hash,
+                seq,
+                found: *hash,
                 signed: checkpoint.head,
                 signed_at: checkpoint.signed_at,
             });
         }
         self.confirmed += 1;
-        self.pinned_through = record.seq;
+        self.pinned_through = seq;
         Ok(())
     }
 

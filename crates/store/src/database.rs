@@ -2,14 +2,14 @@
 //! of [`Store`] — and what every backend shares (verification is in
 //! [`crate::verify`]).
 
-use std::sync::Arc;
+use std::{ops::ControlFlow, sync::Arc};
 
 use clearance_engine::ledger::{Digest32, LedgerRecord};
 use jiff::Timestamp;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::{
-    Applier, Effect, Entry, Store, StoreError, Submitted,
+    Applier, Effect, Entry, Observer, Store, StoreError, Submitted,
     backend::Backend,
     rows::{
         AgentRow, ApprovalState, AuditQuery, DecisionRow, EvidenceRow, ExecutionCandidate,
@@ -257,7 +257,14 @@ impl<B: Backend> Store for Database<B> {
     }
 
     async fn verify(&self) -> Result<VerifyReport, StoreError> {
-        crate::verify::verify(&*self.backend).await
+        crate::verify::verify(&*self.backend, &mut |_, _| ControlFlow::Continue(())).await
+    }
+
+    async fn verify_observed(
+        &self,
+        observe: &mut Observer<'_>,
+    ) -> Result<VerifyReport, StoreError> {
+        crate::verify::verify(&*self.backend, observe).await
     }
 }
 

@@ -53,7 +53,7 @@ pub use rows::{
     is_open,
 };
 pub use sqlite::{Sqlite, SqliteStore};
-pub use verify::VerifyPage;
+pub use verify::{Observer, VerifyPage};
 
 use clearance_engine::ledger::LedgerRecord;
 use jiff::Timestamp;
@@ -283,4 +283,12 @@ pub trait Store: Send + Sync + 'static {
 
     /// Re-reads the whole ledger and checks its chain.
     fn verify(&self) -> impl Future<Output = Result<VerifyReport, StoreError>> + Send;
+
+    /// [`Store::verify`], handing each record the chain has verified, in
+    /// order, to `observe`, which may stop it there (the report then
+    /// covers the records up to that one).
+    fn verify_observed(
+        &self,
+        observe: &mut Observer<'_>,
+    ) -> impl Future<Output = Result<VerifyReport, StoreError>> + Send;
 }

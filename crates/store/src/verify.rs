@@ -1,5 +1,7 @@
 //! Verifying the whole ledger, the same for every backend: [`verify`] reads
-//! it page by page and checks the chain, stopping at the first break.
+//! it page by page and checks the chain, stopping at the first break, and
+//! hands each verified record's number and hash to an [`Observer`] (signed
+//! checkpoints are checked so).
 //!
 //! Pages are read the backend's quickest way ([`Backend::verify_page`]),
 //! a few ahead, while earlier ones are decoded and hashed on other threads
@@ -7,7 +9,9 @@
 //! checked in order, here. When the quick way gives up on a page, that
 //! page is read again record by record, whose decoder names what is wrong.
 
-use clearance_engine::ledger::{ChainBreak, ChainVerifier, LedgerRecord, RecordDigests};
+use std::ops::ControlFlow;
+
+use clearance_engine::ledger::{ChainBreak, ChainVerifier, Digest32, LedgerRecord, RecordDigests};
 use tokio::sync::mpsc;
 
 use crate::{StoreError, backend::Backend, rows::VerifyReport};
@@ -66,13 +70,20 @@ pub(crate) fn on_two_threads<T: Sync>(
 /// one more being read and one being hashed, at most three are held.
 const READ_AHEAD: usize = 1;
 
+/// Sees each record, in order, once the chain has verified it, by its
+/// number and hash; `Break` stops verification after that record.
+pub type Observer<'a> = dyn FnMut(u64, &Digest32) -> ControlFlow<()> + Send + 'a;
+
 /// Re-reads the whole ledger and checks its chain, stopping at the first
-/// break. Gaps and out-of-place numbers reach the verifier, which expects
-/// 1, 2, 3… and names the first record that is not.
-pub(crate) async fn verify<B: Backend>(backend: &B) -> Result<VerifyReport, StoreError> {
+/// break or where `observe` says. Gaps and out-of-place numbers reach the
+/// verifier, which expects 1, 2, 3… and names the first record that is not.
+pub(crate) async fn verify<B: Backend>(
+    backend: &B,
+    observe: &mut Observer<'_>,
+) -> Result<VerifyReport, StoreError> {
     let mut verifier = ChainVerifier::default();
     loop {
-        if let Some(report) = quickly(backend, &mut verifier).await? {
+        if let Some(report) = quickly(backend, &mut verifier, observe).await? {
             return Ok(report);
         }
         // The quick read gave up on the page after the last verified
@@ -85,6 +96,9 @@ pub(crate) async fn verify<B: Backend>(backend: &B) -> Result<VerifyReport, Stor
                 for record in &records {
                     if let Err(ChainBreak { seq, problem }) = verifier.push(record) {
                         return Ok(broken(&verifier, seq, problem));
+                    }
+                    if observe(record.seq, &record.hash).is_break() {
+                        return Ok(whole(&verifier));
                     }
                 }
                 if !more {
@@ -102,6 +116,7 @@ pub(crate) async fn verify<B: Backend>(backend: &B) -> Result<VerifyReport, Stor
 async fn quickly<B: Backend>(
     backend: &B,
     verifier: &mut ChainVerifier,
+    observe: &mut Observer<'_>,
 ) -> Result<Option<VerifyReport>, StoreError> {
     let (pages, mut ahead) = mpsc::channel(READ_AHEAD);
     let reader = read_ahead(backend, verifier.verified(), pages);
@@ -123,6 +138,9 @@ async fn quickly<B: Backend>(
             for record in &digests {
                 if let Err(ChainBreak { seq, problem }) = verifier.check(record) {
                     return Ok(Some(broken(verifier, seq, problem)));
+                }
+                if observe(record.seq, &record.hash).is_break() {
+                    return Ok(Some(whole(verifier)));
                 }
             }
             if !more {

@@ -4,6 +4,8 @@
 //! same digests for every record it takes, and nothing taken that the row
 //! reader would judge otherwise.
 
+use std::ops::ControlFlow;
+
 use clearance_engine::ledger::{ChainBreak, ChainVerifier, LedgerRecord, RecordDigests};
 use sqlx::sqlite::SqlitePoolOptions;
 use tempfile::TempDir;
@@ -115,9 +117,21 @@ async fn raw(file: &File, sql: &str) {
 }
 
 /// What verifying the whole file says: how many records verified, and
-/// the first break.
+/// the first break. The observer must have seen exactly the verified
+/// records, once each, in order, however their pages were read.
 async fn verified(file: &File) -> (u64, Option<ChainBreak>) {
-    let report = crate::verify::verify(&file.backend).await.unwrap();
+    let mut seen = Vec::new();
+    let report = crate::verify::verify(&file.backend, &mut |seq, _| {
+        seen.push(seq);
+        ControlFlow::Continue(())
+    })
+    .await
+    .unwrap();
+    assert_eq!(
+        seen,
+        (1..=report.verified).collect::<Vec<_>>(),
+        "the observer sees every verified record, once, in order"
+    );
     (report.verified, report.first_break)
 }
 
@@ -338,4 +352,28 @@ async fn a_file_whose_text_is_utf16_is_left_to_the_row_reader() {
     let (row_verified, row_break) = verified_row_by_row(&file.backend).await;
     assert_eq!(verified(&file).await, (row_verified, row_break));
     assert_eq!(row_verified, 6);
+}
+
+#[tokio::test]
+async fn an_observer_sees_each_records_hash_and_can_stop_verification() {
+    let file = empty_file().await;
+    let records = fill(&file, 4_500, |seq| seq % 3 == 0).await;
+    let mut seen = Vec::new();
+    let report = crate::verify::verify(&file.backend, &mut |seq, hash| {
+        seen.push((seq, *hash));
+        if seq == 3_000 {
+            ControlFlow::Break(())
+        } else {
+            ControlFlow::Continue(())
+        }
+    })
+    .await
+    .unwrap();
+    assert_eq!((report.verified, report.first_break), (3_000, None));
+    assert_eq!(report.head, records[2_999].hash);
+    let stored: Vec<_> = records[..3_000]
+        .iter()
+        .map(|record| (record.seq, record.hash))
+        .collect();
+    assert_eq!(seen, stored, "each record's own hash, up to where it stopped");
 }
