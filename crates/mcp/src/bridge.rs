@@ -6,7 +6,7 @@
 
 use std::sync::{Arc, OnceLock};
 
-use crate::progress::ProgressRoutes;
+use crate::progress::{NoAnswer, ProgressRoutes};
 
 use rmcp::{
     ClientHandler, ErrorData, RoleClient, RoleServer, ServerHandler, ServiceExt as _,
@@ -174,7 +174,10 @@ impl ServerHandler for Bridge {
             request.meta = Some(meta);
         }
         tokio::select! {
-            answer = self.progress.call(&self.gateway, request, downstream) => answer.map_err(relayed),
+            answer = self.progress.call(&self.gateway, request, downstream, None) => answer.map_err(|no_answer| match no_answer {
+                NoAnswer::Failed(error) => relayed(error),
+                NoAnswer::TimedOut => ErrorData::internal_error("the gateway did not answer in time", None),
+            }),
             () = context.ct.cancelled() => Err(ErrorData::internal_error("cancelled by the client", None)),
         }
     }

@@ -13,13 +13,16 @@
 //! a call's route as it sends the request, queues the call's progress as it
 //! reads it, and closes the route as it reads the answer, before rmcp is
 //! handed that answer. The call passes its queue on to its client while it
-//! waits, and empties it before it returns.
+//! waits, and empties it before it returns. The upstream's timeout bounds
+//! its answer only, never the time a client takes to read its progress.
 
 use std::{
     collections::HashMap,
     sync::{Arc, Mutex, MutexGuard},
     time::Duration,
 };
+
+use tokio::time::Instant;
 
 use rmcp::{
     RoleClient, RoleServer,
@@ -29,10 +32,10 @@ use rmcp::{
         JsonRpcRequest, JsonRpcResponse, ProgressNotificationParam, ProgressToken, RequestId,
         ServerNotification, ServerResult,
     },
-    service::{Peer, PeerRequestOptions, RequestHandle, RxJsonRpcMessage, TxJsonRpcMessage},
+    service::{Peer, PeerRequestOptions, RxJsonRpcMessage, TxJsonRpcMessage},
     transport::Transport,
 };
-use tokio::sync::mpsc;
+use tokio::sync::mpsc::{self, error::TrySendError};
 
 /// The client waiting for a call's progress, and its token.
 pub(crate) type Downstream = (Peer<RoleServer>, ProgressToken);
@@ -42,10 +45,20 @@ pub(crate) type Downstream = (Peer<RoleServer>, ProgressToken);
 /// memory, so further steps are dropped until the client catches up.
 const WAITING_STEPS: usize = 256;
 
-/// How long passing one step on may take. A client that takes longer (its
-/// stream is not being read) hears no more of this call's progress: the
-/// answer must not wait on it, nor the upstream's timeout run out for it.
+/// How long passing one step on may take, and all the steps still queued
+/// when the answer comes: a client slower than that (its stream is not
+/// being read) hears no more of this call's progress, so that its answer
+/// is not held back.
 const RELAY_WAIT: Duration = Duration::from_secs(1);
+
+/// Why a call brought no answer.
+#[derive(Debug)]
+pub(crate) enum NoAnswer {
+    /// None came in the time given.
+    TimedOut,
+    /// The connection failed, or the answer was not a call's.
+    Failed(rmcp::ServiceError),
+}
 
 /// Where a call's progress queues, in the order the upstream sent it.
 type Queue = mpsc::Sender<ProgressNotificationParam>;
@@ -76,42 +89,57 @@ impl ProgressRoutes {
     }
 
     /// Sends `params` as a `tools/call` to `upstream`, passing its progress
-    /// on to `downstream`; the answer.
+    /// on to `downstream`; the answer, if it comes `within` the time given.
     pub(crate) async fn call(
         &self,
         upstream: &Peer<RoleClient>,
         params: CallToolRequestParams,
         downstream: Option<Downstream>,
-    ) -> Result<CallToolResponse, rmcp::ServiceError> {
+        within: Option<Duration>,
+    ) -> Result<CallToolResponse, NoAnswer> {
+        let deadline = within.map(|within| Instant::now() + within);
         let mut request = CallToolRequest::new(params);
-        let listening = downstream.map(|downstream| {
-            let (queue, steps) = mpsc::channel(WAITING_STEPS);
-            request.extensions.insert(Ticket(queue));
-            (downstream, steps)
-        });
+        let (listener, steps) = match downstream {
+            Some(downstream) => {
+                let (queue, steps) = mpsc::channel(WAITING_STEPS);
+                request.extensions.insert(Ticket(queue));
+                (Some(downstream), Some(steps))
+            }
+            None => (None, None),
+        };
         let handle = upstream
             .send_request_with_option(
                 ClientRequest::CallToolRequest(request),
                 PeerRequestOptions::no_options(),
             )
-            .await?;
+            .await
+            .map_err(NoAnswer::Failed)?;
         // Closes the route of a call that times out or is abandoned; an
         // answered call's route is closed already.
-        let _closing = Closing {
+        let mut closing = Closing {
             routes: self,
             id: handle.id.clone(),
+            steps,
         };
-        let answer = match listening {
-            Some((downstream, steps)) => relayed_until_answered(handle, downstream, steps).await,
-            None => handle.await_response().await,
+        let answer = async move {
+            match deadline {
+                Some(deadline) => tokio::time::timeout_at(deadline, handle.await_response())
+                    .await
+                    .map_err(|_| NoAnswer::TimedOut),
+                None => Ok(handle.await_response().await),
+            }
         };
-        match answer? {
+        let answer = match (listener, closing.steps.as_mut()) {
+            (Some(listener), Some(steps)) => relayed_until_answered(answer, listener, steps).await,
+            _ => answer.await,
+        };
+        match answer?.map_err(NoAnswer::Failed)? {
             ServerResult::CallToolResult(result) => Ok(CallToolResponse::Complete(result)),
             ServerResult::InputRequiredResult(result) => {
                 Ok(CallToolResponse::InputRequired(result))
             }
             ServerResult::CreateTaskResult(result) => Ok(CallToolResponse::Task(result)),
-            _ => Err(rmcp::ServiceError::UnexpectedResponse),
+            _ => Err(NoAnswer::Failed(rmcp::ServiceError::UnexpectedResponse)),
         }
     }
 
@@ -134,10 +162,13 @@ impl ProgressRoutes {
         };
         // rmcp keeps the `_meta` it sends, progress token included, in the
         // request's extensions.
-        if let Some(token) = request.get_meta().get_progress_token()
-            && !queue.is_closed()
-        {
-            let mut routes = self.routes();
+        let Some(token) = request.get_meta().get_progress_token() else {
+            return;
+        };
+        // Under the lock: a call abandoned meanwhile closes its queue before
+        // it takes the lock to close its route (see `Closing`).
+        let mut routes = self.routes();
+        if !queue.is_closed() {
             routes.token_of.insert(id.clone(), token.clone());
             routes.by_token.insert(token, queue);
         }
@@ -151,10 +182,15 @@ impl ProgressRoutes {
                 notification: ServerNotification::ProgressNotification(progress),
                 ..
             }) => {
-                if let Some(queue) = self.routes().by_token.get(&progress.params.progress_token) {
-                    // Full: the client is behind, and the step is dropped.
-                    // Closed: the call is over.
-                    let _ = queue.try_send(progress.params.clone());
+                let token = &progress.params.progress_token;
+                let mut routes = self.routes();
+                let Some(queue) = routes.by_token.get(token) else {
+                    return;
+                };
+                // Full: the client is behind, and the step is dropped.
+                // Closed: the call is over, whatever its answer said.
+                if let Err(TrySendError::Closed(_)) = queue.try_send(progress.params.clone()) {
+                    routes.by_token.remove(token);
                 }
             }
             JsonRpcMessage::Response(JsonRpcResponse { id, .. })
@@ -165,46 +201,62 @@ impl ProgressRoutes {
 
     fn close(&self, id: &RequestId) {
         let mut routes = self.routes();
-        if let Some(token) = routes.token_of.remove(id) {
+        // rmcp takes `"5"` for an answer to request 5 as well.
+        let token = routes.token_of.remove(id).or_else(|| match id {
+            RequestId::String(text) => text
+                .parse()
+                .ok()
+                .and_then(|number| routes.token_of.remove(&RequestId::Number(number))),
+            RequestId::Number(_) => None,
+        });
+        if let Some(token) = token {
             routes.by_token.remove(&token);
         }
     }
 }
 
-/// Waits for `handle`'s answer, passing the call's steps on to `downstream`
+/// Waits for `answer`, passing the call's steps on to `downstream`
 /// meanwhile, and every step that came before the answer before returning.
-async fn relayed_until_answered(
-    handle: RequestHandle<RoleClient>,
+async fn relayed_until_answered<T>(
+    answer: impl Future<Output = T>,
     downstream: Downstream,
-    mut steps: mpsc::Receiver<ProgressNotificationParam>,
-) -> Result<ServerResult, rmcp::ServiceError> {
+    steps: &mut mpsc::Receiver<ProgressNotificationParam>,
+) -> T {
     let mut listener = Some(downstream);
-    let answer = handle.await_response();
     tokio::pin!(answer);
     let answer = loop {
         tokio::select! {
             biased;
-            Some(step) = steps.recv() => relay(&mut listener, step).await,
+            Some(step) = steps.recv() => relay(&mut listener, step, None).await,
             answer = &mut answer => break answer,
         }
     };
-    // The route closed before rmcp was handed the answer: every step the
-    // upstream sent before it is queued.
+    // Every step the upstream sent before its answer is queued (the route
+    // was closed before rmcp was handed the answer); whatever comes after
+    // it is refused.
+    steps.close();
+    let drained_by = Instant::now() + RELAY_WAIT;
     while let Ok(step) = steps.try_recv() {
-        relay(&mut listener, step).await;
+        relay(&mut listener, step, Some(drained_by)).await;
     }
     answer
 }
 
 /// Passes `step` on to the listening client, under its token; a client
-/// that takes too long stops listening.
-async fn relay(listener: &mut Option<Downstream>, mut step: ProgressNotificationParam) {
+/// that takes longer than [`RELAY_WAIT`], or past `by`, stops listening.
+async fn relay(
+    listener: &mut Option<Downstream>,
+    mut step: ProgressNotificationParam,
+    by: Option<Instant>,
+) {
     let Some((client, token)) = listener.as_ref() else {
         return;
     };
     step.progress_token = token.clone();
+    let wait = Instant::now() + RELAY_WAIT;
+    let until = by.map_or(wait, |by| by.min(wait));
     // A client that has gone cannot be told; its call's answer fails too.
-    if tokio::time::timeout(RELAY_WAIT, client.notify_progress(step))
+    if tokio::time::timeout_at(until, client.notify_progress(step))
         .await
         .is_err()
     {
@@ -213,14 +265,19 @@ async fn relay(listener: &mut Option<Downstream>, mut step: ProgressNotification
     }
 }
 
-/// Closes a call's route when dropped.
+/// Closes a call's route when dropped (after its queue, so that the
+/// transport cannot open the route after it is closed).
 struct Closing<'a> {
     routes: &'a ProgressRoutes,
     id: RequestId,
+    steps: Option<mpsc::Receiver<ProgressNotificationParam>>,
 }
 
 impl Drop for Closing<'_> {
     fn drop(&mut self) {
+        if let Some(steps) = &mut self.steps {
+            steps.close();
+        }
         self.routes.close(&self.id);
     }
 }

@@ -28,7 +28,7 @@ use rmcp::{
 };
 use tokio::sync::{Notify, watch};
 
-use crate::progress::{Downstream, ProgressRoutes};
+use crate::progress::{Downstream, NoAnswer, ProgressRoutes};
 use tokio_util::sync::CancellationToken;
 
 /// The longest wait between two connection attempts.
@@ -316,25 +316,23 @@ impl Upstreams {
         let mut params = CallToolRequestParams::new(tool.to_owned());
         params.arguments = Some(arguments);
         let seconds = server.config.timeout_seconds;
-        let answer = tokio::time::timeout(
-            Duration::from_secs(seconds),
-            routes.call(&peer, params, progress),
-        )
-        .await;
+        let answer = routes
+            .call(&peer, params, progress, Some(Duration::from_secs(seconds)))
+            .await;
         let failed = |reason: String| CallError::Failed {
             server: id.to_owned(),
             reason,
         };
         match answer {
-            Ok(Ok(CallToolResponse::Complete(result))) => Ok(result),
-            Ok(Ok(_)) => Err(failed(
+            Ok(CallToolResponse::Complete(result)) => Ok(result),
+            Ok(_) => Err(failed(
                 "the upstream answered with something other than a tool result".into(),
             )),
-            Ok(Err(error)) => {
+            Err(NoAnswer::Failed(error)) => {
                 server.restart.notify_one();
                 Err(failed(error.to_string()))
             }
-            Err(_) => {
+            Err(NoAnswer::TimedOut) => {
                 server.restart.notify_one();
                 Err(CallError::Timeout {
                     server: id.to_owned(),

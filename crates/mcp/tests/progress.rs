@@ -75,26 +75,31 @@ fn steps_by_call(client: &support::Client) -> Vec<Vec<f64>> {
         .collect()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn progress_sent_just_before_the_answer_reaches_the_client_every_time() {
+/// Every client makes `ROUNDS` calls of `burst` with `arguments` (and
+/// `STEPS` steps), all clients at once; each must hear every step of every
+/// call, and nothing else.
+async fn every_step_of_every_call(arguments: serde_json::Value) {
     let harness = Harness::start(|_| bundle()).await;
     let token = harness.token("reader").await;
     let mut clients = Vec::new();
     for _ in 0..CLIENTS {
         clients.push(harness.client(&token).await);
     }
-    let calls = clients.iter().map(|client| async move {
-        for round in 1..=ROUNDS {
-            let result = client
-                .call_tool(call(
-                    "burst__burst",
-                    json!({ "steps": STEPS }),
-                    json!({}),
-                    Some(round),
-                ))
-                .await
-                .unwrap();
-            assert_eq!(text(&result), format!("{STEPS} steps"), "{result:?}");
+    let calls = clients.iter().map(|client| {
+        let arguments = arguments.clone();
+        async move {
+            for round in 1..=ROUNDS {
+                let result = client
+                    .call_tool(call(
+                        "burst__burst",
+                        arguments.clone(),
+                        json!({}),
+                        Some(round),
+                    ))
+                    .await
+                    .unwrap();
+                assert_eq!(text(&result), format!("{STEPS} steps"), "{result:?}");
+            }
         }
     });
     futures::future::join_all(calls).await;
@@ -114,4 +119,16 @@ async fn progress_sent_just_before_the_answer_reaches_the_client_every_time() {
             "every call's every step, and nothing else"
         );
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn progress_sent_just_before_the_answer_reaches_the_client_every_time() {
+    every_step_of_every_call(json!({ "steps": STEPS })).await;
+}
+
+/// rmcp takes `"5"` as the answer to request 5: the route must end with
+/// that answer all the same, and the step after it go nowhere.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_answer_naming_its_request_as_a_string_still_ends_the_calls_progress() {
+    every_step_of_every_call(json!({ "steps": STEPS, "string_id": true })).await;
 }

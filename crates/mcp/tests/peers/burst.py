@@ -3,7 +3,9 @@
 single write, so the gateway reads the last progress and the answer back
 to back (the order the protocol promises, and the one a relay most easily
 gets wrong). It then breaks the protocol with one step more, after the
-answer: a client must never hear it."""
+answer: a client must never hear it. With `"string_id": true` it answers
+a numeric request id as a string ("5" for 5), which rmcp takes as the
+same request."""
 
 import json
 import sys
@@ -25,17 +27,20 @@ for text in sys.stdin:
         sys.stdout.write(line({"jsonrpc": "2.0", "id": ident, "result": {"tools": [{
             "name": "burst",
             "inputSchema": {"type": "object", "properties": {
-                "steps": {"type": "integer"}}}}]}}))
+                "steps": {"type": "integer"},
+                "string_id": {"type": "boolean"}}}}]}}))
     elif method == "tools/call":
         params = request["params"]
-        steps = int(params.get("arguments", {}).get("steps", 1))
+        arguments = params.get("arguments", {})
+        steps = int(arguments.get("steps", 1))
+        answered = str(ident) if arguments.get("string_id") else ident
         token = params.get("_meta", {}).get("progressToken")
         burst = "".join(
             line({"jsonrpc": "2.0", "method": "notifications/progress", "params": {
                 "progressToken": token, "progress": step, "total": steps}})
             for step in range(1, steps + 1)
         ) if token is not None else ""
-        burst += line({"jsonrpc": "2.0", "id": ident, "result": {
+        burst += line({"jsonrpc": "2.0", "id": answered, "result": {
             "content": [{"type": "text", "text": f"{steps} steps"}]}})
         if token is not None:
             burst += line({"jsonrpc": "2.0", "method": "notifications/progress", "params": {

@@ -375,5 +375,8 @@ async fn an_observer_sees_each_records_hash_and_can_stop_verification() {
         .iter()
         .map(|record| (record.seq, record.hash))
         .collect();
-    assert_eq!(seen, stored, "each record's own hash, up to where it stopped");
+    assert_eq!(
+        seen, stored,
+        "each record's own hash, up to where it stopped"
+    );
 }
