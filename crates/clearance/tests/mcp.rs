@@ -38,14 +38,12 @@ impl Drop for Served {
 }
 
 fn bundle(dir: &Path, peers: &Path) -> PathBuf {
-    let bundle = dir.join("bundle");
     let runbooks = dir.join("runbooks");
-    std::fs::create_dir_all(bundle.join("policies")).unwrap();
     std::fs::create_dir_all(&runbooks).unwrap();
     let server = peers.join("@modelcontextprotocol/server-filesystem/dist/index.js");
-    std::fs::write(
-        bundle.join("clearance.yaml"),
-        format!(
+    write_bundle(
+        dir,
+        &format!(
             r#"
 policy_owner: platform-team@example.com
 agents:
@@ -65,24 +63,15 @@ mcp_servers:
             runbooks = runbooks.display().to_string(),
         ),
     )
-    .unwrap();
-    std::fs::write(
-        bundle.join("policies/scope.cedar"),
-        r#"permit (principal, action, resource) when { principal.domains.contains(resource.namespace) };"#,
-    )
-    .unwrap();
-    bundle
 }
 
 /// A bundle whose one upstream, `burst`, reports its steps of progress and
 /// answers in one write (`crates/mcp/tests/peers/burst.py`).
 fn burst_bundle(dir: &Path) -> PathBuf {
-    let bundle = dir.join("bundle");
-    std::fs::create_dir_all(bundle.join("policies")).unwrap();
     let server = Path::new(env!("CARGO_MANIFEST_DIR")).join("../mcp/tests/peers/burst.py");
-    std::fs::write(
-        bundle.join("clearance.yaml"),
-        format!(
+    write_bundle(
+        dir,
+        &format!(
             r#"
 policy_owner: platform-team@example.com
 agents:
@@ -99,7 +88,14 @@ mcp_servers:
             server = server.display().to_string(),
         ),
     )
-    .unwrap();
+}
+
+/// `dir/bundle`, holding `config` as its `clearance.yaml` and a policy
+/// letting each agent act in its own domains.
+fn write_bundle(dir: &Path, config: &str) -> PathBuf {
+    let bundle = dir.join("bundle");
+    std::fs::create_dir_all(bundle.join("policies")).unwrap();
+    std::fs::write(bundle.join("clearance.yaml"), config).unwrap();
     std::fs::write(
         bundle.join("policies/scope.cedar"),
         r#"permit (principal, action, resource) when { principal.domains.contains(resource.namespace) };"#,

@@ -21,8 +21,8 @@ use std::{path::Path, time::Duration};
 use rmcp::model::{CallToolResponse, ElicitRequestParams, InputRequest};
 use serde_json::{Value, json};
 use support::{
-    Harness, Heard, call, clearance, connect_stateless_with, connect_with, filesystem_command,
-    peers, text,
+    Harness, Heard, OWN_DOMAINS_POLICY, call, clearance, connect_stateless_with, connect_with,
+    filesystem_command, peers, text,
 };
 
 fn bundle(peers: &Path, dir: &Path) -> (String, String) {
@@ -48,11 +48,7 @@ mcp_servers:
       write_file: {{ action: "fs:write", resource: {{ kind: file, namespace: runbooks, name: "{{path}}" }} }}
 "#
     );
-    let policy = r#"
-@id("own-domains")
-permit (principal, action, resource) when { principal.domains.contains(resource.namespace) };
-"#;
-    (config, policy.to_owned())
+    (config, OWN_DOMAINS_POLICY.to_owned())
 }
 
 async fn harness() -> Option<Harness> {

@@ -22,7 +22,8 @@ use std::{
 use rmcp::model::CallToolResult;
 use serde_json::{Value, json};
 use support::{
-    Client, Harness, call, clearance, everything_command, filesystem_command, peers, text,
+    Client, Harness, OWN_DOMAINS_POLICY, call, clearance, everything_command, filesystem_command,
+    peers, text,
 };
 
 fn bundle(peers: &Path, dir: &Path, mark: &str) -> (String, String) {
@@ -68,11 +69,7 @@ mcp_servers:
             .display()
             .to_string(),
     );
-    let policy = r#"
-@id("own-domains")
-permit (principal, action, resource) when { principal.domains.contains(resource.namespace) };
-"#;
-    (config, policy.to_owned())
+    (config, OWN_DOMAINS_POLICY.to_owned())
 }
 
 async fn harness() -> Option<(Harness, String)> {

@@ -22,7 +22,7 @@ use std::{
 
 use rmcp::model::NumberOrString;
 use serde_json::json;
-use support::{Harness, call, text};
+use support::{Harness, OWN_DOMAINS_POLICY, call, text};
 
 const CLIENTS: u32 = 3;
 const ROUNDS: u32 = 25;
@@ -46,11 +46,7 @@ mcp_servers:
 "#,
         burst = burst.display().to_string(),
     );
-    let policy = r#"
-@id("own-domains")
-permit (principal, action, resource) when { principal.domains.contains(resource.namespace) };
-"#;
-    (config, policy.to_owned())
+    (config, OWN_DOMAINS_POLICY.to_owned())
 }
 
 /// The steps a client heard, call by call (by progress token: the client's

@@ -18,12 +18,7 @@ use std::time::{Duration, Instant};
 use clearance_engine::{Bundle, BundleSource, SourceFile};
 use rmcp::model::{GetPromptRequestParams, ReadResourceRequestParams};
 use serde_json::json;
-use support::{Everything, Harness, call, clearance, peers, text};
-
-const POLICY: &str = r#"
-@id("own-domains")
-permit (principal, action, resource) when { principal.domains.contains(resource.namespace) };
-"#;
+use support::{Everything, Harness, OWN_DOMAINS_POLICY, call, clearance, peers, text};
 
 fn config(url: &str, echo_name: &str) -> String {
     format!(
@@ -58,7 +53,13 @@ async fn tool_names(client: &support::Client) -> Vec<String> {
 async fn a_streamable_http_upstream_is_governed_and_relayed() {
     let Some(peers) = peers() else { return };
     let everything = Everything::start(&peers);
-    let harness = Harness::start(|_| (config(&everything.url, "{message}"), POLICY.into())).await;
+    let harness = Harness::start(|_| {
+        (
+            config(&everything.url, "{message}"),
+            OWN_DOMAINS_POLICY.into(),
+        )
+    })
+    .await;
     let client = harness.client(&harness.token("reader").await).await;
 
     let tools = tool_names(&client).await;
@@ -181,7 +182,13 @@ async fn a_streamable_http_upstream_is_governed_and_relayed() {
 async fn a_mapping_that_stops_matching_the_tools_schema_hides_it_and_clients_hear_of_it() {
     let Some(peers) = peers() else { return };
     let everything = Everything::start(&peers);
-    let harness = Harness::start(|_| (config(&everything.url, "{message}"), POLICY.into())).await;
+    let harness = Harness::start(|_| {
+        (
+            config(&everything.url, "{message}"),
+            OWN_DOMAINS_POLICY.into(),
+        )
+    })
+    .await;
     let client = harness.client(&harness.token("reader").await).await;
     assert!(
         tool_names(&client)
@@ -196,7 +203,7 @@ async fn a_mapping_that_stops_matching_the_tools_schema_hides_it_and_clients_hea
         },
         policies: vec![SourceFile {
             path: "policies/scope.cedar".into(),
-            text: POLICY.into(),
+            text: OWN_DOMAINS_POLICY.into(),
         }],
         revision: None,
     };
@@ -263,7 +270,7 @@ mcp_servers:
   right: {{ url: "{url}", annotations: trust }}
 "#
             ),
-            POLICY.into(),
+            OWN_DOMAINS_POLICY.into(),
         )
     })
     .await;

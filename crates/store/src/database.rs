@@ -2,7 +2,7 @@
 //! of [`Store`] — and what every backend shares (verification is in
 //! [`crate::verify`]).
 
-use std::{ops::ControlFlow, sync::Arc};
+use std::sync::Arc;
 
 use clearance_engine::ledger::{Digest32, LedgerRecord};
 use jiff::Timestamp;
@@ -254,10 +254,6 @@ impl<B: Backend> Store for Database<B> {
 
     async fn probe_write(&self) -> Result<(), StoreError> {
         self.backend.probe_write().await
-    }
-
-    async fn verify(&self) -> Result<VerifyReport, StoreError> {
-        crate::verify::verify(&*self.backend, &mut |_, _| ControlFlow::Continue(())).await
     }
 
     async fn verify_observed(

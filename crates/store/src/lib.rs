@@ -282,7 +282,12 @@ pub trait Store: Send + Sync + 'static {
     fn probe_write(&self) -> impl Future<Output = Result<(), StoreError>> + Send;
 
     /// Re-reads the whole ledger and checks its chain.
-    fn verify(&self) -> impl Future<Output = Result<VerifyReport, StoreError>> + Send;
+    fn verify(&self) -> impl Future<Output = Result<VerifyReport, StoreError>> + Send {
+        async move {
+            self.verify_observed(&mut |_, _| std::ops::ControlFlow::Continue(()))
+                .await
+        }
+    }
 
     /// [`Store::verify`], handing each record the chain has verified, in
     /// order, to `observe`, which may stop it there (the report then

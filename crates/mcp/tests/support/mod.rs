@@ -67,6 +67,12 @@ pub fn everything_command(peers: &Path, mark: &str) -> String {
     )
 }
 
+/// The policy most MCP tests need: each agent may act in its own domains.
+pub const OWN_DOMAINS_POLICY: &str = r#"
+@id("own-domains")
+permit (principal, action, resource) when { principal.domains.contains(resource.namespace) };
+"#;
+
 const FILESYSTEM_POLICY: &str = r#"
 @id("own-domains")
 permit (principal, action, resource) when { principal.domains.contains(resource.namespace) };
