@@ -380,3 +380,38 @@ async fn an_observer_sees_each_records_hash_and_can_stop_verification() {
         "each record's own hash, up to where it stopped"
     );
 }
+
+#[tokio::test]
+async fn a_gap_reads_as_a_gap_wherever_it_falls_against_the_pages() {
+    // A quick page is the records numbered in a range: one short of its
+    // range must not read as the ledger's end while newer records follow.
+    let small = |n: u64| format!(r#"{{"n":{n}}}"#);
+    for (gone, verified_before, found) in [
+        ("seq = 2000", 1_999, 2_001),
+        ("seq = 2001", 2_000, 2_002),
+        ("seq BETWEEN 2001 AND 4000", 2_000, 4_001),
+        ("seq > 1500 AND seq < 4400", 1_500, 4_400),
+        ("seq > 3000", 3_000, 0),
+    ] {
+        let file = empty_file().await;
+        fill_with(&file, 4_500, |seq| seq % 5 == 0, small).await;
+        raw(&file, &format!("DELETE FROM ledger WHERE {gone}")).await;
+        let (row_verified, row_break) = verified_row_by_row(&file.backend).await;
+        let (verified, first_break) = verified(&file).await;
+        assert_eq!(
+            (verified, &first_break),
+            (row_verified, &row_break),
+            "{gone}"
+        );
+        assert_eq!(verified, verified_before, "{gone}");
+        assert_eq!(first_break.map_or(0, |b| b.seq), found, "{gone}");
+    }
+    // The page the gap ends is left to the row reader, whose verdict names
+    // the record found where another was expected.
+    let file = empty_file().await;
+    fill_with(&file, 4_500, |_| false, small).await;
+    raw(&file, "DELETE FROM ledger WHERE seq = 2000").await;
+    let page = file.backend.verify_page(0, 2_000).await.unwrap();
+    assert_eq!(page.count(), 1_999);
+    assert_eq!(page.digests(), None);
+}
