@@ -508,6 +508,8 @@ impl Backend for Sqlite {
 
     type VerifyPage = packed::PackedPage;
 
+    const NUMBERED_PAGES: bool = true;
+
     async fn verify_page(&self, after: u64, limit: u32) -> Result<packed::PackedPage, StoreError> {
         packed::read(&self.pool, after, limit).await
     }
