@@ -4,7 +4,8 @@
 //! checkpoints are checked so).
 //!
 //! Pages are read the backend's quickest way ([`Backend::verify_page`]),
-//! a few ahead, while earlier ones are decoded and hashed on other threads
+//! a few ahead (two at once where pages are numbered), while earlier ones
+//! are decoded and hashed, two pages at once on threads of their own
 //! ([`VerifyPage::digests`]); only the chain itself (numbers and links) is
 //! checked in order, here. When the quick way gives up on a page, that
 //! page is read again record by record, whose decoder names what is wrong.
@@ -35,7 +36,7 @@ pub trait VerifyPage: Send + 'static {
     fn digests(self) -> Option<Vec<RecordDigests>>;
 }
 
-/// Records already decoded: hashing is the work, split over two threads.
+/// Records already decoded: hashing is the work.
 impl VerifyPage for Vec<LedgerRecord> {
     fn count(&self) -> usize {
         Vec::len(self)
@@ -46,29 +47,18 @@ impl VerifyPage for Vec<LedgerRecord> {
     }
 
     fn digests(self) -> Option<Vec<RecordDigests>> {
-        on_two_threads(&self, |record| Some(RecordDigests::of_record(record)))
+        Some(self.iter().map(RecordDigests::of_record).collect())
     }
 }
 
-/// `digests` of every item, in order, the two halves of `items` on two
-/// threads; `None` when it gives `None` for any (or a thread panicked).
-pub(crate) fn on_two_threads<T: Sync>(
-    items: &[T],
-    digests: impl Fn(&T) -> Option<RecordDigests> + Sync,
-) -> Option<Vec<RecordDigests>> {
-    let (first, second) = items.split_at(items.len() / 2);
-    let half = |part: &[T]| part.iter().map(&digests).collect::<Option<Vec<_>>>();
-    let (first, second) = std::thread::scope(|scope| {
-        let second = scope.spawn(|| half(second));
-        (half(first), second.join().ok().flatten())
-    });
-    let mut all = first?;
-    all.extend(second?);
-    Some(all)
-}
+/// How many pages are decoded and hashed at once, each on a blocking
+/// thread of its own: whole pages side by side kept both cores busier than
+/// the two halves of one page at a time (0.70–0.80 s against 0.76–0.84 s
+/// for 419k records), and start no thread per page.
+const HASHED_SIDE_BY_SIDE: usize = 2;
 
 /// How many quick pages may wait, read, for their turn to be hashed: with
-/// one more being read and one being hashed, at most three are held.
+/// up to two being read and two being hashed, at most five are held.
 const READ_AHEAD: usize = 1;
 
 /// Sees each record, in order, once the chain has verified it, by its
@@ -119,21 +109,29 @@ async fn quickly<B: Backend>(
     verifier: &mut ChainVerifier,
     observe: &mut Observer<'_>,
 ) -> Result<Option<VerifyReport>, StoreError> {
-    let (pages, mut ahead) = mpsc::channel(READ_AHEAD);
+    let (pages, ahead) = mpsc::channel(READ_AHEAD);
     let reader = read_ahead(backend, verifier.verified(), pages);
     // Owns the receiving end, so that the reader stops when this does.
-    let checker = async move {
-        while let Some(page) = ahead.recv().await {
+    let received = stream::unfold(ahead, |mut ahead| async move {
+        ahead.recv().await.map(|page| (page, ahead))
+    });
+    let mut hashed = received
+        .map(|page| async move {
             // Whatever failed the quick read (a page too long for one
             // value, say) is for the row reader to meet and name.
             let Ok(page) = page else {
-                return Ok(None);
+                return Ok((false, None));
             };
             let more = page.count() == PAGE as usize;
-            let digests = tokio::task::spawn_blocking(move || page.digests())
+            tokio::task::spawn_blocking(move || (more, page.digests()))
                 .await
-                .map_err(|e| StoreError::Unavailable(format!("verifying a page stopped: {e}")))?;
-            let Some(digests) = digests else {
+                .map_err(|e| StoreError::Unavailable(format!("verifying a page stopped: {e}")))
+        })
+        .buffered(HASHED_SIDE_BY_SIDE)
+        .boxed();
+    let checker = async move {
+        while let Some(page) = hashed.next().await {
+            let (more, Some(digests)) = page? else {
                 return Ok(None);
             };
             for record in &digests {

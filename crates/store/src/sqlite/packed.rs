@@ -15,12 +15,7 @@
 use clearance_engine::ledger::{Digest32, RecordDigests};
 use sqlx::{Row, SqlitePool, sqlite::SqliteRow};
 
-use crate::{
-    StoreError,
-    codec::int,
-    stored,
-    verify::{VerifyPage, on_two_threads},
-};
+use crate::{StoreError, codec::int, stored, verify::VerifyPage};
 
 /// One page: `count` records after the one asked for, `last` the newest,
 /// and the row whose columns hold them (read in place, not copied).
@@ -241,10 +236,10 @@ impl VerifyPage for PackedPage {
         self.last
     }
 
-    /// Decompressing and hashing are most of the work: the two halves of
-    /// the page run on two threads.
+    /// Decompressing and hashing are most of the work, on a thread of its
+    /// own ([`crate::verify`] runs two pages at once).
     fn digests(self) -> Option<Vec<RecordDigests>> {
-        on_two_threads(&self.layouts()?, digests)
+        self.layouts()?.iter().map(digests).collect()
     }
 }
 
