@@ -147,9 +147,8 @@ async fn another_agents_token_is_that_agent_and_cannot_ride_a_session() {
 
     // A session opened with one agent's token refuses another's.
     let shadow = harness.token("shadow-bot").await;
-    let session = open_session(&harness, &shadow).await;
-    let hijack = post(
-        &harness,
+    let session = harness.open_session(&shadow).await;
+    let hijack = harness.post(
         &other,
         Some(&session),
         json!({ "jsonrpc": "2.0", "id": 2, "method": "tools/call",
@@ -232,50 +231,4 @@ async fn no_token_or_an_operators_token_is_refused_before_mcp() {
             .is_err(),
         "nor with an unknown token"
     );
-}
-
-/// Opens a session-based (2025-06-18) session with `token`; its id.
-async fn open_session(harness: &Harness, token: &str) -> String {
-    let response = harness
-        .http
-        .post(format!("{}/mcp", harness.base))
-        .bearer_auth(token)
-        .header(header::ACCEPT, "application/json, text/event-stream")
-        .json(&json!({ "jsonrpc": "2.0", "id": 1, "method": "initialize",
-            "params": { "protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": { "name": "t", "version": "1" } } }))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), StatusCode::OK);
-    let session = response
-        .headers()
-        .get("mcp-session-id")
-        .expect("a session id")
-        .to_str()
-        .unwrap()
-        .to_owned();
-    let _ = response.text().await;
-    post(
-        harness,
-        token,
-        Some(&session),
-        json!({ "jsonrpc": "2.0", "method": "notifications/initialized" }),
-    )
-    .await;
-    session
-}
-
-/// POSTs `message` to `/mcp`; the response body as text.
-async fn post(harness: &Harness, token: &str, session: Option<&str>, message: Value) -> String {
-    let mut request = harness
-        .http
-        .post(format!("{}/mcp", harness.base))
-        .bearer_auth(token)
-        .header(header::ACCEPT, "application/json, text/event-stream")
-        .header("mcp-protocol-version", "2025-06-18")
-        .json(&message);
-    if let Some(session) = session {
-        request = request.header("mcp-session-id", session);
-    }
-    request.send().await.unwrap().text().await.unwrap()
 }

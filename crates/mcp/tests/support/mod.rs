@@ -352,6 +352,68 @@ impl Harness {
         panic!("no outcome recorded for {id}");
     }
 
+    /// Opens a session-based (2025-06-18) session with `token` over plain
+    /// HTTP; its id.
+    pub async fn open_session(&self, token: &str) -> String {
+        let response = self
+            .send(
+                token,
+                None,
+                json!({ "jsonrpc": "2.0", "id": 1, "method": "initialize",
+                "params": { "protocolVersion": "2025-06-18", "capabilities": {},
+                            "clientInfo": { "name": "t", "version": "1" } } }),
+            )
+            .await;
+        assert_eq!(response.status(), reqwest::StatusCode::OK);
+        let session = response
+            .headers()
+            .get("mcp-session-id")
+            .expect("a session id")
+            .to_str()
+            .unwrap()
+            .to_owned();
+        let _ = response.text().await;
+        self.post(
+            token,
+            Some(&session),
+            json!({ "jsonrpc": "2.0", "method": "notifications/initialized" }),
+        )
+        .await;
+        session
+    }
+
+    /// POSTs `message` to `/mcp`; the response body as text.
+    pub async fn post(&self, token: &str, session: Option<&str>, message: Value) -> String {
+        self.send(token, session, message)
+            .await
+            .text()
+            .await
+            .unwrap()
+    }
+
+    /// POSTs `message` to `/mcp`; the response, its body not yet read.
+    pub async fn send(
+        &self,
+        token: &str,
+        session: Option<&str>,
+        message: Value,
+    ) -> reqwest::Response {
+        let mut request = self
+            .http
+            .post(format!("{}/mcp", self.base))
+            .bearer_auth(token)
+            .header(
+                reqwest::header::ACCEPT,
+                "application/json, text/event-stream",
+            )
+            .header("mcp-protocol-version", "2025-06-18")
+            .json(&message);
+        if let Some(session) = session {
+            request = request.header("mcp-session-id", session);
+        }
+        request.send().await.unwrap()
+    }
+
     /// `GET /v1/audit/verify` passes.
     pub async fn verify(&self) {
         let response = self
