@@ -309,10 +309,9 @@ pub trait Backend: Send + Sync + 'static {
     type VerifyPage: crate::verify::VerifyPage;
 
     /// Whether [`Backend::verify_page`] reads the records numbered in
-    /// `(after, after + limit]` (a page short of `limit` ends the ledger),
-    /// so that the next page is known before this one is read and several
-    /// can be read at once; otherwise the next page is read after this
-    /// one's newest record.
+    /// `(after, after + limit]`, so that the next page is known before this
+    /// one is read and several can be read at once; otherwise the next page
+    /// is read after this one's newest record.
     const NUMBERED_PAGES: bool = false;
 
     /// Up to `limit` records after `after`, read for verification the

@@ -8,7 +8,8 @@
 //! are decoded and hashed, two pages at once on threads of their own
 //! ([`VerifyPage::digests`]); only the chain itself (numbers and links) is
 //! checked in order, here. When the quick way gives up on a page, that
-//! page is read again record by record, whose decoder names what is wrong.
+//! page is read again record by record, whose decoder names what is wrong;
+//! and where the ledger ends is only the row reader's to say.
 
 use std::ops::ControlFlow;
 
@@ -78,7 +79,8 @@ pub(crate) async fn verify<B: Backend>(
             return Ok(report);
         }
         // The quick read gave up on the page after the last verified
-        // record: that page is read and checked a record at a time.
+        // record, or has read its last: what follows is read and checked
+        // a record at a time.
         match record_by_record(backend, verifier.verified()).await? {
             Fetched::Unreadable(problem) => {
                 return Ok(broken(&verifier, verifier.verified() + 1, problem));
@@ -101,9 +103,13 @@ pub(crate) async fn verify<B: Backend>(
 }
 
 /// Verifies on from where `verifier` stands, pages read the backend's
-/// quick way while earlier ones are hashed: the report when the ledger
-/// ends or breaks, `None` when the quick read gives up on a page (every
-/// record before it verified).
+/// quick way while earlier ones are hashed: the report when the chain
+/// breaks or `observe` stops it, `None` when the quick read gives up on a
+/// page or has read its last (every record before verified).
+///
+/// Where the ledger ends is only ever the row reader's to say, from the
+/// last verified record on: a short quick page may be short for a gap, or
+/// for a file whose keys lie (a corrupt b-tree ends a range scan early).
 async fn quickly<B: Backend>(
     backend: &B,
     verifier: &mut ChainVerifier,
@@ -120,10 +126,9 @@ async fn quickly<B: Backend>(
             // Whatever failed the quick read (a page too long for one
             // value, say) is for the row reader to meet and name.
             let Ok(page) = page else {
-                return Ok((false, None));
+                return Ok(None);
             };
-            let more = page.count() == PAGE as usize;
-            tokio::task::spawn_blocking(move || (more, page.digests()))
+            tokio::task::spawn_blocking(move || page.digests())
                 .await
                 .map_err(|e| StoreError::Unavailable(format!("verifying a page stopped: {e}")))
         })
@@ -131,7 +136,7 @@ async fn quickly<B: Backend>(
         .boxed();
     let checker = async move {
         while let Some(page) = hashed.next().await {
-            let (more, Some(digests)) = page? else {
+            let Some(digests) = page? else {
                 return Ok(None);
             };
             for record in &digests {
@@ -141,9 +146,6 @@ async fn quickly<B: Backend>(
                 if observe(record.seq, &record.hash).is_break() {
                     return Ok(Some(whole(verifier)));
                 }
-            }
-            if !more {
-                return Ok(Some(whole(verifier)));
             }
         }
         Ok(None)

@@ -384,7 +384,8 @@ async fn an_observer_sees_each_records_hash_and_can_stop_verification() {
 #[tokio::test]
 async fn a_gap_reads_as_a_gap_wherever_it_falls_against_the_pages() {
     // A quick page is the records numbered in a range: one short of its
-    // range must not read as the ledger's end while newer records follow.
+    // range must not read as the ledger's end while newer records follow
+    // (a short page is the row reader's to judge).
     let small = |n: u64| format!(r#"{{"n":{n}}}"#);
     for (gone, verified_before, found) in [
         ("seq = 2000", 1_999, 2_001),
@@ -406,12 +407,138 @@ async fn a_gap_reads_as_a_gap_wherever_it_falls_against_the_pages() {
         assert_eq!(verified, verified_before, "{gone}");
         assert_eq!(first_break.map_or(0, |b| b.seq), found, "{gone}");
     }
-    // The page the gap ends is left to the row reader, whose verdict names
-    // the record found where another was expected.
-    let file = empty_file().await;
-    fill_with(&file, 4_500, |_| false, small).await;
-    raw(&file, "DELETE FROM ledger WHERE seq = 2000").await;
+}
+
+/// Closes `file`'s connections and opens new ones, which read its schema
+/// afresh.
+async fn reopen(file: &mut File) {
+    file.backend.pool.close().await;
+    let pool = SqlitePoolOptions::new()
+        .max_connections(2)
+        .connect_with(file.backend.options.clone())
+        .await
+        .unwrap();
+    file.backend.pool = pool;
+}
+
+/// Declares `column` of the ledger `from` one type `to` another, behind
+/// SQLite's back (as a file edited around SQLite can be).
+async fn redeclare(file: &mut File, column: &str, from: &str, to: &str) {
+    raw(
+        file,
+        &format!(
+            "PRAGMA writable_schema = ON;
+             UPDATE sqlite_schema SET sql = replace(sql, '{column:<10}{from}', '{column:<10}{to}')
+              WHERE name = 'ledger';
+             PRAGMA writable_schema = OFF;"
+        ),
+    )
+    .await;
+    reopen(file).await;
+}
+
+#[tokio::test]
+async fn a_number_in_a_text_column_is_left_to_the_row_reader() {
+    // A TEXT column turns a number into text on the way in, so only a file
+    // edited around its schema holds one; compared with a string, SQLite
+    // would turn it into text again, and the quick read take it for text.
+    for (column, value) in [
+        ("at", "20240101"),
+        ("kind", "7"),
+        ("payload", "42"),
+        ("at", "1.5"),
+    ] {
+        let mut file = empty_file().await;
+        let records = fill(&file, 12, |seq| seq > 9).await;
+        // Record 12 chained anew with `value` in `column`: only its type
+        // is wrong.
+        let last = &records[11];
+        let mut fields = [last.at.clone(), last.kind.clone(), last.payload.clone()];
+        let index = ["at", "kind", "payload"]
+            .iter()
+            .position(|name| *name == column)
+            .unwrap();
+        fields[index] = value.to_owned();
+        let [at, kind, payload] = fields;
+        let record = LedgerRecord::chained(12, at, kind, payload, records[10].hash);
+        redeclare(&mut file, column, "TEXT", "BLOB").await;
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "UPDATE ledger SET {column} = {value}, hash = ? WHERE seq = 12"
+        )))
+        .bind(encode_digest(&record.hash))
+        .execute(&file.backend.pool)
+        .await
+        .unwrap();
+        redeclare(&mut file, column, "BLOB", "TEXT").await;
+        let stored: String = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+            "SELECT typeof({column}) FROM ledger WHERE seq = 12"
+        )))
+        .fetch_one(&file.backend.pool)
+        .await
+        .unwrap();
+        assert!(["integer", "real"].contains(&stored.as_str()), "{stored}");
+
+        let page = file.backend.verify_page(0, 100).await.unwrap();
+        assert_eq!(page.digests(), None, "{column} = {value}");
+        let (row_verified, row_break) = verified_row_by_row(&file.backend).await;
+        assert_eq!(row_verified, 11, "{column} = {value}: {row_break:?}");
+        assert_eq!(
+            verified(&file).await,
+            (row_verified, row_break),
+            "{column} = {value}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_file_whose_keys_lie_is_verified_as_the_row_reader_reads_it() {
+    // Record 1001's key rewritten in place to 5000, the file edited byte
+    // by byte: a range scan stops at it, short of the ledger's end, and
+    // must not take that for the end (record 1200, past it, is modified).
+    let small = |n: u64| format!(r#"{{"n":{n}}}"#);
+    let mut file = empty_file().await;
+    fill_with(&file, 2_500, |_| false, small).await;
+    raw(
+        &file,
+        "UPDATE ledger SET kind = 'decision.edited' WHERE seq = 1200",
+    )
+    .await;
+    raw(&file, "PRAGMA wal_checkpoint(TRUNCATE)").await;
+    file.backend.pool.close().await;
+    let path = file._dir.path().join("ledger.db");
+    let mut bytes = std::fs::read(&path).unwrap();
+    let page_size = usize::from(u16::from_be_bytes([bytes[16], bytes[17]]));
+    let mut rewritten = 0;
+    for (index, page) in bytes.chunks_mut(page_size).enumerate() {
+        let header = if index == 0 { 100 } else { 0 };
+        // Only the table's leaves (type 13) hold records with their keys.
+        if page[header] != 0x0d {
+            continue;
+        }
+        let cells = usize::from(u16::from_be_bytes([page[header + 3], page[header + 4]]));
+        for cell in 0..cells {
+            let pointer = header + 8 + 2 * cell;
+            let mut at = usize::from(u16::from_be_bytes([page[pointer], page[pointer + 1]]));
+            // Past the cell's payload size (a varint) to its key: 1001 is
+            // the varint 87 69, and 5000 is a7 08.
+            while page[at] & 0x80 != 0 {
+                at += 1;
+            }
+            at += 1;
+            if page[at..at + 2] == [0x87, 0x69] {
+                page[at..at + 2].copy_from_slice(&[0xa7, 0x08]);
+                rewritten += 1;
+            }
+        }
+    }
+    assert_eq!(rewritten, 1);
+    std::fs::write(&path, bytes).unwrap();
+    reopen(&mut file).await;
+    // The scan of (0, 2000] stops at the lying key.
     let page = file.backend.verify_page(0, 2_000).await.unwrap();
-    assert_eq!(page.count(), 1_999);
-    assert_eq!(page.digests(), None);
+    assert_eq!((page.count(), page.newest()), (1_000, Some(1_000)));
+    let (row_verified, row_break) = verified_row_by_row(&file.backend).await;
+    assert_eq!(verified(&file).await, (row_verified, row_break.clone()));
+    assert_eq!(row_verified, 1_000);
+    assert_eq!(row_break.map(|b| b.seq), Some(5_000));
 }
