@@ -99,14 +99,13 @@ impl ProgressRoutes {
     ) -> Result<CallToolResponse, NoAnswer> {
         let deadline = within.map(|within| Instant::now() + within);
         let mut request = CallToolRequest::new(params);
-        let (listener, steps) = match downstream {
-            Some(downstream) => {
+        let (listener, steps) = downstream
+            .map(|downstream| {
                 let (queue, steps) = mpsc::channel(WAITING_STEPS);
                 request.extensions.insert(Ticket(queue));
-                (Some(downstream), Some(steps))
-            }
-            None => (None, None),
-        };
+                (downstream, steps)
+            })
+            .unzip();
         let handle = upstream
             .send_request_with_option(
                 ClientRequest::CallToolRequest(request),
