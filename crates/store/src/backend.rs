@@ -314,6 +314,13 @@ pub trait Backend: Send + Sync + 'static {
     /// is read after this one's newest record.
     const NUMBERED_PAGES: bool = false;
 
+    /// Whether [`Backend::verify_page`] reads, in this database, the very
+    /// records [`Backend::page`] reads; when not, verification reads every
+    /// record the row reader's way.
+    fn verify_pages_sound(&self) -> impl Future<Output = Result<bool, StoreError>> + Send {
+        async { Ok(true) }
+    }
+
     /// Up to `limit` records after `after`, read for verification the
     /// backend's quickest way.
     fn verify_page(

@@ -9,7 +9,10 @@
 //! ([`VerifyPage::digests`]); only the chain itself (numbers and links) is
 //! checked in order, here. When the quick way gives up on a page, that
 //! page is read again record by record, whose decoder names what is wrong;
-//! and where the ledger ends is only the row reader's to say.
+//! and where the ledger ends is only the row reader's to say. Where the
+//! backend cannot vouch that its quick way reads the records the row reader
+//! reads ([`Backend::verify_pages_sound`]), every page is read the row
+//! reader's way.
 
 use std::ops::ControlFlow;
 
@@ -74,13 +77,14 @@ pub(crate) async fn verify<B: Backend>(
     observe: &mut Observer<'_>,
 ) -> Result<VerifyReport, StoreError> {
     let mut verifier = ChainVerifier::default();
+    let quick = backend.verify_pages_sound().await?;
     loop {
-        if let Some(report) = quickly(backend, &mut verifier, observe).await? {
+        if quick && let Some(report) = quickly(backend, &mut verifier, observe).await? {
             return Ok(report);
         }
         // The quick read gave up on the page after the last verified
-        // record, or has read its last: what follows is read and checked
-        // a record at a time.
+        // record, has read its last, or is not to be used: what follows is
+        // read and checked a record at a time.
         match record_by_record(backend, verifier.verified()).await? {
             Fetched::Unreadable(problem) => {
                 return Ok(broken(&verifier, verifier.verified() + 1, problem));

@@ -510,6 +510,10 @@ impl Backend for Sqlite {
 
     const NUMBERED_PAGES: bool = true;
 
+    async fn verify_pages_sound(&self) -> Result<bool, StoreError> {
+        packed::sound(&self.pool).await
+    }
+
     async fn verify_page(&self, after: u64, limit: u32) -> Result<packed::PackedPage, StoreError> {
         packed::read(&self.pool, after, limit).await
     }

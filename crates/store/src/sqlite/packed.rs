@@ -72,6 +72,25 @@ SELECT count(*) AS count, max(seq) AS last,
        CAST(group_concat(iif(+hash >= x'', hash, unhex(hash)), '') AS BLOB) AS hash
 FROM ledger WHERE seq > ?1 AND seq <= ?1 + ?2";
 
+/// Whether `seq` is the ledger's rowid: a rowid table whose one-column
+/// primary key is `seq`, declared `INTEGER`, with no index of its own
+/// (a primary key that is not the rowid, `INTEGER PRIMARY KEY DESC` say,
+/// gets one). Then both readers find records by the table's own key and
+/// no index, statistics or query plan can set them apart; a file whose
+/// schema was made otherwise is read by the row reader alone.
+const ROWID_SCHEMA: &str = "
+SELECT (SELECT count(*) FROM pragma_table_list
+         WHERE schema = 'main' AND name = 'ledger' AND type = 'table' AND wr = 0) = 1
+   AND (SELECT count(*) FROM pragma_table_info('ledger') WHERE pk > 0) = 1
+   AND (SELECT count(*) FROM pragma_table_info('ledger')
+         WHERE pk = 1 AND name = 'seq' AND upper(type) = 'INTEGER') = 1
+   AND (SELECT count(*) FROM pragma_index_list('ledger') WHERE origin = 'pk') = 0";
+
+/// Whether the packed read may be used on this file ([`ROWID_SCHEMA`]).
+pub(crate) async fn sound(pool: &SqlitePool) -> Result<bool, StoreError> {
+    Ok(sqlx::query_scalar(ROWID_SCHEMA).fetch_one(pool).await?)
+}
+
 /// Up to `limit` records after `after`, packed.
 pub(crate) async fn read(
     pool: &SqlitePool,

@@ -542,3 +542,52 @@ async fn a_file_whose_keys_lie_is_verified_as_the_row_reader_reads_it() {
     assert_eq!(row_verified, 1_000);
     assert_eq!(row_break.map(|b| b.seq), Some(5_000));
 }
+
+#[tokio::test]
+async fn a_ledger_whose_seq_is_not_its_rowid_is_read_by_the_row_reader_alone() {
+    // The ledger made anew with `seq` declared as below: only the first
+    // makes `seq` the table's rowid, so that both readers find records by
+    // the table's own key whatever indexes and statistics the file holds.
+    let columns = "at TEXT NOT NULL, kind TEXT NOT NULL, payload TEXT NOT NULL, \
+                   prev_hash TEXT NOT NULL, hash TEXT NOT NULL, agent TEXT";
+    for (declared, rowid) in [
+        (format!("(seq INTEGER PRIMARY KEY, {columns})"), true),
+        (format!("(seq integer primary key, {columns})"), true),
+        (format!("(seq INTEGER PRIMARY KEY DESC, {columns})"), false),
+        (format!("(seq INT PRIMARY KEY, {columns})"), false),
+        (
+            format!("(seq INTEGER NOT NULL, {columns}, PRIMARY KEY (seq)) WITHOUT ROWID"),
+            false,
+        ),
+        (format!("(seq INTEGER NOT NULL UNIQUE, {columns})"), false),
+        (
+            format!("(id INTEGER PRIMARY KEY, seq INTEGER NOT NULL, {columns})"),
+            false,
+        ),
+        (
+            format!("(seq INTEGER, {columns}, PRIMARY KEY (seq, at))"),
+            false,
+        ),
+    ] {
+        let file = empty_file().await;
+        raw(
+            &file,
+            &format!("DROP TABLE ledger; CREATE TABLE ledger {declared};"),
+        )
+        .await;
+        assert_eq!(
+            file.backend.verify_pages_sound().await.unwrap(),
+            rowid,
+            "{declared}"
+        );
+        fill(&file, 30, |seq| seq % 3 == 0).await;
+        raw(&file, "UPDATE ledger SET kind = 'edited' WHERE seq = 17").await;
+        let (row_verified, row_break) = verified_row_by_row(&file.backend).await;
+        assert_eq!(row_verified, 16, "{declared}");
+        assert_eq!(
+            verified(&file).await,
+            (row_verified, row_break),
+            "{declared}"
+        );
+    }
+}
