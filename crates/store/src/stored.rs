@@ -96,6 +96,31 @@ pub(crate) fn encode_payload(payload: &str) -> Result<Vec<u8>, StoreError> {
 /// [`StoreError::Corrupt`] for anything but one whole frame of at most
 /// [`MAX_PAYLOAD`] bytes of UTF-8 made with the dictionary.
 pub(crate) fn decode_payload(body: &[u8]) -> Result<String, StoreError> {
+    let mut bytes = Vec::new();
+    decompress_into(body, &mut bytes)?;
+    String::from_utf8(bytes).map_err(|_| not_utf8())
+}
+
+/// [`decode_payload`] into `buffer`, which verification reuses from record
+/// to record rather than allocating each payload anew.
+///
+/// # Errors
+/// As [`decode_payload`].
+pub(crate) fn decode_payload_in<'b>(
+    body: &[u8],
+    buffer: &'b mut Vec<u8>,
+) -> Result<&'b str, StoreError> {
+    decompress_into(body, buffer)?;
+    std::str::from_utf8(buffer).map_err(|_| not_utf8())
+}
+
+fn not_utf8() -> StoreError {
+    StoreError::corrupt("a stored payload is not UTF-8")
+}
+
+/// Replaces what `buffer` holds with the bytes of the frame `body`: exactly
+/// the content size its header claims, and never more than [`MAX_PAYLOAD`].
+fn decompress_into(body: &[u8], buffer: &mut Vec<u8>) -> Result<(), StoreError> {
     let size = match zstd::zstd_safe::get_frame_content_size(body) {
         Ok(Some(size)) if size <= MAX_PAYLOAD => size,
         Ok(Some(size)) => {
@@ -111,19 +136,20 @@ pub(crate) fn decode_payload(body: &[u8]) -> Result<String, StoreError> {
     };
     let capacity = usize::try_from(size)
         .map_err(|_| StoreError::corrupt("a stored payload is too large for this machine"))?;
-    let bytes = with_context(
+    buffer.clear();
+    buffer.reserve(capacity);
+    let written = with_context(
         &DECOMPRESSOR,
         || Decompressor::with_prepared_dictionary(decoder_dictionary()),
-        |decompressor| decompressor.decompress(body, capacity),
+        |decompressor| decompressor.decompress_to_buffer(body, buffer),
         "a stored payload does not decompress",
     )?;
-    if bytes.len() != capacity {
+    if written != capacity {
         return Err(StoreError::corrupt(format!(
-            "a stored payload decompresses to {} bytes, not the {capacity} its frame claims",
-            bytes.len()
+            "a stored payload decompresses to {written} bytes, not the {capacity} its frame claims"
         )));
     }
-    String::from_utf8(bytes).map_err(|_| StoreError::corrupt("a stored payload is not UTF-8"))
+    Ok(())
 }
 
 /// A hash as format 2 stores it.

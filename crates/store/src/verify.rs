@@ -3,11 +3,12 @@
 //! hands each verified record's number and hash to an [`Observer`] (signed
 //! checkpoints are checked so).
 //!
-//! Pages are read the backend's quickest way ([`Backend::verify_page`]),
-//! a few ahead (two at once where pages are numbered), while earlier ones
-//! are decoded and hashed, two pages at once on threads of their own
-//! ([`VerifyPage::digests`]); only the chain itself (numbers and links) is
-//! checked in order, here. When the quick way gives up on a page, that
+//! Pages are read the backend's quickest way ([`Backend::verify_page`])
+//! while earlier ones are decoded and hashed on threads of their own
+//! ([`VerifyPage::digests`]): numbered pages a few at once, each read then
+//! hashed as one job; others each after the one before, two hashed at
+//! once. Only the chain itself (numbers and links) is checked in order,
+//! here. When the quick way gives up on a page, that
 //! page is read again record by record, whose decoder names what is wrong;
 //! and where the ledger ends is only the row reader's to say. Where the
 //! backend cannot vouch that its quick way reads the records the row reader
@@ -17,7 +18,7 @@
 use std::ops::ControlFlow;
 
 use clearance_engine::ledger::{ChainBreak, ChainVerifier, Digest32, LedgerRecord, RecordDigests};
-use futures::{StreamExt, stream};
+use futures::{Stream, StreamExt, stream};
 use tokio::sync::mpsc;
 
 use crate::{StoreError, backend::Backend, rows::VerifyReport};
@@ -55,14 +56,14 @@ impl VerifyPage for Vec<LedgerRecord> {
     }
 }
 
-/// How many pages are decoded and hashed at once, each on a blocking
-/// thread of its own: whole pages side by side kept both cores busier than
-/// the two halves of one page at a time (0.70–0.80 s against 0.76–0.84 s
-/// for 419k records), and start no thread per page.
+/// How many followed pages are decoded and hashed at once, each on a
+/// blocking thread of its own: whole pages side by side kept both cores
+/// busier than the two halves of one page at a time (0.70–0.80 s against
+/// 0.76–0.84 s for 419k records), and start no thread per page.
 const HASHED_SIDE_BY_SIDE: usize = 2;
 
-/// How many quick pages may wait, read, for their turn to be hashed: with
-/// up to two being read and two being hashed, at most five are held.
+/// How many followed pages may wait, read, for their turn to be hashed:
+/// with one being read and two being hashed, at most four are held.
 const READ_AHEAD: usize = 1;
 
 /// Sees each record, in order, once the chain has verified it, by its
@@ -119,60 +120,102 @@ async fn quickly<B: Backend>(
     verifier: &mut ChainVerifier,
     observe: &mut Observer<'_>,
 ) -> Result<Option<VerifyReport>, StoreError> {
+    let after = verifier.verified();
+    if B::NUMBERED_PAGES {
+        return check(numbered(backend, after), verifier, observe).await;
+    }
     let (pages, ahead) = mpsc::channel(READ_AHEAD);
-    let reader = read_ahead(backend, verifier.verified(), pages);
     // Owns the receiving end, so that the reader stops when this does.
     let received = stream::unfold(ahead, |mut ahead| async move {
         ahead.recv().await.map(|page| (page, ahead))
     });
-    let mut hashed = received
-        .map(|page| async move {
-            // Whatever failed the quick read (a page too long for one
-            // value, say) is for the row reader to meet and name.
-            let Ok(page) = page else {
-                return Ok(None);
-            };
-            tokio::task::spawn_blocking(move || page.digests())
-                .await
-                .map_err(|e| StoreError::Unavailable(format!("verifying a page stopped: {e}")))
-        })
-        .buffered(HASHED_SIDE_BY_SIDE)
-        .boxed();
-    let checker = async move {
-        while let Some(page) = hashed.next().await {
-            let Some(digests) = page? else {
-                return Ok(None);
-            };
-            for record in &digests {
-                if let Err(ChainBreak { seq, problem }) = verifier.check(record) {
-                    return Ok(Some(broken(verifier, seq, problem)));
-                }
-                if observe(record.seq, &record.hash).is_break() {
-                    return Ok(Some(whole(verifier)));
-                }
-            }
-        }
-        Ok(None)
-    };
-    let ((), checked) = tokio::join!(reader, checker);
+    let hashed = received.map(hashed).buffered(HASHED_SIDE_BY_SIDE);
+    let ((), checked) = tokio::join!(
+        follow(backend, after, pages),
+        check(hashed, verifier, observe)
+    );
     checked
 }
 
-/// How many numbered pages are read at once ([`Backend::NUMBERED_PAGES`]):
-/// one reader alone was the slowest stage of verifying a SQLite file,
-/// with a core idle while it read.
-const READ_SIDE_BY_SIDE: usize = 2;
+/// A page's digests, worked out on a blocking thread: `None` when the
+/// quick read could not take it.
+async fn hashed<P: VerifyPage>(
+    page: Result<P, StoreError>,
+) -> Result<Option<Vec<RecordDigests>>, StoreError> {
+    // Whatever failed the quick read (a page too long for one value, say)
+    // is for the row reader to meet and name.
+    let Ok(page) = page else {
+        return Ok(None);
+    };
+    tokio::task::spawn_blocking(move || page.digests())
+        .await
+        .map_err(|e| StoreError::Unavailable(format!("verifying a page stopped: {e}")))
+}
 
-/// Reads quick pages from `after` on into `pages` until a page is short or
-/// fails, or nobody takes them any more.
-async fn read_ahead<B: Backend>(
+/// Checks the chain through pages of digests, in order, until one is
+/// missing (`None`), the chain breaks or `observe` stops it.
+async fn check(
+    pages: impl Stream<Item = Result<Option<Vec<RecordDigests>>, StoreError>>,
+    verifier: &mut ChainVerifier,
+    observe: &mut Observer<'_>,
+) -> Result<Option<VerifyReport>, StoreError> {
+    let mut pages = std::pin::pin!(pages);
+    while let Some(page) = pages.next().await {
+        let Some(digests) = page? else {
+            return Ok(None);
+        };
+        for record in &digests {
+            if let Err(ChainBreak { seq, problem }) = verifier.check(record) {
+                return Ok(Some(broken(verifier, seq, problem)));
+            }
+            if observe(record.seq, &record.hash).is_break() {
+                return Ok(Some(whole(verifier)));
+            }
+        }
+    }
+    Ok(None)
+}
+
+/// How many numbered pages ([`Backend::NUMBERED_PAGES`]) are on their way
+/// at once, each read and then hashed as one job and handed on in order:
+/// two connections reading and two threads hashing. As fast as a reader
+/// feeding hashers through a queue (0.544 s against 0.555 s for 406k
+/// records, 1.5–1.7 of the 2 cores busy either way), with one stage
+/// fewer; what keeps the cores from being busier is not found yet.
+const NUMBERED_IN_FLIGHT: usize = 4;
+
+/// The digests of numbered pages from `after` on, up to and including the
+/// first that is short or could not be read quickly.
+fn numbered<B: Backend>(
+    backend: &B,
+    after: u64,
+) -> impl Stream<Item = Result<Option<Vec<RecordDigests>>, StoreError>> + '_ {
+    let starts = (0..u64::MAX).map_while(move |n| {
+        n.checked_mul(u64::from(PAGE))
+            .and_then(|offset| after.checked_add(offset))
+    });
+    stream::iter(starts)
+        .map(move |after| async move {
+            let page = backend.verify_page(after, PAGE).await;
+            let last = !matches!(&page, Ok(page) if page.count() == PAGE as usize);
+            (hashed(page).await, last)
+        })
+        .buffered(NUMBERED_IN_FLIGHT)
+        .scan(false, |ended, (digests, last)| {
+            let next = (!*ended).then_some(digests);
+            *ended = last;
+            std::future::ready(next)
+        })
+}
+
+/// Reads pages, each after the newest record of the one before, from
+/// `after` on into `pages` until a page is short or fails, or nobody takes
+/// them any more.
+async fn follow<B: Backend>(
     backend: &B,
     mut after: u64,
     pages: mpsc::Sender<Result<B::VerifyPage, StoreError>>,
 ) {
-    if B::NUMBERED_PAGES {
-        return read_numbered(backend, after, pages).await;
-    }
     loop {
         let page = backend.verify_page(after, PAGE).await;
         let next = match &page {
@@ -185,28 +228,6 @@ async fn read_ahead<B: Backend>(
         match next {
             Some(newest) => after = newest,
             None => return,
-        }
-    }
-}
-
-/// [`read_ahead`] for numbered pages: the next ones are read while
-/// earlier ones are, and handed on in order.
-async fn read_numbered<B: Backend>(
-    backend: &B,
-    after: u64,
-    pages: mpsc::Sender<Result<B::VerifyPage, StoreError>>,
-) {
-    let starts = (0..u64::MAX).map_while(|n| {
-        n.checked_mul(u64::from(PAGE))
-            .and_then(|offset| after.checked_add(offset))
-    });
-    let mut read = stream::iter(starts)
-        .map(|after| backend.verify_page(after, PAGE))
-        .buffered(READ_SIDE_BY_SIDE);
-    while let Some(page) = read.next().await {
-        let last = !matches!(&page, Ok(page) if page.count() == PAGE as usize);
-        if pages.send(page).await.is_err() || last {
-            return;
         }
     }
 }

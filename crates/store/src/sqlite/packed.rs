@@ -217,19 +217,20 @@ impl<'a> Cursor<'a> {
     }
 }
 
-/// One record's digests, decoded as the row-by-row reader decodes it.
-fn digests(layout: &Layout<'_>) -> Option<RecordDigests> {
+/// One record's digests, decoded as the row-by-row reader decodes it (a
+/// compressed payload into `buffer`, reused from record to record).
+fn digests(layout: &Layout<'_>, buffer: &mut Vec<u8>) -> Option<RecordDigests> {
     let at = std::str::from_utf8(layout.at).ok()?;
     let kind = std::str::from_utf8(layout.kind).ok()?;
     let payload = match layout.payload {
-        (true, body) => stored::decode_payload(body).ok()?,
-        (false, text) => std::str::from_utf8(text).ok()?.to_owned(),
+        (true, body) => stored::decode_payload_in(body, buffer).ok()?,
+        (false, text) => std::str::from_utf8(text).ok()?,
     };
     Some(RecordDigests::of(
         layout.seq,
         at,
         kind,
-        &payload,
+        payload,
         layout.prev_hash,
         layout.hash,
     ))
@@ -247,7 +248,11 @@ impl VerifyPage for PackedPage {
     /// Decompressing and hashing are most of the work, on a thread of its
     /// own ([`crate::verify`] runs two pages at once).
     fn digests(self) -> Option<Vec<RecordDigests>> {
-        self.layouts()?.iter().map(digests).collect()
+        let mut buffer = Vec::new();
+        self.layouts()?
+            .iter()
+            .map(|layout| digests(layout, &mut buffer))
+            .collect()
     }
 }
 

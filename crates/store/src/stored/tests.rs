@@ -13,6 +13,44 @@ fn a_payload_comes_back_as_it_went_in() {
 }
 
 #[test]
+fn a_reused_buffer_holds_each_payload_exactly_whatever_it_held_before() {
+    let big = "y".repeat(100_000);
+    let mut buffer = Vec::new();
+    for payload in [big.as_str(), READ, "", "ünïcödé ✓", big.as_str(), READ] {
+        let body = encode_payload(payload).unwrap();
+        assert_eq!(decode_payload_in(&body, &mut buffer).unwrap(), payload);
+    }
+    // A bad frame after a good one is corrupt, not the good one again.
+    let body = encode_payload(READ).unwrap();
+    assert!(decode_payload_in(&body, &mut buffer).is_ok());
+    assert!(matches!(
+        decode_payload_in(&body[..body.len() / 2], &mut buffer),
+        Err(StoreError::Corrupt(_))
+    ));
+    // A frame whose header claims fewer bytes than it holds, decoded where
+    // there is room for more: corrupt, not the longer text.
+    let mut lying = encode_payload(&"z".repeat(100)).unwrap();
+    let descriptor = lying[4];
+    let dictionary_id_bytes = [0, 1, 2, 4][usize::from(descriptor & 3)];
+    assert_eq!(
+        (descriptor >> 6, descriptor & 0x20),
+        (0, 0x20),
+        "a single-segment frame with a one-byte content size"
+    );
+    let size_at = 5 + dictionary_id_bytes;
+    assert_eq!(lying[size_at], 100);
+    lying[size_at] = 50;
+    assert!(matches!(
+        decode_payload_in(&lying, &mut buffer),
+        Err(StoreError::Corrupt(_))
+    ));
+    assert!(matches!(
+        decode_payload(&lying),
+        Err(StoreError::Corrupt(_))
+    ));
+}
+
+#[test]
 fn a_decision_of_another_deployment_still_compresses_several_times() {
     // Nothing of this record's values is in the dictionary but its shape.
     let body = encode_payload(READ).unwrap();
