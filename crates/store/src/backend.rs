@@ -308,12 +308,6 @@ pub trait Backend: Send + Sync + 'static {
     /// on other threads ([`crate::verify`]).
     type VerifyPage: crate::verify::VerifyPage;
 
-    /// Whether [`Backend::verify_page`] reads the records numbered in
-    /// `(after, after + limit]`, so that the next page is known before this
-    /// one is read and several can be read at once; otherwise the next page
-    /// is read after this one's newest record.
-    const NUMBERED_PAGES: bool = false;
-
     /// Whether [`Backend::verify_page`] reads, in this database, the very
     /// records [`Backend::page`] reads; when not, verification reads every
     /// record the row reader's way.
@@ -321,8 +315,10 @@ pub trait Backend: Send + Sync + 'static {
         async { Ok(true) }
     }
 
-    /// Up to `limit` records after `after`, read for verification the
-    /// backend's quickest way.
+    /// The records numbered in `(after, after + limit]`, in order, read
+    /// for verification the backend's quickest way: numbered, so that the
+    /// next page is known before this one is read and several are read at
+    /// once (a gap shows as one, a short page as the end of what is read).
     fn verify_page(
         &self,
         after: u64,

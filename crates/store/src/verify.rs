@@ -3,11 +3,10 @@
 //! hands each verified record's number and hash to an [`Observer`] (signed
 //! checkpoints are checked so).
 //!
-//! Pages are read the backend's quickest way ([`Backend::verify_page`])
-//! while earlier ones are decoded and hashed on threads of their own
-//! ([`VerifyPage::digests`]): numbered pages a few at once, each read then
-//! hashed as one job; others each after the one before, two hashed at
-//! once. Only the chain itself (numbers and links) is checked in order,
+//! Pages, numbered, are read the backend's quickest way
+//! ([`Backend::verify_page`]) and decoded and hashed on threads of their
+//! own ([`VerifyPage::digests`]), each page one job, several on their way
+//! at once; only the chain itself (numbers and links) is checked in order,
 //! here. When the quick way gives up on a page, that
 //! page is read again record by record, whose decoder names what is wrong;
 //! and where the ledger ends is only the row reader's to say. Where the
@@ -19,7 +18,6 @@ use std::ops::ControlFlow;
 
 use clearance_engine::ledger::{ChainBreak, ChainVerifier, Digest32, LedgerRecord, RecordDigests};
 use futures::{Stream, StreamExt, stream};
-use tokio::sync::mpsc;
 
 use crate::{StoreError, backend::Backend, rows::VerifyReport};
 
@@ -55,16 +53,6 @@ impl VerifyPage for Vec<LedgerRecord> {
         Some(self.iter().map(RecordDigests::of_record).collect())
     }
 }
-
-/// How many followed pages are decoded and hashed at once, each on a
-/// blocking thread of its own: whole pages side by side kept both cores
-/// busier than the two halves of one page at a time (0.70–0.80 s against
-/// 0.76–0.84 s for 419k records), and start no thread per page.
-const HASHED_SIDE_BY_SIDE: usize = 2;
-
-/// How many followed pages may wait, read, for their turn to be hashed:
-/// with one being read and two being hashed, at most four are held.
-const READ_AHEAD: usize = 1;
 
 /// Sees each record, in order, once the chain has verified it, by its
 /// number and hash; `Break` stops verification after that record.
@@ -120,21 +108,7 @@ async fn quickly<B: Backend>(
     verifier: &mut ChainVerifier,
     observe: &mut Observer<'_>,
 ) -> Result<Option<VerifyReport>, StoreError> {
-    let after = verifier.verified();
-    if B::NUMBERED_PAGES {
-        return check(numbered(backend, after), verifier, observe).await;
-    }
-    let (pages, ahead) = mpsc::channel(READ_AHEAD);
-    // Owns the receiving end, so that the reader stops when this does.
-    let received = stream::unfold(ahead, |mut ahead| async move {
-        ahead.recv().await.map(|page| (page, ahead))
-    });
-    let hashed = received.map(hashed).buffered(HASHED_SIDE_BY_SIDE);
-    let ((), checked) = tokio::join!(
-        follow(backend, after, pages),
-        check(hashed, verifier, observe)
-    );
-    checked
+    check(pages(backend, verifier.verified()), verifier, observe).await
 }
 
 /// A page's digests, worked out on a blocking thread: `None` when the
@@ -176,17 +150,17 @@ async fn check(
     Ok(None)
 }
 
-/// How many numbered pages ([`Backend::NUMBERED_PAGES`]) are on their way
-/// at once, each read (two connections) and then hashed (a blocking
-/// thread) as one job, handed on in order. Pages finished behind a slower
-/// one wait for it, holding no core busy: with four on their way verifying
-/// 406k records took 0.58 s, with eight 0.51 s, with sixteen no less,
-/// and a reader feeding hashers through a queue 0.56 s.
-const NUMBERED_IN_FLIGHT: usize = 8;
+/// How many pages are on their way at once, each read and then hashed (on
+/// a blocking thread) as one job, handed on in order. Pages finished behind
+/// a slower one wait for it, holding no core busy: verifying 406k records
+/// of a SQLite file took 0.58 s with four on their way, 0.51 s with eight,
+/// no less with sixteen, and 0.56 s with a reader feeding hashers through
+/// a queue.
+const IN_FLIGHT: usize = 8;
 
-/// The digests of numbered pages from `after` on, up to and including the
+/// The digests of the pages from `after` on, up to and including the
 /// first that is short or could not be read quickly.
-fn numbered<B: Backend>(
+fn pages<B: Backend>(
     backend: &B,
     after: u64,
 ) -> impl Stream<Item = Result<Option<Vec<RecordDigests>>, StoreError>> + '_ {
@@ -200,36 +174,12 @@ fn numbered<B: Backend>(
             let last = !matches!(&page, Ok(page) if page.count() == PAGE as usize);
             (hashed(page).await, last)
         })
-        .buffered(NUMBERED_IN_FLIGHT)
+        .buffered(IN_FLIGHT)
         .scan(false, |ended, (digests, last)| {
             let next = (!*ended).then_some(digests);
             *ended = last;
             std::future::ready(next)
         })
-}
-
-/// Reads pages, each after the newest record of the one before, from
-/// `after` on into `pages` until a page is short or fails, or nobody takes
-/// them any more.
-async fn follow<B: Backend>(
-    backend: &B,
-    mut after: u64,
-    pages: mpsc::Sender<Result<B::VerifyPage, StoreError>>,
-) {
-    loop {
-        let page = backend.verify_page(after, PAGE).await;
-        let next = match &page {
-            Ok(page) if page.count() == PAGE as usize => page.newest(),
-            _ => None,
-        };
-        if pages.send(page).await.is_err() {
-            return;
-        }
-        match next {
-            Some(newest) => after = newest,
-            None => return,
-        }
-    }
 }
 
 /// A page read a record at a time.

@@ -193,6 +193,50 @@ async fn verify_reads_page_after_page_and_names_the_earliest_break<S, F, Fut>(
 }
 on_both!(verify_reads_page_after_page_and_names_the_earliest_break);
 
+/// Verification reads pages by number, several at once: records deleted
+/// at a page's end, across whole pages, from the first or from the tail
+/// read as the gap they leave, the earliest named first.
+async fn a_gap_is_named_wherever_it_falls_against_the_pages<S, F, Fut>(place: &Place, open: F)
+where
+    S: Store,
+    F: Fn() -> Fut,
+    Fut: Future<Output = S>,
+{
+    let store = Arc::new(open().await);
+    fill(&store, 0, 6_500).await;
+    // Each gap before the ones already made, so that it is the first.
+    for (deleted, verified, first_break) in [
+        // The tail: a chain alone cannot tell (signed checkpoints can).
+        ((6_001, 6_500), 6_000, None),
+        // The last record of the second page.
+        ((4_000, 4_000), 3_999, Some(4_001)),
+        // The rest of that page: (2000, 4000] gone whole.
+        ((2_001, 3_999), 2_000, Some(4_001)),
+        // Into the page before: the gap now spans more than a page.
+        ((1_500, 2_000), 1_499, Some(4_001)),
+        // The very first record.
+        ((1, 1), 0, Some(2)),
+    ] {
+        let (from, to) = deleted;
+        place
+            .raw(&format!(
+                "DELETE FROM ledger WHERE seq >= {from} AND seq <= {to}"
+            ))
+            .await;
+        let report = store.verify().await.unwrap();
+        let found = report.first_break.as_ref().map(|b| b.seq);
+        assert_eq!(
+            (report.verified, found),
+            (verified, first_break),
+            "{from}..={to}"
+        );
+        if let Some(broken) = report.first_break {
+            assert!(broken.problem.contains("missing"), "{}", broken.problem);
+        }
+    }
+}
+on_both!(a_gap_is_named_wherever_it_falls_against_the_pages);
+
 async fn a_rehashed_record_breaks_its_successor<S, F, Fut>(place: &Place, open: F)
 where
     S: Store,

@@ -508,8 +508,6 @@ impl Backend for Sqlite {
 
     type VerifyPage = packed::PackedPage;
 
-    const NUMBERED_PAGES: bool = true;
-
     async fn verify_pages_sound(&self) -> Result<bool, StoreError> {
         packed::sound(&self.pool).await
     }
