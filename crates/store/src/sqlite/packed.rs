@@ -246,7 +246,7 @@ impl VerifyPage for PackedPage {
     }
 
     /// Decompressing and hashing are most of the work, on a thread of its
-    /// own ([`crate::verify`] runs two pages at once).
+    /// own ([`crate::verify`] has several pages on their way at once).
     fn digests(self) -> Option<Vec<RecordDigests>> {
         let mut buffer = Vec::new();
         self.layouts()?
