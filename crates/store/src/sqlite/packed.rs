@@ -72,11 +72,13 @@ SELECT count(*) AS count, max(seq) AS last,
        CAST(group_concat(iif(+hash >= x'', hash, unhex(hash)), '') AS BLOB) AS hash
 FROM ledger WHERE seq > ?1 AND seq <= ?1 + ?2";
 
-/// Whether `seq` is the ledger's rowid: a rowid table whose one-column
-/// primary key is `seq`, declared `INTEGER`, with no index of its own
-/// (a primary key that is not the rowid, `INTEGER PRIMARY KEY DESC` say,
-/// gets one). Then both readers find records by the table's own key and
-/// no index, statistics or query plan can set them apart; a file whose
+/// Whether the ledger is read from its own table, keyed by `seq`: a rowid
+/// table whose one-column primary key is `seq`, declared `INTEGER`, with no
+/// index of its own (a primary key that is not the rowid, `INTEGER PRIMARY
+/// KEY DESC` say, gets one), and no index on anything but `kind` and `seq`
+/// (an index holding every column verification reads, lying or not, could
+/// be read in the table's place). Then both readers read the table's rows
+/// by its key, and no statistics or plan can set them apart; a file whose
 /// schema was made otherwise is read by the row reader alone.
 const ROWID_SCHEMA: &str = "
 SELECT (SELECT count(*) FROM pragma_table_list
@@ -84,7 +86,10 @@ SELECT (SELECT count(*) FROM pragma_table_list
    AND (SELECT count(*) FROM pragma_table_info('ledger') WHERE pk > 0) = 1
    AND (SELECT count(*) FROM pragma_table_info('ledger')
          WHERE pk = 1 AND name = 'seq' AND upper(type) = 'INTEGER') = 1
-   AND (SELECT count(*) FROM pragma_index_list('ledger') WHERE origin = 'pk') = 0";
+   AND (SELECT count(*) FROM pragma_index_list('ledger') WHERE origin = 'pk') = 0
+   AND (SELECT count(*) FROM pragma_index_list('ledger') AS list,
+               pragma_index_xinfo(list.name) AS info
+         WHERE info.key AND (info.name IS NULL OR info.name NOT IN ('kind', 'seq'))) = 0";
 
 /// Whether the packed read may be used on this file ([`ROWID_SCHEMA`]).
 pub(crate) async fn sound(pool: &SqlitePool) -> Result<bool, StoreError> {

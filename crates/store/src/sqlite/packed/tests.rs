@@ -550,31 +550,65 @@ async fn a_ledger_whose_seq_is_not_its_rowid_is_read_by_the_row_reader_alone() {
     // the table's own key whatever indexes and statistics the file holds.
     let columns = "at TEXT NOT NULL, kind TEXT NOT NULL, payload TEXT NOT NULL, \
                    prev_hash TEXT NOT NULL, hash TEXT NOT NULL, agent TEXT";
-    for (declared, rowid) in [
-        (format!("(seq INTEGER PRIMARY KEY, {columns})"), true),
-        (format!("(seq integer primary key, {columns})"), true),
-        (format!("(seq INTEGER PRIMARY KEY DESC, {columns})"), false),
-        (format!("(seq INT PRIMARY KEY, {columns})"), false),
+    let rowid_table = format!("(seq INTEGER PRIMARY KEY, {columns})");
+    assert!(
+        empty_file()
+            .await
+            .backend
+            .verify_pages_sound()
+            .await
+            .unwrap()
+    );
+    for (declared, index, rowid) in [
+        (rowid_table.clone(), "", true),
+        (format!("(seq integer primary key, {columns})"), "", true),
         (
-            format!("(seq INTEGER NOT NULL, {columns}, PRIMARY KEY (seq)) WITHOUT ROWID"),
+            format!("(seq INTEGER PRIMARY KEY DESC, {columns})"),
+            "",
             false,
         ),
-        (format!("(seq INTEGER NOT NULL UNIQUE, {columns})"), false),
+        (format!("(seq INT PRIMARY KEY, {columns})"), "", false),
+        (
+            format!("(seq INTEGER NOT NULL, {columns}, PRIMARY KEY (seq)) WITHOUT ROWID"),
+            "",
+            false,
+        ),
+        (
+            format!("(seq INTEGER NOT NULL UNIQUE, {columns})"),
+            "",
+            false,
+        ),
         (
             format!("(id INTEGER PRIMARY KEY, seq INTEGER NOT NULL, {columns})"),
+            "",
             false,
         ),
         (
             format!("(seq INTEGER, {columns}, PRIMARY KEY (seq, at))"),
+            "",
             false,
         ),
+        // The migration's own index, then indexes that hold more than
+        // `kind` and `seq` (one could be read in the table's place).
+        (rowid_table.clone(), "(kind, seq)", true),
+        (
+            rowid_table.clone(),
+            "(seq, at, kind, payload, prev_hash, hash)",
+            false,
+        ),
+        (rowid_table.clone(), "(lower(kind))", false),
     ] {
         let file = empty_file().await;
+        let index = match index {
+            "" => String::new(),
+            columns => format!("CREATE INDEX extra ON ledger {columns};"),
+        };
         raw(
             &file,
-            &format!("DROP TABLE ledger; CREATE TABLE ledger {declared};"),
+            &format!("DROP TABLE ledger; CREATE TABLE ledger {declared}; {index}"),
         )
         .await;
+        let declared = format!("{declared} {index}");
         assert_eq!(
             file.backend.verify_pages_sound().await.unwrap(),
             rowid,
