@@ -359,3 +359,36 @@ async fn two_writers_extend_one_chain_whatever_the_servers_default_isolation() {
     let report = a.verify().await.unwrap();
     assert_eq!((report.verified, report.first_break), (400, None));
 }
+
+/// A record inserted twice (possible only with the primary key dropped)
+/// is a break wherever it falls: verification reads every row numbered in
+/// a page, where reading on after the last record read would step over a
+/// copy of the record a page ended on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_record_inserted_twice_is_named_even_where_a_page_ends() {
+    let Some(place) = Place::postgres().await else {
+        return;
+    };
+    let store = Arc::new(place.open_postgres().await);
+    fill(&store, 0, 4_500).await;
+    place
+        .raw("ALTER TABLE ledger DROP CONSTRAINT ledger_pkey")
+        .await;
+    // The newest record, then the last of the first page: each before the
+    // one already made, so that it is the first.
+    for seq in [4_500, 2_000] {
+        place
+            .raw(&format!(
+                "INSERT INTO ledger SELECT * FROM ledger WHERE seq = {seq}"
+            ))
+            .await;
+        let report = store.verify().await.unwrap();
+        let broken = report.first_break.unwrap();
+        assert_eq!((report.verified, broken.seq), (seq, seq));
+        assert!(
+            broken.problem.contains(&(seq + 1).to_string()),
+            "{}",
+            broken.problem
+        );
+    }
+}

@@ -524,7 +524,10 @@ impl Backend for Postgres {
 
     // The row reader's decoder, by number: producing rows is most of what
     // verifying costs here, and pages read at once are each produced by a
-    // server process of their own.
+    // server process of their own. Every row numbered in the range comes,
+    // so a record inserted twice (only possible with the primary key
+    // dropped) is a break even where `page`, reading on after the last
+    // record it read, would step over its copy.
     async fn verify_page(&self, after: u64, limit: u32) -> Result<Vec<LedgerRecord>, StoreError> {
         let rows = sqlx::query(
             "SELECT seq, at, kind, payload, prev_hash, hash FROM ledger
