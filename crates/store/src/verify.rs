@@ -18,6 +18,7 @@ use std::ops::ControlFlow;
 
 use clearance_engine::ledger::{ChainBreak, ChainVerifier, Digest32, LedgerRecord, RecordDigests};
 use futures::{Stream, StreamExt, stream};
+use tokio::sync::Semaphore;
 
 use crate::{StoreError, backend::Backend, rows::VerifyReport};
 
@@ -108,7 +109,13 @@ async fn quickly<B: Backend>(
     verifier: &mut ChainVerifier,
     observe: &mut Observer<'_>,
 ) -> Result<Option<VerifyReport>, StoreError> {
-    check(pages(backend, verifier.verified()), verifier, observe).await
+    let reading = Semaphore::new(READ_AT_ONCE);
+    check(
+        pages(backend, &reading, verifier.verified()),
+        verifier,
+        observe,
+    )
+    .await
 }
 
 /// How many pages are on their way at once, each read and then hashed (on
@@ -119,19 +126,27 @@ async fn quickly<B: Backend>(
 /// a queue.
 const IN_FLIGHT: usize = 8;
 
+/// How many of them are being read at once: a verification asked of a
+/// running gateway takes no more of its pool's connections than this.
+const READ_AT_ONCE: usize = 2;
+
 /// The digests of the pages from `after` on, up to and including the
 /// first that is short or could not be read quickly.
-fn pages<B: Backend>(
-    backend: &B,
+fn pages<'a, B: Backend>(
+    backend: &'a B,
+    reading: &'a Semaphore,
     after: u64,
-) -> impl Stream<Item = Result<Option<Vec<RecordDigests>>, StoreError>> + '_ {
+) -> impl Stream<Item = Result<Option<Vec<RecordDigests>>, StoreError>> + 'a {
     let starts = (0..u64::MAX).map_while(move |n| {
         n.checked_mul(u64::from(PAGE))
             .and_then(|offset| after.checked_add(offset))
     });
     stream::iter(starts)
         .map(move |after| async move {
-            let page = backend.verify_page(after, PAGE).await;
+            let page = match reading.acquire().await {
+                Ok(_reading) => backend.verify_page(after, PAGE).await,
+                Err(closed) => Err(StoreError::Unavailable(closed.to_string())),
+            };
             let last = !matches!(&page, Ok(page) if page.count() == PAGE as usize);
             (hashed(page).await, last)
         })
