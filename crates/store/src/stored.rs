@@ -137,7 +137,11 @@ fn decompress_into(body: &[u8], buffer: &mut Vec<u8>) -> Result<(), StoreError> 
     let capacity = usize::try_from(size)
         .map_err(|_| StoreError::corrupt("a stored payload is too large for this machine"))?;
     buffer.clear();
-    buffer.reserve(capacity);
+    if buffer.capacity() < capacity {
+        // Made anew to the size, not grown: growing may double, and near
+        // the limit that would hold twice what a record may have.
+        *buffer = Vec::with_capacity(capacity);
+    }
     let written = with_context(
         &DECOMPRESSOR,
         || Decompressor::with_prepared_dictionary(decoder_dictionary()),

@@ -20,6 +20,14 @@ fn a_reused_buffer_holds_each_payload_exactly_whatever_it_held_before() {
         let body = encode_payload(payload).unwrap();
         assert_eq!(decode_payload_in(&body, &mut buffer).unwrap(), payload);
     }
+    // Room for a larger payload is made to its size, not by doubling.
+    let (smaller, larger) = ("s".repeat(60_000), "l".repeat(100_000));
+    let mut fresh = Vec::new();
+    for payload in [&smaller, &larger] {
+        let body = encode_payload(payload).unwrap();
+        assert_eq!(decode_payload_in(&body, &mut fresh).unwrap(), payload);
+    }
+    assert!(fresh.capacity() < 120_000, "{}", fresh.capacity());
     // A bad frame after a good one is corrupt, not the good one again.
     let body = encode_payload(READ).unwrap();
     assert!(decode_payload_in(&body, &mut buffer).is_ok());
