@@ -7,12 +7,12 @@
 //! ([`Backend::verify_page`]) and decoded and hashed on threads of their
 //! own ([`VerifyPage::digests`]), each page one job, several on their way
 //! at once; only the chain itself (numbers and links) is checked in order,
-//! here. When the quick way gives up on a page, that
-//! page is read again record by record, whose decoder names what is wrong;
-//! and where the ledger ends is only the row reader's to say. Where the
-//! backend cannot vouch that its quick way reads the records the row reader
-//! reads ([`Backend::verify_pages_sound`]), every page is read the row
-//! reader's way.
+//! here. When the quick way gives up on a page, that page is read again
+//! record by record, whose decoder names what is wrong; and where the
+//! ledger ends is only the row reader's to say. Where the backend cannot
+//! vouch that its quick way reads the records the row reader reads
+//! ([`Backend::verify_pages_sound`]), every page is read the row reader's
+//! way.
 
 use std::ops::ControlFlow;
 
@@ -32,9 +32,6 @@ pub trait VerifyPage: Send + 'static {
     /// How many records it holds.
     fn count(&self) -> usize;
 
-    /// The newest record's number.
-    fn newest(&self) -> Option<u64>;
-
     /// Every record's digests, in order; `None` when something in the page
     /// must be read again record by record to be judged.
     fn digests(self) -> Option<Vec<RecordDigests>>;
@@ -44,10 +41,6 @@ pub trait VerifyPage: Send + 'static {
 impl VerifyPage for Vec<LedgerRecord> {
     fn count(&self) -> usize {
         Vec::len(self)
-    }
-
-    fn newest(&self) -> Option<u64> {
-        self.last().map(|record| record.seq)
     }
 
     fn digests(self) -> Option<Vec<RecordDigests>> {

@@ -138,6 +138,24 @@ async fn exec(conn: &mut PgConnection, sql: &'static str) -> Result<(), StoreErr
     Ok(())
 }
 
+impl Postgres {
+    /// Ledger records as `query` selects them, given `after` and `limit`
+    /// as `$1` and `$2`, decoded as every record is.
+    async fn records(
+        &self,
+        query: &'static str,
+        after: u64,
+        limit: u32,
+    ) -> Result<Vec<LedgerRecord>, StoreError> {
+        let rows = sqlx::query(query)
+            .bind(int(after))
+            .bind(i64::from(limit))
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(decode::ledger_record).collect()
+    }
+}
+
 impl Backend for Postgres {
     type Conn = PgConnection;
 
@@ -509,14 +527,13 @@ impl Backend for Postgres {
     }
 
     async fn page(&self, after: u64, limit: u32) -> Result<Vec<LedgerRecord>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT seq, at, kind, payload, prev_hash, hash FROM ledger WHERE seq > $1 ORDER BY seq LIMIT $2",
+        self.records(
+            "SELECT seq, at, kind, payload, prev_hash, hash FROM ledger
+             WHERE seq > $1 ORDER BY seq LIMIT $2",
+            after,
+            limit,
         )
-        .bind(int(after))
-        .bind(i64::from(limit))
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter().map(decode::ledger_record).collect()
+        .await
     }
 
     // Rows arrive decoded; hashing them is the work verification spreads.
@@ -529,15 +546,13 @@ impl Backend for Postgres {
     // dropped) is a break even where `page`, reading on after the last
     // record it read, would step over its copy.
     async fn verify_page(&self, after: u64, limit: u32) -> Result<Vec<LedgerRecord>, StoreError> {
-        let rows = sqlx::query(
+        self.records(
             "SELECT seq, at, kind, payload, prev_hash, hash FROM ledger
              WHERE seq > $1 AND seq <= $1 + $2 ORDER BY seq",
+            after,
+            limit,
         )
-        .bind(int(after))
-        .bind(i64::from(limit))
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter().map(decode::ledger_record).collect()
+        .await
     }
 
     async fn ping(&self) -> Result<(), StoreError> {

@@ -246,10 +246,6 @@ impl VerifyPage for PackedPage {
         self.count
     }
 
-    fn newest(&self) -> Option<u64> {
-        self.last
-    }
-
     /// Decompressing and hashing are most of the work, on a thread of its
     /// own ([`crate::verify`] has several pages on their way at once).
     fn digests(self) -> Option<Vec<RecordDigests>> {

@@ -161,7 +161,7 @@ async fn a_packed_page_hashes_as_its_rows_read_one_by_one() {
         let rows = file.backend.page(after, limit).await.unwrap();
         let packed = file.backend.verify_page(after, limit).await.unwrap();
         assert_eq!(packed.count(), rows.len(), "after {after}, limit {limit}");
-        assert_eq!(packed.newest(), rows.last().map(|r| r.seq));
+        assert_eq!(packed.last, rows.last().map(|r| r.seq));
         let digests = packed.digests();
         assert_eq!(
             digests,
@@ -209,6 +209,14 @@ async fn verified_row_by_row(backend: &Sqlite) -> (u64, Option<ChainBreak>) {
     }
 }
 
+/// What the row reader says of `file`, once verifying it is found to say
+/// exactly the same (`case` names the file in a failure).
+async fn verified_as_the_row_reader(file: &File, case: &str) -> (u64, Option<ChainBreak>) {
+    let row_reader = verified_row_by_row(&file.backend).await;
+    assert_eq!(verified(file).await, row_reader, "{case}");
+    row_reader
+}
+
 #[tokio::test]
 async fn the_packed_read_leaves_what_it_cannot_take_to_the_row_reader() {
     use Quick::{GivesUp, Takes};
@@ -245,8 +253,7 @@ async fn the_packed_read_leaves_what_it_cannot_take_to_the_row_reader() {
             (Takes, Err(e)) => panic!("{change}: the row reader refuses it: {e}"),
             (GivesUp, _) => assert_eq!(digests, None, "{change}"),
         }
-        let (row_verified, row_break) = verified_row_by_row(&file.backend).await;
-        assert_eq!(verified(&file).await, (row_verified, row_break), "{change}");
+        verified_as_the_row_reader(&file, change).await;
     }
 }
 
@@ -349,8 +356,7 @@ async fn a_file_whose_text_is_utf16_is_left_to_the_row_reader() {
         "UPDATE ledger SET kind = 'decision.edited' WHERE seq = 7",
     )
     .await;
-    let (row_verified, row_break) = verified_row_by_row(&file.backend).await;
-    assert_eq!(verified(&file).await, (row_verified, row_break));
+    let (row_verified, _) = verified_as_the_row_reader(&file, "").await;
     assert_eq!(row_verified, 6);
 }
 
@@ -397,13 +403,7 @@ async fn a_gap_reads_as_a_gap_wherever_it_falls_against_the_pages() {
         let file = empty_file().await;
         fill_with(&file, 4_500, |seq| seq % 5 == 0, small).await;
         raw(&file, &format!("DELETE FROM ledger WHERE {gone}")).await;
-        let (row_verified, row_break) = verified_row_by_row(&file.backend).await;
-        let (verified, first_break) = verified(&file).await;
-        assert_eq!(
-            (verified, &first_break),
-            (row_verified, &row_break),
-            "{gone}"
-        );
+        let (verified, first_break) = verified_as_the_row_reader(&file, gone).await;
         assert_eq!(verified, verified_before, "{gone}");
         assert_eq!(first_break.map_or(0, |b| b.seq), found, "{gone}");
     }
@@ -480,13 +480,9 @@ async fn a_number_in_a_text_column_is_left_to_the_row_reader() {
 
         let page = file.backend.verify_page(0, 100).await.unwrap();
         assert_eq!(page.digests(), None, "{column} = {value}");
-        let (row_verified, row_break) = verified_row_by_row(&file.backend).await;
-        assert_eq!(row_verified, 11, "{column} = {value}: {row_break:?}");
-        assert_eq!(
-            verified(&file).await,
-            (row_verified, row_break),
-            "{column} = {value}"
-        );
+        let case = format!("{column} = {value}");
+        let (row_verified, row_break) = verified_as_the_row_reader(&file, &case).await;
+        assert_eq!(row_verified, 11, "{case}: {row_break:?}");
     }
 }
 
@@ -536,9 +532,8 @@ async fn a_file_whose_keys_lie_is_verified_as_the_row_reader_reads_it() {
     reopen(&mut file).await;
     // The scan of (0, 2000] stops at the lying key.
     let page = file.backend.verify_page(0, 2_000).await.unwrap();
-    assert_eq!((page.count(), page.newest()), (1_000, Some(1_000)));
-    let (row_verified, row_break) = verified_row_by_row(&file.backend).await;
-    assert_eq!(verified(&file).await, (row_verified, row_break.clone()));
+    assert_eq!((page.count(), page.last), (1_000, Some(1_000)));
+    let (row_verified, row_break) = verified_as_the_row_reader(&file, "").await;
     assert_eq!(row_verified, 1_000);
     assert_eq!(row_break.map(|b| b.seq), Some(5_000));
 }
@@ -616,12 +611,7 @@ async fn a_ledger_whose_seq_is_not_its_rowid_is_read_by_the_row_reader_alone() {
         );
         fill(&file, 30, |seq| seq % 3 == 0).await;
         raw(&file, "UPDATE ledger SET kind = 'edited' WHERE seq = 17").await;
-        let (row_verified, row_break) = verified_row_by_row(&file.backend).await;
+        let (row_verified, _) = verified_as_the_row_reader(&file, &declared).await;
         assert_eq!(row_verified, 16, "{declared}");
-        assert_eq!(
-            verified(&file).await,
-            (row_verified, row_break),
-            "{declared}"
-        );
     }
 }
