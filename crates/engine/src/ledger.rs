@@ -131,7 +131,9 @@ impl LedgerRecord {
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[error("record {seq}: {problem}")]
 pub struct ChainBreak {
-    /// The first record that does not verify (as numbered in the store).
+    /// The first record that does not verify (as numbered in the store);
+    /// 0 for a record numbered outside the chain (0 or below), which
+    /// `problem` names.
     pub seq: u64,
     /// What is wrong with it.
     pub problem: String,

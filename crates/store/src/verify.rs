@@ -12,7 +12,8 @@
 //! ledger ends is only the row reader's to say. Where the backend cannot
 //! vouch that its quick way reads the records the row reader reads
 //! ([`Backend::verify_pages_sound`]), every page is read the row reader's
-//! way.
+//! way. A ledger read to its end verifies whole only if no record lies
+//! outside the chain's numbers ([`Backend::outside_chain`]).
 
 use std::ops::ControlFlow;
 
@@ -82,7 +83,7 @@ pub(crate) async fn verify<B: Backend>(
                     }
                 }
                 if !more {
-                    return Ok(whole(&verifier));
+                    return ended(backend, &verifier).await;
                 }
             }
         }
@@ -250,6 +251,23 @@ async fn readable_prefix<B: Backend>(
         }
     }
     Ok(Ok(records))
+}
+
+/// The report once the chain has been read to its end: whole, unless the
+/// table also holds a record numbered where no chain can reach it, which
+/// a listing would show beside the verified records.
+async fn ended<B: Backend>(
+    backend: &B,
+    verifier: &ChainVerifier,
+) -> Result<VerifyReport, StoreError> {
+    Ok(match backend.outside_chain().await? {
+        Some(number) => broken(
+            verifier,
+            0,
+            format!("a record is numbered {number}, outside the chain, which is numbered from 1"),
+        ),
+        None => whole(verifier),
+    })
 }
 
 fn whole(verifier: &ChainVerifier) -> VerifyReport {

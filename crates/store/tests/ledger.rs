@@ -237,6 +237,47 @@ where
 }
 on_both!(a_gap_is_named_wherever_it_falls_against_the_pages);
 
+/// A record numbered 0 or below is read by no reader that goes by number,
+/// yet a listing of the table shows it: the chain does not verify whole
+/// while one is there, however sound the records from 1 on are.
+async fn a_record_numbered_outside_the_chain_is_named<S, F, Fut>(place: &Place, open: F)
+where
+    S: Store,
+    F: Fn() -> Fut,
+    Fut: Future<Output = S>,
+{
+    let store = Arc::new(open().await);
+    fill(&store, 0, 2_500).await;
+    let copy = |seq: i64| {
+        format!(
+            "INSERT INTO ledger (seq, at, kind, payload, prev_hash, hash)
+             SELECT {seq}, at, kind, payload, prev_hash, hash FROM ledger WHERE seq = 7"
+        )
+    };
+    // Each lower than the one before, so that it is the one named.
+    for seq in [0, -3, -2_000_000_000_000] {
+        place.raw(&copy(seq)).await;
+        let report = store.verify().await.unwrap();
+        assert_eq!(
+            report.verified, 2_500,
+            "{seq}: every numbered record verifies"
+        );
+        let broken = report
+            .first_break
+            .expect("a record outside the chain is a break");
+        assert_eq!(broken.seq, 0);
+        assert!(
+            broken.problem.contains(&format!("numbered {seq},")),
+            "{}",
+            broken.problem
+        );
+    }
+    place.raw("DELETE FROM ledger WHERE seq <= 0").await;
+    let report = store.verify().await.unwrap();
+    assert_eq!((report.verified, report.first_break), (2_500, None));
+}
+on_both!(a_record_numbered_outside_the_chain_is_named);
+
 async fn a_rehashed_record_breaks_its_successor<S, F, Fut>(place: &Place, open: F)
 where
     S: Store,

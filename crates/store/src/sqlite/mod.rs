@@ -512,6 +512,14 @@ impl Backend for Sqlite {
         packed::sound(&self.pool).await
     }
 
+    async fn outside_chain(&self) -> Result<Option<String>, StoreError> {
+        Ok(sqlx::query_scalar(
+            "SELECT quote(seq) FROM ledger WHERE seq IS NULL OR seq <= 0 ORDER BY seq LIMIT 1",
+        )
+        .fetch_optional(&self.pool)
+        .await?)
+    }
+
     async fn verify_page(&self, after: u64, limit: u32) -> Result<packed::PackedPage, StoreError> {
         packed::read(&self.pool, after, limit).await
     }
