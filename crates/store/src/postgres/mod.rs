@@ -545,15 +545,6 @@ impl Backend for Postgres {
     // so a record inserted twice (only possible with the primary key
     // dropped) is a break even where `page`, reading on after the last
     // record it read, would step over its copy.
-    async fn outside_chain(&self) -> Result<Option<String>, StoreError> {
-        Ok(sqlx::query_scalar(
-            "SELECT COALESCE(seq::TEXT, 'NULL') FROM ledger
-             WHERE seq IS NULL OR seq <= 0 ORDER BY seq NULLS FIRST LIMIT 1",
-        )
-        .fetch_optional(&self.pool)
-        .await?)
-    }
-
     async fn verify_page(&self, after: u64, limit: u32) -> Result<Vec<LedgerRecord>, StoreError> {
         self.records(
             "SELECT seq, at, kind, payload, prev_hash, hash FROM ledger
@@ -562,6 +553,15 @@ impl Backend for Postgres {
             limit,
         )
         .await
+    }
+
+    async fn outside_chain(&self) -> Result<Option<String>, StoreError> {
+        Ok(sqlx::query_scalar(
+            "SELECT COALESCE(seq::TEXT, 'NULL') FROM ledger
+             WHERE seq IS NULL OR seq <= 0 ORDER BY seq NULLS FIRST LIMIT 1",
+        )
+        .fetch_optional(&self.pool)
+        .await?)
     }
 
     async fn ping(&self) -> Result<(), StoreError> {
