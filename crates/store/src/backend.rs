@@ -315,10 +315,11 @@ pub trait Backend: Send + Sync + 'static {
         async { Ok(true) }
     }
 
-    /// The number of a record the chain cannot hold, as the database
-    /// writes it (`NULL` for none): numbered 0 or below, it is read by no
-    /// reader that goes by number, verification included, yet a listing
-    /// of the table shows it. `None` when every record is numbered from 1.
+    /// The lowest number of a record the chain cannot hold, as the
+    /// database writes it (`NULL` for a record without one): numbered 0 or
+    /// below, it is read by no reader that goes by number, verification
+    /// included, yet a listing of the table shows it. `None` when every
+    /// record is numbered from 1.
     fn outside_chain(&self) -> impl Future<Output = Result<Option<String>, StoreError>> + Send;
 
     /// The records numbered in `(after, after + limit]`, in order, read
