@@ -1,6 +1,7 @@
 //! `clearance serve` as a real process: a crash at any instant (once, and
 //! 100 times in a loop) leaves a ledger that verifies and holds every
-//! decision whose `allow` reached a client; a database that cannot be written refuses decisions; a tampered
+//! decision whose `allow` reached a client; a database that cannot be written refuses decisions; a
+//! read-only root filesystem (a hardened pod) fails no batch; a tampered
 //! file fails `clearance audit verify`, naming the first bad record.
 
 #![allow(
@@ -509,6 +510,142 @@ fn a_database_that_cannot_be_written_refuses_every_decision() {
         "writable again, working again"
     );
     let _ = server.admin_token;
+}
+
+/// Makes `/tmp`, `/var/tmp` and the directory `$1` read-only inside a
+/// private mount namespace, keeps `$2` writable (it may lie under `/tmp`),
+/// enters `$1` and runs the rest of the shell script with `$2…` shifted
+/// away: what a hardened pod (`readOnlyRootFilesystem: true`, one
+/// writable data volume) looks like to the process, as far as SQLite's
+/// temporary files go.
+const READ_ONLY_ROOT: &str = r#"set -e
+for dir in /tmp /var/tmp "$1"; do
+  mount --bind "$dir" "$dir"
+  mount -o remount,bind,ro "$dir"
+done
+mount --bind "$2" "$2"
+mount -o remount,bind,rw "$2"
+cd "$1"
+shift 2
+"#;
+
+/// `unshare` running [`READ_ONLY_ROOT`] then `then`, with `cwd` read-only
+/// and `data` writable; the arguments added to the command are `then`'s.
+fn read_only_root(cwd: &Path, data: &Path, then: &str) -> Command {
+    let mut command = Command::new("unshare");
+    command
+        .args(["-m", "--propagation", "private", "sh", "-c"])
+        .arg(format!("{READ_ONLY_ROOT}{then}"))
+        .arg("sh")
+        .arg(cwd)
+        .arg(data)
+        .env_remove("TMPDIR")
+        .env_remove("SQLITE_TMPDIR");
+    command
+}
+
+/// Whether this machine can run [`READ_ONLY_ROOT`] (root, `unshare`):
+/// `/tmp` and `cwd` then refuse a write, `data` takes one. Printed when it
+/// cannot, and a failure under CI.
+fn read_only_root_available(cwd: &Path, data: &Path) -> bool {
+    let probe = r#"! touch /tmp/clearance-probe-$$ 2>/dev/null && ! touch probe 2>/dev/null && touch "$1/probe""#;
+    let works = read_only_root(cwd, data, probe)
+        .arg(data)
+        .output()
+        .is_ok_and(|o| o.status.success())
+        && data.join("probe").exists();
+    if !works {
+        assert!(
+            std::env::var("CI").is_err(),
+            "a private mount namespace (root, unshare) must work under CI"
+        );
+        eprintln!(
+            "skipped: cannot make /tmp read-only in a mount namespace here (needs root and unshare)"
+        );
+    }
+    works
+}
+
+/// On a read-only root filesystem SQLite has nowhere to put a temporary
+/// file, and a batch's multi-row INSERTs spill their statement journal to
+/// one once it passes 64 KiB: under load, most decisions answered 503
+/// (`disk I/O error`, SQLITE_IOERR_GETTEMPPATH) while a single one went
+/// through. The writer keeps that journal in memory, so 32 clients' load
+/// is decided and recorded whole.
+#[test]
+fn a_read_only_root_filesystem_fails_no_batch_under_load() {
+    let data = tempfile::tempdir().unwrap();
+    let cwd = tempfile::tempdir().unwrap();
+    if !read_only_root_available(cwd.path(), data.path()) {
+        return;
+    }
+    let mut child = read_only_root(cwd.path(), data.path(), r#"exec "$@""#)
+        .arg(env!("CARGO_BIN_EXE_clearance"))
+        .arg("serve")
+        .arg("--bundle")
+        .arg(data.path().join("bundle"))
+        .arg("--db")
+        .arg(data.path().join("clearance.db"))
+        .args(["--listen", "127.0.0.1:0"])
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let announced = clearance_testkit::announced(&mut child);
+    let server = Running(child, announced.log);
+    let token = announced.agent_token.unwrap();
+
+    const CLIENTS: usize = 32;
+    const EACH: usize = 60;
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let clients: Vec<_> = (0..CLIENTS)
+        .map(|_| {
+            let (base, token) = (announced.base.clone(), token.clone());
+            runtime.spawn(async move {
+                let client = reqwest::Client::new();
+                let mut answers = Vec::with_capacity(EACH);
+                for _ in 0..EACH {
+                    let response = client
+                        .post(format!("http://{base}/v1/decisions"))
+                        .bearer_auth(&token)
+                        .json(&read_request())
+                        .send()
+                        .await
+                        .unwrap();
+                    let status = response.status().as_u16();
+                    answers.push((status, response.json::<Value>().await.unwrap()));
+                }
+                answers
+            })
+        })
+        .collect();
+    let mut refused = Vec::new();
+    for client in clients {
+        for (status, answer) in runtime.block_on(client).unwrap() {
+            if status != 200 || answer["outcome"] != "allow" {
+                refused.push((status, answer));
+            }
+        }
+    }
+    drop(server);
+    assert!(
+        refused.is_empty(),
+        "{} of {} decisions refused, e.g. {:?}",
+        refused.len(),
+        CLIENTS * EACH,
+        refused.first()
+    );
+    let (code, verify) = clearance(&["audit", "verify", "--db", "clearance.db"], data.path());
+    assert_eq!(code, 0, "{verify}");
+    let mut ledgered = HashSet::new();
+    let db = Db {
+        dir: data,
+        url: None,
+        _postgres: None,
+    };
+    export_decision_ids(&db, 0, &mut ledgered);
+    assert_eq!(ledgered.len(), CLIENTS * EACH, "every decision recorded");
 }
 
 #[test]

@@ -172,7 +172,14 @@ impl Backend for Sqlite {
     const NAME: &'static str = "sqlite";
 
     async fn connect_writer(&self) -> Result<SqliteConnection, StoreError> {
-        let mut conn = SqliteConnection::connect_with(&self.options).await?;
+        // A batch's multi-row INSERTs keep a statement journal (a statement
+        // could fail halfway); past 64 KiB SQLite spills it to a temporary
+        // file, created and unlinked on the writer's path ~200 times a
+        // second under load. A batch is at most MAX_BATCH records, so the
+        // journal stays small enough to keep in memory. Only here: the
+        // pool's sorts for the console may be large, and stay on disk.
+        let options = self.options.clone().pragma("temp_store", "memory");
+        let mut conn = SqliteConnection::connect_with(&options).await?;
         refuse_read_only(&mut conn).await?;
         Ok(conn)
     }
