@@ -11,13 +11,18 @@
 # postgres:  one instance on a fresh database of the local PostgreSQL
 #            (127.0.0.1:5432, user postgres; CLEARANCE_BENCH_PG overrides);
 # postgres2: two instances on one fresh PostgreSQL database, 16 connections each.
+#
+# CONNECTIONS (default 32) sets wrk's connections; CLEARANCE_BIN runs that
+# binary instead of building and running target/release/clearance (e.g.
+# target/profiling/clearance, the same code with symbols).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds=${1:-30}
 kind=${2:-read}
 backend=${3:-sqlite}
 command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk; }
-cargo build --release -q
+if [ -z "${CLEARANCE_BIN:-}" ]; then cargo build --release -q; fi
+bin=$(realpath "${CLEARANCE_BIN:-target/release/clearance}")
 work=$(mktemp -d)
 pids=()
 cleanup() {
@@ -40,7 +45,7 @@ esac
 port=18181
 for i in $(seq 1 "$instances"); do
   mkdir -p "$work/$i"
-  ( cd "$work/$i" && CLEARANCE_DB=$db exec "$OLDPWD/target/release/clearance" serve --listen 127.0.0.1:$((port + i - 1)) > tokens.txt 2> server.log ) &
+  ( cd "$work/$i" && CLEARANCE_DB=$db exec "$bin" serve --listen 127.0.0.1:$((port + i - 1)) > tokens.txt 2> server.log ) &
   pids+=($!)
   for _ in $(seq 100); do grep -q "listening on" "$work/$i/server.log" 2>/dev/null && break; sleep 0.1; done
 done
@@ -63,5 +68,5 @@ else
 fi
 echo "RSS after load: $(rss)"
 for pid in "${pids[@]:0:$instances}"; do kill "$pid"; wait "$pid" 2>/dev/null || true; done
-( cd "$work/1" && CLEARANCE_DB=$db "$OLDPWD/target/release/clearance" audit verify )
+( cd "$work/1" && CLEARANCE_DB=$db "$bin" audit verify )
 if [ "$backend" != sqlite ]; then psql "$admin" -qc "DROP DATABASE $name WITH (FORCE)"; fi
