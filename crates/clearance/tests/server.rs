@@ -568,10 +568,11 @@ fn read_only_root_available(cwd: &Path, data: &Path) -> bool {
 
 /// On a read-only root filesystem SQLite has nowhere to put a temporary
 /// file, and a batch's multi-row INSERTs spill their statement journal to
-/// one once it passes 64 KiB: under load, most decisions answered 503
-/// (`disk I/O error`, SQLITE_IOERR_GETTEMPPATH) while a single one went
-/// through. The writer keeps that journal in memory, so 32 clients' load
-/// is decided and recorded whole.
+/// one once it passes 64 KiB. Under this load a quarter to a third of the
+/// decisions answered 503 (`disk I/O error`, SQLITE_IOERR_GETTEMPPATH; under
+/// wrk's 32 connections nearly all), while one at a time went through. The
+/// writer keeps that journal in memory, so the load is decided and recorded
+/// whole.
 #[test]
 fn a_read_only_root_filesystem_fails_no_batch_under_load() {
     let data = tempfile::tempdir().unwrap();
