@@ -413,6 +413,111 @@ fn a_token_is_not_issued_into_a_database_that_does_not_exist() {
     );
 }
 
+/// Runs `statements` (one or several) on the PostgreSQL database at `url`.
+async fn postgres_sql(url: &str, statements: &str) {
+    use sqlx::Connection as _;
+    let mut conn = sqlx::PgConnection::connect(url).await.unwrap();
+    sqlx::raw_sql(sqlx::AssertSqlSafe(statements.to_owned()))
+        .execute(&mut conn)
+        .await
+        .unwrap();
+}
+
+/// The one number `query` answers on the PostgreSQL database at `url`.
+async fn postgres_count(url: &str, query: &str) -> i64 {
+    use sqlx::Connection as _;
+    let mut conn = sqlx::PgConnection::connect(url).await.unwrap();
+    sqlx::query_scalar(sqlx::AssertSqlSafe(query.to_owned()))
+        .fetch_one(&mut conn)
+        .await
+        .unwrap()
+}
+
+/// A command that reads an installation or adds to one, pointed at a
+/// PostgreSQL database without clearance's schema (a mistyped URL),
+/// refuses and creates nothing, as it does a missing SQLite file; at a
+/// schema some other clearance left older or newer it names the
+/// migration; on a current one it changes no schema, so an auditor's
+/// read-only role can verify the ledger.
+#[test]
+fn a_postgres_database_is_used_only_when_it_holds_the_current_schema() {
+    use sqlx::ConnectOptions as _;
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let Some(db) = runtime.block_on(clearance_testkit::TestDb::create()) else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let sql = |statements: String| runtime.block_on(postgres_sql(&db.url, &statements));
+    let count = |query: &str| runtime.block_on(postgres_count(&db.url, query));
+    let tables =
+        "SELECT count(*) FROM information_schema.tables WHERE table_schema = current_schema()";
+    let token = ["token", "issue", "--agent", "incident-bot", "--db", &db.url];
+    let verify = ["audit", "verify", "--db", &db.url];
+
+    for args in [&token[..], &verify[..]] {
+        let run = clearance(args, dir.path());
+        assert_eq!(run.code, 2, "{args:?}: {}{}", run.stdout, run.stderr);
+        assert!(run.stdout.is_empty(), "{args:?}: {}", run.stdout);
+        assert!(
+            run.stderr
+                .contains("no clearance installation in this database"),
+            "{args:?}: {}",
+            run.stderr
+        );
+    }
+    assert_eq!(count(tables), 0, "nothing created");
+
+    drop(
+        runtime
+            .block_on(clearance_store::PostgresStore::connect(&db.url))
+            .unwrap(),
+    );
+    let newest = count("SELECT max(version) FROM _sqlx_migrations");
+    sql(format!(
+        "CREATE TABLE kept AS SELECT * FROM _sqlx_migrations WHERE version = {newest}; DELETE FROM _sqlx_migrations WHERE version = {newest}"
+    ));
+    let run = clearance(&verify, dir.path());
+    assert_eq!(run.code, 2, "{}{}", run.stdout, run.stderr);
+    assert!(
+        run.stderr
+            .contains(&format!("older than this clearance (migration {newest} ")),
+        "{}",
+        run.stderr
+    );
+    sql("INSERT INTO _sqlx_migrations SELECT * FROM kept; DROP TABLE kept".into());
+    sql("INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time) VALUES (99990101000000, 'from a later clearance', true, '\\x00', 0)".into());
+    let run = clearance(&token, dir.path());
+    assert_eq!(run.code, 2, "{}{}", run.stdout, run.stderr);
+    assert!(
+        run.stderr
+            .contains("newer than this clearance (migration 99990101000000 "),
+        "{}",
+        run.stderr
+    );
+    sql("DELETE FROM _sqlx_migrations WHERE version = 99990101000000".into());
+
+    let run = clearance(&token, dir.path());
+    assert_eq!(run.code, 0, "current schema: {}{}", run.stdout, run.stderr);
+    assert!(run.stdout.trim().starts_with("clr_"), "{}", run.stdout);
+
+    let name = db.url.rsplit('/').next().unwrap();
+    let auditor = format!("auditor_{name}");
+    sql(format!(
+        "CREATE ROLE {auditor} LOGIN; GRANT SELECT ON ALL TABLES IN SCHEMA public TO {auditor}"
+    ));
+    let as_auditor = std::str::FromStr::from_str(&db.url)
+        .map(|o: sqlx::postgres::PgConnectOptions| o.username(&auditor).to_url_lossy().to_string())
+        .unwrap();
+    let run = clearance(&["audit", "verify", "--db", &as_auditor], dir.path());
+    sql(format!("DROP OWNED BY {auditor}; DROP ROLE {auditor}"));
+    assert_eq!(
+        run.code, 0,
+        "a read-only role verifies: {}{}",
+        run.stdout, run.stderr
+    );
+    assert!(run.stdout.starts_with("ok: "), "{}", run.stdout);
+}
+
 /// `--role` gives an operator token its role; with `--agent` or
 /// `--harness` it would be dropped without a word, so it is refused.
 #[test]

@@ -6,9 +6,10 @@ use anyhow::Context as _;
 use clearance_store::{Location, PostgresStore, SqliteStore};
 
 /// Opens the store at `location` for writing and runs `$body` with it bound
-/// to `$store`. A SQLite file must already exist unless the location is
-/// marked `creating` (for `serve` and the target of `store copy`): a
-/// mistyped `--db` must not quietly start a second installation.
+/// to `$store`. A SQLite file must already exist, and a PostgreSQL database
+/// hold clearance's current schema, unless the location is marked
+/// `creating` (for `serve` and the target of `store copy`): a mistyped
+/// `--db` must not quietly start a second installation.
 macro_rules! with_store {
     (creating $location:expr, |$store:ident| $body:expr) => {
         $crate::commands::stores::with_store!(@open $location, true, |$store| $body)
@@ -20,7 +21,7 @@ macro_rules! with_store {
                 $body
             }
             clearance_store::Location::Postgres(url) => {
-                let $store = $crate::commands::stores::connect_postgres(&url).await?;
+                let $store = $crate::commands::stores::connect_postgres(&url, $create).await?;
                 $body
             }
         }
@@ -32,7 +33,8 @@ macro_rules! with_store {
 pub(crate) use with_store;
 
 /// As [`with_store!`], for reading only: a SQLite file is opened
-/// read-only, and must exist.
+/// read-only, and must exist; a PostgreSQL database must hold clearance's
+/// current schema, and none is changed.
 macro_rules! with_existing_store {
     ($location:expr, |$store:ident| $body:expr) => {
         match $location {
@@ -43,7 +45,7 @@ macro_rules! with_existing_store {
                 $body
             }
             clearance_store::Location::Postgres(url) => {
-                let $store = $crate::commands::stores::connect_postgres(&url).await?;
+                let $store = $crate::commands::stores::connect_postgres(&url, false).await?;
                 $body
             }
         }
@@ -60,9 +62,14 @@ pub async fn open_sqlite(path: &std::path::Path, create: bool) -> anyhow::Result
     opened.with_context(|| format!("cannot open {}", path.display()))
 }
 
-pub async fn connect_postgres(url: &str) -> anyhow::Result<PostgresStore> {
+/// Connects to PostgreSQL at `url`: migrating the schema when `create`,
+/// else only to a database that already holds clearance's, current.
+pub async fn connect_postgres(url: &str, create: bool) -> anyhow::Result<PostgresStore> {
     let shown = Location::Postgres(url.to_owned());
-    PostgresStore::connect(url)
-        .await
-        .with_context(|| format!("cannot connect to {shown}"))
+    let connected = if create {
+        PostgresStore::connect(url).await
+    } else {
+        PostgresStore::connect_existing(url).await
+    };
+    connected.with_context(|| format!("cannot connect to {shown}"))
 }

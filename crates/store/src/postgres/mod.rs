@@ -72,6 +72,9 @@ impl Drop for Postgres {
     }
 }
 
+/// clearance's PostgreSQL schema, in the order it is applied.
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
+
 impl PostgresStore {
     /// Connects to `url`, applies the migrations (instances starting
     /// together take turns: sqlx locks the migration table) and starts the
@@ -80,22 +83,77 @@ impl PostgresStore {
     /// # Errors
     /// When the database cannot be reached or migrated.
     pub async fn connect(url: &str) -> Result<PostgresStore, StoreError> {
-        let options = PgConnectOptions::from_str(url)?;
-        let pool = PgPoolOptions::new()
-            .max_connections(8)
-            .acquire_timeout(Duration::from_secs(5))
-            .connect_with(options.clone())
-            .await?;
-        sqlx::migrate!("./migrations/postgres").run(&pool).await?;
-        let appended = Arc::new(Notify::new());
-        let listener = tokio::spawn(listen(pool.clone(), appended.clone()));
-        Ok(Database::start(Postgres {
-            pool,
-            options,
-            appended,
-            listener,
-        }))
+        let (pool, options) = pool(url).await?;
+        MIGRATOR.run(&pool).await?;
+        Ok(start(pool, options))
     }
+
+    /// Connects to `url` as [`PostgresStore::connect`] does, but only to a
+    /// database that already holds clearance's schema, whole, and changes
+    /// no schema: the commands that read an installation or add to one
+    /// (`audit`, `replay`, `token issue`, `reconcile`) must not start a
+    /// second installation on a mistyped URL, nor need the rights to (an
+    /// auditor's read-only role).
+    ///
+    /// # Errors
+    /// When the database cannot be reached, holds no clearance schema, or
+    /// one older or newer than this build's.
+    pub async fn connect_existing(url: &str) -> Result<PostgresStore, StoreError> {
+        let (pool, options) = pool(url).await?;
+        schema_current(&pool).await?;
+        Ok(start(pool, options))
+    }
+}
+
+async fn pool(url: &str) -> Result<(PgPool, PgConnectOptions), StoreError> {
+    let options = PgConnectOptions::from_str(url)?;
+    let pool = PgPoolOptions::new()
+        .max_connections(8)
+        .acquire_timeout(Duration::from_secs(5))
+        .connect_with(options.clone())
+        .await?;
+    Ok((pool, options))
+}
+
+fn start(pool: PgPool, options: PgConnectOptions) -> PostgresStore {
+    let appended = Arc::new(Notify::new());
+    let listener = tokio::spawn(listen(pool.clone(), appended.clone()));
+    Database::start(Postgres {
+        pool,
+        options,
+        appended,
+        listener,
+    })
+}
+
+/// Whether the database holds exactly the migrations this build knows,
+/// each applied whole; names what is missing or unknown.
+async fn schema_current(pool: &PgPool) -> Result<(), StoreError> {
+    let (migrated,): (bool,) = sqlx::query_as("SELECT to_regclass('_sqlx_migrations') IS NOT NULL")
+        .fetch_one(pool)
+        .await?;
+    if !migrated {
+        return Err(StoreError::Unavailable(
+            "no clearance installation in this database (it holds no clearance schema): check the URL, or start `clearance serve` on it first".into(),
+        ));
+    }
+    let applied: Vec<(i64,)> =
+        sqlx::query_as("SELECT version FROM _sqlx_migrations WHERE success ORDER BY version")
+            .fetch_all(pool)
+            .await?;
+    let applied: Vec<i64> = applied.into_iter().map(|(version,)| version).collect();
+    if let Some(missing) = MIGRATOR.iter().find(|m| !applied.contains(&m.version)) {
+        return Err(StoreError::Unavailable(format!(
+            "this database's clearance schema is older than this clearance (migration {} `{}` not applied): start this version's `clearance serve` on it, which migrates it",
+            missing.version, missing.description
+        )));
+    }
+    if let Some(unknown) = applied.iter().find(|v| !MIGRATOR.version_exists(**v)) {
+        return Err(StoreError::Unavailable(format!(
+            "this database's clearance schema is newer than this clearance (migration {unknown} is unknown to it): use the clearance that migrated it"
+        )));
+    }
+    Ok(())
 }
 
 /// Wakes the writer whenever another instance announces an append. Owns
