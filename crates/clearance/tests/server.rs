@@ -649,6 +649,96 @@ fn a_read_only_root_filesystem_fails_no_batch_under_load() {
     assert_eq!(ledgered.len(), CLIENTS * EACH, "every decision recorded");
 }
 
+/// What `audit verify` says of a ledger, without the time it took.
+fn verdict(output: &str) -> String {
+    let (count, rest) = output.split_once(" verified in ").unwrap_or((output, ""));
+    let head = rest.split_once(", head ").map_or("", |(_, head)| head);
+    format!("{count}, head {}", head.trim())
+}
+
+/// A ledger on read-only media (a backup, an evidence archive) verifies
+/// there. SQLite reads a WAL database through a shared-memory file it
+/// cannot create on such media: with no log beside the file nothing is
+/// writing it, and it is read as it is; with a log, the refusal says why
+/// and what to do.
+#[test]
+fn a_ledger_on_read_only_media_verifies_there() {
+    let db = Db::sqlite();
+    let server = serve(&db);
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    server.send_reads(&runtime, 30);
+    drop(server); // SIGKILL: the log and its index stay beside the file.
+    let (code, original) = clearance(&["audit", "verify", "--db", "clearance.db"], db.path());
+    assert_eq!(code, 0, "{original}");
+    let media = tempfile::tempdir().unwrap();
+    let scratch = tempfile::tempdir().unwrap();
+    if !read_only_root_available(media.path(), scratch.path()) {
+        return;
+    }
+    let verify_on_media = || {
+        read_only_root(media.path(), scratch.path(), r#"exec "$@""#)
+            .arg(env!("CARGO_BIN_EXE_clearance"))
+            .args(["audit", "verify", "--db", "clearance.db"])
+            .output()
+            .unwrap()
+    };
+
+    for file in ["clearance.db", "clearance.db-wal"] {
+        std::fs::copy(db.path().join(file), media.path().join(file)).unwrap();
+    }
+    assert!(
+        std::fs::metadata(media.path().join("clearance.db-wal"))
+            .unwrap()
+            .len()
+            > 0,
+        "the copy holds a log"
+    );
+    let refused = verify_on_media();
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert_eq!(refused.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("clearance.db-wal) is read through a shared-memory file"),
+        "{stderr}"
+    );
+
+    // The log folded into the file, as a backup is taken.
+    runtime.block_on(async {
+        use sqlx::Connection as _;
+        let options =
+            sqlx::sqlite::SqliteConnectOptions::new().filename(db.path().join("clearance.db"));
+        let mut conn = sqlx::SqliteConnection::connect_with(&options)
+            .await
+            .unwrap();
+        sqlx::raw_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+            .execute(&mut conn)
+            .await
+            .unwrap();
+    });
+    std::fs::remove_file(media.path().join("clearance.db-wal")).unwrap();
+    std::fs::copy(
+        db.path().join("clearance.db"),
+        media.path().join("clearance.db"),
+    )
+    .unwrap();
+    let read = verify_on_media();
+    let stdout = String::from_utf8_lossy(&read.stdout);
+    assert_eq!(
+        read.status.code(),
+        Some(0),
+        "{stdout}{}",
+        String::from_utf8_lossy(&read.stderr)
+    );
+    assert_eq!(
+        verdict(&stdout),
+        verdict(&original),
+        "the same records, the same head"
+    );
+    assert!(
+        std::fs::read_dir(media.path()).unwrap().count() == 1,
+        "nothing written beside it"
+    );
+}
+
 #[test]
 fn audit_verify_names_the_first_tampered_record_and_exits_one() {
     let db = Db::sqlite();

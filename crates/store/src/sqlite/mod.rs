@@ -123,19 +123,54 @@ impl SqliteStore {
     }
 
     /// Opens an existing database read-only, for `clearance audit`: every
-    /// append fails.
+    /// append fails. A file on read-only media (a backup, an evidence
+    /// archive) is read too: SQLite cannot create the shared-memory index a
+    /// WAL database is read through there, and none beside it means no
+    /// writer has it open, so with no log beside it either the file is read
+    /// as the unchanging file it is.
     ///
     /// # Errors
-    /// When the file cannot be opened.
+    /// When the file cannot be opened, or holds a write-ahead log that
+    /// cannot be read where it lies.
     pub async fn open_read_only(path: &Path) -> Result<SqliteStore, StoreError> {
         refuse_missing(path)?;
         let options = options(path)?.read_only(true);
-        let pool = SqlitePoolOptions::new()
-            .max_connections(2)
-            .connect_with(options.clone())
-            .await?;
+        let pool = match read_pool(&options).await {
+            Err(error) if cannot_open(&error) && !has_log(path) => {
+                let options = options.immutable(true);
+                let pool = read_pool(&options).await?;
+                return Ok(Database::start(Sqlite { pool, options }));
+            }
+            Err(error) if cannot_open(&error) => {
+                return Err(StoreError::Unavailable(format!(
+                    "its write-ahead log ({}-wal) is read through a shared-memory file SQLite cannot create in this read-only directory; verify it where it is written, or copy the file and its -wal to a writable directory",
+                    path.display()
+                )));
+            }
+            opened => opened?,
+        };
         Ok(Database::start(Sqlite { pool, options }))
     }
+}
+
+async fn read_pool(options: &SqliteConnectOptions) -> Result<SqlitePool, sqlx::Error> {
+    SqlitePoolOptions::new()
+        .max_connections(2)
+        .connect_with(options.clone())
+        .await
+}
+
+/// SQLITE_CANTOPEN: here, the file or what it is read through could not be
+/// opened.
+fn cannot_open(error: &sqlx::Error) -> bool {
+    matches!(error, sqlx::Error::Database(db) if db.code().as_deref() == Some("14"))
+}
+
+/// Whether a write-ahead log with content lies beside the database at `path`.
+fn has_log(path: &Path) -> bool {
+    let mut log = path.as_os_str().to_owned();
+    log.push("-wal");
+    std::fs::metadata(log).is_ok_and(|m| m.len() > 0)
 }
 
 /// SQLite opens a file it cannot write read-only without a word, and the
