@@ -433,6 +433,34 @@ async fn postgres_count(url: &str, query: &str) -> i64 {
         .unwrap()
 }
 
+/// A login role a test creates in the PostgreSQL cluster, dropped with
+/// what it was granted in the database at `url` when the value is, also
+/// when the test fails: roles outlive the test's database.
+struct Role<'a> {
+    url: &'a str,
+    name: String,
+    runtime: &'a tokio::runtime::Runtime,
+}
+
+impl Drop for Role<'_> {
+    fn drop(&mut self) {
+        use sqlx::Connection as _;
+        let (url, statements) = (
+            self.url.to_owned(),
+            format!("DROP OWNED BY {0}; DROP ROLE {0}", self.name),
+        );
+        let dropped = self.runtime.block_on(async move {
+            let mut conn = sqlx::PgConnection::connect(&url).await?;
+            sqlx::raw_sql(sqlx::AssertSqlSafe(statements))
+                .execute(&mut conn)
+                .await
+        });
+        if let Err(error) = dropped {
+            eprintln!("role {} was not dropped: {error}", self.name);
+        }
+    }
+}
+
 /// A command that reads an installation or adds to one, pointed at a
 /// PostgreSQL database without clearance's schema (a mistyped URL),
 /// refuses and creates nothing, as it does a missing SQLite file; at a
@@ -501,15 +529,22 @@ fn a_postgres_database_is_used_only_when_it_holds_the_current_schema() {
     assert!(run.stdout.trim().starts_with("clr_"), "{}", run.stdout);
 
     let name = db.url.rsplit('/').next().unwrap();
-    let auditor = format!("auditor_{name}");
+    let auditor = Role {
+        url: &db.url,
+        name: format!("auditor_{name}"),
+        runtime: &runtime,
+    };
     sql(format!(
-        "CREATE ROLE {auditor} LOGIN; GRANT SELECT ON ALL TABLES IN SCHEMA public TO {auditor}"
+        "CREATE ROLE {0} LOGIN; GRANT SELECT ON ALL TABLES IN SCHEMA public TO {0}",
+        auditor.name
     ));
     let as_auditor = std::str::FromStr::from_str(&db.url)
-        .map(|o: sqlx::postgres::PgConnectOptions| o.username(&auditor).to_url_lossy().to_string())
+        .map(|o: sqlx::postgres::PgConnectOptions| {
+            o.username(&auditor.name).to_url_lossy().to_string()
+        })
         .unwrap();
     let run = clearance(&["audit", "verify", "--db", &as_auditor], dir.path());
-    sql(format!("DROP OWNED BY {auditor}; DROP ROLE {auditor}"));
+    drop(auditor);
     assert_eq!(
         run.code, 0,
         "a read-only role verifies: {}{}",

@@ -126,8 +126,11 @@ impl SqliteStore {
     /// append fails. A file on read-only media (a backup, an evidence
     /// archive) is read too: SQLite cannot create the shared-memory index a
     /// WAL database is read through there, and none beside it means no
-    /// writer has it open, so with no log beside it either the file is read
-    /// as the unchanging file it is.
+    /// writer has it open, so with no index and no log beside it the file
+    /// is read as the unchanging file it is, without locks. That holds for
+    /// media nothing writes: a writer that opens the file through another
+    /// mount while it is read could make the read see a torn page (the
+    /// README says to verify a live ledger where it is written).
     ///
     /// # Errors
     /// When the file cannot be opened, or holds a write-ahead log that
@@ -136,7 +139,7 @@ impl SqliteStore {
         refuse_missing(path)?;
         let options = options(path)?.read_only(true);
         let pool = match read_pool(&options).await {
-            Err(error) if cannot_open(&error) && !has_log(path) => {
+            Err(error) if cannot_open(&error) && !beside(path, "-wal") && !beside(path, "-shm") => {
                 let options = options.immutable(true);
                 let pool = read_pool(&options).await?;
                 return Ok(Database::start(Sqlite { pool, options }));
@@ -166,11 +169,12 @@ fn cannot_open(error: &sqlx::Error) -> bool {
     matches!(error, sqlx::Error::Database(db) if db.code().as_deref() == Some("14"))
 }
 
-/// Whether a write-ahead log with content lies beside the database at `path`.
-fn has_log(path: &Path) -> bool {
-    let mut log = path.as_os_str().to_owned();
-    log.push("-wal");
-    std::fs::metadata(log).is_ok_and(|m| m.len() > 0)
+/// Whether a file with content named `path` + `suffix` lies beside the
+/// database: its write-ahead log (`-wal`) or shared-memory index (`-shm`).
+fn beside(path: &Path, suffix: &str) -> bool {
+    let mut file = path.as_os_str().to_owned();
+    file.push(suffix);
+    std::fs::metadata(file).is_ok_and(|m| m.len() > 0)
 }
 
 /// SQLite opens a file it cannot write read-only without a word, and the
