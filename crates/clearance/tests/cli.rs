@@ -414,13 +414,13 @@ fn a_token_is_not_issued_into_a_database_that_does_not_exist() {
 }
 
 /// Runs `statements` (one or several) on the PostgreSQL database at `url`.
-async fn postgres_sql(url: &str, statements: &str) {
+async fn postgres_sql(url: &str, statements: String) -> Result<(), sqlx::Error> {
     use sqlx::Connection as _;
-    let mut conn = sqlx::PgConnection::connect(url).await.unwrap();
-    sqlx::raw_sql(sqlx::AssertSqlSafe(statements.to_owned()))
+    let mut conn = sqlx::PgConnection::connect(url).await?;
+    sqlx::raw_sql(sqlx::AssertSqlSafe(statements))
         .execute(&mut conn)
-        .await
-        .unwrap();
+        .await?;
+    Ok(())
 }
 
 /// The one number `query` answers on the PostgreSQL database at `url`.
@@ -444,18 +444,8 @@ struct Role<'a> {
 
 impl Drop for Role<'_> {
     fn drop(&mut self) {
-        use sqlx::Connection as _;
-        let (url, statements) = (
-            self.url.to_owned(),
-            format!("DROP OWNED BY {0}; DROP ROLE {0}", self.name),
-        );
-        let dropped = self.runtime.block_on(async move {
-            let mut conn = sqlx::PgConnection::connect(&url).await?;
-            sqlx::raw_sql(sqlx::AssertSqlSafe(statements))
-                .execute(&mut conn)
-                .await
-        });
-        if let Err(error) = dropped {
+        let statements = format!("DROP OWNED BY {0}; DROP ROLE {0}", self.name);
+        if let Err(error) = self.runtime.block_on(postgres_sql(self.url, statements)) {
             eprintln!("role {} was not dropped: {error}", self.name);
         }
     }
@@ -475,7 +465,7 @@ fn a_postgres_database_is_used_only_when_it_holds_the_current_schema() {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
-    let sql = |statements: String| runtime.block_on(postgres_sql(&db.url, &statements));
+    let sql = |statements: String| runtime.block_on(postgres_sql(&db.url, statements)).unwrap();
     let count = |query: &str| runtime.block_on(postgres_count(&db.url, query));
     let tables =
         "SELECT count(*) FROM information_schema.tables WHERE table_schema = current_schema()";

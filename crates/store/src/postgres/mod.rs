@@ -137,11 +137,10 @@ async fn schema_current(pool: &PgPool) -> Result<(), StoreError> {
             "no clearance installation in this database (it holds no clearance schema): check the URL, or start `clearance serve` on it first".into(),
         ));
     }
-    let applied: Vec<(i64,)> =
-        sqlx::query_as("SELECT version FROM _sqlx_migrations WHERE success ORDER BY version")
+    let applied: Vec<i64> =
+        sqlx::query_scalar("SELECT version FROM _sqlx_migrations WHERE success ORDER BY version")
             .fetch_all(pool)
             .await?;
-    let applied: Vec<i64> = applied.into_iter().map(|(version,)| version).collect();
     if let Some(missing) = MIGRATOR.iter().find(|m| !applied.contains(&m.version)) {
         return Err(StoreError::Unavailable(format!(
             "this database's clearance schema is older than this clearance (migration {} `{}` not applied): start this version's `clearance serve` on it, which migrates it",

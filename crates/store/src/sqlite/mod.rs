@@ -138,19 +138,19 @@ impl SqliteStore {
     pub async fn open_read_only(path: &Path) -> Result<SqliteStore, StoreError> {
         refuse_missing(path)?;
         let options = options(path)?.read_only(true);
-        let pool = match read_pool(&options).await {
-            Err(error) if cannot_open(&error) && !beside(path, "-wal") && !beside(path, "-shm") => {
-                let options = options.immutable(true);
-                let pool = read_pool(&options).await?;
-                return Ok(Database::start(Sqlite { pool, options }));
-            }
-            Err(error) if cannot_open(&error) => {
+        let (pool, options) = match read_pool(&options).await {
+            Ok(pool) => (pool, options),
+            Err(error) if !cannot_open(&error) => return Err(error.into()),
+            Err(_) if beside(path, "-wal") || beside(path, "-shm") => {
                 return Err(StoreError::Unavailable(format!(
                     "its write-ahead log ({}-wal) is read through a shared-memory file SQLite cannot create in this read-only directory; verify it where it is written, or copy the file and its -wal to a writable directory",
                     path.display()
                 )));
             }
-            opened => opened?,
+            Err(_) => {
+                let options = options.immutable(true);
+                (read_pool(&options).await?, options)
+            }
         };
         Ok(Database::start(Sqlite { pool, options }))
     }
