@@ -503,6 +503,22 @@ fn a_postgres_database_is_used_only_when_it_holds_the_current_schema() {
         run.stderr
     );
     sql("INSERT INTO _sqlx_migrations SELECT * FROM kept; DROP TABLE kept".into());
+    sql(format!(
+        "CREATE TABLE kept AS SELECT checksum FROM _sqlx_migrations WHERE version = {newest}; UPDATE _sqlx_migrations SET checksum = '\\x00' WHERE version = {newest}"
+    ));
+    let run = clearance(&verify, dir.path());
+    assert_eq!(run.code, 2, "{}{}", run.stdout, run.stderr);
+    assert!(
+        run.stderr.contains(&format!("migration {newest} `"))
+            && run
+                .stderr
+                .contains("is not this clearance's (its checksum differs)"),
+        "{}",
+        run.stderr
+    );
+    sql(format!(
+        "UPDATE _sqlx_migrations SET checksum = (SELECT checksum FROM kept) WHERE version = {newest}; DROP TABLE kept"
+    ));
     sql("INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time) VALUES (99990101000000, 'from a later clearance', true, '\\x00', 0)".into());
     let run = clearance(&token, dir.path());
     assert_eq!(run.code, 2, "{}{}", run.stdout, run.stderr);

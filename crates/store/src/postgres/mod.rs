@@ -97,7 +97,7 @@ impl PostgresStore {
     ///
     /// # Errors
     /// When the database cannot be reached, holds no clearance schema, or
-    /// one older or newer than this build's.
+    /// one older, newer or other than this build's.
     pub async fn connect_existing(url: &str) -> Result<PostgresStore, StoreError> {
         let (pool, options) = pool(url).await?;
         schema_current(&pool).await?;
@@ -127,7 +127,8 @@ fn start(pool: PgPool, options: PgConnectOptions) -> PostgresStore {
 }
 
 /// Whether the database holds exactly the migrations this build knows,
-/// each applied whole; names what is missing or unknown.
+/// each applied whole and as this build wrote it; names what is missing,
+/// different or unknown.
 async fn schema_current(pool: &PgPool) -> Result<(), StoreError> {
     let (migrated,): (bool,) = sqlx::query_as("SELECT to_regclass('_sqlx_migrations') IS NOT NULL")
         .fetch_one(pool)
@@ -137,17 +138,37 @@ async fn schema_current(pool: &PgPool) -> Result<(), StoreError> {
             "no clearance installation in this database (it holds no clearance schema): check the URL, or start `clearance serve` on it first".into(),
         ));
     }
-    let applied: Vec<i64> =
-        sqlx::query_scalar("SELECT version FROM _sqlx_migrations WHERE success ORDER BY version")
-            .fetch_all(pool)
-            .await?;
-    if let Some(missing) = MIGRATOR.iter().find(|m| !applied.contains(&m.version)) {
-        return Err(StoreError::Unavailable(format!(
-            "this database's clearance schema is older than this clearance (migration {} `{}` not applied): start this version's `clearance serve` on it, which migrates it",
-            missing.version, missing.description
-        )));
+    let applied: Vec<(i64, Vec<u8>)> = sqlx::query_as(
+        "SELECT version, checksum FROM _sqlx_migrations WHERE success ORDER BY version",
+    )
+    .fetch_all(pool)
+    .await?;
+    let checksum_of = |version| {
+        applied
+            .iter()
+            .find(|(applied, _)| *applied == version)
+            .map(|(_, checksum)| checksum.as_slice())
+    };
+    for migration in MIGRATOR.iter() {
+        match checksum_of(migration.version) {
+            None => {
+                return Err(StoreError::Unavailable(format!(
+                    "this database's clearance schema is older than this clearance (migration {} `{}` not applied): start this version's `clearance serve` on it, which migrates it",
+                    migration.version, migration.description
+                )));
+            }
+            // What `serve` would refuse too (sqlx's migrator compares the
+            // same checksums): the tables may not be what this build reads.
+            Some(checksum) if checksum != &*migration.checksum => {
+                return Err(StoreError::Unavailable(format!(
+                    "this database's migration {} `{}` is not this clearance's (its checksum differs): it was migrated by a different build of clearance; use that build",
+                    migration.version, migration.description
+                )));
+            }
+            Some(_) => {}
+        }
     }
-    if let Some(unknown) = applied.iter().find(|v| !MIGRATOR.version_exists(**v)) {
+    if let Some((unknown, _)) = applied.iter().find(|(v, _)| !MIGRATOR.version_exists(*v)) {
         return Err(StoreError::Unavailable(format!(
             "this database's clearance schema is newer than this clearance (migration {unknown} is unknown to it): use the clearance that migrated it"
         )));
