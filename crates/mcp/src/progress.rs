@@ -97,7 +97,10 @@ impl ProgressRoutes {
         downstream: Option<Downstream>,
         within: Option<Duration>,
     ) -> Result<CallToolResponse, NoAnswer> {
-        let deadline = within.map(|within| Instant::now() + within);
+        // A bundle may give a timeout past what an Instant can hold
+        // (`timeout: 9223372036854775807s`): that is no deadline, not a
+        // panic in the call's task after its `allow` was recorded.
+        let deadline = within.and_then(|within| Instant::now().checked_add(within));
         let mut request = CallToolRequest::new(params);
         let (listener, steps) = downstream
             .map(|downstream| {

@@ -60,8 +60,6 @@ pub(crate) struct Server {
     state: RwLock<State>,
     /// Ends its supervisor.
     stop: CancellationToken,
-    /// Asks its supervisor to reconnect (a call hung past its timeout).
-    restart: Notify,
     /// Becomes true once the first connection attempt has ended, either way.
     attempted: watch::Sender<bool>,
     launched: std::sync::atomic::AtomicBool,
@@ -91,7 +89,19 @@ enum State {
         /// and after a restart) send the same tokens.
         progress: ProgressRoutes,
         offer: Offer,
+        /// Asks the supervisor to drop this connection and make another (a
+        /// call hung past its timeout, or the connection failed under it).
+        /// One per connection: a request from a call that failed on an
+        /// earlier connection must not end the next one.
+        restart: Arc<Notify>,
     },
+}
+
+/// What a call goes through: the connection of one server as it is now.
+struct Link {
+    peer: Peer<RoleClient>,
+    progress: ProgressRoutes,
+    restart: Arc<Notify>,
 }
 
 /// Why a forwarded call did not complete.
@@ -163,7 +173,6 @@ impl Upstreams {
                 config: config.clone(),
                 state: RwLock::new(State::Down("not started: no MCP client yet".into())),
                 stop: CancellationToken::new(),
-                restart: Notify::new(),
                 attempted: watch::channel(false).0,
                 launched: std::sync::atomic::AtomicBool::new(false),
                 task: Mutex::new(None),
@@ -275,13 +284,8 @@ impl Upstreams {
             .cloned()
     }
 
-    /// The connected client of server `id`.
-    pub(crate) fn peer(&self, id: &str) -> Result<Peer<RoleClient>, CallError> {
-        self.connected(id).map(|(peer, _)| peer)
-    }
-
-    /// The connected client of server `id`, and where its progress goes.
-    fn connected(&self, id: &str) -> Result<(Peer<RoleClient>, ProgressRoutes), CallError> {
+    /// The connection of server `id`.
+    fn connected(&self, id: &str) -> Result<Link, CallError> {
         let server = self.server(id).ok_or_else(|| CallError::Unavailable {
             server: id.to_owned(),
             reason: "not configured".into(),
@@ -291,7 +295,16 @@ impl Upstreams {
             .read()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         match &*state {
-            State::Up { peer, progress, .. } => Ok((peer.clone(), progress.clone())),
+            State::Up {
+                peer,
+                progress,
+                restart,
+                ..
+            } => Ok(Link {
+                peer: peer.clone(),
+                progress: progress.clone(),
+                restart: restart.clone(),
+            }),
             State::Down(reason) => Err(CallError::Unavailable {
                 server: id.to_owned(),
                 reason: reason.clone(),
@@ -312,12 +325,18 @@ impl Upstreams {
             server: id.to_owned(),
             reason: "not configured".into(),
         })?;
-        let (peer, routes) = self.connected(id)?;
+        let link = self.connected(id)?;
         let mut params = CallToolRequestParams::new(tool.to_owned());
         params.arguments = Some(arguments);
         let seconds = server.config.timeout_seconds;
-        let answer = routes
-            .call(&peer, params, progress, Some(Duration::from_secs(seconds)))
+        let answer = link
+            .progress
+            .call(
+                &link.peer,
+                params,
+                progress,
+                Some(Duration::from_secs(seconds)),
+            )
             .await;
         let failed = |reason: String| CallError::Failed {
             server: id.to_owned(),
@@ -329,11 +348,13 @@ impl Upstreams {
                 "the upstream answered with something other than a tool result".into(),
             )),
             Err(NoAnswer::Failed(error)) => {
-                server.restart.notify_one();
+                if connection_in_doubt(&error) {
+                    link.restart.notify_one();
+                }
                 Err(failed(error.to_string()))
             }
             Err(NoAnswer::TimedOut) => {
-                server.restart.notify_one();
+                link.restart.notify_one();
                 Err(CallError::Timeout {
                     server: id.to_owned(),
                     seconds,
@@ -348,9 +369,9 @@ impl Upstreams {
         id: &str,
         params: ReadResourceRequestParams,
     ) -> Result<ReadResourceResult, CallError> {
-        let peer = self.peer(id)?;
+        let link = self.connected(id)?;
         let seconds = self.timeout_of(id);
-        self.bounded(id, seconds, peer.read_resource(params)).await
+        bounded(id, seconds, &link, link.peer.read_resource(params)).await
     }
 
     /// Gets prompt `params.name` from server `id`, within its timeout.
@@ -359,12 +380,9 @@ impl Upstreams {
         id: &str,
         params: GetPromptRequestParams,
     ) -> Result<GetPromptResult, CallError> {
-        let peer = self.peer(id)?;
+        let link = self.connected(id)?;
         let seconds = self.timeout_of(id);
-        match self
-            .bounded(id, seconds, peer.get_prompt_once(params))
-            .await?
-        {
+        match bounded(id, seconds, &link, link.peer.get_prompt_once(params)).await? {
             GetPromptResponse::Complete(result) => Ok(result),
             _ => Err(CallError::Failed {
                 server: id.to_owned(),
@@ -375,30 +393,6 @@ impl Upstreams {
 
     fn timeout_of(&self, id: &str) -> u64 {
         self.server(id).map_or(30, |s| s.config.timeout_seconds)
-    }
-
-    async fn bounded<T>(
-        &self,
-        id: &str,
-        seconds: u64,
-        answer: impl Future<Output = Result<T, rmcp::ServiceError>>,
-    ) -> Result<T, CallError> {
-        match tokio::time::timeout(Duration::from_secs(seconds), answer).await {
-            Ok(Ok(value)) => Ok(value),
-            Ok(Err(error)) => Err(CallError::Failed {
-                server: id.to_owned(),
-                reason: error.to_string(),
-            }),
-            Err(_) => {
-                if let Some(server) = self.server(id) {
-                    server.restart.notify_one();
-                }
-                Err(CallError::Timeout {
-                    server: id.to_owned(),
-                    seconds,
-                })
-            }
-        }
     }
 
     /// Stops every server and waits, a few seconds at most, for each to
@@ -519,6 +513,48 @@ async fn list(peer: &Peer<RoleClient>) -> Result<Offer, String> {
     })
 }
 
+/// `answer`, from server `id`'s connection `link`, within `seconds`.
+async fn bounded<T>(
+    id: &str,
+    seconds: u64,
+    link: &Link,
+    answer: impl Future<Output = Result<T, rmcp::ServiceError>>,
+) -> Result<T, CallError> {
+    match tokio::time::timeout(Duration::from_secs(seconds), answer).await {
+        Ok(Ok(value)) => Ok(value),
+        Ok(Err(error)) => {
+            if connection_in_doubt(&error) {
+                link.restart.notify_one();
+            }
+            Err(CallError::Failed {
+                server: id.to_owned(),
+                reason: error.to_string(),
+            })
+        }
+        Err(_) => {
+            link.restart.notify_one();
+            Err(CallError::Timeout {
+                server: id.to_owned(),
+                seconds,
+            })
+        }
+    }
+}
+
+/// Whether a request's failure says the connection is broken, so that it
+/// is made again. A JSON-RPC error the server answered with (an unknown
+/// tool, invalid arguments, a request it declines) is its answer to that
+/// one request: restarting on it would let any caller end every other
+/// caller's calls to the same server.
+fn connection_in_doubt(error: &rmcp::ServiceError) -> bool {
+    !matches!(
+        error,
+        rmcp::ServiceError::McpError(_)
+            | rmcp::ServiceError::Cancelled { .. }
+            | rmcp::ServiceError::InputRequiredRoundsExceeded { .. }
+    )
+}
+
 /// Keeps one server connected until it is stopped.
 async fn supervise(upstreams: Arc<Upstreams>, server: Arc<Server>) {
     let id = server.config.id.clone();
@@ -558,17 +594,19 @@ async fn supervise(upstreams: Arc<Upstreams>, server: Arc<Server>) {
             .known
             .write()
             .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(offer.clone());
+        let restart = Arc::new(Notify::new());
         set(
             &server,
             State::Up {
                 peer: connection.peer().clone(),
                 progress,
                 offer,
+                restart: restart.clone(),
             },
         );
         server.attempted.send_replace(true);
         upstreams.bump();
-        let reason = follow(&server, &upstreams, &connection, &changed).await;
+        let reason = follow(&server, &upstreams, &connection, &changed, &restart).await;
         set(&server, State::Down(reason.clone()));
         upstreams.bump();
         let _ = connection.cancel().await;
@@ -590,12 +628,13 @@ async fn follow(
     upstreams: &Upstreams,
     connection: &Connection,
     changed: &Notify,
+    restart: &Notify,
 ) -> String {
     let mut alive = tokio::time::interval(LIVENESS_CHECK);
     loop {
         tokio::select! {
             () = server.stop.cancelled() => return "stopped".into(),
-            () = server.restart.notified() => return "a call failed or hung".into(),
+            () = restart.notified() => return "a call failed or hung".into(),
             _ = alive.tick() => if connection.is_closed() { return "the connection closed".into() },
             () = changed.notified() => match list(connection.peer()).await {
                 Ok(offer) => {

@@ -2,7 +2,8 @@
 //! and an approval wait that ends — approved (the call runs the moment it
 //! is), or ended by a kill switch (a denial, nothing run). Each failed
 //! call is an `isError` result whose decision's outcome is `failed`, and
-//! the upstream is restarted.
+//! the upstream is restarted — once, however many calls failed on one
+//! connection, and not for a JSON-RPC error it answered one call with.
 
 #![allow(
     clippy::unwrap_used,
@@ -55,6 +56,16 @@ mcp_servers:
     timeout: 3s
     tools:
       answer: {{ action: "ops:echo", resource: {{ kind: message, namespace: ops, name: answer }} }}
+  declines:
+    command: [python3, {declines:?}, {declines_starts:?}]
+    timeout: 2s
+    tools: &declines
+      decline: {{ action: "ops:echo", resource: {{ kind: message, namespace: ops, name: decline }} }}
+      linger:  {{ action: "ops:echo", resource: {{ kind: message, namespace: ops, name: linger }} }}
+  patient:
+    command: [python3, {declines:?}, {patient_starts:?}]
+    timeout: 9223372036854775807s
+    tools: *declines
   files:
     command: {files}
     approval_wait: 30s
@@ -64,12 +75,58 @@ mcp_servers:
         steady = everything_command(peers, &format!("{mark}-steady")),
         slow = everything_command(peers, &format!("{mark}-slow")),
         files = filesystem_command(peers, dir),
-        garbage = Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("tests/peers/garbage.py")
-            .display()
-            .to_string(),
+        garbage = peer_script("garbage.py"),
+        declines = peer_script("declines.py"),
+        declines_starts = dir.join("declines-starts").display().to_string(),
+        patient_starts = dir.join("patient-starts").display().to_string(),
     );
     (config, OWN_DOMAINS_POLICY.to_owned())
+}
+
+fn peer_script(name: &str) -> String {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/peers")
+        .join(name)
+        .display()
+        .to_string()
+}
+
+/// How often the gateway has started the `declines.py` peer writing to
+/// `file` in the harness's directory.
+fn starts(harness: &Harness, file: &str) -> usize {
+    std::fs::read_to_string(harness.dir.path().join(file))
+        .map(|text| text.lines().count())
+        .unwrap_or(0)
+}
+
+/// `server__linger` for `seconds`.
+async fn linger(client: &Client, server: &str, seconds: f64) -> CallToolResult {
+    client
+        .call_tool(call(
+            &format!("{server}__linger"),
+            json!({ "seconds": seconds }),
+            json!({}),
+            None,
+        ))
+        .await
+        .unwrap()
+}
+
+/// Calls `server__linger` until it answers, for at most `within`.
+async fn lingers_come_back(client: &Client, server: &str, within: Duration) {
+    let start = Instant::now();
+    loop {
+        let result = linger(client, server, 0.0).await;
+        if result.is_error != Some(true) && text(&result).contains("lingered") {
+            return;
+        }
+        assert!(
+            start.elapsed() < within,
+            "{server} did not come back: {}",
+            text(&result)
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
 }
 
 async fn harness() -> Option<(Harness, String)> {
@@ -91,8 +148,6 @@ fn long(seconds: u32) -> Value {
     json!({ "duration": seconds, "steps": seconds })
 }
 
-/// Calls `server__echo` until it answers (the upstream is back), for at
-/// most `within`.
 /// A call the upstream failed: an `isError` result saying `says`, and
 /// the decision's outcome recorded as `failed`.
 async fn failed_call(harness: &Harness, result: &CallToolResult, says: &str) {
@@ -105,6 +160,8 @@ async fn failed_call(harness: &Harness, result: &CallToolResult, says: &str) {
     assert_eq!(harness.outcome_of(&id).await, "failed");
 }
 
+/// Calls `server__echo` until it answers (the upstream is back), for at
+/// most `within`.
 async fn echo_comes_back(client: &Client, server: &str, within: Duration) {
     let start = Instant::now();
     loop {
@@ -326,5 +383,96 @@ async fn a_kill_switch_ends_an_approval_wait_with_a_denial() {
         .unwrap();
     assert_eq!(late.status(), 409);
     assert!(!file.exists());
+    harness.verify().await;
+}
+
+/// A JSON-RPC error is the upstream's answer to one call (arguments it
+/// refuses, a tool it does not know): that call fails, and the server is
+/// not restarted under every other caller's calls. Before, any caller
+/// could end everyone's in-flight calls to a shared server by sending
+/// arguments it refuses.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upstream_error_answer_fails_that_call_alone() {
+    let Some((harness, _)) = harness().await else {
+        return;
+    };
+    let client = harness.client(&harness.token("reader").await).await;
+    lingers_come_back(&client, "declines", Duration::from_secs(30)).await;
+    assert_eq!(starts(&harness, "declines-starts"), 1);
+
+    let lingering = {
+        let peer = client.peer().clone();
+        tokio::spawn(async move {
+            peer.call_tool(call(
+                "declines__linger",
+                json!({ "seconds": 1.5 }),
+                json!({}),
+                None,
+            ))
+            .await
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    for _ in 0..3 {
+        let declined = client
+            .call_tool(call("declines__decline", json!({}), json!({}), None))
+            .await
+            .unwrap();
+        failed_call(&harness, &declined, "declined: bad arguments").await;
+    }
+    let lingered = lingering.await.unwrap().unwrap();
+    assert_ne!(lingered.is_error, Some(true), "{}", text(&lingered));
+    assert!(text(&lingered).contains("lingered"), "{}", text(&lingered));
+    assert_eq!(starts(&harness, "declines-starts"), 1, "never restarted");
+    harness.verify().await;
+}
+
+/// Two calls that time out together restart their upstream once: the
+/// second's request to restart belongs to the connection both were on,
+/// and must not end the next one (which doubled the backoff and failed
+/// whatever the new connection was running).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn calls_timing_out_together_restart_their_upstream_once() {
+    let Some((harness, _)) = harness().await else {
+        return;
+    };
+    let client = harness.client(&harness.token("reader").await).await;
+    lingers_come_back(&client, "declines", Duration::from_secs(30)).await;
+
+    let (first, second) = tokio::join!(
+        linger(&client, "declines", 10.0),
+        linger(&client, "declines", 10.0)
+    );
+    for result in [&first, &second] {
+        failed_call(&harness, result, "did not answer within 2s").await;
+    }
+    lingers_come_back(&client, "declines", Duration::from_secs(30)).await;
+    // Long enough for a stale request to end the new connection and for
+    // the backoff after it to pass.
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    lingers_come_back(&client, "declines", Duration::from_secs(1)).await;
+    assert_eq!(
+        starts(&harness, "declines-starts"),
+        2,
+        "started, restarted once"
+    );
+    harness.verify().await;
+}
+
+/// A timeout past what the clock can add means no deadline: the call is
+/// forwarded and answered, where the call's task panicked after its
+/// `allow` was recorded and the client waited for ever.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_timeout_past_the_clock_is_no_deadline() {
+    let Some((harness, _)) = harness().await else {
+        return;
+    };
+    let client = harness.client(&harness.token("reader").await).await;
+    tokio::time::timeout(
+        Duration::from_secs(60),
+        lingers_come_back(&client, "patient", Duration::from_secs(30)),
+    )
+    .await
+    .expect("answered");
     harness.verify().await;
 }
