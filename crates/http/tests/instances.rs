@@ -102,6 +102,122 @@ async fn a_switch_tripped_on_one_instance_stops_the_other(a: Server) {
 }
 contract!(a_switch_tripped_on_one_instance_stops_the_other);
 
+/// The open approvals `server` lists for `agent`.
+async fn open_approvals(server: &Server, agent: &str) -> Vec<Value> {
+    let (status, body) = server.get("/v1/approvals", Some(&server.approver)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    body["approvals"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|a| a["agent"] == agent)
+        .cloned()
+        .collect()
+}
+
+/// remediate-bot's restart under `plan`: pending, one approval per plan.
+fn flood_request(plan: &str) -> Value {
+    let mut body = request("remediate-bot", "kubectl:rollout-restart");
+    body["plan_id"] = json!(plan);
+    body
+}
+
+/// A trip lands however fast another instance opens approvals, the agent
+/// it stops among them: 16 clients on B open an approval with every
+/// request while A trips and resets a switch on that agent 10 times. Every
+/// trip is recorded (201). An approval of the agent still open once it is
+/// (opened on B meanwhile, unknown to the trip) is named in its warnings,
+/// cannot be used — approved and repeated on B, it is denied by the switch
+/// — and is voided by the reset. Before, each attempt of the trip found an
+/// approval opened meanwhile it did not know of, and after five the
+/// operator got a 503 and the agent ran on.
+async fn a_trip_lands_while_another_instance_opens_approvals(a: Server) {
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::Relaxed};
+    let b = Arc::new(a.another().await);
+    let token = a.token("remediate-bot").await;
+    let flooding = Arc::new(AtomicBool::new(true));
+    let opened = Arc::new(AtomicUsize::new(0));
+    let clients: Vec<_> = (0..16)
+        .map(|client| {
+            let (b, token, flooding, opened) =
+                (b.clone(), token.clone(), flooding.clone(), opened.clone());
+            tokio::spawn(async move {
+                let mut n = 0;
+                while flooding.load(Relaxed) {
+                    n += 1;
+                    let body = flood_request(&format!("flood-{client}-{n}"));
+                    let answer = outcome(&b, &token, &body).await;
+                    if answer["outcome"] == "pending" {
+                        opened.fetch_add(1, Relaxed);
+                    }
+                }
+            })
+        })
+        .collect();
+    until(|| async { opened.load(Relaxed) >= 32 }).await;
+
+    let (mut voided, mut missed) = (0, 0);
+    for _ in 0..10 {
+        let (status, switch) = a
+            .post(
+                "/v1/kill-switches",
+                Some(&a.approver),
+                &json!({ "scope": "agent", "target": "remediate-bot", "reason": "flood" }),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "the trip lands: {switch}");
+        voided += switch["voided_approvals"].as_array().unwrap().len();
+        let warnings = switch["warnings"].to_string();
+        let open = open_approvals(&a, "remediate-bot").await;
+        for approval in &open {
+            assert!(
+                warnings.contains(&approval["id"].as_str().unwrap().to_owned()),
+                "{approval} is open after the trip and not named: {switch}"
+            );
+        }
+        if let Some(approval) = open.first() {
+            missed += open.len();
+            let id = approval["id"].as_str().unwrap();
+            a.post(
+                &format!("/v1/approvals/{id}/approve"),
+                Some(&a.approver),
+                &json!({}),
+            )
+            .await;
+            let repeat = flood_request(approval["plan_id"].as_str().unwrap());
+            let answer = outcome(&b, &token, &repeat).await;
+            assert_eq!(answer["outcome"], "deny", "{answer}");
+            assert_eq!(answer["reasons"][0]["code"], "kill_switch", "{answer}");
+        }
+        let id = switch["id"].as_str().unwrap();
+        let (status, _) = a.delete(&format!("/v1/kill-switches/{id}"), &a.admin).await;
+        assert_eq!(status, StatusCode::NO_CONTENT);
+        let still_open = open_approvals(&a, "remediate-bot").await;
+        for approval in &open {
+            assert!(
+                !still_open.iter().any(|o| o["id"] == approval["id"]),
+                "the reset voids {approval}"
+            );
+        }
+        let before = opened.load(Relaxed);
+        until(|| async { opened.load(Relaxed) >= before + 16 }).await;
+    }
+    flooding.store(false, Relaxed);
+    for client in join_all(clients).await {
+        client.unwrap();
+    }
+    eprintln!(
+        "10 trips under a flood of {} approvals: {voided} voided by the trips, {missed} missed and voided by the resets",
+        opened.load(Relaxed)
+    );
+    assert!(
+        voided + missed > 0,
+        "the trips met the approvals they cover"
+    );
+    a.ledger_len().await;
+}
+contract!(a_trip_lands_while_another_instance_opens_approvals);
+
 /// An approval opened on A and approved on B, repeated 16 times on each at
 /// once: one `allow` in all.
 async fn an_approval_is_used_once_across_instances(a: Server) {

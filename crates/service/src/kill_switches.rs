@@ -24,7 +24,10 @@ use crate::{
 };
 
 /// How often a trip is computed again when another instance opened an
-/// approval it did not know of before its record was written.
+/// approval it did not know of before its record was written. The last
+/// attempt is recorded whatever was opened meanwhile: an agent opening
+/// approvals on another instance as fast as it can must not keep the
+/// switch that stops it from landing.
 const ATTEMPTS: usize = 5;
 
 /// What an operator sends to trip a switch.
@@ -93,6 +96,11 @@ pub struct KillSwitches<'a, S: Store> {
 impl<S: Store> KillSwitches<'_, S> {
     /// Trips a kill switch, voiding the approvals it covers.
     ///
+    /// When other instances kept opening approvals through every attempt,
+    /// the last is recorded without waiting for them: those it covers that
+    /// it did not know of are named in a warning — the switch denies their
+    /// use while it is tripped, and its reset voids them.
+    ///
     /// # Errors
     /// `Forbidden` for anyone but an operator; `Invalid` input (a target
     /// that names nothing known, with the close matches); `Unavailable`
@@ -108,6 +116,7 @@ impl<S: Store> KillSwitches<'_, S> {
         let mut attempt = 0;
         loop {
             attempt += 1;
+            let complete = attempt < ATTEMPTS;
             let result = self
                 .core
                 .transact(|state, _, now| {
@@ -135,17 +144,22 @@ impl<S: Store> KillSwitches<'_, S> {
                         kind: "kill_switch.tripped",
                         effects: own_effects("kill_switch.tripped", &payload, now)?,
                         payload,
-                        guards: vec![Guard::NoUnknownApprovalsAfter {
-                            seq: state.applied,
-                            known,
-                        }],
+                        guards: if complete {
+                            vec![Guard::NoUnknownApprovalsAfter {
+                                seq: state.applied,
+                                known,
+                            }]
+                        } else {
+                            Vec::new()
+                        },
                         value: KillSwitchView::of(&row, voided, warnings.clone()),
                     })
                 })
                 .await;
             match result {
-                Ok((_, view)) => return Ok(view),
-                Err(ServiceError::Conflict(why)) if attempt < ATTEMPTS => {
+                Ok((_, view)) if complete => return Ok(view),
+                Ok((_, view)) => return Ok(self.name_missed(view).await),
+                Err(ServiceError::Conflict(why)) if complete => {
                     tracing::debug!(%why, "an approval was opened elsewhere meanwhile; tripping again");
                     self.core
                         .store
@@ -153,16 +167,44 @@ impl<S: Store> KillSwitches<'_, S> {
                         .await
                         .map_err(|e| self.core.refused(e, "kill_switch.tripped"))?;
                 }
-                Err(ServiceError::Conflict(why)) => {
-                    tracing::warn!(%why, "a trip kept racing approvals opened elsewhere; refused");
-                    return Err(ServiceError::Unavailable);
-                }
                 Err(other) => return Err(other),
             }
         }
     }
 
-    /// Resets a tripped switch. Admins only: a switch latches. Once.
+    /// A trip recorded without knowing every approval opened elsewhere
+    /// meanwhile, with a warning naming those it covers that are still open.
+    async fn name_missed(&self, mut view: KillSwitchView) -> KillSwitchView {
+        let missed = match self.core.store.sync().await {
+            Ok(_) => {
+                let switch = KillSwitch {
+                    id: Some(view.id.clone()),
+                    scope: view.scope,
+                    target: view.target.clone(),
+                    reason: Some(view.reason.clone()),
+                };
+                let mut open = self.core.state().open_approvals_covered_by(&switch);
+                open.retain(|id| !view.voided_approvals.contains(id));
+                open.join(", ")
+            }
+            Err(error) => {
+                tracing::warn!(%error, "cannot read which approvals a trip missed");
+                "not known (the ledger could not be read)".to_owned()
+            }
+        };
+        tracing::warn!(switch = %view.id, %missed, "a trip kept racing approvals opened elsewhere; recorded without them");
+        if !missed.is_empty() {
+            view.warnings.push(format!(
+                "approvals opened on another instance while this trip was recorded are not in voided_approvals: {missed}; the switch denies their use while it is tripped, and its reset voids them"
+            ));
+        }
+        view
+    }
+
+    /// Resets a tripped switch. Admins only: a switch latches. Once. Voids
+    /// the approvals it covers that are still open: opened before its trip
+    /// on another instance and missed by it (while it was tripped, none it
+    /// covers could be opened).
     ///
     /// # Errors
     /// `Forbidden` for anyone but an admin; `NotFound` when no tripped
@@ -185,7 +227,7 @@ impl<S: Store> KillSwitches<'_, S> {
                     target: row.switch.target.clone(),
                     reason: row.switch.reason.clone().unwrap_or_default(),
                     operator: admin.to_owned(),
-                    voided_approvals: Vec::new(),
+                    voided_approvals: state.open_approvals_covered_by(&row.switch),
                 })?;
                 Ok(Plan {
                     kind: "kill_switch.reset",

@@ -156,11 +156,17 @@ pub fn effects_of(kind: &str, payload: &str, at: Timestamp) -> Result<Vec<Effect
         }
         "kill_switch.reset" => {
             let r: KillSwitchRecord = parse(kind, payload)?;
-            vec![Effect::KillSwitchReset {
-                id: r.kill_switch_id,
-                by: r.operator,
-                at,
-            }]
+            vec![
+                Effect::KillSwitchReset {
+                    id: r.kill_switch_id,
+                    by: r.operator,
+                    at,
+                },
+                Effect::ApprovalsVoided {
+                    ids: r.voided_approvals,
+                    because: ApprovalVoid::KillSwitch,
+                },
+            ]
         }
         "simulation" => {
             let r: SimulationRecord = parse(kind, payload)?;

@@ -94,6 +94,18 @@ impl State {
             .map(|row| row.approval.id.clone())
     }
 
+    /// The committed approvals still open that `switch` covers, sorted.
+    pub(crate) fn open_approvals_covered_by(&self, switch: &KillSwitch) -> Vec<String> {
+        let mut covered: Vec<String> = self
+            .approvals
+            .values()
+            .filter(|row| covers(switch, &row.request))
+            .map(|row| row.approval.id.clone())
+            .collect();
+        covered.sort();
+        covered
+    }
+
     /// The approvals `switch` covers — committed and being opened — and
     /// every approval known at all: a trip voids the first, and its record
     /// is complete only if no approval outside the second was opened
@@ -106,12 +118,7 @@ impl State {
         let mut covered = Vec::new();
         let mut known = BTreeSet::new();
         for row in all {
-            let request = &row.request;
-            let tool = request
-                .action
-                .split_once(':')
-                .map_or(request.action.as_str(), |(t, _)| t);
-            if switch.covers(&request.agent, tool, &request.resource) {
+            if covers(switch, &row.request) {
                 covered.push(row.approval.id.clone());
             }
             known.insert(row.approval.id.clone());
@@ -120,4 +127,13 @@ impl State {
         covered.dedup();
         (covered, known)
     }
+}
+
+/// Whether `switch` covers what `request` asks.
+fn covers(switch: &KillSwitch, request: &DecisionRequest) -> bool {
+    let tool = request
+        .action
+        .split_once(':')
+        .map_or(request.action.as_str(), |(t, _)| t);
+    switch.covers(&request.agent, tool, &request.resource)
 }
