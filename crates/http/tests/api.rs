@@ -445,6 +445,39 @@ async fn outcomes_feed_time_to_recovery_and_metrics_and_openapi_are_served(serve
     confident["confidence"] = json!(0.9);
     let decision = decide(&server, &token, &confident).await;
     let id = decision["decision_id"].as_str().unwrap();
+    // Times that cannot be: each refused naming its field, nothing recorded.
+    let before = server.ledger_len().await;
+    for (report, field) in [
+        (
+            json!({ "outcome": "failed", "finished_at": "1970-01-01T00:00:00Z", "recovered_at": server.ago(0) }),
+            "finished_at",
+        ),
+        (
+            json!({ "outcome": "failed", "started_at": server.ago(0), "finished_at": server.ago(10) }),
+            "finished_at",
+        ),
+        (
+            json!({ "outcome": "failed", "recovered_at": server.ago(0) }),
+            "finished_at",
+        ),
+    ] {
+        let (status, body) = server
+            .post(
+                &format!("/v1/decisions/{id}/outcome"),
+                Some(&token),
+                &report,
+            )
+            .await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{report}: {body}");
+        assert!(
+            body["error"]["message"].as_str().unwrap().contains(field),
+            "{report}: {body}"
+        );
+    }
+    assert_eq!(server.ledger_len().await, before, "nothing recorded");
+    // The action ran after its decision: five minutes on, it failed a
+    // minute in and was recovered three minutes later.
+    server.advance(300);
     let report = json!({ "outcome": "failed", "started_at": server.ago(300), "finished_at": server.ago(240), "recovered_at": server.ago(60) });
     let (status, body) = server
         .post(

@@ -379,7 +379,7 @@ impl<S: Store> Decisions<'_, S> {
                 "decision `{decision_id}` already has an outcome"
             )));
         }
-        let time_to_recovery = self.validate(&report)?;
+        let time_to_recovery = self.validate(&report, index.at)?;
         // What the outcome says about the agent: an allowed execution is a
         // remediation sample; anything run without an `allow` is an action
         // outside its permitted scope.
@@ -426,9 +426,38 @@ impl<S: Store> Decisions<'_, S> {
         Ok(receipt.seq)
     }
 
-    /// Checks the report's times; the time to recovery, when it gives one.
-    fn validate(&self, report: &OutcomeReport) -> Result<Option<f64>, ServiceError> {
+    /// Checks the report's times against the clock and the decision's own
+    /// (`decided`): the time to recovery, when it gives one, feeds the
+    /// overview's mean, so a failure dated before its decision (1970, say)
+    /// must not add decades to it.
+    fn validate(
+        &self,
+        report: &OutcomeReport,
+        decided: Timestamp,
+    ) -> Result<Option<f64>, ServiceError> {
         let now = self.core.clock();
+        let earliest = decided.checked_sub(CLOCK_SKEW).unwrap_or(decided);
+        for (field, at) in [
+            ("finished_at", report.finished_at),
+            ("recovered_at", report.recovered_at),
+        ] {
+            if let Some(at) = at
+                && at < earliest
+            {
+                return Err(ServiceError::invalid(
+                    field,
+                    format!("{at} is before the decision ({decided})"),
+                ));
+            }
+        }
+        if let (Some(started), Some(finished)) = (report.started_at, report.finished_at)
+            && finished < started
+        {
+            return Err(ServiceError::invalid(
+                "finished_at",
+                format!("{finished} is before started_at ({started})"),
+            ));
+        }
         for (field, at) in [
             ("started_at", report.started_at),
             ("finished_at", report.finished_at),
@@ -454,6 +483,10 @@ impl<S: Store> Decisions<'_, S> {
             (_, Some(finished), Some(recovered)) => {
                 Ok(Some(recovered.duration_since(finished).as_secs_f64()))
             }
+            (_, None, Some(_)) => Err(ServiceError::invalid(
+                "finished_at",
+                "a recovery is timed from the failure: give finished_at with recovered_at",
+            )),
             _ => Ok(None),
         }
     }
