@@ -9,7 +9,9 @@
 use std::time::Duration;
 
 use clearance_engine::{DecisionRequest, Identity, Outcome, ReportedOutcome};
-use clearance_service::{DecisionAnswer, Matching, OutcomeReport, Standing};
+use clearance_service::{
+    DecisionAnswer, Executor, Gateway, Matching, OutcomeReport, ServiceError, Standing,
+};
 use clearance_store::Store;
 use rmcp::{
     ErrorData, RoleServer,
@@ -89,8 +91,7 @@ impl<S: Store> McpGateway<S> {
         };
         if answer.decision.outcome == Outcome::Allow {
             return Ok(CallToolResponse::Complete(
-                self.forward(identity, &route, arguments, &answer, context)
-                    .await,
+                self.forward(&route, arguments, &answer, context).await,
             ));
         }
         let url = answer
@@ -141,7 +142,7 @@ impl<S: Store> McpGateway<S> {
     ) -> Result<DecisionAnswer, CallToolResult> {
         self.gateway
             .decisions()
-            .decide_with(identity, request, matching)
+            .decide_with(identity, request, matching, Executor::Gateway)
             .await
             .map_err(|error| answer::undecided(&error.to_string()))
     }
@@ -149,7 +150,6 @@ impl<S: Store> McpGateway<S> {
     /// Forwards an allowed call, once, and reports how it went.
     async fn forward(
         &self,
-        identity: &Identity,
         route: &Route,
         arguments: JsonObject,
         answer: &DecisionAnswer,
@@ -176,7 +176,6 @@ impl<S: Store> McpGateway<S> {
         // The client has its answer as soon as the upstream's is in; the
         // outcome is recorded behind it.
         let gateway = self.gateway.clone();
-        let identity = identity.clone();
         let decision_id = answer.decision_id.clone();
         tokio::spawn(async move {
             let report = OutcomeReport {
@@ -185,13 +184,7 @@ impl<S: Store> McpGateway<S> {
                 finished_at: Some(finished),
                 recovered_at: None,
             };
-            if let Err(error) = gateway
-                .decisions()
-                .report_outcome(&identity, &decision_id, report)
-                .await
-            {
-                tracing::error!(%error, decision = %decision_id, "the outcome of an MCP call was not recorded");
-            }
+            report_outcome(&gateway, &decision_id, report).await;
         });
         result
     }
@@ -284,8 +277,7 @@ impl<S: Store> McpGateway<S> {
                     };
                     return match self.decide(identity, again, matching).await {
                         Ok(answer) if answer.decision.outcome == Outcome::Allow => {
-                            self.forward(identity, route, arguments, &answer, context)
-                                .await
+                            self.forward(route, arguments, &answer, context).await
                         }
                         Ok(answer) => answer::withheld(&answer),
                         Err(result) => result,
@@ -315,4 +307,40 @@ impl<S: Store> McpGateway<S> {
             }
         }
     }
+}
+
+/// Pauses between attempts to record an MCP call's outcome while the
+/// ledger is unavailable: about a minute in all.
+const OUTCOME_RETRIES: [Duration; 6] = [
+    Duration::from_millis(250),
+    Duration::from_secs(1),
+    Duration::from_secs(2),
+    Duration::from_secs(5),
+    Duration::from_secs(15),
+    Duration::from_secs(30),
+];
+
+/// Records how a forwarded call went. The call has run: a ledger briefly
+/// unavailable (a PostgreSQL failover, a full disk freed) must not leave
+/// its decision without an outcome, so the write is tried again.
+async fn report_outcome<S: Store>(gateway: &Gateway<S>, decision_id: &str, report: OutcomeReport) {
+    let mut pauses = OUTCOME_RETRIES.iter();
+    loop {
+        match gateway
+            .decisions()
+            .report_gateway_outcome(decision_id, report.clone())
+            .await
+        {
+            Ok(_) => return,
+            Err(ServiceError::Unavailable) => match pauses.next() {
+                Some(pause) => tokio::time::sleep(*pause).await,
+                None => break,
+            },
+            Err(error) => {
+                tracing::error!(%error, decision = %decision_id, "the outcome of an MCP call was not recorded");
+                return;
+            }
+        }
+    }
+    tracing::error!(decision = %decision_id, "the outcome of an MCP call was not recorded: the ledger stayed unavailable");
 }

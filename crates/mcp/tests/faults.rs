@@ -476,3 +476,69 @@ async fn a_timeout_past_the_clock_is_no_deadline() {
     .expect("answered");
     harness.verify().await;
 }
+
+/// The gateway runs the calls it allows, so it alone reports how each
+/// went: the agent that asked can report no outcome for one, neither while
+/// it runs nor after. Before, the agent's `succeeded` sent while its call
+/// ran was recorded, the call then failed, and the gateway's own report
+/// was refused as a second one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_the_gateway_reports_the_outcome_of_a_call_it_forwarded() {
+    let Some((harness, _)) = harness().await else {
+        return;
+    };
+    let token = harness.token("reader").await;
+    let client = harness.client(&token).await;
+    lingers_come_back(&client, "declines", Duration::from_secs(30)).await;
+
+    let calling = {
+        let peer = client.peer().clone();
+        tokio::spawn(async move {
+            peer.call_tool(call(
+                "declines__linger",
+                json!({ "seconds": 10 }),
+                json!({}),
+                None,
+            ))
+            .await
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    let running = harness.decisions().await.last().unwrap()["payload"]["decision_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let reported = |id: String| {
+        let (http, base, token) = (harness.http.clone(), harness.base.clone(), token.clone());
+        async move {
+            http.post(format!("{base}/v1/decisions/{id}/outcome"))
+                .bearer_auth(token)
+                .json(&json!({ "outcome": "succeeded" }))
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    let answer = reported(running.clone()).await;
+    assert_eq!(answer.status(), reqwest::StatusCode::FORBIDDEN);
+    assert!(
+        answer.text().await.unwrap().contains("MCP gateway"),
+        "says who reports it"
+    );
+
+    let result = calling.await.unwrap().unwrap();
+    failed_call(&harness, &result, "did not answer within 2s").await;
+    let outcome = harness
+        .ledger()
+        .await
+        .into_iter()
+        .find(|r| r["kind"] == "outcome" && r["payload"]["decision_id"] == running.as_str())
+        .unwrap();
+    assert_eq!(
+        outcome["payload"]["reported_by"],
+        clearance_service::GATEWAY_REPORTER
+    );
+    let answer = reported(running).await;
+    assert_eq!(answer.status(), reqwest::StatusCode::FORBIDDEN, "nor after");
+    harness.verify().await;
+}

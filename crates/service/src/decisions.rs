@@ -12,7 +12,7 @@ use clearance_engine::{
     facts::{ApprovalStatus, RecordedFacts},
     trust::Sample,
 };
-use clearance_store::{Guard, Store};
+use clearance_store::{DecisionRow, Guard, Store};
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
@@ -38,6 +38,20 @@ pub enum Matching {
     /// same request.
     SameRequest,
 }
+
+/// Who runs what a decision allows, and so reports how it went.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Executor {
+    /// The agent, which reports the outcome itself (the HTTP API).
+    Agent,
+    /// clearance's MCP gateway, which forwards the call and alone reports
+    /// its outcome: the agent that asked cannot report one first.
+    Gateway,
+}
+
+/// The name an outcome the MCP gateway reports is recorded under
+/// (`reported_by`); no token's name holds a colon.
+pub const GATEWAY_REPORTER: &str = "clearance:mcp-gateway";
 
 /// The answer to an agent.
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -85,6 +99,7 @@ struct Decided {
     approval_reused: bool,
     approval_requirement: Option<Requirement>,
     voided_approval: Option<String>,
+    executor: Executor,
     at: Timestamp,
 }
 
@@ -134,6 +149,7 @@ impl Decided {
             approval_reused: self.approval_reused,
             approval_requirement: self.approval_requirement.as_ref(),
             voided_approval: self.voided_approval.as_deref(),
+            executed_by: (self.executor == Executor::Gateway).then_some("gateway"),
         }
     }
 }
@@ -155,7 +171,7 @@ impl<S: Store> Decisions<'_, S> {
         identity: &Identity,
         request: DecisionRequest,
     ) -> Result<DecisionAnswer, ServiceError> {
-        self.decide_with(identity, request, Matching::Explicit)
+        self.decide_with(identity, request, Matching::Explicit, Executor::Agent)
             .await
     }
 
@@ -171,6 +187,7 @@ impl<S: Store> Decisions<'_, S> {
         identity: &Identity,
         request: DecisionRequest,
         matching: Matching,
+        executor: Executor,
     ) -> Result<DecisionAnswer, ServiceError> {
         let agent = asking_agent(identity, &request)?;
         request
@@ -260,6 +277,7 @@ impl<S: Store> Decisions<'_, S> {
                             approval_reused,
                             approval_requirement,
                             voided_approval,
+                            executor,
                             at: now,
                         };
                         let request_hash = decided.decision.request_hash.to_string();
@@ -356,16 +374,17 @@ impl<S: Store> Decisions<'_, S> {
         decision_id: &str,
         report: OutcomeReport,
     ) -> Result<u64, ServiceError> {
-        let decision = self
-            .core
-            .store
-            .find_decision(decision_id)
-            .await
-            .map_err(|e| ServiceError::from_store(e, "reading a decision"))?
-            .ok_or_else(|| ServiceError::NotFound(format!("no decision `{decision_id}`")))?;
+        let decision = self.find(decision_id).await?;
         let index = &decision.index;
         let reporter = match identity {
-            Identity::Agent { agent } if *agent == index.agent => agent.as_str(),
+            Identity::Agent { agent } if *agent == index.agent => {
+                if self.executed_by_gateway(&decision).await? {
+                    return Err(ServiceError::Forbidden(format!(
+                        "decision `{decision_id}` was executed by clearance's MCP gateway, which reports its outcome"
+                    )));
+                }
+                agent.as_str()
+            }
             Identity::Agent { agent } => {
                 return Err(ServiceError::Forbidden(format!(
                     "agent `{agent}` cannot report on agent `{}`'s decision",
@@ -374,6 +393,67 @@ impl<S: Store> Decisions<'_, S> {
             }
             other => other.evidence_recorder("report outcomes")?,
         };
+        self.record_outcome(decision, reporter, report).await
+    }
+
+    /// Records how a call the MCP gateway forwarded went, as
+    /// [`GATEWAY_REPORTER`]: the gateway executed it, so no identity but
+    /// its own reports it. In-process only; no face exposes it.
+    ///
+    /// # Errors
+    /// As [`Decisions::report_outcome`], but never `Forbidden`.
+    pub async fn report_gateway_outcome(
+        &self,
+        decision_id: &str,
+        report: OutcomeReport,
+    ) -> Result<u64, ServiceError> {
+        let decision = self.find(decision_id).await?;
+        self.record_outcome(decision, GATEWAY_REPORTER, report)
+            .await
+    }
+
+    async fn find(&self, decision_id: &str) -> Result<DecisionRow, ServiceError> {
+        self.core
+            .store
+            .find_decision(decision_id)
+            .await
+            .map_err(|e| ServiceError::from_store(e, "reading a decision"))?
+            .ok_or_else(|| ServiceError::NotFound(format!("no decision `{decision_id}`")))
+    }
+
+    /// Whether `decision`'s record says the MCP gateway executed it.
+    async fn executed_by_gateway(&self, decision: &DecisionRow) -> Result<bool, ServiceError> {
+        let records = self
+            .core
+            .store
+            .records(decision.seq.saturating_sub(1), 1)
+            .await
+            .map_err(|e| ServiceError::from_store(e, "reading a decision"))?;
+        let record = records
+            .first()
+            .filter(|r| r.seq == decision.seq)
+            .ok_or_else(|| {
+                ServiceError::NotFound(format!("no record of decision `{}`", decision.index.id))
+            })?;
+        #[derive(Deserialize)]
+        struct Executed {
+            executed_by: Option<String>,
+        }
+        let executed: Executed = serde_json::from_str(&record.payload).map_err(|e| {
+            tracing::error!(error = %e, seq = record.seq, "a decision record does not read");
+            ServiceError::Unavailable
+        })?;
+        Ok(executed.executed_by.as_deref() == Some("gateway"))
+    }
+
+    async fn record_outcome(
+        &self,
+        decision: DecisionRow,
+        reporter: &str,
+        report: OutcomeReport,
+    ) -> Result<u64, ServiceError> {
+        let decision_id = decision.index.id.as_str();
+        let index = &decision.index;
         if decision.reported.is_some() {
             return Err(ServiceError::Conflict(format!(
                 "decision `{decision_id}` already has an outcome"

@@ -36,7 +36,9 @@ pub use audit::{ApprovalLineage, Audit, Lineage, MAX_AUDIT_PAGE};
 pub use checkpoints::Checkpoints;
 pub use clearance_engine::{Identity, Role};
 pub use core::Clock;
-pub use decisions::{DecisionAnswer, Decisions, Matching, OutcomeReport};
+pub use decisions::{
+    DecisionAnswer, Decisions, Executor, GATEWAY_REPORTER, Matching, OutcomeReport,
+};
 pub use error::ServiceError;
 pub use gateway::Gateway;
 pub use identity::{new_token, token_hash};

@@ -574,6 +574,7 @@ async fn a_repeated_request_waits_on_its_approval_and_runs_once_approved<S: Stor
             &agent("remediate-bot"),
             asked.clone(),
             clearance_service::Matching::SameRequest,
+            clearance_service::Executor::Gateway,
         )
         .await
         .unwrap();
@@ -586,6 +587,7 @@ async fn a_repeated_request_waits_on_its_approval_and_runs_once_approved<S: Stor
             &agent("remediate-bot"),
             asked,
             clearance_service::Matching::SameRequest,
+            clearance_service::Executor::Gateway,
         )
         .await
         .unwrap();

@@ -46,6 +46,10 @@ pub(crate) struct DecisionRecord<'a> {
     /// on another snapshot version (the state drifted).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub voided_approval: Option<&'a str>,
+    /// `gateway`: clearance's MCP gateway runs what this allows and alone
+    /// reports its outcome. Absent: the agent runs it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub executed_by: Option<&'static str>,
 }
 
 /// What a decision's effects depend on, whether taken from the decision at
