@@ -1,6 +1,7 @@
-//! Extractors: [`Caller`] (the bearer token's identity) and [`JsonBody`]
-//! (exactly one JSON object, whose errors name the field; or, as
-//! [`OptionalJsonBody`], no body at all), all rejecting with [`ApiError`].
+//! Extractors: [`Caller`] (the bearer token's identity), [`PathParams`]
+//! (the path's ids) and [`JsonBody`] (exactly one JSON object, whose
+//! errors name the field; or, as [`OptionalJsonBody`], no body at all),
+//! all rejecting with [`ApiError`].
 //!
 //! Both are strict on purpose: a filter in front of the gateway that
 //! parses a request differently must not see another request than the one
@@ -10,7 +11,7 @@ use std::sync::Arc;
 
 use axum::{
     body::Bytes,
-    extract::{FromRequest, FromRequestParts, Request},
+    extract::{FromRequest, FromRequestParts, Path, Request},
     http::{StatusCode, header, request::Parts},
 };
 use clearance_service::{Gateway, Identity};
@@ -18,6 +19,28 @@ use clearance_store::Store;
 use serde::de::DeserializeOwned;
 
 use crate::ApiError;
+
+/// The ids in a request's path, percent-decoded. A path that does not
+/// decode (`%FF`) or holds a NUL (`%00`: PostgreSQL refuses it in text,
+/// which would be answered as the store being unavailable) is a 400 in
+/// the API's own error shape.
+pub struct PathParams<T>(pub T);
+
+impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for PathParams<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let invalid =
+            |message: String| ApiError::new(StatusCode::BAD_REQUEST, "invalid_path", message);
+        if parts.uri.path().contains("%00") {
+            return Err(invalid("the path holds a NUL character".into()));
+        }
+        Path::<T>::from_request_parts(parts, state)
+            .await
+            .map(|Path(params)| PathParams(params))
+            .map_err(|rejection| invalid(rejection.body_text()))
+    }
+}
 
 /// The authenticated caller.
 pub struct Caller(pub Identity);

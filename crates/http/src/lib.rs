@@ -93,6 +93,7 @@ pub fn router<S: Store>(gateway: Arc<Gateway<S>>) -> Router {
         .route("/metrics", get(routes::ops::metrics::<S>))
         .route("/openapi.json", get(routes::ops::openapi))
         .fallback(routes::ops::not_found)
+        .method_not_allowed_fallback(routes::ops::method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(gateway)
 }

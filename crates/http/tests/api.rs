@@ -645,3 +645,70 @@ contract!(agents_cannot_act_as_operators_or_as_each_other);
 contract!(bad_input_is_refused_naming_the_field_and_nothing_is_written);
 contract!(outcomes_feed_time_to_recovery_and_metrics_and_openapi_are_served);
 contract!(a_decision_lineage_holds_its_approval_and_outcome);
+
+/// What axum would answer in its own shapes — a wrong method (405, no
+/// body), a path that does not decode (plain text) — and a NUL in a path
+/// or a query (which PostgreSQL refuses, answered as the store being
+/// unavailable: a 503 any agent could cause at will) are answered in the
+/// API's error shape, with nothing recorded.
+async fn malformed_requests_answer_in_the_api_error_shape(server: Server) {
+    let agent = server.token("remediate-bot").await;
+    let before = server.ledger_len().await;
+    let put = server
+        .client
+        .put(format!("{}/v1/decisions", server.base))
+        .bearer_auth(&agent)
+        .json(&request("remediate-bot", "kubectl:get"))
+        .send()
+        .await
+        .unwrap();
+    let answers = [
+        (
+            support::read(put).await,
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method_not_allowed",
+        ),
+        (
+            server
+                .post(
+                    "/v1/approvals/%FF/approve",
+                    Some(&server.approver),
+                    &json!({}),
+                )
+                .await,
+            StatusCode::BAD_REQUEST,
+            "invalid_path",
+        ),
+        (
+            server
+                .post(
+                    "/v1/decisions/%00/outcome",
+                    Some(&agent),
+                    &json!({ "outcome": "succeeded" }),
+                )
+                .await,
+            StatusCode::BAD_REQUEST,
+            "invalid_path",
+        ),
+        (
+            server.get("/v1/decisions/a%00b", Some(&server.admin)).await,
+            StatusCode::BAD_REQUEST,
+            "invalid_path",
+        ),
+        (
+            server.get("/v1/audit?agent=%00", Some(&server.admin)).await,
+            StatusCode::BAD_REQUEST,
+            "invalid_query",
+        ),
+    ];
+    for ((status, body), expected, code) in answers {
+        assert_eq!(
+            (status, body["error"]["code"].as_str()),
+            (expected, Some(code)),
+            "{body}"
+        );
+        assert!(body["error"]["message"].is_string(), "{body}");
+    }
+    assert_eq!(server.ledger_len().await, before, "nothing recorded");
+}
+contract!(malformed_requests_answer_in_the_api_error_shape);

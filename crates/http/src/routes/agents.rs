@@ -2,7 +2,7 @@
 //! `POST /v1/agents/{id}/promotions`, `…/promotions/{pid}/signoffs`,
 //! `…/investigations`.
 
-use axum::{Json, extract::Path, http::StatusCode};
+use axum::{Json, http::StatusCode};
 use clearance_service::{AgentView, EvidenceInput, EvidenceReceipt, PromotionView};
 use clearance_store::Store;
 use serde::Deserialize;
@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 use super::Shared;
 use crate::{
     ApiError,
-    extract::{Caller, JsonBody},
+    extract::{Caller, JsonBody, PathParams},
 };
 
 /// Every agent with its phase, lock and gate progress.
@@ -31,7 +31,7 @@ pub(crate) async fn list<S: Store>(
 pub(crate) async fn show<S: Store>(
     axum::extract::State(gateway): Shared<S>,
     Caller(identity): Caller,
-    Path(id): Path<String>,
+    PathParams(id): PathParams<String>,
 ) -> Result<Json<AgentView>, ApiError> {
     Ok(Json(gateway.trust().agent(&identity, &id)?))
 }
@@ -56,7 +56,7 @@ pub(crate) async fn evidence<S: Store>(
 pub(crate) async fn promote<S: Store>(
     axum::extract::State(gateway): Shared<S>,
     Caller(identity): Caller,
-    Path(id): Path<String>,
+    PathParams(id): PathParams<String>,
 ) -> Result<(StatusCode, Json<PromotionView>), ApiError> {
     Ok((
         StatusCode::CREATED,
@@ -70,7 +70,7 @@ pub(crate) async fn promote<S: Store>(
 pub(crate) async fn sign_off<S: Store>(
     axum::extract::State(gateway): Shared<S>,
     Caller(identity): Caller,
-    Path((id, promotion)): Path<(String, String)>,
+    PathParams((id, promotion)): PathParams<(String, String)>,
 ) -> Result<Json<PromotionView>, ApiError> {
     Ok(Json(
         gateway.trust().sign_off(&identity, &id, &promotion).await?,
@@ -90,7 +90,7 @@ pub(crate) struct Investigation {
 pub(crate) async fn investigate<S: Store>(
     axum::extract::State(gateway): Shared<S>,
     Caller(identity): Caller,
-    Path(id): Path<String>,
+    PathParams(id): PathParams<String>,
     JsonBody(body): JsonBody<Investigation>,
 ) -> Result<Json<AgentView>, ApiError> {
     Ok(Json(

@@ -1,6 +1,6 @@
 //! `GET /v1/approvals`, `POST /v1/approvals/{id}/approve|deny`.
 
-use axum::{Json, extract::Path};
+use axum::Json;
 use clearance_service::ApprovalView;
 use clearance_store::Store;
 use serde::Deserialize;
@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 use super::Shared;
 use crate::{
     ApiError,
-    extract::{Caller, OptionalJsonBody},
+    extract::{Caller, OptionalJsonBody, PathParams},
 };
 
 /// What an operator may say when settling an approval; the body is
@@ -39,7 +39,7 @@ pub(crate) async fn list<S: Store>(
 pub(crate) async fn one<S: Store>(
     axum::extract::State(gateway): Shared<S>,
     Caller(identity): Caller,
-    Path(id): Path<String>,
+    PathParams(id): PathParams<String>,
 ) -> Result<Json<ApprovalView>, ApiError> {
     Ok(Json(gateway.approvals().view(&identity, &id).await?))
 }
@@ -49,7 +49,7 @@ pub(crate) async fn one<S: Store>(
 pub(crate) async fn approve<S: Store>(
     axum::extract::State(gateway): Shared<S>,
     Caller(identity): Caller,
-    Path(id): Path<String>,
+    PathParams(id): PathParams<String>,
     OptionalJsonBody(body): OptionalJsonBody<Settlement>,
 ) -> Result<Json<ApprovalView>, ApiError> {
     let comment = body.unwrap_or_default().comment;
@@ -66,7 +66,7 @@ pub(crate) async fn approve<S: Store>(
 pub(crate) async fn deny<S: Store>(
     axum::extract::State(gateway): Shared<S>,
     Caller(identity): Caller,
-    Path(id): Path<String>,
+    PathParams(id): PathParams<String>,
     OptionalJsonBody(body): OptionalJsonBody<Settlement>,
 ) -> Result<Json<ApprovalView>, ApiError> {
     let comment = body.unwrap_or_default().comment;

@@ -2,7 +2,7 @@
 
 use axum::{
     Json,
-    extract::{Path, Query, rejection::QueryRejection},
+    extract::{Query, rejection::QueryRejection},
     http::StatusCode,
 };
 use clearance_engine::ledger::LedgerRecord;
@@ -11,7 +11,10 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::Shared;
-use crate::{ApiError, extract::Caller};
+use crate::{
+    ApiError,
+    extract::{Caller, PathParams},
+};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -46,6 +49,19 @@ pub(crate) async fn page<S: Store>(
 ) -> Result<Json<Value>, ApiError> {
     let Query(params) = params
         .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_query", e.body_text()))?;
+    // PostgreSQL refuses a NUL in text: that would be answered as the
+    // store being unavailable, and logged as such.
+    if [&params.kind, &params.agent]
+        .into_iter()
+        .flatten()
+        .any(|value| value.contains('\0'))
+    {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_query",
+            "the query holds a NUL character",
+        ));
+    }
     let records = gateway
         .audit()
         .page(
@@ -89,7 +105,7 @@ pub(crate) async fn verify<S: Store>(
 pub(crate) async fn lineage<S: Store>(
     axum::extract::State(gateway): Shared<S>,
     Caller(identity): Caller,
-    Path(id): Path<String>,
+    PathParams(id): PathParams<String>,
 ) -> Result<Json<Value>, ApiError> {
     let lineage = gateway.audit().lineage(&identity, &id).await?;
     let approval = lineage.approval.map(|a| {

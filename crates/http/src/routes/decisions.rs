@@ -1,6 +1,6 @@
 //! `POST /v1/decisions`, `POST /v1/decisions/{id}/outcome`.
 
-use axum::{Json, extract::Path};
+use axum::Json;
 use clearance_engine::DecisionRequest;
 use clearance_service::{DecisionAnswer, OutcomeReport};
 use clearance_store::Store;
@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 use super::Shared;
 use crate::{
     ApiError,
-    extract::{Caller, JsonBody},
+    extract::{Caller, JsonBody, PathParams},
 };
 
 /// Decide a request, before the agent acts.
@@ -34,7 +34,7 @@ pub(crate) async fn decide<S: Store>(
 pub(crate) async fn outcome<S: Store>(
     axum::extract::State(gateway): Shared<S>,
     Caller(identity): Caller,
-    Path(id): Path<String>,
+    PathParams(id): PathParams<String>,
     JsonBody(report): JsonBody<OutcomeReport>,
 ) -> Result<Json<Value>, ApiError> {
     let seq = gateway

@@ -1,7 +1,7 @@
 //! `POST /v1/kill-switches`, `GET /v1/kill-switches`,
 //! `DELETE /v1/kill-switches/{id}`.
 
-use axum::{Json, extract::Path, http::StatusCode};
+use axum::{Json, http::StatusCode};
 use clearance_service::{KillSwitchInput, KillSwitchView};
 use clearance_store::Store;
 use serde_json::{Value, json};
@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 use super::Shared;
 use crate::{
     ApiError,
-    extract::{Caller, JsonBody},
+    extract::{Caller, JsonBody, PathParams},
 };
 
 /// Trip a kill switch (operators); voids the pending approvals it covers.
@@ -43,7 +43,7 @@ pub(crate) async fn list<S: Store>(
 pub(crate) async fn reset<S: Store>(
     axum::extract::State(gateway): Shared<S>,
     Caller(identity): Caller,
-    Path(id): Path<String>,
+    PathParams(id): PathParams<String>,
 ) -> Result<StatusCode, ApiError> {
     gateway.kill_switches().reset(&identity, &id).await?;
     Ok(StatusCode::NO_CONTENT)
