@@ -42,6 +42,16 @@ impl<S: Store> Session<S> {
 
     /// The agent the request's token authenticates (the door checked that
     /// it opened this session).
+    /// The caller, unless a kill switch stops it altogether: resources and
+    /// prompts pass through undecided, but not for a stopped agent.
+    fn not_stopped(&self, extensions: &rmcp::model::Extensions) -> Result<(), ErrorData> {
+        let (identity, _) = self.caller(extensions)?;
+        match self.mcp.gateway.kill_switches().stopping(&identity) {
+            Some(why) => Err(ErrorData::invalid_request(why, None)),
+            None => Ok(()),
+        }
+    }
+
     fn caller(
         &self,
         extensions: &rmcp::model::Extensions,
@@ -149,7 +159,7 @@ impl<S: Store> ServerHandler for Session<S> {
         request: ReadResourceRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<ReadResourceResponse, ErrorData> {
-        self.caller(&context.extensions)?;
+        self.not_stopped(&context.extensions)?;
         self.ready().await;
         let catalog = self.mcp.catalog();
         let server = catalog.resource_server(&request.uri).ok_or_else(|| {
@@ -184,7 +194,7 @@ impl<S: Store> ServerHandler for Session<S> {
         mut request: GetPromptRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<GetPromptResponse, ErrorData> {
-        self.caller(&context.extensions)?;
+        self.not_stopped(&context.extensions)?;
         self.ready().await;
         let catalog = self.mcp.catalog();
         let (server, name) = catalog.prompt(&request.name).ok_or_else(|| {

@@ -1,8 +1,8 @@
 //! A streamable-HTTP upstream (the real `server-everything`): mapped and
 //! trusted read-only tools, progress passed through, resources and prompts
-//! relayed for reads, and a mapping that stops matching the tool's schema
-//! after a bundle reload: the client is told the list changed, and the
-//! tool is gone.
+//! relayed for reads (but not for an agent a kill switch stops), and a
+//! mapping that stops matching the tool's schema after a bundle reload:
+//! the client is told the list changed, and the tool is gone.
 
 #![allow(
     clippy::unwrap_used,
@@ -175,6 +175,19 @@ async fn a_streamable_http_upstream_is_governed_and_relayed() {
         .await
         .unwrap();
     assert!(!prompt.messages.is_empty());
+
+    // Undecided, but not for an agent a kill switch stops.
+    harness.kill("reader").await;
+    let stopped = client
+        .read_resource(ReadResourceRequestParams::new(first.uri.clone()))
+        .await
+        .unwrap_err();
+    assert!(stopped.to_string().contains("kill switch"), "{stopped}");
+    let stopped = client
+        .get_prompt(GetPromptRequestParams::new("everything__simple-prompt"))
+        .await
+        .unwrap_err();
+    assert!(stopped.to_string().contains("kill switch"), "{stopped}");
     harness.verify().await;
 }
 

@@ -255,6 +255,33 @@ impl<S: Store> KillSwitches<'_, S> {
             .map(|row| KillSwitchView::of(row, Vec::new(), Vec::new()))
             .collect())
     }
+
+    /// Why `identity`, an agent, is stopped altogether, if it is: a
+    /// tripped switch that is global or on that agent. What the MCP face
+    /// asks before passing on a read no decision covers (a resource, a
+    /// prompt). Read from this instance's state: another instance's trip
+    /// counts here within its propagation (a second).
+    pub fn stopping(&self, identity: &Identity) -> Option<String> {
+        let Identity::Agent { agent } = identity else {
+            return None;
+        };
+        self.core
+            .state()
+            .kill_switches
+            .iter()
+            .find(|row| match row.switch.scope {
+                KillScope::Global => true,
+                KillScope::Agent => row.switch.target.as_deref() == Some(agent.as_str()),
+                KillScope::Tool | KillScope::Resource => false,
+            })
+            .map(|row| {
+                format!(
+                    "kill switch `{}` stops agent `{agent}`: {}",
+                    row.switch.id.as_deref().unwrap_or_default(),
+                    row.switch.reason.as_deref().unwrap_or_default()
+                )
+            })
+    }
 }
 
 /// A switch as tripped, and reset once it was: what the console lists.
