@@ -260,6 +260,16 @@ pub enum TokenCommand {
         #[arg(long, env = "CLEARANCE_DB", default_value = "clearance.db")]
         db: Location,
     },
+    /// Revoke a bearer token: recorded in the ledger; running gateways
+    /// refuse it as soon as they read the record (within a second).
+    Revoke {
+        /// The token (clr_…), or its SHA-256 as 64 hex digits (the
+        /// `token_sha256` of its `token.issued` record in the audit).
+        token: String,
+        /// The gateway's database (file path, sqlite:PATH or postgres://…).
+        #[arg(long, env = "CLEARANCE_DB", default_value = "clearance.db")]
+        db: Location,
+    },
 }
 
 #[derive(Debug, Subcommand)]

@@ -87,6 +87,7 @@ pub fn router<S: Store>(gateway: Arc<Gateway<S>>) -> Router {
                 routes::platform::MAX_AUDIT_BODY_BYTES,
             )),
         )
+        .route("/v1/tokens/{hash}", delete(routes::tokens::revoke::<S>))
         .route("/v1/audit", get(routes::audit::page::<S>))
         .route("/v1/audit/verify", get(routes::audit::verify::<S>))
         .route("/healthz", get(routes::ops::healthz::<S>))

@@ -5,7 +5,9 @@ use utoipa::{
     openapi::security::{Http, HttpAuthScheme, SecurityScheme},
 };
 
-use crate::routes::{agents, approvals, audit, decisions, evidence, kill_switches, ops, platform};
+use crate::routes::{
+    agents, approvals, audit, decisions, evidence, kill_switches, ops, platform, tokens,
+};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -15,7 +17,8 @@ use crate::routes::{agents, approvals, audit, decisions, evidence, kill_switches
         approvals::list, approvals::one, approvals::approve, approvals::deny,
         evidence::simulation, evidence::rollback_test,
         kill_switches::trip, kill_switches::list, kill_switches::reset,
-                agents::list, agents::show, agents::evidence, agents::promote, agents::sign_off, agents::investigate,
+        tokens::revoke,
+        agents::list, agents::show, agents::evidence, agents::promote, agents::sign_off, agents::investigate,
         audit::page, audit::verify, audit::lineage,
         platform::kubernetes,
         platform::cloudtrail,

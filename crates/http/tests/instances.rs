@@ -341,3 +341,52 @@ async fn an_instance_does_not_checkpoint_another_ones_checkpoint(a: Server) {
     a.ledger_len().await;
 }
 contract!(an_instance_does_not_checkpoint_another_ones_checkpoint);
+
+/// A token revoked on A (by an admin, given as its SHA-256) is refused on
+/// A at once and on B — which had it cached from earlier use — within a
+/// second; a second revocation finds nothing, and neither an approver nor
+/// the agent may revoke.
+async fn a_revoked_token_is_refused_on_every_instance(a: Server) {
+    let b = a.another().await;
+    let token = a.token("remediate-bot").await;
+    let body = request("remediate-bot", "kubectl:get");
+    for server in [&a, &b] {
+        let (status, answer) = server.post("/v1/decisions", Some(&token), &body).await;
+        assert_eq!(status, StatusCode::OK, "{answer}");
+    }
+    let (_, issued) = a
+        .get("/v1/audit?kind=token.issued&limit=1000", Some(&a.admin))
+        .await;
+    let hash = issued["records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .rev()
+        .find(|r| r["payload"]["identity"]["agent"] == "remediate-bot")
+        .unwrap()["payload"]["token_sha256"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let path = format!("/v1/tokens/{hash}");
+    for who in [&token, &a.approver] {
+        let (status, _) = a.delete(&path, who).await;
+        assert_eq!(status, StatusCode::FORBIDDEN);
+    }
+    let (status, revoked) = a.delete(&path, &a.admin).await;
+    assert_eq!(status, StatusCode::OK, "{revoked}");
+    assert_eq!(
+        revoked["revoked"],
+        json!({ "kind": "agent", "subject": "remediate-bot" })
+    );
+    let (status, _) = a.post("/v1/decisions", Some(&token), &body).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "at once on A");
+    let took = until(|| async {
+        b.post("/v1/decisions", Some(&token), &body).await.0 == StatusCode::UNAUTHORIZED
+    })
+    .await;
+    assert!(took <= PROPAGATION, "B refused it after {took:?}");
+    let (status, _) = b.delete(&path, &b.admin).await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "revoked already");
+    a.ledger_len().await;
+}
+contract!(a_revoked_token_is_refused_on_every_instance);

@@ -55,6 +55,9 @@ pub(crate) struct Shared {
     pub changes: tokio::sync::broadcast::Sender<PhaseChanged>,
     /// Where publishing each agent's latest phase change stands.
     pub publications: Mutex<Publications>,
+    /// Who holds each token met so far, by hash; `None` once revoked, so
+    /// that a lookup racing the revocation cannot cache it again.
+    pub tokens: RwLock<HashMap<String, Option<Identity>>>,
 }
 
 impl Shared {
@@ -85,7 +88,6 @@ pub(crate) struct Plan<T> {
 pub(crate) struct Core<S: Store> {
     pub store: S,
     pub shared: Arc<Shared>,
-    pub tokens: RwLock<HashMap<String, Identity>>,
     clock: Clock,
     healthy: AtomicBool,
     decision_ids: AtomicU64,
@@ -111,8 +113,8 @@ impl<S: Store> Core<S> {
                 metrics: Metrics::default(),
                 changes: tokio::sync::broadcast::channel(PHASE_CHANGES).0,
                 publications: Mutex::new(Publications::default()),
+                tokens: RwLock::new(HashMap::new()),
             }),
-            tokens: RwLock::new(HashMap::new()),
             clock,
             healthy: AtomicBool::new(true),
             decision_ids: AtomicU64::new(0),
@@ -304,6 +306,7 @@ impl Applier for Follower {
         let mut activations = Vec::new();
         let mut agents = Vec::new();
         let mut changes = Vec::new();
+        let mut revoked = Vec::new();
         {
             let mut state = self.shared.state();
             for record in committed {
@@ -319,6 +322,7 @@ impl Applier for Follower {
                         for effect in *effects {
                             state.apply(effect);
                             note_agent(effect, &mut agents);
+                            note_revoked(effect, &mut revoked);
                         }
                         if matches!(record.kind.as_str(), "phase.promoted" | "phase.demoted") {
                             changes.extend(PhaseChanged::from_record(
@@ -343,6 +347,7 @@ impl Applier for Follower {
                                 for effect in &effects {
                                     state.apply(effect);
                                     note_agent(effect, &mut agents);
+                                    note_revoked(effect, &mut revoked);
                                 }
                                 if record.kind == "bundle.activated" {
                                     activations.push(record.payload.clone());
@@ -368,6 +373,16 @@ impl Applier for Follower {
                 }
             }
         }
+        if !revoked.is_empty() {
+            let mut tokens = self
+                .shared
+                .tokens
+                .write()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            for hash in revoked {
+                tokens.insert(hash, None);
+            }
+        }
         for payload in activations {
             self.activate(&payload);
         }
@@ -375,6 +390,12 @@ impl Applier for Follower {
             // Nobody listening is fine: no platform to tell.
             let _ = self.shared.changes.send(change);
         }
+    }
+}
+
+fn note_revoked(effect: &Effect, revoked: &mut Vec<String>) {
+    if let Effect::TokenRevoked { hash } = effect {
+        revoked.push(hash.clone());
     }
 }
 

@@ -53,7 +53,7 @@ pub use sessions::{
     Activity, Closing, Resumed, SESSION_IDLE, SESSION_LIFETIME, SessionView, Sessions, SignedIn,
     csrf_token,
 };
-pub use tokens::issue_token;
+pub use tokens::{issue_token, revoke_token};
 pub use trust::{
     AgentDay, AgentHistory, AgentView, EvidenceInput, EvidenceReceipt, EvidenceSummary, PhaseEvent,
     PromotionView, RecommendationView, Trust, Verdict,

@@ -8,8 +8,8 @@ use jiff::Timestamp;
 use crate::{
     Gateway, ServiceError,
     core::Plan,
-    identity::{new_token, token_hash},
-    records::{TokenRecord, json, own_effects},
+    identity::{Permissions as _, new_token, token_hash},
+    records::{TokenRecord, TokenRevokedRecord, json, own_effects},
 };
 
 impl<S: Store> Gateway<S> {
@@ -20,14 +20,16 @@ impl<S: Store> Gateway<S> {
     /// cannot be asked.
     pub async fn authenticate(&self, token: &str) -> Result<Identity, ServiceError> {
         let hash = token_hash(token);
-        if let Some(identity) = self
+        let unknown = || ServiceError::Unauthenticated("unknown bearer token".into());
+        if let Some(known) = self
             .core
+            .shared
             .tokens
             .read()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .get(&hash)
         {
-            return Ok(identity.clone());
+            return known.clone().ok_or_else(unknown);
         }
         let row = self
             .core
@@ -35,13 +37,51 @@ impl<S: Store> Gateway<S> {
             .find_token(&hash)
             .await
             .map_err(|e| ServiceError::from_store(e, "authenticating"))?
-            .ok_or_else(|| ServiceError::Unauthenticated("unknown bearer token".into()))?;
+            .ok_or_else(unknown)?;
+        // A revocation applied since the lookup left its mark: keep it.
         self.core
+            .shared
             .tokens
             .write()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .insert(hash, row.identity.clone());
-        Ok(row.identity)
+            .entry(hash)
+            .or_insert_with(|| Some(row.identity.clone()))
+            .clone()
+            .ok_or_else(unknown)
+    }
+
+    /// Revokes a token, given as itself or as its SHA-256 (64 hex digits,
+    /// as `token.issued` records it): recorded, and from then on it
+    /// authenticates nothing, here at once and on every other instance as
+    /// soon as it reads the record. Who held it.
+    ///
+    /// # Errors
+    /// `Forbidden` for anyone but an admin; `Invalid` for neither a token
+    /// nor a hash; `NotFound` for no such token (or one revoked already);
+    /// `Unavailable`.
+    pub async fn revoke_token(
+        &self,
+        identity: &Identity,
+        given: &str,
+    ) -> Result<Identity, ServiceError> {
+        let admin = identity.admin("revoke tokens")?;
+        let (holder, payload) = revocation(&self.core.store, given, admin).await?;
+        self.core
+            .transact(|_, _, now| {
+                Ok(Plan {
+                    kind: "token.revoked",
+                    effects: own_effects("token.revoked", &payload, now)?,
+                    payload,
+                    guards: Vec::new(),
+                    value: (),
+                })
+            })
+            .await
+            .map_err(|error| match error {
+                ServiceError::Conflict(_) => ServiceError::NotFound("no such token".into()),
+                other => other,
+            })?;
+        Ok(holder)
     }
 
     /// Issues a token for `identity`: recorded (as a hash) in the ledger,
@@ -90,6 +130,63 @@ pub async fn issue_token<S: Store>(
         .await
         .map_err(|e| ServiceError::from_store(e, "issuing a token"))?;
     Ok(token)
+}
+
+/// Revokes a token straight in a store, for `clearance token revoke` with
+/// no gateway running (recorded as revoked by `cli`); running gateways
+/// read the record as they read any other. Who held it.
+///
+/// # Errors
+/// As [`Gateway::revoke_token`], but for the identity.
+pub async fn revoke_token<S: Store>(
+    store: &S,
+    given: &str,
+    now: Timestamp,
+) -> Result<Identity, ServiceError> {
+    let (holder, payload) = revocation(store, given, "cli").await?;
+    let entry = Entry {
+        at: now,
+        kind: "token.revoked",
+        effects: own_effects("token.revoked", &payload, now)?,
+        payload,
+        guards: Vec::new(),
+        claim: None,
+    };
+    store.append(entry).await.map_err(|e| match e {
+        clearance_store::StoreError::Conflict(_) => ServiceError::NotFound("no such token".into()),
+        other => ServiceError::from_store(other, "revoking a token"),
+    })?;
+    Ok(holder)
+}
+
+/// The holder of the token `given` (the token, or its hash) and the
+/// record of its revocation by `by`.
+async fn revocation<S: Store>(
+    store: &S,
+    given: &str,
+    by: &str,
+) -> Result<(Identity, String), ServiceError> {
+    let hash = if given.starts_with("clr_") {
+        token_hash(given)
+    } else if given.len() == 64 && given.bytes().all(|b| b.is_ascii_hexdigit()) {
+        given.to_ascii_lowercase()
+    } else {
+        return Err(ServiceError::invalid(
+            "token",
+            "give the token (clr_…) or its SHA-256 as 64 hex digits",
+        ));
+    };
+    let row = store
+        .find_token(&hash)
+        .await
+        .map_err(|e| ServiceError::from_store(e, "finding a token"))?
+        .ok_or_else(|| ServiceError::NotFound("no such token".into()))?;
+    let payload = json(&TokenRevokedRecord {
+        token_sha256: hash,
+        identity: row.identity.clone(),
+        revoked_by: by.to_owned(),
+    })?;
+    Ok((row.identity, payload))
 }
 
 /// A fresh token for `identity`, and the record of its hash.

@@ -230,6 +230,31 @@ async fn every_kind<S: Store>(world: &World<S>) -> String {
     // Nothing is left to expire, and a second sweep records nothing.
     assert_eq!(world.gateway.approvals().expire_due().await.unwrap(), 0);
 
+    // A token revoked: refused from then on, and only by an admin.
+    let leaked = world
+        .gateway
+        .issue_token(&agent("shadow-bot"))
+        .await
+        .unwrap();
+    assert!(world.gateway.authenticate(&leaked).await.is_ok());
+    assert!(
+        world
+            .gateway
+            .revoke_token(&world.approver, &leaked)
+            .await
+            .is_err()
+    );
+    assert_eq!(
+        world
+            .gateway
+            .revoke_token(&world.admin, &clearance_service::token_hash(&leaked))
+            .await
+            .unwrap(),
+        agent("shadow-bot")
+    );
+    assert!(world.gateway.authenticate(&leaked).await.is_err());
+    assert!(world.gateway.authenticate(&token).await.is_ok());
+
     // A console sign-in, and its sign-out.
     let sessions = world.gateway.sessions();
     let signed_in = sessions.sign_in(&world.approver).await.unwrap();

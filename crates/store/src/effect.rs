@@ -117,6 +117,11 @@ pub enum Effect {
     },
     /// A bearer token (its hash only).
     TokenIssued(TokenRow),
+    /// A bearer token withdrawn, by its hash; once.
+    TokenRevoked {
+        /// SHA-256 of the token, hex.
+        hash: String,
+    },
     /// A graded sample; once per agent, kind and incident.
     EvidenceRecorded(EvidenceRow),
     /// A promotion opened.

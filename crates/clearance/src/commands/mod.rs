@@ -65,6 +65,7 @@ pub fn run(cli: Cli) -> anyhow::Result<Exit> {
             role,
             db,
         }) => token::issue(agent, harness, operator, role, db),
+        Command::Token(TokenCommand::Revoke { token, db }) => token::revoke(&token, db),
         Command::Kill {
             scope,
             target,

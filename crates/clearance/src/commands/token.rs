@@ -1,7 +1,7 @@
-//! `clearance token issue`.
+//! `clearance token issue` and `clearance token revoke`.
 
 use anyhow::{Context as _, bail};
-use clearance_service::{Identity, Role, issue_token};
+use clearance_service::{Identity, Role, issue_token, revoke_token};
 use clearance_store::Location;
 
 use super::{runtime::block_on, stores::with_store};
@@ -43,6 +43,24 @@ pub fn issue(
             identity.subject()
         );
         println!("{token}");
+        Ok(Exit::Ok)
+    })
+}
+
+pub fn revoke(token: &str, db: Location) -> anyhow::Result<Exit> {
+    block_on(async {
+        let holder = with_store!(db, |store| revoke_token(
+            &store,
+            token,
+            jiff::Timestamp::now()
+        )
+        .await
+        .context("the token could not be revoked")?);
+        println!(
+            "revoked the token of {} `{}`",
+            holder.kind(),
+            holder.subject()
+        );
         Ok(Exit::Ok)
     })
 }

@@ -230,6 +230,7 @@ fn summary(kind: &str, payload: &serde_json::Value) -> Markup {
         }
         "phase.promoted" | "phase.demoted" => html! { (text("from")) " → " (text("to")) },
         "outcome" => html! { code { (text("decision_id")) } " " (text("outcome")) },
+        "token.revoked" => html! { "revoked by " (text("revoked_by")) },
         _ => html! {},
     }
 }

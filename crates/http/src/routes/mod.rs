@@ -8,6 +8,7 @@ pub(crate) mod evidence;
 pub(crate) mod kill_switches;
 pub(crate) mod ops;
 pub(crate) mod platform;
+pub(crate) mod tokens;
 
 use std::sync::Arc;
 

@@ -30,7 +30,7 @@ pub(crate) use decision::{DecisionFacts, DecisionRecord, decision_effects};
 use crate::{ServiceError, sessions::Closing};
 
 /// Every kind of record, in the order `docs/ledger.md` lists them.
-pub const KINDS: [&str; 21] = [
+pub const KINDS: [&str; 22] = [
     "decision",
     "approval.approved",
     "approval.denied",
@@ -41,6 +41,7 @@ pub const KINDS: [&str; 21] = [
     "rollback_test",
     "outcome",
     "token.issued",
+    "token.revoked",
     "bundle.activated",
     "agent.registered",
     "phase.promoted",
@@ -217,6 +218,12 @@ pub fn effects_of(kind: &str, payload: &str, at: Timestamp) -> Result<Vec<Effect
                 identity: r.identity,
                 created_at: at,
             })]
+        }
+        "token.revoked" => {
+            let r: TokenRevokedRecord = parse(kind, payload)?;
+            vec![Effect::TokenRevoked {
+                hash: r.token_sha256,
+            }]
         }
         "bundle.activated" => {
             let r: BundleRecord = parse(kind, payload)?;
@@ -543,6 +550,14 @@ pub(crate) struct OutcomeRecord {
 pub(crate) struct TokenRecord {
     pub identity: Identity,
     pub token_sha256: String,
+}
+
+/// `token.revoked`: a token withdrawn, who held it and who withdrew it.
+#[derive(Serialize, Deserialize)]
+pub(crate) struct TokenRevokedRecord {
+    pub token_sha256: String,
+    pub identity: Identity,
+    pub revoked_by: String,
 }
 
 /// `session.opened`, `session.closed`: a console sign-in, and its end.

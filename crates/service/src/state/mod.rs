@@ -230,6 +230,7 @@ impl State {
             Effect::OutcomeReported { .. }
             | Effect::PlatformEventRecorded { .. }
             | Effect::TokenIssued(_)
+            | Effect::TokenRevoked { .. }
             | Effect::SessionOpened(_)
             | Effect::SessionClosed { .. }
             | Effect::BundleActivated { .. } => {}

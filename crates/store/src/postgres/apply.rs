@@ -382,6 +382,13 @@ async fn apply_one(conn: &mut PgConnection, seq: u64, effect: &Effect) -> Result
                     .await?;
             }
         },
+        Effect::TokenRevoked { hash } => {
+            let result = sqlx::query("DELETE FROM tokens WHERE hash = $1")
+                .bind(hash)
+                .execute(conn)
+                .await?;
+            once(result, || format!("no token `{hash}` to revoke"))?;
+        }
         Effect::TokenIssued(row) => {
             sqlx::query(
                 "INSERT INTO tokens (hash, kind, subject, role, created_at) VALUES ($1, $2, $3, $4, $5)",

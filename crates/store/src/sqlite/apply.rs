@@ -299,6 +299,13 @@ async fn apply_one(
                     .await?;
             }
         },
+        Effect::TokenRevoked { hash } => {
+            let result = sqlx::query("DELETE FROM tokens WHERE hash = ?")
+                .bind(hash)
+                .execute(conn)
+                .await?;
+            once(result, || format!("no token `{hash}` to revoke"))?;
+        }
         Effect::TokenIssued(row) => {
             sqlx::query(
                 "INSERT INTO tokens (hash, kind, subject, role, created_at) VALUES (?, ?, ?, ?, ?)",
