@@ -607,3 +607,45 @@ async fn a_simulation_vouches_only_for_its_steps(server: Server) {
     );
 }
 contract!(a_simulation_vouches_only_for_its_steps);
+
+/// An operator's free text — a kill switch's reason, an investigation's
+/// findings — is held to the rule of an approval's comment: at most
+/// 4 KiB, no control characters but line breaks and tabs; and a graded
+/// sample carries only its kind's fields. Nothing is recorded for a
+/// refused one.
+async fn operator_input_is_bounded_and_held_to_its_fields(server: Server) {
+    let before = server.ledger_len().await;
+    let long = "x".repeat(4097);
+    for (path, body, field) in [
+        (
+            "/v1/kill-switches",
+            json!({ "scope": "global", "reason": long }),
+            "reason",
+        ),
+        (
+            "/v1/kill-switches",
+            json!({ "scope": "global", "reason": "escape\u{1b}[2J" }),
+            "reason",
+        ),
+        (
+            "/v1/agents/remediate-bot/investigations",
+            json!({ "findings": long }),
+            "findings",
+        ),
+        (
+            "/v1/evidence",
+            json!({ "agent": "shadow-bot", "kind": "diagnosis", "incident_id": "inc-7",
+                    "at": server.ago(0), "correct": true, "edit_ratio": 0.5 }),
+            "edit_ratio",
+        ),
+    ] {
+        let (status, answer) = server.post(path, Some(&server.admin), &body).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{path}: {answer}");
+        let message = answer["error"]["message"].as_str().unwrap();
+        assert!(message.contains(field), "{path}: {message}");
+    }
+    assert_eq!(server.ledger_len().await, before, "nothing recorded");
+    let (_, listed) = server.get("/v1/kill-switches", Some(&server.admin)).await;
+    assert_eq!(listed["kill_switches"], json!([]));
+}
+contract!(operator_input_is_bounded_and_held_to_its_fields);

@@ -12,6 +12,7 @@ use clearance_store::{ApprovalRow, ApprovalVoid, KillSwitchRow, Store};
 use jiff::{SignedDuration, Timestamp};
 use serde::Serialize;
 
+use crate::text::check_operator_text;
 use crate::{
     ServiceError,
     core::{Core, Plan},
@@ -115,34 +116,6 @@ pub enum Standing {
     Expired,
 }
 
-/// The most an approval's or denial's `comment` may hold.
-pub const MAX_APPROVAL_COMMENT: usize = 4096;
-
-/// A comment is the operator's free text: bounded, and without control
-/// characters other than line breaks and tabs (nothing that could rewrite
-/// a terminal showing the ledger).
-fn check_comment(comment: Option<&str>) -> Result<(), ServiceError> {
-    let Some(comment) = comment else {
-        return Ok(());
-    };
-    if comment.len() > MAX_APPROVAL_COMMENT {
-        return Err(ServiceError::invalid(
-            "comment",
-            format!("{} bytes; at most {MAX_APPROVAL_COMMENT}", comment.len()),
-        ));
-    }
-    if comment
-        .chars()
-        .any(|c| c.is_control() && c != '\n' && c != '\t')
-    {
-        return Err(ServiceError::invalid(
-            "comment",
-            "control characters other than line breaks and tabs are not allowed",
-        ));
-    }
-    Ok(())
-}
-
 /// Approving and denying what waits for an operator.
 pub struct Approvals<'a, S: Store> {
     pub(crate) core: &'a Core<S>,
@@ -183,7 +156,8 @@ impl<S: Store> Approvals<'_, S> {
     }
 
     /// Approves a pending approval; `comment`, the operator's words (at most
-    /// [`MAX_APPROVAL_COMMENT`] bytes), is kept in its ledger record.
+    /// [`MAX_OPERATOR_TEXT`](crate::text::MAX_OPERATOR_TEXT) bytes), is
+    /// kept in its ledger record.
     ///
     /// # Errors
     /// `Forbidden` for anyone but an operator; `NotFound`; `Conflict` when it
@@ -325,7 +299,9 @@ impl<S: Store> Approvals<'_, S> {
             ApprovalStatus::Approved => "approve requests",
             _ => "deny requests",
         })?;
-        check_comment(comment)?;
+        if let Some(comment) = comment {
+            check_operator_text("comment", comment)?;
+        }
         let trips = self.recent_trips().await?;
         if !self.core.state().approvals.contains_key(id) {
             // Opened by another instance a moment ago, perhaps: look again

@@ -16,6 +16,7 @@ use clearance_store::{Guard, KillSwitchRow, Store};
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
+use crate::text::check_operator_text;
 use crate::{
     ServiceError,
     core::{Core, Plan},
@@ -352,6 +353,7 @@ fn validate(input: &KillSwitchInput, bundle: &Bundle) -> Result<Vec<String>, Ser
             "say why the switch is tripped",
         ));
     }
+    check_operator_text("reason", &input.reason)?;
     let target = input.target.as_deref();
     match (input.scope, target) {
         (KillScope::Global, None) => Ok(Vec::new()),

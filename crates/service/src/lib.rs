@@ -27,6 +27,7 @@ pub mod replay;
 mod reports;
 mod sessions;
 mod state;
+mod text;
 mod tokens;
 mod trust;
 

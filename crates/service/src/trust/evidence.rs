@@ -91,8 +91,43 @@ impl EvidenceInput {
         Ok(())
     }
 
+    /// A field given that the kind does not read: refused rather than
+    /// dropped, so that a grader's mistake (`edit_ratio` on a diagnosis)
+    /// is not recorded as if it had been taken into account.
+    fn refuse_foreign_fields(&self, kind: &str) -> Result<(), ServiceError> {
+        let reads: &[&str] = match kind {
+            "diagnosis" => &["correct", "domain"],
+            "recommendation" => &["accepted", "edit_ratio", "in_scope"],
+            "escalation" => &["correct"],
+            _ => &[],
+        };
+        let given = [
+            ("domain", self.domain.is_some()),
+            ("correct", self.correct.is_some()),
+            ("accepted", self.accepted.is_some()),
+            ("edit_ratio", self.edit_ratio.is_some()),
+            ("in_scope", self.in_scope.is_some()),
+        ];
+        match given
+            .iter()
+            .find(|(field, present)| *present && !reads.contains(field))
+        {
+            Some((field, _)) => Err(ServiceError::invalid(
+                field,
+                format!("not a field of a `{kind}` sample"),
+            )),
+            None => Ok(()),
+        }
+    }
+
     fn sample(&self) -> Result<Sample, ServiceError> {
         let kind = self.kind.as_str();
+        if matches!(
+            kind,
+            "diagnosis" | "recommendation" | "escalation" | "out_of_scope_action"
+        ) {
+            self.refuse_foreign_fields(kind)?;
+        }
         match kind {
             "diagnosis" => Ok(Sample::Diagnosis {
                 correct: required(self.correct, "correct", kind)?,

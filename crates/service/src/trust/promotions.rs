@@ -251,6 +251,7 @@ impl<S: Store> Trust<'_, S> {
                 "say what the investigation found",
             ));
         }
+        crate::text::check_operator_text("findings", findings)?;
         let _phase_change = self.core.phase_changes.lock().await;
         self.core
             .transact(|state, _, now| {
