@@ -608,7 +608,8 @@ async fn operators_work_the_console_in_a_real_browser() {
 
 /// A link followed from another site (no SameSite=Strict cookie) is loaded
 /// again from this site; a direct visit without a session signs in; a
-/// `next` that leaves the site is dropped.
+/// `next` that leaves the site is dropped; a sign-in form past the
+/// console's limit is refused.
 async fn links_from_elsewhere_and_hostile_returns(base: &str) {
     let client = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
@@ -654,4 +655,13 @@ async fn links_from_elsewhere_and_hostile_returns(base: &str) {
             "{hostile}: {form}"
         );
     }
+    // Anyone may post the sign-in form: a megabyte is refused unread.
+    let huge = client
+        .post(format!("{base}/sign-in"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(format!("token={}", "x".repeat(1 << 20)))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(huge.status(), 413);
 }

@@ -45,6 +45,11 @@ pub(crate) struct Console<S: Store> {
 
 pub(crate) type Shared<S> = Arc<Console<S>>;
 
+/// The largest form the console reads: its longest field is an operator's
+/// 4 KiB of text, percent-encoded. Anyone may post the sign-in form, so
+/// axum's default (2 MB) would be read for anyone.
+const MAX_FORM_BYTES: usize = 32 * 1024;
+
 /// The console's routes over `gateway`; merge them beside the API.
 pub fn router<S: Store>(gateway: Arc<Gateway<S>>, settings: Settings) -> Router {
     let console = Arc::new(Console {
@@ -91,5 +96,6 @@ pub fn router<S: Store>(gateway: Arc<Gateway<S>>, settings: Settings) -> Router 
         .route("/sessions/{id}/revoke", post(pages::sessions::revoke::<S>))
         .route("/assets/{file}", get(assets::serve))
         .layer(axum::middleware::map_response(layout::security_headers))
+        .layer(axum::extract::DefaultBodyLimit::max(MAX_FORM_BYTES))
         .with_state(console)
 }
