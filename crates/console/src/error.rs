@@ -81,6 +81,7 @@ impl IntoResponse for ConsoleError {
                     ServiceError::Invalid { .. } => StatusCode::UNPROCESSABLE_ENTITY,
                     ServiceError::NotFound(_) => StatusCode::NOT_FOUND,
                     ServiceError::Conflict(_) => StatusCode::CONFLICT,
+                    ServiceError::Limit(_) => StatusCode::TOO_MANY_REQUESTS,
                     ServiceError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
                 };
                 let title = match status {

@@ -271,3 +271,15 @@ fn misconfigured_gates_are_refused() {
     );
     insta::assert_snapshot!(refused_config(&config));
 }
+
+/// `approvals.max_open_per_agent: 0` would refuse every request that needs
+/// an approval: refused, at its place.
+#[test]
+fn no_room_for_approvals_is_refused() {
+    let refused = refused_config(&format!("{CONFIG}approvals: {{ max_open_per_agent: 0 }}\n"));
+    assert!(
+        refused
+            .contains("error[invalid-approvals]: approvals.max_open_per_agent must be at least 1"),
+        "{refused}"
+    );
+}

@@ -49,6 +49,7 @@ impl From<ServiceError> for ApiError {
             ServiceError::Invalid { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             ServiceError::NotFound(_) => StatusCode::NOT_FOUND,
             ServiceError::Conflict(_) => StatusCode::CONFLICT,
+            ServiceError::Limit(_) => StatusCode::TOO_MANY_REQUESTS,
             ServiceError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
         };
         ApiError::new(status, error.code(), error.to_string())

@@ -649,3 +649,96 @@ async fn operator_input_is_bounded_and_held_to_its_fields(server: Server) {
     assert_eq!(listed["kill_switches"], json!([]));
 }
 contract!(operator_input_is_bounded_and_held_to_its_fields);
+
+/// One agent cannot bury the approval queue: with 95 approvals waiting,
+/// 16 requests at once that would each open another get 5 pending
+/// answers and 11 refusals (429 `limit_reached`, nothing recorded); a
+/// refused one opens once an approval is settled, and another agent is
+/// not held back.
+async fn an_agent_cannot_open_more_than_its_share_of_approvals(server: Server) {
+    let server = Arc::new(server);
+    let token = server.token("remediate-bot").await;
+    let restart = |plan: String| {
+        let mut body = request("remediate-bot", "kubectl:rollout-restart");
+        body["plan_id"] = json!(plan);
+        body
+    };
+    let mut first = None;
+    for n in 0..95 {
+        let (status, answer) = server
+            .post("/v1/decisions", Some(&token), &restart(format!("fill-{n}")))
+            .await;
+        assert_eq!(
+            (status, answer["outcome"].as_str()),
+            (StatusCode::OK, Some("pending")),
+            "{answer}"
+        );
+        first.get_or_insert_with(|| answer["approval_id"].as_str().unwrap().to_owned());
+    }
+    let before = server.ledger_len().await;
+    let answers = join_all((0..16).map(|n| {
+        let (server, token, body) = (server.clone(), token.clone(), restart(format!("burst-{n}")));
+        tokio::spawn(async move { server.post("/v1/decisions", Some(&token), &body).await })
+    }))
+    .await;
+    let (mut pending, mut refused) = (0, 0);
+    for answer in answers {
+        let (status, body) = answer.unwrap();
+        match status {
+            StatusCode::OK => {
+                assert_eq!(body["outcome"], "pending", "{body}");
+                pending += 1;
+            }
+            StatusCode::TOO_MANY_REQUESTS => {
+                assert_eq!(body["error"]["code"], "limit_reached", "{body}");
+                assert!(
+                    body["error"]["message"]
+                        .as_str()
+                        .unwrap()
+                        .contains("approvals.max_open_per_agent"),
+                    "{body}"
+                );
+                refused += 1;
+            }
+            other => panic!("{other}: {body}"),
+        }
+    }
+    assert_eq!((pending, refused), (5, 11));
+    assert_eq!(
+        server.ledger_len().await,
+        before + 5,
+        "refusals record nothing"
+    );
+
+    let (status, _) = server
+        .post(
+            &format!("/v1/approvals/{}/deny", first.unwrap()),
+            Some(&server.approver),
+            &json!({}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, answer) = server
+        .post("/v1/decisions", Some(&token), &restart("after-deny".into()))
+        .await;
+    assert_eq!(
+        (status, answer["outcome"].as_str()),
+        (StatusCode::OK, Some("pending")),
+        "{answer}"
+    );
+    let (status, _) = server
+        .post(
+            "/v1/decisions",
+            Some(&token),
+            &restart("one-too-many".into()),
+        )
+        .await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
+
+    let other = server.token("autonomous-bot").await;
+    let mut body = request("autonomous-bot", "kubectl:rollout-restart");
+    body["plan_id"] = json!("elsewhere");
+    let (status, _) = server.post("/v1/decisions", Some(&other), &body).await;
+    assert_eq!(status, StatusCode::OK, "another agent is not held back");
+}
+contract!(an_agent_cannot_open_more_than_its_share_of_approvals);

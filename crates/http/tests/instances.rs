@@ -134,6 +134,15 @@ fn flood_request(plan: &str) -> Value {
 async fn a_trip_lands_while_another_instance_opens_approvals(a: Server) {
     use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::Relaxed};
     let b = Arc::new(a.another().await);
+    // Room for the whole flood: what holds one agent's approvals back
+    // would hold the race back too. B runs what A activates once it has
+    // read the record.
+    a.activate_with_config(
+        "approvals: { expire_after: 15m }",
+        "approvals: { expire_after: 15m, max_open_per_agent: 100000 }",
+    )
+    .await;
+    b.sync().await;
     let token = a.token("remediate-bot").await;
     let flooding = Arc::new(AtomicBool::new(true));
     let opened = Arc::new(AtomicUsize::new(0));

@@ -256,6 +256,12 @@ impl<S: Store> Decisions<'_, S> {
                                 None
                             }
                             (Outcome::Pending, None) => {
+                                let max = bundle.settings().approvals_max_open_per_agent;
+                                if state.open_approvals_of(agent, now) >= max as usize {
+                                    return Err(ServiceError::Limit(format!(
+                                        "agent `{agent}` already has {max} approvals waiting for operators (approvals.max_open_per_agent); ask again once some are settled or expired"
+                                    )));
+                                }
                                 decision.approval_id = Some(random_id("apr")?);
                                 // Recorded only when a rule applied: else one operator.
                                 approval_requirement = Some(

@@ -28,6 +28,11 @@ pub enum ServiceError {
     /// The thing exists, and is not in a state that allows this.
     #[error("{0}")]
     Conflict(String),
+    /// A bound the bundle sets is reached (`approvals.max_open_per_agent`):
+    /// the same request may succeed once some of what fills it is gone.
+    /// Unlike a conflict, asking again at once changes nothing.
+    #[error("{0}")]
+    Limit(String),
     /// The store could not make it durable; nothing happened. The detail
     /// was logged; clients are told only this.
     #[error("the ledger could not record this, so it did not happen; try again")]
@@ -43,7 +48,8 @@ impl ServiceError {
     }
 
     /// The stable code faces report: `unauthenticated`, `forbidden`,
-    /// `invalid_field`, `not_found`, `conflict`, `unavailable`.
+    /// `invalid_field`, `not_found`, `conflict`, `limit_reached`,
+    /// `unavailable`.
     pub fn code(&self) -> &'static str {
         match self {
             ServiceError::Unauthenticated(_) => "unauthenticated",
@@ -51,6 +57,7 @@ impl ServiceError {
             ServiceError::Invalid { .. } => "invalid_field",
             ServiceError::NotFound(_) => "not_found",
             ServiceError::Conflict(_) => "conflict",
+            ServiceError::Limit(_) => "limit_reached",
             ServiceError::Unavailable => "unavailable",
         }
     }

@@ -24,6 +24,10 @@ use crate::{
     scope::{ActionEntity, AgentEntities, Scope, load_policies, schema_json},
 };
 
+/// `approvals.max_open_per_agent` when the bundle says nothing: more
+/// approvals waiting on one agent than operators can read is a flood.
+const DEFAULT_MAX_OPEN_APPROVALS: u32 = 100;
+
 pub(super) fn compile(source: &BundleSource) -> Result<Bundle, BundleErrors> {
     let mut result = compile_unsorted(source);
     let problems = match &mut result {
@@ -317,6 +321,18 @@ impl Config<'_> {
             raw.approvals.expire_after.as_ref(),
             "15m",
         );
+        let approvals_max_open_per_agent = match &raw.approvals.max_open_per_agent {
+            Some(max) if max.value == 0 => {
+                self.error_at(
+                    "invalid-approvals",
+                    &max.referenced,
+                    "approvals.max_open_per_agent must be at least 1 (0 would refuse every request that needs an approval)".into(),
+                );
+                None
+            }
+            Some(max) => Some(max.value),
+            None => Some(DEFAULT_MAX_OPEN_APPROVALS),
+        };
         let reconcile_window = self.reconcile_window(raw);
         let reconcile_aws_accounts = self.aws_accounts(raw);
         Some(Settings {
@@ -331,6 +347,7 @@ impl Config<'_> {
             rollback_max_test_age: rollback_max_test_age?,
             min_confidence: min_confidence?,
             approval_expire_after: approval_expire_after?,
+            approvals_max_open_per_agent: approvals_max_open_per_agent?,
             reconcile_window: reconcile_window?,
             reconcile_aws_accounts: reconcile_aws_accounts?,
         })

@@ -440,6 +440,10 @@ pub struct Settings {
     pub min_confidence: f64,
     /// `approvals.expire_after` (default 15m).
     pub approval_expire_after: BundleDuration,
+    /// `approvals.max_open_per_agent` (default 100): how many approvals
+    /// one agent may have waiting for operators at once; a request that
+    /// would open another is refused until some are settled or expire.
+    pub approvals_max_open_per_agent: u32,
     /// `reconcile.window` (default 5m): how long after a decision its
     /// execution may show in the platform's audit log.
     pub reconcile_window: BundleDuration,

@@ -251,6 +251,7 @@ pub(crate) struct RawAutonomy {
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawApprovals {
     pub expire_after: Option<Spanned<String>>,
+    pub max_open_per_agent: Option<Spanned<u32>>,
     #[serde(default)]
     pub rules: Vec<Spanned<RawApprovalRule>>,
     #[serde(default)]

@@ -314,6 +314,18 @@ impl Server {
         revision
     }
 
+    /// Activates the test bundle with `from` in its configuration replaced
+    /// by `to` (the other instances follow within a second).
+    pub async fn activate_with_config(&self, from: &str, to: &str) -> String {
+        let mut source = source();
+        assert!(source.config.text.contains(from), "{from}");
+        source.config.text = source.config.text.replace(from, to);
+        let bundle = Bundle::compile(&source).unwrap();
+        let revision = bundle.revision().to_owned();
+        on_gw!(&self.gw, |g| g.activate(bundle, &source).await.unwrap());
+        revision
+    }
+
     pub async fn issue(&self, identity: &Identity) -> String {
         on_gw!(&self.gw, |g| g.issue_token(identity).await.unwrap())
     }

@@ -94,6 +94,16 @@ impl State {
             .map(|row| row.approval.id.clone())
     }
 
+    /// How many approvals `agent` has open and unexpired — committed, and
+    /// being opened by this instance's requests in flight.
+    pub(crate) fn open_approvals_of(&self, agent: &str, now: Timestamp) -> usize {
+        self.approvals
+            .values()
+            .chain(self.in_flight.opening())
+            .filter(|row| row.request.agent == agent && row.approval.expires_at > now)
+            .count()
+    }
+
     /// The committed approvals still open that `switch` covers, sorted.
     pub(crate) fn open_approvals_covered_by(&self, switch: &KillSwitch) -> Vec<String> {
         let mut covered: Vec<String> = self
