@@ -573,6 +573,23 @@ fn a_token_is_revoked_from_the_command_line() {
             .unwrap(),
     );
     let db = db.to_str().unwrap();
+    let reserved = clearance(
+        &[
+            "token",
+            "issue",
+            "--harness",
+            "clearance:mcp-gateway",
+            "--db",
+            db,
+        ],
+        dir.path(),
+    );
+    assert_ne!(reserved.code, 0, "{}", reserved.stdout);
+    assert!(
+        reserved.stderr.contains("clearance's own"),
+        "{}",
+        reserved.stderr
+    );
     let issued = clearance(
         &["token", "issue", "--agent", "incident-bot", "--db", db],
         dir.path(),

@@ -638,6 +638,12 @@ async fn operator_input_is_bounded_and_held_to_its_fields(server: Server) {
                     "at": server.ago(0), "correct": true, "edit_ratio": 0.5 }),
             "edit_ratio",
         ),
+        (
+            "/v1/evidence",
+            json!({ "agent": "shadow-bot", "kind": "diagnosis", "incident_id": "inc-8",
+                    "at": server.ago(0), "correct": true, "detail": "\u{1b}[2J" }),
+            "detail",
+        ),
     ] {
         let (status, answer) = server.post(path, Some(&server.admin), &body).await;
         assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{path}: {answer}");
@@ -647,6 +653,17 @@ async fn operator_input_is_bounded_and_held_to_its_fields(server: Server) {
     assert_eq!(server.ledger_len().await, before, "nothing recorded");
     let (_, listed) = server.get("/v1/kill-switches", Some(&server.admin)).await;
     assert_eq!(listed["kill_switches"], json!([]));
+    // Lines as a browser's textarea sends them (CRLF) are text.
+    let reason = "pager storm\r\nsee incident 42\tnow";
+    let (status, tripped) = server
+        .post(
+            "/v1/kill-switches",
+            Some(&server.admin),
+            &json!({ "scope": "global", "reason": reason }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{tripped}");
+    assert_eq!(tripped["reason"], reason);
 }
 contract!(operator_input_is_bounded_and_held_to_its_fields);
 

@@ -332,6 +332,13 @@ async fn report_outcome<S: Store>(gateway: &Gateway<S>, decision_id: &str, repor
             .await
         {
             Ok(_) => return,
+            // Reported already: by a harness, an admin or the reconciler
+            // (the platform's audit log saw it fail), or by an earlier
+            // attempt whose answer was lost.
+            Err(ServiceError::Conflict(why)) => {
+                tracing::info!(%why, decision = %decision_id, "the outcome of an MCP call was reported already");
+                return;
+            }
             Err(ServiceError::Unavailable) => match pauses.next() {
                 Some(pause) => tokio::time::sleep(*pause).await,
                 None => break,

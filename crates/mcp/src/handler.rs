@@ -40,8 +40,6 @@ impl<S: Store> Session<S> {
         Session { mcp }
     }
 
-    /// The agent the request's token authenticates (the door checked that
-    /// it opened this session).
     /// The caller, unless a kill switch stops it altogether: resources and
     /// prompts pass through undecided, but not for a stopped agent.
     fn not_stopped(&self, extensions: &rmcp::model::Extensions) -> Result<(), ErrorData> {
@@ -52,6 +50,8 @@ impl<S: Store> Session<S> {
         }
     }
 
+    /// The agent the request's token authenticates (the door checked that
+    /// it opened this session).
     fn caller(
         &self,
         extensions: &rmcp::model::Extensions,

@@ -50,7 +50,7 @@ pub enum Executor {
 }
 
 /// The name an outcome the MCP gateway reports is recorded under
-/// (`reported_by`); no token's name holds a colon.
+/// (`reported_by`); no token is issued to a name starting `clearance:`.
 pub const GATEWAY_REPORTER: &str = "clearance:mcp-gateway";
 
 /// The answer to an agent.

@@ -193,8 +193,8 @@ impl<S: Store> KillSwitches<'_, S> {
                 "not known (the ledger could not be read)".to_owned()
             }
         };
-        tracing::warn!(switch = %view.id, %missed, "a trip kept racing approvals opened elsewhere; recorded without them");
         if !missed.is_empty() {
+            tracing::warn!(switch = %view.id, %missed, "a trip kept racing approvals opened elsewhere; recorded without them");
             view.warnings.push(format!(
                 "approvals opened on another instance while this trip was recorded are not in voided_approvals: {missed}; the switch denies their use while it is tripped, and its reset voids them"
             ));

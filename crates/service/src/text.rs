@@ -1,7 +1,8 @@
 //! Operators' free text — an approval's comment, a kill switch's reason,
-//! an investigation's findings — as the ledger keeps it: bounded, and
-//! without control characters other than line breaks and tabs (nothing
-//! that could rewrite a terminal showing the ledger).
+//! an investigation's findings, a grader's detail — as the ledger keeps
+//! it: bounded, and without control characters other than line breaks
+//! (LF, and CR: a browser sends a textarea's lines as CRLF) and tabs
+//! (nothing that could rewrite a terminal showing the ledger).
 
 use crate::ServiceError;
 
@@ -19,7 +20,7 @@ pub(crate) fn check_operator_text(field: &str, text: &str) -> Result<(), Service
     }
     if text
         .chars()
-        .any(|c| c.is_control() && c != '\n' && c != '\t')
+        .any(|c| c.is_control() && !matches!(c, '\n' | '\r' | '\t'))
     {
         return Err(ServiceError::invalid(
             field,

@@ -198,6 +198,14 @@ fn token_record(identity: &Identity) -> Result<(String, String), ServiceError> {
             "an identity needs a name without control characters",
         ));
     }
+    // What clearance records under its own name (the MCP gateway's
+    // outcome reports) must not be a token holder's.
+    if subject.starts_with("clearance:") {
+        return Err(ServiceError::invalid(
+            "subject",
+            "names starting with `clearance:` are clearance's own",
+        ));
+    }
     let token = new_token()?;
     let payload = json(&TokenRecord {
         identity: identity.clone(),

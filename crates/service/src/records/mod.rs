@@ -487,7 +487,8 @@ pub(crate) struct KillSwitchRecord {
     pub target: Option<String>,
     pub reason: String,
     pub operator: String,
-    /// The approvals the trip voided (none for a reset).
+    /// The approvals the record voids: a trip's, those it covers that are
+    /// open; a reset's, those its trip missed (none in older resets).
     #[serde(default)]
     pub voided_approvals: Vec<String>,
 }

@@ -53,8 +53,6 @@ pub struct EvidenceInput {
     pub source: Option<String>,
 }
 
-/// The most a sample's `detail` may hold.
-pub const MAX_EVIDENCE_DETAIL: usize = 4096;
 /// The most a sample's `source` may hold.
 pub const MAX_EVIDENCE_SOURCE: usize = 256;
 
@@ -66,13 +64,8 @@ impl EvidenceInput {
     /// `detail` and `source` within their bounds; a source is an
     /// identifier, so it must be one line of printable text.
     fn check_annotations(&self) -> Result<(), ServiceError> {
-        if let Some(detail) = &self.detail
-            && detail.len() > MAX_EVIDENCE_DETAIL
-        {
-            return Err(ServiceError::invalid(
-                "detail",
-                format!("{} bytes; at most {MAX_EVIDENCE_DETAIL}", detail.len()),
-            ));
+        if let Some(detail) = &self.detail {
+            crate::text::check_operator_text("detail", detail)?;
         }
         if let Some(source) = &self.source {
             if source.is_empty() || source.len() > MAX_EVIDENCE_SOURCE {
