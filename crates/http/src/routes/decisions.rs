@@ -15,7 +15,7 @@ use crate::{
 /// Decide a request, before the agent acts.
 #[utoipa::path(post, path = "/v1/decisions", tag = "decisions",
     request_body = DecisionRequest,
-    responses((status = 200, description = "The decision, recorded in the ledger before this answer", body = DecisionAnswer), (status = 400), (status = 401), (status = 403), (status = 413), (status = 422), (status = 503, description = "Not recorded, so not decided")),
+    responses((status = 200, description = "The decision, recorded in the ledger before this answer", body = DecisionAnswer), (status = 400), (status = 401), (status = 403), (status = 413), (status = 422), (status = 429, description = "It would open an approval past approvals.max_open_per_agent; not recorded"), (status = 503, description = "Not recorded, so not decided")),
     security(("bearer" = [])))]
 pub(crate) async fn decide<S: Store>(
     axum::extract::State(gateway): Shared<S>,
