@@ -608,8 +608,8 @@ async fn operators_work_the_console_in_a_real_browser() {
 
 /// A link followed from another site (no SameSite=Strict cookie) is loaded
 /// again from this site; a direct visit without a session signs in; a
-/// `next` that leaves the site is dropped; a sign-in form past the
-/// console's limit is refused.
+/// `next` that leaves the site is dropped; a NUL in an address, and a
+/// sign-in form past the console's limit, are refused.
 async fn links_from_elsewhere_and_hostile_returns(base: &str) {
     let client = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
@@ -654,6 +654,11 @@ async fn links_from_elsewhere_and_hostile_returns(base: &str) {
             form.contains(r#"name="next" value="/""#),
             "{hostile}: {form}"
         );
+    }
+    // A NUL in an address is refused before any page reads it.
+    for address in ["/approvals/apr%00x", "/audit?agent=%00"] {
+        let refused = client.get(format!("{base}{address}")).send().await.unwrap();
+        assert_eq!(refused.status(), 400, "{address}");
     }
     // Anyone may post the sign-in form: a megabyte is refused unread.
     let huge = client

@@ -45,6 +45,26 @@ pub(crate) struct Console<S: Store> {
 
 pub(crate) type Shared<S> = Arc<Console<S>>;
 
+/// A NUL in a console address (`%00`, in a path id or a filter) is
+/// refused before any page reads it: PostgreSQL refuses a NUL in text,
+/// which the page would show, and the log record, as the store being
+/// unavailable.
+async fn refuse_nul(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::response::IntoResponse as _;
+    let address = request.uri().path_and_query().map_or("", |p| p.as_str());
+    if address.contains("%00") {
+        return (
+            axum::http::StatusCode::BAD_REQUEST,
+            "a NUL character in the address",
+        )
+            .into_response();
+    }
+    next.run(request).await
+}
+
 /// The largest form the console reads: its longest field is an operator's
 /// 4 KiB of text, percent-encoded. Anyone may post the sign-in form, so
 /// axum's default (2 MB) would be read for anyone.
@@ -95,6 +115,7 @@ pub fn router<S: Store>(gateway: Arc<Gateway<S>>, settings: Settings) -> Router 
         .route("/sessions", get(pages::sessions::list::<S>))
         .route("/sessions/{id}/revoke", post(pages::sessions::revoke::<S>))
         .route("/assets/{file}", get(assets::serve))
+        .layer(axum::middleware::from_fn(refuse_nul))
         .layer(axum::middleware::map_response(layout::security_headers))
         .layer(axum::extract::DefaultBodyLimit::max(MAX_FORM_BYTES))
         .with_state(console)
