@@ -1,5 +1,6 @@
 //! Extractors: [`Caller`] (the bearer token's identity), [`PathParams`]
-//! (the path's ids) and [`JsonBody`] (exactly one JSON object, whose
+//! and [`QueryParams`] (the path's ids, the query's filters) and
+//! [`JsonBody`] (exactly one JSON object, whose
 //! errors name the field; or, as [`OptionalJsonBody`], no body at all),
 //! all rejecting with [`ApiError`].
 //!
@@ -11,7 +12,7 @@ use std::sync::Arc;
 
 use axum::{
     body::Bytes,
-    extract::{FromRequest, FromRequestParts, Path, Request},
+    extract::{FromRequest, FromRequestParts, Path, Query, Request},
     http::{StatusCode, header, request::Parts},
 };
 use clearance_service::{Gateway, Identity};
@@ -38,6 +39,26 @@ impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for PathPar
         Path::<T>::from_request_parts(parts, state)
             .await
             .map(|Path(params)| PathParams(params))
+            .map_err(|rejection| invalid(rejection.body_text()))
+    }
+}
+
+/// The query's parameters, as [`PathParams`] takes the path's: one that
+/// does not parse, or holds a NUL, is a 400 `invalid_query`.
+pub struct QueryParams<T>(pub T);
+
+impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for QueryParams<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let invalid =
+            |message: String| ApiError::new(StatusCode::BAD_REQUEST, "invalid_query", message);
+        if parts.uri.query().is_some_and(|query| query.contains("%00")) {
+            return Err(invalid("the query holds a NUL character".into()));
+        }
+        Query::<T>::from_request_parts(parts, state)
+            .await
+            .map(|Query(params)| QueryParams(params))
             .map_err(|rejection| invalid(rejection.body_text()))
     }
 }

@@ -104,6 +104,30 @@ struct Link {
     restart: Arc<Notify>,
 }
 
+impl Link {
+    /// A request of server `id` failed with `error`: the connection is made
+    /// again only when the error puts it in doubt.
+    fn failed(&self, id: &str, error: &rmcp::ServiceError) -> CallError {
+        if connection_in_doubt(error) {
+            self.restart.notify_one();
+        }
+        CallError::Failed {
+            server: id.to_owned(),
+            reason: error.to_string(),
+        }
+    }
+
+    /// A request of server `id` went unanswered for `seconds`: the
+    /// connection is made again.
+    fn timed_out(&self, id: &str, seconds: u64) -> CallError {
+        self.restart.notify_one();
+        CallError::Timeout {
+            server: id.to_owned(),
+            seconds,
+        }
+    }
+}
+
 /// Why a forwarded call did not complete.
 #[derive(Debug, thiserror::Error)]
 pub enum CallError {
@@ -338,28 +362,14 @@ impl Upstreams {
                 Some(Duration::from_secs(seconds)),
             )
             .await;
-        let failed = |reason: String| CallError::Failed {
-            server: id.to_owned(),
-            reason,
-        };
         match answer {
             Ok(CallToolResponse::Complete(result)) => Ok(result),
-            Ok(_) => Err(failed(
-                "the upstream answered with something other than a tool result".into(),
-            )),
-            Err(NoAnswer::Failed(error)) => {
-                if connection_in_doubt(&error) {
-                    link.restart.notify_one();
-                }
-                Err(failed(error.to_string()))
-            }
-            Err(NoAnswer::TimedOut) => {
-                link.restart.notify_one();
-                Err(CallError::Timeout {
-                    server: id.to_owned(),
-                    seconds,
-                })
-            }
+            Ok(_) => Err(CallError::Failed {
+                server: id.to_owned(),
+                reason: "the upstream answered with something other than a tool result".into(),
+            }),
+            Err(NoAnswer::Failed(error)) => Err(link.failed(id, &error)),
+            Err(NoAnswer::TimedOut) => Err(link.timed_out(id, seconds)),
         }
     }
 
@@ -522,22 +532,8 @@ async fn bounded<T>(
 ) -> Result<T, CallError> {
     match tokio::time::timeout(Duration::from_secs(seconds), answer).await {
         Ok(Ok(value)) => Ok(value),
-        Ok(Err(error)) => {
-            if connection_in_doubt(&error) {
-                link.restart.notify_one();
-            }
-            Err(CallError::Failed {
-                server: id.to_owned(),
-                reason: error.to_string(),
-            })
-        }
-        Err(_) => {
-            link.restart.notify_one();
-            Err(CallError::Timeout {
-                server: id.to_owned(),
-                seconds,
-            })
-        }
+        Ok(Err(error)) => Err(link.failed(id, &error)),
+        Err(_) => Err(link.timed_out(id, seconds)),
     }
 }
 

@@ -12,12 +12,12 @@ use clearance_store::{ApprovalRow, ApprovalVoid, KillSwitchRow, Store};
 use jiff::{SignedDuration, Timestamp};
 use serde::Serialize;
 
-use crate::text::check_operator_text;
 use crate::{
     ServiceError,
     core::{Core, Plan},
     identity::Permissions as _,
     records::{ApprovalExpiredRecord, ApprovalRecord, json, own_effects},
+    text::check_operator_text,
 };
 
 /// An approval as operators see it.

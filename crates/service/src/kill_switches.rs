@@ -16,12 +16,12 @@ use clearance_store::{Guard, KillSwitchRow, Store};
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
-use crate::text::check_operator_text;
 use crate::{
     ServiceError,
     core::{Core, Plan},
     identity::{Permissions as _, random_id},
     records::{KillSwitchRecord, json, own_effects},
+    text::check_operator_text,
 };
 
 /// How often a trip is computed again when another instance opened an
@@ -270,11 +270,7 @@ impl<S: Store> KillSwitches<'_, S> {
             .state()
             .kill_switches
             .iter()
-            .find(|row| match row.switch.scope {
-                KillScope::Global => true,
-                KillScope::Agent => row.switch.target.as_deref() == Some(agent.as_str()),
-                KillScope::Tool | KillScope::Resource => false,
-            })
+            .find(|row| row.switch.stops_agent(agent))
             .map(|row| {
                 format!(
                     "kill switch `{}` stops agent `{agent}`: {}",

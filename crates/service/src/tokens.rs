@@ -77,10 +77,7 @@ impl<S: Store> Gateway<S> {
                 })
             })
             .await
-            .map_err(|error| match error {
-                ServiceError::Conflict(_) => ServiceError::NotFound("no such token".into()),
-                other => other,
-            })?;
+            .map_err(no_such_token)?;
         Ok(holder)
     }
 
@@ -117,18 +114,7 @@ pub async fn issue_token<S: Store>(
     now: Timestamp,
 ) -> Result<String, ServiceError> {
     let (token, payload) = token_record(identity)?;
-    let entry = Entry {
-        at: now,
-        kind: "token.issued",
-        effects: own_effects("token.issued", &payload, now)?,
-        payload,
-        guards: Vec::new(),
-        claim: None,
-    };
-    store
-        .append(entry)
-        .await
-        .map_err(|e| ServiceError::from_store(e, "issuing a token"))?;
+    append_own(store, "token.issued", payload, now).await?;
     Ok(token)
 }
 
@@ -144,19 +130,42 @@ pub async fn revoke_token<S: Store>(
     now: Timestamp,
 ) -> Result<Identity, ServiceError> {
     let (holder, payload) = revocation(store, given, "cli").await?;
+    append_own(store, "token.revoked", payload, now)
+        .await
+        .map_err(no_such_token)?;
+    Ok(holder)
+}
+
+/// Appends a record of `kind` straight to `store`, with the effects its
+/// payload implies: what the CLI writes with no gateway running.
+async fn append_own<S: Store>(
+    store: &S,
+    kind: &'static str,
+    payload: String,
+    now: Timestamp,
+) -> Result<(), ServiceError> {
     let entry = Entry {
         at: now,
-        kind: "token.revoked",
-        effects: own_effects("token.revoked", &payload, now)?,
+        kind,
+        effects: own_effects(kind, &payload, now)?,
         payload,
         guards: Vec::new(),
         claim: None,
     };
-    store.append(entry).await.map_err(|e| match e {
-        clearance_store::StoreError::Conflict(_) => ServiceError::NotFound("no such token".into()),
-        other => ServiceError::from_store(other, "revoking a token"),
-    })?;
-    Ok(holder)
+    store
+        .append(entry)
+        .await
+        .map_err(|e| ServiceError::from_store(e, kind))?;
+    Ok(())
+}
+
+/// A revocation refused as a conflict: the token's row was gone when it
+/// was written (revoked a moment before).
+fn no_such_token(error: ServiceError) -> ServiceError {
+    match error {
+        ServiceError::Conflict(_) => ServiceError::NotFound("no such token".into()),
+        other => other,
+    }
 }
 
 /// The holder of the token `given` (the token, or its hash) and the

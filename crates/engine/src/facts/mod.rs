@@ -113,14 +113,22 @@ impl KillSwitch {
     /// A switch without the target its scope needs covers everything: a
     /// malformed switch must stop more, never less.
     pub fn covers(&self, agent: &str, tool: &str, resource: &Resource) -> bool {
-        let Some(target) = self.target.as_deref() else {
-            return true;
-        };
-        match self.scope {
-            KillScope::Global => true,
-            KillScope::Agent => target == agent,
-            KillScope::Tool => target == tool,
-            KillScope::Resource => resource_matches(target, resource),
+        self.stops_agent(agent)
+            || match (self.scope, self.target.as_deref()) {
+                (KillScope::Tool, Some(target)) => target == tool,
+                (KillScope::Resource, Some(target)) => resource_matches(target, resource),
+                _ => false,
+            }
+    }
+
+    /// Whether this switch stops everything `agent` does, whatever the
+    /// tool or resource: a global switch, one on that agent, or a
+    /// malformed one (no target where its scope needs one).
+    pub fn stops_agent(&self, agent: &str) -> bool {
+        match (self.scope, self.target.as_deref()) {
+            (_, None) | (KillScope::Global, _) => true,
+            (KillScope::Agent, Some(target)) => target == agent,
+            (KillScope::Tool | KillScope::Resource, Some(_)) => false,
         }
     }
 }
@@ -291,6 +299,16 @@ mod tests {
     #[test]
     fn a_switch_missing_its_target_covers_everything() {
         assert!(switch(KillScope::Agent, None).covers("bot", "kubectl", &resource()));
+    }
+
+    #[test]
+    fn only_global_agent_and_malformed_switches_stop_an_agent_outright() {
+        assert!(switch(KillScope::Global, None).stops_agent("bot"));
+        assert!(switch(KillScope::Agent, Some("bot")).stops_agent("bot"));
+        assert!(switch(KillScope::Tool, None).stops_agent("bot"));
+        assert!(!switch(KillScope::Agent, Some("other")).stops_agent("bot"));
+        assert!(!switch(KillScope::Tool, Some("kubectl")).stops_agent("bot"));
+        assert!(!switch(KillScope::Resource, Some("*/*/*")).stops_agent("bot"));
     }
 
     #[test]

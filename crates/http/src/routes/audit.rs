@@ -1,10 +1,6 @@
 //! `GET /v1/audit`, `GET /v1/audit/verify`, `GET /v1/decisions/{id}`.
 
-use axum::{
-    Json,
-    extract::{Query, rejection::QueryRejection},
-    http::StatusCode,
-};
+use axum::Json;
 use clearance_engine::ledger::LedgerRecord;
 use clearance_store::{AuditQuery, Store};
 use serde::Deserialize;
@@ -13,7 +9,7 @@ use serde_json::{Value, json};
 use super::Shared;
 use crate::{
     ApiError,
-    extract::{Caller, PathParams},
+    extract::{Caller, PathParams, QueryParams},
 };
 
 #[derive(Deserialize)]
@@ -45,23 +41,8 @@ fn record(r: &LedgerRecord) -> Value {
 pub(crate) async fn page<S: Store>(
     axum::extract::State(gateway): Shared<S>,
     Caller(identity): Caller,
-    params: Result<Query<AuditParams>, QueryRejection>,
+    QueryParams(params): QueryParams<AuditParams>,
 ) -> Result<Json<Value>, ApiError> {
-    let Query(params) = params
-        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_query", e.body_text()))?;
-    // PostgreSQL refuses a NUL in text: that would be answered as the
-    // store being unavailable, and logged as such.
-    if [&params.kind, &params.agent]
-        .into_iter()
-        .flatten()
-        .any(|value| value.contains('\0'))
-    {
-        return Err(ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "invalid_query",
-            "the query holds a NUL character",
-        ));
-    }
     let records = gateway
         .audit()
         .page(

@@ -12,6 +12,7 @@ use crate::{
     core::Plan,
     identity::Permissions as _,
     records::{EvidenceRecord, json, own_effects},
+    text::check_operator_text,
 };
 
 /// A graded sample, as a harness or operator sends it.
@@ -56,6 +57,18 @@ pub struct EvidenceInput {
 /// The most a sample's `source` may hold.
 pub const MAX_EVIDENCE_SOURCE: usize = 256;
 
+/// The per-kind fields a grader's sample of `kind` reads; `None` for a
+/// kind graders do not record.
+fn fields_of(kind: &str) -> Option<&'static [&'static str]> {
+    match kind {
+        "diagnosis" => Some(&["correct", "domain"]),
+        "recommendation" => Some(&["accepted", "edit_ratio", "in_scope"]),
+        "escalation" => Some(&["correct"]),
+        "out_of_scope_action" => Some(&[]),
+        _ => None,
+    }
+}
+
 fn required<T: Copy>(value: Option<T>, field: &str, kind: &str) -> Result<T, ServiceError> {
     value.ok_or_else(|| ServiceError::invalid(field, format!("required for a {kind}")))
 }
@@ -65,7 +78,7 @@ impl EvidenceInput {
     /// identifier, so it must be one line of printable text.
     fn check_annotations(&self) -> Result<(), ServiceError> {
         if let Some(detail) = &self.detail {
-            crate::text::check_operator_text("detail", detail)?;
+            check_operator_text("detail", detail)?;
         }
         if let Some(source) = &self.source {
             if source.is_empty() || source.len() > MAX_EVIDENCE_SOURCE {
@@ -86,14 +99,9 @@ impl EvidenceInput {
 
     /// A field given that the kind does not read: refused rather than
     /// dropped, so that a grader's mistake (`edit_ratio` on a diagnosis)
-    /// is not recorded as if it had been taken into account.
-    fn refuse_foreign_fields(&self, kind: &str) -> Result<(), ServiceError> {
-        let reads: &[&str] = match kind {
-            "diagnosis" => &["correct", "domain"],
-            "recommendation" => &["accepted", "edit_ratio", "in_scope"],
-            "escalation" => &["correct"],
-            _ => &[],
-        };
+    /// is not recorded as if it had been taken into account. `reads`: the
+    /// fields the kind does read.
+    fn refuse_foreign_fields(&self, kind: &str, reads: &[&str]) -> Result<(), ServiceError> {
         let given = [
             ("domain", self.domain.is_some()),
             ("correct", self.correct.is_some()),
@@ -115,11 +123,8 @@ impl EvidenceInput {
 
     fn sample(&self) -> Result<Sample, ServiceError> {
         let kind = self.kind.as_str();
-        if matches!(
-            kind,
-            "diagnosis" | "recommendation" | "escalation" | "out_of_scope_action"
-        ) {
-            self.refuse_foreign_fields(kind)?;
+        if let Some(reads) = fields_of(kind) {
+            self.refuse_foreign_fields(kind, reads)?;
         }
         match kind {
             "diagnosis" => Ok(Sample::Diagnosis {

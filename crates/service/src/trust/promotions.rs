@@ -21,6 +21,7 @@ use crate::{
     core::Plan,
     identity::{Permissions as _, random_id},
     records::{InvestigationRecord, json, own_effects},
+    text::check_operator_text,
 };
 
 /// `promotion.opened`.
@@ -251,7 +252,7 @@ impl<S: Store> Trust<'_, S> {
                 "say what the investigation found",
             ));
         }
-        crate::text::check_operator_text("findings", findings)?;
+        check_operator_text("findings", findings)?;
         let _phase_change = self.core.phase_changes.lock().await;
         self.core
             .transact(|state, _, now| {
