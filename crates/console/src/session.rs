@@ -300,13 +300,9 @@ pub(crate) async fn sign_in<S: Store>(
             axum::http::StatusCode::UNAUTHORIZED,
         )
     };
-    let identity = match console.gateway.authenticate(form.token.trim()).await {
-        Ok(identity) => identity,
-        Err(ServiceError::Unauthenticated(_)) => return Ok(refused("That token is not known.")),
-        Err(other) => return Err(other.into()),
-    };
-    let signed_in = match console.gateway.sessions().sign_in(&identity).await {
+    let signed_in = match console.gateway.sessions().sign_in(form.token.trim()).await {
         Ok(signed_in) => signed_in,
+        Err(ServiceError::Unauthenticated(_)) => return Ok(refused("That token is not known.")),
         Err(ServiceError::Forbidden(_)) => {
             return Ok(refused(
                 "Only operators sign in to the console; agent and harness tokens cannot.",

@@ -394,7 +394,7 @@ impl Applier for Follower {
 }
 
 fn note_revoked(effect: &Effect, revoked: &mut Vec<String>) {
-    if let Effect::TokenRevoked { hash } = effect {
+    if let Effect::TokenRevoked { hash, .. } = effect {
         revoked.push(hash.clone());
     }
 }

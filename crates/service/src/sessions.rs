@@ -1,8 +1,9 @@
 //! [`Sessions`]: an operator signs in to the console with their bearer
 //! token and gets a session — a fresh 256-bit secret for a cookie, stored
 //! only as its hash, opened and closed by ledger records, ending at
-//! [`SESSION_LIFETIME`] however active and after [`SESSION_IDLE`] without a
-//! request. Agent and harness tokens cannot sign in.
+//! [`SESSION_LIFETIME`] however active, after [`SESSION_IDLE`] without a
+//! request, and when the token it was opened with is revoked. Agent and
+//! harness tokens cannot sign in.
 //!
 //! Every read of a session asks the store, so a session revoked on one
 //! instance is refused on every instance at its next request. The CSRF
@@ -115,12 +116,16 @@ pub struct Sessions<'a, S: Store> {
 }
 
 impl<S: Store> Sessions<'_, S> {
-    /// Opens a session for the operator `identity` authenticates.
+    /// Opens a session for the operator who holds `token`, bound to it:
+    /// the token's revocation ends the session.
     ///
     /// # Errors
-    /// `Forbidden` for an agent or a harness; `Unavailable` when not recorded.
-    pub async fn sign_in(&self, identity: &Identity) -> Result<SignedIn, ServiceError> {
-        let Identity::Operator { name, role } = identity else {
+    /// `Unauthenticated` for an unknown or revoked token; `Forbidden` for
+    /// an agent's or a harness's; `Unavailable` when not recorded.
+    pub async fn sign_in(&self, token: &str) -> Result<SignedIn, ServiceError> {
+        let token_sha256 = token_hash(token);
+        let identity = self.core.holder_of(token_sha256.clone()).await?;
+        let Identity::Operator { name, role } = &identity else {
             return Err(ServiceError::Forbidden(
                 "only operators sign in to the console; agent and harness tokens cannot".into(),
             ));
@@ -140,6 +145,7 @@ impl<S: Store> Sessions<'_, S> {
                     expires_at: now.checked_add(SESSION_LIFETIME).unwrap_or(now),
                     last_seen: now,
                     closed_at: None,
+                    token_sha256: Some(token_sha256.clone()),
                 };
                 let payload = json(&SessionRecord::opened(&row))?;
                 Ok(Plan {
@@ -205,6 +211,7 @@ impl<S: Store> Sessions<'_, S> {
                 "{why}; sign in again"
             )));
         }
+        self.check_token(&row).await?;
         if activity == Activity::Operator
             && row
                 .last_seen
@@ -224,6 +231,25 @@ impl<S: Store> Sessions<'_, S> {
             },
             session: SessionView::of(&row),
         })
+    }
+
+    /// Refuses a session whose token no longer authenticates its operator.
+    /// The token's revocation closes its sessions as it is applied; this
+    /// catches a sign-in that raced it (the token checked before the
+    /// revocation was written, the session opened after), on this instance
+    /// at once and on another as soon as it reads the revocation.
+    async fn check_token(&self, row: &SessionRow) -> Result<(), ServiceError> {
+        let Some(hash) = &row.token_sha256 else {
+            return Ok(());
+        };
+        let same_operator = |identity: &Identity| matches!(identity, Identity::Operator { name, role } if *name == row.operator && *role == row.role);
+        match self.core.holder_of(hash.clone()).await {
+            Ok(identity) if same_operator(&identity) => Ok(()),
+            Ok(_) | Err(ServiceError::Unauthenticated(_)) => Err(ServiceError::Unauthenticated(
+                "the token this session was opened with was revoked; sign in again".into(),
+            )),
+            Err(other) => Err(other),
+        }
     }
 
     /// Closes the session whose secret is `secret` (signing out).
@@ -276,7 +302,8 @@ impl<S: Store> Sessions<'_, S> {
             }
         );
         let now = self.core.clock();
-        Ok(self
+        let mut listed = Vec::new();
+        for session in self
             .core
             .store
             .open_sessions()
@@ -285,8 +312,16 @@ impl<S: Store> Sessions<'_, S> {
             .iter()
             .filter(|s| admin || s.operator == operator)
             .filter(|s| s.expires_at > now)
-            .map(SessionView::of)
-            .collect())
+        {
+            // One opened as its token was revoked is open in the store but
+            // counts no more.
+            match self.check_token(session).await {
+                Ok(()) => listed.push(SessionView::of(session)),
+                Err(ServiceError::Unauthenticated(_)) => {}
+                Err(other) => return Err(other),
+            }
+        }
+        Ok(listed)
     }
 
     async fn close(&self, id: &str, by: &str, why: Closing) -> Result<(), ServiceError> {

@@ -7,7 +7,7 @@ use jiff::Timestamp;
 
 use crate::{
     Gateway, ServiceError,
-    core::Plan,
+    core::{Core, Plan},
     identity::{Permissions as _, new_token, token_hash},
     records::{TokenRecord, TokenRevokedRecord, json, own_effects},
 };
@@ -19,35 +19,7 @@ impl<S: Store> Gateway<S> {
     /// `Unauthenticated` for an unknown token; `Unavailable` when the store
     /// cannot be asked.
     pub async fn authenticate(&self, token: &str) -> Result<Identity, ServiceError> {
-        let hash = token_hash(token);
-        let unknown = || ServiceError::Unauthenticated("unknown bearer token".into());
-        if let Some(known) = self
-            .core
-            .shared
-            .tokens
-            .read()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .get(&hash)
-        {
-            return known.clone().ok_or_else(unknown);
-        }
-        let row = self
-            .core
-            .store
-            .find_token(&hash)
-            .await
-            .map_err(|e| ServiceError::from_store(e, "authenticating"))?
-            .ok_or_else(unknown)?;
-        // A revocation applied since the lookup left its mark: keep it.
-        self.core
-            .shared
-            .tokens
-            .write()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .entry(hash)
-            .or_insert_with(|| Some(row.identity.clone()))
-            .clone()
-            .ok_or_else(unknown)
+        self.core.holder_of(token_hash(token)).await
     }
 
     /// Revokes a token, given as itself or as its SHA-256 (64 hex digits,
@@ -100,6 +72,42 @@ impl<S: Store> Gateway<S> {
             })
             .await?;
         Ok(token)
+    }
+}
+
+impl<S: Store> Core<S> {
+    /// Who holds the token whose SHA-256 is `hash`: from this instance's
+    /// cache, which keeps revoked tokens as such, or from the store.
+    ///
+    /// # Errors
+    /// `Unauthenticated` for an unknown or revoked token; `Unavailable`
+    /// when the store cannot be asked.
+    pub(crate) async fn holder_of(&self, hash: String) -> Result<Identity, ServiceError> {
+        let unknown = || ServiceError::Unauthenticated("unknown bearer token".into());
+        if let Some(known) = self
+            .shared
+            .tokens
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(&hash)
+        {
+            return known.clone().ok_or_else(unknown);
+        }
+        let row = self
+            .store
+            .find_token(&hash)
+            .await
+            .map_err(|e| ServiceError::from_store(e, "authenticating"))?
+            .ok_or_else(unknown)?;
+        // A revocation applied since the lookup left its mark: keep it.
+        self.shared
+            .tokens
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .entry(hash)
+            .or_insert_with(|| Some(row.identity.clone()))
+            .clone()
+            .ok_or_else(unknown)
     }
 }
 

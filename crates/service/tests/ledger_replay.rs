@@ -257,7 +257,8 @@ async fn every_kind<S: Store>(world: &World<S>) -> String {
 
     // A console sign-in, and its sign-out.
     let sessions = world.gateway.sessions();
-    let signed_in = sessions.sign_in(&world.approver).await.unwrap();
+    let approver_token = world.gateway.issue_token(&world.approver).await.unwrap();
+    let signed_in = sessions.sign_in(&approver_token).await.unwrap();
     assert_eq!(
         sessions.resume(&signed_in.secret).await.unwrap().identity,
         world.approver

@@ -254,6 +254,7 @@ pub(crate) fn session(row: &impl Columns) -> Result<SessionRow, StoreError> {
             .optional_text("closed_at")?
             .map(|t| timestamp(&t))
             .transpose()?,
+        token_sha256: row.optional_text("token_sha256")?,
     })
 }
 

@@ -117,10 +117,13 @@ pub enum Effect {
     },
     /// A bearer token (its hash only).
     TokenIssued(TokenRow),
-    /// A bearer token withdrawn, by its hash; once.
+    /// A bearer token withdrawn, by its hash; once. The console sessions
+    /// it opened close with it.
     TokenRevoked {
         /// SHA-256 of the token, hex.
         hash: String,
+        /// When.
+        at: Timestamp,
     },
     /// A graded sample; once per agent, kind and incident.
     EvidenceRecorded(EvidenceRow),

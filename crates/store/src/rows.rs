@@ -344,6 +344,10 @@ pub struct SessionRow {
     pub last_seen: Timestamp,
     /// When it was signed out or revoked.
     pub closed_at: Option<Timestamp>,
+    /// SHA-256 of the bearer token it was opened with, hex; revoking the
+    /// token closes the session. `None` for sessions opened before
+    /// sessions were bound to their token.
+    pub token_sha256: Option<String>,
 }
 
 /// Decisions of one UTC day with one outcome, blocked or not.

@@ -146,6 +146,7 @@ pub fn effects_of(kind: &str, payload: &str, at: Timestamp) -> Result<Vec<Effect
                 expires_at: r.expires_at.ok_or_else(|| missing("expires_at"))?,
                 last_seen: at,
                 closed_at: None,
+                token_sha256: r.token_sha256,
             })]
         }
         "session.closed" => {
@@ -223,6 +224,7 @@ pub fn effects_of(kind: &str, payload: &str, at: Timestamp) -> Result<Vec<Effect
             let r: TokenRevokedRecord = parse(kind, payload)?;
             vec![Effect::TokenRevoked {
                 hash: r.token_sha256,
+                at,
             }]
         }
         "bundle.activated" => {
@@ -576,6 +578,11 @@ pub(crate) struct SessionRecord {
     /// Opened: when it ends, however active.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expires_at: Option<Timestamp>,
+    /// Opened: the hash of the bearer token signed in with; its
+    /// revocation closes the session. Absent before sessions were bound
+    /// to their token.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_sha256: Option<String>,
     /// Closed: signed out or revoked.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub closing: Option<Closing>,
@@ -589,6 +596,7 @@ impl SessionRecord {
             role: Some(row.role),
             secret_sha256: Some(row.hash.clone()),
             expires_at: Some(row.expires_at),
+            token_sha256: row.token_sha256.clone(),
             closing: None,
         }
     }
@@ -600,6 +608,7 @@ impl SessionRecord {
             role: None,
             secret_sha256: None,
             expires_at: None,
+            token_sha256: None,
             closing: Some(why),
         }
     }

@@ -324,7 +324,7 @@ async fn apply_one(conn: &mut PgConnection, seq: u64, effect: &Effect) -> Result
             }
         }
         Effect::SessionOpened(row) => {
-            sqlx::query("INSERT INTO sessions (id, hash, operator, role, created_at, expires_at, last_seen) VALUES ($1, $2, $3, $4, $5, $6, $7)")
+            sqlx::query("INSERT INTO sessions (id, hash, operator, role, created_at, expires_at, last_seen, token_sha256) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)")
                 .bind(&row.id)
                 .bind(&row.hash)
                 .bind(&row.operator)
@@ -332,6 +332,7 @@ async fn apply_one(conn: &mut PgConnection, seq: u64, effect: &Effect) -> Result
                 .bind(timestamp_text(row.created_at))
                 .bind(timestamp_text(row.expires_at))
                 .bind(timestamp_text(row.last_seen))
+                .bind(&row.token_sha256)
                 .execute(conn)
                 .await?;
         }
@@ -382,12 +383,19 @@ async fn apply_one(conn: &mut PgConnection, seq: u64, effect: &Effect) -> Result
                     .await?;
             }
         },
-        Effect::TokenRevoked { hash } => {
+        Effect::TokenRevoked { hash, at } => {
             let result = sqlx::query("DELETE FROM tokens WHERE hash = $1")
                 .bind(hash)
-                .execute(conn)
+                .execute(&mut *conn)
                 .await?;
             once(result, || format!("no token `{hash}` to revoke"))?;
+            sqlx::query(
+                "UPDATE sessions SET closed_at = $1 WHERE token_sha256 = $2 AND closed_at IS NULL",
+            )
+            .bind(timestamp_text(*at))
+            .bind(hash)
+            .execute(conn)
+            .await?;
         }
         Effect::TokenIssued(row) => {
             sqlx::query(

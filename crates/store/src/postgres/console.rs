@@ -17,7 +17,7 @@ const DIALECT: Dialect = Dialect {
 };
 
 const SESSION_COLUMNS: &str =
-    "id, hash, operator, role, created_at, expires_at, last_seen, closed_at";
+    "id, hash, operator, role, created_at, expires_at, last_seen, closed_at, token_sha256";
 
 pub(super) async fn overview(pool: &PgPool, since: Timestamp) -> Result<Overview, StoreError> {
     let day = day_of(since);

@@ -242,7 +242,7 @@ async fn apply_one(
             }
         }
         Effect::SessionOpened(row) => {
-            sqlx::query("INSERT INTO sessions (id, hash, operator, role, created_at, expires_at, last_seen) VALUES (?, ?, ?, ?, ?, ?, ?)")
+            sqlx::query("INSERT INTO sessions (id, hash, operator, role, created_at, expires_at, last_seen, token_sha256) VALUES (?, ?, ?, ?, ?, ?, ?, ?)")
                 .bind(&row.id)
                 .bind(&row.hash)
                 .bind(&row.operator)
@@ -250,6 +250,7 @@ async fn apply_one(
                 .bind(timestamp_text(row.created_at))
                 .bind(timestamp_text(row.expires_at))
                 .bind(timestamp_text(row.last_seen))
+                .bind(&row.token_sha256)
                 .execute(conn)
                 .await?;
         }
@@ -299,12 +300,19 @@ async fn apply_one(
                     .await?;
             }
         },
-        Effect::TokenRevoked { hash } => {
+        Effect::TokenRevoked { hash, at } => {
             let result = sqlx::query("DELETE FROM tokens WHERE hash = ?")
                 .bind(hash)
-                .execute(conn)
+                .execute(&mut *conn)
                 .await?;
             once(result, || format!("no token `{hash}` to revoke"))?;
+            sqlx::query(
+                "UPDATE sessions SET closed_at = ? WHERE token_sha256 = ? AND closed_at IS NULL",
+            )
+            .bind(timestamp_text(*at))
+            .bind(hash)
+            .execute(conn)
+            .await?;
         }
         Effect::TokenIssued(row) => {
             sqlx::query(

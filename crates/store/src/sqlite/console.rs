@@ -19,7 +19,7 @@ const DIALECT: Dialect = Dialect {
 };
 
 const SESSION_COLUMNS: &str =
-    "id, hash, operator, role, created_at, expires_at, last_seen, closed_at";
+    "id, hash, operator, role, created_at, expires_at, last_seen, closed_at, token_sha256";
 
 pub(super) async fn overview(pool: &SqlitePool, since: Timestamp) -> Result<Overview, StoreError> {
     let day = day_of(since);
