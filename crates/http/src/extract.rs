@@ -81,7 +81,7 @@ impl<S: Store> FromRequestParts<Arc<Gateway<S>>> for Caller {
 /// The token of the one `Authorization: Bearer …` header. The scheme is
 /// case-insensitive, as HTTP says; two headers are refused rather than one
 /// of them chosen.
-fn bearer_token(parts: &Parts) -> Result<&str, ApiError> {
+pub fn bearer_token(parts: &Parts) -> Result<&str, ApiError> {
     let missing = || {
         ApiError::new(
             StatusCode::UNAUTHORIZED,

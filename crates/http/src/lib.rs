@@ -20,7 +20,7 @@ use clearance_service::Gateway;
 use clearance_store::Store;
 
 pub use error::ApiError;
-pub use extract::Caller;
+pub use extract::{Caller, bearer_token};
 pub use listener::{NoDelayListener, without_nagle};
 pub use openapi::openapi_json;
 

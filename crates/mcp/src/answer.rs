@@ -92,6 +92,20 @@ pub(crate) fn refused(message: &str) -> CallToolResult {
 
 /// The result for a call that could not be decided (the ledger is
 /// unavailable): failing closed, nothing was forwarded.
+/// A call whose agent no longer holds the token it came with.
+pub(crate) fn unauthenticated(message: &str) -> CallToolResult {
+    result(
+        format!("clearance: not executed: {message}"),
+        true,
+        json!({
+            "outcome": "deny",
+            "decision_id": null,
+            "reasons": [{ "code": "unauthenticated", "message": message }],
+            "missing_evidence": [],
+        }),
+    )
+}
+
 pub(crate) fn undecided(message: &str) -> CallToolResult {
     result(
         format!("clearance: not decided, so not executed: {message}"),

@@ -189,6 +189,28 @@ impl<S: Store> McpGateway<S> {
         result
     }
 
+    /// Whether the token the call came with still authenticates the agent
+    /// that made it: a call must not run on a token revoked while it waited
+    /// for its approval.
+    async fn still_held(
+        &self,
+        identity: &Identity,
+        context: &RequestContext<RoleServer>,
+    ) -> Result<(), CallToolResult> {
+        let token = context
+            .extensions
+            .get::<http::request::Parts>()
+            .and_then(|parts| clearance_http::bearer_token(parts).ok())
+            .ok_or_else(|| answer::unauthenticated("no agent token on this request"))?;
+        match self.gateway.authenticate(token).await {
+            Ok(holder) if holder == *identity => Ok(()),
+            Ok(_) | Err(ServiceError::Unauthenticated(_)) => Err(answer::unauthenticated(
+                "the agent's token was revoked while the call waited for its approval",
+            )),
+            Err(error) => Err(answer::undecided(&error.to_string())),
+        }
+    }
+
     /// Waits, up to the server's `approval_wait`, for the approval a pending
     /// call opened, telling the client it waits; then decides again.
     async fn wait(&self, waiting: Waiting<'_>, link: Option<&(String, String)>) -> CallToolResult {
@@ -265,6 +287,9 @@ impl<S: Store> McpGateway<S> {
                 // Approved: run on it. Voided by a kill switch, spent
                 // elsewhere or expired: decide again, and answer with that.
                 Standing::Approved | Standing::Voided(_) | Standing::Used | Standing::Expired => {
+                    if let Err(result) = self.still_held(identity, context).await {
+                        return result;
+                    }
                     let again = DecisionRequest {
                         approval_id: (standing != Standing::Used && standing != Standing::Expired)
                             .then(|| approval.clone()),

@@ -1,6 +1,7 @@
 //! Faults: an upstream killed mid-call, an upstream hung past its timeout,
 //! and an approval wait that ends — approved (the call runs the moment it
-//! is), or ended by a kill switch (a denial, nothing run). Each failed
+//! is, but not on a token revoked meanwhile), or ended by a kill switch (a
+//! denial, nothing run). Each failed
 //! call is an `isError` result whose decision's outcome is `failed`, and
 //! the upstream is restarted — once, however many calls failed on one
 //! connection, and not for a JSON-RPC error it answered one call with.
@@ -273,7 +274,17 @@ async fn waiting_write(
     harness: &Harness,
     file: &Path,
 ) -> (Client, tokio::task::JoinHandle<CallToolResult>, String) {
-    let client = harness.client(&harness.token("remediate-bot").await).await;
+    let token = harness.token("remediate-bot").await;
+    waiting_write_with(harness, &token, file).await
+}
+
+/// [`waiting_write`] with the agent's `token`.
+async fn waiting_write_with(
+    harness: &Harness,
+    token: &str,
+    file: &Path,
+) -> (Client, tokio::task::JoinHandle<CallToolResult>, String) {
+    let client = harness.client(token).await;
     let peer = client.peer().clone();
     let arguments = json!({ "path": file.display().to_string(), "content": "approved" });
     let call = tokio::spawn(async move {
@@ -383,6 +394,45 @@ async fn a_kill_switch_ends_an_approval_wait_with_a_denial() {
         .unwrap();
     assert_eq!(late.status(), 409);
     assert!(!file.exists());
+    harness.verify().await;
+}
+
+/// A call waiting for its approval does not run on a token revoked
+/// meanwhile: approved after the revocation, it is refused, no `allow` is
+/// recorded, and nothing reaches the upstream.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_does_not_run_on_a_token_revoked_while_it_waited() {
+    let Some((harness, _)) = harness().await else {
+        return;
+    };
+    let file = runbook(&harness, "revoked.md");
+    let token = harness.token("remediate-bot").await;
+    let (_client, call, approval) = waiting_write_with(&harness, &token, &file).await;
+    let revoked = harness
+        .http
+        .delete(format!("{}/v1/tokens/{token}", harness.base))
+        .bearer_auth(&harness.admin)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(revoked.status(), 200);
+    harness.approve(&approval).await;
+    let result = tokio::time::timeout(Duration::from_secs(10), call)
+        .await
+        .expect("the approval ends the wait")
+        .unwrap();
+    assert_eq!(result.is_error, Some(true), "{result:?}");
+    let seen = clearance(&result);
+    assert_eq!(seen["outcome"], "deny", "{seen}");
+    assert_eq!(seen["reasons"][0]["code"], "unauthenticated", "{seen}");
+    assert!(!file.exists(), "nothing was written");
+    let allowed = harness
+        .decisions()
+        .await
+        .into_iter()
+        .filter(|d| d["payload"]["decision"]["outcome"] == "allow")
+        .count();
+    assert_eq!(allowed, 0);
     harness.verify().await;
 }
 
