@@ -219,6 +219,27 @@ async fn a_trip_lands_while_another_instance_opens_approvals(a: Server) {
                 "the reset voids {approval}"
             );
         }
+        // The console's history names what the reset voided.
+        let operator = clearance_service::Identity::Operator {
+            name: "ada".into(),
+            role: clearance_service::Role::Approver,
+        };
+        let history = on_gw!(&a.gw, |g| g
+            .kill_switches()
+            .history(&operator, jiff::SignedDuration::from_hours(1))
+            .await
+            .unwrap());
+        // (It may name more: the flood's requests decided on B before B
+        // read the trip, and recorded after this list was read.)
+        let listed = history.iter().find(|s| s.switch.id == id).unwrap();
+        for approval in &open {
+            let approval = approval["id"].as_str().unwrap();
+            assert!(
+                listed.voided_at_reset.iter().any(|v| v == approval),
+                "the history names {approval} as voided at reset: {:?}",
+                listed.voided_at_reset
+            );
+        }
         let before = opened.load(Relaxed);
         until(|| async { opened.load(Relaxed) >= before + 16 }).await;
     }

@@ -290,11 +290,15 @@ pub struct KillSwitchHistoryView {
     pub reset_by: Option<String>,
     /// When.
     pub reset_at: Option<Timestamp>,
+    /// The approvals its reset voided: covered ones opened on another
+    /// instance that the trip did not know of.
+    pub voided_at_reset: Vec<String>,
 }
 
 impl<S: Store> KillSwitches<'_, S> {
     /// Switches tripped in the last `since`, or still tripped, newest first,
-    /// each with what it voided (read from its trip's record).
+    /// each with what it voided (read from its trip's and its reset's
+    /// records).
     ///
     /// # Errors
     /// `Forbidden` for anyone but an operator; `Unavailable`.
@@ -318,25 +322,37 @@ impl<S: Store> KillSwitches<'_, S> {
             .map_err(unavailable)?;
         let mut views = Vec::with_capacity(rows.len());
         for row in rows {
-            let record = self
-                .core
-                .store
-                .records(row.tripped_seq.saturating_sub(1), 1)
-                .await
-                .map_err(unavailable)?;
-            let voided = record
-                .first()
-                .filter(|r| r.seq == row.tripped_seq && r.kind == "kill_switch.tripped")
-                .and_then(|r| serde_json::from_str::<KillSwitchRecord>(&r.payload).ok())
-                .map(|r| r.voided_approvals)
-                .unwrap_or_default();
+            let voided = self
+                .voided_by(row.tripped_seq, "kill_switch.tripped")
+                .await?;
+            let voided_at_reset = match row.reset_seq {
+                Some(seq) => self.voided_by(seq, "kill_switch.reset").await?,
+                None => Vec::new(),
+            };
             views.push(KillSwitchHistoryView {
                 switch: KillSwitchView::of(&row.row, voided, Vec::new()),
                 reset_by: row.reset_by,
                 reset_at: row.reset_at,
+                voided_at_reset,
             });
         }
         Ok(views)
+    }
+
+    /// The approvals the kill switch record `seq` of `kind` voided.
+    async fn voided_by(&self, seq: u64, kind: &str) -> Result<Vec<String>, ServiceError> {
+        let record = self
+            .core
+            .store
+            .records(seq.saturating_sub(1), 1)
+            .await
+            .map_err(|e| ServiceError::from_store(e, "reading kill switches"))?;
+        Ok(record
+            .first()
+            .filter(|r| r.seq == seq && r.kind == kind)
+            .and_then(|r| serde_json::from_str::<KillSwitchRecord>(&r.payload).ok())
+            .map(|r| r.voided_approvals)
+            .unwrap_or_default())
     }
 }
 

@@ -134,6 +134,7 @@ pub(crate) fn kill_switch_history(row: &impl Columns) -> Result<KillSwitchHistor
             .optional_text("reset_at")?
             .map(|t| timestamp(&t))
             .transpose()?,
+        reset_seq: row.optional_int("reset_seq")?.map(seq).transpose()?,
     })
 }
 

@@ -184,6 +184,9 @@ pub struct KillSwitchHistoryRow {
     pub reset_by: Option<String>,
     /// When, once reset.
     pub reset_at: Option<Timestamp>,
+    /// The ledger record of the reset (it names the approvals the reset
+    /// voided); `None` for switches reset before it was kept.
+    pub reset_seq: Option<u64>,
 }
 
 /// A rollback test.

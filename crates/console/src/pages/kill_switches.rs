@@ -69,8 +69,11 @@ pub(crate) async fn list<S: Store>(
                         td { (s.switch.scope.name()) @if let Some(t) = &s.switch.target { " " code { (t) } } }
                         td { (s.switch.reason) }
                         td { (time(s.switch.tripped_at)) " by " (s.switch.tripped_by) }
-                        td { @if s.switch.voided_approvals.is_empty() { span.muted { "nothing" } }
-                             @for id in &s.switch.voided_approvals { code { (id) } " " } }
+                        td { @if s.switch.voided_approvals.is_empty() && s.voided_at_reset.is_empty() { span.muted { "nothing" } }
+                             @for id in &s.switch.voided_approvals { code { (id) } " " }
+                             @if !s.voided_at_reset.is_empty() {
+                                 span.voided-at-reset { "at reset: " @for id in &s.voided_at_reset { code { (id) } " " } }
+                             } }
                         td {
                             @match (&s.reset_by, s.reset_at) {
                                 (Some(by), Some(at)) => { (badge("muted", "reset")) " " (time(at)) " by " (by) }

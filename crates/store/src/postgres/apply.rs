@@ -271,10 +271,11 @@ async fn apply_one(conn: &mut PgConnection, seq: u64, effect: &Effect) -> Result
         }
         Effect::KillSwitchReset { id, by, at } => {
             let result = sqlx::query(
-                "UPDATE kill_switches SET reset_by = $1, reset_at = $2 WHERE id = $3 AND reset_at IS NULL",
+                "UPDATE kill_switches SET reset_by = $1, reset_at = $2, reset_seq = $3 WHERE id = $4 AND reset_at IS NULL",
             )
             .bind(by)
             .bind(timestamp_text(*at))
+            .bind(int(seq))
             .bind(id)
             .execute(conn)
             .await?;

@@ -190,10 +190,11 @@ async fn apply_one(
         }
         Effect::KillSwitchReset { id, by, at } => {
             let result = sqlx::query(
-                "UPDATE kill_switches SET reset_by = ?, reset_at = ? WHERE id = ? AND reset_at IS NULL",
+                "UPDATE kill_switches SET reset_by = ?, reset_at = ?, reset_seq = ? WHERE id = ? AND reset_at IS NULL",
             )
             .bind(by)
             .bind(timestamp_text(*at))
+            .bind(int(seq))
             .bind(id)
             .execute(conn)
             .await?;

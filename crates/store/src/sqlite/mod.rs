@@ -514,7 +514,7 @@ impl Backend for Sqlite {
         since: Timestamp,
     ) -> Result<Vec<KillSwitchHistoryRow>, StoreError> {
         let rows = sqlx::query(
-            "SELECT id, scope, target, reason, tripped_by, tripped_at, tripped_seq, reset_by, reset_at
+            "SELECT id, scope, target, reason, tripped_by, tripped_at, tripped_seq, reset_by, reset_at, reset_seq
              FROM kill_switches WHERE tripped_at >= ?1 OR reset_at IS NULL OR reset_at >= ?1
              ORDER BY tripped_seq DESC LIMIT 1000",
         )
