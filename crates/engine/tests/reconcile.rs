@@ -580,3 +580,54 @@ fn an_exec_over_websocket_is_a_write_though_the_log_says_get() {
         "an apps-group deployments/exec is no container stream"
     );
 }
+
+/// A container stream is recorded at `ResponseComplete` only when it ends —
+/// hours later, or never if the API server dies meanwhile — so it counts
+/// at `ResponseStarted`. Both stages of one stream share a key (it counts
+/// once, whichever arrives first); any other request's `ResponseStarted`
+/// (a watch) is still ignored, and keyed apart from its completion.
+#[test]
+fn a_stream_counts_when_it_opens_and_once() {
+    let bundle = compiled(CONFIG);
+    let stream = |stage: &str, code: u16| {
+        event(
+            &SCALE
+                .replace("\"verb\": \"patch\"", "\"verb\": \"get\"")
+                .replace(
+                    "\"resource\": \"deployments\", \"subresource\": \"scale\"",
+                    "\"resource\": \"pods\", \"subresource\": \"exec\"",
+                )
+                .replace("\"apiGroup\": \"apps\", ", "\"apiGroup\": \"\", ")
+                .replace("ResponseComplete", stage)
+                .replace("\"code\": 200", &format!("\"code\": {code}")),
+        )
+    };
+    let opened = stream("ResponseStarted", 101);
+    let ended = stream("ResponseComplete", 200);
+    for event in [&opened, &ended] {
+        assert!(
+            matches!(
+                classify(&bundle, event),
+                Reading::Write {
+                    agent: "incident-bot",
+                    ..
+                }
+            ),
+            "{} counts",
+            event.stage
+        );
+    }
+    assert_eq!(opened.key(), ended.key(), "one stream, one key");
+    assert!(opened.key().starts_with("7f1c/stream/"), "{}", opened.key());
+    assert_eq!(
+        classify(&bundle, &stream("RequestReceived", 101)),
+        Reading::Ignored(Ignored::Stage)
+    );
+    let started = event(&SCALE.replace("ResponseComplete", "ResponseStarted"));
+    assert_eq!(
+        classify(&bundle, &started),
+        Reading::Ignored(Ignored::Stage),
+        "only a stream counts when it opens"
+    );
+    assert_ne!(started.key(), event(SCALE).key());
+}

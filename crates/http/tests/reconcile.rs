@@ -1,6 +1,7 @@
 //! Reconciliation with the Kubernetes audit log, driven over HTTP with
 //! the webhook's `EventList` body, on both backends: a matched write, a
-//! write around clearance (shadow and a lock within the one request), the
+//! write around clearance (shadow and a lock within the one request), an
+//! exec stream around it (counted when it opens), the
 //! same event again, another service account, a 403, clock skew, one
 //! match per decision, a failed response, hostile bodies — and many
 //! copies of one event at once, counted once.
@@ -201,6 +202,48 @@ async fn a_write_around_clearance_demotes_and_locks_within_the_request(server: S
         .get("/v1/audit?kind=platform_event", Some(&server.admin))
         .await;
     assert_eq!(page["records"].as_array().unwrap().len(), 1, "{page}");
+}
+
+/// `kubectl exec` around clearance: the API server records the stream at
+/// `ResponseStarted` when it opens and at `ResponseComplete` only when it
+/// ends. The agent is demoted and locked when the stream opens, not hours
+/// later; the completion is the same event, a duplicate.
+async fn a_stream_around_clearance_counts_when_it_opens(server: Server) {
+    // One request: every stage repeats its auditID and receipt time.
+    let mut request = event(&server, "e-1", "autonomous-bot", "get", "pods/exec");
+    request["objectRef"]["apiGroup"] = json!("");
+    request["objectRef"]["name"] = json!("checkout-api-7d9f");
+    let exec = |stage: &str, code: u16| {
+        let mut exec = request.clone();
+        exec["stage"] = json!(stage);
+        exec["responseStatus"]["code"] = json!(code);
+        exec
+    };
+    let mut received = exec("RequestReceived", 0);
+    received["responseStatus"] = Value::Null;
+    let report = reconciled(&server, &[received, exec("ResponseStarted", 101)]).await;
+    assert_eq!(report["ignored"], 1, "{report}");
+    assert_eq!(report["out_of_scope"], 1, "{report}");
+    assert_eq!(report["events"][0]["demoted_to"], "shadow", "{report}");
+    let after = agent(&server, "autonomous-bot").await;
+    assert_eq!(
+        (&after["phase"], &after["locked"]),
+        (&json!("shadow"), &json!(true))
+    );
+    let ended = reconciled(&server, &[exec("ResponseComplete", 101)]).await;
+    assert_eq!(ended["duplicates"], 1, "{ended}");
+    let (_, page) = server
+        .get("/v1/audit?kind=platform_event", Some(&server.admin))
+        .await;
+    let records = page["records"].as_array().unwrap();
+    assert_eq!(records.len(), 1, "{page}");
+    assert!(
+        records[0]["payload"]["event_key"]
+            .as_str()
+            .unwrap()
+            .starts_with("kubernetes-audit:e-1/stream/"),
+        "{page}"
+    );
 }
 
 async fn other_accounts_reads_and_stages_are_ignored_and_a_403_is_an_unsafe_attempt(
@@ -580,6 +623,7 @@ async fn a_nul_in_a_client_chosen_field_refuses_no_batch(server: Server) {
 contract!(a_nul_in_a_client_chosen_field_refuses_no_batch);
 contract!(a_write_that_ran_an_allowed_execution_is_matched_once);
 contract!(a_write_around_clearance_demotes_and_locks_within_the_request);
+contract!(a_stream_around_clearance_counts_when_it_opens);
 contract!(other_accounts_reads_and_stages_are_ignored_and_a_403_is_an_unsafe_attempt);
 contract!(clock_skew_the_window_and_one_match_per_decision);
 contract!(a_write_past_the_window_is_out_of_scope);

@@ -25,6 +25,11 @@ use crate::{
 pub const API_VERSION: &str = "audit.k8s.io/v1";
 /// The stage at which an event carries its response code.
 pub const RESPONSE_COMPLETE: &str = "ResponseComplete";
+/// The stage at which a long-running request's response began: a stream
+/// (exec, attach, port-forward) is recorded at `ResponseComplete` only
+/// when it ends, hours later perhaps, or never if the API server dies
+/// meanwhile, so a stream counts from here.
+pub const RESPONSE_STARTED: &str = "ResponseStarted";
 /// The most an identifier-like field of an event may hold (`auditID`,
 /// `stage`, `verb`, resource parts).
 const MAX_ID: usize = 128;
@@ -239,12 +244,16 @@ impl AuditEvent {
     /// time). The same event delivered again — a retried webhook batch, the
     /// log file read again — has the same key; a request that reuses
     /// another's auditID (the client may set it) is another event, counted.
+    /// A stream's two counted stages ([`AuditEvent::counts`]) share one
+    /// key, `stream` in the stage's place and no response code, so a
+    /// stream counts once, at whichever comes first.
     pub fn key(&self) -> String {
+        let stream = self.is_stream();
         let said = (
             &self.verb,
             &self.user.username,
             &self.object_ref,
-            self.code(),
+            self.code().filter(|_| !stream),
             self.request_received_timestamp,
         );
         // Strings, numbers and a timestamp cannot fail to serialise; were
@@ -252,7 +261,28 @@ impl AuditEvent {
         let bytes = serde_json::to_vec(&said).unwrap_or_else(|_| format!("{said:?}").into_bytes());
         let digest = Sha256::digest(bytes);
         let short = hex(digest.get(..8).unwrap_or_default());
-        format!("{}/{}/{short}", self.audit_id, self.stage)
+        let stage = if stream && self.counts() {
+            "stream"
+        } else {
+            &self.stage
+        };
+        format!("{}/{stage}/{short}", self.audit_id)
+    }
+
+    /// Whether the event is of a container stream: `pods/exec`,
+    /// `pods/attach` or `pods/portforward` in the core group.
+    pub fn is_stream(&self) -> bool {
+        let requested = (self.field(|o| &o.resource), self.field(|o| &o.subresource));
+        self.field(|o| &o.api_group).is_empty()
+            && STREAM_SUBRESOURCES
+                .iter()
+                .any(|s| s.split_once('/') == Some(requested))
+    }
+
+    /// Whether this is a stage reconciliation reads: `ResponseComplete`,
+    /// and for a stream `ResponseStarted` too ([`RESPONSE_STARTED`]).
+    pub fn counts(&self) -> bool {
+        self.stage == RESPONSE_COMPLETE || (self.stage == RESPONSE_STARTED && self.is_stream())
     }
 
     /// The response code, when the event has one.
@@ -316,15 +346,7 @@ fn text(
 /// Read from the event's fields, with no allocation: most events an agent
 /// causes are reads, ignored right after.
 fn authorized_verb(event: &AuditEvent) -> &str {
-    let requested = (
-        event.field(|o| &o.resource),
-        event.field(|o| &o.subresource),
-    );
-    let stream = event.field(|o| &o.api_group).is_empty()
-        && STREAM_SUBRESOURCES
-            .iter()
-            .any(|s| s.split_once('/') == Some(requested));
-    if event.verb == "get" && stream {
+    if event.verb == "get" && event.is_stream() {
         "create"
     } else {
         &event.verb
@@ -333,7 +355,7 @@ fn authorized_verb(event: &AuditEvent) -> &str {
 
 /// What `event` says about an agent of `bundle`.
 pub fn classify<'a>(bundle: &'a Bundle, event: &'a AuditEvent) -> Reading<'a> {
-    if event.stage != RESPONSE_COMPLETE {
+    if !event.counts() {
         return Reading::Ignored(Ignored::Stage);
     }
     let Some(agent) = bundle.agent_by_kubernetes_user(&event.user.username) else {
