@@ -394,6 +394,18 @@ async fn webhook_bodies_are_checked_whole_and_only_harnesses_and_admins_send_the
     for token in [&agent_token, &server.approver] {
         let (status, body) = post_events(&server, token, &[restart(&server, "g-1", 0)]).await;
         assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+        // Refused before the body is read: no one else can make the
+        // gateway parse up to 16 MiB of JSON.
+        let bearer = format!("Bearer {token}");
+        for path in [
+            "/v1/platform-events/kubernetes",
+            "/v1/platform-events/cloudtrail",
+        ] {
+            let (status, body) = server
+                .post_raw(path, &[("authorization", &bearer)], "{\"items\": [")
+                .await;
+            assert_eq!(status, StatusCode::FORBIDDEN, "{path}: {body}");
+        }
     }
     let (status, body) = post_events(&server, &server.admin, &[]).await;
     assert_eq!(status, StatusCode::OK, "{body}");

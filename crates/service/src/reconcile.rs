@@ -128,6 +128,18 @@ struct RequestResource {
 }
 
 impl<S: Store> Reconcile<'_, S> {
+    /// Whether `identity` may report platform events (a harness or an
+    /// admin): a face asks before it reads a body, so that no one else can
+    /// make the gateway parse one.
+    ///
+    /// # Errors
+    /// `Forbidden` for anyone else.
+    pub fn may_report(&self, identity: &Identity) -> Result<(), ServiceError> {
+        identity
+            .evidence_recorder("report platform events")
+            .map(|_| ())
+    }
+
     /// Reconciles a list of Kubernetes audit events (the webhook's body),
     /// reporting each as it was recorded. The list is checked whole before
     /// anything is recorded.

@@ -2,7 +2,10 @@
 //! audit webhook; `POST /v1/platform-events/cloudtrail`: AWS CloudTrail
 //! log files (or the events of one, as a forwarder batches them).
 
-use axum::Json;
+use axum::{
+    Json,
+    extract::{FromRequest as _, Request},
+};
 use clearance_engine::reconcile::{cloudtrail::Trail, kubernetes::EventList};
 use clearance_service::ReconcileReport;
 use clearance_store::Store;
@@ -15,7 +18,9 @@ use crate::{
 
 /// The largest body accepted: the API server batches up to 400 events by
 /// default, each a few kilobytes at the `Metadata` level; a CloudTrail
-/// log file is delivered every 5 minutes and rarely larger.
+/// log file is delivered every 5 minutes and rarely larger. Only a
+/// harness or an admin gets its body read: parsed, 16 MiB of JSON can take
+/// hundreds of megabytes.
 pub const MAX_AUDIT_BODY_BYTES: usize = 16 * 1024 * 1024;
 
 /// Reconcile a batch of audit events (harness or admin): the body is the
@@ -31,8 +36,10 @@ pub const MAX_AUDIT_BODY_BYTES: usize = 16 * 1024 * 1024;
 pub(crate) async fn kubernetes<S: Store>(
     axum::extract::State(gateway): Shared<S>,
     Caller(identity): Caller,
-    AuditBody(list): AuditBody<EventList>,
+    request: Request,
 ) -> Result<Json<ReconcileReport>, ApiError> {
+    gateway.reconcile().may_report(&identity)?;
+    let AuditBody(list) = AuditBody::<EventList>::from_request(request, &()).await?;
     Ok(Json(
         gateway.reconcile().kubernetes(&identity, &list).await?,
     ))
@@ -51,8 +58,10 @@ pub(crate) async fn kubernetes<S: Store>(
 pub(crate) async fn cloudtrail<S: Store>(
     axum::extract::State(gateway): Shared<S>,
     Caller(identity): Caller,
-    AuditBody(trail): AuditBody<Trail>,
+    request: Request,
 ) -> Result<Json<ReconcileReport>, ApiError> {
+    gateway.reconcile().may_report(&identity)?;
+    let AuditBody(trail) = AuditBody::<Trail>::from_request(request, &()).await?;
     Ok(Json(
         gateway.reconcile().cloudtrail(&identity, &trail).await?,
     ))
