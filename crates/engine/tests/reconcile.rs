@@ -9,6 +9,7 @@ mod common;
 use clearance_engine::{
     Bundle,
     reconcile::{
+        PlatformEvent,
         cloudtrail::{self, Trail, TrailEvent},
         kubernetes::{AuditEvent, EventList, Ignored, Reading, classify},
     },
@@ -234,10 +235,6 @@ fn hostile_events_are_refused_naming_the_field() {
             "user.username",
         ),
         (
-            SCALE.replace("\"code\": 200", "\"code\": 9000"),
-            "responseStatus.code",
-        ),
-        (
             SCALE.replace("\"kind\": \"Event\"", "\"kind\": \"Pod\""),
             "kind",
         ),
@@ -255,10 +252,34 @@ fn hostile_events_are_refused_naming_the_field() {
     }
     let list: EventList = serde_json::from_str(&format!(
         r#"{{"kind":"EventList","apiVersion":"audit.k8s.io/v1","items":[{SCALE},{}]}}"#,
-        SCALE.replace("\"code\": 200", "\"code\": 42")
+        SCALE.replace("\"7f1c\"", "\"\"")
     ))
     .unwrap();
-    assert_eq!(list.check().unwrap_err().0, "items[1].responseStatus.code");
+    assert_eq!(list.check().unwrap_err().0, "items[1].auditID");
+}
+
+/// A response code is the platform's, or a proxied backend's (Go passes
+/// codes up to 999): never a reason to refuse the event, and the batch
+/// with it. One that is no success is a failure.
+#[test]
+fn any_response_code_is_read_and_no_success_is_a_failure() {
+    let bundle = compiled(CONFIG);
+    for (code, failed) in [
+        (200, false),
+        (101, false),
+        (404, true),
+        (600, true),
+        (42, true),
+        (-1, true),
+    ] {
+        let event = event(&SCALE.replace("\"code\": 200", &format!("\"code\": {code}")));
+        assert!(event.check().is_ok(), "{code}");
+        assert!(
+            matches!(classify(&bundle, &event), Reading::Write { .. }),
+            "{code}"
+        );
+        assert_eq!(PlatformEvent::failed(&event), failed, "{code}");
+    }
 }
 
 #[test]

@@ -228,14 +228,9 @@ impl AuditEvent {
                 }
             }
         }
-        if let Some(code) = self.response_status.as_ref().and_then(|s| s.code)
-            && !(100..=599).contains(&code)
-        {
-            return Err(problem(
-                "responseStatus.code",
-                format!("{code} is not an HTTP status"),
-            ));
-        }
+        // The response code is not checked: a proxied backend chooses it
+        // (Go passes codes up to 999), and refusing it would refuse the
+        // batch around it. One that is no success is a failure (`failed`).
         Ok(())
     }
 
@@ -407,7 +402,7 @@ impl PlatformEvent for AuditEvent {
     }
 
     fn failed(&self) -> bool {
-        self.code().is_some_and(|code| code >= 400)
+        self.code().is_some_and(|code| !(100..400).contains(&code))
     }
 
     fn classify<'a>(&'a self, bundle: &'a Bundle) -> Reading<'a> {
