@@ -325,6 +325,25 @@ fn trail_event(json: &str) -> TrailEvent {
     serde_json::from_str(json).expect("a CloudTrail event")
 }
 
+/// What the ledger keeps of a CloudTrail event's parameters: small ones as
+/// they are; large ones, or ones holding a NUL (which PostgreSQL's jsonb
+/// cannot read, so an agent could break every audit view filtered by its
+/// name), as their size alone.
+#[test]
+fn parameters_are_kept_when_small_and_free_of_nul() {
+    let kept = |json: &str| serde_json::to_value(trail_event(json)).unwrap();
+    let small = kept(UPDATE);
+    assert_eq!(small["requestParameters"]["service"], "checkout-api");
+    assert!(small.get("requestParametersBytes").is_none(), "{small}");
+    let with_nul = kept(&UPDATE.replace("\"checkout-api\"", "\"checkout\\u0000api\""));
+    assert!(with_nul.get("requestParameters").is_none(), "{with_nul}");
+    assert_eq!(with_nul["requestParametersBytes"], 69, "{with_nul}");
+    assert!(!with_nul.to_string().contains("\\u0000"));
+    let large = kept(&UPDATE.replace("\"checkout-api\"", &format!("\"{}\"", "x".repeat(3000))));
+    assert!(large.get("requestParameters").is_none());
+    assert!(large["requestParametersBytes"].as_u64().unwrap() > 3000);
+}
+
 #[test]
 fn a_call_by_an_agents_role_is_read_as_each_action_its_mapping_places() {
     let bundle = compiled(CONFIG);

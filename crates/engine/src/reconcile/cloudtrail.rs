@@ -322,8 +322,13 @@ impl Serialize for TrailEvent {
             arn: Option<&'a str>,
         }
         let parameters = self.request_parameters.as_ref().filter(|v| !v.is_null());
-        let size = parameters.map(|p| serde_json::to_string(p).map_or(usize::MAX, |t| t.len()));
-        let small = size.is_some_and(|s| s <= MAX_KEPT_PARAMETERS);
+        let text = parameters.map(|p| serde_json::to_string(p).unwrap_or_default());
+        let size = text.as_ref().map(String::len);
+        // The caller chose the parameters: a NUL among them is kept out of
+        // the ledger, whose JSON PostgreSQL's jsonb must be able to read.
+        let small = text.as_ref().is_some_and(|t| {
+            !t.is_empty() && t.len() <= MAX_KEPT_PARAMETERS && !t.contains("\\u0000")
+        });
         Kept {
             event_id: &self.event_id,
             event_time: self.event_time,
