@@ -12,6 +12,7 @@ mod support;
 
 use reqwest::StatusCode;
 use serde_json::{Value, json};
+use clearance_store::Store as _;
 use support::{Server, request};
 
 /// One `ResponseComplete` event of `verb` on `resource` (`resource` or
@@ -243,6 +244,47 @@ async fn a_stream_around_clearance_counts_when_it_opens(server: Server) {
             .unwrap()
             .starts_with("kubernetes-audit:e-1/stream/"),
         "{page}"
+    );
+}
+
+/// A sample stands when the platform received the write, but never later
+/// than its record: an event stamped ahead of the gateway's clock (within
+/// the skew allowed) would otherwise fall inside the phase its own
+/// demotion starts, and count there again once a restart rebuilds the
+/// tallies from the stored evidence.
+async fn a_sample_is_never_dated_after_its_record(server: Server) {
+    let mut ahead = event(
+        &server,
+        "f-1",
+        "autonomous-bot",
+        "patch",
+        "deployments/scale",
+    );
+    ahead["requestReceivedTimestamp"] = json!(server.ago(-20));
+    let report = reconciled(&server, &[ahead]).await;
+    assert_eq!(report["out_of_scope"], 1, "{report}");
+    let (_, page) = server
+        .get("/v1/audit?kind=platform_event", Some(&server.admin))
+        .await;
+    let record = &page["records"][0];
+    let recorded: jiff::Timestamp = record["at"].as_str().unwrap().parse().unwrap();
+    let received: jiff::Timestamp = record["payload"]["at"].as_str().unwrap().parse().unwrap();
+    assert!(received > recorded, "the event is stamped ahead: {record}");
+    let samples = on_gw!(&server.gw, |g| g
+        .store()
+        .evidence_since("autonomous-bot", jiff::Timestamp::UNIX_EPOCH)
+        .await
+        .unwrap());
+    let sample = samples
+        .iter()
+        .find(|s| json!(s.incident_id) == record["payload"]["incident_id"])
+        .unwrap();
+    assert_eq!(sample.at, recorded);
+    let standing = agent(&server, "autonomous-bot").await;
+    let since: jiff::Timestamp = standing["phase_since"].as_str().unwrap().parse().unwrap();
+    assert!(
+        sample.at < since,
+        "the sample precedes the demotion: {standing}"
     );
 }
 
@@ -636,6 +678,7 @@ contract!(a_nul_in_a_client_chosen_field_refuses_no_batch);
 contract!(a_write_that_ran_an_allowed_execution_is_matched_once);
 contract!(a_write_around_clearance_demotes_and_locks_within_the_request);
 contract!(a_stream_around_clearance_counts_when_it_opens);
+contract!(a_sample_is_never_dated_after_its_record);
 contract!(other_accounts_reads_and_stages_are_ignored_and_a_403_is_an_unsafe_attempt);
 contract!(clock_skew_the_window_and_one_match_per_decision);
 contract!(a_write_past_the_window_is_out_of_scope);

@@ -292,11 +292,15 @@ pub fn effects_of(kind: &str, payload: &str, at: Timestamp) -> Result<Vec<Effect
                 key: r.event_key,
                 decision_id: r.decision_id,
             }];
+            // Never dated after its record: an event stamped ahead of the
+            // gateway's clock (the skew allowed) would otherwise count again
+            // in the phase its own demotion starts, once a restart rebuilds
+            // the tallies from the stored evidence.
             effects.extend(sample.map(|sample| {
                 Effect::EvidenceRecorded(EvidenceRow {
                     agent: r.agent,
                     incident_id: r.incident_id,
-                    at: r.at,
+                    at: r.at.min(at),
                     sample,
                 })
             }));
