@@ -10,10 +10,10 @@
 
 mod support;
 
+use clearance_store::Store as _;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-use clearance_store::Store as _;
-use support::{Server, request};
+use support::{Backend, Place, Server, request};
 
 /// One `ResponseComplete` event of `verb` on `resource` (`resource` or
 /// `resource/subresource`) `payments/checkout-api` by `account` (in
@@ -686,3 +686,69 @@ contract!(an_error_response_is_the_decisions_failed_outcome);
 contract!(webhook_bodies_are_checked_whole_and_only_harnesses_and_admins_send_them);
 contract!(copies_of_an_event_sent_at_once_count_once);
 contract!(a_burst_of_writes_around_clearance_leaves_none_unanswered);
+
+/// A failed outcome lost with its batch's answer is recorded when the
+/// webhook sends the batch again. The store fails for real between the
+/// event's record and the outcome's: another PostgreSQL session holds the
+/// `decisions` table, so the event goes in, the outcome's write waits, and
+/// its connection is terminated. The webhook gets an error and sends the
+/// batch again: a duplicate, and the decision's `failed` outcome, once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_outcome_lost_with_its_answer_is_recorded_when_the_batch_comes_again() {
+    let Some(server) = Server::start(Backend::Postgres).await else {
+        return;
+    };
+    let Place::Postgres(db) = &*server.place else {
+        panic!("a PostgreSQL server");
+    };
+    let token = server.token("autonomous-bot").await;
+    let decision = allowed_restart(&server, &token).await;
+    let mut failed = restart(&server, "l-1", 0);
+    failed["responseStatus"]["code"] = json!(500);
+    let batch = list(std::slice::from_ref(&failed));
+
+    let mut hold = db.hold_table("decisions").await;
+    let first = {
+        let request = server
+            .client
+            .post(format!("{}/v1/platform-events/kubernetes", server.base))
+            .bearer_auth(&server.harness)
+            .json(&batch);
+        tokio::spawn(async move { request.send().await.unwrap().status() })
+    };
+    hold.fail_the_waiting_write().await;
+    let status = first.await.unwrap();
+    assert!(
+        status.is_server_error(),
+        "the first answer failed: {status}"
+    );
+    hold.release().await;
+    assert!(outcomes(&server).await.is_empty(), "the outcome was lost");
+
+    let again = reconciled(&server, &[failed.clone()]).await;
+    assert_eq!(
+        (&again["duplicates"], &again["failed_outcomes"]),
+        (&json!(1), &json!(1)),
+        "{again}"
+    );
+    let recorded = outcomes(&server).await;
+    assert_eq!(recorded.len(), 1, "{recorded:?}");
+    assert_eq!(recorded[0]["payload"]["decision_id"], json!(decision));
+    assert_eq!(recorded[0]["payload"]["outcome"], "failed");
+    let third = reconciled(&server, &[failed]).await;
+    assert_eq!(
+        (&third["duplicates"], &third["failed_outcomes"]),
+        (&json!(1), &json!(0)),
+        "once: {third}"
+    );
+    assert_eq!(outcomes(&server).await.len(), 1);
+}
+
+/// The `outcome` records in the ledger.
+async fn outcomes(server: &Server) -> Vec<Value> {
+    let (status, page) = server
+        .get("/v1/audit?kind=outcome", Some(&server.admin))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    page["records"].as_array().unwrap().clone()
+}

@@ -109,7 +109,12 @@ pub struct ReconciledEvent {
 
 enum Counted {
     Ignored,
-    Duplicate,
+    /// A copy of an event recorded before; `failed_outcome` when its
+    /// decision's failed outcome, lost with the first copy's answer, was
+    /// recorded now.
+    Duplicate {
+        failed_outcome: bool,
+    },
     Recorded {
         event: ReconciledEvent,
         failed_outcome: bool,
@@ -235,8 +240,9 @@ impl<S: Store> Reconcile<'_, S> {
                 report.ignored += 1;
                 metrics.platform_event("ignored");
             }
-            Counted::Duplicate => {
+            Counted::Duplicate { failed_outcome } => {
                 report.duplicates += 1;
+                report.failed_outcomes += usize::from(failed_outcome);
                 metrics.platform_event("duplicate");
             }
             Counted::Recorded {
@@ -283,8 +289,8 @@ impl<S: Store> Reconcile<'_, S> {
         for attempt in 0..ATTEMPTS {
             if attempt > 0 {
                 tokio::time::sleep(Duration::from_millis(1 << attempt)).await;
-                if self.recorded(&key).await? {
-                    return Ok(Counted::Duplicate);
+                if let Some(duplicate) = self.duplicate(identity, event, &key).await? {
+                    return Ok(duplicate);
                 }
             }
             let candidates = self.candidates(&pending).await?;
@@ -298,22 +304,41 @@ impl<S: Store> Reconcile<'_, S> {
                 Err(other) => return Err(other),
             }
         }
-        if self.recorded(&key).await? {
-            return Ok(Counted::Duplicate);
+        if let Some(duplicate) = self.duplicate(identity, event, &key).await? {
+            return Ok(duplicate);
         }
         Err(ServiceError::Conflict(format!(
             "platform event `{key}` could not be recorded: the decisions it may match kept changing; send it again"
         )))
     }
 
-    async fn recorded(&self, key: &str) -> Result<bool, ServiceError> {
-        Ok(self
+    /// `None` unless the event `key` is recorded already. When it is, what
+    /// recording it set off is made good where it was lost: a batch is sent
+    /// again when its answer failed, which is when a follow-up may have
+    /// been cut short (the store failing under it, the batch's other event
+    /// failing, the client gone). The failed outcome of the decision it
+    /// matched is recorded, unless one was reported; a demotion it was due
+    /// is the timer's sweep's.
+    async fn duplicate<E: PlatformEvent>(
+        &self,
+        identity: &Identity,
+        event: &E,
+        key: &str,
+    ) -> Result<Option<Counted>, ServiceError> {
+        let Some(row) = self
             .core
             .store
             .find_platform_event(key)
             .await
             .map_err(|e| ServiceError::from_store(e, "reading platform events"))?
-            .is_some())
+        else {
+            return Ok(None);
+        };
+        let failed_outcome = match &row.decision_id {
+            Some(decision_id) if event.failed() => self.fail(identity, decision_id, event).await?,
+            _ => false,
+        };
+        Ok(Some(Counted::Duplicate { failed_outcome }))
     }
 
     /// The agent's allowed executions a write at its time may run, with

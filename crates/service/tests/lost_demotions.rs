@@ -13,28 +13,11 @@
 
 mod support;
 
-use std::time::{Duration, Instant};
-
 use clearance_engine::{Phase, trust::DemotionRule};
 use clearance_service::EvidenceInput;
 use clearance_store::PostgresStore;
 use clearance_testkit::TestDb;
-use sqlx::{Connection, PgConnection};
 use support::{World, evidence};
-
-/// Terminates the session of this database that waits on a lock; false
-/// when none waits yet.
-async fn terminate_the_blocked_write(watcher: &mut PgConnection) -> bool {
-    let terminated: Vec<(bool,)> = sqlx::query_as(
-        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity
-         WHERE datname = current_database() AND wait_event_type = 'Lock'
-           AND pid <> pg_backend_pid()",
-    )
-    .fetch_all(watcher)
-    .await
-    .unwrap();
-    terminated.iter().any(|(done,)| *done)
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_out_of_scope_action_whose_demotion_failed_is_demoted_by_the_timer() {
@@ -45,13 +28,7 @@ async fn an_out_of_scope_action_whose_demotion_failed_is_demoted_by_the_timer() 
     let gateway = world.gateway.clone();
     let harness = world.harness.clone();
 
-    let mut holder = PgConnection::connect(&db.url).await.unwrap();
-    let mut watcher = PgConnection::connect(&db.url).await.unwrap();
-    sqlx::query("BEGIN").execute(&mut holder).await.unwrap();
-    sqlx::query("LOCK TABLE agents IN SHARE MODE")
-        .execute(&mut holder)
-        .await
-        .unwrap();
+    let mut hold = db.hold_table("agents").await;
     let grading = tokio::spawn(async move {
         gateway
             .trust()
@@ -69,17 +46,10 @@ async fn an_out_of_scope_action_whose_demotion_failed_is_demoted_by_the_timer() 
             )
             .await
     });
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !terminate_the_blocked_write(&mut watcher).await {
-        assert!(
-            Instant::now() < deadline,
-            "the demotion's write never waited on the table"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    hold.fail_the_waiting_write().await;
     let graded = grading.await.unwrap();
     assert!(graded.is_err(), "the demotion was written: {graded:?}");
-    sqlx::query("ROLLBACK").execute(&mut holder).await.unwrap();
+    hold.release().await;
 
     // The sample is in the ledger; its demotion is not.
     assert_eq!(world.records("evidence").await.len(), 1);

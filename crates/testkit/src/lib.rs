@@ -16,12 +16,14 @@
 mod announced;
 pub mod binary;
 mod cluster;
+mod hold;
 mod peers;
 
 use std::{sync::Once, time::Duration};
 
 pub use announced::{Announced, ServerLog, announced};
 pub use cluster::Cluster;
+pub use hold::TableHold;
 pub use peers::{npm_peers, python_mcp};
 
 use sqlx::{Connection, Executor, PgConnection};
