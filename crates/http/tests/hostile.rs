@@ -644,6 +644,37 @@ async fn operator_input_is_bounded_and_held_to_its_fields(server: Server) {
                     "at": server.ago(0), "correct": true, "detail": "\u{1b}[2J" }),
             "detail",
         ),
+        // What samples are counted by: ` payments` is not a fourth domain.
+        (
+            "/v1/evidence",
+            json!({ "agent": "shadow-bot", "kind": "diagnosis", "incident_id": "inc-9",
+                    "at": server.ago(0), "correct": true, "domain": " payments" }),
+            "domain",
+        ),
+        (
+            "/v1/evidence",
+            json!({ "agent": "shadow-bot", "kind": "diagnosis", "incident_id": "inc-9 ",
+                    "at": server.ago(0), "correct": true, "domain": "payments" }),
+            "incident_id",
+        ),
+        (
+            "/v1/evidence",
+            json!({ "agent": "shadow-bot", "kind": "diagnosis", "incident_id": "inc-9",
+                    "at": server.ago(0), "correct": true, "domain": "x".repeat(65) }),
+            "domain",
+        ),
+        (
+            "/v1/evidence",
+            json!({ "agent": "shadow-bot", "kind": "diagnosis", "incident_id": "inc-\u{7}",
+                    "at": server.ago(0), "correct": true, "domain": "payments" }),
+            "incident_id",
+        ),
+        (
+            "/v1/evidence",
+            json!({ "agent": "shadow-bot", "kind": "diagnosis", "incident_id": "inc-9",
+                    "at": server.ago(0), "correct": true, "domain": "" }),
+            "domain",
+        ),
     ] {
         let (status, answer) = server.post(path, Some(&server.admin), &body).await;
         assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{path}: {answer}");

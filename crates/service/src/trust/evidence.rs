@@ -165,6 +165,33 @@ impl EvidenceInput {
     }
 }
 
+/// The most an incident id may hold.
+const MAX_INCIDENT_ID: usize = 256;
+/// The most a domain may hold.
+const MAX_DOMAIN: usize = 64;
+
+/// An incident id or a domain: what samples are counted by (one per
+/// incident; at least so many domains), so `payments` and ` payments`
+/// must not count twice, and a name is no place for a control character
+/// or a kilobyte held in every instance's tally.
+fn check_name(field: &str, value: &str, max: usize) -> Result<(), ServiceError> {
+    let problem = if value.trim().is_empty() {
+        Some("is empty".to_owned())
+    } else if value.len() > max {
+        Some(format!("{} bytes; at most {max}", value.len()))
+    } else if value.trim() != value {
+        Some("begins or ends with white space".to_owned())
+    } else if value.chars().any(char::is_control) {
+        Some("holds a control character".to_owned())
+    } else {
+        None
+    };
+    match problem {
+        Some(problem) => Err(ServiceError::invalid(field, problem)),
+        None => Ok(()),
+    }
+}
+
 impl<S: Store> Trust<'_, S> {
     /// Records a graded sample; it counts toward the agent's current phase
     /// when taken after that phase began, and may demote the agent.
@@ -192,6 +219,10 @@ impl<S: Store> Trust<'_, S> {
                 "incident_id",
                 "name the incident graded",
             ));
+        }
+        check_name("incident_id", &input.incident_id, MAX_INCIDENT_ID)?;
+        if let Some(domain) = &input.domain {
+            check_name("domain", domain, MAX_DOMAIN)?;
         }
         let now = self.core.clock();
         if input.at > now.checked_add(CLOCK_SKEW).unwrap_or(now) {
