@@ -486,7 +486,7 @@ fn generated_platform_sections_keep_the_three_properties() {
     let (refused, quiet, warned) = (Cell::new(0), Cell::new(0), Cell::new(0));
     let mut runner = TestRunner::new(Config {
         failure_persistence: None,
-        ..Config::with_cases(384)
+        ..Config::with_cases(768)
     });
     runner
         .run(&platform(), |section| {
