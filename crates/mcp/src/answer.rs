@@ -90,9 +90,8 @@ pub(crate) fn refused(message: &str) -> CallToolResult {
     )
 }
 
-/// The result for a call that could not be decided (the ledger is
-/// unavailable): failing closed, nothing was forwarded.
-/// A call whose agent no longer holds the token it came with.
+/// The result for a call whose agent no longer holds the token it came
+/// with: nothing was forwarded.
 pub(crate) fn unauthenticated(message: &str) -> CallToolResult {
     result(
         format!("clearance: not executed: {message}"),
@@ -106,6 +105,8 @@ pub(crate) fn unauthenticated(message: &str) -> CallToolResult {
     )
 }
 
+/// The result for a call that could not be decided (the ledger is
+/// unavailable): failing closed, nothing was forwarded.
 pub(crate) fn undecided(message: &str) -> CallToolResult {
     result(
         format!("clearance: not decided, so not executed: {message}"),

@@ -242,7 +242,10 @@ impl<S: Store> Sessions<'_, S> {
         let Some(hash) = &row.token_sha256 else {
             return Ok(());
         };
-        let same_operator = |identity: &Identity| matches!(identity, Identity::Operator { name, role } if *name == row.operator && *role == row.role);
+        let same_operator = |identity: &Identity| match identity {
+            Identity::Operator { name, role } => *name == row.operator && *role == row.role,
+            _ => false,
+        };
         match self.core.holder_of(hash.clone()).await {
             Ok(identity) if same_operator(&identity) => Ok(()),
             Ok(_) | Err(ServiceError::Unauthenticated(_)) => Err(ServiceError::Unauthenticated(
