@@ -194,6 +194,34 @@ fn check_sees_every_file_a_sync_would_apply() {
     );
 }
 
+/// An agent's folder that is a symbolic link (a merged change to the
+/// GitOps repository may have made it one) is refused, not cleared: the
+/// clearing would remove whatever it points to.
+#[cfg(unix)]
+#[test]
+fn an_agents_folder_that_is_a_symlink_is_refused_and_its_target_kept() {
+    let dir = initialised();
+    let elsewhere = dir.path().join("elsewhere");
+    fs::create_dir_all(elsewhere.join("precious")).unwrap();
+    fs::write(elsewhere.join("notes.txt"), "keep me").unwrap();
+    let agents = dir.path().join("gitops/agents");
+    fs::create_dir_all(&agents).unwrap();
+    std::os::unix::fs::symlink(&elsewhere, agents.join("incident-bot")).unwrap();
+    let out = clearance(&["render", "--out", "gitops/agents"], dir.path());
+    assert_ne!(out.code, 0, "{}", out.stdout);
+    assert!(out.stderr.contains("is not a directory"), "{}", out.stderr);
+    assert_eq!(
+        fs::read_to_string(elsewhere.join("notes.txt")).unwrap(),
+        "keep me"
+    );
+    assert!(elsewhere.join("precious").is_dir());
+    let written: Vec<_> = fs::read_dir(&agents)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(written, ["incident-bot"], "nothing written beside the link");
+}
+
 #[test]
 fn check_sees_a_directory_rendered_for_another_phase_as_drift() {
     let dir = initialised();

@@ -106,6 +106,11 @@ pub fn run(args: RenderArgs) -> anyhow::Result<Exit> {
         return check(dir, scope, &rendered);
     }
     if let Some(dir) = &args.out {
+        // Every folder checked before any is written: a refusal leaves the
+        // directory as it was.
+        for agent in &rendered {
+            real_directory(&dir.join(&agent.agent))?;
+        }
         for agent in &rendered {
             write(dir, agent)?;
         }
@@ -160,9 +165,13 @@ fn current_phases(
 
 /// Replaces what `DIR/<agent>/` holds with the rendered files: anything
 /// else in it — another file, a subfolder, a symlink — is removed, since a
-/// GitOps tool would apply it too.
+/// GitOps tool would apply it too. `DIR/<agent>` itself must be a real
+/// directory: a symlink there (the repository's content, which a merged
+/// change may have put there) would have the clearing remove whatever it
+/// points to.
 fn write(dir: &Path, rendered: &Rendered) -> anyhow::Result<()> {
     let agent_dir = dir.join(&rendered.agent);
+    real_directory(&agent_dir)?;
     fs::create_dir_all(&agent_dir)
         .with_context(|| format!("could not create {}", agent_dir.display()))?;
     let prefix = format!("{}/", rendered.agent);
@@ -201,6 +210,18 @@ fn write(dir: &Path, rendered: &Rendered) -> anyhow::Result<()> {
         rendered.phase,
         agent_dir.display()
     );
+    Ok(())
+}
+
+/// Refuses `path` when it is there but no real directory: a symbolic link
+/// (to anywhere) or a file.
+fn real_directory(path: &Path) -> anyhow::Result<()> {
+    if fs::symlink_metadata(path).is_ok_and(|m| !m.is_dir()) {
+        anyhow::bail!(
+            "{} is not a directory (a symbolic link or a file): remove it, and render again",
+            path.display()
+        );
+    }
     Ok(())
 }
 
