@@ -1,7 +1,8 @@
 //! Reading a bundle directory.
 
 use std::{
-    fs, io,
+    fs,
+    io::{self, Read as _},
     path::{Path, PathBuf},
 };
 
@@ -94,18 +95,35 @@ impl BundleDir {
         Ok(files)
     }
 
+    /// A regular file (a symlink counts as the file it names), read to at
+    /// most [`MAX_FILE_BYTES`]: a device (`/dev/zero` reports no size) or a
+    /// FIFO (opening one waits for a writer) is refused before it is
+    /// opened, and a file that grows past the bound while it is read is
+    /// refused too.
     fn read_file(&self, relative: &Path) -> Result<SourceFile, LoadError> {
         let path = self.root.join(relative);
-        let bytes = fs::metadata(&path)
-            .map_err(|source| LoadError::Io {
-                path: path.clone(),
-                source,
-            })?
-            .len();
+        let io = |source| LoadError::Io {
+            path: path.clone(),
+            source,
+        };
+        let metadata = fs::metadata(&path).map_err(io)?;
+        if !metadata.is_file() {
+            return Err(LoadError::NotAFile { path });
+        }
+        if metadata.len() > MAX_FILE_BYTES {
+            return Err(LoadError::TooLarge {
+                path,
+                bytes: metadata.len(),
+            });
+        }
+        let mut text = String::new();
+        fs::File::open(&path)
+            .and_then(|file| file.take(MAX_FILE_BYTES + 1).read_to_string(&mut text))
+            .map_err(io)?;
+        let bytes = text.len() as u64;
         if bytes > MAX_FILE_BYTES {
             return Err(LoadError::TooLarge { path, bytes });
         }
-        let text = fs::read_to_string(&path).map_err(|source| LoadError::Io { path, source })?;
         Ok(SourceFile {
             path: relative.to_string_lossy().replace('\\', "/"),
             text,

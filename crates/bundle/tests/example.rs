@@ -118,4 +118,21 @@ fn symlinked_policies_are_read_and_unreadable_ones_refuse_the_bundle() {
     fs::write(dir.path().join("policies/huge.cedar"), huge).unwrap();
     let error = BundleDir::new(dir.path()).source().unwrap_err();
     assert!(matches!(error, LoadError::TooLarge { .. }), "{error}");
+    fs::remove_file(dir.path().join("policies/huge.cedar")).unwrap();
+
+    // A device reports no size and never ends; a FIFO's open waits for a
+    // writer. Either as clearance.yaml is refused, at once, not read.
+    let config = dir.path().join("clearance.yaml");
+    fs::remove_file(&config).unwrap();
+    std::os::unix::fs::symlink("/dev/zero", &config).unwrap();
+    let error = BundleDir::new(dir.path()).source().unwrap_err();
+    assert!(matches!(error, LoadError::NotAFile { .. }), "{error}");
+    fs::remove_file(&config).unwrap();
+    let made = std::process::Command::new("mkfifo")
+        .arg(&config)
+        .status()
+        .unwrap();
+    assert!(made.success());
+    let error = BundleDir::new(dir.path()).source().unwrap_err();
+    assert!(matches!(error, LoadError::NotAFile { .. }), "{error}");
 }
