@@ -204,6 +204,23 @@ fn agent_ids_and_domains_must_be_kubernetes_names() {
     insta::assert_snapshot!(errors.to_string());
 }
 
+/// Ids the API server would refuse as a name (an empty label, a label
+/// ending in `-`), or git as a branch (`clearance/<agent>/…` with a
+/// component ending in `.lock`): every phase change would fail to publish.
+#[test]
+fn agent_ids_no_api_server_or_git_branch_takes_are_refused() {
+    for id in ["a..b", "a.-b", "bot.lock"] {
+        let config = CONFIG.replace("  bot:\n", &format!("  \"{id}\":\n"));
+        let errors = bundle_with(
+            &format!("{config}{PLATFORM}"),
+            &[("policies/scope.cedar", POLICY)],
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(errors.contains(&format!("agent id `{id}`")), "{errors}");
+    }
+}
+
 #[test]
 fn gitops_keys_are_checked() {
     let gitops =

@@ -192,14 +192,19 @@ pub fn is_dns_label(name: &str) -> bool {
     name.len() <= 63 && !name.contains('.') && is_dns_subdomain(name)
 }
 
-/// Whether `name` is a DNS-1123 subdomain (most Kubernetes object names).
+/// Whether `name` is a DNS-1123 subdomain (most Kubernetes object names):
+/// labels joined by single dots, each starting and ending with a letter or
+/// digit, as the API server's own check reads it (`a..b` and `a.-b` are
+/// not names).
 pub fn is_dns_subdomain(name: &str) -> bool {
     let alnum = |c: char| c.is_ascii_lowercase() || c.is_ascii_digit();
     !name.is_empty()
         && name.len() <= 253
-        && name.starts_with(alnum)
-        && name.ends_with(alnum)
-        && name.chars().all(|c| alnum(c) || c == '-' || c == '.')
+        && name.split('.').all(|label| {
+            label.starts_with(alnum)
+                && label.ends_with(alnum)
+                && label.chars().all(|c| alnum(c) || c == '-')
+        })
 }
 
 pub(crate) fn dns_label_rule() -> &'static str {
@@ -254,5 +259,9 @@ mod tests {
         assert!(!is_dns_label("a.b") && is_dns_subdomain("a.b"));
         assert!(!is_dns_label("-a") && !is_dns_label("a-") && !is_dns_label(""));
         assert!(!is_dns_label(&"a".repeat(64)) && is_dns_subdomain(&"a".repeat(64)));
+        for not_a_name in ["a..b", "a.-b", "a-.b", ".a", "a.", "A.b"] {
+            assert!(!is_dns_subdomain(not_a_name), "{not_a_name}");
+        }
+        assert!(is_dns_subdomain("incident-bot.v2"));
     }
 }

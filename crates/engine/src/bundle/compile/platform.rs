@@ -171,12 +171,14 @@ impl Config<'_> {
                 continue; // already reported
             };
             let at = spanned.referenced;
-            if !(is_dns_subdomain(id) && id.len() <= 63) {
+            // `.lock` ends no name a git branch may hold (the GitOps
+            // branch `clearance/<agent>/…`).
+            if !(is_dns_subdomain(id) && id.len() <= 63) || id.ends_with(".lock") {
                 self.error_at(
                     "invalid-name",
                     &at,
                     format!(
-                        "agent id `{id}` names Kubernetes and Vault objects once platform: is set, so it must be at most 63 lowercase letters, digits, `-` or `.`, starting and ending with a letter or digit"
+                        "agent id `{id}` names Kubernetes and Vault objects and a GitOps branch once platform: is set, so it must be at most 63 lowercase letters, digits, `-` or `.`, in labels that start and end with a letter or digit, and not end in `.lock`"
                     ),
                 );
                 continue;
