@@ -90,10 +90,13 @@ impl fmt::Display for Capability {
 /// Vault's dynamic secrets are reads: `<mount>/creds/<role>` (database,
 /// AWS, Consul, Nomad, RabbitMQ, Azure…), `<mount>/sts/<role>`, a GCP
 /// `roleset`, `static-account` or `impersonated-account`'s `token` or
-/// `key`, `transit/export/…`, `identity/oidc/token/…`; `sys/raw` reads
-/// Vault's storage. A glob at or right under a mount may cover any of
-/// them, since a mount's engine is not known here; a KV v2 path
-/// (`<mount>/data/…`, `<mount>/metadata/…`) holds only what was written.
+/// `key`, `transit/export/…`, `identity/oidc/token/…`; a static role's
+/// current password (`static-creds`, LDAP's `static-cred`) and a TOTP
+/// code (`<mount>/code/<name>`) too; `sys/raw` reads Vault's storage. A
+/// glob in any segment may cover any of them (`identity/oidc/*` covers
+/// `identity/oidc/token/<role>`), since a mount's engine is not known
+/// here; a KV v2 path (`<mount>/data/…`, `<mount>/metadata/…`) holds only
+/// what was written.
 pub fn read_can_mint_credentials(path: &str) -> bool {
     let glob = |segment: &str| segment.contains('*') || segment == "+";
     let segments: Vec<&str> = path.split('/').collect();
@@ -106,21 +109,25 @@ pub fn read_can_mint_credentials(path: &str) -> bool {
     if matches!(rest.first(), Some(&"data" | &"metadata")) {
         return false;
     }
-    if (*mount == "sys" && rest.first() == Some(&"raw"))
+    if rest.iter().any(|s| glob(s))
+        || (*mount == "sys" && rest.first() == Some(&"raw"))
         || (*mount == "identity" && rest.starts_with(&["oidc", "token"]))
+        || rest.first() == Some(&"code")
     {
         return true;
     }
     rest.iter().enumerate().any(|(i, segment)| {
-        matches!(*segment, "creds" | "sts" | "export")
-            || (matches!(*segment, "token" | "key")
-                && i >= 2
-                && rest.get(i - 2).is_some_and(|owner| {
-                    matches!(
-                        *owner,
-                        "roleset" | "static-account" | "impersonated-account"
-                    )
-                }))
+        matches!(
+            *segment,
+            "creds" | "sts" | "export" | "static-creds" | "static-cred"
+        ) || (matches!(*segment, "token" | "key")
+            && i >= 2
+            && rest.get(i - 2).is_some_and(|owner| {
+                matches!(
+                    *owner,
+                    "roleset" | "static-account" | "impersonated-account"
+                )
+            }))
     })
 }
 
@@ -230,6 +237,13 @@ mod tests {
             "*",
             "secret/*",
             "kv/+/x",
+            "identity/oidc/*",
+            "gcp/roleset/r/*",
+            "database/static-creds/app",
+            "aws/static-creds/deploy",
+            "ldap/static-cred/svc",
+            "totp/code/ops",
+            "secret/app/*",
         ] {
             assert!(read_can_mint_credentials(path), "{path}");
         }
