@@ -175,7 +175,7 @@ impl Config<'_> {
                 "credentials-in-early-phase",
                 at,
                 format!(
-                    "{key}.paths.\"{path}\" grants `read` where a read can mint a credential (a secrets engine's creds/, sts/, a GCP token or key, transit/export, or a glob that may cover them): in shadow and assist an agent may read only what was written (name the KV path, such as secret/data/{{domain}}/*)"
+                    "{key}.paths.\"{path}\" grants `read` where a read can mint a credential (a secrets engine's creds/, sts/, static-creds/, a GCP token or key, transit/export, a TOTP code, or a glob that may cover them): in shadow and assist an agent may read only what was written (name the KV path, such as secret/data/{{domain}}/*)"
                 ),
             );
             return false;
