@@ -73,6 +73,14 @@ pub enum CidrError {
         /// The block it denotes, canonically written.
         canonical: String,
     },
+    /// An IPv6 block of IPv4-mapped addresses (`::ffff:a.b.c.d/…`): Go's
+    /// network code, which most network plugins are written in, reads
+    /// `::ffff:0.0.0.0/96` as every IPv4 address, while the block is
+    /// narrow as IPv6, so it would pass the checks on egress width.
+    #[error(
+        "`{0}` is an IPv4-mapped IPv6 block: write the IPv4 block itself, such as 10.20.0.0/16"
+    )]
+    Ipv4Mapped(String),
 }
 
 impl Cidr {
@@ -140,6 +148,12 @@ impl FromStr for Cidr {
         if prefix > width {
             return Err(syntax());
         }
+        if let IpAddr::V6(v6) = address
+            && prefix >= 96
+            && v6.to_ipv4_mapped().is_some()
+        {
+            return Err(CidrError::Ipv4Mapped(input.to_owned()));
+        }
         let masked = mask(bits, prefix, width);
         if masked != bits {
             let canonical_address = match address {
@@ -192,6 +206,17 @@ mod tests {
         }
         assert_eq!(cidr("10.0.0.7/32").prefix(), 32);
         assert_eq!(cidr("fd00::/8").to_string(), "fd00::/8");
+        for mapped in [
+            "::ffff:0.0.0.0/96",
+            "::ffff:10.0.0.0/104",
+            "::ffff:a00:1/128",
+        ] {
+            assert!(
+                matches!(mapped.parse::<Cidr>(), Err(CidrError::Ipv4Mapped(_))),
+                "{mapped}"
+            );
+        }
+        assert_eq!(cidr("::/96").prefix(), 96);
     }
 
     #[test]
