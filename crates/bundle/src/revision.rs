@@ -1,6 +1,9 @@
 //! A bundle's revision from git: `git:<commit>` when the bundle directory is
 //! inside a git work tree and has no uncommitted change, so that the
-//! revision names exactly the content decided with.
+//! revision names exactly the content decided with. An ignored file in the
+//! directory, or a tracked symlink (git keeps the link, not what it names),
+//! may hold content the commit does not: then the content hash is the
+//! revision.
 
 use std::{path::Path, process::Command};
 
@@ -19,6 +22,15 @@ pub fn git_revision(root: &Path) -> Option<String> {
             .map(|output| String::from_utf8_lossy(&output.stdout).trim().to_owned())
     };
     let commit = git(&["rev-parse", "--verify", "HEAD"])?;
-    let changes = git(&["status", "--porcelain", "--untracked-files=all", "--", "."])?;
-    (changes.is_empty() && !commit.is_empty()).then(|| format!("git:{commit}"))
+    let changes = git(&[
+        "status",
+        "--porcelain",
+        "--untracked-files=all",
+        "--ignored=matching",
+        "--",
+        ".",
+    ])?;
+    let tracked = git(&["ls-files", "--stage", "--", "."])?;
+    let symlink = tracked.lines().any(|line| line.starts_with("120000 "));
+    (changes.is_empty() && !symlink && !commit.is_empty()).then(|| format!("git:{commit}"))
 }

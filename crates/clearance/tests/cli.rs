@@ -311,6 +311,54 @@ fn the_revision_is_the_git_commit_of_a_clean_checkout() {
     ]));
     let check = clearance(&["check", "policy"], dir.path());
     assert!(check.stdout.contains("(revision git:"), "{}", check.stdout);
+    // An ignored policy is loaded, but is not in the commit.
+    fs::write(dir.path().join("policy/.gitignore"), "*.local.cedar\n").unwrap();
+    assert!(git(&["add", ".gitignore"]));
+    assert!(git(&[
+        "-c",
+        "user.name=t",
+        "-c",
+        "user.email=t@example.com",
+        "commit",
+        "-qm",
+        "ignore local policies"
+    ]));
+    let clean = clearance(&["check", "policy"], dir.path());
+    assert!(clean.stdout.contains("(revision git:"), "{}", clean.stdout);
+    fs::write(dir.path().join("policy/policies/x.local.cedar"), "").unwrap();
+    let ignored = clearance(&["check", "policy"], dir.path());
+    assert!(
+        ignored.stdout.contains("(revision sha256:"),
+        "an ignored file is not the commit: {}",
+        ignored.stdout
+    );
+    fs::remove_file(dir.path().join("policy/policies/x.local.cedar")).unwrap();
+    // A committed symlink: git keeps the link, not what it names.
+    #[cfg(unix)]
+    {
+        fs::write(dir.path().join("shared.cedar"), "").unwrap();
+        std::os::unix::fs::symlink(
+            "../../shared.cedar",
+            dir.path().join("policy/policies/shared.cedar"),
+        )
+        .unwrap();
+        assert!(git(&["add", "."]));
+        assert!(git(&[
+            "-c",
+            "user.name=t",
+            "-c",
+            "user.email=t@example.com",
+            "commit",
+            "-qm",
+            "a shared policy"
+        ]));
+        let linked = clearance(&["check", "policy"], dir.path());
+        assert!(
+            linked.stdout.contains("(revision sha256:"),
+            "a committed link is not its target's content: {}",
+            linked.stdout
+        );
+    }
     fs::write(dir.path().join("policy/policies/extra.cedar"), "").unwrap();
     let dirty = clearance(&["check", "policy"], dir.path());
     assert!(
