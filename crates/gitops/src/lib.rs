@@ -43,10 +43,12 @@
 //!    fetched, no ref written), so the branch merges cleanly after earlier
 //!    changes were merged there; without a remote (or with an empty one),
 //!    the repository's `HEAD` commit.
-//! 2. When the branch already exists and its tip carries this change's
-//!    agent, phase and ledger seq, it is reused: a retry after a failed push
-//!    creates no second commit and does not fail. A branch of that name
-//!    holding anything else is [`GitopsError::BranchConflict`].
+//! 2. When the branch already exists, its tip carries this change's
+//!    agent, phase and ledger seq, and its `<path>/<agent>/` holds exactly
+//!    the rendered files, it is reused: a retry after a failed push creates
+//!    no second commit and does not fail. A branch of that name holding
+//!    anything else — other files under this change's trailers included —
+//!    is [`GitopsError::BranchConflict`].
 //! 3. Otherwise one commit on the base, built with plumbing (`read-tree`,
 //!    `hash-object`, `update-index`, `write-tree`, `commit-tree`) in a
 //!    temporary index: `<path>/<agent>/` is replaced by exactly the rendered

@@ -42,9 +42,9 @@ pub fn publish(
     // from another clone, or before a restart on a fresh one — is adopted,
     // not rebuilt: a rebuilt commit would differ and its push be refused
     // as not a fast-forward, again at every retry.
-    let mut found = existing(&git, &reference, change)?;
+    let mut found = existing(&git, target, &reference, change, rendered)?;
     if found.is_none() && adopt_remote_branch(&git, target, &reference)? {
-        found = existing(&git, &reference, change)?;
+        found = existing(&git, target, &reference, change, rendered)?;
     }
     let (commit, created) = match found {
         Some(commit) => (commit, false),
@@ -69,7 +69,7 @@ pub fn publish(
             );
             if let Err(error) = update {
                 // Lost a race with another call: fine if it made this change.
-                return match existing(&git, &reference, change)? {
+                return match existing(&git, target, &reference, change, rendered)? {
                     Some(theirs) => push(&git, target, &branch, theirs, false),
                     None => Err(error),
                 };
@@ -122,12 +122,18 @@ fn git_dir(git: &Git, target: &Target) -> Result<PathBuf, GitopsError> {
     Ok(PathBuf::from(dir.stdout.trim()))
 }
 
-/// The tip of `reference` when it records this change; `None` when the
-/// branch does not exist; a conflict when it records something else.
+/// The tip of `reference` when it records this change — its trailers name
+/// it, and `<path>/<agent>/` holds exactly the rendered files; `None` when
+/// the branch does not exist; a conflict when it holds anything else. The
+/// files are compared as well as the trailers: anyone who can push to the
+/// repository could otherwise put up, ahead of a demotion, a branch whose
+/// trailers claim the narrowing and whose files keep the wide grant.
 fn existing(
     git: &Git,
+    target: &Target,
     reference: &str,
     change: &PhaseChange,
+    rendered: &Rendered,
 ) -> Result<Option<String>, GitopsError> {
     let Some(tip) = git.probe(&[
         "rev-parse",
@@ -155,6 +161,7 @@ fn existing(
     if value(AGENT) == Some(change.agent.as_str())
         && value(PHASE) == Some(phase.as_str())
         && value(LEDGER_SEQ) == Some(seq.as_str())
+        && holds_rendered(git, target, &commit, change, rendered)?
     {
         Ok(Some(commit))
     } else {
@@ -163,6 +170,32 @@ fn existing(
             commit,
         })
     }
+}
+
+/// Whether `<path>/<agent>/` in `commit` holds exactly the rendered files,
+/// byte for byte, and nothing else.
+fn holds_rendered(
+    git: &Git,
+    target: &Target,
+    commit: &str,
+    change: &PhaseChange,
+    rendered: &Rendered,
+) -> Result<bool, GitopsError> {
+    let directory = join(&target.path, &change.agent);
+    let listing = git.run(
+        &["ls-tree", "-r", "--full-tree", commit, "--", &directory],
+        None,
+    )?;
+    let mut held: Vec<String> = listing.stdout.lines().map(str::to_owned).collect();
+    let mut wanted = Vec::with_capacity(rendered.files.len());
+    for file in &rendered.files {
+        let blob = git.run(&["hash-object", "--stdin"], Some(file.text.as_bytes()))?;
+        let path = join(&target.path, &file.path);
+        wanted.push(format!("100644 blob {}\t{path}", blob.stdout.trim()));
+    }
+    held.sort();
+    wanted.sort();
+    Ok(held == wanted)
 }
 
 /// Fetches `reference` from the remote into the same local branch when the

@@ -399,6 +399,83 @@ fn a_branch_holding_something_else_is_a_conflict_and_is_left_alone() {
     );
 }
 
+/// A branch whose trailers claim this very change but whose files are not
+/// the rendered ones — put up ahead of a demotion by anyone who can push,
+/// keeping the wide grant under a narrowing's name — is a conflict, left
+/// alone, never adopted as published.
+#[test]
+fn a_branch_claiming_this_change_with_other_files_is_a_conflict() {
+    let f = fixture();
+    let rendered = f.rendered(Phase::Autonomous);
+    let first = publish(&f.target(None), &promotion(11), &rendered).unwrap();
+    // The same message (trailers and all) on a tree with one file more.
+    let index = f.work.parent().unwrap().join("forged-index");
+    let forge = |args: &[&str], input: Option<&str>| {
+        let mut child = Command::new("git")
+            .arg("-C")
+            .arg(&f.work)
+            .args(args)
+            .env("GIT_INDEX_FILE", &index)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut stdin = child.stdin.take().unwrap();
+        stdin.write_all(input.unwrap_or("").as_bytes()).unwrap();
+        drop(stdin);
+        let output = child.wait_with_output().unwrap();
+        assert!(output.status.success(), "git {args:?}");
+        String::from_utf8(output.stdout).unwrap().trim().to_owned()
+    };
+    forge(&["read-tree", &first.commit], None);
+    let blob = forge(
+        &["hash-object", "-w", "--stdin"],
+        Some("kind: ClusterRoleBinding\n"),
+    );
+    forge(
+        &[
+            "update-index",
+            "--add",
+            "--cacheinfo",
+            &format!("100644,{blob},agents/incident-bot/wide.yaml"),
+        ],
+        None,
+    );
+    let tree = forge(&["write-tree"], None);
+    let message = git(&f.work, &["show", "-s", "--format=%B", &first.commit]);
+    let forged = forge(
+        &["commit-tree", &tree, "-p", "main", "-F", "-"],
+        Some(&message),
+    );
+    git(
+        &f.work,
+        &[
+            "update-ref",
+            &format!("refs/heads/{}", first.branch),
+            &forged,
+        ],
+    );
+
+    let error = publish(&f.target(None), &promotion(11), &rendered).unwrap_err();
+    assert!(
+        matches!(error, GitopsError::BranchConflict { .. }),
+        "{error:?}"
+    );
+    assert_eq!(git(&f.work, &["rev-parse", &first.branch]).trim(), forged);
+    // The genuine commit is still adopted as what it is.
+    git(
+        &f.work,
+        &[
+            "update-ref",
+            &format!("refs/heads/{}", first.branch),
+            &first.commit,
+        ],
+    );
+    let again = publish(&f.target(None), &promotion(11), &rendered).unwrap();
+    assert_eq!(again.commit, first.commit);
+    assert!(!again.created);
+}
+
 #[test]
 fn rendered_files_of_another_agent_or_phase_are_refused() {
     let f = fixture();
