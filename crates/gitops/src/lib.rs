@@ -56,7 +56,11 @@
 //!    repository's checked-out branch, index and working tree are never
 //!    touched.
 //! 4. With a remote, `git push <remote> <branch>`; pushing a branch the
-//!    remote already has at that commit succeeds.
+//!    remote already has at that commit succeeds. When the push is refused
+//!    and the remote's branch records this very change (as in step 2: its
+//!    trailers and its files), pushed meanwhile from another clone as a
+//!    commit of its own, that commit is adopted and the local branch moved
+//!    to it.
 //!
 //! Calls on one repository should not run concurrently (they may race on
 //! the same branch name, which [`GitopsError::BranchConflict`] would then

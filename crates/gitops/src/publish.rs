@@ -77,7 +77,62 @@ pub fn publish(
             (commit, true)
         }
     };
-    push(&git, target, &branch, commit, created)
+    match push(&git, target, &branch, commit, created) {
+        Err(refused @ GitopsError::Push { .. }) => {
+            match adopt_after_refusal(&git, target, &reference, change, rendered)? {
+                Some(theirs) => Ok(Published {
+                    branch,
+                    commit: theirs,
+                    created: false,
+                    pushed: true,
+                }),
+                None => Err(refused),
+            }
+        }
+        other => other,
+    }
+}
+
+/// After a refused push: the remote's branch, when it records this very
+/// change — pushed meanwhile from another clone (another instance, or this
+/// one restarted) as a commit of its own — is adopted, the local branch
+/// moved to it. Otherwise this clone's commit would be refused as not a
+/// fast-forward at every retry, forever.
+fn adopt_after_refusal(
+    git: &Git,
+    target: &Target,
+    reference: &str,
+    change: &PhaseChange,
+    rendered: &Rendered,
+) -> Result<Option<String>, GitopsError> {
+    let Some(remote) = &target.remote else {
+        return Ok(None);
+    };
+    let listing = git
+        .run(&["ls-remote", "--heads", remote, reference], None)
+        .map_err(|error| fetch_error(remote, error))?;
+    let Some(tip) = listing.stdout.split_whitespace().next() else {
+        return Ok(None);
+    };
+    // Its objects only: no ref is written until it is known to be this change.
+    fetch(git, remote, reference)?;
+    match existing(git, target, tip, change, rendered) {
+        Ok(Some(theirs)) => {
+            git.run(
+                &[
+                    "update-ref",
+                    "-m",
+                    "clearance: the remote's commit of this change",
+                    reference,
+                    &theirs,
+                ],
+                None,
+            )?;
+            Ok(Some(theirs))
+        }
+        Ok(None) | Err(GitopsError::BranchConflict { .. }) => Ok(None),
+        Err(other) => Err(other),
+    }
 }
 
 fn check_rendered(change: &PhaseChange, rendered: &Rendered) -> Result<(), GitopsError> {

@@ -363,6 +363,56 @@ fn a_rejected_push_keeps_the_commit_and_the_retry_pushes_that_same_commit() {
     assert_eq!(commits_above_main(&f.work, &done.branch), 1);
 }
 
+/// Two clones publish one change: this one's push is refused, the other
+/// (another instance, or this one after a restart on a fresh clone) builds
+/// a commit of its own and pushes it. The retry here adopts the remote's
+/// commit instead of being refused as not a fast-forward at every retry.
+#[test]
+fn a_retry_adopts_the_commit_another_clone_pushed_of_the_same_change() {
+    let f = fixture();
+    let hook = f.remote.join("hooks/pre-receive");
+    fs::write(&hook, "#!/bin/sh\nexit 1\n").unwrap();
+    let mut permissions = fs::metadata(&hook).unwrap().permissions();
+    std::os::unix::fs::PermissionsExt::set_mode(&mut permissions, 0o755);
+    fs::set_permissions(&hook, permissions).unwrap();
+    let rendered = f.rendered(Phase::Autonomous);
+    let refused = publish(&f.target(Some("origin")), &promotion(12), &rendered).unwrap_err();
+    assert!(matches!(refused, GitopsError::Push { .. }), "{refused:?}");
+    let ours = git(&f.work, &["rev-parse", "clearance/incident-bot/phase-4-12"]);
+    fs::remove_file(&hook).unwrap();
+
+    let other = f.work.with_file_name("other");
+    git(
+        f.work.parent().unwrap(),
+        &["clone", "-q", f.remote.to_str().unwrap(), "other"],
+    );
+    // Later: its commit carries another date, so another id.
+    std::thread::sleep(Duration::from_millis(1_100));
+    let theirs = publish(
+        &Target {
+            worktree: other,
+            ..f.target(Some("origin"))
+        },
+        &promotion(12),
+        &rendered,
+    )
+    .unwrap();
+    assert!(theirs.created && theirs.pushed);
+    assert_ne!(theirs.commit, ours.trim());
+
+    let retried = publish(&f.target(Some("origin")), &promotion(12), &rendered).unwrap();
+    assert_eq!(
+        retried.commit, theirs.commit,
+        "the remote's commit, adopted"
+    );
+    assert!(!retried.created && retried.pushed);
+    assert_eq!(
+        git(&f.work, &["rev-parse", &retried.branch]).trim(),
+        theirs.commit
+    );
+    assert_eq!(commits_above_main(&f.remote, &retried.branch), 1);
+}
+
 #[test]
 fn without_a_remote_the_branch_is_committed_on_head_and_not_pushed() {
     let f = fixture();
