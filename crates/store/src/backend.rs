@@ -238,6 +238,7 @@ pub trait Backend: Send + Sync + 'static {
     fn ungraded_recommendations(
         &self,
         since: Timestamp,
+        per_agent: u32,
         limit: u32,
     ) -> impl Future<Output = Result<Vec<LedgerRecord>, StoreError>> + Send;
 

@@ -180,9 +180,12 @@ impl<B: Backend> Store for Database<B> {
     async fn ungraded_recommendations(
         &self,
         since: Timestamp,
+        per_agent: u32,
         limit: u32,
     ) -> Result<Vec<LedgerRecord>, StoreError> {
-        self.backend.ungraded_recommendations(since, limit).await
+        self.backend
+            .ungraded_recommendations(since, per_agent, limit)
+            .await
     }
 
     async fn evidence_since(

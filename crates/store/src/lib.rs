@@ -199,10 +199,13 @@ pub trait Store: Send + Sync + 'static {
         filter: &LedgerFilter,
     ) -> impl Future<Output = Result<Vec<LedgerRecord>, StoreError>> + Send;
 
-    /// `recommend` decisions at or after `since` that no `recommendation` sample grades yet, newest first.
+    /// `recommend` decisions at or after `since` that no `recommendation`
+    /// sample grades yet, newest first: at most `per_agent` of each agent
+    /// (so that one agent's flood buries no other's), `limit` in all.
     fn ungraded_recommendations(
         &self,
         since: Timestamp,
+        per_agent: u32,
         limit: u32,
     ) -> impl Future<Output = Result<Vec<LedgerRecord>, StoreError>> + Send;
 

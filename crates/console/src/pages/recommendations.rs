@@ -41,7 +41,7 @@ pub(crate) async fn list<S: Store>(
         html! {
             h1 { "Recommendations" }
             @if let Some(id) = &done.graded { div.notice.ok role="status" #notice { "Verdict on " code { (id) } " recorded as evidence." } }
-            p.muted { "Recommendations of assist-phase agents from the last 30 days that no verdict grades yet. Your verdict is the agent's evidence toward its next gate." }
+            p.muted { "Recommendations of assist-phase agents from the last 30 days that no verdict grades yet, the newest 20 of each agent. Your verdict is the agent's evidence toward its next gate." }
             @if waiting.is_empty() { p.panel #none { "Nothing waits for a verdict." } }
             @for r in &waiting {
                 section.panel data-recommendation=(r.decision_id) {

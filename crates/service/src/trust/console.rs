@@ -17,6 +17,10 @@ use crate::{ServiceError, identity::Permissions as _};
 
 /// How far back recommendations wait for a verdict.
 pub const RECOMMENDATION_WINDOW: SignedDuration = SignedDuration::from_hours(24 * 30);
+/// The most ungraded recommendations listed of any one agent: one agent's
+/// flood must not push every other agent's off the list (their gates
+/// would stall, ungraded).
+pub const RECOMMENDATIONS_PER_AGENT: u32 = 20;
 
 /// A recommendation waiting for an operator's verdict.
 #[derive(Clone, Debug, Serialize)]
@@ -82,7 +86,8 @@ pub struct AgentHistory {
 
 impl<S: Store> Trust<'_, S> {
     /// The `recommend` decisions of the last 30 days no verdict grades yet,
-    /// newest first (at most `limit`).
+    /// newest first: at most [`RECOMMENDATIONS_PER_AGENT`] of each agent,
+    /// `limit` in all.
     ///
     /// # Errors
     /// `Forbidden` for anyone but an operator; `Unavailable`.
@@ -100,7 +105,7 @@ impl<S: Store> Trust<'_, S> {
         let records = self
             .core
             .store
-            .ungraded_recommendations(since, limit.min(500))
+            .ungraded_recommendations(since, RECOMMENDATIONS_PER_AGENT, limit.min(500))
             .await
             .map_err(|e| ServiceError::from_store(e, "reading recommendations"))?;
         records

@@ -525,9 +525,10 @@ impl Backend for Postgres {
     async fn ungraded_recommendations(
         &self,
         since: Timestamp,
+        per_agent: u32,
         limit: u32,
     ) -> Result<Vec<LedgerRecord>, StoreError> {
-        console::ungraded_recommendations(&self.pool, since, limit).await
+        console::ungraded_recommendations(&self.pool, since, per_agent, limit).await
     }
 
     async fn evidence_since(

@@ -106,15 +106,21 @@ pub(super) async fn ledger_page(
 pub(super) async fn ungraded_recommendations(
     pool: &SqlitePool,
     since: Timestamp,
+    per_agent: u32,
     limit: u32,
 ) -> Result<Vec<LedgerRecord>, StoreError> {
     let rows = sqlx::query(
-        "SELECT l.seq, l.at, l.kind, l.payload, l.prev_hash, l.hash FROM decisions d JOIN ledger l ON l.seq = d.seq
-         WHERE d.outcome = 'recommend' AND d.at >= ?
-           AND NOT EXISTS (SELECT 1 FROM evidence e WHERE e.agent = d.agent AND e.kind = 'recommendation' AND e.incident_id = d.id)
-         ORDER BY d.seq DESC LIMIT ?",
+        "SELECT l.seq, l.at, l.kind, l.payload, l.prev_hash, l.hash FROM (
+             SELECT d.seq, ROW_NUMBER() OVER (PARTITION BY d.agent ORDER BY d.seq DESC) AS nth
+             FROM decisions d
+             WHERE d.outcome = 'recommend' AND d.at >= ?
+               AND NOT EXISTS (SELECT 1 FROM evidence e WHERE e.agent = d.agent AND e.kind = 'recommendation' AND e.incident_id = d.id)
+         ) w JOIN ledger l ON l.seq = w.seq
+         WHERE w.nth <= ?
+         ORDER BY w.seq DESC LIMIT ?",
     )
     .bind(timestamp_text(since))
+    .bind(i64::from(per_agent))
     .bind(i64::from(limit))
     .fetch_all(pool)
     .await?;
