@@ -30,24 +30,36 @@ impl<S: Store> Checkpoints<'_, S> {
         &self,
         key: &SigningKey,
     ) -> Result<Option<(Receipt, Checkpoint)>, ServiceError> {
-        let seq = self.core.state().applied;
+        let (seq, applied_head) = {
+            let state = self.core.state();
+            (state.applied, state.applied_head)
+        };
         let Some(seq_before) = seq.checked_sub(1) else {
             return Ok(None);
         };
-        let head = self
-            .core
-            .store
-            .records(seq_before, 1)
-            .await
-            .map_err(|e| ServiceError::from_store(e, "reading the ledger's head"))?
-            .into_iter()
-            .find(|record| record.seq == seq)
-            .ok_or(ServiceError::Unavailable)?;
-        if head.kind == CHECKPOINT_KIND {
+        // The head as the writer handed it over, not as the database holds
+        // it now: records rewritten there since would otherwise be signed.
+        // Read back only before any record was applied since start.
+        let (hash, is_checkpoint) = match applied_head {
+            Some(head) => head,
+            None => {
+                let head = self
+                    .core
+                    .store
+                    .records(seq_before, 1)
+                    .await
+                    .map_err(|e| ServiceError::from_store(e, "reading the ledger's head"))?
+                    .into_iter()
+                    .find(|record| record.seq == seq)
+                    .ok_or(ServiceError::Unavailable)?;
+                (head.hash, head.kind == CHECKPOINT_KIND)
+            }
+        };
+        if is_checkpoint {
             return Ok(None);
         }
         let signed_at = self.core.clock().to_string();
-        let checkpoint = Checkpoint::sign(key, head.seq, head.hash, signed_at);
+        let checkpoint = Checkpoint::sign(key, seq, hash, signed_at);
         let line = checkpoint.to_line();
         let (receipt, ()) = self
             .core

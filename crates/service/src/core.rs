@@ -22,7 +22,7 @@ use std::{
 };
 
 use arc_swap::ArcSwap;
-use clearance_engine::{Bundle, BundleSource, Identity, SourceFile};
+use clearance_engine::{Bundle, BundleSource, Identity, SourceFile, checkpoint::CHECKPOINT_KIND};
 use clearance_store::{Applier, Committed, Effect, Entry, Guard, Receipt, Store, StoreError};
 use jiff::{SignedDuration, Timestamp};
 use tokio::sync::Semaphore;
@@ -332,6 +332,7 @@ impl Applier for Follower {
                             ));
                         }
                         state.applied = record.seq;
+                        state.applied_head = Some((record.hash, record.kind == CHECKPOINT_KIND));
                     }
                     Committed::Foreign(record) => {
                         let effects = record
@@ -362,6 +363,7 @@ impl Applier for Follower {
                             }
                         }
                         state.applied = record.seq;
+                        state.applied_head = Some((record.hash, record.kind == CHECKPOINT_KIND));
                     }
                 }
             }

@@ -4,7 +4,10 @@
 //!
 //! 1. reads the chain head, and the records other writers appended since
 //!    this one last looked (another instance, or `clearance token issue`
-//!    on the same file);
+//!    on the same file), and checks that they link to the record this one
+//!    last wrote or read, as it had it: a ledger changed under the gateway
+//!    (records rewritten and rehashed in the database) is never chained
+//!    after, so no later checkpoint signs the change;
 //! 2. checks each entry's [`Guard`]s against everything committed and the
 //!    entries before it in the batch, refusing those that fail;
 //! 3. chains the rest after the head, inserts them, applies their effects
@@ -71,6 +74,9 @@ struct Writer<B: Backend> {
     applier: Option<Arc<dyn Applier>>,
     /// The newest record handed to the applier.
     applied: u64,
+    /// The hash of record `applied` as this writer wrote or read it, once
+    /// it has: what the ledger must still hold there.
+    known: Option<Digest32>,
     /// Whether the last batch found other writers' records under the lock:
     /// then the next one reads them before taking it, so the lock is held
     /// for this instance's own writes, not for reading another's.
@@ -90,6 +96,7 @@ pub(crate) async fn run<B: Backend>(backend: Arc<B>, jobs: mpsc::UnboundedReceiv
         conn: None,
         applier: None,
         applied: 0,
+        known: None,
         others_writing: false,
         catch_up_failing: false,
         jobs,
@@ -147,12 +154,50 @@ fn behind(head: u64, applied: u64) -> StoreError {
     ))
 }
 
+/// Whether the ledger still holds, as record `applied`, the record this
+/// writer last wrote or read there (`known`, once it has one), and the
+/// records read after it (`after`) link to it one by one up to the head.
+/// Otherwise records were changed in the database under this gateway —
+/// rewritten and rehashed, which the chain alone cannot show — and chaining
+/// after them, or signing a checkpoint over them, would make the change
+/// part of the history this gateway vouches for.
+fn links(
+    applied: u64,
+    known: Option<Digest32>,
+    after: &[LedgerRecord],
+    (head_seq, head_hash): (u64, Digest32),
+) -> Result<(), StoreError> {
+    let Some(known) = known else {
+        return Ok(());
+    };
+    let (mut seq, mut prev) = (applied, known);
+    for record in after {
+        if record.seq != seq + 1 || record.prev_hash != prev {
+            return Err(changed(seq));
+        }
+        (seq, prev) = (record.seq, record.hash);
+    }
+    if (seq, prev) == (head_seq, head_hash) {
+        Ok(())
+    } else {
+        Err(changed(seq))
+    }
+}
+
+fn changed(seq: u64) -> StoreError {
+    StoreError::Corrupt(format!(
+        "the ledger was changed under this gateway: record {seq} is not the record it wrote or read there, or what follows does not link to it; nothing more is appended — run `clearance audit verify` (with --checkpoints), then restart"
+    ))
+}
+
 /// What a committed batch holds, for the applier and the waiters.
 struct Written {
     foreign: Vec<LedgerRecord>,
     /// Per entry: its record, or why its guard refused it.
     verdicts: Vec<Result<LedgerRecord, StoreError>>,
     head: u64,
+    /// The hash of record `head`.
+    head_hash: Digest32,
 }
 
 impl<B: Backend> Writer<B> {
@@ -171,6 +216,7 @@ impl<B: Backend> Writer<B> {
                     self.write(std::mem::take(&mut appends)).await;
                     self.applier = Some(applier);
                     self.applied = from;
+                    self.known = None;
                     let _ = reply.send(Ok(()));
                     syncs.push(None);
                 }
@@ -254,7 +300,7 @@ impl<B: Backend> Writer<B> {
     }
 
     async fn try_write(&mut self, batch: &mut Vec<Waiting>) -> Result<Written, BatchError> {
-        let applied = self.applied;
+        let applied = (self.applied, self.known);
         let following = self.applier.is_some();
         self.connection().await?;
         let Some(conn) = self.conn.as_mut() else {
@@ -287,7 +333,7 @@ impl<B: Backend> Writer<B> {
     async fn inside(
         conn: &mut B::Conn,
         batch: &[Waiting],
-        applied: u64,
+        (applied, known): (u64, Option<Digest32>),
         following: bool,
         (head_seq, head_hash, latest_trip): (u64, Digest32, u64),
     ) -> Result<Written, BatchError> {
@@ -299,6 +345,9 @@ impl<B: Backend> Writer<B> {
         } else {
             Vec::new()
         };
+        if following {
+            links(applied, known, &foreign, (head_seq, head_hash)).map_err(BatchError::Failed)?;
+        }
         let refusals = check_guards::<B>(conn, batch, latest_trip).await?;
         let mut seq = head_seq;
         let mut prev = head_hash;
@@ -322,6 +371,7 @@ impl<B: Backend> Writer<B> {
                 foreign,
                 verdicts,
                 head: head_seq,
+                head_hash,
             });
         }
         let accepted: Vec<(usize, (u64, &[Effect]))> = batch
@@ -352,6 +402,7 @@ impl<B: Backend> Writer<B> {
             foreign,
             verdicts,
             head: seq,
+            head_hash: prev,
         })
     }
 
@@ -374,7 +425,10 @@ impl<B: Backend> Writer<B> {
                 applier.apply(&committed);
             }
         }
-        self.applied = self.applied.max(written.head);
+        if written.head >= self.applied {
+            self.applied = written.head;
+            self.known = Some(written.head_hash);
+        }
     }
 
     /// Reads and applies what other writers appended, with no lock: the
@@ -384,21 +438,24 @@ impl<B: Backend> Writer<B> {
         let Some(applier) = self.applier.clone() else {
             return Ok(self.applied);
         };
-        let applied = self.applied;
+        let (applied, known) = (self.applied, self.known);
         let result = async {
             let conn = self.connection().await?;
-            let (head, _) = B::head(conn).await?;
+            let (head, head_hash) = B::head(conn).await?;
             if head < applied {
                 return Err(behind(head, applied));
             }
-            if head == applied {
-                return Ok(Vec::new());
-            }
-            read_range::<B>(conn, applied, head).await
+            let records = if head == applied {
+                Vec::new()
+            } else {
+                read_range::<B>(conn, applied, head).await?
+            };
+            links(applied, known, &records, (head, head_hash))?;
+            Ok((records, head_hash))
         }
         .await;
         match result {
-            Ok(records) => {
+            Ok((records, head_hash)) => {
                 if std::mem::take(&mut self.catch_up_failing) {
                     tracing::info!("catching up on other writers works again");
                 }
@@ -408,6 +465,7 @@ impl<B: Backend> Writer<B> {
                     applier.apply(&committed);
                     self.applied = last.seq;
                 }
+                self.known = Some(head_hash);
                 Ok(self.applied)
             }
             Err(error) => {

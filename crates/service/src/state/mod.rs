@@ -42,6 +42,12 @@ pub(crate) struct Standing {
 pub(crate) struct State {
     /// The newest ledger record applied.
     pub applied: u64,
+    /// Record `applied` as the store's writer handed it over (written by
+    /// this instance, or read and linked to what it had): its hash, and
+    /// whether it is a checkpoint. `None` until a record is applied after
+    /// start. What a checkpoint signs, rather than the head read back from
+    /// the database, which may have been changed since.
+    pub applied_head: Option<(clearance_engine::ledger::Digest32, bool)>,
     /// The latest time handed out: the clock as the state sees it never
     /// goes backwards, so a reservation is never stamped before one taken
     /// earlier.
