@@ -248,6 +248,11 @@ pub async fn replay(
         .filter(|r| r.seq == row.seq)
         .ok_or_else(|| ReplayError::NotFound(id.to_owned()))?;
     let recorded = RecordedDecision::read(&record)?;
+    // The index row is not hashed: the record it points at must be the
+    // decision asked for, not another one it was pointed at.
+    if recorded.decision_id != id {
+        return Err(ReplayError::NotFound(id.to_owned()));
+    }
     let deciding;
     let bundle = match bundle {
         Some(bundle) => bundle,

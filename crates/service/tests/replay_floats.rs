@@ -1,0 +1,67 @@
+//! Replay reads a recorded request exactly as it was decided: a confidence
+//! an agent sent just below the bundle's minimum (escalated to approval
+//! live) must not read back as the minimum itself and replay as `allow`.
+//! And replay refuses a decision id whose index row points at another
+//! decision's record.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic
+)]
+
+mod support;
+
+use clearance_engine::Outcome;
+use clearance_service::replay::{ReplayError, replay};
+use clearance_store::Store;
+use support::{World, request};
+
+async fn a_confidence_just_below_the_minimum_replays_as_decided<S: Store>(world: World<S>) {
+    // 0.95999999999999985 is the double just below 0.96; its shortest text
+    // is 0.9599999999999999, which a fast float parser reads as 0.96.
+    let mut restart = request("autonomous-bot", "kubectl:rollout-restart");
+    restart.confidence = clearance_engine::Confidence::new(0.959_999_999_999_999_85);
+    let answer = world.decide(restart).await;
+    assert_eq!(answer.decision.outcome, Outcome::Pending, "escalated live");
+    let replayed = replay(world.gateway.store(), &answer.decision_id, None)
+        .await
+        .unwrap();
+    assert!(
+        !replayed.changed(),
+        "recorded {:?}, replayed {:?}",
+        replayed.recorded,
+        replayed.replayed
+    );
+    assert!(matches!(
+        replay(world.gateway.store(), "dec_not-a-decision", None).await,
+        Err(ReplayError::NotFound(_))
+    ));
+}
+
+mod sqlite_and_postgres {
+    const STRICT: &str = "autonomy: { min_confidence: 0.96 }\n";
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sqlite() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = clearance_store::SqliteStore::open(&dir.path().join("clearance.db"))
+            .await
+            .unwrap();
+        let world = crate::support::World::start_with(store, STRICT).await;
+        super::a_confidence_just_below_the_minimum_replays_as_decided(world).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn postgres() {
+        let Some(db) = clearance_testkit::TestDb::create().await else {
+            return;
+        };
+        let store = clearance_store::PostgresStore::connect(&db.url)
+            .await
+            .unwrap();
+        let world = crate::support::World::start_with(store, STRICT).await;
+        super::a_confidence_just_below_the_minimum_replays_as_decided(world).await;
+    }
+}
