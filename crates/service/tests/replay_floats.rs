@@ -19,10 +19,10 @@ use clearance_store::Store;
 use support::{World, request};
 
 async fn a_confidence_just_below_the_minimum_replays_as_decided<S: Store>(world: World<S>) {
-    // 0.95999999999999985 is the double just below 0.96; its shortest text
-    // is 0.9599999999999999, which a fast float parser reads as 0.96.
+    // The double just below 0.96: its shortest text is 0.9599999999999999,
+    // which a fast float parser reads back as 0.96.
     let mut restart = request("autonomous-bot", "kubectl:rollout-restart");
-    restart.confidence = clearance_engine::Confidence::new(0.959_999_999_999_999_85);
+    restart.confidence = clearance_engine::Confidence::new(0.96_f64.next_down());
     let answer = world.decide(restart).await;
     assert_eq!(answer.decision.outcome, Outcome::Pending, "escalated live");
     let replayed = replay(world.gateway.store(), &answer.decision_id, None)
