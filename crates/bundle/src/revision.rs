@@ -3,7 +3,9 @@
 //! revision names exactly the content decided with. An ignored file in the
 //! directory, or a tracked symlink (git keeps the link, not what it names),
 //! may hold content the commit does not: then the content hash is the
-//! revision.
+//! revision. A bundle in a subdirectory of its repository is
+//! `git:<commit>:<path>`: two bundles of one repository (`bundles/prod`,
+//! `bundles/canary`) at one commit are two revisions.
 
 use std::{path::Path, process::Command};
 
@@ -32,5 +34,13 @@ pub fn git_revision(root: &Path) -> Option<String> {
     ])?;
     let tracked = git(&["ls-files", "--stage", "--", "."])?;
     let symlink = tracked.lines().any(|line| line.starts_with("120000 "));
-    (changes.is_empty() && !symlink && !commit.is_empty()).then(|| format!("git:{commit}"))
+    let prefix = git(&["rev-parse", "--show-prefix"])?;
+    let path = prefix.trim_end_matches('/');
+    (changes.is_empty() && !symlink && !commit.is_empty()).then(|| {
+        if path.is_empty() {
+            format!("git:{commit}")
+        } else {
+            format!("git:{commit}:{path}")
+        }
+    })
 }

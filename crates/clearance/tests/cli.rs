@@ -368,6 +368,44 @@ fn the_revision_is_the_git_commit_of_a_clean_checkout() {
     );
 }
 
+/// Two bundles of one repository at one commit are two revisions: the
+/// directory's path is part of it.
+#[test]
+fn a_bundle_in_a_subdirectory_names_its_path_in_its_revision() {
+    let dir = initialised();
+    let git = |args: &[&str]| {
+        Command::new("git")
+            .args(args)
+            .current_dir(dir.path())
+            .status()
+            .is_ok_and(|s| s.success())
+    };
+    if !git(&["init", "-q"]) {
+        assert!(std::env::var("CI").is_err(), "git is required under CI");
+        eprintln!("skipped: git is not installed");
+        return;
+    }
+    assert!(git(&["add", "policy"]));
+    assert!(git(&[
+        "-c",
+        "user.name=t",
+        "-c",
+        "user.email=t@example.com",
+        "commit",
+        "-qm",
+        "bundle"
+    ]));
+    let check = clearance(&["check", "policy"], dir.path());
+    let revision = check
+        .stdout
+        .split("(revision ")
+        .nth(1)
+        .and_then(|rest| rest.split([',', ')']).next())
+        .unwrap_or_default();
+    assert!(revision.starts_with("git:"), "{}", check.stdout);
+    assert!(revision.ends_with(":policy"), "{revision}");
+}
+
 /// A one-shot HTTP server on loopback answering every request with
 /// `status` and a JSON error body; its address.
 fn answering(status: u16) -> String {
