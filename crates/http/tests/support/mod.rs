@@ -154,7 +154,7 @@ async fn replay_all(store: &impl Store) -> usize {
             let recorded = RecordedDecision::read(record).unwrap();
             let revision = recorded.policy_revision.clone();
             if !bundles.contains_key(&revision) {
-                let bundle = recorded_bundle(store, &revision).await.unwrap();
+                let bundle = recorded_bundle(store, &revision, record.seq).await.unwrap();
                 let bundle = bundle
                     .unwrap_or_else(|| panic!("no files of revision {revision} in the ledger"));
                 bundles.insert(revision.clone(), bundle);

@@ -257,7 +257,7 @@ pub async fn replay(
     let bundle = match bundle {
         Some(bundle) => bundle,
         None => {
-            deciding = recorded_bundle(store, &recorded.policy_revision)
+            deciding = recorded_bundle(store, &recorded.policy_revision, recorded.seq)
                 .await?
                 .ok_or_else(|| ReplayError::NotReplayable {
                     id: id.to_owned(),
@@ -289,14 +289,18 @@ pub async fn replay(
     })
 }
 
-/// The bundle of `revision`, compiled from the files its latest
-/// `bundle.activated` record kept; `None` when none kept them.
+/// The bundle of `revision` as it was in force before record `before` (a
+/// decision's): compiled from the files of the latest `bundle.activated`
+/// record of that revision ahead of it that kept them; `None` when none
+/// did. An activation recorded after the decision decided nothing of it,
+/// whatever revision it claims.
 ///
 /// # Errors
 /// [`ReplayError::Bundle`] when those files do not compile here.
 pub async fn recorded_bundle(
     store: &impl Store,
     revision: &str,
+    before: u64,
 ) -> Result<Option<Bundle>, ReplayError> {
     let mut found = None;
     let mut after = 0;
@@ -311,13 +315,16 @@ pub async fn recorded_bundle(
             .await?;
         let Some(last) = page.last() else { break };
         after = last.seq;
-        for record in page {
+        for record in page.into_iter().filter(|r| r.seq < before) {
             if let Ok(activated) = serde_json::from_str::<BundleRecord>(&record.payload)
                 && activated.revision == revision
                 && activated.sources.is_some()
             {
                 found = Some(activated);
             }
+        }
+        if after >= before {
+            break;
         }
     }
     let Some(source) = found.and_then(BundleRecord::into_source) else {
