@@ -465,7 +465,8 @@ impl<B: Backend> Writer<B> {
                     applier.apply(&committed);
                     self.applied = last.seq;
                 }
-                self.known = Some(head_hash);
+                // `links` holds: the last record read is the head.
+                self.known = Some(records.last().map_or(head_hash, |last| last.hash));
                 Ok(self.applied)
             }
             Err(error) => {
@@ -562,6 +563,10 @@ async fn read_range<B: Backend>(
         next = last.seq;
         records.extend(page);
     }
+    // Read without the write lock (catching up), a page may hold records
+    // committed after the head was read: they are the next catch-up's, so
+    // that what is returned ends at the head its hash was read with.
+    records.retain(|record| record.seq <= head);
     for (expected, record) in (after + 1..).zip(&records) {
         if record.seq != expected {
             return Err(StoreError::Corrupt(format!(

@@ -416,6 +416,49 @@ where
 }
 on_both!(every_record_reaches_the_applier_once_in_order);
 
+/// A follower catching up while another writer appends — a page read then
+/// holds records committed after the head was read — follows on and keeps
+/// appending: those records are the next catch-up's, not a sign that the
+/// ledger was changed under it.
+async fn catching_up_beside_a_busy_writer_follows_and_appends<S, F, Fut>(_place: &Place, open: F)
+where
+    S: Store,
+    F: Fn() -> Fut,
+    Fut: Future<Output = S>,
+{
+    let a = Arc::new(open().await);
+    let b = Arc::new(open().await);
+    let recorder = Arc::new(Recorder::default());
+    let state = a.load(at(-3600), |s| s, |_, _| Ok(())).await.unwrap();
+    a.attach(recorder.clone(), state.as_of).await.unwrap();
+    let busy = {
+        let b = b.clone();
+        tokio::spawn(async move {
+            for n in 0..300 {
+                b.append(execution(n)).await.unwrap();
+            }
+        })
+    };
+    // At least 50 catch-ups, and on until the other writer is done.
+    let mut syncs = 0;
+    while syncs < 50 || !busy.is_finished() {
+        a.sync().await.unwrap();
+        syncs += 1;
+    }
+    busy.await.unwrap();
+    a.append(execution(1_000)).await.unwrap();
+    a.sync().await.unwrap();
+    let seqs: Vec<u64> = recorder
+        .seen
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|(s, _)| *s)
+        .collect();
+    assert_eq!(seqs, (1..=301).collect::<Vec<_>>(), "once each, in order");
+}
+on_both!(catching_up_beside_a_busy_writer_follows_and_appends);
+
 async fn the_start_up_snapshot_names_the_record_it_reflects<S, F, Fut>(_place: &Place, open: F)
 where
     S: Store,
