@@ -43,12 +43,11 @@
 //!    fetched, no ref written), so the branch merges cleanly after earlier
 //!    changes were merged there; without a remote (or with an empty one),
 //!    the repository's `HEAD` commit.
-//! 2. When the branch already exists, its tip carries this change's
-//!    agent, phase and ledger seq, and its `<path>/<agent>/` holds exactly
-//!    the rendered files, it is reused: a retry after a failed push creates
-//!    no second commit and does not fail. A branch of that name holding
-//!    anything else — other files under this change's trailers included —
-//!    is [`GitopsError::BranchConflict`].
+//! 2. When the branch already exists and its tip carries this change's
+//!    agent, phase and ledger seq, it is reused: a retry after a failed push
+//!    creates no second commit and does not fail (its files may be those of
+//!    the bundle in force when it was first made). A branch of that name
+//!    holding anything else is [`GitopsError::BranchConflict`].
 //! 3. Otherwise one commit on the base, built with plumbing (`read-tree`,
 //!    `hash-object`, `update-index`, `write-tree`, `commit-tree`) in a
 //!    temporary index: `<path>/<agent>/` is replaced by exactly the rendered
@@ -57,10 +56,9 @@
 //!    touched.
 //! 4. With a remote, `git push <remote> <branch>`; pushing a branch the
 //!    remote already has at that commit succeeds. When the push is refused
-//!    and the remote's branch records this very change (as in step 2: its
-//!    trailers and its files), pushed meanwhile from another clone as a
-//!    commit of its own, that commit is adopted and the local branch moved
-//!    to it.
+//!    and the remote's branch records this very change (as in step 2),
+//!    pushed meanwhile from another clone as a commit of its own, that
+//!    commit is adopted and the local branch moved to it.
 //!
 //! Calls on one repository should not run concurrently (they may race on
 //! the same branch name, which [`GitopsError::BranchConflict`] would then

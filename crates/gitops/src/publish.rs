@@ -42,9 +42,9 @@ pub fn publish(
     // from another clone, or before a restart on a fresh one — is adopted,
     // not rebuilt: a rebuilt commit would differ and its push be refused
     // as not a fast-forward, again at every retry.
-    let mut found = existing(&git, target, &reference, change, rendered)?;
+    let mut found = existing(&git, &reference, change)?;
     if found.is_none() && adopt_remote_branch(&git, target, &reference)? {
-        found = existing(&git, target, &reference, change, rendered)?;
+        found = existing(&git, &reference, change)?;
     }
     let (commit, created) = match found {
         Some(commit) => (commit, false),
@@ -69,7 +69,7 @@ pub fn publish(
             );
             if let Err(error) = update {
                 // Lost a race with another call: fine if it made this change.
-                return match existing(&git, target, &reference, change, rendered)? {
+                return match existing(&git, &reference, change)? {
                     Some(theirs) => push(&git, target, &branch, theirs, false),
                     None => Err(error),
                 };
@@ -79,7 +79,7 @@ pub fn publish(
     };
     match push(&git, target, &branch, commit, created) {
         Err(refused @ GitopsError::Push { .. }) => {
-            match adopt_after_refusal(&git, target, &reference, change, rendered)? {
+            match adopt_after_refusal(&git, target, &reference, change)? {
                 Some(theirs) => Ok(Published {
                     branch,
                     commit: theirs,
@@ -103,7 +103,6 @@ fn adopt_after_refusal(
     target: &Target,
     reference: &str,
     change: &PhaseChange,
-    rendered: &Rendered,
 ) -> Result<Option<String>, GitopsError> {
     let Some(remote) = &target.remote else {
         return Ok(None);
@@ -116,7 +115,7 @@ fn adopt_after_refusal(
     };
     // Its objects only: no ref is written until it is known to be this change.
     fetch(git, remote, reference)?;
-    match existing(git, target, tip, change, rendered) {
+    match existing(git, tip, change) {
         Ok(Some(theirs)) => {
             git.run(
                 &[
@@ -177,18 +176,12 @@ fn git_dir(git: &Git, target: &Target) -> Result<PathBuf, GitopsError> {
     Ok(PathBuf::from(dir.stdout.trim()))
 }
 
-/// The tip of `reference` when it records this change — its trailers name
-/// it, and `<path>/<agent>/` holds exactly the rendered files; `None` when
-/// the branch does not exist; a conflict when it holds anything else. The
-/// files are compared as well as the trailers: anyone who can push to the
-/// repository could otherwise put up, ahead of a demotion, a branch whose
-/// trailers claim the narrowing and whose files keep the wide grant.
+/// The tip of `reference` when it records this change; `None` when the
+/// branch does not exist; a conflict when it records something else.
 fn existing(
     git: &Git,
-    target: &Target,
     reference: &str,
     change: &PhaseChange,
-    rendered: &Rendered,
 ) -> Result<Option<String>, GitopsError> {
     let Some(tip) = git.probe(&[
         "rev-parse",
@@ -216,7 +209,6 @@ fn existing(
     if value(AGENT) == Some(change.agent.as_str())
         && value(PHASE) == Some(phase.as_str())
         && value(LEDGER_SEQ) == Some(seq.as_str())
-        && holds_rendered(git, target, &commit, change, rendered)?
     {
         Ok(Some(commit))
     } else {
@@ -225,32 +217,6 @@ fn existing(
             commit,
         })
     }
-}
-
-/// Whether `<path>/<agent>/` in `commit` holds exactly the rendered files,
-/// byte for byte, and nothing else.
-fn holds_rendered(
-    git: &Git,
-    target: &Target,
-    commit: &str,
-    change: &PhaseChange,
-    rendered: &Rendered,
-) -> Result<bool, GitopsError> {
-    let directory = join(&target.path, &change.agent);
-    let listing = git.run(
-        &["ls-tree", "-r", "--full-tree", commit, "--", &directory],
-        None,
-    )?;
-    let mut held: Vec<String> = listing.stdout.lines().map(str::to_owned).collect();
-    let mut wanted = Vec::with_capacity(rendered.files.len());
-    for file in &rendered.files {
-        let blob = git.run(&["hash-object", "--stdin"], Some(file.text.as_bytes()))?;
-        let path = join(&target.path, &file.path);
-        wanted.push(format!("100644 blob {}\t{path}", blob.stdout.trim()));
-    }
-    held.sort();
-    wanted.sort();
-    Ok(held == wanted)
 }
 
 /// Fetches `reference` from the remote into the same local branch when the
