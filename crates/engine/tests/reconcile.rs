@@ -659,6 +659,18 @@ fn a_stream_counts_when_it_opens_and_once() {
     }
     assert_eq!(opened.key(), ended.key(), "one stream, one key");
     assert!(opened.key().starts_with("7f1c/stream/"), "{}", opened.key());
+    // What versions before recorded the stream under: its completion's
+    // stage and code. Both stages name it, so a log read again from its
+    // start counts the stream no second time.
+    let former = stream("ResponseComplete", 101).former_key().unwrap();
+    assert!(former.starts_with("7f1c/ResponseComplete/"), "{former}");
+    assert_eq!(stream("ResponseStarted", 101).former_key().unwrap(), former);
+    assert_ne!(former, ended.former_key().unwrap(), "the code is in it");
+    assert_eq!(
+        event(SCALE).former_key(),
+        None,
+        "only streams were keyed otherwise"
+    );
     assert_eq!(
         classify(&bundle, &stream("RequestReceived", 101)),
         Reading::Ignored(Ignored::Stage)

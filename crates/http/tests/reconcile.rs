@@ -247,6 +247,67 @@ async fn a_stream_around_clearance_counts_when_it_opens(server: Server) {
     );
 }
 
+/// A stream recorded before streams counted when they open — at its
+/// `ResponseComplete`, keyed with that stage and its code — is not counted
+/// again when the log is read from its start after the upgrade, at either
+/// stage: the record is copied under the former key onto a fresh ledger,
+/// and the same events sent again are duplicates.
+async fn a_stream_recorded_under_its_former_key_is_not_counted_again(server: Server) {
+    let mut request = event(&server, "e-9", "autonomous-bot", "get", "pods/exec");
+    request["objectRef"]["apiGroup"] = json!("");
+    request["objectRef"]["name"] = json!("checkout-api-7d9f");
+    let at_stage = |stage: &str| {
+        let mut exec = request.clone();
+        exec["stage"] = json!(stage);
+        exec["responseStatus"]["code"] = json!(101);
+        exec
+    };
+    let first = reconciled(&server, &[at_stage("ResponseComplete")]).await;
+    assert_eq!(first["out_of_scope"], 1, "{first}");
+    let (_, page) = server
+        .get("/v1/audit?kind=platform_event", Some(&server.admin))
+        .await;
+    let recorded = page["records"][0]["payload"].clone();
+
+    // The same record as an earlier version wrote it, on another ledger.
+    let parsed: clearance_engine::reconcile::kubernetes::AuditEvent =
+        serde_json::from_value(at_stage("ResponseComplete")).unwrap();
+    let former = format!("kubernetes-audit:{}", parsed.former_key().unwrap());
+    let mut old = recorded.clone();
+    old["event_key"] = json!(former);
+    old["incident_id"] = json!(former);
+    let backend = match *server.place {
+        Place::Sqlite(_) => Backend::Sqlite,
+        Place::Postgres(_) => Backend::Postgres,
+    };
+    let other = Server::start(backend).await.unwrap();
+    let payload = old.to_string();
+    on_gw!(&other.gw, |g| {
+        let at = g.now();
+        let effects =
+            clearance_service::records::effects_of("platform_event", &payload, at).unwrap();
+        g.store()
+            .append(clearance_store::Entry {
+                at,
+                kind: "platform_event",
+                payload: payload.clone(),
+                effects,
+                guards: Vec::new(),
+                claim: None,
+            })
+            .await
+            .unwrap()
+    });
+    for stage in ["ResponseStarted", "ResponseComplete"] {
+        let again = reconciled(&other, &[at_stage(stage)]).await;
+        assert_eq!(
+            (&again["duplicates"], &again["out_of_scope"]),
+            (&json!(1), &json!(0)),
+            "{stage}: {again}"
+        );
+    }
+}
+
 /// A sample stands when the platform received the write, but never later
 /// than its record: an event stamped ahead of the gateway's clock (within
 /// the skew allowed) would otherwise fall inside the phase its own
@@ -678,6 +739,7 @@ contract!(a_nul_in_a_client_chosen_field_refuses_no_batch);
 contract!(a_write_that_ran_an_allowed_execution_is_matched_once);
 contract!(a_write_around_clearance_demotes_and_locks_within_the_request);
 contract!(a_stream_around_clearance_counts_when_it_opens);
+contract!(a_stream_recorded_under_its_former_key_is_not_counted_again);
 contract!(a_sample_is_never_dated_after_its_record);
 contract!(other_accounts_reads_and_stages_are_ignored_and_a_403_is_an_unsafe_attempt);
 contract!(clock_skew_the_window_and_one_match_per_decision);

@@ -278,6 +278,12 @@ impl<S: Store> Reconcile<'_, S> {
             Reading::Write { agent, write } => (agent, Some(write)),
         };
         let key = format!("{}:{}", E::SOURCE, event.key());
+        for former in event.former_keys() {
+            let former = format!("{}:{former}", E::SOURCE);
+            if let Some(duplicate) = self.duplicate(identity, event, &former).await? {
+                return Ok(duplicate);
+            }
+        }
         let pending = Pending {
             reporter,
             agent,

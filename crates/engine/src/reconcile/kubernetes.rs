@@ -243,12 +243,30 @@ impl AuditEvent {
     /// key, `stream` in the stage's place and no response code, so a
     /// stream counts once, at whichever comes first.
     pub fn key(&self) -> String {
-        let stream = self.is_stream();
+        if self.is_stream() && self.counts() {
+            self.key_with("stream", None)
+        } else {
+            self.key_with(&self.stage, self.code())
+        }
+    }
+
+    /// The key a stream was recorded under before streams counted when
+    /// they open (2026-12-06): at `ResponseComplete`, with its response
+    /// code. For the stream's `ResponseStarted` the code is taken as its
+    /// own (an upgraded stream answers 101 at both stages), so that a log
+    /// read again from its start counts no stream twice.
+    pub fn former_key(&self) -> Option<String> {
+        (self.is_stream() && self.counts()).then(|| self.key_with(RESPONSE_COMPLETE, self.code()))
+    }
+
+    /// `<auditID>/<stage>/<digest>`, the digest of what the event says
+    /// with `code` as its response code.
+    fn key_with(&self, stage: &str, code: Option<i32>) -> String {
         let said = (
             &self.verb,
             &self.user.username,
             &self.object_ref,
-            self.code().filter(|_| !stream),
+            code,
             self.request_received_timestamp,
         );
         // Strings, numbers and a timestamp cannot fail to serialise; were
@@ -256,11 +274,6 @@ impl AuditEvent {
         let bytes = serde_json::to_vec(&said).unwrap_or_else(|_| format!("{said:?}").into_bytes());
         let digest = Sha256::digest(bytes);
         let short = hex(digest.get(..8).unwrap_or_default());
-        let stage = if stream && self.counts() {
-            "stream"
-        } else {
-            &self.stage
-        };
         format!("{}/{stage}/{short}", self.audit_id)
     }
 
@@ -391,6 +404,10 @@ impl PlatformEvent for AuditEvent {
 
     fn key(&self) -> String {
         AuditEvent::key(self)
+    }
+
+    fn former_keys(&self) -> Vec<String> {
+        self.former_key().into_iter().collect()
     }
 
     fn request_id(&self) -> &str {

@@ -118,6 +118,12 @@ pub trait PlatformEvent: serde::Serialize + Send + Sync {
     const SOURCE: &'static str;
     /// The event's identity for at-most-once counting, within its source.
     fn key(&self) -> String;
+    /// The keys earlier versions recorded this same event under, when
+    /// they differ from [`PlatformEvent::key`]: an event seen again (a log
+    /// file read from its start) is a duplicate under those too.
+    fn former_keys(&self) -> Vec<String> {
+        Vec::new()
+    }
     /// The request it records (an auditID, a CloudTrail eventID): the
     /// incident of the sample it may be.
     fn request_id(&self) -> &str;
