@@ -57,6 +57,18 @@ async fn one_agents_flood_buries_no_other_agents_recommendation<S: Store>(world:
         .collect();
     assert_eq!(flood_listed, newest, "newest first");
     assert_eq!(listed.last().unwrap().request.agent, "assist-two");
+    // Fewer than every agent's share: each agent's newest comes first.
+    let few = world
+        .gateway
+        .trust()
+        .recommendations(&world.approver, 4)
+        .await
+        .unwrap();
+    let agents: Vec<&str> = few.iter().map(|r| r.request.agent.as_str()).collect();
+    assert_eq!(
+        agents,
+        ["assist-bot", "assist-bot", "assist-bot", "assist-two"]
+    );
 }
 
 mod sqlite_and_postgres {

@@ -200,8 +200,10 @@ pub trait Store: Send + Sync + 'static {
     ) -> impl Future<Output = Result<Vec<LedgerRecord>, StoreError>> + Send;
 
     /// `recommend` decisions at or after `since` that no `recommendation`
-    /// sample grades yet, newest first: at most `per_agent` of each agent
-    /// (so that one agent's flood buries no other's), `limit` in all.
+    /// sample grades yet: at most `per_agent` of each agent, `limit` in
+    /// all, taken round by round (every agent's newest, then every agent's
+    /// second newest, …) so that no agents' floods bury another's; in that
+    /// order, not by time.
     fn ungraded_recommendations(
         &self,
         since: Timestamp,

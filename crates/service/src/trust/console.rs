@@ -102,12 +102,14 @@ impl<S: Store> Trust<'_, S> {
             .clock()
             .checked_sub(RECOMMENDATION_WINDOW)
             .unwrap_or(Timestamp::UNIX_EPOCH);
-        let records = self
+        let mut records = self
             .core
             .store
             .ungraded_recommendations(since, RECOMMENDATIONS_PER_AGENT, limit.min(500))
             .await
             .map_err(|e| ServiceError::from_store(e, "reading recommendations"))?;
+        // Taken round by round across agents; shown newest first.
+        records.sort_by_key(|record| std::cmp::Reverse(record.seq));
         records
             .iter()
             .map(|record| {

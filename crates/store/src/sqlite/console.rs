@@ -117,7 +117,7 @@ pub(super) async fn ungraded_recommendations(
                AND NOT EXISTS (SELECT 1 FROM evidence e WHERE e.agent = d.agent AND e.kind = 'recommendation' AND e.incident_id = d.id)
          ) w JOIN ledger l ON l.seq = w.seq
          WHERE w.nth <= ?
-         ORDER BY w.seq DESC LIMIT ?",
+         ORDER BY w.nth, w.seq DESC LIMIT ?",
     )
     .bind(timestamp_text(since))
     .bind(i64::from(per_agent))
