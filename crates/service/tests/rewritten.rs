@@ -1,7 +1,10 @@
-//! A ledger changed in the database under a running gateway — its newest
-//! records rewritten and rehashed, which the chain alone cannot show — is
-//! never chained after and never signed: the next append is refused (fail
-//! closed), and no checkpoint pins the change. On SQLite and PostgreSQL.
+//! A ledger changed in the database under a running gateway is never
+//! chained after and never signed: the next append is refused (fail
+//! closed), and no checkpoint pins the change. The change made here is the
+//! newest record's stored hash, as rewriting records and rehashing them
+//! from some point on leaves it; on SQLite and PostgreSQL. (What a
+//! checkpoint signs when nothing was changed is covered by the instances'
+//! checkpoint tests.)
 
 #![allow(
     clippy::unwrap_used,

@@ -108,7 +108,24 @@ async fn revoking_a_token_ends_the_sessions_it_opened<S: Store>(world: World<S>)
             sessions.resume(&ended.secret).await,
             Err(ServiceError::Unauthenticated(_))
         ));
+        // Closed in the store by the revocation itself, not only refused.
+        let row = world
+            .gateway
+            .store()
+            .find_session(&clearance_service::token_hash(&ended.secret))
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(row.closed_at.is_some(), "{row:?}");
     }
+    let kept_row = world
+        .gateway
+        .store()
+        .find_session(&clearance_service::token_hash(&other.secret))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(kept_row.closed_at.is_none());
     assert_eq!(
         sessions.resume(&other.secret).await.unwrap().identity,
         world.approver
