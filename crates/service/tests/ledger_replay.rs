@@ -348,29 +348,10 @@ async fn every_record_kind_reads_back_and_replays<S: Store>(world: World<S>) {
     );
 }
 
-mod every_record_kind_reads_back_and_replays {
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn sqlite() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = clearance_store::SqliteStore::open(&dir.path().join("c.db"))
-            .await
-            .unwrap();
-        let world = crate::support::World::start_with(store, crate::EASY_GATES).await;
-        super::every_record_kind_reads_back_and_replays(world).await;
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn postgres() {
-        let Some(db) = clearance_testkit::TestDb::create().await else {
-            return;
-        };
-        let store = clearance_store::PostgresStore::connect(&db.url)
-            .await
-            .unwrap();
-        let world = crate::support::World::start_with(store, crate::EASY_GATES).await;
-        super::every_record_kind_reads_back_and_replays(world).await;
-    }
-}
+both!(
+    every_record_kind_reads_back_and_replays,
+    crate::support::source_with(crate::EASY_GATES)
+);
 
 /// One correct diagnosis in one domain clears the first gate.
 const EASY_GATES: &str = "gates:\n  shadow_to_assist: { min_samples: 1, min_domains: 1 }\n";

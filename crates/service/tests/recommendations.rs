@@ -71,26 +71,7 @@ async fn one_agents_flood_buries_no_other_agents_recommendation<S: Store>(world:
     );
 }
 
-mod sqlite_and_postgres {
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn sqlite() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = clearance_store::SqliteStore::open(&dir.path().join("clearance.db"))
-            .await
-            .unwrap();
-        let world = crate::support::World::start_from(store, super::two_assistants()).await;
-        super::one_agents_flood_buries_no_other_agents_recommendation(world).await;
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn postgres() {
-        let Some(db) = clearance_testkit::TestDb::create().await else {
-            return;
-        };
-        let store = clearance_store::PostgresStore::connect(&db.url)
-            .await
-            .unwrap();
-        let world = crate::support::World::start_from(store, super::two_assistants()).await;
-        super::one_agents_flood_buries_no_other_agents_recommendation(world).await;
-    }
-}
+both!(
+    one_agents_flood_buries_no_other_agents_recommendation,
+    super::two_assistants()
+);

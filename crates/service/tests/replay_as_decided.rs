@@ -70,28 +70,10 @@ async fn a_confidence_just_below_the_minimum_replays_as_decided<S: Store>(world:
     );
 }
 
-mod sqlite_and_postgres {
-    const STRICT: &str = "autonomy: { min_confidence: 0.96 }\n";
+/// A bundle that escalates any write below 0.96 confidence.
+const STRICT: &str = "autonomy: { min_confidence: 0.96 }\n";
 
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn sqlite() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = clearance_store::SqliteStore::open(&dir.path().join("clearance.db"))
-            .await
-            .unwrap();
-        let world = crate::support::World::start_with(store, STRICT).await;
-        super::a_confidence_just_below_the_minimum_replays_as_decided(world).await;
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn postgres() {
-        let Some(db) = clearance_testkit::TestDb::create().await else {
-            return;
-        };
-        let store = clearance_store::PostgresStore::connect(&db.url)
-            .await
-            .unwrap();
-        let world = crate::support::World::start_with(store, STRICT).await;
-        super::a_confidence_just_below_the_minimum_replays_as_decided(world).await;
-    }
-}
+both!(
+    a_confidence_just_below_the_minimum_replays_as_decided,
+    crate::support::source_with(crate::STRICT)
+);

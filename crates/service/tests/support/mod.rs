@@ -264,17 +264,22 @@ pub fn scale<S: Store>(world: &World<S>, agent: &str, replicas: u32) -> Decision
     r
 }
 
-/// Runs `$test(world, place)` on a SQLite file and on PostgreSQL.
+/// Runs `$test(world)` on a SQLite file and on PostgreSQL, the world
+/// deciding with the test bundle, or with `$source` (evaluated inside the
+/// test's module: `super::` reaches the test file).
 #[macro_export]
 macro_rules! both {
     ($test:ident) => {
+        $crate::both!($test, $crate::support::source());
+    };
+    ($test:ident, $source:expr) => {
         mod $test {
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn sqlite() {
                 let dir = tempfile::tempdir().unwrap();
                 let path = dir.path().join("clearance.db");
                 let store = clearance_store::SqliteStore::open(&path).await.unwrap();
-                let world = $crate::support::World::start(store).await;
+                let world = $crate::support::World::start_from(store, $source).await;
                 super::$test(world).await;
             }
 
@@ -286,7 +291,7 @@ macro_rules! both {
                 let store = clearance_store::PostgresStore::connect(&db.url)
                     .await
                     .unwrap();
-                let world = $crate::support::World::start(store).await;
+                let world = $crate::support::World::start_from(store, $source).await;
                 super::$test(world).await;
             }
         }
