@@ -284,6 +284,15 @@ fn decide_names_the_bad_field_of_a_malformed_request() {
     assert!(run.stdout.is_empty(), "nothing decided: {}", run.stdout);
 }
 
+/// `git commit` with a throwaway author (the machine may have none).
+const COMMIT_AS_TESTER: &[&str] = &[
+    "-c",
+    "user.name=t",
+    "-c",
+    "user.email=t@example.com",
+    "commit",
+];
+
 #[test]
 fn the_revision_is_the_git_commit_of_a_clean_checkout() {
     let dir = initialised();
@@ -300,29 +309,15 @@ fn the_revision_is_the_git_commit_of_a_clean_checkout() {
         return;
     }
     assert!(git(&["add", "."]));
-    assert!(git(&[
-        "-c",
-        "user.name=t",
-        "-c",
-        "user.email=t@example.com",
-        "commit",
-        "-qm",
-        "bundle"
-    ]));
+    assert!(git(&[COMMIT_AS_TESTER, &["-qm", "bundle"]].concat()));
     let check = clearance(&["check", "policy"], dir.path());
     assert!(check.stdout.contains("(revision git:"), "{}", check.stdout);
     // An ignored policy is loaded, but is not in the commit.
     fs::write(dir.path().join("policy/.gitignore"), "*.local.cedar\n").unwrap();
     assert!(git(&["add", ".gitignore"]));
-    assert!(git(&[
-        "-c",
-        "user.name=t",
-        "-c",
-        "user.email=t@example.com",
-        "commit",
-        "-qm",
-        "ignore local policies"
-    ]));
+    assert!(git(
+        &[COMMIT_AS_TESTER, &["-qm", "ignore local policies"]].concat()
+    ));
     let clean = clearance(&["check", "policy"], dir.path());
     assert!(clean.stdout.contains("(revision git:"), "{}", clean.stdout);
     fs::write(dir.path().join("policy/policies/x.local.cedar"), "").unwrap();
@@ -343,15 +338,9 @@ fn the_revision_is_the_git_commit_of_a_clean_checkout() {
         )
         .unwrap();
         assert!(git(&["add", "."]));
-        assert!(git(&[
-            "-c",
-            "user.name=t",
-            "-c",
-            "user.email=t@example.com",
-            "commit",
-            "-qm",
-            "a shared policy"
-        ]));
+        assert!(git(
+            &[COMMIT_AS_TESTER, &["-qm", "a shared policy"]].concat()
+        ));
         let linked = clearance(&["check", "policy"], dir.path());
         assert!(
             linked.stdout.contains("(revision sha256:"),
@@ -386,15 +375,7 @@ fn a_bundle_in_a_subdirectory_names_its_path_in_its_revision() {
         return;
     }
     assert!(git(&["add", "policy"]));
-    assert!(git(&[
-        "-c",
-        "user.name=t",
-        "-c",
-        "user.email=t@example.com",
-        "commit",
-        "-qm",
-        "bundle"
-    ]));
+    assert!(git(&[COMMIT_AS_TESTER, &["-qm", "bundle"]].concat()));
     let check = clearance(&["check", "policy"], dir.path());
     let revision = check
         .stdout
