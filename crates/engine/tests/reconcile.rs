@@ -683,3 +683,111 @@ fn a_stream_counts_when_it_opens_and_once() {
     );
     assert_ne!(started.key(), event(SCALE).key());
 }
+
+/// Through `nodes/proxy` the API server reaches the kubelet with its own
+/// credential, and the kubelet's `exec`, `attach` and `portForward` open
+/// as a WebSocket GET: such a `get` runs a command in a container, so it
+/// is a write (a stream, counted when it opens) unless its URI plainly
+/// names one of the kubelet's reads. An unknown, escaped or climbing path
+/// is no read.
+#[test]
+fn a_get_through_nodes_proxy_is_a_write_unless_it_plainly_reads_the_kubelet() {
+    let bundle = compiled(CONFIG);
+    let through_proxy = |verb: &str, stage: &str, uri: Option<&str>| {
+        let uri = uri.map_or_else(String::new, |u| format!("\"requestURI\": \"{u}\","));
+        event(
+            &SCALE
+                .replace("\"verb\": \"patch\"", &format!("\"verb\": \"{verb}\""))
+                .replace(
+                    "\"requestURI\": \"/apis/apps/v1/namespaces/payments/deployments/checkout-api/scale\",",
+                    &uri,
+                )
+                .replace(
+                    "\"resource\": \"deployments\", \"subresource\": \"scale\", \"namespace\": \"payments\", \"name\": \"checkout-api\"",
+                    "\"resource\": \"nodes\", \"subresource\": \"proxy\", \"name\": \"node-1\"",
+                )
+                .replace("\"apiGroup\": \"apps\", ", "\"apiGroup\": \"\", ")
+                .replace("ResponseComplete", stage),
+        )
+    };
+    let writes = [
+        Some(
+            "/api/v1/nodes/node-1/proxy/exec/payments/checkout-api-7d9f/app?command=sh&stdin=true",
+        ),
+        Some("/api/v1/nodes/node-1:10250/proxy/attach/payments/checkout-api-7d9f/app"),
+        Some("/api/v1/nodes/node-1/proxy/portForward/payments/checkout-api-7d9f"),
+        Some("/api/v1/nodes/node-1/proxy/cri/exec/abc"),
+        Some("/api/v1/nodes/node-1/proxy/%65xec/payments/checkout-api-7d9f/app"),
+        Some("/api/v1/nodes/node-1/proxy/metrics/../exec/payments/checkout-api-7d9f/app"),
+        Some("/api/v1/nodes/node-1/proxy/stats//exec"),
+        Some("/api/v1/namespaces/payments/pods/checkout-api-7d9f/exec"),
+        None,
+    ];
+    for uri in writes {
+        for stage in ["ResponseStarted", "ResponseComplete"] {
+            let event = through_proxy("get", stage, uri);
+            assert!(
+                matches!(
+                    classify(&bundle, &event),
+                    Reading::Write {
+                        agent: "incident-bot",
+                        ..
+                    }
+                ),
+                "get nodes/proxy at {stage}, URI {uri:?}, is a write"
+            );
+            assert!(event.key().starts_with("7f1c/stream/"), "{}", event.key());
+        }
+    }
+    let long = format!("/api/v1/nodes/node-1/proxy/metrics/{}", "a".repeat(3000));
+    assert!(
+        matches!(
+            classify(
+                &bundle,
+                &through_proxy("get", "ResponseComplete", Some(&long))
+            ),
+            Reading::Write { .. }
+        ),
+        "a URI kept as its digest is no read"
+    );
+    let reads = [
+        "/api/v1/nodes/node-1/proxy/metrics/cadvisor",
+        "/api/v1/nodes/node-1/proxy/stats/summary?only_cpu_and_memory=true",
+        "/api/v1/nodes/node-1/proxy/logs/",
+        "/api/v1/nodes/node-1/proxy/pods",
+        "/api/v1/nodes/node-1/proxy",
+        "/api/v1/nodes/node-1/proxy/",
+    ];
+    for uri in reads {
+        assert_eq!(
+            classify(
+                &bundle,
+                &through_proxy("get", "ResponseComplete", Some(uri))
+            ),
+            Reading::Ignored(Ignored::Read),
+            "{uri} reads the kubelet"
+        );
+        assert_eq!(
+            classify(&bundle, &through_proxy("get", "ResponseStarted", Some(uri))),
+            Reading::Ignored(Ignored::Stage),
+            "a read is counted at no stage: {uri}"
+        );
+        assert!(
+            matches!(
+                classify(
+                    &bundle,
+                    &through_proxy("create", "ResponseComplete", Some(uri))
+                ),
+                Reading::Write { .. }
+            ),
+            "a POST through the proxy is a write, whatever its path: {uri}"
+        );
+    }
+    // The ledger keeps the URI with the event, so that its record says
+    // why a `get` counted as a write.
+    let exec = through_proxy("get", "ResponseStarted", writes[0]);
+    let kept = serde_json::to_value(&exec).unwrap();
+    assert_eq!(kept["requestURI"], writes[0].unwrap());
+    let without = serde_json::to_value(through_proxy("get", "ResponseStarted", None)).unwrap();
+    assert!(without.get("requestURI").is_none(), "{without}");
+}

@@ -36,6 +36,23 @@ const MAX_ID: usize = 128;
 /// The most a user name, namespace or object name may hold (Kubernetes
 /// names are at most 253 bytes).
 const MAX_NAME: usize = 512;
+/// The most a request's URI may hold before it is read as its digest.
+const MAX_URI: usize = 2048;
+/// What a kubelet serves through `nodes/proxy` that only reads: the first
+/// segment of the proxied path. Everything else — `exec`, `attach`,
+/// `portForward`, `run`, `cri`, and whatever a later kubelet adds — may
+/// run a command in a container, so counts as one ([`AuditEvent::is_stream`]).
+const KUBELET_READS: [&str; 9] = [
+    "configz",
+    "debug",
+    "healthz",
+    "logs",
+    "metrics",
+    "pods",
+    "runningpods",
+    "spec",
+    "stats",
+];
 
 /// The webhook backend's body.
 #[derive(Debug, Deserialize)]
@@ -78,6 +95,18 @@ pub struct AuditEvent {
     /// The response's status, once there is a response.
     #[serde(default)]
     pub response_status: Option<ResponseStatus>,
+    /// The request's path and query, as the client sent them: what a
+    /// `nodes/proxy` request reaches on the kubelet is told only here.
+    /// Kept in the ledger with the event, so that its record says why a
+    /// `get` counted as a write. One too long or holding control
+    /// characters is read as its digest, which is no kubelet read.
+    #[serde(
+        rename = "requestURI",
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "optional_client_chosen_uri"
+    )]
+    pub request_uri: Option<String>,
     /// When the API server received the request.
     pub request_received_timestamp: Timestamp,
 }
@@ -143,6 +172,12 @@ fn optional_client_chosen_id<'de, D: Deserializer<'de>>(
     deserializer: D,
 ) -> Result<Option<String>, D::Error> {
     Ok(Option::<String>::deserialize(deserializer)?.map(|v| client_chosen(v, MAX_ID)))
+}
+
+fn optional_client_chosen_uri<'de, D: Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<String>, D::Error> {
+    Ok(Option::<String>::deserialize(deserializer)?.map(|v| client_chosen(v, MAX_URI)))
 }
 
 fn optional_client_chosen_name<'de, D: Deserializer<'de>>(
@@ -278,13 +313,40 @@ impl AuditEvent {
     }
 
     /// Whether the event is of a container stream: `pods/exec`,
-    /// `pods/attach` or `pods/portforward` in the core group.
+    /// `pods/attach` or `pods/portforward` in the core group — or a
+    /// request through `nodes/proxy` to anything but a kubelet read
+    /// ([`KUBELET_READS`]). The API server connects to the kubelet with
+    /// its own credential, and the kubelet's `exec`, `attach` and
+    /// `portForward` open as a WebSocket GET: a `get nodes/proxy` can run
+    /// a command in any container of the node.
     pub fn is_stream(&self) -> bool {
         let requested = (self.field(|o| &o.resource), self.field(|o| &o.subresource));
         self.field(|o| &o.api_group).is_empty()
-            && STREAM_SUBRESOURCES
+            && (STREAM_SUBRESOURCES
                 .iter()
                 .any(|s| s.split_once('/') == Some(requested))
+                || (requested == ("nodes", "proxy") && !self.reads_the_kubelet()))
+    }
+
+    /// Whether a `nodes/proxy` request only reads: a `get` whose URI
+    /// names a kubelet read plainly. A URI that is missing, of another
+    /// shape, escaped (`%`), or climbing (`..`) is no read, since the path
+    /// the kubelet serves might then differ from the one compared.
+    fn reads_the_kubelet(&self) -> bool {
+        self.verb == "get"
+            && self
+                .request_uri
+                .as_deref()
+                .and_then(kubelet_path)
+                .is_some_and(|path| {
+                    !path.contains(['%', '\\', ';'])
+                        && !path.split('/').any(|s| s == ".." || s == ".")
+                        && !path.contains("//")
+                        && path
+                            .split('/')
+                            .next()
+                            .is_some_and(|first| first.is_empty() || KUBELET_READS.contains(&first))
+                })
     }
 
     /// Whether this is a stage reconciliation reads: `ResponseComplete`,
@@ -315,6 +377,18 @@ impl AuditEvent {
             .as_ref()
             .and_then(|o| pick(o).as_deref())
             .unwrap_or_default()
+    }
+}
+
+/// The path a `nodes/proxy` request asks of the kubelet: what follows
+/// `/api/v1/nodes/<node>/proxy/` in `uri`, without the query; `None` for
+/// a URI of another shape.
+fn kubelet_path(uri: &str) -> Option<&str> {
+    let path = uri.split(['?', '#']).next().unwrap_or_default();
+    let (_node, rest) = path.strip_prefix("/api/v1/nodes/")?.split_once('/')?;
+    match rest.strip_prefix("proxy")? {
+        "" => Some(""),
+        proxied => proxied.strip_prefix('/'),
     }
 }
 
