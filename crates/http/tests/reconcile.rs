@@ -814,3 +814,63 @@ async fn outcomes(server: &Server) -> Vec<Value> {
     assert_eq!(status, StatusCode::OK, "{page}");
     page["records"].as_array().unwrap().clone()
 }
+
+/// A write around clearance that the platform reports late — received
+/// before the agent's current phase began — counts in the phase it
+/// arrives in, so that were its demotion to fail, the sweep still makes
+/// it (and no promotion passes it meanwhile). The store fails for real:
+/// another PostgreSQL session holds `agents`, so the event is recorded,
+/// the demotion's write waits, and its connection is terminated.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_late_write_whose_demotion_failed_is_demoted_by_the_sweep() {
+    let Some(server) = Server::start(Backend::Postgres).await else {
+        return;
+    };
+    let Place::Postgres(db) = &*server.place else {
+        panic!("a PostgreSQL server");
+    };
+    let standing = agent(&server, "autonomous-bot").await;
+    let since: jiff::Timestamp = standing["phase_since"].as_str().unwrap().parse().unwrap();
+    let late = restart(&server, "m-1", 600);
+    let received: jiff::Timestamp = late["requestReceivedTimestamp"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(received < since, "received before the phase began");
+    let batch = list(std::slice::from_ref(&late));
+
+    let mut hold = db.hold_table("agents").await;
+    let first = {
+        let request = server
+            .client
+            .post(format!("{}/v1/platform-events/kubernetes", server.base))
+            .bearer_auth(&server.harness)
+            .json(&batch);
+        tokio::spawn(async move { request.send().await.unwrap().status() })
+    };
+    hold.fail_the_waiting_write().await;
+    let status = first.await.unwrap();
+    assert!(status.is_server_error(), "the demotion failed: {status}");
+    hold.release().await;
+    let (_, page) = server
+        .get("/v1/audit?kind=platform_event", Some(&server.admin))
+        .await;
+    assert_eq!(page["records"].as_array().unwrap().len(), 1, "{page}");
+    assert_eq!(page["records"][0]["payload"]["verdict"], "out_of_scope");
+    let standing = agent(&server, "autonomous-bot").await;
+    assert_eq!(
+        (&standing["phase"], &standing["locked"]),
+        (&json!("autonomous"), &json!(false)),
+        "not demoted yet: {standing}"
+    );
+
+    assert_eq!(server.sweep_demotions().await, 1, "the sweep demotes");
+    let standing = agent(&server, "autonomous-bot").await;
+    assert_eq!(
+        (&standing["phase"], &standing["locked"]),
+        (&json!("shadow"), &json!(true)),
+        "{standing}"
+    );
+    assert_eq!(server.sweep_demotions().await, 0, "once");
+}

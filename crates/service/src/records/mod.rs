@@ -292,15 +292,18 @@ pub fn effects_of(kind: &str, payload: &str, at: Timestamp) -> Result<Vec<Effect
                 key: r.event_key,
                 decision_id: r.decision_id,
             }];
-            // Never dated after its record: an event stamped ahead of the
-            // gateway's clock (the skew allowed) would otherwise count again
-            // in the phase its own demotion starts, once a restart rebuilds
-            // the tallies from the stored evidence.
+            // Dated at its record, when clearance learnt of it, not when
+            // the platform received the request: an event stamped ahead of
+            // the gateway's clock would otherwise count again in the phase
+            // its own demotion starts, once a restart rebuilds the tallies;
+            // and one that arrives late, stamped before the agent's phase
+            // began, would count in no phase at all — were its demotion to
+            // fail, no sweep or promotion check would see it again.
             effects.extend(sample.map(|sample| {
                 Effect::EvidenceRecorded(EvidenceRow {
                     agent: r.agent,
                     incident_id: r.incident_id,
-                    at: r.at.min(at),
+                    at,
                     sample,
                 })
             }));
@@ -438,7 +441,6 @@ struct PlatformEventView {
     verdict: PlatformVerdict,
     #[serde(default)]
     decision_id: Option<String>,
-    at: Timestamp,
 }
 
 /// `approval.approved`, `approval.denied`.
