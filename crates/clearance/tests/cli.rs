@@ -715,3 +715,56 @@ fn a_role_for_a_token_that_has_none_is_refused() {
         assert!(!dir.path().join("x.db").exists(), "nothing was written");
     }
 }
+
+/// A record numbered 0 or below has no place in an export, whose reader
+/// (`docs/verify_ledger.py`) goes by number from 1 and would find nothing
+/// wrong: `audit export` writes every record of the chain, then fails
+/// naming it, as `audit verify` reports it.
+#[test]
+fn an_export_fails_naming_a_record_outside_the_chain() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("clearance.db");
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    drop(
+        runtime
+            .block_on(clearance_store::SqliteStore::open(&path))
+            .unwrap(),
+    );
+    let db = path.to_str().unwrap();
+    let issued = clearance(
+        &["token", "issue", "--agent", "incident-bot", "--db", db],
+        dir.path(),
+    );
+    assert_eq!(issued.code, 0, "{}", issued.stderr);
+    let whole = clearance(&["audit", "export", "--db", db], dir.path());
+    assert_eq!(whole.code, 0, "{}", whole.stderr);
+    assert!(whole.stdout.lines().count() >= 1, "{}", whole.stdout);
+
+    runtime.block_on(async {
+        use sqlx::Connection as _;
+        let mut conn = sqlx::SqliteConnection::connect(&format!("sqlite://{db}"))
+            .await
+            .unwrap();
+        sqlx::query(
+            "INSERT INTO ledger (seq, at, kind, payload, prev_hash, hash)
+             SELECT -3, at, kind, payload, prev_hash, hash FROM ledger WHERE seq = 1",
+        )
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    });
+    let export = clearance(&["audit", "export", "--db", db], dir.path());
+    assert_eq!(export.code, 1, "{}{}", export.stdout, export.stderr);
+    assert_eq!(
+        export.stdout, whole.stdout,
+        "every record of the chain is written all the same"
+    );
+    assert!(
+        export.stderr.contains("numbered -3, outside the chain"),
+        "{}",
+        export.stderr
+    );
+    let verify = clearance(&["audit", "verify", "--db", db], dir.path());
+    assert_eq!(verify.code, 1, "{}", verify.stdout);
+    assert!(verify.stdout.contains("numbered -3,"), "{}", verify.stdout);
+}

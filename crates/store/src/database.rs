@@ -251,6 +251,10 @@ impl<B: Backend> Store for Database<B> {
         self.backend.page(after, limit).await
     }
 
+    async fn outside_chain(&self) -> Result<Option<String>, StoreError> {
+        self.backend.outside_chain().await
+    }
+
     async fn ping(&self) -> Result<(), StoreError> {
         self.backend.ping().await
     }

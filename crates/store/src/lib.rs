@@ -279,6 +279,12 @@ pub trait Store: Send + Sync + 'static {
         limit: u32,
     ) -> impl Future<Output = Result<Vec<LedgerRecord>, StoreError>> + Send;
 
+    /// The lowest number of a record the chain cannot hold (0 or below,
+    /// or none), as the database writes it: no reader that goes by number
+    /// ([`Store::records`]) reaches such a record, so an export, which
+    /// cannot carry it, says so.
+    fn outside_chain(&self) -> impl Future<Output = Result<Option<String>, StoreError>> + Send;
+
     /// Whether the database answers at all.
     fn ping(&self) -> impl Future<Output = Result<(), StoreError>> + Send;
 

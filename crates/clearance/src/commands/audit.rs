@@ -59,5 +59,18 @@ async fn export_from(store: &impl Store, mut after: u64) -> anyhow::Result<Exit>
         }
     }
     out.flush()?;
+    // A record numbered outside the chain has no place in an export, whose
+    // reader (docs/verify_ledger.py) would then find nothing wrong: the
+    // export fails instead, as `audit verify` does.
+    if let Some(number) = store
+        .outside_chain()
+        .await
+        .context("cannot read the ledger")?
+    {
+        eprintln!(
+            "clearance: the ledger holds a record numbered {number}, outside the chain, which is numbered from 1; the export does not carry it (`clearance audit verify` reports it as a break)"
+        );
+        return Ok(Exit::Failed);
+    }
     Ok(Exit::Ok)
 }
