@@ -364,6 +364,46 @@ async fn a_bundle_activated_on_one_instance_runs_on_the_other(a: Server) {
 }
 contract!(a_bundle_activated_on_one_instance_runs_on_the_other);
 
+/// An instance signs checkpoints as the bundle it loaded itself says,
+/// never as one it followed: a `bundle.activated` record that anyone able
+/// to write to the database can append would otherwise turn the signing
+/// off on every instance following it. B follows A's bundle — it decides
+/// under A's revision — and keeps its own `checkpoints:`, whichever way
+/// A's differ.
+async fn a_followed_bundle_does_not_change_how_an_instance_signs(a: Server) {
+    let b = a.another().await;
+    let checkpoints = |every: u64| {
+        format!(
+            "checkpoints: {{ every: {every}, interval: 1m, witness: /tmp/witness.jsonl }}\npolicy_owner:"
+        )
+    };
+    b.activate_with_config("policy_owner:", &checkpoints(500))
+        .await;
+    assert_eq!(b.signs_every(), Some(500), "its own bundle");
+    for every in [None, Some(7)] {
+        let revision = match every {
+            None => a.activate_with_policy("").await,
+            Some(n) => {
+                a.activate_with_config("policy_owner:", &checkpoints(n))
+                    .await
+            }
+        };
+        assert_eq!(a.signs_every(), every, "A's own bundle");
+        let took = until(|| async {
+            let (_, health) = b.get("/healthz", None).await;
+            health["policy_revision"] == revision
+        })
+        .await;
+        assert!(took <= PROPAGATION, "{took:?}");
+        assert_eq!(
+            b.signs_every(),
+            Some(500),
+            "B follows {revision}, signs as before"
+        );
+    }
+}
+contract!(a_followed_bundle_does_not_change_how_an_instance_signs);
+
 /// Each instance signs checkpoints, but not another instance's checkpoint:
 /// an idle pair would otherwise answer one with another every interval.
 async fn an_instance_does_not_checkpoint_another_ones_checkpoint(a: Server) {

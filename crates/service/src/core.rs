@@ -22,7 +22,9 @@ use std::{
 };
 
 use arc_swap::ArcSwap;
-use clearance_engine::{Bundle, BundleSource, Identity, SourceFile, checkpoint::CHECKPOINT_KIND};
+use clearance_engine::{
+    Bundle, BundleSource, Identity, SourceFile, bundle::Checkpoints, checkpoint::CHECKPOINT_KIND,
+};
 use clearance_store::{Applier, Committed, Effect, Entry, Guard, Receipt, Store, StoreError};
 use jiff::{SignedDuration, Timestamp};
 use tokio::sync::Semaphore;
@@ -50,6 +52,12 @@ const PHASE_CHANGES: usize = 1_024;
 pub(crate) struct Shared {
     pub state: Mutex<State>,
     pub bundle: ArcSwap<Bundle>,
+    /// `checkpoints:` of the bundle this instance loaded itself — at start
+    /// or on its own reload — never of one it followed: a
+    /// `bundle.activated` record anyone able to write to the database can
+    /// append must not turn the signing of the chain off, or change it,
+    /// on every instance that follows it.
+    pub own_checkpoints: ArcSwap<Option<Checkpoints>>,
     pub metrics: Metrics,
     /// Phase changes this instance recorded, for the platform.
     pub changes: tokio::sync::broadcast::Sender<PhaseChanged>,
@@ -109,6 +117,7 @@ impl<S: Store> Core<S> {
             store,
             shared: Arc::new(Shared {
                 state: Mutex::new(state),
+                own_checkpoints: ArcSwap::from_pointee(bundle.checkpoints().cloned()),
                 bundle: ArcSwap::from_pointee(bundle),
                 metrics: Metrics::default(),
                 changes: tokio::sync::broadcast::channel(PHASE_CHANGES).0,
@@ -427,6 +436,10 @@ impl Follower {
         match Bundle::compile(&source) {
             Ok(bundle) => {
                 tracing::info!(%revision, "following the bundle another instance activated");
+                if bundle.checkpoints() != self.shared.own_checkpoints.load().as_ref().as_ref() {
+                    tracing::warn!(%revision,
+                        "the bundle another instance activated says `checkpoints:` otherwise; this instance signs the chain as its own bundle says");
+                }
                 self.shared.bundle.store(Arc::new(bundle));
             }
             Err(errors) => {

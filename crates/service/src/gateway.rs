@@ -87,6 +87,10 @@ impl<S: Store> Gateway<S> {
     ) -> Result<(), ServiceError> {
         self.record_activation(&bundle, source).await?;
         self.register_new_agents(&bundle).await?;
+        self.core
+            .shared
+            .own_checkpoints
+            .store(Arc::new(bundle.checkpoints().cloned()));
         self.core.shared.bundle.store(Arc::new(bundle));
         Ok(())
     }
@@ -155,6 +159,14 @@ impl<S: Store> Gateway<S> {
     /// The active bundle.
     pub fn bundle(&self) -> Arc<Bundle> {
         self.core.bundle()
+    }
+
+    /// When this instance signs the ledger's head: `checkpoints:` of the
+    /// bundle it loaded itself (at start, or activated on it since), never
+    /// of a bundle it followed from another instance's record, which
+    /// anyone able to write to the database could have appended.
+    pub fn checkpoint_settings(&self) -> Option<clearance_engine::bundle::Checkpoints> {
+        self.core.shared.own_checkpoints.load().as_ref().clone()
     }
 
     /// The time, from the gateway's clock.

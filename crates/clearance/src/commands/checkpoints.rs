@@ -91,7 +91,8 @@ pub fn print_public_key(key: &Path) -> anyhow::Result<Exit> {
     Ok(Exit::Ok)
 }
 
-/// Signs the ledger's head whenever the bundle's `checkpoints:` says it is
+/// Signs the ledger's head whenever this instance's own bundle's
+/// `checkpoints:` ([`Gateway::checkpoint_settings`]) says it is
 /// due: `every` records or `interval` since the last checkpoint, and only
 /// when something was recorded since. Each checkpoint goes to the ledger,
 /// then to the witness (a file or a URL); a witness that does not take it
@@ -108,7 +109,7 @@ pub async fn sign_when_due<S: Store>(
     loop {
         tick.tick().await;
         witnesses.flush().await;
-        let Some(settings) = gateway.bundle().checkpoints().cloned() else {
+        let Some(settings) = gateway.checkpoint_settings() else {
             continue;
         };
         let applied = gateway.applied_seq();

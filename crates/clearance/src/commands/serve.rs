@@ -196,7 +196,7 @@ async fn run_gateway<S: Store>(
     // A bundle that signs checkpoints has its key before the gateway
     // answers: a key that cannot be read or made stops the start, rather
     // than leaving a gateway that logs and signs nothing.
-    let signing_key = match gateway.bundle().checkpoints() {
+    let signing_key = match gateway.checkpoint_settings() {
         Some(_) => {
             let key = super::checkpoints::load_or_create_key(&checkpoint_key)?;
             eprintln!(

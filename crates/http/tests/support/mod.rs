@@ -335,6 +335,12 @@ impl Server {
         on_gw!(&self.gw, |g| g.sync().await.unwrap());
     }
 
+    /// How many records apart this instance signs checkpoints, by its
+    /// own bundle's `checkpoints:`; `None` when it signs none.
+    pub fn signs_every(&self) -> Option<u64> {
+        on_gw!(&self.gw, |g| g.checkpoint_settings()).map(|c| c.every)
+    }
+
     /// Signs the ledger's head with a fixed test key; whether it signed.
     pub async fn sign_head(&self) -> bool {
         let key = ed25519_dalek::SigningKey::from_bytes(&[5; 32]);
