@@ -17,7 +17,9 @@ use crate::{
 
 /// What differs between backends in these queries.
 pub(crate) struct Dialect {
-    /// The payload's top-level `agent`, as text.
+    /// The payload's top-level `agent`, as text: the `agent` column both
+    /// backends fill at append (indexed with `seq`), read from the payload
+    /// where SQLite rows older than the column lack it.
     pub agent_of_payload: &'static str,
 }
 

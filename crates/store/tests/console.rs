@@ -155,3 +155,77 @@ where
     );
 }
 on_both!(cursors_of_removed_webhooks_are_forgotten);
+
+/// A PostgreSQL ledger written before records kept their agent beside them
+/// (migration 0009) gets it from the migration: the top-level `agent` of
+/// every payload that names one as a string — one holding an escaped NUL,
+/// which `jsonb` refuses, included — and none where the payload names
+/// none, or not as a string. Filtering by agent then finds exactly those
+/// records, by the column, and records appended afterwards have theirs.
+#[tokio::test]
+async fn an_older_postgres_ledger_gets_its_agents_from_the_migration() {
+    use sqlx::Connection as _;
+    let Some(db) = clearance_testkit::TestDb::create().await else {
+        return;
+    };
+    let mut conn = sqlx::PgConnection::connect(&db.url).await.unwrap();
+    sqlx::migrate!("./migrations/postgres")
+        .run_to(8, &mut conn)
+        .await
+        .unwrap();
+    let payloads = [
+        r#"{"agent":"bot-1","n":1}"#,
+        r#"{"agent":"bot-1","note":"a \u0000 in it"}"#,
+        r#"{"agent":7}"#,
+        r#"["agent"]"#,
+        r#"{"identity":{"agent":"bot-1"}}"#,
+        r#"{"agent":"bot-2","note":"\\u0000 is no NUL"}"#,
+    ];
+    let zeros = "0".repeat(64);
+    for (seq, payload) in (1_i64..).zip(payloads) {
+        sqlx::query(
+            "INSERT INTO ledger (seq, at, kind, payload, prev_hash, hash) VALUES ($1, $2, 'note', $3, $4, $4)",
+        )
+        .bind(seq)
+        .bind(clearance_store::timestamp_text(at(seq)))
+        .bind(payload)
+        .bind(&zeros)
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    }
+    let store = clearance_store::PostgresStore::connect(&db.url)
+        .await
+        .unwrap();
+    let agents: Vec<Option<String>> = sqlx::query_scalar("SELECT agent FROM ledger ORDER BY seq")
+        .fetch_all(&mut conn)
+        .await
+        .unwrap();
+    let bot = |name: &str| Some(name.to_owned());
+    assert_eq!(
+        agents,
+        [bot("bot-1"), bot("bot-1"), None, None, None, bot("bot-2")]
+    );
+    let filtered = |agent: &str| {
+        let filter = LedgerFilter {
+            limit: 50,
+            agent: Some(agent.to_owned()),
+            ..LedgerFilter::default()
+        };
+        let store = &store;
+        async move {
+            store
+                .ledger_page(&filter)
+                .await
+                .unwrap()
+                .iter()
+                .map(|r| r.seq)
+                .collect::<Vec<u64>>()
+        }
+    };
+    assert_eq!(filtered("bot-1").await, [2, 1]);
+    assert_eq!(filtered("bot-2").await, [6]);
+    assert_eq!(filtered("7").await, Vec::<u64>::new());
+    store.append(execution(3)).await.unwrap();
+    assert_eq!(filtered("bot-0").await, [7], "bot-0's execution");
+}

@@ -14,6 +14,7 @@ use crate::{
     codec::{approval_status_name, int, json, timestamp_text},
     console::{day_of, days_of},
     rows::{ApprovalVoid, DecisionIndex},
+    stored,
 };
 
 /// The records and their effects. When every effect indexes a decision —
@@ -55,10 +56,14 @@ pub(super) async fn write(
     let payloads: Vec<&str> = records.iter().map(|r| r.payload.as_str()).collect();
     let prevs: Vec<String> = records.iter().map(|r| r.prev_hash.to_hex()).collect();
     let hashes: Vec<String> = records.iter().map(|r| r.hash.to_hex()).collect();
+    let agents: Vec<Option<String>> = records
+        .iter()
+        .map(|r| stored::agent_of(&r.payload))
+        .collect();
     sqlx::query(
         "WITH records AS (
-           INSERT INTO ledger (seq, at, kind, payload, prev_hash, hash)
-           SELECT * FROM UNNEST($1::BIGINT[], $2::TEXT[], $3::TEXT[], $4::TEXT[], $5::TEXT[], $6::TEXT[]))
+           INSERT INTO ledger (seq, at, kind, payload, prev_hash, hash, agent)
+           SELECT * FROM UNNEST($1::BIGINT[], $2::TEXT[], $3::TEXT[], $4::TEXT[], $5::TEXT[], $6::TEXT[], $20::TEXT[]))
          , decided AS (
            INSERT INTO decisions (id, seq, agent, action, outcome, impact, execution, blocked, at)
            SELECT * FROM UNNEST($7::TEXT[], $8::BIGINT[], $9::TEXT[], $10::TEXT[], $11::TEXT[], $12::TEXT[], $13::BOOLEAN[], $14::BOOLEAN[], $15::TEXT[]))
@@ -85,6 +90,7 @@ pub(super) async fn write(
     .bind(days.iter().map(|d| d.1).collect::<Vec<_>>())
     .bind(days.iter().map(|d| d.2).collect::<Vec<_>>())
     .bind(days.iter().map(|d| d.3).collect::<Vec<_>>())
+    .bind(agents)
     .execute(conn)
     .await
     .map_err(|e| failed(e.into()))?;

@@ -13,7 +13,7 @@ use crate::{
 };
 
 const DIALECT: Dialect = Dialect {
-    agent_of_payload: "payload::jsonb ->> 'agent'",
+    agent_of_payload: "agent",
 };
 
 const SESSION_COLUMNS: &str =

@@ -34,6 +34,7 @@ use crate::{
         KillSwitchHistoryRow, LedgerFilter, Overview, PlatformEventRow, SessionRow, StoredState,
         TokenRow,
     },
+    stored,
 };
 
 columns_for!(sqlx::postgres::PgRow, payload_text, digest_hex);
@@ -384,9 +385,13 @@ impl Backend for Postgres {
         let payloads: Vec<&str> = records.iter().map(|r| r.payload.as_str()).collect();
         let prevs: Vec<String> = records.iter().map(|r| r.prev_hash.to_hex()).collect();
         let hashes: Vec<String> = records.iter().map(|r| r.hash.to_hex()).collect();
+        let agents: Vec<Option<String>> = records
+            .iter()
+            .map(|r| stored::agent_of(&r.payload))
+            .collect();
         sqlx::query(
-            "INSERT INTO ledger (seq, at, kind, payload, prev_hash, hash)
-             SELECT * FROM UNNEST($1::BIGINT[], $2::TEXT[], $3::TEXT[], $4::TEXT[], $5::TEXT[], $6::TEXT[])",
+            "INSERT INTO ledger (seq, at, kind, payload, prev_hash, hash, agent)
+             SELECT * FROM UNNEST($1::BIGINT[], $2::TEXT[], $3::TEXT[], $4::TEXT[], $5::TEXT[], $6::TEXT[], $7::TEXT[])",
         )
         .bind(seqs)
         .bind(ats)
@@ -394,6 +399,7 @@ impl Backend for Postgres {
         .bind(payloads)
         .bind(prevs)
         .bind(hashes)
+        .bind(agents)
         .execute(conn)
         .await?;
         Ok(())
