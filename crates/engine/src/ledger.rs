@@ -188,6 +188,12 @@ impl RecordDigests {
         }
     }
 
+    /// Whether the record's content hashes to the hash it stores: when not,
+    /// the chain breaks at this record at the latest.
+    pub fn matches_its_hash(&self) -> bool {
+        self.computed == self.hash
+    }
+
     /// [`RecordDigests::of`] a whole record.
     pub fn of_record(record: &LedgerRecord) -> RecordDigests {
         RecordDigests::of(

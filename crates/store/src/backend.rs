@@ -298,7 +298,10 @@ pub trait Backend: Send + Sync + 'static {
         query: &AuditQuery,
     ) -> impl Future<Output = Result<Vec<LedgerRecord>, StoreError>> + Send;
 
-    /// Up to `limit` records after `after`, in order, from the pool.
+    /// Up to `limit` records after `after`, in order, from the pool —
+    /// fewer when their payloads are large
+    /// ([`crate::decode::PAGE_BYTES`]), but never none while a record
+    /// follows: only an empty page says the ledger ends.
     fn page(
         &self,
         after: u64,

@@ -70,6 +70,33 @@ macro_rules! columns_for {
 }
 pub(crate) use columns_for;
 
+/// The most the payloads of a page of decoded records hold together before
+/// the page ends short. Records are read a page at a time, and a record
+/// may be up to 64 MiB — or claim as much from a few bytes on disk, a
+/// decompression bomb — so a page of them is bounded in bytes, not only
+/// in records.
+pub(crate) const PAGE_BYTES: usize = 64 << 20;
+
+/// The records `rows` hold, decoded as they arrive, up to the one that
+/// takes their payloads past [`PAGE_BYTES`] together: fewer than the rows
+/// when they are large, never none while a row follows. What is not read
+/// is not fetched (the query stops when `rows` is dropped).
+pub(crate) async fn ledger_page<R: Columns>(
+    rows: impl futures::Stream<Item = Result<R, sqlx::Error>>,
+) -> Result<Vec<LedgerRecord>, StoreError> {
+    use futures::TryStreamExt as _;
+    let mut rows = std::pin::pin!(rows);
+    let (mut records, mut bytes) = (Vec::new(), 0_usize);
+    while bytes < PAGE_BYTES
+        && let Some(row) = rows.try_next().await?
+    {
+        let record = ledger_record(&row)?;
+        bytes = bytes.saturating_add(record.payload.len());
+        records.push(record);
+    }
+    Ok(records)
+}
+
 pub(crate) fn ledger_record(row: &impl Columns) -> Result<LedgerRecord, StoreError> {
     Ok(LedgerRecord {
         seq: seq(row.int("seq")?)?,

@@ -272,7 +272,9 @@ pub trait Store: Send + Sync + 'static {
         query: &AuditQuery,
     ) -> impl Future<Output = Result<Vec<LedgerRecord>, StoreError>> + Send;
 
-    /// Up to `limit` records after `after`, in order.
+    /// Up to `limit` records after `after`, in order — fewer when their
+    /// payloads are large, but never none while a record follows: only an
+    /// empty page says the ledger ends.
     fn records(
         &self,
         after: u64,

@@ -21,7 +21,7 @@ use clearance_engine::ledger::{ChainBreak, ChainVerifier, Digest32, LedgerRecord
 use futures::{Stream, StreamExt, stream};
 use tokio::sync::Semaphore;
 
-use crate::{StoreError, backend::Backend, rows::VerifyReport};
+use crate::{StoreError, backend::Backend, decode::PAGE_BYTES, rows::VerifyReport};
 
 /// How many records a page holds: large enough that the round trip
 /// vanishes, small enough to bound memory (verifying 412k records read a
@@ -204,8 +204,10 @@ enum Fetched {
 
 async fn record_by_record<B: Backend>(backend: &B, after: u64) -> Result<Fetched, StoreError> {
     match backend.page(after, PAGE).await {
+        // A page ends short for large records too (`Backend::page`): only
+        // an empty one says the ledger ends.
         Ok(records) => {
-            let more = records.len() == PAGE as usize;
+            let more = !records.is_empty();
             Ok(Fetched::Page { records, more })
         }
         // A row that does not decode is a break, not an outage: the page is
@@ -227,7 +229,7 @@ async fn record_by_record<B: Backend>(backend: &B, after: u64) -> Result<Fetched
 }
 
 /// The records after `after` that decode, one at a time, up to the first
-/// that does not: `Ok` with the first of them when some do (the caller
+/// that does not (or as many as a page holds, in records or in bytes): `Ok` with the first of them when some do (the caller
 /// verifies them and comes back for the rest), the unreadable record's
 /// problem when it is the very next one.
 async fn readable_prefix<B: Backend>(
@@ -235,12 +237,13 @@ async fn readable_prefix<B: Backend>(
     after: u64,
 ) -> Result<Result<Vec<LedgerRecord>, String>, StoreError> {
     let mut records = Vec::new();
-    let mut last = after;
-    while records.len() < PAGE as usize - 1 {
+    let (mut last, mut bytes) = (after, 0_usize);
+    while records.len() < PAGE as usize - 1 && bytes < PAGE_BYTES {
         match backend.page(last, 1).await {
             Ok(next) => match next.into_iter().next() {
                 Some(record) => {
                     last = record.seq;
+                    bytes = bytes.saturating_add(record.payload.len());
                     records.push(record);
                 }
                 None => break,

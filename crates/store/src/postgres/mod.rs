@@ -599,7 +599,7 @@ impl Backend for Postgres {
     async fn audit(&self, query: &AuditQuery) -> Result<Vec<LedgerRecord>, StoreError> {
         let rows = sqlx::query(
             "SELECT seq, at, kind, payload, prev_hash, hash FROM ledger
-             WHERE seq > $1 AND ($2::TEXT IS NULL OR kind = $2) AND ($3::TEXT IS NULL OR payload::jsonb ->> 'agent' = $3)
+             WHERE seq > $1 AND ($2::TEXT IS NULL OR kind = $2) AND ($3::TEXT IS NULL OR agent = $3)
              ORDER BY seq LIMIT $4",
         )
         .bind(int(query.after))
@@ -612,11 +612,14 @@ impl Backend for Postgres {
     }
 
     async fn page(&self, after: u64, limit: u32) -> Result<Vec<LedgerRecord>, StoreError> {
-        self.records(
-            "SELECT seq, at, kind, payload, prev_hash, hash FROM ledger
-             WHERE seq > $1 ORDER BY seq LIMIT $2",
-            after,
-            limit,
+        decode::ledger_page(
+            sqlx::query(
+                "SELECT seq, at, kind, payload, prev_hash, hash FROM ledger
+                 WHERE seq > $1 ORDER BY seq LIMIT $2",
+            )
+            .bind(int(after))
+            .bind(i64::from(limit))
+            .fetch(&self.pool),
         )
         .await
     }

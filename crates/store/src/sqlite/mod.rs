@@ -543,14 +543,15 @@ impl Backend for Sqlite {
     }
 
     async fn page(&self, after: u64, limit: u32) -> Result<Vec<LedgerRecord>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT seq, at, kind, payload, prev_hash, hash FROM ledger WHERE seq > ? ORDER BY seq LIMIT ?",
+        decode::ledger_page(
+            sqlx::query(
+                "SELECT seq, at, kind, payload, prev_hash, hash FROM ledger WHERE seq > ? ORDER BY seq LIMIT ?",
+            )
+            .bind(int(after))
+            .bind(i64::from(limit))
+            .fetch(&self.pool),
         )
-        .bind(int(after))
-        .bind(i64::from(limit))
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter().map(decode::ledger_record).collect()
+        .await
     }
 
     type VerifyPage = packed::PackedPage;

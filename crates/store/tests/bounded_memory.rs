@@ -1,0 +1,91 @@
+//! Verifying and paging a SQLite ledger whose stored frames were replaced
+//! by decompression bombs — a few hundred bytes on disk, each claiming
+//! 8 MiB — hold a page's worth of bytes (64 MiB) at a time, not a page's
+//! worth of records. Alone in its test binary: it reads the process's
+//! peak resident memory, which other tests would share.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+
+mod support;
+
+use std::{fmt::Write as _, sync::Arc};
+
+use clearance_store::Store;
+use support::{Place, fill};
+
+/// The process's peak resident memory since it was last reset, in bytes.
+fn peak_resident() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let line = status
+        .lines()
+        .find(|line| line.starts_with("VmHWM:"))
+        .unwrap();
+    let kib: u64 = line
+        .trim_start_matches("VmHWM:")
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .unwrap();
+    kib * 1024
+}
+
+/// Resets the peak to what is resident now.
+fn reset_peak() {
+    std::fs::write("/proc/self/clear_refs", "5").unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn decompression_bombs_are_read_a_bounded_page_at_a_time() {
+    const BOMB: usize = 8 << 20;
+    let place = Place::sqlite();
+    let store = Arc::new(place.open_sqlite().await);
+    fill(&store, 0, 300).await;
+    let frame = zstd::bulk::compress(&vec![b' '; BOMB], 3).unwrap();
+    assert!(frame.len() < 4096, "{} bytes on disk", frame.len());
+    let mut hex = String::new();
+    for byte in &frame {
+        write!(hex, "{byte:02x}").unwrap();
+    }
+    place
+        .raw(&format!(
+            "UPDATE ledger SET payload = x'{hex}' WHERE seq BETWEEN 10 AND 290"
+        ))
+        .await;
+    // A newline in a field: the quick read gives the first page up, and
+    // the row reader reads it.
+    place
+        .raw("UPDATE ledger SET at = at || char(10) WHERE seq = 5")
+        .await;
+
+    reset_peak();
+    let before = peak_resident();
+    let report = store.verify().await.unwrap();
+    let grown = peak_resident().saturating_sub(before);
+    let broken = report.first_break.expect("record 5 was modified");
+    assert_eq!((report.verified, broken.seq), (4, 5), "{}", broken.problem);
+    assert!(
+        grown < 512 << 20,
+        "verifying grew the peak by {} MiB; 281 bombs are {} MiB",
+        grown >> 20,
+        (281 * BOMB) >> 20
+    );
+
+    // A page ends once its payloads pass 64 MiB: the 9 records before the
+    // bombs and 8 bombs. Never empty while a record follows.
+    reset_peak();
+    let before = peak_resident();
+    let first = store.records(0, 1_000).await.unwrap();
+    assert_eq!(first.len(), 17);
+    assert_eq!(first.last().unwrap().seq, 17);
+    let next = store.records(17, 1_000).await.unwrap();
+    assert_eq!((next.len(), next[0].seq), (8, 18));
+    let grown = peak_resident().saturating_sub(before);
+    assert!(
+        grown < 512 << 20,
+        "paging grew the peak by {} MiB",
+        grown >> 20
+    );
+    let tail = store.records(290, 1_000).await.unwrap();
+    assert_eq!(tail.len(), 10, "small records fill a page again");
+}
