@@ -720,6 +720,10 @@ fn a_get_through_nodes_proxy_is_a_write_unless_it_plainly_reads_the_kubelet() {
         Some("/api/v1/nodes/node-1/proxy/%65xec/payments/checkout-api-7d9f/app"),
         Some("/api/v1/nodes/node-1/proxy/metrics/../exec/payments/checkout-api-7d9f/app"),
         Some("/api/v1/nodes/node-1/proxy/stats//exec"),
+        Some("/api/v1/nodes/node-1/proxy//exec/payments/checkout-api-7d9f/app?command=sh"),
+        Some("/api/v1/nodes/node-1:10250/proxy//attach/payments/checkout-api-7d9f/app"),
+        Some("/api/v1/nodes/node-1/proxyexec/payments/checkout-api-7d9f/app"),
+        Some("/api/v1/nodes/node-1/proxy/metrics#/../exec"),
         Some("/api/v1/namespaces/payments/pods/checkout-api-7d9f/exec"),
         None,
     ];
@@ -755,6 +759,8 @@ fn a_get_through_nodes_proxy_is_a_write_unless_it_plainly_reads_the_kubelet() {
         "/api/v1/nodes/node-1/proxy/stats/summary?only_cpu_and_memory=true",
         "/api/v1/nodes/node-1/proxy/logs/",
         "/api/v1/nodes/node-1/proxy/pods",
+        "/api/v1/nodes/node-1/proxy/containerLogs/payments/checkout-api-7d9f/app?tailLines=10",
+        "/api/v1/nodes/https:node-1:10250/proxy/metrics/resource",
         "/api/v1/nodes/node-1/proxy",
         "/api/v1/nodes/node-1/proxy/",
     ];

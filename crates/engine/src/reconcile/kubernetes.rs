@@ -42,8 +42,9 @@ const MAX_URI: usize = 2048;
 /// segment of the proxied path. Everything else — `exec`, `attach`,
 /// `portForward`, `run`, `cri`, and whatever a later kubelet adds — may
 /// run a command in a container, so counts as one ([`AuditEvent::is_stream`]).
-const KUBELET_READS: [&str; 9] = [
+const KUBELET_READS: [&str; 10] = [
     "configz",
+    "containerLogs",
     "debug",
     "healthz",
     "logs",
@@ -329,23 +330,29 @@ impl AuditEvent {
     }
 
     /// Whether a `nodes/proxy` request only reads: a `get` whose URI
-    /// names a kubelet read plainly. A URI that is missing, of another
-    /// shape, escaped (`%`), or climbing (`..`) is no read, since the path
-    /// the kubelet serves might then differ from the one compared.
+    /// names a kubelet read plainly — the kubelet's root, or a path whose
+    /// first segment is one of [`KUBELET_READS`]. A URI that is missing,
+    /// of another shape, escaped (`%`), holding an empty segment (`//`,
+    /// which the API server drops before the kubelet sees the path),
+    /// climbing (`..`) or a fragment is no read, since the path the kubelet
+    /// serves might then differ from the one compared.
     fn reads_the_kubelet(&self) -> bool {
         self.verb == "get"
             && self
                 .request_uri
                 .as_deref()
                 .and_then(kubelet_path)
-                .is_some_and(|path| {
-                    !path.contains(['%', '\\', ';'])
-                        && !path.split('/').any(|s| s == ".." || s == ".")
-                        && !path.contains("//")
-                        && path
-                            .split('/')
-                            .next()
-                            .is_some_and(|first| first.is_empty() || KUBELET_READS.contains(&first))
+                .is_some_and(|path| match path {
+                    "" | "/" => true,
+                    _ => {
+                        !path.contains(['%', '\\', ';', '#'])
+                            && !path.contains("//")
+                            && !path.split('/').any(|s| s == ".." || s == ".")
+                            && path
+                                .split('/')
+                                .nth(1)
+                                .is_some_and(|first| KUBELET_READS.contains(&first))
+                    }
                 })
     }
 
@@ -381,15 +388,13 @@ impl AuditEvent {
 }
 
 /// The path a `nodes/proxy` request asks of the kubelet: what follows
-/// `/api/v1/nodes/<node>/proxy/` in `uri`, without the query; `None` for
-/// a URI of another shape.
+/// `/api/v1/nodes/<node>/proxy` in `uri` (empty, or from its `/` on),
+/// without the query; `None` for a URI of another shape.
 fn kubelet_path(uri: &str) -> Option<&str> {
-    let path = uri.split(['?', '#']).next().unwrap_or_default();
+    let path = uri.split('?').next().unwrap_or_default();
     let (_node, rest) = path.strip_prefix("/api/v1/nodes/")?.split_once('/')?;
-    match rest.strip_prefix("proxy")? {
-        "" => Some(""),
-        proxied => proxied.strip_prefix('/'),
-    }
+    let proxied = rest.strip_prefix("proxy")?;
+    (proxied.is_empty() || proxied.starts_with('/')).then_some(proxied)
 }
 
 fn problem(field: &'static str, problem: impl Into<String>) -> EventError {
