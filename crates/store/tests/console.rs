@@ -158,10 +158,13 @@ on_both!(cursors_of_removed_webhooks_are_forgotten);
 
 /// A PostgreSQL ledger written before records kept their agent beside them
 /// (migration 0009) gets it from the migration: the top-level `agent` of
-/// every payload that names one as a string — one holding an escaped NUL,
-/// which `jsonb` refuses, included — and none where the payload names
-/// none, or not as a string. Filtering by agent then finds exactly those
-/// records, by the column, and records appended afterwards have theirs.
+/// every payload that names one as a string — one holding an escaped NUL
+/// elsewhere, which `jsonb` refuses, included, beside the text `\u0000`
+/// — and none where the payload names none, not as a string, or with a
+/// NUL in it. Filtering by agent then finds exactly those records, by the
+/// column; records appended afterwards have theirs, an agent with a NUL
+/// fails no batch, and a record an earlier version appends without its
+/// agent (a rolling upgrade) gets it.
 #[tokio::test]
 async fn an_older_postgres_ledger_gets_its_agents_from_the_migration() {
     use sqlx::Connection as _;
@@ -180,6 +183,9 @@ async fn an_older_postgres_ledger_gets_its_agents_from_the_migration() {
         r#"["agent"]"#,
         r#"{"identity":{"agent":"bot-1"}}"#,
         r#"{"agent":"bot-2","note":"\\u0000 is no NUL"}"#,
+        r#"{"agent":"bot-2","a":"\u0000","b":"\\u0000"}"#,
+        r#"{"agent":"bot-\u0000"}"#,
+        "not json",
     ];
     let zeros = "0".repeat(64);
     for (seq, payload) in (1_i64..).zip(payloads) {
@@ -204,7 +210,17 @@ async fn an_older_postgres_ledger_gets_its_agents_from_the_migration() {
     let bot = |name: &str| Some(name.to_owned());
     assert_eq!(
         agents,
-        [bot("bot-1"), bot("bot-1"), None, None, None, bot("bot-2")]
+        [
+            bot("bot-1"),
+            bot("bot-1"),
+            None,
+            None,
+            None,
+            bot("bot-2"),
+            bot("bot-2"),
+            None,
+            None
+        ]
     );
     let filtered = |agent: &str| {
         let filter = LedgerFilter {
@@ -224,8 +240,30 @@ async fn an_older_postgres_ledger_gets_its_agents_from_the_migration() {
         }
     };
     assert_eq!(filtered("bot-1").await, [2, 1]);
-    assert_eq!(filtered("bot-2").await, [6]);
+    assert_eq!(filtered("bot-2").await, [7, 6]);
     assert_eq!(filtered("7").await, Vec::<u64>::new());
     store.append(execution(3)).await.unwrap();
-    assert_eq!(filtered("bot-0").await, [7], "bot-0's execution");
+    assert_eq!(filtered("bot-0").await, [10], "bot-0's execution");
+    // An agent holding a NUL is stored without one, not a failed batch.
+    let mut nul = execution(4);
+    nul.payload = r#"{"agent":"bot-\u0000","n":4}"#.into();
+    store.append(nul).await.unwrap();
+    // A record appended without its agent, as an instance of an earlier
+    // version appends during a rolling upgrade, gets it all the same.
+    sqlx::query(
+        "INSERT INTO ledger (seq, at, kind, payload, prev_hash, hash) VALUES (12, $1, 'note', $2, $3, $3)",
+    )
+    .bind(clearance_store::timestamp_text(at(12)))
+    .bind(r#"{"agent":"bot-1","n":12}"#)
+    .bind(&zeros)
+    .execute(&mut conn)
+    .await
+    .unwrap();
+    assert_eq!(filtered("bot-1").await, [12, 2, 1]);
+    let agents: Vec<Option<String>> =
+        sqlx::query_scalar("SELECT agent FROM ledger WHERE seq >= 10 ORDER BY seq")
+            .fetch_all(&mut conn)
+            .await
+            .unwrap();
+    assert_eq!(agents, [bot("bot-0"), None, bot("bot-1")]);
 }

@@ -14,7 +14,6 @@ use crate::{
     codec::{approval_status_name, int, json, timestamp_text},
     console::{day_of, days_of},
     rows::{ApprovalVoid, DecisionIndex},
-    stored,
 };
 
 /// The records and their effects. When every effect indexes a decision —
@@ -56,10 +55,7 @@ pub(super) async fn write(
     let payloads: Vec<&str> = records.iter().map(|r| r.payload.as_str()).collect();
     let prevs: Vec<String> = records.iter().map(|r| r.prev_hash.to_hex()).collect();
     let hashes: Vec<String> = records.iter().map(|r| r.hash.to_hex()).collect();
-    let agents: Vec<Option<String>> = records
-        .iter()
-        .map(|r| stored::agent_of(&r.payload))
-        .collect();
+    let agents = super::agents_of(records);
     sqlx::query(
         "WITH records AS (
            INSERT INTO ledger (seq, at, kind, payload, prev_hash, hash, agent)

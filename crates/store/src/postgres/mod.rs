@@ -44,6 +44,17 @@ fn payload_text(row: &sqlx::postgres::PgRow, column: &str) -> Result<String, Sto
     Ok(sqlx::Row::try_get(row, column)?)
 }
 
+/// The `agent` column of each record: the agent its payload names, as the
+/// SQLite file keeps it, but for one holding a control character (no
+/// agent id does, and a NUL, which no TEXT can hold, would fail the
+/// batch). Migration 0009's `clearance_agent_of` reads older records so.
+pub(super) fn agents_of(records: &[LedgerRecord]) -> Vec<Option<String>> {
+    records
+        .iter()
+        .map(|r| stored::agent_of(&r.payload).filter(|agent| !agent.chars().any(char::is_control)))
+        .collect()
+}
+
 /// PostgreSQL keeps hashes as hex.
 fn digest_hex(row: &sqlx::postgres::PgRow, column: &str) -> Result<Digest32, StoreError> {
     digest(&sqlx::Row::try_get::<String, _>(row, column)?)
@@ -385,10 +396,7 @@ impl Backend for Postgres {
         let payloads: Vec<&str> = records.iter().map(|r| r.payload.as_str()).collect();
         let prevs: Vec<String> = records.iter().map(|r| r.prev_hash.to_hex()).collect();
         let hashes: Vec<String> = records.iter().map(|r| r.hash.to_hex()).collect();
-        let agents: Vec<Option<String>> = records
-            .iter()
-            .map(|r| stored::agent_of(&r.payload))
-            .collect();
+        let agents = agents_of(records);
         sqlx::query(
             "INSERT INTO ledger (seq, at, kind, payload, prev_hash, hash, agent)
              SELECT * FROM UNNEST($1::BIGINT[], $2::TEXT[], $3::TEXT[], $4::TEXT[], $5::TEXT[], $6::TEXT[], $7::TEXT[])",
