@@ -44,8 +44,19 @@ impl VerifyPage for Vec<LedgerRecord> {
         Vec::len(self)
     }
 
+    /// Up to and including the first record that does not hash to its
+    /// stored hash, where the chain breaks at the latest.
     fn digests(self) -> Option<Vec<RecordDigests>> {
-        Some(self.iter().map(RecordDigests::of_record).collect())
+        let mut digested = Vec::with_capacity(self.len());
+        for record in &self {
+            let digests = RecordDigests::of_record(record);
+            let modified = !digests.matches_its_hash();
+            digested.push(digests);
+            if modified {
+                break;
+            }
+        }
+        Some(digested)
     }
 }
 

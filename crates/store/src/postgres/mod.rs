@@ -228,24 +228,6 @@ async fn exec(conn: &mut PgConnection, sql: &'static str) -> Result<(), StoreErr
     Ok(())
 }
 
-impl Postgres {
-    /// Ledger records as `query` selects them, given `after` and `limit`
-    /// as `$1` and `$2`, decoded as every record is.
-    async fn records(
-        &self,
-        query: &'static str,
-        after: u64,
-        limit: u32,
-    ) -> Result<Vec<LedgerRecord>, StoreError> {
-        let rows = sqlx::query(query)
-            .bind(int(after))
-            .bind(i64::from(limit))
-            .fetch_all(&self.pool)
-            .await?;
-        rows.iter().map(decode::ledger_record).collect()
-    }
-}
-
 impl Backend for Postgres {
     type Conn = PgConnection;
 
@@ -641,12 +623,19 @@ impl Backend for Postgres {
     // so a record inserted twice (only possible with the primary key
     // dropped) is a break even where `page`, reading on after the last
     // record it read, would step over its copy.
+    // Read as `page` reads, within its bound in bytes: TOAST keeps a
+    // payload of 64 MiB of one byte in a few hundred KiB, so a page of
+    // them read whole would be the decompression bomb SQLite's frames are.
+    // A page cut short hands on to the row reader, as a short page does.
     async fn verify_page(&self, after: u64, limit: u32) -> Result<Vec<LedgerRecord>, StoreError> {
-        self.records(
-            "SELECT seq, at, kind, payload, prev_hash, hash FROM ledger
-             WHERE seq > $1 AND seq <= $1 + $2 ORDER BY seq",
-            after,
-            limit,
+        decode::ledger_page(
+            sqlx::query(
+                "SELECT seq, at, kind, payload, prev_hash, hash FROM ledger
+                 WHERE seq > $1 AND seq <= $1 + $2 ORDER BY seq",
+            )
+            .bind(int(after))
+            .bind(i64::from(limit))
+            .fetch(&self.pool),
         )
         .await
     }
