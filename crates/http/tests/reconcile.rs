@@ -874,3 +874,67 @@ async fn a_late_write_whose_demotion_failed_is_demoted_by_the_sweep() {
     );
     assert_eq!(server.sweep_demotions().await, 0, "once");
 }
+
+/// A demotion made by an instance whose clock runs behind the one that
+/// recorded its sample still starts after the sample, so the sample never
+/// counts in the phase its own demotion starts: the investigation's
+/// unlock stands, and no sweep demotes and locks the agent again. A
+/// records the write around clearance, but its demotion fails for real
+/// (another session holds `agents`); B, 10 s behind, makes it in its sweep.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_demotion_by_an_instance_behind_starts_after_its_sample() {
+    let Some(a) = Server::start(Backend::Postgres).await else {
+        return;
+    };
+    let Place::Postgres(db) = &*a.place else {
+        panic!("a PostgreSQL server");
+    };
+    let b = a.another().await;
+    b.advance(-10);
+    let batch = list(&[restart(&a, "n-1", 0)]);
+    let mut hold = db.hold_table("agents").await;
+    let first = {
+        let request = a
+            .client
+            .post(format!("{}/v1/platform-events/kubernetes", a.base))
+            .bearer_auth(&a.harness)
+            .json(&batch);
+        tokio::spawn(async move { request.send().await.unwrap().status() })
+    };
+    hold.fail_the_waiting_write().await;
+    let status = first.await.unwrap();
+    assert!(status.is_server_error(), "the demotion failed: {status}");
+    hold.release().await;
+
+    b.sync().await;
+    assert_eq!(b.sweep_demotions().await, 1, "B demotes");
+    let (_, page) = a.get("/v1/audit?kind=platform_event", Some(&a.admin)).await;
+    let sampled: jiff::Timestamp = page["records"][0]["at"].as_str().unwrap().parse().unwrap();
+    let standing = agent(&b, "autonomous-bot").await;
+    assert_eq!(
+        (&standing["phase"], &standing["locked"]),
+        (&json!("shadow"), &json!(true)),
+        "{standing}"
+    );
+    let since: jiff::Timestamp = standing["phase_since"].as_str().unwrap().parse().unwrap();
+    assert!(since > sampled, "{since} after the sample at {sampled}");
+
+    let (status, view) = b
+        .post(
+            "/v1/agents/autonomous-bot/investigations",
+            Some(&b.approver),
+            &json!({ "findings": "a runbook ran with the agent's credential; fixed" }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{view}");
+    a.sync().await;
+    for server in [&a, &b] {
+        assert_eq!(server.sweep_demotions().await, 0, "nothing due again");
+        let standing = agent(server, "autonomous-bot").await;
+        assert_eq!(
+            (&standing["phase"], &standing["locked"]),
+            (&json!("shadow"), &json!(false)),
+            "{standing}"
+        );
+    }
+}

@@ -349,6 +349,7 @@ impl Applier for Follower {
                             .parse::<Timestamp>()
                             .map_err(|e| e.to_string())
                             .and_then(|at| {
+                                state.followed(at);
                                 effects_of(&record.kind, &record.payload, at)
                                     .map_err(|e| e.to_string())
                             });

@@ -29,6 +29,12 @@ use jiff::Timestamp;
 
 pub(crate) use in_flight::{Claim, InFlight};
 
+/// How far past this instance's clock another instance's record may move
+/// the times this one hands out ([`State::now`]): as far as the clock skew
+/// tolerated elsewhere. An instance whose clock runs further ahead does
+/// not drag every other instance's times with it.
+const FOLLOWED_AHEAD: jiff::SignedDuration = clearance_engine::decision::CLOCK_SKEW;
+
 /// An agent's standing: its phase, lock, and the evidence since it entered
 /// the phase (`tally.since`).
 #[derive(Clone, Debug)]
@@ -52,6 +58,9 @@ pub(crate) struct State {
     /// goes backwards, so a reservation is never stamped before one taken
     /// earlier.
     last_now: Option<Timestamp>,
+    /// The latest time of another instance's record applied here, up to
+    /// [`FOLLOWED_AHEAD`] past this clock: what is handed out next is later.
+    last_followed: Option<Timestamp>,
     /// Agents whose standing is stored.
     pub standings: HashMap<String, Standing>,
     /// Promotions waiting for sign-offs, by id.
@@ -129,14 +138,36 @@ impl State {
         state
     }
 
-    /// Now, never earlier than a time handed out before, to the
-    /// microsecond: the ledger writes times to the microsecond, and a
-    /// decision replayed from its record must see the instant it was made at.
+    /// Now, to the microsecond (the ledger writes times to the
+    /// microsecond, and a decision replayed from its record must see the
+    /// instant it was made at), and later than every time handed out
+    /// before and every record of another instance applied here (up to
+    /// [`FOLLOWED_AHEAD`] past this clock). So a record is never dated at
+    /// or before one whose effects it was decided on: a demotion's phase
+    /// starts after the sample that caused it, even when the clock stands
+    /// still or another instance's runs ahead, and the sample never counts
+    /// again in the phase it started.
     pub(crate) fn now(&mut self, clock: Timestamp) -> Timestamp {
         let clock = Timestamp::from_microsecond(clock.as_microsecond()).unwrap_or(clock);
-        let now = self.last_now.map_or(clock, |last| last.max(clock));
+        let bound = clock.checked_add(FOLLOWED_AHEAD).unwrap_or(clock);
+        let after = self
+            .last_now
+            .into_iter()
+            .chain(self.last_followed.map(|at| at.min(bound)))
+            .max();
+        let now = match after {
+            Some(last) if clock <= last => last
+                .checked_add(jiff::SignedDuration::from_micros(1))
+                .unwrap_or(last),
+            _ => clock,
+        };
         self.last_now = Some(now);
         now
+    }
+
+    /// Another instance's record, dated `at`, was applied.
+    pub(crate) fn followed(&mut self, at: Timestamp) {
+        self.last_followed = Some(self.last_followed.map_or(at, |last| last.max(at)));
     }
 
     /// The agent's current phase: stored, else the bundle's starting phase.
