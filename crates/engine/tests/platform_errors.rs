@@ -322,6 +322,44 @@ fn lint_vault_reads_that_mint_credentials_in_early_phases() {
     )));
 }
 
+/// A Vault write that widens access — ACL policies, auth methods and their
+/// roles, the token store's roles, identity groups, mounts — is refused in
+/// every phase, autonomous included, named or through a glob that may
+/// cover it; writes elsewhere, and to the token's own renew-self, pass.
+#[test]
+fn lint_vault_writes_that_widen_access_in_any_phase() {
+    let vault_line =
+        "      shadow: { ttl: 5m, max_ttl: 15m, paths: { \"secret/data/{domain}/*\": [read] } }";
+    let autonomous = |paths: &str| {
+        PLATFORM.replace(
+            vault_line,
+            &format!(
+                "{vault_line}\n      autonomous: {{ ttl: 1h, max_ttl: 4h, paths: {{ {paths} }} }}"
+            ),
+        )
+    };
+    for path in [
+        "\"sys/policies/acl/*\": [create, update]",
+        "\"sys/policy/ops\": [update]",
+        "\"auth/kubernetes/role/*\": [create]",
+        "\"auth/token/roles/ops\": [update]",
+        "\"auth/token/create\": [update]",
+        "\"identity/group/name/admins\": [update]",
+        "\"sys/mounts/db\": [create]",
+        "\"*\": [create, read]",
+        "\"+/policies/acl/x\": [update]",
+    ] {
+        let errors = refused(&autonomous(path));
+        assert!(
+            errors.contains("error[vault-self-escalation]"),
+            "{path}: {errors}"
+        );
+    }
+    assert!(accepted(&autonomous(
+        "\"secret/data/{domain}/*\": [read, create, update], \"auth/token/renew-self\": [update], \"sys/policies/acl/ops\": [read]"
+    )));
+}
+
 /// `{domain}` renders each agent's domain into Vault paths: one that is a
 /// glob or leaves its segment is refused.
 #[test]

@@ -17,7 +17,7 @@ use std::collections::BTreeMap;
 
 pub use network::{Cidr, CidrError, EgressRule, EgressTarget};
 pub use rbac::{KNOWN_VERBS, READ_VERBS, RbacRule, STREAM_SUBRESOURCES, is_write_verb};
-pub use vault::{Capability, VaultGrant, read_can_mint_credentials};
+pub use vault::{Capability, VaultGrant, read_can_mint_credentials, write_can_widen_access};
 
 use crate::vocabulary::Phase;
 

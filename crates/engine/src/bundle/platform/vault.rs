@@ -116,6 +116,12 @@ pub fn read_can_mint_credentials(path: &str) -> bool {
     {
         return true;
     }
+    // GCP's deprecated `gcp/token/:roleset` and `gcp/key/:roleset`, and
+    // transit's `backup/:name` (the key itself, where plaintext backup is
+    // allowed), right under the mount.
+    if matches!(rest.first(), Some(&"token" | &"key" | &"backup")) {
+        return true;
+    }
     rest.iter().enumerate().any(|(i, segment)| {
         matches!(
             *segment,
@@ -129,6 +135,81 @@ pub fn read_can_mint_credentials(path: &str) -> bool {
                 )
             }))
     })
+}
+
+/// Where a write lets a token widen access — its own or another's — beyond
+/// what its policy grants, whatever the phase: ACL policies, the mounts
+/// and auth methods (their roles, users and groups bind policies to
+/// logins), the token store's roles, identity entities and groups (their
+/// policies add to a token's), and plugins (code Vault runs).
+const WIDENING_PREFIXES: [&str; 11] = [
+    "sys/policy/",
+    "sys/policies/",
+    "sys/auth/",
+    "sys/mounts/",
+    "sys/remount",
+    "sys/plugins/",
+    "sys/raw/",
+    "sys/audit/",
+    "sys/namespaces/",
+    "auth/",
+    "identity/",
+];
+
+/// Writes under `auth/` that touch only the writer's own token.
+const OWN_TOKEN: [&str; 2] = ["auth/token/renew-self", "auth/token/revoke-self"];
+
+/// Whether a write (`create`, `update`, `patch`, `delete`) on Vault path
+/// pattern `path` may reach a path where writing widens access
+/// ([`WIDENING_PREFIXES`]): a pattern naming one, or a glob (`*`, `+`)
+/// that may cover one.
+pub fn write_can_widen_access(path: &str) -> bool {
+    !OWN_TOKEN.contains(&path)
+        && WIDENING_PREFIXES
+            .iter()
+            .any(|prefix| may_start_with(path, prefix))
+}
+
+/// Whether some path Vault pattern `pattern` matches starts with `prefix`:
+/// `*` matches any rest, `+` any one segment, and a bundle's placeholder
+/// (`{agent}`, `{domain}`) whatever is left of its segment.
+fn may_start_with(pattern: &str, prefix: &str) -> bool {
+    let (pattern, prefix) = (pattern.as_bytes(), prefix.as_bytes());
+    let (mut i, mut j) = (0, 0);
+    loop {
+        if j == prefix.len() {
+            return true;
+        }
+        let Some(&c) = pattern.get(i) else {
+            return false;
+        };
+        let whole_segment = |at: usize| {
+            (at == 0 || pattern.get(at - 1) == Some(&b'/'))
+                && matches!(pattern.get(at + 1), None | Some(&b'/'))
+        };
+        match c {
+            b'*' => return true,
+            b'{' => {
+                while prefix.get(j).is_some_and(|&b| b != b'/') {
+                    j += 1;
+                }
+                while pattern.get(i).is_some_and(|&b| b != b'/') {
+                    i += 1;
+                }
+            }
+            b'+' if whole_segment(i) => {
+                while prefix.get(j).is_some_and(|&b| b != b'/') {
+                    j += 1;
+                }
+                i += 1;
+            }
+            _ if prefix.get(j) == Some(&c) => {
+                i += 1;
+                j += 1;
+            }
+            _ => return false,
+        }
+    }
 }
 
 /// What one phase's Vault token is.
@@ -244,6 +325,9 @@ mod tests {
             "ldap/static-cred/svc",
             "totp/code/ops",
             "secret/app/*",
+            "gcp/token/{domain}-viewer",
+            "gcp/key/ops",
+            "transit/backup/payments",
         ] {
             assert!(read_can_mint_credentials(path), "{path}");
         }
@@ -256,6 +340,53 @@ mod tests {
             "pki/cert/ca",
         ] {
             assert!(!read_can_mint_credentials(path), "{path}");
+        }
+    }
+
+    #[test]
+    fn writes_that_widen_access_are_told_from_other_writes() {
+        for path in [
+            "sys/policies/acl/*",
+            "sys/policies/acl/agent",
+            "sys/policy/agent",
+            "sys/auth/kubernetes",
+            "sys/mounts/db",
+            "sys/plugins/catalog/secret/x",
+            "auth/kubernetes/role/*",
+            "auth/approle/role/deploy",
+            "auth/token/roles/ops",
+            "auth/token/create",
+            "auth/token/create-orphan",
+            "auth/userpass/users/ops",
+            "identity/group/name/admins",
+            "identity/entity/id/x",
+            "*",
+            "s*",
+            "sys/*",
+            "sys/p*",
+            "auth/*",
+            "+/policies/acl/x",
+            "sys/+/acl/x",
+            "+/kubernetes/role/x",
+            "sys/+",
+            "{domain}/policies/acl/x",
+            "auth/{agent}-login/role/x",
+        ] {
+            assert!(write_can_widen_access(path), "{path}");
+        }
+        for path in [
+            "secret/data/{domain}/*",
+            "database/creds/app",
+            "auth/token/renew-self",
+            "auth/token/revoke-self",
+            "sys/leases/renew",
+            "sys/leases/revoke/database/*",
+            "system/policies",
+            "authority/x",
+            "kv/+/x",
+            "secret/data/{agent}/*",
+        ] {
+            assert!(!write_can_widen_access(path), "{path}");
         }
     }
 

@@ -5,7 +5,8 @@
 //! The refusals keep a low-trust agent physically unable to do what it has
 //! not earned: no writes in shadow and assist, no secrets in shadow, no
 //! way to widen its own access (`bind`, `escalate`, `impersonate`, writes
-//! to roles and bindings, minting service-account tokens), no resource-name
+//! to roles and bindings, minting service-account tokens, Vault writes to
+//! policies, auth methods, identity and mounts), no resource-name
 //! restriction Kubernetes would silently ignore, no Vault `sudo`. Egress to
 //! every address (`0.0.0.0/0`) is refused in `egress_rule`, where the CIDR
 //! is parsed.
@@ -18,6 +19,7 @@ use crate::{
         platform::{
             Capability, EgressRule, KNOWN_VERBS, PhaseTable, READ_VERBS, RbacRule,
             STREAM_SUBRESOURCES, VaultGrant, is_write_verb, read_can_mint_credentials,
+            write_can_widen_access,
         },
         raw::{RawPhases, RawRbacRule},
     },
@@ -163,6 +165,16 @@ impl Config<'_> {
                 at,
                 format!(
                     "{key}.paths.\"{path}\" grants `sudo`: root-protected Vault paths are never an agent's"
+                ),
+            );
+            return false;
+        }
+        if capability.is_write() && write_can_widen_access(path) {
+            self.error_at(
+                "vault-self-escalation",
+                at,
+                format!(
+                    "{key}.paths.\"{path}\" grants `{capability}` where a write widens access: ACL policies (sys/policy, sys/policies), auth methods and their roles, users and groups (auth/, sys/auth), identity entities and groups, mounts and plugins — or a glob or placeholder that may cover them; no phase's token may change what tokens are granted (renew-self and revoke-self excepted)"
                 ),
             );
             return false;
