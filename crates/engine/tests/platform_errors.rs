@@ -278,6 +278,36 @@ fn regression_agent_problems_are_reported_beside_vault_problems() {
     );
 }
 
+/// `get` on `pods/proxy` or `services/proxy` reaches any port of the
+/// namespace's pods through the API server, past the network policy:
+/// refused in shadow and assist, as a write would be; allowed from
+/// remediate on.
+#[test]
+fn lint_a_proxy_to_pods_in_early_phases() {
+    for phase in ["shadow", "assist"] {
+        for resources in ["[pods, pods/proxy]", "[services/proxy]", "[\"*\"]"] {
+            let platform = if phase == "shadow" {
+                PLATFORM.replace(
+                    "resources: [pods, deployments], verbs: [get, list, watch]",
+                    &format!("resources: {resources}, verbs: [get]"),
+                )
+            } else {
+                with_phase(&format!(
+                    "      assist: [ {{ apiGroups: [\"\"], resources: {resources}, verbs: [get] }} ]"
+                ))
+            };
+            let errors = refused(&platform);
+            assert!(
+                errors.contains("error[write-in-early-phase]") && errors.contains("/proxy`"),
+                "{phase} {resources}: {errors}"
+            );
+        }
+    }
+    assert!(accepted(&with_phase(
+        "      remediate: [ *read, { apiGroups: [\"\"], resources: [pods/proxy, services/proxy], verbs: [get] } ]"
+    )));
+}
+
 fn accepted(platform: &str) -> bool {
     bundle_with(&config_with(platform), &[("policies/scope.cedar", POLICY)]).is_ok()
 }

@@ -137,6 +137,19 @@ impl Config<'_> {
             );
         }
         if phase <= Phase::Assist
+            && let Some(proxy) = ["pods/proxy", "services/proxy"]
+                .iter()
+                .find(|r| rule.grants("", r, "get"))
+        {
+            self.error_at(
+                "write-in-early-phase",
+                &raw.referenced,
+                format!(
+                    "{key} grants `get` on `{proxy}`: through the API server's proxy a GET, a WebSocket upgrade included, reaches any port of the namespace's pods — their admin endpoints too — past the rendered network policy, so this {phase} agent could act on them; name the resources it reads rather than `*`"
+                ),
+            );
+        }
+        if phase <= Phase::Assist
             && let Some(verb) = READ_VERBS.iter().find(|v| rule.grants("", "secrets", v))
         {
             self.error_at(
