@@ -200,6 +200,15 @@ impl Plan {
                 "invariants.headroom: {headroom} is not between 0 and 10"
             )));
         }
+        if inv.capacity == Some(false)
+            && inv.pdb == Some(false)
+            && inv.pending == Some(false)
+            && inv.rollback == Some(false)
+        {
+            return Err(invalid(
+                "invariants: capacity, pdb, pending and rollback are all off: a simulation that measures nothing would report every branch survived".into(),
+            ));
+        }
         let mut steps = Vec::with_capacity(raw.steps.len());
         for (i, step) in raw.steps.into_iter().enumerate() {
             if !step.action.contains(':') {
@@ -311,6 +320,15 @@ mod tests {
         let error = Plan::parse(text, "p.yaml").unwrap_err().to_string();
         assert!(error.contains("replica"), "{error}");
         assert!(error.contains("p.yaml"), "{error}");
+    }
+
+    #[test]
+    fn a_plan_that_measures_nothing_is_refused() {
+        let off = "plan_id: p\ninvariants: { capacity: false, pdb: false, pending: false, rollback: false }\nsteps:\n  - action: kubectl:cordon\n    resource: { kind: node, name: n }\n";
+        let error = Plan::parse(off, "p.yaml").unwrap_err().to_string();
+        assert!(error.contains("all off"), "{error}");
+        let one_on = off.replace("pending: false", "pending: true");
+        assert!(Plan::parse(&one_on, "p.yaml").is_ok());
     }
 
     #[test]

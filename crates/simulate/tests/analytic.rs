@@ -211,3 +211,38 @@ fn a_drain_waits_for_the_budget_and_a_spike_without_an_autoscaler_breaks_capacit
         capacity[0].detail
     );
 }
+
+/// A perturbation due after the plan is over still comes in (the world
+/// goes on), and the branch survives only what it met: a cordon over at
+/// once, settled 5 s later, does not make a node loss at +120 s vanish.
+/// Before, the branch ended at the settle and counted as survived.
+#[test]
+fn a_perturbation_due_after_the_plan_is_over_still_comes_in() {
+    let state = list(
+        nodes(2, 1)
+            .into_iter()
+            .chain([Deploy::new("shop", "api", 2).traffic(150.0, 100.0).json()])
+            .collect(),
+    );
+    let plan = "plan_id: cordon\nsettle: 5s\nsteps:\n  - action: kubectl:cordon\n    resource: { kind: node, name: node-0 }\n";
+    let m = model(&state, plan, Some(&bundle("< 2 min")));
+    let nominal = m.run(&[], None);
+    assert!(nominal.survived(), "{nominal:?}");
+    let late = m
+        .perturbations()
+        .iter()
+        .position(|p| p.kind == "node_lost" && p.offset_s == 120 && p.detail.contains("node-1"))
+        .expect("node-1 lost at +120 s");
+    let mut timeline = Vec::new();
+    let run = m.run(&[late], Some(&mut timeline));
+    assert!(
+        timeline.iter().any(|e| e.what.contains("node node-1 lost")),
+        "{timeline:?}"
+    );
+    assert!(
+        timeline.iter().any(|e| e.at_s >= 120),
+        "the branch ran to the loss: {timeline:?}"
+    );
+    assert!(!run.survived(), "node-0 is cordoned: {run:?}");
+    assert!(!broken(&run, "capacity").is_empty(), "{run:?}");
+}

@@ -43,6 +43,7 @@ impl Branch<'_, '_> {
             };
             if at == t {
                 self.due.swap_remove(k);
+                self.last_injected = Some(t);
                 self.apply(atom, t);
             } else {
                 k += 1;

@@ -80,6 +80,8 @@ pub(super) struct Branch<'m, 't> {
     pre_ready: Vec<(usize, u32)>,
     /// The most pods each budgeted workload has had ready so far, by workload.
     peak: Vec<u32>,
+    /// The tick the latest perturbation came in at.
+    last_injected: Option<u32>,
 }
 
 thread_local! {
@@ -133,19 +135,9 @@ fn run_ticks(
         current: Some(0),
         pre_ready: Vec::new(),
         peak: vec![0; m.cluster.workloads.len()],
+        last_injected: None,
     };
-    let limit: u32 = m
-        .steps
-        .iter()
-        .map(|s| s.timeout_ticks + s.wait_ticks + 1)
-        .sum::<u32>()
-        + m.settle_ticks
-        + m.steps
-            .iter()
-            .filter_map(|s| s.playbook.as_ref().map(|p| ticks(p.within_s)))
-            .max()
-            .unwrap_or(0)
-        + 2;
+    let limit = tick_limit(m, &b.atoms);
     let mut phase = Phase::Next(0, 0);
     let mut t = 0;
     while t <= limit {
@@ -188,7 +180,7 @@ fn run_ticks(
                 .watch
                 .as_ref()
                 .is_some_and(|w| w.restored_at.is_none() && t <= w.deadline);
-            if t >= at + b.m.settle_ticks && !watching {
+            if b.ends_at(at).is_some_and(|end| t >= end) && !watching {
                 break;
             }
             t = match ticking {
@@ -204,7 +196,43 @@ fn run_ticks(
     run
 }
 
+/// The last tick a branch may run to: every step to its timeout, wait and
+/// rollback bound, then every perturbation of the branch coming in after
+/// the plan and the settling after it. Saturating: a plan's durations are
+/// the author's, and a sum past `u32` must not wrap into a short run.
+fn tick_limit(m: &KubeModel, atoms: &[Atom]) -> u32 {
+    let steps = m.steps.iter().fold(0_u32, |sum, s| {
+        sum.saturating_add(s.timeout_ticks)
+            .saturating_add(s.wait_ticks)
+            .saturating_add(1)
+    });
+    let rollback = m
+        .steps
+        .iter()
+        .filter_map(|s| s.playbook.as_ref().map(|p| ticks(p.within_s)))
+        .max()
+        .unwrap_or(0);
+    let perturbed = atoms.iter().map(|a| ticks(a.offset_s)).max().unwrap_or(0);
+    steps
+        .saturating_add(rollback)
+        .saturating_add(perturbed.saturating_add(1))
+        .saturating_add(m.settle_ticks.saturating_mul(2))
+        .saturating_add(2)
+}
+
 impl Branch<'_, '_> {
+    /// The tick from which a branch whose plan is over since `done` may
+    /// end: settled after the plan and after its latest perturbation, none
+    /// still to come. A perturbation due after the plan comes in all the
+    /// same — the world goes on — and the branch survives only what it
+    /// met.
+    fn ends_at(&self, done: u32) -> Option<u32> {
+        self.due.is_empty().then(|| {
+            done.max(self.last_injected.unwrap_or(0))
+                .saturating_add(self.m.settle_ticks)
+        })
+    }
+
     /// After tick `t` of a plan over since tick `done`: passes the ticks in
     /// which nothing can happen — no pod to place or become ready, no
     /// controller at work, no perturbation due, no autoscaler scaling, no
@@ -217,7 +245,7 @@ impl Branch<'_, '_> {
         if let Some(&(at, _)) = self.due.iter().min_by_key(|(at, _)| *at) {
             until = until.min(at);
         }
-        let mut end = done + self.m.settle_ticks;
+        let mut end = self.ends_at(done).unwrap_or(u32::MAX);
         if let Some(watch) = &self.watch {
             match watch.restored_at {
                 Some(at) if at < t => {}
