@@ -278,6 +278,26 @@ fn regression_agent_problems_are_reported_beside_vault_problems() {
     );
 }
 
+/// `create` on `secrets` mints a never-expiring token of any service
+/// account in the namespace (a service-account-token Secret the control
+/// plane fills in): refused in every phase, as `serviceaccounts/token` is;
+/// updating secrets passes.
+#[test]
+fn lint_creating_secrets_in_any_phase() {
+    for verbs in ["[create]", "[get, create]"] {
+        let errors = refused(&with_phase(&format!(
+            "      autonomous: [ *read, {{ apiGroups: [\"\"], resources: [secrets], verbs: {verbs} }} ]"
+        )));
+        assert!(
+            errors.contains("error[self-escalation]") && errors.contains("`create` on `secrets`"),
+            "{verbs}: {errors}"
+        );
+    }
+    assert!(accepted(&with_phase(
+        "      autonomous: [ *read, { apiGroups: [\"\"], resources: [secrets], verbs: [get, update, patch] } ]"
+    )));
+}
+
 /// `get` on `pods/proxy` or `services/proxy` reaches any port of the
 /// namespace's pods through the API server, past the network policy:
 /// refused in shadow and assist, as a write would be; allowed from

@@ -122,6 +122,15 @@ impl Config<'_> {
                 ),
             );
         }
+        if rule.grants("", "secrets", "create") {
+            self.error_at(
+                "self-escalation",
+                &raw.referenced,
+                format!(
+                    "{key}: `create` on `secrets` lets an agent mint a token of any service account in the namespace (a Secret of type kubernetes.io/service-account-token, which the control plane fills in and which never expires), outliving any demotion: clearance never grants it; let a secrets operator create secrets"
+                ),
+            );
+        }
         if phase <= Phase::Assist
             && let Some(stream) = STREAM_SUBRESOURCES
                 .iter()
