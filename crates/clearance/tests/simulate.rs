@@ -499,4 +499,52 @@ fn simulate_post_then_decide_a_survivor_passes_the_check_and_a_weak_plan_is_deni
             .contains("below the minimum 95.0%"),
         "{decision}"
     );
+
+    // A simulation is evidence from when its snapshot was observed: one of
+    // a state observed 40 days ago, posted now, is 40 days old to the
+    // bundle's `max_age: 24h`.
+    let mut old: Value =
+        serde_json::from_str(&fs::read_to_string(dir.path().join("state.json")).unwrap()).unwrap();
+    let observed = jiff::Timestamp::now() - jiff::SignedDuration::from_hours(40 * 24);
+    old["metadata"]["annotations"] = json!({ "clearance.dev/observed-at": observed.to_string() });
+    fs::write(dir.path().join("old.json"), old.to_string()).unwrap();
+    fs::write(dir.path().join("old.plan.yaml"), plan("scale-up-old", 8)).unwrap();
+    let posted = clearance(
+        &[
+            "simulate",
+            "--plan",
+            "old.plan.yaml",
+            "--state",
+            "old.json",
+            "--bundle",
+            "bundle",
+            "--branches",
+            "50",
+            "--json",
+            "--post",
+            "--server",
+            &url,
+            "--token",
+            &harness,
+        ],
+        dir.path(),
+    );
+    assert_eq!(posted.code, 0, "{}{}", posted.stdout, posted.stderr);
+    let report: Value = serde_json::from_str(&posted.stdout).unwrap();
+    let (status, decision) = decide("scale-up-old", &report);
+    assert_eq!(status, 200, "{decision}");
+    let simulation = decision["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["check"] == "simulation")
+        .unwrap();
+    assert_eq!(simulation["passed"], false, "{decision}");
+    assert!(
+        simulation["detail"]
+            .as_str()
+            .unwrap()
+            .contains("the simulation report is 40d old, older than the maximum"),
+        "{decision}"
+    );
 }

@@ -83,6 +83,25 @@ pub fn run(args: SimulateArgs) -> anyhow::Result<Exit> {
     }
 }
 
+/// When a simulation is evidence from: the report itself has no clock (it
+/// is reproducible), and it says what a plan does to the world as its
+/// snapshot saw it — so no later than the snapshot's observation, however
+/// long after it the simulation ran. A simulation of a month-old state is
+/// a month old to `checks.simulation.max_age`.
+fn evidence_time(report: &Report) -> anyhow::Result<jiff::Timestamp> {
+    let now = jiff::Timestamp::now();
+    let Some(snapshot) = &report.snapshot else {
+        return Ok(now);
+    };
+    let observed: jiff::Timestamp = snapshot.observed_at.parse().with_context(|| {
+        format!(
+            "the snapshot's observation time `{}` does not read",
+            snapshot.observed_at
+        )
+    })?;
+    Ok(observed.min(now))
+}
+
 /// One plan: the report, a verdict line, and the post.
 fn single(plan_path: &Path, args: &SimulateArgs) -> anyhow::Result<Exit> {
     let bundle = load_bundle(args.bundle.as_deref(), plan_path)?;
@@ -268,19 +287,18 @@ fn load_bundle(explicit: Option<&Path>, plan: &Path) -> anyhow::Result<Bundle> {
         .with_context(|| format!("cannot load the bundle in {}", dir.display()))
 }
 
-/// `POST /v1/simulations` with the report's numbers, dated now.
+/// `POST /v1/simulations` with the report's numbers, dated when its
+/// snapshot was observed (now, if that is later).
 fn post(report: &Report, steps: Vec<PlanStep>, args: &SimulateArgs) -> anyhow::Result<Exit> {
     let remote = Remote {
         server: args.server.clone(),
         token: args.token.clone().unwrap_or_default(),
     };
-    // The report itself has no clock (it is reproducible); the evidence is
-    // dated when it is recorded.
     let body: Value = json!({
         "plan_id": report.plan_id,
         "branches": report.branches,
         "survived": report.survived,
-        "produced_at": jiff::Timestamp::now().to_string(),
+        "produced_at": evidence_time(report)?.to_string(),
         "steps": steps,
     });
     block_on(async {
