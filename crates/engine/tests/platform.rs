@@ -132,4 +132,41 @@ platform:
             "platform.vault.phases.autonomous grants less than remediate",
         ]
     );
+    // A demotion may skip phases: what the lower grants beyond the higher
+    // is asked of any two, and says what would widen.
+    let platform = bundle.platform().unwrap();
+    let widens = |lower, higher| platform.grants_beyond(lower, higher);
+    assert!(
+        widens(Phase::Shadow, Phase::Autonomous)
+            .unwrap()
+            .contains("`get` on `pods`"),
+        "{:?}",
+        widens(Phase::Shadow, Phase::Autonomous)
+    );
+    assert!(
+        widens(Phase::Assist, Phase::Remediate)
+            .unwrap()
+            .contains("is not granted any more")
+    );
+    let fine = bundle_with(
+        &format!("{CONFIG}{PLATFORM}").replace("k8s:sa/bot", "k8s:sa/agents/bot"),
+        &[("policies/scope.cedar", POLICY)],
+    )
+    .unwrap();
+    let platform = fine.platform().unwrap();
+    for lower in Phase::ALL {
+        for higher in Phase::ALL.into_iter().filter(|h| *h >= lower) {
+            assert_eq!(
+                platform.grants_beyond(lower, higher),
+                None,
+                "{lower} -> {higher}"
+            );
+        }
+    }
+    assert!(
+        platform
+            .grants_beyond(Phase::Autonomous, Phase::Shadow)
+            .is_some(),
+        "a promotion widens"
+    );
 }

@@ -110,6 +110,18 @@ struct DemotionView {
 }
 
 impl PhaseChanged {
+    /// Whether publishing the change only narrows the platform controls
+    /// rendered from `bundle`: a demotion, to a phase granting nothing its
+    /// former phase did not. A bundle whose lower phase grants more (it
+    /// warns `phase-narrows`) makes that demotion a widening in part, never
+    /// to be fast-tracked as a narrowing.
+    pub fn narrows_on(&self, bundle: &clearance_engine::Bundle) -> bool {
+        self.narrowing
+            && bundle
+                .platform()
+                .is_none_or(|p| p.grants_beyond(self.to, self.from).is_none())
+    }
+
     /// The change a `phase.promoted` or `phase.demoted` record describes.
     pub fn from_record(seq: u64, kind: &str, payload: &str) -> Option<PhaseChanged> {
         let view: ChangeView = serde_json::from_str(payload).ok()?;
@@ -147,4 +159,68 @@ impl PhaseChanged {
 fn trim(value: f64) -> String {
     let text = format!("{value:.4}");
     text.trim_end_matches('0').trim_end_matches('.').to_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use clearance_engine::{Bundle, BundleSource, Phase, SourceFile};
+
+    use super::PhaseChanged;
+
+    fn example(config: &str) -> Bundle {
+        let file = |path: &str, text: &str| SourceFile {
+            path: path.into(),
+            text: text.into(),
+        };
+        Bundle::compile(&BundleSource {
+            config: file("clearance.yaml", config),
+            policies: vec![
+                file(
+                    "policies/scope.cedar",
+                    include_str!("../../bundle/example/policies/scope.cedar"),
+                ),
+                file(
+                    "policies/guardrails.cedar",
+                    include_str!("../../bundle/example/policies/guardrails.cedar"),
+                ),
+            ],
+            revision: None,
+        })
+        .unwrap()
+    }
+
+    fn change(from: Phase, to: Phase, narrowing: bool) -> PhaseChanged {
+        PhaseChanged {
+            seq: 7,
+            agent: "incident-bot".into(),
+            from,
+            to,
+            narrowing,
+            evidence: String::new(),
+            signoffs: Vec::new(),
+        }
+    }
+
+    /// A demotion narrows the rendered controls unless the bundle's lower
+    /// phase grants something the higher does not: then its branch is no
+    /// narrowing, whatever the direction. A promotion never is.
+    #[test]
+    fn a_demotion_narrows_unless_the_lower_phase_grants_more() {
+        const CONFIG: &str = include_str!("../../bundle/example/clearance.yaml");
+        let demotion = change(Phase::Autonomous, Phase::Shadow, true);
+        assert!(demotion.narrows_on(&example(CONFIG)));
+        let promotion = change(Phase::Shadow, Phase::Remediate, false);
+        assert!(!promotion.narrows_on(&example(CONFIG)));
+
+        let shadow = "    shadow:    [ &prometheus { namespace: monitoring, ports: [9090] } ]";
+        assert!(CONFIG.contains(shadow));
+        let wider_shadow = example(&CONFIG.replace(
+            shadow,
+            "    shadow:    [ &prometheus { namespace: monitoring, ports: [9090] }, { namespace: monitoring, ports: [9091] } ]",
+        ));
+        assert!(!demotion.narrows_on(&wider_shadow));
+        assert!(change(Phase::Remediate, Phase::Assist, true).narrows_on(&example(CONFIG)));
+    }
 }

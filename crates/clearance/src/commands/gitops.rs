@@ -111,8 +111,12 @@ async fn attempt<S: Store>(
         signoffs: change.signoffs.clone(),
         ledger_seq: change.seq,
         revision: bundle.revision().to_owned(),
-        narrowing: change.narrowing,
+        narrowing: change.narrows_on(&bundle),
     };
+    if change.narrowing && !gitops_change.narrowing {
+        tracing::warn!(agent = %change.agent, from = %change.from, to = %change.to,
+            "the demotion's phase grants more than the one it leaves (phase-narrows); its branch is not marked as a narrowing");
+    }
     let branch = gitops_change.branch(&target.branch_prefix);
     waiting.attempts += 1;
     let result = match render_agent(&bundle, &change.agent, change.to) {

@@ -166,6 +166,46 @@ impl Platform {
     pub fn agent(&self, id: &str) -> Option<&AgentPlatform> {
         self.agents.get(id)
     }
+
+    /// What phase `lower` grants that phase `higher` does not — a Role
+    /// permission, an egress, a Vault capability or a longer-lived token —
+    /// in words; `None` when moving from `higher` to `lower` only narrows.
+    /// A bundle warns of this between neighbouring phases (`phase-narrows`);
+    /// a demotion may skip phases, so it is asked of any two.
+    pub fn grants_beyond(&self, lower: Phase, higher: Phase) -> Option<String> {
+        let rbac = self
+            .kubernetes
+            .as_ref()
+            .and_then(|t| rbac_beyond(t.at(lower), t.at(higher)));
+        let egress = || {
+            self.egress
+                .as_ref()
+                .and_then(|t| egress_beyond(t.at(lower), t.at(higher)))
+        };
+        let vault = || {
+            self.vault
+                .as_ref()
+                .and_then(|t| t.at(lower).narrowed_by(t.at(higher)))
+        };
+        rbac.or_else(egress).or_else(vault)
+    }
+}
+
+/// The first Role permission of `lower` that no rule of `higher` grants.
+pub(crate) fn rbac_beyond(lower: &[RbacRule], higher: &[RbacRule]) -> Option<String> {
+    lower.iter().find_map(|rule| {
+        rule.uncovered_by(higher).map(|(group, resource, verb)| {
+            format!("`{verb}` on `{resource}` (apiGroup \"{group}\") is not granted any more")
+        })
+    })
+}
+
+/// The first egress of `lower` that no rule of `higher` allows.
+pub(crate) fn egress_beyond(lower: &[EgressRule], higher: &[EgressRule]) -> Option<String> {
+    lower
+        .iter()
+        .find(|rule| !higher.iter().any(|h| h.covers(rule)))
+        .map(|rule| format!("egress to {rule} is not allowed any more"))
 }
 
 /// The validated `gitops:` section: where phase changes become branches.

@@ -18,8 +18,8 @@ use crate::{
     bundle::{
         platform::{
             Capability, EgressRule, KNOWN_VERBS, PhaseTable, READ_VERBS, RbacRule,
-            STREAM_SUBRESOURCES, VaultGrant, is_write_verb, read_can_mint_credentials,
-            write_can_widen_access,
+            STREAM_SUBRESOURCES, VaultGrant, egress_beyond, is_write_verb, rbac_beyond,
+            read_can_mint_credentials, write_can_widen_access,
         },
         raw::{RawPhases, RawRbacRule},
     },
@@ -232,13 +232,12 @@ impl Config<'_> {
         table: &PhaseTable<Vec<RbacRule>>,
         raw: &RawPhases<Vec<Spanned<RawRbacRule>>>,
     ) {
-        self.narrowing(table, raw.entries(), "platform.kubernetes.phases", |lower, higher| {
-            lower.iter().find_map(|rule| {
-                rule.uncovered_by(higher).map(|(group, resource, verb)| {
-                    format!("`{verb}` on `{resource}` (apiGroup \"{group}\") is not granted any more")
-                })
-            })
-        });
+        self.narrowing(
+            table,
+            raw.entries(),
+            "platform.kubernetes.phases",
+            |lower, higher| rbac_beyond(lower, higher),
+        );
     }
 
     pub(super) fn egress_narrowing<T>(
@@ -247,10 +246,7 @@ impl Config<'_> {
         raw: &RawPhases<T>,
     ) {
         self.narrowing(table, raw.entries(), "platform.egress", |lower, higher| {
-            lower
-                .iter()
-                .find(|rule| !higher.iter().any(|h| h.covers(rule)))
-                .map(|rule| format!("egress to {rule} is not allowed any more"))
+            egress_beyond(lower, higher)
         });
     }
 
