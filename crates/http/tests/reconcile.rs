@@ -880,17 +880,28 @@ async fn a_late_write_whose_demotion_failed_is_demoted_by_the_sweep() {
 /// counts in the phase its own demotion starts: the investigation's
 /// unlock stands, and no sweep demotes and locks the agent again. A
 /// records the write around clearance, but its demotion fails for real
-/// (another session holds `agents`); B, 10 s behind, makes it in its sweep.
+/// (another session holds `agents`); B, 10 s behind, makes it in its sweep
+/// — B running all along (it follows A's record), or B started after it
+/// (it loads the sample from the store).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_demotion_by_an_instance_behind_starts_after_its_sample() {
+    for started_after in [false, true] {
+        demoted_by_an_instance_behind(started_after).await;
+    }
+}
+
+async fn demoted_by_an_instance_behind(started_after: bool) {
     let Some(a) = Server::start(Backend::Postgres).await else {
         return;
     };
     let Place::Postgres(db) = &*a.place else {
         panic!("a PostgreSQL server");
     };
-    let b = a.another().await;
-    b.advance(-10);
+    let running = if started_after {
+        None
+    } else {
+        Some(a.another_behind(10).await)
+    };
     let batch = list(&[restart(&a, "n-1", 0)]);
     let mut hold = db.hold_table("agents").await;
     let first = {
@@ -906,6 +917,10 @@ async fn a_demotion_by_an_instance_behind_starts_after_its_sample() {
     assert!(status.is_server_error(), "the demotion failed: {status}");
     hold.release().await;
 
+    let b = match running {
+        Some(b) => b,
+        None => a.another_behind(10).await,
+    };
     b.sync().await;
     assert_eq!(b.sweep_demotions().await, 1, "B demotes");
     let (_, page) = a.get("/v1/audit?kind=platform_event", Some(&a.admin)).await;
@@ -917,7 +932,10 @@ async fn a_demotion_by_an_instance_behind_starts_after_its_sample() {
         "{standing}"
     );
     let since: jiff::Timestamp = standing["phase_since"].as_str().unwrap().parse().unwrap();
-    assert!(since > sampled, "{since} after the sample at {sampled}");
+    assert!(
+        since > sampled,
+        "started after: {started_after}: {since} after the sample at {sampled}"
+    );
 
     let (status, view) = b
         .post(

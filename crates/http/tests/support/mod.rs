@@ -239,7 +239,7 @@ impl Server {
     /// wanted and none answers outside CI.
     pub async fn start(backend: Backend) -> Option<Server> {
         let place = Place::new(backend).await?;
-        let mut server = Server::on(place).await;
+        let mut server = Server::on(place, 0).await;
         let admin = server
             .issue(&Identity::Operator {
                 name: "ada".into(),
@@ -266,15 +266,20 @@ impl Server {
     /// Another gateway instance on the same database, with the same
     /// tokens and its own clock offset.
     pub async fn another(&self) -> Server {
-        let mut other = Server::on(self.place.clone()).await;
+        self.another_behind(0).await
+    }
+
+    /// [`Server::another`], its clock `seconds` behind from its start.
+    pub async fn another_behind(&self, seconds: i64) -> Server {
+        let mut other = Server::on(self.place.clone(), -seconds).await;
         other.admin = self.admin.clone();
         other.approver = self.approver.clone();
         other.harness = self.harness.clone();
         other
     }
 
-    async fn on(place: Arc<Place>) -> Server {
-        let offset = Arc::new(AtomicI64::new(0));
+    async fn on(place: Arc<Place>, offset: i64) -> Server {
+        let offset = Arc::new(AtomicI64::new(offset));
         let (gw, base) = match place.as_ref() {
             Place::Sqlite(dir) => {
                 let store = SqliteStore::open(&dir.path().join("clearance.db"))

@@ -298,6 +298,11 @@ impl State {
     /// began. An agent with no stored standing has none to count toward: it
     /// is registered before any evidence about it is accepted.
     fn count_sample(&mut self, row: &EvidenceRow) {
+        // What is handed out next is later than any sample counted, those
+        // loaded at start included: a phase this instance starts after a
+        // restart, its clock behind the instance that took the sample,
+        // starts after the sample all the same.
+        self.followed(row.at);
         match self.standings.get_mut(&row.agent) {
             Some(standing) if row.at >= standing.tally.since => {
                 standing.tally.add(&row.sample, row.at);
