@@ -193,7 +193,14 @@ fn may_start_with(pattern: &str, prefix: &str) -> bool {
                 while prefix.get(j).is_some_and(|&b| b != b'/') {
                     j += 1;
                 }
-                while pattern.get(i).is_some_and(|&b| b != b'/') {
+                while let Some(&b) = pattern.get(i)
+                    && b != b'/'
+                {
+                    // A glob after the placeholder in its segment matches
+                    // past the segment too.
+                    if b == b'*' {
+                        return true;
+                    }
                     i += 1;
                 }
             }
@@ -371,6 +378,8 @@ mod tests {
             "sys/+",
             "{domain}/policies/acl/x",
             "auth/{agent}-login/role/x",
+            "sys/{agent}*",
+            "{domain}*",
         ] {
             assert!(write_can_widen_access(path), "{path}");
         }
