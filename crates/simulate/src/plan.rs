@@ -160,8 +160,25 @@ struct RawStep {
 /// The settle window when the plan names none.
 pub const DEFAULT_SETTLE_S: u32 = 300;
 
+/// The longest a plan's durations may be (`settle`, a step's `wait` and
+/// `timeout`, the invariants' `grace` and `max_pending`): a branch runs
+/// tick by tick while a step does, so a longer one would run for hours.
+pub const MAX_DURATION_S: u32 = 7 * 24 * 3600;
+
 fn seconds(duration: BundleDuration) -> u32 {
     u32::try_from(duration.seconds()).unwrap_or(u32::MAX)
+}
+
+/// `duration` in seconds, or a refusal naming `field` past
+/// [`MAX_DURATION_S`].
+fn bounded(field: &str, duration: BundleDuration) -> Result<u32, String> {
+    let s = seconds(duration);
+    if s > MAX_DURATION_S {
+        return Err(format!(
+            "{field}: {duration} is longer than 7d, the most a simulated plan waits"
+        ));
+    }
+    Ok(s)
 }
 
 impl Plan {
@@ -217,29 +234,48 @@ impl Plan {
                     step.action
                 )));
             }
+            let wait_s = step
+                .wait
+                .map(|d| bounded(&format!("steps[{i}].wait"), d))
+                .transpose()
+                .map_err(invalid)?;
+            let timeout_s = step
+                .timeout
+                .map(|d| bounded(&format!("steps[{i}].timeout"), d))
+                .transpose()
+                .map_err(invalid)?;
             steps.push(Step {
                 action: step.action,
                 resource: step.resource,
                 replicas: step.replicas,
                 image: step.image,
                 pods: step.pods,
-                wait_s: step.wait.map_or(0, seconds),
-                timeout_s: step.timeout.map(seconds),
+                wait_s: wait_s.unwrap_or(0),
+                timeout_s,
             });
         }
+        let bound = |field: &str, duration: Option<BundleDuration>| {
+            duration
+                .map(|d| bounded(field, d))
+                .transpose()
+                .map_err(invalid)
+        };
+        let settle_s = bound("settle", raw.settle)?.unwrap_or(DEFAULT_SETTLE_S);
+        let grace_s = bound("invariants.grace", inv.grace)?.unwrap_or(0);
+        let max_pending_s = bound("invariants.max_pending", inv.max_pending)?.unwrap_or(120);
         Ok(Plan {
             plan_id: raw.plan_id,
             state: raw.state,
             traffic: raw.traffic,
             min_survival: raw.min_survival,
-            settle_s: raw.settle.map_or(DEFAULT_SETTLE_S, seconds),
+            settle_s,
             invariants: Invariants {
                 capacity: inv.capacity.unwrap_or(true),
                 headroom,
-                grace_s: inv.grace.map_or(0, seconds),
+                grace_s,
                 pdb: inv.pdb.unwrap_or(true),
                 pending: inv.pending.unwrap_or(true),
-                max_pending_s: inv.max_pending.map_or(120, seconds),
+                max_pending_s,
                 rollback: inv.rollback.unwrap_or(true),
                 scope: inv.scope.unwrap_or(Scope::Plan),
             },
@@ -320,6 +356,33 @@ mod tests {
         let error = Plan::parse(text, "p.yaml").unwrap_err().to_string();
         assert!(error.contains("replica"), "{error}");
         assert!(error.contains("p.yaml"), "{error}");
+    }
+
+    #[test]
+    fn durations_past_a_week_are_refused_naming_the_field() {
+        let plan = |extra: &str, step: &str| {
+            format!(
+                "plan_id: p\n{extra}steps:\n  - action: kubectl:cordon\n    resource: {{ kind: node, name: n }}\n{step}"
+            )
+        };
+        for (text, field) in [
+            (plan("settle: 8d\n", ""), "settle"),
+            (plan("", "    timeout: 100000d\n"), "steps[0].timeout"),
+            (plan("", "    wait: 30d\n"), "steps[0].wait"),
+            (plan("invariants: { grace: 8d }\n", ""), "invariants.grace"),
+            (
+                plan("invariants: { max_pending: 8d }\n", ""),
+                "invariants.max_pending",
+            ),
+        ] {
+            let error = Plan::parse(&text, "p.yaml").unwrap_err().to_string();
+            assert!(error.contains(&format!("{field}: ")), "{field}: {error}");
+        }
+        let week = Plan::parse(&plan("settle: 7d\n", "    timeout: 7d\n"), "p.yaml").unwrap();
+        assert_eq!(
+            (week.settle_s, week.steps[0].timeout_s),
+            (MAX_DURATION_S, Some(MAX_DURATION_S))
+        );
     }
 
     #[test]

@@ -188,7 +188,8 @@ fn run_ticks(
                 Ticks::Every => t + 1,
             };
         } else {
-            t += 1;
+            let Some(next) = t.checked_add(1) else { break };
+            t = next;
         }
     }
     let run = b.finish();
