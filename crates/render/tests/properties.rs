@@ -423,6 +423,8 @@ fn vault(rendered: &Rendered) -> (Vec<(String, Vec<String>)>, i64, i64) {
     )
 }
 
+/// What Vault does with one policy: the most specific pattern matching
+/// `path` (the path itself, else the longest glob) alone decides.
 fn vault_allows(paths: &[(String, Vec<String>)], path: &str, capability: &str) -> bool {
     let matches = |pattern: &str| {
         pattern == path
@@ -430,13 +432,15 @@ fn vault_allows(paths: &[(String, Vec<String>)], path: &str, capability: &str) -
                 .strip_suffix('*')
                 .is_some_and(|p| path.starts_with(p))
     };
-    let denied = paths
-        .iter()
-        .any(|(p, caps)| matches(p) && caps.iter().any(|c| c == "deny"));
-    !denied
-        && paths
+    let rule = paths.iter().find(|(p, _)| p == path).or_else(|| {
+        paths
             .iter()
-            .any(|(p, caps)| matches(p) && caps.iter().any(|c| c == capability))
+            .filter(|(p, _)| matches(p))
+            .max_by_key(|(p, _)| p.len())
+    });
+    rule.is_some_and(|(_, caps)| {
+        !caps.iter().any(|c| c == "deny") && caps.iter().any(|c| c == capability)
+    })
 }
 
 const VAULT_PATHS: [&str; 4] = ["secret/data/inside/x", "secret/other", "db/creds/x", "kv/y"];
@@ -555,4 +559,30 @@ fn the_evaluator_sees_a_narrowing_the_bundle_warns_about() {
     let low = render_agent(&bundle, "bot", Phase::Shadow).unwrap();
     let high = render_agent(&bundle, "bot", Phase::Assist).unwrap();
     assert_eq!(lost(&low, &high).as_deref(), Some("rbac /pods list None"));
+}
+
+/// Vault applies the most specific pattern matching a path: a phase whose
+/// own narrower pattern grants less than its glob takes away what the
+/// glob of the phase below gave there. The bundle warns of it, and the
+/// evaluator sees it.
+#[test]
+fn a_more_specific_vault_pattern_that_grants_less_is_a_narrowing() {
+    let section = "platform:\n  kubernetes:\n    phases:\n      shadow: [ { apiGroups: [\"\"], resources: [pods], verbs: [get] } ]\n  egress: {}\n  vault:\n    phases:\n      shadow: { ttl: 5m, max_ttl: 1h, paths: {} }\n      remediate: { ttl: 5m, max_ttl: 1h, paths: { \"secret/*\": [read] } }\n      autonomous: { ttl: 5m, max_ttl: 1h, paths: { \"secret/*\": [read], \"secret/data/inside/*\": [list] } }\n";
+    let bundle = compile(section).unwrap();
+    let warning = bundle
+        .warnings()
+        .iter()
+        .find(|w| w.code == "phase-narrows")
+        .map(ToString::to_string)
+        .unwrap_or_default();
+    assert!(
+        warning.contains("`read` on `secret/data/inside/*` is not granted any more"),
+        "{warning}"
+    );
+    let low = render_agent(&bundle, "bot", Phase::Remediate).unwrap();
+    let high = render_agent(&bundle, "bot", Phase::Autonomous).unwrap();
+    assert_eq!(
+        lost(&low, &high).as_deref(),
+        Some("vault read secret/data/inside/x")
+    );
 }

@@ -272,29 +272,52 @@ impl VaultGrant {
                 higher.max_ttl, self.max_ttl
             ));
         }
+        // Vault applies to a path only the most specific pattern of a
+        // policy that matches it: what the higher phase has for each of
+        // the lower's patterns, and for each more specific pattern of its
+        // own inside one, where the lower phase grants it.
         for (path, capabilities) in &self.paths {
             if capabilities.contains(&Capability::Deny) {
                 continue;
             }
-            let denied = higher
-                .paths
-                .iter()
-                .any(|(h, caps)| caps.contains(&Capability::Deny) && path_covers(h, path));
             for capability in capabilities {
-                let granted = !denied
-                    && higher
+                let lost = std::iter::once(path.as_str()).chain(
+                    higher
                         .paths
-                        .iter()
-                        .any(|(h, caps)| caps.contains(capability) && path_covers(h, path));
-                if !granted {
-                    return Some(format!(
-                        "`{capability}` on `{path}` is not granted any more"
-                    ));
+                        .keys()
+                        .map(String::as_str)
+                        .filter(|inner| *inner != path && path_covers(path, inner)),
+                );
+                for at in lost {
+                    if grants(&self.paths, at, *capability)
+                        && !grants(&higher.paths, at, *capability)
+                    {
+                        return Some(format!("`{capability}` on `{at}` is not granted any more"));
+                    }
                 }
             }
         }
         None
     }
+}
+
+/// Whether `paths`, one policy, grants `capability` on what pattern
+/// `target` matches: by the most specific of its patterns covering
+/// `target` (itself, else the longest glob), as Vault applies one rule per
+/// path — a deny there grants nothing.
+fn grants(
+    paths: &BTreeMap<String, BTreeSet<Capability>>,
+    target: &str,
+    capability: Capability,
+) -> bool {
+    let rule = paths.get(target).or_else(|| {
+        paths
+            .iter()
+            .filter(|(pattern, _)| path_covers(pattern, target))
+            .max_by_key(|(pattern, _)| pattern.len())
+            .map(|(_, caps)| caps)
+    });
+    rule.is_some_and(|caps| !caps.contains(&Capability::Deny) && caps.contains(&capability))
 }
 
 /// Whether Vault path pattern `higher` matches every path `lower` matches:
@@ -457,5 +480,48 @@ mod tests {
         assert!(read.narrowed_by(&denied).unwrap().contains("`read`"));
         let shorter = grant("1m", &[("secret/data/a/*", &[Capability::Read])]);
         assert!(read.narrowed_by(&shorter).unwrap().contains("ttl"));
+    }
+
+    /// Vault applies the most specific matching pattern only: a higher
+    /// phase whose own more specific pattern grants less than its glob
+    /// narrows, for the lower's paths inside that pattern.
+    #[test]
+    fn the_most_specific_pattern_decides() {
+        let lower = grant("5m", &[("secret/*", &[Capability::Read])]);
+        let higher = grant(
+            "5m",
+            &[
+                ("secret/*", &[Capability::Read]),
+                ("secret/data/admin", &[Capability::List]),
+            ],
+        );
+        assert_eq!(
+            lower.narrowed_by(&higher).as_deref(),
+            Some("`read` on `secret/data/admin` is not granted any more")
+        );
+        let specific_read = grant("5m", &[("secret/data/x", &[Capability::Read])]);
+        let glob_list = grant(
+            "5m",
+            &[
+                ("secret/*", &[Capability::Read]),
+                ("secret/data/*", &[Capability::List]),
+            ],
+        );
+        assert!(
+            specific_read.narrowed_by(&glob_list).is_some(),
+            "secret/data/* decides secret/data/x"
+        );
+        let overridden_too = grant(
+            "5m",
+            &[
+                ("secret/*", &[Capability::Read]),
+                ("secret/data/admin", &[Capability::List]),
+            ],
+        );
+        assert_eq!(
+            overridden_too.narrowed_by(&higher),
+            None,
+            "the lower phase overrides it alike"
+        );
     }
 }
