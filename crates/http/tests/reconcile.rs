@@ -895,7 +895,7 @@ async fn demoted_by_an_instance_behind(started_after: bool) {
         return;
     };
     let Place::Postgres(db) = &*a.place else {
-        panic!("a PostgreSQL server");
+        unreachable!("a PostgreSQL server");
     };
     let running = if started_after {
         None
