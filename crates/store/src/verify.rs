@@ -44,20 +44,30 @@ impl VerifyPage for Vec<LedgerRecord> {
         Vec::len(self)
     }
 
-    /// Up to and including the first record that does not hash to its
-    /// stored hash, where the chain breaks at the latest.
     fn digests(self) -> Option<Vec<RecordDigests>> {
-        let mut digested = Vec::with_capacity(self.len());
-        for record in &self {
-            let digests = RecordDigests::of_record(record);
-            let modified = !digests.matches_its_hash();
-            digested.push(digests);
-            if modified {
-                break;
-            }
-        }
-        Some(digested)
+        until_modified(self.iter().map(|r| Some(RecordDigests::of_record(r))))
     }
+}
+
+/// A page's digests, in order, up to and including the first record that
+/// does not hash to its stored hash: the chain breaks there at the latest,
+/// so nothing after it is worth decoding or hashing (a page of frames each
+/// claiming the most a record may have, a decompression bomb, costs one of
+/// them). `None` when any digest before it is `None`: the page must be
+/// read record by record.
+pub(crate) fn until_modified(
+    digests: impl Iterator<Item = Option<RecordDigests>>,
+) -> Option<Vec<RecordDigests>> {
+    let mut digested = Vec::with_capacity(digests.size_hint().0);
+    for record in digests {
+        let record = record?;
+        let modified = !record.matches_its_hash();
+        digested.push(record);
+        if modified {
+            break;
+        }
+    }
+    Some(digested)
 }
 
 /// Sees each record, in order, once the chain has verified it, by its
@@ -240,9 +250,10 @@ async fn record_by_record<B: Backend>(backend: &B, after: u64) -> Result<Fetched
 }
 
 /// The records after `after` that decode, one at a time, up to the first
-/// that does not (or as many as a page holds, in records or in bytes): `Ok` with the first of them when some do (the caller
-/// verifies them and comes back for the rest), the unreadable record's
-/// problem when it is the very next one.
+/// that does not (or as many as a page holds, in records or in bytes):
+/// `Ok` with the first of them when some do (the caller verifies them and
+/// comes back for the rest), the unreadable record's problem when it is
+/// the very next one.
 async fn readable_prefix<B: Backend>(
     backend: &B,
     after: u64,

@@ -228,6 +228,26 @@ async fn exec(conn: &mut PgConnection, sql: &'static str) -> Result<(), StoreErr
     Ok(())
 }
 
+impl Postgres {
+    /// Ledger records as `query` selects them, given `after` and `limit`
+    /// as `$1` and `$2`, decoded as they stream in, within a page's bound
+    /// in bytes ([`decode::ledger_page`]).
+    async fn records(
+        &self,
+        query: &'static str,
+        after: u64,
+        limit: u32,
+    ) -> Result<Vec<LedgerRecord>, StoreError> {
+        decode::ledger_page(
+            sqlx::query(query)
+                .bind(int(after))
+                .bind(i64::from(limit))
+                .fetch(&self.pool),
+        )
+        .await
+    }
+}
+
 impl Backend for Postgres {
     type Conn = PgConnection;
 
@@ -602,14 +622,11 @@ impl Backend for Postgres {
     }
 
     async fn page(&self, after: u64, limit: u32) -> Result<Vec<LedgerRecord>, StoreError> {
-        decode::ledger_page(
-            sqlx::query(
-                "SELECT seq, at, kind, payload, prev_hash, hash FROM ledger
-                 WHERE seq > $1 ORDER BY seq LIMIT $2",
-            )
-            .bind(int(after))
-            .bind(i64::from(limit))
-            .fetch(&self.pool),
+        self.records(
+            "SELECT seq, at, kind, payload, prev_hash, hash FROM ledger
+             WHERE seq > $1 ORDER BY seq LIMIT $2",
+            after,
+            limit,
         )
         .await
     }
@@ -623,19 +640,16 @@ impl Backend for Postgres {
     // so a record inserted twice (only possible with the primary key
     // dropped) is a break even where `page`, reading on after the last
     // record it read, would step over its copy.
-    // Read as `page` reads, within its bound in bytes: TOAST keeps a
-    // payload of 64 MiB of one byte in a few hundred KiB, so a page of
-    // them read whole would be the decompression bomb SQLite's frames are.
-    // A page cut short hands on to the row reader, as a short page does.
+    // Within the bound in bytes `page` keeps: TOAST keeps a payload of
+    // 64 MiB of one byte in a few hundred KiB, so a page of them read whole
+    // would be the decompression bomb SQLite's frames are. A page cut
+    // short hands on to the row reader, as a short page does.
     async fn verify_page(&self, after: u64, limit: u32) -> Result<Vec<LedgerRecord>, StoreError> {
-        decode::ledger_page(
-            sqlx::query(
-                "SELECT seq, at, kind, payload, prev_hash, hash FROM ledger
-                 WHERE seq > $1 AND seq <= $1 + $2 ORDER BY seq",
-            )
-            .bind(int(after))
-            .bind(i64::from(limit))
-            .fetch(&self.pool),
+        self.records(
+            "SELECT seq, at, kind, payload, prev_hash, hash FROM ledger
+             WHERE seq > $1 AND seq <= $1 + $2 ORDER BY seq",
+            after,
+            limit,
         )
         .await
     }

@@ -15,7 +15,12 @@
 use clearance_engine::ledger::{Digest32, RecordDigests};
 use sqlx::{Row, SqlitePool, sqlite::SqliteRow};
 
-use crate::{StoreError, codec::int, stored, verify::VerifyPage};
+use crate::{
+    StoreError,
+    codec::int,
+    stored,
+    verify::{VerifyPage, until_modified},
+};
 
 /// One page: `count` records after the one asked for, `last` the newest,
 /// and the row whose columns hold them (read in place, not copied).
@@ -247,23 +252,15 @@ impl VerifyPage for PackedPage {
     }
 
     /// Decompressing and hashing are most of the work, on a thread of its
-    /// own ([`crate::verify`] has several pages on their way at once).
-    /// They stop after a record whose content does not hash to its stored
-    /// hash: the chain breaks there at the latest, so nothing after it is
-    /// looked at, and a page of frames each claiming the most a record may
-    /// have (a decompression bomb) costs one of them, not a page of them.
+    /// own ([`crate::verify`] has several pages on their way at once), and
+    /// stop at the page's first modified record ([`until_modified`]).
     fn digests(self) -> Option<Vec<RecordDigests>> {
         let mut buffer = Vec::new();
-        let mut digested = Vec::with_capacity(self.count);
-        for layout in &self.layouts()? {
-            let record = digests(layout, &mut buffer)?;
-            let modified = !record.matches_its_hash();
-            digested.push(record);
-            if modified {
-                break;
-            }
-        }
-        Some(digested)
+        until_modified(
+            self.layouts()?
+                .iter()
+                .map(|layout| digests(layout, &mut buffer)),
+        )
     }
 }
 
