@@ -226,6 +226,12 @@ impl Plan {
                 "invariants: capacity, pdb, pending and rollback are all off: a simulation that measures nothing would report every branch survived".into(),
             ));
         }
+        let bound = |field: &str, duration: Option<BundleDuration>| {
+            duration
+                .map(|d| bounded(field, d))
+                .transpose()
+                .map_err(invalid)
+        };
         let mut steps = Vec::with_capacity(raw.steps.len());
         for (i, step) in raw.steps.into_iter().enumerate() {
             if !step.action.contains(':') {
@@ -234,16 +240,8 @@ impl Plan {
                     step.action
                 )));
             }
-            let wait_s = step
-                .wait
-                .map(|d| bounded(&format!("steps[{i}].wait"), d))
-                .transpose()
-                .map_err(invalid)?;
-            let timeout_s = step
-                .timeout
-                .map(|d| bounded(&format!("steps[{i}].timeout"), d))
-                .transpose()
-                .map_err(invalid)?;
+            let wait_s = bound(&format!("steps[{i}].wait"), step.wait)?;
+            let timeout_s = bound(&format!("steps[{i}].timeout"), step.timeout)?;
             steps.push(Step {
                 action: step.action,
                 resource: step.resource,
@@ -254,12 +252,6 @@ impl Plan {
                 timeout_s,
             });
         }
-        let bound = |field: &str, duration: Option<BundleDuration>| {
-            duration
-                .map(|d| bounded(field, d))
-                .transpose()
-                .map_err(invalid)
-        };
         let settle_s = bound("settle", raw.settle)?.unwrap_or(DEFAULT_SETTLE_S);
         let grace_s = bound("invariants.grace", inv.grace)?.unwrap_or(0);
         let max_pending_s = bound("invariants.max_pending", inv.max_pending)?.unwrap_or(120);

@@ -285,6 +285,22 @@ fn severity(run: &BranchRun) -> f64 {
 }
 
 impl Report {
+    /// When the report is evidence from, `now` being when it is recorded:
+    /// the report itself has no clock (it is reproducible), and it says
+    /// what the plan does to the world as its snapshot saw it — so no later
+    /// than the snapshot's observation, however long after it the
+    /// simulation ran. A simulation of a month-old state is a month old to
+    /// `checks.simulation.max_age`.
+    ///
+    /// # Errors
+    /// When the snapshot's `observed_at` is not a timestamp.
+    pub fn evidence_time(&self, now: jiff::Timestamp) -> Result<jiff::Timestamp, jiff::Error> {
+        match &self.snapshot {
+            Some(snapshot) => Ok(snapshot.observed_at.parse::<jiff::Timestamp>()?.min(now)),
+            None => Ok(now),
+        }
+    }
+
     /// The report for a human: survival, failure modes, the worst branch.
     pub fn to_text(&self) -> String {
         let mut out = String::new();

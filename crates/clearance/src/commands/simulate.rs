@@ -83,25 +83,6 @@ pub fn run(args: SimulateArgs) -> anyhow::Result<Exit> {
     }
 }
 
-/// When a simulation is evidence from: the report itself has no clock (it
-/// is reproducible), and it says what a plan does to the world as its
-/// snapshot saw it — so no later than the snapshot's observation, however
-/// long after it the simulation ran. A simulation of a month-old state is
-/// a month old to `checks.simulation.max_age`.
-fn evidence_time(report: &Report) -> anyhow::Result<jiff::Timestamp> {
-    let now = jiff::Timestamp::now();
-    let Some(snapshot) = &report.snapshot else {
-        return Ok(now);
-    };
-    let observed: jiff::Timestamp = snapshot.observed_at.parse().with_context(|| {
-        format!(
-            "the snapshot's observation time `{}` does not read",
-            snapshot.observed_at
-        )
-    })?;
-    Ok(observed.min(now))
-}
-
 /// One plan: the report, a verdict line, and the post.
 fn single(plan_path: &Path, args: &SimulateArgs) -> anyhow::Result<Exit> {
     let bundle = load_bundle(args.bundle.as_deref(), plan_path)?;
@@ -298,7 +279,10 @@ fn post(report: &Report, steps: Vec<PlanStep>, args: &SimulateArgs) -> anyhow::R
         "plan_id": report.plan_id,
         "branches": report.branches,
         "survived": report.survived,
-        "produced_at": evidence_time(report)?.to_string(),
+        "produced_at": report
+            .evidence_time(jiff::Timestamp::now())
+            .context("the snapshot's observation time does not read")?
+            .to_string(),
         "steps": steps,
     });
     block_on(async {
