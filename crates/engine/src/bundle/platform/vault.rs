@@ -190,9 +190,7 @@ fn may_start_with(pattern: &str, prefix: &str) -> bool {
         match c {
             b'*' => return true,
             b'{' => {
-                while prefix.get(j).is_some_and(|&b| b != b'/') {
-                    j += 1;
-                }
+                j = segment_end(prefix, j);
                 while let Some(&b) = pattern.get(i)
                     && b != b'/'
                 {
@@ -205,9 +203,7 @@ fn may_start_with(pattern: &str, prefix: &str) -> bool {
                 }
             }
             b'+' if whole_segment(i) => {
-                while prefix.get(j).is_some_and(|&b| b != b'/') {
-                    j += 1;
-                }
+                j = segment_end(prefix, j);
                 i += 1;
             }
             _ if prefix.get(j) == Some(&c) => {
@@ -217,6 +213,14 @@ fn may_start_with(pattern: &str, prefix: &str) -> bool {
             _ => return false,
         }
     }
+}
+
+/// Where the path segment `bytes` is in at `from` ends: its `/`, or the end.
+fn segment_end(bytes: &[u8], from: usize) -> usize {
+    bytes
+        .get(from..)
+        .and_then(|rest| rest.iter().position(|&b| b == b'/'))
+        .map_or(bytes.len(), |at| from + at)
 }
 
 /// What one phase's Vault token is.
