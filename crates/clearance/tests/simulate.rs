@@ -368,14 +368,14 @@ fn simulate_post_then_decide_a_survivor_passes_the_check_and_a_weak_plan_is_deni
     assert_eq!(harness.code, 0, "{}", harness.stderr);
     let harness = harness.stdout.trim().to_owned();
     let url = format!("http://{}", server.base);
-    let simulate = |plan: &str| {
+    let simulate = |plan: &str, state: &str| {
         clearance(
             &[
                 "simulate",
                 "--plan",
                 plan,
                 "--state",
-                "state.json",
+                state,
                 "--bundle",
                 "bundle",
                 "--branches",
@@ -400,7 +400,7 @@ fn simulate_post_then_decide_a_survivor_passes_the_check_and_a_weak_plan_is_deni
     );
     assert_eq!(status, 200);
 
-    let up = simulate("up.plan.yaml");
+    let up = simulate("up.plan.yaml", "state.json");
     assert_eq!(up.code, 0, "{}{}", up.stdout, up.stderr);
     assert!(
         up.stderr
@@ -425,12 +425,7 @@ fn simulate_post_then_decide_a_survivor_passes_the_check_and_a_weak_plan_is_deni
     };
     let (status, decision) = decide("scale-up-checkout", &report);
     assert_eq!(status, 200, "{decision}");
-    let simulation = decision["checks"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["check"] == "simulation")
-        .unwrap();
+    let simulation = simulation_check(&decision);
     assert_eq!(simulation["passed"], true, "{decision}");
     assert_eq!(decision["outcome"], "allow", "{decision}");
     // --post sent the plan's steps: cited for another resource, the same
@@ -446,12 +441,7 @@ fn simulate_post_then_decide_a_survivor_passes_the_check_and_a_weak_plan_is_deni
             "snapshot": { "version": report["snapshot"]["version"], "observed_at": report["snapshot"]["observed_at"] },
         }),
     );
-    let simulation = elsewhere["checks"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["check"] == "simulation")
-        .unwrap();
+    let simulation = simulation_check(&elsewhere);
     assert_eq!(simulation["passed"], false, "{elsewhere}");
     assert!(
         simulation["detail"]
@@ -461,7 +451,7 @@ fn simulate_post_then_decide_a_survivor_passes_the_check_and_a_weak_plan_is_deni
         "{elsewhere}"
     );
 
-    let down = simulate("down.plan.yaml");
+    let down = simulate("down.plan.yaml", "state.json");
     assert_eq!(down.code, 0, "{}{}", down.stdout, down.stderr);
     let weak: Value = serde_json::from_str(&down.stdout).unwrap();
     assert_eq!(weak["passed"], false);
@@ -475,12 +465,7 @@ fn simulate_post_then_decide_a_survivor_passes_the_check_and_a_weak_plan_is_deni
             .contains(&json!("simulation")),
         "{decision}"
     );
-    let simulation = decision["checks"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["check"] == "simulation")
-        .unwrap();
+    let simulation = simulation_check(&decision);
     let expected = format!(
         "the plan survived {}/{} branches",
         weak["survived"], weak["branches"]
@@ -509,36 +494,12 @@ fn simulate_post_then_decide_a_survivor_passes_the_check_and_a_weak_plan_is_deni
     old["metadata"]["annotations"] = json!({ "clearance.dev/observed-at": observed.to_string() });
     fs::write(dir.path().join("old.json"), old.to_string()).unwrap();
     fs::write(dir.path().join("old.plan.yaml"), plan("scale-up-old", 8)).unwrap();
-    let posted = clearance(
-        &[
-            "simulate",
-            "--plan",
-            "old.plan.yaml",
-            "--state",
-            "old.json",
-            "--bundle",
-            "bundle",
-            "--branches",
-            "50",
-            "--json",
-            "--post",
-            "--server",
-            &url,
-            "--token",
-            &harness,
-        ],
-        dir.path(),
-    );
+    let posted = simulate("old.plan.yaml", "old.json");
     assert_eq!(posted.code, 0, "{}{}", posted.stdout, posted.stderr);
     let report: Value = serde_json::from_str(&posted.stdout).unwrap();
     let (status, decision) = decide("scale-up-old", &report);
     assert_eq!(status, 200, "{decision}");
-    let simulation = decision["checks"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["check"] == "simulation")
-        .unwrap();
+    let simulation = simulation_check(&decision);
     assert_eq!(simulation["passed"], false, "{decision}");
     assert!(
         simulation["detail"]
@@ -547,4 +508,14 @@ fn simulate_post_then_decide_a_survivor_passes_the_check_and_a_weak_plan_is_deni
             .contains("the simulation report is 40d old, older than the maximum"),
         "{decision}"
     );
+}
+
+/// The `simulation` check of a decision answer.
+fn simulation_check(decision: &Value) -> &Value {
+    decision["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["check"] == "simulation")
+        .unwrap()
 }

@@ -770,14 +770,7 @@ async fn a_failed_outcome_lost_with_its_answer_is_recorded_when_the_batch_comes_
     let batch = list(std::slice::from_ref(&failed));
 
     let mut hold = db.hold_table("decisions").await;
-    let first = {
-        let request = server
-            .client
-            .post(format!("{}/v1/platform-events/kubernetes", server.base))
-            .bearer_auth(&server.harness)
-            .json(&batch);
-        tokio::spawn(async move { request.send().await.unwrap().status() })
-    };
+    let first = sent_in_background(&server, &batch);
     hold.fail_the_waiting_write().await;
     let status = first.await.unwrap();
     assert!(
@@ -804,6 +797,17 @@ async fn a_failed_outcome_lost_with_its_answer_is_recorded_when_the_batch_comes_
         "once: {third}"
     );
     assert_eq!(outcomes(&server).await.len(), 1);
+}
+
+/// `batch` sent to the webhook route by the harness on a task of its own
+/// (its write will wait on a held table): the answer's status.
+fn sent_in_background(server: &Server, batch: &Value) -> tokio::task::JoinHandle<StatusCode> {
+    let request = server
+        .client
+        .post(format!("{}/v1/platform-events/kubernetes", server.base))
+        .bearer_auth(&server.harness)
+        .json(batch);
+    tokio::spawn(async move { request.send().await.unwrap().status() })
 }
 
 /// The `outcome` records in the ledger.
@@ -841,14 +845,7 @@ async fn a_late_write_whose_demotion_failed_is_demoted_by_the_sweep() {
     let batch = list(std::slice::from_ref(&late));
 
     let mut hold = db.hold_table("agents").await;
-    let first = {
-        let request = server
-            .client
-            .post(format!("{}/v1/platform-events/kubernetes", server.base))
-            .bearer_auth(&server.harness)
-            .json(&batch);
-        tokio::spawn(async move { request.send().await.unwrap().status() })
-    };
+    let first = sent_in_background(&server, &batch);
     hold.fail_the_waiting_write().await;
     let status = first.await.unwrap();
     assert!(status.is_server_error(), "the demotion failed: {status}");
@@ -904,14 +901,7 @@ async fn demoted_by_an_instance_behind(started_after: bool) {
     };
     let batch = list(&[restart(&a, "n-1", 0)]);
     let mut hold = db.hold_table("agents").await;
-    let first = {
-        let request = a
-            .client
-            .post(format!("{}/v1/platform-events/kubernetes", a.base))
-            .bearer_auth(&a.harness)
-            .json(&batch);
-        tokio::spawn(async move { request.send().await.unwrap().status() })
-    };
+    let first = sent_in_background(&a, &batch);
     hold.fail_the_waiting_write().await;
     let status = first.await.unwrap();
     assert!(status.is_server_error(), "the demotion failed: {status}");
