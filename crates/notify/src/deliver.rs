@@ -170,7 +170,7 @@ async fn deliver<S: Store>(
 }
 
 /// Delivers the events after `cursor`, oldest first: `Ok(true)` when it
-/// read a full page (more may wait), `Ok(false)` when caught up, `Err` when
+/// read a page (more may wait), `Ok(false)` when caught up, `Err` when
 /// a delivery failed (the cursor stays before that event).
 async fn deliver_after<S: Store>(
     store: &S,
@@ -181,10 +181,11 @@ async fn deliver_after<S: Store>(
     cursor: u64,
     gateway: &Gateway<S>,
 ) -> Result<bool, ()> {
-    // Every record up to the head this instance applied is committed, so a
-    // page short of full has shown all of them: the cursor may pass the
-    // records that tell nobody anything, instead of reading them again at
-    // every poll.
+    // Every record up to the head this instance applied is committed, so an
+    // empty page has shown all of them: the cursor may pass the records
+    // that tell nobody anything, instead of reading them again at every
+    // poll. Only an empty page says so: one ends short of `PAGE` for large
+    // records too.
     let head = gateway.applied_seq();
     let records = store
         .notification_records(cursor, PAGE)
@@ -241,12 +242,10 @@ async fn deliver_after<S: Store>(
         }
         position = record.seq;
     }
-    let full = records.len() as u32 == PAGE;
-    let last = records.last().map_or(cursor, |r| r.seq);
-    if !full && head > last {
+    if records.is_empty() && head > cursor {
         advance(store, gateway, webhook, holder, head).await?;
     }
-    Ok(full)
+    Ok(!records.is_empty())
 }
 
 /// Moves the cursor to `seq`, renewing the lease; whether this holder still

@@ -21,6 +21,11 @@ pub(crate) struct Dialect {
     /// backends fill at append (indexed with `seq`), read from the payload
     /// where SQLite rows older than the column lack it.
     pub agent_of_payload: &'static str,
+    /// A record's columns as the backend reads them (PostgreSQL bounds a
+    /// payload's size there), from `ledger` …
+    pub record_columns: &'static str,
+    /// … and from `ledger l`, joined.
+    pub joined_record_columns: &'static str,
 }
 
 /// The query for `filter`, newest first.
@@ -38,9 +43,10 @@ where
         || (filter.agent.is_some() && filter.kind.as_deref() == Some("decision"));
     let mut query = QueryBuilder::<D>::new("");
     if by_decision {
-        query.push(
-            "SELECT l.seq, l.at, l.kind, l.payload, l.prev_hash, l.hash FROM decisions d JOIN ledger l ON l.seq = d.seq WHERE 1 = 1",
-        );
+        query
+            .push("SELECT ")
+            .push(dialect.joined_record_columns)
+            .push(" FROM decisions d JOIN ledger l ON l.seq = d.seq WHERE 1 = 1");
         if let Some(outcome) = filter.outcome {
             query
                 .push(" AND d.outcome = ")
@@ -56,7 +62,10 @@ where
         push_seqs(&mut query, "d.seq", seqs);
         query.push(" ORDER BY d.seq DESC LIMIT ");
     } else {
-        query.push("SELECT seq, at, kind, payload, prev_hash, hash FROM ledger WHERE 1 = 1");
+        query
+            .push("SELECT ")
+            .push(dialect.record_columns)
+            .push(" FROM ledger WHERE 1 = 1");
         if let Some(kind) = &filter.kind {
             query.push(" AND kind = ").push_bind(kind.clone());
         }

@@ -84,17 +84,27 @@ pub(crate) const PAGE_BYTES: usize = 64 << 20;
 pub(crate) async fn ledger_page<R: Columns>(
     rows: impl futures::Stream<Item = Result<R, sqlx::Error>>,
 ) -> Result<Vec<LedgerRecord>, StoreError> {
+    within_page_bytes(rows, ledger_record, |record| record.payload.len()).await
+}
+
+/// [`ledger_page`] for any rows holding a payload: each decoded by
+/// `decode`, `payload_len` of each counted against [`PAGE_BYTES`].
+pub(crate) async fn within_page_bytes<R, T>(
+    rows: impl futures::Stream<Item = Result<R, sqlx::Error>>,
+    decode: impl Fn(&R) -> Result<T, StoreError>,
+    payload_len: impl Fn(&T) -> usize,
+) -> Result<Vec<T>, StoreError> {
     use futures::TryStreamExt as _;
     let mut rows = std::pin::pin!(rows);
-    let (mut records, mut bytes) = (Vec::new(), 0_usize);
+    let (mut decoded, mut bytes) = (Vec::new(), 0_usize);
     while bytes < PAGE_BYTES
         && let Some(row) = rows.try_next().await?
     {
-        let record = ledger_record(&row)?;
-        bytes = bytes.saturating_add(record.payload.len());
-        records.push(record);
+        let item = decode(&row)?;
+        bytes = bytes.saturating_add(payload_len(&item));
+        decoded.push(item);
     }
-    Ok(records)
+    Ok(decoded)
 }
 
 pub(crate) fn ledger_record(row: &impl Columns) -> Result<LedgerRecord, StoreError> {

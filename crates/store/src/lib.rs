@@ -149,8 +149,9 @@ pub trait Store: Send + Sync + 'static {
     ) -> impl Future<Output = Result<Option<DecisionRow>, StoreError>> + Send;
 
     /// Allowed executions of `agent` decided from `from` to `to`
-    /// (inclusive), oldest first, at most `limit`: what a platform write
-    /// may be the running of.
+    /// (inclusive), oldest first, at most `limit` — fewer when their
+    /// payloads pass 64 MiB together: what a platform write may be the
+    /// running of.
     fn execution_candidates(
         &self,
         agent: &str,
@@ -193,7 +194,8 @@ pub trait Store: Send + Sync + 'static {
         at: Timestamp,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
-    /// A filtered page of records, newest first.
+    /// A filtered page of records, newest first — fewer than its limit
+    /// when their payloads are large (as [`Store::records`]).
     fn ledger_page(
         &self,
         filter: &LedgerFilter,
@@ -203,7 +205,7 @@ pub trait Store: Send + Sync + 'static {
     /// sample grades yet: at most `per_agent` of each agent, `limit` in
     /// all, taken round by round (every agent's newest, then every agent's
     /// second newest, …) so that no agents' floods bury another's; in that
-    /// order, not by time.
+    /// order, not by time. Fewer when their payloads are large.
     fn ungraded_recommendations(
         &self,
         since: Timestamp,
@@ -219,6 +221,8 @@ pub trait Store: Send + Sync + 'static {
     ) -> impl Future<Output = Result<Vec<EvidenceRow>, StoreError>> + Send;
 
     /// Records after `after` a webhook may be told of, oldest first: pending decisions, phase changes, kill switch trips.
+    /// Fewer than `limit` when their payloads are large, but never none
+    /// while such a record follows (as [`Store::records`]).
     fn notification_records(
         &self,
         after: u64,
@@ -266,7 +270,9 @@ pub trait Store: Send + Sync + 'static {
         since: Timestamp,
     ) -> impl Future<Output = Result<Vec<KillSwitchHistoryRow>, StoreError>> + Send;
 
-    /// A page of ledger records, filtered.
+    /// A page of ledger records, filtered, in order — fewer than its limit
+    /// when their payloads are large, but never none while a record
+    /// matching follows (as [`Store::records`]).
     fn audit(
         &self,
         query: &AuditQuery,

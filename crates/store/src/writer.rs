@@ -30,6 +30,7 @@ use crate::{
     backend::{Backend, Rejected},
     codec::timestamp_text,
     rows::DecisionIndex,
+    stored,
 };
 
 /// How many entries the writer takes at most into one transaction: enough
@@ -354,7 +355,7 @@ impl<B: Backend> Writer<B> {
         let mut records = Vec::with_capacity(batch.len());
         let mut verdicts = Vec::with_capacity(batch.len());
         for ((entry, _), refusal) in batch.iter().zip(refusals) {
-            match refusal {
+            match refusal.or_else(|| too_large(entry)) {
                 Some(error) => verdicts.push(Err(error)),
                 None => {
                     seq += 1;
@@ -538,6 +539,19 @@ fn take_appends(
             Err(_) => return,
         }
     }
+}
+
+/// A payload larger than any reader takes ([`stored::MAX_PAYLOAD`]: past
+/// it, a stored record is a break) is refused, not written.
+fn too_large(entry: &Entry) -> Option<StoreError> {
+    (entry.payload.len() as u64 > stored::MAX_PAYLOAD).then(|| {
+        StoreError::Conflict(format!(
+            "a `{}` record of {} bytes is more than the {} a record may hold",
+            entry.kind,
+            entry.payload.len(),
+            stored::MAX_PAYLOAD
+        ))
+    })
 }
 
 fn chained(seq: u64, entry: &Entry, prev: Digest32) -> LedgerRecord {

@@ -1,8 +1,10 @@
 //! Verifying and paging a ledger whose stored payloads were replaced by
 //! decompression bombs — a few hundred bytes on disk, each 8 MiB read
 //! back: SQLite's zstd frames, PostgreSQL's TOAST — hold a page's worth of
-//! bytes (64 MiB) at a time, not a page's worth of records. Alone in its test binary: it reads the process's
-//! peak resident memory, which other tests would share.
+//! bytes (64 MiB) at a time, not a page's worth of records — verification,
+//! export's pages, the audit API's and the console's. Alone in its test
+//! binary: it reads the process's peak resident memory, which other tests
+//! would share.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
@@ -10,7 +12,7 @@ mod support;
 
 use std::{fmt::Write as _, sync::Arc};
 
-use clearance_store::Store;
+use clearance_store::{AuditQuery, LedgerFilter, Store};
 use support::{Place, fill};
 
 /// The process's peak resident memory since it was last reset, in bytes.
@@ -37,6 +39,11 @@ fn reset_peak() {
 
 const BOMB: usize = 8 << 20;
 
+/// Even decisions recommendations no sample grades yet (the console reads
+/// those), odd ones pending (what webhooks are told of).
+const UNGRADED: &str =
+    "UPDATE decisions SET outcome = CASE WHEN seq % 2 = 0 THEN 'recommend' ELSE 'pending' END";
+
 /// One test, both backends in turn: the peak is the process's.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn decompression_bombs_are_read_a_bounded_page_at_a_time() {
@@ -59,6 +66,7 @@ async fn decompression_bombs_are_read_a_bounded_page_at_a_time() {
     place
         .raw("UPDATE ledger SET at = at || char(10) WHERE seq = 5")
         .await;
+    place.raw(UNGRADED).await;
     within_bounds("sqlite", &*store).await;
 
     // PostgreSQL's TOAST keeps 8 MiB of one byte in a few hundred KiB: the
@@ -76,7 +84,44 @@ async fn decompression_bombs_are_read_a_bounded_page_at_a_time() {
     place
         .raw("UPDATE ledger SET at = at || chr(10) WHERE seq = 5")
         .await;
+    place.raw(UNGRADED).await;
     within_bounds("postgres", &*store).await;
+
+    // One payload past what a record may hold (64 MiB), kept by TOAST in
+    // a few MiB: a break at that record, read without fetching it.
+    let Some(place) = Place::postgres().await else {
+        return;
+    };
+    let store = Arc::new(place.open_postgres().await);
+    fill(&store, 0, 20).await;
+    place
+        .raw("UPDATE ledger SET payload = repeat(' ', 256 << 20) WHERE seq = 12")
+        .await;
+    reset_peak();
+    let before = peak_resident();
+    let report = store.verify().await.unwrap();
+    let broken = report.first_break.expect("record 12 is past the bound");
+    assert_eq!(
+        (report.verified, broken.seq),
+        (11, 12),
+        "{}",
+        broken.problem
+    );
+    assert!(
+        broken.problem.contains("more than the 67108864 bytes"),
+        "{}",
+        broken.problem
+    );
+    assert!(matches!(
+        store.records(0, 100).await,
+        Err(clearance_store::StoreError::Corrupt(_))
+    ));
+    let grown = peak_resident().saturating_sub(before);
+    assert!(
+        grown < 128 << 20,
+        "a 256 MiB payload grew the peak by {} MiB",
+        grown >> 20
+    );
 }
 
 /// Verifies `store` (record 5 modified, 10 to 290 bombs) and pages
@@ -117,4 +162,81 @@ async fn within_bounds(backend: &str, store: &impl Store) {
     );
     let tail = store.records(290, 1_000).await.unwrap();
     assert_eq!(tail.len(), 10, "{backend}: small records fill a page again");
+    other_pages_within_bounds(backend, store).await;
+}
+
+/// Every other read of whole records holds a page to the same bound: the
+/// audit API's (oldest first), the console's (newest first), its ungraded
+/// recommendations, what webhooks are told of and what reconciliation
+/// reads of an agent's executions.
+async fn other_pages_within_bounds(backend: &str, store: &impl Store) {
+    reset_peak();
+    let before = peak_resident();
+    let audit = store
+        .audit(&AuditQuery {
+            after: 0,
+            limit: 1_000,
+            kind: Some("decision".into()),
+            agent: None,
+        })
+        .await
+        .unwrap();
+    assert_eq!(audit.len(), 17, "{backend}: the audit API's page");
+    assert_eq!(audit.last().unwrap().seq, 17, "{backend}");
+    let after = store
+        .audit(&AuditQuery {
+            after: 17,
+            limit: 1_000,
+            kind: None,
+            agent: None,
+        })
+        .await
+        .unwrap();
+    assert_eq!((after.len(), after[0].seq), (8, 18), "{backend}");
+    // Newest first: the 10 small records after the bombs, then 8 bombs.
+    let newest = store
+        .ledger_page(&LedgerFilter {
+            limit: 1_000,
+            ..LedgerFilter::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(newest.len(), 18, "{backend}: the console's page");
+    assert_eq!(
+        (newest[0].seq, newest.last().unwrap().seq),
+        (300, 283),
+        "{backend}"
+    );
+    let ungraded = store
+        .ungraded_recommendations(jiff::Timestamp::UNIX_EPOCH, 1_000, 500)
+        .await
+        .unwrap();
+    assert!(
+        (8..30).contains(&ungraded.len()),
+        "{backend}: {} ungraded recommendations read of 300",
+        ungraded.len()
+    );
+    // Pending decisions: the 5 small ones before the bombs, then 8 bombs.
+    let pending = store.notification_records(0, 200).await.unwrap();
+    assert_eq!(
+        (pending.len(), pending.last().unwrap().seq),
+        (13, 25),
+        "{backend}: what webhooks are told of"
+    );
+    // bot-0's hundred executions, read for reconciliation: most are bombs.
+    let candidates = store
+        .execution_candidates("bot-0", support::at(0), support::at(300), 10_000)
+        .await
+        .unwrap();
+    assert!(
+        (8..30).contains(&candidates.len()),
+        "{backend}: {} of bot-0's 100 executions read",
+        candidates.len()
+    );
+    let grown = peak_resident().saturating_sub(before);
+    assert!(
+        grown < 512 << 20,
+        "{backend}: the audit API's and the console's pages grew the peak by {} MiB",
+        grown >> 20
+    );
 }

@@ -379,6 +379,40 @@ async fn a_ledger_that_ends_before_what_was_applied_takes_no_writes<S, F, Fut>(
 }
 on_both!(a_ledger_that_ends_before_what_was_applied_takes_no_writes);
 
+/// A payload past what any reader takes (64 MiB: more is a break when
+/// read back) is refused at append, and nothing of it is written; the
+/// entries around it in the same batch are.
+async fn a_payload_past_the_record_bound_is_refused_and_not_written<S, F, Fut>(
+    _place: &Place,
+    open: F,
+) where
+    S: Store,
+    F: Fn() -> Fut,
+    Fut: Future<Output = S>,
+{
+    let store = Arc::new(open().await);
+    fill(&store, 0, 3).await;
+    let mut huge = execution(3);
+    huge.payload = format!(r#"{{"agent":"bot-0","pad":"{}"}}"#, " ".repeat(64 << 20));
+    let (before, refused, after) = tokio::join!(
+        store.append(execution(4)),
+        store.append(huge),
+        store.append(execution(5))
+    );
+    let refused = refused.expect_err("a payload past 64 MiB is refused");
+    assert!(
+        matches!(&refused, StoreError::Conflict(why) if why.contains("more than the 67108864")),
+        "{refused}"
+    );
+    before.unwrap();
+    after.unwrap();
+    let report = store.verify().await.unwrap();
+    assert_eq!((report.verified, report.first_break), (5, None));
+    let records = store.records(0, 10).await.unwrap();
+    assert!(records.iter().all(|r| r.payload.len() < 100));
+}
+on_both!(a_payload_past_the_record_bound_is_refused_and_not_written);
+
 /// Two writers on a PostgreSQL server whose default isolation is
 /// REPEATABLE READ: each batch still reads the head after the lock's wait
 /// (its transaction is READ COMMITTED whatever the default), so neither

@@ -4,6 +4,8 @@ use clearance_engine::ledger::LedgerRecord;
 use jiff::Timestamp;
 use sqlx::{AssertSqlSafe, PgPool, Postgres as Driver};
 
+use super::record_columns;
+
 use crate::{
     StoreError,
     codec::{int, timestamp_text},
@@ -14,6 +16,8 @@ use crate::{
 
 const DIALECT: Dialect = Dialect {
     agent_of_payload: "agent",
+    record_columns: record_columns!(),
+    joined_record_columns: record_columns!(l),
 };
 
 const SESSION_COLUMNS: &str =
@@ -97,8 +101,10 @@ pub(super) async fn ledger_page(
     })
     .await?;
     let mut query = console::ledger_page::<Driver>(filter, &DIALECT, seqs);
-    let rows = query.build().fetch_all(pool).await?;
-    rows.iter().map(decode::ledger_record).collect()
+    super::within_page_bytes(pool, query.build(), decode::ledger_record, |record| {
+        record.payload.len()
+    })
+    .await
 }
 
 pub(super) async fn ungraded_recommendations(
@@ -107,22 +113,27 @@ pub(super) async fn ungraded_recommendations(
     per_agent: u32,
     limit: u32,
 ) -> Result<Vec<LedgerRecord>, StoreError> {
-    let rows = sqlx::query(
-        "SELECT l.seq, l.at, l.kind, l.payload, l.prev_hash, l.hash FROM (
-             SELECT d.seq, ROW_NUMBER() OVER (PARTITION BY d.agent ORDER BY d.seq DESC) AS nth
-             FROM decisions d
-             WHERE d.outcome = 'recommend' AND d.at >= $1
-               AND NOT EXISTS (SELECT 1 FROM evidence e WHERE e.agent = d.agent AND e.kind = 'recommendation' AND e.incident_id = d.id)
-         ) w JOIN ledger l ON l.seq = w.seq
-         WHERE w.nth <= $2
-         ORDER BY w.nth, w.seq DESC LIMIT $3",
+    let query = sqlx::query(
+        concat!(
+            "SELECT ",
+            record_columns!(l),
+            " FROM (
+                 SELECT d.seq, ROW_NUMBER() OVER (PARTITION BY d.agent ORDER BY d.seq DESC) AS nth
+                 FROM decisions d
+                 WHERE d.outcome = 'recommend' AND d.at >= $1
+                   AND NOT EXISTS (SELECT 1 FROM evidence e WHERE e.agent = d.agent AND e.kind = 'recommendation' AND e.incident_id = d.id)
+             ) w JOIN ledger l ON l.seq = w.seq
+             WHERE w.nth <= $2
+             ORDER BY w.nth, w.seq DESC LIMIT $3"
+        ),
     )
     .bind(timestamp_text(since))
     .bind(i64::from(per_agent))
-    .bind(i64::from(limit))
-    .fetch_all(pool)
-    .await?;
-    rows.iter().map(decode::ledger_record).collect()
+    .bind(i64::from(limit));
+    super::within_page_bytes(pool, query, decode::ledger_record, |record| {
+        record.payload.len()
+    })
+    .await
 }
 
 pub(super) async fn evidence_since(
@@ -145,17 +156,22 @@ pub(super) async fn notification_records(
     after: u64,
     limit: u32,
 ) -> Result<Vec<LedgerRecord>, StoreError> {
-    let rows = sqlx::query(
-        "SELECT seq, at, kind, payload, prev_hash, hash FROM ledger
-         WHERE seq > $1 AND (kind IN ('phase.demoted', 'kill_switch.tripped')
-                             OR seq IN (SELECT seq FROM decisions WHERE outcome = 'pending' AND seq > $1))
-         ORDER BY seq LIMIT $2",
+    let query = sqlx::query(
+        concat!(
+            "SELECT ",
+            record_columns!(),
+            " FROM ledger
+             WHERE seq > $1 AND (kind IN ('phase.demoted', 'kill_switch.tripped')
+                                 OR seq IN (SELECT seq FROM decisions WHERE outcome = 'pending' AND seq > $1))
+             ORDER BY seq LIMIT $2"
+        ),
     )
     .bind(int(after))
-    .bind(i64::from(limit))
-    .fetch_all(pool)
-    .await?;
-    rows.iter().map(decode::ledger_record).collect()
+    .bind(i64::from(limit));
+    super::within_page_bytes(pool, query, decode::ledger_record, |record| {
+        record.payload.len()
+    })
+    .await
 }
 
 pub(super) async fn lease_cursor(

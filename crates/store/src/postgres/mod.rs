@@ -39,9 +39,65 @@ use crate::{
 
 columns_for!(sqlx::postgres::PgRow, payload_text, digest_hex);
 
-/// PostgreSQL keeps payloads as text (its TOAST compresses large ones).
+/// A ledger row's columns as every read here selects them (`l.` before each
+/// for a joined `ledger l`): the payload only when it holds at most
+/// [`stored::MAX_PAYLOAD`] bytes, else NULL, which [`payload_text`] reads
+/// as a break at that record. TOAST keeps a long run of one byte in a few
+/// KiB, so a payload's size is read from its header before the value is
+/// fetched: the decompression bomb that SQLite's frame header stops.
+macro_rules! record_columns {
+    () => {
+        "seq, at, kind, CASE WHEN octet_length(payload) <= 67108864 THEN payload END AS payload, prev_hash, hash"
+    };
+    (l) => {
+        "l.seq, l.at, l.kind, CASE WHEN octet_length(l.payload) <= 67108864 THEN l.payload END AS payload, l.prev_hash, l.hash"
+    };
+}
+pub(crate) use record_columns;
+
+const _: () = assert!(
+    stored::MAX_PAYLOAD == 67_108_864,
+    "record_columns! spells the bound out"
+);
+
+/// The rows `query` returns, decoded within the bytes of a page
+/// ([`decode::within_page_bytes`]), on a connection of their own. A page
+/// cut short, or ended by a row that does not decode, leaves rows unread
+/// on the connection, which the pool would drain before handing it out
+/// again — as long as reading them, and a page of bombs is gigabytes — so
+/// that connection is closed instead.
+pub(super) async fn within_page_bytes<T>(
+    pool: &PgPool,
+    query: sqlx::query::Query<'_, sqlx::Postgres, sqlx::postgres::PgArguments>,
+    decode: impl Fn(&sqlx::postgres::PgRow) -> Result<T, StoreError>,
+    payload_len: impl Fn(&T) -> usize,
+) -> Result<Vec<T>, StoreError> {
+    use sqlx::Executor as _;
+    let mut conn = pool.acquire().await?;
+    let read = decode::within_page_bytes(conn.fetch(query), decode, &payload_len).await;
+    let whole = read.as_ref().is_ok_and(|items| {
+        items
+            .iter()
+            .map(&payload_len)
+            .fold(0_usize, usize::saturating_add)
+            < decode::PAGE_BYTES
+    });
+    if !whole {
+        conn.close_on_drop();
+    }
+    read
+}
+
+/// PostgreSQL keeps payloads as text (its TOAST compresses large ones);
+/// one past the bound comes as NULL ([`record_columns!`]).
 fn payload_text(row: &sqlx::postgres::PgRow, column: &str) -> Result<String, StoreError> {
-    Ok(sqlx::Row::try_get(row, column)?)
+    let payload: Option<String> = sqlx::Row::try_get(row, column)?;
+    payload.ok_or_else(|| {
+        StoreError::corrupt(format!(
+            "a stored payload holds more than the {} bytes a record may have",
+            stored::MAX_PAYLOAD
+        ))
+    })
 }
 
 /// The `agent` column of each record: the agent its payload names, as the
@@ -238,11 +294,11 @@ impl Postgres {
         after: u64,
         limit: u32,
     ) -> Result<Vec<LedgerRecord>, StoreError> {
-        decode::ledger_page(
-            sqlx::query(query)
-                .bind(int(after))
-                .bind(i64::from(limit))
-                .fetch(&self.pool),
+        within_page_bytes(
+            &self.pool,
+            sqlx::query(query).bind(int(after)).bind(i64::from(limit)),
+            decode::ledger_record,
+            |record| record.payload.len(),
         )
         .await
     }
@@ -338,9 +394,11 @@ impl Backend for Postgres {
         after: u64,
         limit: u32,
     ) -> Result<Vec<LedgerRecord>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT seq, at, kind, payload, prev_hash, hash FROM ledger WHERE seq > $1 ORDER BY seq LIMIT $2",
-        )
+        let rows = sqlx::query(concat!(
+            "SELECT ",
+            record_columns!(),
+            " FROM ledger WHERE seq > $1 ORDER BY seq LIMIT $2"
+        ))
         .bind(int(after))
         .bind(i64::from(limit))
         .fetch_all(conn)
@@ -477,8 +535,9 @@ impl Backend for Postgres {
         to: Timestamp,
         limit: u32,
     ) -> Result<Vec<ExecutionCandidate>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT d.id, d.seq, d.agent, d.action, d.outcome, d.impact, d.execution, d.blocked, d.at, d.reported, l.payload,
+        let query = sqlx::query(
+            "SELECT d.id, d.seq, d.agent, d.action, d.outcome, d.impact, d.execution, d.blocked, d.at, d.reported,
+                    CASE WHEN octet_length(l.payload) <= 67108864 THEN l.payload END AS payload,
                     CAST(CASE WHEN p.event_key IS NULL THEN 0 ELSE 1 END AS BIGINT) AS matched
              FROM decisions d
              JOIN ledger l ON l.seq = d.seq
@@ -489,10 +548,11 @@ impl Backend for Postgres {
         .bind(agent)
         .bind(timestamp_text(from))
         .bind(timestamp_text(to))
-        .bind(i64::from(limit))
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter().map(decode::execution_candidate).collect()
+        .bind(i64::from(limit));
+        within_page_bytes(&self.pool, query, decode::execution_candidate, |c| {
+            c.payload.len()
+        })
+        .await
     }
 
     async fn find_platform_event(&self, key: &str) -> Result<Option<PlatformEventRow>, StoreError> {
@@ -607,24 +667,34 @@ impl Backend for Postgres {
     }
 
     async fn audit(&self, query: &AuditQuery) -> Result<Vec<LedgerRecord>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT seq, at, kind, payload, prev_hash, hash FROM ledger
-             WHERE seq > $1 AND ($2::TEXT IS NULL OR kind = $2) AND ($3::TEXT IS NULL OR agent = $3)
-             ORDER BY seq LIMIT $4",
+        within_page_bytes(
+            &self.pool,
+            sqlx::query(
+                concat!(
+                    "SELECT ",
+                    record_columns!(),
+                    " FROM ledger
+                     WHERE seq > $1 AND ($2::TEXT IS NULL OR kind = $2) AND ($3::TEXT IS NULL OR agent = $3)
+                     ORDER BY seq LIMIT $4"
+                ),
+            )
+            .bind(int(query.after))
+            .bind(&query.kind)
+            .bind(&query.agent)
+            .bind(i64::from(query.limit)),
+            decode::ledger_record,
+            |record| record.payload.len(),
         )
-        .bind(int(query.after))
-        .bind(&query.kind)
-        .bind(&query.agent)
-        .bind(i64::from(query.limit))
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter().map(decode::ledger_record).collect()
+        .await
     }
 
     async fn page(&self, after: u64, limit: u32) -> Result<Vec<LedgerRecord>, StoreError> {
         self.records(
-            "SELECT seq, at, kind, payload, prev_hash, hash FROM ledger
-             WHERE seq > $1 ORDER BY seq LIMIT $2",
+            concat!(
+                "SELECT ",
+                record_columns!(),
+                " FROM ledger WHERE seq > $1 ORDER BY seq LIMIT $2"
+            ),
             after,
             limit,
         )
@@ -646,8 +716,11 @@ impl Backend for Postgres {
     // short hands on to the row reader, as a short page does.
     async fn verify_page(&self, after: u64, limit: u32) -> Result<Vec<LedgerRecord>, StoreError> {
         self.records(
-            "SELECT seq, at, kind, payload, prev_hash, hash FROM ledger
-             WHERE seq > $1 AND seq <= $1 + $2 ORDER BY seq",
+            concat!(
+                "SELECT ",
+                record_columns!(),
+                " FROM ledger WHERE seq > $1 AND seq <= $1 + $2 ORDER BY seq"
+            ),
             after,
             limit,
         )

@@ -16,6 +16,8 @@ const DIALECT: Dialect = Dialect {
     // Format 2 rows keep the agent beside the payload (`stored`); format 1
     // rows are text.
     agent_of_payload: "COALESCE(agent, CASE WHEN typeof(payload) = 'text' THEN json_extract(payload, '$.agent') END)",
+    record_columns: "seq, at, kind, payload, prev_hash, hash",
+    joined_record_columns: "l.seq, l.at, l.kind, l.payload, l.prev_hash, l.hash",
 };
 
 const SESSION_COLUMNS: &str =
@@ -99,8 +101,7 @@ pub(super) async fn ledger_page(
     })
     .await?;
     let mut query = console::ledger_page::<Driver>(filter, &DIALECT, seqs);
-    let rows = query.build().fetch_all(pool).await?;
-    rows.iter().map(decode::ledger_record).collect()
+    decode::ledger_page(query.build().fetch(pool)).await
 }
 
 pub(super) async fn ungraded_recommendations(
@@ -122,9 +123,8 @@ pub(super) async fn ungraded_recommendations(
     .bind(timestamp_text(since))
     .bind(i64::from(per_agent))
     .bind(i64::from(limit))
-    .fetch_all(pool)
-    .await?;
-    rows.iter().map(decode::ledger_record).collect()
+    .fetch(pool);
+    decode::ledger_page(rows).await
 }
 
 pub(super) async fn evidence_since(
@@ -155,9 +155,8 @@ pub(super) async fn notification_records(
     )
     .bind(int(after))
     .bind(i64::from(limit))
-    .fetch_all(pool)
-    .await?;
-    rows.iter().map(decode::ledger_record).collect()
+    .fetch(pool);
+    decode::ledger_page(rows).await
 }
 
 pub(super) async fn lease_cursor(

@@ -409,9 +409,8 @@ impl Backend for Sqlite {
         .bind(timestamp_text(from))
         .bind(timestamp_text(to))
         .bind(i64::from(limit))
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter().map(decode::execution_candidate).collect()
+        .fetch(&self.pool);
+        decode::within_page_bytes(rows, decode::execution_candidate, |c| c.payload.len()).await
     }
 
     async fn find_platform_event(&self, key: &str) -> Result<Option<PlatformEventRow>, StoreError> {
@@ -526,20 +525,21 @@ impl Backend for Sqlite {
     }
 
     async fn audit(&self, query: &AuditQuery) -> Result<Vec<LedgerRecord>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT seq, at, kind, payload, prev_hash, hash FROM ledger
-             WHERE seq > ? AND (? IS NULL OR kind = ?) AND (? IS NULL OR COALESCE(agent, CASE WHEN typeof(payload) = 'text' THEN json_extract(payload, '$.agent') END) = ?)
-             ORDER BY seq LIMIT ?",
+        decode::ledger_page(
+            sqlx::query(
+                "SELECT seq, at, kind, payload, prev_hash, hash FROM ledger
+                 WHERE seq > ? AND (? IS NULL OR kind = ?) AND (? IS NULL OR COALESCE(agent, CASE WHEN typeof(payload) = 'text' THEN json_extract(payload, '$.agent') END) = ?)
+                 ORDER BY seq LIMIT ?",
+            )
+            .bind(int(query.after))
+            .bind(&query.kind)
+            .bind(&query.kind)
+            .bind(&query.agent)
+            .bind(&query.agent)
+            .bind(i64::from(query.limit))
+            .fetch(&self.pool),
         )
-        .bind(int(query.after))
-        .bind(&query.kind)
-        .bind(&query.kind)
-        .bind(&query.agent)
-        .bind(&query.agent)
-        .bind(i64::from(query.limit))
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter().map(decode::ledger_record).collect()
+        .await
     }
 
     async fn page(&self, after: u64, limit: u32) -> Result<Vec<LedgerRecord>, StoreError> {
