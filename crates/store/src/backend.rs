@@ -61,7 +61,9 @@ pub trait Backend: Send + Sync + 'static {
         conn: &mut Self::Conn,
     ) -> impl Future<Output = Result<(u64, Digest32), StoreError>> + Send;
 
-    /// Up to `limit` records after `after`, in order.
+    /// Up to `limit` records after `after`, in order — fewer when their
+    /// payloads are large ([`crate::decode::PAGE_BYTES`]), but never none
+    /// while a record follows.
     fn records_after(
         conn: &mut Self::Conn,
         after: u64,

@@ -434,40 +434,19 @@ impl<B: Backend> Writer<B> {
 
     /// Reads and applies what other writers appended, with no lock: the
     /// ledger's committed records are always a prefix without gaps, since
-    /// every append holds the write lock until it commits.
+    /// every append holds the write lock until it commits. A page at a
+    /// time, each applied before the next is read, so that an instance
+    /// far behind (cut off from the database for minutes) holds one page,
+    /// not all it missed.
     async fn catch_up(&mut self) -> Result<u64, StoreError> {
         let Some(applier) = self.applier.clone() else {
             return Ok(self.applied);
         };
-        let (applied, known) = (self.applied, self.known);
-        let result = async {
-            let conn = self.connection().await?;
-            let (head, head_hash) = B::head(conn).await?;
-            if head < applied {
-                return Err(behind(head, applied));
-            }
-            let records = if head == applied {
-                Vec::new()
-            } else {
-                read_range::<B>(conn, applied, head).await?
-            };
-            links(applied, known, &records, (head, head_hash))?;
-            Ok((records, head_hash))
-        }
-        .await;
-        match result {
-            Ok((records, head_hash)) => {
+        match self.catch_up_to_head(applier.as_ref()).await {
+            Ok(()) => {
                 if std::mem::take(&mut self.catch_up_failing) {
                     tracing::info!("catching up on other writers works again");
                 }
-                if let Some(last) = records.last() {
-                    let committed: Vec<Committed<'_>> =
-                        records.iter().map(Committed::Foreign).collect();
-                    applier.apply(&committed);
-                    self.applied = last.seq;
-                }
-                // `links` holds: the last record read is the head.
-                self.known = Some(records.last().map_or(head_hash, |last| last.hash));
                 Ok(self.applied)
             }
             Err(error) => {
@@ -477,6 +456,36 @@ impl<B: Backend> Writer<B> {
                 self.conn = None;
                 Err(error)
             }
+        }
+    }
+
+    /// Reads and applies other writers' records up to the head as it is
+    /// now, page by page; what a page applied stays applied if a later one
+    /// fails.
+    async fn catch_up_to_head(&mut self, applier: &dyn Applier) -> Result<(), StoreError> {
+        let (head, head_hash) = B::head(self.connection().await?).await?;
+        if head < self.applied {
+            return Err(behind(head, self.applied));
+        }
+        loop {
+            let (applied, known) = (self.applied, self.known);
+            if applied == head {
+                links(applied, known, &[], (head, head_hash))?;
+                self.known = Some(head_hash);
+                return Ok(());
+            }
+            let records = read_page::<B>(self.connection().await?, applied, head).await?;
+            let Some(last) = records.last() else {
+                return Err(StoreError::Corrupt(format!(
+                    "the ledger's head is record {head}, yet no record follows record {applied}: another writer's records cannot be followed"
+                )));
+            };
+            let end = (last.seq, last.hash);
+            // The last page's end is held against the head's hash above.
+            links(applied, known, &records, end)?;
+            let committed: Vec<Committed<'_>> = records.iter().map(Committed::Foreign).collect();
+            applier.apply(&committed);
+            (self.applied, self.known) = (end.0, Some(end.1));
         }
     }
 
@@ -564,6 +573,7 @@ fn chained(seq: u64, entry: &Entry, prev: Digest32) -> LedgerRecord {
     )
 }
 
+/// Every record after `after` up to `head`, in order and without gaps.
 async fn read_range<B: Backend>(
     conn: &mut B::Conn,
     after: u64,
@@ -572,11 +582,21 @@ async fn read_range<B: Backend>(
     let mut records: Vec<LedgerRecord> = Vec::new();
     let mut next = after;
     while next < head {
-        let page = B::records_after(conn, next, CATCH_UP_PAGE).await?;
+        let page = read_page::<B>(conn, next, head).await?;
         let Some(last) = page.last() else { break };
         next = last.seq;
         records.extend(page);
     }
+    Ok(records)
+}
+
+/// The next page of records after `after`, none past `head`, without gaps.
+async fn read_page<B: Backend>(
+    conn: &mut B::Conn,
+    after: u64,
+    head: u64,
+) -> Result<Vec<LedgerRecord>, StoreError> {
+    let mut records = B::records_after(conn, after, CATCH_UP_PAGE).await?;
     // Read without the write lock (catching up), a page may hold records
     // committed after the head was read: they are the next catch-up's, so
     // that what is returned ends at the head its hash was read with.

@@ -2,7 +2,8 @@
 //! decompression bombs — a few hundred bytes on disk, each 8 MiB read
 //! back: SQLite's zstd frames, PostgreSQL's TOAST — hold a page's worth of
 //! bytes (64 MiB) at a time, not a page's worth of records — verification,
-//! export's pages, the audit API's and the console's. Alone in its test
+//! export's pages, the audit API's and the console's, and an instance
+//! catching up on what other writers appended. Alone in its test
 //! binary: it reads the process's peak resident memory, which other tests
 //! would share.
 
@@ -10,9 +11,15 @@
 
 mod support;
 
-use std::{fmt::Write as _, sync::Arc};
+use std::{
+    fmt::Write as _,
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering},
+    },
+};
 
-use clearance_store::{AuditQuery, LedgerFilter, Store};
+use clearance_store::{Applier, AuditQuery, Committed, LedgerFilter, Store};
 use support::{Place, fill};
 
 /// The process's peak resident memory since it was last reset, in bytes.
@@ -68,6 +75,7 @@ async fn decompression_bombs_are_read_a_bounded_page_at_a_time() {
         .await;
     place.raw(UNGRADED).await;
     within_bounds("sqlite", &*store).await;
+    catching_up_within_bounds("sqlite", &place.open_sqlite().await).await;
 
     // PostgreSQL's TOAST keeps 8 MiB of one byte in a few hundred KiB: the
     // same bomb, read by its quick (row) read.
@@ -86,6 +94,7 @@ async fn decompression_bombs_are_read_a_bounded_page_at_a_time() {
         .await;
     place.raw(UNGRADED).await;
     within_bounds("postgres", &*store).await;
+    catching_up_within_bounds("postgres", &place.open_postgres().await).await;
 
     // One payload past what a record may hold (64 MiB), kept by TOAST in
     // a few MiB: a break at that record, read without fetching it.
@@ -237,6 +246,38 @@ async fn other_pages_within_bounds(backend: &str, store: &impl Store) {
     assert!(
         grown < 512 << 20,
         "{backend}: the audit API's and the console's pages grew the peak by {} MiB",
+        grown >> 20
+    );
+}
+
+/// Counts the records another writer's are applied as, and keeps none.
+#[derive(Default)]
+struct Counter(AtomicU64);
+
+impl Applier for Counter {
+    fn apply(&self, committed: &[Committed<'_>]) {
+        let foreign = committed
+            .iter()
+            .filter(|c| matches!(c, Committed::Foreign(_)))
+            .count();
+        self.0.fetch_add(foreign as u64, Ordering::SeqCst);
+    }
+}
+
+/// An instance that follows from record 150 (as one cut off from the
+/// database for long) reads and applies what it missed — 141 bombs, 1.1 GiB
+/// read back — a page at a time, not all of it at once.
+async fn catching_up_within_bounds(backend: &str, follower: &impl Store) {
+    reset_peak();
+    let before = peak_resident();
+    let counter = Arc::new(Counter::default());
+    follower.attach(counter.clone(), 150).await.unwrap();
+    assert_eq!(follower.sync().await.unwrap(), 300, "{backend}");
+    assert_eq!(counter.0.load(Ordering::SeqCst), 150, "{backend}");
+    let grown = peak_resident().saturating_sub(before);
+    assert!(
+        grown < 512 << 20,
+        "{backend}: catching up on 141 bombs grew the peak by {} MiB",
         grown >> 20
     );
 }

@@ -394,16 +394,17 @@ impl Backend for Postgres {
         after: u64,
         limit: u32,
     ) -> Result<Vec<LedgerRecord>, StoreError> {
-        let rows = sqlx::query(concat!(
-            "SELECT ",
-            record_columns!(),
-            " FROM ledger WHERE seq > $1 ORDER BY seq LIMIT $2"
-        ))
-        .bind(int(after))
-        .bind(i64::from(limit))
-        .fetch_all(conn)
-        .await?;
-        rows.iter().map(decode::ledger_record).collect()
+        decode::ledger_page(
+            sqlx::query(concat!(
+                "SELECT ",
+                record_columns!(),
+                " FROM ledger WHERE seq > $1 ORDER BY seq LIMIT $2"
+            ))
+            .bind(int(after))
+            .bind(i64::from(limit))
+            .fetch(conn),
+        )
+        .await
     }
 
     async fn latest_trip(conn: &mut PgConnection) -> Result<u64, StoreError> {

@@ -253,14 +253,15 @@ impl Backend for Sqlite {
         after: u64,
         limit: u32,
     ) -> Result<Vec<LedgerRecord>, StoreError> {
-        let rows = sqlx::query(
+        decode::ledger_page(
+            sqlx::query(
             "SELECT seq, at, kind, payload, prev_hash, hash FROM ledger WHERE seq > ? ORDER BY seq LIMIT ?",
         )
         .bind(int(after))
         .bind(i64::from(limit))
-        .fetch_all(conn)
-        .await?;
-        rows.iter().map(decode::ledger_record).collect()
+        .fetch(conn),
+        )
+        .await
     }
 
     async fn latest_trip(conn: &mut SqliteConnection) -> Result<u64, StoreError> {
