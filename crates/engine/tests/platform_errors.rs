@@ -294,8 +294,35 @@ fn lint_creating_secrets_in_any_phase() {
         );
     }
     assert!(accepted(&with_phase(
-        "      autonomous: [ *read, { apiGroups: [\"\"], resources: [secrets], verbs: [get, update, patch] } ]"
+        "      autonomous: [ *read, { apiGroups: [\"\"], resources: [secrets], resourceNames: [checkout-db], verbs: [get, update, patch] } ]"
     )));
+}
+
+/// `update` or `patch` on every secret mints a token too: an existing
+/// service-account-token Secret, re-annotated to name another account and
+/// emptied of its token, is refilled by the control plane with a token of
+/// that account. Refused in every phase unless the rule names the secrets.
+#[test]
+fn lint_updating_every_secret_in_any_phase() {
+    for (verbs, verb) in [
+        ("[get, update]", "update"),
+        ("[patch]", "patch"),
+        ("[\"*\"]", "update"),
+    ] {
+        let errors = refused(&with_phase(&format!(
+            "      autonomous: [ *read, {{ apiGroups: [\"\"], resources: [secrets], verbs: {verbs} }} ]"
+        )));
+        assert!(
+            errors.contains("error[self-escalation]")
+                && errors.contains(&format!("`{verb}` on every secret"))
+                && errors.contains("resourceNames"),
+            "{verbs}: {errors}"
+        );
+    }
+    let errors = refused(&with_phase(
+        "      autonomous: [ *read, { apiGroups: [\"\"], resources: [\"*\"], verbs: [patch] } ]",
+    ));
+    assert!(errors.contains("`patch` on every secret"), "{errors}");
 }
 
 /// `get` on `pods/proxy` or `services/proxy` reaches any port of the

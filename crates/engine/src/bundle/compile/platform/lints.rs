@@ -131,6 +131,19 @@ impl Config<'_> {
                 ),
             );
         }
+        if rule.resource_names.is_empty()
+            && let Some(verb) = ["update", "patch"]
+                .iter()
+                .find(|v| rule.grants("", "secrets", v))
+        {
+            self.error_at(
+                "self-escalation",
+                &raw.referenced,
+                format!(
+                    "{key}: `{verb}` on every secret lets an agent mint a token of any service account in the namespace: a Secret of type kubernetes.io/service-account-token re-annotated to name another account, its token removed, is filled in by the control plane with a never-expiring token of that account, outliving any demotion; name the secrets the agent may change (resourceNames)"
+                ),
+            );
+        }
         if phase <= Phase::Assist
             && let Some(stream) = STREAM_SUBRESOURCES
                 .iter()
