@@ -469,3 +469,64 @@ async fn a_revoked_token_is_refused_on_every_instance(a: Server) {
     a.ledger_len().await;
 }
 contract!(a_revoked_token_is_refused_on_every_instance);
+
+/// `server`'s harness grades diagnosis `n` of `bot`.
+async fn diagnose(server: &Server, bot: &str, n: usize, correct: bool) {
+    let domain = ["payments", "search", "checkout"][n % 3];
+    let body = json!({ "agent": bot, "kind": "diagnosis", "incident_id": format!("inc-{n}"), "at": server.ago(0), "correct": correct, "domain": domain });
+    let (status, answer) = server
+        .post("/v1/evidence", Some(&server.harness), &body)
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{answer}");
+}
+
+/// A promotion opened on B while its gate held, then signed on B just
+/// after A recorded samples that break the gate: B measures the gate on
+/// every instance's samples, not only those it had applied when it was
+/// opened, and refuses it (409); the agent stays in shadow on both. (A
+/// sample landing between B's measure and its record is refused by the
+/// store's `NoSampleAfter` guard: `crates/store/tests/rules.rs`.)
+async fn a_promotion_is_measured_on_every_instances_samples(a: Server) {
+    let b = a.another().await;
+    let bot = "shadow-bot";
+    for n in 0..100 {
+        diagnose(&a, bot, n, true).await;
+    }
+    until(|| async {
+        let (_, view) = b.get(&format!("/v1/agents/{bot}"), Some(&b.approver)).await;
+        view["next_gate"]["eligible"] == true
+    })
+    .await;
+    let (status, promotion) = b
+        .post(
+            &format!("/v1/agents/{bot}/promotions"),
+            Some(&b.approver),
+            &json!({}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{promotion}");
+    let pid = promotion["id"].as_str().unwrap().to_owned();
+    for n in 100..110 {
+        diagnose(&a, bot, n, false).await;
+    }
+    let (status, signed) = b
+        .post(
+            &format!("/v1/agents/{bot}/promotions/{pid}/signoffs"),
+            Some(&b.admin),
+            &json!({}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{signed}");
+    assert!(
+        signed.to_string().contains("gate no longer holds"),
+        "{signed}"
+    );
+    for server in [&a, &b] {
+        let (_, view) = server
+            .get(&format!("/v1/agents/{bot}"), Some(&server.approver))
+            .await;
+        assert_eq!(view["phase"], "shadow", "{view}");
+    }
+    a.ledger_len().await;
+}
+contract!(a_promotion_is_measured_on_every_instances_samples);

@@ -83,6 +83,13 @@ pub trait Backend: Send + Sync + 'static {
         since: Timestamp,
     ) -> impl Future<Output = Result<u64, StoreError>> + Send;
 
+    /// Whether a sample of `agent` came with a ledger record after `seq`.
+    fn sample_after(
+        conn: &mut Self::Conn,
+        agent: &str,
+        seq: u64,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
     /// The approvals opened after ledger record `seq` that can still count.
     fn approvals_opened_after(
         conn: &mut Self::Conn,

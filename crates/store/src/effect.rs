@@ -207,6 +207,16 @@ pub enum Guard {
         /// Every approval it knows of.
         known: BTreeSet<String>,
     },
+    /// A promotion's gate was measured on `agent`'s samples up to ledger
+    /// record `seq`: it is stale when another sample of `agent` was
+    /// recorded after it (by another instance this one had not caught up
+    /// on, or earlier in this batch).
+    NoSampleAfter {
+        /// The agent measured.
+        agent: String,
+        /// The record the measure reflects.
+        seq: u64,
+    },
 }
 
 /// Where an entry landed.

@@ -619,6 +619,7 @@ async fn read_page<B: Backend>(
 struct EarlierInBatch<'a> {
     executions: Vec<&'a DecisionIndex>,
     opened_approvals: Vec<&'a str>,
+    sampled_agents: Vec<&'a str>,
     tripped: bool,
 }
 
@@ -629,6 +630,7 @@ impl<'a> EarlierInBatch<'a> {
                 Effect::DecisionRecorded(index) if index.execution => self.executions.push(index),
                 Effect::ApprovalOpened(row) => self.opened_approvals.push(&row.approval.id),
                 Effect::KillSwitchTripped(_) => self.tripped = true,
+                Effect::EvidenceRecorded(row) => self.sampled_agents.push(&row.agent),
                 _ => {}
             }
         }
@@ -693,6 +695,15 @@ async fn check_guard<B: Backend>(
                 StoreError::Conflict(format!(
                     "hard stop: agent `{agent}` already has {} of {max} executions in its window",
                     stored + in_batch
+                ))
+            })
+        }
+        Guard::NoSampleAfter { agent, seq } => {
+            let sampled = earlier.sampled_agents.contains(&agent.as_str())
+                || B::sample_after(conn, agent, *seq).await?;
+            sampled.then(|| {
+                StoreError::Conflict(format!(
+                    "a sample of agent `{agent}` was recorded after record {seq}, which the gate was measured on"
                 ))
             })
         }

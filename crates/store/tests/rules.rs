@@ -370,6 +370,67 @@ where
 }
 on_both!(decisions_on_stale_facts_are_refused);
 
+fn sample_of(agent: &str, incident: &str) -> clearance_store::Entry {
+    entry(
+        "evidence",
+        vec![Effect::EvidenceRecorded(EvidenceRow {
+            agent: agent.into(),
+            incident_id: incident.into(),
+            at: at(6),
+            sample: Sample::Diagnosis {
+                correct: false,
+                domain: None,
+            },
+        })],
+    )
+}
+
+/// A promotion measured on an agent's samples up to one record is refused
+/// when another writer recorded a sample of that agent after it, or an
+/// entry earlier in its batch did; another agent's samples do not matter.
+async fn a_promotion_measured_before_a_sample_is_refused<S, F, Fut>(_place: &Place, open: F)
+where
+    S: Store,
+    F: Fn() -> Fut,
+    Fut: Future<Output = S>,
+{
+    let promoting = Arc::new(open().await);
+    let other = Arc::new(open().await);
+    let measured = promoting.append(execution(1)).await.unwrap().seq;
+    let sample = other.append(sample_of("bot-0", "inc-1")).await.unwrap();
+    other.append(sample_of("bot-1", "inc-2")).await.unwrap();
+    let promotion = |agent: &str, seq: u64| {
+        let mut promotion = entry("phase.promoted", Vec::new());
+        promotion.guards = vec![Guard::NoSampleAfter {
+            agent: agent.into(),
+            seq,
+        }];
+        promotion
+    };
+    let stale = promoting.append(promotion("bot-0", measured)).await;
+    assert!(
+        matches!(&stale, Err(StoreError::Conflict(why)) if why.contains("`bot-0`") && why.contains(&format!("record {measured}"))),
+        "{stale:?}"
+    );
+    promoting
+        .append(promotion("bot-0", sample.seq))
+        .await
+        .unwrap();
+    promoting
+        .append(promotion("bot-2", measured))
+        .await
+        .unwrap();
+
+    // In one batch: a sample, then a promotion measured before it.
+    let head = promoting.append(execution(2)).await.unwrap().seq;
+    let sampling = promoting.submit(sample_of("bot-0", "inc-3"));
+    let stale = promoting.submit(promotion("bot-0", head));
+    let (sampling, stale) = tokio::join!(sampling, stale);
+    sampling.unwrap();
+    assert!(matches!(stale, Err(StoreError::Conflict(_))), "{stale:?}");
+}
+on_both!(a_promotion_measured_before_a_sample_is_refused);
+
 #[derive(Default)]
 struct Recorder {
     seen: Mutex<Vec<(u64, bool)>>,

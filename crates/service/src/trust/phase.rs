@@ -8,7 +8,7 @@ use clearance_engine::{
     Phase,
     trust::{Demotion, GateProgress},
 };
-use clearance_store::Store;
+use clearance_store::{Guard, Store};
 use jiff::Timestamp;
 use serde::Serialize;
 
@@ -105,11 +105,21 @@ impl<S: Store> Trust<'_, S> {
                     evidence: EvidenceSummary::from(&from.tally),
                     cancelled_promotions: cancelled,
                 })?;
+                // A promotion's gate was measured on this state: a sample
+                // another instance recorded since, not applied here yet,
+                // makes it stale.
+                let guards = match change.cause {
+                    Cause::Promotion { .. } => vec![Guard::NoSampleAfter {
+                        agent: change.agent.to_owned(),
+                        seq: state.applied,
+                    }],
+                    Cause::Demotion(_) => Vec::new(),
+                };
                 Ok(Plan {
                     kind,
                     effects: own_effects(kind, &payload, now)?,
                     payload,
-                    guards: Vec::new(),
+                    guards,
                     value: (),
                 })
             })

@@ -24,6 +24,10 @@ use crate::{
     text::check_operator_text,
 };
 
+/// Attempts at recording a promotion whose gate new samples kept making
+/// stale.
+const PROMOTION_ATTEMPTS: usize = 4;
+
 /// `promotion.opened`.
 #[derive(Serialize)]
 struct OpenedRecord<'a> {
@@ -187,29 +191,54 @@ impl<S: Store> Trust<'_, S> {
         if (signed.signoffs.len() as u64) < u64::from(required) {
             return Ok(PromotionView::of(&signed, required, "open"));
         }
-        let gate = self.gate_still_holds(agent, signed.from)?;
-        let standing =
+        let mut standing =
             standing.ok_or_else(|| ServiceError::NotFound(format!("no agent `{agent}`")))?;
-        let change = PhaseChange {
-            agent,
-            from: &standing,
-            to: gate.to,
-            locked: false,
-            cause: Cause::Promotion {
-                id: promotion_id,
-                signoffs: &signed.signoffs,
-                gate: &gate,
-            },
-        };
-        match self.change_phase(change).await {
-            Ok(()) => self.core.metrics().promotion(gate.to),
-            // The last signature on another instance completed it.
-            Err(ServiceError::Conflict(why)) => {
-                tracing::info!(agent, %why, "promotion completed elsewhere");
+        for _ in 0..PROMOTION_ATTEMPTS {
+            let gate = self.gate_still_holds(agent, signed.from)?;
+            let change = PhaseChange {
+                agent,
+                from: &standing,
+                to: gate.to,
+                locked: false,
+                cause: Cause::Promotion {
+                    id: promotion_id,
+                    signoffs: &signed.signoffs,
+                    gate: &gate,
+                },
+            };
+            let why = match self.change_phase(change).await {
+                Ok(()) => {
+                    self.core.metrics().promotion(gate.to);
+                    return Ok(PromotionView::of(&signed, required, "completed"));
+                }
+                Err(ServiceError::Conflict(why)) => why,
+                Err(other) => return Err(other),
+            };
+            // Refused: the agent changed phase meanwhile (the last signature
+            // on another instance completed it), or a sample recorded since
+            // the gate was measured. Caught up, the gate is measured again.
+            self.core
+                .store
+                .sync()
+                .await
+                .map_err(|e| ServiceError::from_store(e, "following the ledger"))?;
+            let now = self.core.state().standings.get(agent).cloned();
+            match now {
+                Some(now)
+                    if now.phase == standing.phase && now.tally.since == standing.tally.since =>
+                {
+                    tracing::info!(agent, %why, "promotion refused; measuring the gate again");
+                    standing = now;
+                }
+                _ => {
+                    tracing::info!(agent, %why, "promotion completed elsewhere");
+                    return Ok(PromotionView::of(&signed, required, "completed"));
+                }
             }
-            Err(other) => return Err(other),
         }
-        Ok(PromotionView::of(&signed, required, "completed"))
+        Err(ServiceError::Conflict(format!(
+            "agent `{agent}`'s samples kept changing while its promotion was recorded; sign again"
+        )))
     }
 
     /// The gate from `from`, measured now, if it still holds for `agent`.

@@ -413,12 +413,13 @@ async fn apply_one(conn: &mut PgConnection, seq: u64, effect: &Effect) -> Result
             .await?;
         }
         Effect::EvidenceRecorded(row) => {
-            let result = sqlx::query("INSERT INTO evidence (agent, kind, incident_id, at, sample) VALUES ($1, $2, $3, $4, $5)")
+            let result = sqlx::query("INSERT INTO evidence (agent, kind, incident_id, at, sample, seq) VALUES ($1, $2, $3, $4, $5, $6)")
                 .bind(&row.agent)
                 .bind(row.sample.kind())
                 .bind(&row.incident_id)
                 .bind(timestamp_text(row.at))
                 .bind(json(&row.sample)?)
+                .bind(int(seq))
                 .execute(conn)
                 .await;
             if let Err(sqlx::Error::Database(e)) = &result

@@ -434,6 +434,20 @@ impl Backend for Postgres {
         seq(count)
     }
 
+    async fn sample_after(
+        conn: &mut PgConnection,
+        agent: &str,
+        seq: u64,
+    ) -> Result<bool, StoreError> {
+        Ok(sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM evidence WHERE agent = $1 AND seq > $2)",
+        )
+        .bind(agent)
+        .bind(int(seq))
+        .fetch_one(conn)
+        .await?)
+    }
+
     async fn approvals_opened_after(
         conn: &mut PgConnection,
         after: u64,

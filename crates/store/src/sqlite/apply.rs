@@ -328,12 +328,13 @@ async fn apply_one(
             .await?;
         }
         Effect::EvidenceRecorded(row) => {
-            let result = sqlx::query("INSERT INTO evidence (agent, kind, incident_id, at, sample) VALUES (?, ?, ?, ?, ?)")
+            let result = sqlx::query("INSERT INTO evidence (agent, kind, incident_id, at, sample, seq) VALUES (?, ?, ?, ?, ?, ?)")
                 .bind(&row.agent)
                 .bind(row.sample.kind())
                 .bind(&row.incident_id)
                 .bind(timestamp_text(row.at))
                 .bind(json(&row.sample)?)
+                .bind(int(seq))
                 .execute(conn)
                 .await;
             if let Err(sqlx::Error::Database(e)) = &result

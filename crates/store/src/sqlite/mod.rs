@@ -295,6 +295,22 @@ impl Backend for Sqlite {
         seq(count)
     }
 
+    async fn sample_after(
+        conn: &mut SqliteConnection,
+        agent: &str,
+        seq: u64,
+    ) -> Result<bool, StoreError> {
+        Ok(
+            sqlx::query_scalar(
+                "SELECT EXISTS (SELECT 1 FROM evidence WHERE agent = ? AND seq > ?)",
+            )
+            .bind(agent)
+            .bind(int(seq))
+            .fetch_one(conn)
+            .await?,
+        )
+    }
+
     async fn approvals_opened_after(
         conn: &mut SqliteConnection,
         after: u64,
