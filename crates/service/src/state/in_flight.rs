@@ -95,6 +95,16 @@ impl InFlight {
 }
 
 impl State {
+    /// Whether a sample of `agent` is admitted and not yet recorded: a
+    /// promotion measured now would miss it, and the sample, dated before
+    /// the promotion yet recorded after it, would count in neither phase.
+    pub(crate) fn sampling(&self, agent: &str) -> bool {
+        self.in_flight
+            .busy
+            .keys()
+            .any(|key| matches!(key, Key::Sample(sampled, ..) if sampled == agent))
+    }
+
     /// Admits `effects` as in flight, or refuses them if one would break an
     /// at-most-once rule given what is committed and what is in flight.
     /// `None` when they hold nothing a later request must see.
@@ -256,5 +266,33 @@ fn busy_message(key: &Key) -> String {
         Key::Promotion(id) => format!("promotion `{id}` is being signed right now"),
         Key::PlatformEvent(key) => format!("platform event `{key}` is being recorded right now"),
         Key::Match(id) => format!("decision `{id}` is being matched to a platform event right now"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clearance_engine::trust::Sample;
+    use clearance_store::{Effect, EvidenceRow};
+
+    use super::State;
+
+    fn sample(agent: &str) -> Effect {
+        Effect::EvidenceRecorded(EvidenceRow {
+            agent: agent.into(),
+            incident_id: "inc-1".into(),
+            at: jiff::Timestamp::UNIX_EPOCH,
+            sample: Sample::Escalation { correct: false },
+        })
+    }
+
+    #[test]
+    fn a_sample_in_flight_is_seen_until_its_claim_is_released() {
+        let mut state = State::default();
+        assert!(!state.sampling("bot-1"));
+        let claim = state.admit(&[sample("bot-1")]).unwrap().unwrap();
+        assert!(state.sampling("bot-1"));
+        assert!(!state.sampling("bot-2"), "another agent's sample");
+        state.in_flight.release(claim);
+        assert!(!state.sampling("bot-1"));
     }
 }

@@ -86,6 +86,13 @@ impl<S: Store> Trust<'_, S> {
                         change.agent
                     )));
                 }
+                if matches!(change.cause, Cause::Promotion { .. }) && state.sampling(change.agent)
+                {
+                    return Err(ServiceError::Conflict(format!(
+                        "a sample of agent `{}` is being recorded right now; its gate is measured again once it is",
+                        change.agent
+                    )));
+                }
                 let cancelled: Vec<String> = state
                     .promotions
                     .values()
