@@ -77,6 +77,16 @@ pub(crate) use columns_for;
 /// in records.
 pub(crate) const PAGE_BYTES: usize = 64 << 20;
 
+/// Whether a page of `records` may have ended short of its limit for the
+/// size of their payloads ([`PAGE_BYTES`]) rather than for want of more.
+pub fn cut_for_size(records: &[LedgerRecord]) -> bool {
+    records
+        .iter()
+        .map(|record| record.payload.len())
+        .fold(0_usize, usize::saturating_add)
+        >= PAGE_BYTES
+}
+
 /// The records `rows` hold, decoded as they arrive, up to the one that
 /// takes their payloads past [`PAGE_BYTES`] together: fewer than the rows
 /// when they are large, never none while a row follows. What is not read

@@ -41,6 +41,7 @@ pub use backend::{Backend, Rejected};
 pub use codec::timestamp_text;
 pub use console::{day_of, utc_days};
 pub use database::Database;
+pub use decode::cut_for_size;
 pub use effect::{Applier, Committed, Effect, Entry, Failure, Guard, Receipt};
 pub use error::StoreError;
 pub use location::{Location, LocationError};

@@ -256,8 +256,10 @@ impl<B: Backend> Writer<B> {
     /// Writes a batch, retrying without each entry whose conditional effect
     /// no longer holds.
     async fn write(&mut self, mut batch: Vec<Waiting>) {
-        if self.others_writing {
-            // Best effort: what this misses, the locked read finds.
+        if self.others_writing || self.catch_up_failing {
+            // Best effort: what this misses, the locked read finds. Paged,
+            // unlike that read: an instance that could not catch up for a
+            // while (cut off from the database) may be far behind.
             let _ = self.catch_up().await;
         }
         while !batch.is_empty() {
@@ -355,7 +357,7 @@ impl<B: Backend> Writer<B> {
         let mut records = Vec::with_capacity(batch.len());
         let mut verdicts = Vec::with_capacity(batch.len());
         for ((entry, _), refusal) in batch.iter().zip(refusals) {
-            match refusal.or_else(|| too_large(entry)) {
+            match refusal {
                 Some(error) => verdicts.push(Err(error)),
                 None => {
                     seq += 1;
@@ -646,12 +648,14 @@ async fn check_guards<B: Backend>(
     let mut earlier = EarlierInBatch::default();
     let mut refusals = Vec::with_capacity(batch.len());
     for (entry, _) in batch {
-        let mut refusal = None;
+        // Refused before its guards, and before it counts as earlier in the
+        // batch: it is never written.
+        let mut refusal = too_large(entry);
         for guard in &entry.guards {
-            refusal = check_guard::<B>(conn, guard, latest_trip, &earlier).await?;
             if refusal.is_some() {
                 break;
             }
+            refusal = check_guard::<B>(conn, guard, latest_trip, &earlier).await?;
         }
         if refusal.is_none() {
             earlier.accept(entry);

@@ -171,6 +171,7 @@ async fn within_bounds(backend: &str, store: &impl Store) {
     );
     let tail = store.records(290, 1_000).await.unwrap();
     assert_eq!(tail.len(), 10, "{backend}: small records fill a page again");
+    assert!(!clearance_store::cut_for_size(&tail), "{backend}");
     other_pages_within_bounds(backend, store).await;
 }
 
@@ -211,6 +212,10 @@ async fn other_pages_within_bounds(backend: &str, store: &impl Store) {
         .await
         .unwrap();
     assert_eq!(newest.len(), 18, "{backend}: the console's page");
+    assert!(
+        clearance_store::cut_for_size(&newest),
+        "{backend}: the console offers older records after a page cut for size"
+    );
     assert_eq!(
         (newest[0].seq, newest.last().unwrap().seq),
         (300, 283),

@@ -174,7 +174,7 @@ pub(crate) async fn list<S: Store>(
                 tbody { @for record in &records { (row(record)) } }
             } }
             @if records.is_empty() { p.panel { "No record matches." } }
-            @if records.len() as u32 == PAGE {
+            @if records.len() as u32 == PAGE || clearance_store::cut_for_size(&records) {
                 @if let Some(last) = records.last() {
                     p { a href=(filters.next_page(last.seq)) #older { "Older records" } }
                 }

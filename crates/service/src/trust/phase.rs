@@ -27,6 +27,9 @@ pub(super) enum Cause<'a> {
         id: &'a str,
         signoffs: &'a [String],
         gate: &'a GateProgress,
+        /// The last record applied before `gate` was measured: a sample
+        /// recorded after it makes the gate stale.
+        measured_at: u64,
     },
 }
 
@@ -66,7 +69,9 @@ impl<S: Store> Trust<'_, S> {
     pub(super) async fn change_phase(&self, change: PhaseChange<'_>) -> Result<(), ServiceError> {
         let (kind, demotion, promotion_id, signoffs, gate) = match &change.cause {
             Cause::Demotion(d) => ("phase.demoted", Some(*d), None, None, None),
-            Cause::Promotion { id, signoffs, gate } => (
+            Cause::Promotion {
+                id, signoffs, gate, ..
+            } => (
                 "phase.promoted",
                 None,
                 Some(*id),
@@ -112,13 +117,13 @@ impl<S: Store> Trust<'_, S> {
                     evidence: EvidenceSummary::from(&from.tally),
                     cancelled_promotions: cancelled,
                 })?;
-                // A promotion's gate was measured on this state: a sample
-                // another instance recorded since, not applied here yet,
+                // A sample recorded after the records a promotion's gate was
+                // measured on (by another instance, not applied here then)
                 // makes it stale.
                 let guards = match change.cause {
-                    Cause::Promotion { .. } => vec![Guard::NoSampleAfter {
+                    Cause::Promotion { measured_at, .. } => vec![Guard::NoSampleAfter {
                         agent: change.agent.to_owned(),
-                        seq: state.applied,
+                        seq: measured_at,
                     }],
                     Cause::Demotion(_) => Vec::new(),
                 };

@@ -152,12 +152,37 @@ impl<S: Store> Trust<'_, S> {
                     "no open promotion `{promotion_id}` for agent `{agent}`"
                 ))
             })?;
-        if row.signoffs.iter().any(|s| s == operator) {
-            return Err(ServiceError::Conflict(format!(
-                "`{operator}` already signed promotion `{promotion_id}`; a second sign-off by the same operator does not count"
-            )));
-        }
         let required = self.gate_still_holds(agent, row.from)?.signoffs_required;
+        let signed = if row.signoffs.iter().any(|s| s == operator) {
+            if (row.signoffs.len() as u64) < u64::from(required) {
+                return Err(ServiceError::Conflict(format!(
+                    "`{operator}` already signed promotion `{promotion_id}`; a second sign-off by the same operator does not count"
+                )));
+            }
+            // Signed by enough operators yet open: recording its phase
+            // change was refused (its samples kept changing). A signer
+            // signing again retries it; no signature is added.
+            row
+        } else {
+            self.record_signature(agent, promotion_id, operator, required, row)
+                .await?
+        };
+        if (signed.signoffs.len() as u64) < u64::from(required) {
+            return Ok(PromotionView::of(&signed, required, "open"));
+        }
+        self.complete(agent, promotion_id, &signed, required).await
+    }
+
+    /// Records `operator`'s signature of promotion `row`; the promotion with
+    /// every signature recorded so far, on any instance.
+    async fn record_signature(
+        &self,
+        agent: &str,
+        promotion_id: &str,
+        operator: &str,
+        required: u32,
+        row: clearance_store::PromotionRow,
+    ) -> Result<clearance_store::PromotionRow, ServiceError> {
         let mut signoffs = row.signoffs.clone();
         signoffs.push(operator.to_owned());
         let payload = json(&SignedRecord {
@@ -178,22 +203,38 @@ impl<S: Store> Trust<'_, S> {
                 })
             })
             .await?;
-        // Every signature recorded so far, on any instance, counts.
-        let (signed, standing) = {
-            let state = self.core.state();
-            let signed = state
-                .promotions
-                .get(promotion_id)
-                .cloned()
-                .unwrap_or(clearance_store::PromotionRow { signoffs, ..row });
-            (signed, state.standings.get(agent).cloned())
-        };
-        if (signed.signoffs.len() as u64) < u64::from(required) {
-            return Ok(PromotionView::of(&signed, required, "open"));
-        }
-        let mut standing =
-            standing.ok_or_else(|| ServiceError::NotFound(format!("no agent `{agent}`")))?;
-        for _ in 0..PROMOTION_ATTEMPTS {
+        Ok(self
+            .core
+            .state()
+            .promotions
+            .get(promotion_id)
+            .cloned()
+            .unwrap_or(clearance_store::PromotionRow { signoffs, ..row }))
+    }
+
+    /// Moves the agent of the fully signed promotion up, if its gate still
+    /// holds when the move is recorded.
+    async fn complete(
+        &self,
+        agent: &str,
+        promotion_id: &str,
+        signed: &clearance_store::PromotionRow,
+        required: u32,
+    ) -> Result<PromotionView, ServiceError> {
+        for attempt in 0..PROMOTION_ATTEMPTS {
+            if attempt > 0 {
+                // A sample being recorded on this instance is in the ledger
+                // within a commit or two.
+                tokio::time::sleep(std::time::Duration::from_millis(10 << attempt)).await;
+            }
+            // What the gate is measured on: the records applied before it
+            // is, and the agent's standing then (what the move replaces).
+            let (measured_at, standing) = {
+                let state = self.core.state();
+                (state.applied, state.standings.get(agent).cloned())
+            };
+            let standing =
+                standing.ok_or_else(|| ServiceError::NotFound(format!("no agent `{agent}`")))?;
             let gate = self.gate_still_holds(agent, signed.from)?;
             let change = PhaseChange {
                 agent,
@@ -204,40 +245,45 @@ impl<S: Store> Trust<'_, S> {
                     id: promotion_id,
                     signoffs: &signed.signoffs,
                     gate: &gate,
+                    measured_at,
                 },
             };
             let why = match self.change_phase(change).await {
                 Ok(()) => {
                     self.core.metrics().promotion(gate.to);
-                    return Ok(PromotionView::of(&signed, required, "completed"));
+                    return Ok(PromotionView::of(signed, required, "completed"));
                 }
                 Err(ServiceError::Conflict(why)) => why,
                 Err(other) => return Err(other),
             };
             // Refused: the agent changed phase meanwhile (the last signature
-            // on another instance completed it), or a sample recorded since
-            // the gate was measured. Caught up, the gate is measured again.
+            // on another instance completed the promotion, or a demotion
+            // cancelled it), or a sample came after the gate's measure.
             self.core
                 .store
                 .sync()
                 .await
                 .map_err(|e| ServiceError::from_store(e, "following the ledger"))?;
-            let now = self.core.state().standings.get(agent).cloned();
-            match now {
-                Some(now)
-                    if now.phase == standing.phase && now.tally.since == standing.tally.since =>
-                {
-                    tracing::info!(agent, %why, "promotion refused; measuring the gate again");
-                    standing = now;
-                }
-                _ => {
-                    tracing::info!(agent, %why, "promotion completed elsewhere");
-                    return Ok(PromotionView::of(&signed, required, "completed"));
-                }
+            let state = self.core.state();
+            let now = state.standings.get(agent);
+            if now.is_some_and(|now| {
+                now.phase == standing.phase && now.tally.since == standing.tally.since
+            }) {
+                tracing::info!(agent, %why, "promotion refused; measuring the gate again");
+                continue;
             }
+            if !state.promotions.contains_key(promotion_id)
+                && now.is_some_and(|now| now.phase == gate.to)
+            {
+                tracing::info!(agent, %why, "promotion completed elsewhere");
+                return Ok(PromotionView::of(signed, required, "completed"));
+            }
+            return Err(ServiceError::Conflict(format!(
+                "agent `{agent}` changed phase while promotion `{promotion_id}` was recorded ({why}); it was not completed"
+            )));
         }
         Err(ServiceError::Conflict(format!(
-            "agent `{agent}`'s samples kept changing while its promotion was recorded; sign again"
+            "agent `{agent}`'s samples kept changing while promotion `{promotion_id}` was recorded; it stays open, fully signed: a signer signing again retries it"
         )))
     }
 

@@ -394,11 +394,18 @@ impl Backend for Postgres {
         after: u64,
         limit: u32,
     ) -> Result<Vec<LedgerRecord>, StoreError> {
+        // Cut in SQL where the payloads pass 64 MiB (their sizes read from
+        // headers): a page cut by the reader would leave the rest of the
+        // rows on the writer's own connection, read and dropped before its
+        // next query — the rest of a page of bombs, page after page.
         decode::ledger_page(
             sqlx::query(concat!(
-                "SELECT ",
+                "SELECT seq, at, kind, payload, prev_hash, hash FROM (
+                     SELECT ",
                 record_columns!(),
-                " FROM ledger WHERE seq > $1 ORDER BY seq LIMIT $2"
+                ", sum(octet_length(ledger.payload)) OVER (ORDER BY seq) - octet_length(ledger.payload) AS before
+                     FROM ledger WHERE seq > $1 ORDER BY seq LIMIT $2
+                 ) page WHERE before < 67108864 ORDER BY seq"
             ))
             .bind(int(after))
             .bind(i64::from(limit))

@@ -53,7 +53,14 @@ fn stored_payload(row: &SqliteRow, column: &str) -> Result<String, StoreError> {
     if is_blob(row, column)? {
         stored::decode_payload(&sqlx::Row::try_get::<Vec<u8>, _>(row, column)?)
     } else {
-        Ok(sqlx::Row::try_get(row, column)?)
+        let text: String = sqlx::Row::try_get(row, column)?;
+        if text.len() as u64 > stored::MAX_PAYLOAD {
+            return Err(StoreError::corrupt(format!(
+                "a stored payload holds more than the {} bytes a record may have",
+                stored::MAX_PAYLOAD
+            )));
+        }
+        Ok(text)
     }
 }
 
