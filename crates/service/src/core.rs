@@ -245,6 +245,14 @@ impl<S: Store> Core<S> {
         }
     }
 
+    /// Catches up on other instances' records now; the newest applied.
+    pub(crate) async fn sync(&self) -> Result<u64, ServiceError> {
+        self.store
+            .sync()
+            .await
+            .map_err(|e| ServiceError::from_store(e, "following the ledger"))
+    }
+
     /// A store failure: a conflict is the caller's to handle; anything else
     /// makes the gateway unhealthy until a write succeeds again.
     pub(crate) fn refused(&self, error: StoreError, kind: &'static str) -> ServiceError {

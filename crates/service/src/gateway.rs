@@ -222,11 +222,7 @@ impl<S: Store> Gateway<S> {
     /// # Errors
     /// When the store cannot be read.
     pub async fn sync(&self) -> Result<u64, ServiceError> {
-        self.core
-            .store
-            .sync()
-            .await
-            .map_err(|e| ServiceError::from_store(e, "following the ledger"))
+        self.core.sync().await
     }
 
     /// Every phase change this instance records from now on, once it is in

@@ -80,9 +80,15 @@ pub(crate) const PAGE_BYTES: usize = 64 << 20;
 /// Whether a page of `records` may have ended short of its limit for the
 /// size of their payloads ([`PAGE_BYTES`]) rather than for want of more.
 pub fn cut_for_size(records: &[LedgerRecord]) -> bool {
-    records
+    reached_page_bytes(records, |record| record.payload.len())
+}
+
+/// Whether the payloads of `items` (`payload_len` of each) reach
+/// [`PAGE_BYTES`] together: where [`within_page_bytes`] stops.
+pub(crate) fn reached_page_bytes<T>(items: &[T], payload_len: impl Fn(&T) -> usize) -> bool {
+    items
         .iter()
-        .map(|record| record.payload.len())
+        .map(payload_len)
         .fold(0_usize, usize::saturating_add)
         >= PAGE_BYTES
 }

@@ -114,6 +114,14 @@ pub(crate) fn decode_payload_in<'b>(
     std::str::from_utf8(buffer).map_err(|_| not_utf8())
 }
 
+/// A stored payload past [`MAX_PAYLOAD`]: a break at its record, whatever
+/// the backend keeps it as.
+pub(crate) fn past_the_bound() -> StoreError {
+    StoreError::corrupt(format!(
+        "a stored payload holds more than the {MAX_PAYLOAD} bytes a record may have"
+    ))
+}
+
 fn not_utf8() -> StoreError {
     StoreError::corrupt("a stored payload is not UTF-8")
 }

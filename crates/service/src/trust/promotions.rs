@@ -259,11 +259,7 @@ impl<S: Store> Trust<'_, S> {
             // Refused: the agent changed phase meanwhile (the last signature
             // on another instance completed the promotion, or a demotion
             // cancelled it), or a sample came after the gate's measure.
-            self.core
-                .store
-                .sync()
-                .await
-                .map_err(|e| ServiceError::from_store(e, "following the ledger"))?;
+            self.core.sync().await?;
             let state = self.core.state();
             let now = state.standings.get(agent);
             if now.is_some_and(|now| {

@@ -47,17 +47,50 @@ columns_for!(sqlx::postgres::PgRow, payload_text, digest_hex);
 /// fetched: the decompression bomb that SQLite's frame header stops.
 macro_rules! record_columns {
     () => {
-        "seq, at, kind, CASE WHEN octet_length(payload) <= 67108864 THEN payload END AS payload, prev_hash, hash"
+        concat!(
+            "seq, at, kind, ",
+            $crate::postgres::bounded_payload!(payload),
+            ", prev_hash, hash"
+        )
     };
     (l) => {
-        "l.seq, l.at, l.kind, CASE WHEN octet_length(l.payload) <= 67108864 THEN l.payload END AS payload, l.prev_hash, l.hash"
+        concat!(
+            "l.seq, l.at, l.kind, ",
+            $crate::postgres::bounded_payload!(l.payload),
+            ", l.prev_hash, l.hash"
+        )
     };
 }
 pub(crate) use record_columns;
 
+/// `column` as `payload` when it holds at most [`stored::MAX_PAYLOAD`]
+/// bytes, else NULL: the one place SQL spells the bound.
+macro_rules! bounded_payload {
+    ($($column:ident).+) => {
+        concat!(
+            "CASE WHEN octet_length(",
+            stringify!($($column).+),
+            ") <= ",
+            $crate::postgres::max_payload!(),
+            " THEN ",
+            stringify!($($column).+),
+            " END AS payload"
+        )
+    };
+}
+pub(crate) use bounded_payload;
+
+/// [`stored::MAX_PAYLOAD`] as SQL text.
+macro_rules! max_payload {
+    () => {
+        "67108864"
+    };
+}
+pub(crate) use max_payload;
+
 const _: () = assert!(
     stored::MAX_PAYLOAD == 67_108_864,
-    "record_columns! spells the bound out"
+    "max_payload! spells the bound out"
 );
 
 /// The rows `query` returns, decoded within the bytes of a page
@@ -75,13 +108,9 @@ pub(super) async fn within_page_bytes<T>(
     use sqlx::Executor as _;
     let mut conn = pool.acquire().await?;
     let read = decode::within_page_bytes(conn.fetch(query), decode, &payload_len).await;
-    let whole = read.as_ref().is_ok_and(|items| {
-        items
-            .iter()
-            .map(&payload_len)
-            .fold(0_usize, usize::saturating_add)
-            < decode::PAGE_BYTES
-    });
+    let whole = read
+        .as_ref()
+        .is_ok_and(|items| !decode::reached_page_bytes(items, &payload_len));
     if !whole {
         conn.close_on_drop();
     }
@@ -92,12 +121,7 @@ pub(super) async fn within_page_bytes<T>(
 /// one past the bound comes as NULL ([`record_columns!`]).
 fn payload_text(row: &sqlx::postgres::PgRow, column: &str) -> Result<String, StoreError> {
     let payload: Option<String> = sqlx::Row::try_get(row, column)?;
-    payload.ok_or_else(|| {
-        StoreError::corrupt(format!(
-            "a stored payload holds more than the {} bytes a record may have",
-            stored::MAX_PAYLOAD
-        ))
-    })
+    payload.ok_or_else(stored::past_the_bound)
 }
 
 /// The `agent` column of each record: the agent its payload names, as the
@@ -405,7 +429,9 @@ impl Backend for Postgres {
                 record_columns!(),
                 ", sum(octet_length(ledger.payload)) OVER (ORDER BY seq) - octet_length(ledger.payload) AS before
                      FROM ledger WHERE seq > $1 ORDER BY seq LIMIT $2
-                 ) page WHERE before < 67108864 ORDER BY seq"
+                 ) page WHERE before < ",
+                max_payload!(),
+                " ORDER BY seq"
             ))
             .bind(int(after))
             .bind(i64::from(limit))
@@ -557,16 +583,17 @@ impl Backend for Postgres {
         to: Timestamp,
         limit: u32,
     ) -> Result<Vec<ExecutionCandidate>, StoreError> {
-        let query = sqlx::query(
-            "SELECT d.id, d.seq, d.agent, d.action, d.outcome, d.impact, d.execution, d.blocked, d.at, d.reported,
-                    CASE WHEN octet_length(l.payload) <= 67108864 THEN l.payload END AS payload,
+        let query = sqlx::query(concat!(
+            "SELECT d.id, d.seq, d.agent, d.action, d.outcome, d.impact, d.execution, d.blocked, d.at, d.reported, ",
+            bounded_payload!(l.payload),
+            ",
                     CAST(CASE WHEN p.event_key IS NULL THEN 0 ELSE 1 END AS BIGINT) AS matched
              FROM decisions d
              JOIN ledger l ON l.seq = d.seq
              LEFT JOIN platform_events p ON p.decision_id = d.id
              WHERE d.agent = $1 AND d.execution = TRUE AND d.at >= $2 AND d.at <= $3
-             ORDER BY d.at LIMIT $4",
-        )
+             ORDER BY d.at LIMIT $4"
+        ))
         .bind(agent)
         .bind(timestamp_text(from))
         .bind(timestamp_text(to))
@@ -769,5 +796,21 @@ impl Backend for Postgres {
             .execute(&self.pool)
             .await?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod sql_tests {
+    /// The bound as the SQL reads it, spelled once.
+    #[test]
+    fn record_columns_bound_the_payload() {
+        assert_eq!(
+            record_columns!(),
+            "seq, at, kind, CASE WHEN octet_length(payload) <= 67108864 THEN payload END AS payload, prev_hash, hash"
+        );
+        assert_eq!(
+            record_columns!(l),
+            "l.seq, l.at, l.kind, CASE WHEN octet_length(l.payload) <= 67108864 THEN l.payload END AS payload, l.prev_hash, l.hash"
+        );
     }
 }

@@ -55,10 +55,7 @@ fn stored_payload(row: &SqliteRow, column: &str) -> Result<String, StoreError> {
     } else {
         let text: String = sqlx::Row::try_get(row, column)?;
         if text.len() as u64 > stored::MAX_PAYLOAD {
-            return Err(StoreError::corrupt(format!(
-                "a stored payload holds more than the {} bytes a record may have",
-                stored::MAX_PAYLOAD
-            )));
+            return Err(stored::past_the_bound());
         }
         Ok(text)
     }
@@ -262,11 +259,11 @@ impl Backend for Sqlite {
     ) -> Result<Vec<LedgerRecord>, StoreError> {
         decode::ledger_page(
             sqlx::query(
-            "SELECT seq, at, kind, payload, prev_hash, hash FROM ledger WHERE seq > ? ORDER BY seq LIMIT ?",
-        )
-        .bind(int(after))
-        .bind(i64::from(limit))
-        .fetch(conn),
+                "SELECT seq, at, kind, payload, prev_hash, hash FROM ledger WHERE seq > ? ORDER BY seq LIMIT ?",
+            )
+            .bind(int(after))
+            .bind(i64::from(limit))
+            .fetch(conn),
         )
         .await
     }
