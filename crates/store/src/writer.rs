@@ -73,11 +73,8 @@ struct Writer<B: Backend> {
     backend: Arc<B>,
     conn: Option<B::Conn>,
     applier: Option<Arc<dyn Applier>>,
-    /// The newest record handed to the applier.
-    applied: u64,
-    /// The hash of record `applied` as this writer wrote or read it, once
-    /// it has: what the ledger must still hold there.
-    known: Option<Digest32>,
+    /// How far the applier has been handed the ledger.
+    followed: Followed,
     /// Whether the last batch found other writers' records under the lock:
     /// then the next one reads them before taking it, so the lock is held
     /// for this instance's own writes, not for reading another's.
@@ -91,13 +88,22 @@ struct Writer<B: Backend> {
     backlog: Vec<Job>,
 }
 
+/// How far a writer has handed the ledger to its applier.
+#[derive(Clone, Copy, Default)]
+struct Followed {
+    /// The newest record handed to the applier.
+    applied: u64,
+    /// The hash of record `applied` as this writer wrote or read it, once
+    /// it has: what the ledger must still hold there.
+    known: Option<Digest32>,
+}
+
 pub(crate) async fn run<B: Backend>(backend: Arc<B>, jobs: mpsc::UnboundedReceiver<Job>) {
     let mut writer = Writer {
         backend,
         conn: None,
         applier: None,
-        applied: 0,
-        known: None,
+        followed: Followed::default(),
         others_writing: false,
         catch_up_failing: false,
         jobs,
@@ -193,7 +199,9 @@ fn changed(seq: u64) -> StoreError {
 
 /// What a committed batch holds, for the applier and the waiters.
 struct Written {
-    foreign: Vec<LedgerRecord>,
+    /// Whether other writers' records were found under the lock (they were
+    /// handed to the applier there).
+    others: bool,
     /// Per entry: its record, or why its guard refused it.
     verdicts: Vec<Result<LedgerRecord, StoreError>>,
     head: u64,
@@ -216,8 +224,10 @@ impl<B: Backend> Writer<B> {
                 } => {
                     self.write(std::mem::take(&mut appends)).await;
                     self.applier = Some(applier);
-                    self.applied = from;
-                    self.known = None;
+                    self.followed = Followed {
+                        applied: from,
+                        known: None,
+                    };
                     let _ = reply.send(Ok(()));
                     syncs.push(None);
                 }
@@ -241,7 +251,7 @@ impl<B: Backend> Writer<B> {
         } else {
             self.write(appends).await;
             for reply in syncs.into_iter().flatten() {
-                let _ = reply.send(Ok(self.applied));
+                let _ = reply.send(Ok(self.followed.applied));
             }
         }
     }
@@ -257,9 +267,9 @@ impl<B: Backend> Writer<B> {
     /// no longer holds.
     async fn write(&mut self, mut batch: Vec<Waiting>) {
         if self.others_writing || self.catch_up_failing {
-            // Best effort: what this misses, the locked read finds. Paged,
-            // unlike that read: an instance that could not catch up for a
-            // while (cut off from the database) may be far behind.
+            // Best effort: what this misses, the locked read finds. Read
+            // here, without the lock, so that the lock is held for this
+            // instance's own writes rather than for another's records.
             let _ = self.catch_up().await;
         }
         while !batch.is_empty() {
@@ -303,8 +313,6 @@ impl<B: Backend> Writer<B> {
     }
 
     async fn try_write(&mut self, batch: &mut Vec<Waiting>) -> Result<Written, BatchError> {
-        let applied = (self.applied, self.known);
-        let following = self.applier.is_some();
         self.connection().await?;
         let Some(conn) = self.conn.as_mut() else {
             return Err(BatchError::Failed(StoreError::Unavailable(
@@ -323,7 +331,10 @@ impl<B: Backend> Writer<B> {
             )));
         };
         let result = match head {
-            Ok(head) => Self::inside(conn, batch, applied, following, head).await,
+            Ok(head) => {
+                let applier = self.applier.as_deref();
+                Self::inside(conn, batch, applier, &mut self.followed, head).await
+            }
             Err(error) => Err(BatchError::Failed(error)),
         };
         if result.is_err() {
@@ -336,20 +347,18 @@ impl<B: Backend> Writer<B> {
     async fn inside(
         conn: &mut B::Conn,
         batch: &[Waiting],
-        (applied, known): (u64, Option<Digest32>),
-        following: bool,
+        applier: Option<&dyn Applier>,
+        followed: &mut Followed,
         (head_seq, head_hash, latest_trip): (u64, Digest32, u64),
     ) -> Result<Written, BatchError> {
-        if head_seq < applied {
-            return Err(BatchError::Failed(behind(head_seq, applied)));
+        if head_seq < followed.applied {
+            return Err(BatchError::Failed(behind(head_seq, followed.applied)));
         }
-        let foreign = if following && head_seq > applied {
-            read_range::<B>(conn, applied, head_seq).await?
-        } else {
-            Vec::new()
-        };
-        if following {
-            links(applied, known, &foreign, (head_seq, head_hash)).map_err(BatchError::Failed)?;
+        let others = applier.is_some() && head_seq > followed.applied;
+        if let Some(applier) = applier {
+            // What other writers appended since this one last caught up: a
+            // page at a time, as catching up reads it, however far behind.
+            follow_to::<B>(conn, applier, followed, (head_seq, head_hash)).await?;
         }
         let refusals = check_guards::<B>(conn, batch, latest_trip).await?;
         let mut seq = head_seq;
@@ -371,7 +380,7 @@ impl<B: Backend> Writer<B> {
         if records.is_empty() {
             B::rollback(conn).await?;
             return Ok(Written {
-                foreign,
+                others,
                 verdicts,
                 head: head_seq,
                 head_hash,
@@ -402,35 +411,38 @@ impl<B: Backend> Writer<B> {
         }
         B::finish(conn, seq).await?;
         Ok(Written {
-            foreign,
+            others,
             verdicts,
             head: seq,
             head_hash: prev,
         })
     }
 
-    /// Hands the batch's records to the applier, other writers' first.
+    /// Hands the batch's own records to the applier (other writers' went
+    /// to it under the lock).
     fn deliver(&mut self, written: &Written, batch: &[Waiting]) {
-        self.others_writing = !written.foreign.is_empty();
+        self.others_writing = written.others;
         if let Some(applier) = &self.applier {
-            let mut committed: Vec<Committed<'_>> =
-                written.foreign.iter().map(Committed::Foreign).collect();
-            for ((entry, _), verdict) in batch.iter().zip(&written.verdicts) {
-                if let Ok(record) = verdict {
-                    committed.push(Committed::Own {
+            let committed: Vec<Committed<'_>> = batch
+                .iter()
+                .zip(&written.verdicts)
+                .filter_map(|((entry, _), verdict)| {
+                    verdict.as_ref().ok().map(|record| Committed::Own {
                         record,
                         effects: &entry.effects,
                         claim: entry.claim,
-                    });
-                }
-            }
+                    })
+                })
+                .collect();
             if !committed.is_empty() {
                 applier.apply(&committed);
             }
         }
-        if written.head >= self.applied {
-            self.applied = written.head;
-            self.known = Some(written.head_hash);
+        if written.head >= self.followed.applied {
+            self.followed = Followed {
+                applied: written.head,
+                known: Some(written.head_hash),
+            };
         }
     }
 
@@ -442,14 +454,14 @@ impl<B: Backend> Writer<B> {
     /// not all it missed.
     async fn catch_up(&mut self) -> Result<u64, StoreError> {
         let Some(applier) = self.applier.clone() else {
-            return Ok(self.applied);
+            return Ok(self.followed.applied);
         };
         match self.catch_up_to_head(applier.as_ref()).await {
             Ok(()) => {
                 if std::mem::take(&mut self.catch_up_failing) {
                     tracing::info!("catching up on other writers works again");
                 }
-                Ok(self.applied)
+                Ok(self.followed.applied)
             }
             Err(error) => {
                 if !std::mem::replace(&mut self.catch_up_failing, true) {
@@ -462,33 +474,16 @@ impl<B: Backend> Writer<B> {
     }
 
     /// Reads and applies other writers' records up to the head as it is
-    /// now, page by page; what a page applied stays applied if a later one
-    /// fails.
+    /// now, page by page ([`follow_to`]).
     async fn catch_up_to_head(&mut self, applier: &dyn Applier) -> Result<(), StoreError> {
         let (head, head_hash) = B::head(self.connection().await?).await?;
-        if head < self.applied {
-            return Err(behind(head, self.applied));
+        if head < self.followed.applied {
+            return Err(behind(head, self.followed.applied));
         }
-        loop {
-            let (applied, known) = (self.applied, self.known);
-            if applied == head {
-                links(applied, known, &[], (head, head_hash))?;
-                self.known = Some(head_hash);
-                return Ok(());
-            }
-            let records = read_page::<B>(self.connection().await?, applied, head).await?;
-            let Some(last) = records.last() else {
-                return Err(StoreError::Corrupt(format!(
-                    "the ledger's head is record {head}, yet no record follows record {applied}: another writer's records cannot be followed"
-                )));
-            };
-            let end = (last.seq, last.hash);
-            // The last page's end is held against the head's hash above.
-            links(applied, known, &records, end)?;
-            let committed: Vec<Committed<'_>> = records.iter().map(Committed::Foreign).collect();
-            applier.apply(&committed);
-            (self.applied, self.known) = (end.0, Some(end.1));
-        }
+        let Some(conn) = self.conn.as_mut() else {
+            return Err(StoreError::Unavailable("no connection".into()));
+        };
+        follow_to::<B>(conn, applier, &mut self.followed, (head, head_hash)).await
     }
 
     /// Appends records copied from another store, verbatim: they must
@@ -575,21 +570,41 @@ fn chained(seq: u64, entry: &Entry, prev: Digest32) -> LedgerRecord {
     )
 }
 
-/// Every record after `after` up to `head`, in order and without gaps.
-async fn read_range<B: Backend>(
+/// Reads and applies the records after `followed` up to `head` (its
+/// hash `head_hash`), a page at a time, each page's links checked and
+/// the page applied before the next is read: an instance far behind (cut
+/// off from the database for minutes, or idle while another wrote) holds
+/// one page, not all it missed. What a page applied stays applied, and
+/// `followed` says so, if a later one fails.
+async fn follow_to<B: Backend>(
     conn: &mut B::Conn,
-    after: u64,
-    head: u64,
-) -> Result<Vec<LedgerRecord>, StoreError> {
-    let mut records: Vec<LedgerRecord> = Vec::new();
-    let mut next = after;
-    while next < head {
-        let page = read_page::<B>(conn, next, head).await?;
-        let Some(last) = page.last() else { break };
-        next = last.seq;
-        records.extend(page);
+    applier: &dyn Applier,
+    followed: &mut Followed,
+    (head, head_hash): (u64, Digest32),
+) -> Result<(), StoreError> {
+    loop {
+        let Followed { applied, known } = *followed;
+        if applied == head {
+            links(applied, known, &[], (head, head_hash))?;
+            followed.known = Some(head_hash);
+            return Ok(());
+        }
+        let records = read_page::<B>(conn, applied, head).await?;
+        let Some(last) = records.last() else {
+            return Err(StoreError::Corrupt(format!(
+                "the ledger's head is record {head}, yet no record follows record {applied}: another writer's records cannot be followed"
+            )));
+        };
+        let end = (last.seq, last.hash);
+        // The last page's end is held against the head's hash above.
+        links(applied, known, &records, end)?;
+        let committed: Vec<Committed<'_>> = records.iter().map(Committed::Foreign).collect();
+        applier.apply(&committed);
+        *followed = Followed {
+            applied: end.0,
+            known: Some(end.1),
+        };
     }
-    Ok(records)
 }
 
 /// The next page of records after `after`, none past `head`, without gaps.
