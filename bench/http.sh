@@ -45,7 +45,11 @@ esac
 port=18181
 for i in $(seq 1 "$instances"); do
   mkdir -p "$work/$i"
-  ( cd "$work/$i" && CLEARANCE_DB=$db exec "$bin" serve --listen 127.0.0.1:$((port + i - 1)) > tokens.txt 2> server.log ) &
+  # The first instance writes the example bundle; the others serve that
+  # one (a database that holds a ledger is never started on a new example).
+  bundle=()
+  [ "$i" = 1 ] || bundle=(--bundle "$work/1/clearance")
+  ( cd "$work/$i" && CLEARANCE_DB=$db exec "$bin" serve --listen 127.0.0.1:$((port + i - 1)) "${bundle[@]}" > tokens.txt 2> server.log ) &
   pids+=($!)
   for _ in $(seq 100); do grep -q "listening on" "$work/$i/server.log" 2>/dev/null && break; sleep 0.1; done
 done
