@@ -199,9 +199,6 @@ fn changed(seq: u64) -> StoreError {
 
 /// What a committed batch holds, for the applier and the waiters.
 struct Written {
-    /// Whether other writers' records were found under the lock (they were
-    /// handed to the applier there).
-    others: bool,
     /// Per entry: its record, or why its guard refused it.
     verdicts: Vec<Result<LedgerRecord, StoreError>>,
     head: u64,
@@ -272,6 +269,8 @@ impl<B: Backend> Writer<B> {
             // instance's own writes rather than for another's records.
             let _ = self.catch_up().await;
         }
+        // Set again by any attempt at this batch that finds some.
+        self.others_writing = false;
         while !batch.is_empty() {
             match self.try_write(&mut batch).await {
                 Ok(written) => {
@@ -333,7 +332,10 @@ impl<B: Backend> Writer<B> {
         let result = match head {
             Ok(head) => {
                 let applier = self.applier.as_deref();
-                Self::inside(conn, batch, applier, &mut self.followed, head).await
+                let before = self.followed.applied;
+                let inside = Self::inside(conn, batch, applier, &mut self.followed, head).await;
+                self.others_writing |= self.followed.applied > before;
+                inside
             }
             Err(error) => Err(BatchError::Failed(error)),
         };
@@ -354,7 +356,6 @@ impl<B: Backend> Writer<B> {
         if head_seq < followed.applied {
             return Err(BatchError::Failed(behind(head_seq, followed.applied)));
         }
-        let others = applier.is_some() && head_seq > followed.applied;
         if let Some(applier) = applier {
             // What other writers appended since this one last caught up: a
             // page at a time, as catching up reads it, however far behind.
@@ -380,7 +381,6 @@ impl<B: Backend> Writer<B> {
         if records.is_empty() {
             B::rollback(conn).await?;
             return Ok(Written {
-                others,
                 verdicts,
                 head: head_seq,
                 head_hash,
@@ -411,7 +411,6 @@ impl<B: Backend> Writer<B> {
         }
         B::finish(conn, seq).await?;
         Ok(Written {
-            others,
             verdicts,
             head: seq,
             head_hash: prev,
@@ -421,7 +420,6 @@ impl<B: Backend> Writer<B> {
     /// Hands the batch's own records to the applier (other writers' went
     /// to it under the lock).
     fn deliver(&mut self, written: &Written, batch: &[Waiting]) {
-        self.others_writing = written.others;
         if let Some(applier) = &self.applier {
             let committed: Vec<Committed<'_>> = batch
                 .iter()
