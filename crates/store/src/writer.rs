@@ -4,18 +4,21 @@
 //!
 //! 1. reads the chain head, and the records other writers appended since
 //!    this one last looked (another instance, or `clearance token issue`
-//!    on the same file), and checks that they link to the record this one
-//!    last wrote or read, as it had it: a ledger changed under the gateway
-//!    (records rewritten and rehashed in the database) is never chained
-//!    after, so no later checkpoint signs the change;
+//!    on the same file), a page at a time, and checks that they link to
+//!    the record this one last wrote or read, as it had it: a ledger
+//!    changed under the gateway (records rewritten and rehashed in the
+//!    database) is never chained after, so no later checkpoint signs the
+//!    change. Where they take more than a page (an instance far behind),
+//!    the pages before the last are handed to the [`Applier`] as they are
+//!    read, so that no more than a page is held;
 //! 2. checks each entry's [`Guard`]s against everything committed and the
 //!    entries before it in the batch, refusing those that fail;
 //! 3. chains the rest after the head, inserts them, applies their effects
 //!    (a conditional effect that no longer holds refuses its entry: the
 //!    batch is rolled back and retried without it), announces the new head
 //!    and commits — one fsync for the lot;
-//! 4. hands the other writers' records, then its own, to the [`Applier`]
-//!    in ledger order, and only then answers the waiters.
+//! 4. hands the other writers' records (their last page), then its own, to
+//!    the [`Applier`] in ledger order, and only then answers the waiters.
 //!
 //! A failed batch is rolled back whole, every waiter told so, and the next
 //! batch starts on a fresh connection.
@@ -199,6 +202,9 @@ fn changed(seq: u64) -> StoreError {
 
 /// What a committed batch holds, for the applier and the waiters.
 struct Written {
+    /// Other writers' records read under the lock and not yet applied: the
+    /// page that reached the head.
+    foreign: Vec<LedgerRecord>,
     /// Per entry: its record, or why its guard refused it.
     verdicts: Vec<Result<LedgerRecord, StoreError>>,
     head: u64,
@@ -356,11 +362,16 @@ impl<B: Backend> Writer<B> {
         if head_seq < followed.applied {
             return Err(BatchError::Failed(behind(head_seq, followed.applied)));
         }
-        if let Some(applier) = applier {
-            // What other writers appended since this one last caught up: a
-            // page at a time, as catching up reads it, however far behind.
-            follow_to::<B>(conn, applier, followed, (head_seq, head_hash)).await?;
-        }
+        // What other writers appended since this one last caught up, read
+        // a page at a time however far behind; the last page is applied
+        // with this batch, after commit (the applier may compile a bundle,
+        // which must not hold every other instance's appends back).
+        let foreign = match applier {
+            Some(applier) => {
+                follow_to::<B>(conn, applier, followed, (head_seq, head_hash), KEEP_LAST).await?
+            }
+            None => Vec::new(),
+        };
         let refusals = check_guards::<B>(conn, batch, latest_trip).await?;
         let mut seq = head_seq;
         let mut prev = head_hash;
@@ -381,6 +392,7 @@ impl<B: Backend> Writer<B> {
         if records.is_empty() {
             B::rollback(conn).await?;
             return Ok(Written {
+                foreign,
                 verdicts,
                 head: head_seq,
                 head_hash,
@@ -411,27 +423,28 @@ impl<B: Backend> Writer<B> {
         }
         B::finish(conn, seq).await?;
         Ok(Written {
+            foreign,
             verdicts,
             head: seq,
             head_hash: prev,
         })
     }
 
-    /// Hands the batch's own records to the applier (other writers' went
-    /// to it under the lock).
+    /// Hands the batch's records to the applier, other writers' first.
     fn deliver(&mut self, written: &Written, batch: &[Waiting]) {
+        self.others_writing |= !written.foreign.is_empty();
         if let Some(applier) = &self.applier {
-            let committed: Vec<Committed<'_>> = batch
-                .iter()
-                .zip(&written.verdicts)
-                .filter_map(|((entry, _), verdict)| {
-                    verdict.as_ref().ok().map(|record| Committed::Own {
+            let mut committed: Vec<Committed<'_>> =
+                written.foreign.iter().map(Committed::Foreign).collect();
+            for ((entry, _), verdict) in batch.iter().zip(&written.verdicts) {
+                if let Ok(record) = verdict {
+                    committed.push(Committed::Own {
                         record,
                         effects: &entry.effects,
                         claim: entry.claim,
-                    })
-                })
-                .collect();
+                    });
+                }
+            }
             if !committed.is_empty() {
                 applier.apply(&committed);
             }
@@ -481,7 +494,15 @@ impl<B: Backend> Writer<B> {
         let Some(conn) = self.conn.as_mut() else {
             return Err(StoreError::Unavailable("no connection".into()));
         };
-        follow_to::<B>(conn, applier, &mut self.followed, (head, head_hash)).await
+        follow_to::<B>(
+            conn,
+            applier,
+            &mut self.followed,
+            (head, head_hash),
+            !KEEP_LAST,
+        )
+        .await
+        .map(|_| ())
     }
 
     /// Appends records copied from another store, verbatim: they must
@@ -568,24 +589,31 @@ fn chained(seq: u64, entry: &Entry, prev: Digest32) -> LedgerRecord {
     )
 }
 
+/// [`follow_to`]'s last argument: the page that reaches the head is
+/// returned, not applied.
+const KEEP_LAST: bool = true;
+
 /// Reads and applies the records after `followed` up to `head` (its
 /// hash `head_hash`), a page at a time, each page's links checked and
 /// the page applied before the next is read: an instance far behind (cut
 /// off from the database for minutes, or idle while another wrote) holds
 /// one page, not all it missed. What a page applied stays applied, and
-/// `followed` says so, if a later one fails.
+/// `followed` says so, if a later one fails. With `keep_last`, the page
+/// that reaches the head is checked against it and returned instead,
+/// `followed` left before it, for the caller to apply.
 async fn follow_to<B: Backend>(
     conn: &mut B::Conn,
     applier: &dyn Applier,
     followed: &mut Followed,
     (head, head_hash): (u64, Digest32),
-) -> Result<(), StoreError> {
+    keep_last: bool,
+) -> Result<Vec<LedgerRecord>, StoreError> {
     loop {
         let Followed { applied, known } = *followed;
         if applied == head {
             links(applied, known, &[], (head, head_hash))?;
             followed.known = Some(head_hash);
-            return Ok(());
+            return Ok(Vec::new());
         }
         let records = read_page::<B>(conn, applied, head).await?;
         let Some(last) = records.last() else {
@@ -594,6 +622,10 @@ async fn follow_to<B: Backend>(
             )));
         };
         let end = (last.seq, last.hash);
+        if keep_last && end.0 == head {
+            links(applied, known, &records, (head, head_hash))?;
+            return Ok(records);
+        }
         // The last page's end is held against the head's hash above.
         links(applied, known, &records, end)?;
         let committed: Vec<Committed<'_>> = records.iter().map(Committed::Foreign).collect();

@@ -76,7 +76,7 @@ async fn decompression_bombs_are_read_a_bounded_page_at_a_time() {
     place.raw(UNGRADED).await;
     within_bounds("sqlite", &*store).await;
     catching_up_within_bounds("sqlite", &place.open_sqlite().await).await;
-    following_under_the_lock_within_bounds("sqlite", Arc::new(place.open_sqlite().await)).await;
+    following_under_the_lock_within_bounds("sqlite", || place.open_sqlite());
 
     // PostgreSQL's TOAST keeps 8 MiB of one byte in a few hundred KiB: the
     // same bomb, read by its quick (row) read.
@@ -96,7 +96,7 @@ async fn decompression_bombs_are_read_a_bounded_page_at_a_time() {
     place.raw(UNGRADED).await;
     within_bounds("postgres", &*store).await;
     catching_up_within_bounds("postgres", &place.open_postgres().await).await;
-    following_under_the_lock_within_bounds("postgres", Arc::new(place.open_postgres().await)).await;
+    following_under_the_lock_within_bounds("postgres", || place.open_postgres());
 
     // One payload past what a record may hold (64 MiB), kept by TOAST in
     // a few MiB: a break at that record, read without fetching it.
@@ -293,26 +293,41 @@ async fn catching_up_within_bounds(backend: &str, follower: &impl Store) {
 /// caught up: what others appended since — 141 bombs — is read under the
 /// write lock before its own record is chained, a page at a time as
 /// catching up reads it, not all at once.
-async fn following_under_the_lock_within_bounds<S: Store + 'static>(
+///
+/// On a runtime of one thread of its own, so that the writer cannot run
+/// between the two jobs sent below and takes them as one batch: the
+/// catch-up an attach asks for is left to the append, under the lock.
+fn following_under_the_lock_within_bounds<S, F>(backend: &str, open: impl FnOnce() -> F + Send)
+where
+    S: Store + 'static,
+    F: std::future::Future<Output = S>,
+{
+    std::thread::scope(|scope| {
+        scope
+            .spawn(|| {
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .unwrap();
+                runtime.block_on(follow_under_the_lock(backend, open));
+            })
+            .join()
+            .unwrap();
+    });
+}
+
+async fn follow_under_the_lock<S: Store + 'static, F: std::future::Future<Output = S>>(
     backend: &str,
-    follower: Arc<S>,
+    open: impl FnOnce() -> F,
 ) {
+    let follower = open().await;
     reset_peak();
     let before = peak_resident();
     let counter = Arc::new(Counter::default());
-    // Both jobs are sent in one poll of a task on a worker, the attach
-    // first: the writer, woken into that worker's own slot (which other
-    // workers do not steal from), takes them as one batch, and the
-    // catch-up an attach asks for is left to the append, under the lock.
-    let applier = counter.clone();
-    let (attached, appended) = tokio::spawn(async move {
-        let mut attach = std::pin::pin!(follower.attach(applier, 150));
-        assert!(futures::poll!(&mut attach).is_pending());
-        let append = follower.append(support::entry("test", Vec::new()));
-        tokio::join!(attach, append)
-    })
-    .await
-    .unwrap();
+    let mut attach = std::pin::pin!(follower.attach(counter.clone(), 150));
+    assert!(futures::poll!(&mut attach).is_pending());
+    let append = follower.append(support::entry("test", Vec::new()));
+    let (attached, appended) = tokio::join!(attach, append);
     attached.unwrap();
     assert_eq!(appended.unwrap().seq, 301, "{backend}");
     assert_eq!(counter.0.load(Ordering::SeqCst), 150, "{backend}");
