@@ -285,6 +285,19 @@ impl Load {
         }
     }
 
+    /// Waits until the clients have received their first `allow` (the
+    /// server answers under load), for at most `patience`; whether they had.
+    fn answered_within(&self, patience: Duration) -> bool {
+        let started = std::time::Instant::now();
+        while self.allowed.lock().unwrap().is_empty() {
+            if started.elapsed() > patience {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        true
+    }
+
     /// Stops the clients; the ids of every `allow` they received.
     fn finish(self, runtime: &tokio::runtime::Runtime) -> Vec<String> {
         self.stop.store(true, Ordering::Relaxed);
@@ -350,7 +363,8 @@ fn sigkill_under_load_loses_no_allowed_decision_and_the_ledger_verifies(db: Db) 
 both!(sigkill_under_load_loses_no_allowed_decision_and_the_ledger_verifies);
 
 /// The crash loop: `clearance serve` SIGKILLed 100 times under 16 clients'
-/// load, each time at a different instant (a seeded sequence, printed).
+/// load, each time at a different instant (a seeded sequence, printed)
+/// after the restarted server's first answer.
 /// After each kill the chain verifies and every `allow` a client received
 /// is in the ledger; after each restart the server answers again.
 fn a_hundred_sigkills_at_random_instants(db: Db) {
@@ -375,6 +389,14 @@ fn a_hundred_sigkills_at_random_instants(db: Db) {
         let mut server = serve(&db);
         let token = token.get_or_insert_with(|| server.agent_token.clone().unwrap());
         let load = Load::start(&runtime, &server.base, token);
+        // The instant is counted from the first answer, not from the
+        // start: on a loaded machine a restarted server may take longer
+        // than the instant to answer, and a kill before any answer proves
+        // nothing about answers.
+        assert!(
+            load.answered_within(Duration::from_secs(30)),
+            "round {round} (seed {seed}): no decision allowed within 30 s of the restart"
+        );
         std::thread::sleep(instant());
         server.process.kill();
         let allowed = load.finish(&runtime);
@@ -394,10 +416,6 @@ fn a_hundred_sigkills_at_random_instants(db: Db) {
             lost.first()
         );
     }
-    assert!(
-        received > ROUNDS,
-        "the load ran: {received} allowed in {ROUNDS} rounds"
-    );
     eprintln!("crash loop: {ROUNDS} SIGKILLs, {received} allowed decisions received, all ledgered");
 }
 both!(a_hundred_sigkills_at_random_instants);
