@@ -368,7 +368,8 @@ impl<B: Backend> Writer<B> {
         // which must not hold every other instance's appends back).
         let foreign = match applier {
             Some(applier) => {
-                follow_to::<B>(conn, applier, followed, (head_seq, head_hash), KEEP_LAST).await?
+                let head = (head_seq, head_hash);
+                follow_to::<B>(conn, applier, followed, head, LastPage::Return).await?
             }
             None => Vec::new(),
         };
@@ -499,7 +500,7 @@ impl<B: Backend> Writer<B> {
             applier,
             &mut self.followed,
             (head, head_hash),
-            !KEEP_LAST,
+            LastPage::Apply,
         )
         .await
         .map(|_| ())
@@ -589,24 +590,29 @@ fn chained(seq: u64, entry: &Entry, prev: Digest32) -> LedgerRecord {
     )
 }
 
-/// [`follow_to`]'s last argument: the page that reaches the head is
-/// returned, not applied.
-const KEEP_LAST: bool = true;
+/// What [`follow_to`] does with the page that reaches the head.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum LastPage {
+    /// Applies it, as every page before it.
+    Apply,
+    /// Returns it unapplied, for the caller to apply with what it appends.
+    Return,
+}
 
 /// Reads and applies the records after `followed` up to `head` (its
 /// hash `head_hash`), a page at a time, each page's links checked and
 /// the page applied before the next is read: an instance far behind (cut
 /// off from the database for minutes, or idle while another wrote) holds
 /// one page, not all it missed. What a page applied stays applied, and
-/// `followed` says so, if a later one fails. With `keep_last`, the page
-/// that reaches the head is checked against it and returned instead,
-/// `followed` left before it, for the caller to apply.
+/// `followed` says so, if a later one fails. With [`LastPage::Return`],
+/// the page that reaches the head is checked against it and returned
+/// instead, `followed` left before it.
 async fn follow_to<B: Backend>(
     conn: &mut B::Conn,
     applier: &dyn Applier,
     followed: &mut Followed,
     (head, head_hash): (u64, Digest32),
-    keep_last: bool,
+    last_page: LastPage,
 ) -> Result<Vec<LedgerRecord>, StoreError> {
     loop {
         let Followed { applied, known } = *followed;
@@ -622,7 +628,7 @@ async fn follow_to<B: Backend>(
             )));
         };
         let end = (last.seq, last.hash);
-        if keep_last && end.0 == head {
+        if last_page == LastPage::Return && end.0 == head {
             links(applied, known, &records, (head, head_hash))?;
             return Ok(records);
         }
