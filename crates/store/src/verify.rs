@@ -33,6 +33,10 @@ pub trait VerifyPage: Send + 'static {
     /// How many records it holds.
     fn count(&self) -> usize;
 
+    /// About how many bytes it holds in memory, its payloads as read: what
+    /// it keeps of the run's budget while it waits to be hashed.
+    fn bytes(&self) -> usize;
+
     /// Every record's digests, in order; `None` when something in the page
     /// must be read again record by record to be judged.
     fn digests(self) -> Option<Vec<RecordDigests>>;
@@ -42,6 +46,12 @@ pub trait VerifyPage: Send + 'static {
 impl VerifyPage for Vec<LedgerRecord> {
     fn count(&self) -> usize {
         Vec::len(self)
+    }
+
+    fn bytes(&self) -> usize {
+        self.iter()
+            .map(|record| record.payload.len())
+            .fold(0, usize::saturating_add)
     }
 
     fn digests(self) -> Option<Vec<RecordDigests>> {
@@ -124,13 +134,57 @@ async fn quickly<B: Backend>(
     verifier: &mut ChainVerifier,
     observe: &mut Observer<'_>,
 ) -> Result<Option<VerifyReport>, StoreError> {
-    let reading = Semaphore::new(READ_AT_ONCE);
-    check(
-        pages(backend, &reading, verifier.verified()),
-        verifier,
-        observe,
-    )
-    .await
+    let gates = Gates::new();
+    let read = |after| backend.verify_page(after, PAGE);
+    check(pages(read, &gates, verifier.verified()), verifier, observe).await
+}
+
+/// What the pages on their way wait for.
+struct Gates {
+    /// A connection's turn to read ([`READ_AT_ONCE`]).
+    reading: Semaphore,
+    /// The run's memory, in KiB ([`MEMORY`]).
+    memory: Semaphore,
+    /// A core's turn to decode and hash: each page hashed decompresses its
+    /// payloads into a buffer of up to a record's most (64 MiB, from a few
+    /// bytes on disk), so the pages hashed at once are bounded too.
+    hashing: Semaphore,
+}
+
+impl Gates {
+    fn new() -> Self {
+        Gates {
+            reading: Semaphore::new(READ_AT_ONCE),
+            memory: Semaphore::new(kib(MEMORY)),
+            hashing: Semaphore::new(hashing_at_once()),
+        }
+    }
+}
+
+/// What the pages on their way may hold together, being read or read and
+/// not yet hashed. Each page is bounded ([`PAGE_BYTES`] of payloads), but
+/// eight of them on their way held up to half a gigabyte of a ledger of
+/// large records: a bound per page, not per run. Two reads at once, and a
+/// page's worth besides for pages read and waiting: a page of small records
+/// holds a few hundred KiB, so while they wait, two more are still read at
+/// once (with no room besides, one read waited for the other: verifying
+/// took ~5 % longer). Besides it, only what hashing decompresses: a
+/// record's most for each core.
+const MEMORY: usize = READ_AT_ONCE * READ_COST + PAGE_BYTES;
+
+/// What a page is granted before it is read, the most a read can take:
+/// its payloads, and as much again while the database hands them over.
+/// Once read, it keeps only what it holds ([`VerifyPage::bytes`]).
+const READ_COST: usize = 2 * PAGE_BYTES;
+
+/// `bytes` in KiB, the budget's unit (its permits are counted in `u32`).
+fn kib(bytes: usize) -> usize {
+    bytes.div_ceil(1024)
+}
+
+/// One page hashed a core: hashing is CPU, more at once only interleave.
+fn hashing_at_once() -> usize {
+    std::thread::available_parallelism().map_or(2, usize::from)
 }
 
 /// How many pages are on their way at once, each read and then hashed (on
@@ -147,23 +201,24 @@ const READ_AT_ONCE: usize = 2;
 
 /// The digests of the pages from `after` on, up to and including the
 /// first that is short or could not be read quickly.
-fn pages<'a, B: Backend>(
-    backend: &'a B,
-    reading: &'a Semaphore,
+fn pages<'a, P, Read>(
+    read: impl Fn(u64) -> Read + Copy + 'a,
+    gates: &'a Gates,
     after: u64,
-) -> impl Stream<Item = Result<Option<Vec<RecordDigests>>, StoreError>> + 'a {
+) -> impl Stream<Item = Result<Option<Vec<RecordDigests>>, StoreError>> + 'a
+where
+    P: VerifyPage,
+    Read: Future<Output = Result<P, StoreError>> + 'a,
+{
     let starts = (0..u64::MAX).map_while(move |n| {
         n.checked_mul(u64::from(PAGE))
             .and_then(|offset| after.checked_add(offset))
     });
     stream::iter(starts)
         .map(move |after| async move {
-            let page = match reading.acquire().await {
-                Ok(_reading) => backend.verify_page(after, PAGE).await,
-                Err(closed) => Err(StoreError::Unavailable(closed.to_string())),
-            };
-            let last = !matches!(&page, Ok(page) if page.count() == PAGE as usize);
-            (hashed(page).await, last)
+            page(read(after), gates)
+                .await
+                .unwrap_or_else(|error| (Err(error), true))
         })
         .buffered(IN_FLIGHT)
         .scan(false, |ended, (digests, last)| {
@@ -173,19 +228,41 @@ fn pages<'a, B: Backend>(
         })
 }
 
-/// A page's digests, worked out on a blocking thread: `None` when the
-/// quick read could not take it.
-async fn hashed<P: VerifyPage>(
-    page: Result<P, StoreError>,
-) -> Result<Option<Vec<RecordDigests>>, StoreError> {
+/// A page, `read` and hashed within the gates: its digests (`None` when
+/// the quick read could not take it), and whether it is the last one to
+/// read quickly.
+async fn page<P: VerifyPage>(
+    read: impl Future<Output = Result<P, StoreError>>,
+    gates: &Gates,
+) -> Result<(Result<Option<Vec<RecordDigests>>, StoreError>, bool), StoreError> {
+    let closed = |e: tokio::sync::AcquireError| StoreError::Unavailable(e.to_string());
+    let mut memory = gates
+        .memory
+        .acquire_many(permits(READ_COST))
+        .await
+        .map_err(closed)?;
+    let page = {
+        let _reading = gates.reading.acquire().await.map_err(closed)?;
+        read.await
+    };
+    let last = !matches!(&page, Ok(page) if page.count() == PAGE as usize);
     // Whatever failed the quick read (a page too long for one value, say)
     // is for the row reader to meet and name.
     let Ok(page) = page else {
-        return Ok(None);
+        return Ok((Ok(None), last));
     };
-    tokio::task::spawn_blocking(move || page.digests())
+    let held = kib(page.bytes()).min(memory.num_permits());
+    drop(memory.split(memory.num_permits().saturating_sub(held)));
+    let _hashing = gates.hashing.acquire().await.map_err(closed)?;
+    let digests = tokio::task::spawn_blocking(move || page.digests())
         .await
-        .map_err(|e| StoreError::Unavailable(format!("verifying a page stopped: {e}")))
+        .map_err(|e| StoreError::Unavailable(format!("verifying a page stopped: {e}")));
+    Ok((digests, last))
+}
+
+/// `bytes` of the memory budget, as permits (KiB).
+fn permits(bytes: usize) -> u32 {
+    u32::try_from(kib(bytes)).unwrap_or(u32::MAX)
 }
 
 /// Checks the chain through pages of digests, in order, until one is
@@ -310,3 +387,6 @@ fn broken(verifier: &ChainVerifier, seq: u64, problem: String) -> VerifyReport {
         first_break: Some(ChainBreak { seq, problem }),
     }
 }
+
+#[cfg(test)]
+mod tests;

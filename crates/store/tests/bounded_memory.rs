@@ -77,6 +77,7 @@ async fn decompression_bombs_are_read_a_bounded_page_at_a_time() {
     within_bounds("sqlite", &*store).await;
     catching_up_within_bounds("sqlite", &place.open_sqlite().await).await;
     following_under_the_lock_within_bounds("sqlite", || place.open_sqlite());
+    large_texts_within_bounds().await;
 
     // PostgreSQL's TOAST keeps 8 MiB of one byte in a few hundred KiB: the
     // same bomb, read by its quick (row) read.
@@ -131,6 +132,31 @@ async fn decompression_bombs_are_read_a_bounded_page_at_a_time() {
     assert!(
         grown < 128 << 20,
         "a 256 MiB payload grew the peak by {} MiB",
+        grown >> 20
+    );
+}
+
+/// A SQLite file whose records 10 to 70 hold 8 MiB of text each, as
+/// payloads of the first storage format may: 488 MiB on disk, in what the
+/// quick read would take as one page. Verifying reads it a bounded page at
+/// a time (record by record past 64 MiB), not concatenated whole.
+async fn large_texts_within_bounds() {
+    let place = Place::sqlite();
+    let store = Arc::new(place.open_sqlite().await);
+    fill(&store, 0, 300).await;
+    // hex() of 4 MiB of zeros: 8 MiB of text.
+    place
+        .raw("UPDATE ledger SET payload = hex(zeroblob(4194304)) WHERE seq BETWEEN 10 AND 70")
+        .await;
+    reset_peak();
+    let before = peak_resident();
+    let report = store.verify().await.unwrap();
+    let grown = peak_resident().saturating_sub(before);
+    let broken = report.first_break.expect("record 10 was modified");
+    assert_eq!((report.verified, broken.seq), (9, 10), "{}", broken.problem);
+    assert!(
+        grown < 256 << 20,
+        "verifying 488 MiB of large texts grew the peak by {} MiB",
         grown >> 20
     );
 }
