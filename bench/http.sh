@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# HTTP load benchmark: release `clearance serve` instance(s) on a fresh
-# database, wrk with 32 connections in all (the load generator on the same
-# 2-core machine), then a full `clearance audit verify` of everything written.
+# HTTP load benchmark: `clearance serve` instance(s), built as shipped
+# (`--profile release-lto`), on a fresh database, wrk with 32 connections in
+# all (the load generator on the same 2-core machine), then a full
+# `clearance audit verify` of everything written.
 #
 #   bash bench/http.sh [seconds] [read|high] [sqlite|postgres|postgres2]
 #
@@ -13,7 +14,7 @@
 # postgres2: two instances on one fresh PostgreSQL database, 16 connections each.
 #
 # CONNECTIONS (default 32) sets wrk's connections; CLEARANCE_BIN runs that
-# binary instead of building and running target/release/clearance (e.g.
+# binary instead of building and running target/release-lto/clearance (e.g.
 # target/profiling/clearance, the same code with symbols).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -21,8 +22,8 @@ seconds=${1:-30}
 kind=${2:-read}
 backend=${3:-sqlite}
 command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk; }
-if [ -z "${CLEARANCE_BIN:-}" ]; then cargo build --release -q; fi
-bin=$(realpath "${CLEARANCE_BIN:-target/release/clearance}")
+if [ -z "${CLEARANCE_BIN:-}" ]; then cargo build --profile release-lto -q -p clearance; fi
+bin=$(realpath "${CLEARANCE_BIN:-target/release-lto/clearance}")
 work=$(mktemp -d)
 pids=()
 cleanup() {
