@@ -40,6 +40,11 @@ use rmcp::{
     },
 };
 
+/// The allocator the `clearance` binary ships with, so that the gateway
+/// measured here allocates as it does there.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const ROUNDS: usize = 10;
 const CALLS_PER_ROUND: usize = 500;
 const CLIENTS: usize = 32;
