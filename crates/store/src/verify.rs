@@ -15,7 +15,7 @@
 //! way. A ledger read to its end verifies whole only if no record lies
 //! outside the chain's numbers ([`Backend::outside_chain`]).
 
-use std::ops::ControlFlow;
+use std::{ops::ControlFlow, sync::Arc};
 
 use clearance_engine::ledger::{ChainBreak, ChainVerifier, Digest32, LedgerRecord, RecordDigests};
 use futures::{Stream, StreamExt, stream};
@@ -93,8 +93,11 @@ pub(crate) async fn verify<B: Backend>(
 ) -> Result<VerifyReport, StoreError> {
     let mut verifier = ChainVerifier::default();
     let quick = backend.verify_pages_sound().await?;
+    // One set for the whole run: a page still hashed after its stream was
+    // dropped (at a page read row by row) holds its share into the next.
+    let gates = Gates::new();
     loop {
-        if quick && let Some(report) = quickly(backend, &mut verifier, observe).await? {
+        if quick && let Some(report) = quickly(backend, &gates, &mut verifier, observe).await? {
             return Ok(report);
         }
         // The quick read gave up on the page after the last verified
@@ -131,12 +134,12 @@ pub(crate) async fn verify<B: Backend>(
 /// for a file whose keys lie (a corrupt b-tree ends a range scan early).
 async fn quickly<B: Backend>(
     backend: &B,
+    gates: &Gates,
     verifier: &mut ChainVerifier,
     observe: &mut Observer<'_>,
 ) -> Result<Option<VerifyReport>, StoreError> {
-    let gates = Gates::new();
     let read = |after| backend.verify_page(after, PAGE);
-    check(pages(read, &gates, verifier.verified()), verifier, observe).await
+    check(pages(read, gates, verifier.verified()), verifier, observe).await
 }
 
 /// What the pages on their way wait for.
@@ -144,19 +147,20 @@ struct Gates {
     /// A connection's turn to read ([`READ_AT_ONCE`]).
     reading: Semaphore,
     /// The run's memory, in KiB ([`MEMORY`]).
-    memory: Semaphore,
-    /// A core's turn to decode and hash: each page hashed decompresses its
-    /// payloads into a buffer of up to a record's most (64 MiB, from a few
-    /// bytes on disk), so the pages hashed at once are bounded too.
-    hashing: Semaphore,
+    memory: Arc<Semaphore>,
+    /// A turn to decode and hash ([`hashing_at_once`]): a SQLite page
+    /// hashed decompresses its payloads into a buffer of up to a record's
+    /// most (64 MiB, from a few bytes on disk), so the pages hashed at once
+    /// are bounded too.
+    hashing: Arc<Semaphore>,
 }
 
 impl Gates {
     fn new() -> Self {
         Gates {
             reading: Semaphore::new(READ_AT_ONCE),
-            memory: Semaphore::new(kib(MEMORY)),
-            hashing: Semaphore::new(hashing_at_once()),
+            memory: Arc::new(Semaphore::new(kib(MEMORY))),
+            hashing: Arc::new(Semaphore::new(hashing_at_once())),
         }
     }
 }
@@ -169,12 +173,14 @@ impl Gates {
 /// holds a few hundred KiB, so while they wait, two more are still read at
 /// once (with no room besides, one read waited for the other: verifying
 /// took ~5 % longer). Besides it, only what hashing decompresses: a
-/// record's most for each core.
+/// record's most for each page hashed at once ([`hashing_at_once`]).
 const MEMORY: usize = READ_AT_ONCE * READ_COST + PAGE_BYTES;
 
-/// What a page is granted before it is read, the most a read can take:
-/// its payloads, and as much again while the database hands them over.
-/// Once read, it keeps only what it holds ([`VerifyPage::bytes`]).
+/// What a page is granted before it is read, the most a read can take: a
+/// page ends once its payloads pass [`PAGE_BYTES`], so the record that
+/// passes it can take it to twice that (and a SQLite page concatenated
+/// in the database is copied once into its row). Once read, a page keeps
+/// only what it holds ([`VerifyPage::bytes`]), until it has been hashed.
 const READ_COST: usize = 2 * PAGE_BYTES;
 
 /// `bytes` in KiB, the budget's unit (its permits are counted in `u32`).
@@ -182,10 +188,16 @@ fn kib(bytes: usize) -> usize {
     bytes.div_ceil(1024)
 }
 
-/// One page hashed a core: hashing is CPU, more at once only interleave.
+/// One page hashed a core, at most four: hashing is CPU, so more at once
+/// than cores only interleave, and four bound what decompressing holds
+/// (a record's most each) on a machine of many cores, where the pages on
+/// their way ([`IN_FLIGHT`]) would not.
 fn hashing_at_once() -> usize {
-    std::thread::available_parallelism().map_or(2, usize::from)
+    std::thread::available_parallelism().map_or(2, |cores| cores.get().min(HASHING_MOST))
 }
+
+/// The most pages hashed at once, whatever the cores.
+const HASHING_MOST: usize = 4;
 
 /// How many pages are on their way at once, each read and then hashed (on
 /// a blocking thread) as one job, handed on in order. Pages finished behind
@@ -236,9 +248,8 @@ async fn page<P: VerifyPage>(
     gates: &Gates,
 ) -> Result<(Result<Option<Vec<RecordDigests>>, StoreError>, bool), StoreError> {
     let closed = |e: tokio::sync::AcquireError| StoreError::Unavailable(e.to_string());
-    let mut memory = gates
-        .memory
-        .acquire_many(permits(READ_COST))
+    let mut memory = Arc::clone(&gates.memory)
+        .acquire_many_owned(permits(READ_COST))
         .await
         .map_err(closed)?;
     let page = {
@@ -253,10 +264,19 @@ async fn page<P: VerifyPage>(
     };
     let held = kib(page.bytes()).min(memory.num_permits());
     drop(memory.split(memory.num_permits().saturating_sub(held)));
-    let _hashing = gates.hashing.acquire().await.map_err(closed)?;
-    let digests = tokio::task::spawn_blocking(move || page.digests())
+    let hashing = Arc::clone(&gates.hashing)
+        .acquire_owned()
         .await
-        .map_err(|e| StoreError::Unavailable(format!("verifying a page stopped: {e}")));
+        .map_err(closed)?;
+    // The permits go with the page: a job left running when the stream is
+    // dropped keeps its share until it is done with it.
+    let digests = tokio::task::spawn_blocking(move || {
+        let digests = page.digests();
+        drop((memory, hashing));
+        digests
+    })
+    .await
+    .map_err(|e| StoreError::Unavailable(format!("verifying a page stopped: {e}")));
     Ok((digests, last))
 }
 

@@ -60,13 +60,14 @@ pub struct PackedPage {
 /// The two made SQLite's part of verifying ~25 % cheaper (0.44 s against
 /// 0.59–0.66 s for 419k records).
 ///
-/// A page whose payloads hold more than [`PAGE_BYTES`] on disk together
-/// (`?3`) is not concatenated: it comes back empty, short, so the row
-/// reader reads it, a bounded page at a time. Without it, a file of large
-/// text payloads made SQLite build a page of up to a gigabyte, copied
-/// once more into the row (a 900 MB file verified at a 1.8 GB peak).
-/// Their sizes come from each record's header (`octet_length` reads no
-/// payload), before any is read.
+/// A page whose concatenated columns would hold more than [`PAGE_BYTES`]
+/// together (`?3`) is not concatenated: it comes back empty, short, so
+/// the row reader reads it, a bounded page at a time. Without it, a file
+/// of large text payloads made SQLite build a page of up to a gigabyte,
+/// copied once more into the row (a 900 MB file verified at a 1.8 GB
+/// peak); a hostile file can make `at`, `kind` or a hash as large. Their
+/// sizes come from each record's header (`octet_length` reads no value),
+/// before any is read.
 const QUERY: &str = "
 SELECT count(*) AS count, max(seq) AS last,
        (SELECT encoding FROM pragma_encoding) AS encoding,
@@ -85,8 +86,10 @@ SELECT count(*) AS count, max(seq) AS last,
             AS BLOB) AS prev_hash,
        CAST(group_concat(iif(+hash >= x'', hash, unhex(hash)), '') AS BLOB) AS hash
 FROM ledger WHERE seq > ?1 AND seq <= ?1 + ?2
-  AND (SELECT coalesce(sum(octet_length(payload)), 0) FROM ledger
-        WHERE seq > ?1 AND seq <= ?1 + ?2) <= ?3";
+  AND (SELECT coalesce(sum(coalesce(octet_length(payload), 0) + coalesce(octet_length(at), 0)
+                           + coalesce(octet_length(kind), 0) + coalesce(octet_length(prev_hash), 0)
+                           + coalesce(octet_length(hash), 0)), 0)
+       FROM ledger WHERE seq > ?1 AND seq <= ?1 + ?2) <= ?3";
 
 /// Whether the ledger is read from its own table, keyed by `seq`: a rowid
 /// table whose one-column primary key is `seq`, declared `INTEGER`, with no
@@ -265,11 +268,13 @@ impl VerifyPage for PackedPage {
         self.count
     }
 
-    /// The payloads, and the rest of a record's fields (numbers, times,
-    /// kinds, two hashes) at most a few hundred bytes each.
+    /// Every concatenated column, and the lists of numbers and sizes (a
+    /// few dozen bytes a record).
     fn bytes(&self) -> usize {
-        let payloads = self.column("payload").map_or(0, <[u8]>::len);
-        payloads.saturating_add(self.count.saturating_mul(256))
+        ["payload", "at", "kind", "prev_hash", "hash"]
+            .into_iter()
+            .map(|name| self.column(name).map_or(0, <[u8]>::len))
+            .fold(self.count.saturating_mul(48), usize::saturating_add)
     }
 
     /// Decompressing and hashing are most of the work, on a thread of its

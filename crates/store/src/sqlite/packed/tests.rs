@@ -650,3 +650,52 @@ async fn a_ledger_whose_seq_is_not_its_rowid_is_read_by_the_row_reader_alone() {
         assert_eq!(row_verified, 16, "{declared}");
     }
 }
+
+/// 7 MiB of text for records 10 to 20, small payloads elsewhere.
+fn large_from_10_to_20(n: u64) -> String {
+    if (10..=20).contains(&n) {
+        "x".repeat(7 << 20)
+    } else {
+        payload(n)
+    }
+}
+
+#[tokio::test]
+async fn a_page_past_its_bytes_is_read_row_by_row_and_verifies_whole() {
+    let file = empty_file().await;
+    // Eleven texts of 7 MiB: 77 MiB in verification's first page, past
+    // the 64 MiB a page is concatenated up to.
+    fill_with(
+        &file,
+        2_500,
+        |seq| (10..=20).contains(&seq),
+        large_from_10_to_20,
+    )
+    .await;
+    let first = file.backend.verify_page(0, 2_000).await.unwrap();
+    assert_eq!(first.count(), 0, "the page is not concatenated");
+    let second = file.backend.verify_page(2_000, 2_000).await.unwrap();
+    assert_eq!(second.count(), 500);
+    // The row reader takes the first page up to its bound, the quick read
+    // goes on from there: every record verifies.
+    assert_eq!(verified(&file).await, (2_500, None));
+}
+
+#[tokio::test]
+async fn a_page_whose_other_columns_are_large_is_left_to_the_row_reader() {
+    for column in ["at", "kind", "hash"] {
+        let file = empty_file().await;
+        fill(&file, 30, |_| false).await;
+        // 72 MiB of text in one field of record 5.
+        raw(
+            &file,
+            &format!(
+                "UPDATE ledger SET {column} = {column} || hex(zeroblob(37748736)) WHERE seq = 5"
+            ),
+        )
+        .await;
+        let page = file.backend.verify_page(0, 2_000).await.unwrap();
+        assert_eq!(page.count(), 0, "{column}: the page is not concatenated");
+        assert_eq!(broken_at(&file, 4).await.seq, 5, "{column}");
+    }
+}
