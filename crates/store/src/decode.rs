@@ -86,11 +86,15 @@ pub fn cut_for_size(records: &[LedgerRecord]) -> bool {
 /// Whether the payloads of `items` (`payload_len` of each) reach
 /// [`PAGE_BYTES`] together: where [`within_page_bytes`] stops.
 pub(crate) fn reached_page_bytes<T>(items: &[T], payload_len: impl Fn(&T) -> usize) -> bool {
+    payload_bytes(items, payload_len) >= PAGE_BYTES
+}
+
+/// What the payloads of `items` (`payload_len` of each) hold together.
+pub(crate) fn payload_bytes<T>(items: &[T], payload_len: impl Fn(&T) -> usize) -> usize {
     items
         .iter()
         .map(payload_len)
         .fold(0_usize, usize::saturating_add)
-        >= PAGE_BYTES
 }
 
 /// The records `rows` hold, decoded as they arrive, up to the one that

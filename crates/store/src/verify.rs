@@ -21,7 +21,12 @@ use clearance_engine::ledger::{ChainBreak, ChainVerifier, Digest32, LedgerRecord
 use futures::{Stream, StreamExt, stream};
 use tokio::sync::Semaphore;
 
-use crate::{StoreError, backend::Backend, decode::PAGE_BYTES, rows::VerifyReport};
+use crate::{
+    StoreError,
+    backend::Backend,
+    decode::{self, PAGE_BYTES},
+    rows::VerifyReport,
+};
 
 /// How many records a page holds: large enough that the round trip
 /// vanishes, small enough to bound memory (verifying 412k records read a
@@ -49,9 +54,7 @@ impl VerifyPage for Vec<LedgerRecord> {
     }
 
     fn bytes(&self) -> usize {
-        self.iter()
-            .map(|record| record.payload.len())
-            .fold(0, usize::saturating_add)
+        decode::payload_bytes(self, |record| record.payload.len())
     }
 
     fn digests(self) -> Option<Vec<RecordDigests>> {

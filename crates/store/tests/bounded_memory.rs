@@ -44,6 +44,21 @@ fn reset_peak() {
     std::fs::write("/proc/self/clear_refs", "5").unwrap();
 }
 
+/// The peak resident memory from a point on: reset there, read later.
+struct Peak(u64);
+
+impl Peak {
+    fn start() -> Self {
+        reset_peak();
+        Peak(peak_resident())
+    }
+
+    /// How much the peak has grown since [`Peak::start`].
+    fn grown(&self) -> u64 {
+        peak_resident().saturating_sub(self.0)
+    }
+}
+
 const BOMB: usize = 8 << 20;
 
 /// Even decisions recommendations no sample grades yet (the console reads
@@ -109,8 +124,7 @@ async fn decompression_bombs_are_read_a_bounded_page_at_a_time() {
     place
         .raw("UPDATE ledger SET payload = repeat(' ', 256 << 20) WHERE seq = 12")
         .await;
-    reset_peak();
-    let before = peak_resident();
+    let peak = Peak::start();
     let report = store.verify().await.unwrap();
     let broken = report.first_break.expect("record 12 is past the bound");
     assert_eq!(
@@ -128,7 +142,7 @@ async fn decompression_bombs_are_read_a_bounded_page_at_a_time() {
         store.records(0, 100).await,
         Err(clearance_store::StoreError::Corrupt(_))
     ));
-    let grown = peak_resident().saturating_sub(before);
+    let grown = peak.grown();
     assert!(
         grown < 128 << 20,
         "a 256 MiB payload grew the peak by {} MiB",
@@ -148,10 +162,9 @@ async fn large_texts_within_bounds() {
     place
         .raw("UPDATE ledger SET payload = hex(zeroblob(4194304)) WHERE seq BETWEEN 10 AND 70")
         .await;
-    reset_peak();
-    let before = peak_resident();
+    let peak = Peak::start();
     let report = store.verify().await.unwrap();
-    let grown = peak_resident().saturating_sub(before);
+    let grown = peak.grown();
     let broken = report.first_break.expect("record 10 was modified");
     assert_eq!((report.verified, broken.seq), (9, 10), "{}", broken.problem);
     assert!(
@@ -164,10 +177,9 @@ async fn large_texts_within_bounds() {
 /// Verifies `store` (record 5 modified, 10 to 290 bombs) and pages
 /// through it, each within 512 MiB more than before.
 async fn within_bounds(backend: &str, store: &impl Store) {
-    reset_peak();
-    let before = peak_resident();
+    let peak = Peak::start();
     let report = store.verify().await.unwrap();
-    let grown = peak_resident().saturating_sub(before);
+    let grown = peak.grown();
     let broken = report.first_break.expect("record 5 was modified");
     assert_eq!(
         (report.verified, broken.seq),
@@ -184,14 +196,13 @@ async fn within_bounds(backend: &str, store: &impl Store) {
 
     // A page ends once its payloads pass 64 MiB: the 9 records before the
     // bombs and 8 bombs. Never empty while a record follows.
-    reset_peak();
-    let before = peak_resident();
+    let peak = Peak::start();
     let first = store.records(0, 1_000).await.unwrap();
     assert_eq!(first.len(), 17, "{backend}");
     assert_eq!(first.last().unwrap().seq, 17, "{backend}");
     let next = store.records(17, 1_000).await.unwrap();
     assert_eq!((next.len(), next[0].seq), (8, 18), "{backend}");
-    let grown = peak_resident().saturating_sub(before);
+    let grown = peak.grown();
     assert!(
         grown < 512 << 20,
         "{backend}: paging grew the peak by {} MiB",
@@ -208,8 +219,7 @@ async fn within_bounds(backend: &str, store: &impl Store) {
 /// recommendations, what webhooks are told of and what reconciliation
 /// reads of an agent's executions.
 async fn other_pages_within_bounds(backend: &str, store: &impl Store) {
-    reset_peak();
-    let before = peak_resident();
+    let peak = Peak::start();
     let audit = store
         .audit(&AuditQuery {
             after: 0,
@@ -275,7 +285,7 @@ async fn other_pages_within_bounds(backend: &str, store: &impl Store) {
         "{backend}: {} of bot-0's 100 executions read",
         candidates.len()
     );
-    let grown = peak_resident().saturating_sub(before);
+    let grown = peak.grown();
     assert!(
         grown < 512 << 20,
         "{backend}: the audit API's and the console's pages grew the peak by {} MiB",
@@ -301,13 +311,12 @@ impl Applier for Counter {
 /// database for long) reads and applies what it missed — 141 bombs, 1.1 GiB
 /// read back — a page at a time, not all of it at once.
 async fn catching_up_within_bounds(backend: &str, follower: &impl Store) {
-    reset_peak();
-    let before = peak_resident();
+    let peak = Peak::start();
     let counter = Arc::new(Counter::default());
     follower.attach(counter.clone(), 150).await.unwrap();
     assert_eq!(follower.sync().await.unwrap(), 300, "{backend}");
     assert_eq!(counter.0.load(Ordering::SeqCst), 150, "{backend}");
-    let grown = peak_resident().saturating_sub(before);
+    let grown = peak.grown();
     assert!(
         grown < 512 << 20,
         "{backend}: catching up on 141 bombs grew the peak by {} MiB",
@@ -347,8 +356,7 @@ async fn follow_under_the_lock<S: Store + 'static, F: std::future::Future<Output
     open: impl FnOnce() -> F,
 ) {
     let follower = open().await;
-    reset_peak();
-    let before = peak_resident();
+    let peak = Peak::start();
     let counter = Arc::new(Counter::default());
     let mut attach = std::pin::pin!(follower.attach(counter.clone(), 150));
     assert!(futures::poll!(&mut attach).is_pending());
@@ -357,7 +365,7 @@ async fn follow_under_the_lock<S: Store + 'static, F: std::future::Future<Output
     attached.unwrap();
     assert_eq!(appended.unwrap().seq, 301, "{backend}");
     assert_eq!(counter.0.load(Ordering::SeqCst), 150, "{backend}");
-    let grown = peak_resident().saturating_sub(before);
+    let grown = peak.grown();
     assert!(
         grown < 512 << 20,
         "{backend}: following 141 bombs under the lock grew the peak by {} MiB",
