@@ -70,17 +70,29 @@ macro_rules! columns_for {
 }
 pub(crate) use columns_for;
 
-/// The most the payloads of a page of decoded records hold together before
-/// the page ends short. Records are read a page at a time, and a record
-/// may be up to 64 MiB — or claim as much from a few bytes on disk, a
-/// decompression bomb — so a page of them is bounded in bytes, not only
-/// in records.
+/// The most the payloads of a page of decoded records hold together (with
+/// a record's other texts, [`record_bytes`]) before the page ends short.
+/// Records are read a page at a time, and a record may be up to 64 MiB —
+/// or claim as much from a few bytes on disk, a decompression bomb — so a
+/// page of them is bounded in bytes, not only in records.
 pub(crate) const PAGE_BYTES: usize = 64 << 20;
 
 /// Whether a page of `records` may have ended short of its limit for the
-/// size of their payloads ([`PAGE_BYTES`]) rather than for want of more.
+/// size of their texts ([`PAGE_BYTES`], [`record_bytes`]) rather than for
+/// want of more.
 pub fn cut_for_size(records: &[LedgerRecord]) -> bool {
-    reached_page_bytes(records, |record| record.payload.len())
+    reached_page_bytes(records, record_bytes)
+}
+
+/// What a decoded record holds that a file can make large: its payload,
+/// and its `at` and `kind`, which a hostile file can make as long (the
+/// hashes are fixed in size once decoded).
+pub(crate) fn record_bytes(record: &LedgerRecord) -> usize {
+    record
+        .payload
+        .len()
+        .saturating_add(record.at.len())
+        .saturating_add(record.kind.len())
 }
 
 /// Whether the payloads of `items` (`payload_len` of each) reach
@@ -98,13 +110,13 @@ pub(crate) fn payload_bytes<T>(items: &[T], payload_len: impl Fn(&T) -> usize) -
 }
 
 /// The records `rows` hold, decoded as they arrive, up to the one that
-/// takes their payloads past [`PAGE_BYTES`] together: fewer than the rows
-/// when they are large, never none while a row follows. What is not read
-/// is not fetched (the query stops when `rows` is dropped).
+/// takes them past [`PAGE_BYTES`] together ([`record_bytes`]): fewer than
+/// the rows when they are large, never none while a row follows. What is
+/// not read is not fetched (the query stops when `rows` is dropped).
 pub(crate) async fn ledger_page<R: Columns>(
     rows: impl futures::Stream<Item = Result<R, sqlx::Error>>,
 ) -> Result<Vec<LedgerRecord>, StoreError> {
-    within_page_bytes(rows, ledger_record, |record| record.payload.len()).await
+    within_page_bytes(rows, ledger_record, record_bytes).await
 }
 
 /// [`ledger_page`] for any rows holding a payload: each decoded by

@@ -54,7 +54,7 @@ impl VerifyPage for Vec<LedgerRecord> {
     }
 
     fn bytes(&self) -> usize {
-        decode::payload_bytes(self, |record| record.payload.len())
+        decode::payload_bytes(self, decode::record_bytes)
     }
 
     fn digests(self) -> Option<Vec<RecordDigests>> {
@@ -365,7 +365,7 @@ async fn readable_prefix<B: Backend>(
             Ok(next) => match next.into_iter().next() {
                 Some(record) => {
                     last = record.seq;
-                    bytes = bytes.saturating_add(record.payload.len());
+                    bytes = bytes.saturating_add(decode::record_bytes(&record));
                     records.push(record);
                 }
                 None => break,

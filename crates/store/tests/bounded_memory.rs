@@ -69,6 +69,16 @@ const UNGRADED: &str =
 /// One test, both backends in turn: the peak is the process's.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn decompression_bombs_are_read_a_bounded_page_at_a_time() {
+    // First, while the allocator holds little freed memory a peak could
+    // hide in.
+    let place = Place::sqlite();
+    large_times_within_bounds(
+        "sqlite",
+        &place,
+        &Arc::new(place.open_sqlite().await),
+        "UPDATE ledger SET at = at || hex(zeroblob(4194304)) WHERE seq BETWEEN 10 AND 70",
+    )
+    .await;
     let place = Place::sqlite();
     let store = Arc::new(place.open_sqlite().await);
     fill(&store, 0, 300).await;
@@ -113,6 +123,16 @@ async fn decompression_bombs_are_read_a_bounded_page_at_a_time() {
     within_bounds("postgres", &*store).await;
     catching_up_within_bounds("postgres", &place.open_postgres().await).await;
     following_under_the_lock_within_bounds("postgres", || place.open_postgres());
+    let Some(place) = Place::postgres().await else {
+        return;
+    };
+    large_times_within_bounds(
+        "postgres",
+        &place,
+        &Arc::new(place.open_postgres().await),
+        "UPDATE ledger SET at = at || repeat('0', 8388608) WHERE seq BETWEEN 10 AND 70",
+    )
+    .await;
 
     // One payload past what a record may hold (64 MiB), kept by TOAST in
     // a few MiB: a break at that record, read without fetching it.
@@ -172,6 +192,40 @@ async fn large_texts_within_bounds() {
         "verifying 488 MiB of large texts grew the peak by {} MiB",
         grown >> 20
     );
+}
+
+/// A ledger whose records 10 to 70 have their `at` lengthened by 8 MiB
+/// (`lengthen`), as a hostile file may: a page of whole records ends once
+/// their texts pass 64 MiB together, whichever field holds the bytes, and
+/// verifying holds such a page at a time. Counting payloads only, the row
+/// reader held all 300 records, 488 MiB of times, in one page.
+async fn large_times_within_bounds(
+    backend: &str,
+    place: &Place,
+    store: &Arc<impl Store>,
+    lengthen: &str,
+) {
+    fill(store, 0, 300).await;
+    place.raw(lengthen).await;
+    let peak = Peak::start();
+    let report = store.verify().await.unwrap();
+    let grown = peak.grown();
+    let broken = report.first_break.expect("record 10 was modified");
+    assert_eq!(
+        (report.verified, broken.seq),
+        (9, 10),
+        "{backend}: {}",
+        broken.problem
+    );
+    assert!(
+        grown < 256 << 20,
+        "{backend}: verifying 488 MiB of times grew the peak by {} MiB",
+        grown >> 20
+    );
+    // The 9 records before them and 8 of 8 MiB.
+    let first = store.records(0, 1_000).await.unwrap();
+    assert_eq!(first.len(), 17, "{backend}");
+    assert!(clearance_store::cut_for_size(&first), "{backend}");
 }
 
 /// Verifies `store` (record 5 modified, 10 to 290 bombs) and pages

@@ -101,9 +101,12 @@ pub(super) async fn ledger_page(
     })
     .await?;
     let mut query = console::ledger_page::<Driver>(filter, &DIALECT, seqs);
-    super::within_page_bytes(pool, query.build(), decode::ledger_record, |record| {
-        record.payload.len()
-    })
+    super::within_page_bytes(
+        pool,
+        query.build(),
+        decode::ledger_record,
+        decode::record_bytes,
+    )
     .await
 }
 
@@ -130,10 +133,7 @@ pub(super) async fn ungraded_recommendations(
     .bind(timestamp_text(since))
     .bind(i64::from(per_agent))
     .bind(i64::from(limit));
-    super::within_page_bytes(pool, query, decode::ledger_record, |record| {
-        record.payload.len()
-    })
-    .await
+    super::within_page_bytes(pool, query, decode::ledger_record, decode::record_bytes).await
 }
 
 pub(super) async fn evidence_since(
@@ -168,10 +168,7 @@ pub(super) async fn notification_records(
     )
     .bind(int(after))
     .bind(i64::from(limit));
-    super::within_page_bytes(pool, query, decode::ledger_record, |record| {
-        record.payload.len()
-    })
-    .await
+    super::within_page_bytes(pool, query, decode::ledger_record, decode::record_bytes).await
 }
 
 pub(super) async fn lease_cursor(

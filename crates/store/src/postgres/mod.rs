@@ -322,7 +322,7 @@ impl Postgres {
             &self.pool,
             sqlx::query(query).bind(int(after)).bind(i64::from(limit)),
             decode::ledger_record,
-            |record| record.payload.len(),
+            decode::record_bytes,
         )
         .await
     }
@@ -732,7 +732,7 @@ impl Backend for Postgres {
             .bind(&query.agent)
             .bind(i64::from(query.limit)),
             decode::ledger_record,
-            |record| record.payload.len(),
+            decode::record_bytes,
         )
         .await
     }
