@@ -98,9 +98,14 @@ FROM ledger WHERE seq > ?1 AND seq <= ?1 + ?2
 /// (an index holding every column verification reads, lying or not, could
 /// be read in the table's place). Then both readers read the table's rows
 /// by its key, and no statistics or plan can set them apart; a file whose
-/// schema was made otherwise is read by the row reader alone.
+/// schema was made otherwise is read by the row reader alone. So is a file
+/// whose text is not UTF-8: there every packed page would be read, refused
+/// ([`PackedPage::layouts`]) and read again row by row, and the UTF-8 the
+/// row gets of SQLite's UTF-16 can be half as large again as the size
+/// check counted.
 const ROWID_SCHEMA: &str = "
-SELECT (SELECT count(*) FROM pragma_table_list
+SELECT (SELECT encoding FROM pragma_encoding) = 'UTF-8'
+   AND (SELECT count(*) FROM pragma_table_list
          WHERE schema = 'main' AND name = 'ledger' AND type = 'table' AND wr = 0) = 1
    AND (SELECT count(*) FROM pragma_table_info('ledger') WHERE pk > 0) = 1
    AND (SELECT count(*) FROM pragma_table_info('ledger')
