@@ -72,6 +72,7 @@ else
   awk '/Requests\/sec/ {sum += $2} END {printf "together: %.0f requests/s\n", sum}' "$work"/wrk*.txt
 fi
 echo "RSS after load: $(rss)"
+grep -hE "WARN|ERROR" "$work"/*/server.log | cut -c1-300 | sort | uniq -c | sort -rn | head -5 || true
 for pid in "${pids[@]:0:$instances}"; do kill "$pid"; wait "$pid" 2>/dev/null || true; done
 ( cd "$work/1" && CLEARANCE_DB=$db "$bin" audit verify )
 if [ "$backend" != sqlite ]; then psql "$admin" -qc "DROP DATABASE $name WITH (FORCE)"; fi
