@@ -70,6 +70,64 @@ macro_rules! columns_for {
 }
 pub(crate) use columns_for;
 
+/// A ledger row's columns as every read of whole records selects them, in
+/// both backends (`l.` before each for a joined `ledger l`), the payload
+/// bounded ([`bounded_payload`]). PostgreSQL's TOAST keeps a long run of
+/// one byte in a few KiB, and a SQLite text payload of the first format is
+/// as long as the file makes it (up to SQLite's gigabyte): either is
+/// refused from its size before it is fetched, the decompression bomb
+/// that SQLite's frame header stops.
+macro_rules! record_columns {
+    () => {
+        concat!(
+            "seq, at, kind, ",
+            $crate::decode::bounded_payload!(payload),
+            ", prev_hash, hash"
+        )
+    };
+    (l) => {
+        concat!(
+            "l.seq, l.at, l.kind, ",
+            $crate::decode::bounded_payload!(l.payload),
+            ", l.prev_hash, l.hash"
+        )
+    };
+}
+pub(crate) use record_columns;
+
+/// `column` as `payload` when it holds at most [`crate::stored::MAX_PAYLOAD`]
+/// bytes, else NULL, which each backend's decoder reads as a break at that
+/// record: the one place SQL spells the bound. `octet_length` takes the
+/// size from the value's header (PostgreSQL) or record header (SQLite),
+/// so a larger value is never fetched.
+macro_rules! bounded_payload {
+    ($($column:ident).+) => {
+        concat!(
+            "CASE WHEN octet_length(",
+            stringify!($($column).+),
+            ") <= ",
+            $crate::decode::max_payload!(),
+            " THEN ",
+            stringify!($($column).+),
+            " END AS payload"
+        )
+    };
+}
+pub(crate) use bounded_payload;
+
+/// [`crate::stored::MAX_PAYLOAD`] as SQL text.
+macro_rules! max_payload {
+    () => {
+        "67108864"
+    };
+}
+pub(crate) use max_payload;
+
+const _: () = assert!(
+    crate::stored::MAX_PAYLOAD == 67_108_864,
+    "max_payload! spells the bound out"
+);
+
 /// The most the payloads of a page of decoded records hold together (with
 /// a record's other texts, [`record_bytes`]) before the page ends short.
 /// Records are read a page at a time, and a record may be up to 64 MiB —
@@ -348,4 +406,20 @@ pub(crate) fn recovery_day(row: &impl Columns) -> Result<RecoveryDay, StoreError
 
 fn total(value: i64) -> Result<u64, StoreError> {
     u64::try_from(value).map_err(|_| StoreError::corrupt(format!("count {value}")))
+}
+
+#[cfg(test)]
+mod sql_tests {
+    /// The bound as the SQL reads it, spelled once.
+    #[test]
+    fn record_columns_bound_the_payload() {
+        assert_eq!(
+            record_columns!(),
+            "seq, at, kind, CASE WHEN octet_length(payload) <= 67108864 THEN payload END AS payload, prev_hash, hash"
+        );
+        assert_eq!(
+            record_columns!(l),
+            "l.seq, l.at, l.kind, CASE WHEN octet_length(l.payload) <= 67108864 THEN l.payload END AS payload, l.prev_hash, l.hash"
+        );
+    }
 }

@@ -79,6 +79,15 @@ async fn decompression_bombs_are_read_a_bounded_page_at_a_time() {
         "UPDATE ledger SET at = at || hex(zeroblob(4194304)) WHERE seq BETWEEN 10 AND 70",
     )
     .await;
+    // A text payload of the first format, 256 MiB (hex() of 128 MiB).
+    let place = Place::sqlite();
+    a_payload_past_the_bound(
+        "sqlite",
+        &place,
+        &Arc::new(place.open_sqlite().await),
+        "UPDATE ledger SET payload = hex(zeroblob(134217728)) WHERE seq = 12",
+    )
+    .await;
     let place = Place::sqlite();
     let store = Arc::new(place.open_sqlite().await);
     fill(&store, 0, 300).await;
@@ -135,37 +144,55 @@ async fn decompression_bombs_are_read_a_bounded_page_at_a_time() {
     .await;
 
     // One payload past what a record may hold (64 MiB), kept by TOAST in
-    // a few MiB: a break at that record, read without fetching it.
+    // a few MiB.
     let Some(place) = Place::postgres().await else {
         return;
     };
-    let store = Arc::new(place.open_postgres().await);
-    fill(&store, 0, 20).await;
-    place
-        .raw("UPDATE ledger SET payload = repeat(' ', 256 << 20) WHERE seq = 12")
-        .await;
+    a_payload_past_the_bound(
+        "postgres",
+        &place,
+        &Arc::new(place.open_postgres().await),
+        "UPDATE ledger SET payload = repeat(' ', 256 << 20) WHERE seq = 12",
+    )
+    .await;
+}
+
+/// Record 12's payload made 256 MiB (`enlarge`), past what a record may
+/// hold: a break at that record, found from its size without fetching it,
+/// and a page of records that reaches it fails.
+async fn a_payload_past_the_bound(
+    backend: &str,
+    place: &Place,
+    store: &Arc<impl Store>,
+    enlarge: &str,
+) {
+    fill(store, 0, 20).await;
+    place.raw(enlarge).await;
     let peak = Peak::start();
     let report = store.verify().await.unwrap();
     let broken = report.first_break.expect("record 12 is past the bound");
     assert_eq!(
         (report.verified, broken.seq),
         (11, 12),
-        "{}",
+        "{backend}: {}",
         broken.problem
     );
     assert!(
         broken.problem.contains("more than the 67108864 bytes"),
-        "{}",
+        "{backend}: {}",
         broken.problem
     );
-    assert!(matches!(
-        store.records(0, 100).await,
-        Err(clearance_store::StoreError::Corrupt(_))
-    ));
+    assert!(
+        matches!(
+            store.records(0, 100).await,
+            Err(clearance_store::StoreError::Corrupt(_))
+        ),
+        "{backend}"
+    );
     let grown = peak.grown();
     assert!(
         grown < 128 << 20,
-        "a 256 MiB payload grew the peak by {} MiB",
+        "{backend}: a 256 MiB payload grew the peak by {} MiB",
         grown >> 20
     );
 }

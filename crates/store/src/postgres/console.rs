@@ -4,7 +4,7 @@ use clearance_engine::ledger::LedgerRecord;
 use jiff::Timestamp;
 use sqlx::{AssertSqlSafe, PgPool, Postgres as Driver};
 
-use super::record_columns;
+use crate::decode::record_columns;
 
 use crate::{
     StoreError,

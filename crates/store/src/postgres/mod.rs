@@ -28,7 +28,7 @@ use crate::{
     backend::{Backend, Rejected},
     codec::{digest, int, seq, timestamp_text},
     database::empty_head,
-    decode::{self, columns_for},
+    decode::{self, bounded_payload, columns_for, max_payload, record_columns},
     rows::{
         AgentRow, ApprovalState, AuditQuery, DecisionRow, EvidenceRow, ExecutionCandidate,
         KillSwitchHistoryRow, LedgerFilter, Overview, PlatformEventRow, SessionRow, StoredState,
@@ -38,60 +38,6 @@ use crate::{
 };
 
 columns_for!(sqlx::postgres::PgRow, payload_text, digest_hex);
-
-/// A ledger row's columns as every read here selects them (`l.` before each
-/// for a joined `ledger l`): the payload only when it holds at most
-/// [`stored::MAX_PAYLOAD`] bytes, else NULL, which [`payload_text`] reads
-/// as a break at that record. TOAST keeps a long run of one byte in a few
-/// KiB, so a payload's size is read from its header before the value is
-/// fetched: the decompression bomb that SQLite's frame header stops.
-macro_rules! record_columns {
-    () => {
-        concat!(
-            "seq, at, kind, ",
-            $crate::postgres::bounded_payload!(payload),
-            ", prev_hash, hash"
-        )
-    };
-    (l) => {
-        concat!(
-            "l.seq, l.at, l.kind, ",
-            $crate::postgres::bounded_payload!(l.payload),
-            ", l.prev_hash, l.hash"
-        )
-    };
-}
-pub(crate) use record_columns;
-
-/// `column` as `payload` when it holds at most [`stored::MAX_PAYLOAD`]
-/// bytes, else NULL: the one place SQL spells the bound.
-macro_rules! bounded_payload {
-    ($($column:ident).+) => {
-        concat!(
-            "CASE WHEN octet_length(",
-            stringify!($($column).+),
-            ") <= ",
-            $crate::postgres::max_payload!(),
-            " THEN ",
-            stringify!($($column).+),
-            " END AS payload"
-        )
-    };
-}
-pub(crate) use bounded_payload;
-
-/// [`stored::MAX_PAYLOAD`] as SQL text.
-macro_rules! max_payload {
-    () => {
-        "67108864"
-    };
-}
-pub(crate) use max_payload;
-
-const _: () = assert!(
-    stored::MAX_PAYLOAD == 67_108_864,
-    "max_payload! spells the bound out"
-);
 
 /// The rows `query` returns, decoded within the bytes of a page
 /// ([`decode::within_page_bytes`]), on a connection of their own. A page
@@ -796,21 +742,5 @@ impl Backend for Postgres {
             .execute(&self.pool)
             .await?;
         Ok(())
-    }
-}
-
-#[cfg(test)]
-mod sql_tests {
-    /// The bound as the SQL reads it, spelled once.
-    #[test]
-    fn record_columns_bound_the_payload() {
-        assert_eq!(
-            record_columns!(),
-            "seq, at, kind, CASE WHEN octet_length(payload) <= 67108864 THEN payload END AS payload, prev_hash, hash"
-        );
-        assert_eq!(
-            record_columns!(l),
-            "l.seq, l.at, l.kind, CASE WHEN octet_length(l.payload) <= 67108864 THEN l.payload END AS payload, l.prev_hash, l.hash"
-        );
     }
 }

@@ -4,6 +4,7 @@ use clearance_engine::ledger::LedgerRecord;
 use jiff::Timestamp;
 use sqlx::{AssertSqlSafe, Sqlite as Driver, SqlitePool};
 
+use crate::decode::record_columns;
 use crate::{
     StoreError,
     codec::{int, timestamp_text},
@@ -16,8 +17,8 @@ const DIALECT: Dialect = Dialect {
     // Format 2 rows keep the agent beside the payload (`stored`); format 1
     // rows are text.
     agent_of_payload: "COALESCE(agent, CASE WHEN typeof(payload) = 'text' THEN json_extract(payload, '$.agent') END)",
-    record_columns: "seq, at, kind, payload, prev_hash, hash",
-    joined_record_columns: "l.seq, l.at, l.kind, l.payload, l.prev_hash, l.hash",
+    record_columns: record_columns!(),
+    joined_record_columns: record_columns!(l),
 };
 
 const SESSION_COLUMNS: &str =
@@ -110,16 +111,18 @@ pub(super) async fn ungraded_recommendations(
     per_agent: u32,
     limit: u32,
 ) -> Result<Vec<LedgerRecord>, StoreError> {
-    let rows = sqlx::query(
-        "SELECT l.seq, l.at, l.kind, l.payload, l.prev_hash, l.hash FROM (
+    let rows = sqlx::query(concat!(
+        "SELECT ",
+        record_columns!(l),
+        " FROM (
              SELECT d.seq, ROW_NUMBER() OVER (PARTITION BY d.agent ORDER BY d.seq DESC) AS nth
              FROM decisions d
              WHERE d.outcome = 'recommend' AND d.at >= ?
                AND NOT EXISTS (SELECT 1 FROM evidence e WHERE e.agent = d.agent AND e.kind = 'recommendation' AND e.incident_id = d.id)
          ) w JOIN ledger l ON l.seq = w.seq
          WHERE w.nth <= ?
-         ORDER BY w.nth, w.seq DESC LIMIT ?",
-    )
+         ORDER BY w.nth, w.seq DESC LIMIT ?"
+    ))
     .bind(timestamp_text(since))
     .bind(i64::from(per_agent))
     .bind(i64::from(limit))
@@ -147,12 +150,14 @@ pub(super) async fn notification_records(
     after: u64,
     limit: u32,
 ) -> Result<Vec<LedgerRecord>, StoreError> {
-    let rows = sqlx::query(
-        "SELECT seq, at, kind, payload, prev_hash, hash FROM ledger
+    let rows = sqlx::query(concat!(
+        "SELECT ",
+        record_columns!(),
+        " FROM ledger
          WHERE seq > ?1 AND (kind IN ('phase.demoted', 'kill_switch.tripped')
                              OR seq IN (SELECT seq FROM decisions WHERE outcome = 'pending' AND seq > ?1))
-         ORDER BY seq LIMIT ?2",
-    )
+         ORDER BY seq LIMIT ?2"
+    ))
     .bind(int(after))
     .bind(i64::from(limit))
     .fetch(pool);

@@ -31,7 +31,7 @@ use crate::{
     backend::{Backend, Rejected},
     codec::{digest, int, seq, timestamp_text},
     database::empty_head,
-    decode::{self, columns_for},
+    decode::{self, bounded_payload, columns_for, record_columns},
     rows::{
         AgentRow, ApprovalState, AuditQuery, DecisionRow, EvidenceRow, ExecutionCandidate,
         KillSwitchHistoryRow, LedgerFilter, Overview, PlatformEventRow, SessionRow, StoredState,
@@ -48,8 +48,12 @@ fn is_blob(row: &SqliteRow, column: &str) -> Result<bool, StoreError> {
     Ok(sqlx::TypeInfo::name(&*sqlx::ValueRef::type_info(&value)) == "BLOB")
 }
 
-/// A payload in either storage format.
+/// A payload in either storage format; NULL, one past the bound
+/// ([`decode::record_columns`]).
 fn stored_payload(row: &SqliteRow, column: &str) -> Result<String, StoreError> {
+    if sqlx::ValueRef::is_null(&sqlx::Row::try_get_raw(row, column)?) {
+        return Err(stored::past_the_bound());
+    }
     if is_blob(row, column)? {
         stored::decode_payload(&sqlx::Row::try_get::<Vec<u8>, _>(row, column)?)
     } else {
@@ -258,9 +262,11 @@ impl Backend for Sqlite {
         limit: u32,
     ) -> Result<Vec<LedgerRecord>, StoreError> {
         decode::ledger_page(
-            sqlx::query(
-                "SELECT seq, at, kind, payload, prev_hash, hash FROM ledger WHERE seq > ? ORDER BY seq LIMIT ?",
-            )
+            sqlx::query(concat!(
+                "SELECT ",
+                record_columns!(),
+                " FROM ledger WHERE seq > ? ORDER BY seq LIMIT ?"
+            ))
             .bind(int(after))
             .bind(i64::from(limit))
             .fetch(conn),
@@ -417,15 +423,17 @@ impl Backend for Sqlite {
         to: Timestamp,
         limit: u32,
     ) -> Result<Vec<ExecutionCandidate>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT d.id, d.seq, d.agent, d.action, d.outcome, d.impact, d.execution, d.blocked, d.at, d.reported, l.payload,
+        let rows = sqlx::query(concat!(
+            "SELECT d.id, d.seq, d.agent, d.action, d.outcome, d.impact, d.execution, d.blocked, d.at, d.reported, ",
+            bounded_payload!(l.payload),
+            ",
                     CASE WHEN p.event_key IS NULL THEN 0 ELSE 1 END AS matched
              FROM decisions d
              JOIN ledger l ON l.seq = d.seq
              LEFT JOIN platform_events p ON p.decision_id = d.id
              WHERE d.agent = ? AND d.execution = 1 AND d.at >= ? AND d.at <= ?
-             ORDER BY d.at LIMIT ?",
-        )
+             ORDER BY d.at LIMIT ?"
+        ))
         .bind(agent)
         .bind(timestamp_text(from))
         .bind(timestamp_text(to))
@@ -548,9 +556,9 @@ impl Backend for Sqlite {
     async fn audit(&self, query: &AuditQuery) -> Result<Vec<LedgerRecord>, StoreError> {
         decode::ledger_page(
             sqlx::query(
-                "SELECT seq, at, kind, payload, prev_hash, hash FROM ledger
+                concat!("SELECT ", record_columns!(), " FROM ledger
                  WHERE seq > ? AND (? IS NULL OR kind = ?) AND (? IS NULL OR COALESCE(agent, CASE WHEN typeof(payload) = 'text' THEN json_extract(payload, '$.agent') END) = ?)
-                 ORDER BY seq LIMIT ?",
+                 ORDER BY seq LIMIT ?"),
             )
             .bind(int(query.after))
             .bind(&query.kind)
@@ -565,9 +573,11 @@ impl Backend for Sqlite {
 
     async fn page(&self, after: u64, limit: u32) -> Result<Vec<LedgerRecord>, StoreError> {
         decode::ledger_page(
-            sqlx::query(
-                "SELECT seq, at, kind, payload, prev_hash, hash FROM ledger WHERE seq > ? ORDER BY seq LIMIT ?",
-            )
+            sqlx::query(concat!(
+                "SELECT ",
+                record_columns!(),
+                " FROM ledger WHERE seq > ? ORDER BY seq LIMIT ?"
+            ))
             .bind(int(after))
             .bind(i64::from(limit))
             .fetch(&self.pool),
