@@ -4,12 +4,11 @@ use clearance_engine::ledger::LedgerRecord;
 use jiff::Timestamp;
 use sqlx::{AssertSqlSafe, Sqlite as Driver, SqlitePool};
 
-use crate::decode::record_columns;
 use crate::{
     StoreError,
     codec::{int, timestamp_text},
     console::{self, Dialect, day_of},
-    decode,
+    decode::{self, record_columns},
     rows::{EvidenceRow, LedgerFilter, Overview, SessionRow},
 };
 
