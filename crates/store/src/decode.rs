@@ -153,17 +153,17 @@ pub(crate) fn record_bytes(record: &LedgerRecord) -> usize {
         .saturating_add(record.kind.len())
 }
 
-/// Whether the payloads of `items` (`payload_len` of each) reach
-/// [`PAGE_BYTES`] together: where [`within_page_bytes`] stops.
-pub(crate) fn reached_page_bytes<T>(items: &[T], payload_len: impl Fn(&T) -> usize) -> bool {
-    payload_bytes(items, payload_len) >= PAGE_BYTES
+/// Whether `items` (`bytes_of` each) reach [`PAGE_BYTES`] together: where
+/// [`within_page_bytes`] stops.
+pub(crate) fn reached_page_bytes<T>(items: &[T], bytes_of: impl Fn(&T) -> usize) -> bool {
+    page_bytes(items, bytes_of) >= PAGE_BYTES
 }
 
-/// What the payloads of `items` (`payload_len` of each) hold together.
-pub(crate) fn payload_bytes<T>(items: &[T], payload_len: impl Fn(&T) -> usize) -> usize {
+/// What `items` (`bytes_of` each) hold together.
+pub(crate) fn page_bytes<T>(items: &[T], bytes_of: impl Fn(&T) -> usize) -> usize {
     items
         .iter()
-        .map(payload_len)
+        .map(bytes_of)
         .fold(0_usize, usize::saturating_add)
 }
 
@@ -178,11 +178,11 @@ pub(crate) async fn ledger_page<R: Columns>(
 }
 
 /// [`ledger_page`] for any rows holding a payload: each decoded by
-/// `decode`, `payload_len` of each counted against [`PAGE_BYTES`].
+/// `decode`, `bytes_of` each counted against [`PAGE_BYTES`].
 pub(crate) async fn within_page_bytes<R, T>(
     rows: impl futures::Stream<Item = Result<R, sqlx::Error>>,
     decode: impl Fn(&R) -> Result<T, StoreError>,
-    payload_len: impl Fn(&T) -> usize,
+    bytes_of: impl Fn(&T) -> usize,
 ) -> Result<Vec<T>, StoreError> {
     use futures::TryStreamExt as _;
     let mut rows = std::pin::pin!(rows);
@@ -191,7 +191,7 @@ pub(crate) async fn within_page_bytes<R, T>(
         && let Some(row) = rows.try_next().await?
     {
         let item = decode(&row)?;
-        bytes = bytes.saturating_add(payload_len(&item));
+        bytes = bytes.saturating_add(bytes_of(&item));
         decoded.push(item);
     }
     Ok(decoded)

@@ -54,7 +54,7 @@ impl VerifyPage for Vec<LedgerRecord> {
     }
 
     fn bytes(&self) -> usize {
-        decode::payload_bytes(self, decode::record_bytes)
+        decode::page_bytes(self, decode::record_bytes)
     }
 
     fn digests(self) -> Option<Vec<RecordDigests>> {
@@ -180,7 +180,7 @@ impl Gates {
 const MEMORY: usize = READ_AT_ONCE * READ_COST + PAGE_BYTES;
 
 /// What a page is granted before it is read, the most a read can take: a
-/// page ends once its payloads pass [`PAGE_BYTES`], so the record that
+/// page ends once its texts pass [`PAGE_BYTES`], so the record that
 /// passes it can take it to twice that (and a SQLite page concatenated
 /// in the database is copied once into its row). Once read, a page keeps
 /// only what it holds ([`VerifyPage::bytes`]), until it has been hashed.

@@ -157,6 +157,20 @@ async fn decompression_bombs_are_read_a_bounded_page_at_a_time() {
     .await;
 }
 
+/// Verifies `store`, which must break at record `seq` with every record
+/// before it verified: the break's problem.
+async fn verify_breaks_at(backend: &str, store: &impl Store, seq: u64) -> String {
+    let report = store.verify().await.unwrap();
+    let broken = report.first_break.expect("the chain breaks");
+    assert_eq!(
+        (report.verified, broken.seq),
+        (seq - 1, seq),
+        "{backend}: {}",
+        broken.problem
+    );
+    broken.problem
+}
+
 /// Record 12's payload made 256 MiB (`enlarge`), past what a record may
 /// hold: a break at that record, found from its size without fetching it,
 /// and a page of records that reaches it fails.
@@ -169,18 +183,10 @@ async fn a_payload_past_the_bound(
     fill(store, 0, 20).await;
     place.raw(enlarge).await;
     let peak = Peak::start();
-    let report = store.verify().await.unwrap();
-    let broken = report.first_break.expect("record 12 is past the bound");
-    assert_eq!(
-        (report.verified, broken.seq),
-        (11, 12),
-        "{backend}: {}",
-        broken.problem
-    );
+    let problem = verify_breaks_at(backend, &**store, 12).await;
     assert!(
-        broken.problem.contains("more than the 67108864 bytes"),
-        "{backend}: {}",
-        broken.problem
+        problem.contains("more than the 67108864 bytes"),
+        "{backend}: {problem}"
     );
     assert!(
         matches!(
@@ -210,10 +216,8 @@ async fn large_texts_within_bounds() {
         .raw("UPDATE ledger SET payload = hex(zeroblob(4194304)) WHERE seq BETWEEN 10 AND 70")
         .await;
     let peak = Peak::start();
-    let report = store.verify().await.unwrap();
+    verify_breaks_at("sqlite", &*store, 10).await;
     let grown = peak.grown();
-    let broken = report.first_break.expect("record 10 was modified");
-    assert_eq!((report.verified, broken.seq), (9, 10), "{}", broken.problem);
     assert!(
         grown < 256 << 20,
         "verifying 488 MiB of large texts grew the peak by {} MiB",
@@ -235,15 +239,8 @@ async fn large_times_within_bounds(
     fill(store, 0, 300).await;
     place.raw(lengthen).await;
     let peak = Peak::start();
-    let report = store.verify().await.unwrap();
+    verify_breaks_at(backend, &**store, 10).await;
     let grown = peak.grown();
-    let broken = report.first_break.expect("record 10 was modified");
-    assert_eq!(
-        (report.verified, broken.seq),
-        (9, 10),
-        "{backend}: {}",
-        broken.problem
-    );
     assert!(
         grown < 256 << 20,
         "{backend}: verifying 488 MiB of times grew the peak by {} MiB",
@@ -259,15 +256,8 @@ async fn large_times_within_bounds(
 /// through it, each within 512 MiB more than before.
 async fn within_bounds(backend: &str, store: &impl Store) {
     let peak = Peak::start();
-    let report = store.verify().await.unwrap();
+    verify_breaks_at(backend, store, 5).await;
     let grown = peak.grown();
-    let broken = report.first_break.expect("record 5 was modified");
-    assert_eq!(
-        (report.verified, broken.seq),
-        (4, 5),
-        "{backend}: {}",
-        broken.problem
-    );
     assert!(
         grown < 512 << 20,
         "{backend}: verifying grew the peak by {} MiB; 281 bombs are {} MiB",

@@ -49,14 +49,14 @@ pub(super) async fn within_page_bytes<T>(
     pool: &PgPool,
     query: sqlx::query::Query<'_, sqlx::Postgres, sqlx::postgres::PgArguments>,
     decode: impl Fn(&sqlx::postgres::PgRow) -> Result<T, StoreError>,
-    payload_len: impl Fn(&T) -> usize,
+    bytes_of: impl Fn(&T) -> usize,
 ) -> Result<Vec<T>, StoreError> {
     use sqlx::Executor as _;
     let mut conn = pool.acquire().await?;
-    let read = decode::within_page_bytes(conn.fetch(query), decode, &payload_len).await;
+    let read = decode::within_page_bytes(conn.fetch(query), decode, &bytes_of).await;
     let whole = read
         .as_ref()
-        .is_ok_and(|items| !decode::reached_page_bytes(items, &payload_len));
+        .is_ok_and(|items| !decode::reached_page_bytes(items, &bytes_of));
     if !whole {
         conn.close_on_drop();
     }

@@ -44,17 +44,21 @@ columns_for!(sqlx::sqlite::SqliteRow, stored_payload, stored_digest);
 
 /// Whether a row's value is a BLOB: storage format 2 (`stored`).
 fn is_blob(row: &SqliteRow, column: &str) -> Result<bool, StoreError> {
-    let value = sqlx::Row::try_get_raw(row, column)?;
-    Ok(sqlx::TypeInfo::name(&*sqlx::ValueRef::type_info(&value)) == "BLOB")
+    Ok(is_blob_value(&sqlx::Row::try_get_raw(row, column)?))
+}
+
+fn is_blob_value(value: &sqlx::sqlite::SqliteValueRef<'_>) -> bool {
+    sqlx::TypeInfo::name(&*sqlx::ValueRef::type_info(value)) == "BLOB"
 }
 
 /// A payload in either storage format; NULL, one past the bound
 /// ([`decode::record_columns`]).
 fn stored_payload(row: &SqliteRow, column: &str) -> Result<String, StoreError> {
-    if sqlx::ValueRef::is_null(&sqlx::Row::try_get_raw(row, column)?) {
+    let value = sqlx::Row::try_get_raw(row, column)?;
+    if sqlx::ValueRef::is_null(&value) {
         return Err(stored::past_the_bound());
     }
-    if is_blob(row, column)? {
+    if is_blob_value(&value) {
         stored::decode_payload(&sqlx::Row::try_get::<Vec<u8>, _>(row, column)?)
     } else {
         let text: String = sqlx::Row::try_get(row, column)?;
@@ -555,11 +559,13 @@ impl Backend for Sqlite {
 
     async fn audit(&self, query: &AuditQuery) -> Result<Vec<LedgerRecord>, StoreError> {
         decode::ledger_page(
-            sqlx::query(
-                concat!("SELECT ", record_columns!(), " FROM ledger
+            sqlx::query(concat!(
+                "SELECT ",
+                record_columns!(),
+                " FROM ledger
                  WHERE seq > ? AND (? IS NULL OR kind = ?) AND (? IS NULL OR COALESCE(agent, CASE WHEN typeof(payload) = 'text' THEN json_extract(payload, '$.agent') END) = ?)
-                 ORDER BY seq LIMIT ?"),
-            )
+                 ORDER BY seq LIMIT ?"
+            ))
             .bind(int(query.after))
             .bind(&query.kind)
             .bind(&query.kind)
