@@ -71,46 +71,65 @@ macro_rules! columns_for {
 pub(crate) use columns_for;
 
 /// A ledger row's columns as every read of whole records selects them, in
-/// both backends (`l.` before each for a joined `ledger l`), the payload
-/// bounded ([`bounded_payload`]). PostgreSQL's TOAST keeps a long run of
-/// one byte in a few KiB, and a SQLite text payload of the first format is
-/// as long as the file makes it (up to SQLite's gigabyte): either is
-/// refused from its size before it is fetched, the decompression bomb
-/// that SQLite's frame header stops.
+/// both backends (`l.` before each for a joined `ledger l`), each text
+/// bounded ([`bounded`]). PostgreSQL's TOAST keeps a long run of one byte
+/// in a few KiB, and a SQLite text of the first format is as long as the
+/// file makes it (up to SQLite's gigabyte): a value past its bound is
+/// refused from its size before it is fetched, the decompression bomb that
+/// SQLite's frame header stops. A time and a kind are a few dozen bytes
+/// and a hash 32 (64 as hex), so those are bounded far below a payload.
 macro_rules! record_columns {
     () => {
-        concat!(
-            "seq, at, kind, ",
-            $crate::decode::bounded_payload!(payload),
-            ", prev_hash, hash"
-        )
+        $crate::decode::record_columns!("")
     };
     (l) => {
+        $crate::decode::record_columns!("l.")
+    };
+    ($table:literal) => {
         concat!(
-            "l.seq, l.at, l.kind, ",
-            $crate::decode::bounded_payload!(l.payload),
-            ", l.prev_hash, l.hash"
+            $table,
+            "seq, ",
+            $crate::decode::bounded!($table, "at", $crate::decode::max_field!()),
+            ", ",
+            $crate::decode::bounded!($table, "kind", $crate::decode::max_field!()),
+            ", ",
+            $crate::decode::bounded_payload!($table),
+            ", ",
+            $crate::decode::bounded!($table, "prev_hash", $crate::decode::max_hash!()),
+            ", ",
+            $crate::decode::bounded!($table, "hash", $crate::decode::max_hash!())
         )
     };
 }
 pub(crate) use record_columns;
 
-/// `column` as `payload` when it holds at most [`crate::stored::MAX_PAYLOAD`]
-/// bytes, else NULL, which each backend's decoder reads as a break at that
-/// record: the one place SQL spells the bound. `octet_length` takes the
-/// size from the value's header (PostgreSQL) or record header (SQLite),
-/// so a larger value is never fetched.
-macro_rules! bounded_payload {
-    ($($column:ident).+) => {
+/// `column` of `table` (`""` or `"l."`) as itself when it holds at most
+/// `bound` bytes, else NULL, which each decoder reads as a break at that
+/// record: the one place SQL spells a bound. `octet_length` takes the size
+/// from the value's header (PostgreSQL) or record header (SQLite), so a
+/// larger value is never fetched.
+macro_rules! bounded {
+    ($table:literal, $column:literal, $($bound:tt)+) => {
         concat!(
             "CASE WHEN octet_length(",
-            stringify!($($column).+),
+            $table,
+            $column,
             ") <= ",
-            $crate::decode::max_payload!(),
+            $($bound)+,
             " THEN ",
-            stringify!($($column).+),
-            " END AS payload"
+            $table,
+            $column,
+            " END AS ",
+            $column
         )
+    };
+}
+pub(crate) use bounded;
+
+/// A ledger row's payload, bounded by [`crate::stored::MAX_PAYLOAD`].
+macro_rules! bounded_payload {
+    ($table:literal) => {
+        $crate::decode::bounded!($table, "payload", $crate::decode::max_payload!())
     };
 }
 pub(crate) use bounded_payload;
@@ -123,9 +142,27 @@ macro_rules! max_payload {
 }
 pub(crate) use max_payload;
 
+/// [`crate::stored::MAX_FIELD`] as SQL text.
+macro_rules! max_field {
+    () => {
+        "4096"
+    };
+}
+pub(crate) use max_field;
+
+/// [`crate::stored::MAX_HASH`] as SQL text.
+macro_rules! max_hash {
+    () => {
+        "64"
+    };
+}
+pub(crate) use max_hash;
+
 const _: () = assert!(
-    crate::stored::MAX_PAYLOAD == 67_108_864,
-    "max_payload! spells the bound out"
+    crate::stored::MAX_PAYLOAD == 67_108_864
+        && crate::stored::MAX_FIELD == 4_096
+        && crate::stored::MAX_HASH == 64,
+    "max_payload!, max_field! and max_hash! spell the bounds out"
 );
 
 /// The most the payloads of a page of decoded records hold together (with
@@ -200,12 +237,19 @@ pub(crate) async fn within_page_bytes<R, T>(
 pub(crate) fn ledger_record(row: &impl Columns) -> Result<LedgerRecord, StoreError> {
     Ok(LedgerRecord {
         seq: seq(row.int("seq")?)?,
-        at: row.text("at")?,
-        kind: row.text("kind")?,
+        at: bounded_text(row, "at")?,
+        kind: bounded_text(row, "kind")?,
         payload: row.payload("payload")?,
         prev_hash: row.digest("prev_hash")?,
         hash: row.digest("hash")?,
     })
+}
+
+/// A record's `at` or `kind`, which [`record_columns`] reads as NULL past
+/// [`crate::stored::MAX_FIELD`].
+fn bounded_text(row: &impl Columns, column: &str) -> Result<String, StoreError> {
+    row.optional_text(column)?
+        .ok_or_else(|| crate::stored::field_past_the_bound(column, crate::stored::MAX_FIELD))
 }
 
 pub(crate) fn agent(row: &impl Columns) -> Result<AgentRow, StoreError> {
@@ -410,16 +454,20 @@ fn total(value: i64) -> Result<u64, StoreError> {
 
 #[cfg(test)]
 mod sql_tests {
-    /// The bound as the SQL reads it, spelled once.
+    /// The bounds as the SQL reads them, spelled once.
     #[test]
-    fn record_columns_bound_the_payload() {
-        assert_eq!(
-            record_columns!(),
-            "seq, at, kind, CASE WHEN octet_length(payload) <= 67108864 THEN payload END AS payload, prev_hash, hash"
-        );
-        assert_eq!(
-            record_columns!(l),
-            "l.seq, l.at, l.kind, CASE WHEN octet_length(l.payload) <= 67108864 THEN l.payload END AS payload, l.prev_hash, l.hash"
-        );
+    fn record_columns_bound_every_text() {
+        let bounded = |table: &str| {
+            format!(
+                "{table}seq, \
+                 CASE WHEN octet_length({table}at) <= 4096 THEN {table}at END AS at, \
+                 CASE WHEN octet_length({table}kind) <= 4096 THEN {table}kind END AS kind, \
+                 CASE WHEN octet_length({table}payload) <= 67108864 THEN {table}payload END AS payload, \
+                 CASE WHEN octet_length({table}prev_hash) <= 64 THEN {table}prev_hash END AS prev_hash, \
+                 CASE WHEN octet_length({table}hash) <= 64 THEN {table}hash END AS hash"
+            )
+        };
+        assert_eq!(record_columns!(), bounded(""));
+        assert_eq!(record_columns!(l), bounded("l."));
     }
 }

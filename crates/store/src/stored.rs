@@ -39,6 +39,13 @@ const LEVEL: i32 = 3;
 /// never an allocation.
 pub(crate) const MAX_PAYLOAD: u64 = 64 << 20;
 
+/// The most a record's `at` or `kind` may hold: a time is 27 bytes and a
+/// kind a few dozen, so more is a corrupt row, never an allocation.
+pub(crate) const MAX_FIELD: u64 = 4096;
+
+/// The most a stored hash may hold: 32 bytes, or 64 hex digits.
+pub(crate) const MAX_HASH: u64 = 64;
+
 fn encoder_dictionary() -> &'static EncoderDictionary<'static> {
     static DICTIONARY_FOR_ENCODING: OnceLock<EncoderDictionary<'static>> = OnceLock::new();
     DICTIONARY_FOR_ENCODING.get_or_init(|| EncoderDictionary::copy(DICTIONARY, LEVEL))
@@ -119,6 +126,14 @@ pub(crate) fn decode_payload_in<'b>(
 pub(crate) fn past_the_bound() -> StoreError {
     StoreError::corrupt(format!(
         "a stored payload holds more than the {MAX_PAYLOAD} bytes a record may have"
+    ))
+}
+
+/// A record's `column` read as NULL: missing, or past `bound` and so not
+/// fetched (`record_columns!`).
+pub(crate) fn field_past_the_bound(column: &str, bound: u64) -> StoreError {
+    StoreError::corrupt(format!(
+        "a stored record's `{column}` is missing or holds more than the {bound} bytes it may"
     ))
 }
 

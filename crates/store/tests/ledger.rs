@@ -413,6 +413,28 @@ async fn a_payload_past_the_record_bound_is_refused_and_not_written<S, F, Fut>(
 }
 on_both!(a_payload_past_the_record_bound_is_refused_and_not_written);
 
+/// The head's hash is read bounded, as every stored hash is: a ledger whose
+/// last record holds a longer one takes no writes, and says why.
+async fn a_head_hash_past_its_bound_takes_no_writes<S, F, Fut>(place: &Place, open: F)
+where
+    S: Store,
+    F: Fn() -> Fut,
+    Fut: Future<Output = S>,
+{
+    let store = Arc::new(open().await);
+    fill(&store, 0, 3).await;
+    place
+        .raw("UPDATE ledger SET hash = hash || hash || hash WHERE seq = 3")
+        .await;
+    let refused = store.append(execution(3)).await.unwrap_err();
+    assert!(
+        matches!(&refused, StoreError::Corrupt(why)
+            if why.contains("`hash` is missing or holds more than the 64 bytes")),
+        "{refused:?}"
+    );
+}
+on_both!(a_head_hash_past_its_bound_takes_no_writes);
+
 /// Two writers on a PostgreSQL server whose default isolation is
 /// REPEATABLE READ: each batch still reads the head after the lock's wait
 /// (its transaction is READ COMMITTED whatever the default), so neither

@@ -8,8 +8,9 @@ use crate::{
     StoreError,
     codec::{int, timestamp_text},
     console::{self, Dialect, day_of},
-    decode::{self, record_columns},
+    decode::{self, bounded, max_field, record_columns},
     rows::{EvidenceRow, LedgerFilter, Overview, SessionRow},
+    stored,
 };
 
 const DIALECT: Dialect = Dialect {
@@ -91,11 +92,16 @@ pub(super) async fn ledger_page(
         .fetch_one(pool)
         .await?;
     let seqs = console::seq_window(filter, crate::codec::seq(head)?, async |seq| {
-        let at: Option<(String,)> = sqlx::query_as("SELECT at FROM ledger WHERE seq = $1")
-            .bind(int(seq))
-            .fetch_optional(pool)
-            .await?;
-        Ok(at.map(|(at,)| at))
+        let at: Option<(Option<String>,)> = sqlx::query_as(concat!(
+            "SELECT ",
+            bounded!("", "at", max_field!()),
+            " FROM ledger WHERE seq = $1"
+        ))
+        .bind(int(seq))
+        .fetch_optional(pool)
+        .await?;
+        at.map(|(at,)| at.ok_or_else(|| stored::field_past_the_bound("at", stored::MAX_FIELD)))
+            .transpose()
     })
     .await?;
     let mut query = console::ledger_page::<Driver>(filter, &DIALECT, seqs);

@@ -28,7 +28,7 @@ use crate::{
     backend::{Backend, Rejected},
     codec::{digest, int, seq, timestamp_text},
     database::empty_head,
-    decode::{self, bounded_payload, columns_for, max_payload, record_columns},
+    decode::{self, bounded, bounded_payload, columns_for, max_hash, max_payload, record_columns},
     rows::{
         AgentRow, ApprovalState, AuditQuery, DecisionRow, EvidenceRow, ExecutionCandidate,
         KillSwitchHistoryRow, LedgerFilter, Overview, PlatformEventRow, SessionRow, StoredState,
@@ -83,7 +83,13 @@ pub(super) fn agents_of(records: &[LedgerRecord]) -> Vec<Option<String>> {
 
 /// PostgreSQL keeps hashes as hex.
 fn digest_hex(row: &sqlx::postgres::PgRow, column: &str) -> Result<Digest32, StoreError> {
-    digest(&sqlx::Row::try_get::<String, _>(row, column)?)
+    bounded_digest(sqlx::Row::try_get(row, column)?, column)
+}
+
+/// A hash `column` read bounded (`record_columns!`): NULL is one past the
+/// bound.
+fn bounded_digest(hex: Option<String>, column: &str) -> Result<Digest32, StoreError> {
+    digest(&hex.ok_or_else(|| stored::field_past_the_bound(column, stored::MAX_HASH))?)
 }
 
 /// The shared store.
@@ -306,7 +312,8 @@ impl Backend for Postgres {
             "BEGIN ISOLATION LEVEL READ COMMITTED; SELECT pg_advisory_xact_lock({LEDGER_LOCK});
              SELECT h.seq, h.hash,
                     (SELECT COALESCE(MAX(tripped_seq), 0)::BIGINT FROM kill_switches WHERE reset_at IS NULL) AS trip
-             FROM (SELECT 1) one LEFT JOIN (SELECT seq, hash FROM ledger ORDER BY seq DESC LIMIT 1) h ON TRUE"
+             FROM (SELECT 1) one LEFT JOIN (SELECT seq, {hash} FROM ledger ORDER BY seq DESC LIMIT 1) h ON TRUE",
+            hash = bounded!("", "hash", max_hash!()),
         )))
         .fetch_all(&mut *conn)
         .await?;
@@ -316,9 +323,9 @@ impl Backend for Postgres {
         let n: Option<i64> = row.try_get("seq")?;
         let hash: Option<String> = row.try_get("hash")?;
         let trip: i64 = row.try_get("trip")?;
-        let (seq_, hash) = match (n, hash) {
-            (Some(n), Some(hash)) => (seq(n)?, digest(&hash)?),
-            _ => empty_head(),
+        let (seq_, hash) = match n {
+            Some(n) => (seq(n)?, bounded_digest(hash, "hash")?),
+            None => empty_head(),
         };
         Ok((seq_, hash, seq(trip)?))
     }
@@ -349,13 +356,16 @@ impl Backend for Postgres {
     }
 
     async fn head(conn: &mut PgConnection) -> Result<(u64, Digest32), StoreError> {
-        let row: Option<(i64, String)> =
-            sqlx::query_as("SELECT seq, hash FROM ledger ORDER BY seq DESC LIMIT 1")
-                .fetch_optional(conn)
-                .await?;
+        let row: Option<(i64, Option<String>)> = sqlx::query_as(concat!(
+            "SELECT seq, ",
+            bounded!("", "hash", max_hash!()),
+            " FROM ledger ORDER BY seq DESC LIMIT 1"
+        ))
+        .fetch_optional(conn)
+        .await?;
         match row {
             None => Ok(empty_head()),
-            Some((n, hash)) => Ok((seq(n)?, digest(&hash)?)),
+            Some((n, hash)) => Ok((seq(n)?, bounded_digest(hash, "hash")?)),
         }
     }
 
@@ -531,7 +541,7 @@ impl Backend for Postgres {
     ) -> Result<Vec<ExecutionCandidate>, StoreError> {
         let query = sqlx::query(concat!(
             "SELECT d.id, d.seq, d.agent, d.action, d.outcome, d.impact, d.execution, d.blocked, d.at, d.reported, ",
-            bounded_payload!(l.payload),
+            bounded_payload!("l."),
             ",
                     CAST(CASE WHEN p.event_key IS NULL THEN 0 ELSE 1 END AS BIGINT) AS matched
              FROM decisions d

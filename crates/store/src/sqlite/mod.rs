@@ -31,7 +31,7 @@ use crate::{
     backend::{Backend, Rejected},
     codec::{digest, int, seq, timestamp_text},
     database::empty_head,
-    decode::{self, bounded_payload, columns_for, record_columns},
+    decode::{self, bounded, bounded_payload, columns_for, max_hash, record_columns},
     rows::{
         AgentRow, ApprovalState, AuditQuery, DecisionRow, EvidenceRow, ExecutionCandidate,
         KillSwitchHistoryRow, LedgerFilter, Overview, PlatformEventRow, SessionRow, StoredState,
@@ -43,10 +43,6 @@ use crate::{
 columns_for!(sqlx::sqlite::SqliteRow, stored_payload, stored_digest);
 
 /// Whether a row's value is a BLOB: storage format 2 (`stored`).
-fn is_blob(row: &SqliteRow, column: &str) -> Result<bool, StoreError> {
-    Ok(is_blob_value(&sqlx::Row::try_get_raw(row, column)?))
-}
-
 fn is_blob_value(value: &sqlx::sqlite::SqliteValueRef<'_>) -> bool {
     sqlx::TypeInfo::name(&*sqlx::ValueRef::type_info(value)) == "BLOB"
 }
@@ -69,9 +65,13 @@ fn stored_payload(row: &SqliteRow, column: &str) -> Result<String, StoreError> {
     }
 }
 
-/// A hash in either storage format.
+/// A hash in either storage format; NULL, one past the bound.
 fn stored_digest(row: &SqliteRow, column: &str) -> Result<Digest32, StoreError> {
-    if is_blob(row, column)? {
+    let value = sqlx::Row::try_get_raw(row, column)?;
+    if sqlx::ValueRef::is_null(&value) {
+        return Err(stored::field_past_the_bound(column, stored::MAX_HASH));
+    }
+    if is_blob_value(&value) {
         stored::decode_digest(&sqlx::Row::try_get::<Vec<u8>, _>(row, column)?)
     } else {
         digest(&sqlx::Row::try_get::<String, _>(row, column)?)
@@ -248,9 +248,13 @@ impl Backend for Sqlite {
     }
 
     async fn head(conn: &mut SqliteConnection) -> Result<(u64, Digest32), StoreError> {
-        let row = sqlx::query("SELECT seq, hash FROM ledger ORDER BY seq DESC LIMIT 1")
-            .fetch_optional(conn)
-            .await?;
+        let row = sqlx::query(concat!(
+            "SELECT seq, ",
+            bounded!("", "hash", max_hash!()),
+            " FROM ledger ORDER BY seq DESC LIMIT 1"
+        ))
+        .fetch_optional(conn)
+        .await?;
         match row {
             None => Ok(empty_head()),
             Some(row) => Ok((
@@ -429,7 +433,7 @@ impl Backend for Sqlite {
     ) -> Result<Vec<ExecutionCandidate>, StoreError> {
         let rows = sqlx::query(concat!(
             "SELECT d.id, d.seq, d.agent, d.action, d.outcome, d.impact, d.execution, d.blocked, d.at, d.reported, ",
-            bounded_payload!(l.payload),
+            bounded_payload!("l."),
             ",
                     CASE WHEN p.event_key IS NULL THEN 0 ELSE 1 END AS matched
              FROM decisions d

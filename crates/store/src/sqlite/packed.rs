@@ -18,7 +18,7 @@ use sqlx::{Row, SqlitePool, sqlite::SqliteRow};
 use crate::{
     StoreError,
     codec::int,
-    decode::PAGE_BYTES,
+    decode::{PAGE_BYTES, max_field},
     stored,
     verify::{VerifyPage, until_modified},
 };
@@ -37,7 +37,8 @@ pub struct PackedPage {
 ///   concatenated texts the bytes the row reader gets (in UTF-16, SQLite
 ///   converts them and counts their lengths in UTF-16);
 /// - `plain`: how many records have a `seq` that is the row's own key,
-///   text `at` and `kind`, a text or blob payload, and hashes of the two
+///   text `at` and `kind` within their bound ([`stored::MAX_FIELD`]: the
+///   row reader refuses a longer one), a text or blob payload, and hashes of the two
 ///   forms the row reader takes (32 bytes, or 64 characters of text);
 ///   every record, or the page is left to it;
 /// - `seqs`: the records' numbers, space-separated;
@@ -68,10 +69,16 @@ pub struct PackedPage {
 /// peak); a hostile file can make `at`, `kind` or a hash as large. Their
 /// sizes come from each record's header (`octet_length` reads no value),
 /// before any is read.
-const QUERY: &str = "
+const QUERY: &str = concat!(
+    "
 SELECT count(*) AS count, max(seq) AS last,
        (SELECT encoding FROM pragma_encoding) AS encoding,
        sum(+seq = +rowid AND +at >= '' AND +at < x'' AND +kind >= '' AND +kind < x''
+           AND octet_length(at) <= ",
+    max_field!(),
+    " AND octet_length(kind) <= ",
+    max_field!(),
+    "
            AND +payload >= ''
            AND iif(+prev_hash >= x'', octet_length(prev_hash) = 32,
                    +prev_hash >= '' AND octet_length(prev_hash) = 64)
@@ -89,7 +96,8 @@ FROM ledger WHERE seq > ?1 AND seq <= ?1 + ?2
   AND (SELECT coalesce(sum(coalesce(octet_length(payload), 0) + coalesce(octet_length(at), 0)
                            + coalesce(octet_length(kind), 0) + coalesce(octet_length(prev_hash), 0)
                            + coalesce(octet_length(hash), 0)), 0)
-       FROM ledger WHERE seq > ?1 AND seq <= ?1 + ?2) <= ?3";
+       FROM ledger WHERE seq > ?1 AND seq <= ?1 + ?2) <= ?3"
+);
 
 /// Whether the ledger is read from its own table, keyed by `seq`: a rowid
 /// table whose one-column primary key is `seq`, declared `INTEGER`, with no
