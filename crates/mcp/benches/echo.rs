@@ -2,8 +2,10 @@
 //! (a read the agent's scope allows) through the gateway and directly, in
 //! the same run, interleaved; the ledger's durable write of a decision
 //! measured alone beside them — once with rmcp's default client transport
-//! (a new connection per call) and once with pooled connections; then 32
-//! concurrent clients, through the gateway and directly.
+//! (a new connection per call) and once with pooled connections; the floor
+//! of the hop the gateway adds (an rmcp server in this process answering
+//! `echo` itself); then 32 concurrent clients, through the gateway and
+//! directly.
 //!
 //!     cargo bench -p clearance-mcp --bench echo
 //!
@@ -32,11 +34,18 @@ use clearance_mcp::McpGateway;
 use clearance_service::Gateway;
 use clearance_store::{SqliteStore, Store as _};
 use rmcp::{
-    RoleClient, ServiceExt as _,
-    model::{CallToolRequestParams, ClientConfig},
-    service::RunningService,
+    ErrorData, RoleClient, RoleServer, ServerHandler, ServiceExt as _,
+    model::{
+        CallToolRequestParams, CallToolResponse, CallToolResult, ClientConfig, ContentBlock,
+        Implementation, ServerCapabilities, ServerConfig,
+    },
+    service::{RequestContext, RunningService},
     transport::{
-        StreamableHttpClientTransport, streamable_http_client::StreamableHttpClientTransportConfig,
+        StreamableHttpClientTransport,
+        streamable_http_client::StreamableHttpClientTransportConfig,
+        streamable_http_server::{
+            StreamableHttpServerConfig, StreamableHttpService, session::local::LocalSessionManager,
+        },
     },
 };
 
@@ -80,6 +89,7 @@ async fn run() {
     for pooling in [Pooling::PerCall, Pooling::Pooled] {
         one_client(&gateway, &direct_url, &gateway_url, &token, pooling).await;
     }
+    bare_hop(&gateway_url, &token).await;
 
     let direct_rate = load(&direct_url, None).await;
     let gateway_rate = load(&gateway_url, Some(&token)).await;
@@ -240,6 +250,92 @@ async fn one_client(
 
     let _ = direct.cancel().await;
     let _ = governed.cancel().await;
+}
+
+/// The floor of the gateway's extra hop: the same client calling an rmcp
+/// server in this process that answers `echo` itself — rmcp's
+/// streamable-HTTP server and client with nothing of clearance's between
+/// them — served as the gateway serves `/mcp`, and in rmcp's quickest way
+/// (an answer as one JSON body, pooled connections); beside them the
+/// shadow agent's call through the gateway (the hop, the decision and its
+/// durable record, nothing forwarded).
+async fn bare_hop(gateway_url: &str, token: &str) {
+    let as_served = connect(&serve_bare(false).await, None, Pooling::PerCall).await;
+    let quickest = connect(&serve_bare(true).await, None, Pooling::Pooled).await;
+    let governed = connect(gateway_url, Some(token), Pooling::PerCall).await;
+    for _ in 0..200 {
+        echo(&as_served).await;
+        echo(&quickest).await;
+        shadowed(&governed).await;
+    }
+    let (mut served, mut quick, mut withheld) = (Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..ROUNDS {
+        for _ in 0..CALLS_PER_ROUND {
+            served.push(timed(echo(&as_served)).await);
+        }
+        for _ in 0..CALLS_PER_ROUND {
+            quick.push(timed(echo(&quickest)).await);
+        }
+        for _ in 0..CALLS_PER_ROUND {
+            withheld.push(timed(shadowed(&governed)).await);
+        }
+    }
+    let (b, q, w) = (
+        percentiles(&mut served),
+        percentiles(&mut quick),
+        percentiles(&mut withheld),
+    );
+    println!("one rmcp hop and nothing else: an rmcp server in this process answers (µs):");
+    println!("                      p50      p90      p99    p99.9");
+    println!("bare, as /mcp       {b}   (SSE answers, a connection per call)");
+    println!("bare, quickest      {q}   (JSON answers, pooled connections)");
+    println!("gateway, shadow     {w}");
+    for client in [as_served, quickest, governed] {
+        let _ = client.cancel().await;
+    }
+}
+
+/// An rmcp server that answers `echo` itself, served as the gateway's
+/// `/mcp` is (Nagle off), its answers one JSON body when `json` (else an
+/// SSE stream): its URL.
+async fn serve_bare(json: bool) -> String {
+    let config = StreamableHttpServerConfig::default()
+        .disable_allowed_hosts()
+        .with_json_response(json);
+    let service = StreamableHttpService::new(
+        || Ok(Bare),
+        Arc::new(LocalSessionManager::default()),
+        config,
+    );
+    let app = axum::Router::new().nest_service("/mcp", service);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/mcp", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(clearance_http::without_nagle(listener), app).await });
+    url
+}
+
+#[derive(Clone)]
+struct Bare;
+
+impl ServerHandler for Bare {
+    fn get_info(&self) -> ServerConfig {
+        ServerConfig::new(ServerCapabilities::builder().enable_tools().build())
+            .with_server_info(Implementation::new("bare", "0"))
+    }
+
+    async fn call_tool(
+        &self,
+        request: CallToolRequestParams,
+        _: RequestContext<RoleServer>,
+    ) -> Result<CallToolResponse, ErrorData> {
+        let message = request
+            .arguments
+            .and_then(|arguments| arguments.get("message")?.as_str().map(str::to_owned))
+            .unwrap_or_default();
+        Ok(CallToolResponse::Complete(CallToolResult::success(vec![
+            ContentBlock::text(format!("Echo: {message}")),
+        ])))
+    }
 }
 
 /// How a client's HTTP connections are made.
