@@ -4,8 +4,8 @@
 //! measured alone beside them — once with rmcp's default client transport
 //! (a new connection per call) and once with pooled connections; the floor
 //! of the hop the gateway adds (an rmcp server in this process answering
-//! `echo` itself); then 32 concurrent clients, through the gateway and
-//! directly.
+//! `echo` itself, in each way rmcp can answer and connect); then 32
+//! concurrent clients, through the gateway and directly.
 //!
 //!     cargo bench -p clearance-mcp --bench echo
 //!
@@ -255,44 +255,55 @@ async fn one_client(
 /// The floor of the gateway's extra hop: the same client calling an rmcp
 /// server in this process that answers `echo` itself — rmcp's
 /// streamable-HTTP server and client with nothing of clearance's between
-/// them — served as the gateway serves `/mcp`, and in rmcp's quickest way
-/// (an answer as one JSON body, pooled connections); beside them the
-/// shadow agent's call through the gateway (the hop, the decision and its
-/// durable record, nothing forwarded).
+/// them — its answers an SSE stream (as `/mcp` serves them) or one JSON
+/// body (rmcp's `json_response`, for stateless requests), over a
+/// connection per call or pooled ones; beside them the shadow agent's call
+/// through the gateway (the hop, the decision and its durable record,
+/// nothing forwarded).
 async fn bare_hop(gateway_url: &str, token: &str) {
-    let as_served = connect(&serve_bare(false).await, None, Pooling::PerCall).await;
-    let quickest = connect(&serve_bare(true).await, None, Pooling::Pooled).await;
+    let mut bare = Vec::new();
+    for (json, pooling) in [
+        (false, Pooling::PerCall),
+        (false, Pooling::Pooled),
+        (true, Pooling::PerCall),
+        (true, Pooling::Pooled),
+    ] {
+        let client = connect(&serve_bare(json).await, None, pooling).await;
+        let answers = if json { "JSON" } else { "SSE" };
+        bare.push((client, format!("{answers}, {pooling}"), Vec::new()));
+    }
     let governed = connect(gateway_url, Some(token), Pooling::PerCall).await;
     for _ in 0..200 {
-        echo(&as_served).await;
-        echo(&quickest).await;
+        for (client, _, _) in &bare {
+            echo(client).await;
+        }
         shadowed(&governed).await;
     }
-    let (mut served, mut quick, mut withheld) = (Vec::new(), Vec::new(), Vec::new());
+    let mut withheld = Vec::new();
     for _ in 0..ROUNDS {
-        for _ in 0..CALLS_PER_ROUND {
-            served.push(timed(echo(&as_served)).await);
-        }
-        for _ in 0..CALLS_PER_ROUND {
-            quick.push(timed(echo(&quickest)).await);
+        for (client, _, samples) in &mut bare {
+            for _ in 0..CALLS_PER_ROUND {
+                samples.push(timed(echo(client)).await);
+            }
         }
         for _ in 0..CALLS_PER_ROUND {
             withheld.push(timed(shadowed(&governed)).await);
         }
     }
-    let (b, q, w) = (
-        percentiles(&mut served),
-        percentiles(&mut quick),
-        percentiles(&mut withheld),
+    let protocol = bare[0]
+        .0
+        .peer_info()
+        .map(|info| format!("{:?}", info.protocol_version));
+    println!(
+        "one rmcp hop and nothing else: an rmcp server in this process answers (µs; protocol {protocol:?}):"
     );
-    println!("one rmcp hop and nothing else: an rmcp server in this process answers (µs):");
     println!("                      p50      p90      p99    p99.9");
-    println!("bare, as /mcp       {b}   (SSE answers, a connection per call)");
-    println!("bare, quickest      {q}   (JSON answers, pooled connections)");
-    println!("gateway, shadow     {w}");
-    for client in [as_served, quickest, governed] {
+    for (client, name, mut samples) in bare {
+        println!("bare              {}   ({name})", percentiles(&mut samples));
         let _ = client.cancel().await;
     }
+    println!("gateway, shadow   {}", percentiles(&mut withheld));
+    let _ = governed.cancel().await;
 }
 
 /// An rmcp server that answers `echo` itself, served as the gateway's
