@@ -38,9 +38,9 @@ pub struct PackedPage {
 ///   converts them and counts their lengths in UTF-16);
 /// - `plain`: how many records have a `seq` that is the row's own key,
 ///   text `at` and `kind` within their bound ([`stored::MAX_FIELD`]: the
-///   row reader refuses a longer one), a text or blob payload, and hashes of the two
-///   forms the row reader takes (32 bytes, or 64 characters of text);
-///   every record, or the page is left to it;
+///   row reader refuses a longer one), a text or blob payload, and hashes
+///   of the two forms the row reader takes (32 bytes, or 64 characters of
+///   text); every record, or the page is left to it;
 /// - `seqs`: the records' numbers, space-separated;
 /// - `sizes`: each payload's length in bytes, doubled, plus one if it is
 ///   text (format 1), space-separated;
