@@ -237,19 +237,18 @@ pub(crate) async fn within_page_bytes<R, T>(
 pub(crate) fn ledger_record(row: &impl Columns) -> Result<LedgerRecord, StoreError> {
     Ok(LedgerRecord {
         seq: seq(row.int("seq")?)?,
-        at: bounded_text(row, "at")?,
-        kind: bounded_text(row, "kind")?,
+        at: bounded_field(row.optional_text("at")?, "at")?,
+        kind: bounded_field(row.optional_text("kind")?, "kind")?,
         payload: row.payload("payload")?,
         prev_hash: row.digest("prev_hash")?,
         hash: row.digest("hash")?,
     })
 }
 
-/// A record's `at` or `kind`, which [`record_columns`] reads as NULL past
+/// A record's `at` or `kind` as read through [`bounded`]: NULL is one past
 /// [`crate::stored::MAX_FIELD`].
-fn bounded_text(row: &impl Columns, column: &str) -> Result<String, StoreError> {
-    row.optional_text(column)?
-        .ok_or_else(|| crate::stored::field_past_the_bound(column, crate::stored::MAX_FIELD))
+pub(crate) fn bounded_field(value: Option<String>, column: &str) -> Result<String, StoreError> {
+    value.ok_or_else(|| crate::stored::field_past_the_bound(column, crate::stored::MAX_FIELD))
 }
 
 pub(crate) fn agent(row: &impl Columns) -> Result<AgentRow, StoreError> {

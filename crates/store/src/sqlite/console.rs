@@ -10,7 +10,6 @@ use crate::{
     console::{self, Dialect, day_of},
     decode::{self, bounded, max_field, record_columns},
     rows::{EvidenceRow, LedgerFilter, Overview, SessionRow},
-    stored,
 };
 
 const DIALECT: Dialect = Dialect {
@@ -102,8 +101,7 @@ pub(super) async fn ledger_page(
         .bind(int(seq))
         .fetch_optional(pool)
         .await?;
-        at.map(|(at,)| at.ok_or_else(|| stored::field_past_the_bound("at", stored::MAX_FIELD)))
-            .transpose()
+        at.map(|(at,)| decode::bounded_field(at, "at")).transpose()
     })
     .await?;
     let mut query = console::ledger_page::<Driver>(filter, &DIALECT, seqs);
