@@ -37,9 +37,9 @@ use rmcp::{
     ErrorData, RoleClient, RoleServer, ServerHandler, ServiceExt as _,
     model::{
         CallToolRequestParams, CallToolResponse, CallToolResult, ClientConfig, ContentBlock,
-        Implementation, ServerCapabilities, ServerConfig,
+        Implementation, ProtocolVersion, ServerCapabilities, ServerConfig,
     },
-    service::{RequestContext, RunningService},
+    service::{ClientLifecycleMode, ClientServiceExt as _, RequestContext, RunningService},
     transport::{
         StreamableHttpClientTransport,
         streamable_http_client::StreamableHttpClientTransportConfig,
@@ -197,8 +197,8 @@ async fn one_client(
     token: &str,
     pooling: Pooling,
 ) {
-    let direct = connect(direct_url, None, pooling).await;
-    let governed = connect(gateway_url, Some(token), pooling).await;
+    let direct = connect(direct_url, None, pooling, Protocol::Session).await;
+    let governed = connect(gateway_url, Some(token), pooling, Protocol::Session).await;
     for _ in 0..200 {
         echo(&direct).await;
         echo(&governed).await;
@@ -255,55 +255,83 @@ async fn one_client(
 /// The floor of the gateway's extra hop: the same client calling an rmcp
 /// server in this process that answers `echo` itself — rmcp's
 /// streamable-HTTP server and client with nothing of clearance's between
-/// them — its answers an SSE stream (as `/mcp` serves them) or one JSON
-/// body (rmcp's `json_response`, for stateless requests), over a
-/// connection per call or pooled ones; beside them the shadow agent's call
-/// through the gateway (the hop, the decision and its durable record,
-/// nothing forwarded).
+/// them — on a session (2025-11-25) or stateless (2026-07-28), its answers
+/// an SSE stream or one JSON body (rmcp's `json_response`, which only
+/// stateless requests get), over a connection per call or pooled ones;
+/// beside them the shadow agent's call through the gateway (the hop, the
+/// decision and its durable record, nothing forwarded) in each protocol.
 async fn bare_hop(gateway_url: &str, token: &str) {
     let mut bare = Vec::new();
-    for (json, pooling) in [
-        (false, Pooling::PerCall),
-        (false, Pooling::Pooled),
-        (true, Pooling::PerCall),
-        (true, Pooling::Pooled),
+    for (json, pooling, protocol) in [
+        (false, Pooling::PerCall, Protocol::Session),
+        (false, Pooling::Pooled, Protocol::Session),
+        (false, Pooling::Pooled, Protocol::Stateless),
+        (true, Pooling::PerCall, Protocol::Stateless),
+        (true, Pooling::Pooled, Protocol::Stateless),
     ] {
-        let client = connect(&serve_bare(json).await, None, pooling).await;
+        let client = connect(&serve_bare(json).await, None, pooling, protocol).await;
         let answers = if json { "JSON" } else { "SSE" };
-        bare.push((client, format!("{answers}, {pooling}"), Vec::new()));
+        bare.push((
+            client,
+            format!("{protocol}, {answers}, {pooling}"),
+            Vec::new(),
+        ));
     }
-    let governed = connect(gateway_url, Some(token), Pooling::PerCall).await;
+    let mut governed = Vec::new();
+    for (pooling, protocol) in [
+        (Pooling::PerCall, Protocol::Session),
+        (Pooling::Pooled, Protocol::Session),
+        (Pooling::Pooled, Protocol::Stateless),
+    ] {
+        let client = connect(gateway_url, Some(token), pooling, protocol).await;
+        governed.push((client, format!("{protocol}, {pooling}"), Vec::new()));
+    }
     for _ in 0..200 {
-        for (client, _, _) in &bare {
+        for (client, _, _) in bare.iter().chain(&governed) {
             echo(client).await;
         }
-        shadowed(&governed).await;
+        for (client, _, _) in &governed {
+            shadowed(client).await;
+        }
     }
-    let mut withheld = Vec::new();
     for _ in 0..ROUNDS {
         for (client, _, samples) in &mut bare {
             for _ in 0..CALLS_PER_ROUND {
                 samples.push(timed(echo(client)).await);
             }
         }
-        for _ in 0..CALLS_PER_ROUND {
-            withheld.push(timed(shadowed(&governed)).await);
+        for (client, _, samples) in &mut governed {
+            for _ in 0..CALLS_PER_ROUND {
+                samples.push(timed(shadowed(client)).await);
+            }
         }
     }
-    let protocol = bare[0]
-        .0
-        .peer_info()
-        .map(|info| format!("{:?}", info.protocol_version));
-    println!(
-        "one rmcp hop and nothing else: an rmcp server in this process answers (µs; protocol {protocol:?}):"
-    );
+    println!("one rmcp hop and nothing else: an rmcp server in this process answers (µs):");
     println!("                      p50      p90      p99    p99.9");
     for (client, name, mut samples) in bare {
-        println!("bare              {}   ({name})", percentiles(&mut samples));
+        println!(
+            "bare              {}   ({name}; negotiated {})",
+            percentiles(&mut samples),
+            negotiated(&client)
+        );
         let _ = client.cancel().await;
     }
-    println!("gateway, shadow   {}", percentiles(&mut withheld));
-    let _ = governed.cancel().await;
+    for (client, name, mut samples) in governed {
+        println!(
+            "gateway, shadow   {}   ({name}; negotiated {})",
+            percentiles(&mut samples),
+            negotiated(&client)
+        );
+        let _ = client.cancel().await;
+    }
+}
+
+/// The protocol version `client` and its server agreed on.
+fn negotiated(client: &Client) -> String {
+    client.peer_info().map_or_else(
+        || "nothing".into(),
+        |info| info.protocol_version.to_string(),
+    )
 }
 
 /// An rmcp server that answers `echo` itself, served as the gateway's
@@ -368,7 +396,26 @@ impl std::fmt::Display for Pooling {
     }
 }
 
-async fn connect(url: &str, token: Option<&str>, pooling: Pooling) -> Client {
+/// Which lifecycle a client speaks.
+#[derive(Clone, Copy)]
+enum Protocol {
+    /// `initialize` and a session (2025-11-25), what rmcp's client does by
+    /// default.
+    Session,
+    /// `server/discover`, then self-contained requests (2026-07-28).
+    Stateless,
+}
+
+impl std::fmt::Display for Protocol {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Protocol::Session => "session",
+            Protocol::Stateless => "stateless",
+        })
+    }
+}
+
+async fn connect(url: &str, token: Option<&str>, pooling: Pooling, protocol: Protocol) -> Client {
     let mut config = StreamableHttpClientTransportConfig::with_uri(url.to_owned());
     if let Some(token) = token {
         config = config.auth_header(token);
@@ -379,7 +426,18 @@ async fn connect(url: &str, token: Option<&str>, pooling: Pooling) -> Client {
             StreamableHttpClientTransport::with_client(reqwest::Client::new(), config)
         }
     };
-    ClientConfig::default().serve(transport).await.unwrap()
+    match protocol {
+        Protocol::Session => ClientConfig::default().serve(transport).await.unwrap(),
+        Protocol::Stateless => ClientConfig::default()
+            .serve_with_lifecycle(
+                transport,
+                ClientLifecycleMode::Discover {
+                    preferred_versions: vec![ProtocolVersion::V_2026_07_28],
+                },
+            )
+            .await
+            .unwrap(),
+    }
 }
 
 async fn echo(client: &Client) {
@@ -465,7 +523,7 @@ fn percentiles(samples: &mut [f64]) -> Percentiles {
 async fn load(url: &str, token: Option<&str>) -> f64 {
     let mut clients = Vec::new();
     for _ in 0..CLIENTS {
-        clients.push(connect(url, token, Pooling::PerCall).await);
+        clients.push(connect(url, token, Pooling::PerCall, Protocol::Session).await);
     }
     let done = Arc::new(AtomicBool::new(false));
     let calls = Arc::new(AtomicU64::new(0));
