@@ -32,6 +32,7 @@ fn a_valid_section_becomes_servers_with_defaults() {
       write_file:     { action: "tool:medium", resource: { kind: file, namespace: runbooks, name: "{path}" } }
   everything:
     url: http://127.0.0.1:9000/mcp
+    headers: { Authorization: "Bearer ${UPSTREAM_TOKEN}", X-Tenant: ops }
     timeout: 5s
     approval_wait: 2m
     annotations: trust
@@ -78,6 +79,41 @@ fn a_valid_section_becomes_servers_with_defaults() {
         (5, 120)
     );
     assert_eq!(everything.annotations, Annotations::Trust);
+    assert_eq!(
+        everything.headers,
+        [
+            (
+                "Authorization".to_owned(),
+                "Bearer ${UPSTREAM_TOKEN}".to_owned()
+            ),
+            ("X-Tenant".to_owned(), "ops".to_owned()),
+        ]
+        .into()
+    );
+    assert!(files.headers.is_empty());
+}
+
+#[test]
+fn headers_are_for_url_upstreams_and_cannot_forge_a_request() {
+    insta::assert_snapshot!(refused(
+        r#"
+  child:
+    command: [x]
+    headers: { Authorization: "Bearer s" }
+  names:
+    url: http://h/mcp
+    headers: { "X Tenant": a, "": b, "Authorizätion": c }
+  transport:
+    url: http://h/mcp
+    headers: { Content-Type: text/plain, Mcp-Session-Id: s, mcp-protocol-version: "2025-11-25", Host: h, Transfer-Encoding: chunked }
+  values:
+    url: http://h/mcp
+    headers: { X-Split: "a\r\nX-Forged: 1", X-Accent: "café", X-Nul: "a\0b", X-Open: "Bearer ${TOKEN", X-Name: "${1TOKEN}" }
+  cases:
+    url: http://h/mcp
+    headers: { Authorization: "Bearer a", authorization: "Bearer b" }
+"#
+    ));
 }
 
 #[test]

@@ -206,6 +206,7 @@ mod tests {
                 id: "files".into(),
                 upstream: Upstream::Url("http://127.0.0.1:1/mcp".into()),
                 env: BTreeMap::new(),
+                headers: BTreeMap::new(),
                 timeout_seconds: 30,
                 approval_wait_seconds: 0,
                 annotations: Annotations::Trust,

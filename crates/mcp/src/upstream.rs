@@ -15,7 +15,8 @@ use std::{
     time::Duration,
 };
 
-use clearance_engine::bundle::mcp::{McpServer, Upstream as Reach};
+use clearance_engine::bundle::mcp::{McpServer, Upstream as Reach, header};
+use http::{HeaderName, HeaderValue};
 use rmcp::{
     ClientHandler, RoleClient, ServiceExt as _,
     model::{
@@ -24,7 +25,10 @@ use rmcp::{
         ReadResourceRequestParams, ReadResourceResult, Resource, ResourceTemplate, Tool,
     },
     service::{NotificationContext, Peer, RunningService},
-    transport::{StreamableHttpClientTransport, TokioChildProcess},
+    transport::{
+        StreamableHttpClientTransport, TokioChildProcess,
+        streamable_http_client::StreamableHttpClientTransportConfig,
+    },
 };
 use tokio::sync::{Notify, watch};
 
@@ -484,9 +488,8 @@ async fn connect(
             // A pooled client: rmcp's default opens a connection per request.
             let transport = StreamableHttpClientTransport::with_client(
                 reqwest::Client::new(),
-                rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig::with_uri(
-                    url.clone(),
-                ),
+                StreamableHttpClientTransportConfig::with_uri(url.clone())
+                    .custom_headers(headers(config)?),
             );
             listener
                 .serve(progress.in_order(transport))
@@ -494,6 +497,26 @@ async fn connect(
                 .map_err(|e| e.to_string())
         }
     }
+}
+
+/// The headers the bundle gives `config`'s requests, their `${NAME}`
+/// references filled from the gateway's environment. A variable not set,
+/// or a header `http` still refuses, fails the connection: it is never
+/// made without them. The errors name the header, never its value.
+fn headers(config: &McpServer) -> Result<HashMap<HeaderName, HeaderValue>, String> {
+    config
+        .headers
+        .iter()
+        .map(|(name, value)| {
+            let value = header::expand(value, |variable| std::env::var(variable).ok())
+                .map_err(|e| format!("header `{name}`: {e}"))?;
+            let value = HeaderValue::try_from(value)
+                .map_err(|_| format!("header `{name}`: not a valid header value"))?;
+            let name = HeaderName::try_from(name.as_str())
+                .map_err(|_| format!("`{name}` is not a valid header name"))?;
+            Ok((name, value))
+        })
+        .collect()
 }
 
 async fn list(peer: &Peer<RoleClient>) -> Result<Offer, String> {
@@ -650,7 +673,10 @@ async fn follow(
 /// approval wait and the annotations are read from the active bundle at each
 /// call, so changing them restarts nothing.
 fn same_connection(a: &McpServer, b: &McpServer) -> bool {
-    a.upstream == b.upstream && a.env == b.env && a.timeout_seconds == b.timeout_seconds
+    a.upstream == b.upstream
+        && a.env == b.env
+        && a.headers == b.headers
+        && a.timeout_seconds == b.timeout_seconds
 }
 
 fn set(server: &Server, state: State) {

@@ -6,6 +6,8 @@
 //! Pure: templates render from a call's JSON arguments here; connecting to
 //! servers and forwarding calls is the MCP face's.
 
+pub mod header;
+
 use std::collections::BTreeMap;
 
 use serde_json::Value;
@@ -19,6 +21,10 @@ pub struct McpServer {
     pub upstream: Upstream,
     /// Extra environment for a child (credentials live here, not in the agent).
     pub env: BTreeMap<String, String>,
+    /// Extra HTTP headers on every request to a `url` upstream (its
+    /// credentials, as `env` holds a child's): names valid HTTP tokens, none
+    /// the transport sets itself, values printable ASCII.
+    pub headers: BTreeMap<String, String>,
     /// How long one call may take.
     pub timeout_seconds: u64,
     /// How long a pending call waits for its approval (0: answer at once).

@@ -20,7 +20,7 @@ use crate::{
         Action,
         mcp::{
             Annotations, McpServer, READ_ONLY_VERB, ResourceTemplate, Template, ToolMapping,
-            Upstream, exposed_name, is_client_tool_name,
+            Upstream, exposed_name, header, is_client_tool_name,
         },
         raw::{RawConfig, RawMcpServer, RawMcpTool},
     },
@@ -154,6 +154,7 @@ impl Config<'_> {
                 None
             }
         };
+        let headers = self.headers(id, server);
         let timeout = self.seconds(id, "timeout", server.timeout.as_ref(), 30, false);
         let approval_wait =
             self.seconds(id, "approval_wait", server.approval_wait.as_ref(), 0, true);
@@ -186,12 +187,43 @@ impl Config<'_> {
             id: id.to_owned(),
             upstream: upstream?,
             env: server.env.clone(),
+            headers: headers?,
             timeout_seconds: timeout?,
             approval_wait_seconds: approval_wait?,
             annotations: annotations?,
             tools,
         })
         .filter(|_| ok)
+    }
+
+    /// `headers`, for a `url` upstream only: each name an HTTP token that
+    /// the transport does not set itself and no other name repeats in
+    /// another case, each value printable ASCII (a line break would end
+    /// the header and start another: a request the bundle never wrote).
+    fn headers(&mut self, id: &str, server: &RawMcpServer) -> Option<BTreeMap<String, String>> {
+        let Some(raw) = &server.headers else {
+            return Some(BTreeMap::new());
+        };
+        let mut problems = Vec::new();
+        if server.url.is_none() && !raw.value.is_empty() {
+            problems.push(format!(
+                "mcp_servers.{id}.headers: only a `url` upstream is sent headers (a `command` child's credentials go in `env`)"
+            ));
+        }
+        let mut seen = BTreeMap::new();
+        for (name, value) in &raw.value {
+            if let Some(problem) = header::problem(name, value) {
+                problems.push(format!("mcp_servers.{id}.headers.{name}: {problem}"));
+            } else if let Some(first) = seen.insert(name.to_ascii_lowercase(), name) {
+                problems.push(format!(
+                    "mcp_servers.{id}.headers.{name}: the same header as `{first}` (names are not case-sensitive)"
+                ));
+            }
+        }
+        for problem in &problems {
+            self.error_at("invalid-mcp-header", &raw.referenced, problem.clone());
+        }
+        problems.is_empty().then(|| raw.value.clone())
     }
 
     /// A duration key in whole seconds; `0s` only where `zero` allows it.

@@ -17,6 +17,9 @@ pub(crate) struct RawMcpServer {
     /// Extra environment for the child (its credentials live here).
     #[serde(default)]
     pub env: BTreeMap<String, String>,
+    /// Extra HTTP headers on every request to a `url` upstream (its
+    /// credentials live here).
+    pub headers: Option<Spanned<BTreeMap<String, String>>>,
     /// Per call; default 30s.
     pub timeout: Option<Spanned<String>>,
     /// How long a pending call waits for its approval; default 0s.

@@ -1,0 +1,242 @@
+//! A streamable-HTTP upstream that wants credentials of its own: the
+//! gateway sends the `headers` its bundle gives that server on every
+//! request, `${NAME}` filled from the gateway's environment, and never the
+//! agent's token; a header naming a variable that is not set keeps the
+//! server unreached. The upstream is an rmcp server on loopback behind a
+//! check of its `Authorization` and `X-Tenant` headers, which answers 401
+//! without them.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic
+)]
+
+mod support;
+
+use std::sync::{Arc, Mutex};
+
+use axum::{
+    extract::{Request, State},
+    http::StatusCode,
+    middleware::{self, Next},
+    response::{IntoResponse, Response},
+};
+use rmcp::{
+    ErrorData, RoleServer, ServerHandler,
+    model::{
+        CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, Implementation,
+        ServerCapabilities, ServerConfig,
+    },
+    service::RequestContext,
+    transport::streamable_http_server::{
+        StreamableHttpServerConfig, StreamableHttpService, session::local::LocalSessionManager,
+    },
+};
+use serde_json::json;
+use support::{Harness, OWN_DOMAINS_POLICY, call, text};
+
+const SECRET: &str = "Bearer upstream-secret";
+
+/// What `${CARGO_PKG_NAME}` holds in the gateway's environment: cargo sets
+/// it for the tests it runs.
+const TENANT: &str = env!("CARGO_PKG_NAME");
+
+/// Every `Authorization` the upstream was sent, and how many requests it
+/// refused.
+#[derive(Default)]
+struct Seen {
+    authorizations: Vec<Option<String>>,
+    refused: usize,
+}
+
+fn header(request: &Request, name: &str) -> Option<String> {
+    request
+        .headers()
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
+}
+
+async fn guard(State(seen): State<Arc<Mutex<Seen>>>, request: Request, next: Next) -> Response {
+    let (authorization, tenant) = (
+        header(&request, "authorization"),
+        header(&request, "x-tenant"),
+    );
+    let allowed = authorization.as_deref() == Some(SECRET) && tenant.as_deref() == Some(TENANT);
+    {
+        let mut seen = seen.lock().unwrap();
+        seen.authorizations.push(authorization);
+        if !allowed {
+            seen.refused += 1;
+        }
+    }
+    if allowed {
+        next.run(request).await
+    } else {
+        StatusCode::UNAUTHORIZED.into_response()
+    }
+}
+
+#[derive(Clone)]
+struct Echo;
+
+impl ServerHandler for Echo {
+    fn get_info(&self) -> ServerConfig {
+        ServerConfig::new(ServerCapabilities::builder().enable_tools().build())
+            .with_server_info(Implementation::new("guarded", "0"))
+    }
+
+    async fn list_tools(
+        &self,
+        _: Option<rmcp::model::PaginatedRequestParams>,
+        _: RequestContext<RoleServer>,
+    ) -> Result<rmcp::model::ListToolsResult, ErrorData> {
+        let schema = json!({ "type": "object", "properties": { "message": { "type": "string" } } });
+        Ok(rmcp::model::ListToolsResult::with_all_items(vec![
+            rmcp::model::Tool::new(
+                "echo",
+                "echoes",
+                Arc::new(schema.as_object().unwrap().clone()),
+            ),
+        ]))
+    }
+
+    async fn call_tool(
+        &self,
+        request: CallToolRequestParams,
+        _: RequestContext<RoleServer>,
+    ) -> Result<CallToolResponse, ErrorData> {
+        let message = request
+            .arguments
+            .and_then(|a| a.get("message")?.as_str().map(str::to_owned))
+            .unwrap_or_default();
+        Ok(CallToolResponse::Complete(CallToolResult::success(vec![
+            ContentBlock::text(format!("Echo: {message}")),
+        ])))
+    }
+}
+
+/// The guarded upstream's URL, and what it saw.
+async fn guarded_upstream() -> (String, Arc<Mutex<Seen>>) {
+    let seen = Arc::new(Mutex::new(Seen::default()));
+    let service = StreamableHttpService::new(
+        || Ok(Echo),
+        Arc::new(LocalSessionManager::default()),
+        StreamableHttpServerConfig::default().disable_allowed_hosts(),
+    );
+    let app = axum::Router::new()
+        .nest_service("/mcp", service)
+        .layer(middleware::from_fn_with_state(seen.clone(), guard));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/mcp", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (url, seen)
+}
+
+fn config(guarded: &str, unset: &str) -> String {
+    format!(
+        r#"
+policy_owner: platform-team@example.com
+agents:
+  reader: {{ owner: oncall@example.com, phase: shadow, credential_scope: ops:reader, domains: [ops] }}
+tools:
+  ops:
+    echo: {{ impact: read }}
+mcp_servers:
+  guarded:
+    url: {guarded}
+    headers: {{ Authorization: "{SECRET}", X-Tenant: "${{CARGO_PKG_NAME}}" }}
+    tools:
+      echo: {{ action: "ops:echo", resource: {{ kind: message, namespace: ops, name: "{{message}}" }} }}
+  bare:
+    url: {guarded}
+    tools:
+      echo: {{ action: "ops:echo", resource: {{ kind: message, namespace: ops, name: "{{message}}" }} }}
+  unset:
+    url: {unset}
+    headers: {{ Authorization: "Bearer ${{CLEARANCE_TEST_VARIABLE_NEVER_SET}}" }}
+    tools:
+      echo: {{ action: "ops:echo", resource: {{ kind: message, namespace: ops, name: "{{message}}" }} }}
+"#
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_url_upstream_gets_its_bundle_headers_and_never_the_agents_token() {
+    let (url, seen) = guarded_upstream().await;
+    let (unset_url, unset_seen) = guarded_upstream().await;
+    let harness = Harness::start(|_| (config(&url, &unset_url), OWN_DOMAINS_POLICY.into())).await;
+    let token = harness.token("reader").await;
+    let client = harness.client(&token).await;
+
+    let echoed = client
+        .call_tool(call(
+            "guarded__echo",
+            json!({ "message": "hi" }),
+            json!({}),
+            None,
+        ))
+        .await
+        .unwrap();
+    assert_ne!(echoed.is_error, Some(true), "{echoed:?}");
+    assert_eq!(text(&echoed), "Echo: hi");
+
+    // The same upstream without the headers is refused at its door: the
+    // call fails, whether the tool is hidden or answered as an error.
+    let unguarded = client
+        .call_tool(call(
+            "bare__echo",
+            json!({ "message": "hi" }),
+            json!({}),
+            None,
+        ))
+        .await;
+    assert!(
+        unguarded
+            .as_ref()
+            .map_or(true, |r| r.is_error == Some(true)),
+        "{unguarded:?}"
+    );
+
+    // A header whose variable is not set: the server is never reached.
+    let unreached = client
+        .call_tool(call(
+            "unset__echo",
+            json!({ "message": "hi" }),
+            json!({}),
+            None,
+        ))
+        .await;
+    assert!(
+        unreached
+            .as_ref()
+            .map_or(true, |r| r.is_error == Some(true)),
+        "{unreached:?}"
+    );
+    assert!(
+        unset_seen.lock().unwrap().authorizations.is_empty(),
+        "a connection was made without the header's variable"
+    );
+
+    let seen = seen.lock().unwrap();
+    assert!(
+        seen.refused > 0,
+        "the server without headers was never refused"
+    );
+    let agents = seen
+        .authorizations
+        .iter()
+        .flatten()
+        .filter(|a| a.contains(&token))
+        .count();
+    assert_eq!(agents, 0, "the agent's token reached the upstream");
+    assert!(
+        seen.authorizations
+            .iter()
+            .any(|a| a.as_deref() == Some(SECRET)),
+        "{:?}",
+        seen.authorizations
+    );
+}
