@@ -9,7 +9,7 @@
 //! naming servers costs no child processes until an agent is put behind it.
 
 use std::{
-    collections::{BTreeMap, HashMap},
+    collections::{BTreeMap, BTreeSet, HashMap},
     process::Stdio,
     sync::{Arc, Mutex, RwLock, atomic::Ordering},
     time::Duration,
@@ -32,7 +32,10 @@ use rmcp::{
 };
 use tokio::sync::{Notify, watch};
 
-use crate::progress::{Downstream, NoAnswer, ProgressRoutes};
+use crate::{
+    inherit,
+    progress::{Downstream, NoAnswer, ProgressRoutes},
+};
 use tokio_util::sync::CancellationToken;
 
 /// The longest wait between two connection attempts.
@@ -463,12 +466,17 @@ type Connection = RunningService<RoleClient, Listener>;
 
 async fn connect(
     config: &McpServer,
+    header_variables: &BTreeSet<String>,
     listener: Listener,
     progress: &ProgressRoutes,
 ) -> Result<Connection, String> {
     match &config.upstream {
         Reach::Command { program, args } => {
             let mut command = tokio::process::Command::new(program);
+            let inherited = std::env::vars_os().map(|(name, _)| name);
+            for name in inherit::withheld(inherited, header_variables, &config.env) {
+                command.env_remove(name);
+            }
             command.args(args).envs(&config.env);
             let mut command = process_wrap::tokio::CommandWrap::from(command);
             // Its own process group, killed whole: npx, for one, runs the
@@ -574,6 +582,17 @@ fn connection_in_doubt(error: &rmcp::ServiceError) -> bool {
     )
 }
 
+impl Upstreams {
+    /// The variables any server's headers refer to: no child inherits them.
+    fn header_variables(&self) -> BTreeSet<String> {
+        let servers = self
+            .servers
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        inherit::header_variables(servers.values().map(|server| &server.config))
+    }
+}
+
 /// Keeps one server connected until it is stopped.
 async fn supervise(upstreams: Arc<Upstreams>, server: Arc<Server>) {
     let id = server.config.id.clone();
@@ -587,7 +606,8 @@ async fn supervise(upstreams: Arc<Upstreams>, server: Arc<Server>) {
         let attempt = tokio::select! {
             () = server.stop.cancelled() => return,
             attempt = tokio::time::timeout(CONNECT_TIMEOUT, async {
-                let connection = connect(&server.config, listener, &progress).await?;
+                let withheld = upstreams.header_variables();
+                let connection = connect(&server.config, &withheld, listener, &progress).await?;
                 let offer = list(connection.peer()).await?;
                 Ok::<_, String>((connection, offer))
             }) => attempt.unwrap_or_else(|_| Err("connecting timed out".into())),

@@ -75,6 +75,17 @@ pub fn expand(value: &str, lookup: impl Fn(&str) -> Option<String>) -> Result<St
     Ok(out)
 }
 
+/// The names of the environment variables `value` refers to (`${NAME}`),
+/// well-formed or not: what a child must not inherit, since a header's
+/// secret is another server's, not the child's.
+pub fn variables(value: &str) -> impl Iterator<Item = &str> {
+    value
+        .split("${")
+        .skip(1)
+        .filter_map(|after| after.split_once('}'))
+        .map(|(name, _)| name)
+}
+
 fn is_variable_name(name: &str) -> bool {
     name.chars().next().is_some_and(|c| !c.is_ascii_digit())
         && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
@@ -124,6 +135,13 @@ mod tests {
             expand("x ${SPLIT}", env).unwrap_err(),
             "the environment variable `SPLIT` holds more than printable ASCII on one line"
         );
+    }
+
+    #[test]
+    fn the_variables_a_value_refers_to_are_named() {
+        let named: Vec<&str> = variables("Bearer ${TOKEN}:${OTHER} $X ${OPEN").collect();
+        assert_eq!(named, ["TOKEN", "OTHER"]);
+        assert_eq!(variables("plain").count(), 0);
     }
 
     #[test]

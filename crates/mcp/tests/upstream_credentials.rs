@@ -1,10 +1,13 @@
-//! A streamable-HTTP upstream that wants credentials of its own: the
-//! gateway sends the `headers` its bundle gives that server on every
-//! request, `${NAME}` filled from the gateway's environment, and never the
-//! agent's token; a header naming a variable that is not set keeps the
-//! server unreached. The upstream is an rmcp server on loopback behind a
-//! check of its `Authorization` and `X-Tenant` headers, which answers 401
-//! without them.
+//! What the gateway hands its upstreams. A streamable-HTTP upstream that
+//! wants credentials of its own is sent the `headers` its bundle gives
+//! that server on every request, `${NAME}` filled from the gateway's
+//! environment, and never the agent's token; a header naming a variable
+//! that is not set keeps the server unreached. (That upstream is an rmcp
+//! server on loopback behind a check of its `Authorization` and
+//! `X-Tenant` headers, which answers 401 without them.) A stdio child
+//! inherits the gateway's environment but not a variable another server's
+//! headers name (nor the gateway's `CLEARANCE_*`: `inherit`'s unit test),
+//! and gets its bundle `env`.
 
 #![allow(
     clippy::unwrap_used,
@@ -238,5 +241,55 @@ async fn a_url_upstream_gets_its_bundle_headers_and_never_the_agents_token() {
             .any(|a| a.as_deref() == Some(SECRET)),
         "{:?}",
         seen.authorizations
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_child_does_not_inherit_what_another_servers_headers_name() {
+    let (url, _) = guarded_upstream().await;
+    let script =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/peers/environment.py");
+    let config = format!(
+        r#"
+policy_owner: platform-team@example.com
+agents:
+  reader: {{ owner: oncall@example.com, phase: shadow, credential_scope: ops:reader, domains: [ops] }}
+tools:
+  ops:
+    echo: {{ impact: read }}
+    env: {{ impact: read }}
+mcp_servers:
+  guarded:
+    url: {url}
+    headers: {{ Authorization: "{SECRET}", X-Tenant: "${{CARGO_PKG_NAME}}" }}
+    tools:
+      echo: {{ action: "ops:echo", resource: {{ kind: message, namespace: ops, name: "{{message}}" }} }}
+  child:
+    command: [python3, {script:?}]
+    env: {{ GIVEN_BY_THE_BUNDLE: "1" }}
+    tools:
+      environment: {{ action: "ops:env", resource: {{ kind: process, namespace: ops, name: child }} }}
+"#,
+        script = script.display().to_string(),
+    );
+    let harness = Harness::start(|_| (config, OWN_DOMAINS_POLICY.into())).await;
+    let client = harness.client(&harness.token("reader").await).await;
+    let result = client
+        .call_tool(call("child__environment", json!({}), json!({}), None))
+        .await
+        .unwrap();
+    assert_ne!(result.is_error, Some(true), "{result:?}");
+    let names: Vec<String> = text(&result).lines().map(str::to_owned).collect();
+    let has = |name: &str| names.iter().any(|n| n == name);
+    assert!(has("GIVEN_BY_THE_BUNDLE"), "{names:?}");
+    // Inherited as the gateway has it: cargo sets both for its tests.
+    assert!(has("CARGO_MANIFEST_DIR"), "{names:?}");
+    assert!(
+        !has("CARGO_PKG_NAME"),
+        "a header's variable reached a child: {names:?}"
+    );
+    assert!(
+        !names.iter().any(|n| n.starts_with("CLEARANCE_")),
+        "{names:?}"
     );
 }

@@ -1,0 +1,78 @@
+//! What a stdio upstream inherits of the gateway's environment: all of it,
+//! so that `npx`, proxies and certificate settings work as they do for the
+//! gateway, except the gateway's own secrets — its `CLEARANCE_*`
+//! variables (the database URL and its password, the checkpoint signing
+//! key, a CLI token) and every variable a `url` upstream's `headers` refer
+//! to (another server's credential). A child given one of them in its
+//! bundle `env` gets that value, as written.
+
+use std::{
+    collections::{BTreeMap, BTreeSet},
+    ffi::OsString,
+};
+
+use clearance_engine::bundle::mcp::{McpServer, header};
+
+/// The gateway's own variables, never inherited.
+const GATEWAY_PREFIX: &str = "CLEARANCE_";
+
+/// The variables any of `servers`' headers refer to.
+pub(crate) fn header_variables<'a>(
+    servers: impl IntoIterator<Item = &'a McpServer>,
+) -> BTreeSet<String> {
+    servers
+        .into_iter()
+        .flat_map(|server| server.headers.values())
+        .flat_map(|value| header::variables(value))
+        .map(str::to_owned)
+        .collect()
+}
+
+/// Which of the `inherited` variables a child whose bundle `env` is `env`
+/// must not see.
+pub(crate) fn withheld(
+    inherited: impl IntoIterator<Item = OsString>,
+    header_variables: &BTreeSet<String>,
+    env: &BTreeMap<String, String>,
+) -> Vec<OsString> {
+    inherited
+        .into_iter()
+        .filter(|name| {
+            // A name that is not UTF-8 is none of ours.
+            name.to_str().is_some_and(|name| {
+                (name.starts_with(GATEWAY_PREFIX) || header_variables.contains(name))
+                    && !env.contains_key(name)
+            })
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_gateways_secrets_and_other_servers_credentials_are_withheld() {
+        let inherited = [
+            "PATH",
+            "HOME",
+            "CLEARANCE_DB",
+            "CLEARANCE_CHECKPOINT_KEY",
+            "TICKETS_TOKEN",
+            "KUBECONFIG",
+        ]
+        .map(OsString::from);
+        let headers: BTreeSet<String> = ["TICKETS_TOKEN".to_owned()].into();
+        let env: BTreeMap<String, String> = [("KUBECONFIG".to_owned(), "/k".to_owned())].into();
+        assert_eq!(
+            withheld(inherited.clone(), &headers, &env),
+            ["CLEARANCE_DB", "CLEARANCE_CHECKPOINT_KEY", "TICKETS_TOKEN"].map(OsString::from)
+        );
+        // What the bundle hands a child itself, it gets.
+        let given: BTreeMap<String, String> = [("CLEARANCE_DB".to_owned(), "x".to_owned())].into();
+        assert_eq!(
+            withheld(inherited, &headers, &given),
+            ["CLEARANCE_CHECKPOINT_KEY", "TICKETS_TOKEN"].map(OsString::from)
+        );
+    }
+}
