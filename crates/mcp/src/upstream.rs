@@ -494,8 +494,15 @@ async fn connect(
         }
         Reach::Url(url) => {
             // A pooled client: rmcp's default opens a connection per request.
+            // Redirects are not followed: the bundle names the upstream, and
+            // a redirect would carry its headers (its credentials) wherever
+            // the answer points.
+            let client = reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
             let transport = StreamableHttpClientTransport::with_client(
-                reqwest::Client::new(),
+                client,
                 StreamableHttpClientTransportConfig::with_uri(url.clone())
                     .custom_headers(headers(config)?),
             );

@@ -4,7 +4,8 @@
 //! environment, and never the agent's token; a header naming a variable
 //! that is not set keeps the server unreached. (That upstream is an rmcp
 //! server on loopback behind a check of its `Authorization` and
-//! `X-Tenant` headers, which answers 401 without them.) A stdio child
+//! `X-Tenant` headers, which answers 401 without them.) A redirect is not
+//! followed: the headers never reach where it points. A stdio child
 //! inherits the gateway's environment but not a variable another server's
 //! headers name (nor the gateway's `CLEARANCE_*`: `inherit`'s unit test),
 //! and gets its bundle `env`.
@@ -291,5 +292,62 @@ mcp_servers:
     assert!(
         !names.iter().any(|n| n.starts_with("CLEARANCE_")),
         "{names:?}"
+    );
+}
+
+/// A server that answers every request with a 307 to `target`.
+async fn redirecting_to(target: String) -> String {
+    let app = axum::Router::new().fallback(move || {
+        let target = target.clone();
+        async move {
+            (
+                StatusCode::TEMPORARY_REDIRECT,
+                [(axum::http::header::LOCATION, target)],
+            )
+        }
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/mcp", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    url
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redirect_does_not_carry_the_headers_elsewhere() {
+    let (elsewhere, seen) = guarded_upstream().await;
+    let redirecting = redirecting_to(elsewhere).await;
+    let config = format!(
+        r#"
+policy_owner: platform-team@example.com
+agents:
+  reader: {{ owner: oncall@example.com, phase: shadow, credential_scope: ops:reader, domains: [ops] }}
+tools:
+  ops:
+    echo: {{ impact: read }}
+mcp_servers:
+  moved:
+    url: {redirecting}
+    headers: {{ Authorization: "{SECRET}", X-Tenant: "${{CARGO_PKG_NAME}}" }}
+    tools:
+      echo: {{ action: "ops:echo", resource: {{ kind: message, namespace: ops, name: "{{message}}" }} }}
+"#
+    );
+    let harness = Harness::start(|_| (config, OWN_DOMAINS_POLICY.into())).await;
+    let client = harness.client(&harness.token("reader").await).await;
+    let moved = client
+        .call_tool(call(
+            "moved__echo",
+            json!({ "message": "hi" }),
+            json!({}),
+            None,
+        ))
+        .await;
+    assert!(
+        moved.as_ref().map_or(true, |r| r.is_error == Some(true)),
+        "{moved:?}"
+    );
+    assert!(
+        seen.lock().unwrap().authorizations.is_empty(),
+        "the redirect was followed with the upstream's headers"
     );
 }
