@@ -139,7 +139,9 @@ async fn guarded_upstream() -> (String, Arc<Mutex<Seen>>) {
     (url, seen)
 }
 
-fn config(guarded: &str, unset: &str) -> String {
+/// A bundle whose agent `reader` may read in `ops` (`ops:echo`, `ops:env`),
+/// holding `servers` (entries of `mcp_servers:`).
+fn bundle(servers: &[String]) -> String {
     format!(
         r#"
 policy_owner: platform-team@example.com
@@ -148,77 +150,75 @@ agents:
 tools:
   ops:
     echo: {{ impact: read }}
+    env: {{ impact: read }}
 mcp_servers:
-  guarded:
-    url: {guarded}
-    headers: {{ Authorization: "{SECRET}", X-Tenant: "${{CARGO_PKG_NAME}}" }}
-    tools:
-      echo: {{ action: "ops:echo", resource: {{ kind: message, namespace: ops, name: "{{message}}" }} }}
-  bare:
-    url: {guarded}
-    tools:
-      echo: {{ action: "ops:echo", resource: {{ kind: message, namespace: ops, name: "{{message}}" }} }}
-  unset:
-    url: {unset}
-    headers: {{ Authorization: "Bearer ${{CLEARANCE_TEST_VARIABLE_NEVER_SET}}" }}
-    tools:
+{}"#,
+        servers.concat()
+    )
+}
+
+/// Server `id` at `url`, sent `headers` (a YAML flow mapping, or none),
+/// its `echo` mapped to `ops:echo`.
+fn echo_server(id: &str, url: &str, headers: Option<&str>) -> String {
+    let headers = headers.map_or_else(String::new, |h| format!("    headers: {h}\n"));
+    format!(
+        r#"  {id}:
+    url: {url}
+{headers}    tools:
       echo: {{ action: "ops:echo", resource: {{ kind: message, namespace: ops, name: "{{message}}" }} }}
 "#
     )
+}
+
+/// The headers the guarded upstream lets in.
+fn good_headers() -> String {
+    format!(r#"{{ Authorization: "{SECRET}", X-Tenant: "${{CARGO_PKG_NAME}}" }}"#)
+}
+
+/// `tool` called with `{"message": "hi"}`.
+async fn echo(
+    client: &support::Client,
+    tool: &str,
+) -> Result<rmcp::model::CallToolResult, rmcp::ServiceError> {
+    client
+        .call_tool(call(tool, json!({ "message": "hi" }), json!({}), None))
+        .await
+}
+
+/// Whether a call failed: hidden (a protocol error) or answered as an error.
+fn failed(result: &Result<rmcp::model::CallToolResult, rmcp::ServiceError>) -> bool {
+    result.as_ref().map_or(true, |r| r.is_error == Some(true))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_url_upstream_gets_its_bundle_headers_and_never_the_agents_token() {
     let (url, seen) = guarded_upstream().await;
     let (unset_url, unset_seen) = guarded_upstream().await;
-    let harness = Harness::start(|_| (config(&url, &unset_url), OWN_DOMAINS_POLICY.into())).await;
+    let config = bundle(&[
+        echo_server("guarded", &url, Some(&good_headers())),
+        echo_server("bare", &url, None),
+        echo_server(
+            "unset",
+            &unset_url,
+            Some(r#"{ Authorization: "Bearer ${CLEARANCE_TEST_VARIABLE_NEVER_SET}" }"#),
+        ),
+    ]);
+    let harness = Harness::start(|_| (config, OWN_DOMAINS_POLICY.into())).await;
     let token = harness.token("reader").await;
     let client = harness.client(&token).await;
 
-    let echoed = client
-        .call_tool(call(
-            "guarded__echo",
-            json!({ "message": "hi" }),
-            json!({}),
-            None,
-        ))
-        .await
-        .unwrap();
+    let echoed = echo(&client, "guarded__echo").await.unwrap();
     assert_ne!(echoed.is_error, Some(true), "{echoed:?}");
     assert_eq!(text(&echoed), "Echo: hi");
 
     // The same upstream without the headers is refused at its door: the
     // call fails, whether the tool is hidden or answered as an error.
-    let unguarded = client
-        .call_tool(call(
-            "bare__echo",
-            json!({ "message": "hi" }),
-            json!({}),
-            None,
-        ))
-        .await;
-    assert!(
-        unguarded
-            .as_ref()
-            .map_or(true, |r| r.is_error == Some(true)),
-        "{unguarded:?}"
-    );
+    let unguarded = echo(&client, "bare__echo").await;
+    assert!(failed(&unguarded), "{unguarded:?}");
 
     // A header whose variable is not set: the server is never reached.
-    let unreached = client
-        .call_tool(call(
-            "unset__echo",
-            json!({ "message": "hi" }),
-            json!({}),
-            None,
-        ))
-        .await;
-    assert!(
-        unreached
-            .as_ref()
-            .map_or(true, |r| r.is_error == Some(true)),
-        "{unreached:?}"
-    );
+    let unreached = echo(&client, "unset__echo").await;
+    assert!(failed(&unreached), "{unreached:?}");
     assert!(
         unset_seen.lock().unwrap().authorizations.is_empty(),
         "a connection was made without the header's variable"
@@ -250,22 +250,8 @@ async fn a_child_does_not_inherit_what_another_servers_headers_name() {
     let (url, _) = guarded_upstream().await;
     let script =
         std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/peers/environment.py");
-    let config = format!(
-        r#"
-policy_owner: platform-team@example.com
-agents:
-  reader: {{ owner: oncall@example.com, phase: shadow, credential_scope: ops:reader, domains: [ops] }}
-tools:
-  ops:
-    echo: {{ impact: read }}
-    env: {{ impact: read }}
-mcp_servers:
-  guarded:
-    url: {url}
-    headers: {{ Authorization: "{SECRET}", X-Tenant: "${{CARGO_PKG_NAME}}" }}
-    tools:
-      echo: {{ action: "ops:echo", resource: {{ kind: message, namespace: ops, name: "{{message}}" }} }}
-  child:
+    let child = format!(
+        r#"  child:
     command: [python3, {script:?}]
     env: {{ GIVEN_BY_THE_BUNDLE: "1" }}
     tools:
@@ -273,6 +259,7 @@ mcp_servers:
 "#,
         script = script.display().to_string(),
     );
+    let config = bundle(&[echo_server("guarded", &url, Some(&good_headers())), child]);
     let harness = Harness::start(|_| (config, OWN_DOMAINS_POLICY.into())).await;
     let client = harness.client(&harness.token("reader").await).await;
     let result = client
@@ -316,36 +303,11 @@ async fn redirecting_to(target: String) -> String {
 async fn a_redirect_does_not_carry_the_headers_elsewhere() {
     let (elsewhere, seen) = guarded_upstream().await;
     let redirecting = redirecting_to(elsewhere).await;
-    let config = format!(
-        r#"
-policy_owner: platform-team@example.com
-agents:
-  reader: {{ owner: oncall@example.com, phase: shadow, credential_scope: ops:reader, domains: [ops] }}
-tools:
-  ops:
-    echo: {{ impact: read }}
-mcp_servers:
-  moved:
-    url: {redirecting}
-    headers: {{ Authorization: "{SECRET}", X-Tenant: "${{CARGO_PKG_NAME}}" }}
-    tools:
-      echo: {{ action: "ops:echo", resource: {{ kind: message, namespace: ops, name: "{{message}}" }} }}
-"#
-    );
+    let config = bundle(&[echo_server("moved", &redirecting, Some(&good_headers()))]);
     let harness = Harness::start(|_| (config, OWN_DOMAINS_POLICY.into())).await;
     let client = harness.client(&harness.token("reader").await).await;
-    let moved = client
-        .call_tool(call(
-            "moved__echo",
-            json!({ "message": "hi" }),
-            json!({}),
-            None,
-        ))
-        .await;
-    assert!(
-        moved.as_ref().map_or(true, |r| r.is_error == Some(true)),
-        "{moved:?}"
-    );
+    let moved = echo(&client, "moved__echo").await;
+    assert!(failed(&moved), "{moved:?}");
     assert!(
         seen.lock().unwrap().authorizations.is_empty(),
         "the redirect was followed with the upstream's headers"
