@@ -26,7 +26,7 @@ fn a_valid_section_becomes_servers_with_defaults() {
             r#"
   files:
     command: [npx, -y, "@modelcontextprotocol/server-filesystem", /srv/runbooks]
-    env: { TOKEN: secret }
+    env: { TOKEN: secret, PGPASSWORD: "${FILES_DB_PASSWORD}", TEMPLATE: "$${literal}" }
     tools:
       read_text_file: { action: "tool:read",  resource: { kind: file, namespace: runbooks, name: "{path}" } }
       write_file:     { action: "tool:medium", resource: { kind: file, namespace: runbooks, name: "{path}" } }
@@ -91,6 +91,10 @@ fn a_valid_section_becomes_servers_with_defaults() {
         .into()
     );
     assert!(files.headers.is_empty());
+    // References are kept as written: filled in at connect, never here.
+    assert_eq!(files.env["PGPASSWORD"], "${FILES_DB_PASSWORD}");
+    assert_eq!(files.env["TEMPLATE"], "$${literal}");
+    assert!(everything.env.is_empty());
 }
 
 #[test]
@@ -112,6 +116,23 @@ fn headers_are_for_url_upstreams_and_cannot_forge_a_request() {
   cases:
     url: http://h/mcp
     headers: { Authorization: "Bearer a", authorization: "Bearer b" }
+"#
+    ));
+}
+
+#[test]
+fn env_is_for_command_children_and_holds_what_a_system_can() {
+    insta::assert_snapshot!(refused(
+        r#"
+  remote:
+    url: http://h/mcp
+    env: { TOKEN: s }
+  names:
+    command: [x]
+    env: { "A=B": a, "": b }
+  values:
+    command: [x]
+    env: { NUL: "a\0b", OPEN: "${TOKEN", NAME: "${1TOKEN}", DASH: "${A-B}" }
 "#
     ));
 }

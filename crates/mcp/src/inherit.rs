@@ -11,19 +11,19 @@ use std::{
     ffi::OsString,
 };
 
-use clearance_engine::bundle::mcp::{McpServer, header};
+use clearance_engine::bundle::mcp::{McpServer, reference};
 
 /// The gateway's own variables, never inherited.
 const GATEWAY_PREFIX: &str = "CLEARANCE_";
 
-/// The variables any of `servers`' headers refer to.
-pub(crate) fn header_variables<'a>(
+/// The variables any of `servers`' headers or env refer to.
+pub(crate) fn referenced_variables<'a>(
     servers: impl IntoIterator<Item = &'a McpServer>,
 ) -> BTreeSet<String> {
     servers
         .into_iter()
-        .flat_map(|server| server.headers.values())
-        .flat_map(|value| header::variables(value))
+        .flat_map(|server| server.headers.values().chain(server.env.values()))
+        .flat_map(|value| reference::variables(value))
         .map(str::to_owned)
         .collect()
 }
@@ -32,7 +32,7 @@ pub(crate) fn header_variables<'a>(
 /// must not see.
 pub(crate) fn withheld(
     inherited: impl IntoIterator<Item = OsString>,
-    header_variables: &BTreeSet<String>,
+    referenced: &BTreeSet<String>,
     env: &BTreeMap<String, String>,
 ) -> Vec<OsString> {
     inherited
@@ -40,7 +40,7 @@ pub(crate) fn withheld(
         .filter(|name| {
             // A name that is not UTF-8 is none of ours.
             name.to_str().is_some_and(|name| {
-                (name.starts_with(GATEWAY_PREFIX) || header_variables.contains(name))
+                (name.starts_with(GATEWAY_PREFIX) || referenced.contains(name))
                     && !env.contains_key(name)
             })
         })
@@ -73,6 +73,40 @@ mod tests {
         assert_eq!(
             withheld(inherited, &headers, &given),
             ["CLEARANCE_CHECKPOINT_KEY", "TICKETS_TOKEN"].map(OsString::from)
+        );
+    }
+
+    fn server(env: &[(&str, &str)], headers: &[(&str, &str)]) -> McpServer {
+        let map = |pairs: &[(&str, &str)]| {
+            pairs
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect()
+        };
+        McpServer {
+            id: "s".into(),
+            upstream: clearance_engine::bundle::mcp::Upstream::Url("http://127.0.0.1:1/mcp".into()),
+            env: map(env),
+            headers: map(headers),
+            timeout_seconds: 30,
+            approval_wait_seconds: 0,
+            annotations: clearance_engine::bundle::mcp::Annotations::Ignore,
+            tools: BTreeMap::new(),
+        }
+    }
+
+    #[test]
+    fn what_headers_and_env_refer_to_is_referenced_and_a_literal_is_not() {
+        let servers = [
+            server(
+                &[("PGPASSWORD", "${DB_SECRET}"), ("PLAIN", "$${NOT_ONE}")],
+                &[],
+            ),
+            server(&[], &[("Authorization", "Bearer ${TICKETS_TOKEN}")]),
+        ];
+        assert_eq!(
+            referenced_variables(&servers),
+            ["DB_SECRET", "TICKETS_TOKEN"].map(str::to_owned).into()
         );
     }
 }

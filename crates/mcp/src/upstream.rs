@@ -15,7 +15,7 @@ use std::{
     time::Duration,
 };
 
-use clearance_engine::bundle::mcp::{McpServer, Upstream as Reach, header};
+use clearance_engine::bundle::mcp::{McpServer, Upstream as Reach, env, header};
 use http::{HeaderName, HeaderValue};
 use rmcp::{
     ClientHandler, RoleClient, ServiceExt as _,
@@ -466,7 +466,7 @@ type Connection = RunningService<RoleClient, Listener>;
 
 async fn connect(
     config: &McpServer,
-    header_variables: &BTreeSet<String>,
+    referenced: &BTreeSet<String>,
     listener: Listener,
     progress: &ProgressRoutes,
 ) -> Result<Connection, String> {
@@ -474,10 +474,10 @@ async fn connect(
         Reach::Command { program, args } => {
             let mut command = tokio::process::Command::new(program);
             let inherited = std::env::vars_os().map(|(name, _)| name);
-            for name in inherit::withheld(inherited, header_variables, &config.env) {
+            for name in inherit::withheld(inherited, referenced, &config.env) {
                 command.env_remove(name);
             }
-            command.args(args).envs(&config.env);
+            command.args(args).envs(environment(config)?);
             let mut command = process_wrap::tokio::CommandWrap::from(command);
             // Its own process group, killed whole: npx, for one, runs the
             // server as a grandchild that would outlive a killed npx.
@@ -512,6 +512,22 @@ async fn connect(
                 .map_err(|e| e.to_string())
         }
     }
+}
+
+/// The environment the bundle gives `config`'s child, its `${NAME}`
+/// references filled from the gateway's environment. A variable not set
+/// fails the start: the child never runs without it. The errors name the
+/// variable, never its value.
+fn environment(config: &McpServer) -> Result<Vec<(&str, String)>, String> {
+    config
+        .env
+        .iter()
+        .map(|(name, value)| {
+            env::expand(value, |variable| std::env::var(variable).ok())
+                .map(|value| (name.as_str(), value))
+                .map_err(|e| format!("env `{name}`: {e}"))
+        })
+        .collect()
 }
 
 /// The headers the bundle gives `config`'s requests, their `${NAME}`
@@ -590,13 +606,14 @@ fn connection_in_doubt(error: &rmcp::ServiceError) -> bool {
 }
 
 impl Upstreams {
-    /// The variables any server's headers refer to: no child inherits them.
-    fn header_variables(&self) -> BTreeSet<String> {
+    /// The variables any server's headers or env refer to: no child
+    /// inherits them.
+    fn referenced_variables(&self) -> BTreeSet<String> {
         let servers = self
             .servers
             .read()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        inherit::header_variables(servers.values().map(|server| &server.config))
+        inherit::referenced_variables(servers.values().map(|server| &server.config))
     }
 }
 
@@ -613,8 +630,8 @@ async fn supervise(upstreams: Arc<Upstreams>, server: Arc<Server>) {
         let attempt = tokio::select! {
             () = server.stop.cancelled() => return,
             attempt = tokio::time::timeout(CONNECT_TIMEOUT, async {
-                let withheld = upstreams.header_variables();
-                let connection = connect(&server.config, &withheld, listener, &progress).await?;
+                let referenced = upstreams.referenced_variables();
+                let connection = connect(&server.config, &referenced, listener, &progress).await?;
                 let offer = list(connection.peer()).await?;
                 Ok::<_, String>((connection, offer))
             }) => attempt.unwrap_or_else(|_| Err("connecting timed out".into())),

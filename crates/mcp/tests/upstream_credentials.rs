@@ -8,7 +8,8 @@
 //! followed: the headers never reach where it points. A stdio child
 //! inherits the gateway's environment but not a variable another server's
 //! headers name (nor the gateway's `CLEARANCE_*`: `inherit`'s unit test),
-//! and gets its bundle `env`.
+//! and gets its bundle `env`, `${NAME}` filled from the gateway's
+//! environment; a variable that is not set keeps the child from starting.
 
 #![allow(
     clippy::unwrap_used,
@@ -245,29 +246,48 @@ async fn a_url_upstream_gets_its_bundle_headers_and_never_the_agents_token() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_child_does_not_inherit_what_another_servers_headers_name() {
-    let (url, _) = guarded_upstream().await;
+/// Stdio server `id`, the `environment` peer, given `env` (a YAML flow
+/// mapping), its tool mapped to `ops:env`.
+fn environment_child(id: &str, env: &str) -> String {
     let script =
         std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/peers/environment.py");
-    let child = format!(
-        r#"  child:
+    format!(
+        r#"  {id}:
     command: [python3, {script:?}]
-    env: {{ GIVEN_BY_THE_BUNDLE: "1" }}
+    env: {env}
     tools:
-      environment: {{ action: "ops:env", resource: {{ kind: process, namespace: ops, name: child }} }}
+      environment: {{ action: "ops:env", resource: {{ kind: process, namespace: ops, name: {id} }} }}
 "#,
         script = script.display().to_string(),
-    );
-    let config = bundle(&[echo_server("guarded", &url, Some(&good_headers())), child]);
-    let harness = Harness::start(|_| (config, OWN_DOMAINS_POLICY.into())).await;
-    let client = harness.client(&harness.token("reader").await).await;
+    )
+}
+
+/// What `id`'s child reports: the names in its environment, then
+/// `NAME=value` for each of `values`.
+async fn environment_of(client: &support::Client, id: &str, values: &[&str]) -> Vec<String> {
     let result = client
-        .call_tool(call("child__environment", json!({}), json!({}), None))
+        .call_tool(call(
+            &format!("{id}__environment"),
+            json!({ "values": values }),
+            json!({}),
+            None,
+        ))
         .await
         .unwrap();
     assert_ne!(result.is_error, Some(true), "{result:?}");
-    let names: Vec<String> = text(&result).lines().map(str::to_owned).collect();
+    text(&result).lines().map(str::to_owned).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_child_does_not_inherit_what_another_servers_headers_name() {
+    let (url, _) = guarded_upstream().await;
+    let config = bundle(&[
+        echo_server("guarded", &url, Some(&good_headers())),
+        environment_child("child", r#"{ GIVEN_BY_THE_BUNDLE: "1" }"#),
+    ]);
+    let harness = Harness::start(|_| (config, OWN_DOMAINS_POLICY.into())).await;
+    let client = harness.client(&harness.token("reader").await).await;
+    let names = environment_of(&client, "child", &[]).await;
     let has = |name: &str| names.iter().any(|n| n == name);
     assert!(has("GIVEN_BY_THE_BUNDLE"), "{names:?}");
     // Inherited as the gateway has it: cargo sets both for its tests.
@@ -280,6 +300,38 @@ async fn a_child_does_not_inherit_what_another_servers_headers_name() {
         !names.iter().any(|n| n.starts_with("CLEARANCE_")),
         "{names:?}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_childs_env_is_filled_from_the_gateways_environment_at_start() {
+    let config = bundle(&[
+        environment_child(
+            "child",
+            r#"{ FROM_THE_GATEWAY: "v${CARGO_PKG_VERSION}", LITERAL: "$${CARGO_PKG_VERSION}" }"#,
+        ),
+        environment_child(
+            "unset",
+            r#"{ SECRET: "${CLEARANCE_TEST_VARIABLE_NEVER_SET}" }"#,
+        ),
+    ]);
+    let harness = Harness::start(|_| (config, OWN_DOMAINS_POLICY.into())).await;
+    let client = harness.client(&harness.token("reader").await).await;
+    let reported = environment_of(&client, "child", &["FROM_THE_GATEWAY", "LITERAL"]).await;
+    let has = |line: &str| reported.iter().any(|l| l == line);
+    assert!(
+        has(&format!("FROM_THE_GATEWAY=v{}", env!("CARGO_PKG_VERSION"))),
+        "{reported:?}"
+    );
+    assert!(has("LITERAL=${CARGO_PKG_VERSION}"), "{reported:?}");
+    // The variable it was given by reference is its own under the name
+    // the bundle chose, not under the gateway's.
+    assert!(!has("CARGO_PKG_VERSION"), "{reported:?}");
+
+    // A child whose env names a variable that is not set never starts.
+    let unstarted = client
+        .call_tool(call("unset__environment", json!({}), json!({}), None))
+        .await;
+    assert!(failed(&unstarted), "{unstarted:?}");
 }
 
 /// A server that answers every request with a 307 to `target`.

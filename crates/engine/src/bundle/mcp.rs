@@ -6,7 +6,9 @@
 //! Pure: templates render from a call's JSON arguments here; connecting to
 //! servers and forwarding calls is the MCP face's.
 
+pub mod env;
 pub mod header;
+pub mod reference;
 
 use std::collections::BTreeMap;
 
@@ -19,7 +21,8 @@ pub struct McpServer {
     pub id: String,
     /// Where it is.
     pub upstream: Upstream,
-    /// Extra environment for a child (credentials live here, not in the agent).
+    /// Extra environment for a child (credentials live here, not in the
+    /// agent), as written: `${NAME}` is filled in at connect ([`env`]).
     pub env: BTreeMap<String, String>,
     /// Extra HTTP headers on every request to a `url` upstream (its
     /// credentials, as `env` holds a child's): names valid HTTP tokens, none

@@ -1,6 +1,7 @@
 """A stdio MCP server for the gateway's tests of what a child inherits: its
 one tool, `environment`, answers with the names of the variables in its
-environment, one a line (names only: the values may be secrets)."""
+environment, one a line (names only: the values may be secrets), then
+`NAME=value` for each name its `values` argument lists."""
 
 import json
 import os
@@ -22,9 +23,12 @@ for text in sys.stdin:
     elif method == "tools/list":
         sys.stdout.write(line({"jsonrpc": "2.0", "id": ident, "result": {"tools": [{
             "name": "environment",
-            "inputSchema": {"type": "object", "properties": {}}}]}}))
+            "inputSchema": {"type": "object", "properties": {
+                "values": {"type": "array", "items": {"type": "string"}}}}}]}}))
     elif method == "tools/call":
-        names = "\n".join(sorted(os.environ))
+        shown = (request["params"].get("arguments") or {}).get("values", [])
+        names = "\n".join(sorted(os.environ) + [
+            f"{name}={os.environ[name]}" for name in shown if name in os.environ])
         sys.stdout.write(line({"jsonrpc": "2.0", "id": ident, "result": {
             "content": [{"type": "text", "text": names}]}}))
     elif ident is not None:

@@ -20,7 +20,7 @@ use crate::{
         Action,
         mcp::{
             Annotations, McpServer, READ_ONLY_VERB, ResourceTemplate, Template, ToolMapping,
-            Upstream, exposed_name, header, is_client_tool_name,
+            Upstream, env, exposed_name, header, is_client_tool_name,
         },
         raw::{RawConfig, RawMcpServer, RawMcpTool},
     },
@@ -155,6 +155,7 @@ impl Config<'_> {
             }
         };
         let headers = self.headers(id, server);
+        let env = self.env(id, server);
         let timeout = self.seconds(id, "timeout", server.timeout.as_ref(), 30, false);
         let approval_wait =
             self.seconds(id, "approval_wait", server.approval_wait.as_ref(), 0, true);
@@ -186,7 +187,7 @@ impl Config<'_> {
         Some(McpServer {
             id: id.to_owned(),
             upstream: upstream?,
-            env: server.env.clone(),
+            env: env?,
             headers: headers?,
             timeout_seconds: timeout?,
             approval_wait_seconds: approval_wait?,
@@ -222,6 +223,29 @@ impl Config<'_> {
         }
         for problem in &problems {
             self.error_at("invalid-mcp-header", &raw.referenced, problem.clone());
+        }
+        problems.is_empty().then(|| raw.value.clone())
+    }
+
+    /// `env`, for a `command` child only: names and values the system can
+    /// hold, references well formed.
+    fn env(&mut self, id: &str, server: &RawMcpServer) -> Option<BTreeMap<String, String>> {
+        let Some(raw) = &server.env else {
+            return Some(BTreeMap::new());
+        };
+        let mut problems = Vec::new();
+        if server.command.is_none() && !raw.value.is_empty() {
+            problems.push(format!(
+                "mcp_servers.{id}.env: only a `command` child is given an environment (a `url` upstream's credentials go in `headers`)"
+            ));
+        }
+        for (name, value) in &raw.value {
+            if let Some(problem) = env::problem(name, value) {
+                problems.push(format!("mcp_servers.{id}.env.{name}: {problem}"));
+            }
+        }
+        for problem in &problems {
+            self.error_at("invalid-mcp-env", &raw.referenced, problem.clone());
         }
         problems.is_empty().then(|| raw.value.clone())
     }

@@ -15,8 +15,7 @@ pub(crate) struct RawMcpServer {
     /// Or a streamable-HTTP upstream.
     pub url: Option<Spanned<String>>,
     /// Extra environment for the child (its credentials live here).
-    #[serde(default)]
-    pub env: BTreeMap<String, String>,
+    pub env: Option<Spanned<BTreeMap<String, String>>>,
     /// Extra HTTP headers on every request to a `url` upstream (its
     /// credentials live here).
     pub headers: Option<Spanned<BTreeMap<String, String>>>,
