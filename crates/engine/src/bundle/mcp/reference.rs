@@ -7,9 +7,10 @@
 //!
 //! - `${NAME}`: the variable `NAME` (letters, digits and `_`, not starting
 //!   with a digit); one that is not set is an error, never an empty value.
-//! - `$$`: a literal `$` (so `$${NAME}` is the text `${NAME}`), as in
-//!   Docker Compose.
-//! - Any other `$` is itself.
+//! - `$${`: the text `${`, for a value that must hold it.
+//! - Any other `$` is itself: `pa$$word` stays as written, so a value
+//!   written before references existed means what it meant unless it holds
+//!   `${`.
 //!
 //! Pure: the environment is read by the caller, through `lookup`.
 
@@ -36,9 +37,9 @@ fn pieces(value: &str) -> impl Iterator<Item = Result<Piece<'_>, String>> {
             rest = after;
             return Some(Ok(Piece::Text(text)));
         }
-        if let Some(after) = rest.strip_prefix("$$") {
+        if let Some(after) = rest.strip_prefix("$${") {
             rest = after;
-            return Some(Ok(Piece::Text("$")));
+            return Some(Ok(Piece::Text("${")));
         }
         let Some(after) = rest.strip_prefix("${") else {
             rest = &rest[1..];
@@ -138,10 +139,10 @@ mod tests {
     }
 
     #[test]
-    fn a_doubled_dollar_is_a_literal_one() {
+    fn a_doubled_dollar_before_a_brace_is_the_text_and_any_other_dollar_itself() {
         assert_eq!(filled("$${TOKEN}").unwrap(), "${TOKEN}");
-        assert_eq!(filled("$$${TOKEN}").unwrap(), "$s3cret");
-        assert_eq!(filled("$$x $$$").unwrap(), "$x $$");
+        assert_eq!(filled("pa$$word $$$ $").unwrap(), "pa$$word $$$ $");
+        assert_eq!(filled("$${TOKEN} ${TOKEN}").unwrap(), "${TOKEN} s3cret");
         assert_eq!(malformed("$${"), None);
         assert_eq!(
             variables("$${TOKEN} ${EMPTY}").collect::<Vec<_>>(),
