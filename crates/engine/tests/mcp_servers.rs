@@ -132,7 +132,7 @@ fn env_is_for_command_children_and_holds_what_a_system_can() {
     env: { "A=B": a, "": b }
   values:
     command: [x]
-    env: { NUL: "a\0b", OPEN: "${TOKEN", NAME: "${1TOKEN}", DASH: "${A-B}" }
+    env: { NUL: "a\0b", OPEN: "${TOKEN", NAME: "${1TOKEN}", DASH: "${A-B}", OURS: "${CLEARANCE_DB}" }
 "#
     ));
 }

@@ -2,19 +2,20 @@
 //! so that `npx`, proxies and certificate settings work as they do for the
 //! gateway, except the gateway's own secrets — its `CLEARANCE_*`
 //! variables (the database URL and its password, the checkpoint signing
-//! key, a CLI token) and every variable a `url` upstream's `headers` refer
-//! to (another server's credential). A child given one of them in its
-//! bundle `env` gets that value, as written.
+//! key, a CLI token) — and every variable any server's `headers` or `env`
+//! refer to as `${NAME}`: a credential the bundle hands out by reference,
+//! to another server, or to this child under the name its `env` gives it.
+//! A child whose bundle `env` sets one of these names gets that value.
 
 use std::{
     collections::{BTreeMap, BTreeSet},
     ffi::OsString,
 };
 
-use clearance_engine::bundle::mcp::{McpServer, reference};
-
-/// The gateway's own variables, never inherited.
-const GATEWAY_PREFIX: &str = "CLEARANCE_";
+use clearance_engine::bundle::mcp::{
+    McpServer,
+    reference::{self, GATEWAY_PREFIX},
+};
 
 /// The variables any of `servers`' headers or env refer to.
 pub(crate) fn referenced_variables<'a>(

@@ -477,7 +477,8 @@ async fn connect(
             for name in inherit::withheld(inherited, referenced, &config.env) {
                 command.env_remove(name);
             }
-            command.args(args).envs(environment(config)?);
+            let environment = environment(config).map_err(|detail| unfilled(config, &detail))?;
+            command.args(args).envs(environment);
             let mut command = process_wrap::tokio::CommandWrap::from(command);
             // Its own process group, killed whole: npx, for one, runs the
             // server as a grandchild that would outlive a killed npx.
@@ -504,7 +505,7 @@ async fn connect(
             let transport = StreamableHttpClientTransport::with_client(
                 client,
                 StreamableHttpClientTransportConfig::with_uri(url.clone())
-                    .custom_headers(headers(config)?),
+                    .custom_headers(headers(config).map_err(|detail| unfilled(config, &detail))?),
             );
             listener
                 .serve(progress.in_order(transport))
@@ -512,6 +513,16 @@ async fn connect(
                 .map_err(|e| e.to_string())
         }
     }
+}
+
+/// Why `config`'s server is not reached when a value of its `env` or
+/// `headers` cannot be filled in: the log says which (a name, never a
+/// value); an agent calling it is told only that, as the names of the
+/// gateway's variables are not its to learn.
+fn unfilled(config: &McpServer, detail: &str) -> String {
+    tracing::warn!(server = %config.id, %detail, "an upstream's credentials cannot be filled in");
+    "its credentials cannot be filled in from the gateway's environment (the gateway's log says why)"
+        .into()
 }
 
 /// The environment the bundle gives `config`'s child, its `${NAME}`
@@ -728,4 +739,62 @@ fn set(server: &Server, state: State) {
         .state
         .write()
         .unwrap_or_else(std::sync::PoisonError::into_inner) = state;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn server(upstream: Reach, env: &str, headers: &str) -> McpServer {
+        let one = |name: &str, value: &str| -> BTreeMap<String, String> {
+            if value.is_empty() {
+                BTreeMap::new()
+            } else {
+                [(name.to_owned(), value.to_owned())].into()
+            }
+        };
+        McpServer {
+            id: "s".into(),
+            upstream,
+            env: one("SECRET", env),
+            headers: one("Authorization", headers),
+            timeout_seconds: 30,
+            approval_wait_seconds: 0,
+            annotations: clearance_engine::bundle::mcp::Annotations::Ignore,
+            tools: BTreeMap::new(),
+        }
+    }
+
+    /// Why connecting `config` failed.
+    async fn refusal(config: McpServer) -> String {
+        let listener = Listener {
+            changed: Arc::new(Notify::new()),
+        };
+        match connect(
+            &config,
+            &BTreeSet::new(),
+            listener,
+            &ProgressRoutes::default(),
+        )
+        .await
+        {
+            Ok(_) => "connected".into(),
+            Err(reason) => reason,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_credential_not_filled_in_is_not_reached_and_not_named_to_agents() {
+        let unset = "${NEVER_SET_IN_THE_GATEWAYS_TESTS}";
+        let child = Reach::Command {
+            program: "true".into(),
+            args: vec![],
+        };
+        let url = Reach::Url("http://127.0.0.1:9/mcp".into());
+        for config in [server(child, unset, ""), server(url, "", unset)] {
+            let reason = refusal(config).await;
+            assert!(reason.contains("cannot be filled in"), "{reason}");
+            assert!(!reason.contains("NEVER_SET"), "{reason}");
+        }
+    }
 }

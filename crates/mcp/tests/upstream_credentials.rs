@@ -201,7 +201,7 @@ async fn a_url_upstream_gets_its_bundle_headers_and_never_the_agents_token() {
         echo_server(
             "unset",
             &unset_url,
-            Some(r#"{ Authorization: "Bearer ${CLEARANCE_TEST_VARIABLE_NEVER_SET}" }"#),
+            Some(r#"{ Authorization: "Bearer ${NEVER_SET_IN_THE_GATEWAYS_TESTS}" }"#),
         ),
     ]);
     let harness = Harness::start(|_| (config, OWN_DOMAINS_POLICY.into())).await;
@@ -311,7 +311,7 @@ async fn a_childs_env_is_filled_from_the_gateways_environment_at_start() {
         ),
         environment_child(
             "unset",
-            r#"{ SECRET: "${CLEARANCE_TEST_VARIABLE_NEVER_SET}" }"#,
+            r#"{ SECRET: "${NEVER_SET_IN_THE_GATEWAYS_TESTS}" }"#,
         ),
     ]);
     let harness = Harness::start(|_| (config, OWN_DOMAINS_POLICY.into())).await;

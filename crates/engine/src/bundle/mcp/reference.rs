@@ -6,13 +6,20 @@
 //! one's own ([`expand`]'s `fits`).
 //!
 //! - `${NAME}`: the variable `NAME` (letters, digits and `_`, not starting
-//!   with a digit); one that is not set is an error, never an empty value.
+//!   with a digit); one that is not set is an error, never an empty value
+//!   (one set to the empty string fills in as empty). `CLEARANCE_*` is
+//!   refused: the gateway's own secrets (its database URL, its checkpoint
+//!   signing key) are never handed to an upstream.
 //! - `$${`: the text `${`, for a value that must hold it.
 //! - Any other `$` is itself: `pa$$word` stays as written, so a value
 //!   written before references existed means what it meant unless it holds
 //!   `${`.
 //!
 //! Pure: the environment is read by the caller, through `lookup`.
+
+/// The prefix of the gateway's own variables, which no reference may name
+/// and no child inherits.
+pub const GATEWAY_PREFIX: &str = "CLEARANCE_";
 
 /// A piece of a value: text as written, or a reference.
 enum Piece<'a> {
@@ -53,6 +60,12 @@ fn pieces(value: &str) -> impl Iterator<Item = Result<Piece<'_>, String>> {
             failed = true;
             return Some(Err(format!(
                 "`${{{name}}}` is not an environment variable's name (letters, digits and _)"
+            )));
+        }
+        if name.starts_with(GATEWAY_PREFIX) {
+            failed = true;
+            return Some(Err(format!(
+                "`${{{name}}}`: the gateway's own variables ({GATEWAY_PREFIX}*) are never handed to an upstream"
             )));
         }
         rest = after;
@@ -143,6 +156,8 @@ mod tests {
         assert_eq!(filled("$${TOKEN}").unwrap(), "${TOKEN}");
         assert_eq!(filled("pa$$word $$$ $").unwrap(), "pa$$word $$$ $");
         assert_eq!(filled("$${TOKEN} ${TOKEN}").unwrap(), "${TOKEN} s3cret");
+        assert_eq!(filled("$$${TOKEN}").unwrap(), "$${TOKEN}");
+        assert_eq!(filled("é$€${TOKEN}$").unwrap(), "é$€s3cret$");
         assert_eq!(malformed("$${"), None);
         assert_eq!(
             variables("$${TOKEN} ${EMPTY}").collect::<Vec<_>>(),
@@ -161,6 +176,12 @@ mod tests {
         assert!(filled("${}").unwrap_err().contains("`${}`"));
         assert!(filled("${A-B}").unwrap_err().contains("`${A-B}`"));
         assert!(malformed("ok ${A-B}").is_some());
+        assert!(
+            malformed("${CLEARANCE_DB}")
+                .unwrap()
+                .contains("gateway's own")
+        );
+        assert!(filled("x${CLEARANCE_CHECKPOINT_KEY}").is_err());
         assert_eq!(malformed("ok ${NOPE}"), None);
     }
 
