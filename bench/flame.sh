@@ -29,7 +29,7 @@ export CLEARANCE_TOKEN=$(awk '/agent incident-bot/ {print $NF}' "$work/tokens.tx
 if [ "$kind" = high ]; then
   export CLEARANCE_BODY='{"agent":"incident-bot","action":"kubectl:scale","resource":{"kind":"deployment","namespace":"payments","name":"checkout-api"},"plan_id":"plan-42","confidence":0.9}'
 fi
-wrk -t2 -c32 -d"$((seconds + 6))s" --latency -s bench/decide.lua "http://127.0.0.1:$port" > "$work/wrk.txt" &
+wrk -t2 -c${FLAME_CONNECTIONS:-32} -d"$((seconds + 6))s" --latency -s bench/decide.lua "http://127.0.0.1:$port" > "$work/wrk.txt" &
 load=$!
 sleep 3
 perf record -q -e cpu-clock -F 499 --call-graph dwarf,16384 -p "$server" -o "$work/perf.data" -- sleep "$seconds" 2> /dev/null
