@@ -142,7 +142,7 @@ fn an_upstream_is_exactly_one_of_command_and_url() {
     insta::assert_snapshot!(refused(
         r#"
   both: { command: [x], url: "http://h/mcp" }
-  neither: { timeout: 5s }
+  neither: { timeout: 5s, env: { A: b }, headers: { X-A: b } }
   empty: { command: [] }
   ftp: { url: "ftp://h/mcp" }
 "#

@@ -206,7 +206,8 @@ impl Config<'_> {
             return Some(BTreeMap::new());
         };
         let mut problems = Vec::new();
-        if server.url.is_none() && !raw.value.is_empty() {
+        // A server with neither or both is refused as such already.
+        if server.command.is_some() && server.url.is_none() && !raw.value.is_empty() {
             problems.push(format!(
                 "mcp_servers.{id}.headers: only a `url` upstream is sent headers (a `command` child's credentials go in `env`)"
             ));
@@ -234,7 +235,7 @@ impl Config<'_> {
             return Some(BTreeMap::new());
         };
         let mut problems = Vec::new();
-        if server.command.is_none() && !raw.value.is_empty() {
+        if server.url.is_some() && server.command.is_none() && !raw.value.is_empty() {
             problems.push(format!(
                 "mcp_servers.{id}.env: only a `command` child is given an environment (a `url` upstream's credentials go in `headers`)"
             ));
