@@ -202,51 +202,71 @@ impl Config<'_> {
     /// another case, each value printable ASCII (a line break would end
     /// the header and start another: a request the bundle never wrote).
     fn headers(&mut self, id: &str, server: &RawMcpServer) -> Option<BTreeMap<String, String>> {
-        let Some(raw) = &server.headers else {
-            return Some(BTreeMap::new());
-        };
-        let mut problems = Vec::new();
         // A server with neither or both is refused as such already.
-        if server.command.is_some() && server.url.is_none() && !raw.value.is_empty() {
-            problems.push(format!(
+        let misplaced = (server.command.is_some() && server.url.is_none()).then(|| {
+            format!(
                 "mcp_servers.{id}.headers: only a `url` upstream is sent headers (a `command` child's credentials go in `env`)"
-            ));
-        }
+            )
+        });
         let mut seen = BTreeMap::new();
-        for (name, value) in &raw.value {
+        self.credentials(server.headers.as_ref(), "invalid-mcp-header", misplaced, |name, value| {
             if let Some(problem) = header::problem(name, value) {
-                problems.push(format!("mcp_servers.{id}.headers.{name}: {problem}"));
-            } else if let Some(first) = seen.insert(name.to_ascii_lowercase(), name) {
-                problems.push(format!(
-                    "mcp_servers.{id}.headers.{name}: the same header as `{first}` (names are not case-sensitive)"
-                ));
+                Some(format!("mcp_servers.{id}.headers.{name}: {problem}"))
+            } else {
+                seen.insert(name.to_ascii_lowercase(), name.to_owned())
+                    .map(|first| {
+                        format!(
+                            "mcp_servers.{id}.headers.{name}: the same header as `{first}` (names are not case-sensitive)"
+                        )
+                    })
             }
-        }
-        for problem in &problems {
-            self.error_at("invalid-mcp-header", &raw.referenced, problem.clone());
-        }
-        problems.is_empty().then(|| raw.value.clone())
+        })
     }
 
     /// `env`, for a `command` child only: names and values the system can
     /// hold, references well formed.
     fn env(&mut self, id: &str, server: &RawMcpServer) -> Option<BTreeMap<String, String>> {
-        let Some(raw) = &server.env else {
+        let misplaced = (server.url.is_some() && server.command.is_none()).then(|| {
+            format!(
+                "mcp_servers.{id}.env: only a `command` child is given an environment (a `url` upstream's credentials go in `headers`)"
+            )
+        });
+        self.credentials(
+            server.env.as_ref(),
+            "invalid-mcp-env",
+            misplaced,
+            |name, value| {
+                env::problem(name, value)
+                    .map(|problem| format!("mcp_servers.{id}.env.{name}: {problem}"))
+            },
+        )
+    }
+
+    /// A map of credentials (`headers` or `env`) as written, empty when it
+    /// is not: `misplaced` when the server is of the wrong kind for it
+    /// (and the map is not empty), then each entry's problem by `check`,
+    /// every one reported under `code`; the map only when there are none.
+    fn credentials(
+        &mut self,
+        raw: Option<&Spanned<BTreeMap<String, String>>>,
+        code: &'static str,
+        misplaced: Option<String>,
+        mut check: impl FnMut(&str, &str) -> Option<String>,
+    ) -> Option<BTreeMap<String, String>> {
+        let Some(raw) = raw else {
             return Some(BTreeMap::new());
         };
-        let mut problems = Vec::new();
-        if server.url.is_some() && server.command.is_none() && !raw.value.is_empty() {
-            problems.push(format!(
-                "mcp_servers.{id}.env: only a `command` child is given an environment (a `url` upstream's credentials go in `headers`)"
-            ));
-        }
-        for (name, value) in &raw.value {
-            if let Some(problem) = env::problem(name, value) {
-                problems.push(format!("mcp_servers.{id}.env.{name}: {problem}"));
-            }
-        }
+        let misplaced = misplaced.filter(|_| !raw.value.is_empty());
+        let problems: Vec<String> = misplaced
+            .into_iter()
+            .chain(
+                raw.value
+                    .iter()
+                    .filter_map(|(name, value)| check(name, value)),
+            )
+            .collect();
         for problem in &problems {
-            self.error_at("invalid-mcp-env", &raw.referenced, problem.clone());
+            self.error_at(code, &raw.referenced, problem.clone());
         }
         problems.is_empty().then(|| raw.value.clone())
     }
