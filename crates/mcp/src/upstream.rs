@@ -32,10 +32,7 @@ use rmcp::{
 };
 use tokio::sync::{Notify, watch};
 
-use crate::{
-    inherit,
-    progress::{Downstream, NoAnswer, ProgressRoutes},
-};
+use crate::progress::{Downstream, NoAnswer, ProgressRoutes};
 use tokio_util::sync::CancellationToken;
 
 /// The longest wait between two connection attempts.
@@ -474,7 +471,7 @@ async fn connect(
         Reach::Command { program, args } => {
             let mut command = tokio::process::Command::new(program);
             let inherited = std::env::vars_os().map(|(name, _)| name);
-            for name in inherit::withheld(inherited, referenced, &config.env) {
+            for name in env::withheld(inherited, referenced, &config.env) {
                 command.env_remove(name);
             }
             let environment = environment(config).map_err(|detail| unfilled(config, &detail))?;
@@ -624,7 +621,7 @@ impl Upstreams {
             .servers
             .read()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        inherit::referenced_variables(servers.values().map(|server| &server.config))
+        env::referenced_variables(servers.values().map(|server| &server.config))
     }
 }
 

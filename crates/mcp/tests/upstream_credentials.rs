@@ -7,8 +7,8 @@
 //! `X-Tenant` headers, which answers 401 without them.) A redirect is not
 //! followed: the headers never reach where it points. A stdio child
 //! inherits the gateway's environment but not a variable another server's
-//! headers name (nor the gateway's `CLEARANCE_*`: `inherit`'s unit test),
-//! and gets its bundle `env`, `${NAME}` filled from the gateway's
+//! headers name (nor the gateway's `CLEARANCE_*`: the unit tests of the
+//! engine's `bundle::mcp::env`), and gets its bundle `env`, `${NAME}` filled from the gateway's
 //! environment; a variable that is not set keeps the child from starting.
 
 #![allow(
