@@ -531,7 +531,7 @@ fn environment(config: &McpServer) -> Result<Vec<(&str, String)>, String> {
         .env
         .iter()
         .map(|(name, value)| {
-            env::expand(value, |variable| std::env::var(variable).ok())
+            env::expand(value, |variable| std::env::var(variable))
                 .map(|value| (name.as_str(), value))
                 .map_err(|e| format!("env `{name}`: {e}"))
         })
@@ -547,7 +547,7 @@ fn headers(config: &McpServer) -> Result<HashMap<HeaderName, HeaderValue>, Strin
         .headers
         .iter()
         .map(|(name, value)| {
-            let value = header::expand(value, |variable| std::env::var(variable).ok())
+            let value = header::expand(value, |variable| std::env::var(variable))
                 .map_err(|e| format!("header `{name}`: {e}"))?;
             let value = HeaderValue::try_from(value)
                 .map_err(|_| format!("header `{name}`: not a valid header value"))?;

@@ -19,6 +19,7 @@
 
 use std::{
     collections::{BTreeMap, BTreeSet},
+    env::VarError,
     ffi::OsString,
 };
 
@@ -42,7 +43,10 @@ pub fn problem(name: &str, value: &str) -> Option<String> {
 
 /// `value` with each `${NAME}` filled in by `lookup`: an error naming the
 /// variable when one is not set, never an empty value in its place.
-pub fn expand(value: &str, lookup: impl Fn(&str) -> Option<String>) -> Result<String, String> {
+pub fn expand(
+    value: &str,
+    lookup: impl Fn(&str) -> Result<String, VarError>,
+) -> Result<String, String> {
     reference::expand(value, lookup, |found| {
         if found.contains('\0') {
             Err("a NUL")
@@ -88,8 +92,11 @@ mod tests {
     use super::*;
     use crate::bundle::mcp::{Annotations, Upstream};
 
-    fn env(name: &str) -> Option<String> {
-        (name == "PGPASSWORD_FOR_CHILD").then(|| "line one\nline two".into())
+    fn env(name: &str) -> Result<String, VarError> {
+        match name {
+            "PGPASSWORD_FOR_CHILD" => Ok("line one\nline two".into()),
+            _ => Err(VarError::NotPresent),
+        }
     }
 
     #[test]

@@ -5,6 +5,8 @@
 //!
 //! Pure: the environment is read by the caller, through `lookup`.
 
+use std::env::VarError;
+
 use super::reference;
 
 /// Headers the transport sets on every request itself, or that say how the
@@ -45,7 +47,10 @@ pub fn problem(name: &str, value: &str) -> Option<String> {
 /// error naming the variable when one is not set, or when what it holds is
 /// not printable ASCII on one line (it would end the header and forge
 /// another).
-pub fn expand(value: &str, lookup: impl Fn(&str) -> Option<String>) -> Result<String, String> {
+pub fn expand(
+    value: &str,
+    lookup: impl Fn(&str) -> Result<String, VarError>,
+) -> Result<String, String> {
     reference::expand(value, lookup, |found| {
         if printable(found) {
             Ok(())
@@ -64,11 +69,11 @@ fn printable(value: &str) -> bool {
 mod tests {
     use super::*;
 
-    fn env(name: &str) -> Option<String> {
+    fn env(name: &str) -> Result<String, VarError> {
         match name {
-            "TOKEN" => Some("s3cret".into()),
-            "SPLIT" => Some("a\r\nX-Forged: 1".into()),
-            _ => None,
+            "TOKEN" => Ok("s3cret".into()),
+            "SPLIT" => Ok("a\r\nX-Forged: 1".into()),
+            _ => Err(VarError::NotPresent),
         }
     }
 

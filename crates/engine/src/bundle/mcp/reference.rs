@@ -17,6 +17,8 @@
 //!
 //! Pure: the environment is read by the caller, through `lookup`.
 
+use std::env::VarError;
+
 /// The prefix of the gateway's own variables, which no reference may name
 /// and no child inherits.
 pub const GATEWAY_PREFIX: &str = "CLEARANCE_";
@@ -73,13 +75,14 @@ fn pieces(value: &str) -> impl Iterator<Item = Result<Piece<'_>, String>> {
     })
 }
 
-/// `value` with each reference replaced by `lookup(NAME)`: an error naming
-/// the variable when one is not set, or when `fits` refuses what it holds
-/// (saying why); an error for a malformed reference. Never the value
-/// itself in an error: it may be a secret.
+/// `value` with each reference replaced by `lookup(NAME)` (as
+/// [`std::env::var`] answers): an error naming the variable when one is
+/// not set or not UTF-8, or when `fits` refuses what it holds (saying
+/// why); an error for a malformed reference. Never the value itself in an
+/// error: it may be a secret.
 pub fn expand(
     value: &str,
-    lookup: impl Fn(&str) -> Option<String>,
+    lookup: impl Fn(&str) -> Result<String, VarError>,
     fits: impl Fn(&str) -> Result<(), &'static str>,
 ) -> Result<String, String> {
     let mut out = String::with_capacity(value.len());
@@ -87,8 +90,16 @@ pub fn expand(
         match piece? {
             Piece::Text(text) => out.push_str(text),
             Piece::Variable(name) => {
-                let found = lookup(name)
-                    .ok_or_else(|| format!("the environment variable `{name}` is not set"))?;
+                let found = lookup(name).map_err(|e| match e {
+                    VarError::NotPresent => {
+                        format!("the environment variable `{name}` is not set")
+                    }
+                    // Told apart from "not set": an operator who set it
+                    // would otherwise look for a typo that is not there.
+                    VarError::NotUnicode(_) => {
+                        format!("the environment variable `{name}` is set, but not as UTF-8 text")
+                    }
+                })?;
                 fits(&found)
                     .map_err(|why| format!("the environment variable `{name}` holds {why}"))?;
                 out.push_str(&found);
@@ -125,12 +136,13 @@ fn is_variable_name(name: &str) -> bool {
 mod tests {
     use super::*;
 
-    fn env(name: &str) -> Option<String> {
+    fn env(name: &str) -> Result<String, VarError> {
         match name {
-            "TOKEN" => Some("s3cret".into()),
-            "EMPTY" => Some(String::new()),
-            "LONG" => Some("x".repeat(10)),
-            _ => None,
+            "TOKEN" => Ok("s3cret".into()),
+            "EMPTY" => Ok(String::new()),
+            "LONG" => Ok("x".repeat(10)),
+            "LATIN1" => Err(VarError::NotUnicode("caf\u{e9}".into())),
+            _ => Err(VarError::NotPresent),
         }
     }
 
@@ -170,6 +182,11 @@ mod tests {
         assert_eq!(
             filled("Bearer ${NOPE}").unwrap_err(),
             "the environment variable `NOPE` is not set"
+        );
+        let not_text = filled("${LATIN1}").unwrap_err();
+        assert_eq!(
+            not_text,
+            "the environment variable `LATIN1` is set, but not as UTF-8 text"
         );
         assert!(filled("${TOKEN").unwrap_err().contains("closing"));
         assert!(filled("${1X}").unwrap_err().contains("`${1X}`"));
