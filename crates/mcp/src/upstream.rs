@@ -173,18 +173,22 @@ impl Default for Upstreams {
 
 impl Upstreams {
     /// Starts, stops and restarts supervisors so that exactly the servers
-    /// `wanted` configures run, each with its current configuration.
+    /// `wanted` configures run, each with its current configuration. A
+    /// child started before `wanted` newly refers to a variable the
+    /// gateway has inherited it; it is restarted without it.
     pub fn reconcile(self: &Arc<Self>, wanted: &BTreeMap<String, McpServer>) {
         let mut servers = self
             .servers
             .write()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let exposed = newly_withheld(servers.values().map(|s| &s.config), wanted.values());
         let stale: Vec<String> = servers
             .iter()
             .filter(|(id, s)| {
                 !wanted
                     .get(*id)
                     .is_some_and(|w| same_connection(w, &s.config))
+                    || (exposed && matches!(s.config.upstream, Reach::Command { .. }))
             })
             .map(|(id, _)| id.clone())
             .collect();
@@ -724,6 +728,20 @@ async fn follow(
 /// Whether two configurations connect the same way: the mapping, the
 /// approval wait and the annotations are read from the active bundle at each
 /// call, so changing them restarts nothing.
+/// Whether the servers `wanted` refer to a variable of the gateway's
+/// environment that those `running` do not: every child started under
+/// `running` inherited it ([`env::withheld`] is taken at a child's start),
+/// and holds a credential now handed to another server by reference.
+fn newly_withheld<'a>(
+    running: impl IntoIterator<Item = &'a McpServer>,
+    wanted: impl IntoIterator<Item = &'a McpServer>,
+) -> bool {
+    let before = env::referenced_variables(running);
+    env::referenced_variables(wanted)
+        .difference(&before)
+        .any(|name| std::env::var_os(name).is_some())
+}
+
 fn same_connection(a: &McpServer, b: &McpServer) -> bool {
     a.upstream == b.upstream
         && a.env == b.env
@@ -760,6 +778,26 @@ mod tests {
             annotations: clearance_engine::bundle::mcp::Annotations::Ignore,
             tools: BTreeMap::new(),
         }
+    }
+
+    #[test]
+    fn only_a_new_reference_to_a_set_variable_exposes_the_running_children() {
+        let child = || Reach::Command {
+            program: "true".into(),
+            args: vec![],
+        };
+        // Cargo sets it for the tests it runs; the other is never set.
+        let set = "${CARGO_PKG_NAME}";
+        let unset = "${NEVER_SET_IN_THE_GATEWAYS_TESTS}";
+        let url = Reach::Url("http://127.0.0.1:9/mcp".into());
+        let plain = [server(child(), "", "")];
+        assert!(newly_withheld(&plain, &[server(child(), set, "")]));
+        assert!(newly_withheld(&plain, &[server(url.clone(), "", set)]));
+        assert!(!newly_withheld(&plain, &[server(child(), unset, "")]));
+        assert!(!newly_withheld(&plain, &plain));
+        let referring = [server(child(), set, "")];
+        assert!(!newly_withheld(&referring, &[server(url, "", set)]));
+        assert!(!newly_withheld(&referring, &plain));
     }
 
     /// Why connecting `config` failed.

@@ -10,6 +10,8 @@
 //! headers name (nor the gateway's `CLEARANCE_*`: the unit tests of the
 //! engine's `bundle::mcp::env`), and gets its bundle `env`, `${NAME}` filled from the gateway's
 //! environment; a variable that is not set keeps the child from starting.
+//! A reload that newly refers to a variable restarts the children that
+//! inherited it.
 
 #![allow(
     clippy::unwrap_used,
@@ -20,7 +22,10 @@
 
 mod support;
 
-use std::sync::{Arc, Mutex};
+use std::{
+    sync::{Arc, Mutex},
+    time::{Duration, Instant},
+};
 
 use axum::{
     extract::{Request, State},
@@ -28,6 +33,7 @@ use axum::{
     middleware::{self, Next},
     response::{IntoResponse, Response},
 };
+use clearance_engine::{Bundle, BundleSource, SourceFile};
 use rmcp::{
     ErrorData, RoleServer, ServerHandler,
     model::{
@@ -332,6 +338,66 @@ async fn a_childs_env_is_filled_from_the_gateways_environment_at_start() {
         .call_tool(call("unset__environment", json!({}), json!({}), None))
         .await;
     assert!(failed(&unstarted), "{unstarted:?}");
+}
+
+/// A reload that has a server refer to a variable of the gateway's
+/// environment restarts the children that inherited it, which come back
+/// without it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reload_that_refers_to_a_variable_takes_it_from_the_children_that_inherited_it() {
+    let inherited = "CARGO_PKG_VERSION_MAJOR";
+    let before = bundle(&[environment_child("child", "{}")]);
+    let harness = Harness::start(|_| (before, OWN_DOMAINS_POLICY.into())).await;
+    let client = harness.client(&harness.token("reader").await).await;
+    let names = environment_of(&client, "child", &[]).await;
+    assert!(
+        names.iter().any(|n| n == inherited),
+        "nothing refers to it yet: {names:?}"
+    );
+
+    let after = bundle(&[
+        environment_child("child", "{}"),
+        environment_child("other", &format!(r#"{{ MAJOR: "${{{inherited}}}" }}"#)),
+    ]);
+    let source = BundleSource {
+        config: SourceFile {
+            path: "clearance.yaml".into(),
+            text: after,
+        },
+        policies: vec![SourceFile {
+            path: "policies/scope.cedar".into(),
+            text: OWN_DOMAINS_POLICY.into(),
+        }],
+        revision: None,
+    };
+    harness
+        .gateway
+        .activate(Bundle::compile(&source).unwrap(), &source)
+        .await
+        .unwrap();
+    // The child restarts: calls in between may find it down.
+    let start = Instant::now();
+    loop {
+        let answered = client
+            .call_tool(call("child__environment", json!({}), json!({}), None))
+            .await;
+        if let Ok(result) = &answered
+            && result.is_error != Some(true)
+            && !text(result).lines().any(|n| n == inherited)
+        {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "the child still holds `{inherited}`: {answered:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let given = environment_of(&client, "other", &["MAJOR"]).await;
+    assert!(
+        given.contains(&format!("MAJOR={}", env!("CARGO_PKG_VERSION_MAJOR"))),
+        "{given:?}"
+    );
 }
 
 /// A server that answers every request with a 307 to `target`.
