@@ -173,28 +173,43 @@ impl Default for Upstreams {
 
 impl Upstreams {
     /// Starts, stops and restarts supervisors so that exactly the servers
-    /// `wanted` configures run, each with its current configuration. A
-    /// child started before `wanted` newly refers to a variable the
-    /// gateway has inherited it; it is restarted without it.
+    /// `wanted` configures run, each with its current configuration. When
+    /// `wanted` refers to a variable of the gateway's environment that the
+    /// running configuration did not, every stdio child is restarted too:
+    /// it inherited that variable at its start, and comes back without it.
     pub fn reconcile(self: &Arc<Self>, wanted: &BTreeMap<String, McpServer>) {
         let mut servers = self
             .servers
             .write()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let exposed = newly_withheld(servers.values().map(|s| &s.config), wanted.values());
-        let stale: Vec<String> = servers
+        let exposed =
+            exposes_running_children(servers.values().map(|s| &s.config), wanted.values());
+        let changed = |id: &String, s: &Server| {
+            !wanted
+                .get(id)
+                .is_some_and(|w| same_connection(w, &s.config))
+        };
+        let stale: Vec<(String, bool)> = servers
             .iter()
             .filter(|(id, s)| {
-                !wanted
-                    .get(*id)
-                    .is_some_and(|w| same_connection(w, &s.config))
-                    || (exposed && matches!(s.config.upstream, Reach::Command { .. }))
+                changed(id, s) || (exposed && matches!(s.config.upstream, Reach::Command { .. }))
             })
-            .map(|(id, _)| id.clone())
+            .map(|(id, s)| (id.clone(), changed(id, s)))
             .collect();
-        for id in stale {
+        // A server restarted only to shed a variable keeps its tools listed
+        // while it reconnects ([`Server::known`]).
+        let mut known = BTreeMap::new();
+        for (id, changed) in stale {
             if let Some(server) = servers.remove(&id) {
                 server.stop.cancel();
+                if !changed {
+                    let offer = server
+                        .known
+                        .read()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner)
+                        .clone();
+                    known.insert(id, offer);
+                }
             }
         }
         for (id, config) in wanted {
@@ -208,7 +223,7 @@ impl Upstreams {
                 attempted: watch::channel(false).0,
                 launched: std::sync::atomic::AtomicBool::new(false),
                 task: Mutex::new(None),
-                known: RwLock::new(None),
+                known: RwLock::new(known.remove(id).flatten()),
             });
             servers.insert(id.clone(), server);
         }
@@ -711,7 +726,11 @@ async fn follow(
             () = server.stop.cancelled() => return "stopped".into(),
             () = restart.notified() => return "a call failed or hung".into(),
             _ = alive.tick() => if connection.is_closed() { return "the connection closed".into() },
-            () = changed.notified() => match list(connection.peer()).await {
+            () = changed.notified() => match tokio::select! {
+                // A server that hangs while listing is still stopped.
+                () = server.stop.cancelled() => return "stopped".into(),
+                listed = list(connection.peer()) => listed,
+            } {
                 Ok(offer) => {
                     *server.known.write().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(offer.clone());
                     if let State::Up { offer: current, .. } = &mut *server.state.write().unwrap_or_else(std::sync::PoisonError::into_inner) {
@@ -725,14 +744,11 @@ async fn follow(
     }
 }
 
-/// Whether two configurations connect the same way: the mapping, the
-/// approval wait and the annotations are read from the active bundle at each
-/// call, so changing them restarts nothing.
 /// Whether the servers `wanted` refer to a variable of the gateway's
 /// environment that those `running` do not: every child started under
 /// `running` inherited it ([`env::withheld`] is taken at a child's start),
 /// and holds a credential now handed to another server by reference.
-fn newly_withheld<'a>(
+fn exposes_running_children<'a>(
     running: impl IntoIterator<Item = &'a McpServer>,
     wanted: impl IntoIterator<Item = &'a McpServer>,
 ) -> bool {
@@ -742,6 +758,9 @@ fn newly_withheld<'a>(
         .any(|name| std::env::var_os(name).is_some())
 }
 
+/// Whether two configurations connect the same way: the mapping, the
+/// approval wait and the annotations are read from the active bundle at each
+/// call, so changing them restarts nothing.
 fn same_connection(a: &McpServer, b: &McpServer) -> bool {
     a.upstream == b.upstream
         && a.env == b.env
@@ -787,17 +806,69 @@ mod tests {
             args: vec![],
         };
         // Cargo sets it for the tests it runs; the other is never set.
-        let set = "${CARGO_PKG_NAME}";
-        let unset = "${NEVER_SET_IN_THE_GATEWAYS_TESTS}";
+        let to_set = "${CARGO_PKG_NAME}";
+        let to_unset = "${NEVER_SET_IN_THE_GATEWAYS_TESTS}";
         let url = Reach::Url("http://127.0.0.1:9/mcp".into());
         let plain = [server(child(), "", "")];
-        assert!(newly_withheld(&plain, &[server(child(), set, "")]));
-        assert!(newly_withheld(&plain, &[server(url.clone(), "", set)]));
-        assert!(!newly_withheld(&plain, &[server(child(), unset, "")]));
-        assert!(!newly_withheld(&plain, &plain));
-        let referring = [server(child(), set, "")];
-        assert!(!newly_withheld(&referring, &[server(url, "", set)]));
-        assert!(!newly_withheld(&referring, &plain));
+        assert!(exposes_running_children(
+            &plain,
+            &[server(child(), to_set, "")]
+        ));
+        assert!(exposes_running_children(
+            &plain,
+            &[server(url.clone(), "", to_set)]
+        ));
+        assert!(!exposes_running_children(
+            &plain,
+            &[server(child(), to_unset, "")]
+        ));
+        assert!(!exposes_running_children(&plain, &plain));
+        let referring = [server(child(), to_set, "")];
+        assert!(!exposes_running_children(
+            &referring,
+            &[server(url, "", to_set)]
+        ));
+        assert!(!exposes_running_children(&referring, &plain));
+    }
+
+    #[test]
+    fn a_child_restarted_only_to_shed_a_variable_keeps_its_tools_listed() {
+        let child = || Reach::Command {
+            program: "true".into(),
+            args: vec![],
+        };
+        let upstreams = Arc::new(Upstreams::default());
+        let before: BTreeMap<String, McpServer> =
+            [("s".to_owned(), server(child(), "", ""))].into();
+        upstreams.reconcile(&before);
+        let first = upstreams.server("s").unwrap();
+        *first.known.write().unwrap() = Some(Offer::default());
+
+        let mut after = before.clone();
+        after.insert("t".into(), server(child(), "${CARGO_PKG_NAME}", ""));
+        upstreams.reconcile(&after);
+        let second = upstreams.server("s").unwrap();
+        assert!(first.stop.is_cancelled(), "the child was not restarted");
+        assert!(!Arc::ptr_eq(&first, &second));
+        assert!(
+            second.known.read().unwrap().is_some(),
+            "its tools went unlisted"
+        );
+
+        // A server whose connection changes starts afresh.
+        let mut changed = after.clone();
+        changed.insert("s".into(), server(child(), "other", ""));
+        *second.known.write().unwrap() = Some(Offer::default());
+        upstreams.reconcile(&changed);
+        assert!(
+            upstreams
+                .server("s")
+                .unwrap()
+                .known
+                .read()
+                .unwrap()
+                .is_none()
+        );
     }
 
     /// Why connecting `config` failed.

@@ -42,7 +42,8 @@ pub fn problem(name: &str, value: &str) -> Option<String> {
 }
 
 /// `value` with each `${NAME}` filled in by `lookup`: an error naming the
-/// variable when one is not set, never an empty value in its place.
+/// variable when one is not set or not UTF-8, never an empty value in its
+/// place.
 pub fn expand(
     value: &str,
     lookup: impl Fn(&str) -> Result<String, VarError>,

@@ -44,7 +44,8 @@ pub fn problem(name: &str, value: &str) -> Option<String> {
 }
 
 /// `value` with each `${NAME}` filled in by `lookup` ([`reference`]): an
-/// error naming the variable when one is not set, or when what it holds is
+/// error naming the variable when one is not set or not UTF-8, or when what
+/// it holds is
 /// not printable ASCII on one line (it would end the header and forge
 /// another).
 pub fn expand(

@@ -141,7 +141,8 @@ mod tests {
             "TOKEN" => Ok("s3cret".into()),
             "EMPTY" => Ok(String::new()),
             "LONG" => Ok("x".repeat(10)),
-            "LATIN1" => Err(VarError::NotUnicode("caf\u{e9}".into())),
+            // What `std::env::var` gives for bytes that are not UTF-8.
+            "LATIN1" => Err(VarError::NotUnicode("s3cret-latin1".into())),
             _ => Err(VarError::NotPresent),
         }
     }
@@ -188,6 +189,7 @@ mod tests {
             not_text,
             "the environment variable `LATIN1` is set, but not as UTF-8 text"
         );
+        assert!(!not_text.contains("s3cret"), "{not_text}");
         assert!(filled("${TOKEN").unwrap_err().contains("closing"));
         assert!(filled("${1X}").unwrap_err().contains("`${1X}`"));
         assert!(filled("${}").unwrap_err().contains("`${}`"));
