@@ -7,7 +7,7 @@
 //! - [`router`] serves `/mcp` (streamable HTTP, session-based protocol
 //!   versions and the stateless 2026-07-28 one), for agent tokens only;
 //! - [`bridge`] is `clearance mcp`: a stdio MCP server relaying to `/mcp`;
-//! - [`upstream`] keeps the upstream servers connected; [`catalog`] is what
+//! - [`upstream`] keeps the upstream servers connected; `catalog` is what
 //!   they offer, as the bundle maps it; `call` decides and forwards one
 //!   call; `answer` is what a client reads when its call is not forwarded.
 //!

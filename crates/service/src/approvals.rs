@@ -156,7 +156,7 @@ impl<S: Store> Approvals<'_, S> {
     }
 
     /// Approves a pending approval; `comment`, the operator's words (at most
-    /// [`MAX_OPERATOR_TEXT`](crate::text::MAX_OPERATOR_TEXT) bytes), is
+    /// `MAX_OPERATOR_TEXT` bytes), is
     /// kept in its ledger record.
     ///
     /// # Errors

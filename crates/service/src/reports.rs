@@ -27,7 +27,7 @@ pub struct SimulationInput {
     /// When the report was produced.
     #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
     pub produced_at: Timestamp,
-    /// The plan's steps as simulated (at most [`MAX_PLAN_STEPS`]): the
+    /// The plan's steps as simulated (at most `MAX_PLAN_STEPS`): the
     /// report then vouches for exactly those requests. `clearance simulate
     /// --post` sends them.
     #[serde(default)]

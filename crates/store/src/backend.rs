@@ -62,7 +62,7 @@ pub trait Backend: Send + Sync + 'static {
     ) -> impl Future<Output = Result<(u64, Digest32), StoreError>> + Send;
 
     /// Up to `limit` records after `after`, in order — fewer when their
-    /// payloads are large ([`crate::decode::PAGE_BYTES`]), but never none
+    /// payloads are large (`PAGE_BYTES`), but never none
     /// while a record follows.
     fn records_after(
         conn: &mut Self::Conn,
@@ -309,7 +309,7 @@ pub trait Backend: Send + Sync + 'static {
 
     /// Up to `limit` records after `after`, in order, from the pool —
     /// fewer when their payloads are large
-    /// ([`crate::decode::PAGE_BYTES`]), but never none while a record
+    /// (`PAGE_BYTES`), but never none while a record
     /// follows: only an empty page says the ledger ends.
     fn page(
         &self,
@@ -318,7 +318,7 @@ pub trait Backend: Send + Sync + 'static {
     ) -> impl Future<Output = Result<Vec<LedgerRecord>, StoreError>> + Send;
 
     /// A page of the ledger as verification reads it: decoded and hashed
-    /// on other threads ([`crate::verify`]).
+    /// on other threads (`crate::verify`).
     type VerifyPage: crate::verify::VerifyPage;
 
     /// Whether [`Backend::verify_page`] reads, in this database, the very

@@ -173,7 +173,7 @@ const _: () = assert!(
 pub(crate) const PAGE_BYTES: usize = 64 << 20;
 
 /// Whether a page of `records` may have ended short of its limit for the
-/// size of their texts ([`PAGE_BYTES`], [`record_bytes`]) rather than for
+/// size of their texts (`PAGE_BYTES`, `record_bytes`) rather than for
 /// want of more.
 pub fn cut_for_size(records: &[LedgerRecord]) -> bool {
     reached_page_bytes(records, record_bytes)

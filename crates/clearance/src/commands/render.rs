@@ -24,6 +24,8 @@ use super::{runtime::block_on, stores::with_existing_store};
 use crate::exit::Exit;
 
 /// Arguments of `clearance render`.
+// `DIR/<agent>/` in the help text is what `--help` shows, not HTML.
+#[allow(rustdoc::invalid_html_tags)]
 #[derive(Debug, clap::Args)]
 pub struct RenderArgs {
     /// Only this agent (default: every agent of the bundle).

@@ -81,7 +81,7 @@ pub struct AuditEvent {
     pub api_version: Option<String>,
     /// Unique per request; each stage of a request repeats it. The client
     /// may choose it (the `Audit-ID` header): one too long or holding
-    /// control characters is read as its digest ([`client_chosen`]).
+    /// control characters is read as its digest (`client_chosen`).
     #[serde(rename = "auditID", deserialize_with = "client_chosen_id")]
     pub audit_id: String,
     /// `RequestReceived`, `ResponseStarted`, `ResponseComplete`, `Panic`.
@@ -124,7 +124,7 @@ pub struct UserInfo {
 #[serde(rename_all = "camelCase")]
 pub struct ObjectRef {
     /// e.g. `deployments`. Every part of `objectRef` comes from the
-    /// request's path, so is the client's choice: read as [`client_chosen`].
+    /// request's path, so is the client's choice: read as `client_chosen`.
     #[serde(default, deserialize_with = "optional_client_chosen_id")]
     pub resource: Option<String>,
     /// e.g. `scale`.
@@ -316,7 +316,7 @@ impl AuditEvent {
     /// Whether the event is of a container stream: `pods/exec`,
     /// `pods/attach` or `pods/portforward` in the core group — or a
     /// request through `nodes/proxy` to anything but a kubelet read
-    /// ([`KUBELET_READS`]). The API server connects to the kubelet with
+    /// (`KUBELET_READS`). The API server connects to the kubelet with
     /// its own credential, and the kubelet's `exec`, `attach` and
     /// `portForward` open as a WebSocket GET: a `get nodes/proxy` can run
     /// a command in any container of the node.

@@ -86,7 +86,7 @@ pub struct AgentHistory {
 
 impl<S: Store> Trust<'_, S> {
     /// The `recommend` decisions of the last 30 days no verdict grades yet,
-    /// newest first: at most [`RECOMMENDATIONS_PER_AGENT`] of each agent,
+    /// newest first: at most `RECOMMENDATIONS_PER_AGENT` of each agent,
     /// `limit` in all.
     ///
     /// # Errors

@@ -1,7 +1,7 @@
 //! The environment a `command` child is given: what a name and a value of
 //! its `env` may be ([`problem`]), a value with its `${NAME}` references
 //! to the gateway's environment filled in ([`expand`], the grammar
-//! [`reference`]'s), so that a child's credential need not be written in
+//! [`reference`](mod@reference)'s), so that a child's credential need not be written in
 //! the bundle the ledger records, and which of the gateway's variables it
 //! must not inherit ([`withheld`]).
 //!

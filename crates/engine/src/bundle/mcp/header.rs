@@ -1,7 +1,7 @@
 //! The `headers` a `url` upstream is sent: what a name and a value may be
 //! ([`problem`]), and a value with its `${NAME}` references to the
 //! gateway's environment filled in ([`expand`], the grammar
-//! [`reference`]'s).
+//! [`reference`](mod@reference)'s).
 //!
 //! Pure: the environment is read by the caller, through `lookup`.
 
@@ -43,7 +43,7 @@ pub fn problem(name: &str, value: &str) -> Option<String> {
     }
 }
 
-/// `value` with each `${NAME}` filled in by `lookup` ([`reference`]): an
+/// `value` with each `${NAME}` filled in by `lookup` ([`reference`](mod@reference)): an
 /// error naming the variable when one is not set or not UTF-8, or when what
 /// it holds is
 /// not printable ASCII on one line (it would end the header and forge

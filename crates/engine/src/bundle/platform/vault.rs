@@ -161,7 +161,7 @@ const OWN_TOKEN: [&str; 2] = ["auth/token/renew-self", "auth/token/revoke-self"]
 
 /// Whether a write (`create`, `update`, `patch`, `delete`) on Vault path
 /// pattern `path` may reach a path where writing widens access
-/// ([`WIDENING_PREFIXES`]): a pattern naming one, or a glob (`*`, `+`)
+/// (`WIDENING_PREFIXES`): a pattern naming one, or a glob (`*`, `+`)
 /// that may cover one.
 pub fn write_can_widen_access(path: &str) -> bool {
     !OWN_TOKEN.contains(&path)
