@@ -1,7 +1,8 @@
 //! [`BundleDir`]: a policy bundle on disk — `clearance.yaml`,
 //! `policies/*.cedar` and `tests/*.yaml` — read into the engine's
-//! [`BundleSource`](clearance_engine::BundleSource) and stamped with its revision (the git commit when the
-//! directory is a clean git checkout, else a content hash). Also
+//! [`BundleSource`](clearance_engine::BundleSource) and stamped with its
+//! revision (the git commit when the directory is a clean git checkout,
+//! else a content hash). Also
 //! [`scaffold`], the example bundle `clearance init` writes.
 //!
 //! This crate does the I/O the engine must not; it holds no policy logic.

@@ -182,19 +182,21 @@ impl Upstreams {
             .servers
             .write()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let exposed =
-            exposes_running_children(servers.values().map(|s| &s.config), wanted.values());
-        let changed = |id: &String, s: &Server| {
-            !wanted
-                .get(id)
-                .is_some_and(|w| same_connection(w, &s.config))
-        };
+        let exposed = env::newly_referenced(
+            servers.values().map(|s| &s.config),
+            wanted.values(),
+            |name| std::env::var_os(name).is_some(),
+        );
+        // Each server to restart, and whether its connection changed.
         let stale: Vec<(String, bool)> = servers
             .iter()
-            .filter(|(id, s)| {
-                changed(id, s) || (exposed && matches!(s.config.upstream, Reach::Command { .. }))
+            .filter_map(|(id, s)| {
+                let changed = !wanted
+                    .get(id)
+                    .is_some_and(|w| same_connection(w, &s.config));
+                let child = matches!(s.config.upstream, Reach::Command { .. });
+                (changed || (exposed && child)).then(|| (id.clone(), changed))
             })
-            .map(|(id, s)| (id.clone(), changed(id, s)))
             .collect();
         // A server restarted only to shed a variable keeps its tools listed
         // while it reconnects ([`Server::known`]).
@@ -744,20 +746,6 @@ async fn follow(
     }
 }
 
-/// Whether the servers `wanted` refer to a variable of the gateway's
-/// environment that those `running` do not: every child started under
-/// `running` inherited it ([`env::withheld`] is taken at a child's start),
-/// and holds a credential now handed to another server by reference.
-fn exposes_running_children<'a>(
-    running: impl IntoIterator<Item = &'a McpServer>,
-    wanted: impl IntoIterator<Item = &'a McpServer>,
-) -> bool {
-    let before = env::referenced_variables(running);
-    env::referenced_variables(wanted)
-        .difference(&before)
-        .any(|name| std::env::var_os(name).is_some())
-}
-
 /// Whether two configurations connect the same way: the mapping, the
 /// approval wait and the annotations are read from the active bundle at each
 /// call, so changing them restarts nothing.
@@ -799,44 +787,16 @@ mod tests {
         }
     }
 
-    #[test]
-    fn only_a_new_reference_to_a_set_variable_exposes_the_running_children() {
-        let child = || Reach::Command {
+    /// A child that exits at once.
+    fn child() -> Reach {
+        Reach::Command {
             program: "true".into(),
             args: vec![],
-        };
-        // Cargo sets it for the tests it runs; the other is never set.
-        let to_set = "${CARGO_PKG_NAME}";
-        let to_unset = "${NEVER_SET_IN_THE_GATEWAYS_TESTS}";
-        let url = Reach::Url("http://127.0.0.1:9/mcp".into());
-        let plain = [server(child(), "", "")];
-        assert!(exposes_running_children(
-            &plain,
-            &[server(child(), to_set, "")]
-        ));
-        assert!(exposes_running_children(
-            &plain,
-            &[server(url.clone(), "", to_set)]
-        ));
-        assert!(!exposes_running_children(
-            &plain,
-            &[server(child(), to_unset, "")]
-        ));
-        assert!(!exposes_running_children(&plain, &plain));
-        let referring = [server(child(), to_set, "")];
-        assert!(!exposes_running_children(
-            &referring,
-            &[server(url, "", to_set)]
-        ));
-        assert!(!exposes_running_children(&referring, &plain));
+        }
     }
 
     #[test]
     fn a_child_restarted_only_to_shed_a_variable_keeps_its_tools_listed() {
-        let child = || Reach::Command {
-            program: "true".into(),
-            args: vec![],
-        };
         let upstreams = Arc::new(Upstreams::default());
         let before: BTreeMap<String, McpServer> =
             [("s".to_owned(), server(child(), "", ""))].into();
@@ -892,12 +852,8 @@ mod tests {
     #[tokio::test]
     async fn a_credential_not_filled_in_is_not_reached_and_not_named_to_agents() {
         let unset = "${NEVER_SET_IN_THE_GATEWAYS_TESTS}";
-        let child = Reach::Command {
-            program: "true".into(),
-            args: vec![],
-        };
         let url = Reach::Url("http://127.0.0.1:9/mcp".into());
-        for config in [server(child, unset, ""), server(url, "", unset)] {
+        for config in [server(child(), unset, ""), server(url, "", unset)] {
             let reason = refusal(config).await;
             assert!(reason.contains("cannot be filled in"), "{reason}");
             assert!(!reason.contains("NEVER_SET"), "{reason}");

@@ -8,8 +8,9 @@
 //! followed: the headers never reach where it points. A stdio child
 //! inherits the gateway's environment but not a variable another server's
 //! headers name (nor the gateway's `CLEARANCE_*`: the unit tests of the
-//! engine's `bundle::mcp::env`), and gets its bundle `env`, `${NAME}` filled from the gateway's
-//! environment; a variable that is not set keeps the child from starting.
+//! engine's `bundle::mcp::env`), and gets its bundle `env`, `${NAME}`
+//! filled from the gateway's environment; a variable that is not set keeps
+//! the child from starting.
 //! A reload that newly refers to a variable restarts the children that
 //! inherited it.
 
@@ -33,7 +34,6 @@ use axum::{
     middleware::{self, Next},
     response::{IntoResponse, Response},
 };
-use clearance_engine::{Bundle, BundleSource, SourceFile};
 use rmcp::{
     ErrorData, RoleServer, ServerHandler,
     model::{
@@ -268,16 +268,21 @@ fn environment_child(id: &str, env: &str) -> String {
     )
 }
 
+/// `id`'s child asked for its environment and the values of `values`.
+fn environment_call(id: &str, values: &[&str]) -> CallToolRequestParams {
+    call(
+        &format!("{id}__environment"),
+        json!({ "values": values }),
+        json!({}),
+        None,
+    )
+}
+
 /// What `id`'s child reports: the names in its environment, then
 /// `NAME=value` for each of `values`.
 async fn environment_of(client: &support::Client, id: &str, values: &[&str]) -> Vec<String> {
     let result = client
-        .call_tool(call(
-            &format!("{id}__environment"),
-            json!({ "values": values }),
-            json!({}),
-            None,
-        ))
+        .call_tool(environment_call(id, values))
         .await
         .unwrap();
     assert_ne!(result.is_error, Some(true), "{result:?}");
@@ -359,22 +364,7 @@ async fn a_reload_that_refers_to_a_variable_takes_it_from_the_children_that_inhe
         environment_child("child", "{}"),
         environment_child("other", &format!(r#"{{ MAJOR: "${{{inherited}}}" }}"#)),
     ]);
-    let source = BundleSource {
-        config: SourceFile {
-            path: "clearance.yaml".into(),
-            text: after,
-        },
-        policies: vec![SourceFile {
-            path: "policies/scope.cedar".into(),
-            text: OWN_DOMAINS_POLICY.into(),
-        }],
-        revision: None,
-    };
-    harness
-        .gateway
-        .activate(Bundle::compile(&source).unwrap(), &source)
-        .await
-        .unwrap();
+    harness.activate(after, OWN_DOMAINS_POLICY).await;
     // Both restart or start: calls in between may find them down.
     let child = reported_once_up(&client, "child", &[], |names| {
         !names.iter().any(|n| n == inherited)
@@ -401,14 +391,7 @@ async fn reported_once_up(
 ) -> Vec<String> {
     let start = Instant::now();
     loop {
-        let answered = client
-            .call_tool(call(
-                &format!("{id}__environment"),
-                json!({ "values": values }),
-                json!({}),
-                None,
-            ))
-            .await;
+        let answered = client.call_tool(environment_call(id, values)).await;
         let lines: Vec<String> = match &answered {
             Ok(result) if result.is_error != Some(true) => {
                 text(result).lines().map(str::to_owned).collect()

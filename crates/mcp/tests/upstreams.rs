@@ -15,7 +15,6 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use clearance_engine::{Bundle, BundleSource, SourceFile};
 use rmcp::model::{GetPromptRequestParams, ReadResourceRequestParams};
 use serde_json::json;
 use support::{Everything, Harness, OWN_DOMAINS_POLICY, call, clearance, peers, text};
@@ -218,22 +217,9 @@ async fn a_mapping_that_stops_matching_the_tools_schema_hides_it_and_clients_hea
     }
     *client.service().tools_changed.lock().unwrap() = 0;
 
-    let source = BundleSource {
-        config: SourceFile {
-            path: "clearance.yaml".into(),
-            text: config(&everything.url, "{msg}"),
-        },
-        policies: vec![SourceFile {
-            path: "policies/scope.cedar".into(),
-            text: OWN_DOMAINS_POLICY.into(),
-        }],
-        revision: None,
-    };
     harness
-        .gateway
-        .activate(Bundle::compile(&source).unwrap(), &source)
-        .await
-        .unwrap();
+        .activate(config(&everything.url, "{msg}"), OWN_DOMAINS_POLICY)
+        .await;
     let start = Instant::now();
     while *client.service().tools_changed.lock().unwrap() == 0 {
         assert!(

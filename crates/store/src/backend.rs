@@ -62,8 +62,8 @@ pub trait Backend: Send + Sync + 'static {
     ) -> impl Future<Output = Result<(u64, Digest32), StoreError>> + Send;
 
     /// Up to `limit` records after `after`, in order — fewer when their
-    /// payloads are large (`PAGE_BYTES`), but never none
-    /// while a record follows.
+    /// payloads are large (`PAGE_BYTES`), but never none while a record
+    /// follows.
     fn records_after(
         conn: &mut Self::Conn,
         after: u64,

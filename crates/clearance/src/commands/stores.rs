@@ -1,6 +1,7 @@
 //! Opening a store where `--db` says, for the commands that read or write
-//! one directly. Each command is written once, generic over [`Store`](clearance_store::Store); the
-//! match on the backend is here and nowhere else.
+//! one directly. Each command is written once, generic over
+//! [`Store`](clearance_store::Store); the match on the backend is here and
+//! nowhere else.
 
 use anyhow::Context as _;
 use clearance_store::{Location, PostgresStore, SqliteStore};

@@ -22,7 +22,8 @@ pub struct McpServer {
     /// Where it is.
     pub upstream: Upstream,
     /// Extra environment for a child (credentials live here, not in the
-    /// agent), as written: `${NAME}` is filled in at connect ([`env`](mod@env)).
+    /// agent), as written: `${NAME}` is filled in at connect
+    /// ([`env`](mod@env)).
     pub env: BTreeMap<String, String>,
     /// Extra HTTP headers on every request to a `url` upstream (its
     /// credentials, as `env` holds a child's): names valid HTTP tokens, none

@@ -182,6 +182,21 @@ pub struct Harness {
     pub dir: tempfile::TempDir,
 }
 
+/// A bundle of `config` (its `clearance.yaml`) and one Cedar file.
+fn source(config: String, policy: String) -> BundleSource {
+    BundleSource {
+        config: SourceFile {
+            path: "clearance.yaml".into(),
+            text: config,
+        },
+        policies: vec![SourceFile {
+            path: "policies/scope.cedar".into(),
+            text: policy,
+        }],
+        revision: None,
+    }
+}
+
 impl Harness {
     /// A gateway whose bundle is `bundle(dir)` (its `clearance.yaml` and
     /// one Cedar policy file); `dir` is the test's own directory, which the
@@ -189,17 +204,7 @@ impl Harness {
     pub async fn start(bundle: impl FnOnce(&Path) -> (String, String)) -> Harness {
         let dir = tempfile::tempdir().unwrap();
         let (config, policy) = bundle(dir.path());
-        let source = BundleSource {
-            config: SourceFile {
-                path: "clearance.yaml".into(),
-                text: config,
-            },
-            policies: vec![SourceFile {
-                path: "policies/scope.cedar".into(),
-                text: policy,
-            }],
-            revision: None,
-        };
+        let source = source(config, policy);
         let bundle = Bundle::compile(&source).unwrap_or_else(|e| panic!("{e}"));
         let store = SqliteStore::open(&dir.path().join("clearance.db"))
             .await
@@ -240,6 +245,15 @@ impl Harness {
             http: reqwest::Client::new(),
             dir,
         }
+    }
+
+    /// Reloads the gateway on `config` and `policy`, as `start` takes them.
+    pub async fn activate(&self, config: String, policy: &str) {
+        let source = source(config, policy.to_owned());
+        self.gateway
+            .activate(Bundle::compile(&source).unwrap(), &source)
+            .await
+            .unwrap();
     }
 
     /// A token for `agent`.

@@ -1,9 +1,10 @@
 //! The environment a `command` child is given: what a name and a value of
 //! its `env` may be ([`problem`]), a value with its `${NAME}` references
 //! to the gateway's environment filled in ([`expand`], the grammar
-//! [`reference`](mod@reference)'s), so that a child's credential need not be written in
-//! the bundle the ledger records, and which of the gateway's variables it
-//! must not inherit ([`withheld`]).
+//! [`reference`](mod@reference)'s), so that a child's credential need not
+//! be written in the bundle the ledger records, and which of the gateway's variables it
+//! must not inherit ([`withheld`]), and when a reload exposes the
+//! children already running ([`newly_referenced`]).
 //!
 //! It inherits all the others, so that `npx`, proxies and certificate
 //! settings work as they do for the gateway. Withheld are the gateway's
@@ -67,6 +68,21 @@ pub fn referenced_variables<'a>(
         .flat_map(|value| reference::variables(value))
         .map(str::to_owned)
         .collect()
+}
+
+/// Whether the servers `wanted` refer to a variable of the gateway's
+/// environment (`is_set`) that those `running` do not: every child started
+/// under `running` inherited it ([`withheld`] is taken at a child's
+/// start), and holds a credential now handed out by reference.
+pub fn newly_referenced<'a>(
+    running: impl IntoIterator<Item = &'a McpServer>,
+    wanted: impl IntoIterator<Item = &'a McpServer>,
+    is_set: impl Fn(&str) -> bool,
+) -> bool {
+    let before = referenced_variables(running);
+    referenced_variables(wanted)
+        .difference(&before)
+        .any(|name| is_set(name))
 }
 
 /// Which of the `inherited` variables a child whose bundle `env` is `env`
@@ -166,6 +182,24 @@ mod tests {
             annotations: Annotations::Ignore,
             tools: BTreeMap::new(),
         }
+    }
+
+    #[test]
+    fn only_a_new_reference_to_a_set_variable_exposes_the_running_children() {
+        let is_set = |name: &str| name == "SET";
+        let plain = [server(&[], &[])];
+        let in_env = [server(&[("X", "${SET}")], &[])];
+        let in_headers = [server(&[], &[("Authorization", "${SET}")])];
+        assert!(newly_referenced(&plain, &in_env, is_set));
+        assert!(newly_referenced(&plain, &in_headers, is_set));
+        assert!(!newly_referenced(
+            &plain,
+            &[server(&[("X", "${UNSET}")], &[])],
+            is_set
+        ));
+        assert!(!newly_referenced(&plain, &plain, is_set));
+        assert!(!newly_referenced(&in_env, &in_headers, is_set));
+        assert!(!newly_referenced(&in_env, &plain, is_set));
     }
 
     #[test]

@@ -43,11 +43,10 @@ pub fn problem(name: &str, value: &str) -> Option<String> {
     }
 }
 
-/// `value` with each `${NAME}` filled in by `lookup` ([`reference`](mod@reference)): an
-/// error naming the variable when one is not set or not UTF-8, or when what
-/// it holds is
-/// not printable ASCII on one line (it would end the header and forge
-/// another).
+/// `value` with each `${NAME}` filled in by `lookup`
+/// ([`reference`](mod@reference)): an error naming the variable when one is
+/// not set or not UTF-8, or when what it holds is not printable ASCII on
+/// one line (it would end the header and forge another).
 pub fn expand(
     value: &str,
     lookup: impl Fn(&str) -> Result<String, VarError>,
