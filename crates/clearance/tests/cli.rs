@@ -768,3 +768,59 @@ fn an_export_fails_naming_a_record_outside_the_chain() {
     assert_eq!(verify.code, 1, "{}", verify.stdout);
     assert!(verify.stdout.contains("numbered -3,"), "{}", verify.stdout);
 }
+
+/// Two records under one number (the table rebuilt without its primary
+/// key): `audit export`, reading by number, carries one of them, so it
+/// fails naming the number, as `audit verify` reports it.
+#[test]
+fn an_export_fails_naming_a_number_two_records_share() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("clearance.db");
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    drop(
+        runtime
+            .block_on(clearance_store::SqliteStore::open(&path))
+            .unwrap(),
+    );
+    let db = path.to_str().unwrap();
+    let issued = clearance(
+        &["token", "issue", "--agent", "incident-bot", "--db", db],
+        dir.path(),
+    );
+    assert_eq!(issued.code, 0, "{}", issued.stderr);
+    let whole = clearance(&["audit", "export", "--db", db], dir.path());
+    assert_eq!(whole.code, 0, "{}", whole.stderr);
+
+    runtime.block_on(async {
+        use sqlx::Connection as _;
+        let mut conn = sqlx::SqliteConnection::connect(&format!("sqlite://{db}"))
+            .await
+            .unwrap();
+        sqlx::raw_sql(
+            "CREATE TABLE keyless (seq INTEGER NOT NULL, at TEXT NOT NULL, kind TEXT NOT NULL,
+                                   payload NOT NULL, prev_hash NOT NULL, hash NOT NULL, agent TEXT);
+             INSERT INTO keyless SELECT seq, at, kind, payload, prev_hash, hash, agent FROM ledger;
+             DROP TABLE ledger;
+             ALTER TABLE keyless RENAME TO ledger;
+             INSERT INTO ledger (seq, at, kind, payload, prev_hash, hash)
+             SELECT seq, at, 'forged', '{}', prev_hash, hash FROM ledger WHERE seq = 1;",
+        )
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    });
+    let export = clearance(&["audit", "export", "--db", db], dir.path());
+    assert_eq!(export.code, 1, "{}{}", export.stdout, export.stderr);
+    assert!(
+        export.stderr.contains("two records numbered 1;"),
+        "{}",
+        export.stderr
+    );
+    let verify = clearance(&["audit", "verify", "--db", db], dir.path());
+    assert_eq!(verify.code, 1, "{}", verify.stdout);
+    assert!(
+        verify.stdout.contains("BROKEN: record 1:"),
+        "{}",
+        verify.stdout
+    );
+}

@@ -335,6 +335,17 @@ pub trait Backend: Send + Sync + 'static {
     /// record is numbered from 1.
     fn outside_chain(&self) -> impl Future<Output = Result<Option<String>, StoreError>> + Send;
 
+    /// The lowest number two records share among those numbered 1 to
+    /// `through`: a readers that goes by number reads one of them and steps
+    /// over the other, which a listing of the table still shows. `None`
+    /// when none is shared — at once, without reading the table, where the
+    /// schema keeps the numbers unique (the primary key, which only someone
+    /// rewriting the database can drop).
+    fn repeated_number(
+        &self,
+        through: u64,
+    ) -> impl Future<Output = Result<Option<u64>, StoreError>> + Send;
+
     /// The records numbered in `(after, after + limit]`, in order, read
     /// for verification the backend's quickest way: numbered, so that the
     /// next page is known before this one is read and several are read at

@@ -255,6 +255,10 @@ impl<B: Backend> Store for Database<B> {
         self.backend.outside_chain().await
     }
 
+    async fn repeated_number(&self, through: u64) -> Result<Option<u64>, StoreError> {
+        self.backend.repeated_number(through).await
+    }
+
     async fn ping(&self) -> Result<(), StoreError> {
         self.backend.ping().await
     }

@@ -294,6 +294,14 @@ pub trait Store: Send + Sync + 'static {
     /// cannot carry it, says so.
     fn outside_chain(&self) -> impl Future<Output = Result<Option<String>, StoreError>> + Send;
 
+    /// The lowest number two records share among those numbered 1 to
+    /// `through`, or none: [`Store::records`] reads one of them only, so
+    /// an export, which cannot carry the other, says so.
+    fn repeated_number(
+        &self,
+        through: u64,
+    ) -> impl Future<Output = Result<Option<u64>, StoreError>> + Send;
+
     /// Whether the database answers at all.
     fn ping(&self) -> impl Future<Output = Result<(), StoreError>> + Send;
 

@@ -13,7 +13,9 @@
 //! vouch that its quick way reads the records the row reader reads
 //! ([`Backend::verify_pages_sound`]), every page is read the row reader's
 //! way. A ledger read to its end verifies whole only if no record lies
-//! outside the chain's numbers ([`Backend::outside_chain`]).
+//! outside the chain's numbers ([`Backend::outside_chain`]) and no two
+//! share one ([`Backend::repeated_number`]): a reader that goes by number
+//! reads one record of each number.
 
 use std::{ops::ControlFlow, sync::Arc};
 
@@ -385,11 +387,20 @@ async fn ended<B: Backend>(
     backend: &B,
     verifier: &ChainVerifier,
 ) -> Result<VerifyReport, StoreError> {
-    Ok(match backend.outside_chain().await? {
-        Some(number) => broken(
+    if let Some(number) = backend.outside_chain().await? {
+        return Ok(broken(
             verifier,
             0,
             format!("a record is numbered {number}, outside the chain, which is numbered from 1"),
+        ));
+    }
+    Ok(match backend.repeated_number(verifier.verified()).await? {
+        Some(number) => broken(
+            verifier,
+            number,
+            format!(
+                "two records are numbered {number}: the chain holds one, and the other is no record of it"
+            ),
         ),
         None => whole(verifier),
     })

@@ -278,6 +278,77 @@ where
 }
 on_both!(a_record_numbered_outside_the_chain_is_named);
 
+/// The ledger's table rebuilt without its primary key, as someone
+/// rewriting the database could.
+const SQLITE_WITHOUT_KEY: &str = "
+    CREATE TABLE keyless (seq INTEGER NOT NULL, at TEXT NOT NULL, kind TEXT NOT NULL,
+                          payload NOT NULL, prev_hash NOT NULL, hash NOT NULL, agent TEXT);
+    INSERT INTO keyless SELECT seq, at, kind, payload, prev_hash, hash, agent FROM ledger ORDER BY seq;
+    DROP TABLE ledger;
+    ALTER TABLE keyless RENAME TO ledger;";
+
+/// A second record under a number the chain holds: a copy that decodes
+/// where a page ends (the row reader reads on after the number it read
+/// last), and one that does not in a page's middle (read again record by
+/// record, it is stepped over too). Each is a break naming its number,
+/// and with it gone the chain verifies whole again.
+async fn a_number_two_records_share_is_named<S: Store>(place: &Place, store: &S) {
+    let copies = [
+        (
+            2_000,
+            "SELECT seq, at, 'forged', '{\"agent\":\"evil\"}', prev_hash, hash FROM ledger WHERE seq = 2000",
+        ),
+        (
+            10,
+            "SELECT seq, at, 'forged', '{\"agent\":\"evil\"}', prev_hash, 'zz' FROM ledger WHERE seq = 10",
+        ),
+    ];
+    for (number, copy) in copies {
+        place
+            .raw(&format!(
+                "INSERT INTO ledger (seq, at, kind, payload, prev_hash, hash) {copy}"
+            ))
+            .await;
+        let report = store.verify().await.unwrap();
+        let broken = report
+            .first_break
+            .expect("a second record under a number is a break");
+        assert_eq!(broken.seq, number, "{}", broken.problem);
+        assert!(
+            broken.problem.contains(&number.to_string()),
+            "{}",
+            broken.problem
+        );
+        place.raw("DELETE FROM ledger WHERE kind = 'forged'").await;
+    }
+    let report = store.verify().await.unwrap();
+    assert_eq!((report.verified, report.first_break), (2_005, None));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_number_two_records_share_is_named_sqlite() {
+    let place = Place::sqlite();
+    fill(&Arc::new(place.open_sqlite().await), 0, 2_005).await;
+    place.raw(SQLITE_WITHOUT_KEY).await;
+    let store = clearance_store::SqliteStore::open_read_only(&place.sqlite_path())
+        .await
+        .unwrap();
+    a_number_two_records_share_is_named(&place, &store).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_number_two_records_share_is_named_postgres() {
+    let Some(place) = Place::postgres().await else {
+        return;
+    };
+    let store = place.open_postgres().await;
+    fill(&Arc::new(place.open_postgres().await), 0, 2_005).await;
+    place
+        .raw("ALTER TABLE ledger DROP CONSTRAINT ledger_pkey")
+        .await;
+    a_number_two_records_share_is_named(&place, &store).await;
+}
+
 async fn a_rehashed_record_breaks_its_successor<S, F, Fut>(place: &Place, open: F)
 where
     S: Store,

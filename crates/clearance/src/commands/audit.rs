@@ -42,7 +42,8 @@ pub fn export(db: Location, after: u64) -> anyhow::Result<Exit> {
     block_on(async { with_existing_store!(db, |store| export_from(&store, after).await) })
 }
 
-async fn export_from(store: &impl Store, mut after: u64) -> anyhow::Result<Exit> {
+async fn export_from(store: &impl Store, from: u64) -> anyhow::Result<Exit> {
+    let mut after = from;
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     loop {
         let page = store
@@ -69,6 +70,17 @@ async fn export_from(store: &impl Store, mut after: u64) -> anyhow::Result<Exit>
     {
         eprintln!(
             "clearance: the ledger holds a record numbered {number}, outside the chain, which is numbered from 1; the export does not carry it (`clearance audit verify` reports it as a break)"
+        );
+        return Ok(Exit::Failed);
+    }
+    if let Some(number) = store
+        .repeated_number(after)
+        .await
+        .context("cannot read the ledger")?
+        .filter(|number| *number > from)
+    {
+        eprintln!(
+            "clearance: the ledger holds two records numbered {number}; the export carries one of them (`clearance audit verify` reports it as a break)"
         );
         return Ok(Exit::Failed);
     }

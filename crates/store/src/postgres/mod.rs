@@ -280,6 +280,18 @@ impl Postgres {
     }
 }
 
+/// Whether an index keeps the ledger's numbers unique: one unique, valid
+/// index on `seq` alone, over every row (not partial, no expression).
+const SEQ_UNIQUE: &str = "
+SELECT EXISTS (
+    SELECT 1 FROM pg_index i
+    JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0]
+    WHERE i.indrelid = 'ledger'::regclass
+      AND i.indisunique AND i.indisvalid AND i.indnkeyatts = 1
+      AND i.indpred IS NULL AND i.indexprs IS NULL
+      AND a.attname = 'seq'
+)";
+
 impl Backend for Postgres {
     type Conn = PgConnection;
 
@@ -739,6 +751,21 @@ impl Backend for Postgres {
         )
         .fetch_optional(&self.pool)
         .await?)
+    }
+
+    async fn repeated_number(&self, through: u64) -> Result<Option<u64>, StoreError> {
+        let unique: bool = sqlx::query_scalar(SEQ_UNIQUE).fetch_one(&self.pool).await?;
+        if unique {
+            return Ok(None);
+        }
+        let number: Option<i64> = sqlx::query_scalar(
+            "SELECT seq FROM ledger WHERE seq BETWEEN 1 AND $1
+             GROUP BY seq HAVING count(*) > 1 ORDER BY seq LIMIT 1",
+        )
+        .bind(int(through))
+        .fetch_optional(&self.pool)
+        .await?;
+        number.map(seq).transpose()
     }
 
     async fn ping(&self) -> Result<(), StoreError> {

@@ -609,6 +609,21 @@ impl Backend for Sqlite {
         .await?)
     }
 
+    async fn repeated_number(&self, through: u64) -> Result<Option<u64>, StoreError> {
+        // Sound, `seq` is the rowid: unique.
+        if packed::sound(&self.pool).await? {
+            return Ok(None);
+        }
+        let number: Option<i64> = sqlx::query_scalar(
+            "SELECT seq FROM ledger WHERE seq BETWEEN 1 AND ?
+             GROUP BY seq HAVING count(*) > 1 ORDER BY seq LIMIT 1",
+        )
+        .bind(int(through))
+        .fetch_optional(&self.pool)
+        .await?;
+        number.map(seq).transpose()
+    }
+
     async fn verify_page(&self, after: u64, limit: u32) -> Result<packed::PackedPage, StoreError> {
         packed::read(&self.pool, after, limit).await
     }
