@@ -175,8 +175,9 @@ impl Upstreams {
     /// Starts, stops and restarts supervisors so that exactly the servers
     /// `wanted` configures run, each with its current configuration. When
     /// `wanted` refers to a variable of the gateway's environment that the
-    /// running configuration did not, every stdio child is restarted too:
-    /// it inherited that variable at its start, and comes back without it.
+    /// running configuration did not, every stdio child that does not set
+    /// it in its own `env` is restarted too: it inherited that variable at
+    /// its start, and comes back without it.
     pub fn reconcile(self: &Arc<Self>, wanted: &BTreeMap<String, McpServer>) {
         let mut servers = self
             .servers
@@ -194,8 +195,7 @@ impl Upstreams {
                 let changed = !wanted
                     .get(id)
                     .is_some_and(|w| same_connection(w, &s.config));
-                let child = matches!(s.config.upstream, Reach::Command { .. });
-                (changed || (exposed && child)).then(|| (id.clone(), changed))
+                (changed || env::inherited_any(&s.config, &exposed)).then(|| (id.clone(), changed))
             })
             .collect();
         // A server restarted only to shed a variable keeps its tools listed
@@ -829,6 +829,36 @@ mod tests {
                 .unwrap()
                 .is_none()
         );
+    }
+
+    #[test]
+    fn a_child_that_sets_the_newly_referenced_name_itself_keeps_running() {
+        let upstreams = Arc::new(Upstreams::default());
+        let own = McpServer {
+            env: [("CARGO_PKG_NAME".to_owned(), "its own".to_owned())].into(),
+            ..server(child(), "", "")
+        };
+        let before: BTreeMap<String, McpServer> = [
+            ("inherits".to_owned(), server(child(), "", "")),
+            ("sets".to_owned(), own),
+        ]
+        .into();
+        upstreams.reconcile(&before);
+        let inherits = upstreams.server("inherits").unwrap();
+        let sets = upstreams.server("sets").unwrap();
+
+        let mut after = before.clone();
+        after.insert("t".into(), server(child(), "${CARGO_PKG_NAME}", ""));
+        upstreams.reconcile(&after);
+        assert!(
+            inherits.stop.is_cancelled(),
+            "the inheriting child was kept"
+        );
+        assert!(
+            !sets.stop.is_cancelled(),
+            "a child that never held it was restarted"
+        );
+        assert!(Arc::ptr_eq(&sets, &upstreams.server("sets").unwrap()));
     }
 
     /// Why connecting `config` failed.

@@ -25,7 +25,7 @@ use std::{
 };
 
 use super::{
-    McpServer,
+    McpServer, Upstream,
     reference::{self, GATEWAY_PREFIX},
 };
 
@@ -70,19 +70,29 @@ pub fn referenced_variables<'a>(
         .collect()
 }
 
-/// Whether the servers `wanted` refer to a variable of the gateway's
-/// environment (`is_set`) that those `running` do not: every child started
-/// under `running` inherited it ([`withheld`] is taken at a child's
-/// start), and holds a credential now handed out by reference.
+/// The variables of the gateway's environment (`is_set`) that the servers
+/// `wanted` refer to and those `running` do not: every child started under
+/// `running` that does not set one itself inherited it ([`withheld`] is
+/// taken at a child's start), and holds a credential now handed out by
+/// reference ([`inherited_any`]).
 pub fn newly_referenced<'a>(
     running: impl IntoIterator<Item = &'a McpServer>,
     wanted: impl IntoIterator<Item = &'a McpServer>,
     is_set: impl Fn(&str) -> bool,
-) -> bool {
+) -> BTreeSet<String> {
     let before = referenced_variables(running);
     referenced_variables(wanted)
-        .difference(&before)
-        .any(|name| is_set(name))
+        .into_iter()
+        .filter(|name| !before.contains(name) && is_set(name))
+        .collect()
+}
+
+/// Whether a child started as `server` inherited one of `names` from the
+/// gateway: it is a `command` child whose bundle `env` does not set that
+/// name itself (a URL upstream inherits nothing).
+pub fn inherited_any(server: &McpServer, names: &BTreeSet<String>) -> bool {
+    matches!(server.upstream, Upstream::Command { .. })
+        && names.iter().any(|name| !server.env.contains_key(name))
 }
 
 /// Which of the `inherited` variables a child whose bundle `env` is `env`
@@ -107,7 +117,7 @@ pub fn withheld(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::bundle::mcp::{Annotations, Upstream};
+    use crate::bundle::mcp::Annotations;
 
     fn env(name: &str) -> Result<String, VarError> {
         match name {
@@ -186,20 +196,53 @@ mod tests {
 
     #[test]
     fn only_a_new_reference_to_a_set_variable_exposes_the_running_children() {
-        let is_set = |name: &str| name == "SET";
+        let is_set = |name: &str| name == "SET" || name == "ALSO_SET";
+        let names = |list: &[&str]| {
+            list.iter()
+                .map(|n| (*n).to_owned())
+                .collect::<BTreeSet<_>>()
+        };
         let plain = [server(&[], &[])];
         let in_env = [server(&[("X", "${SET}")], &[])];
         let in_headers = [server(&[], &[("Authorization", "${SET}")])];
-        assert!(newly_referenced(&plain, &in_env, is_set));
-        assert!(newly_referenced(&plain, &in_headers, is_set));
-        assert!(!newly_referenced(
-            &plain,
-            &[server(&[("X", "${UNSET}")], &[])],
-            is_set
+        assert_eq!(newly_referenced(&plain, &in_env, is_set), names(&["SET"]));
+        assert_eq!(
+            newly_referenced(&plain, &in_headers, is_set),
+            names(&["SET"])
+        );
+        let both = [server(
+            &[("X", "${SET}"), ("Y", "${ALSO_SET} ${UNSET}")],
+            &[],
+        )];
+        assert_eq!(
+            newly_referenced(&in_env, &both, is_set),
+            names(&["ALSO_SET"])
+        );
+        assert!(newly_referenced(&plain, &[server(&[("X", "${UNSET}")], &[])], is_set).is_empty());
+        assert!(newly_referenced(&plain, &plain, is_set).is_empty());
+        assert!(newly_referenced(&in_env, &in_headers, is_set).is_empty());
+        assert!(newly_referenced(&in_env, &plain, is_set).is_empty());
+    }
+
+    #[test]
+    fn a_child_inherited_a_name_unless_its_env_sets_it_or_it_is_no_child() {
+        let child = |env: &[(&str, &str)]| McpServer {
+            upstream: Upstream::Command {
+                program: "server".into(),
+                args: Vec::new(),
+            },
+            ..server(env, &[])
+        };
+        let exposed: BTreeSet<String> = ["SET".to_owned(), "ALSO_SET".to_owned()].into();
+        assert!(inherited_any(&child(&[]), &exposed));
+        assert!(inherited_any(&child(&[("SET", "own")]), &exposed));
+        assert!(!inherited_any(
+            &child(&[("SET", "own"), ("ALSO_SET", "own too")]),
+            &exposed
         ));
-        assert!(!newly_referenced(&plain, &plain, is_set));
-        assert!(!newly_referenced(&in_env, &in_headers, is_set));
-        assert!(!newly_referenced(&in_env, &plain, is_set));
+        assert!(!inherited_any(&child(&[]), &BTreeSet::new()));
+        // A URL upstream is no process of ours: it inherited nothing.
+        assert!(!inherited_any(&server(&[], &[]), &exposed));
     }
 
     #[test]
