@@ -23,11 +23,18 @@ use rmcp::{
 };
 use tokio::time::Instant;
 
-use crate::{McpGateway, answer, catalog::Route, links, request::decision_request};
+use crate::{
+    McpGateway, answer,
+    catalog::{Catalog, Route},
+    links,
+    request::decision_request,
+};
 
 /// A pending call that waits for its approval.
 struct Waiting<'a> {
     identity: &'a Identity,
+    /// The tool as the agent called it (`<server>__<tool>`).
+    name: &'a str,
     route: &'a Route,
     arguments: JsonObject,
     request: DecisionRequest,
@@ -116,6 +123,7 @@ impl<S: Store> McpGateway<S> {
                 self.wait(
                     Waiting {
                         identity,
+                        name: &params.name,
                         route: &route,
                         arguments,
                         request,
@@ -128,10 +136,9 @@ impl<S: Store> McpGateway<S> {
             }
             _ => answer::withheld(&answer),
         };
-        Ok(CallToolResponse::Complete(match &url {
-            Some((_, url)) => links::with_link(result, url),
-            None => result,
-        }))
+        Ok(CallToolResponse::Complete(links::with_link(result, |id| {
+            self.approval_url(id)
+        })))
     }
 
     async fn decide(
@@ -253,6 +260,7 @@ impl<S: Store> McpGateway<S> {
     ) -> CallToolResult {
         let Waiting {
             identity,
+            name,
             route,
             arguments,
             request,
@@ -290,6 +298,14 @@ impl<S: Store> McpGateway<S> {
                     if let Err(result) = self.still_held(identity, context).await {
                         return result;
                     }
+                    // The bundle may have changed while the call waited: it
+                    // runs only as the active one routes it now.
+                    let catalog = self.catalog();
+                    let (route, request) =
+                        match rerouted(&catalog, name, route, &request, &arguments, context) {
+                            Ok(now) => now,
+                            Err(refusal) => return answer::refused(&refusal),
+                        };
                     let again = DecisionRequest {
                         approval_id: (standing != Standing::Used && standing != Standing::Expired)
                             .then(|| approval.clone()),
@@ -332,6 +348,32 @@ impl<S: Store> McpGateway<S> {
             }
         }
     }
+}
+
+/// How the active bundle's `catalog` routes the waiting call `name` now,
+/// and its request made again from that route: the tool may have been
+/// hidden or mapped to another action or resource since `route` opened
+/// the approval — a request that changed no longer matches it. A tool no
+/// longer offered is refused (why, returned), not forwarded.
+fn rerouted<'c>(
+    catalog: &'c Catalog,
+    name: &str,
+    route: &Route,
+    request: &DecisionRequest,
+    arguments: &JsonObject,
+    context: &RequestContext<RoleServer>,
+) -> Result<(&'c Route, DecisionRequest), String> {
+    let Some(current) = catalog
+        .route(name)
+        .filter(|now| now.server.id == route.server.id)
+    else {
+        return Err(format!(
+            "`{name}` is no longer offered: the bundle changed while the call waited for its approval"
+        ));
+    };
+    let again = decision_request(&request.agent, current, arguments, &context.meta)
+        .map_err(|refusal| refusal.message)?;
+    Ok((current, again))
 }
 
 /// Pauses between attempts to record an MCP call's outcome while the

@@ -53,16 +53,28 @@ fn message(answer: &DecisionAnswer) -> String {
     )
 }
 
-/// `result` with the approval page named in its text and in
-/// `structuredContent.clearance.approval_url` — when the call still waits
-/// for it (not once it ran, or was denied or voided meanwhile).
-pub(crate) fn with_link(mut result: CallToolResult, url: &str) -> CallToolResult {
+/// `result` with the page of the approval it names (`url_of` it) in its
+/// text and in `structuredContent.clearance.approval_url` — when the call
+/// still waits for one (not once it ran, or was denied or voided
+/// meanwhile), and for the one it waits for now: a wait that found its
+/// approval spent or expired ends on another.
+pub(crate) fn with_link(
+    mut result: CallToolResult,
+    url_of: impl Fn(&str) -> Option<String>,
+) -> CallToolResult {
     let Some(clearance) = result
         .structured_content
         .as_mut()
         .and_then(|s| s.get_mut("clearance"))
         .and_then(|c| c.as_object_mut())
         .filter(|c| c.get("outcome") == Some(&json!("pending")))
+    else {
+        return result;
+    };
+    let Some(url) = clearance
+        .get("approval_id")
+        .and_then(|id| id.as_str())
+        .and_then(url_of)
     else {
         return result;
     };
@@ -129,4 +141,49 @@ pub(crate) fn input_required(
 pub(crate) fn opened(sealer: &RequestStateCodec, state: &str, agent: &str) -> Option<String> {
     let sealed: Sealed = sealer.open_json(state).ok()?;
     (sealed.agent == agent).then_some(sealed.approval_id)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn answered(clearance: serde_json::Value) -> CallToolResult {
+        let mut result = CallToolResult::error(vec![Content::text("clearance: …")]);
+        result.structured_content = Some(json!({ "clearance": clearance }));
+        result
+    }
+
+    fn page(id: &str) -> Option<String> {
+        Some(format!("https://console.example/approvals/{id}"))
+    }
+
+    #[test]
+    fn the_link_names_the_approval_the_result_waits_for_and_only_while_it_waits() {
+        // A wait that found its first approval spent ends pending on another.
+        let linked = with_link(
+            answered(json!({ "outcome": "pending", "approval_id": "apr-second" })),
+            page,
+        );
+        let clearance = &linked.structured_content.unwrap()["clearance"];
+        assert_eq!(
+            clearance["approval_url"],
+            "https://console.example/approvals/apr-second"
+        );
+        assert_eq!(linked.content.len(), 2);
+
+        for done in [
+            json!({ "outcome": "deny", "approval_id": "apr-second" }),
+            json!({ "outcome": "pending" }),
+        ] {
+            let unlinked = with_link(answered(done), page);
+            assert!(unlinked.structured_content.unwrap()["clearance"]["approval_url"].is_null());
+            assert_eq!(unlinked.content.len(), 1);
+        }
+        // No console to point at: no link.
+        let nowhere = with_link(
+            answered(json!({ "outcome": "pending", "approval_id": "apr-second" })),
+            |_| None,
+        );
+        assert_eq!(nowhere.content.len(), 1);
+    }
 }

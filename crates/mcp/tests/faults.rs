@@ -397,6 +397,44 @@ async fn a_kill_switch_ends_an_approval_wait_with_a_denial() {
     harness.verify().await;
 }
 
+/// A call waiting for its approval runs only as the active bundle routes
+/// it: a reload that unmaps its tool meanwhile leaves the approved call
+/// refused, no `allow` recorded, and nothing reaching the upstream.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_whose_tool_is_unmapped_while_it_waits_does_not_run_once_approved() {
+    let Some((harness, mark)) = harness().await else {
+        return;
+    };
+    let file = runbook(&harness, "unmapped.md");
+    let (_client, call, approval) = waiting_write(&harness, &file).await;
+    let (config, policy) = bundle(&peers().unwrap(), harness.dir.path(), &mark);
+    let mapped = r#"write_file: { action: "fs:write""#;
+    assert!(config.contains(mapped));
+    let unmapped = config.replace(mapped, r#"create_directory: { action: "fs:write""#);
+    harness.activate(unmapped, &policy).await;
+    harness.approve(&approval).await;
+    let result = tokio::time::timeout(Duration::from_secs(10), call)
+        .await
+        .expect("the approval ends the wait")
+        .unwrap();
+    assert_eq!(result.is_error, Some(true), "{result:?}");
+    assert!(
+        text(&result).contains("no longer offered"),
+        "{}",
+        text(&result)
+    );
+    assert_eq!(clearance(&result)["outcome"], "deny");
+    assert!(!file.exists(), "nothing was written");
+    let allowed = harness
+        .decisions()
+        .await
+        .into_iter()
+        .filter(|d| d["payload"]["decision"]["outcome"] == "allow")
+        .count();
+    assert_eq!(allowed, 0);
+    harness.verify().await;
+}
+
 /// A call waiting for its approval does not run on a token revoked
 /// meanwhile: approved after the revocation, it is refused, no `allow` is
 /// recorded, and nothing reaches the upstream.
