@@ -117,7 +117,7 @@ impl Link {
         }
         CallError::Failed {
             server: id.to_owned(),
-            reason: error.to_string(),
+            reason: failure_reason(id, error),
         }
     }
 
@@ -509,7 +509,7 @@ async fn connect(
             listener
                 .serve(progress.in_order(transport))
                 .await
-                .map_err(|e| e.to_string())
+                .map_err(|e| without_urls(&e.to_string()))
         }
         Reach::Url(url) => {
             // A pooled client: rmcp's default opens a connection per request.
@@ -528,7 +528,7 @@ async fn connect(
             listener
                 .serve(progress.in_order(transport))
                 .await
-                .map_err(|e| e.to_string())
+                .map_err(|e| without_urls(&e.to_string()))
         }
     }
 }
@@ -580,21 +580,28 @@ fn headers(config: &McpServer) -> Result<HashMap<HeaderName, HeaderValue>, Strin
 }
 
 async fn list(peer: &Peer<RoleClient>) -> Result<Offer, String> {
-    let tools = peer.list_all_tools().await.map_err(|e| e.to_string())?;
+    let tools = peer
+        .list_all_tools()
+        .await
+        .map_err(|e| without_urls(&e.to_string()))?;
     // Resources and prompts are optional capabilities.
     let capabilities = peer.peer_info().map(|info| info.capabilities.clone());
     let offers_resources = capabilities.as_ref().is_some_and(|c| c.resources.is_some());
     let offers_prompts = capabilities.as_ref().is_some_and(|c| c.prompts.is_some());
     let (resources, templates) = if offers_resources {
         (
-            peer.list_all_resources().await.map_err(|e| e.to_string())?,
+            peer.list_all_resources()
+                .await
+                .map_err(|e| without_urls(&e.to_string()))?,
             peer.list_all_resource_templates().await.unwrap_or_default(),
         )
     } else {
         (Vec::new(), Vec::new())
     };
     let prompts = if offers_prompts {
-        peer.list_all_prompts().await.map_err(|e| e.to_string())?
+        peer.list_all_prompts()
+            .await
+            .map_err(|e| without_urls(&e.to_string()))?
     } else {
         Vec::new()
     };
@@ -618,6 +625,50 @@ async fn bounded<T>(
         Ok(Err(error)) => Err(link.failed(id, &error)),
         Err(_) => Err(link.timed_out(id, seconds)),
     }
+}
+
+/// What the agent is told of request's failure `error` (server `id`'s). A
+/// JSON-RPC error is the upstream's own answer, relayed whole. A
+/// transport's error says where the upstream is (its address, a key in its
+/// URL's query) and how the gateway is built: the agent learns only that
+/// the connection failed, and the log has the transport's own words, any
+/// URL in them cut out.
+fn failure_reason(id: &str, error: &rmcp::ServiceError) -> String {
+    match error {
+        rmcp::ServiceError::TransportSend(transport) => {
+            let detail = without_urls(&transport.error.to_string());
+            tracing::warn!(server = %id, %detail, "a request to an upstream MCP server failed");
+            "its connection failed (the gateway's log says why)".into()
+        }
+        other => without_urls(&other.to_string()),
+    }
+}
+
+/// `text` with every URL in it (`scheme://` up to a space, a quote or a
+/// closing bracket) replaced by `<url>`: an upstream's URL may hold a
+/// credential, and always names an address inside the platform, which
+/// neither an agent nor a log needs.
+fn without_urls(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = rest.find("://") {
+        let (before, after) = rest.split_at(at);
+        let scheme = before
+            .char_indices()
+            .rev()
+            .take_while(|(_, c)| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'))
+            .last()
+            .map_or(at, |(start, _)| start);
+        out.push_str(&before[..scheme]);
+        out.push_str("<url>");
+        let address = &after[3..];
+        let end = address
+            .find(|c: char| c.is_whitespace() || matches!(c, ')' | ']' | '>' | '"' | '\'' | '`'))
+            .unwrap_or(address.len());
+        rest = &address[end..];
+    }
+    out.push_str(rest);
+    out
 }
 
 /// Whether a request's failure says the connection is broken, so that it
@@ -859,6 +910,22 @@ mod tests {
             "a child that never held it was restarted"
         );
         assert!(Arc::ptr_eq(&sets, &upstreams.server("sets").unwrap()));
+    }
+
+    #[test]
+    fn every_url_in_an_error_is_cut_out_and_the_rest_kept() {
+        assert_eq!(
+            without_urls(
+                "Client error: error sending request for url (http://ops:pw@10.0.0.7:9000/mcp?key=k1)"
+            ),
+            "Client error: error sending request for url (<url>)"
+        );
+        assert_eq!(
+            without_urls("from https://a.example/x and wss+tls://b:1/y?z «[git://c]» end"),
+            "from <url> and <url> «[<url>]» end"
+        );
+        assert_eq!(without_urls("no address here"), "no address here");
+        assert_eq!(without_urls("ends in ://"), "ends in <url>");
     }
 
     /// Why connecting `config` failed.

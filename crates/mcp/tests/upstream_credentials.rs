@@ -12,7 +12,8 @@
 //! filled from the gateway's environment; a variable that is not set keeps
 //! the child from starting.
 //! A reload that newly refers to a variable restarts the children that
-//! inherited it.
+//! inherited it. A URL upstream that fails is named to the agent by its
+//! id, never by its URL.
 
 #![allow(
     clippy::unwrap_used,
@@ -436,4 +437,53 @@ async fn a_redirect_does_not_carry_the_headers_elsewhere() {
         seen.lock().unwrap().authorizations.is_empty(),
         "the redirect was followed with the upstream's headers"
     );
+}
+
+/// A URL may carry a credential (a password, a key in its query) and
+/// always names an address inside the platform: when its upstream fails,
+/// the agent is told that it failed, never where it is. (The real
+/// `server-everything` on loopback, stopped once a call went through.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_url_upstream_that_fails_shows_the_agent_no_part_of_its_url() {
+    let Some(peers) = support::peers() else {
+        return;
+    };
+    let everything = support::Everything::start(&peers);
+    let url = everything
+        .url
+        .replacen("http://", "http://ops:pass-s3cret@", 1)
+        + "?key=key-s3cret";
+    // `http://127.0.0.1:PORT/mcp`
+    let port = everything
+        .url
+        .rsplit(':')
+        .next()
+        .unwrap()
+        .trim_end_matches("/mcp")
+        .to_owned();
+    let config = bundle(&[echo_server("lost", &url, None)]);
+    let harness = Harness::start(|_| (config, OWN_DOMAINS_POLICY.into())).await;
+    let client = harness.client(&harness.token("reader").await).await;
+    let echoed = echo(&client, "lost__echo").await.unwrap();
+    assert_ne!(echoed.is_error, Some(true), "{echoed:?}");
+
+    drop(everything);
+    // The first call fails on the connection; those after it find the
+    // server down while the gateway reconnects.
+    let mut failures = Vec::new();
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_secs(4) {
+        if let Ok(result) = echo(&client, "lost__echo").await
+            && result.is_error == Some(true)
+        {
+            failures.push(format!("{} {:?}", text(&result), result.structured_content));
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(failures.len() > 1, "{failures:?}");
+    for failure in &failures {
+        for hidden in ["s3cret", "127.0.0.1", &port] {
+            assert!(!failure.contains(hidden), "{hidden} in {failure}");
+        }
+    }
 }
