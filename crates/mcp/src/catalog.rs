@@ -58,6 +58,8 @@ impl Catalog {
     /// Builds the catalog of `bundle`'s servers from what they offer.
     pub(crate) fn build(bundle: &Bundle, offers: &HashMap<String, Offer>) -> Catalog {
         let mut catalog = Catalog::default();
+        // Thousands of resources from one upstream are checked in one pass.
+        let mut uris = std::collections::HashSet::new();
         for (id, config) in bundle.mcp_servers() {
             let Some(offer) = offers.get(id) else {
                 continue;
@@ -67,7 +69,7 @@ impl Catalog {
                 catalog.add_tool(&server, tool);
             }
             for resource in &offer.resources {
-                if catalog.resources.iter().any(|(_, r)| r.uri == resource.uri) {
+                if !uris.insert(resource.uri.as_str()) {
                     tracing::warn!(server = %id, uri = %resource.uri, "two upstreams offer one resource URI; the first keeps it");
                     continue;
                 }

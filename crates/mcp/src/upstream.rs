@@ -21,8 +21,9 @@ use rmcp::{
     ClientHandler, RoleClient, ServiceExt as _,
     model::{
         CallToolRequestParams, CallToolResponse, CallToolResult, ClientConfig,
-        GetPromptRequestParams, GetPromptResponse, GetPromptResult, JsonObject, Prompt,
-        ReadResourceRequestParams, ReadResourceResult, Resource, ResourceTemplate, Tool,
+        GetPromptRequestParams, GetPromptResponse, GetPromptResult, JsonObject,
+        PaginatedRequestParams, Prompt, ReadResourceRequestParams, ReadResourceResult, Resource,
+        ResourceTemplate, Tool,
     },
     service::{NotificationContext, Peer, RunningService},
     transport::{
@@ -579,29 +580,47 @@ fn headers(config: &McpServer) -> Result<HashMap<HeaderName, HeaderValue>, Strin
         .collect()
 }
 
+/// The most pages one listing reads, and the most items it keeps: an
+/// upstream whose cursor never ends (a bug, or a server turned hostile)
+/// must not grow the gateway's memory and keep its supervisor busy
+/// without bound. Far above what real servers list (tens of tools).
+const MAX_LIST_PAGES: usize = 100;
+const MAX_LISTED: usize = 10_000;
+
 async fn list(peer: &Peer<RoleClient>) -> Result<Offer, String> {
-    let tools = peer
-        .list_all_tools()
-        .await
-        .map_err(|e| without_urls(&e.to_string()))?;
+    let params = |cursor| Some(PaginatedRequestParams::default().with_cursor(cursor));
+    let tools = listed("tools", |cursor| async move {
+        let page = peer.list_tools(params(cursor)).await?;
+        Ok((page.tools, page.next_cursor))
+    })
+    .await?;
     // Resources and prompts are optional capabilities.
     let capabilities = peer.peer_info().map(|info| info.capabilities.clone());
     let offers_resources = capabilities.as_ref().is_some_and(|c| c.resources.is_some());
     let offers_prompts = capabilities.as_ref().is_some_and(|c| c.prompts.is_some());
     let (resources, templates) = if offers_resources {
         (
-            peer.list_all_resources()
-                .await
-                .map_err(|e| without_urls(&e.to_string()))?,
-            peer.list_all_resource_templates().await.unwrap_or_default(),
+            listed("resources", |cursor| async move {
+                let page = peer.list_resources(params(cursor)).await?;
+                Ok((page.resources, page.next_cursor))
+            })
+            .await?,
+            listed("resource templates", |cursor| async move {
+                let page = peer.list_resource_templates(params(cursor)).await?;
+                Ok((page.resource_templates, page.next_cursor))
+            })
+            .await
+            .unwrap_or_default(),
         )
     } else {
         (Vec::new(), Vec::new())
     };
     let prompts = if offers_prompts {
-        peer.list_all_prompts()
-            .await
-            .map_err(|e| without_urls(&e.to_string()))?
+        listed("prompts", |cursor| async move {
+            let page = peer.list_prompts(params(cursor)).await?;
+            Ok((page.prompts, page.next_cursor))
+        })
+        .await?
     } else {
         Vec::new()
     };
@@ -611,6 +630,36 @@ async fn list(peer: &Peer<RoleClient>) -> Result<Offer, String> {
         templates,
         prompts,
     })
+}
+
+/// Every item of a paginated listing of `what`, `page` by page (each given
+/// the cursor the one before ended on), within [`MAX_LIST_PAGES`] and
+/// [`MAX_LISTED`]; why not, past them or on a failure.
+async fn listed<T, Page>(
+    what: &str,
+    mut page: impl FnMut(Option<String>) -> Page,
+) -> Result<Vec<T>, String>
+where
+    Page: Future<Output = Result<(Vec<T>, Option<String>), rmcp::ServiceError>>,
+{
+    let mut items = Vec::new();
+    let mut cursor = None;
+    for _ in 0..MAX_LIST_PAGES {
+        let (more, next) = page(cursor)
+            .await
+            .map_err(|e| without_urls(&e.to_string()))?;
+        items.extend(more);
+        if items.len() > MAX_LISTED {
+            return Err(format!("it lists more than {MAX_LISTED} {what}"));
+        }
+        match next {
+            None => return Ok(items),
+            Some(next) => cursor = Some(next),
+        }
+    }
+    Err(format!(
+        "its listing of {what} did not end within {MAX_LIST_PAGES} pages"
+    ))
 }
 
 /// `answer`, from server `id`'s connection `link`, within `seconds`.
@@ -780,9 +829,12 @@ async fn follow(
             () = restart.notified() => return "a call failed or hung".into(),
             _ = alive.tick() => if connection.is_closed() { return "the connection closed".into() },
             () = changed.notified() => match tokio::select! {
-                // A server that hangs while listing is still stopped.
+                // A server that hangs while listing is still stopped, and
+                // one that takes longer than connecting may is made again.
                 () = server.stop.cancelled() => return "stopped".into(),
-                listed = list(connection.peer()) => listed,
+                listed = tokio::time::timeout(CONNECT_TIMEOUT, list(connection.peer())) => {
+                    listed.unwrap_or_else(|_| Err("listing timed out".into()))
+                }
             } {
                 Ok(offer) => {
                     *server.known.write().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(offer.clone());

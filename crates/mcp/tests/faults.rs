@@ -5,6 +5,7 @@
 //! call is an `isError` result whose decision's outcome is `failed`, and
 //! the upstream is restarted — once, however many calls failed on one
 //! connection, and not for a JSON-RPC error it answered one call with.
+//! An upstream whose tool listing never ends is given up and restarted.
 
 #![allow(
     clippy::unwrap_used,
@@ -472,6 +473,60 @@ async fn a_call_does_not_run_on_a_token_revoked_while_it_waited() {
         .count();
     assert_eq!(allowed, 0);
     harness.verify().await;
+}
+
+/// An upstream whose tool listing never ends (each page names a cursor to
+/// another) is not listed without bound: the listing is given up within
+/// a bounded number of pages, the server counts as down and is started
+/// again with backoff, and the gateway serves the others meanwhile.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upstream_whose_listing_never_ends_is_given_up_and_restarted() {
+    let Some(peers) = peers() else {
+        return;
+    };
+    let mark = format!("clearance-endless-{}-{}", std::process::id(), rand_suffix());
+    let harness = Harness::start(|dir| {
+        let config = format!(
+            r#"
+policy_owner: platform-team@example.com
+agents:
+  reader: {{ owner: oncall@example.com, phase: shadow, credential_scope: ops:reader, domains: [ops] }}
+tools:
+  ops:
+    echo: {{ impact: read }}
+mcp_servers:
+  endless:
+    command: [python3, {endless:?}, {starts:?}]
+    annotations: trust
+  steady:
+    command: {steady}
+    tools:
+      echo: {{ action: "ops:echo", resource: {{ kind: message, namespace: ops, name: "{{message}}" }} }}
+"#,
+            endless = peer_script("endless.py"),
+            starts = dir.join("endless-starts").display().to_string(),
+            steady = everything_command(&peers, &mark),
+        );
+        (config, OWN_DOMAINS_POLICY.to_owned())
+    })
+    .await;
+    let client = harness.client(&harness.token("reader").await).await;
+    let start = Instant::now();
+    while starts(&harness, "endless-starts") < 2 {
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "the endless listing was never given up"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let listed = client.list_all_tools().await.unwrap();
+    assert!(
+        listed
+            .iter()
+            .all(|tool| !tool.name.starts_with("endless__")),
+        "{listed:?}"
+    );
+    echo_comes_back(&client, "steady", Duration::from_secs(30)).await;
 }
 
 /// A JSON-RPC error is the upstream's answer to one call (arguments it
