@@ -824,3 +824,36 @@ fn an_export_fails_naming_a_number_two_records_share() {
         verify.stdout
     );
 }
+
+/// A witness line longer than any checkpoint is refused by its number,
+/// read a bounded line at a time: a hostile witness of one endless line
+/// is not held whole.
+#[test]
+fn a_witness_line_longer_than_a_checkpoint_is_refused_by_its_number() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("signing.key"), "11".repeat(32)).unwrap();
+    let public = clearance(&["audit", "public-key", "--key", "signing.key"], dir.path());
+    assert_eq!(public.code, 0, "{}", public.stderr);
+    let endless = format!("\n{}\n", "x".repeat(8 << 20));
+    std::fs::write(dir.path().join("witness.jsonl"), endless).unwrap();
+    let db = dir.path().join("clearance.db");
+    let verify = clearance(
+        &[
+            "audit",
+            "verify",
+            "--db",
+            db.to_str().unwrap(),
+            "--checkpoints",
+            "witness.jsonl",
+            "--public-key",
+            public.stdout.trim(),
+        ],
+        dir.path(),
+    );
+    assert_ne!(verify.code, 0, "{}", verify.stdout);
+    assert!(
+        verify.stderr.contains("line 2: longer than 4096 bytes"),
+        "{}",
+        verify.stderr
+    );
+}

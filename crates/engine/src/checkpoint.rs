@@ -24,6 +24,11 @@ pub const CHECKPOINT_DOMAIN: &[u8] = b"clearance.checkpoint.v1";
 /// The ledger record kind a checkpoint is recorded under.
 pub const CHECKPOINT_KIND: &str = "checkpoint";
 
+/// The longest line a checkpoint may take in a witness (or payload in the
+/// ledger): one is about 300 bytes, so a longer one is none of ours, and
+/// a witness is read a line at a time within it.
+pub const MAX_LINE: usize = 4_096;
+
 /// A signed statement: "record `seq` of this ledger hashes to `head`".
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Checkpoint {
@@ -186,6 +191,11 @@ impl Checkpoint {
     /// [`CheckpointError::Malformed`], naming the field.
     pub fn from_line(text: &str, line: usize) -> Result<Checkpoint, CheckpointError> {
         let malformed = |problem: String| CheckpointError::Malformed { line, problem };
+        if text.len() > MAX_LINE {
+            return Err(malformed(format!(
+                "longer than {MAX_LINE} bytes (a checkpoint takes about 300)"
+            )));
+        }
         let raw: CheckpointLine =
             serde_json::from_str(text).map_err(|e| malformed(e.to_string()))?;
         let head = Digest32::from_hex(&raw.head)

@@ -100,6 +100,10 @@ fn a_witness_line_round_trips_and_malformed_lines_name_the_field() {
         (line.replace(&public, "xyz"), "public_key"),
         (line.replace("\"seq\":3", "\"seq\":-3"), "u64"),
         (line.replace('}', ",\"extra\":1}"), "extra"),
+        (
+            line.replace("2026-11-21T00:00:00Z", &"9".repeat(10 << 20)),
+            "longer than 4096 bytes",
+        ),
     ] {
         let error = Checkpoint::from_line(&broken, 4).unwrap_err().to_string();
         assert!(error.contains(field), "{error}");

@@ -6,7 +6,7 @@
 
 use std::{
     fs::OpenOptions,
-    io::Write as _,
+    io::{BufRead as _, Read as _, Write as _},
     ops::ControlFlow,
     path::{Path, PathBuf},
     sync::Arc,
@@ -15,7 +15,7 @@ use std::{
 
 use anyhow::Context as _;
 use clearance_engine::checkpoint::{
-    Checkpoint, CheckpointAudit, CheckpointError, parse_public_key, parse_signing_key,
+    Checkpoint, CheckpointAudit, CheckpointError, MAX_LINE, parse_public_key, parse_signing_key,
     public_key_hex, signing_key_hex,
 };
 use clearance_service::Gateway;
@@ -172,17 +172,44 @@ fn trusted_key(given: &str) -> anyhow::Result<VerifyingKey> {
     parse_public_key(&text).map_err(|problem| anyhow::anyhow!("--public-key: {problem}"))
 }
 
+/// Every checkpoint of the witness at `path`, read a line at a time: a
+/// line longer than a checkpoint can be ([`MAX_LINE`]) is refused without
+/// being held whole.
 fn read_witness(path: &Path) -> anyhow::Result<Vec<Checkpoint>> {
-    let text = std::fs::read_to_string(path)
-        .with_context(|| format!("cannot read the witness {}", path.display()))?;
-    text.lines()
-        .enumerate()
-        .filter(|(_, line)| !line.trim().is_empty())
-        .map(|(index, line)| {
-            Checkpoint::from_line(line, index + 1)
-                .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
-        })
-        .collect()
+    let cannot_read = || format!("cannot read the witness {}", path.display());
+    let mut reader = std::io::BufReader::new(std::fs::File::open(path).with_context(cannot_read)?);
+    let mut checkpoints = Vec::new();
+    let mut line = Vec::new();
+    // A line and its "\r\n".
+    let most = MAX_LINE + 2;
+    for number in 1.. {
+        line.clear();
+        let read = (&mut reader)
+            .take(u64::try_from(most).unwrap_or(u64::MAX))
+            .read_until(b'\n', &mut line)
+            .with_context(cannot_read)?;
+        if read == 0 {
+            break;
+        }
+        if read >= most && !line.ends_with(b"\n") {
+            anyhow::bail!(
+                "{}: line {number}: longer than {MAX_LINE} bytes (a checkpoint takes about 300)",
+                path.display()
+            );
+        }
+        let text = std::str::from_utf8(&line)
+            .map_err(|_| anyhow::anyhow!("{}: line {number}: not UTF-8", path.display()))?;
+        let text = text.strip_suffix('\n').unwrap_or(text);
+        let text = text.strip_suffix('\r').unwrap_or(text);
+        if text.trim().is_empty() {
+            continue;
+        }
+        checkpoints.push(
+            Checkpoint::from_line(text, number)
+                .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?,
+        );
+    }
+    Ok(checkpoints)
 }
 
 async fn verify_in(
