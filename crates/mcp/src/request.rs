@@ -7,15 +7,17 @@
 //! The request carries the digest of the server, tool and arguments, so an
 //! approval covers that exact call and no variation of it.
 //!
-//! A call whose arguments or `_meta` cannot make a request is refused here
-//! with the field named — the same as a malformed HTTP request: it is not
-//! decided, and nothing is forwarded.
+//! A call whose arguments or `_meta` cannot make a request, or would make
+//! one larger than the HTTP API takes, is refused here with the field
+//! named — the same as a malformed HTTP request: it is not decided, and
+//! nothing is forwarded.
 
 use clearance_engine::{
     ARGUMENTS_MAX_BYTES, Confidence, DecisionRequest, Resource, Snapshot,
     bundle::mcp::{READ_ONLY_KIND, Template},
     digest_of_json,
 };
+use clearance_http::MAX_BODY_BYTES;
 use rmcp::model::JsonObject;
 use serde_json::Value;
 
@@ -79,7 +81,7 @@ pub(crate) fn decision_request(
         ),
     };
     let call = bind_call(&server.id, &route.tool, arguments)?;
-    Ok(DecisionRequest {
+    let request = DecisionRequest {
         agent: agent.to_owned(),
         action,
         resource,
@@ -115,7 +117,44 @@ pub(crate) fn decision_request(
         approval_id: None,
         arguments_digest: Some(call.digest),
         arguments: call.shown,
-    })
+    };
+    within_the_http_limit(&request)?;
+    Ok(request)
+}
+
+/// A call's request, its arguments aside (bound by their digest, shown to
+/// an approver up to [`ARGUMENTS_MAX_BYTES`]), holds no more than the HTTP
+/// API takes in a whole body ([`MAX_BODY_BYTES`]): each is recorded in the
+/// ledger, and a path argument or a rationale of megabytes must not make a
+/// record the HTTP API would have refused. The largest field is named.
+fn within_the_http_limit(request: &DecisionRequest) -> Result<(), Refusal> {
+    let length = |text: Option<&String>| text.map_or(0, String::len);
+    let fields = [
+        ("the resource's kind", request.resource.kind.len()),
+        ("the resource's namespace", request.resource.namespace.len()),
+        ("the resource's name", request.resource.name.len()),
+        (
+            "_meta `clearance/plan_id`",
+            length(request.plan_id.as_ref()),
+        ),
+        (
+            "_meta `clearance/snapshot`",
+            length(request.snapshot.as_ref().map(|s| &s.version)),
+        ),
+        (
+            "_meta `clearance/rationale`",
+            length(request.rationale.as_ref()),
+        ),
+    ];
+    let total: usize = fields.iter().map(|(_, bytes)| bytes).sum();
+    match fields.iter().max_by_key(|(_, bytes)| *bytes) {
+        Some((largest, bytes)) if total > MAX_BODY_BYTES => Err(Refusal {
+            message: format!(
+                "{largest} is {bytes} bytes: a call's request, its arguments aside, holds at most {MAX_BODY_BYTES} bytes, as an HTTP request's body does"
+            ),
+        }),
+        _ => Ok(()),
+    }
 }
 
 /// The call as a request carries it.
@@ -319,6 +358,42 @@ mod tests {
             let message = refused.map(|_| ()).unwrap_err().message;
             assert!(message.contains(key), "{key}: {message}");
         }
+    }
+
+    #[test]
+    fn a_request_larger_than_the_http_api_takes_is_refused_naming_its_largest_field() {
+        let long = "x".repeat(MAX_BODY_BYTES);
+        for (arguments, meta, named) in [
+            (json!({ "path": long }), json!({}), "the resource's name"),
+            (
+                json!({ "path": "a" }),
+                json!({ "clearance/rationale": long }),
+                "_meta `clearance/rationale`",
+            ),
+            (
+                json!({ "path": "a" }),
+                json!({ "clearance/snapshot": { "version": long, "observed_at": "2026-11-21T10:00:00Z" } }),
+                "_meta `clearance/snapshot`",
+            ),
+        ] {
+            let refused =
+                decision_request("bot", &route(mapped()), &object(arguments), &object(meta));
+            let message = refused.map(|_| ()).unwrap_err().message;
+            assert!(message.starts_with(named), "{message}");
+        }
+        // Up to the limit, fields together: made.
+        let half = "x".repeat(MAX_BODY_BYTES / 2 - 8);
+        let made = decision_request(
+            "bot",
+            &route(mapped()),
+            &object(json!({ "path": half })),
+            &object(json!({ "clearance/rationale": half })),
+        );
+        assert!(made.is_ok());
+        // The arguments are bound by their digest, whatever their size.
+        let whole_file = "x".repeat(4 * MAX_BODY_BYTES);
+        let large = object(json!({ "path": "a", "content": whole_file }));
+        assert!(decision_request("bot", &route(mapped()), &large, &JsonObject::new()).is_ok());
     }
 
     #[test]
