@@ -28,12 +28,41 @@ def record_hash(seq, at, kind, payload, prev_hash):
     return h.digest()
 
 
+FIELDS = {"seq", "at", "kind", "payload", "prev_hash", "hash"}
+HEX = set("0123456789abcdef")
+
+
+def unique_keys(pairs):
+    keys = [key for key, _ in pairs]
+    if len(keys) != len(set(keys)):
+        raise ValueError("a field appears twice")
+    return dict(pairs)
+
+
+def record(line):
+    """The record on `line`, or why it is none: exactly the six fields, a
+    whole number, texts, and hashes as 64 lowercase hex digits."""
+    try:
+        r = json.loads(line, object_pairs_hook=unique_keys)
+    except ValueError as e:
+        return None, f"not a record: {e}"
+    if not isinstance(r, dict) or set(r) != FIELDS:
+        return None, "not a record of exactly the fields " + ", ".join(sorted(FIELDS))
+    if type(r["seq"]) is not int or not all(isinstance(r[k], str) for k in FIELDS - {"seq"}):
+        return None, "seq must be a whole number and the other fields texts"
+    if any(len(r[k]) != 64 or not set(r[k]) <= HEX for k in ("prev_hash", "hash")):
+        return None, "prev_hash and hash must be 64 lowercase hex digits"
+    return r, None
+
+
 def verify(lines):
     expected, prev = 1, bytes(32)
     for line in lines:
         if not line.strip():
             continue
-        r = json.loads(line)
+        r, problem = record(line)
+        if problem:
+            return expected - 1, f"the line after record {expected - 1}: {problem}"
         if r["seq"] != expected:
             return expected - 1, f"record {r['seq']}: expected record {expected} here"
         if bytes.fromhex(r["prev_hash"]) != prev:
