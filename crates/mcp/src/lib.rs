@@ -39,6 +39,8 @@ use upstream::Upstreams;
 
 /// How often the active bundle is compared with the upstreams running: a
 /// reload (here or on another instance) starts, stops or restarts them.
+/// A call looks too, before it is routed: it is never forwarded over a
+/// connection the active bundle no longer describes.
 const RECONCILE_EVERY: Duration = Duration::from_secs(1);
 
 /// The MCP gateway over a [`Gateway`].
@@ -68,7 +70,7 @@ impl<S: Store> McpGateway<S> {
     /// `console` (e.g. `http://127.0.0.1:8080`).
     pub fn start_with_console(gateway: Arc<Gateway<S>>, console: String) -> Arc<McpGateway<S>> {
         let upstreams = Arc::new(Upstreams::default());
-        upstreams.reconcile(gateway.bundle().mcp_servers());
+        upstreams.follow(&gateway.bundle());
         let mut key = [0u8; 32];
         let sealer = getrandom::fill(&mut key)
             .ok()
@@ -106,10 +108,11 @@ impl<S: Store> McpGateway<S> {
         self.upstreams.shutdown().await;
     }
 
-    /// What is offered now.
+    /// What is offered now, by the active bundle's servers.
     pub(crate) fn catalog(&self) -> Arc<Catalog> {
-        let generation = self.upstreams.generation();
         let bundle = self.gateway.bundle();
+        self.upstreams.follow(&bundle);
+        let generation = self.upstreams.generation();
         let mut cached = self
             .catalog
             .lock()
@@ -127,14 +130,9 @@ impl<S: Store> McpGateway<S> {
 }
 
 async fn follow_bundle<S: Store>(mcp: std::sync::Weak<McpGateway<S>>) {
-    let mut seen = None;
     loop {
         let Some(mcp) = mcp.upgrade() else { return };
-        let bundle = mcp.gateway.bundle();
-        if seen.as_deref() != Some(bundle.revision()) {
-            mcp.upstreams.reconcile(bundle.mcp_servers());
-            seen = Some(bundle.revision().to_owned());
-        }
+        mcp.upstreams.follow(&mcp.gateway.bundle());
         drop(mcp);
         tokio::time::sleep(RECONCILE_EVERY).await;
     }

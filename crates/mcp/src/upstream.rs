@@ -15,7 +15,10 @@ use std::{
     time::Duration,
 };
 
-use clearance_engine::bundle::mcp::{McpServer, Upstream as Reach, env, header};
+use clearance_engine::{
+    Bundle,
+    bundle::mcp::{McpServer, Upstream as Reach, env, header},
+};
 use http::{HeaderName, HeaderValue};
 use rmcp::{
     ClientHandler, RoleClient, ServiceExt as _,
@@ -57,6 +60,8 @@ pub struct Upstreams {
     changed: watch::Sender<u64>,
     /// Whether an MCP client has come: supervisors run from then on.
     started: std::sync::atomic::AtomicBool,
+    /// The revision of the bundle the servers were last reconciled with.
+    following: Mutex<Option<String>>,
 }
 
 /// One upstream server.
@@ -168,11 +173,25 @@ impl Default for Upstreams {
             servers: RwLock::new(BTreeMap::new()),
             changed: watch::channel(0).0,
             started: std::sync::atomic::AtomicBool::new(false),
+            following: Mutex::new(None),
         }
     }
 }
 
 impl Upstreams {
+    /// [`Upstreams::reconcile`]s with `bundle`'s servers, unless they follow
+    /// its revision already.
+    pub fn follow(self: &Arc<Self>, bundle: &Bundle) {
+        let mut following = self
+            .following
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if following.as_deref() != Some(bundle.revision()) {
+            self.reconcile(bundle.mcp_servers());
+            *following = Some(bundle.revision().to_owned());
+        }
+    }
+
     /// Starts, stops and restarts supervisors so that exactly the servers
     /// `wanted` configures run, each with its current configuration. When
     /// `wanted` refers to a variable of the gateway's environment that the

@@ -12,8 +12,9 @@
 //! filled from the gateway's environment; a variable that is not set keeps
 //! the child from starting.
 //! A reload that newly refers to a variable restarts the children that
-//! inherited it. A URL upstream that fails is named to the agent by its
-//! id, never by its URL.
+//! inherited it, and a call made the moment a reload changes a server's
+//! headers does not go over the connection that held the old ones. A URL
+//! upstream that fails is named to the agent by its id, never by its URL.
 
 #![allow(
     clippy::unwrap_used,
@@ -486,4 +487,25 @@ async fn a_url_upstream_that_fails_shows_the_agent_no_part_of_its_url() {
             assert!(!failure.contains(hidden), "{hidden} in {failure}");
         }
     }
+}
+
+/// A call made the moment a reload changes an upstream's headers (a
+/// credential rotated) goes over no connection the active bundle no longer
+/// describes: the old one, holding the old header, does not answer it.
+/// (The guarded upstream refuses the new header, so only the old
+/// connection could.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_right_after_a_reload_does_not_use_the_connection_it_replaced() {
+    let (url, _) = guarded_upstream().await;
+    let config = |headers: &str| bundle(&[echo_server("rotating", &url, Some(headers))]);
+    let first = config(&good_headers());
+    let harness = Harness::start(|_| (first, OWN_DOMAINS_POLICY.into())).await;
+    let client = harness.client(&harness.token("reader").await).await;
+    let echoed = echo(&client, "rotating__echo").await.unwrap();
+    assert_eq!(text(&echoed), "Echo: hi");
+
+    let rotated = config(r#"{ Authorization: "Bearer rotated", X-Tenant: "none" }"#);
+    harness.activate(rotated, OWN_DOMAINS_POLICY).await;
+    let after = echo(&client, "rotating__echo").await;
+    assert!(failed(&after), "{after:?}");
 }
