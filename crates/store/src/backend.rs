@@ -336,7 +336,7 @@ pub trait Backend: Send + Sync + 'static {
     fn outside_chain(&self) -> impl Future<Output = Result<Option<String>, StoreError>> + Send;
 
     /// The lowest number two records share among those numbered 1 to
-    /// `through`: a readers that goes by number reads one of them and steps
+    /// `through`: a reader that goes by number may read one of them and step
     /// over the other, which a listing of the table still shows. `None`
     /// when none is shared — at once, without reading the table, where the
     /// schema keeps the numbers unique (the primary key, which only someone

@@ -295,8 +295,8 @@ pub trait Store: Send + Sync + 'static {
     fn outside_chain(&self) -> impl Future<Output = Result<Option<String>, StoreError>> + Send;
 
     /// The lowest number two records share among those numbered 1 to
-    /// `through`, or none: [`Store::records`] reads one of them only, so
-    /// an export, which cannot carry the other, says so.
+    /// `through`, or none: the chain holds one record of each number, so
+    /// an export, which reads by number ([`Store::records`]), says so.
     fn repeated_number(
         &self,
         through: u64,

@@ -80,7 +80,7 @@ async fn export_from(store: &impl Store, from: u64) -> anyhow::Result<Exit> {
         .filter(|number| *number > from)
     {
         eprintln!(
-            "clearance: the ledger holds two records numbered {number}; the export carries one of them (`clearance audit verify` reports it as a break)"
+            "clearance: the ledger holds two records numbered {number}, where its chain holds one (`clearance audit verify` reports it as a break)"
         );
         return Ok(Exit::Failed);
     }

@@ -287,7 +287,8 @@ SELECT EXISTS (
     SELECT 1 FROM pg_index i
     JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0]
     WHERE i.indrelid = 'ledger'::regclass
-      AND i.indisunique AND i.indisvalid AND i.indnkeyatts = 1
+      AND i.indisunique AND i.indisvalid AND i.indisready AND i.indislive
+      AND i.indnkeyatts = 1
       AND i.indpred IS NULL AND i.indexprs IS NULL
       AND a.attname = 'seq'
 )";
