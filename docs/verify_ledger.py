@@ -44,7 +44,7 @@ def record(line):
     whole number, texts, and hashes as 64 lowercase hex digits."""
     try:
         r = json.loads(line, object_pairs_hook=unique_keys)
-    except ValueError as e:
+    except (ValueError, RecursionError) as e:
         return None, f"not a record: {e}"
     if not isinstance(r, dict) or set(r) != FIELDS:
         return None, "not a record of exactly the fields " + ", ".join(sorted(FIELDS))
@@ -52,6 +52,11 @@ def record(line):
         return None, "seq must be a whole number and the other fields texts"
     if any(len(r[k]) != 64 or not set(r[k]) <= HEX for k in ("prev_hash", "hash")):
         return None, "prev_hash and hash must be 64 lowercase hex digits"
+    try:
+        for k in ("at", "kind", "payload"):
+            r[k].encode("utf-8")
+    except UnicodeEncodeError:
+        return None, "a text that is no UTF-8 (a lone surrogate)"
     return r, None
 
 

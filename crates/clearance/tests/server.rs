@@ -1219,13 +1219,23 @@ fn an_independent_verifier_written_from_the_docs_accepts_the_export_and_catches_
     assert_eq!(code, 1, "{message}");
     assert!(message.starts_with("BROKEN: record 6:"), "{message}");
     // What a lenient reader would take for record 1 is a break, named, and
-    // not a crash: `true` for its number, a field given twice, no JSON.
+    // not a crash: `true` for its number, a field given twice, no JSON,
+    // JSON nested past Python's recursion, a lone surrogate in a text.
     let intact: Vec<&str> = export.lines().collect();
     let first: Value = serde_json::from_str(intact[0]).unwrap();
     let mut boolean = first.clone();
     boolean["seq"] = json!(true);
     let twice = format!("{},\"seq\":1}}", intact[0].trim_end_matches('}'));
-    for forged in [boolean.to_string(), twice, "{not json".to_owned()] {
+    let mut surrogate = first.clone();
+    surrogate["at"] = json!("SURROGATE");
+    let surrogate = surrogate.to_string().replace("SURROGATE", r"\ud800");
+    for forged in [
+        boolean.to_string(),
+        twice,
+        "{not json".to_owned(),
+        "[".repeat(100_000),
+        surrogate,
+    ] {
         let mut forged_lines = intact.clone();
         forged_lines[0] = &forged;
         std::fs::write(db.path().join("forged.jsonl"), forged_lines.join("\n")).unwrap();
