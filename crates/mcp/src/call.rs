@@ -42,6 +42,14 @@ struct Waiting<'a> {
     context: &'a RequestContext<RoleServer>,
 }
 
+/// A call's result: the gateway's answer, which may link the page of the
+/// approval it names, or the upstream's, passed on as it came (whatever it
+/// says of approvals is not the gateway's to link).
+enum Answered {
+    Gateway(CallToolResult),
+    Upstream(CallToolResult),
+}
+
 /// How often a waiting call looks at its approval.
 const APPROVAL_POLL: Duration = Duration::from_millis(100);
 
@@ -118,7 +126,7 @@ impl<S: Store> McpGateway<S> {
         {
             return Ok(CallToolResponse::InputRequired(input));
         }
-        let result = match answer.decision.outcome {
+        let answered = match answer.decision.outcome {
             Outcome::Pending if route.server.approval_wait_seconds > 0 => {
                 self.wait(
                     Waiting {
@@ -134,11 +142,12 @@ impl<S: Store> McpGateway<S> {
                 )
                 .await
             }
-            _ => answer::withheld(&answer),
+            _ => Answered::Gateway(answer::withheld(&answer)),
         };
-        Ok(CallToolResponse::Complete(links::with_link(result, |id| {
-            self.approval_url(id)
-        })))
+        Ok(CallToolResponse::Complete(match answered {
+            Answered::Gateway(result) => links::with_link(result, |id| self.approval_url(id)),
+            Answered::Upstream(result) => result,
+        }))
     }
 
     async fn decide(
@@ -169,7 +178,7 @@ impl<S: Store> McpGateway<S> {
         let started = self.gateway.now();
         let called = self
             .upstreams
-            .call(&route.server.id, &route.tool, arguments, progress)
+            .call(&route.server, &route.tool, arguments, progress)
             .await;
         let finished = self.gateway.now();
         let (outcome, result) = match called {
@@ -220,9 +229,9 @@ impl<S: Store> McpGateway<S> {
 
     /// Waits, up to the server's `approval_wait`, for the approval a pending
     /// call opened, telling the client it waits; then decides again.
-    async fn wait(&self, waiting: Waiting<'_>, link: Option<&(String, String)>) -> CallToolResult {
+    async fn wait(&self, waiting: Waiting<'_>, link: Option<&(String, String)>) -> Answered {
         let Some(approval) = waiting.pending.decision.approval_id.clone() else {
-            return answer::withheld(&waiting.pending);
+            return Answered::Gateway(answer::withheld(&waiting.pending));
         };
         let context = waiting.context;
         // A session client that opens URLs is shown the approval page while
@@ -257,7 +266,7 @@ impl<S: Store> McpGateway<S> {
         waiting: Waiting<'_>,
         approval: &str,
         mut elicitation: std::pin::Pin<&mut impl std::future::Future<Output = ()>>,
-    ) -> CallToolResult {
+    ) -> Answered {
         let Waiting {
             identity,
             name,
@@ -287,16 +296,18 @@ impl<S: Store> McpGateway<S> {
                 .await
             {
                 Ok(standing) => standing,
-                Err(error) => return answer::undecided(&error.to_string()),
+                Err(error) => return Answered::Gateway(answer::undecided(&error.to_string())),
             };
             match standing {
                 Standing::Pending => {}
-                Standing::Denied(by) => return answer::approval_refused(&pending, &approval, &by),
+                Standing::Denied(by) => {
+                    return Answered::Gateway(answer::approval_refused(&pending, &approval, &by));
+                }
                 // Approved: run on it. Voided by a kill switch, spent
                 // elsewhere or expired: decide again, and answer with that.
                 Standing::Approved | Standing::Voided(_) | Standing::Used | Standing::Expired => {
                     if let Err(result) = self.still_held(identity, context).await {
-                        return result;
+                        return Answered::Gateway(result);
                     }
                     // The bundle may have changed while the call waited: it
                     // runs only as the active one routes it now.
@@ -304,7 +315,7 @@ impl<S: Store> McpGateway<S> {
                     let (route, request) =
                         match rerouted(&catalog, name, route, &request, &arguments, context) {
                             Ok(now) => now,
-                            Err(refusal) => return answer::refused(&refusal),
+                            Err(refusal) => return Answered::Gateway(answer::refused(&refusal)),
                         };
                     let again = DecisionRequest {
                         approval_id: (standing != Standing::Used && standing != Standing::Expired)
@@ -318,16 +329,18 @@ impl<S: Store> McpGateway<S> {
                     };
                     return match self.decide(identity, again, matching).await {
                         Ok(answer) if answer.decision.outcome == Outcome::Allow => {
-                            self.forward(route, arguments, &answer, context).await
+                            Answered::Upstream(
+                                self.forward(route, arguments, &answer, context).await,
+                            )
                         }
-                        Ok(answer) => answer::withheld(&answer),
-                        Err(result) => result,
+                        Ok(answer) => Answered::Gateway(answer::withheld(&answer)),
+                        Err(result) => Answered::Gateway(result),
                     };
                 }
             }
             let now = Instant::now();
             if now >= deadline {
-                return answer::still_pending(&pending, Some(waited));
+                return Answered::Gateway(answer::still_pending(&pending, Some(waited)));
             }
             if let Some(token) = &token
                 && now.duration_since(told) >= WAIT_PROGRESS
@@ -342,7 +355,7 @@ impl<S: Store> McpGateway<S> {
                 let _ = context.peer.notify_progress(note).await;
             }
             tokio::select! {
-                () = context.ct.cancelled() => return answer::still_pending(&pending, None),
+                () = context.ct.cancelled() => return Answered::Gateway(answer::still_pending(&pending, None)),
                 () = tokio::time::sleep(APPROVAL_POLL.min(deadline.saturating_duration_since(now))) => {}
                 () = elicitation.as_mut(), if !answered => answered = true,
             }

@@ -39,8 +39,8 @@ use upstream::Upstreams;
 
 /// How often the active bundle is compared with the upstreams running: a
 /// reload (here or on another instance) starts, stops or restarts them.
-/// A call looks too, before it is routed: it is never forwarded over a
-/// connection the active bundle no longer describes.
+/// A call looks too, before it is routed, and is forwarded only over a
+/// connection made as its route says (`Upstreams::call`).
 const RECONCILE_EVERY: Duration = Duration::from_secs(1);
 
 /// The MCP gateway over a [`Gateway`].
@@ -70,7 +70,7 @@ impl<S: Store> McpGateway<S> {
     /// `console` (e.g. `http://127.0.0.1:8080`).
     pub fn start_with_console(gateway: Arc<Gateway<S>>, console: String) -> Arc<McpGateway<S>> {
         let upstreams = Arc::new(Upstreams::default());
-        upstreams.follow(&gateway.bundle());
+        upstreams.follow(|| gateway.bundle());
         let mut key = [0u8; 32];
         let sealer = getrandom::fill(&mut key)
             .ok()
@@ -110,8 +110,8 @@ impl<S: Store> McpGateway<S> {
 
     /// What is offered now, by the active bundle's servers.
     pub(crate) fn catalog(&self) -> Arc<Catalog> {
+        self.upstreams.follow(|| self.gateway.bundle());
         let bundle = self.gateway.bundle();
-        self.upstreams.follow(&bundle);
         let generation = self.upstreams.generation();
         let mut cached = self
             .catalog
@@ -132,7 +132,7 @@ impl<S: Store> McpGateway<S> {
 async fn follow_bundle<S: Store>(mcp: std::sync::Weak<McpGateway<S>>) {
     loop {
         let Some(mcp) = mcp.upgrade() else { return };
-        mcp.upstreams.follow(&mcp.gateway.bundle());
+        mcp.upstreams.follow(|| mcp.gateway.bundle());
         drop(mcp);
         tokio::time::sleep(RECONCILE_EVERY).await;
     }

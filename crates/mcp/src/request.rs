@@ -123,10 +123,10 @@ pub(crate) fn decision_request(
 }
 
 /// A call's request, its arguments aside (bound by their digest, shown to
-/// an approver up to [`ARGUMENTS_MAX_BYTES`]), holds no more than the HTTP
-/// API takes in a whole body ([`MAX_BODY_BYTES`]): each is recorded in the
-/// ledger, and a path argument or a rationale of megabytes must not make a
-/// record the HTTP API would have refused. The largest field is named.
+/// an approver up to [`ARGUMENTS_MAX_BYTES`]), holds no more text than the
+/// HTTP API takes in a whole body ([`MAX_BODY_BYTES`]): each is recorded in
+/// the ledger, and a path argument or a rationale of megabytes would make
+/// every record of the call that large. The largest field is named.
 fn within_the_http_limit(request: &DecisionRequest) -> Result<(), Refusal> {
     let length = |text: Option<&String>| text.map_or(0, String::len);
     let fields = [

@@ -179,13 +179,16 @@ impl Default for Upstreams {
 }
 
 impl Upstreams {
-    /// [`Upstreams::reconcile`]s with `bundle`'s servers, unless they follow
-    /// its revision already.
-    pub fn follow(self: &Arc<Self>, bundle: &Bundle) {
+    /// [`Upstreams::reconcile`]s with the servers of the `active` bundle,
+    /// unless they follow its revision already. The bundle is read under
+    /// the lock: one read before it could be older than the one a caller
+    /// that went first reconciled with, and would roll the servers back.
+    pub fn follow(self: &Arc<Self>, active: impl FnOnce() -> Arc<Bundle>) {
         let mut following = self
             .following
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let bundle = active();
         if following.as_deref() != Some(bundle.revision()) {
             self.reconcile(bundle.mcp_servers());
             *following = Some(bundle.revision().to_owned());
@@ -381,19 +384,28 @@ impl Upstreams {
         }
     }
 
-    /// Calls `tool` of server `id` with `arguments`, within the server's
-    /// timeout; progress the upstream reports goes to `progress`.
+    /// Calls `tool` of server `config` with `arguments`, within the
+    /// server's timeout; progress the upstream reports goes to `progress`.
+    /// Only over a connection made as `config` says: one a reload has
+    /// changed since is being made again, and the call fails.
     pub(crate) async fn call(
         &self,
-        id: &str,
+        config: &McpServer,
         tool: &str,
         arguments: JsonObject,
         progress: Option<Downstream>,
     ) -> Result<CallToolResult, CallError> {
+        let id = config.id.as_str();
         let server = self.server(id).ok_or_else(|| CallError::Unavailable {
             server: id.to_owned(),
             reason: "not configured".into(),
         })?;
+        if !same_connection(config, &server.config) {
+            return Err(CallError::Unavailable {
+                server: id.to_owned(),
+                reason: "its connection is being made again for the bundle just activated".into(),
+            });
+        }
         let link = self.connected(id)?;
         let mut params = CallToolRequestParams::new(tool.to_owned());
         params.arguments = Some(arguments);
@@ -712,10 +724,11 @@ fn failure_reason(id: &str, error: &rmcp::ServiceError) -> String {
     }
 }
 
-/// `text` with every URL in it (`scheme://` up to a space, a quote or a
-/// closing bracket) replaced by `<url>`: an upstream's URL may hold a
-/// credential, and always names an address inside the platform, which
-/// neither an agent nor a log needs.
+/// `text` with every URL in it (`scheme://` up to a space or a quote: a
+/// URL holds neither, but its query may hold a bracket) replaced by
+/// `<url>`, the bracket that closes one quoted in brackets kept: an
+/// upstream's URL may hold a credential, and always names an address
+/// inside the platform, which neither an agent nor a log needs.
 fn without_urls(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     let mut rest = text;
@@ -731,8 +744,18 @@ fn without_urls(text: &str) -> String {
         out.push_str("<url>");
         let address = &after[3..];
         let end = address
-            .find(|c: char| c.is_whitespace() || matches!(c, ')' | ']' | '>' | '"' | '\'' | '`'))
+            .find(|c: char| c.is_whitespace() || matches!(c, '"' | '\'' | '`'))
             .unwrap_or(address.len());
+        let closer = match before[..scheme].chars().next_back() {
+            Some('(') => Some(')'),
+            Some('[') => Some(']'),
+            Some('<') => Some('>'),
+            _ => None,
+        };
+        let end = match closer {
+            Some(closer) if address[..end].ends_with(closer) => end - 1,
+            _ => end,
+        };
         rest = &address[end..];
     }
     out.push_str(rest);
@@ -992,11 +1015,43 @@ mod tests {
             "Client error: error sending request for url (<url>)"
         );
         assert_eq!(
-            without_urls("from https://a.example/x and wss+tls://b:1/y?z «[git://c]» end"),
-            "from <url> and <url> «[<url>]» end"
+            without_urls("for url (http://h/mcp?key=a)b)"),
+            "for url (<url>)",
+            "a bracket in the query is no end of the URL"
+        );
+        assert_eq!(
+            without_urls(
+                "from https://a.example/x and wss+tls://b:1/y?z «[git://c]» \"s://d\" end"
+            ),
+            "from <url> and <url> «[<url> \"<url>\" end"
         );
         assert_eq!(without_urls("no address here"), "no address here");
         assert_eq!(without_urls("ends in ://"), "ends in <url>");
+    }
+
+    #[tokio::test]
+    async fn a_call_routed_by_another_bundle_than_the_running_connection_is_not_made() {
+        let upstreams = Arc::new(Upstreams::default());
+        let url = || Reach::Url("http://127.0.0.1:9/mcp".into());
+        let running = server(url(), "", "Bearer old");
+        upstreams.reconcile(&[("s".to_owned(), running.clone())].into());
+        let made_again = |result: Result<CallToolResult, CallError>| match result {
+            Err(CallError::Unavailable { reason, .. }) => {
+                reason.contains("the bundle just activated")
+            }
+            _ => false,
+        };
+        let rotated = server(url(), "", "Bearer new");
+        let refused = upstreams
+            .call(&rotated, "echo", JsonObject::new(), None)
+            .await;
+        assert!(made_again(refused));
+        // Routed as the connection was made: on to it (not started here).
+        let routed = upstreams
+            .call(&running, "echo", JsonObject::new(), None)
+            .await;
+        assert!(matches!(routed, Err(CallError::Unavailable { .. })));
+        assert!(!made_again(routed));
     }
 
     /// Why connecting `config` failed.

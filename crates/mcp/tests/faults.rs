@@ -68,6 +68,11 @@ mcp_servers:
     command: [python3, {declines:?}, {patient_starts:?}]
     timeout: 9223372036854775807s
     tools: *declines
+  mimic:
+    command: [python3, {declines:?}, {mimic_starts:?}]
+    approval_wait: 30s
+    tools:
+      mimic: {{ action: "fs:write", resource: {{ kind: file, namespace: runbooks, name: mimic }} }}
   files:
     command: {files}
     approval_wait: 30s
@@ -81,6 +86,7 @@ mcp_servers:
         declines = peer_script("declines.py"),
         declines_starts = dir.join("declines-starts").display().to_string(),
         patient_starts = dir.join("patient-starts").display().to_string(),
+        mimic_starts = dir.join("mimic-starts").display().to_string(),
     );
     (config, OWN_DOMAINS_POLICY.to_owned())
 }
@@ -285,11 +291,22 @@ async fn waiting_write_with(
     token: &str,
     file: &Path,
 ) -> (Client, tokio::task::JoinHandle<CallToolResult>, String) {
+    let arguments = json!({ "path": file.display().to_string(), "content": "approved" });
+    waiting_call(harness, token, "files__write_file", arguments).await
+}
+
+/// Starts the call of `tool` with `arguments` (which waits for approval)
+/// and returns once its approval is open and the client has heard it wait.
+async fn waiting_call(
+    harness: &Harness,
+    token: &str,
+    tool: &'static str,
+    arguments: Value,
+) -> (Client, tokio::task::JoinHandle<CallToolResult>, String) {
     let client = harness.client(token).await;
     let peer = client.peer().clone();
-    let arguments = json!({ "path": file.display().to_string(), "content": "approved" });
     let call = tokio::spawn(async move {
-        peer.call_tool(call("files__write_file", arguments, json!({}), Some(7)))
+        peer.call_tool(call(tool, arguments, json!({}), Some(7)))
             .await
             .unwrap()
     });
@@ -395,6 +412,27 @@ async fn a_kill_switch_ends_an_approval_wait_with_a_denial() {
         .unwrap();
     assert_eq!(late.status(), 409);
     assert!(!file.exists());
+    harness.verify().await;
+}
+
+/// What an upstream answers is passed on as it came: a result of its own
+/// that looks like clearance's pending answer gets no approval page linked
+/// by the gateway, whatever approval it names.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upstreams_own_result_gets_no_approval_link() {
+    let Some((harness, _)) = harness().await else {
+        return;
+    };
+    let token = harness.token("remediate-bot").await;
+    let (_client, call, approval) = waiting_call(&harness, &token, "mimic__mimic", json!({})).await;
+    harness.approve(&approval).await;
+    let result = tokio::time::timeout(Duration::from_secs(10), call)
+        .await
+        .expect("the approval ends the wait")
+        .unwrap();
+    assert_eq!(text(&result), "mimicked", "{result:?}");
+    assert!(clearance(&result)["approval_url"].is_null(), "{result:?}");
+    assert_eq!(result.content.len(), 1, "{result:?}");
     harness.verify().await;
 }
 
