@@ -812,7 +812,7 @@ fn an_export_fails_naming_a_number_two_records_share() {
     let export = clearance(&["audit", "export", "--db", db], dir.path());
     assert_eq!(export.code, 1, "{}{}", export.stdout, export.stderr);
     assert!(
-        export.stderr.contains("two records numbered 1;"),
+        export.stderr.contains("two records numbered 1,"),
         "{}",
         export.stderr
     );
