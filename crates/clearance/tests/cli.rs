@@ -716,6 +716,40 @@ fn a_role_for_a_token_that_has_none_is_refused() {
     }
 }
 
+/// A ledger in `dir` holding a token's issue, and its export (which
+/// succeeded): the database's path, and what the export printed.
+fn exported_ledger(dir: &Path) -> (String, Run) {
+    let path = dir.join("clearance.db");
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    drop(
+        runtime
+            .block_on(clearance_store::SqliteStore::open(&path))
+            .unwrap(),
+    );
+    let db = path.to_str().unwrap().to_owned();
+    let issued = clearance(
+        &["token", "issue", "--agent", "incident-bot", "--db", &db],
+        dir,
+    );
+    assert_eq!(issued.code, 0, "{}", issued.stderr);
+    let whole = clearance(&["audit", "export", "--db", &db], dir);
+    assert_eq!(whole.code, 0, "{}", whole.stderr);
+    (db, whole)
+}
+
+/// Runs `sql` straight against the database at `db`, as someone
+/// rewriting it would.
+fn rewrite(db: &str, sql: &'static str) {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        use sqlx::Connection as _;
+        let mut conn = sqlx::SqliteConnection::connect(&format!("sqlite://{db}"))
+            .await
+            .unwrap();
+        sqlx::raw_sql(sql).execute(&mut conn).await.unwrap();
+    });
+}
+
 /// A record numbered 0 or below has no place in an export, whose reader
 /// (`docs/verify_ledger.py`) goes by number from 1 and would find nothing
 /// wrong: `audit export` writes every record of the chain, then fails
@@ -723,36 +757,14 @@ fn a_role_for_a_token_that_has_none_is_refused() {
 #[test]
 fn an_export_fails_naming_a_record_outside_the_chain() {
     let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("clearance.db");
-    let runtime = tokio::runtime::Runtime::new().unwrap();
-    drop(
-        runtime
-            .block_on(clearance_store::SqliteStore::open(&path))
-            .unwrap(),
-    );
-    let db = path.to_str().unwrap();
-    let issued = clearance(
-        &["token", "issue", "--agent", "incident-bot", "--db", db],
-        dir.path(),
-    );
-    assert_eq!(issued.code, 0, "{}", issued.stderr);
-    let whole = clearance(&["audit", "export", "--db", db], dir.path());
-    assert_eq!(whole.code, 0, "{}", whole.stderr);
+    let (db, whole) = exported_ledger(dir.path());
     assert!(whole.stdout.lines().count() >= 1, "{}", whole.stdout);
-
-    runtime.block_on(async {
-        use sqlx::Connection as _;
-        let mut conn = sqlx::SqliteConnection::connect(&format!("sqlite://{db}"))
-            .await
-            .unwrap();
-        sqlx::query(
-            "INSERT INTO ledger (seq, at, kind, payload, prev_hash, hash)
-             SELECT -3, at, kind, payload, prev_hash, hash FROM ledger WHERE seq = 1",
-        )
-        .execute(&mut conn)
-        .await
-        .unwrap();
-    });
+    rewrite(
+        &db,
+        "INSERT INTO ledger (seq, at, kind, payload, prev_hash, hash)
+         SELECT -3, at, kind, payload, prev_hash, hash FROM ledger WHERE seq = 1",
+    );
+    let db = db.as_str();
     let export = clearance(&["audit", "export", "--db", db], dir.path());
     assert_eq!(export.code, 1, "{}{}", export.stdout, export.stderr);
     assert_eq!(
@@ -775,40 +787,18 @@ fn an_export_fails_naming_a_record_outside_the_chain() {
 #[test]
 fn an_export_fails_naming_a_number_two_records_share() {
     let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("clearance.db");
-    let runtime = tokio::runtime::Runtime::new().unwrap();
-    drop(
-        runtime
-            .block_on(clearance_store::SqliteStore::open(&path))
-            .unwrap(),
+    let (db, _) = exported_ledger(dir.path());
+    rewrite(
+        &db,
+        "CREATE TABLE keyless (seq INTEGER NOT NULL, at TEXT NOT NULL, kind TEXT NOT NULL,
+                               payload NOT NULL, prev_hash NOT NULL, hash NOT NULL, agent TEXT);
+         INSERT INTO keyless SELECT seq, at, kind, payload, prev_hash, hash, agent FROM ledger;
+         DROP TABLE ledger;
+         ALTER TABLE keyless RENAME TO ledger;
+         INSERT INTO ledger (seq, at, kind, payload, prev_hash, hash)
+         SELECT seq, at, 'forged', '{}', prev_hash, hash FROM ledger WHERE seq = 1;",
     );
-    let db = path.to_str().unwrap();
-    let issued = clearance(
-        &["token", "issue", "--agent", "incident-bot", "--db", db],
-        dir.path(),
-    );
-    assert_eq!(issued.code, 0, "{}", issued.stderr);
-    let whole = clearance(&["audit", "export", "--db", db], dir.path());
-    assert_eq!(whole.code, 0, "{}", whole.stderr);
-
-    runtime.block_on(async {
-        use sqlx::Connection as _;
-        let mut conn = sqlx::SqliteConnection::connect(&format!("sqlite://{db}"))
-            .await
-            .unwrap();
-        sqlx::raw_sql(
-            "CREATE TABLE keyless (seq INTEGER NOT NULL, at TEXT NOT NULL, kind TEXT NOT NULL,
-                                   payload NOT NULL, prev_hash NOT NULL, hash NOT NULL, agent TEXT);
-             INSERT INTO keyless SELECT seq, at, kind, payload, prev_hash, hash, agent FROM ledger;
-             DROP TABLE ledger;
-             ALTER TABLE keyless RENAME TO ledger;
-             INSERT INTO ledger (seq, at, kind, payload, prev_hash, hash)
-             SELECT seq, at, 'forged', '{}', prev_hash, hash FROM ledger WHERE seq = 1;",
-        )
-        .execute(&mut conn)
-        .await
-        .unwrap();
-    });
+    let db = db.as_str();
     let export = clearance(&["audit", "export", "--db", db], dir.path());
     assert_eq!(export.code, 1, "{}{}", export.stdout, export.stderr);
     assert!(

@@ -70,7 +70,7 @@ impl<S: Store> McpGateway<S> {
     /// `console` (e.g. `http://127.0.0.1:8080`).
     pub fn start_with_console(gateway: Arc<Gateway<S>>, console: String) -> Arc<McpGateway<S>> {
         let upstreams = Arc::new(Upstreams::default());
-        upstreams.follow(|| gateway.bundle());
+        let _ = upstreams.follow(|| gateway.bundle());
         let mut key = [0u8; 32];
         let sealer = getrandom::fill(&mut key)
             .ok()
@@ -110,8 +110,7 @@ impl<S: Store> McpGateway<S> {
 
     /// What is offered now, by the active bundle's servers.
     pub(crate) fn catalog(&self) -> Arc<Catalog> {
-        self.upstreams.follow(|| self.gateway.bundle());
-        let bundle = self.gateway.bundle();
+        let bundle = self.upstreams.follow(|| self.gateway.bundle());
         let generation = self.upstreams.generation();
         let mut cached = self
             .catalog
@@ -132,7 +131,7 @@ impl<S: Store> McpGateway<S> {
 async fn follow_bundle<S: Store>(mcp: std::sync::Weak<McpGateway<S>>) {
     loop {
         let Some(mcp) = mcp.upgrade() else { return };
-        mcp.upstreams.follow(|| mcp.gateway.bundle());
+        let _ = mcp.upstreams.follow(|| mcp.gateway.bundle());
         drop(mcp);
         tokio::time::sleep(RECONCILE_EVERY).await;
     }

@@ -180,10 +180,11 @@ impl Default for Upstreams {
 
 impl Upstreams {
     /// [`Upstreams::reconcile`]s with the servers of the `active` bundle,
-    /// unless they follow its revision already. The bundle is read under
-    /// the lock: one read before it could be older than the one a caller
-    /// that went first reconciled with, and would roll the servers back.
-    pub fn follow(self: &Arc<Self>, active: impl FnOnce() -> Arc<Bundle>) {
+    /// unless they follow its revision already; that bundle. It is read
+    /// under the lock: one read before it could be older than the one a
+    /// caller that went first reconciled with, and would roll the servers
+    /// back.
+    pub fn follow(self: &Arc<Self>, active: impl FnOnce() -> Arc<Bundle>) -> Arc<Bundle> {
         let mut following = self
             .following
             .lock()
@@ -193,6 +194,7 @@ impl Upstreams {
             self.reconcile(bundle.mcp_servers());
             *following = Some(bundle.revision().to_owned());
         }
+        bundle
     }
 
     /// Starts, stops and restarts supervisors so that exactly the servers

@@ -346,6 +346,24 @@ async fn waiting_call(
     (client, call, approval)
 }
 
+/// What the waiting `call` answered, within 10 s (`why` it should end).
+async fn ended(call: tokio::task::JoinHandle<CallToolResult>, why: &str) -> CallToolResult {
+    tokio::time::timeout(Duration::from_secs(10), call)
+        .await
+        .expect(why)
+        .unwrap()
+}
+
+/// The `allow` decisions in the harness's ledger.
+async fn allowed(harness: &Harness) -> Vec<Value> {
+    harness
+        .decisions()
+        .await
+        .into_iter()
+        .filter(|d| d["payload"]["decision"]["outcome"] == "allow")
+        .collect()
+}
+
 fn runbook(harness: &Harness, name: &str) -> PathBuf {
     harness.dir.path().join("runbooks").join(name)
 }
@@ -361,18 +379,10 @@ async fn a_waiting_call_runs_the_moment_it_is_approved() {
     let heard = client.service().progress.lock().unwrap()[0].clone();
     assert!(heard.message.unwrap_or_default().contains(&approval));
     harness.approve(&approval).await;
-    let result = tokio::time::timeout(Duration::from_secs(10), call)
-        .await
-        .expect("the call ends once approved")
-        .unwrap();
+    let result = ended(call, "the call ends once approved").await;
     assert_ne!(result.is_error, Some(true), "{result:?}");
     assert_eq!(std::fs::read_to_string(&file).unwrap(), "approved");
-    let allowed: Vec<Value> = harness
-        .decisions()
-        .await
-        .into_iter()
-        .filter(|d| d["payload"]["decision"]["outcome"] == "allow")
-        .collect();
+    let allowed = allowed(&harness).await;
     assert_eq!(allowed.len(), 1);
     assert_eq!(
         allowed[0]["payload"]["decision"]["approval_id"],
@@ -389,10 +399,7 @@ async fn a_kill_switch_ends_an_approval_wait_with_a_denial() {
     let file = runbook(&harness, "never.md");
     let (_client, call, approval) = waiting_write(&harness, &file).await;
     harness.kill("remediate-bot").await;
-    let result = tokio::time::timeout(Duration::from_secs(10), call)
-        .await
-        .expect("the kill switch ends the wait")
-        .unwrap();
+    let result = ended(call, "the kill switch ends the wait").await;
     assert_eq!(result.is_error, Some(true), "{result:?}");
     let seen = clearance(&result);
     assert_eq!(seen["outcome"], "deny", "{seen}");
@@ -426,10 +433,7 @@ async fn an_upstreams_own_result_gets_no_approval_link() {
     let token = harness.token("remediate-bot").await;
     let (_client, call, approval) = waiting_call(&harness, &token, "mimic__mimic", json!({})).await;
     harness.approve(&approval).await;
-    let result = tokio::time::timeout(Duration::from_secs(10), call)
-        .await
-        .expect("the approval ends the wait")
-        .unwrap();
+    let result = ended(call, "the approval ends the wait").await;
     assert_eq!(text(&result), "mimicked", "{result:?}");
     assert!(clearance(&result)["approval_url"].is_null(), "{result:?}");
     assert_eq!(result.content.len(), 1, "{result:?}");
@@ -452,10 +456,7 @@ async fn a_call_whose_tool_is_unmapped_while_it_waits_does_not_run_once_approved
     let unmapped = config.replace(mapped, r#"create_directory: { action: "fs:write""#);
     harness.activate(unmapped, &policy).await;
     harness.approve(&approval).await;
-    let result = tokio::time::timeout(Duration::from_secs(10), call)
-        .await
-        .expect("the approval ends the wait")
-        .unwrap();
+    let result = ended(call, "the approval ends the wait").await;
     assert_eq!(result.is_error, Some(true), "{result:?}");
     assert!(
         text(&result).contains("no longer offered"),
@@ -464,13 +465,7 @@ async fn a_call_whose_tool_is_unmapped_while_it_waits_does_not_run_once_approved
     );
     assert_eq!(clearance(&result)["outcome"], "deny");
     assert!(!file.exists(), "nothing was written");
-    let allowed = harness
-        .decisions()
-        .await
-        .into_iter()
-        .filter(|d| d["payload"]["decision"]["outcome"] == "allow")
-        .count();
-    assert_eq!(allowed, 0);
+    assert_eq!(allowed(&harness).await.len(), 0);
     harness.verify().await;
 }
 
@@ -494,22 +489,13 @@ async fn a_call_does_not_run_on_a_token_revoked_while_it_waited() {
         .unwrap();
     assert_eq!(revoked.status(), 200);
     harness.approve(&approval).await;
-    let result = tokio::time::timeout(Duration::from_secs(10), call)
-        .await
-        .expect("the approval ends the wait")
-        .unwrap();
+    let result = ended(call, "the approval ends the wait").await;
     assert_eq!(result.is_error, Some(true), "{result:?}");
     let seen = clearance(&result);
     assert_eq!(seen["outcome"], "deny", "{seen}");
     assert_eq!(seen["reasons"][0]["code"], "unauthenticated", "{seen}");
     assert!(!file.exists(), "nothing was written");
-    let allowed = harness
-        .decisions()
-        .await
-        .into_iter()
-        .filter(|d| d["payload"]["decision"]["outcome"] == "allow")
-        .count();
-    assert_eq!(allowed, 0);
+    assert_eq!(allowed(&harness).await.len(), 0);
     harness.verify().await;
 }
 
