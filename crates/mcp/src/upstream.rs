@@ -620,7 +620,7 @@ fn headers(config: &McpServer) -> Result<HashMap<HeaderName, HeaderValue>, Strin
 const MAX_LIST_PAGES: usize = 100;
 const MAX_LISTED: usize = 10_000;
 
-async fn list(peer: &Peer<RoleClient>) -> Result<Offer, String> {
+async fn list(id: &str, peer: &Peer<RoleClient>) -> Result<Offer, String> {
     let params = |cursor| Some(PaginatedRequestParams::default().with_cursor(cursor));
     let tools = listed("tools", |cursor| async move {
         let page = peer.list_tools(params(cursor)).await?;
@@ -638,12 +638,17 @@ async fn list(peer: &Peer<RoleClient>) -> Result<Offer, String> {
                 Ok((page.resources, page.next_cursor))
             })
             .await?,
+            // Servers that offer resources without templates answer
+            // "method not found": the resources are still served.
             listed("resource templates", |cursor| async move {
                 let page = peer.list_resource_templates(params(cursor)).await?;
                 Ok((page.resource_templates, page.next_cursor))
             })
             .await
-            .unwrap_or_default(),
+            .unwrap_or_else(|reason| {
+                tracing::info!(server = %id, %reason, "an upstream's resource templates are not offered");
+                Vec::new()
+            }),
         )
     } else {
         (Vec::new(), Vec::new())
@@ -805,7 +810,7 @@ async fn supervise(upstreams: Arc<Upstreams>, server: Arc<Server>) {
             attempt = tokio::time::timeout(CONNECT_TIMEOUT, async {
                 let referenced = upstreams.referenced_variables();
                 let connection = connect(&server.config, &referenced, listener, &progress).await?;
-                let offer = list(connection.peer()).await?;
+                let offer = list(&id, connection.peer()).await?;
                 Ok::<_, String>((connection, offer))
             }) => attempt.unwrap_or_else(|_| Err("connecting timed out".into())),
         };
@@ -876,7 +881,7 @@ async fn follow(
                 // A server that hangs while listing is still stopped, and
                 // one that takes longer than connecting may is made again.
                 () = server.stop.cancelled() => return "stopped".into(),
-                listed = tokio::time::timeout(CONNECT_TIMEOUT, list(connection.peer())) => {
+                listed = tokio::time::timeout(CONNECT_TIMEOUT, list(&server.config.id, connection.peer())) => {
                     listed.unwrap_or_else(|_| Err("listing timed out".into()))
                 }
             } {

@@ -782,3 +782,78 @@ impl Backend for Postgres {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use clearance_testkit::TestDb;
+    use sqlx::{Connection, PgConnection};
+
+    use super::SEQ_UNIQUE;
+
+    async fn unique(conn: &mut PgConnection) -> bool {
+        sqlx::query_scalar(SEQ_UNIQUE)
+            .fetch_one(conn)
+            .await
+            .unwrap()
+    }
+
+    async fn run(conn: &mut PgConnection, sql: &'static str) {
+        sqlx::raw_sql(sql).execute(conn).await.unwrap();
+    }
+
+    /// Verify skips its search for a number two rows share only where this
+    /// says an index rules one out: it must say so of the schema as
+    /// migrated, and of no index that leaves a second row possible.
+    #[tokio::test]
+    async fn only_an_index_that_keeps_every_number_unique_counts() {
+        let Some(db) = TestDb::create().await else {
+            return;
+        };
+        drop(super::PostgresStore::connect(&db.url).await.unwrap());
+        let mut conn = PgConnection::connect(&db.url).await.unwrap();
+        assert!(unique(&mut conn).await, "the primary key, as migrated");
+
+        run(&mut conn, "ALTER TABLE ledger DROP CONSTRAINT ledger_pkey").await;
+        assert!(!unique(&mut conn).await, "no key");
+        for (index, what) in [
+            ("CREATE INDEX tried ON ledger (seq)", "not unique"),
+            (
+                "CREATE UNIQUE INDEX tried ON ledger (seq) WHERE seq > 1",
+                "partial",
+            ),
+            (
+                "CREATE UNIQUE INDEX tried ON ledger (seq, at)",
+                "two columns",
+            ),
+            (
+                "CREATE UNIQUE INDEX tried ON ledger ((seq + 0))",
+                "an expression",
+            ),
+        ] {
+            run(&mut conn, index).await;
+            assert!(!unique(&mut conn).await, "{what}");
+            run(&mut conn, "DROP INDEX tried").await;
+        }
+
+        // A unique index built over rows that already share a number fails
+        // and, built concurrently, is left behind invalid.
+        run(
+            &mut conn,
+            "INSERT INTO ledger (seq, at, kind, payload, prev_hash, hash)
+             VALUES (1, 'a', 'k', '{}', 'p', 'h'), (1, 'a', 'k', '{}', 'p', 'h')",
+        )
+        .await;
+        let refused =
+            sqlx::raw_sql("CREATE UNIQUE INDEX CONCURRENTLY left_invalid ON ledger (seq)")
+                .execute(&mut conn)
+                .await;
+        assert!(refused.is_err(), "two rows share 1");
+        assert!(!unique(&mut conn).await, "an invalid index");
+
+        run(&mut conn, "DELETE FROM ledger").await;
+        run(&mut conn, "CREATE UNIQUE INDEX restored ON ledger (seq)").await;
+        assert!(unique(&mut conn).await, "a unique index on seq alone");
+    }
+}
