@@ -22,7 +22,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use clearance_testkit::binary::Running;
+use clearance_testkit::{Immutable, binary::Running};
 use serde_json::{Value, json};
 
 /// Where one test's ledger lives: a SQLite file in the test's directory,
@@ -419,39 +419,6 @@ fn a_hundred_sigkills_at_random_instants(db: Db) {
     eprintln!("crash loop: {ROUNDS} SIGKILLs, {received} allowed decisions received, all ledgered");
 }
 both!(a_hundred_sigkills_at_random_instants);
-
-/// Makes files immutable (even to open descriptors) for the life of the
-/// guard: the closest a test gets to a disk that stopped taking writes.
-struct Immutable(Vec<PathBuf>);
-
-impl Immutable {
-    fn set(paths: Vec<PathBuf>) -> Option<Immutable> {
-        for path in &paths {
-            let ok = Command::new("chattr")
-                .arg("+i")
-                .arg(path)
-                .status()
-                .is_ok_and(|s| s.success());
-            if !ok {
-                Immutable(paths.clone()).release();
-                return None;
-            }
-        }
-        Some(Immutable(paths))
-    }
-
-    fn release(&self) {
-        for path in &self.0 {
-            let _ = Command::new("chattr").arg("-i").arg(path).status();
-        }
-    }
-}
-
-impl Drop for Immutable {
-    fn drop(&mut self) {
-        self.release();
-    }
-}
 
 #[test]
 fn a_database_that_cannot_be_written_refuses_every_decision() {

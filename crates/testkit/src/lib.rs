@@ -17,6 +17,7 @@ mod announced;
 pub mod binary;
 mod cluster;
 mod hold;
+mod immutable;
 mod peers;
 
 use std::{sync::Once, time::Duration};
@@ -24,6 +25,7 @@ use std::{sync::Once, time::Duration};
 pub use announced::{Announced, ServerLog, announced};
 pub use cluster::Cluster;
 pub use hold::TableHold;
+pub use immutable::Immutable;
 pub use peers::{npm_peers, python_mcp};
 
 use sqlx::{Connection, Executor, PgConnection};
