@@ -248,15 +248,26 @@ impl<S: Store> Approvals<'_, S> {
     /// `NotFound` for an approval that is not `agent`'s; `Unavailable`.
     pub async fn standing(&self, agent: &str, id: &str) -> Result<Standing, ServiceError> {
         let now = self.core.clock();
-        if let Some(row) = self.core.state().approvals.get(id) {
-            if row.agent != agent {
-                return Err(ServiceError::NotFound(format!("no approval `{id}`")));
+        {
+            let state = self.core.state();
+            if let Some(row) = state.approvals.get(id) {
+                if row.agent != agent {
+                    return Err(ServiceError::NotFound(format!("no approval `{id}`")));
+                }
+                return Ok(match row.approval.status {
+                    _ if row.approval.expires_at <= now => Standing::Expired,
+                    // Open, yet unusable while a tripped switch covers it: a
+                    // trip recorded while other instances kept opening
+                    // approvals may not have voided it. A caller waiting on
+                    // it decides again now, and is denied, rather than wait
+                    // out its deadline.
+                    _ if state.stopped_by_a_switch(&row.request) => {
+                        Standing::Voided(ApprovalVoid::KillSwitch)
+                    }
+                    ApprovalStatus::Approved => Standing::Approved,
+                    _ => Standing::Pending,
+                });
             }
-            return Ok(match row.approval.status {
-                _ if row.approval.expires_at <= now => Standing::Expired,
-                ApprovalStatus::Approved => Standing::Approved,
-                _ => Standing::Pending,
-            });
         }
         let found = self
             .core

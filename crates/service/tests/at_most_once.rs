@@ -22,9 +22,11 @@ mod support;
 
 use std::{collections::BTreeSet, sync::Arc};
 
-use clearance_engine::{Outcome, ReportedOutcome, facts::KillScope};
-use clearance_service::{EvidenceInput, KillSwitchInput, OutcomeReport, ServiceError};
-use clearance_store::Store;
+use clearance_engine::{DecisionRequest, Outcome, ReportedOutcome, facts::KillScope};
+use clearance_service::{
+    EvidenceInput, KillSwitchInput, OutcomeReport, ServiceError, Standing, records::effects_of,
+};
+use clearance_store::{ApprovalVoid, Entry, SqliteStore, Store};
 use futures::future::join_all;
 use support::{World, agent, evidence, request, scale};
 
@@ -595,3 +597,63 @@ async fn a_repeated_request_waits_on_its_approval_and_runs_once_approved<S: Stor
     world.verify().await;
 }
 both!(a_repeated_request_waits_on_its_approval_and_runs_once_approved);
+
+/// A trip recorded while other instances kept opening approvals may miss
+/// some (its last attempt records the approvals it knew of). Such an
+/// approval stays open and unusable while the switch is tripped: a caller
+/// waiting on it (the MCP face's `approval_wait`) is told it is voided, and
+/// decides again to a denial, rather than wait for nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_approval_a_trip_missed_is_not_waited_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let world = support::sqlite_world(&dir).await;
+    let asked = request("remediate-bot", "kubectl:rollout-restart");
+    let pending = world.decide(asked.clone()).await.decision;
+    assert_eq!(pending.outcome, Outcome::Pending);
+    let id = pending.approval_id.unwrap();
+    let approvals = world.gateway.approvals();
+    let standing = || approvals.standing("remediate-bot", &id);
+    assert_eq!(standing().await.unwrap(), Standing::Pending);
+
+    // The trip as another instance recorded it, without knowing of `id`.
+    let other = SqliteStore::open(&dir.path().join("clearance.db"))
+        .await
+        .unwrap();
+    let payload = serde_json::json!({
+        "kill_switch_id": "ks-missed",
+        "scope": "agent",
+        "target": "remediate-bot",
+        "reason": "runaway restarts",
+        "operator": "ada",
+        "voided_approvals": [],
+    })
+    .to_string();
+    let at = world.gateway.now();
+    let effects = effects_of("kill_switch.tripped", &payload, at).unwrap();
+    other
+        .append(Entry {
+            at,
+            kind: "kill_switch.tripped",
+            payload,
+            effects,
+            guards: Vec::new(),
+            claim: None,
+        })
+        .await
+        .unwrap();
+    world.gateway.sync().await.unwrap();
+
+    assert_eq!(
+        standing().await.unwrap(),
+        Standing::Voided(ApprovalVoid::KillSwitch)
+    );
+    let again = world
+        .decide(DecisionRequest {
+            approval_id: Some(id.clone()),
+            ..asked
+        })
+        .await
+        .decision;
+    assert_eq!(again.outcome, Outcome::Deny, "{:?}", again.reasons);
+    world.verify().await;
+}

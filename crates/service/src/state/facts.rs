@@ -104,6 +104,13 @@ impl State {
             .count()
     }
 
+    /// Whether a tripped switch covers what `request` asks.
+    pub(crate) fn stopped_by_a_switch(&self, request: &DecisionRequest) -> bool {
+        self.kill_switches
+            .iter()
+            .any(|row| covers(&row.switch, request))
+    }
+
     /// The committed approvals still open that `switch` covers, sorted.
     pub(crate) fn open_approvals_covered_by(&self, switch: &KillSwitch) -> Vec<String> {
         let mut covered: Vec<String> = self
