@@ -639,14 +639,15 @@ async fn list(id: &str, peer: &Peer<RoleClient>) -> Result<Offer, String> {
             })
             .await?,
             // Servers that offer resources without templates answer
-            // "method not found": the resources are still served.
+            // "method not found", at every relisting: the resources are
+            // still served, and the reason is there for who looks.
             listed("resource templates", |cursor| async move {
                 let page = peer.list_resource_templates(params(cursor)).await?;
                 Ok((page.resource_templates, page.next_cursor))
             })
             .await
             .unwrap_or_else(|reason| {
-                tracing::info!(server = %id, %reason, "an upstream's resource templates are not offered");
+                tracing::debug!(server = %id, %reason, "an upstream's resource templates are not offered");
                 Vec::new()
             }),
         )

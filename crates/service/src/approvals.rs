@@ -108,7 +108,8 @@ pub enum Standing {
     /// Refused, by these operators.
     Denied(Vec<String>),
     /// Voided: by a kill switch, by its expiry or because its request was
-    /// repeated on another snapshot version.
+    /// repeated on another snapshot version; or still open, but covered by
+    /// a tripped switch whose trip missed it (unusable while it is tripped).
     Voided(ApprovalVoid),
     /// Spent by a request that ran on it.
     Used,

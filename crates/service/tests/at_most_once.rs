@@ -655,5 +655,6 @@ async fn an_approval_a_trip_missed_is_not_waited_on() {
         .await
         .decision;
     assert_eq!(again.outcome, Outcome::Deny, "{:?}", again.reasons);
+    assert_eq!(again.reasons[0].code, "kill_switch", "{:?}", again.reasons);
     world.verify().await;
 }

@@ -193,13 +193,11 @@ fn beside(path: &Path, suffix: &str) -> bool {
 /// connection stays read-only after the file is writable again. The writer
 /// keeps its connection between batches (and reads with it to catch up),
 /// and the pool keeps its own, so one opened while the disk refused writes
-/// would fail writes long after it recovered: a page is written, and the
-/// write rolled back, on connecting, so such a connection is refused then
+/// would fail writes long after it recovered: a write statement is run,
+/// and rolled back, on connecting, so such a connection is refused then
 /// and opened again. Taking the write lock alone is not enough: `BEGIN
-/// IMMEDIATE` succeeds on a read-only connection to a WAL database; only a
-/// write to a page fails. The row is the health probe's (migration 0002);
-/// without it nothing is written here, and the first batch's write is the
-/// one that fails.
+/// IMMEDIATE` succeeds on a read-only connection; a write statement fails
+/// there as it starts, whatever rows it matches.
 async fn refuse_read_only(conn: &mut SqliteConnection) -> Result<(), sqlx::Error> {
     sqlx::query("BEGIN IMMEDIATE").execute(&mut *conn).await?;
     let wrote = sqlx::query("UPDATE health_probe SET at = at WHERE id = 1")
