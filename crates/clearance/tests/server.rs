@@ -13,7 +13,7 @@
 
 use std::{
     collections::HashSet,
-    path::{Path, PathBuf},
+    path::Path,
     process::{Command, Stdio},
     sync::{
         Arc, Mutex,
@@ -439,20 +439,7 @@ fn a_database_that_cannot_be_written_refuses_every_decision() {
     };
     assert_eq!(decide().1["outcome"], "allow");
 
-    // The database and its write-ahead log: where records are written. Not
-    // the `-shm` index, which SQLite memory-maps: freezing it kills the
-    // process with SIGBUS, which proves nothing about the ledger.
-    let files: Vec<PathBuf> = ["clearance.db", "clearance.db-wal"]
-        .iter()
-        .map(|f| db.path().join(f))
-        .filter(|p| p.exists())
-        .collect();
-    let Some(guard) = Immutable::set(files) else {
-        assert!(
-            std::env::var("CI").is_err(),
-            "chattr +i must work under CI (root, ext4)"
-        );
-        eprintln!("skipped: cannot make the database immutable here (needs root and chattr)");
+    let Some(guard) = Immutable::sqlite(&db.path().join("clearance.db")) else {
         return;
     };
     for _ in 0..5 {

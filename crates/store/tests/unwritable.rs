@@ -9,7 +9,7 @@ mod support;
 use std::sync::Arc;
 
 use clearance_store::{Applier, Committed, Store};
-use clearance_testkit::{Immutable, in_ci};
+use clearance_testkit::Immutable;
 use support::{Place, execution, fill};
 
 /// Applies nothing: enough for the writer to catch up as an instance does.
@@ -30,14 +30,7 @@ async fn appends_resume_once_the_file_takes_writes_again() {
     fill(&store, 0, 3).await;
     store.attach(Arc::new(Ignore), 3).await.unwrap();
 
-    let path = place.sqlite_path();
-    let files = [path.clone(), path.with_extension("db-wal")]
-        .into_iter()
-        .filter(|p| p.exists())
-        .collect();
-    let Some(guard) = Immutable::set(files) else {
-        assert!(!in_ci(), "chattr +i must work under CI (root, ext4)");
-        eprintln!("skipped: cannot make the database immutable here (needs root and chattr)");
+    let Some(guard) = Immutable::sqlite(&place.sqlite_path()) else {
         return;
     };
     let refused = store.append(execution(3)).await;
