@@ -11,7 +11,7 @@
 use std::{
     collections::{BTreeMap, BTreeSet, HashMap},
     process::Stdio,
-    sync::{Arc, Mutex, RwLock, atomic::Ordering},
+    sync::{Arc, Mutex, OnceLock, RwLock, atomic::Ordering},
     time::Duration,
 };
 
@@ -103,34 +103,66 @@ enum State {
         /// call hung past its timeout, or the connection failed under it).
         /// One per connection: a request from a call that failed on an
         /// earlier connection must not end the next one.
-        restart: Arc<Notify>,
+        restart: Arc<Restart>,
     },
+}
+
+/// A connection's request to be made again, with the first reason a call
+/// gave: the calls still running on it are cut off when it is dropped, and
+/// each is told why rather than that its transport closed.
+#[derive(Default)]
+struct Restart {
+    asked: Notify,
+    why: OnceLock<String>,
+}
+
+impl Restart {
+    /// Asks for the restart, for `why` unless a call asked first.
+    fn ask(&self, why: String) {
+        // The reason is set before the supervisor wakes, so a call the
+        // restart cuts off finds it.
+        let _ = self.why.set(why);
+        self.asked.notify_one();
+    }
+
+    /// Why the connection is being made again, once a call asked.
+    fn why(&self) -> Option<&str> {
+        self.why.get().map(String::as_str)
+    }
 }
 
 /// What a call goes through: the connection of one server as it is now.
 struct Link {
     peer: Peer<RoleClient>,
     progress: ProgressRoutes,
-    restart: Arc<Notify>,
+    restart: Arc<Restart>,
 }
 
 impl Link {
     /// A request of server `id` failed with `error`: the connection is made
-    /// again only when the error puts it in doubt.
+    /// again only when the error puts it in doubt. A request the gateway's
+    /// own restart cut off is told what the restart was for.
     fn failed(&self, id: &str, error: &rmcp::ServiceError) -> CallError {
+        let reason = match (error, self.restart.why()) {
+            (rmcp::ServiceError::TransportClosed, Some(why)) => {
+                format!("its connection was closed to be made again ({why})")
+            }
+            _ => failure_reason(id, error),
+        };
         if connection_in_doubt(error) {
-            self.restart.notify_one();
+            self.restart.ask(format!("a call to it failed: {reason}"));
         }
         CallError::Failed {
             server: id.to_owned(),
-            reason: failure_reason(id, error),
+            reason,
         }
     }
 
     /// A request of server `id` went unanswered for `seconds`: the
     /// connection is made again.
     fn timed_out(&self, id: &str, seconds: u64) -> CallError {
-        self.restart.notify_one();
+        self.restart
+            .ask(format!("a call to it did not answer within {seconds}s"));
         CallError::Timeout {
             server: id.to_owned(),
             seconds,
@@ -836,7 +868,7 @@ async fn supervise(upstreams: Arc<Upstreams>, server: Arc<Server>) {
             .known
             .write()
             .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(offer.clone());
-        let restart = Arc::new(Notify::new());
+        let restart = Arc::new(Restart::default());
         set(
             &server,
             State::Up {
@@ -870,14 +902,21 @@ async fn follow(
     upstreams: &Upstreams,
     connection: &Connection,
     changed: &Notify,
-    restart: &Notify,
+    restart: &Restart,
 ) -> String {
     let mut alive = tokio::time::interval(LIVENESS_CHECK);
     loop {
         tokio::select! {
             () = server.stop.cancelled() => return "stopped".into(),
-            () = restart.notified() => return "a call failed or hung".into(),
-            _ = alive.tick() => if connection.is_closed() { return "the connection closed".into() },
+            () = restart.asked.notified() => {
+                return restart.why().unwrap_or("a call failed or hung").to_owned();
+            }
+            // `is_closed` tells only of a cancelled service: a child that
+            // exited or a stream that ended shows as the service loop
+            // gone, which only the peer sees.
+            _ = alive.tick() => if connection.is_closed() || connection.peer().is_transport_closed() {
+                return "the connection closed".into();
+            },
             () = changed.notified() => match tokio::select! {
                 // A server that hangs while listing is still stopped, and
                 // one that takes longer than connecting may is made again.

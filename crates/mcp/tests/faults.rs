@@ -422,6 +422,50 @@ async fn a_kill_switch_ends_an_approval_wait_with_a_denial() {
     harness.verify().await;
 }
 
+fn is_down(harness: &Harness, server: &str) -> bool {
+    harness
+        .mcp
+        .upstreams()
+        .down()
+        .iter()
+        .any(|(id, _)| id == server)
+}
+
+/// An upstream that exits while no call is running on it is noticed and
+/// restarted at once: before, it was still taken for connected, and the
+/// next call failed on its closed transport.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upstream_that_exits_while_idle_is_restarted_before_the_next_call() {
+    let Some((harness, _)) = harness().await else {
+        return;
+    };
+    let client = harness.client(&harness.token("reader").await).await;
+    lingers_come_back(&client, "declines", Duration::from_secs(30)).await;
+    let file = harness.dir.path().join("declines-starts");
+    let killed = Command::new("pkill")
+        .args(["-KILL", "-f", &file.display().to_string()])
+        .status()
+        .unwrap();
+    assert!(
+        killed.success(),
+        "the upstream process was found and killed"
+    );
+
+    let start = Instant::now();
+    while starts(&harness, "declines-starts") < 2 || is_down(&harness, "declines") {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "not restarted: {:?}",
+            harness.mcp.upstreams().down()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let result = linger(&client, "declines", 0.0).await;
+    assert_ne!(result.is_error, Some(true), "{}", text(&result));
+    assert!(text(&result).contains("lingered"), "{}", text(&result));
+    harness.verify().await;
+}
+
 /// What an upstream answers is passed on as it came: a result of its own
 /// that looks like clearance's pending answer gets no approval page linked
 /// by the gateway, whatever approval it names.
@@ -610,8 +654,16 @@ async fn calls_timing_out_together_restart_their_upstream_once() {
         linger(&client, "declines", 10.0),
         linger(&client, "declines", 10.0)
     );
+    // Whichever timed out first restarted the connection; the other timed
+    // out too, or was cut off by that restart and told so.
     for result in [&first, &second] {
         failed_call(&harness, result, "did not answer within 2s").await;
+        assert!(
+            text(result).contains("it is being restarted")
+                || text(result).contains("its connection was closed to be made again"),
+            "{}",
+            text(result)
+        );
     }
     lingers_come_back(&client, "declines", Duration::from_secs(30)).await;
     // Long enough for a stale request to end the new connection and for
@@ -623,6 +675,52 @@ async fn calls_timing_out_together_restart_their_upstream_once() {
         2,
         "started, restarted once"
     );
+    harness.verify().await;
+}
+
+/// A call still running when another call's timeout restarts its
+/// upstream is cut off, and told why: the restart the gateway made, not
+/// that a transport closed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_cut_off_by_a_restart_is_told_what_the_restart_was_for() {
+    let Some((harness, _)) = harness().await else {
+        return;
+    };
+    let client = harness.client(&harness.token("reader").await).await;
+    lingers_come_back(&client, "declines", Duration::from_secs(30)).await;
+
+    let hung = {
+        let peer = client.peer().clone();
+        tokio::spawn(async move {
+            peer.call_tool(call(
+                "declines__linger",
+                json!({ "seconds": 10 }),
+                json!({}),
+                None,
+            ))
+            .await
+        })
+    };
+    // Forwarded a second after the first: that one times out, and the
+    // restart cuts this one off a second before its own timeout would.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let cut_off = linger(&client, "declines", 10.0).await;
+    let hung = hung.await.unwrap().unwrap();
+
+    failed_call(
+        &harness,
+        &hung,
+        "did not answer within 2s; it is being restarted",
+    )
+    .await;
+    failed_call(
+        &harness,
+        &cut_off,
+        "its connection was closed to be made again (a call to it did not answer within 2s)",
+    )
+    .await;
+    lingers_come_back(&client, "declines", Duration::from_secs(30)).await;
+    assert_eq!(starts(&harness, "declines-starts"), 2, "restarted once");
     harness.verify().await;
 }
 
