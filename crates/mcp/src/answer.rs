@@ -75,6 +75,19 @@ pub(crate) fn still_pending(answer: &DecisionAnswer, waited: Option<u64>) -> Cal
     result
 }
 
+/// The result for a call whose approval came while its upstream was
+/// down, and stayed down until the wait ended: nothing ran, and the
+/// approval was not spent.
+pub(crate) fn held(answer: &DecisionAnswer, approval: &str, down: &str) -> CallToolResult {
+    let text = format!(
+        "clearance: not executed: approval {approval} was given, but {down}. The approval is kept: repeat this identical call once the upstream is back, and it runs, once (decision {}).",
+        answer.decision_id
+    );
+    let mut structured = clearance(answer);
+    structured.insert("upstream_error".into(), json!(down));
+    result(text, true, Value::Object(structured))
+}
+
 /// The result for a call that makes no request (a missing template
 /// argument, malformed `_meta`): nothing was decided or forwarded.
 pub(crate) fn refused(message: &str) -> CallToolResult {

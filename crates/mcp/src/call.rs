@@ -28,6 +28,7 @@ use crate::{
     catalog::{Catalog, Route},
     links,
     request::decision_request,
+    upstream::CallError,
 };
 
 /// A pending call that waits for its approval.
@@ -228,7 +229,9 @@ impl<S: Store> McpGateway<S> {
     }
 
     /// Waits, up to the server's `approval_wait`, for the approval a pending
-    /// call opened, telling the client it waits; then decides again.
+    /// call opened, telling the client it waits; then decides again. An
+    /// approved call whose upstream is down waits for it too, within the
+    /// same deadline: the approval is spent only on a call that can run.
     async fn wait(&self, waiting: Waiting<'_>, link: Option<&(String, String)>) -> Answered {
         let Some(approval) = waiting.pending.decision.approval_id.clone() else {
             return Answered::Gateway(answer::withheld(&waiting.pending));
@@ -288,6 +291,9 @@ impl<S: Store> McpGateway<S> {
             .unwrap_or(start);
         let token = context.meta.get_progress_token();
         let mut told = start;
+        // Why the approved call is held: its upstream cannot take it, and
+        // deciding now would spend the approval on a call bound to fail.
+        let mut held: Option<CallError>;
         loop {
             let standing = match self
                 .gateway
@@ -298,8 +304,13 @@ impl<S: Store> McpGateway<S> {
                 Ok(standing) => standing,
                 Err(error) => return Answered::Gateway(answer::undecided(&error.to_string())),
             };
+            held = match standing {
+                Standing::Approved => self.upstreams.unavailable(&route.server.id),
+                _ => None,
+            };
             match standing {
                 Standing::Pending => {}
+                Standing::Approved if held.is_some() => {}
                 Standing::Denied(by) => {
                     return Answered::Gateway(answer::approval_refused(&pending, &approval, &by));
                 }
@@ -340,7 +351,10 @@ impl<S: Store> McpGateway<S> {
             }
             let now = Instant::now();
             if now >= deadline {
-                return Answered::Gateway(answer::still_pending(&pending, Some(waited)));
+                return Answered::Gateway(match &held {
+                    Some(down) => answer::held(&pending, &approval, &down.to_string()),
+                    None => answer::still_pending(&pending, Some(waited)),
+                });
             }
             if let Some(token) = &token
                 && now.duration_since(told) >= WAIT_PROGRESS
@@ -351,7 +365,12 @@ impl<S: Store> McpGateway<S> {
                     now.duration_since(start).as_secs_f64().floor(),
                 );
                 note.total = Some(waited as f64);
-                note.message = Some(format!("waiting for an operator to approve {approval}"));
+                note.message = Some(match &held {
+                    Some(down) => {
+                        format!("{approval} is approved; waiting for the upstream: {down}")
+                    }
+                    None => format!("waiting for an operator to approve {approval}"),
+                });
                 let _ = context.peer.notify_progress(note).await;
             }
             tokio::select! {

@@ -390,6 +390,14 @@ impl Upstreams {
             .cloned()
     }
 
+    /// Why server `id`, configured, cannot take a call now; `None` while
+    /// it is connected, or when it is not configured at all (a call routed
+    /// to it is refused as such, not held for it to come back).
+    pub(crate) fn unavailable(&self, id: &str) -> Option<CallError> {
+        self.server(id)?;
+        self.connected(id).err()
+    }
+
     /// The connection of server `id`.
     fn connected(&self, id: &str) -> Result<Link, CallError> {
         let server = self.server(id).ok_or_else(|| CallError::Unavailable {

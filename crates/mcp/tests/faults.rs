@@ -1,7 +1,8 @@
 //! Faults: an upstream killed mid-call, an upstream hung past its timeout,
 //! and an approval wait that ends — approved (the call runs the moment it
 //! is, but not on a token revoked meanwhile), or ended by a kill switch (a
-//! denial, nothing run). Each failed
+//! denial, nothing run), or approved while its upstream is down (it waits
+//! for the upstream, the approval unspent). Each failed
 //! call is an `isError` result whose decision's outcome is `failed`, and
 //! the upstream is restarted — once, however many calls failed on one
 //! connection, and not for a JSON-RPC error it answered one call with.
@@ -22,6 +23,7 @@ use std::{
     time::{Duration, Instant},
 };
 
+use clearance_service::Standing;
 use rmcp::model::CallToolResult;
 use serde_json::{Value, json};
 use support::{
@@ -73,6 +75,15 @@ mcp_servers:
     approval_wait: 30s
     tools:
       mimic: {{ action: "fs:write", resource: {{ kind: file, namespace: runbooks, name: mimic }} }}
+  held:
+    command: [python3, {declines:?}, {held_starts:?}]
+    approval_wait: 60s
+    tools: &held
+      linger: {{ action: "fs:write", resource: {{ kind: file, namespace: runbooks, name: held }} }}
+  brief:
+    command: [python3, {declines:?}, {brief_starts:?}]
+    approval_wait: 6s
+    tools: *held
   files:
     command: {files}
     approval_wait: 30s
@@ -87,6 +98,8 @@ mcp_servers:
         declines_starts = dir.join("declines-starts").display().to_string(),
         patient_starts = dir.join("patient-starts").display().to_string(),
         mimic_starts = dir.join("mimic-starts").display().to_string(),
+        held_starts = dir.join("held-starts").display().to_string(),
+        brief_starts = dir.join("brief-starts").display().to_string(),
     );
     (config, OWN_DOMAINS_POLICY.to_owned())
 }
@@ -422,6 +435,44 @@ async fn a_kill_switch_ends_an_approval_wait_with_a_denial() {
     harness.verify().await;
 }
 
+/// Takes the `declines.py` upstream counting its starts in `file` down,
+/// and keeps it down until [`bring_up`]; returns once the gateway knows.
+async fn take_down(harness: &Harness, server: &str, file: &str) {
+    let starts = harness.dir.path().join(file);
+    std::fs::write(starts.with_extension("down"), "").unwrap();
+    let killed = Command::new("pkill")
+        .args(["-KILL", "-f", &starts.display().to_string()])
+        .status()
+        .unwrap();
+    assert!(
+        killed.success(),
+        "the upstream process was found and killed"
+    );
+    let start = Instant::now();
+    while !is_down(harness, server) {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "{server} never went down"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Lets the upstream [`take_down`] kept down start again.
+fn bring_up(harness: &Harness, file: &str) {
+    std::fs::remove_file(harness.dir.path().join(file).with_extension("down")).unwrap();
+}
+
+/// How remediate-bot's `approval` stands.
+async fn standing(harness: &Harness, approval: &str) -> Standing {
+    harness
+        .gateway
+        .approvals()
+        .standing("remediate-bot", approval)
+        .await
+        .unwrap()
+}
+
 fn is_down(harness: &Harness, server: &str) -> bool {
     harness
         .mcp
@@ -463,6 +514,119 @@ async fn an_upstream_that_exits_while_idle_is_restarted_before_the_next_call() {
     let result = linger(&client, "declines", 0.0).await;
     assert_ne!(result.is_error, Some(true), "{}", text(&result));
     assert!(text(&result).contains("lingered"), "{}", text(&result));
+    harness.verify().await;
+}
+
+/// An approval given while its call's upstream is down is not spent on a
+/// call bound to fail: the call waits for the upstream, within its
+/// approval wait, and runs on the approval once the upstream is back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_approved_call_waits_for_its_upstream_to_come_back() {
+    let Some((harness, _)) = harness().await else {
+        return;
+    };
+    let token = harness.token("remediate-bot").await;
+    let (_client, call, approval) =
+        waiting_call(&harness, &token, "held__linger", json!({ "seconds": 0 })).await;
+    take_down(&harness, "held", "held-starts").await;
+    harness.approve(&approval).await;
+
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(!call.is_finished(), "the call waits for its upstream");
+    assert!(
+        allowed(&harness).await.is_empty(),
+        "nothing was decided on the approval"
+    );
+    assert_eq!(
+        standing(&harness, &approval).await,
+        Standing::Approved,
+        "kept, unspent"
+    );
+
+    bring_up(&harness, "held-starts");
+    let result = tokio::time::timeout(Duration::from_secs(40), call)
+        .await
+        .expect("the call runs once its upstream is back")
+        .unwrap();
+    assert_ne!(result.is_error, Some(true), "{result:?}");
+    assert!(text(&result).contains("lingered"), "{}", text(&result));
+    let allowed = allowed(&harness).await;
+    assert_eq!(allowed.len(), 1);
+    assert_eq!(
+        allowed[0]["payload"]["decision"]["approval_id"],
+        json!(approval)
+    );
+    assert_eq!(standing(&harness, &approval).await, Standing::Used, "spent");
+    harness.verify().await;
+}
+
+/// An approved call whose upstream stays down past its approval wait is
+/// answered so, and its approval kept: the identical call, repeated once
+/// the upstream is back, runs on it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_approval_its_upstream_was_down_for_is_kept_for_the_repeated_call() {
+    let Some((harness, _)) = harness().await else {
+        return;
+    };
+    let token = harness.token("remediate-bot").await;
+    let (client, waiting, approval) =
+        waiting_call(&harness, &token, "brief__linger", json!({ "seconds": 0 })).await;
+    take_down(&harness, "brief", "brief-starts").await;
+    harness.approve(&approval).await;
+
+    let result = tokio::time::timeout(Duration::from_secs(20), waiting)
+        .await
+        .expect("the wait ends")
+        .unwrap();
+    assert_eq!(result.is_error, Some(true), "{result:?}");
+    assert!(
+        text(&result).contains(&format!(
+            "approval {approval} was given, but upstream `brief` is not available"
+        )),
+        "{}",
+        text(&result)
+    );
+    assert!(
+        text(&result).contains("The approval is kept"),
+        "{}",
+        text(&result)
+    );
+    assert!(
+        allowed(&harness).await.is_empty(),
+        "nothing was decided on the approval"
+    );
+    assert_eq!(
+        standing(&harness, &approval).await,
+        Standing::Approved,
+        "kept, unspent"
+    );
+
+    bring_up(&harness, "brief-starts");
+    let start = Instant::now();
+    while is_down(&harness, "brief") {
+        assert!(
+            start.elapsed() < Duration::from_secs(40),
+            "brief never came back"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let repeated = client
+        .call_tool(call(
+            "brief__linger",
+            json!({ "seconds": 0 }),
+            json!({}),
+            None,
+        ))
+        .await
+        .unwrap();
+    assert_ne!(repeated.is_error, Some(true), "{repeated:?}");
+    assert!(text(&repeated).contains("lingered"), "{}", text(&repeated));
+    let allowed = allowed(&harness).await;
+    assert_eq!(allowed.len(), 1);
+    assert_eq!(
+        allowed[0]["payload"]["decision"]["approval_id"],
+        json!(approval)
+    );
     harness.verify().await;
 }
 

@@ -2,12 +2,18 @@
 `tools/call` on its own thread: `decline` answers with a JSON-RPC error
 (as a server does for arguments it refuses), `linger` answers after
 `seconds`, `mimic` answers as if it were clearance asking for an approval. Each start appends a line to the file named by its first
-argument, so a test counts how often the gateway started it."""
+argument, so a test counts how often the gateway started it; while a file
+of that name with `.down` added exists, it exits as it starts, so a test
+keeps it down."""
 
 import json
+import os
 import sys
 import threading
 import time
+
+if os.path.exists(sys.argv[1] + ".down"):
+    sys.exit(1)
 
 with open(sys.argv[1], "a") as starts:
     starts.write("started\n")
