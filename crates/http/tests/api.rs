@@ -140,8 +140,8 @@ async fn an_approval_binds_to_one_request_runs_once_and_expires(server: Server) 
         )
         .await;
     assert_eq!(
-        (status, approved["status"].clone()),
-        (StatusCode::OK, json!("approved")),
+        (status, approved["status"].clone(), approved["used"].clone()),
+        (StatusCode::OK, json!("approved"), json!(false)),
         "{approved}"
     );
     let (status, _) = server
@@ -167,6 +167,14 @@ async fn an_approval_binds_to_one_request_runs_once_and_expires(server: Server) 
     let allowed = decide(&server, &token, &repeated).await;
     assert_eq!(allowed["outcome"], "allow", "{allowed}");
     assert_eq!(allowed["approval_chain"], json!(["alan"]));
+    let (_, spent) = server
+        .get(&format!("/v1/approvals/{approval}"), Some(&server.approver))
+        .await;
+    assert_eq!(
+        (spent["status"].clone(), spent["used"].clone()),
+        (json!("approved"), json!(true)),
+        "an operator reads that it ran: {spent}"
+    );
     let reused = decide(&server, &token, &repeated).await;
     assert_eq!(
         reused["outcome"], "deny",

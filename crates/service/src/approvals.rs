@@ -26,8 +26,11 @@ use crate::{
 pub struct ApprovalView {
     /// Its id.
     pub id: String,
-    /// `pending`, `approved` (unused), `denied` or `voided`.
+    /// `pending`, `approved`, `denied` or `voided`.
     pub status: ApprovalStatus,
+    /// Whether a decision has run on it: an approved approval allows its
+    /// request once, and reads `approved` after as before.
+    pub used: bool,
     /// The agent that asked.
     pub agent: String,
     /// What it asked to do.
@@ -79,6 +82,7 @@ impl ApprovalView {
         ApprovalView {
             id: row.approval.id.clone(),
             status: row.approval.status,
+            used: row.approval.used,
             agent: row.agent.clone(),
             action: row.request.action.clone(),
             resource: row.request.resource.clone(),
