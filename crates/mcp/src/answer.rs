@@ -80,7 +80,7 @@ pub(crate) fn still_pending(answer: &DecisionAnswer, waited: Option<u64>) -> Cal
 /// approval was not spent.
 pub(crate) fn held(answer: &DecisionAnswer, approval: &str, down: &str) -> CallToolResult {
     let text = format!(
-        "clearance: not executed: approval {approval} was given, but {down}. The approval is kept: repeat this identical call once the upstream is back, and it runs, once (decision {}).",
+        "clearance: not executed: approval {approval} was given, but {down}. The approval is kept until it expires: repeat this identical call once the upstream is back and it runs on it, once (a repeat while the upstream is still down spends it on a failed call). Pending decision {}.",
         answer.decision_id
     );
     let mut structured = clearance(answer);

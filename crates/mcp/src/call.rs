@@ -3,7 +3,8 @@
 //! ledger as an HTTP decision, and forwarded only when `allow` — once. An
 //! allowed call's result (success or `isError`) is reported as the
 //! decision's outcome. A pending call may wait for its approval
-//! (`approval_wait`), and runs the moment it is approved; a kill switch
+//! (`approval_wait`), and runs the moment it is approved and its upstream
+//! is up (an approval is not spent on a call bound to fail); a kill switch
 //! that voids the approval ends the wait with the denial it causes.
 
 use std::time::Duration;

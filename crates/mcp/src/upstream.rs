@@ -398,17 +398,26 @@ impl Upstreams {
         self.connected(id).err()
     }
 
-    /// The connection of server `id`.
+    /// The connection of server `id`. One a call asked to restart, or
+    /// whose transport has closed, is as good as down already: the
+    /// supervisor has not yet said so, but a request on it can only fail.
     fn connected(&self, id: &str) -> Result<Link, CallError> {
-        let server = self.server(id).ok_or_else(|| CallError::Unavailable {
+        let unavailable = |reason: &str| CallError::Unavailable {
             server: id.to_owned(),
-            reason: "not configured".into(),
-        })?;
+            reason: reason.to_owned(),
+        };
+        let server = self
+            .server(id)
+            .ok_or_else(|| unavailable("not configured"))?;
         let state = server
             .state
             .read()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         match &*state {
+            State::Up { restart, .. } if let Some(why) = restart.why() => Err(unavailable(why)),
+            State::Up { peer, .. } if peer.is_transport_closed() => {
+                Err(unavailable("the connection closed"))
+            }
             State::Up {
                 peer,
                 progress,
@@ -419,10 +428,7 @@ impl Upstreams {
                 progress: progress.clone(),
                 restart: restart.clone(),
             }),
-            State::Down(reason) => Err(CallError::Unavailable {
-                server: id.to_owned(),
-                reason: reason.clone(),
-            }),
+            State::Down(reason) => Err(unavailable(reason)),
         }
     }
 

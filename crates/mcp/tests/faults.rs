@@ -75,6 +75,10 @@ mcp_servers:
     approval_wait: 30s
     tools:
       mimic: {{ action: "fs:write", resource: {{ kind: file, namespace: runbooks, name: mimic }} }}
+  restarts:
+    command: [python3, {declines:?}, {restarts_starts:?}]
+    timeout: 4s
+    tools: *declines
   held:
     command: [python3, {declines:?}, {held_starts:?}]
     approval_wait: 60s
@@ -98,6 +102,7 @@ mcp_servers:
         declines_starts = dir.join("declines-starts").display().to_string(),
         patient_starts = dir.join("patient-starts").display().to_string(),
         mimic_starts = dir.join("mimic-starts").display().to_string(),
+        restarts_starts = dir.join("restarts-starts").display().to_string(),
         held_starts = dir.join("held-starts").display().to_string(),
         brief_starts = dir.join("brief-starts").display().to_string(),
     );
@@ -851,40 +856,41 @@ async fn a_call_cut_off_by_a_restart_is_told_what_the_restart_was_for() {
         return;
     };
     let client = harness.client(&harness.token("reader").await).await;
-    lingers_come_back(&client, "declines", Duration::from_secs(30)).await;
+    lingers_come_back(&client, "restarts", Duration::from_secs(30)).await;
 
     let hung = {
         let peer = client.peer().clone();
         tokio::spawn(async move {
             peer.call_tool(call(
-                "declines__linger",
-                json!({ "seconds": 10 }),
+                "restarts__linger",
+                json!({ "seconds": 20 }),
                 json!({}),
                 None,
             ))
             .await
         })
     };
-    // Forwarded a second after the first: that one times out, and the
-    // restart cuts this one off a second before its own timeout would.
-    tokio::time::sleep(Duration::from_secs(1)).await;
-    let cut_off = linger(&client, "declines", 10.0).await;
+    // Forwarded two seconds after the first (whose 4 s timeout is then two
+    // seconds away): that one times out, and the restart cuts this one off
+    // two seconds before its own timeout would.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let cut_off = linger(&client, "restarts", 20.0).await;
     let hung = hung.await.unwrap().unwrap();
 
     failed_call(
         &harness,
         &hung,
-        "did not answer within 2s; it is being restarted",
+        "did not answer within 4s; it is being restarted",
     )
     .await;
     failed_call(
         &harness,
         &cut_off,
-        "its connection was closed to be made again (a call to it did not answer within 2s)",
+        "its connection was closed to be made again (a call to it did not answer within 4s)",
     )
     .await;
-    lingers_come_back(&client, "declines", Duration::from_secs(30)).await;
-    assert_eq!(starts(&harness, "declines-starts"), 2, "restarted once");
+    lingers_come_back(&client, "restarts", Duration::from_secs(30)).await;
+    assert_eq!(starts(&harness, "restarts-starts"), 2, "restarted once");
     harness.verify().await;
 }
 
