@@ -80,12 +80,32 @@ pub(crate) fn still_pending(answer: &DecisionAnswer, waited: Option<u64>) -> Cal
 /// approval was not spent.
 pub(crate) fn held(answer: &DecisionAnswer, approval: &str, down: &str) -> CallToolResult {
     let text = format!(
-        "clearance: not executed: approval {approval} was given, but {down}. The approval is kept until it expires: repeat this identical call once the upstream is back and it runs on it, once (a repeat while the upstream is still down spends it on a failed call). Pending decision {}.",
+        "clearance: not executed: approval {approval} was given, but {down}. The approval is kept until it expires: repeat this identical call once the upstream is back and it runs on it, once. Pending decision {}.",
         answer.decision_id
     );
     let mut structured = clearance(answer);
     structured.insert("upstream_error".into(), json!(down));
     result(text, true, Value::Object(structured))
+}
+
+/// The result for a call an approval stands for, made while its upstream
+/// is down: it is not decided, so that the approval is not spent on a call
+/// bound to fail, and nothing is forwarded.
+pub(crate) fn kept(approval: &str, down: &str) -> CallToolResult {
+    let message = format!("approval {approval} stands for this call, but {down}");
+    result(
+        format!(
+            "clearance: not executed, and nothing decided: {message}. The approval is kept until it expires: repeat this identical call once the upstream is back and it runs on it, once."
+        ),
+        true,
+        json!({
+            "outcome": "deny",
+            "decision_id": null,
+            "approval_id": approval,
+            "reasons": [{ "code": "upstream_unavailable", "message": message }],
+            "missing_evidence": [],
+        }),
+    )
 }
 
 /// The result for a call that makes no request (a missing template

@@ -99,6 +99,16 @@ impl<S: Store> McpGateway<S> {
                 )));
             }
         };
+        // An approved call its upstream cannot take now is not decided: the
+        // decision would spend the approval on a call bound to fail.
+        if let Some(down) = self.upstreams.unavailable(&route.server.id)
+            && let Some(approval) = self.gateway.approvals().approved_for(agent, &request)
+        {
+            return Ok(CallToolResponse::Complete(answer::kept(
+                &approval,
+                &down.to_string(),
+            )));
+        }
         let answer = match self
             .decide(identity, request.clone(), Matching::SameRequest)
             .await

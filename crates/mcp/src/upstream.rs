@@ -392,15 +392,21 @@ impl Upstreams {
 
     /// Why server `id`, configured, cannot take a call now; `None` while
     /// it is connected, or when it is not configured at all (a call routed
-    /// to it is refused as such, not held for it to come back).
+    /// to it is refused as such, not held for it to come back). Asked
+    /// before each call: it builds no [`Link`].
     pub(crate) fn unavailable(&self, id: &str) -> Option<CallError> {
-        self.server(id)?;
-        self.connected(id).err()
+        let server = self.server(id)?;
+        let state = server
+            .state
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        why_down(&state).map(|why| CallError::Unavailable {
+            server: id.to_owned(),
+            reason: why.to_owned(),
+        })
     }
 
-    /// The connection of server `id`. One a call asked to restart, or
-    /// whose transport has closed, is as good as down already: the
-    /// supervisor has not yet said so, but a request on it can only fail.
+    /// The connection of server `id`.
     fn connected(&self, id: &str) -> Result<Link, CallError> {
         let unavailable = |reason: &str| CallError::Unavailable {
             server: id.to_owned(),
@@ -413,11 +419,10 @@ impl Upstreams {
             .state
             .read()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(why) = why_down(&state) {
+            return Err(unavailable(why));
+        }
         match &*state {
-            State::Up { restart, .. } if let Some(why) = restart.why() => Err(unavailable(why)),
-            State::Up { peer, .. } if peer.is_transport_closed() => {
-                Err(unavailable("the connection closed"))
-            }
             State::Up {
                 peer,
                 progress,
@@ -814,6 +819,19 @@ fn without_urls(text: &str) -> String {
     }
     out.push_str(rest);
     out
+}
+
+/// Why a server in `state` cannot take a request, or `None`. A connection
+/// a call asked to restart, or whose transport has closed, is as good as
+/// down already: the supervisor has not yet said so, but a request on it
+/// can only fail.
+fn why_down(state: &State) -> Option<&str> {
+    match state {
+        State::Down(reason) => Some(reason),
+        State::Up { restart, .. } if let Some(why) = restart.why() => Some(why),
+        State::Up { peer, .. } if peer.is_transport_closed() => Some("the connection closed"),
+        State::Up { .. } => None,
+    }
 }
 
 /// Whether a request's failure says the connection is broken, so that it

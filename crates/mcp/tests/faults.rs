@@ -566,8 +566,9 @@ async fn an_approved_call_waits_for_its_upstream_to_come_back() {
 }
 
 /// An approved call whose upstream stays down past its approval wait is
-/// answered so, and its approval kept: the identical call, repeated once
-/// the upstream is back, runs on it.
+/// answered so, and its approval kept: the identical call repeated while
+/// the upstream is still down is not decided, and repeated once the
+/// upstream is back runs on it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_approval_its_upstream_was_down_for_is_kept_for_the_repeated_call() {
     let Some((harness, _)) = harness().await else {
@@ -600,6 +601,29 @@ async fn an_approval_its_upstream_was_down_for_is_kept_for_the_repeated_call() {
         allowed(&harness).await.is_empty(),
         "nothing was decided on the approval"
     );
+    assert_eq!(
+        standing(&harness, &approval).await,
+        Standing::Approved,
+        "kept, unspent"
+    );
+
+    // Repeated while the upstream is still down: not decided, still kept.
+    let decided = harness.decisions().await.len();
+    let early = client
+        .call_tool(call(
+            "brief__linger",
+            json!({ "seconds": 0 }),
+            json!({}),
+            None,
+        ))
+        .await
+        .unwrap();
+    assert_eq!(early.is_error, Some(true), "{early:?}");
+    let seen = clearance(&early);
+    assert_eq!(seen["decision_id"], Value::Null, "{seen}");
+    assert_eq!(seen["approval_id"], json!(approval), "{seen}");
+    assert_eq!(seen["reasons"][0]["code"], "upstream_unavailable", "{seen}");
+    assert_eq!(harness.decisions().await.len(), decided, "nothing decided");
     assert_eq!(
         standing(&harness, &approval).await,
         Standing::Approved,

@@ -4,7 +4,7 @@
 //! it run once.
 
 use clearance_engine::{
-    Bundle, Identity, Resource,
+    Bundle, DecisionRequest, Identity, RequestHash, Resource,
     bundle::approvals::{ApproverCheck, Barred},
     facts::{ApprovalStatus, KillSwitch},
 };
@@ -244,6 +244,25 @@ impl<S: Store> Approvals<'_, S> {
             }
         }
         Ok(expired)
+    }
+
+    /// The approved, unused approval `agent`'s `request` would run on if
+    /// decided now with [`crate::Matching::SameRequest`]: for a face that
+    /// cannot run it at the moment, so that it neither decides nor spends
+    /// the approval. `None` when there is none, or a tripped switch covers
+    /// the request (deciding it records the denial).
+    pub fn approved_for(&self, agent: &str, request: &DecisionRequest) -> Option<String> {
+        let now = self.core.clock();
+        let state = self.core.state();
+        if state.stopped_by_a_switch(request) {
+            return None;
+        }
+        state.approval_for(
+            agent,
+            &RequestHash::of(request),
+            ApprovalStatus::Approved,
+            now,
+        )
     }
 
     /// Where approval `id` of `agent` stands, for a caller waiting on it:
