@@ -89,7 +89,8 @@ impl<S: Store> ServerHandler for Session<S> {
         ServerConfig::new(capabilities)
             .with_server_info(Implementation::new("clearance", env!("CARGO_PKG_VERSION")))
             .with_instructions(
-                "clearance governs these tools: every call is decided by your phase and scope and recorded. \
+                "clearance governs these tools: every call is decided by your phase and scope and recorded \
+                 (one an approval stands for waits, undecided, while its upstream is down). \
                  A result marked as recorded in shadow mode or as a recommendation did not run. \
                  A call waiting for approval names its approval id: repeat the identical call once it is approved.",
             )

@@ -358,7 +358,9 @@ impl Upstreams {
             .collect()
     }
 
-    /// Why each server that is not connected is not.
+    /// Why each server the supervisor has found not connected is not (one
+    /// a call has asked to restart may still be listed up a moment longer:
+    /// [`Upstreams::unavailable`] answers for it).
     pub fn down(&self) -> Vec<(String, String)> {
         self.servers
             .read()

@@ -4,7 +4,7 @@
 //! it run once.
 
 use clearance_engine::{
-    Bundle, DecisionRequest, Identity, RequestHash, Resource,
+    Bundle, DecisionRequest, Identity, Outcome, RequestHash, Resource,
     bundle::approvals::{ApproverCheck, Barred},
     facts::{ApprovalStatus, KillSwitch},
 };
@@ -246,23 +246,34 @@ impl<S: Store> Approvals<'_, S> {
         Ok(expired)
     }
 
-    /// The approved, unused approval `agent`'s `request` would run on if
-    /// decided now with [`crate::Matching::SameRequest`]: for a face that
-    /// cannot run it at the moment, so that it neither decides nor spends
-    /// the approval. `None` when there is none, or a tripped switch covers
-    /// the request (deciding it records the denial).
+    /// The approved, unused approval `agent`'s `request` would run on if it
+    /// were decided now ([`crate::Matching::SameRequest`]), and be allowed:
+    /// for a face that cannot run the request at the moment, so that it
+    /// neither decides it nor spends the approval. `None` whenever deciding
+    /// could answer anything but `allow` (a demoted phase, a hard stop, a
+    /// switch tripped or being tripped, an agent gone, a state it could not
+    /// read): that request is decided, and its answer recorded. Nothing is
+    /// recorded here.
     pub fn approved_for(&self, agent: &str, request: &DecisionRequest) -> Option<String> {
-        let now = self.core.clock();
-        let state = self.core.state();
-        if state.stopped_by_a_switch(request) {
+        let bundle = self.core.bundle();
+        let mut state = self.core.state();
+        if state.unreadable.is_some() {
             return None;
         }
-        state.approval_for(
+        bundle.agent(agent)?;
+        let now = state.now(self.core.clock());
+        let id = state.approval_for(
             agent,
             &RequestHash::of(request),
             ApprovalStatus::Approved,
             now,
-        )
+        )?;
+        let asked = DecisionRequest {
+            approval_id: Some(id.clone()),
+            ..request.clone()
+        };
+        let facts = state.facts(&bundle, &asked, now);
+        (bundle.decide(&asked, &facts).outcome == Outcome::Allow).then_some(id)
     }
 
     /// Where approval `id` of `agent` stands, for a caller waiting on it:

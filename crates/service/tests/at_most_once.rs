@@ -598,6 +598,62 @@ async fn a_repeated_request_waits_on_its_approval_and_runs_once_approved<S: Stor
 }
 both!(a_repeated_request_waits_on_its_approval_and_runs_once_approved);
 
+/// A face that cannot run a request now (the MCP face, its upstream down)
+/// asks which approval deciding it would run on, so as not to spend it on
+/// a call bound to fail: only one deciding now would allow is named, so
+/// that every other answer is still decided and recorded.
+async fn only_an_approval_a_request_would_run_on_now_is_named<S: Store>(world: World<S>) {
+    world.record_evidence().await;
+    let asked = scale(&world, "remediate-bot", 3);
+    let approvals = world.gateway.approvals();
+    let pending = world.decide(asked.clone()).await.decision;
+    assert_eq!(pending.outcome, Outcome::Pending, "{:?}", pending.reasons);
+    let id = pending.approval_id.unwrap();
+    assert_eq!(
+        approvals.approved_for("remediate-bot", &asked),
+        None,
+        "pending"
+    );
+    approvals.approve(&world.approver, &id, None).await.unwrap();
+    assert_eq!(
+        approvals.approved_for("remediate-bot", &asked),
+        Some(id.clone())
+    );
+    assert_eq!(
+        approvals.approved_for("remediate-bot", &scale(&world, "remediate-bot", 4)),
+        None,
+        "bound to another request"
+    );
+
+    // Six minutes on, the state the request was planned on is stale:
+    // deciding it would deny, and a denial is recorded, not held back.
+    world.advance(6 * 60);
+    assert_eq!(
+        approvals.approved_for("remediate-bot", &asked),
+        None,
+        "stale"
+    );
+    let stale = world
+        .gateway
+        .decisions()
+        .decide_with(
+            &agent("remediate-bot"),
+            asked,
+            clearance_service::Matching::SameRequest,
+            clearance_service::Executor::Gateway,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        stale.decision.outcome,
+        Outcome::Deny,
+        "{:?}",
+        stale.decision.reasons
+    );
+    world.verify().await;
+}
+both!(only_an_approval_a_request_would_run_on_now_is_named);
+
 /// A trip recorded while other instances kept opening approvals may miss
 /// some (its last attempt records the approvals it knew of). Such an
 /// approval stays open and unusable while the switch is tripped: a caller
