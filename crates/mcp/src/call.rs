@@ -315,8 +315,15 @@ impl<S: Store> McpGateway<S> {
                 Ok(standing) => standing,
                 Err(error) => return Answered::Gateway(answer::undecided(&error.to_string())),
             };
+            // Held only while deciding would allow it: any other answer is
+            // decided now, and recorded.
             held = match standing {
-                Standing::Approved => self.upstreams.unavailable(&route.server.id),
+                Standing::Approved => self.upstreams.unavailable(&route.server.id).filter(|_| {
+                    self.gateway
+                        .approvals()
+                        .approved_for(&request.agent, &request)
+                        .is_some_and(|id| id == approval)
+                }),
                 _ => None,
             };
             match standing {

@@ -23,7 +23,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use clearance_service::Standing;
+use clearance_service::{EvidenceInput, Identity, Standing};
 use rmcp::model::CallToolResult;
 use serde_json::{Value, json};
 use support::{
@@ -562,6 +562,52 @@ async fn an_approved_call_waits_for_its_upstream_to_come_back() {
         json!(approval)
     );
     assert_eq!(standing(&harness, &approval).await, Standing::Used, "spent");
+    harness.verify().await;
+}
+
+/// A call is held for its upstream only while deciding it would allow it:
+/// its agent demoted meanwhile (an out-of-scope action found in the
+/// platform's audit log), it is decided at once (in shadow, recorded), not
+/// held as if its approval would run.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_held_call_whose_agent_was_demoted_is_decided_at_once() {
+    let Some((harness, _)) = harness().await else {
+        return;
+    };
+    let token = harness.token("remediate-bot").await;
+    let (_client, call, approval) =
+        waiting_call(&harness, &token, "held__linger", json!({ "seconds": 0 })).await;
+    take_down(&harness, "held", "held-starts").await;
+    harness.approve(&approval).await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert!(!call.is_finished(), "held for its upstream");
+
+    harness
+        .gateway
+        .trust()
+        .record_evidence(
+            &Identity::Harness {
+                name: "audit-log".into(),
+            },
+            EvidenceInput {
+                agent: "remediate-bot".into(),
+                kind: "out_of_scope_action".into(),
+                incident_id: "audit-1".into(),
+                at: harness.gateway.now(),
+                domain: None,
+                correct: None,
+                accepted: None,
+                edit_ratio: None,
+                in_scope: None,
+                detail: None,
+                source: None,
+            },
+        )
+        .await
+        .unwrap();
+    let result = ended(call, "decided once deciding would not allow it").await;
+    assert_eq!(clearance(&result)["outcome"], "shadow", "{result:?}");
+    assert!(allowed(&harness).await.is_empty(), "nothing allowed");
     harness.verify().await;
 }
 
