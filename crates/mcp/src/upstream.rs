@@ -360,7 +360,7 @@ impl Upstreams {
 
     /// Why each server the supervisor has found not connected is not (one
     /// a call has asked to restart may still be listed up a moment longer:
-    /// [`Upstreams::unavailable`] answers for it).
+    /// `Upstreams::unavailable` answers for it).
     pub fn down(&self) -> Vec<(String, String)> {
         self.servers
             .read()
