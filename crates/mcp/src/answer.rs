@@ -93,63 +93,46 @@ pub(crate) fn held(answer: &DecisionAnswer, approval: &str, down: &str) -> CallT
 /// bound to fail, and nothing is forwarded.
 pub(crate) fn kept(approval: &str, down: &str) -> CallToolResult {
     let message = format!("approval {approval} stands for this call, but {down}");
-    result(
+    not_decided(
         format!(
             "clearance: not executed, and nothing decided: {message}. The approval is kept until it expires: repeat this identical call once the upstream is back and it runs on it, once."
         ),
-        true,
-        json!({
-            "outcome": "deny",
-            "decision_id": null,
-            "approval_id": approval,
-            "reasons": [{ "code": "upstream_unavailable", "message": message }],
-            "missing_evidence": [],
-        }),
+        "upstream_unavailable",
+        &message,
+        Some(approval),
     )
 }
 
 /// The result for a call that makes no request (a missing template
 /// argument, malformed `_meta`): nothing was decided or forwarded.
 pub(crate) fn refused(message: &str) -> CallToolResult {
-    result(
+    not_decided(
         format!("clearance: denied: {message}. Nothing was decided or executed."),
-        true,
-        json!({
-            "outcome": "deny",
-            "decision_id": null,
-            "reasons": [{ "code": "invalid_call", "message": message }],
-            "missing_evidence": [],
-        }),
+        "invalid_call",
+        message,
+        None,
     )
 }
 
 /// The result for a call whose agent no longer holds the token it came
 /// with: nothing was forwarded.
 pub(crate) fn unauthenticated(message: &str) -> CallToolResult {
-    result(
+    not_decided(
         format!("clearance: not executed: {message}"),
-        true,
-        json!({
-            "outcome": "deny",
-            "decision_id": null,
-            "reasons": [{ "code": "unauthenticated", "message": message }],
-            "missing_evidence": [],
-        }),
+        "unauthenticated",
+        message,
+        None,
     )
 }
 
 /// The result for a call that could not be decided (the ledger is
 /// unavailable): failing closed, nothing was forwarded.
 pub(crate) fn undecided(message: &str) -> CallToolResult {
-    result(
+    not_decided(
         format!("clearance: not decided, so not executed: {message}"),
-        true,
-        json!({
-            "outcome": "deny",
-            "decision_id": null,
-            "reasons": [{ "code": "unavailable", "message": message }],
-            "missing_evidence": [],
-        }),
+        "unavailable",
+        message,
+        None,
     )
 }
 
@@ -163,6 +146,22 @@ pub(crate) fn upstream_failed(answer: &DecisionAnswer, error: &str) -> CallToolR
     let mut structured = clearance(answer);
     structured.insert("upstream_error".into(), json!(error));
     result(text, true, Value::Object(structured))
+}
+
+/// A result that carries no decision: nothing was decided, so nothing
+/// ran, for the reason `code` says in `message`; `approval`, the one it
+/// concerns, if any.
+fn not_decided(text: String, code: &str, message: &str, approval: Option<&str>) -> CallToolResult {
+    let mut clearance = json!({
+        "outcome": "deny",
+        "decision_id": null,
+        "reasons": [{ "code": code, "message": message }],
+        "missing_evidence": [],
+    });
+    if let (Some(approval), Some(fields)) = (approval, clearance.as_object_mut()) {
+        fields.insert("approval_id".into(), json!(approval));
+    }
+    result(text, true, clearance)
 }
 
 fn because(reasons: &[Reason]) -> String {

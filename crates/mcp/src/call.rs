@@ -302,9 +302,6 @@ impl<S: Store> McpGateway<S> {
             .unwrap_or(start);
         let token = context.meta.get_progress_token();
         let mut told = start;
-        // Why the approved call is held: its upstream cannot take it, and
-        // deciding now would spend the approval on a call bound to fail.
-        let mut held: Option<CallError>;
         loop {
             let standing = match self
                 .gateway
@@ -315,9 +312,11 @@ impl<S: Store> McpGateway<S> {
                 Ok(standing) => standing,
                 Err(error) => return Answered::Gateway(answer::undecided(&error.to_string())),
             };
-            // Held only while deciding would allow it: any other answer is
-            // decided now, and recorded.
-            held = match standing {
+            // Why the approved call is held: its upstream cannot take it,
+            // and deciding now would spend the approval on a call bound to
+            // fail. Held only while deciding would allow it: any other
+            // answer is decided now, and recorded.
+            let held: Option<CallError> = match standing {
                 Standing::Approved => self.upstreams.unavailable(&route.server.id).filter(|_| {
                     self.gateway
                         .approvals()

@@ -445,14 +445,7 @@ async fn a_kill_switch_ends_an_approval_wait_with_a_denial() {
 async fn take_down(harness: &Harness, server: &str, file: &str) {
     let starts = harness.dir.path().join(file);
     std::fs::write(starts.with_extension("down"), "").unwrap();
-    let killed = Command::new("pkill")
-        .args(["-KILL", "-f", &starts.display().to_string()])
-        .status()
-        .unwrap();
-    assert!(
-        killed.success(),
-        "the upstream process was found and killed"
-    );
+    kill(harness, file);
     let start = Instant::now();
     while !is_down(harness, server) {
         assert!(
@@ -461,6 +454,34 @@ async fn take_down(harness: &Harness, server: &str, file: &str) {
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+/// remediate-bot's call of `<server>__linger`, waiting for its approval;
+/// the server (counting its starts in `<server>-starts`) then taken down,
+/// and the approval given.
+async fn approved_while_down(
+    harness: &Harness,
+    tool: &'static str,
+) -> (Client, tokio::task::JoinHandle<CallToolResult>, String) {
+    let token = harness.token("remediate-bot").await;
+    let server = tool.split_once("__").map_or(tool, |(server, _)| server);
+    let waiting = waiting_call(harness, &token, tool, json!({ "seconds": 0 })).await;
+    take_down(harness, server, &format!("{server}-starts")).await;
+    harness.approve(&waiting.2).await;
+    waiting
+}
+
+/// SIGKILLs the `declines.py` upstream counting its starts in `file`.
+fn kill(harness: &Harness, file: &str) {
+    let starts = harness.dir.path().join(file);
+    let killed = Command::new("pkill")
+        .args(["-KILL", "-f", &starts.display().to_string()])
+        .status()
+        .unwrap();
+    assert!(
+        killed.success(),
+        "the upstream process was found and killed"
+    );
 }
 
 /// Lets the upstream [`take_down`] kept down start again.
@@ -497,15 +518,7 @@ async fn an_upstream_that_exits_while_idle_is_restarted_before_the_next_call() {
     };
     let client = harness.client(&harness.token("reader").await).await;
     lingers_come_back(&client, "declines", Duration::from_secs(30)).await;
-    let file = harness.dir.path().join("declines-starts");
-    let killed = Command::new("pkill")
-        .args(["-KILL", "-f", &file.display().to_string()])
-        .status()
-        .unwrap();
-    assert!(
-        killed.success(),
-        "the upstream process was found and killed"
-    );
+    kill(&harness, "declines-starts");
 
     let start = Instant::now();
     while starts(&harness, "declines-starts") < 2 || is_down(&harness, "declines") {
@@ -530,11 +543,7 @@ async fn an_approved_call_waits_for_its_upstream_to_come_back() {
     let Some((harness, _)) = harness().await else {
         return;
     };
-    let token = harness.token("remediate-bot").await;
-    let (_client, call, approval) =
-        waiting_call(&harness, &token, "held__linger", json!({ "seconds": 0 })).await;
-    take_down(&harness, "held", "held-starts").await;
-    harness.approve(&approval).await;
+    let (_client, call, approval) = approved_while_down(&harness, "held__linger").await;
 
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert!(!call.is_finished(), "the call waits for its upstream");
@@ -574,11 +583,7 @@ async fn a_held_call_whose_agent_was_demoted_is_decided_at_once() {
     let Some((harness, _)) = harness().await else {
         return;
     };
-    let token = harness.token("remediate-bot").await;
-    let (_client, call, approval) =
-        waiting_call(&harness, &token, "held__linger", json!({ "seconds": 0 })).await;
-    take_down(&harness, "held", "held-starts").await;
-    harness.approve(&approval).await;
+    let (_client, call, _) = approved_while_down(&harness, "held__linger").await;
     tokio::time::sleep(Duration::from_secs(1)).await;
     assert!(!call.is_finished(), "held for its upstream");
 
@@ -620,11 +625,7 @@ async fn an_approval_its_upstream_was_down_for_is_kept_for_the_repeated_call() {
     let Some((harness, _)) = harness().await else {
         return;
     };
-    let token = harness.token("remediate-bot").await;
-    let (client, waiting, approval) =
-        waiting_call(&harness, &token, "brief__linger", json!({ "seconds": 0 })).await;
-    take_down(&harness, "brief", "brief-starts").await;
-    harness.approve(&approval).await;
+    let (client, waiting, approval) = approved_while_down(&harness, "brief__linger").await;
 
     let result = tokio::time::timeout(Duration::from_secs(20), waiting)
         .await

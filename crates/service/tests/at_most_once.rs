@@ -533,6 +533,25 @@ async fn approvals_and_samples_count_once<S: Store>(world: World<S>) {
 }
 both!(approvals_and_samples_count_once);
 
+/// remediate-bot's `asked`, decided as the MCP face decides it: on the
+/// approved, unused approval of the same request when it names none.
+async fn decide_same_request<S: Store>(
+    world: &World<S>,
+    asked: DecisionRequest,
+) -> clearance_service::DecisionAnswer {
+    world
+        .gateway
+        .decisions()
+        .decide_with(
+            &agent("remediate-bot"),
+            asked,
+            clearance_service::Matching::SameRequest,
+            clearance_service::Executor::Gateway,
+        )
+        .await
+        .unwrap()
+}
+
 /// A pending request repeated waits on the approval it already opened; once
 /// that approval is approved, the repeat naming no approval runs on it
 /// (`Matching::SameRequest`, as the MCP face asks), once.
@@ -569,30 +588,10 @@ async fn a_repeated_request_waits_on_its_approval_and_runs_once_approved<S: Stor
         Outcome::Pending,
         "HTTP names its approval"
     );
-    let matched = world
-        .gateway
-        .decisions()
-        .decide_with(
-            &agent("remediate-bot"),
-            asked.clone(),
-            clearance_service::Matching::SameRequest,
-            clearance_service::Executor::Gateway,
-        )
-        .await
-        .unwrap();
+    let matched = decide_same_request(&world, asked.clone()).await;
     assert_eq!(matched.decision.outcome, Outcome::Allow);
     assert_eq!(matched.decision.approval_id.as_deref(), Some(id.as_str()));
-    let third = world
-        .gateway
-        .decisions()
-        .decide_with(
-            &agent("remediate-bot"),
-            asked,
-            clearance_service::Matching::SameRequest,
-            clearance_service::Executor::Gateway,
-        )
-        .await
-        .unwrap();
+    let third = decide_same_request(&world, asked).await;
     assert_eq!(third.decision.outcome, Outcome::Pending, "used once");
     world.verify().await;
 }
@@ -633,17 +632,7 @@ async fn only_an_approval_a_request_would_run_on_now_is_named<S: Store>(world: W
         None,
         "stale"
     );
-    let stale = world
-        .gateway
-        .decisions()
-        .decide_with(
-            &agent("remediate-bot"),
-            asked,
-            clearance_service::Matching::SameRequest,
-            clearance_service::Executor::Gateway,
-        )
-        .await
-        .unwrap();
+    let stale = decide_same_request(&world, asked).await;
     assert_eq!(
         stale.decision.outcome,
         Outcome::Deny,
