@@ -312,28 +312,17 @@ impl<S: Store> McpGateway<S> {
                 Ok(standing) => standing,
                 Err(error) => return Answered::Gateway(answer::undecided(&error.to_string())),
             };
-            // Why the approved call is held: its upstream cannot take it,
-            // and deciding now would spend the approval on a call bound to
-            // fail. Held only while deciding would allow it: any other
-            // answer is decided now, and recorded.
-            let held: Option<CallError> = match standing {
-                Standing::Approved => self.upstreams.unavailable(&route.server.id).filter(|_| {
-                    self.gateway
-                        .approvals()
-                        .approved_for(&request.agent, &request)
-                        .is_some_and(|id| id == approval)
-                }),
-                _ => None,
-            };
-            match standing {
-                Standing::Pending => {}
-                Standing::Approved if held.is_some() => {}
+            let held = match standing {
+                Standing::Pending => None,
                 Standing::Denied(by) => {
                     return Answered::Gateway(answer::approval_refused(&pending, &approval, &by));
                 }
-                // Approved: run on it. Voided by a kill switch, spent
-                // elsewhere or expired: decide again, and answer with that.
+                // Approved: run on it, unless it is held for its upstream.
+                // Voided by a kill switch, spent elsewhere or expired:
+                // decide again, and answer with that.
                 Standing::Approved | Standing::Voided(_) | Standing::Used | Standing::Expired => {
+                    // Asked on every look, held or not: a held call whose
+                    // token is revoked, or whose tool a reload hid, ends now.
                     if let Err(result) = self.still_held(identity, context).await {
                         return Answered::Gateway(result);
                     }
@@ -345,27 +334,27 @@ impl<S: Store> McpGateway<S> {
                             Ok(now) => now,
                             Err(refusal) => return Answered::Gateway(answer::refused(&refusal)),
                         };
-                    let again = DecisionRequest {
-                        approval_id: (standing != Standing::Used && standing != Standing::Expired)
-                            .then(|| approval.clone()),
-                        ..request
-                    };
-                    let matching = if again.approval_id.is_some() {
-                        Matching::Explicit
-                    } else {
-                        Matching::SameRequest
-                    };
-                    return match self.decide(identity, again, matching).await {
-                        Ok(answer) if answer.decision.outcome == Outcome::Allow => {
-                            Answered::Upstream(
-                                self.forward(route, arguments, &answer, context).await,
-                            )
+                    let held = (standing == Standing::Approved)
+                        .then(|| self.held_for_upstream(route, &request, &approval))
+                        .flatten();
+                    match held {
+                        Some(down) => Some(down),
+                        None => {
+                            // An approval that still stands is named; one
+                            // spent or expired is not (the request may match
+                            // another).
+                            let named = !matches!(standing, Standing::Used | Standing::Expired);
+                            let again = DecisionRequest {
+                                approval_id: named.then(|| approval.clone()),
+                                ..request
+                            };
+                            return self
+                                .run_waited(identity, route, again, arguments, context)
+                                .await;
                         }
-                        Ok(answer) => Answered::Gateway(answer::withheld(&answer)),
-                        Err(result) => Answered::Gateway(result),
-                    };
+                    }
                 }
-            }
+            };
             let now = Instant::now();
             if now >= deadline {
                 return Answered::Gateway(match &held {
@@ -395,6 +384,48 @@ impl<S: Store> McpGateway<S> {
                 () = tokio::time::sleep(APPROVAL_POLL.min(deadline.saturating_duration_since(now))) => {}
                 () = elicitation.as_mut(), if !answered => answered = true,
             }
+        }
+    }
+
+    /// Why a call whose approval was given is held rather than decided:
+    /// its upstream cannot take it, and deciding now would spend the
+    /// approval on a call bound to fail. Held only while deciding would
+    /// allow it on that very approval: any other answer is decided now,
+    /// and recorded.
+    fn held_for_upstream(
+        &self,
+        route: &Route,
+        request: &DecisionRequest,
+        approval: &str,
+    ) -> Option<CallError> {
+        self.upstreams.unavailable(&route.server.id).filter(|_| {
+            self.gateway
+                .approvals()
+                .approved_for(&request.agent, request)
+                .is_some_and(|id| id == approval)
+        })
+    }
+
+    /// Decides a call whose wait ended, and forwards it when allowed.
+    async fn run_waited(
+        &self,
+        identity: &Identity,
+        route: &Route,
+        request: DecisionRequest,
+        arguments: JsonObject,
+        context: &RequestContext<RoleServer>,
+    ) -> Answered {
+        let matching = if request.approval_id.is_some() {
+            Matching::Explicit
+        } else {
+            Matching::SameRequest
+        };
+        match self.decide(identity, request, matching).await {
+            Ok(answer) if answer.decision.outcome == Outcome::Allow => {
+                Answered::Upstream(self.forward(route, arguments, &answer, context).await)
+            }
+            Ok(answer) => Answered::Gateway(answer::withheld(&answer)),
+            Err(result) => Answered::Gateway(result),
         }
     }
 }

@@ -464,8 +464,17 @@ async fn approved_while_down(
     tool: &'static str,
 ) -> (Client, tokio::task::JoinHandle<CallToolResult>, String) {
     let token = harness.token("remediate-bot").await;
+    approved_while_down_with(harness, &token, tool).await
+}
+
+/// [`approved_while_down`] with the agent's `token`.
+async fn approved_while_down_with(
+    harness: &Harness,
+    token: &str,
+    tool: &'static str,
+) -> (Client, tokio::task::JoinHandle<CallToolResult>, String) {
     let server = tool.split_once("__").map_or(tool, |(server, _)| server);
-    let waiting = waiting_call(harness, &token, tool, json!({ "seconds": 0 })).await;
+    let waiting = waiting_call(harness, token, tool, json!({ "seconds": 0 })).await;
     take_down(harness, server, &format!("{server}-starts")).await;
     harness.approve(&waiting.2).await;
     waiting
@@ -612,6 +621,70 @@ async fn a_held_call_whose_agent_was_demoted_is_decided_at_once() {
         .unwrap();
     let result = ended(call, "decided once deciding would not allow it").await;
     assert_eq!(clearance(&result)["outcome"], "shadow", "{result:?}");
+    assert!(allowed(&harness).await.is_empty(), "nothing allowed");
+    harness.verify().await;
+}
+
+/// A call held for its upstream is not held on a token revoked meanwhile:
+/// it ends at once (not at its 60 s deadline), refused, with nothing
+/// decided and its approval unspent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_held_call_whose_token_is_revoked_ends_at_once() {
+    let Some((harness, _)) = harness().await else {
+        return;
+    };
+    let token = harness.token("remediate-bot").await;
+    let (_client, call, approval) =
+        approved_while_down_with(&harness, &token, "held__linger").await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert!(!call.is_finished(), "held for its upstream");
+
+    let revoked = harness
+        .http
+        .delete(format!("{}/v1/tokens/{token}", harness.base))
+        .bearer_auth(&harness.admin)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(revoked.status(), 200);
+    let result = ended(call, "a revoked token ends the hold").await;
+    assert_eq!(result.is_error, Some(true), "{result:?}");
+    let seen = clearance(&result);
+    assert_eq!(seen["reasons"][0]["code"], "unauthenticated", "{seen}");
+    assert!(allowed(&harness).await.is_empty(), "nothing allowed");
+    assert_eq!(
+        standing(&harness, &approval).await,
+        Standing::Approved,
+        "unspent"
+    );
+    harness.verify().await;
+}
+
+/// A call held for its upstream runs only as the active bundle routes it:
+/// a reload that unmaps its tool meanwhile ends the hold at once (not at
+/// its 60 s deadline), refused, with nothing decided.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_held_call_whose_tool_a_reload_unmapped_is_refused_at_once() {
+    let Some((harness, mark)) = harness().await else {
+        return;
+    };
+    let (_client, call, _) = approved_while_down(&harness, "held__linger").await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert!(!call.is_finished(), "held for its upstream");
+
+    let (config, policy) = bundle(&peers().unwrap(), harness.dir.path(), &mark);
+    let mapped = r#"linger: { action: "fs:write""#;
+    assert!(config.contains(mapped));
+    let unmapped = config.replace(mapped, r#"decline: { action: "fs:write""#);
+    harness.activate(unmapped, &policy).await;
+    let result = ended(call, "the reload ends the hold").await;
+    assert_eq!(result.is_error, Some(true), "{result:?}");
+    assert!(
+        text(&result).contains("no longer offered"),
+        "{}",
+        text(&result)
+    );
+    assert_eq!(clearance(&result)["decision_id"], Value::Null);
     assert!(allowed(&harness).await.is_empty(), "nothing allowed");
     harness.verify().await;
 }
