@@ -30,6 +30,7 @@ use crate::{
     links,
     request::decision_request,
     upstream::CallError,
+    waits,
 };
 
 /// A pending call that waits for its approval.
@@ -50,6 +51,14 @@ struct Waiting<'a> {
 enum Answered {
     Gateway(CallToolResult),
     Upstream(CallToolResult),
+}
+
+/// Whether a waiting call is decided now.
+enum Turn<'a> {
+    /// Now, holding its approval (when one was given) until it is decided.
+    Now(Option<waits::Running<'a>>),
+    /// Later: another call waiting on its approval runs on it.
+    Later,
 }
 
 /// How often a waiting call looks at its approval.
@@ -138,8 +147,18 @@ impl<S: Store> McpGateway<S> {
         {
             return Ok(CallToolResponse::InputRequired(input));
         }
-        let answered = match answer.decision.outcome {
-            Outcome::Pending if route.server.approval_wait_seconds > 0 => {
+        let waits =
+            answer.decision.outcome == Outcome::Pending && route.server.approval_wait_seconds > 0;
+        let place = waits.then(|| self.waits.enter(agent)).flatten();
+        if waits && place.is_none() {
+            tracing::warn!(
+                agent,
+                most = waits::MOST_PER_AGENT,
+                "an agent's call answered pending without waiting: as many of its calls wait already"
+            );
+        }
+        let answered = match place {
+            Some(_place) => {
                 self.wait(
                     Waiting {
                         identity,
@@ -154,7 +173,7 @@ impl<S: Store> McpGateway<S> {
                 )
                 .await
             }
-            _ => Answered::Gateway(answer::withheld(&answer)),
+            None => Answered::Gateway(answer::withheld(&answer)),
         };
         Ok(CallToolResponse::Complete(match answered {
             Answered::Gateway(result) => links::with_link(result, |id| self.approval_url(id)),
@@ -337,21 +356,26 @@ impl<S: Store> McpGateway<S> {
                     let held = (standing == Standing::Approved)
                         .then(|| self.held_for_upstream(route, &request, &approval))
                         .flatten();
-                    match held {
-                        Some(down) => Some(down),
-                        None => {
-                            // An approval that still stands is named; one
-                            // spent or expired is not (the request may match
-                            // another).
-                            let named = !matches!(standing, Standing::Used | Standing::Expired);
-                            let again = DecisionRequest {
-                                approval_id: named.then(|| approval.clone()),
-                                ..request
-                            };
-                            return self
-                                .run_waited(identity, route, again, arguments, context)
-                                .await;
-                        }
+                    if held.is_some() {
+                        held
+                    } else if let Turn::Now(running) =
+                        self.turn(&standing, &request.agent, &approval).await
+                    {
+                        // An approval that still stands is named; one
+                        // spent or expired is not (the request may match
+                        // another).
+                        let named = !matches!(standing, Standing::Used | Standing::Expired);
+                        let again = DecisionRequest {
+                            approval_id: named.then(|| approval.clone()),
+                            ..request
+                        };
+                        return self
+                            .run_waited(identity, route, again, arguments, context, running)
+                            .await;
+                    } else {
+                        // Another call waiting on it runs on it now: look
+                        // again, and find it spent (or free once more).
+                        None
                     }
                 }
             };
@@ -406,7 +430,27 @@ impl<S: Store> McpGateway<S> {
         })
     }
 
+    /// Whether a waiting call whose approval stands so is decided now: any
+    /// standing but `Approved` is, and an approval given is run on by one
+    /// waiting call at a time ([`waits::Waits::run_on`]), which makes sure
+    /// it is still unspent once its turn has come (another may have run on
+    /// it since `standing` was read).
+    async fn turn(&self, standing: &Standing, agent: &str, approval: &str) -> Turn<'_> {
+        if *standing != Standing::Approved {
+            return Turn::Now(None);
+        }
+        let Some(running) = self.waits.run_on(approval) else {
+            return Turn::Later;
+        };
+        match self.gateway.approvals().standing(agent, approval).await {
+            Ok(Standing::Approved) => Turn::Now(Some(running)),
+            _ => Turn::Later,
+        }
+    }
+
     /// Decides a call whose wait ended, and forwards it when allowed.
+    /// `running` is its turn on the approval it names, given up once it
+    /// is decided.
     async fn run_waited(
         &self,
         identity: &Identity,
@@ -414,13 +458,16 @@ impl<S: Store> McpGateway<S> {
         request: DecisionRequest,
         arguments: JsonObject,
         context: &RequestContext<RoleServer>,
+        running: Option<waits::Running<'_>>,
     ) -> Answered {
         let matching = if request.approval_id.is_some() {
             Matching::Explicit
         } else {
             Matching::SameRequest
         };
-        match self.decide(identity, request, matching).await {
+        let decided = self.decide(identity, request, matching).await;
+        drop(running);
+        match decided {
             Ok(answer) if answer.decision.outcome == Outcome::Allow => {
                 Answered::Upstream(self.forward(route, arguments, &answer, context).await)
             }

@@ -8,7 +8,13 @@
 //! (`auth`) refuses any request on it with another agent's token before
 //! it reaches a session.
 
-use std::{sync::Arc, time::Duration};
+use std::{
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::Duration,
+};
 
 use clearance_engine::Identity;
 use clearance_store::Store;
@@ -33,11 +39,18 @@ const IDLE_CHECK: Duration = Duration::from_secs(30);
 /// One client's view of the gateway.
 pub(crate) struct Session<S: Store> {
     mcp: Arc<McpGateway<S>>,
+    /// Whether the session's list changes are relayed already: a client
+    /// may send `notifications/initialized` again and again, and each
+    /// would start another relay, for as long as the session lasts.
+    relaying: AtomicBool,
 }
 
 impl<S: Store> Session<S> {
     pub(crate) fn new(mcp: Arc<McpGateway<S>>) -> Session<S> {
-        Session { mcp }
+        Session {
+            mcp,
+            relaying: AtomicBool::new(false),
+        }
     }
 
     /// The caller, unless a kill switch stops it altogether: resources and
@@ -211,6 +224,9 @@ impl<S: Store> ServerHandler for Session<S> {
     }
 
     async fn on_initialized(&self, context: NotificationContext<RoleServer>) {
+        if self.relaying.swap(true, Ordering::AcqRel) {
+            return;
+        }
         tokio::spawn(relay_list_changes(
             self.mcp.upstreams.subscribe(),
             context.peer,

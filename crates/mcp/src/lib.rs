@@ -9,7 +9,8 @@
 //! - [`bridge`] is `clearance mcp`: a stdio MCP server relaying to `/mcp`;
 //! - [`upstream`] keeps the upstream servers connected; `catalog` is what
 //!   they offer, as the bundle maps it; `call` decides and forwards one
-//!   call; `answer` is what a client reads when its call is not forwarded.
+//!   call, and `waits` bounds the calls waiting for approvals; `answer` is
+//!   what a client reads when its call is not forwarded.
 //!
 //! The protocol is `rmcp`'s; nothing here hand-writes it. No policy lives
 //! here either: a call becomes a decision request, and the service decides.
@@ -24,6 +25,7 @@ mod links;
 mod progress;
 mod request;
 pub mod upstream;
+mod waits;
 
 use std::{
     sync::{Arc, Mutex},
@@ -36,6 +38,7 @@ use clearance_store::Store;
 pub use auth::router;
 use catalog::Catalog;
 use upstream::Upstreams;
+use waits::Waits;
 
 /// How often the active bundle is compared with the upstreams running: a
 /// reload (here or on another instance) starts, stops or restarts them.
@@ -57,6 +60,8 @@ pub struct McpGateway<S: Store> {
     /// answer (a key of this process: a retry on another instance is asked
     /// again, never trusted).
     sealer: Option<rmcp::model::RequestStateCodec>,
+    /// The calls waiting for their approvals.
+    waits: Waits,
 }
 
 impl<S: Store> McpGateway<S> {
@@ -81,6 +86,7 @@ impl<S: Store> McpGateway<S> {
             catalog: Mutex::new(None),
             console,
             sealer,
+            waits: Waits::default(),
         });
         tokio::spawn(follow_bundle(Arc::downgrade(&mcp)));
         mcp

@@ -2,7 +2,9 @@
 //! and an approval wait that ends — approved (the call runs the moment it
 //! is, but not on a token revoked meanwhile), or ended by a kill switch (a
 //! denial, nothing run), or approved while its upstream is down (it waits
-//! for the upstream, the approval unspent). Each failed
+//! for the upstream, the approval unspent). At most 32 of an agent's
+//! calls wait at once, and identical ones run on the approval they share
+//! one at a time. Each failed
 //! call is an `isError` result whose decision's outcome is `failed`, and
 //! the upstream is restarted — once, however many calls failed on one
 //! connection, and not for a JSON-RPC error it answered one call with.
@@ -823,6 +825,99 @@ async fn a_call_whose_tool_is_unmapped_while_it_waits_does_not_run_once_approved
     assert_eq!(clearance(&result)["outcome"], "deny");
     assert!(!file.exists(), "nothing was written");
     assert_eq!(allowed(&harness).await.len(), 0);
+    harness.verify().await;
+}
+
+/// How many calls of one agent may wait for approvals at once (the
+/// gateway's `waits::MOST_PER_AGENT`).
+const MOST_WAITING: u32 = 32;
+
+/// An agent keeps at most 32 calls waiting for approvals at once: the next
+/// is answered pending at once, not held for its server's 30 s. Of the
+/// identical calls waiting on one approval, one runs on it once it is
+/// given; the others are pending again, as an identical call made after
+/// it is: none is denied for an approval spent under it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn waiting_calls_are_bounded_and_one_runs_on_the_approval_they_share() {
+    let Some((harness, _)) = harness().await else {
+        return;
+    };
+    let file = runbook(&harness, "shared.md");
+    let token = harness.token("remediate-bot").await;
+    let (client, first, approval) = waiting_write_with(&harness, &token, &file).await;
+    let arguments = json!({ "path": file.display().to_string(), "content": "approved" });
+    let write = |progress| call("files__write_file", arguments.clone(), json!({}), progress);
+    let mut calls = vec![first];
+    for progress in 1..MOST_WAITING {
+        let peer = client.peer().clone();
+        let params = write(Some(100 + progress));
+        calls.push(tokio::spawn(async move {
+            peer.call_tool(params).await.unwrap()
+        }));
+    }
+    // Progress is sent only by a call that waits: once every call has
+    // sent some, all of them wait.
+    let start = Instant::now();
+    loop {
+        let waiting: std::collections::HashSet<String> = client
+            .service()
+            .progress
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|note| format!("{:?}", note.progress_token))
+            .collect();
+        if waiting.len() == MOST_WAITING as usize {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "{} calls wait",
+            waiting.len()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    let past = tokio::time::timeout(Duration::from_secs(10), client.call_tool(write(Some(99))))
+        .await
+        .expect("answered at once, not held for its server's wait")
+        .unwrap();
+    assert_eq!(past.is_error, Some(true), "{past:?}");
+    let seen = clearance(&past);
+    assert_eq!(seen["outcome"], "pending", "{seen}");
+    assert_eq!(seen["approval_id"], json!(approval), "{seen}");
+    assert!(!file.exists(), "nothing ran");
+
+    harness.approve(&approval).await;
+    let mut outcomes = Vec::new();
+    for call in calls {
+        let result = ended(call, "the approval ends every wait").await;
+        outcomes.push(if result.is_error == Some(true) {
+            clearance(&result)["outcome"]
+                .as_str()
+                .unwrap_or("?")
+                .to_owned()
+        } else {
+            "ran".to_owned()
+        });
+    }
+    outcomes.sort();
+    let ran = outcomes.iter().filter(|o| *o == "ran").count();
+    let pending = outcomes.iter().filter(|o| *o == "pending").count();
+    assert_eq!(
+        (ran, pending),
+        (1, MOST_WAITING as usize - 1),
+        "{outcomes:?}"
+    );
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), "approved");
+    assert_eq!(allowed(&harness).await.len(), 1);
+    let denied = harness
+        .decisions()
+        .await
+        .into_iter()
+        .filter(|d| d["payload"]["decision"]["outcome"] == "deny")
+        .count();
+    assert_eq!(denied, 0, "no call was denied");
     harness.verify().await;
 }
 

@@ -2,7 +2,8 @@
 //! trusted read-only tools, progress passed through, resources and prompts
 //! relayed for reads (but not for an agent a kill switch stops), and a
 //! mapping that stops matching the tool's schema after a bundle reload:
-//! the client is told the list changed, and the tool is gone.
+//! the client is told the list changed (once for each change, however
+//! often it says it initialized), and the tool is gone.
 
 #![allow(
     clippy::unwrap_used,
@@ -260,6 +261,65 @@ async fn a_mapping_that_stops_matching_the_tools_schema_hides_it_and_clients_hea
 /// Two connections number their progress tokens alike (rmcp counts per
 /// connection): the progress of one agent's call through one of them must
 /// not reach another agent's client calling through the other.
+/// A client that sends `notifications/initialized` again and again starts
+/// no relay of list changes beyond the first: it hears of a reload as
+/// often as a client that sent it once, not once for each time it sent
+/// it (each repeat had started a relay of its own, for the session's life).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_repeated_initialized_notification_starts_no_second_relay() {
+    const REPEATS: usize = 8;
+    let Some(peers) = peers() else { return };
+    let everything = Everything::start(&peers);
+    let harness = Harness::start(|_| {
+        (
+            config(&everything.url, "{message}"),
+            OWN_DOMAINS_POLICY.into(),
+        )
+    })
+    .await;
+    let token = harness.token("reader").await;
+    let once = harness.client(&token).await;
+    let repeated = harness.client(&token).await;
+    for _ in 0..REPEATS {
+        repeated.peer().notify_initialized().await.unwrap();
+    }
+    let start = Instant::now();
+    while !tool_names(&repeated)
+        .await
+        .contains(&"everything__echo".into())
+    {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "server-everything's echo was never listed"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let heard = |client: &support::Client| *client.service().tools_changed.lock().unwrap();
+    for client in [&once, &repeated] {
+        *client.service().tools_changed.lock().unwrap() = 0;
+    }
+
+    harness
+        .activate(config(&everything.url, "{msg}"), OWN_DOMAINS_POLICY)
+        .await;
+    let start = Instant::now();
+    while heard(&once) == 0 || heard(&repeated) == 0 {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "no tools/list_changed"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // Whatever the repeats started has had its time to be heard.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let (once, repeated) = (heard(&once), heard(&repeated));
+    assert!(
+        repeated <= REPEATS && repeated <= once + 2,
+        "a client that initialized once heard {once} changes, one that repeated it {REPEATS} times {repeated}"
+    );
+    harness.verify().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn progress_reaches_only_the_client_whose_call_it_reports_on() {
     let Some(peers) = peers() else { return };
