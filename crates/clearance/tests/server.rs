@@ -1017,6 +1017,41 @@ fn checkpoints_catch_a_cut_tail_and_a_rewritten_history() {
         intact.contains(&format!("{0} of {0} checkpoints confirmed", signed.len())),
         "{intact}"
     );
+    assert!(
+        intact.contains("records after it not yet pinned"),
+        "{intact}"
+    );
+
+    // A witness emptied (or cut before its first line) proves nothing.
+    std::fs::write(db.path().join("empty.jsonl"), "\n").unwrap();
+    let (code, empty) = verify(&[
+        "--checkpoints",
+        "empty.jsonl",
+        "--public-key",
+        public_key.as_str(),
+    ]);
+    assert_eq!(code, 1, "{empty}");
+    assert!(empty.contains("the witness holds no checkpoint"), "{empty}");
+
+    // Each line's signature is checked as it is read: a forged first line
+    // fails the witness before the rest of it is read (here, a line that
+    // is no checkpoint at all).
+    let first = witness.lines().next().unwrap();
+    let head = serde_json::from_str::<Value>(first).unwrap()["head"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let altered = head.replacen(&head[..1], if &head[..1] == "0" { "1" } else { "0" }, 1);
+    let forged = format!("{}\nnot a checkpoint\n", first.replace(&head, &altered));
+    std::fs::write(db.path().join("forged.jsonl"), forged).unwrap();
+    let (code, forged) = verify(&[
+        "--checkpoints",
+        "forged.jsonl",
+        "--public-key",
+        public_key.as_str(),
+    ]);
+    assert_eq!(code, 1, "{forged}");
+    assert!(forged.contains("the signature does not verify"), "{forged}");
     std::fs::write(db.path().join("other.key"), "11".repeat(32)).unwrap();
     let (_, other_key) = clearance(&["audit", "public-key", "--key", "other.key"], db.path());
     let (code, signed_by_other) = verify(&[

@@ -100,6 +100,11 @@ pub enum CheckpointError {
         /// When.
         signed_at: String,
     },
+    /// The witness holds no checkpoint: nothing pins the ledger.
+    #[error(
+        "the witness holds no checkpoint: nothing pins the ledger (a witness emptied or cut before its first line reads so too)"
+    )]
+    NoCheckpoint,
     /// The ledger ends before a signed record.
     #[error(
         "the ledger ends at record {ends_at}, but record {seq} was signed at {signed_at}: records were cut from the tail"
@@ -248,57 +253,92 @@ pub fn public_key_hex(key: &VerifyingKey) -> String {
 /// Checks a witness's checkpoints against the ledger, streamed in order
 /// beside the chain's own verification: each signed record must hash as
 /// signed, and the ledger must reach the last of them.
+///
+/// Checkpoints are taken one at a time ([`CheckpointAudit::add`]), each
+/// signature checked as it comes: a witness of lines that are no
+/// checkpoints of the trusted key fails at the first of them, before the
+/// rest is read, and of those that are only the record, its hash and the
+/// time of signing are kept (a year of checkpoints a minute apart is
+/// ~525,000 of them).
 #[derive(Debug)]
 pub struct CheckpointAudit {
-    pending: BTreeMap<u64, Checkpoint>,
+    trusted: VerifyingKey,
+    pending: BTreeMap<u64, Signed>,
     confirmed: u64,
-    pinned_through: u64,
+    /// The highest record confirmed, and when it was signed.
+    pinned: Option<(u64, String)>,
+}
+
+/// What a checkpoint signed, once its signature has been checked.
+#[derive(Debug)]
+struct Signed {
+    head: Digest32,
+    signed_at: String,
 }
 
 /// What a passing audit confirmed.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CheckpointSummary {
     /// Checkpoints whose record hashes as signed.
     pub confirmed: u64,
-    /// The highest record a checkpoint pins (0 when none).
+    /// The highest record a checkpoint pins.
     pub pinned_through: u64,
+    /// When the checkpoint of that record was signed.
+    pub pinned_at: String,
 }
 
 impl CheckpointAudit {
-    /// Every checkpoint's signature is checked against `trusted` first: a
-    /// witness is only as good as its signatures. A record signed more than
-    /// once with the same hash counts once (a delivery retried after a lost
-    /// answer, or two instances signing one head).
+    /// An audit against checkpoints signed by `trusted`, none added yet.
+    pub fn trusting(trusted: &VerifyingKey) -> CheckpointAudit {
+        CheckpointAudit {
+            trusted: *trusted,
+            pending: BTreeMap::new(),
+            confirmed: 0,
+            pinned: None,
+        }
+    }
+
+    /// [`CheckpointAudit::trusting`] with every one of `checkpoints` added.
     ///
     /// # Errors
-    /// The first checkpoint signed by another key or not verifying, or one
-    /// that gives an already signed record another hash.
+    /// As [`CheckpointAudit::add`], for the first that fails.
     pub fn new(
-        checkpoints: Vec<Checkpoint>,
+        checkpoints: impl IntoIterator<Item = Checkpoint>,
         trusted: &VerifyingKey,
     ) -> Result<CheckpointAudit, CheckpointError> {
-        let mut pending: BTreeMap<u64, Checkpoint> = BTreeMap::new();
+        let mut audit = CheckpointAudit::trusting(trusted);
         for checkpoint in checkpoints {
-            checkpoint.verify(trusted)?;
-            match pending.entry(checkpoint.seq) {
-                Entry::Vacant(slot) => {
-                    slot.insert(checkpoint);
-                }
-                Entry::Occupied(signed) if signed.get().head == checkpoint.head => {}
-                Entry::Occupied(signed) => {
-                    return Err(CheckpointError::Conflicting {
-                        seq: checkpoint.seq,
-                        first: signed.get().head,
-                        second: checkpoint.head,
-                    });
-                }
-            }
+            audit.add(checkpoint)?;
         }
-        Ok(CheckpointAudit {
-            pending,
-            confirmed: 0,
-            pinned_through: 0,
-        })
+        Ok(audit)
+    }
+
+    /// One more checkpoint of the witness, in any order: its signature is
+    /// checked first (a witness is only as good as its signatures). A
+    /// record signed more than once with the same hash counts once (a
+    /// delivery retried after a lost answer, or two instances signing one
+    /// head).
+    ///
+    /// # Errors
+    /// A checkpoint signed by another key or not verifying, or one that
+    /// gives an already signed record another hash.
+    pub fn add(&mut self, checkpoint: Checkpoint) -> Result<(), CheckpointError> {
+        checkpoint.verify(&self.trusted)?;
+        match self.pending.entry(checkpoint.seq) {
+            Entry::Vacant(slot) => {
+                slot.insert(Signed {
+                    head: checkpoint.head,
+                    signed_at: checkpoint.signed_at,
+                });
+                Ok(())
+            }
+            Entry::Occupied(signed) if signed.get().head == checkpoint.head => Ok(()),
+            Entry::Occupied(signed) => Err(CheckpointError::Conflicting {
+                seq: checkpoint.seq,
+                first: signed.get().head,
+                second: checkpoint.head,
+            }),
+        }
     }
 
     /// How many records the witness's checkpoints sign.
@@ -312,37 +352,42 @@ impl CheckpointAudit {
     /// # Errors
     /// [`CheckpointError::Rewritten`] when a signed record hashes otherwise.
     pub fn observe(&mut self, seq: u64, hash: &Digest32) -> Result<(), CheckpointError> {
-        let Some(checkpoint) = self.pending.remove(&seq) else {
+        let Some(signed) = self.pending.remove(&seq) else {
             return Ok(());
         };
-        if checkpoint.head != *hash {
+        if signed.head != *hash {
             return Err(CheckpointError::Rewritten {
                 seq,
                 found: *hash,
-                signed: checkpoint.head,
-                signed_at: checkpoint.signed_at,
+                signed: signed.head,
+                signed_at: signed.signed_at,
             });
         }
         self.confirmed += 1;
-        self.pinned_through = seq;
+        self.pinned = Some((seq, signed.signed_at));
         Ok(())
     }
 
     /// After the last record, `ends_at`.
     ///
     /// # Errors
-    /// [`CheckpointError::Truncated`] when a signed record was never seen.
+    /// [`CheckpointError::Truncated`] when a signed record was never seen;
+    /// [`CheckpointError::NoCheckpoint`] when the witness held none, which
+    /// proves nothing (a witness emptied, or cut before its first line,
+    /// reads so).
     pub fn finish(self, ends_at: u64) -> Result<CheckpointSummary, CheckpointError> {
-        if let Some((seq, checkpoint)) = self.pending.into_iter().next() {
+        if let Some((seq, signed)) = self.pending.into_iter().next() {
             return Err(CheckpointError::Truncated {
                 ends_at,
                 seq,
-                signed_at: checkpoint.signed_at,
+                signed_at: signed.signed_at,
             });
         }
+        let (pinned_through, pinned_at) = self.pinned.ok_or(CheckpointError::NoCheckpoint)?;
         Ok(CheckpointSummary {
             confirmed: self.confirmed,
-            pinned_through: self.pinned_through,
+            pinned_through,
+            pinned_at,
         })
     }
 }

@@ -161,6 +161,45 @@ fn a_history_rewritten_and_rehashed_from_any_point_is_caught() {
     }
 }
 
+/// A witness with no checkpoint pins nothing, and says so: it is no pass.
+#[test]
+fn a_witness_with_no_checkpoint_proves_nothing() {
+    let records = chain(5, original);
+    assert_eq!(
+        audit(&records, Vec::new()),
+        Err(CheckpointError::NoCheckpoint)
+    );
+}
+
+/// Checkpoints are taken one at a time, each signature checked as it comes;
+/// what passed is kept, and the audit goes on from there.
+#[test]
+fn checkpoints_are_checked_as_they_are_added() {
+    let records = chain(10, original);
+    let trusted = key(1).verifying_key();
+    let mut audit = CheckpointAudit::trusting(&trusted);
+    let signed = Checkpoint::sign(&key(1), 4, records[3].hash, "2026-11-21T00:00:04Z".into());
+    let forged = Checkpoint::sign(&key(2), 6, records[5].hash, "2026-11-21T00:00:06Z".into());
+    audit.add(signed).unwrap();
+    assert!(matches!(
+        audit.add(forged),
+        Err(CheckpointError::OtherKey { seq: 6, .. })
+    ));
+    assert_eq!(audit.signed_records(), 1, "the forged one is not kept");
+    for record in &records {
+        audit.observe(record.seq, &record.hash).unwrap();
+    }
+    let summary = audit.finish(10).unwrap();
+    assert_eq!(
+        (
+            summary.confirmed,
+            summary.pinned_through,
+            summary.pinned_at.as_str()
+        ),
+        (1, 4, "2026-11-21T00:00:04Z")
+    );
+}
+
 #[test]
 fn a_cut_tail_is_caught() {
     let records = chain(30, original);

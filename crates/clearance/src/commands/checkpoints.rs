@@ -156,10 +156,11 @@ pub async fn sign_when_due<S: Store>(
 /// `clearance audit verify --checkpoints FILE --public-key KEY`.
 pub fn verify(db: Location, witness: &Path, public_key: &str) -> anyhow::Result<Exit> {
     let trusted = trusted_key(public_key)?;
-    let checkpoints = read_witness(witness)?;
-    block_on(async {
-        with_existing_store!(db, |store| verify_in(&store, checkpoints, &trusted).await)
-    })
+    let mut audit = CheckpointAudit::trusting(&trusted);
+    if let Err(error) = read_witness(witness, |checkpoint| audit.add(checkpoint))? {
+        return Ok(broken(&error));
+    }
+    block_on(async { with_existing_store!(db, |store| verify_in(&store, audit).await) })
 }
 
 /// A public key given as 64 hex digits or as a file holding them.
@@ -172,13 +173,18 @@ fn trusted_key(given: &str) -> anyhow::Result<VerifyingKey> {
     parse_public_key(&text).map_err(|problem| anyhow::anyhow!("--public-key: {problem}"))
 }
 
-/// Every checkpoint of the witness at `path`, read a line at a time: a
-/// line longer than a checkpoint can be ([`MAX_LINE`]) is refused without
-/// being held whole.
-fn read_witness(path: &Path) -> anyhow::Result<Vec<Checkpoint>> {
+/// Every checkpoint of the witness at `path`, read a line at a time and
+/// handed to `add` as it is read (which checks its signature, so that a
+/// witness of forged lines fails at the first, not once all of them are
+/// held): `Err` for a line that is no checkpoint, or one longer than a
+/// checkpoint can be ([`MAX_LINE`]), refused without being held whole;
+/// `Ok(Err)` for the first checkpoint `add` refuses.
+fn read_witness(
+    path: &Path,
+    mut add: impl FnMut(Checkpoint) -> Result<(), CheckpointError>,
+) -> anyhow::Result<Result<(), CheckpointError>> {
     let cannot_read = || format!("cannot read the witness {}", path.display());
     let mut reader = std::io::BufReader::new(std::fs::File::open(path).with_context(cannot_read)?);
-    let mut checkpoints = Vec::new();
     let mut line = Vec::new();
     // A line and its "\r\n".
     let most = MAX_LINE + 2;
@@ -204,24 +210,17 @@ fn read_witness(path: &Path) -> anyhow::Result<Vec<Checkpoint>> {
         if text.trim().is_empty() {
             continue;
         }
-        checkpoints.push(
-            Checkpoint::from_line(text, number)
-                .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?,
-        );
+        let checkpoint = Checkpoint::from_line(text, number)
+            .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+        if let Err(refused) = add(checkpoint) {
+            return Ok(Err(refused));
+        }
     }
-    Ok(checkpoints)
+    Ok(Ok(()))
 }
 
-async fn verify_in(
-    store: &impl Store,
-    checkpoints: Vec<Checkpoint>,
-    trusted: &VerifyingKey,
-) -> anyhow::Result<Exit> {
+async fn verify_in(store: &impl Store, mut audit: CheckpointAudit) -> anyhow::Result<Exit> {
     let started = Instant::now();
-    let mut audit = match CheckpointAudit::new(checkpoints, trusted) {
-        Ok(audit) => audit,
-        Err(error) => return Ok(broken(&error)),
-    };
     let witnessed = audit.signed_records();
     // The chain is verified the store's quickest way; each record it has
     // verified is held against the checkpoints as it passes.
@@ -245,13 +244,17 @@ async fn verify_in(
     }
     match audit.finish(report.verified) {
         Ok(summary) => {
+            // What no checkpoint pins yet is said, not left to be assumed:
+            // records after the last checkpoint that reached the witness.
             println!(
-                "ok: {} records verified in {:.2?}, head {}; {} of {witnessed} checkpoints confirmed, pinned through record {}",
+                "ok: {} records verified in {:.2?}, head {}; {} of {witnessed} checkpoints confirmed, pinned through record {} (signed at {}; {} records after it not yet pinned)",
                 report.verified,
                 started.elapsed(),
                 report.head,
                 summary.confirmed,
-                summary.pinned_through
+                summary.pinned_through,
+                summary.pinned_at,
+                report.verified.saturating_sub(summary.pinned_through)
             );
             Ok(Exit::Ok)
         }

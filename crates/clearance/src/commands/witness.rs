@@ -3,6 +3,9 @@
 //! line POSTed as JSON, taken on 2xx). Lines go in the order they were
 //! signed; one that is not taken holds back the ones after it, and all are
 //! retried at the next flush — the checkpoint is in the ledger meanwhile.
+//! A witness down for long keeps only the newest [`MOST_WAITING`] lines
+//! waiting: a checkpoint pins every record before its own, so the newest
+//! one covers what the ones dropped would have.
 
 use std::{fs::OpenOptions, io::Write as _, path::PathBuf, time::Duration};
 
@@ -10,6 +13,11 @@ use clearance_engine::bundle::Witness;
 
 /// How long one POST to a witness URL may take.
 const POST_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The most lines waiting for their witnesses: a witness URL down for a
+/// week with `interval: 1m` would otherwise have the gateway hold ~10,000
+/// of them, and any number for a longer outage.
+const MOST_WAITING: usize = 1_000;
 
 /// Checkpoint lines on their way to their witnesses.
 pub struct WitnessQueue {
@@ -32,8 +40,16 @@ impl WitnessQueue {
         }
     }
 
-    /// Queues `line` for `witness`, behind the lines already waiting.
+    /// Queues `line` for `witness`, behind the lines already waiting; past
+    /// [`MOST_WAITING`], the oldest waiting line is dropped.
     pub fn push(&mut self, witness: Witness, line: String) {
+        if self.waiting.len() >= MOST_WAITING {
+            let (dropped_for, _) = self.waiting.remove(0);
+            tracing::warn!(
+                witness = %dropped_for,
+                "a witness has taken no checkpoint for {MOST_WAITING} checkpoints: the oldest waiting is dropped (the newest pins every record before it)"
+            );
+        }
         self.waiting.push((witness, line));
     }
 
@@ -84,5 +100,37 @@ async fn append(path: PathBuf, line: String) -> Result<(), String> {
         Ok(Ok(())) => Ok(()),
         Ok(Err(error)) => Err(error.to_string()),
         Err(error) => Err(format!("the append stopped: {error}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_witness_that_takes_nothing_keeps_only_the_newest_lines_waiting() {
+        let dir = tempfile::tempdir().unwrap();
+        // A file in a directory that does not exist: every append fails.
+        let unreachable =
+            Witness::File(dir.path().join("gone/witness.jsonl").display().to_string());
+        let mut queue = WitnessQueue::new();
+        for seq in 1..=MOST_WAITING + 5 {
+            queue.push(unreachable.clone(), format!("line {seq}"));
+            queue.flush().await;
+        }
+        assert_eq!(queue.waiting.len(), MOST_WAITING);
+        assert_eq!(queue.waiting[0].1, "line 6", "the oldest were dropped");
+        assert_eq!(
+            queue.waiting.last().map(|(_, line)| line.as_str()),
+            Some(format!("line {}", MOST_WAITING + 5).as_str())
+        );
+
+        // Once the witness takes lines, it gets the kept ones, in order.
+        std::fs::create_dir(dir.path().join("gone")).unwrap();
+        queue.flush().await;
+        assert!(queue.waiting.is_empty());
+        let taken = std::fs::read_to_string(dir.path().join("gone/witness.jsonl")).unwrap();
+        assert_eq!(taken.lines().count(), MOST_WAITING);
+        assert_eq!(taken.lines().next(), Some("line 6"));
     }
 }
