@@ -48,7 +48,7 @@ impl From<ServiceError> for ApiError {
             ServiceError::Forbidden(_) => StatusCode::FORBIDDEN,
             ServiceError::Invalid { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             ServiceError::NotFound(_) => StatusCode::NOT_FOUND,
-            ServiceError::Conflict(_) => StatusCode::CONFLICT,
+            ServiceError::Conflict(_) | ServiceError::Superseded(_) => StatusCode::CONFLICT,
             ServiceError::Limit(_) => StatusCode::TOO_MANY_REQUESTS,
             ServiceError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
         };

@@ -10,9 +10,7 @@
 use std::time::Duration;
 
 use clearance_engine::{DecisionRequest, Identity, Outcome, ReportedOutcome};
-use clearance_service::{
-    DecisionAnswer, Executor, Gateway, Matching, OutcomeReport, ServiceError, Standing,
-};
+use clearance_service::{DecisionAnswer, Gateway, Matching, OutcomeReport, ServiceError, Standing};
 use clearance_store::Store;
 use rmcp::{
     ErrorData, RoleServer,
@@ -53,6 +51,25 @@ enum Answered {
     Upstream(CallToolResult),
 }
 
+/// A call routed and decided, or answered without a decision to forward.
+enum Routed {
+    /// Its route, its request and the answer.
+    Decided(Box<(Route, DecisionRequest, DecisionAnswer)>),
+    Answered(CallToolResult),
+}
+
+/// Why a call was not decided.
+enum Undecided {
+    /// It was routed under a bundle no longer active: route it again.
+    Superseded,
+    /// Anything else, as the client is to read it.
+    Answer(CallToolResult),
+}
+
+/// How many times a call is routed again when reloads keep coming between
+/// its routing and its decision.
+const ROUTING_TRIES: usize = 3;
+
 /// Whether a waiting call is decided now.
 enum Turn<'a> {
     /// Now, holding its approval (when one was given) until it is decided.
@@ -83,16 +100,6 @@ impl<S: Store> McpGateway<S> {
         params: CallToolRequestParams,
         context: &RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, ErrorData> {
-        let catalog = self.catalog();
-        let route = catalog.route(&params.name).cloned().ok_or_else(|| {
-            ErrorData::invalid_params(
-                format!(
-                    "unknown tool `{}`: this gateway offers no tool by that name",
-                    params.name
-                ),
-                None,
-            )
-        })?;
         // A stateless client's retry after the approval page was offered.
         let retried = params
             .request_state
@@ -100,30 +107,12 @@ impl<S: Store> McpGateway<S> {
             .zip(self.sealer.as_ref())
             .and_then(|(state, sealer)| links::opened(sealer, state, agent));
         let arguments = params.arguments.unwrap_or_default();
-        let request = match decision_request(agent, &route, &arguments, &context.meta) {
-            Ok(request) => request,
-            Err(refusal) => {
-                return Ok(CallToolResponse::Complete(answer::refused(
-                    &refusal.message,
-                )));
-            }
-        };
-        // An approved call its upstream cannot take now is not decided: the
-        // decision would spend the approval on a call bound to fail.
-        if let Some(down) = self.upstreams.unavailable(&route.server.id)
-            && let Some(approval) = self.gateway.approvals().approved_for(agent, &request)
+        let (route, request, answer) = match self
+            .route_and_decide(identity, agent, &params.name, &arguments, context)
+            .await?
         {
-            return Ok(CallToolResponse::Complete(answer::kept(
-                &approval,
-                &down.to_string(),
-            )));
-        }
-        let answer = match self
-            .decide(identity, request.clone(), Matching::SameRequest)
-            .await
-        {
-            Ok(answer) => answer,
-            Err(result) => return Ok(CallToolResponse::Complete(result)),
+            Routed::Decided(decided) => *decided,
+            Routed::Answered(result) => return Ok(CallToolResponse::Complete(result)),
         };
         if answer.decision.outcome == Outcome::Allow {
             return Ok(CallToolResponse::Complete(
@@ -181,17 +170,74 @@ impl<S: Store> McpGateway<S> {
         }))
     }
 
+    /// Routes the call `name` as the active bundle maps it, and decides it
+    /// under that bundle: routed again when a reload comes in between (a
+    /// call is never decided by one bundle's policies as another mapped it).
+    ///
+    /// # Errors
+    /// `-32602` for a tool the agent cannot reach: not listed, or unknown.
+    async fn route_and_decide(
+        &self,
+        identity: &Identity,
+        agent: &str,
+        name: &str,
+        arguments: &JsonObject,
+        context: &RequestContext<RoleServer>,
+    ) -> Result<Routed, ErrorData> {
+        for _ in 0..ROUTING_TRIES {
+            let catalog = self.catalog();
+            let route = catalog.route(name).cloned().ok_or_else(|| {
+                ErrorData::invalid_params(
+                    format!("unknown tool `{name}`: this gateway offers no tool by that name"),
+                    None,
+                )
+            })?;
+            let request = match decision_request(agent, &route, arguments, &context.meta) {
+                Ok(request) => request,
+                Err(refusal) => return Ok(Routed::Answered(answer::refused(&refusal.message))),
+            };
+            // An approved call its upstream cannot take now is not decided:
+            // the decision would spend the approval on a call bound to fail.
+            if let Some(down) = self.upstreams.unavailable(&route.server.id)
+                && let Some(approval) = self.gateway.approvals().approved_for(agent, &request)
+            {
+                return Ok(Routed::Answered(answer::kept(&approval, &down.to_string())));
+            }
+            match self
+                .decide(identity, request.clone(), Matching::SameRequest, &route)
+                .await
+            {
+                Ok(answer) => return Ok(Routed::Decided(Box::new((route, request, answer)))),
+                Err(Undecided::Superseded) => continue,
+                Err(Undecided::Answer(result)) => return Ok(Routed::Answered(result)),
+            }
+        }
+        Ok(Routed::Answered(answer::undecided(
+            "the bundle changed each time the call was routed; nothing was decided or forwarded",
+        )))
+    }
+
+    /// Decides `request`, made by `route`, under the bundle that routed it.
     async fn decide(
         &self,
         identity: &Identity,
         request: DecisionRequest,
         matching: Matching,
-    ) -> Result<DecisionAnswer, CallToolResult> {
-        self.gateway
+        route: &Route,
+    ) -> Result<DecisionAnswer, Undecided> {
+        match self
+            .gateway
             .decisions()
-            .decide_with(identity, request, matching, Executor::Gateway)
+            .decide_routed(identity, request, matching, &route.revision)
             .await
-            .map_err(|error| answer::undecided(&error.to_string()))
+        {
+            Ok(answer) => Ok(answer),
+            Err(ServiceError::Superseded(why)) => {
+                tracing::debug!(%why, "a call routed before a reload is routed again");
+                Err(Undecided::Superseded)
+            }
+            Err(error) => Err(Undecided::Answer(answer::undecided(&error.to_string()))),
+        }
     }
 
     /// Forwards an allowed call, once, and reports how it went.
@@ -369,9 +415,14 @@ impl<S: Store> McpGateway<S> {
                             approval_id: named.then(|| approval.clone()),
                             ..request
                         };
-                        return self
-                            .run_waited(identity, route, again, arguments, context, running)
-                            .await;
+                        match self
+                            .run_waited(identity, route, again, arguments.clone(), context, running)
+                            .await
+                        {
+                            Some(answered) => return answered,
+                            // Routed before a reload: look again.
+                            None => None,
+                        }
                     } else {
                         // Another call waiting on it runs on it now: look
                         // again, and find it spent (or free once more).
@@ -450,7 +501,8 @@ impl<S: Store> McpGateway<S> {
 
     /// Decides a call whose wait ended, and forwards it when allowed.
     /// `running` is its turn on the approval it names, given up once it
-    /// is decided.
+    /// is decided. `None` when a reload came after `route` was made: the
+    /// wait looks again, and routes it anew.
     async fn run_waited(
         &self,
         identity: &Identity,
@@ -459,21 +511,22 @@ impl<S: Store> McpGateway<S> {
         arguments: JsonObject,
         context: &RequestContext<RoleServer>,
         running: Option<waits::Running<'_>>,
-    ) -> Answered {
+    ) -> Option<Answered> {
         let matching = if request.approval_id.is_some() {
             Matching::Explicit
         } else {
             Matching::SameRequest
         };
-        let decided = self.decide(identity, request, matching).await;
+        let decided = self.decide(identity, request, matching, route).await;
         drop(running);
-        match decided {
+        Some(match decided {
             Ok(answer) if answer.decision.outcome == Outcome::Allow => {
                 Answered::Upstream(self.forward(route, arguments, &answer, context).await)
             }
             Ok(answer) => Answered::Gateway(answer::withheld(&answer)),
-            Err(result) => Answered::Gateway(result),
-        }
+            Err(Undecided::Superseded) => return None,
+            Err(Undecided::Answer(result)) => Answered::Gateway(result),
+        })
     }
 }
 

@@ -31,6 +31,8 @@ pub(crate) struct Catalog {
     /// Prompts, renamed `<server>__<prompt>`, with the server and the
     /// upstream name.
     pub prompts: Vec<(String, String, Prompt)>,
+    /// The revision of the bundle whose mappings route its tools.
+    revision: Arc<str>,
 }
 
 /// Where a listed tool goes and what a call to it is.
@@ -42,6 +44,9 @@ pub(crate) struct Route {
     pub tool: String,
     /// What a call is decided as.
     pub decided_as: DecidedAs,
+    /// The revision of the bundle that routes it so: a call routed here is
+    /// decided under that bundle only (a reload may map the tool anew).
+    pub revision: Arc<str>,
 }
 
 /// What a call to a tool is decided as.
@@ -57,7 +62,10 @@ pub(crate) enum DecidedAs {
 impl Catalog {
     /// Builds the catalog of `bundle`'s servers from what they offer.
     pub(crate) fn build(bundle: &Bundle, offers: &HashMap<String, Offer>) -> Catalog {
-        let mut catalog = Catalog::default();
+        let mut catalog = Catalog {
+            revision: bundle.revision().into(),
+            ..Catalog::default()
+        };
         // Thousands of resources from one upstream are checked in one pass.
         let mut uris = std::collections::HashSet::new();
         for (id, config) in bundle.mcp_servers() {
@@ -135,6 +143,7 @@ impl Catalog {
                 server: server.clone(),
                 tool: tool.name.to_string(),
                 decided_as,
+                revision: self.revision.clone(),
             },
         );
     }

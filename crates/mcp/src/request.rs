@@ -253,6 +253,7 @@ mod tests {
             }),
             tool: "write_file".into(),
             decided_as,
+            revision: "rev".into(),
         }
     }
 

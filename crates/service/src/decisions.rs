@@ -189,6 +189,45 @@ impl<S: Store> Decisions<'_, S> {
         matching: Matching,
         executor: Executor,
     ) -> Result<DecisionAnswer, ServiceError> {
+        self.decide_under(identity, request, matching, executor, None)
+            .await
+    }
+
+    /// As [`Decisions::decide_with`] for a call the MCP gateway forwards,
+    /// made into `request` by the tool mappings of bundle revision
+    /// `routed_under`: decided only under that bundle. A reload in between
+    /// may have mapped the tool to another action or resource, and a call
+    /// routed by one bundle must not be decided by another's policies.
+    ///
+    /// # Errors
+    /// [`ServiceError::Superseded`], with nothing recorded, when another
+    /// bundle is active: route the call again and decide it anew. Else as
+    /// [`Decisions::decide`].
+    pub async fn decide_routed(
+        &self,
+        identity: &Identity,
+        request: DecisionRequest,
+        matching: Matching,
+        routed_under: &str,
+    ) -> Result<DecisionAnswer, ServiceError> {
+        self.decide_under(
+            identity,
+            request,
+            matching,
+            Executor::Gateway,
+            Some(routed_under),
+        )
+        .await
+    }
+
+    async fn decide_under(
+        &self,
+        identity: &Identity,
+        request: DecisionRequest,
+        matching: Matching,
+        executor: Executor,
+        routed_under: Option<&str>,
+    ) -> Result<DecisionAnswer, ServiceError> {
         let agent = asking_agent(identity, &request)?;
         request
             .check_arguments()
@@ -213,6 +252,14 @@ impl<S: Store> Decisions<'_, S> {
                         // Fail closed: what it could not read may forbid this.
                         if state.unreadable.is_some() {
                             return Err(ServiceError::Unavailable);
+                        }
+                        if let Some(routed) = routed_under
+                            && bundle.revision() != routed
+                        {
+                            return Err(ServiceError::Superseded(format!(
+                                "the call was routed under bundle {routed}, and bundle {} is active now",
+                                bundle.revision()
+                            )));
                         }
                         let declared = bundle.agent(agent).ok_or_else(|| unknown_agent(agent))?;
                         let horizon = now.checked_sub(hard_stop_horizon(bundle)).unwrap_or(now);

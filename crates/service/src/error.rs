@@ -33,6 +33,11 @@ pub enum ServiceError {
     /// Unlike a conflict, asking again at once changes nothing.
     #[error("{0}")]
     Limit(String),
+    /// What was asked was made under a bundle no longer active (an MCP
+    /// call routed by the tool mappings of the one before a reload);
+    /// nothing happened: make it again under the active one.
+    #[error("{0}")]
+    Superseded(String),
     /// The store could not make it durable; nothing happened. The detail
     /// was logged; clients are told only this.
     #[error("the ledger could not record this, so it did not happen; try again")]
@@ -49,7 +54,7 @@ impl ServiceError {
 
     /// The stable code faces report: `unauthenticated`, `forbidden`,
     /// `invalid_field`, `not_found`, `conflict`, `limit_reached`,
-    /// `unavailable`.
+    /// `superseded`, `unavailable`.
     pub fn code(&self) -> &'static str {
         match self {
             ServiceError::Unauthenticated(_) => "unauthenticated",
@@ -58,6 +63,7 @@ impl ServiceError {
             ServiceError::NotFound(_) => "not_found",
             ServiceError::Conflict(_) => "conflict",
             ServiceError::Limit(_) => "limit_reached",
+            ServiceError::Superseded(_) => "superseded",
             ServiceError::Unavailable => "unavailable",
         }
     }

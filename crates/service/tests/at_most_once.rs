@@ -597,6 +597,47 @@ async fn a_repeated_request_waits_on_its_approval_and_runs_once_approved<S: Stor
 }
 both!(a_repeated_request_waits_on_its_approval_and_runs_once_approved);
 
+/// A call the MCP gateway routed by one bundle's tool mappings is decided
+/// under that bundle only: routed under a revision no longer active (a
+/// reload came in between), it is refused as superseded with nothing
+/// recorded, and decided as usual under the active one.
+async fn a_call_routed_under_another_bundle_is_not_decided<S: Store>(world: World<S>) {
+    let asked = request("autonomous-bot", "kubectl:get");
+    let decisions = world.gateway.decisions();
+    let active = world.gateway.bundle().revision().to_owned();
+    let before = world.records("decision").await.len();
+    let superseded = decisions
+        .decide_routed(
+            &agent("autonomous-bot"),
+            asked.clone(),
+            clearance_service::Matching::SameRequest,
+            "a-revision-reloaded-away",
+        )
+        .await;
+    assert!(
+        matches!(superseded, Err(ServiceError::Superseded(_))),
+        "{superseded:?}"
+    );
+    assert_eq!(
+        world.records("decision").await.len(),
+        before,
+        "nothing recorded"
+    );
+    let decided = decisions
+        .decide_routed(
+            &agent("autonomous-bot"),
+            asked,
+            clearance_service::Matching::SameRequest,
+            &active,
+        )
+        .await
+        .unwrap();
+    assert_eq!(&*decided.decision.policy_revision, active.as_str());
+    assert_eq!(world.records("decision").await.len(), before + 1);
+    world.verify().await;
+}
+both!(a_call_routed_under_another_bundle_is_not_decided);
+
 /// A face that cannot run a request now (the MCP face, its upstream down)
 /// asks which approval deciding it would run on, so as not to spend it on
 /// a call bound to fail: only one deciding now would allow is named, so
