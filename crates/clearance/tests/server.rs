@@ -1005,13 +1005,10 @@ fn checkpoints_catch_a_cut_tail_and_a_rewritten_history() {
         all.extend_from_slice(args);
         clearance(&all, db.path())
     };
-    let with_witness = [
-        "--checkpoints",
-        "witness.jsonl",
-        "--public-key",
-        public_key.as_str(),
-    ];
-    let (code, intact) = verify(&with_witness);
+    let against =
+        |witness: &str, key: &str| verify(&["--checkpoints", witness, "--public-key", key]);
+    let with_witness = || against("witness.jsonl", &public_key);
+    let (code, intact) = with_witness();
     assert_eq!(code, 0, "{intact}");
     assert!(
         intact.contains(&format!("{0} of {0} checkpoints confirmed", signed.len())),
@@ -1024,12 +1021,7 @@ fn checkpoints_catch_a_cut_tail_and_a_rewritten_history() {
 
     // A witness emptied (or cut before its first line) proves nothing.
     std::fs::write(db.path().join("empty.jsonl"), "\n").unwrap();
-    let (code, empty) = verify(&[
-        "--checkpoints",
-        "empty.jsonl",
-        "--public-key",
-        public_key.as_str(),
-    ]);
+    let (code, empty) = against("empty.jsonl", public_key.as_str());
     assert_eq!(code, 1, "{empty}");
     assert!(empty.contains("the witness holds no checkpoint"), "{empty}");
 
@@ -1044,30 +1036,15 @@ fn checkpoints_catch_a_cut_tail_and_a_rewritten_history() {
     let altered = head.replacen(&head[..1], if &head[..1] == "0" { "1" } else { "0" }, 1);
     let forged = format!("{}\nnot a checkpoint\n", first.replace(&head, &altered));
     std::fs::write(db.path().join("forged.jsonl"), forged).unwrap();
-    let (code, forged) = verify(&[
-        "--checkpoints",
-        "forged.jsonl",
-        "--public-key",
-        public_key.as_str(),
-    ]);
+    let (code, forged) = against("forged.jsonl", public_key.as_str());
     assert_eq!(code, 1, "{forged}");
     assert!(forged.contains("the signature does not verify"), "{forged}");
     std::fs::write(db.path().join("other.key"), "11".repeat(32)).unwrap();
     let (_, other_key) = clearance(&["audit", "public-key", "--key", "other.key"], db.path());
-    let (code, signed_by_other) = verify(&[
-        "--checkpoints",
-        "witness.jsonl",
-        "--public-key",
-        other_key.trim(),
-    ]);
+    let (code, signed_by_other) = against("witness.jsonl", other_key.trim());
     assert_eq!(code, 1, "another key: {signed_by_other}");
     assert!(signed_by_other.contains("not by"), "{signed_by_other}");
-    let (code, _) = verify(&[
-        "--checkpoints",
-        "witness.jsonl",
-        "--public-key",
-        "not-a-key",
-    ]);
+    let (code, _) = against("witness.jsonl", "not-a-key");
     assert_eq!(code, 2, "a malformed key cannot run the check");
 
     let runtime = tokio::runtime::Runtime::new().unwrap();
@@ -1142,7 +1119,7 @@ fn checkpoints_catch_a_cut_tail_and_a_rewritten_history() {
     sql(rewrite);
     let (code, chain_only) = verify(&[]);
     assert_eq!(code, 0, "the rehashed chain alone verifies: {chain_only}");
-    let (code, rewritten) = verify(&with_witness);
+    let (code, rewritten) = with_witness();
     assert_eq!(code, 1, "{rewritten}");
     assert!(
         rewritten.contains(&format!("BROKEN: record {from} hashes to"))
@@ -1150,7 +1127,7 @@ fn checkpoints_catch_a_cut_tail_and_a_rewritten_history() {
         "{rewritten}"
     );
     sql(original);
-    assert_eq!(verify(&with_witness).0, 0, "restored");
+    assert_eq!(with_witness().0, 0, "restored");
 
     // The tail cut just before the last signed record.
     let last = *signed.last().unwrap();
@@ -1160,7 +1137,7 @@ fn checkpoints_catch_a_cut_tail_and_a_rewritten_history() {
     )]);
     let (code, chain_only) = verify(&[]);
     assert_eq!(code, 0, "the cut chain alone verifies: {chain_only}");
-    let (code, cut) = verify(&with_witness);
+    let (code, cut) = with_witness();
     assert_eq!(code, 1, "{cut}");
     assert!(
         cut.contains(&format!(

@@ -482,6 +482,30 @@ async fn approved_while_down_with(
     waiting
 }
 
+/// remediate-bot's call of `held__linger` with `token`, approved while
+/// its upstream is down, once it has been held for a second.
+async fn held(
+    harness: &Harness,
+    token: &str,
+) -> (Client, tokio::task::JoinHandle<CallToolResult>, String) {
+    let held = approved_while_down_with(harness, token, "held__linger").await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert!(!held.1.is_finished(), "held for its upstream");
+    held
+}
+
+/// An admin revokes `token`.
+async fn revoke(harness: &Harness, token: &str) {
+    let revoked = harness
+        .http
+        .delete(format!("{}/v1/tokens/{token}", harness.base))
+        .bearer_auth(&harness.admin)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(revoked.status(), 200);
+}
+
 /// SIGKILLs the `declines.py` upstream counting its starts in `file`.
 fn kill(harness: &Harness, file: &str) {
     let starts = harness.dir.path().join(file);
@@ -594,9 +618,8 @@ async fn a_held_call_whose_agent_was_demoted_is_decided_at_once() {
     let Some((harness, _)) = harness().await else {
         return;
     };
-    let (_client, call, _) = approved_while_down(&harness, "held__linger").await;
-    tokio::time::sleep(Duration::from_secs(1)).await;
-    assert!(!call.is_finished(), "held for its upstream");
+    let token = harness.token("remediate-bot").await;
+    let (_client, call, _) = held(&harness, &token).await;
 
     harness
         .gateway
@@ -636,19 +659,9 @@ async fn a_held_call_whose_token_is_revoked_ends_at_once() {
         return;
     };
     let token = harness.token("remediate-bot").await;
-    let (_client, call, approval) =
-        approved_while_down_with(&harness, &token, "held__linger").await;
-    tokio::time::sleep(Duration::from_secs(1)).await;
-    assert!(!call.is_finished(), "held for its upstream");
+    let (_client, call, approval) = held(&harness, &token).await;
 
-    let revoked = harness
-        .http
-        .delete(format!("{}/v1/tokens/{token}", harness.base))
-        .bearer_auth(&harness.admin)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(revoked.status(), 200);
+    revoke(&harness, &token).await;
     let result = ended(call, "a revoked token ends the hold").await;
     assert_eq!(result.is_error, Some(true), "{result:?}");
     let seen = clearance(&result);
@@ -670,9 +683,8 @@ async fn a_held_call_whose_tool_a_reload_unmapped_is_refused_at_once() {
     let Some((harness, mark)) = harness().await else {
         return;
     };
-    let (_client, call, _) = approved_while_down(&harness, "held__linger").await;
-    tokio::time::sleep(Duration::from_secs(1)).await;
-    assert!(!call.is_finished(), "held for its upstream");
+    let token = harness.token("remediate-bot").await;
+    let (_client, call, _) = held(&harness, &token).await;
 
     let (config, policy) = bundle(&peers().unwrap(), harness.dir.path(), &mark);
     let mapped = r#"linger: { action: "fs:write""#;
@@ -932,14 +944,7 @@ async fn a_call_does_not_run_on_a_token_revoked_while_it_waited() {
     let file = runbook(&harness, "revoked.md");
     let token = harness.token("remediate-bot").await;
     let (_client, call, approval) = waiting_write_with(&harness, &token, &file).await;
-    let revoked = harness
-        .http
-        .delete(format!("{}/v1/tokens/{token}", harness.base))
-        .bearer_auth(&harness.admin)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(revoked.status(), 200);
+    revoke(&harness, &token).await;
     harness.approve(&approval).await;
     let result = ended(call, "the approval ends the wait").await;
     assert_eq!(result.is_error, Some(true), "{result:?}");

@@ -49,6 +49,22 @@ async fn tool_names(client: &support::Client) -> Vec<String> {
         .collect()
 }
 
+/// Returns once `client` lists server-everything's echo: the upstream may
+/// connect after the first listing on a loaded machine.
+async fn echo_listed(client: &support::Client) {
+    let start = Instant::now();
+    while !tool_names(client)
+        .await
+        .contains(&"everything__echo".into())
+    {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "server-everything's echo was never listed"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_streamable_http_upstream_is_governed_and_relayed() {
     let Some(peers) = peers() else { return };
@@ -205,17 +221,7 @@ async fn a_mapping_that_stops_matching_the_tools_schema_hides_it_and_clients_hea
     let client = harness.client(&harness.token("reader").await).await;
     // The upstream may connect after the first listing on a loaded
     // machine; what is asserted below is the change the bundle makes.
-    let start = Instant::now();
-    while !tool_names(&client)
-        .await
-        .contains(&"everything__echo".into())
-    {
-        assert!(
-            start.elapsed() < Duration::from_secs(30),
-            "server-everything's echo was never listed"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    echo_listed(&client).await;
     *client.service().tools_changed.lock().unwrap() = 0;
 
     harness
@@ -283,17 +289,7 @@ async fn a_repeated_initialized_notification_starts_no_second_relay() {
     for _ in 0..REPEATS {
         repeated.peer().notify_initialized().await.unwrap();
     }
-    let start = Instant::now();
-    while !tool_names(&repeated)
-        .await
-        .contains(&"everything__echo".into())
-    {
-        assert!(
-            start.elapsed() < Duration::from_secs(30),
-            "server-everything's echo was never listed"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    echo_listed(&repeated).await;
     let heard = |client: &support::Client| *client.service().tools_changed.lock().unwrap();
     for client in [&once, &repeated] {
         *client.service().tools_changed.lock().unwrap() = 0;
