@@ -16,7 +16,10 @@ use clearance_engine::{
 };
 use rmcp::model::{Prompt, Resource, ResourceTemplate, Tool};
 
-use crate::upstream::Offer;
+use crate::{
+    resources::{Claims, Unroutable},
+    upstream::Offer,
+};
 
 /// Everything offered, at one moment.
 #[derive(Default)]
@@ -31,6 +34,8 @@ pub(crate) struct Catalog {
     /// Prompts, renamed `<server>__<prompt>`, with the server and the
     /// upstream name.
     pub prompts: Vec<(String, String, Prompt)>,
+    /// Who offers which resource URIs, for reads.
+    claims: Claims,
     /// The revision of the bundle whose mappings route its tools.
     revision: Arc<str>,
 }
@@ -66,7 +71,13 @@ impl Catalog {
             revision: bundle.revision().into(),
             ..Catalog::default()
         };
-        // Thousands of resources from one upstream are checked in one pass.
+        // Claims first: whether a resource is listed depends on them all.
+        for id in bundle.mcp_servers().keys() {
+            if let Some(offer) = offers.get(id) {
+                catalog.claims.add(id, &offer.resources, &offer.templates);
+            }
+        }
+        // A server listing one URI twice lists it once.
         let mut uris = std::collections::HashSet::new();
         for (id, config) in bundle.mcp_servers() {
             let Some(offer) = offers.get(id) else {
@@ -76,12 +87,24 @@ impl Catalog {
             for tool in &offer.tools {
                 catalog.add_tool(&server, tool);
             }
+            let (mut contested, mut example) = (0usize, None);
             for resource in &offer.resources {
-                if !uris.insert(resource.uri.as_str()) {
-                    tracing::warn!(server = %id, uri = %resource.uri, "two upstreams offer one resource URI; the first keeps it");
-                    continue;
+                match catalog.claims.server(&resource.uri) {
+                    Ok(only) if only == id => {
+                        if uris.insert(resource.uri.as_str()) {
+                            catalog.resources.push((id.clone(), resource.clone()));
+                        }
+                    }
+                    Ok(_) | Err(_) => {
+                        contested += 1;
+                        example.get_or_insert(resource.uri.as_str());
+                    }
                 }
-                catalog.resources.push((id.clone(), resource.clone()));
+            }
+            if let Some(example) = example
+                && let Err(why) = catalog.claims.server(example)
+            {
+                tracing::warn!(server = %id, contested, example, "resources not listed, nor read: {why}");
             }
             for template in &offer.templates {
                 catalog.templates.push((id.clone(), template.clone()));
@@ -153,20 +176,9 @@ impl Catalog {
         self.routes.get(name)
     }
 
-    /// The server that offers the resource at `uri`: one that lists it,
-    /// else the one whose template's fixed prefix matches it longest.
-    pub(crate) fn resource_server(&self, uri: &str) -> Option<&str> {
-        if let Some((server, _)) = self.resources.iter().find(|(_, r)| r.uri == uri) {
-            return Some(server);
-        }
-        self.templates
-            .iter()
-            .filter_map(|(server, template)| {
-                let prefix = template.uri_template.split('{').next().unwrap_or_default();
-                (!prefix.is_empty() && uri.starts_with(prefix)).then_some((prefix.len(), server))
-            })
-            .max_by_key(|(length, _)| *length)
-            .map(|(_, server)| server.as_str())
+    /// The one server that offers the resource at `uri`.
+    pub(crate) fn resource_server(&self, uri: &str) -> Result<&str, Unroutable> {
+        self.claims.server(uri)
     }
 
     /// The server and upstream name of the prompt a client gets by `name`.

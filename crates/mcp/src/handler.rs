@@ -176,11 +176,8 @@ impl<S: Store> ServerHandler for Session<S> {
         self.not_stopped(&context.extensions)?;
         self.ready().await;
         let catalog = self.mcp.catalog();
-        let server = catalog.resource_server(&request.uri).ok_or_else(|| {
-            ErrorData::invalid_params(
-                format!("no upstream offers resource `{}`", request.uri),
-                None,
-            )
+        let server = catalog.resource_server(&request.uri).map_err(|why| {
+            ErrorData::invalid_params(format!("resource `{}`: {why}", request.uri), None)
         })?;
         self.mcp
             .upstreams

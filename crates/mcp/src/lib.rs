@@ -8,7 +8,8 @@
 //!   versions and the stateless 2026-07-28 one), for agent tokens only;
 //! - [`bridge`] is `clearance mcp`: a stdio MCP server relaying to `/mcp`;
 //! - [`upstream`] keeps the upstream servers connected; `catalog` is what
-//!   they offer, as the bundle maps it; `call` decides and forwards one
+//!   they offer, as the bundle maps it, and `resources` which of them
+//!   answers a resource read; `call` decides and forwards one
 //!   call, and `waits` bounds the calls waiting for approvals; `answer` is
 //!   what a client reads when its call is not forwarded.
 //!
@@ -24,6 +25,7 @@ mod handler;
 mod links;
 mod progress;
 mod request;
+mod resources;
 pub mod upstream;
 mod waits;
 

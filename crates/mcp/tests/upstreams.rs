@@ -1,6 +1,7 @@
 //! A streamable-HTTP upstream (the real `server-everything`): mapped and
 //! trusted read-only tools, progress passed through, resources and prompts
-//! relayed for reads (but not for an agent a kill switch stops), and a
+//! relayed for reads (but not for an agent a kill switch stops, nor from
+//! either of two upstreams offering one resource URI), and a
 //! mapping that stops matching the tool's schema after a bundle reload:
 //! the client is told the list changed (once for each change, however
 //! often it says it initialized), and the tool is gone.
@@ -52,14 +53,16 @@ async fn tool_names(client: &support::Client) -> Vec<String> {
 /// Returns once `client` lists server-everything's echo: the upstream may
 /// connect after the first listing on a loaded machine.
 async fn echo_listed(client: &support::Client) {
+    listed(client, "everything__echo").await;
+}
+
+/// Returns once `client` lists the tool `name`.
+async fn listed(client: &support::Client, name: &str) {
     let start = Instant::now();
-    while !tool_names(client)
-        .await
-        .contains(&"everything__echo".into())
-    {
+    while !tool_names(client).await.contains(&name.into()) {
         assert!(
             start.elapsed() < Duration::from_secs(30),
-            "server-everything's echo was never listed"
+            "{name} was never listed"
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
@@ -204,6 +207,46 @@ async fn a_streamable_http_upstream_is_governed_and_relayed() {
         .await
         .unwrap_err();
     assert!(stopped.to_string().contains("kill switch"), "{stopped}");
+    harness.verify().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_resource_two_upstreams_offer_is_read_from_neither() {
+    let Some(peers) = peers() else { return };
+    let everything = Everything::start(&peers);
+    let harness = Harness::start(|_| {
+        let twin = format!(
+            "  twin:\n    url: {}\n    annotations: trust\n",
+            everything.url
+        );
+        (
+            config(&everything.url, "{message}") + &twin,
+            OWN_DOMAINS_POLICY.into(),
+        )
+    })
+    .await;
+    let client = harness.client(&harness.token("reader").await).await;
+    echo_listed(&client).await;
+    listed(&client, "twin__get-sum").await;
+
+    // Both connections list the same resources: neither lists them, and
+    // neither answers a read, listed or templated.
+    let resources = client.list_all_resources().await.unwrap();
+    assert!(resources.is_empty(), "{resources:?}");
+    for uri in [
+        "demo://resource/static/document/architecture.md",
+        "demo://resource/dynamic/text/1",
+    ] {
+        let refused = client
+            .read_resource(ReadResourceRequestParams::new(uri))
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(
+            refused.contains(uri) && refused.contains("(everything, twin)"),
+            "{refused}"
+        );
+    }
     harness.verify().await;
 }
 
