@@ -9,6 +9,8 @@ use clearance_service::DecisionAnswer;
 use rmcp::model::{CallToolResult, ContentBlock as Content};
 use serde_json::{Value, json};
 
+use crate::upstream::CallError;
+
 /// The result for a decided call that is not forwarded (every outcome but
 /// `allow`).
 pub(crate) fn withheld(answer: &DecisionAnswer) -> CallToolResult {
@@ -138,13 +140,22 @@ pub(crate) fn undecided(message: &str) -> CallToolResult {
 
 /// The result for an allowed call the upstream failed: not answered, hung
 /// past its timeout, or answered with something that is not a tool result.
-pub(crate) fn upstream_failed(answer: &DecisionAnswer, error: &str) -> CallToolResult {
+/// The agent is told whether the call may have acted all the same: a write
+/// that timed out is not safe to repeat blindly.
+pub(crate) fn upstream_failed(answer: &DecisionAnswer, error: &CallError) -> CallToolResult {
+    let may_have_acted = error.may_have_acted();
+    let sent = if may_have_acted {
+        "It may have acted before it failed: check its effect before repeating the call."
+    } else {
+        "It was not sent to the upstream."
+    };
     let text = format!(
-        "clearance: allowed (decision {}), but the upstream failed: {error}. The decision's outcome is recorded as failed.",
+        "clearance: allowed (decision {}), but the upstream failed: {error}. {sent} The decision's outcome is recorded as failed.",
         answer.decision_id
     );
     let mut structured = clearance(answer);
-    structured.insert("upstream_error".into(), json!(error));
+    structured.insert("upstream_error".into(), json!(error.to_string()));
+    structured.insert("upstream_may_have_acted".into(), json!(may_have_acted));
     result(text, true, Value::Object(structured))
 }
 

@@ -263,7 +263,7 @@ impl<S: Store> McpGateway<S> {
             Ok(result) => (ReportedOutcome::Succeeded, result),
             Err(error) => (
                 ReportedOutcome::Failed,
-                answer::upstream_failed(answer, &error.to_string()),
+                answer::upstream_failed(answer, &error),
             ),
         };
         // The client has its answer as soon as the upstream's is in; the

@@ -199,6 +199,15 @@ pub enum CallError {
     },
 }
 
+impl CallError {
+    /// Whether the call may have reached the upstream, and acted, before it
+    /// failed: only a call that was never sent surely did not. A call that
+    /// timed out, or whose connection broke, may have run all the same.
+    pub fn may_have_acted(&self) -> bool {
+        !matches!(self, CallError::Unavailable { .. })
+    }
+}
+
 impl Default for Upstreams {
     fn default() -> Self {
         Upstreams {
@@ -1116,9 +1125,10 @@ mod tests {
         let url = || Reach::Url("http://127.0.0.1:9/mcp".into());
         let running = server(url(), "", "Bearer old");
         upstreams.reconcile(&[("s".to_owned(), running.clone())].into());
+        // Neither call was sent: the agent is told so.
         let made_again = |result: Result<CallToolResult, CallError>| match result {
-            Err(CallError::Unavailable { reason, .. }) => {
-                reason.contains("the bundle just activated")
+            Err(error @ CallError::Unavailable { .. }) => {
+                !error.may_have_acted() && error.to_string().contains("the bundle just activated")
             }
             _ => false,
         };
@@ -1131,7 +1141,9 @@ mod tests {
         let routed = upstreams
             .call(&running, "echo", JsonObject::new(), None)
             .await;
-        assert!(matches!(routed, Err(CallError::Unavailable { .. })));
+        assert!(
+            matches!(&routed, Err(error @ CallError::Unavailable { .. }) if !error.may_have_acted())
+        );
         assert!(!made_again(routed));
     }
 

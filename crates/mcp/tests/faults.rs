@@ -177,10 +177,13 @@ fn long(seconds: u32) -> Value {
 }
 
 /// A call the upstream failed: an `isError` result saying `says`, and
-/// the decision's outcome recorded as `failed`.
+/// that the call was sent, so it may have acted; the decision's outcome
+/// recorded as `failed`.
 async fn failed_call(harness: &Harness, result: &CallToolResult, says: &str) {
     assert_eq!(result.is_error, Some(true), "{result:?}");
     assert!(text(result).contains(says), "{}", text(result));
+    assert!(text(result).contains("may have acted"), "{}", text(result));
+    assert_eq!(clearance(result)["upstream_may_have_acted"], true);
     let id = clearance(result)["decision_id"]
         .as_str()
         .unwrap()
