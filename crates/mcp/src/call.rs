@@ -407,10 +407,14 @@ impl<S: Store> McpGateway<S> {
                     } else if let Turn::Now(running) =
                         self.turn(&standing, &request.agent, &approval).await
                     {
-                        // An approval that still stands is named; one
-                        // spent or expired is not (the request may match
-                        // another).
-                        let named = !matches!(standing, Standing::Used | Standing::Expired);
+                        // Only a voided approval is named, so that the
+                        // call is denied on it. One given is not: the call
+                        // runs on the approval of its request, and should
+                        // another instance spend it first, is decided again
+                        // as a new request (pending, not denied for an
+                        // approval spent under it). Nor is one spent or
+                        // expired (the request may match another).
+                        let named = matches!(standing, Standing::Voided(_));
                         let again = DecisionRequest {
                             approval_id: named.then(|| approval.clone()),
                             ..request

@@ -14,7 +14,10 @@
 //!   requests: pending again, as an identical call made afterwards is.
 //!
 //! Both hold within one gateway process; instances sharing a database
-//! each keep their own.
+//! each keep their own. Calls on two instances may still decide on one
+//! approval together: the call names the approval of its request, not
+//! the approval itself, so the one whose decision the other made stale
+//! is decided again as a new request, and is pending, not denied.
 
 use std::{
     collections::{HashMap, HashSet},

@@ -9,7 +9,9 @@
 //! 3. a kill switch missed approvals settled at the same moment;
 //! 4. approvals opened while a switch was being tripped survived it;
 //! 5. two resets of one switch both succeeded;
-//! 6. an approval opened by a caller that hung up could miss a trip.
+//! 6. an approval opened by a caller that hung up could miss a trip;
+//! 7. identical requests racing on two instances for their approval: the
+//!    ones that lost were denied for an approval spent under them.
 
 #![allow(
     clippy::unwrap_used,
@@ -22,7 +24,10 @@ mod support;
 
 use std::{collections::BTreeSet, sync::Arc};
 
-use clearance_engine::{DecisionRequest, Outcome, ReportedOutcome, facts::KillScope};
+use clearance_engine::{
+    DecisionRequest, Outcome, ReportedOutcome,
+    facts::{ApprovalStatus, KillScope},
+};
 use clearance_service::{
     EvidenceInput, KillSwitchInput, OutcomeReport, ServiceError, Standing, records::effects_of,
 };
@@ -743,4 +748,106 @@ async fn an_approval_a_trip_missed_is_not_waited_on() {
     assert_eq!(again.outcome, Outcome::Deny, "{:?}", again.reasons);
     assert_eq!(again.reasons[0].code, "kill_switch", "{:?}", again.reasons);
     world.verify().await;
+}
+
+/// Identical requests racing, on two instances, for the approval given to
+/// their request (as calls waiting on it in two MCP gateways do): one runs
+/// on it, and the others — deciding on facts the winner made stale — are
+/// decided again as new requests: pending, never denied for an approval
+/// spent under them (a denial would count against the agent's trust).
+async fn identical_requests_racing_for_their_approval_run_once_and_wait_again<S: Store>(
+    instances: [Arc<World<S>>; 2],
+) {
+    const RACERS: usize = 8;
+    for round in 0..10 {
+        let mut asked = request("remediate-bot", "kubectl:rollout-restart");
+        asked.resource.name = format!("checkout-api-{round}");
+        let opened = instances[0].decide(asked.clone()).await.decision;
+        assert_eq!(opened.outcome, Outcome::Pending, "round {round}");
+        let id = opened.approval_id.unwrap();
+        let first = &instances[0];
+        first
+            .gateway
+            .approvals()
+            .approve(&first.approver, &id, None)
+            .await
+            .unwrap();
+        for world in &instances {
+            world.gateway.sync().await.unwrap();
+        }
+        let racing = (0..RACERS).map(|i| {
+            let world = instances[i % 2].clone();
+            let asked = asked.clone();
+            tokio::spawn(async move { decide_same_request(&world, asked).await.decision })
+        });
+        let decided: Vec<_> = join_all(racing)
+            .await
+            .into_iter()
+            .map(Result::unwrap)
+            .collect();
+        let ran: Vec<_> = decided
+            .iter()
+            .filter(|d| d.outcome == Outcome::Allow)
+            .collect();
+        assert_eq!(ran.len(), 1, "round {round}: {decided:?}");
+        assert_eq!(ran[0].approval_id.as_deref(), Some(id.as_str()));
+        let waiting = decided
+            .iter()
+            .filter(|d| d.outcome == Outcome::Pending && d.approval_id.as_ref() != Some(&id))
+            .count();
+        assert_eq!(waiting, RACERS - 1, "round {round}: {decided:?}");
+        // The approvals the losers opened are settled, so that rounds do
+        // not fill `approvals.max_open_per_agent`.
+        first.gateway.sync().await.unwrap();
+        let open: Vec<String> = first
+            .gateway
+            .approvals()
+            .list(&first.approver)
+            .unwrap()
+            .into_iter()
+            .filter(|a| a.status == ApprovalStatus::Pending)
+            .map(|a| a.id)
+            .collect();
+        for open in open {
+            first
+                .gateway
+                .approvals()
+                .deny(&first.approver, &open, None)
+                .await
+                .unwrap();
+        }
+    }
+    instances[0].verify().await;
+}
+
+mod identical_requests_racing_for_their_approval_run_once_and_wait_again {
+    use super::*;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sqlite_two_instances() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("clearance.db");
+        let first = World::start(SqliteStore::open(&path).await.unwrap()).await;
+        let second = World::start(SqliteStore::open(&path).await.unwrap()).await;
+        super::identical_requests_racing_for_their_approval_run_once_and_wait_again([
+            Arc::new(first),
+            Arc::new(second),
+        ])
+        .await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn postgres_two_instances() {
+        let Some(db) = clearance_testkit::TestDb::create().await else {
+            return;
+        };
+        let connect = || clearance_store::PostgresStore::connect(&db.url);
+        let first = World::start(connect().await.unwrap()).await;
+        let second = World::start(connect().await.unwrap()).await;
+        super::identical_requests_racing_for_their_approval_run_once_and_wait_again([
+            Arc::new(first),
+            Arc::new(second),
+        ])
+        .await;
+    }
 }
