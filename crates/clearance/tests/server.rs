@@ -976,6 +976,110 @@ fn checkpoints_reach_a_witness_url_in_order_and_a_refused_one_again() {
     );
 }
 
+/// An MCP client's open event stream on `/mcp` (session-based): the
+/// response, its body never read, holds the connection open.
+fn open_mcp_stream(
+    runtime: &tokio::runtime::Runtime,
+    base: &str,
+    token: &str,
+) -> reqwest::Response {
+    let client = reqwest::Client::new();
+    let url = format!("http://{base}/mcp");
+    let post = |body: Value, session: Option<&str>| {
+        let mut request = client
+            .post(&url)
+            .bearer_auth(token)
+            .header("Accept", "application/json, text/event-stream")
+            .json(&body);
+        if let Some(session) = session {
+            request = request
+                .header("Mcp-Session-Id", session)
+                .header("Mcp-Protocol-Version", "2025-11-25");
+        }
+        request.send()
+    };
+    runtime.block_on(async {
+        let initialized = post(
+            json!({ "jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+                "protocolVersion": "2025-11-25", "capabilities": {},
+                "clientInfo": { "name": "stream", "version": "1" } } }),
+            None,
+        )
+        .await
+        .unwrap();
+        assert_eq!(initialized.status(), 200);
+        let session = initialized.headers()["mcp-session-id"]
+            .to_str()
+            .unwrap()
+            .to_owned();
+        let notified = post(
+            json!({ "jsonrpc": "2.0", "method": "notifications/initialized" }),
+            Some(&session),
+        )
+        .await
+        .unwrap();
+        assert_eq!(notified.status(), 202);
+        let stream = client
+            .get(&url)
+            .bearer_auth(token)
+            .header("Accept", "text/event-stream")
+            .header("Mcp-Session-Id", &session)
+            .header("Mcp-Protocol-Version", "2025-11-25")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(stream.status(), 200);
+        stream
+    })
+}
+
+/// A gateway stopped as a supervisor stops it (SIGTERM) signs what was
+/// recorded since its last checkpoint before it exits, and hands that
+/// checkpoint to its witness: a planned stop leaves nothing unpinned but
+/// the checkpoint record itself. An MCP client's open event stream does
+/// not hold the stop up.
+#[test]
+fn a_stopping_gateway_signs_its_last_records_for_the_witness() {
+    let db = Db::sqlite();
+    let (code, _) = clearance(&["init", "bundle"], db.path());
+    assert_eq!(code, 0);
+    let config = db.path().join("bundle/clearance.yaml");
+    let mut text = std::fs::read_to_string(&config).unwrap();
+    text.push_str("\ncheckpoints: { every: 1000, interval: 1h, witness: witness.jsonl }\n");
+    std::fs::write(&config, text).unwrap();
+    let mut server = serve(&db);
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    server.send_reads(&runtime, 5);
+    let witness = db.path().join("witness.jsonl");
+    assert!(!witness.exists(), "no checkpoint is due while it serves");
+    let stream = open_mcp_stream(&runtime, &server.base, server.agent_token.as_ref().unwrap());
+
+    let status = server.process.terminate(Duration::from_secs(30));
+    drop(stream);
+    assert!(status.success(), "{status}");
+    let lines = std::fs::read_to_string(&witness).unwrap();
+    assert_eq!(lines.lines().count(), 1, "{lines}");
+    let (code, verified) = clearance(
+        &[
+            "audit",
+            "verify",
+            "--db",
+            db.arg(),
+            "--checkpoints",
+            "witness.jsonl",
+            "--public-key",
+            clearance(&["audit", "public-key"], db.path()).1.trim(),
+        ],
+        db.path(),
+    );
+    assert_eq!(code, 0, "{verified}");
+    assert!(
+        verified.contains("1 of 1 checkpoints confirmed")
+            && verified.contains("; 1 record after it not yet pinned"),
+        "{verified}"
+    );
+}
+
 /// Signed checkpoints catch what the chain alone cannot: the gateway signs
 /// its head into the ledger and a witness file; `audit verify` with the
 /// witness and the public key passes on the intact ledger, and fails on a
@@ -1014,10 +1118,7 @@ fn checkpoints_catch_a_cut_tail_and_a_rewritten_history() {
         intact.contains(&format!("{0} of {0} checkpoints confirmed", signed.len())),
         "{intact}"
     );
-    assert!(
-        intact.contains("records after it not yet pinned"),
-        "{intact}"
-    );
+    assert!(intact.contains("after it not yet pinned"), "{intact}");
 
     // A witness emptied (or cut before its first line) proves nothing.
     std::fs::write(db.path().join("empty.jsonl"), "\n").unwrap();

@@ -127,7 +127,7 @@ pub fn router<S: Store>(mcp: Arc<McpGateway<S>>, allowed_hosts: Vec<String>) -> 
     });
     let mut config = StreamableHttpServerConfig::default()
         .with_max_request_body_bytes(MAX_MCP_BODY_BYTES)
-        .with_cancellation_token(tokio_util::sync::CancellationToken::new());
+        .with_cancellation_token(mcp.serving.child_token());
     config = if allowed_hosts.is_empty() {
         config.disable_allowed_hosts()
     } else {

@@ -270,7 +270,7 @@ impl<S: Store> McpGateway<S> {
         // outcome is recorded behind it.
         let gateway = self.gateway.clone();
         let decision_id = answer.decision_id.clone();
-        tokio::spawn(async move {
+        self.reports.spawn(async move {
             let report = OutcomeReport {
                 outcome,
                 started_at: Some(started),

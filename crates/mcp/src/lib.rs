@@ -38,9 +38,14 @@ use clearance_service::Gateway;
 use clearance_store::Store;
 
 pub use auth::router;
+
 use catalog::Catalog;
 use upstream::Upstreams;
 use waits::Waits;
+
+/// How long a stopping MCP gateway waits for the outcomes of forwarded
+/// calls to be recorded.
+pub const REPORTS_WAIT: Duration = Duration::from_secs(10);
 
 /// How often the active bundle is compared with the upstreams running: a
 /// reload (here or on another instance) starts, stops or restarts them.
@@ -64,6 +69,10 @@ pub struct McpGateway<S: Store> {
     sealer: Option<rmcp::model::RequestStateCodec>,
     /// The calls waiting for their approvals.
     waits: Waits,
+    /// Cancelled when the gateway stops serving: every MCP session ends.
+    serving: tokio_util::sync::CancellationToken,
+    /// The outcomes of forwarded calls still being recorded.
+    reports: tokio_util::task::TaskTracker,
 }
 
 impl<S: Store> McpGateway<S> {
@@ -89,6 +98,8 @@ impl<S: Store> McpGateway<S> {
             console,
             sealer,
             waits: Waits::default(),
+            serving: tokio_util::sync::CancellationToken::new(),
+            reports: tokio_util::task::TaskTracker::new(),
         });
         tokio::spawn(follow_bundle(Arc::downgrade(&mcp)));
         mcp
@@ -111,9 +122,29 @@ impl<S: Store> McpGateway<S> {
         &self.upstreams
     }
 
-    /// Stops every upstream server.
+    /// Ends every MCP session, as the gateway stops serving, so that no
+    /// client holds the stop up: open event streams close, and a call
+    /// waiting for its approval stops waiting (nothing runs; the approval
+    /// stays for the identical repeat).
+    pub fn stop_serving(&self) {
+        self.serving.cancel();
+    }
+
+    /// Stops every upstream server, then waits (up to [`REPORTS_WAIT`])
+    /// for the outcomes of the calls forwarded to them to be recorded: the
+    /// gateway's last checkpoint, signed after this, then covers them.
     pub async fn shutdown(&self) {
         self.upstreams.shutdown().await;
+        self.reports.close();
+        if tokio::time::timeout(REPORTS_WAIT, self.reports.wait())
+            .await
+            .is_err()
+        {
+            tracing::error!(
+                unrecorded = self.reports.len(),
+                "stopping before the outcomes of some MCP calls were recorded"
+            );
+        }
     }
 
     /// What is offered now, by the active bundle's servers.

@@ -24,6 +24,32 @@ impl Running {
     }
 }
 
+impl Running {
+    /// SIGTERM, as a supervisor stops a service, and its exit status once
+    /// it has stopped, within `within`.
+    ///
+    /// # Panics
+    /// When the process cannot be signalled, or does not stop in time.
+    pub fn terminate(&mut self, within: std::time::Duration) -> std::process::ExitStatus {
+        let signalled = Command::new("kill")
+            .args(["-TERM", &self.0.id().to_string()])
+            .status()
+            .expect("`kill` runs");
+        assert!(signalled.success(), "the process is signalled");
+        let deadline = std::time::Instant::now() + within;
+        loop {
+            if let Some(status) = self.0.try_wait().expect("the process is waited for") {
+                return status;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the process did not stop within {within:?} of SIGTERM"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    }
+}
+
 impl Drop for Running {
     fn drop(&mut self) {
         self.1.print_if_failing();

@@ -14,6 +14,7 @@ use clearance_service::{Gateway, Identity, Role};
 use clearance_store::{Location, Store};
 
 use super::{
+    checkpoints::LAST_CHECKPOINT,
     runtime::{block_on, init_logging},
     stores::with_store,
 };
@@ -22,8 +23,8 @@ use crate::exit::Exit;
 /// How often the bundle directory is checked for changes.
 const RELOAD_POLL: Duration = Duration::from_secs(2);
 
-/// How long a stopping HTTPS server lets requests in flight finish.
-const TLS_DRAIN: Duration = Duration::from_secs(10);
+/// How long a stopping server lets requests in flight finish.
+const DRAIN: Duration = Duration::from_secs(10);
 
 /// `tls`: the certificate chain and key files, for HTTPS.
 pub fn run(
@@ -226,10 +227,14 @@ async fn run_gateway<S: Store>(
     tokio::spawn(reload_when_changed(gateway.clone(), dir, active));
     tokio::spawn(sweep_demotions(gateway.clone()));
     tokio::spawn(expire_approvals(gateway.clone()));
-    tokio::spawn(super::checkpoints::sign_when_due(
+    let (stop_signing, signing_stopped) = tokio::sync::oneshot::channel::<()>();
+    let signing = tokio::spawn(super::checkpoints::sign_when_due(
         gateway.clone(),
         checkpoint_key,
         signing_key,
+        async {
+            let _ = signing_stopped.await;
+        },
     ));
     if address.ip().is_unspecified() && gateway.bundle().notify().console_url.is_none() {
         tracing::warn!(
@@ -257,18 +262,47 @@ async fn run_gateway<S: Store>(
     let app = clearance_http::router(gateway)
         .merge(console)
         .merge(clearance_mcp::router(mcp.clone(), allowed_hosts(address)));
+    // Asked to stop: MCP sessions end at once (an open event stream, a
+    // call waiting for its approval, would hold the drain up for good),
+    // and the requests in flight have `DRAIN` to finish.
+    let (asked_to_stop, stop_asked) = tokio::sync::watch::channel(false);
+    tokio::spawn({
+        let mcp = mcp.clone();
+        async move {
+            shutdown().await;
+            mcp.stop_serving();
+            let _ = asked_to_stop.send(true);
+        }
+    });
+    let stopping = || {
+        let mut asked = stop_asked.clone();
+        async move {
+            let _ = asked.wait_for(|asked| *asked).await;
+        }
+    };
     match tls {
         None => {
-            axum::serve(clearance_http::without_nagle(listener), app)
-                .with_graceful_shutdown(shutdown())
-                .await?;
+            let serving = axum::serve(clearance_http::without_nagle(listener), app)
+                .with_graceful_shutdown(stopping());
+            let drained = async {
+                stopping().await;
+                tokio::time::sleep(DRAIN).await;
+            };
+            tokio::select! {
+                served = serving => served?,
+                () = drained => tracing::warn!(
+                    "requests still in flight {}s after the stop was asked: stopping without them",
+                    DRAIN.as_secs()
+                ),
+            }
         }
         Some(config) => {
             let handle = axum_server::Handle::new();
-            let stopping = handle.clone();
+            let stopped = handle.clone();
+            let stopping = stopping();
             tokio::spawn(async move {
-                shutdown().await;
-                stopping.graceful_shutdown(Some(TLS_DRAIN));
+                stopping.await;
+                stopped.graceful_shutdown(Some(DRAIN));
             });
             axum_server::from_tcp_rustls(listener.into_std()?, config)?
                 .map(|tls| tls.acceptor(axum_server::accept::NoDelayAcceptor::new()))
@@ -278,6 +312,16 @@ async fn run_gateway<S: Store>(
         }
     }
     mcp.shutdown().await;
+    // Last, so that the last checkpoint covers every record the requests
+    // being drained above made.
+    let _ = stop_signing.send(());
+    match tokio::time::timeout(LAST_CHECKPOINT + DRAIN, signing).await {
+        Ok(Ok(())) => {}
+        Ok(Err(error)) => tracing::error!(%error, "the checkpoint signer stopped abnormally"),
+        Err(_) => {
+            tracing::error!("the checkpoint signer did not stop in time; stopping without it")
+        }
+    }
     Ok(Exit::Ok)
 }
 

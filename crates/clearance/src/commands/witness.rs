@@ -53,6 +53,11 @@ impl WitnessQueue {
         self.waiting.push((witness, line));
     }
 
+    /// How many lines wait for their witnesses.
+    pub fn waiting(&self) -> usize {
+        self.waiting.len()
+    }
+
     /// Hands each waiting line to its witness, in order, up to the first
     /// that is not taken.
     pub async fn flush(&mut self) {
