@@ -1,8 +1,9 @@
 //! Signed checkpoints at the binary's edge: the signing key's file (made on
 //! first need, readable by its owner only), the loop that signs the head
 //! when `checkpoints:` says it is due (and once more as the gateway stops)
-//! and hands each checkpoint to its witness (`witness`), `clearance audit public-key`, and `clearance audit verify
-//! --checkpoints` (the chain and the witness, streamed together).
+//! and hands each checkpoint to its witness (`witness`), `clearance audit
+//! public-key`, and `clearance audit verify --checkpoints` (the chain and
+//! the witness, streamed together).
 
 use std::{
     fs::OpenOptions,
@@ -102,10 +103,12 @@ pub fn print_public_key(key: &Path) -> anyhow::Result<Exit> {
 /// is tried again at every poll (the checkpoint stays in the ledger
 /// meanwhile).
 ///
-/// Once `stopping` completes (the gateway stops serving), the head is
-/// signed once more if anything was recorded since, and what waits for
+/// Once `stopping` completes (the gateway has stopped serving), the head
+/// is signed once more if anything was recorded since, and what waits for
 /// its witness is handed over, within [`LAST_CHECKPOINT`]: a planned stop
-/// leaves no record unpinned, and no checkpoint held only in memory.
+/// leaves unpinned only that checkpoint's own record (and what background
+/// work records in the process's last moments), and no checkpoint held
+/// only in memory.
 pub async fn sign_when_due<S: Store>(
     gateway: Arc<Gateway<S>>,
     key_path: PathBuf,
