@@ -745,18 +745,25 @@ fn audit_verify_names_the_first_tampered_record_and_exits_one() {
     assert!(broken.starts_with("BROKEN: record 7:"), "{broken}");
 }
 
-/// Serves `db` with the example bundle and `checkpoints: { every: 20,
-/// interval: 1s, witness }` through 120 reads in four bursts, then stops
-/// once the last checkpoint is due.
-fn serve_with_checkpoints(db: &Db, witness: &str) {
+/// Writes the example bundle into `db`'s directory, signing checkpoints
+/// as `settings` (the `checkpoints:` value) say.
+fn init_with_checkpoints(db: &Db, settings: &str) {
     let (code, _) = clearance(&["init", "bundle"], db.path());
     assert_eq!(code, 0);
     let config = db.path().join("bundle/clearance.yaml");
     let mut text = std::fs::read_to_string(&config).unwrap();
-    text.push_str(&format!(
-        "\ncheckpoints: {{ every: 20, interval: 1s, witness: {witness} }}\n"
-    ));
+    text.push_str(&format!("\ncheckpoints: {settings}\n"));
     std::fs::write(&config, text).unwrap();
+}
+
+/// Serves `db` with the example bundle and `checkpoints: { every: 20,
+/// interval: 1s, witness }` through 120 reads in four bursts, then stops
+/// once the last checkpoint is due.
+fn serve_with_checkpoints(db: &Db, witness: &str) {
+    init_with_checkpoints(
+        db,
+        &format!("{{ every: 20, interval: 1s, witness: {witness} }}"),
+    );
     let server = serve(db);
     let runtime = tokio::runtime::Runtime::new().unwrap();
     for _ in 0..4 {
@@ -822,12 +829,7 @@ both!(a_missing_bundle_is_not_replaced_by_the_example_on_a_used_ledger);
 #[test]
 fn the_checkpoint_key_is_made_at_start_or_the_start_fails() {
     let db = Db::sqlite();
-    let (code, _) = clearance(&["init", "bundle"], db.path());
-    assert_eq!(code, 0);
-    let config = db.path().join("bundle/clearance.yaml");
-    let mut text = std::fs::read_to_string(&config).unwrap();
-    text.push_str("\ncheckpoints: { every: 1000, interval: 1h, witness: witness.jsonl }\n");
-    std::fs::write(&config, text).unwrap();
+    init_with_checkpoints(&db, "{ every: 1000, interval: 1h, witness: witness.jsonl }");
 
     let failed = serve_command(&db, &["--checkpoint-key", "no/such/dir/key"])
         .output()
@@ -1041,12 +1043,7 @@ fn open_mcp_stream(
 #[test]
 fn a_stopping_gateway_signs_its_last_records_for_the_witness() {
     let db = Db::sqlite();
-    let (code, _) = clearance(&["init", "bundle"], db.path());
-    assert_eq!(code, 0);
-    let config = db.path().join("bundle/clearance.yaml");
-    let mut text = std::fs::read_to_string(&config).unwrap();
-    text.push_str("\ncheckpoints: { every: 1000, interval: 1h, witness: witness.jsonl }\n");
-    std::fs::write(&config, text).unwrap();
+    init_with_checkpoints(&db, "{ every: 1000, interval: 1h, witness: witness.jsonl }");
     let mut server = serve(&db);
     let runtime = tokio::runtime::Runtime::new().unwrap();
     server.send_reads(&runtime, 5);

@@ -87,23 +87,23 @@ impl Catalog {
             for tool in &offer.tools {
                 catalog.add_tool(&server, tool);
             }
-            let (mut contested, mut example) = (0usize, None);
+            // A URI a server lists is claimed by it: it is that server's
+            // alone, or contested.
+            let (mut contested, mut first) = (0usize, None);
             for resource in &offer.resources {
                 match catalog.claims.server(&resource.uri) {
-                    Ok(only) if only == id => {
+                    Ok(_) => {
                         if uris.insert(resource.uri.as_str()) {
                             catalog.resources.push((id.clone(), resource.clone()));
                         }
                     }
-                    Ok(_) | Err(_) => {
+                    Err(why) => {
                         contested += 1;
-                        example.get_or_insert(resource.uri.as_str());
+                        first.get_or_insert((resource.uri.as_str(), why));
                     }
                 }
             }
-            if let Some(example) = example
-                && let Err(why) = catalog.claims.server(example)
-            {
+            if let Some((example, why)) = first {
                 tracing::warn!(server = %id, contested, example, "resources not listed, nor read: {why}");
             }
             for template in &offer.templates {

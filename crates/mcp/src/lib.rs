@@ -38,7 +38,6 @@ use clearance_service::Gateway;
 use clearance_store::Store;
 
 pub use auth::router;
-
 use catalog::Catalog;
 use upstream::Upstreams;
 use waits::Waits;

@@ -81,15 +81,11 @@ impl Claims {
                 .filter(|(_, prefix)| uri.starts_with(prefix.as_str()))
                 .map(|(server, _)| server.as_str()),
         );
-        let mut claimants = claimants.into_iter();
-        match (claimants.next(), claimants.len()) {
-            (None, _) => Err(Unroutable::Unclaimed),
-            (Some(one), 0) => Ok(one),
-            (Some(first), _) => Err(Unroutable::Contested(
-                std::iter::once(first)
-                    .chain(claimants)
-                    .map(str::to_owned)
-                    .collect(),
+        match Vec::from_iter(claimants).as_slice() {
+            [] => Err(Unroutable::Unclaimed),
+            [one] => Ok(one),
+            many => Err(Unroutable::Contested(
+                many.iter().map(|server| (*server).to_owned()).collect(),
             )),
         }
     }

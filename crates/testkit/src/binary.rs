@@ -22,9 +22,7 @@ impl Running {
         self.0.kill().expect("the process is signalled");
         self.0.wait().expect("the process is reaped");
     }
-}
 
-impl Running {
     /// SIGTERM, as a supervisor stops a service, and its exit status once
     /// it has stopped, within `within`.
     ///
